@@ -1,0 +1,31 @@
+"""Params loading and validation: `params.yaml` -> typed, checked dataclasses."""
+
+from fourds.config.load import load_params
+from fourds.config.schema import (
+    ATTENTION_BACKENDS,
+    READOUT_TASKS,
+    ConfigError,
+    CurateConfig,
+    LadderConfig,
+    MAEConfig,
+    ModelConfig,
+    Params,
+    PretrainConfig,
+    ReadoutConfig,
+    RuntimeConfig,
+)
+
+__all__ = [
+    "ATTENTION_BACKENDS",
+    "READOUT_TASKS",
+    "ConfigError",
+    "CurateConfig",
+    "LadderConfig",
+    "MAEConfig",
+    "ModelConfig",
+    "Params",
+    "PretrainConfig",
+    "ReadoutConfig",
+    "RuntimeConfig",
+    "load_params",
+]

@@ -1,0 +1,283 @@
+"""Typed schema of `params.yaml`.
+
+Every section is a frozen dataclass. `parse(cls, data, path)` turns a plain mapping into the
+dataclass, checking that keys are known and values have the declared type; each class then
+checks its own rules in `check(path)`. Every error is a `ConfigError` whose message starts with
+the key path and the offending value, for example
+`models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
+READOUT_TASKS = ("depth",)
+DEVICES = ("cpu", "cuda", "auto")
+
+
+class ConfigError(ValueError):
+    """An invalid param: the message names the key path and the rule it breaks."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive(path: str, value: int | float) -> None:
+    _require(value > 0, f"{path}={value!r} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """One encoder architecture of the ladder (a plain 4DS video ViT)."""
+
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    tubelet: tuple[int, int, int]
+
+    def check(self, path: str) -> None:
+        for name in ("width", "depth", "heads", "mlp_dim"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        _require(
+            self.width % self.heads == 0,
+            f"{path}.width={self.width} is not divisible by {path}.heads={self.heads}",
+        )
+        for axis, size in zip("thw", self.tubelet):
+            _positive(f"{path}.tubelet[{axis}]", size)
+
+
+@dataclasses.dataclass(frozen=True)
+class LadderConfig:
+    """The scaling ladder: the model names to pretrain and evaluate, smallest first."""
+
+    name: str
+    scales: tuple[str, ...]
+
+    def check(self, path: str) -> None:
+        _require(len(self.scales) > 0, f"{path}.scales is empty: list at least one model")
+        _require(
+            len(set(self.scales)) == len(self.scales),
+            f"{path}.scales={list(self.scales)} lists a model twice",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the stages compute."""
+
+    device: str
+    attention: str
+    threads: int
+
+    def check(self, path: str) -> None:
+        _require(
+            self.device in DEVICES,
+            f"{path}.device={self.device!r} is not one of {list(DEVICES)}",
+        )
+        _require(
+            self.attention in ATTENTION_BACKENDS,
+            f"{path}.attention={self.attention!r} is not one of {list(ATTENTION_BACKENDS)}",
+        )
+        _require(self.threads >= 0, f"{path}.threads={self.threads} must be >= 0 (0: default)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CurateConfig:
+    """How raw videos are cut into training clips."""
+
+    clip_frames: int
+    frame_stride: int
+    resolution: int
+    clips_per_shard: int
+
+    def check(self, path: str) -> None:
+        for name in ("clip_frames", "frame_stride", "resolution", "clips_per_shard"):
+            _positive(f"{path}.{name}", getattr(self, name))
+
+    @property
+    def span(self) -> int:
+        """Number of source frames one clip covers."""
+        return (self.clip_frames - 1) * self.frame_stride + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class MAEConfig:
+    """Masked auto-encoding: masking and the MAE-ST-style decoder."""
+
+    mask_ratio: float
+    decoder_width: int
+    decoder_depth: int
+    decoder_heads: int
+
+    def check(self, path: str) -> None:
+        _require(
+            0.0 <= self.mask_ratio < 1.0,
+            f"{path}.mask_ratio={self.mask_ratio} must be in [0, 1)",
+        )
+        for name in ("decoder_width", "decoder_depth", "decoder_heads"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        _require(
+            self.decoder_width % self.decoder_heads == 0,
+            f"{path}.decoder_width={self.decoder_width} is not divisible by "
+            f"{path}.decoder_heads={self.decoder_heads}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Optimisation of the MAE pretraining run."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    seed: int
+    log_every: int
+
+    def check(self, path: str) -> None:
+        for name in ("steps", "batch_size", "lr", "log_every"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
+        _require(self.grad_clip >= 0, f"{path}.grad_clip={self.grad_clip} must be >= 0 (0: off)")
+        _require(
+            0 <= self.warmup_steps < self.steps,
+            f"{path}.warmup_steps={self.warmup_steps} must be in [0, {path}.steps={self.steps})",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadoutConfig:
+    """Frozen-encoder attention readouts."""
+
+    tasks: tuple[str, ...]
+    readout_depth: float
+    width: int
+    heads: int
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+
+    def check(self, path: str) -> None:
+        for task in self.tasks:
+            _require(
+                task in READOUT_TASKS,
+                f"{path}.tasks has {task!r}, which is not one of {list(READOUT_TASKS)}",
+            )
+        _require(
+            0.0 < self.readout_depth <= 1.0,
+            f"{path}.readout_depth={self.readout_depth} must be in (0, 1]",
+        )
+        for name in ("width", "heads", "steps", "batch_size", "lr"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        _require(
+            self.width % self.heads == 0,
+            f"{path}.width={self.width} is not divisible by {path}.heads={self.heads}",
+        )
+        _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """The whole of `params.yaml`."""
+
+    ladder: LadderConfig
+    models: dict[str, ModelConfig]
+    runtime: RuntimeConfig
+    curate: CurateConfig
+    mae: MAEConfig
+    pretrain: PretrainConfig
+    readout: ReadoutConfig
+
+    def check(self, path: str) -> None:
+        for scale in self.ladder.scales:
+            _require(
+                scale in self.models,
+                f"ladder.scales has {scale!r}, which is not defined under models "
+                f"(known: {sorted(self.models)})",
+            )
+            model = self.models[scale]
+            t, p, q = model.tubelet
+            _require(
+                self.curate.clip_frames % t == 0,
+                f"curate.clip_frames={self.curate.clip_frames} is not divisible by "
+                f"models.{scale}.tubelet[t]={t}",
+            )
+            _require(
+                self.curate.resolution % p == 0 and self.curate.resolution % q == 0,
+                f"curate.resolution={self.curate.resolution} is not divisible by "
+                f"models.{scale}.tubelet[h, w]=({p}, {q})",
+            )
+
+    def model(self, scale: str) -> ModelConfig:
+        """The architecture of one ladder scale, with a clear error for unknown names."""
+        if scale not in self.models:
+            raise ConfigError(f"scale {scale!r} is not defined under models (known: {sorted(self.models)})")
+        return self.models[scale]
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind))
+
+
+def _convert(kind: Any, value: Any, path: str) -> Any:
+    """Check `value` against the annotation `kind` and convert lists to tuples."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return parse(kind, value, path)
+    if origin is dict:
+        _, item_kind = typing.get_args(kind)
+        _require(isinstance(value, dict), f"{path}={value!r} must be a mapping")
+        return {str(k): _convert(item_kind, v, f"{path}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        args = typing.get_args(kind)
+        _require(isinstance(value, (list, tuple)), f"{path}={value!r} must be a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        _require(len(value) == len(args), f"{path}={list(value)} must have {len(args)} entries")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in the params schema ({path})")
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _require(ok, f"{path}={value!r} must be a number")
+        return float(value)
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        _require(ok, f"{path}={value!r} must be an integer")
+        return value
+    _require(isinstance(value, kind), f"{path}={value!r} must be of type {_type_name(kind)}")
+    return value
+
+
+def parse(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, checking keys, types and the class's own rules.
+
+    Args:
+        cls: a dataclass of this module.
+        data: the mapping read from YAML.
+        path: key path of `data` inside params.yaml ("" for the root).
+    """
+    where = path or "params.yaml"
+    _require(isinstance(data, dict), f"{where} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(fields))
+    _require(not unknown, f"{where} has unknown key(s) {unknown} (known: {fields})")
+    missing = [name for name in fields if name not in data]
+    _require(not missing, f"{where} is missing key(s) {missing}")
+    prefix = f"{path}." if path else ""
+    values = {name: _convert(hints[name], data[name], prefix + name) for name in fields}
+    instance = cls(**values)
+    instance.check(path)
+    return instance

@@ -1,0 +1,1 @@
+"""Video I/O, the embedded corpus, and curation into clip shards."""

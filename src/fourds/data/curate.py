@@ -1,0 +1,163 @@
+"""The `curate` stage: decode raw videos with PyAV, cut clips, write shards and a manifest.
+
+Outputs in `out_dir`:
+
+    <split>-<k>.npz   shard k of a split, arrays (N clips each, no pickled objects):
+                      video [N, T, S, S, 3] uint8; and when the source has ground truth,
+                      depth [N, T, S, S] float16 metres, intrinsics [N, T, 3, 3] float32
+                      pixels at the clip resolution, extrinsics [N, T, 4, 4] float32
+    manifest.json     per accepted clip: split, source, frame range, shard, row, sha256 of
+                      the decoded clip; per rejected source: the reason
+    run.yaml          the run record
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fourds.config import CurateConfig
+from fourds.data.corpus import SPLITS
+from fourds.data.video import VideoError, read_video
+from fourds.records import atomic_path, write_json
+
+GROUND_TRUTH_KEYS = ("depth", "intrinsics", "extrinsics")
+
+
+def resize_ground_truth(truth: dict[str, np.ndarray], size: int) -> dict:
+    """Bring per-frame ground truth from its own height x width to size x size.
+
+    Depth is sampled at the new pixel centres (nearest, no blending across edges); intrinsics
+    are rescaled; extrinsics do not change.
+    """
+    height, width = truth["depth"].shape[1:3]
+    rows = np.floor((np.arange(size) + 0.5) * height / size).astype(np.int64)
+    cols = np.floor((np.arange(size) + 0.5) * width / size).astype(np.int64)
+    intrinsics = truth["intrinsics"].astype(np.float32).copy()
+    intrinsics[:, 0] *= size / width
+    intrinsics[:, 1] *= size / height
+    return {
+        "depth": truth["depth"][:, rows][:, :, cols].astype(np.float16),
+        "intrinsics": intrinsics,
+        "extrinsics": truth["extrinsics"].astype(np.float32),
+    }
+
+
+def clip_starts(frame_count: int, span: int) -> range:
+    """First frames of the non-overlapping clips of `span` frames in a video."""
+    return range(0, frame_count - span + 1, span)
+
+
+def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | None:
+    truth_path = video_path.with_suffix(".npz")
+    if not truth_path.exists():
+        return None
+    with np.load(truth_path, allow_pickle=False) as data:
+        truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
+    if any(len(value) != frame_count for value in truth.values()):
+        raise VideoError(f"{truth_path}: ground truth has a different frame count than the video")
+    return truth
+
+
+class ShardWriter:
+    """Collects clips of one split and writes them `per_shard` at a time."""
+
+    def __init__(self, out_dir: Path, split: str, per_shard: int):
+        self.out_dir, self.split, self.per_shard = out_dir, split, per_shard
+        self.rows: list[dict[str, np.ndarray]] = []
+        self.shards = 0
+
+    @property
+    def next_location(self) -> tuple[str, int]:
+        return f"{self.split}-{self.shards:03d}.npz", len(self.rows)
+
+    def add(self, row: dict[str, np.ndarray]) -> None:
+        self.rows.append(row)
+        if len(self.rows) == self.per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        keys = self.rows[0].keys()
+        if any(row.keys() != keys for row in self.rows):
+            raise VideoError(f"split {self.split}: some sources have ground truth and some not")
+        arrays = {key: np.stack([row[key] for row in self.rows]) for key in keys}
+        name, _ = self.next_location
+        with atomic_path(self.out_dir / name) as partial, open(partial, "wb") as handle:
+            np.savez(handle, **arrays)
+        self.rows, self.shards = [], self.shards + 1
+
+
+def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict:
+    """Cut every video under `data_dir/<split>/` into clips; returns the manifest."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clips, rejected = [], []
+    for split in SPLITS:
+        writer = ShardWriter(out_dir, split, cfg.clips_per_shard)
+        sources = sorted((data_dir / split).glob("*.mp4"))
+        for source in tqdm(sources, desc=f"curate {split}", unit="video"):
+            try:
+                video = read_video(source, size=cfg.resolution)
+                truth = _load_truth(source, len(video))
+            except VideoError as error:
+                rejected.append({"source": str(source), "reason": str(error)})
+                continue
+            if len(video) < cfg.span:
+                reason = f"too short: {len(video)} frames, a clip needs {cfg.span}"
+                rejected.append({"source": str(source), "reason": reason})
+                continue
+            if truth is not None:
+                truth = resize_ground_truth(truth, cfg.resolution)
+            for start in clip_starts(len(video), cfg.span):
+                frames = np.arange(start, start + cfg.span, cfg.frame_stride)
+                row = {"video": np.ascontiguousarray(video[frames])}
+                if truth is not None:
+                    row.update({key: value[frames] for key, value in truth.items()})
+                shard, index = writer.next_location
+                clips.append(
+                    {
+                        "split": split,
+                        "source": str(source),
+                        "frames": {
+                            "start": int(start),
+                            "stop": int(frames[-1]) + 1,
+                            "stride": cfg.frame_stride,
+                        },
+                        "shard": shard,
+                        "row": index,
+                        "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
+                    }
+                )
+                writer.add(row)
+        writer.flush()
+    manifest = {"clips": clips, "rejected": rejected}
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def load_split(curate_dir: str | Path, split: str) -> dict[str, np.ndarray]:
+    """All clips of one split as arrays (see the module docstring for keys and shapes)."""
+    shards = sorted(Path(curate_dir).glob(f"{split}-*.npz"))
+    if not shards:
+        raise FileNotFoundError(
+            f"no shards for split {split!r} in {curate_dir}: run `dvc repro curate` first"
+        )
+    parts = []
+    for shard in shards:
+        with np.load(shard, allow_pickle=False) as data:
+            parts.append({key: data[key] for key in data.files})
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def manifest_summary(manifest: dict) -> dict:
+    """Counts per split for the stage's metrics file."""
+    summary = {f"clips_{split}": 0 for split in SPLITS}
+    for clip in manifest["clips"]:
+        summary[f"clips_{clip['split']}"] += 1
+    summary["rejected"] = len(manifest["rejected"])
+    return summary

@@ -1,0 +1,71 @@
+"""Video file I/O with PyAV: the only place that touches containers and codecs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from fourds.records import atomic_path
+
+
+class VideoError(RuntimeError):
+    """A video file that cannot be read: the message names the file and the cause."""
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> None:
+    """Encode frames to an H.264 (4:4:4) MP4, bit-for-bit reproducibly.
+
+    Args:
+        path: destination; written under a temporary name, then renamed.
+        frames: [T, H, W, 3] uint8 RGB, H and W even.
+        fps: frame rate stored in the container.
+        crf: x264 constant rate factor (lower is higher quality).
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    with atomic_path(path) as partial, av.open(str(partial), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        # 4:4:4 chroma: 4:2:0 smears the saturated texture edges of the synthetic world.
+        stream.pix_fmt = "yuv444p"
+        # One thread keeps the bitstream independent of the machine's core count.
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        container.metadata["comment"] = "rendered by fourds synth"
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def read_video(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Decode every frame of a video.
+
+    Args:
+        path: any container/codec PyAV (FFmpeg) can decode.
+        size: if given, frames are resized to size x size (bilinear, by FFmpeg's scaler).
+
+    Returns:
+        [T, H, W, 3] uint8 RGB frames in decode order.
+
+    Raises:
+        VideoError: the file is missing, not a video, or undecodable.
+    """
+    path = Path(path)
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if size is not None:
+                    frame = frame.reformat(width=size, height=size, interpolation="BILINEAR")
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"{path}: cannot decode ({error})") from None
+    if not frames:
+        raise VideoError(f"{path}: decodes to zero frames")
+    return np.stack(frames)

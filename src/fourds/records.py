@@ -1,0 +1,93 @@
+"""Atomic writes, the one metrics writer, and the run record every stage leaves behind."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECORDED_PACKAGES = ("fourds", "torch", "numpy", "av", "dvc", "hydra-core", "papermill")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
+
+    A crash or an exception leaves `path` as it was (absent or the previous version).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write `data` as indented JSON, atomically. Used for every metrics file."""
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def write_run_record(
+    out_dir: str | Path, stage: str, params_path: str | Path, inputs: list[str | Path], device: str
+) -> None:
+    """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
+
+    Records the git commit, the sha256 of params.yaml, the sha256 of each input file,
+    package versions, the device and the host.
+    """
+    record = {
+        "stage": stage,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": _git_commit(),
+        "params_sha256": file_digest(params_path),
+        "inputs": {str(path): file_digest(path) for path in inputs},
+        "packages": _versions(),
+        "device": device,
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+    }
+    with atomic_path(Path(out_dir) / "run.yaml") as partial:
+        partial.write_text(yaml.safe_dump(record, sort_keys=False))
