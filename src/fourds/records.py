@@ -27,7 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
         yield partial
         os.replace(partial, path)

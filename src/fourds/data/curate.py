@@ -2,7 +2,7 @@
 
 Outputs in `out_dir`:
 
-    <split>-<k>.npz   shard k of a split, arrays (N clips each, no pickled objects):
+    shards/<split>-<k>.npz   shard k of a split, arrays (N clips each, no pickled objects):
                       video [N, T, S, S, 3] uint8; and when the source has ground truth,
                       depth [N, T, S, S] float16 metres, intrinsics [N, T, 3, 3] float32
                       pixels at the clip resolution, extrinsics [N, T, 4, 4] float32
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fourds.config import CurateConfig
+from fourds.config import CurateConfig, Params
 from fourds.data.corpus import SPLITS
 from fourds.data.video import VideoError, read_video
-from fourds.records import atomic_path, write_json
+from fourds.records import atomic_path, write_json, write_run_record
 
 GROUND_TRUTH_KEYS = ("depth", "intrinsics", "extrinsics")
 
@@ -98,7 +98,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, rejected = [], []
     for split in SPLITS:
-        writer = ShardWriter(out_dir, split, cfg.clips_per_shard)
+        writer = ShardWriter(out_dir / "shards", split, cfg.clips_per_shard)
         sources = sorted((data_dir / split).glob("*.mp4"))
         for source in tqdm(sources, desc=f"curate {split}", unit="video"):
             try:
@@ -140,18 +140,27 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     return manifest
 
 
-def load_split(curate_dir: str | Path, split: str) -> dict[str, np.ndarray]:
+def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
     """All clips of one split as arrays (see the module docstring for keys and shapes)."""
-    shards = sorted(Path(curate_dir).glob(f"{split}-*.npz"))
+    shards = sorted(Path(shard_dir).glob(f"{split}-*.npz"))
     if not shards:
         raise FileNotFoundError(
-            f"no shards for split {split!r} in {curate_dir}: run `dvc repro curate` first"
+            f"no shards for split {split!r} in {shard_dir}: run `dvc repro curate` first"
         )
     parts = []
     for shard in shards:
         with np.load(shard, allow_pickle=False) as data:
             parts.append({key: data[key] for key in data.files})
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
+    """The stage: curate, then write metrics.json (clip counts) and the run record."""
+    manifest = curate(data_dir, out_dir, params.curate)
+    metrics = manifest_summary(manifest)
+    write_json(Path(out_dir) / "metrics.json", metrics)
+    write_run_record(out_dir, "curate", params_path, sorted(Path(data_dir).rglob("*.mp4")), "cpu")
+    return metrics
 
 
 def manifest_summary(manifest: dict) -> dict:

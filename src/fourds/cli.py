@@ -1,0 +1,98 @@
+"""The `fourds` command: one subcommand per stage. It parses arguments and loads params only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fourds.config import ConfigError, load_params
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from fourds.data.corpus import WorldSpec, write_corpus
+
+    write_corpus(args.out, WorldSpec(seed=args.seed))
+
+
+def _curate(args: argparse.Namespace) -> None:
+    from fourds.data.curate import run
+
+    run(load_params(args.params), args.data, args.out, args.params)
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from fourds.train.pretrain import run
+
+    params = load_params(args.params)
+    params.model(args.scale)
+    run(params, args.scale, args.curated, args.out, args.params)
+
+
+def _readout(args: argparse.Namespace) -> None:
+    from fourds.evaluate.readout import run
+
+    params = load_params(args.params)
+    if args.task not in params.readout.tasks:
+        raise ConfigError(f"task {args.task!r} is not in readout.tasks={list(params.readout.tasks)}")
+    run(params, args.scale, args.task, args.curated, args.pretrained, args.out, args.params)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from fourds.report.notebook import run
+
+    params = load_params(args.params)
+    print(run(params, args.notebook, args.pretrain_root, args.readout_root, args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="render the embedded synthetic 4D corpus")
+    synth.add_argument("--out", default="data")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(handler=_synth)
+
+    stages = {
+        "curate": ("decode videos, cut clips, write shards and a manifest", _curate),
+        "pretrain": ("MAE-pretrain one scale of the ladder", _pretrain),
+        "readout": ("train and score a frozen-encoder readout", _readout),
+        "report": ("execute the report notebook into HTML", _report),
+    }
+    sub = {}
+    for name, (help_text, handler) in stages.items():
+        sub[name] = commands.add_parser(name, help=help_text)
+        sub[name].add_argument("--params", default="params.yaml")
+        sub[name].set_defaults(handler=handler)
+    sub["curate"].add_argument("--data", default="data")
+    sub["curate"].add_argument("--out", default="runs/curate")
+    sub["pretrain"].add_argument("--scale", required=True)
+    sub["pretrain"].add_argument("--curated", default="runs/curate/shards")
+    sub["pretrain"].add_argument("--out", required=True)
+    sub["readout"].add_argument("--scale", required=True)
+    sub["readout"].add_argument("--task", required=True)
+    sub["readout"].add_argument("--curated", default="runs/curate/shards")
+    sub["readout"].add_argument("--pretrained", required=True)
+    sub["readout"].add_argument("--out", required=True)
+    sub["report"].add_argument("--notebook", default="reports/scaling.ipynb")
+    sub["report"].add_argument("--pretrain-root", default="runs/pretrain")
+    sub["report"].add_argument("--readout-root", default="runs/readout")
+    sub["report"].add_argument("--out", default="reports/out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fourds.data.video import VideoError
+    from fourds.models.weights import WeightsError
+
+    try:
+        args.handler(args)
+    except (ConfigError, VideoError, WeightsError, FileNotFoundError) as error:
+        print(f"fourds {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

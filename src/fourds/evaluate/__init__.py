@@ -1,0 +1,1 @@
+"""Frozen-encoder readout evaluation: tasks, training, metrics."""

@@ -1,0 +1,1 @@
+"""Video ViT encoder, attention backends, MAE and readout heads."""

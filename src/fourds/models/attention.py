@@ -1,0 +1,66 @@
+"""The one attention entry point, with interchangeable backends.
+
+Backends:
+    sdpa      torch.nn.functional.scaled_dot_product_attention (default; fused on CPU and GPU)
+    xformers  xformers.ops.memory_efficient_attention (CUDA only; imported on first use)
+    math      explicit softmax(q k^T / sqrt(d)) v, the readable reference
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa") -> torch.Tensor:
+    """Multi-head attention without masking.
+
+    Args:
+        q: [B, heads, Nq, head_dim]
+        k, v: [B, heads, Nk, head_dim]
+        backend: "sdpa", "xformers" or "math".
+
+    Returns:
+        [B, heads, Nq, head_dim]
+    """
+    if backend == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v)
+    if backend == "math":
+        weights = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+        return weights.softmax(dim=-1) @ v
+    if backend == "xformers":
+        if not q.is_cuda:
+            raise RuntimeError("attention backend 'xformers' needs CUDA tensors; use 'sdpa' on CPU")
+        from xformers.ops import memory_efficient_attention  # lazy: no CPU kernels
+
+        # xformers takes [B, N, heads, head_dim].
+        out = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return out.transpose(1, 2)
+    raise ValueError(f"unknown attention backend {backend!r}: use 'sdpa', 'xformers' or 'math'")
+
+
+class Attention(nn.Module):
+    """Multi-head self- or cross-attention with projections.
+
+    Self-attention when `context` is None; otherwise queries come from `x` and keys and values
+    from `context` (whose width is `context_dim`).
+    """
+
+    def __init__(self, dim: int, heads: int, backend: str = "sdpa", context_dim: int | None = None):
+        super().__init__()
+        self.heads, self.backend = heads, backend
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim]."""
+        batch, length, dim = x.shape
+        source = x if context is None else context
+        q = self.q(x).view(batch, length, self.heads, -1).transpose(1, 2)
+        k, v = self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = attention(q, k, v, self.backend)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, dim))

@@ -1,0 +1,114 @@
+"""Masked auto-encoding of video (MAE-ST style).
+
+Random spacetime masking by sorting noise; the encoder sees only the visible tokens; a light
+decoder gets the encoded visible tokens scattered back into a full grid of learned mask tokens,
+adds its own positional embedding, and predicts the pixels of every tubelet; the loss is the
+mean squared error on the masked tubelets only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fourds.config import MAEConfig
+from fourds.models.vit import Block, VideoViT, _init_weights
+
+
+def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """video [B, T, H, W, C] -> patches [B, N, t*p*q*C] in the encoder's (t, h, w) token order."""
+    batch, frames, height, width, channels = video.shape
+    t, p, q = tubelet
+    x = video.reshape(batch, frames // t, t, height // p, p, width // q, q, channels)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(batch, -1, t * p * q * channels)
+
+
+def unpatchify(patches: torch.Tensor, tubelet: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
+    """Inverse of `patchify`: [B, N, t*p*q*C] -> [B, T, H, W, C]."""
+    batch = patches.shape[0]
+    t, p, q = tubelet
+    gt, gh, gw = grid
+    x = patches.reshape(batch, gt, gh, gw, t, p, q, -1)
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7)
+    return x.reshape(batch, gt * t, gh * p, gw * q, -1)
+
+
+def random_masking(
+    batch: int, num_tokens: int, mask_ratio: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose a uniformly random visible subset of tokens per clip.
+
+    Returns:
+        keep_index: [B, n_keep] int64, sorted token indices that stay visible.
+        mask: [B, N] bool, True where the token is masked (to be reconstructed).
+    """
+    num_keep = max(1, round(num_tokens * (1.0 - mask_ratio)))
+    noise = torch.rand(batch, num_tokens, generator=generator)
+    keep_index = noise.argsort(dim=1)[:, :num_keep].sort(dim=1).values
+    mask = torch.ones(batch, num_tokens, dtype=torch.bool)
+    mask.scatter_(1, keep_index, False)
+    return keep_index, mask
+
+
+class MAEDecoder(nn.Module):
+    """Light transformer decoder from visible encoder tokens to pixels of every tubelet."""
+
+    def __init__(self, encoder_width: int, num_tokens: int, patch_dim: int, cfg: MAEConfig, backend: str):
+        super().__init__()
+        width = cfg.decoder_width
+        self.embed = nn.Linear(encoder_width, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, width))
+        self.blocks = nn.ModuleList(
+            Block(width, cfg.decoder_heads, 4 * width, backend) for _ in range(cfg.decoder_depth)
+        )
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.head = nn.Linear(width, patch_dim)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.apply(_init_weights)
+
+    def forward(self, visible: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
+        """visible [B, n_keep, encoder_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
+        x = self.embed(visible)
+        batch, _, width = x.shape
+        full = self.mask_token.expand(batch, self.pos_embed.shape[1], width).clone()
+        full.scatter_(1, keep_index[..., None].expand(-1, -1, width), x)
+        x = full + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+class MaskedAutoencoder(nn.Module):
+    """Video MAE: `VideoViT` encoder on visible tokens plus `MAEDecoder`."""
+
+    def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
+        super().__init__()
+        self.encoder, self.mask_ratio = encoder, cfg.mask_ratio
+        t, p, q = encoder.cfg.tubelet
+        self.decoder = MAEDecoder(encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend)
+
+    def forward(
+        self, video: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mask, encode, decode and score one batch.
+
+        Args:
+            video: [B, T, H, W, 3] in [0, 1].
+            generator: source of the random masks (for reproducible runs).
+
+        Returns:
+            loss: scalar, mean squared pixel error over the masked tubelets.
+            prediction: [B, N, t*p*q*3] predicted pixels of every tubelet.
+            mask: [B, N] bool, True where masked.
+        """
+        keep_index, mask = random_masking(video.shape[0], self.encoder.num_tokens, self.mask_ratio, generator)
+        keep_index, mask = keep_index.to(video.device), mask.to(video.device)
+        prediction = self.decoder(self.encoder(video, keep_index), keep_index)
+        target = patchify(video, self.encoder.cfg.tubelet)
+        per_token = ((prediction - target) ** 2).mean(dim=-1)
+        weights = mask.float() if self.mask_ratio > 0 else torch.ones_like(per_token)
+        loss = (per_token * weights).sum() / weights.sum()
+        return loss, prediction, mask

@@ -1,0 +1,104 @@
+"""The 4DS video ViT encoder.
+
+Input [B, T, H, W, 3] in [0, 1]; a 3D-convolution tubelet embedding (kernel = stride =
+tubelet); a learned positional embedding over the (T', h, w) token grid, added once; pre-LayerNorm
+transformer blocks with GELU MLPs; no CLS token and no final LayerNorm. Tokens are ordered
+(t, h, w), time slowest.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fourds.config import ModelConfig
+from fourds.models.attention import Attention
+
+
+class MLP(nn.Sequential):
+    """Linear -> GELU -> Linear."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, backend: str = "sdpa"):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads, backend)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = MLP(dim, mlp_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, N, dim] -> [B, N, dim]."""
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[int, int, int]:
+    """(T', h, w): the token grid of a frames x size x size clip."""
+    t, p, q = tubelet
+    return frames // t, size // p, size // q
+
+
+class VideoViT(nn.Module):
+    """Plain video ViT encoder for clips of `frames` x `size` x `size`."""
+
+    def __init__(self, cfg: ModelConfig, frames: int, size: int, backend: str = "sdpa"):
+        super().__init__()
+        self.cfg = cfg
+        self.grid = token_grid(cfg.tubelet, frames, size)
+        self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
+        self.patch_embed = nn.Conv3d(3, cfg.width, kernel_size=cfg.tubelet, stride=cfg.tubelet)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.width))
+        self.blocks = nn.ModuleList(
+            Block(cfg.width, cfg.heads, cfg.mlp_dim, backend) for _ in range(cfg.depth)
+        )
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(_init_weights)
+
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """video [B, T, H, W, 3] in [0, 1] -> tokens [B, N, width] with positions added."""
+        tokens = self.patch_embed(video.permute(0, 4, 1, 2, 3))  # [B, width, T', h, w]
+        return tokens.flatten(2).transpose(1, 2) + self.pos_embed
+
+    def forward(
+        self,
+        video: torch.Tensor,
+        keep_index: torch.Tensor | None = None,
+        num_blocks: int | None = None,
+    ) -> torch.Tensor:
+        """Encode a clip, optionally only some tokens and only the first blocks.
+
+        Args:
+            video: [B, T, H, W, 3] in [0, 1].
+            keep_index: [B, n] indices of the tokens to keep (MAE's visible set), or None.
+            num_blocks: run only the first `num_blocks` blocks (None: all), for readouts.
+
+        Returns:
+            [B, n or N, width] token features.
+        """
+        x = self.embed(video)
+        if keep_index is not None:
+            x = torch.gather(x, 1, keep_index[..., None].expand(-1, -1, x.shape[-1]))
+        for block in self.blocks[:num_blocks]:
+            x = block(x)
+        return x
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (works on the meta device too)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,1 @@
+"""Aggregation of stage metrics into the scaling report."""

@@ -1,0 +1,1 @@
+"""Pretraining: the MAE training loop and what it writes."""

@@ -1,0 +1,109 @@
+"""The `pretrain` stage: MAE pretraining of one ladder scale on the curated pretrain clips.
+
+Outputs in `out_dir`:
+    checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
+    loss.csv        step, loss (mean over the logging window), lr: the loss curve (DVC plot)
+    metrics.json    final loss, encoder parameter count, throughput
+    run.yaml        the run record
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fourds.config import Params, PretrainConfig
+from fourds.data.curate import load_split
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import VideoViT, count_parameters
+from fourds.models.weights import save_mae
+from fourds.records import atomic_path, write_json, write_run_record
+from fourds.runtime import setup_runtime
+
+
+def learning_rate(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up to cfg.lr over cfg.warmup_steps, then cosine decay to zero."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
+
+
+def sample_batch(clips: np.ndarray, batch_size: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random clips with random horizontal flips: uint8 [N, T, H, W, 3] -> float [B, T, H, W, 3] in [0, 1]."""
+    index = rng.integers(len(clips), size=batch_size)
+    batch = clips[index]
+    flip = rng.random(batch_size) < 0.5
+    batch[flip] = batch[flip, :, :, ::-1]
+    return torch.from_numpy(batch).float().div_(255.0)
+
+
+def build_mae(params: Params, scale: str, device: torch.device) -> MaskedAutoencoder:
+    """The MAE of one ladder scale, for the clip shape the curate params produce."""
+    backend = params.runtime.attention
+    encoder = VideoViT(params.model(scale), params.curate.clip_frames, params.curate.resolution, backend)
+    return MaskedAutoencoder(encoder, params.mae, backend).to(device)
+
+
+def run(params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
+    """Pretrain scale `scale`; returns the metrics written to metrics.json."""
+    cfg = params.pretrain
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = setup_runtime(params.runtime)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    mask_generator = torch.Generator().manual_seed(cfg.seed)
+    clips = load_split(shard_dir, "pretrain")["video"]
+
+    model = build_mae(params, scale, device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+    )
+    curve, window = [], []
+    started = time.perf_counter()
+    for step in (bar := tqdm(range(cfg.steps), desc=f"pretrain {scale}", unit="step")):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        video = sample_batch(clips, cfg.batch_size, rng).to(device)
+        loss, _, _ = model(video, mask_generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"pretrain {scale}: loss is {loss.item()} at step {step}; lower pretrain.lr "
+                f"(now {cfg.lr}) or raise pretrain.warmup_steps"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        window.append(loss.item())
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            curve.append({"step": step + 1, "loss": float(np.mean(window)), "lr": learning_rate(step, cfg)})
+            bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
+            window = []
+    seconds = time.perf_counter() - started
+
+    save_mae(out_dir / "checkpoint.pt", model, params.mae, params.curate.clip_frames, params.curate.resolution)
+    with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
+        writer.writeheader()
+        writer.writerows(curve)
+    tail = curve[-max(1, len(curve) // 10):]
+    metrics = {
+        "scale": scale,
+        "params": count_parameters(model.encoder),
+        "loss": float(np.mean([point["loss"] for point in tail])),
+        "steps": cfg.steps,
+        "train_seconds": round(seconds, 2),
+        "clips_per_second": round(cfg.steps * cfg.batch_size / seconds, 2),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    write_run_record(out_dir, f"pretrain@{scale}", params_path, sorted(Path(shard_dir).glob("pretrain-*.npz")), str(device))
+    return metrics
