@@ -1,0 +1,55 @@
+"""experiments/ (the Hydra tree) and params.yaml must never drift apart."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fourds.config import Params
+from fourds.config.schema import parse
+from tests.conftest import REPO_ROOT
+
+EXPERIMENTS = REPO_ROOT / "experiments"
+
+
+def compose_params(overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=str(EXPERIMENTS), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+
+
+def test_params_yaml_is_the_composition_of_experiments():
+    committed = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert compose_params([]) == committed
+
+
+def test_dvc_composes_from_experiments():
+    config = (REPO_ROOT / ".dvc" / "config").read_text()
+    assert "enabled = true" in config and "config_dir = experiments" in config
+
+
+@pytest.mark.parametrize("ladder", sorted(p.stem for p in (EXPERIMENTS / "ladder").glob("*.yaml")))
+def test_every_ladder_composes_into_valid_params(ladder):
+    params = parse(Params, compose_params([f"ladder={ladder}"]))
+    assert params.ladder.name == ladder
+    assert len(params.ladder.scales) >= 3
+
+
+def test_embedded_ladder_spans_ten_times_in_parameters():
+    from fourds.models.vit import VideoViT, count_parameters
+
+    params = parse(Params, compose_params([]))
+    counts = []
+    for scale in params.ladder.scales:
+        encoder = VideoViT(params.models[scale], params.curate.clip_frames, params.curate.resolution)
+        counts.append(count_parameters(encoder))
+    assert counts == sorted(counts)
+    assert counts[-1] >= 10 * counts[0]
+
+
+def test_every_model_option_builds(tmp_path: Path):
+    from fourds.config import ModelConfig
+
+    for path in sorted((EXPERIMENTS / "model").glob("*.yaml")):
+        parse(ModelConfig, yaml.safe_load(path.read_text()), f"model/{path.stem}")

@@ -1,0 +1,81 @@
+import copy
+
+import pytest
+import yaml
+
+from fourds.config import ConfigError, Params, load_params
+from fourds.config.schema import parse
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def check_fails(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse(Params, raw)
+    assert str(error.value) == message
+
+
+def test_committed_params_validate():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert len(params.ladder.scales) >= 3
+    assert all(scale in params.models for scale in params.ladder.scales)
+
+
+def test_width_not_divisible_by_heads_names_both_keys(raw):
+    raw["models"]["cpu_s"].update(width=100, heads=3)
+    check_fails(raw, "models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3")
+
+
+def test_unknown_key_is_refused(raw):
+    raw["pretrain"]["learning_rate"] = 0.1
+    with pytest.raises(ConfigError, match=r"^pretrain has unknown key\(s\) \['learning_rate'\]"):
+        parse(Params, raw)
+
+
+def test_missing_key_is_refused(raw):
+    del raw["mae"]["mask_ratio"]
+    with pytest.raises(ConfigError, match=r"^mae is missing key\(s\) \['mask_ratio'\]"):
+        parse(Params, raw)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("mae", "mask_ratio", 1.0, "mae.mask_ratio=1.0 must be in [0, 1)"),
+        ("pretrain", "steps", 0, "pretrain.steps=0 must be positive"),
+        ("pretrain", "batch_size", "8", "pretrain.batch_size='8' must be an integer"),
+        ("runtime", "attention", "flash", "runtime.attention='flash' is not one of ['sdpa', 'xformers', 'math']"),
+        ("readout", "readout_depth", 0.0, "readout.readout_depth=0.0 must be in (0, 1]"),
+        ("readout", "tasks", ["depth", "pose"], "readout.tasks has 'pose', which is not one of ['depth']"),
+    ],
+)
+def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
+    raw[section][key] = value
+    check_fails(raw, message)
+
+
+def test_ladder_scale_must_be_defined(raw):
+    raw["ladder"]["scales"] = [*raw["ladder"]["scales"], "giant"]
+    with pytest.raises(ConfigError, match=r"^ladder.scales has 'giant', which is not defined under models"):
+        parse(Params, raw)
+
+
+def test_resolution_must_tile_into_tubelets(raw):
+    raw["curate"]["resolution"] = 60
+    with pytest.raises(ConfigError, match=r"^curate.resolution=60 is not divisible by models.cpu_s.tubelet"):
+        parse(Params, raw)
+
+
+def test_load_params_reports_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_valid_mapping_is_not_mutated(raw):
+    before = copy.deepcopy(raw)
+    parse(Params, raw)
+    assert raw == before

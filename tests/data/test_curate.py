@@ -1,0 +1,69 @@
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fourds.config import CurateConfig
+from fourds.data.curate import curate, load_split, resize_ground_truth
+from fourds.data.video import VideoError, read_video
+
+CFG = CurateConfig(clip_frames=4, frame_stride=2, resolution=16, clips_per_shard=3)
+
+
+def test_clips_shards_and_manifest(tiny_corpus, tmp_path):
+    manifest = curate(tiny_corpus, tmp_path, CFG)
+    # 12 frames, span 7 -> one clip per video.
+    assert len(manifest["clips"]) == 4 and manifest["rejected"] == []
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == manifest
+    pretrain = load_split(tmp_path / "shards", "pretrain")
+    assert pretrain["video"].shape == (2, 4, 16, 16, 3)
+    assert pretrain["depth"].shape == (2, 4, 16, 16)
+    for clip in manifest["clips"]:
+        split = load_split(tmp_path / "shards", clip["split"])
+        shard_rows = [c for c in manifest["clips"] if c["split"] == clip["split"]]
+        row = shard_rows.index(clip)
+        assert hashlib.sha256(split["video"][row].tobytes()).hexdigest() == clip["sha256"]
+        assert clip["frames"] == {"start": 0, "stop": 7, "stride": 2}
+
+
+def test_clip_frames_follow_the_stride(tiny_corpus, tmp_path):
+    curate(tiny_corpus, tmp_path, CurateConfig(4, 2, 32, 8))
+    decoded = read_video(tiny_corpus / "pretrain" / "00000.mp4")
+    clip = load_split(tmp_path / "shards", "pretrain")["video"][0]
+    np.testing.assert_array_equal(clip, decoded[[0, 2, 4, 6]])
+
+
+def test_bad_files_are_rejected_with_a_reason(tiny_corpus, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus, data)
+    (data / "pretrain" / "empty.mp4").write_bytes(b"")
+    (data / "pretrain" / "text.mp4").write_text("this is not a video")
+    manifest = curate(data, tmp_path / "out", CFG)
+    reasons = {entry["source"].rsplit("/", 1)[-1]: entry["reason"] for entry in manifest["rejected"]}
+    assert set(reasons) == {"empty.mp4", "text.mp4"}
+    assert all("cannot decode" in reason or "zero frames" in reason for reason in reasons.values())
+    assert len(manifest["clips"]) == 4  # the good videos are all kept
+
+
+def test_too_short_video_is_rejected(tiny_corpus, tmp_path):
+    manifest = curate(tiny_corpus, tmp_path, CurateConfig(8, 2, 16, 4))  # span 15 > 12 frames
+    assert manifest["clips"] == []
+    assert all("too short" in entry["reason"] for entry in manifest["rejected"])
+
+
+def test_read_video_names_the_file(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(VideoError, match="broken.mp4"):
+        read_video(path)
+
+
+def test_resize_ground_truth_samples_depth_and_scales_intrinsics():
+    depth = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    intrinsics = np.array([[[4.0, 0, 2.0], [0, 4.0, 2.0], [0, 0, 1]]], np.float32)
+    resized = resize_ground_truth({"depth": depth, "intrinsics": intrinsics, "extrinsics": np.eye(4)[None]}, 2)
+    np.testing.assert_array_equal(resized["depth"][0], [[5, 7], [13, 15]])
+    np.testing.assert_allclose(resized["intrinsics"][0], [[2, 0, 1], [0, 2, 1], [0, 0, 1]])

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from fourds.config import MAEConfig, ModelConfig
+from fourds.models.mae import MaskedAutoencoder, patchify, random_masking, unpatchify
+from fourds.models.vit import VideoViT, count_parameters
+
+TINY = ModelConfig(width=32, depth=2, heads=4, mlp_dim=64, tubelet=(2, 4, 4))
+DECODER = MAEConfig(mask_ratio=0.75, decoder_width=16, decoder_depth=1, decoder_heads=2)
+
+
+def test_patchify_round_trip_and_token_order():
+    video = torch.rand(2, 4, 8, 12, 3)
+    patches = patchify(video, (2, 4, 4))
+    assert patches.shape == (2, 2 * 2 * 3, 2 * 4 * 4 * 3)
+    torch.testing.assert_close(unpatchify(patches, (2, 4, 4), (2, 2, 3)), video)
+    # Token 1 is the tubelet at (t=0, h=0, w=1): frames 0-1, rows 0-3, columns 4-7.
+    expected = video[0, 0:2, 0:4, 4:8].reshape(-1)
+    torch.testing.assert_close(patches[0, 1], expected)
+
+
+def test_patch_embedding_uses_the_same_token_order_as_patchify():
+    encoder = VideoViT(TINY, frames=4, size=8)
+    video = torch.rand(1, 4, 8, 8, 3)
+    tokens = encoder.embed(video) - encoder.pos_embed
+    weight = encoder.patch_embed.weight.permute(0, 2, 3, 4, 1).reshape(TINY.width, -1)
+    manual = patchify(video, TINY.tubelet) @ weight.T + encoder.patch_embed.bias
+    torch.testing.assert_close(tokens, manual, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 0.9, 0.95])
+def test_random_masking_keeps_the_right_count(ratio):
+    keep, mask = random_masking(3, 40, ratio, torch.Generator().manual_seed(0))
+    kept = max(1, round(40 * (1 - ratio)))
+    assert keep.shape == (3, kept)
+    assert (mask.sum(dim=1) == 40 - kept).all()
+    for row in range(3):
+        assert not mask[row, keep[row]].any()  # kept tokens are exactly the unmasked ones
+        assert len(set(keep[row].tolist())) == kept
+
+
+def test_masking_differs_between_clips_and_repeats_with_the_seed():
+    first, _ = random_masking(4, 100, 0.9, torch.Generator().manual_seed(1))
+    again, _ = random_masking(4, 100, 0.9, torch.Generator().manual_seed(1))
+    assert torch.equal(first, again)
+    assert not torch.equal(first[0], first[1])
+
+
+def test_encoder_shapes():
+    encoder = VideoViT(TINY, frames=4, size=16)
+    video = torch.rand(2, 4, 16, 16, 3)
+    assert encoder.grid == (2, 4, 4)
+    assert encoder(video).shape == (2, 32, 32)
+    keep = torch.tensor([[0, 5, 9], [1, 2, 31]])
+    assert encoder(video, keep).shape == (2, 3, 32)
+    # Tokens are embedded before the gather: keeping all tokens equals no masking.
+    torch.testing.assert_close(encoder(video, torch.arange(32).expand(2, 32)), encoder(video))
+
+
+def test_encoder_has_no_cls_token_and_no_final_norm():
+    encoder = VideoViT(TINY, frames=4, size=16)
+    names = [name for name, _ in encoder.named_parameters()]
+    assert not any("cls" in name for name in names)
+    assert not any(name.startswith("norm") for name in names)
+    blocks = TINY.depth * (4 * TINY.width**2 + 4 * TINY.width + 2 * TINY.width * TINY.mlp_dim + TINY.mlp_dim + TINY.width + 4 * TINY.width)
+    embed = 3 * 2 * 4 * 4 * TINY.width + TINY.width + 32 * TINY.width
+    assert count_parameters(encoder) == blocks + embed
+
+
+def test_mae_loss_ignores_visible_tubelets():
+    torch.manual_seed(0)
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), DECODER)
+    video = torch.rand(2, 4, 16, 16, 3)
+    loss, prediction, mask = model(video, torch.Generator().manual_seed(3))
+    assert prediction.shape == (2, 32, 96) and mask.shape == (2, 32)
+    target = patchify(video, TINY.tubelet)
+    expected = ((prediction - target) ** 2).mean(-1)[mask].mean()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
+    assert model.decoder.mask_token.grad.abs().sum() > 0

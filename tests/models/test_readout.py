@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from fourds.config import MAEConfig, ModelConfig
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.readout import AttentionReadout, readout_block_count
+from fourds.models.vit import VideoViT
+from fourds.models.weights import WeightsError, load_encoder, save_mae
+
+
+@pytest.mark.parametrize(("depth", "blocks"), [(12, 11), (24, 22), (4, 3), (2, 1), (1, 1)])
+def test_readout_block_count(depth, blocks):
+    assert readout_block_count(depth, 0.95) == blocks
+
+
+def test_readout_shapes_and_temporal_upsampling():
+    readout = AttentionReadout(feature_dim=24, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=7, out_dim=5)
+    features = torch.rand(2, 18, 24)
+    assert readout(features).shape == (2, 7, 5)
+    # A feature constant in time stays constant after upsampling.
+    constant = torch.rand(1, 1, 9, 24).expand(1, 2, 9, 24).reshape(1, 18, 24)
+    upsampled = readout.upsample_in_time(constant)
+    assert upsampled.shape == (1, 4, 9, 24)
+    torch.testing.assert_close(upsampled, constant.reshape(1, 2, 9, 24)[:, :1].expand(1, 4, 9, 24))
+
+
+def test_weights_round_trip(tmp_path):
+    cfg = ModelConfig(width=16, depth=2, heads=2, mlp_dim=32, tubelet=(2, 4, 4))
+    model = MaskedAutoencoder(VideoViT(cfg, 4, 8), MAEConfig(0.5, 8, 1, 2))
+    save_mae(tmp_path / "w.pt", model, MAEConfig(0.5, 8, 1, 2), 4, 8)
+    encoder = load_encoder(tmp_path / "w.pt")
+    video = torch.rand(1, 4, 8, 8, 3)
+    torch.testing.assert_close(encoder(video), model.encoder.eval()(video))
+    assert not any(p.requires_grad for p in encoder.parameters())
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this pickle runs code",))
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    torch.save({"format": "fourds-mae-v1", "payload": Exploit()}, tmp_path / "evil.pt")
+    with pytest.raises(WeightsError, match="not a loadable fourds weights file"):
+        load_encoder(tmp_path / "evil.pt")
+
+
+def test_missing_weights_name_the_fix(tmp_path):
+    with pytest.raises(WeightsError, match="run the pretrain stage first"):
+        load_encoder(tmp_path / "none.pt")

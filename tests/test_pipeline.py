@@ -1,0 +1,70 @@
+"""End to end: a fresh git + DVC repository runs the smoke ladder through `dvc exp run`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def sh(*command: str, cwd: Path) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory) -> Path:
+    """A copy of the repository's tracked files as a new git repo, after the smoke experiment."""
+    repo = tmp_path_factory.mktemp("fourds")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    sh("git", "init", "-q", cwd=repo)
+    sh("git", "-c", "user.name=fourds", "-c", "user.email=ci@fourds", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=fourds", "-c", "user.email=ci@fourds", "commit", "-qm", "init", cwd=repo)
+    sh("dvc", "pull", "data.dvc", cwd=repo)
+    sh("dvc", "exp", "run", "-S", "ladder=smoke", cwd=repo)
+    return repo
+
+
+@pytest.mark.slow
+def test_dag_wires_every_stage(smoke_repo):
+    edges = sh("dvc", "dag", "--dot", cwd=smoke_repo)
+    for source, target in [
+        ("data.dvc", "curate"),
+        ("curate", "pretrain@smoke_s"),
+        ("pretrain@smoke_l", "readout@smoke_l-depth"),
+        ("readout@smoke_m-depth", "report"),
+    ]:
+        assert f'"{source}" -> "{target}"' in edges, edges
+
+
+@pytest.mark.slow
+def test_report_has_a_plot_of_every_scale(smoke_repo):
+    html = (smoke_repo / "reports" / "out" / "scaling.html").read_text()
+    assert html.count("data:image/png;base64") >= 2  # scaling plot and loss curves
+    table = (smoke_repo / "reports" / "out" / "scaling.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in table[1:]] == ["smoke_s", "smoke_m", "smoke_l"]
+
+
+@pytest.mark.slow
+def test_exp_show_lists_per_scale_metrics(smoke_repo):
+    rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=smoke_repo))
+    experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
+    assert experiments, rows
+    metrics = experiments[0]["revs"][0]["data"]["metrics"]
+    for scale in ("smoke_s", "smoke_m", "smoke_l"):
+        readout = metrics[f"runs/readout/{scale}-depth/metrics.json"]["data"]
+        assert 0 < readout["abs_rel"] < 10
+        assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
