@@ -9,7 +9,13 @@ import pytest
 from fourds.data.corpus import WorldSpec, write_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_WORLD = WorldSpec(seed=7, frames=12, size=32, fps=12, videos={"pretrain": 2, "readout-train": 1, "readout-test": 1})
+TINY_WORLD = WorldSpec(
+    seed=7,
+    frames=12,
+    size=32,
+    fps=12,
+    videos={"pretrain": 2, "readout-train": 1, "readout-test": 1},
+)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,17 @@ def smoke_repo(tmp_path_factory) -> Path:
             shutil.copy2(source, repo / name)
     sh("git", "init", "-q", cwd=repo)
     sh("git", "-c", "user.name=fourds", "-c", "user.email=ci@fourds", "add", "-A", cwd=repo)
-    sh("git", "-c", "user.name=fourds", "-c", "user.email=ci@fourds", "commit", "-qm", "init", cwd=repo)
+    sh(
+        "git",
+        "-c",
+        "user.name=fourds",
+        "-c",
+        "user.email=ci@fourds",
+        "commit",
+        "-qm",
+        "init",
+        cwd=repo,
+    )
     sh("dvc", "pull", "data.dvc", cwd=repo)
     sh("dvc", "exp", "run", "-S", "ladder=smoke", cwd=repo)
     return repo

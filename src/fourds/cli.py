@@ -33,7 +33,9 @@ def _readout(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     if args.task not in params.readout.tasks:
-        raise ConfigError(f"task {args.task!r} is not in readout.tasks={list(params.readout.tasks)}")
+        raise ConfigError(
+            f"task {args.task!r} is not in readout.tasks={list(params.readout.tasks)}"
+        )
     run(params, args.scale, args.task, args.curated, args.pretrained, args.out, args.params)
 
 

@@ -14,7 +14,9 @@ def setup_runtime(cfg: RuntimeConfig) -> torch.device:
     if cfg.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("runtime.device='cuda' but no CUDA device is visible: use 'cpu' or 'auto'")
+        raise ConfigError(
+            "runtime.device='cuda' but no CUDA device is visible: use 'cpu' or 'auto'"
+        )
     if cfg.attention == "xformers" and cfg.device == "cpu":
         raise ConfigError("runtime.attention='xformers' has no CPU kernels: use 'sdpa' on CPU")
     return torch.device(cfg.device)

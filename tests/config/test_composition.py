@@ -16,7 +16,9 @@ EXPERIMENTS = REPO_ROOT / "experiments"
 
 def compose_params(overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(EXPERIMENTS), version_base=None):
-        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+        return OmegaConf.to_container(
+            compose(config_name="config", overrides=overrides), resolve=True
+        )
 
 
 def test_params_yaml_is_the_composition_of_experiments():
@@ -42,7 +44,9 @@ def test_embedded_ladder_spans_ten_times_in_parameters():
     params = parse(Params, compose_params([]))
     counts = []
     for scale in params.ladder.scales:
-        encoder = VideoViT(params.models[scale], params.curate.clip_frames, params.curate.resolution)
+        encoder = VideoViT(
+            params.models[scale], params.curate.clip_frames, params.curate.resolution
+        )
         counts.append(count_parameters(encoder))
     assert counts == sorted(counts)
     assert counts[-1] >= 10 * counts[0]

@@ -48,9 +48,19 @@ def test_missing_key_is_refused(raw):
         ("mae", "mask_ratio", 1.0, "mae.mask_ratio=1.0 must be in [0, 1)"),
         ("pretrain", "steps", 0, "pretrain.steps=0 must be positive"),
         ("pretrain", "batch_size", "8", "pretrain.batch_size='8' must be an integer"),
-        ("runtime", "attention", "flash", "runtime.attention='flash' is not one of ['sdpa', 'xformers', 'math']"),
+        (
+            "runtime",
+            "attention",
+            "flash",
+            "runtime.attention='flash' is not one of ['sdpa', 'xformers', 'math']",
+        ),
         ("readout", "readout_depth", 0.0, "readout.readout_depth=0.0 must be in (0, 1]"),
-        ("readout", "tasks", ["depth", "pose"], "readout.tasks has 'pose', which is not one of ['depth']"),
+        (
+            "readout",
+            "tasks",
+            ["depth", "pose"],
+            "readout.tasks has 'pose', which is not one of ['depth']",
+        ),
     ],
 )
 def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
@@ -60,13 +70,17 @@ def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
 
 def test_ladder_scale_must_be_defined(raw):
     raw["ladder"]["scales"] = [*raw["ladder"]["scales"], "giant"]
-    with pytest.raises(ConfigError, match=r"^ladder.scales has 'giant', which is not defined under models"):
+    with pytest.raises(
+        ConfigError, match=r"^ladder.scales has 'giant', which is not defined under models"
+    ):
         parse(Params, raw)
 
 
 def test_resolution_must_tile_into_tubelets(raw):
     raw["curate"]["resolution"] = 60
-    with pytest.raises(ConfigError, match=r"^curate.resolution=60 is not divisible by models.cpu_s.tubelet"):
+    with pytest.raises(
+        ConfigError, match=r"^curate.resolution=60 is not divisible by models.cpu_s.tubelet"
+    ):
         parse(Params, raw)
 
 

@@ -42,7 +42,9 @@ def test_bad_files_are_rejected_with_a_reason(tiny_corpus, tmp_path):
     (data / "pretrain" / "empty.mp4").write_bytes(b"")
     (data / "pretrain" / "text.mp4").write_text("this is not a video")
     manifest = curate(data, tmp_path / "out", CFG)
-    reasons = {entry["source"].rsplit("/", 1)[-1]: entry["reason"] for entry in manifest["rejected"]}
+    reasons = {
+        entry["source"].rsplit("/", 1)[-1]: entry["reason"] for entry in manifest["rejected"]
+    }
     assert set(reasons) == {"empty.mp4", "text.mp4"}
     assert all("cannot decode" in reason or "zero frames" in reason for reason in reasons.values())
     assert len(manifest["clips"]) == 4  # the good videos are all kept
@@ -64,6 +66,8 @@ def test_read_video_names_the_file(tmp_path):
 def test_resize_ground_truth_samples_depth_and_scales_intrinsics():
     depth = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     intrinsics = np.array([[[4.0, 0, 2.0], [0, 4.0, 2.0], [0, 0, 1]]], np.float32)
-    resized = resize_ground_truth({"depth": depth, "intrinsics": intrinsics, "extrinsics": np.eye(4)[None]}, 2)
+    resized = resize_ground_truth(
+        {"depth": depth, "intrinsics": intrinsics, "extrinsics": np.eye(4)[None]}, 2
+    )
     np.testing.assert_array_equal(resized["depth"][0], [[5, 7], [13, 15]])
     np.testing.assert_allclose(resized["intrinsics"][0], [[2, 0, 1], [0, 2, 1], [0, 0, 1]])

@@ -12,13 +12,17 @@ def qkv(seed: int = 0, device: str = "cpu", dtype=torch.float32):
 
 def test_sdpa_and_math_agree_on_cpu():
     q, k, v = qkv()
-    torch.testing.assert_close(attention(q, k, v, "sdpa"), attention(q, k, v, "math"), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        attention(q, k, v, "sdpa"), attention(q, k, v, "math"), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_math_backend_is_softmax_attention():
     q, k, v = qkv(1)
     weights = torch.softmax(torch.einsum("bhqd,bhkd->bhqk", q, k) / 4.0, dim=-1)
-    torch.testing.assert_close(attention(q, k, v, "math"), torch.einsum("bhqk,bhkd->bhqd", weights, v))
+    torch.testing.assert_close(
+        attention(q, k, v, "math"), torch.einsum("bhqk,bhkd->bhqd", weights, v)
+    )
 
 
 def test_xformers_on_cpu_is_a_clear_error():
@@ -37,7 +41,9 @@ def test_unknown_backend_is_refused():
 def test_xformers_agrees_with_sdpa_on_cuda():
     pytest.importorskip("xformers")
     q, k, v = qkv(device="cuda", dtype=torch.float16)
-    torch.testing.assert_close(attention(q, k, v, "xformers"), attention(q, k, v, "sdpa"), atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(
+        attention(q, k, v, "xformers"), attention(q, k, v, "sdpa"), atol=2e-3, rtol=2e-3
+    )
 
 
 def test_cross_attention_shapes():

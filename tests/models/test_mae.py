@@ -62,7 +62,14 @@ def test_encoder_has_no_cls_token_and_no_final_norm():
     names = [name for name, _ in encoder.named_parameters()]
     assert not any("cls" in name for name in names)
     assert not any(name.startswith("norm") for name in names)
-    blocks = TINY.depth * (4 * TINY.width**2 + 4 * TINY.width + 2 * TINY.width * TINY.mlp_dim + TINY.mlp_dim + TINY.width + 4 * TINY.width)
+    blocks = TINY.depth * (
+        4 * TINY.width**2
+        + 4 * TINY.width
+        + 2 * TINY.width * TINY.mlp_dim
+        + TINY.mlp_dim
+        + TINY.width
+        + 4 * TINY.width
+    )
     embed = 3 * 2 * 4 * 4 * TINY.width + TINY.width + 32 * TINY.width
     assert count_parameters(encoder) == blocks + embed
 

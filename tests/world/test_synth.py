@@ -22,7 +22,9 @@ def test_rendering_again_reproduces_frames_and_ground_truth(tiny_corpus, tmp_pat
     assert len(videos) == sum(TINY_WORLD.videos.values())
     for relative in videos:
         assert (tiny_corpus / relative).read_bytes() == (tmp_path / relative).read_bytes()
-        np.testing.assert_array_equal(read_video(tiny_corpus / relative), read_video(tmp_path / relative))
+        np.testing.assert_array_equal(
+            read_video(tiny_corpus / relative), read_video(tmp_path / relative)
+        )
         first = load_truth((tiny_corpus / relative).with_suffix(".npz"))
         second = load_truth((tmp_path / relative).with_suffix(".npz"))
         for key in first:

@@ -10,7 +10,6 @@ the key path and the offending value, for example
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from typing import Any
 
@@ -49,7 +48,7 @@ class ModelConfig:
             self.width % self.heads == 0,
             f"{path}.width={self.width} is not divisible by {path}.heads={self.heads}",
         )
-        for axis, size in zip("thw", self.tubelet):
+        for axis, size in zip("thw", self.tubelet, strict=True):
             _positive(f"{path}.tubelet[{axis}]", size)
 
 
@@ -222,7 +221,9 @@ class Params:
     def model(self, scale: str) -> ModelConfig:
         """The architecture of one ladder scale, with a clear error for unknown names."""
         if scale not in self.models:
-            raise ConfigError(f"scale {scale!r} is not defined under models (known: {sorted(self.models)})")
+            raise ConfigError(
+                f"scale {scale!r} is not defined under models (known: {sorted(self.models)})"
+            )
         return self.models[scale]
 
 
@@ -245,9 +246,9 @@ def _convert(kind: Any, value: Any, path: str) -> Any:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         _require(len(value) == len(args), f"{path}={list(value)} must have {len(args)} entries")
-        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unions are not supported in the params schema ({path})")
+        return tuple(
+            _convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         _require(ok, f"{path}={value!r} must be a number")

@@ -45,7 +45,9 @@ def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequenc
     return np.random.SeedSequence([spec.seed, SPLITS.index(split), index])
 
 
-def write_ground_truth(path: Path, depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray) -> None:
+def write_ground_truth(
+    path: Path, depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray
+) -> None:
     """Save one video's ground truth as a compressed npz (no pickled objects)."""
     with atomic_path(path) as partial, open(partial, "wb") as handle:
         np.savez_compressed(

@@ -29,8 +29,10 @@ TASKS = {"depth": DepthTask}
 
 
 @torch.no_grad()
-def extract_features(encoder: VideoViT, videos: np.ndarray, num_blocks: int, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Frozen features of block `num_blocks`: uint8 [N, T, H, W, 3] -> float [N, T'*h*w, D] on CPU."""
+def extract_features(
+    encoder: VideoViT, videos: np.ndarray, num_blocks: int, device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """Frozen features of block `num_blocks`: uint8 [N, T, H, W, 3] -> [N, T'*h*w, D] on CPU."""
     parts = []
     for start in range(0, len(videos), batch_size):
         video = torch.from_numpy(videos[start : start + batch_size]).to(device).float().div_(255.0)
@@ -38,7 +40,15 @@ def extract_features(encoder: VideoViT, videos: np.ndarray, num_blocks: int, dev
     return torch.cat(parts)
 
 
-def train_readout(readout: AttentionReadout, task, features: torch.Tensor, targets: torch.Tensor, cfg: ReadoutConfig, device: torch.device, label: str) -> None:
+def train_readout(
+    readout: AttentionReadout,
+    task,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: ReadoutConfig,
+    device: torch.device,
+    label: str,
+) -> None:
     """AdamW with cosine decay on cached features; batches drawn with replacement."""
     optimizer = torch.optim.AdamW(readout.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
@@ -55,13 +65,26 @@ def train_readout(readout: AttentionReadout, task, features: torch.Tensor, targe
 
 
 @torch.no_grad()
-def predict(readout: AttentionReadout, task, features: torch.Tensor, device: torch.device, batch_size: int) -> np.ndarray:
+def predict(
+    readout: AttentionReadout, task, features: torch.Tensor, device: torch.device, batch_size: int
+) -> np.ndarray:
     readout.eval()
-    parts = [task.predict(readout(features[i : i + batch_size].to(device))).cpu() for i in range(0, len(features), batch_size)]
+    parts = [
+        task.predict(readout(features[i : i + batch_size].to(device))).cpu()
+        for i in range(0, len(features), batch_size)
+    ]
     return torch.cat(parts).numpy()
 
 
-def run(params: Params, scale: str, task_name: str, shard_dir: str | Path, pretrain_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
+def run(
+    params: Params,
+    scale: str,
+    task_name: str,
+    shard_dir: str | Path,
+    pretrain_dir: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path,
+) -> dict:
     """Train and score the `task_name` readout on the frozen encoder of `scale`."""
     cfg = params.readout
     device = setup_runtime(params.runtime)
@@ -85,7 +108,9 @@ def run(params: Params, scale: str, task_name: str, shard_dir: str | Path, pretr
         out_dim=task.out_dim,
         backend=params.runtime.attention,
     ).to(device)
-    train_readout(readout, task, train_features, task.targets(train), cfg, device, f"{scale}-{task_name}")
+    train_readout(
+        readout, task, train_features, task.targets(train), cfg, device, f"{scale}-{task_name}"
+    )
     prediction = predict(readout, task, test_features, device, cfg.batch_size)
 
     metrics = {

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa") -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa"
+) -> torch.Tensor:
     """Multi-head attention without masking.
 
     Args:
@@ -61,6 +63,8 @@ class Attention(nn.Module):
         batch, length, dim = x.shape
         source = x if context is None else context
         q = self.q(x).view(batch, length, self.heads, -1).transpose(1, 2)
-        k, v = self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        k, v = (
+            self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        )
         out = attention(q, k, v, self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))

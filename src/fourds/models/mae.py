@@ -24,7 +24,9 @@ def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor
     return x.reshape(batch, -1, t * p * q * channels)
 
 
-def unpatchify(patches: torch.Tensor, tubelet: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
+def unpatchify(
+    patches: torch.Tensor, tubelet: tuple[int, int, int], grid: tuple[int, int, int]
+) -> torch.Tensor:
     """Inverse of `patchify`: [B, N, t*p*q*C] -> [B, T, H, W, C]."""
     batch = patches.shape[0]
     t, p, q = tubelet
@@ -54,7 +56,9 @@ def random_masking(
 class MAEDecoder(nn.Module):
     """Light transformer decoder from visible encoder tokens to pixels of every tubelet."""
 
-    def __init__(self, encoder_width: int, num_tokens: int, patch_dim: int, cfg: MAEConfig, backend: str):
+    def __init__(
+        self, encoder_width: int, num_tokens: int, patch_dim: int, cfg: MAEConfig, backend: str
+    ):
         super().__init__()
         width = cfg.decoder_width
         self.embed = nn.Linear(encoder_width, width)
@@ -70,7 +74,7 @@ class MAEDecoder(nn.Module):
         self.apply(_init_weights)
 
     def forward(self, visible: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
-        """visible [B, n_keep, encoder_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
+        """visible [B, n_keep, enc_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
         x = self.embed(visible)
         batch, _, width = x.shape
         full = self.mask_token.expand(batch, self.pos_embed.shape[1], width).clone()
@@ -88,7 +92,9 @@ class MaskedAutoencoder(nn.Module):
         super().__init__()
         self.encoder, self.mask_ratio = encoder, cfg.mask_ratio
         t, p, q = encoder.cfg.tubelet
-        self.decoder = MAEDecoder(encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend)
+        self.decoder = MAEDecoder(
+            encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
+        )
 
     def forward(
         self, video: torch.Tensor, generator: torch.Generator | None = None
@@ -104,7 +110,9 @@ class MaskedAutoencoder(nn.Module):
             prediction: [B, N, t*p*q*3] predicted pixels of every tubelet.
             mask: [B, N] bool, True where masked.
         """
-        keep_index, mask = random_masking(video.shape[0], self.encoder.num_tokens, self.mask_ratio, generator)
+        keep_index, mask = random_masking(
+            video.shape[0], self.encoder.num_tokens, self.mask_ratio, generator
+        )
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
         prediction = self.decoder(self.encoder(video, keep_index), keep_index)
         target = patchify(video, self.encoder.cfg.tubelet)

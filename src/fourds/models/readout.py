@@ -56,7 +56,9 @@ class AttentionReadout(nn.Module):
         batch, _, dim = features.shape
         steps, height, width = self.grid
         x = features.reshape(batch, steps, height * width, dim).permute(0, 2, 3, 1)
-        x = F.interpolate(x.reshape(batch, height * width * dim, steps), size=self.frames, mode="linear")
+        x = F.interpolate(
+            x.reshape(batch, height * width * dim, steps), size=self.frames, mode="linear"
+        )
         return x.reshape(batch, height * width, dim, self.frames).permute(0, 3, 1, 2)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

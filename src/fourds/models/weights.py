@@ -23,7 +23,9 @@ class WeightsError(RuntimeError):
     """A weights file that is missing, malformed or unsafe."""
 
 
-def save_mae(path: str | Path, model: MaskedAutoencoder, mae_cfg: MAEConfig, frames: int, size: int) -> None:
+def save_mae(
+    path: str | Path, model: MaskedAutoencoder, mae_cfg: MAEConfig, frames: int, size: int
+) -> None:
     """Write the MAE (encoder and decoder) with the configs needed to rebuild it, atomically."""
     payload = {
         "format": FORMAT,
@@ -60,7 +62,7 @@ def load_encoder(path: str | Path, backend: str = "sdpa") -> VideoViT:
     payload = _read(path)
     encoder = VideoViT(_model_config(payload), payload["frames"], payload["size"], backend)
     prefix = "encoder."
-    state = {k[len(prefix):]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
     encoder.load_state_dict(state)
     encoder.requires_grad_(False)
     return encoder.eval()

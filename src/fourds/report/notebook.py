@@ -12,7 +12,13 @@ from fourds.config import Params
 from fourds.records import atomic_path
 
 
-def run(params: Params, notebook: str | Path, pretrain_root: str | Path, readout_root: str | Path, out_dir: str | Path) -> Path:
+def run(
+    params: Params,
+    notebook: str | Path,
+    pretrain_root: str | Path,
+    readout_root: str | Path,
+    out_dir: str | Path,
+) -> Path:
     """Execute `notebook` into out_dir/<name>.ipynb and out_dir/<name>.html; returns the HTML path.
 
     The notebook itself writes the table (scaling.csv) that DVC's top-level plots read.
@@ -37,7 +43,9 @@ def run(params: Params, notebook: str | Path, pretrain_root: str | Path, readout
             language="python",
             kernel_name="python3",
         )
-    html, _ = HTMLExporter(exclude_input=True).from_notebook_node(nbformat.read(executed, as_version=4))
+    html, _ = HTMLExporter(exclude_input=True).from_notebook_node(
+        nbformat.read(executed, as_version=4)
+    )
     html_path = executed.with_suffix(".html")
     with atomic_path(html_path) as partial:
         partial.write_text(html)

@@ -16,7 +16,9 @@ from fourds.records import atomic_path  # noqa: E402
 HEADLINE = {"depth": ("abs_rel", "AbsRel (lower is better)")}
 
 
-def collect(scales: list[str], tasks: list[str], pretrain_root: str | Path, readout_root: str | Path) -> list[dict]:
+def collect(
+    scales: list[str], tasks: list[str], pretrain_root: str | Path, readout_root: str | Path
+) -> list[dict]:
     """One row per (scale, task): parameter count, pretraining loss and the readout metrics.
 
     Only the scales and tasks named are read, so stale folders of other ladders are ignored.
@@ -25,8 +27,15 @@ def collect(scales: list[str], tasks: list[str], pretrain_root: str | Path, read
     for scale in scales:
         pretrain = json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
         for task in tasks:
-            readout = json.loads((Path(readout_root) / f"{scale}-{task}" / "metrics.json").read_text())
-            row = {"scale": scale, "task": task, "params": pretrain["params"], "pretrain_loss": pretrain["loss"]}
+            readout = json.loads(
+                (Path(readout_root) / f"{scale}-{task}" / "metrics.json").read_text()
+            )
+            row = {
+                "scale": scale,
+                "task": task,
+                "params": pretrain["params"],
+                "pretrain_loss": pretrain["loss"],
+            }
             row.update({k: v for k, v in readout.items() if k not in ("scale", "task", "params")})
             rows.append(row)
     return rows
@@ -43,7 +52,9 @@ def write_table(rows: list[dict], path: str | Path) -> None:
 def plot_scaling(rows: list[dict], task: str, path: str | Path | None = None):
     """Headline metric of `task` against encoder parameters (log x); returns the figure."""
     metric, label = HEADLINE[task]
-    points = sorted((row["params"], row[metric], row["scale"]) for row in rows if row["task"] == task)
+    points = sorted(
+        (row["params"], row[metric], row["scale"]) for row in rows if row["task"] == task
+    )
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     axis.plot([p[0] for p in points], [p[1] for p in points], "o-")
     for params, value, scale in points:

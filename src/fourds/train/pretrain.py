@@ -36,7 +36,10 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
 
 
 def sample_batch(clips: np.ndarray, batch_size: int, rng: np.random.Generator) -> torch.Tensor:
-    """Random clips with random horizontal flips: uint8 [N, T, H, W, 3] -> float [B, T, H, W, 3] in [0, 1]."""
+    """Random clips, randomly flipped left-right.
+
+    uint8 [N, T, H, W, 3] -> float [batch_size, T, H, W, 3] in [0, 1].
+    """
     index = rng.integers(len(clips), size=batch_size)
     batch = clips[index]
     flip = rng.random(batch_size) < 0.5
@@ -47,11 +50,15 @@ def sample_batch(clips: np.ndarray, batch_size: int, rng: np.random.Generator) -
 def build_mae(params: Params, scale: str, device: torch.device) -> MaskedAutoencoder:
     """The MAE of one ladder scale, for the clip shape the curate params produce."""
     backend = params.runtime.attention
-    encoder = VideoViT(params.model(scale), params.curate.clip_frames, params.curate.resolution, backend)
+    encoder = VideoViT(
+        params.model(scale), params.curate.clip_frames, params.curate.resolution, backend
+    )
     return MaskedAutoencoder(encoder, params.mae, backend).to(device)
 
 
-def run(params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
+def run(
+    params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, params_path: str | Path
+) -> dict:
     """Pretrain scale `scale`; returns the metrics written to metrics.json."""
     cfg = params.pretrain
     out_dir = Path(out_dir)
@@ -85,17 +92,25 @@ def run(params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, 
         optimizer.step()
         window.append(loss.item())
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            curve.append({"step": step + 1, "loss": float(np.mean(window)), "lr": learning_rate(step, cfg)})
+            curve.append(
+                {"step": step + 1, "loss": float(np.mean(window)), "lr": learning_rate(step, cfg)}
+            )
             bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
             window = []
     seconds = time.perf_counter() - started
 
-    save_mae(out_dir / "checkpoint.pt", model, params.mae, params.curate.clip_frames, params.curate.resolution)
+    save_mae(
+        out_dir / "checkpoint.pt",
+        model,
+        params.mae,
+        params.curate.clip_frames,
+        params.curate.resolution,
+    )
     with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
         writer.writeheader()
         writer.writerows(curve)
-    tail = curve[-max(1, len(curve) // 10):]
+    tail = curve[-max(1, len(curve) // 10) :]
     metrics = {
         "scale": scale,
         "params": count_parameters(model.encoder),
@@ -105,5 +120,11 @@ def run(params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, 
         "clips_per_second": round(cfg.steps * cfg.batch_size / seconds, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
-    write_run_record(out_dir, f"pretrain@{scale}", params_path, sorted(Path(shard_dir).glob("pretrain-*.npz")), str(device))
+    write_run_record(
+        out_dir,
+        f"pretrain@{scale}",
+        params_path,
+        sorted(Path(shard_dir).glob("pretrain-*.npz")),
+        str(device),
+    )
     return metrics
