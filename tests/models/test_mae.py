@@ -6,7 +6,9 @@ from fourds.models.mae import MaskedAutoencoder, patchify, random_masking, unpat
 from fourds.models.vit import VideoViT, count_parameters
 
 TINY = ModelConfig(width=32, depth=2, heads=4, mlp_dim=64, tubelet=(2, 4, 4))
-DECODER = MAEConfig(mask_ratio=0.75, decoder_width=16, decoder_depth=1, decoder_heads=2)
+DECODER = MAEConfig(
+    mask_ratio=0.75, norm_pix_loss=False, decoder_width=16, decoder_depth=1, decoder_heads=2
+)
 
 
 def test_patchify_round_trip_and_token_order():
@@ -86,3 +88,16 @@ def test_mae_loss_ignores_visible_tubelets():
     loss.backward()
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
     assert model.decoder.mask_token.grad.abs().sum() > 0
+
+
+def test_norm_pix_loss_scores_against_per_tubelet_normalised_pixels():
+    torch.manual_seed(0)
+    cfg = MAEConfig(
+        mask_ratio=0.75, norm_pix_loss=True, decoder_width=16, decoder_depth=1, decoder_heads=2
+    )
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
+    video = torch.rand(2, 4, 16, 16, 3)
+    loss, prediction, mask = model(video, torch.Generator().manual_seed(3))
+    target = patchify(video, TINY.tubelet)
+    target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+    torch.testing.assert_close(loss, ((prediction - target) ** 2).mean(-1)[mask].mean())

@@ -7,6 +7,10 @@ from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError, load_encoder, save_mae
 
+DECODER = MAEConfig(
+    mask_ratio=0.5, norm_pix_loss=False, decoder_width=8, decoder_depth=1, decoder_heads=2
+)
+
 
 @pytest.mark.parametrize(("depth", "blocks"), [(12, 11), (24, 22), (4, 3), (2, 1), (1, 1)])
 def test_readout_block_count(depth, blocks):
@@ -28,8 +32,8 @@ def test_readout_shapes_and_temporal_upsampling():
 
 def test_weights_round_trip(tmp_path):
     cfg = ModelConfig(width=16, depth=2, heads=2, mlp_dim=32, tubelet=(2, 4, 4))
-    model = MaskedAutoencoder(VideoViT(cfg, 4, 8), MAEConfig(0.5, 8, 1, 2))
-    save_mae(tmp_path / "w.pt", model, MAEConfig(0.5, 8, 1, 2), 4, 8)
+    model = MaskedAutoencoder(VideoViT(cfg, 4, 8), DECODER)
+    save_mae(tmp_path / "w.pt", model, DECODER, 4, 8)
     encoder = load_encoder(tmp_path / "w.pt")
     video = torch.rand(1, 4, 8, 8, 3)
     torch.testing.assert_close(encoder(video), model.encoder.eval()(video))

@@ -111,6 +111,7 @@ class MAEConfig:
     """Masked auto-encoding: masking and the MAE-ST-style decoder."""
 
     mask_ratio: float
+    norm_pix_loss: bool
     decoder_width: int
     decoder_depth: int
     decoder_heads: int

@@ -90,7 +90,11 @@ class MaskedAutoencoder(nn.Module):
 
     def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
         super().__init__()
-        self.encoder, self.mask_ratio = encoder, cfg.mask_ratio
+        self.encoder, self.mask_ratio, self.norm_pix_loss = (
+            encoder,
+            cfg.mask_ratio,
+            cfg.norm_pix_loss,
+        )
         t, p, q = encoder.cfg.tubelet
         self.decoder = MAEDecoder(
             encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
@@ -106,7 +110,8 @@ class MaskedAutoencoder(nn.Module):
             generator: source of the random masks (for reproducible runs).
 
         Returns:
-            loss: scalar, mean squared pixel error over the masked tubelets.
+            loss: scalar, mean squared error over the masked tubelets, against raw pixels or,
+                with `norm_pix_loss`, pixels normalised to zero mean and unit variance per tubelet.
             prediction: [B, N, t*p*q*3] predicted pixels of every tubelet.
             mask: [B, N] bool, True where masked.
         """
@@ -116,6 +121,9 @@ class MaskedAutoencoder(nn.Module):
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
         prediction = self.decoder(self.encoder(video, keep_index), keep_index)
         target = patchify(video, self.encoder.cfg.tubelet)
+        if self.norm_pix_loss:
+            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
         per_token = ((prediction - target) ** 2).mean(dim=-1)
         weights = mask.float() if self.mask_ratio > 0 else torch.ones_like(per_token)
         loss = (per_token * weights).sum() / weights.sum()
