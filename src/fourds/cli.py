@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.handler(args)
-    except (ConfigError, VideoError, WeightsError, FileNotFoundError) as error:
+    except (ConfigError, VideoError, WeightsError, FileNotFoundError, FloatingPointError) as error:
         print(f"fourds {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -61,13 +61,13 @@ def run(
 ) -> dict:
     """Pretrain scale `scale`; returns the metrics written to metrics.json."""
     cfg = params.pretrain
+    device = setup_runtime(params.runtime)
+    clips = load_split(shard_dir, "pretrain")["video"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = setup_runtime(params.runtime)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     mask_generator = torch.Generator().manual_seed(cfg.seed)
-    clips = load_split(shard_dir, "pretrain")["video"]
 
     model = build_mae(params, scale, device).train()
     optimizer = torch.optim.AdamW(
