@@ -31,18 +31,10 @@ def smoke_repo(tmp_path_factory) -> Path:
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
     sh("git", "init", "-q", cwd=repo)
-    sh("git", "-c", "user.name=fourds", "-c", "user.email=ci@fourds", "add", "-A", cwd=repo)
-    sh(
-        "git",
-        "-c",
-        "user.name=fourds",
-        "-c",
-        "user.email=ci@fourds",
-        "commit",
-        "-qm",
-        "init",
-        cwd=repo,
-    )
+    sh("git", "config", "user.name", "fourds tests", cwd=repo)
+    sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "init", cwd=repo)
     sh("dvc", "pull", "data.dvc", cwd=repo)
     sh("dvc", "exp", "run", "-S", "ladder=smoke", cwd=repo)
     return repo
