@@ -53,3 +53,10 @@ def test_missing_shards_name_the_fix(tmp_path, capsys):
     assert code == 2
     assert "run `dvc repro curate` first" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_zoo_lists_every_config_with_exact_counts(capsys):
+    assert main(["zoo", "--models", str(REPO_ROOT / "experiments" / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "4ds_j" in out and "21,766,182,912" in out
+    assert "4ds_b" in out and "87,439,104" in out

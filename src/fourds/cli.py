@@ -14,6 +14,37 @@ def _synth(args: argparse.Namespace) -> None:
     write_corpus(args.out, WorldSpec(seed=args.seed))
 
 
+def _zoo(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from fourds.config import ModelConfig
+    from fourds.config.schema import parse
+    from fourds.models.zoo import zoo_table
+
+    configs = {
+        path.stem: parse(
+            ModelConfig, yaml.safe_load(path.read_text()), f"{path.parent.name}/{path.stem}"
+        )
+        for path in sorted(Path(args.models).glob("*.yaml"))
+    }
+    if not configs:
+        raise ConfigError(f"no model configs (*.yaml) in {args.models}")
+    shape = f"{args.frames}x{args.size}x{args.size}"
+    print(f"input {shape}; encoder training FLOPs per clip at mask ratio {args.mask_ratio}")
+    columns = ("model", "width", "depth", "mlp", "heads", "tokens", "params", "TFLOPs/clip")
+    widths = (10, 7, 7, 7, 7, 8, 16, 13)
+    header = [columns[0].ljust(widths[0])]
+    header += [name.rjust(width) for name, width in zip(columns[1:], widths[1:], strict=True)]
+    print("".join(header))
+    for row in zoo_table(configs, args.frames, args.size, args.mask_ratio):
+        print(
+            f"{row.name:<10}{row.width:>7}{row.depth:>7}{row.mlp_dim:>7}{row.heads:>7}"
+            f"{row.tokens:>8}{row.params:>16,}{row.train_flops / 1e12:>13.3f}"
+        )
+
+
 def _curate(args: argparse.Namespace) -> None:
     from fourds.data.curate import run
 
@@ -54,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", default="data")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(handler=_synth)
+
+    zoo = commands.add_parser("zoo", help="parameter counts and FLOPs of every model config")
+    zoo.add_argument("--models", default="experiments/model")
+    zoo.add_argument("--frames", type=int, default=16)
+    zoo.add_argument("--size", type=int, default=224)
+    zoo.add_argument("--mask-ratio", type=float, default=0.9)
+    zoo.set_defaults(handler=_zoo)
 
     stages = {
         "curate": ("decode videos, cut clips, write shards and a manifest", _curate),
