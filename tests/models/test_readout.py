@@ -33,7 +33,7 @@ def test_readout_shapes_and_temporal_upsampling():
 def test_weights_round_trip(tmp_path):
     cfg = ModelConfig(width=16, depth=2, heads=2, mlp_dim=32, tubelet=(2, 4, 4))
     model = MaskedAutoencoder(VideoViT(cfg, 4, 8), DECODER)
-    save_mae(tmp_path / "w.pt", model, DECODER, 4, 8)
+    save_mae(tmp_path / "w.pt", model.state_dict(), cfg, DECODER, 4, 8)
     encoder = load_encoder(tmp_path / "w.pt")
     video = torch.rand(1, 4, 8, 8, 3)
     torch.testing.assert_close(encoder(video), model.encoder.eval()(video))

@@ -90,34 +90,34 @@ class MaskedAutoencoder(nn.Module):
 
     def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
         super().__init__()
-        self.encoder, self.mask_ratio, self.norm_pix_loss = (
-            encoder,
-            cfg.mask_ratio,
-            cfg.norm_pix_loss,
-        )
+        self.encoder = encoder
+        self.mask_ratio, self.norm_pix_loss = cfg.mask_ratio, cfg.norm_pix_loss
         t, p, q = encoder.cfg.tubelet
         self.decoder = MAEDecoder(
             encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
         )
 
+    def sample_masks(
+        self, batch: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks for `batch` clips: keep_index [B, n_keep], mask [B, N] (see random_masking)."""
+        return random_masking(batch, self.encoder.num_tokens, self.mask_ratio, generator)
+
     def forward(
-        self, video: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mask, encode, decode and score one batch.
+        self, video: torch.Tensor, keep_index: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode the visible tokens, decode every tubelet, and score the masked ones.
 
         Args:
             video: [B, T, H, W, 3] in [0, 1].
-            generator: source of the random masks (for reproducible runs).
+            keep_index: [B, n_keep] visible token indices, mask: [B, N] bool (True = masked),
+                from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
         Returns:
             loss: scalar, mean squared error over the masked tubelets, against raw pixels or,
                 with `norm_pix_loss`, pixels normalised to zero mean and unit variance per tubelet.
             prediction: [B, N, t*p*q*3] predicted pixels of every tubelet.
-            mask: [B, N] bool, True where masked.
         """
-        keep_index, mask = random_masking(
-            video.shape[0], self.encoder.num_tokens, self.mask_ratio, generator
-        )
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
         prediction = self.decoder(self.encoder(video, keep_index), keep_index)
         target = patchify(video, self.encoder.cfg.tubelet)
@@ -127,4 +127,4 @@ class MaskedAutoencoder(nn.Module):
         per_token = ((prediction - target) ** 2).mean(dim=-1)
         weights = mask.float() if self.mask_ratio > 0 else torch.ones_like(per_token)
         loss = (per_token * weights).sum() / weights.sum()
-        return loss, prediction, mask
+        return loss, prediction

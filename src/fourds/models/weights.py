@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from fourds.config import MAEConfig, ModelConfig
-from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 from fourds.records import atomic_path
 
@@ -24,16 +23,21 @@ class WeightsError(RuntimeError):
 
 
 def save_mae(
-    path: str | Path, model: MaskedAutoencoder, mae_cfg: MAEConfig, frames: int, size: int
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    model_cfg: ModelConfig,
+    mae_cfg: MAEConfig,
+    frames: int,
+    size: int,
 ) -> None:
-    """Write the MAE (encoder and decoder) with the configs needed to rebuild it, atomically."""
+    """Write a full (unsharded) MAE state dict with the configs that rebuild it, atomically."""
     payload = {
         "format": FORMAT,
-        "model": dataclasses.asdict(model.encoder.cfg),
+        "model": dataclasses.asdict(model_cfg),
         "mae": dataclasses.asdict(mae_cfg),
         "frames": frames,
         "size": size,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
     }
     with atomic_path(path) as partial:
         torch.save(payload, partial)

@@ -1,0 +1,105 @@
+"""Data-parallel sharding with FSDP2 (`fully_shard`), set up from torchrun's environment.
+
+A run started by torchrun (WORLD_SIZE > 1) joins a process group (gloo on CPU, NCCL on CUDA),
+builds its model on the meta device, shards every transformer block and then the root, and
+materialises only its own shards. The initial weights are made once on rank 0 from the seed
+and broadcast, so a sharded run starts from exactly the weights a single-process run has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    set_model_state_dict,
+)
+from torch.distributed.fsdp import fully_shard
+
+from fourds.models.mae import MaskedAutoencoder
+
+
+@dataclasses.dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistEnv:
+    """Join torchrun's process group when there is one; a plain run is rank 0 of 1."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return DistEnv()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def close_distributed(env: DistEnv) -> None:
+    if env.sharded and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard_mae(model: MaskedAutoencoder) -> MaskedAutoencoder:
+    """fully_shard each encoder and decoder block, then the root (FSDP2)."""
+    for block in [*model.encoder.blocks, *model.decoder.blocks]:
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def build_sharded(
+    build: Callable[[], MaskedAutoencoder], env: DistEnv, device: torch.device, seed: int
+) -> MaskedAutoencoder:
+    """Build on the meta device, shard, materialise, and load rank 0's seeded initial weights.
+
+    Args:
+        build: makes the model (called under the meta device, and on rank 0 also on the CPU
+            with `torch.manual_seed(seed)` for the initial weights).
+    """
+    with torch.device("meta"):
+        model = build()
+    shard_mae(model)
+    model.to_empty(device=device)
+    initial = {}
+    if env.is_main:
+        torch.manual_seed(seed)
+        initial = build().state_dict()
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, initial, options=options)
+    return model
+
+
+def full_state_dict(model: nn.Module, env: DistEnv) -> dict[str, torch.Tensor]:
+    """The unsharded state dict on rank 0's CPU (empty on other ranks)."""
+    if not env.sharded:
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
+def mean_over_ranks(value: torch.Tensor, env: DistEnv) -> float:
+    """The mean of a scalar across ranks (for logging)."""
+    if not env.sharded:
+        return value.item()
+    total = value.detach().clone()
+    dist.all_reduce(total)  # SUM: gloo has no AVG
+    return total.item() / env.world_size
