@@ -2,12 +2,23 @@ import pytest
 import torch
 
 from fourds.config import MAEConfig, ModelConfig
-from fourds.models.mae import MaskedAutoencoder, patchify, random_masking, unpatchify
+from fourds.models.mae import (
+    MaskedAutoencoder,
+    patchify,
+    random_masking,
+    tube_masking,
+    unpatchify,
+)
 from fourds.models.vit import VideoViT, count_parameters
 
 TINY = ModelConfig(width=32, depth=2, heads=4, mlp_dim=64, tubelet=(2, 4, 4))
 DECODER = MAEConfig(
-    mask_ratio=0.75, norm_pix_loss=False, decoder_width=16, decoder_depth=1, decoder_heads=2
+    mask_ratio=0.75,
+    mask_type="random",
+    norm_pix_loss=False,
+    decoder_width=16,
+    decoder_depth=1,
+    decoder_heads=2,
 )
 
 
@@ -94,7 +105,12 @@ def test_mae_loss_ignores_visible_tubelets():
 def test_norm_pix_loss_scores_against_per_tubelet_normalised_pixels():
     torch.manual_seed(0)
     cfg = MAEConfig(
-        mask_ratio=0.75, norm_pix_loss=True, decoder_width=16, decoder_depth=1, decoder_heads=2
+        mask_ratio=0.75,
+        mask_type="random",
+        norm_pix_loss=True,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
     )
     model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
     video = torch.rand(2, 4, 16, 16, 3)
@@ -103,3 +119,23 @@ def test_norm_pix_loss_scores_against_per_tubelet_normalised_pixels():
     target = patchify(video, TINY.tubelet)
     target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
     torch.testing.assert_close(loss, ((prediction - target) ** 2).mean(-1)[mask].mean())
+
+
+def test_tube_masking_repeats_the_spatial_mask_over_time():
+    keep, mask = tube_masking(3, (4, 3, 5), 0.6, torch.Generator().manual_seed(0))
+    assert keep.shape == (3, 4 * 6)  # round(15 * 0.4) = 6 visible positions per time step
+    grid = mask.reshape(3, 4, 15)
+    assert (grid == grid[:, :1]).all()  # the same positions at every time step
+    assert not mask.gather(1, keep).any()
+    assert (keep.diff(dim=1) > 0).all()  # sorted, as the encoder gathers them
+
+
+def test_mae_samples_tube_masks_when_asked():
+    cfg = MAEConfig(
+        mask_ratio=0.5, mask_type="tube", norm_pix_loss=False,
+        decoder_width=16, decoder_depth=1, decoder_heads=2,
+    )  # fmt: skip
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
+    _, mask = model.sample_masks(2, torch.Generator().manual_seed(0))
+    grid = mask.reshape(2, 2, 16)
+    assert (grid[:, 0] == grid[:, 1]).all()

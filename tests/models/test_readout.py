@@ -8,7 +8,12 @@ from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError, load_encoder, save_mae
 
 DECODER = MAEConfig(
-    mask_ratio=0.5, norm_pix_loss=False, decoder_width=8, decoder_depth=1, decoder_heads=2
+    mask_ratio=0.5,
+    mask_type="random",
+    norm_pix_loss=False,
+    decoder_width=8,
+    decoder_depth=1,
+    decoder_heads=2,
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 READOUT_TASKS = ("depth",)
 DEVICES = ("cpu", "cuda", "auto")
+MASK_TYPES = ("random", "tube")
 
 
 class ConfigError(ValueError):
@@ -111,6 +112,7 @@ class MAEConfig:
     """Masked auto-encoding: masking and the MAE-ST-style decoder."""
 
     mask_ratio: float
+    mask_type: str
     norm_pix_loss: bool
     decoder_width: int
     decoder_depth: int
@@ -120,6 +122,10 @@ class MAEConfig:
         _require(
             0.0 <= self.mask_ratio < 1.0,
             f"{path}.mask_ratio={self.mask_ratio} must be in [0, 1)",
+        )
+        _require(
+            self.mask_type in MASK_TYPES,
+            f"{path}.mask_type={self.mask_type!r} is not one of {list(MASK_TYPES)}",
         )
         for name in ("decoder_width", "decoder_depth", "decoder_heads"):
             _positive(f"{path}.{name}", getattr(self, name))

@@ -53,6 +53,30 @@ def random_masking(
     return keep_index, mask
 
 
+def tube_masking(
+    batch: int,
+    grid: tuple[int, int, int],
+    mask_ratio: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask the same random spatial positions in every time step (MAE-ST's "tube" masking).
+
+    Args:
+        grid: (T', h, w) token grid; tokens are ordered (t, h, w).
+
+    Returns:
+        keep_index [B, T' * n_keep] sorted, and mask [B, N] bool as in `random_masking`.
+    """
+    steps, height, width = grid
+    spatial = height * width
+    keep_spatial, _ = random_masking(batch, spatial, mask_ratio, generator)
+    offsets = torch.arange(steps).repeat_interleave(keep_spatial.shape[1]) * spatial
+    keep_index = keep_spatial.repeat(1, steps) + offsets
+    mask = torch.ones(batch, steps * spatial, dtype=torch.bool)
+    mask.scatter_(1, keep_index, False)
+    return keep_index, mask
+
+
 class MAEDecoder(nn.Module):
     """Light transformer decoder from visible encoder tokens to pixels of every tubelet."""
 
@@ -91,7 +115,8 @@ class MaskedAutoencoder(nn.Module):
     def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
         super().__init__()
         self.encoder = encoder
-        self.mask_ratio, self.norm_pix_loss = cfg.mask_ratio, cfg.norm_pix_loss
+        self.mask_ratio, self.mask_type = cfg.mask_ratio, cfg.mask_type
+        self.norm_pix_loss = cfg.norm_pix_loss
         t, p, q = encoder.cfg.tubelet
         self.decoder = MAEDecoder(
             encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
@@ -101,6 +126,8 @@ class MaskedAutoencoder(nn.Module):
         self, batch: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks for `batch` clips: keep_index [B, n_keep], mask [B, N] (see random_masking)."""
+        if self.mask_type == "tube":
+            return tube_masking(batch, self.encoder.grid, self.mask_ratio, generator)
         return random_masking(batch, self.encoder.num_tokens, self.mask_ratio, generator)
 
     def forward(
