@@ -58,5 +58,5 @@ def test_missing_shards_name_the_fix(tmp_path, capsys):
 def test_zoo_lists_every_config_with_exact_counts(capsys):
     assert main(["zoo", "--models", str(REPO_ROOT / "experiments" / "model")]) == 0
     out = capsys.readouterr().out
-    assert "4ds_j" in out and "21,766,182,912" in out
+    assert "4ds_j" in out and "21,762,963,456" in out
     assert "4ds_b" in out and "87,439,104" in out

@@ -11,7 +11,16 @@ from fourds.models.mae import (
 )
 from fourds.models.vit import VideoViT, count_parameters
 
-TINY = ModelConfig(width=32, depth=2, heads=4, mlp_dim=64, tubelet=(2, 4, 4))
+TINY = ModelConfig(
+    width=32,
+    depth=2,
+    heads=4,
+    mlp_dim=64,
+    tubelet=(2, 4, 4),
+    qk_norm=False,
+    parallel_blocks=False,
+    bias=True,
+)
 DECODER = MAEConfig(
     mask_ratio=0.75,
     mask_type="random",

@@ -36,7 +36,7 @@ def test_readout_shapes_and_temporal_upsampling():
 
 
 def test_weights_round_trip(tmp_path):
-    cfg = ModelConfig(width=16, depth=2, heads=2, mlp_dim=32, tubelet=(2, 4, 4))
+    cfg = ModelConfig(16, 2, 2, 32, (2, 4, 4), qk_norm=False, parallel_blocks=False, bias=True)
     model = MaskedAutoencoder(VideoViT(cfg, 4, 8), DECODER)
     save_mae(tmp_path / "w.pt", model.state_dict(), cfg, DECODER, 4, 8)
     encoder = load_encoder(tmp_path / "w.pt")

@@ -34,13 +34,19 @@ def _positive(path: str, value: int | float) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """One encoder architecture of the ladder (a plain 4DS video ViT)."""
+    """One encoder architecture of the ladder (a plain 4DS video ViT).
+
+    qk_norm, parallel_blocks and bias=False are the ViT-22B recipe for the largest scales.
+    """
 
     width: int
     depth: int
     heads: int
     mlp_dim: int
     tubelet: tuple[int, int, int]
+    qk_norm: bool
+    parallel_blocks: bool
+    bias: bool
 
     def check(self, path: str) -> None:
         for name in ("width", "depth", "heads", "mlp_dim"):

@@ -48,15 +48,27 @@ class Attention(nn.Module):
     """Multi-head self- or cross-attention with projections.
 
     Self-attention when `context` is None; otherwise queries come from `x` and keys and values
-    from `context` (whose width is `context_dim`).
+    from `context` (whose width is `context_dim`). `qk_norm` applies LayerNorm to each head's
+    queries and keys (ViT-22B); `bias=False` drops the projection biases.
     """
 
-    def __init__(self, dim: int, heads: int, backend: str = "sdpa", context_dim: int | None = None):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        backend: str = "sdpa",
+        context_dim: int | None = None,
+        qk_norm: bool = False,
+        bias: bool = True,
+    ):
         super().__init__()
         self.heads, self.backend = heads, backend
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(context_dim or dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = nn.Linear(dim, dim, bias=bias)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        head_dim = dim // heads
+        self.q_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim]."""
@@ -66,5 +78,5 @@ class Attention(nn.Module):
         k, v = (
             self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         )
-        out = attention(q, k, v, self.backend)
+        out = attention(self.q_norm(q), self.k_norm(k), v, self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))

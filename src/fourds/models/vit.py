@@ -18,22 +18,41 @@ from fourds.models.attention import Attention
 class MLP(nn.Sequential):
     """Linear -> GELU -> Linear."""
 
-    def __init__(self, dim: int, hidden: int):
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+    def __init__(self, dim: int, hidden: int, bias: bool = True):
+        super().__init__(
+            nn.Linear(dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, dim, bias=bias)
+        )
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-LayerNorm transformer block.
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, backend: str = "sdpa"):
+    Sequential (default): x + attn(ln1(x)), then + mlp(ln2(.)). Parallel (ViT-22B):
+    x + attn(ln1(x)) + mlp(ln1(x)), one LayerNorm shared by both branches.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        backend: str = "sdpa",
+        qk_norm: bool = False,
+        parallel: bool = False,
+        bias: bool = True,
+    ):
         super().__init__()
+        self.parallel = parallel
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads, backend)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLP(dim, mlp_dim)
+        self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
+        self.norm2 = nn.Identity() if parallel else nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = MLP(dim, mlp_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, N, dim] -> [B, N, dim]."""
+        if self.parallel:
+            y = self.norm1(x)
+            return x + self.attn(y) + self.mlp(y)
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -55,7 +74,16 @@ class VideoViT(nn.Module):
         self.patch_embed = nn.Conv3d(3, cfg.width, kernel_size=cfg.tubelet, stride=cfg.tubelet)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.width))
         self.blocks = nn.ModuleList(
-            Block(cfg.width, cfg.heads, cfg.mlp_dim, backend) for _ in range(cfg.depth)
+            Block(
+                cfg.width,
+                cfg.heads,
+                cfg.mlp_dim,
+                backend,
+                qk_norm=cfg.qk_norm,
+                parallel=cfg.parallel_blocks,
+                bias=cfg.bias,
+            )
+            for _ in range(cfg.depth)
         )
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.apply(_init_weights)

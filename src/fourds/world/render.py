@@ -2,17 +2,23 @@
 
 One ray per pixel centre. Rays are written in camera coordinates with unit z component,
 so the ray parameter at a hit *is* the z-depth that depth benchmarks (ScanNet) store.
+
+Per-pixel work uses only +, -, *, /, sqrt and floor, which IEEE arithmetic rounds exactly:
+vectorised sin/atan2 and BLAS/SIMD reductions can differ in the last bit with threads or
+memory alignment, and one bit can flip a texture edge or a rounded pixel, so the corpus would
+not re-render byte for byte.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from fourds.world.scene import DOME_RADIUS, Scene
 
-LIGHT_DIRECTION = np.array([0.4, 0.8, 0.3]) / np.linalg.norm([0.4, 0.8, 0.3])
+LIGHT_DIRECTION = np.array([0.4, 0.8, 0.3]) / math.sqrt(0.4**2 + 0.8**2 + 0.3**2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,15 +46,23 @@ def _camera_rays(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([x, y, np.ones_like(x)], axis=-1).reshape(-1, 3)
 
 
-def _checker(a: np.ndarray, b: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Two-colour checker texture over surface coordinates a, b [N] -> colours [N, 3]."""
-    parity = (np.floor(a).astype(np.int64) + np.floor(b).astype(np.int64)) % 2
-    return colors[parity]
+def _dot(vectors: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Row-wise dot products [N, 3] x [3] or [N, 3] -> [N], in a fixed order of operations."""
+    return (
+        vectors[:, 0] * other[..., 0]
+        + vectors[:, 1] * other[..., 1]
+        + vectors[:, 2] * other[..., 2]
+    )
+
+
+def _checker(*coordinates: np.ndarray) -> np.ndarray:
+    """Checker parity (0 or 1) of unit cells over surface coordinates, each [N] -> [N] int."""
+    return sum(np.floor(c).astype(np.int64) for c in coordinates) % 2
 
 
 def _shade(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Lambertian shading with ambient light: albedo [N, 3], unit normals [N, 3]."""
-    diffuse = np.clip(normal @ LIGHT_DIRECTION, 0.0, 1.0)[:, None]
+    diffuse = np.clip(_dot(normal, LIGHT_DIRECTION), 0.0, 1.0)[:, None]
     return albedo * (0.45 + 0.55 * diffuse)
 
 
@@ -60,19 +74,19 @@ def render_frame(scene: Scene, time: float, intrinsics: np.ndarray, height: int,
     """
     world_to_camera = scene.camera.extrinsics(time)
     rotation, translation = world_to_camera[:3, :3], world_to_camera[:3, 3]
-    origin = -rotation.T @ translation  # camera centre in world coordinates
-    directions = _camera_rays(intrinsics, height, width) @ rotation  # world, [N, 3]
+    origin = -_dot(rotation.T, translation)  # camera centre in world coordinates
+    rays = _camera_rays(intrinsics, height, width)
+    directions = np.stack([_dot(rays, rotation[:, axis]) for axis in range(3)], axis=-1)  # world
 
     # Sky dome: the far root of |origin + t d| = R (origin is inside the dome).
-    a = np.einsum("nc,nc->n", directions, directions)
-    b = 2.0 * directions @ origin
-    c = origin @ origin - DOME_RADIUS**2
+    a = _dot(directions, directions)
+    b = 2.0 * _dot(directions, origin)
+    c = _dot(origin[None], origin)[0] - DOME_RADIUS**2
     depth = (-b + np.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
     hit = origin + depth[:, None] * directions
     elevation = np.clip(hit[:, 1] / DOME_RADIUS, 0.0, 1.0)[:, None]
-    azimuth = np.arctan2(hit[:, 2], hit[:, 0])
     sky = (1.0 - elevation) * scene.sky_colors[0] + elevation * scene.sky_colors[1]
-    rgb = sky * (0.85 + 0.15 * np.sign(np.sin(12.0 * azimuth)))[:, None]
+    rgb = sky * (0.85 + 0.15 * _checker(hit[:, 0] / 6.0, hit[:, 2] / 6.0))[:, None]
 
     # Ground plane y = 0.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -81,8 +95,7 @@ def render_frame(scene: Scene, time: float, intrinsics: np.ndarray, height: int,
     if ground.any():
         point = origin + t_ground[ground, None] * directions[ground]
         tile = scene.ground_tile
-        albedo = _checker(point[:, 0] / tile, point[:, 2] / tile, scene.ground_colors)
-        albedo = albedo * (0.9 + 0.1 * np.cos(3.0 * point[:, 0]))[:, None]
+        albedo = scene.ground_colors[_checker(point[:, 0] / tile, point[:, 2] / tile)]
         up = np.broadcast_to(np.array([0.0, 1.0, 0.0]), point.shape)
         rgb[ground] = _shade(albedo, up)
         depth[ground] = t_ground[ground]
@@ -91,8 +104,8 @@ def render_frame(scene: Scene, time: float, intrinsics: np.ndarray, height: int,
     for sphere in scene.spheres:
         center = sphere.center(time)
         offset = origin - center
-        b = 2.0 * directions @ offset
-        c = offset @ offset - sphere.radius**2
+        b = 2.0 * _dot(directions, offset)
+        c = _dot(offset[None], offset)[0] - sphere.radius**2
         disc = b * b - 4.0 * a * c
         with np.errstate(invalid="ignore"):
             t_hit = (-b - np.sqrt(disc)) / (2.0 * a)
@@ -101,11 +114,12 @@ def render_frame(scene: Scene, time: float, intrinsics: np.ndarray, height: int,
             continue
         point = origin + t_hit[hit_mask, None] * directions[hit_mask]
         normal = (point - center) / sphere.radius
-        angle = sphere.spin * time
-        longitude = np.arctan2(normal[:, 2], normal[:, 0]) + angle
-        latitude = np.arcsin(np.clip(normal[:, 1], -1.0, 1.0))
-        scale = sphere.stripes / np.pi
-        albedo = _checker(longitude * scale, latitude * scale, sphere.colors)
+        # The texture is fixed to the body: a 3D checker of the normal rotated back by the spin.
+        cos, sin = math.cos(sphere.spin * time), math.sin(sphere.spin * time)
+        x = cos * normal[:, 0] + sin * normal[:, 2]
+        z = cos * normal[:, 2] - sin * normal[:, 0]
+        scale = sphere.stripes / 2.0
+        albedo = sphere.colors[_checker(x * scale, normal[:, 1] * scale, z * scale)]
         rgb[hit_mask] = _shade(albedo, normal)
         depth[hit_mask] = t_hit[hit_mask]
 
@@ -135,7 +149,9 @@ def render_clip(
         fine_rgb, _, _ = render_frame(
             scene, time, fine_intrinsics, height * supersample, width * supersample
         )
-        rgb = fine_rgb.reshape(height, supersample, width, supersample, 3).mean(axis=(1, 3))
+        blocks = fine_rgb.reshape(height, supersample, width, supersample, 3)
+        rgb = sum(blocks[:, i, :, j] for i in range(supersample) for j in range(supersample))
+        rgb = rgb / supersample**2
         video[index] = np.round(rgb * 255.0).astype(np.uint8)
     return Rendering(
         video=video,

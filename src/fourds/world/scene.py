@@ -11,6 +11,7 @@ Camera convention (OpenCV): x right, y down, z forward; extrinsics map world to 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -35,6 +36,15 @@ class Sphere:
         return position
 
 
+def _dot3(a: np.ndarray, b: np.ndarray) -> float:
+    """Dot product of two 3-vectors, summed in a fixed order (see fourds.world.render)."""
+    return float(a[0]) * float(b[0]) + float(a[1]) * float(b[1]) + float(a[2]) * float(b[2])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / math.sqrt(_dot3(vector, vector))
+
+
 @dataclasses.dataclass(frozen=True)
 class CameraPath:
     """An orbit around `target` with a slowly changing radius and height."""
@@ -54,15 +64,13 @@ class CameraPath:
         eye = self.target + np.array(
             [radius * np.cos(angle), self.height + 0.3 * np.sin(time), radius * np.sin(angle)]
         )
-        forward = self.target - eye
-        forward /= np.linalg.norm(forward)
-        right = np.cross(forward, np.array([0.0, 1.0, 0.0]))
-        right /= np.linalg.norm(right)
+        forward = _unit(self.target - eye)
+        right = _unit(np.cross(forward, np.array([0.0, 1.0, 0.0])))
         down = np.cross(forward, right)
         rotation = np.stack([right, down, forward])  # rows: camera axes in world coordinates
         world_to_camera = np.eye(4)
         world_to_camera[:3, :3] = rotation
-        world_to_camera[:3, 3] = -rotation @ eye
+        world_to_camera[:3, 3] = [-_dot3(row, eye) for row in rotation]
         return world_to_camera
 
     def intrinsics(self, height: int, width: int) -> np.ndarray:
