@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fourds.config import MAEConfig
 from fourds.data.corpus import WorldSpec, write_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +17,19 @@ TINY_WORLD = WorldSpec(
     fps=12,
     videos={"pretrain": 2, "readout-train": 1, "readout-test": 1},
 )
+
+
+def tiny_mae_config(**changes) -> MAEConfig:
+    """A small decoder config for model tests; keyword arguments override fields."""
+    fields = dict(
+        mask_ratio=0.75,
+        mask_type="random",
+        norm_pix_loss=False,
+        decoder_width=16,
+        decoder_depth=1,
+        decoder_heads=2,
+    )
+    return MAEConfig(**{**fields, **changes})
 
 
 @pytest.fixture(scope="session")

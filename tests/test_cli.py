@@ -6,13 +6,17 @@ from fourds.cli import main
 from tests.conftest import REPO_ROOT
 
 
+def pretrain(params, *extra: str) -> int:
+    return main(["pretrain", "--params", str(params), *extra])
+
+
 def test_invalid_param_stops_before_work_with_the_key_path(tmp_path, capsys):
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["models"]["cpu_s"].update(width=100, heads=3)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
-    code = main(["pretrain", "--params", str(params), "--scale", "cpu_s", "--out", str(out)])
+    code = pretrain(params, "--scale", "cpu_s", "--out", str(out))
     assert code == 2
     assert capsys.readouterr().err.strip() == (
         "fourds pretrain: error: models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3"
@@ -21,34 +25,15 @@ def test_invalid_param_stops_before_work_with_the_key_path(tmp_path, capsys):
 
 
 def test_unknown_scale_is_named(tmp_path, capsys):
-    code = main(
-        [
-            "pretrain",
-            "--params",
-            str(REPO_ROOT / "params.yaml"),
-            "--scale",
-            "giant",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    code = pretrain(REPO_ROOT / "params.yaml", "--scale", "giant", "--out", str(tmp_path))
     assert code == 2
     assert "scale 'giant' is not defined under models" in capsys.readouterr().err
 
 
 def test_missing_shards_name_the_fix(tmp_path, capsys):
-    code = main(
-        [
-            "pretrain",
-            "--params",
-            str(REPO_ROOT / "params.yaml"),
-            "--scale",
-            "cpu_s",
-            "--curated",
-            str(tmp_path / "none"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    curated, out = str(tmp_path / "none"), str(tmp_path / "out")
+    code = pretrain(
+        REPO_ROOT / "params.yaml", "--scale", "cpu_s", "--curated", curated, "--out", out
     )
     assert code == 2
     assert "run `dvc repro curate` first" in capsys.readouterr().err

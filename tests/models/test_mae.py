@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fourds.config import MAEConfig, ModelConfig
+from fourds.config import ModelConfig
 from fourds.models.mae import (
     MaskedAutoencoder,
     patchify,
@@ -10,6 +10,7 @@ from fourds.models.mae import (
     unpatchify,
 )
 from fourds.models.vit import VideoViT, count_parameters
+from tests.conftest import tiny_mae_config
 
 TINY = ModelConfig(
     width=32,
@@ -21,14 +22,7 @@ TINY = ModelConfig(
     parallel_blocks=False,
     bias=True,
 )
-DECODER = MAEConfig(
-    mask_ratio=0.75,
-    mask_type="random",
-    norm_pix_loss=False,
-    decoder_width=16,
-    decoder_depth=1,
-    decoder_heads=2,
-)
+DECODER = tiny_mae_config()
 
 
 def test_patchify_round_trip_and_token_order():
@@ -113,14 +107,7 @@ def test_mae_loss_ignores_visible_tubelets():
 
 def test_norm_pix_loss_scores_against_per_tubelet_normalised_pixels():
     torch.manual_seed(0)
-    cfg = MAEConfig(
-        mask_ratio=0.75,
-        mask_type="random",
-        norm_pix_loss=True,
-        decoder_width=16,
-        decoder_depth=1,
-        decoder_heads=2,
-    )
+    cfg = tiny_mae_config(norm_pix_loss=True)
     model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
     video = torch.rand(2, 4, 16, 16, 3)
     keep, mask = model.sample_masks(2, torch.Generator().manual_seed(3))
@@ -140,10 +127,7 @@ def test_tube_masking_repeats_the_spatial_mask_over_time():
 
 
 def test_mae_samples_tube_masks_when_asked():
-    cfg = MAEConfig(
-        mask_ratio=0.5, mask_type="tube", norm_pix_loss=False,
-        decoder_width=16, decoder_depth=1, decoder_heads=2,
-    )  # fmt: skip
+    cfg = tiny_mae_config(mask_ratio=0.5, mask_type="tube")
     model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
     _, mask = model.sample_masks(2, torch.Generator().manual_seed(0))
     grid = mask.reshape(2, 2, 16)

@@ -1,20 +1,14 @@
 import pytest
 import torch
 
-from fourds.config import MAEConfig, ModelConfig
+from fourds.config import ModelConfig
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError, load_encoder, save_mae
+from tests.conftest import tiny_mae_config
 
-DECODER = MAEConfig(
-    mask_ratio=0.5,
-    mask_type="random",
-    norm_pix_loss=False,
-    decoder_width=8,
-    decoder_depth=1,
-    decoder_heads=2,
-)
+DECODER = tiny_mae_config(mask_ratio=0.5, decoder_width=8)
 
 
 @pytest.mark.parametrize(("depth", "blocks"), [(12, 11), (24, 22), (4, 3), (2, 1), (1, 1)])
