@@ -45,3 +45,13 @@ def test_zoo_lists_every_config_with_exact_counts(capsys):
     out = capsys.readouterr().out
     assert "4ds_j" in out and "21,762,963,456" in out
     assert "4ds_b" in out and "87,439,104" in out
+
+
+def test_bf16_on_cpu_is_refused_before_any_work(tmp_path, capsys):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["pretrain"]["precision"] = "bf16"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    assert pretrain(params, "--scale", "cpu_s", "--out", str(tmp_path / "out")) == 2
+    assert "pretrain.precision='bf16' needs CUDA" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -33,3 +33,18 @@ def test_bias_free_projections():
     block = Block(16, 2, 32, bias=False)
     linears = [m for m in block.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 5 and all(m.bias is None for m in linears)
+
+
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    block = Block(16, 2, 32)
+    x = torch.rand(2, 5, 16, requires_grad=True)
+    block(x).square().sum().backward()
+    expected = [x.grad.clone()] + [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    x.grad = None
+    block.checkpoint_activations = True
+    block(x).square().sum().backward()
+    got = [x.grad] + [p.grad for p in block.parameters()]
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(a, b)

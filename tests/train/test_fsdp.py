@@ -20,7 +20,10 @@ STEPS = 20
 
 @pytest.fixture(scope="module")
 def setup(tiny_corpus, tmp_path_factory) -> tuple[Path, Path]:
-    """Shards of the tiny corpus and a params file for a tiny model, 20 steps, batch 4."""
+    """Shards of the tiny corpus and a params file for a tiny model, 20 steps, batch 4.
+
+    The model uses QK-LayerNorm and activation checkpointing, so both run sharded.
+    """
     root = tmp_path_factory.mktemp("fsdp")
     curate(tiny_corpus, root / "curate", CurateConfig(4, 2, 16, 8))
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
@@ -31,6 +34,7 @@ def setup(tiny_corpus, tmp_path_factory) -> tuple[Path, Path]:
     raw["curate"].update(clip_frames=4, resolution=16)
     raw["mae"].update(mask_ratio=0.5, decoder_width=16, decoder_depth=1, decoder_heads=2)
     raw["pretrain"].update(steps=STEPS, batch_size=4, warmup_steps=2, log_every=1, lr=3e-3)
+    raw["pretrain"]["activation_checkpointing"] = True  # exercised under FSDP2 too
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     return root, params

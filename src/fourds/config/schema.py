@@ -17,6 +17,7 @@ ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 READOUT_TASKS = ("depth",)
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -154,12 +155,18 @@ class PretrainConfig:
     grad_clip: float
     seed: int
     log_every: int
+    activation_checkpointing: bool
+    precision: str
 
     def check(self, path: str) -> None:
         for name in ("steps", "batch_size", "lr", "log_every"):
             _positive(f"{path}.{name}", getattr(self, name))
         _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
         _require(self.grad_clip >= 0, f"{path}.grad_clip={self.grad_clip} must be >= 0 (0: off)")
+        _require(
+            self.precision in PRECISIONS,
+            f"{path}.precision={self.precision!r} is not one of {list(PRECISIONS)}",
+        )
         _require(
             0 <= self.warmup_steps < self.steps,
             f"{path}.warmup_steps={self.warmup_steps} must be in [0, {path}.steps={self.steps})",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from fourds.config import ModelConfig
 from fourds.models.attention import Attention
@@ -43,13 +44,23 @@ class Block(nn.Module):
     ):
         super().__init__()
         self.parallel = parallel
+        self.checkpoint_activations = False
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
         self.norm2 = nn.Identity() if parallel else nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLP(dim, mlp_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, N, dim] -> [B, N, dim]."""
+        """x [B, N, dim] -> [B, N, dim].
+
+        With `checkpoint_activations` set, the block keeps only its input for the backward
+        pass and recomputes the rest (activation checkpointing; same result, less memory).
+        """
+        if self.checkpoint_activations and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.parallel:
             y = self.norm1(x)
             return x + self.attn(y) + self.mlp(y)

@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
     set_model_state_dict,
 )
-from torch.distributed.fsdp import fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from fourds.models.mae import MaskedAutoencoder
 
@@ -58,16 +58,27 @@ def close_distributed(env: DistEnv) -> None:
         dist.destroy_process_group()
 
 
-def shard_mae(model: MaskedAutoencoder) -> MaskedAutoencoder:
+def mixed_precision(precision: str) -> MixedPrecisionPolicy:
+    """FSDP2 policy: bf16 compute with fp32 gradient reduction, or plain fp32."""
+    if precision == "bf16":
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def shard_mae(model: MaskedAutoencoder, policy: MixedPrecisionPolicy) -> MaskedAutoencoder:
     """fully_shard each encoder and decoder block, then the root (FSDP2)."""
     for block in [*model.encoder.blocks, *model.decoder.blocks]:
-        fully_shard(block)
-    fully_shard(model)
+        fully_shard(block, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
     return model
 
 
 def build_sharded(
-    build: Callable[[], MaskedAutoencoder], env: DistEnv, device: torch.device, seed: int
+    build: Callable[[], MaskedAutoencoder],
+    env: DistEnv,
+    device: torch.device,
+    seed: int,
+    policy: MixedPrecisionPolicy,
 ) -> MaskedAutoencoder:
     """Build on the meta device, shard, materialise, and load rank 0's seeded initial weights.
 
@@ -77,7 +88,7 @@ def build_sharded(
     """
     with torch.device("meta"):
         model = build()
-    shard_mae(model)
+    shard_mae(model, policy)
     model.to_empty(device=device)
     initial = {}
     if env.is_main:

@@ -32,6 +32,7 @@ from fourds.train.distributed import (
     full_state_dict,
     init_distributed,
     mean_over_ranks,
+    mixed_precision,
 )
 
 
@@ -88,6 +89,8 @@ def run(
     with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process.
     """
     device = setup_runtime(params.runtime)
+    if params.pretrain.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)
     try:
         return _train(params, scale, shard_dir, Path(out_dir), params_path, device, env)
@@ -112,10 +115,17 @@ def _train(
     mask_generator = torch.Generator().manual_seed(cfg.seed)
 
     if env.sharded:
-        model = build_sharded(lambda: build_mae(params, scale), env, device, cfg.seed)
+        policy = mixed_precision(cfg.precision)
+        model = build_sharded(lambda: build_mae(params, scale), env, device, cfg.seed, policy)
     else:
         torch.manual_seed(cfg.seed)
         model = build_mae(params, scale).to(device)
+    for block in [*model.encoder.blocks, *model.decoder.blocks]:
+        block.checkpoint_activations = cfg.activation_checkpointing
+    # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
+    autocast = torch.autocast(
+        device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
+    )
     model.train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
@@ -128,7 +138,8 @@ def _train(
             group["lr"] = learning_rate(step, cfg)
         video = sample_batch(clips, cfg.batch_size, rng, rows).to(device)
         keep_index, mask = model.sample_masks(cfg.batch_size, mask_generator)
-        loss, _ = model(video, keep_index[rows], mask[rows])
+        with autocast:
+            loss, _ = model(video, keep_index[rows], mask[rows])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"pretrain {scale}: loss is {loss.item()} at step {step}; lower pretrain.lr "
