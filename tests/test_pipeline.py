@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT
 
@@ -70,3 +71,20 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
         readout = metrics[f"runs/readout/{scale}-depth/metrics.json"]["data"]
         assert 0 < readout["abs_rel"] < 10
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
+
+
+@pytest.mark.slow
+def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_repo):
+    from tests.config.test_composition import compose_params
+
+    params = smoke_repo / "params.yaml"
+    smoke = params.read_text()
+    try:
+        params.write_text(yaml.safe_dump(compose_params(["ladder=4ds"]), sort_keys=False))
+        output = sh("dvc", "repro", "--dry", "pretrain", cwd=smoke_repo)
+    finally:
+        params.write_text(smoke)
+    commands = [line for line in output.splitlines() if line.startswith("> fourds")]
+    scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
+    assert commands[0] == "> fourds curate --data data --out runs/curate"
+    assert [line.split()[4] for line in commands[1:]] == scales  # "> fourds pretrain --scale X"
