@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import REPO_ROOT
 
@@ -75,12 +74,10 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
 
 @pytest.mark.slow
 def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_repo):
-    from tests.config.test_composition import compose_params
-
     params = smoke_repo / "params.yaml"
     smoke = params.read_text()
     try:
-        params.write_text(yaml.safe_dump(compose_params(["ladder=4ds"]), sort_keys=False))
+        sh("fourds", "params", "ladder=4ds", cwd=smoke_repo)
         output = sh("dvc", "repro", "--dry", "pretrain", cwd=smoke_repo)
     finally:
         params.write_text(smoke)

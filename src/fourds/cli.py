@@ -45,6 +45,13 @@ def _zoo(args: argparse.Namespace) -> None:
         )
 
 
+def _params(args: argparse.Namespace) -> None:
+    from fourds.config.compose import write_params
+
+    params = write_params(args.out, args.overrides, args.experiments)
+    print(f"{args.out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
+
+
 def _curate(args: argparse.Namespace) -> None:
     from fourds.data.curate import run
 
@@ -92,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--size", type=int, default=224)
     zoo.add_argument("--mask-ratio", type=float, default=0.9)
     zoo.set_defaults(handler=_zoo)
+
+    compose = commands.add_parser("params", help="compose experiments/ into params.yaml")
+    compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. ladder=smoke")
+    compose.add_argument("--experiments", default="experiments")
+    compose.add_argument("--out", default="params.yaml")
+    compose.set_defaults(handler=_params)
 
     stages = {
         "curate": ("decode videos, cut clips, write shards and a manifest", _curate),

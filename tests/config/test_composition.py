@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from fourds.config import Params
+from fourds.config.compose import compose_params as compose_experiments
 from fourds.config.schema import parse
 from tests.conftest import REPO_ROOT
 
@@ -15,10 +14,7 @@ EXPERIMENTS = REPO_ROOT / "experiments"
 
 
 def compose_params(overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(EXPERIMENTS), version_base=None):
-        return OmegaConf.to_container(
-            compose(config_name="config", overrides=overrides), resolve=True
-        )
+    return compose_experiments(overrides, EXPERIMENTS)
 
 
 def test_params_yaml_is_the_composition_of_experiments():
