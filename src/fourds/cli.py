@@ -62,7 +62,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     from fourds.train.pretrain import run
 
     params = load_params(args.params)
-    params.model(args.scale)
+    params.model(args.scale)  # an unknown scale fails here, before any data is loaded
     run(params, args.scale, args.curated, args.out, args.params)
 
 

@@ -100,9 +100,9 @@ def build_sharded(
 
 
 def full_state_dict(model: nn.Module, env: DistEnv) -> dict[str, torch.Tensor]:
-    """The unsharded state dict on rank 0's CPU (empty on other ranks)."""
+    """The unsharded state dict (on rank 0's CPU when sharded; empty on other ranks)."""
     if not env.sharded:
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return model.state_dict()
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(model, options=options)
 

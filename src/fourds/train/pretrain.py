@@ -133,7 +133,7 @@ def _train(
     curve, window = [], []
     started = time.perf_counter()
     steps = tqdm(range(cfg.steps), desc=f"pretrain {scale}", unit="step", disable=not env.is_main)
-    for step in (bar := steps):
+    for step in steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
         video = sample_batch(clips, cfg.batch_size, rng, rows).to(device)
@@ -150,12 +150,12 @@ def _train(
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        window.append(mean_over_ranks(loss, env))
+        window.append(loss.detach())
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            curve.append(
-                {"step": step + 1, "loss": float(np.mean(window)), "lr": learning_rate(step, cfg)}
-            )
-            bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}")
+            # One all-reduce per logging window, not per step.
+            window_loss = mean_over_ranks(torch.stack(window).mean(), env)
+            curve.append({"step": step + 1, "loss": window_loss, "lr": learning_rate(step, cfg)})
+            steps.set_postfix(loss=f"{window_loss:.4f}")
             window = []
     seconds = time.perf_counter() - started
 
