@@ -11,12 +11,14 @@ def setup_runtime(cfg: RuntimeConfig) -> torch.device:
     """Apply the thread count and return the device the params ask for."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             "runtime.device='cuda' but no CUDA device is visible: use 'cpu' or 'auto'"
         )
-    if cfg.attention == "xformers" and cfg.device == "cpu":
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if cfg.attention == "xformers" and device.type == "cpu":
         raise ConfigError("runtime.attention='xformers' has no CPU kernels: use 'sdpa' on CPU")
-    return torch.device(cfg.device)
+    return device
