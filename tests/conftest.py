@@ -25,9 +25,12 @@ def tiny_mae_config(**changes) -> MAEConfig:
         mask_ratio=0.75,
         mask_type="random",
         norm_pix_loss=False,
+        decoder="mae_st",
         decoder_width=16,
         decoder_depth=1,
         decoder_heads=2,
+        query_blocks=1,
+        query_stride=(1, 2, 2),
     )
     return MAEConfig(**{**fields, **changes})
 

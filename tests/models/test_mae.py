@@ -132,3 +132,24 @@ def test_mae_samples_tube_masks_when_asked():
     _, mask = model.sample_masks(2, torch.Generator().manual_seed(0))
     grid = mask.reshape(2, 2, 16)
     assert (grid[:, 0] == grid[:, 1]).all()
+
+
+def test_query_decoding_predicts_coarse_patches_from_the_last_blocks():
+    """4DS scheme: one learned token per coarse (2x8x8) patch, linear decode, loss on all."""
+    torch.manual_seed(0)
+    cfg = tiny_mae_config(decoder="queries", query_blocks=1, query_stride=(1, 2, 2))
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
+    assert model.target_patch == (2, 8, 8)
+    assert not any("blocks" in name for name, _ in model.decoder.named_parameters())
+    video = torch.rand(2, 4, 16, 16, 3)
+    keep, mask = model.sample_masks(2, torch.Generator().manual_seed(3))
+    loss, prediction = model(video, keep, mask)
+    assert prediction.shape == (2, 2 * 2 * 2, 2 * 8 * 8 * 3)  # 8 coarse patches per clip
+    target = patchify(video, (2, 8, 8))
+    torch.testing.assert_close(loss, ((prediction - target) ** 2).mean())
+    loss.backward()
+    # The queries only enter the last block: the first block's weights learn from the visible
+    # tokens' path, and the queries themselves get gradients.
+    assert model.decoder.queries.grad.abs().sum() > 0
+    assert model.encoder.blocks[0].attn.q.weight.grad.abs().sum() > 0
+

@@ -17,6 +17,7 @@ ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 READOUT_TASKS = ("depth",)
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
+DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -116,14 +117,25 @@ class CurateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MAEConfig:
-    """Masked auto-encoding: masking and the MAE-ST-style decoder."""
+    """Masked auto-encoding: masking, the decoder and the pixel loss.
+
+    `decoder` picks how masked content is predicted:
+        mae_st   a light transformer decoder (decoder_width/depth/heads) over every tubelet,
+                 scored on the masked ones (MAE-ST);
+        queries  the 4DS decoding scheme: learned tokens, one per coarse patch of
+                 query_stride x tubelet, join the visible tokens before the last query_blocks
+                 encoder blocks and a linear layer decodes them to pixels (no decoder blocks).
+    """
 
     mask_ratio: float
     mask_type: str
     norm_pix_loss: bool
+    decoder: str
     decoder_width: int
     decoder_depth: int
     decoder_heads: int
+    query_blocks: int
+    query_stride: tuple[int, int, int]
 
     def check(self, path: str) -> None:
         _require(
@@ -134,8 +146,14 @@ class MAEConfig:
             self.mask_type in MASK_TYPES,
             f"{path}.mask_type={self.mask_type!r} is not one of {list(MASK_TYPES)}",
         )
-        for name in ("decoder_width", "decoder_depth", "decoder_heads"):
+        _require(
+            self.decoder in DECODERS,
+            f"{path}.decoder={self.decoder!r} is not one of {list(DECODERS)}",
+        )
+        for name in ("decoder_width", "decoder_depth", "decoder_heads", "query_blocks"):
             _positive(f"{path}.{name}", getattr(self, name))
+        for axis, size in zip("thw", self.query_stride, strict=True):
+            _positive(f"{path}.query_stride[{axis}]", size)
         _require(
             self.decoder_width % self.decoder_heads == 0,
             f"{path}.decoder_width={self.decoder_width} is not divisible by "
@@ -237,6 +255,22 @@ class Params:
                 f"curate.resolution={self.curate.resolution} is not divisible by "
                 f"models.{scale}.tubelet[h, w]=({p}, {q})",
             )
+            if self.mae.decoder == "queries":
+                self._check_queries(scale, model)
+
+    def _check_queries(self, scale: str, model: ModelConfig) -> None:
+        """The 4DS decoding scheme needs whole coarse patches and enough encoder blocks."""
+        _require(
+            self.mae.query_blocks <= model.depth,
+            f"mae.query_blocks={self.mae.query_blocks} exceeds models.{scale}.depth={model.depth}",
+        )
+        coarse = [t * s for t, s in zip(model.tubelet, self.mae.query_stride, strict=True)]
+        sizes = (self.curate.clip_frames, self.curate.resolution, self.curate.resolution)
+        _require(
+            all(size % patch == 0 for size, patch in zip(sizes, coarse, strict=True)),
+            f"the clip {sizes[0]}x{sizes[1]}x{sizes[2]} does not divide into coarse patches "
+            f"{coarse[0]}x{coarse[1]}x{coarse[2]} (models.{scale}.tubelet x mae.query_stride)",
+        )
 
     def model(self, scale: str) -> ModelConfig:
         """The architecture of one ladder scale, with a clear error for unknown names."""

@@ -1,9 +1,16 @@
-"""Masked auto-encoding of video (MAE-ST style).
+"""Masked auto-encoding of video: MAE-ST decoding and the 4DS decoding scheme.
 
-Random spacetime masking by sorting noise; the encoder sees only the visible tokens; a light
-decoder gets the encoded visible tokens scattered back into a full grid of learned mask tokens,
-adds its own positional embedding, and predicts the pixels of every tubelet; the loss is the
-mean squared error on the masked tubelets only.
+Random spacetime (or tube) masking by sorting noise; the encoder sees only the visible tokens.
+Two ways to predict the pixels (`mae.decoder`):
+
+- `mae_st`: a light transformer decoder gets the encoded visible tokens scattered back into a
+  full grid of learned mask tokens, adds its own positional embedding and predicts the pixels of
+  every tubelet; the loss is the mean squared error on the masked tubelets.
+- `queries` (4DS): no decoder blocks. Learned tokens, one per coarse patch (query_stride x
+  tubelet), are appended to the visible tokens before the last `query_blocks` encoder blocks,
+  which process both sets; a linear layer decodes each learned token into its coarse patch of
+  pixels. The loss is the mean squared error over every coarse patch, since a coarse patch
+  mixes visible and masked tubelets and the learned tokens see pixels only through attention.
 """
 
 from __future__ import annotations
@@ -109,18 +116,51 @@ class MAEDecoder(nn.Module):
         return self.head(self.norm(x))
 
 
+class QueryDecoder(nn.Module):
+    """The 4DS decoding scheme's own parameters: coarse query tokens and a linear pixel head.
+
+    The query tokens run through the encoder's last blocks (see `MaskedAutoencoder`); this
+    module holds one learned embedding per coarse patch and maps the processed tokens to pixels.
+    """
+
+    def __init__(self, width: int, num_queries: int, patch_dim: int):
+        super().__init__()
+        self.queries = nn.Parameter(torch.zeros(1, num_queries, width))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.head = nn.Linear(width, patch_dim)
+        nn.init.trunc_normal_(self.queries, std=0.02)
+        self.apply(_init_weights)
+
+    def forward(self, queries: torch.Tensor) -> torch.Tensor:
+        """Processed query tokens [B, Q, width] -> coarse patch pixels [B, Q, patch_dim]."""
+        return self.head(self.norm(queries))
+
+
 class MaskedAutoencoder(nn.Module):
-    """Video MAE: `VideoViT` encoder on visible tokens plus `MAEDecoder`."""
+    """Video MAE: a `VideoViT` encoder on the visible tokens plus an `MAEDecoder` or the 4DS
+    `QueryDecoder` (chosen by `cfg.decoder`)."""
 
     def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
         super().__init__()
         self.encoder = encoder
         self.mask_ratio, self.mask_type = cfg.mask_ratio, cfg.mask_type
         self.norm_pix_loss = cfg.norm_pix_loss
+        self.uses_queries = cfg.decoder == "queries"
         t, p, q = encoder.cfg.tubelet
-        self.decoder = MAEDecoder(
-            encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
-        )
+        if self.uses_queries:
+            self.query_blocks = cfg.query_blocks
+            self.target_patch = tuple(
+                size * stride
+                for size, stride in zip(encoder.cfg.tubelet, cfg.query_stride, strict=True)
+            )
+            grid = [g // s for g, s in zip(encoder.grid, cfg.query_stride, strict=True)]
+            patch_dim = 3 * self.target_patch[0] * self.target_patch[1] * self.target_patch[2]
+            self.decoder = QueryDecoder(encoder.cfg.width, grid[0] * grid[1] * grid[2], patch_dim)
+        else:
+            self.target_patch = (t, p, q)
+            self.decoder = MAEDecoder(
+                encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
+            )
 
     def sample_masks(
         self, batch: int, generator: torch.Generator | None = None
@@ -130,10 +170,26 @@ class MaskedAutoencoder(nn.Module):
             return tube_masking(batch, self.encoder.grid, self.mask_ratio, generator)
         return random_masking(batch, self.encoder.num_tokens, self.mask_ratio, generator)
 
+    def _decode_with_queries(self, video: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
+        """4DS scheme: visible tokens through all blocks, query tokens through the last k.
+
+        Returns coarse patch pixels [B, Q, 3 * prod(target_patch)].
+        """
+        blocks = self.encoder.blocks
+        first_shared = len(blocks) - self.query_blocks
+        x = self.encoder.tokens(video, keep_index)
+        for block in blocks[:first_shared]:
+            x = block(x)
+        queries = self.decoder.queries.expand(x.shape[0], -1, -1)
+        x = torch.cat([x, queries], dim=1)
+        for block in blocks[first_shared:]:
+            x = block(x)
+        return self.decoder(x[:, -queries.shape[1] :])
+
     def forward(
         self, video: torch.Tensor, keep_index: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode the visible tokens, decode every tubelet, and score the masked ones.
+        """Encode the visible tokens, predict pixels, and score them.
 
         Args:
             video: [B, T, H, W, 3] in [0, 1].
@@ -141,17 +197,23 @@ class MaskedAutoencoder(nn.Module):
                 from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
         Returns:
-            loss: scalar, mean squared error over the masked tubelets, against raw pixels or,
-                with `norm_pix_loss`, pixels normalised to zero mean and unit variance per tubelet.
-            prediction: [B, N, t*p*q*3] predicted pixels of every tubelet.
+            loss: scalar mean squared error against raw pixels or, with `norm_pix_loss`,
+                pixels normalised to zero mean and unit variance per target patch; over the
+                masked tubelets (mae_st) or every coarse patch (queries).
+            prediction: [B, P, 3 * prod(target_patch)] predicted pixels of every target patch
+                (tubelets for mae_st, coarse patches for queries), in `patchify` order.
         """
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
-        prediction = self.decoder(self.encoder(video, keep_index), keep_index)
-        target = patchify(video, self.encoder.cfg.tubelet)
+        if self.uses_queries:
+            prediction = self._decode_with_queries(video, keep_index)
+        else:
+            prediction = self.decoder(self.encoder(video, keep_index), keep_index)
+        target = patchify(video, self.target_patch)
         if self.norm_pix_loss:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
-        per_token = ((prediction - target) ** 2).mean(dim=-1)
-        weights = mask.float() if self.mask_ratio > 0 else torch.ones_like(per_token)
-        loss = (per_token * weights).sum() / weights.sum()
-        return loss, prediction
+        per_patch = ((prediction - target) ** 2).mean(dim=-1)
+        if self.uses_queries or self.mask_ratio == 0:
+            return per_patch.mean(), prediction
+        weights = mask.float()
+        return (per_patch * weights).sum() / weights.sum(), prediction

@@ -104,6 +104,13 @@ class VideoViT(nn.Module):
         tokens = self.patch_embed(video.permute(0, 4, 1, 2, 3))  # [B, width, T', h, w]
         return tokens.flatten(2).transpose(1, 2) + self.pos_embed
 
+    def tokens(self, video: torch.Tensor, keep_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Embedded tokens [B, n or N, width] of `video` [B, T, H, W, 3], only `keep_index`'s."""
+        x = self.embed(video)
+        if keep_index is None:
+            return x
+        return torch.gather(x, 1, keep_index[..., None].expand(-1, -1, x.shape[-1]))
+
     def forward(
         self,
         video: torch.Tensor,
@@ -120,9 +127,7 @@ class VideoViT(nn.Module):
         Returns:
             [B, n or N, width] token features.
         """
-        x = self.embed(video)
-        if keep_index is not None:
-            x = torch.gather(x, 1, keep_index[..., None].expand(-1, -1, x.shape[-1]))
+        x = self.tokens(video, keep_index)
         for block in self.blocks[:num_blocks]:
             x = block(x)
         return x

@@ -23,6 +23,7 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import Block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +67,8 @@ def mixed_precision(precision: str) -> MixedPrecisionPolicy:
 
 
 def shard_mae(model: MaskedAutoencoder, policy: MixedPrecisionPolicy) -> MaskedAutoencoder:
-    """fully_shard each encoder and decoder block, then the root (FSDP2)."""
-    for block in [*model.encoder.blocks, *model.decoder.blocks]:
+    """fully_shard each transformer block (encoder and decoder), then the root (FSDP2)."""
+    for block in [module for module in model.modules() if isinstance(module, Block)]:
         fully_shard(block, mp_policy=policy)
     fully_shard(model, mp_policy=policy)
     return model

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.data.curate import load_split
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import VideoViT, count_parameters
+from fourds.models.vit import Block, VideoViT, count_parameters
 from fourds.models.weights import save_mae
 from fourds.records import atomic_path, write_json, write_run_record
 from fourds.runtime import setup_runtime
@@ -120,8 +120,9 @@ def _train(
     else:
         torch.manual_seed(cfg.seed)
         model = build_mae(params, scale).to(device)
-    for block in [*model.encoder.blocks, *model.decoder.blocks]:
-        block.checkpoint_activations = cfg.activation_checkpointing
+    for block in model.modules():
+        if isinstance(block, Block):
+            block.checkpoint_activations = cfg.activation_checkpointing
     # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
     autocast = torch.autocast(
         device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
