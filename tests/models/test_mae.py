@@ -152,4 +152,3 @@ def test_query_decoding_predicts_coarse_patches_from_the_last_blocks():
     # tokens' path, and the queries themselves get gradients.
     assert model.decoder.queries.grad.abs().sum() > 0
     assert model.encoder.blocks[0].attn.q.weight.grad.abs().sum() > 0
-

@@ -173,12 +173,25 @@ class PretrainConfig:
     grad_clip: float
     seed: int
     log_every: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    loader_workers: int
+    prefetch: int
     activation_checkpointing: bool
     precision: str
 
     def check(self, path: str) -> None:
-        for name in ("steps", "batch_size", "lr", "log_every"):
+        for name in ("steps", "batch_size", "lr", "log_every", "keep_checkpoints", "prefetch"):
             _positive(f"{path}.{name}", getattr(self, name))
+        _require(
+            self.loader_workers >= 0,
+            f"{path}.loader_workers={self.loader_workers} must be >= 0 (0: main thread)",
+        )
+        _require(
+            self.checkpoint_every >= 0 and self.checkpoint_every % self.log_every == 0,
+            f"{path}.checkpoint_every={self.checkpoint_every} must be 0 (off) or a multiple of "
+            f"{path}.log_every={self.log_every}",
+        )
         _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
         _require(self.grad_clip >= 0, f"{path}.grad_clip={self.grad_clip} must be >= 0 (0: off)")
         _require(

@@ -2,29 +2,49 @@
 
 Outputs in `out_dir`:
     checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
-    loss.csv        step, loss (mean over the logging window), lr: the loss curve (DVC plot)
+    loss.csv        step, loss (mean over the logging window), lr: the loss curve
     metrics.json    final loss, encoder parameter count, throughput
     run.yaml        the run record
+    live/           DVCLive metrics and plots, written while training (see fourds.train.monitor)
+    resume/<fingerprint>/step-N/
+                    resumable checkpoints (see fourds.train.checkpoint), every
+                    `pretrain.checkpoint_every` steps. The fingerprint hashes everything that
+                    shapes the training trajectory (model, MAE, curate and optimisation params
+                    and the shard contents), so a rerun resumes only its own run's state.
+
+A run that finds a checkpoint of its own fingerprint resumes from it and ends with exactly the
+weights of an uninterrupted run (bitwise on CPU): the model, optimizer, LR schedule, loader
+and RNG states are restored, and every batch is a function of (seed, step) only.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+import torch.distributed as dist
 
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.data.curate import load_split
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block, VideoViT, count_parameters
 from fourds.models.weights import save_mae
-from fourds.records import atomic_path, write_json, write_run_record
+from fourds.records import atomic_path, file_digest, write_json, write_run_record
 from fourds.runtime import setup_runtime
+from fourds.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from fourds.train.distributed import (
     DistEnv,
     build_sharded,
@@ -34,6 +54,16 @@ from fourds.train.distributed import (
     mean_over_ranks,
     mixed_precision,
 )
+from fourds.train.loader import ClipExample, pretrain_loader
+from fourds.train.monitor import Monitor
+from fourds.train.throughput import (
+    model_flops_utilisation,
+    peak_flops,
+    training_flops_per_clip,
+)
+
+# Pretrain params that change how a run is executed but not the weights it produces.
+EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
 
 
 def learning_rate(step: int, cfg: PretrainConfig) -> float:
@@ -42,23 +72,6 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
-
-
-def sample_batch(
-    clips: np.ndarray, batch_size: int, rng: np.random.Generator, rows: slice = slice(None)
-) -> torch.Tensor:
-    """Random clips, randomly flipped left-right; `rows` picks this rank's part of the batch.
-
-    Every rank draws the same global batch from the same generator state and keeps its rows,
-    so a data-parallel run sees exactly the clips of a single-process run.
-
-    uint8 [N, T, H, W, 3] -> float [len(rows), T, H, W, 3] in [0, 1].
-    """
-    index = rng.integers(len(clips), size=batch_size)
-    flip = rng.random(batch_size) < 0.5
-    batch = clips[index[rows]]
-    batch[flip[rows]] = batch[flip[rows], :, :, ::-1]
-    return torch.from_numpy(batch).float().div_(255.0)
 
 
 def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
@@ -70,14 +83,32 @@ def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     return MaskedAutoencoder(encoder, params.mae, backend)
 
 
-def local_rows(batch_size: int, env: DistEnv) -> slice:
+def local_rows(batch_size: int, env: DistEnv) -> range:
     """This rank's rows of the global batch."""
     if batch_size % env.world_size:
         raise ConfigError(
             f"pretrain.batch_size={batch_size} is not divisible by the {env.world_size} processes"
         )
     per_rank = batch_size // env.world_size
-    return slice(env.rank * per_rank, (env.rank + 1) * per_rank)
+    return range(env.rank * per_rank, (env.rank + 1) * per_rank)
+
+
+def run_fingerprint(params: Params, scale: str, shards: list[Path]) -> str:
+    """Hash of everything that shapes the training trajectory (16 hex digits)."""
+    trajectory = {
+        name: value
+        for name, value in dataclasses.asdict(params.pretrain).items()
+        if name not in EXECUTION_ONLY
+    }
+    content = {
+        "model": dataclasses.asdict(params.model(scale)),
+        "mae": dataclasses.asdict(params.mae),
+        "curate": dataclasses.asdict(params.curate),
+        "pretrain": trajectory,
+        "attention": params.runtime.attention,
+        "shards": [file_digest(path) for path in shards],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run(
@@ -93,27 +124,18 @@ def run(
         raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)
     try:
-        return _train(params, scale, shard_dir, Path(out_dir), params_path, device, env)
+        metrics = _train(params, scale, Path(shard_dir), Path(out_dir), params_path, device, env)
+        if env.sharded:
+            dist.barrier()  # every rank is done with its collectives before any one leaves
+        return metrics
     finally:
         close_distributed(env)
 
 
-def _train(
-    params: Params,
-    scale: str,
-    shard_dir: str | Path,
-    out_dir: Path,
-    params_path: str | Path,
-    device: torch.device,
-    env: DistEnv,
-) -> dict:
+def _build_model(
+    params: Params, scale: str, device: torch.device, env: DistEnv
+) -> MaskedAutoencoder:
     cfg = params.pretrain
-    clips = load_split(shard_dir, "pretrain")["video"]
-    rows = local_rows(cfg.batch_size, env)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(cfg.seed)
-    mask_generator = torch.Generator().manual_seed(cfg.seed)
-
     if env.sharded:
         policy = mixed_precision(cfg.precision)
         model = build_sharded(lambda: build_mae(params, scale), env, device, cfg.seed, policy)
@@ -123,41 +145,106 @@ def _train(
     for block in model.modules():
         if isinstance(block, Block):
             block.checkpoint_activations = cfg.activation_checkpointing
+    return model.train()
+
+
+def _train(
+    params: Params,
+    scale: str,
+    shard_dir: Path,
+    out_dir: Path,
+    params_path: str | Path,
+    device: torch.device,
+    env: DistEnv,
+) -> dict:
+    cfg = params.pretrain
+    shards = sorted(shard_dir.glob("pretrain-*.npz"))
+    clips = load_split(shard_dir, "pretrain")["video"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = _build_model(params, scale, device, env)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate(step, cfg) / cfg.lr
+    )
+    example = ClipExample(clips, cfg.seed, model.sample_masks)
+    rows = local_rows(cfg.batch_size, env)
+    loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
+
+    resume_root = out_dir / "resume" / run_fingerprint(params, scale, shards)
+    last_good = latest_checkpoint(resume_root)
+    curve, start = [], 0
+    if last_good is not None:
+        trainer, rank_state = load_checkpoint(last_good, model, optimizer, env)
+        schedule.load_state_dict(trainer["schedule"])
+        curve, start = trainer["curve"], trainer["step"]
+        loader.load_state_dict(rank_state["loader"])
+        set_rng_state(rank_state["rng"])
+        if env.is_main:
+            print(f"pretrain {scale}: resuming from {last_good} (step {start})", flush=True)
+
     # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
     autocast = torch.autocast(
         device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
     )
-    model.train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+    flops_per_clip = training_flops_per_clip(
+        params.model(scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
-    curve, window = [], []
+    peak = peak_flops(device, cfg.precision)
+    tokens_per_clip = model.encoder.num_tokens
+    monitor = Monitor(
+        out_dir,
+        f"pretrain {scale}",
+        cfg.steps,
+        start,
+        cfg.batch_size,
+        tokens_per_clip,
+        flops_per_clip,
+        peak,
+        env.is_main,
+    )
+    window = []
     started = time.perf_counter()
-    steps = tqdm(range(cfg.steps), desc=f"pretrain {scale}", unit="step", disable=not env.is_main)
-    for step in steps:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        video = sample_batch(clips, cfg.batch_size, rng, rows).to(device)
-        keep_index, mask = model.sample_masks(cfg.batch_size, mask_generator)
+    for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
+        video = batch["video"].to(device, non_blocking=True).float().div_(255.0)
         with autocast:
-            loss, _ = model(video, keep_index[rows], mask[rows])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"pretrain {scale}: loss is {loss.item()} at step {step}; lower pretrain.lr "
-                f"(now {cfg.lr}) or raise pretrain.warmup_steps"
-            )
+            loss, _ = model(video, batch["keep_index"], batch["mask"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        schedule.step()
         window.append(loss.detach())
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            # One all-reduce per logging window, not per step.
-            window_loss = mean_over_ranks(torch.stack(window).mean(), env)
-            curve.append({"step": step + 1, "loss": window_loss, "lr": learning_rate(step, cfg)})
-            steps.set_postfix(loss=f"{window_loss:.4f}")
-            window = []
+        monitor.step_done()
+        if step % cfg.log_every and step != cfg.steps:
+            continue
+        # One all-reduce per logging window: non-finite on any rank makes the mean non-finite.
+        window_loss = mean_over_ranks(torch.stack(window).mean(), env)
+        if not math.isfinite(window_loss):
+            monitor.close()
+            kept = (
+                f"the last good checkpoint {last_good} is kept"
+                if last_good
+                else "no checkpoint yet"
+            )
+            raise FloatingPointError(
+                f"pretrain {scale}: the loss became {window_loss} between steps "
+                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (now {cfg.lr}) "
+                f"or raise pretrain.warmup_steps"
+            )
+        window = []
+        lr = learning_rate(step - 1, cfg)
+        curve.append({"step": step, "loss": window_loss, "lr": lr})
+        monitor.log(step, window_loss, lr)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            trainer = {"schedule": schedule.state_dict(), "curve": curve}
+            rank_state = {"loader": loader.state_dict(), "rng": rng_state()}
+            last_good = save_checkpoint(
+                resume_root, step, model, optimizer, trainer, rank_state, env, cfg.keep_checkpoints
+            )
+    monitor.close()
     seconds = time.perf_counter() - started
 
     state_dict = full_state_dict(model, env)
@@ -176,21 +263,22 @@ def _train(
         writer.writeheader()
         writer.writerows(curve)
     tail = curve[-max(1, len(curve) // 10) :]
+    clips_per_second = (cfg.steps - start) * cfg.batch_size / seconds
     metrics = {
         "scale": scale,
         "params": count_parameters(model.encoder),
         "loss": float(np.mean([point["loss"] for point in tail])),
         "steps": cfg.steps,
+        "resumed_from_step": start,
         "processes": env.world_size,
         "train_seconds": round(seconds, 2),
-        "clips_per_second": round(cfg.steps * cfg.batch_size / seconds, 2),
+        "clips_per_second": round(clips_per_second, 2),
+        "tokens_per_second": round(clips_per_second * tokens_per_clip, 1),
+        "train_flops_per_clip": flops_per_clip,
     }
+    mfu = model_flops_utilisation(flops_per_clip, clips_per_second, peak)
+    if mfu is not None:
+        metrics["mfu"] = round(mfu, 4)
     write_json(out_dir / "metrics.json", metrics)
-    write_run_record(
-        out_dir,
-        f"pretrain@{scale}",
-        params_path,
-        sorted(Path(shard_dir).glob("pretrain-*.npz")),
-        str(device),
-    )
+    write_run_record(out_dir, f"pretrain@{scale}", params_path, shards, str(device))
     return metrics

@@ -1,0 +1,145 @@
+"""Shapes, configs and training steps the benchmarks share.
+
+Configs come from the project's own Hydra tree (experiments/), composed the way
+`fourds params <overrides> --out FILE` does and loaded back with `fourds.config.load_params`, so
+a benchmark always measures what the ladders pin. `--quick` swaps in `TINY`, a shape that runs
+in milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from fourds.config import MAEConfig, ModelConfig, Params, load_params
+from fourds.config.compose import write_params
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import VideoViT
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """An encoder architecture and the clip it sees: [frames, size, size, 3]."""
+
+    name: str
+    model: ModelConfig
+    frames: int
+    size: int
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per clip (the encoder's full token grid)."""
+        t, p, q = self.model.tubelet
+        return (self.frames // t) * (self.size // p) * (self.size // q)
+
+    def describe(self) -> dict:
+        """JSON-ready description: the model config, the clip and its token count."""
+        return {
+            "name": self.name,
+            "model": dataclasses.asdict(self.model),
+            "clip": [self.frames, self.size, self.size, 3],
+            "tokens": self.tokens,
+        }
+
+
+# --quick: 2 blocks of width 64 on 4x32x32 clips (32 tokens); coarse query patches still fit.
+TINY = Shape(
+    "tiny",
+    ModelConfig(
+        width=64,
+        depth=2,
+        heads=4,
+        mlp_dim=256,
+        tubelet=(2, 8, 8),
+        qk_norm=False,
+        parallel_blocks=False,
+        bias=True,
+    ),
+    frames=4,
+    size=32,
+)
+
+
+def compose_ladder(*overrides: str) -> Params:
+    """The params `fourds params <overrides> --out FILE` writes, read back with load_params."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "params.yaml"
+        write_params(path, list(overrides), EXPERIMENTS)
+        return load_params(path)
+
+
+def ladder_shape(params: Params, scale: str) -> Shape:
+    """The encoder of ladder scale `scale` on the clips the params' curate section makes."""
+    return Shape(scale, params.model(scale), params.curate.clip_frames, params.curate.resolution)
+
+
+def tiny_mae(mae: MAEConfig) -> MAEConfig:
+    """`mae` with its MAE-ST decoder shrunk to the tiny shape (width 32, 1 block, 4 heads)."""
+    return dataclasses.replace(mae, decoder_width=32, decoder_depth=1, decoder_heads=4)
+
+
+def build_mae(
+    shape: Shape, mae: MAEConfig, backend: str, device: torch.device, seed: int = 0
+) -> MaskedAutoencoder:
+    """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`."""
+    torch.manual_seed(seed)
+    encoder = VideoViT(shape.model, shape.frames, shape.size, backend)
+    return MaskedAutoencoder(encoder, mae, backend).to(device).train()
+
+
+def random_video(shape: Shape, batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """Uniform noise clips, float [batch, frames, size, size, 3] in [0, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    video = torch.rand(batch, shape.frames, shape.size, shape.size, 3, generator=generator)
+    return video.to(device)
+
+
+def adamw(model: torch.nn.Module, lr: float = 1e-4, weight_decay: float = 0.05):
+    """AdamW as the pretrain stage configures it (betas 0.9, 0.95)."""
+    return torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95)
+    )
+
+
+def training_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor]
+) -> Callable[[], float]:
+    """One pretraining step: zero the gradients, forward (`loss_fn`), backward, AdamW step.
+
+    Returns a function that runs the step and returns the loss. No gradient clipping (the
+    pretrain stage clips; that costs one norm over the parameters, the same for every variant).
+    """
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def mae_step(
+    model: MaskedAutoencoder, video: torch.Tensor, optimizer: torch.optim.Optimizer, seed: int = 0
+) -> Callable[[], float]:
+    """A `training_step` of fourds' MAE on `video` [B, T, H, W, 3], fresh masks every step."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_fn() -> torch.Tensor:
+        keep_index, mask = model.sample_masks(video.shape[0], generator)
+        loss, _ = model(video, keep_index, mask)
+        return loss
+
+    return training_step(model, optimizer, loss_fn)
+
+
+def visible_tokens(tokens: int, mask_ratio: float) -> int:
+    """Tokens the encoder sees per clip at `mask_ratio` (as fourds.models.mae.random_masking)."""
+    return max(1, round(tokens * (1.0 - mask_ratio)))

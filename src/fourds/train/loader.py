@@ -1,0 +1,124 @@
+"""The pretraining data loader, built from torchdata.nodes, with a resumable state.
+
+Every random choice is a pure function of (seed, step, slot), where `slot` is a row of the
+global batch: which clip, whether it is flipped, and which tokens are masked. So
+
+- data-parallel ranks need no coordination: each one produces only its own slots, and a run on
+  any number of processes sees exactly the batches of a single-process run;
+- the loader's state is just the next (step, slot) to produce; it goes into the checkpoint and
+  a resumed run continues with the very batch it would have seen.
+
+Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip gather, flip and mask
+sampling in worker threads) -> Batcher -> Mapper (collate) -> Prefetcher -> Loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, Prefetcher
+
+MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One row of one global batch."""
+
+    step: int
+    row: int
+
+
+class BatchSlots(BaseNode[Slot]):
+    """Source node: this rank's rows of every global batch from step `start` to `steps`.
+
+    State: {"step": next step, "row": next row}.
+    """
+
+    def __init__(self, steps: int, rows: range):
+        super().__init__()
+        self.steps, self.rows = steps, rows
+        self._step, self._index = 0, 0
+
+    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
+        super().reset(initial_state)
+        if initial_state is None:
+            self._step, self._index = 0, 0
+        else:
+            self._step = initial_state["step"]
+            self._index = self.rows.index(initial_state["row"])
+
+    def next(self) -> Slot:
+        if self._step >= self.steps:
+            raise StopIteration
+        slot = Slot(self._step, self.rows[self._index])
+        self._index += 1
+        if self._index == len(self.rows):
+            self._step, self._index = self._step + 1, 0
+        return slot
+
+    def get_state(self) -> dict[str, Any]:
+        return {"step": self._step, "row": self.rows[self._index]}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipExample:
+    """Turns a slot into a training example; runs in the loader's worker threads.
+
+    Args:
+        clips: uint8 [N, T, H, W, 3], the curated pretraining clips.
+        seed: the run's seed.
+        sample_masks: (batch, generator) -> (keep_index [batch, n_keep], mask [batch, N]),
+            e.g. `MaskedAutoencoder.sample_masks`.
+    """
+
+    clips: np.ndarray
+    seed: int
+    sample_masks: MaskSampler
+
+    def __call__(self, slot: Slot) -> dict[str, torch.Tensor]:
+        """-> {"video": uint8 [T, H, W, 3], "keep_index": [n_keep], "mask": bool [N]}."""
+        rng = np.random.default_rng([self.seed, slot.step, slot.row])
+        clip = self.clips[rng.integers(len(self.clips))]
+        if rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        keep_index, mask = self.sample_masks(1, generator)
+        return {
+            "video": torch.from_numpy(np.ascontiguousarray(clip)),
+            "keep_index": keep_index[0],
+            "mask": mask[0],
+        }
+
+
+def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack examples: video uint8 [B, T, H, W, 3], keep_index [B, n_keep], mask [B, N]."""
+    return {key: torch.stack([example[key] for example in examples]) for key in examples[0]}
+
+
+def pretrain_loader(
+    example: ClipExample,
+    steps: int,
+    rows: range,
+    workers: int,
+    prefetch: int,
+) -> Loader[dict[str, torch.Tensor]]:
+    """One batch per step holding this rank's `rows` of the global batch.
+
+    Args:
+        example: makes one example from a slot.
+        steps: total training steps (the loader stops after the last one).
+        rows: this rank's rows of the global batch, e.g. range(0, 8) of 16 on rank 0 of 2.
+        workers: worker threads for `example` (0: in the main thread).
+        prefetch: batches prepared ahead of the training loop.
+    """
+    node: BaseNode = BatchSlots(steps, rows)
+    node = ParallelMapper(node, example, num_workers=workers, method="thread", in_order=True)
+    node = Batcher(node, batch_size=len(rows), drop_last=True)
+    node = Mapper(node, collate)
+    node = Prefetcher(node, prefetch_factor=prefetch)
+    return Loader(node, restart_on_stop_iteration=False)

@@ -1,0 +1,90 @@
+"""What rank 0 shows while pretraining runs: a progress bar with ETA and DVCLive metrics.
+
+Logged at every logging point (DVCLive step = training step), under `<out_dir>/live/`:
+    train/loss, train/lr
+    perf/clips_per_second, perf/tokens_per_second (input tubelet tokens), perf/mfu (only when
+    the accelerator's peak is known, see fourds.train.throughput)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dvclive import Live
+from tqdm import tqdm
+
+from fourds.train.throughput import model_flops_utilisation
+
+
+class Monitor:
+    """Progress and metrics of one pretraining run; a silent no-op on ranks other than 0.
+
+    Args:
+        out_dir: the run's output directory (DVCLive writes into out_dir/live).
+        desc: progress bar label.
+        steps, start: total steps and the step the run (re)starts from.
+        clips_per_step: the global batch size.
+        tokens_per_clip: input tokens (tubelets) per clip.
+        flops_per_clip: training FLOPs per clip (for MFU).
+        peak_flops: the device's peak FLOP/s, or None when unknown (no MFU).
+        enabled: True on rank 0.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        desc: str,
+        steps: int,
+        start: int,
+        clips_per_step: int,
+        tokens_per_clip: int,
+        flops_per_clip: float,
+        peak_flops: float | None,
+        enabled: bool,
+    ):
+        self.enabled = enabled
+        self.clips_per_step, self.tokens_per_clip = clips_per_step, tokens_per_clip
+        self.flops_per_clip, self.peak_flops = flops_per_clip, peak_flops
+        self.bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not enabled)
+        self.live = None
+        if enabled:
+            self.live = Live(
+                dir=str(out_dir / "live"),
+                resume=start > 0,
+                report=None,
+                save_dvc_exp=False,
+                dvcyaml=None,
+            )
+        self._mark = (start, time.perf_counter())
+
+    def step_done(self) -> None:
+        self.bar.update(1)
+
+    def log(self, step: int, loss: float, lr: float) -> dict[str, float]:
+        """Record the logging window that ends after `step` steps; returns its throughput."""
+        previous_step, previous_time = self._mark
+        now = time.perf_counter()
+        self._mark = (step, now)
+        clips_per_second = (step - previous_step) * self.clips_per_step / (now - previous_time)
+        perf = {
+            "clips_per_second": clips_per_second,
+            "tokens_per_second": clips_per_second * self.tokens_per_clip,
+        }
+        mfu = model_flops_utilisation(self.flops_per_clip, clips_per_second, self.peak_flops)
+        if mfu is not None:
+            perf["mfu"] = mfu
+        if self.live is not None:
+            self.live.step = step
+            self.live.log_metric("train/loss", loss)
+            self.live.log_metric("train/lr", lr)
+            for name, value in perf.items():
+                self.live.log_metric(f"perf/{name}", value)
+            self.live.next_step()
+        self.bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips_per_second:.1f}")
+        return perf
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.live is not None:
+            self.live.end()

@@ -1,0 +1,73 @@
+"""A tiny pretraining set-up shared by the training tests: shards and a params file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fourds.config import CurateConfig
+from fourds.data.curate import curate
+from tests.conftest import REPO_ROOT
+
+CLI = [sys.executable, "-m", "fourds.cli"]
+TORCHRUN_2 = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc-per-node",
+    "2",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tiny_corpus, tmp_path_factory) -> Path:
+    """Curated shards of the tiny corpus: 4-frame 16x16 clips."""
+    root = tmp_path_factory.mktemp("shards")
+    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8))
+    return root / "shards"
+
+
+def write_tiny_params(path: Path, **pretrain) -> Path:
+    """params.yaml for a tiny model ("tiny") on the tiny shards; keywords override `pretrain`.
+
+    The model uses QK-LayerNorm and activation checkpointing, so both run in every test.
+    """
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    tiny = {"width": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "tubelet": [2, 8, 8]}
+    raw["models"] = {"tiny": {**tiny, "qk_norm": True, "parallel_blocks": False, "bias": True}}
+    raw["ladder"]["scales"] = ["tiny"]
+    raw["runtime"]["threads"] = 1
+    raw["curate"].update(clip_frames=4, resolution=16)
+    raw["mae"].update(mask_ratio=0.5, decoder_width=16, decoder_depth=1, decoder_heads=2)
+    raw["pretrain"].update(
+        steps=20, batch_size=4, warmup_steps=2, log_every=1, lr=3e-3, checkpoint_every=0
+    )
+    raw["pretrain"]["activation_checkpointing"] = True
+    raw["pretrain"].update(pretrain)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def pretrain_command(launcher: list[str], params: Path, shards: Path, out: Path) -> list[str]:
+    """The `fourds pretrain` command line for the tiny model."""
+    return [
+        *launcher,
+        "pretrain",
+        "--params", str(params),
+        "--scale", "tiny",
+        "--curated", str(shards),
+        "--out", str(out),
+    ]  # fmt: skip
+
+
+def run_pretrain(launcher: list[str], params: Path, shards: Path, out: Path) -> str:
+    """Run pretraining to the end; returns its stdout + stderr."""
+    command = pretrain_command(launcher, params, shards, out)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr

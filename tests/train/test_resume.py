@@ -1,0 +1,130 @@
+"""Checkpoints: a SIGKILLed run resumes to bitwise-identical weights; saves are crash-safe;
+a non-finite loss stops the run and keeps the last good checkpoint."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fourds.cli import main
+from fourds.models.mae import MaskedAutoencoder
+from fourds.train import checkpoint
+from fourds.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fourds.train.distributed import DistEnv
+from tests.train.conftest import CLI, pretrain_command, run_pretrain, write_tiny_params
+
+STEPS = 150
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["state_dict"]
+
+
+def checkpoint_steps(out: Path) -> list[int]:
+    return sorted(int(path.name[5:]) for path in out.glob("resume/*/step-*"))
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shards, tmp_path):
+    params = write_tiny_params(
+        tmp_path / "params.yaml", steps=STEPS, log_every=5, checkpoint_every=10, keep_checkpoints=2
+    )
+    reference = tmp_path / "uninterrupted"
+    run_pretrain(CLI, params, tiny_shards, reference)
+
+    interrupted = tmp_path / "interrupted"
+    command = pretrain_command(CLI, params, tiny_shards, interrupted)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wanted = random.Random().choice([20, 30, 40, 50])
+    deadline = time.monotonic() + 120
+    while not any(step >= wanted for step in checkpoint_steps(interrupted)):
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(random.Random().uniform(0.0, 0.2))  # somewhere after that checkpoint
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (interrupted / "checkpoint.pt").exists()
+    killed_after = max(checkpoint_steps(interrupted))
+
+    log = run_pretrain(CLI, params, tiny_shards, interrupted)
+    assert f"(step {killed_after})" in log
+    resumed, uninterrupted = weights(interrupted), weights(reference)
+    assert resumed.keys() == uninterrupted.keys()
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
+    assert (interrupted / "loss.csv").read_text() == (reference / "loss.csv").read_text()
+
+
+def tiny_model() -> tuple[MaskedAutoencoder, torch.optim.Optimizer]:
+    from fourds.config import ModelConfig
+    from fourds.models.vit import VideoViT
+    from tests.conftest import tiny_mae_config
+
+    cfg = ModelConfig(32, 1, 2, 64, (2, 8, 8), False, False, True)
+    model = MaskedAutoencoder(VideoViT(cfg, 4, 16), tiny_mae_config())
+    return model, torch.optim.AdamW(model.parameters())
+
+
+def train_one_step(model: MaskedAutoencoder, optimizer: torch.optim.Optimizer) -> None:
+    keep, mask = model.sample_masks(2, torch.Generator().manual_seed(0))
+    loss, _ = model(torch.rand(2, 4, 16, 16, 3), keep, mask)
+    loss.backward()
+    optimizer.step()
+
+
+def test_a_crash_during_a_save_leaves_the_previous_checkpoint_as_the_latest(tmp_path, monkeypatch):
+    model, optimizer = tiny_model()
+    train_one_step(model, optimizer)
+    env = DistEnv()
+    good = save_checkpoint(tmp_path, 10, model, optimizer, {"curve": []}, {"n": 1}, env, keep=3)
+    saved = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+    def crash(state_dict, checkpoint_id, **options):
+        (Path(checkpoint_id) / "__0_0.distcp").write_bytes(b"half a shard")
+        raise OSError("disk full")
+
+    train_one_step(model, optimizer)
+    monkeypatch.setattr(checkpoint.dcp, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, 20, model, optimizer, {"curve": []}, {"n": 2}, env, keep=3)
+    assert latest_checkpoint(tmp_path) == good  # the half-written step 20 is never picked
+    (tmp_path / "step-00000030").mkdir()  # a directory without trainer.json is not complete
+    assert latest_checkpoint(tmp_path) == good
+
+    fresh, fresh_optimizer = tiny_model()
+    trainer, rank_state = load_checkpoint(good, fresh, fresh_optimizer, env)
+    assert trainer["step"] == 10 and rank_state == {"n": 1}
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tiny_shards, tmp_path, monkeypatch, capsys
+):
+    params = write_tiny_params(tmp_path / "params.yaml", steps=40, log_every=2, checkpoint_every=4)
+    forward = MaskedAutoencoder.forward
+    calls = []
+
+    def diverging(self, video, *args):
+        loss, prediction = forward(self, video, *args)
+        if video.device.type == "meta":  # the FLOP count, not a training step
+            return loss, prediction
+        calls.append(1)
+        return (loss * float("nan") if len(calls) >= 11 else loss), prediction
+
+    monkeypatch.setattr(MaskedAutoencoder, "forward", diverging)
+    out = tmp_path / "run"
+    argv = pretrain_command([], params, tiny_shards, out)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "the loss became nan between steps 11 and 12" in error
+    assert "step-00000008" in error and "lower pretrain.lr" in error.lower()
+    assert checkpoint_steps(out) == [8]  # kept; nothing was saved after the loss went bad
+    assert not (out / "checkpoint.pt").exists()
