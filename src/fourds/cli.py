@@ -58,12 +58,23 @@ def _curate(args: argparse.Namespace) -> None:
     run(load_params(args.params), args.data, args.out, args.params)
 
 
-def _pretrain(args: argparse.Namespace) -> None:
-    from fourds.train.pretrain import run
+def _pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fourds.launch import launch, launched_here
 
     params = load_params(args.params)
     params.model(args.scale)  # an unknown scale fails here, before any data is loaded
+    if not launched_here(params.launcher):
+        argv = ["pretrain", "--params", str(Path(args.params).resolve()), "--scale", args.scale]
+        argv += ["--curated", str(Path(args.curated).resolve())]
+        argv += ["--out", str(Path(args.out).resolve())]
+        return launch(argv, params.launcher, Path(args.out).resolve() / "slurm")
+
+    from fourds.train.pretrain import run
+
     run(params, args.scale, args.curated, args.out, args.params)
+    return 0
 
 
 def _readout(args: argparse.Namespace) -> None:
@@ -138,13 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fourds.data.video import VideoError
     from fourds.models.weights import WeightsError
+    from fourds.train.checkpoint import CheckpointError
 
+    expected = (
+        ConfigError,
+        VideoError,
+        WeightsError,
+        CheckpointError,
+        FileNotFoundError,
+        FloatingPointError,
+    )
     try:
-        args.handler(args)
-    except (ConfigError, VideoError, WeightsError, FileNotFoundError, FloatingPointError) as error:
+        return args.handler(args) or 0
+    except expected as error:
         print(f"fourds {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
+LAUNCHERS = ("local", "torchrun", "slurm")
 
 
 class ConfigError(ValueError):
@@ -94,6 +95,46 @@ class RuntimeConfig:
             f"{path}.attention={self.attention!r} is not one of {list(ATTENTION_BACKENDS)}",
         )
         _require(self.threads >= 0, f"{path}.threads={self.threads} must be >= 0 (0: default)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LauncherConfig:
+    """How the pretrain stage is started: in place, under torchrun, or as a Slurm job.
+
+    nnodes x nproc_per_node processes in all. The Slurm fields (partition, account,
+    gpus_per_node, cpus_per_task, mem_gb, time_minutes; 0 or "" for the cluster default) are
+    read only by `kind: slurm`, rdzv_endpoint only by multi-node torchrun.
+    """
+
+    kind: str
+    nnodes: int
+    nproc_per_node: int
+    rdzv_endpoint: str
+    partition: str
+    account: str
+    gpus_per_node: int
+    cpus_per_task: int
+    mem_gb: int
+    time_minutes: int
+
+    def check(self, path: str) -> None:
+        _require(
+            self.kind in LAUNCHERS,
+            f"{path}.kind={self.kind!r} is not one of {list(LAUNCHERS)}",
+        )
+        for name in ("nnodes", "nproc_per_node"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        for name in ("gpus_per_node", "cpus_per_task", "mem_gb", "time_minutes"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{path}.{name}={value} must be >= 0 (0: cluster default)")
+        _require(
+            not (self.kind == "torchrun" and self.nnodes > 1 and not self.rdzv_endpoint),
+            f"{path}.rdzv_endpoint is empty: a {self.nnodes}-node torchrun needs host:port",
+        )
+        _require(
+            not (self.kind == "slurm" and self.time_minutes == 0),
+            f"{path}.time_minutes=0: a Slurm job needs a time limit",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +285,7 @@ class Params:
     ladder: LadderConfig
     models: dict[str, ModelConfig]
     runtime: RuntimeConfig
+    launcher: LauncherConfig
     curate: CurateConfig
     mae: MAEConfig
     pretrain: PretrainConfig

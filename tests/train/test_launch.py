@@ -1,0 +1,105 @@
+"""Launchers: params alone choose local, torchrun or Slurm for the same pretrain command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+import sys
+
+import pytest
+import yaml
+
+from fourds.config import ConfigError, LauncherConfig
+from fourds.config.schema import parse
+from fourds.launch import LAUNCHED, SlurmTask, launched_here, submit_slurm, torchrun_command
+from tests.conftest import REPO_ROOT
+from tests.train.conftest import CLI, run_pretrain, write_tiny_params
+
+
+def launcher(name: str, **changes) -> LauncherConfig:
+    raw = yaml.safe_load((REPO_ROOT / "experiments" / "launcher" / f"{name}.yaml").read_text())
+    return parse(LauncherConfig, {**raw, **changes}, "launcher")
+
+
+@pytest.mark.slow
+def test_torchrun_launcher_runs_the_stage_command_as_two_processes(
+    tiny_shards, tmp_path, monkeypatch
+):
+    params = write_tiny_params(tmp_path / "params.yaml", steps=4)
+    raw = yaml.safe_load(params.read_text())
+    raw["launcher"] = dataclasses.asdict(launcher("torchrun"))
+    params.write_text(yaml.safe_dump(raw))
+    monkeypatch.delenv(LAUNCHED, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    run_pretrain(CLI, params, tiny_shards, tmp_path / "out")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+
+
+def test_torchrun_command_for_one_node_and_for_several():
+    argv = ["pretrain", "--scale", "cpu_s"]
+    single = torchrun_command(argv, launcher("torchrun", nproc_per_node=4))
+    assert single[1:] == [
+        "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "4", "--standalone",
+        "-m", "fourds.cli", "pretrain", "--scale", "cpu_s",
+    ]  # fmt: skip
+    multi = torchrun_command(argv, launcher("torchrun", nnodes=2, rdzv_endpoint="node0:29500"))
+    assert "--standalone" not in multi
+    assert multi[multi.index("--rdzv-endpoint") + 1] == "node0:29500"
+
+
+def test_launcher_params_are_checked():
+    with pytest.raises(ConfigError, match="launcher.rdzv_endpoint is empty"):
+        launcher("torchrun", nnodes=2)
+    with pytest.raises(ConfigError, match="launcher.time_minutes=0"):
+        launcher("slurm", time_minutes=0)
+    with pytest.raises(ConfigError, match=r"launcher.kind='mpi' is not one of"):
+        launcher("local", kind="mpi")
+
+
+def test_processes_started_by_a_launcher_do_the_work_themselves(monkeypatch):
+    monkeypatch.delenv(LAUNCHED, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert launched_here(launcher("local"))
+    assert not launched_here(launcher("slurm"))
+    monkeypatch.setenv(LAUNCHED, "1")
+    assert launched_here(launcher("slurm"))
+
+
+def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatch):
+    """Stand-ins for `sbatch` and `srun`: the submission script is recorded, not queued."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(
+        f'#!/bin/sh\ncp "$1" {tmp_path}/submitted.sh\necho "Submitted batch job 4242"\n'
+    )
+    srun = bin_dir / "srun"  # submitit checks that it is on a Slurm login node
+    srun.write_text("#!/bin/sh\nexit 1\n")
+    for tool in (sbatch, srun):
+        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    pytest.importorskip("submitit")
+
+    cfg = launcher("slurm", partition="h100", account="vision", mem_gb=400)
+    argv = ["pretrain", "--params", "/abs/params.yaml", "--scale", "4ds_b", "--out", "/abs/out"]
+    job = submit_slurm(argv, cfg, tmp_path / "logs")
+
+    assert job.job_id == "4242"
+    script = (tmp_path / "submitted.sh").read_text()
+    for line in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=8",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --cpus-per-task=12",
+        "#SBATCH --time=4320",
+        "#SBATCH --partition=h100",
+        "#SBATCH --account=vision",
+        "#SBATCH --mem=400GB",
+        "#SBATCH --job-name=fourds-pretrain",
+    ):
+        assert line in script, line
+    assert f"{sys.executable} -u -m submitit.core._submit" in script
+    assert job.submission().function == SlurmTask(tuple(argv))
