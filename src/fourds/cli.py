@@ -77,6 +77,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> None:
+    from fourds.train.export import export_checkpoint
+
+    params = load_params(args.params)
+    print(export_checkpoint(params, args.scale, args.checkpoint, args.out))
+
+
 def _readout(args: argparse.Namespace) -> None:
     from fourds.evaluate.readout import run
 
@@ -120,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     stages = {
         "curate": ("decode videos, cut clips, write shards and a manifest", _curate),
         "pretrain": ("MAE-pretrain one scale of the ladder", _pretrain),
+        "export": ("write single-file weights from a resumable checkpoint", _export),
         "readout": ("train and score a frozen-encoder readout", _readout),
         "report": ("execute the report notebook into HTML", _report),
     }
@@ -133,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub["pretrain"].add_argument("--scale", required=True)
     sub["pretrain"].add_argument("--curated", default="runs/curate/shards")
     sub["pretrain"].add_argument("--out", required=True)
+    sub["export"].add_argument("--scale", required=True)
+    sub["export"].add_argument("--checkpoint", required=True, help="a resume/*/step-N dir")
+    sub["export"].add_argument("--out", required=True, help="the weights file to write")
     sub["readout"].add_argument("--scale", required=True)
     sub["readout"].add_argument("--task", required=True)
     sub["readout"].add_argument("--curated", default="runs/curate/shards")

@@ -128,3 +128,31 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert "step-00000008" in error and "lower pretrain.lr" in error.lower()
     assert checkpoint_steps(out) == [8]  # kept; nothing was saved after the loss went bad
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
+    tiny_shards, tmp_path, capsys
+):
+    from fourds.config import load_params
+    from fourds.models.weights import load_encoder
+    from fourds.train.pretrain import build_mae
+
+    params_path = write_tiny_params(tmp_path / "params.yaml", steps=8, checkpoint_every=4)
+    out = tmp_path / "run"
+    assert main(pretrain_command([], params_path, tiny_shards, out)) == 0
+    (step_4,) = out.glob("resume/*/step-00000004")
+    exported = tmp_path / "step-4.pt"
+    export = ["export", "--params", str(params_path), "--scale", "tiny"]
+    assert main([*export, "--checkpoint", str(step_4), "--out", str(exported)]) == 0
+
+    params = load_params(params_path)
+    model = build_mae(params, "tiny")
+    load_checkpoint(step_4, model, torch.optim.AdamW(model.parameters()), DistEnv())
+    encoder = load_encoder(exported)
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(tensor, model.encoder.state_dict()[name]), name
+    final = load_encoder(out / "checkpoint.pt").state_dict()
+    assert not torch.equal(final["pos_embed"], encoder.state_dict()["pos_embed"])  # step 4 != 8
+
+    assert main([*export, "--checkpoint", str(out), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "not a complete checkpoint" in capsys.readouterr().err

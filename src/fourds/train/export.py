@@ -1,0 +1,48 @@
+"""`fourds export`: a resumable (DCP) checkpoint -> the single-file weights readouts load.
+
+The MAE of the scale is rebuilt on the CPU from params.yaml and only its model state is read
+from the checkpoint (DCP reshards whatever number of processes wrote it), then written with
+`fourds.models.weights.save_mae`, the format of the pretrain stage's checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+from fourds.config import Params
+from fourds.models.weights import save_mae
+from fourds.train.checkpoint import CheckpointError
+from fourds.train.pretrain import build_mae
+
+
+def export_checkpoint(
+    params: Params, scale: str, checkpoint_dir: str | Path, out: str | Path
+) -> Path:
+    """Write the model weights of `checkpoint_dir` (a step-N directory) to `out`."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not (checkpoint_dir / "trainer.json").is_file():
+        raise CheckpointError(
+            f"{checkpoint_dir}: not a complete checkpoint (expected a step-N directory with "
+            f"trainer.json, under <pretrain out>/resume/<fingerprint>/)"
+        )
+    model = build_mae(params, scale)
+    state = {"model": get_model_state_dict(model)}
+    try:
+        dcp.load(state, checkpoint_id=checkpoint_dir, no_dist=True)
+    except Exception as error:  # DCP reports missing or mismatched tensors in many ways
+        raise CheckpointError(
+            f"{checkpoint_dir} does not hold the weights of scale {scale!r} as params.yaml "
+            f"describes it ({type(error).__name__}: {error})"
+        ) from None
+    save_mae(
+        out,
+        state["model"],
+        params.model(scale),
+        params.mae,
+        params.curate.clip_frames,
+        params.curate.resolution,
+    )
+    return Path(out)
