@@ -80,7 +80,9 @@ def side_by_side(runs: dict[str, list[dict]]) -> dict:
     """Per backend: median peak growth over fresh processes, every run; plus math / sdpa."""
     table = {
         backend: {
-            "peak_growth_mib": statistics.median(run["peak_growth_mib"] for run in backend_runs),
+            "peak_growth_mib": round(
+                statistics.median(run["peak_growth_mib"] for run in backend_runs), 1
+            ),
             "runs": backend_runs,
         }
         for backend, backend_runs in runs.items()

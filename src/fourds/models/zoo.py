@@ -41,11 +41,12 @@ def encoder_on_meta(cfg: ModelConfig, frames: int, size: int) -> VideoViT:
 def encoder_training_flops(encoder: VideoViT, mask_ratio: float) -> float:
     """Forward + backward FLOPs of the encoder for one clip whose tokens are masked at `mask_ratio`.
 
-    The tubelet embedding runs on every token; the blocks run on the visible ones.
+    The tubelet embedding runs on every token and, as pixels need no gradient, costs forward
+    plus weight gradient only (4x per parameter per token); the blocks run on the visible ones.
     """
     cfg = encoder.cfg
     visible = max(1, round(encoder.num_tokens * (1.0 - mask_ratio)))
-    embed = 6 * encoder.patch_embed.weight.numel() * encoder.num_tokens
+    embed = 4 * encoder.patch_embed.weight.numel() * encoder.num_tokens
     block_params = count_parameters(encoder.blocks)
     matmuls = 6 * block_params * visible
     attention = 3 * 4 * cfg.depth * visible**2 * cfg.width  # scores and mixing, fwd + bwd
