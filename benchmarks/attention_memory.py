@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import harness
 import setups
@@ -70,7 +71,8 @@ def attention_call(
     return _measure(work, device)
 
 
-def _measure(work, device: torch.device) -> dict:
+def _measure(work: Callable[[], None], device: torch.device) -> dict:
+    """`harness.measure_peak_memory` of `work`, plus its wall time in seconds."""
     start = time.perf_counter()
     _, memory = harness.measure_peak_memory(work, device)
     return {**memory, "wall_s": round(time.perf_counter() - start, 3)}

@@ -2,7 +2,8 @@
 
 - `describe_device`: what the numbers were measured on (CPU model, cores, threads, GPU).
 - `time_interleaved`: wall time of several variants, run in turns (A, B, A, B, ...), so that
-  load from other processes on a shared machine hits every variant alike.
+  load from other processes on a shared machine hits every variant alike; each timing records
+  how much CPU other processes used meanwhile, and rounds disturbed by them are repeated.
 - `measure_peak_memory`: peak memory growth of one piece of work (CUDA allocator peak on a GPU,
   peak resident-set growth on the CPU).
 - `run_in_fresh_process`: call a function in a newly spawned interpreter (clean memory peaks).
@@ -36,6 +37,7 @@ REPO = BENCHMARKS.parent
 RESULTS = BENCHMARKS / "results"
 QUICK_RESULTS = RESULTS / "quick"
 MIB = 2**20
+QUIET_THRESHOLD = 0.2  # a timing counts as quiet when other processes used < 20% of all CPUs
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -96,9 +98,6 @@ def describe_device(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-QUIET_THRESHOLD = 0.2  # a timing counts as quiet when other processes used < 20% of all CPUs
 
 
 def _busy_ticks() -> tuple[int, int]:
@@ -217,7 +216,9 @@ def measure_peak_memory(
     reset first where /proc/self/clear_refs allows it (`peak_reset`); without the reset an
     earlier, higher peak of the process would show, so the figure is only exact with it.
 
-    Returns (what `work` returned, {"metric", "peak_growth_mib", ...}).
+    Returns (what `work` returned, {"metric", "peak_growth_mib", "before_mib", "peak_mib"}):
+    the growth, the memory in use just before the work and the peak during it (CPU: RSS; GPU:
+    allocated), plus on the CPU `peak_reset`.
     """
     if device.type == "cuda":
         synchronize(device)
@@ -229,8 +230,8 @@ def measure_peak_memory(
         return result, {
             "metric": "peak CUDA memory allocated growth (torch.cuda.max_memory_allocated), MiB",
             "peak_growth_mib": round((peak - before) / MIB, 1),
-            "allocated_before_mib": round(before / MIB, 1),
-            "peak_allocated_mib": round(peak / MIB, 1),
+            "before_mib": round(before / MIB, 1),
+            "peak_mib": round(peak / MIB, 1),
         }
     peak_reset = _reset_peak_rss()
     before = _resident_bytes()
@@ -239,8 +240,8 @@ def measure_peak_memory(
     return result, {
         "metric": "peak RSS growth, MiB",
         "peak_growth_mib": round((peak - before) / MIB, 1),
-        "rss_before_mib": round(before / MIB, 1),
-        "peak_rss_mib": round(peak / MIB, 1),
+        "before_mib": round(before / MIB, 1),
+        "peak_mib": round(peak / MIB, 1),
         "peak_reset": peak_reset,
     }
 

@@ -100,7 +100,9 @@ def random_video(shape: Shape, batch: int, device: torch.device, seed: int = 0) 
     return video.to(device)
 
 
-def adamw(model: torch.nn.Module, lr: float = 1e-4, weight_decay: float = 0.05):
+def adamw(
+    model: torch.nn.Module, lr: float = 1e-4, weight_decay: float = 0.05
+) -> torch.optim.AdamW:
     """AdamW as the pretrain stage configures it (betas 0.9, 0.95)."""
     return torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95)
@@ -109,14 +111,14 @@ def adamw(model: torch.nn.Module, lr: float = 1e-4, weight_decay: float = 0.05):
 
 def training_step(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor]
-) -> Callable[[], float]:
+) -> Callable[[], torch.Tensor]:
     """One pretraining step: zero the gradients, forward (`loss_fn`), backward, AdamW step.
 
-    Returns a function that runs the step and returns the loss. No gradient clipping (the
+    Returns a function that runs the step and returns the (detached) loss. No gradient clipping (the
     pretrain stage clips; that costs one norm over the parameters, the same for every variant).
     """
 
-    def step() -> float:
+    def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
         loss.backward()
@@ -128,7 +130,7 @@ def training_step(
 
 def mae_step(
     model: MaskedAutoencoder, video: torch.Tensor, optimizer: torch.optim.Optimizer, seed: int = 0
-) -> Callable[[], float]:
+) -> Callable[[], torch.Tensor]:
     """A `training_step` of fourds' MAE on `video` [B, T, H, W, 3], fresh masks every step."""
     generator = torch.Generator().manual_seed(seed)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import harness
 import setups
@@ -57,7 +58,9 @@ def build_baseline(
     return model.to(device).train()
 
 
-def baseline_step(model: NaiveMAEST, video: torch.Tensor, seed: int = 0):
+def baseline_step(
+    model: NaiveMAEST, video: torch.Tensor, seed: int = 0
+) -> Callable[[], torch.Tensor]:
     """A training step of the baseline on `video` [B, T, H, W, 3], fresh masks every step."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = setups.adamw(model)
@@ -70,6 +73,18 @@ def with_activation_checkpointing(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(module, Block):
             module.checkpoint_activations = True
     return model
+
+
+def variant_descriptions(mae_st: setups.MAEConfig) -> dict[str, str]:
+    """One line per variant, for the result file and the README."""
+    decoder = f"{mae_st.decoder_width}/{mae_st.decoder_depth}/{mae_st.decoder_heads}"
+    return {
+        "ours_4ds": "fourds MAE, decoder=queries, sdpa (the 4ds ladder's MAE config)",
+        "ours_mae_st_sdpa": f"fourds MAE, decoder=mae_st ({decoder}), sdpa",
+        "ours_mae_st_math": f"fourds MAE, decoder=mae_st ({decoder}), math (explicit softmax)",
+        "ours_4ds_activation_checkpointing": "ours_4ds with activation checkpointing on",
+        "baseline": f"naive_mae_st.py: explicit attention, full decoder ({decoder})",
+    }
 
 
 def main() -> None:
@@ -130,13 +145,7 @@ def main() -> None:
         "batch": batch,
         "precision": "fp32",
         "step": "zero_grad + forward + backward + AdamW step (no grad clipping)",
-        "variants": {
-            "ours_4ds": "fourds MAE, decoder=queries, sdpa (the 4ds ladder's MAE config)",
-            "ours_mae_st_sdpa": "fourds MAE, decoder=mae_st (512/4/16), sdpa",
-            "ours_mae_st_math": "fourds MAE, decoder=mae_st (512/4/16), math (explicit softmax)",
-            "ours_4ds_activation_checkpointing": "ours_4ds with activation checkpointing on",
-            "baseline": "benchmarks/naive_mae_st.py: explicit attention, decoder 512/4/16",
-        },
+        "variants": variant_descriptions(mae_st),
         "warmup_rounds": warmup,
         "timed_rounds": repeats,
         "order": "interleaved: every round runs each variant once, in the order listed",
