@@ -28,7 +28,7 @@ TORCHRUN_2 = [
 def tiny_shards(tiny_corpus, tmp_path_factory) -> Path:
     """Curated shards of the tiny corpus: 4-frame 16x16 clips."""
     root = tmp_path_factory.mktemp("shards")
-    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8))
+    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8, 0.0, "center"))
     return root / "shards"
 
 

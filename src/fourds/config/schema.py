@@ -20,6 +20,7 @@ MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
+CROPS = ("center", "stretch")
 
 
 class ConfigError(ValueError):
@@ -139,16 +140,24 @@ class LauncherConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CurateConfig:
-    """How raw videos are cut into training clips."""
+    """How raw videos are cut into training clips.
+
+    fps resamples every source to that frame rate by timestamps (0: keep every decoded
+    frame); crop is "center" (shorter side to `resolution`, centre crop) or "stretch".
+    """
 
     clip_frames: int
     frame_stride: int
     resolution: int
     clips_per_shard: int
+    fps: float
+    crop: str
 
     def check(self, path: str) -> None:
         for name in ("clip_frames", "frame_stride", "resolution", "clips_per_shard"):
             _positive(f"{path}.{name}", getattr(self, name))
+        _require(self.fps >= 0, f"{path}.fps={self.fps} must be >= 0 (0: keep the source rate)")
+        _require(self.crop in CROPS, f"{path}.crop={self.crop!r} is not one of {list(CROPS)}")
 
     @property
     def span(self) -> int:

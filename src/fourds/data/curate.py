@@ -6,9 +6,15 @@ Outputs in `out_dir`:
                       video [N, T, S, S, 3] uint8; and when the source has ground truth,
                       depth [N, T, S, S] float16 metres, intrinsics [N, T, 3, 3] float32
                       pixels at the clip resolution, extrinsics [N, T, 4, 4] float32
-    manifest.json     per accepted clip: split, source, frame range, shard, row, sha256 of
-                      the decoded clip; per rejected source: the reason
+    manifest.json     per accepted clip: split, source and its sha256, frame range (in the
+                      resampled timeline) and the source frames it came from, fps, shard,
+                      row, sha256 of the decoded clip; per rejected source: the reason
     run.yaml          the run record
+
+Sources are every file under data_dir/<split>/ except hidden files and `.npz` ground-truth
+sidecars, in any container and codec PyAV decodes (see fourds.data.decode). A file that cannot
+be used (empty, not a video, audio-only, undecodable, truncated, too short, or the same bytes
+as a source already taken) is listed in `rejected` with the reason; the others are unaffected.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from tqdm import tqdm
 
 from fourds.config import CurateConfig, Params
 from fourds.data.corpus import SPLITS
-from fourds.data.video import VideoError, read_video
-from fourds.records import atomic_path, write_json, write_run_record
+from fourds.data.decode import decode_video
+from fourds.data.video import VideoError
+from fourds.records import atomic_path, file_digest, write_json, write_run_record
 
 GROUND_TRUTH_KEYS = ("depth", "intrinsics", "extrinsics")
 
@@ -52,6 +59,7 @@ def clip_starts(frame_count: int, span: int) -> range:
 
 
 def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | None:
+    """The ground-truth sidecar of a synthetic video, or None for a real one."""
     truth_path = video_path.with_suffix(".npz")
     if not truth_path.exists():
         return None
@@ -60,6 +68,17 @@ def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | N
     if any(len(value) != frame_count for value in truth.values()):
         raise VideoError(f"{truth_path}: ground truth has a different frame count than the video")
     return truth
+
+
+def list_sources(split_dir: Path) -> list[Path]:
+    """Candidate videos of a split: every file but hidden ones and ground-truth sidecars."""
+    if not split_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in split_dir.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix != ".npz"
+    )
 
 
 class ShardWriter:
@@ -97,37 +116,48 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, rejected = [], []
+    taken: dict[str, Path] = {}  # source sha256 -> the source kept with that content
     for split in SPLITS:
         writer = ShardWriter(out_dir / "shards", split, cfg.clips_per_shard)
-        sources = sorted((data_dir / split).glob("*.mp4"))
-        for source in tqdm(sources, desc=f"curate {split}", unit="video"):
+        for source in tqdm(list_sources(data_dir / split), desc=f"curate {split}", unit="video"):
+            digest = file_digest(source)
+            if digest in taken:
+                reason = f"duplicate: the same content as {taken[digest]}"
+                rejected.append({"source": str(source), "reason": reason})
+                continue
             try:
-                video = read_video(source, size=cfg.resolution)
-                truth = _load_truth(source, len(video))
+                video = decode_video(source, cfg.resolution, cfg.fps, cfg.crop)
+                truth = _load_truth(source, video.source_frames)
             except VideoError as error:
                 rejected.append({"source": str(source), "reason": str(error)})
                 continue
-            if len(video) < cfg.span:
-                reason = f"too short: {len(video)} frames, a clip needs {cfg.span}"
+            if len(video.frames) < cfg.span:
+                reason = f"too short: {len(video.frames)} frames, a clip needs {cfg.span}"
                 rejected.append({"source": str(source), "reason": reason})
                 continue
+            taken[digest] = source
             if truth is not None:
                 truth = resize_ground_truth(truth, cfg.resolution)
-            for start in clip_starts(len(video), cfg.span):
+            for start in clip_starts(len(video.frames), cfg.span):
                 frames = np.arange(start, start + cfg.span, cfg.frame_stride)
-                row = {"video": np.ascontiguousarray(video[frames])}
+                row = {"video": np.ascontiguousarray(video.frames[frames])}
                 if truth is not None:
-                    row.update({key: value[frames] for key, value in truth.items()})
+                    row.update(
+                        {key: value[video.source_index[frames]] for key, value in truth.items()}
+                    )
                 shard, index = writer.next_location
                 clips.append(
                     {
                         "split": split,
                         "source": str(source),
+                        "source_sha256": digest,
                         "frames": {
                             "start": int(start),
                             "stop": int(frames[-1]) + 1,
                             "stride": cfg.frame_stride,
                         },
+                        "source_frames": video.source_index[frames].tolist(),
+                        "fps": video.fps,
                         "shard": shard,
                         "row": index,
                         "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
@@ -159,7 +189,8 @@ def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: 
     manifest = curate(data_dir, out_dir, params.curate)
     metrics = manifest_summary(manifest)
     write_json(Path(out_dir) / "metrics.json", metrics)
-    write_run_record(out_dir, "curate", params_path, sorted(Path(data_dir).rglob("*.mp4")), "cpu")
+    sources = [path for split in SPLITS for path in list_sources(Path(data_dir) / split)]
+    write_run_record(out_dir, "curate", params_path, sources, "cpu")
     return metrics
 
 

@@ -1,0 +1,98 @@
+"""Small real-world-style video files the tests make themselves, including broken ones.
+
+Every writer takes frames uint8 [T, H, W, 3] and writes with PyAV, so the containers and
+codecs are the real ones: mp4/H.264, webm/VP9, avi/MPEG-4 Part 2, gif.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+
+FORMATS = {  # suffix: (container format, codec, pixel format)
+    ".mp4": ("mp4", "libx264", "yuv420p"),
+    ".webm": ("webm", "libvpx-vp9", "yuv420p"),
+    ".avi": ("avi", "mpeg4", "yuv420p"),
+    ".gif": ("gif", "gif", "rgb8"),
+}
+
+
+def blocks(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Frames of large flat colour blocks (8x8 px) that survive lossy codecs, changing per frame."""
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(0, 256, (frames, -(-height // 8), -(-width // 8), 3), dtype=np.uint8)
+    return np.ascontiguousarray(grid.repeat(8, axis=1).repeat(8, axis=2)[:, :height, :width])
+
+
+def write(path: Path, frames: np.ndarray, fps: int = 10, times: list[float] | None = None) -> Path:
+    """Encode `frames` in the container and codec of the path's suffix.
+
+    times: presentation time of each frame in seconds (variable frame rate); default k / fps.
+    """
+    container_format, codec, pixel_format = FORMATS[path.suffix]
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pixel_format
+        if times is not None:
+            stream.codec_context.time_base = stream.time_base = _millis()
+        for index, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = round(times[index] * 1000), _millis()
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def _millis():
+    from fractions import Fraction
+
+    return Fraction(1, 1000)
+
+
+def rotate_mp4(path: Path, out: Path) -> Path:
+    """Copy an MP4 with its track's display matrix set to "turn 90 degrees clockwise to show",
+    as phones record portrait video (the tkhd matrix [0 1; -1 0])."""
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    assert data[box + 4] == 0, "a version-0 tkhd box"
+    matrix = box + 4 + 40  # after version/flags, times, track id, duration, layer, volume
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def truncate(path: Path, out: Path, keep: float = 0.5) -> Path:
+    """The first `keep` fraction of a file's bytes (a download cut short)."""
+    data = path.read_bytes()
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def corrupt_payload(path: Path, out: Path) -> Path:
+    """Overwrite most of an MP4's media data with noise; the container still opens."""
+    data = bytearray(path.read_bytes())
+    box = data.find(b"mdat")
+    size = int.from_bytes(data[box - 4 : box], "big")  # the box header: size, then type
+    start, stop = box + 200, box - 4 + size - 200  # keep the first packet's start and the end
+    noise = np.random.default_rng(1).integers(0, 256, stop - start, dtype=np.uint8)
+    data[start:stop] = noise.tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def audio_only(path: Path) -> Path:
+    """An M4A file with one AAC audio stream and no video."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for index in range(10):
+            samples = np.zeros((1, 1024), dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -1,0 +1,144 @@
+"""Curation of messy real-world video: containers, codecs, sizes, rotation, frame rates, and
+every kind of bad file. All fixtures are written by the tests with PyAV."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fourds.config import CurateConfig
+from fourds.data.curate import curate, load_split
+from fourds.data.decode import decode_video
+from fourds.data.video import VideoError
+from tests.data.real_videos import (
+    audio_only,
+    blocks,
+    corrupt_payload,
+    rotate_mp4,
+    truncate,
+    write,
+)
+
+GREEN, RED, BLUE = (0, 200, 0), (200, 0, 0), (0, 0, 200)
+
+
+def thirds(frames: int, height: int, width: int) -> np.ndarray:
+    """Frames whose left, middle and right thirds are green, red and blue."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, : width // 4], image[:, width // 4 : 3 * width // 4] = GREEN, RED
+    image[:, 3 * width // 4 :] = BLUE
+    return np.repeat(image[None], frames, axis=0)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi", ".gif"])
+def test_every_container_and_codec_decodes_to_the_centre_crop(suffix, tmp_path):
+    path = write(tmp_path / f"clip{suffix}", thirds(12, 48, 96))  # wide: 2:1
+    video = decode_video(path, size=16)
+    assert video.frames.shape == (12, 16, 16, 3) and video.source_frames == 12
+    np.testing.assert_array_equal(video.source_index, np.arange(12))
+    # The centre crop of a 2:1 frame is its middle half: all red.
+    mean = video.frames[:, 2:-2, 2:-2].reshape(-1, 3).mean(axis=0)
+    assert mean[0] > 150 and mean[1] < 50 and mean[2] < 50, mean
+
+
+def test_odd_sizes_and_the_stretch_policy(tmp_path):
+    path = write(tmp_path / "odd.webm", thirds(6, 47, 95))
+    centre = decode_video(path, size=16, crop="center").frames
+    stretched = decode_video(path, size=16, crop="stretch").frames
+    assert centre.shape == stretched.shape == (6, 16, 16, 3)
+    assert stretched[0, 8, 1, 1] > 150 and stretched[0, 8, 14, 2] > 150  # green and blue kept
+    assert centre[0, 8, 1, 0] > 150 and centre[0, 8, 14, 0] > 150  # only red in the middle
+
+
+def test_rotation_metadata_turns_frames_upright(tmp_path):
+    frames = np.zeros((4, 48, 64, 3), np.uint8)
+    frames[:, :16, :16] = 255  # a white block at the stored top-left
+    plain = write(tmp_path / "plain.mp4", frames)
+    rotated = rotate_mp4(plain, tmp_path / "portrait.mp4")
+    upright = decode_video(rotated, size=32, crop="stretch").frames[0].mean(axis=2)
+    # Turned 90 degrees clockwise for display, the block is at the top-right.
+    assert upright[:8, -8:].mean() > 200 and upright[:8, :8].mean() < 50
+    assert decode_video(plain, size=32, crop="stretch").frames[0, :8, :8].mean() > 200
+
+
+def test_variable_frame_rate_is_resampled_by_timestamps(tmp_path):
+    times = [0.0, 0.1, 0.15, 0.4, 0.45, 0.5, 0.9, 1.0]
+    frames = np.stack([np.full((32, 32, 3), 10 + 30 * i, np.uint8) for i in range(len(times))])
+    path = write(tmp_path / "vfr.mp4", frames, fps=10, times=times)
+    video = decode_video(path, size=16, fps=10)
+    # At t = 0.0, 0.1, ... 1.0 the latest frame that started at or before it is shown.
+    expected = [0, 1, 2, 2, 3, 5, 5, 5, 5, 6, 7]
+    np.testing.assert_array_equal(video.source_index[:11], expected)
+    levels = video.frames[:11].reshape(11, -1).mean(axis=1)
+    np.testing.assert_allclose(levels, [10 + 30 * i for i in expected], atol=6)
+    assert video.fps == 10 and video.source_frames == len(times)
+
+
+def test_constant_rate_resampling_skips_or_repeats_frames(tmp_path):
+    path = write(tmp_path / "steady.avi", blocks(20, 32, 32), fps=10)
+    np.testing.assert_array_equal(decode_video(path, 16, fps=5).source_index, np.arange(0, 20, 2))
+    np.testing.assert_array_equal(
+        decode_video(path, 16, fps=20).source_index, np.arange(20).repeat(2)
+    )
+
+
+@pytest.fixture
+def messy_corpus(tmp_path) -> Path:
+    """A pretrain split with three good sources and one of every kind of bad file."""
+    split = tmp_path / "data" / "pretrain"
+    split.mkdir(parents=True)
+    good = write(split / "good.mp4", blocks(20, 48, 64, seed=1))
+    write(split / "good.webm", blocks(20, 48, 64, seed=2))
+    rotate_mp4(write(tmp_path / "portrait.mp4", blocks(20, 48, 64, seed=3)), split / "rotated.mp4")
+    shutil.copy(good, split / "same_as_good.mp4")
+    (split / "empty.mp4").write_bytes(b"")
+    truncate(write(tmp_path / "long.webm", blocks(20, 48, 64, seed=4)), split / "cut.webm")
+    (split / "notes.txt").write_text("not a video\n")
+    audio_only(split / "voice.m4a")
+    corrupt_payload(write(tmp_path / "noisy.mp4", blocks(20, 48, 64, seed=5)), split / "bad.mp4")
+    write(split / "short.avi", blocks(3, 48, 64, seed=6))
+    return tmp_path / "data"
+
+
+def test_bad_inputs_are_rejected_with_reasons_and_good_ones_kept(messy_corpus, tmp_path):
+    cfg = CurateConfig(4, 2, 16, 8, 0.0, "center")  # a clip spans 7 frames
+    manifest = curate(messy_corpus, tmp_path / "out", cfg)
+
+    reasons = {Path(entry["source"]).name: entry["reason"] for entry in manifest["rejected"]}
+    expected = {
+        "same_as_good.mp4": "duplicate: the same content as",
+        "empty.mp4": "empty file",
+        "cut.webm": "truncated",
+        "notes.txt": "not a readable video container",
+        "voice.m4a": "no video stream",
+        "bad.mp4": "undecodable",
+        "short.avi": "too short",
+    }
+    assert set(reasons) == set(expected)
+    for name, phrase in expected.items():
+        assert phrase in reasons[name], (name, reasons[name])
+
+    kept = {Path(clip["source"]).name for clip in manifest["clips"]}
+    assert kept == {"good.mp4", "good.webm", "rotated.mp4"}
+    assert len(manifest["clips"]) == 3 * 2  # 20 frames -> two 7-frame spans each
+    video = load_split(tmp_path / "out" / "shards", "pretrain")["video"]
+    for row, clip in enumerate(manifest["clips"]):
+        source = messy_corpus / "pretrain" / Path(clip["source"]).name
+        assert clip["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+        assert clip["sha256"] == hashlib.sha256(video[row].tobytes()).hexdigest()
+        assert clip["source_frames"] == list(
+            range(clip["frames"]["start"], clip["frames"]["stop"], 2)
+        )
+
+
+def test_decode_errors_name_the_file(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(VideoError, match="broken.mp4: not a readable video container"):
+        decode_video(path, 16)
+    with pytest.raises(VideoError, match="missing.mp4: not found"):
+        decode_video(tmp_path / "missing.mp4", 16)
