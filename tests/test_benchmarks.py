@@ -10,7 +10,13 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-SCRIPTS = ["masking_speedup", "step_vs_baseline", "attention_memory", "pretrain_step"]
+SCRIPTS = [
+    "masking_speedup",
+    "step_vs_baseline",
+    "attention_memory",
+    "pretrain_step",
+    "curation_throughput",
+]
 
 
 @pytest.mark.slow

@@ -16,12 +16,15 @@ What real videos bring, and what this module does about it:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from fourds.config.schema import CROPS
 from fourds.data.video import VideoError
@@ -49,8 +52,13 @@ class DecodedVideo:
     source_frames: int
 
 
-def _upright(frame: av.VideoFrame, size: int, crop: str) -> np.ndarray:
-    """One decoded frame -> [size, size, 3] uint8, rotated upright, resized and cropped."""
+def _upright(
+    frame: av.VideoFrame, size: int, crop: str, reformatter: VideoReformatter
+) -> np.ndarray:
+    """One decoded frame -> [size, size, 3] uint8, rotated upright, resized and cropped.
+
+    `reformatter` keeps FFmpeg's scaler between frames (a new one per frame costs ~25x more).
+    """
     quarter_turns = round(frame.rotation / 90) % 4
     width, height = frame.width, frame.height
     if quarter_turns % 2:  # shown sideways: the displayed width is the stored height
@@ -62,8 +70,8 @@ def _upright(frame: av.VideoFrame, size: int, crop: str) -> np.ndarray:
         out_width, out_height = max(size, round(width * scale)), max(size, round(height * scale))
     if quarter_turns % 2:
         out_width, out_height = out_height, out_width
-    image = frame.reformat(
-        width=out_width, height=out_height, format="rgb24", interpolation="BILINEAR"
+    image = reformatter.reformat(
+        frame, width=out_width, height=out_height, format="rgb24", interpolation="AREA"
     ).to_ndarray()
     image = np.rot90(image, k=quarter_turns)
     top = (image.shape[0] - size) // 2
@@ -105,42 +113,50 @@ def decode_video(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 0.0)
-        sampler = _Resampler(size, crop, fps)
-        decoded = 0
-        try:
-            for frame in container.decode(stream):
-                time = frame.time if frame.time is not None else decoded / (rate or 1.0)
-                sampler.add(frame, time, decoded)
-                decoded += 1
-        except av.FFmpegError as error:
-            raise VideoError(f"{path}: undecodable after {decoded} frames ({error})") from None
         declared = container.duration / av.time_base if container.duration else 0.0
-    if decoded == 0:
-        raise VideoError(f"{path}: decodes to zero frames")
-    frame_time = 1.0 / rate if rate else 0.0
+        frame_time = 1.0 / rate if rate else 0.0
+        decoded = 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sampler = _Resampler(size, crop, fps, pool)
+            try:
+                for frame in container.decode(stream):
+                    time = frame.time if frame.time is not None else decoded / (rate or 1.0)
+                    sampler.add(frame, time, decoded)
+                    decoded += 1
+                if decoded == 0:
+                    raise VideoError(f"{path}: decodes to zero frames")
+                frames, source_index = sampler.finish(frame_time)
+            except av.FFmpegError as error:
+                message = f"{path}: undecodable after {decoded} frames ({error})"
+                raise VideoError(message) from None
     covered = sampler.last_time - sampler.first_time + frame_time
     if declared > 0 and covered < COMPLETE_FRACTION * declared:
         raise VideoError(
             f"{path}: truncated: {decoded} frames cover {covered:.2f} s of the "
             f"{declared:.2f} s the container declares"
         )
-    frames, source_index = sampler.finish(frame_time)
     return DecodedVideo(frames, source_index, fps or rate, decoded)
 
 
 class _Resampler:
     """Keeps the frames shown at the target times (all frames when fps is 0), upright.
 
-    Frames arrive in presentation order; a frame is converted to pixels once, when first kept.
+    Frames arrive in presentation order. Each kept frame is converted to pixels once, in a
+    worker thread, while the decoder goes on (FFmpeg's scaler runs without the GIL); at most
+    MAX_IN_FLIGHT decoded frames wait for conversion, which bounds the memory they hold.
     """
 
-    def __init__(self, size: int, crop: str, fps: float):
-        self.size, self.crop, self.fps = size, crop, fps
-        self.kept: list[np.ndarray] = []
+    MAX_IN_FLIGHT = 32
+
+    def __init__(self, size: int, crop: str, fps: float, pool: ThreadPoolExecutor):
+        self.size, self.crop, self.fps, self.pool = size, crop, fps, pool
+        self.reformatter = VideoReformatter()  # used by the pool's single worker only
+        self.kept: list[Future] = []
         self.index: list[int] = []
         self.first_time = self.last_time = math.nan
+        self._in_flight: collections.deque[Future] = collections.deque()
         self._pending: tuple[av.VideoFrame, int] | None = None
-        self._pixels: np.ndarray | None = None
+        self._pixels: Future | None = None
         self._target = 0  # index k of the next target time first_time + k / fps
 
     def add(self, frame: av.VideoFrame, time: float, position: int) -> None:
@@ -148,7 +164,8 @@ class _Resampler:
             self.first_time = time
         time = max(time, self.last_time) if not math.isnan(self.last_time) else time
         if not self.fps:
-            self._keep(frame, position)
+            self.kept.append(self._convert(frame))
+            self.index.append(position)
         else:
             self._emit_until(time)
             self._pending, self._pixels = (frame, position), None
@@ -158,18 +175,22 @@ class _Resampler:
         """[T, size, size, 3] frames and [T] source positions."""
         if self.fps:
             self._emit_until(self.last_time + max(frame_time, 1e-9))
-        return np.stack(self.kept), np.asarray(self.index, dtype=np.int64)
+        frames = np.stack([future.result() for future in self.kept])
+        return frames, np.asarray(self.index, dtype=np.int64)
+
+    def _convert(self, frame: av.VideoFrame) -> Future:
+        future = self.pool.submit(_upright, frame, self.size, self.crop, self.reformatter)
+        self._in_flight.append(future)
+        while len(self._in_flight) > self.MAX_IN_FLIGHT:
+            self._in_flight.popleft().result()
+        return future
 
     def _emit_until(self, time: float) -> None:
         """Show the pending frame at every target time before `time`."""
         while self._pending is not None and self.first_time + self._target / self.fps < time:
             frame, position = self._pending
             if self._pixels is None:
-                self._pixels = _upright(frame, self.size, self.crop)
+                self._pixels = self._convert(frame)
             self.kept.append(self._pixels)
             self.index.append(position)
             self._target += 1
-
-    def _keep(self, frame: av.VideoFrame, position: int) -> None:
-        self.kept.append(_upright(frame, self.size, self.crop))
-        self.index.append(position)
