@@ -1,0 +1,97 @@
+"""Per-frame box tracks, in one of two documented formats (our own; there is no single public
+one), both in pixels of the video they annotate:
+
+JSON:
+    {"frames": T,
+     "objects": [{"id": "car-1", "boxes": [[x0, y0, x1, y1] or null, ...T entries]}, ...]}
+    null marks a frame where the object is not visible.
+
+CSV (header required; a frame without a row for an object means it is not visible):
+    object,frame,x0,y0,x1,y1
+    car-1,0,10.5,20,60,80
+
+Both give boxes float32 [M, T, 4] (x0, y0, x1, y1) and visible bool [M, T], objects in order of
+first appearance in the file; boxes are NaN where not visible.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def read_box_tracks(
+    path: str | Path, frames: int | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Read a .json or .csv box-track file -> (object ids, boxes [M, T, 4], visible [M, T]).
+
+    Args:
+        frames: T for CSV files (JSON files state it); None takes the last annotated frame + 1.
+
+    Raises:
+        ValueError: naming the file and the entry, for malformed content or x1 < x0, y1 < y0.
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        ids, tracks, frames = _from_json(path)
+    elif path.suffix == ".csv":
+        ids, tracks, frames = _from_csv(path, frames)
+    else:
+        raise ValueError(f"{path}: box tracks must be .json or .csv")
+    boxes = np.full((len(ids), frames, 4), np.nan, dtype=np.float32)
+    for row, track in enumerate(tracks):
+        for frame, box in track.items():
+            if not 0 <= frame < frames:
+                raise ValueError(
+                    f"{path}: object {ids[row]} has frame {frame} outside [0, {frames})"
+                )
+            x0, y0, x1, y1 = box
+            if x1 < x0 or y1 < y0:
+                raise ValueError(f"{path}: object {ids[row]} frame {frame}: box {box} is inverted")
+            boxes[row, frame] = box
+    return ids, boxes, ~np.isnan(boxes[..., 0])
+
+
+def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int]:
+    try:
+        data = json.loads(path.read_text())
+        frames = int(data["frames"])
+        ids, tracks = [], []
+        for entry in data["objects"]:
+            if len(entry["boxes"]) != frames:
+                raise ValueError(
+                    f"object {entry['id']} has {len(entry['boxes'])} boxes, not {frames}"
+                )
+            ids.append(str(entry["id"]))
+            tracks.append(
+                {
+                    t: [float(v) for v in box]
+                    for t, box in enumerate(entry["boxes"])
+                    if box is not None
+                }
+            )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: not a box-track JSON file ({error})") from None
+    return ids, tracks, frames
+
+
+def _from_csv(
+    path: Path, frames: int | None
+) -> tuple[list[str], list[dict[int, list[float]]], int]:
+    tracks: dict[str, dict[int, list[float]]] = {}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        expected = ["object", "frame", "x0", "y0", "x1", "y1"]
+        if reader.fieldnames != expected:
+            raise ValueError(f"{path}: the header must be {','.join(expected)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                box = [float(row[key]) for key in ("x0", "y0", "x1", "y1")]
+                tracks.setdefault(row["object"], {})[int(row["frame"])] = box
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{line}: not object,frame,x0,y0,x1,y1 values") from None
+    last = max((frame for track in tracks.values() for frame in track), default=-1)
+    return list(tracks), list(tracks.values()), frames if frames is not None else last + 1

@@ -1,0 +1,74 @@
+"""RealEstate10K camera files: per-frame timestamps, intrinsics and world-to-camera poses.
+
+The public format, one file per clip: the first line is the video's URL; then one line per
+frame with 19 numbers:
+
+    timestamp_us fx fy cx cy 0 0 r11 r12 r13 t1 r21 r22 r23 t2 r31 r32 r33 t3
+
+fx, fy, cx, cy are normalised by the image width and height; the 3x4 matrix [R | t] maps world
+to camera coordinates (row-major). Rotations in the files are orthonormal only to about 1e-7,
+which is tolerated; anything further off is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+ORTHONORMAL_TOLERANCE = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraTrack:
+    """url: the source video; timestamps: float64 [T] seconds; intrinsics: float32 [T, 3, 3]
+    pixels of a width x height image; extrinsics: float32 [T, 4, 4] world-to-camera."""
+
+    url: str
+    timestamps: np.ndarray
+    intrinsics: np.ndarray
+    extrinsics: np.ndarray
+
+
+def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
+    """Parse one RealEstate10K camera file for frames of width x height pixels.
+
+    Raises:
+        ValueError: naming the file and line, for a malformed line or a non-rotation matrix.
+    """
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        raise ValueError(f"{path}: expected a URL line and at least one camera line")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            values = [float(field) for field in fields]
+        except ValueError:
+            raise ValueError(f"{path}:{number}: not a line of numbers") from None
+        if len(values) != 19:
+            raise ValueError(f"{path}:{number}: {len(values)} numbers, expected 19")
+        rows.append(values)
+    table = np.asarray(rows, dtype=np.float64)
+    intrinsics = np.zeros((len(table), 3, 3))
+    intrinsics[:, 0, 0], intrinsics[:, 1, 1] = table[:, 1] * width, table[:, 2] * height
+    intrinsics[:, 0, 2], intrinsics[:, 1, 2] = table[:, 3] * width, table[:, 4] * height
+    intrinsics[:, 2, 2] = 1.0
+    extrinsics = np.tile(np.eye(4), (len(table), 1, 1))
+    extrinsics[:, :3, :] = table[:, 7:].reshape(-1, 3, 4)
+    rotations = extrinsics[:, :3, :3]
+    error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    if (bad := np.flatnonzero(error > ORTHONORMAL_TOLERANCE)).size:
+        raise ValueError(
+            f"{path}:{bad[0] + 2}: the pose's rotation is off orthonormal by {error[bad[0]]:.1e}"
+        )
+    return CameraTrack(
+        url=lines[0].strip(),
+        timestamps=table[:, 0] / 1e6,
+        intrinsics=intrinsics.astype(np.float32),
+        extrinsics=extrinsics.astype(np.float32),
+    )
