@@ -142,3 +142,15 @@ def test_decode_errors_name_the_file(tmp_path):
         decode_video(path, 16)
     with pytest.raises(VideoError, match="missing.mp4: not found"):
         decode_video(tmp_path / "missing.mp4", 16)
+
+
+def test_frames_nobody_wants_are_decoded_but_not_converted(tmp_path):
+    path = write(tmp_path / "clip.avi", thirds(10, 48, 96), fps=10)
+    video = decode_video(path, 16, wanted=lambda index: index % 3 == 0)
+    assert video.frames.shape == (10, 16, 16, 3) and video.source_frames == 10
+    converted = video.frames.reshape(10, -1).max(axis=1) > 0
+    np.testing.assert_array_equal(converted, [index % 3 == 0 for index in range(10)])
+    resampled = decode_video(path, 16, fps=20, wanted=lambda index: index % 2 == 1)
+    np.testing.assert_array_equal(resampled.source_index, np.arange(10).repeat(2))
+    assert (resampled.frames[1::2].reshape(10, -1).max(axis=1) > 0).all()
+    assert not resampled.frames[0::2].any()

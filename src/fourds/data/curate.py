@@ -116,6 +116,10 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, rejected = [], []
+
+    def in_a_clip(index: int) -> bool:  # clips take every stride-th frame of each span
+        return index % cfg.span % cfg.frame_stride == 0
+
     taken: dict[str, Path] = {}  # source sha256 -> the source kept with that content
     for split in SPLITS:
         writer = ShardWriter(out_dir / "shards", split, cfg.clips_per_shard)
@@ -126,7 +130,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                 rejected.append({"source": str(source), "reason": reason})
                 continue
             try:
-                video = decode_video(source, cfg.resolution, cfg.fps, cfg.crop)
+                video = decode_video(source, cfg.resolution, cfg.fps, cfg.crop, in_a_clip)
                 truth = _load_truth(source, video.source_frames)
             except VideoError as error:
                 rejected.append({"source": str(source), "reason": str(error)})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def _upright(
 
 
 def decode_video(
-    path: str | Path, size: int, fps: float = 0.0, crop: str = "center"
+    path: str | Path,
+    size: int,
+    fps: float = 0.0,
+    crop: str = "center",
+    wanted: Callable[[int], bool] | None = None,
 ) -> DecodedVideo:
     """Decode the first video stream of `path` into upright size x size frames.
 
@@ -89,6 +94,8 @@ def decode_video(
         size: output height and width.
         fps: target frame rate; 0 keeps every decoded frame.
         crop: "center" (shorter side to `size`, centre crop) or "stretch".
+        wanted: which output frames (by index) the caller will use; the others are decoded
+            (codecs need them) but not converted, and stay black. None: all of them.
 
     Raises:
         VideoError: the file is empty, not a video container, has no video stream, has
@@ -117,7 +124,7 @@ def decode_video(
         frame_time = 1.0 / rate if rate else 0.0
         decoded = 0
         with ThreadPoolExecutor(max_workers=1) as pool:
-            sampler = _Resampler(size, crop, fps, pool)
+            sampler = _Resampler(size, crop, fps, pool, wanted)
             try:
                 for frame in container.decode(stream):
                     time = frame.time if frame.time is not None else decoded / (rate or 1.0)
@@ -148,10 +155,18 @@ class _Resampler:
 
     MAX_IN_FLIGHT = 32
 
-    def __init__(self, size: int, crop: str, fps: float, pool: ThreadPoolExecutor):
+    def __init__(
+        self,
+        size: int,
+        crop: str,
+        fps: float,
+        pool: ThreadPoolExecutor,
+        wanted: Callable[[int], bool] | None,
+    ):
         self.size, self.crop, self.fps, self.pool = size, crop, fps, pool
+        self.wanted = wanted or (lambda index: True)
         self.reformatter = VideoReformatter()  # used by the pool's single worker only
-        self.kept: list[Future] = []
+        self.kept: list[Future | None] = []  # None: an output frame nobody wants
         self.index: list[int] = []
         self.first_time = self.last_time = math.nan
         self._in_flight: collections.deque[Future] = collections.deque()
@@ -164,7 +179,7 @@ class _Resampler:
             self.first_time = time
         time = max(time, self.last_time) if not math.isnan(self.last_time) else time
         if not self.fps:
-            self.kept.append(self._convert(frame))
+            self.kept.append(self._convert(frame) if self.wanted(len(self.kept)) else None)
             self.index.append(position)
         else:
             self._emit_until(time)
@@ -175,7 +190,8 @@ class _Resampler:
         """[T, size, size, 3] frames and [T] source positions."""
         if self.fps:
             self._emit_until(self.last_time + max(frame_time, 1e-9))
-        frames = np.stack([future.result() for future in self.kept])
+        blank = np.zeros((self.size, self.size, 3), np.uint8)
+        frames = np.stack([blank if job is None else job.result() for job in self.kept])
         return frames, np.asarray(self.index, dtype=np.int64)
 
     def _convert(self, frame: av.VideoFrame) -> Future:
@@ -189,8 +205,11 @@ class _Resampler:
         """Show the pending frame at every target time before `time`."""
         while self._pending is not None and self.first_time + self._target / self.fps < time:
             frame, position = self._pending
-            if self._pixels is None:
-                self._pixels = self._convert(frame)
-            self.kept.append(self._pixels)
+            if not self.wanted(len(self.kept)):
+                self.kept.append(None)
+            else:
+                if self._pixels is None:
+                    self._pixels = self._convert(frame)
+                self.kept.append(self._pixels)
             self.index.append(position)
             self._target += 1
