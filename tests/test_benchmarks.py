@@ -16,6 +16,7 @@ SCRIPTS = [
     "attention_memory",
     "pretrain_step",
     "curation_throughput",
+    "render_corpus",
 ]
 
 

@@ -49,11 +49,20 @@ def test_read_video_names_the_file(tmp_path):
         read_video(path)
 
 
-def test_resize_ground_truth_samples_depth_and_scales_intrinsics():
+def test_resize_ground_truth_samples_pixels_and_scales_positions():
     depth = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     intrinsics = np.array([[[4.0, 0, 2.0], [0, 4.0, 2.0], [0, 0, 1]]], np.float32)
-    resized = resize_ground_truth(
-        {"depth": depth, "intrinsics": intrinsics, "extrinsics": np.eye(4)[None]}, 2
-    )
+    truth = {
+        "depth": depth,
+        "instances": depth.astype(np.uint8),
+        "intrinsics": intrinsics,
+        "extrinsics": np.eye(4)[None],
+        "tracks": np.array([[[3.0, 1.0]]], np.float32),  # one track, one frame: (x, y)
+        "boxes": np.array([[[0.0, 2.0, 4.0, 4.0]]], np.float32),
+    }
+    resized = resize_ground_truth(truth, 2)
     np.testing.assert_array_equal(resized["depth"][0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(resized["instances"][0], [[5, 7], [13, 15]])
     np.testing.assert_allclose(resized["intrinsics"][0], [[2, 0, 1], [0, 2, 1], [0, 0, 1]])
+    np.testing.assert_allclose(resized["tracks"][0, 0], [1.5, 0.5])
+    np.testing.assert_allclose(resized["boxes"][0, 0], [0, 1, 2, 2])

@@ -47,6 +47,13 @@ def test_corpus_layout_and_ground_truth_shapes(tiny_corpus):
             assert truth["depth"].shape == (frames, size, size)
             assert truth["intrinsics"].shape == (frames, 3, 3)
             assert truth["extrinsics"].shape == (frames, 4, 4)
+            assert truth["instances"].shape == (frames, size, size)
+            tracks = len(truth["track_instance"])
+            assert truth["tracks"].shape == (tracks, frames, 2)
+            assert truth["visible"].shape == (tracks, frames)
+            assert truth["boxes"].shape == (4, frames, 4)
+            assert truth["box_visible"].shape == (4, frames)
+            assert truth["label"].shape == ()
             assert (truth["depth"] > 0).all()
     assert (tiny_corpus / "world.json").is_file()
 
@@ -59,7 +66,7 @@ def test_splits_are_different_scenes(tiny_corpus):
 
 def test_depth_back_projects_onto_the_scene_geometry():
     """Without objects, every pixel's depth lands on the ground plane (y = 0) or the sky dome."""
-    scene = dataclasses.replace(sample_scene(np.random.default_rng(1)), spheres=())
+    scene = dataclasses.replace(sample_scene(np.random.default_rng(1)), bodies=())
     rendering = render_clip(scene, 2, 32, 32, 12, supersample=1)
     k, world_to_camera = rendering.intrinsics[1], rendering.extrinsics[1]
     rows, cols = np.meshgrid(np.arange(32) + 0.5, np.arange(32) + 0.5, indexing="ij")

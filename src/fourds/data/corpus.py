@@ -4,9 +4,12 @@ Layout written by `write_corpus(root, spec)`:
 
     root/world.json                 the WorldSpec that produced the corpus
     root/<split>/<name>.mp4         H.264 video, spec.frames frames of spec.size x spec.size
-    root/<split>/<name>.npz         ground truth: depth [T, H, W] float16 metres (z-depth),
-                                    intrinsics [T, 3, 3] pixels, extrinsics [T, 4, 4]
-                                    world-to-camera (OpenCV axes)
+    root/<split>/<name>.npz         ground truth (fourds.world.Rendering has the details):
+                                    depth [T, H, W] float16 metres (z-depth), instances
+                                    [T, H, W] uint8, intrinsics [T, 3, 3] pixels, extrinsics
+                                    [T, 4, 4] world-to-camera (OpenCV axes), tracks [N, T, 2]
+                                    pixels, visible [N, T], track_instance [N], boxes
+                                    [M, T, 4] pixels, box_visible [M, T], label []
 
 Splits are disjoint by seed: video i of split s is rendered from SeedSequence([seed, s, i]).
 """
@@ -22,7 +25,7 @@ from tqdm import tqdm
 
 from fourds.data.video import write_video
 from fourds.records import atomic_path
-from fourds.world import render_clip, sample_scene
+from fourds.world import Rendering, render_clip, sample_scene
 
 SPLITS = ("pretrain", "readout-train", "readout-test")
 
@@ -45,16 +48,21 @@ def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequenc
     return np.random.SeedSequence([spec.seed, SPLITS.index(split), index])
 
 
-def write_ground_truth(
-    path: Path, depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.ndarray
-) -> None:
+def write_ground_truth(path: Path, rendering: Rendering) -> None:
     """Save one video's ground truth as a compressed npz (no pickled objects)."""
     with atomic_path(path) as partial, open(partial, "wb") as handle:
         np.savez_compressed(
             handle,
-            depth=depth.astype(np.float16),
-            intrinsics=intrinsics.astype(np.float32),
-            extrinsics=extrinsics.astype(np.float32),
+            depth=rendering.depth.astype(np.float16),
+            instances=rendering.instances,
+            intrinsics=rendering.intrinsics.astype(np.float32),
+            extrinsics=rendering.extrinsics.astype(np.float32),
+            tracks=rendering.tracks,
+            visible=rendering.visible,
+            track_instance=rendering.track_instance,
+            boxes=rendering.boxes,
+            box_visible=rendering.box_visible,
+            label=np.int64(rendering.label),
         )
 
 
@@ -70,9 +78,7 @@ def write_corpus(root: str | Path, spec: WorldSpec = WorldSpec()) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{index:05d}"
         write_video(folder / f"{name}.mp4", rendering.video, spec.fps)
-        write_ground_truth(
-            folder / f"{name}.npz", rendering.depth, rendering.intrinsics, rendering.extrinsics
-        )
+        write_ground_truth(folder / f"{name}.npz", rendering)
         written.append(folder / f"{name}.mp4")
     with atomic_path(root / "world.json") as partial:
         partial.write_text(json.dumps(dataclasses.asdict(spec), indent=2) + "\n")

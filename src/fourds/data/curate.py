@@ -3,9 +3,12 @@
 Outputs in `out_dir`:
 
     shards/<split>-<k>.npz   shard k of a split, arrays (N clips each, no pickled objects):
-                      video [N, T, S, S, 3] uint8; and when the source has ground truth,
-                      depth [N, T, S, S] float16 metres, intrinsics [N, T, 3, 3] float32
-                      pixels at the clip resolution, extrinsics [N, T, 4, 4] float32
+                      video [N, T, S, S, 3] uint8; and when the source has ground truth
+                      (fourds.data.corpus), at the clip resolution: depth [N, T, S, S]
+                      float16 metres, instances [N, T, S, S], intrinsics [N, T, 3, 3],
+                      extrinsics [N, T, 4, 4], tracks [N, P, T, 2], visible [N, P, T],
+                      boxes [N, M, T, 4], box_visible [N, M, T], track_instance [N, P],
+                      label [N]
     manifest.json     per accepted clip: split, source and its sha256, frame range (in the
                       resampled timeline) and the source frames it came from, fps, shard,
                       row, sha256 of the decoded clip; per rejected source: the reason
@@ -31,26 +34,41 @@ from fourds.data.decode import decode_video
 from fourds.data.video import VideoError
 from fourds.records import atomic_path, file_digest, write_json, write_run_record
 
-GROUND_TRUTH_KEYS = ("depth", "intrinsics", "extrinsics")
+# Ground truth of synthetic sources, by where the time axis is: first (per frame), second
+# (per track or body, then per frame) or absent (per clip).
+PER_FRAME = ("depth", "instances", "intrinsics", "extrinsics")
+PER_TRACK = ("tracks", "visible", "boxes", "box_visible")
+PER_CLIP = ("track_instance", "label")
+GROUND_TRUTH_KEYS = PER_FRAME + PER_TRACK + PER_CLIP
 
 
 def resize_ground_truth(truth: dict[str, np.ndarray], size: int) -> dict:
-    """Bring per-frame ground truth from its own height x width to size x size.
+    """Bring ground truth from its own height x width to size x size.
 
-    Depth is sampled at the new pixel centres (nearest, no blending across edges); intrinsics
-    are rescaled; extrinsics do not change.
+    Depth and instance ids are sampled at the new pixel centres (nearest, no blending across
+    edges); intrinsics, track positions and boxes are rescaled; the rest does not change.
     """
     height, width = truth["depth"].shape[1:3]
     rows = np.floor((np.arange(size) + 0.5) * height / size).astype(np.int64)
     cols = np.floor((np.arange(size) + 0.5) * width / size).astype(np.int64)
+    scale = np.array([size / width, size / height], np.float32)
+    resized = dict(truth)
+    resized["depth"] = truth["depth"][:, rows][:, :, cols].astype(np.float16)
+    resized["instances"] = truth["instances"][:, rows][:, :, cols]
     intrinsics = truth["intrinsics"].astype(np.float32).copy()
-    intrinsics[:, 0] *= size / width
-    intrinsics[:, 1] *= size / height
-    return {
-        "depth": truth["depth"][:, rows][:, :, cols].astype(np.float16),
-        "intrinsics": intrinsics,
-        "extrinsics": truth["extrinsics"].astype(np.float32),
-    }
+    intrinsics[:, :2] *= scale[:, None]
+    resized["intrinsics"] = intrinsics
+    resized["tracks"] = truth["tracks"] * scale
+    resized["boxes"] = truth["boxes"] * np.tile(scale, 2)
+    return resized
+
+
+def clip_truth(truth: dict[str, np.ndarray], source_frames: np.ndarray) -> dict:
+    """The ground truth of the clip made of `source_frames` [t] of a video."""
+    clip = {key: truth[key][source_frames] for key in PER_FRAME}
+    clip.update({key: truth[key][:, source_frames] for key in PER_TRACK})
+    clip.update({key: truth[key] for key in PER_CLIP})
+    return clip
 
 
 def clip_starts(frame_count: int, span: int) -> range:
@@ -65,7 +83,8 @@ def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | N
         return None
     with np.load(truth_path, allow_pickle=False) as data:
         truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
-    if any(len(value) != frame_count for value in truth.values()):
+    counts = [len(truth[key]) for key in PER_FRAME] + [truth[key].shape[1] for key in PER_TRACK]
+    if any(count != frame_count for count in counts):
         raise VideoError(f"{truth_path}: ground truth has a different frame count than the video")
     return truth
 
@@ -146,9 +165,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                 frames = np.arange(start, start + cfg.span, cfg.frame_stride)
                 row = {"video": np.ascontiguousarray(video.frames[frames])}
                 if truth is not None:
-                    row.update(
-                        {key: value[video.source_index[frames]] for key, value in truth.items()}
-                    )
+                    row.update(clip_truth(truth, video.source_index[frames]))
                 shard, index = writer.next_location
                 clips.append(
                     {
