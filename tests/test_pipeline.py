@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -85,3 +87,26 @@ def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_
     scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
     assert commands[0] == "> fourds curate --data data --out runs/curate"
     assert [line.split()[4] for line in commands[1:]] == scales  # "> fourds pretrain --scale X"
+
+
+@pytest.mark.slow
+def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path):
+    """The first video of every split, rendered again from the pinned WorldSpec, decodes to the
+    frames of the corpus pulled from the DVC remote, with the same ground truth."""
+    from fourds.data.corpus import SPLITS, WorldSpec, write_corpus
+    from fourds.data.video import read_video
+
+    pinned = WorldSpec(**json.loads((smoke_repo / "data" / "world.json").read_text()))
+    assert pinned == WorldSpec()  # the corpus is the default spec
+    first_of_each = dataclasses.replace(pinned, videos={split: 1 for split in SPLITS})
+    write_corpus(tmp_path, first_of_each)
+    for split in SPLITS:
+        ours, theirs = tmp_path / split / "00000.mp4", smoke_repo / "data" / split / "00000.mp4"
+        np.testing.assert_array_equal(read_video(ours), read_video(theirs))
+        with (
+            np.load(ours.with_suffix(".npz")) as mine,
+            np.load(theirs.with_suffix(".npz")) as pulled,
+        ):
+            assert sorted(mine.files) == sorted(pulled.files)
+            for key in mine.files:
+                np.testing.assert_array_equal(mine[key], pulled[key], err_msg=f"{split} {key}")
