@@ -66,3 +66,12 @@ def test_resize_ground_truth_samples_pixels_and_scales_positions():
     np.testing.assert_allclose(resized["intrinsics"][0], [[2, 0, 1], [0, 2, 1], [0, 0, 1]])
     np.testing.assert_allclose(resized["tracks"][0, 0], [1.5, 0.5])
     np.testing.assert_allclose(resized["boxes"][0, 0], [0, 1, 2, 2])
+
+
+def test_load_split_reads_only_the_keys_asked_for(tiny_corpus, tmp_path):
+    curate(tiny_corpus, tmp_path, CFG)
+    shards = tmp_path / "shards"
+    assert set(load_split(shards, "pretrain", ("video",))) == {"video"}
+    assert {"video", "depth", "tracks", "boxes", "label"} <= set(load_split(shards, "pretrain"))
+    with pytest.raises(KeyError, match="has no \\['flow'\\]"):
+        load_split(shards, "pretrain", ("video", "flow"))

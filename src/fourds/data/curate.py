@@ -191,8 +191,13 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     return manifest
 
 
-def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
-    """All clips of one split as arrays (see the module docstring for keys and shapes)."""
+def load_split(
+    shard_dir: str | Path, split: str, keys: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """All clips of one split as arrays (see the module docstring for keys and shapes).
+
+    keys: the arrays to read (None: all); the others are not read from disk.
+    """
     shards = sorted(Path(shard_dir).glob(f"{split}-*.npz"))
     if not shards:
         raise FileNotFoundError(
@@ -201,7 +206,10 @@ def load_split(shard_dir: str | Path, split: str) -> dict[str, np.ndarray]:
     parts = []
     for shard in shards:
         with np.load(shard, allow_pickle=False) as data:
-            parts.append({key: data[key] for key in data.files})
+            missing = sorted(set(keys or ()) - set(data.files))
+            if missing:
+                raise KeyError(f"{shard} has no {missing} (it has {sorted(data.files)})")
+            parts.append({key: data[key] for key in keys or data.files})
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 

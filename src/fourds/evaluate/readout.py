@@ -93,7 +93,9 @@ def run(
     encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
     task = TASKS[task_name](encoder.cfg.tubelet, encoder.grid)
-    train, test = load_split(shard_dir, "readout-train"), load_split(shard_dir, "readout-test")
+    keys = ("video", task.key)
+    train = load_split(shard_dir, "readout-train", keys)
+    test = load_split(shard_dir, "readout-test", keys)
 
     started = time.perf_counter()
     train_features = extract_features(encoder, train["video"], num_blocks, device, cfg.batch_size)

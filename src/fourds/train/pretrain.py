@@ -159,7 +159,7 @@ def _train(
 ) -> dict:
     cfg = params.pretrain
     shards = sorted(shard_dir.glob("pretrain-*.npz"))
-    clips = load_split(shard_dir, "pretrain")["video"]
+    clips = load_split(shard_dir, "pretrain", ("video",))["video"]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _build_model(params, scale, device, env)
     optimizer = torch.optim.AdamW(
