@@ -99,10 +99,8 @@ def main() -> None:
     started = time.perf_counter()
     args = harness.parse_args(__doc__.splitlines()[0])
     device = harness.default_device()
-    if args.quick:
-        shape, repeats = setups.TINY, 1
-    else:
-        shape, repeats = setups.ladder_shape(setups.compose_ladder("ladder=4ds"), "4ds_b"), 2
+    shape, _ = setups.four_ds_b(args.quick)
+    repeats = 1 if args.quick else 2
     heads, head_dim = shape.model.heads, shape.model.width // shape.model.heads
     cases = {
         "encoder_forward_backward": lambda backend: (encoder_forward_backward, shape, backend),

@@ -17,6 +17,7 @@ Run: python benchmarks/curation_throughput.py [--quick]
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -124,7 +125,7 @@ def main() -> None:
         "frames_per_video": frames,
         "source_size": [height, width],
         "fps": 30,
-        "curate": dict(CURATE.__dict__),
+        "curate": dataclasses.asdict(CURATE),
         "rounds": repeats,
     }
     print(

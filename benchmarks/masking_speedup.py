@@ -74,17 +74,8 @@ def main() -> None:
     started = time.perf_counter()
     args = harness.parse_args(__doc__.splitlines()[0])
     device = harness.default_device()
-    params = setups.compose_ladder("ladder=4ds")
-    if args.quick:
-        shape, base, batch, warmup, repeats = setups.TINY, setups.tiny_mae(params.mae), 2, 1, 2
-    else:
-        shape, base, batch, warmup, repeats = (
-            setups.ladder_shape(params, "4ds_b"),
-            params.mae,
-            2,
-            1,
-            3,
-        )
+    shape, base = setups.four_ds_b(args.quick)
+    batch, warmup, repeats = 2, 1, 2 if args.quick else 3
     results, configs = {}, {}
     for decoder in ("mae_st", "queries"):
         mae = dataclasses.replace(base, decoder=decoder)

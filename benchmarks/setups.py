@@ -84,6 +84,14 @@ def tiny_mae(mae: MAEConfig) -> MAEConfig:
     return dataclasses.replace(mae, decoder_width=32, decoder_depth=1, decoder_heads=4)
 
 
+def four_ds_b(quick: bool) -> tuple[Shape, MAEConfig]:
+    """The 4DS-B shape with the 4ds ladder's MAE config; with `quick`, the tiny stand-ins."""
+    params = compose_ladder("ladder=4ds")
+    if quick:
+        return TINY, tiny_mae(params.mae)
+    return ladder_shape(params, "4ds_b"), params.mae
+
+
 def build_mae(
     shape: Shape, mae: MAEConfig, backend: str, device: torch.device, seed: int = 0
 ) -> MaskedAutoencoder:

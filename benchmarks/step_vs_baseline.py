@@ -91,17 +91,8 @@ def main() -> None:
     started = time.perf_counter()
     args = harness.parse_args(__doc__.splitlines()[0])
     device = harness.default_device()
-    params = setups.compose_ladder("ladder=4ds")
-    if args.quick:
-        shape, ours, batch, warmup, repeats = setups.TINY, setups.tiny_mae(params.mae), 2, 1, 2
-    else:
-        shape, ours, batch, warmup, repeats = (
-            setups.ladder_shape(params, "4ds_b"),
-            params.mae,
-            2,
-            1,
-            5,
-        )
+    shape, ours = setups.four_ds_b(args.quick)
+    batch, warmup, repeats = 2, 1, 2 if args.quick else 5
     mae_st = dataclasses.replace(ours, decoder="mae_st")
     video = setups.random_video(shape, batch, device)
 

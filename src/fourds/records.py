@@ -72,19 +72,26 @@ def _versions() -> dict[str, str]:
 
 
 def write_run_record(
-    out_dir: str | Path, stage: str, params_path: str | Path, inputs: list[str | Path], device: str
+    out_dir: str | Path,
+    stage: str,
+    params_path: str | Path,
+    inputs: list[str | Path],
+    device: str,
+    known_digests: dict[str, str] | None = None,
 ) -> None:
     """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
 
     Records the git commit, the sha256 of params.yaml, the sha256 of each input file,
-    package versions, the device and the host.
+    package versions, the device and the host. `known_digests` (str(path) -> sha256) are the
+    inputs the stage has hashed already; only the others are read again.
     """
+    known = known_digests or {}
     record = {
         "stage": stage,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": _git_commit(),
         "params_sha256": file_digest(params_path),
-        "inputs": {str(path): file_digest(path) for path in inputs},
+        "inputs": {str(path): known.get(str(path)) or file_digest(path) for path in inputs},
         "packages": _versions(),
         "device": device,
         "host": {"python": platform.python_version(), "machine": platform.machine()},

@@ -7,11 +7,13 @@ codecs are the real ones: mp4/H.264, webm/VP9, avi/MPEG-4 Part 2, gif.
 from __future__ import annotations
 
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+MILLISECOND = Fraction(1, 1000)
 FORMATS = {  # suffix: (container format, codec, pixel format)
     ".mp4": ("mp4", "libx264", "yuv420p"),
     ".webm": ("webm", "libvpx-vp9", "yuv420p"),
@@ -38,20 +40,14 @@ def write(path: Path, frames: np.ndarray, fps: int = 10, times: list[float] | No
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pixel_format
         if times is not None:
-            stream.codec_context.time_base = stream.time_base = _millis()
+            stream.codec_context.time_base = stream.time_base = MILLISECOND
         for index, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             if times is not None:
-                frame.pts, frame.time_base = round(times[index] * 1000), _millis()
+                frame.pts, frame.time_base = round(times[index] * 1000), MILLISECOND
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
-
-
-def _millis():
-    from fractions import Fraction
-
-    return Fraction(1, 1000)
 
 
 def rotate_mp4(path: Path, out: Path) -> Path:

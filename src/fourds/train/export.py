@@ -2,7 +2,7 @@
 
 The MAE of the scale is rebuilt on the CPU from params.yaml and only its model state is read
 from the checkpoint (DCP reshards whatever number of processes wrote it), then written with
-`fourds.models.weights.save_mae`, the format of the pretrain stage's checkpoint.pt.
+`fourds.train.pretrain.save_weights`, the format of the pretrain stage's checkpoint.pt.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
 from fourds.config import Params
-from fourds.models.weights import save_mae
 from fourds.train.checkpoint import CheckpointError
-from fourds.train.pretrain import build_mae
+from fourds.train.pretrain import build_mae, save_weights
 
 
 def export_checkpoint(
@@ -37,12 +36,5 @@ def export_checkpoint(
             f"{checkpoint_dir} does not hold the weights of scale {scale!r} as params.yaml "
             f"describes it ({type(error).__name__}: {error})"
         ) from None
-    save_mae(
-        out,
-        state["model"],
-        params.model(scale),
-        params.mae,
-        params.curate.clip_frames,
-        params.curate.resolution,
-    )
+    save_weights(out, state["model"], params, scale)
     return Path(out)

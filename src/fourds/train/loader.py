@@ -34,7 +34,7 @@ class Slot:
 
 
 class BatchSlots(BaseNode[Slot]):
-    """Source node: this rank's rows of every global batch from step `start` to `steps`.
+    """Source node: this rank's rows of every global batch, steps 0 to `steps` - 1.
 
     State: {"step": next step, "row": next row}.
     """

@@ -83,6 +83,20 @@ def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     return MaskedAutoencoder(encoder, params.mae, backend)
 
 
+def save_weights(
+    path: str | Path, state_dict: dict[str, torch.Tensor], params: Params, scale: str
+) -> None:
+    """The single-file weights of one ladder scale (see fourds.models.weights)."""
+    save_mae(
+        path,
+        state_dict,
+        params.model(scale),
+        params.mae,
+        params.curate.clip_frames,
+        params.curate.resolution,
+    )
+
+
 def local_rows(batch_size: int, env: DistEnv) -> range:
     """This rank's rows of the global batch."""
     if batch_size % env.world_size:
@@ -93,7 +107,7 @@ def local_rows(batch_size: int, env: DistEnv) -> range:
     return range(env.rank * per_rank, (env.rank + 1) * per_rank)
 
 
-def run_fingerprint(params: Params, scale: str, shards: list[Path]) -> str:
+def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str:
     """Hash of everything that shapes the training trajectory (16 hex digits)."""
     trajectory = {
         name: value
@@ -106,7 +120,7 @@ def run_fingerprint(params: Params, scale: str, shards: list[Path]) -> str:
         "curate": dataclasses.asdict(params.curate),
         "pretrain": trajectory,
         "attention": params.runtime.attention,
-        "shards": [file_digest(path) for path in shards],
+        "shards": shard_digests,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -159,6 +173,7 @@ def _train(
 ) -> dict:
     cfg = params.pretrain
     shards = sorted(shard_dir.glob("pretrain-*.npz"))
+    shard_digests = {str(path): file_digest(path) for path in shards}
     clips = load_split(shard_dir, "pretrain", ("video",))["video"]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _build_model(params, scale, device, env)
@@ -172,7 +187,7 @@ def _train(
     rows = local_rows(cfg.batch_size, env)
     loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
 
-    resume_root = out_dir / "resume" / run_fingerprint(params, scale, shards)
+    resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(shard_digests.values()))
     last_good = latest_checkpoint(resume_root)
     curve, start = [], 0
     if last_good is not None:
@@ -250,14 +265,7 @@ def _train(
     state_dict = full_state_dict(model, env)
     if not env.is_main:
         return {}
-    save_mae(
-        out_dir / "checkpoint.pt",
-        state_dict,
-        params.model(scale),
-        params.mae,
-        params.curate.clip_frames,
-        params.curate.resolution,
-    )
+    save_weights(out_dir / "checkpoint.pt", state_dict, params, scale)
     with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
         writer.writeheader()
@@ -280,5 +288,5 @@ def _train(
     if mfu is not None:
         metrics["mfu"] = round(mfu, 4)
     write_json(out_dir / "metrics.json", metrics)
-    write_run_record(out_dir, f"pretrain@{scale}", params_path, shards, str(device))
+    write_run_record(out_dir, f"pretrain@{scale}", params_path, shards, str(device), shard_digests)
     return metrics

@@ -86,13 +86,13 @@ def _shade(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
 def _to_body(body: Body, time: float, origin: np.ndarray, directions: np.ndarray):
     """Ray origin [3] and directions [N, 3] in the body's coordinates at `time`.
 
-    Returns (centre [3], rotation [3, 3], origin [3], directions [N, 3]).
+    Returns (body-to-world rotation [3, 3], origin [3], directions [N, 3]).
     """
-    center, rotation = body.center(time), body.rotation(time)
-    offset = origin - center
+    rotation = body.rotation(time)
+    offset = origin - body.center(time)
     local_origin = np.array([_dot3(offset, rotation[:, k]) for k in range(3)])
     local = np.stack([_dot(directions, rotation[:, k]) for k in range(3)], axis=-1)
-    return center, rotation, local_origin, local
+    return rotation, local_origin, local
 
 
 def _intersect(body: Body, origin: np.ndarray, directions: np.ndarray):
@@ -189,7 +189,7 @@ def render_frame(scene: Scene, time: float, intrinsics: np.ndarray, height: int,
 
     # Bodies, nearest hit wins; the texture is a checker of body coordinates.
     for index, body in enumerate(scene.bodies):
-        _, body_rotation, local_origin, local = _to_body(body, time, origin, directions)
+        body_rotation, local_origin, local = _to_body(body, time, origin, directions)
         t_hit, normal = _intersect(body, local_origin, local)
         hit_mask = t_hit < depth
         if not hit_mask.any():
@@ -280,9 +280,8 @@ def render_clip(
         _, frame_depth, frame_instances, world_to_camera = render_frame(
             scene, time, intrinsics, height, width
         )
-        depth[index], instances[index], extrinsics[index] = (
-            frame_depth, frame_instances, world_to_camera
-        )  # fmt: skip
+        depth[index], instances[index] = frame_depth, frame_instances
+        extrinsics[index] = world_to_camera
         tracks[:, index], visible[:, index] = _track_frame(
             scene, time, intrinsics, world_to_camera, frame_depth, frame_instances
         )
