@@ -49,7 +49,9 @@ def test_dag_wires_every_stage(smoke_repo):
         ("data.dvc", "curate"),
         ("curate", "pretrain@smoke_s"),
         ("pretrain@smoke_l", "readout@smoke_l-depth"),
+        ("pretrain@smoke_s", "readout@smoke_s-tracking"),
         ("readout@smoke_m-depth", "report"),
+        ("readout@smoke_m-classification", "report"),
     ]:
         assert f'"{source}" -> "{target}"' in edges, edges
 
@@ -68,9 +70,18 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
     experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
     assert experiments, rows
     metrics = experiments[0]["revs"][0]["data"]["metrics"]
+    headlines = {
+        "depth": "abs_rel",
+        "pose": "end_point_error",
+        "tracking": "average_jaccard",
+        "boxes": "miou",
+        "classification": "top1",
+    }
     for scale in ("smoke_s", "smoke_m", "smoke_l"):
-        readout = metrics[f"runs/readout/{scale}-depth/metrics.json"]["data"]
-        assert 0 < readout["abs_rel"] < 10
+        for task, headline in headlines.items():
+            readout = metrics[f"runs/readout/{scale}-{task}/metrics.json"]["data"]
+            assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
+            assert (smoke_repo / "runs" / "readout" / f"{scale}-{task}" / "examples").is_dir()
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
 
 

@@ -58,14 +58,46 @@ def test_missing_key_is_refused(raw):
         (
             "readout",
             "tasks",
-            ["depth", "pose"],
-            "readout.tasks has 'pose', which is not one of ['depth']",
+            ["depth", "flow"],
+            "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', "
+            "'boxes', 'classification']",
+        ),
+        ("readout", "regime", "linear", "readout.regime='linear' is not one of ['frozen', 'finetuned']"),
+        (
+            "readout",
+            "depth_alignment",
+            "mean",
+            "readout.depth_alignment='mean' is not one of ['none', 'median', 'least_squares']",
+        ),
+        (
+            "readouts",
+            "pose",
+            {"width": 8},
+            "readouts.pose is missing key(s) ['heads', 'steps', 'batch_size', 'lr', 'weight_decay']",
         ),
     ],
 )
 def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
     raw[section][key] = value
     check_fails(raw, message)
+
+
+def test_fine_tuning_cannot_use_cached_features(raw):
+    raw["readout"].update(regime="finetuned", cache_features=True)
+    check_fails(
+        raw,
+        "readout.cache_features=true needs readout.regime='frozen': a fine-tuned encoder changes "
+        "its features every step",
+    )
+
+
+def test_every_readout_task_needs_its_settings(raw):
+    del raw["readouts"]["boxes"]
+    check_fails(
+        raw,
+        "readout.tasks has 'boxes', which has no settings under readouts "
+        "(known: ['classification', 'depth', 'pose', 'tracking'])",
+    )
 
 
 def test_ladder_scale_must_be_defined(raw):

@@ -11,14 +11,15 @@ from tests.conftest import tiny_mae_config
 DECODER = tiny_mae_config(mask_ratio=0.5, decoder_width=8)
 
 
-@pytest.mark.parametrize(("depth", "blocks"), [(12, 11), (24, 22), (4, 3), (2, 1), (1, 1)])
+@pytest.mark.parametrize(("depth", "blocks"), [(12, 10), (24, 21), (4, 2), (8, 6), (2, 1), (1, 1)])
 def test_readout_block_count(depth, blocks):
+    """As the released 4DS code: block 10 of 12 for 4DS-B at readout depth 0.95."""
     assert readout_block_count(depth, 0.95) == blocks
 
 
 def test_readout_shapes_and_temporal_upsampling():
     readout = AttentionReadout(
-        feature_dim=24, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=7, out_dim=5
+        feature_dim=24, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=7, query_dim=0, out_dim=5
     )
     features = torch.rand(2, 18, 24)
     assert readout(features).shape == (2, 7, 5)
@@ -27,6 +28,26 @@ def test_readout_shapes_and_temporal_upsampling():
     upsampled = readout.upsample_in_time(constant)
     assert upsampled.shape == (1, 4, 9, 24)
     torch.testing.assert_close(upsampled, constant.reshape(1, 2, 9, 24)[:, :1].expand(1, 4, 9, 24))
+
+
+def test_given_queries_sample_the_features_at_their_location():
+    readout = AttentionReadout(
+        feature_dim=8, grid=(2, 3, 4), frames=4, width=16, heads=2, num_queries=0, query_dim=5,
+        out_dim=6,
+    )  # fmt: skip
+    x = torch.rand(1, 4, 12, 8)
+    frame, row, column = 2, 1, 3  # the centre of this token: raster-normalised (t, y, x)
+    location = torch.tensor([[[(frame + 0.5) / 4, (row + 0.5) / 3, (column + 0.5) / 4]]])
+    torch.testing.assert_close(readout.sample(x, location)[0, 0], x[0, frame, row * 4 + column])
+    assert torch.all(readout(torch.rand(3, 24, 8), torch.rand(3, 9, 5)) == 0)  # neutral start
+    torch.nn.init.normal_(readout.head.weight)  # as after some training
+    features, queries = torch.rand(3, 24, 8), torch.rand(3, 9, 5)
+    outputs = readout(features, queries)
+    assert outputs.shape == (3, 9, 6)
+    moved = queries.clone()
+    moved[:, 0, 1] += 0.3  # only query 0 moves: only its outputs change
+    changed = (readout(features, moved) - outputs).abs().amax(dim=(0, 2))
+    assert changed[0] > 0 and torch.all(changed[1:] == 0)
 
 
 def test_weights_round_trip(tmp_path):

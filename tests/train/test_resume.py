@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +141,10 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
     params_path = write_tiny_params(tmp_path / "params.yaml", steps=8, checkpoint_every=4)
     out = tmp_path / "run"
     assert main(pretrain_command([], params_path, tiny_shards, out)) == 0
+    # The loader's worker threads are stopped before the stage returns (a process leaving
+    # with them running can abort in C++ teardown).
+    workers = ("_apply_udf", "_sort_worker", "_populate_queue")
+    assert not [t.name for t in threading.enumerate() if any(w in t.name for w in workers)]
     (step_4,) = out.glob("resume/*/step-00000004")
     exported = tmp_path / "step-4.pt"
     export = ["export", "--params", str(params_path), "--scale", "tiny"]

@@ -13,6 +13,7 @@ from fourds.config.schema import (
     Params,
     PretrainConfig,
     ReadoutConfig,
+    TaskReadoutConfig,
     RuntimeConfig,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "Params",
     "PretrainConfig",
     "ReadoutConfig",
+    "TaskReadoutConfig",
     "RuntimeConfig",
     "load_params",
 ]

@@ -14,7 +14,9 @@ import typing
 from typing import Any
 
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
-READOUT_TASKS = ("depth",)
+READOUT_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
+REGIMES = ("frozen", "finetuned")
+DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -256,16 +258,21 @@ class PretrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ReadoutConfig:
-    """Frozen-encoder attention readouts."""
+    """Settings shared by every readout stage.
+
+    regime: "frozen" trains only the readout on the encoder's features; "finetuned" also trains
+        the encoder, at `finetune_lr_scale` times the readout's learning rate.
+    cache_features: in the frozen regime, run the encoder once per clip and train the readout
+        on the stored features (the same result, much faster); false runs it every step.
+    depth_alignment: how depth predictions are aligned to the truth before scoring.
+    """
 
     tasks: tuple[str, ...]
     readout_depth: float
-    width: int
-    heads: int
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float
+    regime: str
+    finetune_lr_scale: float
+    cache_features: bool
+    depth_alignment: str
     seed: int
 
     def check(self, path: str) -> None:
@@ -278,6 +285,34 @@ class ReadoutConfig:
             0.0 < self.readout_depth <= 1.0,
             f"{path}.readout_depth={self.readout_depth} must be in (0, 1]",
         )
+        _require(
+            self.regime in REGIMES, f"{path}.regime={self.regime!r} is not one of {list(REGIMES)}"
+        )
+        _positive(f"{path}.finetune_lr_scale", self.finetune_lr_scale)
+        _require(
+            not (self.cache_features and self.regime == "finetuned"),
+            f"{path}.cache_features=true needs {path}.regime='frozen': a fine-tuned encoder "
+            "changes its features every step",
+        )
+        _require(
+            self.depth_alignment in DEPTH_ALIGNMENTS,
+            f"{path}.depth_alignment={self.depth_alignment!r} is not one of "
+            f"{list(DEPTH_ALIGNMENTS)}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskReadoutConfig:
+    """The readout of one task: its size and training schedule (AdamW, cosine decay)."""
+
+    width: int
+    heads: int
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+
+    def check(self, path: str) -> None:
         for name in ("width", "heads", "steps", "batch_size", "lr"):
             _positive(f"{path}.{name}", getattr(self, name))
         _require(
@@ -299,8 +334,15 @@ class Params:
     mae: MAEConfig
     pretrain: PretrainConfig
     readout: ReadoutConfig
+    readouts: dict[str, TaskReadoutConfig]
 
     def check(self, path: str) -> None:
+        for task in self.readout.tasks:
+            _require(
+                task in self.readouts,
+                f"readout.tasks has {task!r}, which has no settings under readouts "
+                f"(known: {sorted(self.readouts)})",
+            )
         for scale in self.ladder.scales:
             _require(
                 scale in self.models,

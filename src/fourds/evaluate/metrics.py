@@ -148,31 +148,40 @@ def pose_metrics(
     pred_world_to_camera: np.ndarray,
     gt_world_to_camera: np.ndarray,
     thresholds: tuple[float, ...] = (5.0, 15.0, 30.0),
+    min_baseline: float = 1e-6,
 ) -> dict[str, float]:
     """Camera pose errors of one clip, over the pairs (frame 0, frame t) for t >= 1.
 
     Args:
         pred_world_to_camera, gt_world_to_camera: [T, 4, 4] (OpenCV axes).
+        min_baseline: pairs whose true camera centres are closer than this (a static or
+            panning camera) have no translation direction: they are scored on rotation alone.
 
     Returns:
         rotation_error: mean geodesic error of the relative rotations, degrees;
-        translation_error: mean angle between relative translation directions, degrees;
+        translation_error: mean angle between relative translation directions over the pairs
+            with a baseline, degrees (nan when the camera never moves);
         end_point_error: mean distance between predicted and true camera centres in frame 0's
             camera coordinates, after scaling the prediction by the ratio of mean true to mean
-            predicted centre distance (monocular scale is unknown), in ground-truth units;
+            predicted centre distance (monocular scale is unknown; no scaling when the camera
+            never moves), in ground-truth units;
         auc_{a}: area under the curve of the fraction of pairs with max(rotation, translation
             error) below a threshold, for thresholds from 0 to a degrees, normalised to [0, 1].
     """
     pred, gt = relative_poses(pred_world_to_camera), relative_poses(gt_world_to_camera)
     rotation = rotation_error_degrees(pred[:, :3, :3], gt[:, :3, :3])
-    translation = translation_angle_degrees(pred[:, :3, 3], gt[:, :3, 3])
     # Camera centres of frames t in frame 0's camera coordinates: -R^T t.
     centre_pred = -np.einsum("tji,tj->ti", pred[:, :3, :3], pred[:, :3, 3])
     centre_gt = -np.einsum("tji,tj->ti", gt[:, :3, :3], gt[:, :3, 3])
-    scale = np.linalg.norm(centre_gt, axis=1).mean() / np.linalg.norm(centre_pred, axis=1).mean()
+    baseline = np.linalg.norm(centre_gt, axis=1)
+    moved = baseline > min_baseline
+    translation = np.zeros_like(rotation)
+    translation[moved] = translation_angle_degrees(pred[moved, :3, 3], gt[moved, :3, 3])
+    predicted = np.linalg.norm(centre_pred, axis=1).mean()
+    scale = baseline.mean() / predicted if moved.any() and predicted > min_baseline else 1.0
     metrics = {
         "rotation_error": float(rotation.mean()),
-        "translation_error": float(translation.mean()),
+        "translation_error": float(translation[moved].mean()) if moved.any() else float("nan"),
         "end_point_error": float(np.linalg.norm(scale * centre_pred - centre_gt, axis=1).mean()),
     }
     worst = np.maximum(rotation, translation)

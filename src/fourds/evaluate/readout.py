@@ -1,10 +1,14 @@
-"""The `readout` stage: a frozen encoder, an attention readout trained on one task.
+"""The `readout` stage: an attention readout trained on one task on top of a pretrained encoder.
 
-The encoder runs once per clip (no augmentation, so its features can be cached); the readout
-trains on the readout-train split and is scored on the readout-test split.
+Regimes (readout.regime): "frozen" trains only the readout; "finetuned" trains the encoder too
+(at readout.finetune_lr_scale times the readout's learning rate). In the frozen regime with
+readout.cache_features the encoder runs once per clip and the readout trains on the stored
+features; without it the encoder runs on every batch (same numbers, slower: see
+benchmarks/readout_caching.py). The readout trains on readout-train and is scored on
+readout-test.
 
-Outputs in `out_dir`: metrics.json (the task's metrics plus the encoder's parameter count)
-and run.yaml.
+Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
+count), examples/<task>.png and run.yaml.
 """
 
 from __future__ import annotations
@@ -16,64 +20,86 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fourds.config import Params, ReadoutConfig
+from fourds.config import Params, ReadoutConfig, TaskReadoutConfig
 from fourds.data.curate import load_split
-from fourds.evaluate.depth import DepthTask
+from fourds.evaluate.tasks import TASK_CLASSES, ClipGeometry, Task, make_task
+from fourds.evaluate.tasks.base import select
 from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder
 from fourds.records import write_json, write_run_record
 from fourds.runtime import setup_runtime
 
-TASKS = {"depth": DepthTask}
+EXAMPLE_CLIPS = 3
 
 
-@torch.no_grad()
-def extract_features(
-    encoder: VideoViT, videos: np.ndarray, num_blocks: int, device: torch.device, batch_size: int
-) -> torch.Tensor:
-    """Frozen features of block `num_blocks`: uint8 [N, T, H, W, 3] -> [N, T'*h*w, D] on CPU."""
-    parts = []
-    for start in range(0, len(videos), batch_size):
-        video = torch.from_numpy(videos[start : start + batch_size]).to(device).float().div_(255.0)
-        parts.append(encoder(video, num_blocks=num_blocks).cpu())
-    return torch.cat(parts)
+class Features:
+    """Encoder features of a split's clips by index: [b] -> [b, T'*h*w, D] on `device`.
+
+    Cached: computed once (no gradient) and indexed. Otherwise the encoder runs on each batch,
+    with gradients when it is being fine-tuned.
+    """
+
+    def __init__(
+        self,
+        encoder: VideoViT,
+        videos: np.ndarray,
+        num_blocks: int,
+        device: torch.device,
+        cache: bool,
+        batch_size: int,
+    ):
+        self.encoder, self.videos, self.num_blocks, self.device = encoder, videos, num_blocks, device
+        self.cached = None
+        if cache:
+            with torch.no_grad():
+                self.cached = torch.cat(
+                    [self.encode(torch.arange(s, min(s + batch_size, len(videos))))
+                     for s in range(0, len(videos), batch_size)]  # fmt: skip
+                ).cpu()
+
+    def encode(self, index: torch.Tensor) -> torch.Tensor:
+        video = torch.from_numpy(self.videos[index.numpy()]).to(self.device).float().div_(255.0)
+        return self.encoder(video, num_blocks=self.num_blocks)
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None:
+            return self.cached[index].to(self.device)
+        return self.encode(index)
 
 
 def train_readout(
     readout: AttentionReadout,
-    task,
-    features: torch.Tensor,
-    targets: torch.Tensor,
-    cfg: ReadoutConfig,
+    encoder: VideoViT,
+    task: Task,
+    features: Features,
+    targets: dict[str, torch.Tensor],
+    cfg: TaskReadoutConfig,
+    regime: ReadoutConfig,
     device: torch.device,
     label: str,
-) -> None:
-    """AdamW with cosine decay on cached features; batches drawn with replacement."""
-    optimizer = torch.optim.AdamW(readout.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+) -> list[float]:
+    """AdamW with cosine decay; batches drawn with replacement. Returns the loss per step."""
+    groups = [{"params": readout.parameters(), "lr": cfg.lr}]
+    if regime.regime == "finetuned":
+        groups.append({"params": encoder.parameters(), "lr": cfg.lr * regime.finetune_lr_scale})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    readout.train()
+    generator = torch.Generator().manual_seed(regime.seed)
+    count = len(next(iter(targets.values())))
+    losses = []
     for _ in (bar := tqdm(range(cfg.steps), desc=f"readout {label}", unit="step")):
-        index = torch.randint(len(features), (cfg.batch_size,), generator=generator)
-        loss = task.loss(readout(features[index].to(device)), targets[index].to(device))
+        index = torch.randint(count, (cfg.batch_size,), generator=generator)
+        batch = task.with_queries(select(targets, index), generator)
+        batch = {key: value.to(device) for key, value in batch.items()}
+        loss = task.loss(readout(features(index), batch.get("queries")), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-
-
-@torch.no_grad()
-def predict(
-    readout: AttentionReadout, task, features: torch.Tensor, device: torch.device, batch_size: int
-) -> np.ndarray:
-    readout.eval()
-    parts = [
-        task.predict(readout(features[i : i + batch_size].to(device))).cpu()
-        for i in range(0, len(features), batch_size)
-    ]
-    return torch.cat(parts).numpy()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return losses
 
 
 def run(
@@ -85,46 +111,72 @@ def run(
     out_dir: str | Path,
     params_path: str | Path,
 ) -> dict:
-    """Train and score the `task_name` readout on the frozen encoder of `scale`."""
-    cfg = params.readout
+    """Train and score the `task_name` readout on the encoder of `scale`."""
+    cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
     torch.manual_seed(cfg.seed)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
     encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
+    if cfg.regime == "finetuned":
+        encoder.requires_grad_(True).train()
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
-    task = TASKS[task_name](encoder.cfg.tubelet, encoder.grid)
-    keys = ("video", task.key)
-    train = load_split(shard_dir, "readout-train", keys)
-    test = load_split(shard_dir, "readout-test", keys)
+    out_dir = Path(out_dir)
 
     started = time.perf_counter()
-    train_features = extract_features(encoder, train["video"], num_blocks, device, cfg.batch_size)
-    test_features = extract_features(encoder, test["video"], num_blocks, device, cfg.batch_size)
+    keys = ("video", *TASK_CLASSES[task_name].keys)
+    train = load_split(shard_dir, "readout-train", keys)
+    test = load_split(shard_dir, "readout-test", keys)
+    frames, size = train["video"].shape[1:3]
+    geometry = ClipGeometry(encoder.cfg.tubelet, encoder.grid, frames, size)
+    task = make_task(task_name, geometry, cfg.depth_alignment)
     readout = AttentionReadout(
         feature_dim=encoder.cfg.width,
         grid=encoder.grid,
-        frames=train["video"].shape[1],
-        width=cfg.width,
-        heads=cfg.heads,
+        frames=frames,
+        width=task_cfg.width,
+        heads=task_cfg.heads,
         num_queries=task.num_queries,
+        query_dim=task.query_dim,
         out_dim=task.out_dim,
         backend=params.runtime.attention,
     ).to(device)
-    train_readout(
-        readout, task, train_features, task.targets(train), cfg, device, f"{scale}-{task_name}"
-    )
-    prediction = predict(readout, task, test_features, device, cfg.batch_size)
+    cache = cfg.cache_features and cfg.regime == "frozen"
+    train_features = Features(encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size)
+    losses = train_readout(
+        readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,
+        f"{scale}-{task_name}",
+    )  # fmt: skip
 
+    readout.eval()
+    encoder.eval()
+    test_targets = task.targets(test)
+    with torch.no_grad():
+        test_features = Features(encoder, test["video"], num_blocks, device, True, task_cfg.batch_size)
+
+        def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
+            given = None if queries is None else queries.to(device)
+            return readout(test_features(index), given).cpu()
+
+        metrics, predictions = task.evaluate(infer, test_targets, task_cfg.batch_size)
+    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+    task.draw(
+        test["video"][shown.numpy()],
+        select(test_targets, shown),
+        {key: value[: len(shown)] for key, value in predictions.items()},
+        out_dir / "examples",
+    )
     metrics = {
         "scale": scale,
         "task": task_name,
+        "regime": cfg.regime,
+        "headline": task.headline,
         "params": count_parameters(encoder),
         "readout_block": num_blocks,
-        "test_clips": len(prediction),
-        **task.metrics(prediction, task.targets(test).numpy()),
+        "test_clips": len(test["video"]),
+        "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+        **metrics,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    out_dir = Path(out_dir)
     write_json(out_dir / "metrics.json", metrics)
     inputs = [checkpoint, *sorted(Path(shard_dir).glob("readout-*.npz"))]
     write_run_record(out_dir, f"readout@{scale}-{task_name}", params_path, inputs, str(device))

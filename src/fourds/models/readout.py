@@ -1,11 +1,23 @@
 """The 4DS attention readout on frozen encoder features.
 
-LayerNorm on the features of one intermediate block; features upsampled in time to the input
-frame count; a learned temporal position embedding; one cross-attention from queries to all
-feature tokens with a residual; LayerNorm and a GELU MLP (4x) with a residual; a linear output.
+LayerNorm on the features of one intermediate block; features upsampled in time (cubic) to the
+input frame count; a learned temporal position embedding; one cross-attention from the queries
+to all feature tokens with a residual; LayerNorm and a GELU MLP (4x) with a residual; a linear
+output.
+
+Queries are learned (`num_queries` of them: depth, pose, classification) or given per clip
+(point tracking: a query point; box tracking: a first-frame box). A given query is described by
+`query_dim` numbers whose first three are its (t, y, x) location normalised to [0, 1] (raster
+convention: t = (frame + 0.5) / T, y = row / H, x = column / W); its token is a learned base
+query plus a Fourier embedding of the description plus the features sampled at its location.
+
+The output layer starts at zero: tasks define their outputs so that zero is a neutral
+prediction (log-depth 0, the identity pose, a point or box that stays where it was given).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -14,18 +26,45 @@ from torch import nn
 from fourds.models.attention import Attention
 from fourds.models.vit import MLP, _init_weights
 
+FOURIER_BANDS = 8
+
 
 def readout_block_count(depth: int, readout_depth: float) -> int:
     """How many encoder blocks to run for a readout at fraction `readout_depth` of the depth.
 
-    The features are the output of block int(depth * readout_depth) (1-based), for example the
-    output of block 11 of 12 (index 10) at 0.95, as in the released 4DS readouts.
+    The released 4DS code lists the token embedding and the input of every block
+    (depth + 1 entries) and reads entry int((depth + 1) * readout_depth) - 1, which is the output
+    of block int((depth + 1) * readout_depth) - 2: block 10 of 12 for 4DS-B at 0.95.
     """
-    return max(1, int(depth * readout_depth))
+    return max(1, int((depth + 1) * readout_depth) - 2)
+
+
+class FourierEmbedding(nn.Module):
+    """[..., dim] numbers in [0, 1] -> [..., width]: sin/cos at 2^0..2^(bands-1) pi, linear."""
+
+    def __init__(self, dim: int, width: int, bands: int = FOURIER_BANDS):
+        super().__init__()
+        self.register_buffer("frequencies", math.pi * 2.0 ** torch.arange(bands), persistent=False)
+        self.linear = nn.Linear(dim * 2 * bands, width)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        angles = (values[..., None] * self.frequencies).flatten(-2)
+        return self.linear(torch.cat([angles.sin(), angles.cos()], dim=-1))
 
 
 class AttentionReadout(nn.Module):
-    """Cross-attention readout from `num_queries` learned queries to frozen features."""
+    """Cross-attention readout from learned or given queries to frozen features.
+
+    Args:
+        feature_dim: width of the encoder features.
+        grid: the encoder's (T', h, w) token grid.
+        frames: input frame count T (features are upsampled in time to it).
+        width, heads: the readout's width and attention heads.
+        num_queries: learned queries (ignored when `query_dim` > 0).
+        query_dim: numbers describing each given query (0: the queries are learned).
+        out_dim: outputs per query.
+        backend: attention backend.
+    """
 
     def __init__(
         self,
@@ -35,6 +74,7 @@ class AttentionReadout(nn.Module):
         width: int,
         heads: int,
         num_queries: int,
+        query_dim: int,
         out_dim: int,
         backend: str = "sdpa",
     ):
@@ -42,7 +82,10 @@ class AttentionReadout(nn.Module):
         self.grid, self.frames = grid, frames
         self.feature_norm = nn.LayerNorm(feature_dim, eps=1e-6)
         self.temporal_embed = nn.Parameter(torch.zeros(1, frames, 1, feature_dim))
-        self.queries = nn.Parameter(torch.zeros(1, num_queries, width))
+        self.queries = nn.Parameter(torch.zeros(1, 1 if query_dim else num_queries, width))
+        if query_dim:
+            self.query_embed = FourierEmbedding(query_dim, width)
+            self.query_features = nn.Linear(feature_dim, width)
         self.cross_attn = Attention(width, heads, backend, context_dim=feature_dim)
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.mlp = MLP(width, 4 * width)
@@ -50,22 +93,43 @@ class AttentionReadout(nn.Module):
         nn.init.trunc_normal_(self.temporal_embed, std=0.02)
         nn.init.trunc_normal_(self.queries, std=0.02)
         self.apply(_init_weights)
+        nn.init.zeros_(self.head.weight)  # every task starts from its neutral prediction
+        nn.init.zeros_(self.head.bias)
 
     def upsample_in_time(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, T'*h*w, D] -> [B, T, h*w, D], linear in time (align_corners=False)."""
+        """features [B, T'*h*w, D] -> [B, T, h*w, D], cubic in time (half-pixel centres)."""
         batch, _, dim = features.shape
         steps, height, width = self.grid
-        x = features.reshape(batch, steps, height * width, dim).permute(0, 2, 3, 1)
-        x = F.interpolate(
-            x.reshape(batch, height * width * dim, steps), size=self.frames, mode="linear"
-        )
+        x = features.reshape(batch, steps, height * width * dim, 1).permute(0, 2, 1, 3)
+        x = F.interpolate(x, size=(self.frames, 1), mode="bicubic", align_corners=False)
         return x.reshape(batch, height * width, dim, self.frames).permute(0, 3, 1, 2)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, T'*h*w, D] from the frozen encoder -> outputs [B, num_queries, out_dim]."""
+    def sample(self, x: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+        """Trilinear samples of x [B, T, h*w, D] at locations [B, Q, 3] (t, y, x) -> [B, Q, D]."""
+        batch, frames, _, dim = x.shape
+        _, height, width = self.grid
+        volume = x.reshape(batch, frames, height, width, dim).permute(0, 4, 1, 2, 3)
+        grid = (2.0 * locations.flip(-1) - 1.0)[:, :, None, None]  # (x, y, t) in [-1, 1]
+        samples = F.grid_sample(volume, grid, padding_mode="border", align_corners=False)
+        return samples[..., 0, 0].transpose(1, 2)
+
+    def forward(self, features: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """Read out a batch.
+
+        Args:
+            features: [B, T'*h*w, D] from the frozen encoder.
+            queries: [B, Q, query_dim] given queries, or None for the learned ones.
+
+        Returns:
+            [B, Q, out_dim] (Q = num_queries for learned queries).
+        """
         x = self.upsample_in_time(self.feature_norm(features)) + self.temporal_embed
         context = x.flatten(1, 2)  # [B, T*h*w, D]
-        queries = self.queries.expand(features.shape[0], -1, -1)
-        x = queries + self.cross_attn(queries, context)
+        if queries is None:
+            tokens = self.queries.expand(features.shape[0], -1, -1)
+        else:
+            located = self.query_features(self.sample(x, queries[..., :3].to(x.dtype)))
+            tokens = self.queries + self.query_embed(queries.to(x.dtype)) + located
+        x = tokens + self.cross_attn(tokens, context)
         x = x + self.mlp(self.norm(x))
         return self.head(x)

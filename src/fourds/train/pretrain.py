@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -261,6 +262,11 @@ def _train(
             )
     monitor.close()
     seconds = time.perf_counter() - started
+    # torchdata stops a pipeline's worker threads only when its iterators are collected, and
+    # they sit in reference cycles; a process that exits with those threads still running can
+    # abort in C++ teardown ("terminate called without an active exception"). Stop them now.
+    del loader
+    gc.collect()
 
     state_dict = full_state_dict(model, env)
     if not env.is_main:

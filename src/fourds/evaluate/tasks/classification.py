@@ -1,0 +1,51 @@
+"""Classification: one learned query predicting the clip's label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fourds.evaluate.metrics import top1_accuracy
+from fourds.evaluate.pictures import labels_figure
+from fourds.evaluate.tasks.base import Infer, batches
+
+
+class ClassificationTask:
+    """Clip labels (the synthetic world's: camera motion type); scored with top-1 accuracy."""
+
+    name = "classification"
+    keys = ("label",)
+    headline = "top1"
+    num_queries = 1
+    query_dim = 0
+
+    def __init__(self, class_names: tuple[str, ...]):
+        self.class_names = class_names
+        self.out_dim = len(class_names)
+
+    def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """{"label": [N] int64}."""
+        return {"label": torch.from_numpy(split["label"].astype(np.int64))}
+
+    def with_queries(self, batch, generator):
+        return batch
+
+    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of outputs [B, 1, classes]."""
+        return F.cross_entropy(outputs[:, 0], batch["label"])
+
+    def evaluate(self, infer: Infer, targets, batch_size: int):
+        labels = targets["label"].numpy()
+        logits = np.concatenate(
+            [infer(index, None)[:, 0].numpy() for index in batches(len(labels), batch_size)]
+        )
+        return {"top1": top1_accuracy(logits, labels)}, {"logits": logits}
+
+    def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
+        predicted = predictions["logits"].argmax(axis=1)
+        path = out_dir / "classification.png"
+        names = np.array(self.class_names)
+        return [labels_figure(videos, names[targets["label"].numpy()], names[predicted], path)]

@@ -1,0 +1,135 @@
+"""Each readout task, driven by an oracle readout that outputs the truth, scores perfectly.
+
+This checks the whole chain a task owns (targets, given queries, output layout, prediction,
+metric call) on ground truth rendered by the world, independently of any training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fourds.config import CurateConfig
+from fourds.data.curate import curate, load_split
+from fourds.evaluate.tasks import ClipGeometry, make_task
+from fourds.evaluate.tasks.base import select
+from fourds.evaluate.tasks.pose import IDENTITY_6D
+
+FRAMES, SIZE = 4, 16
+GEOMETRY = ClipGeometry((2, 8, 8), (2, 2, 2), FRAMES, SIZE)
+
+
+@pytest.fixture(scope="module")
+def split(tiny_corpus, tmp_path_factory) -> dict[str, np.ndarray]:
+    root = tmp_path_factory.mktemp("curated")
+    curate(tiny_corpus, root, CurateConfig(FRAMES, 2, SIZE, 8, 0.0, "center"))
+    return load_split(root / "shards", "readout-test")
+
+
+def oracle_tracking(targets):
+    """Outputs that put every query's point exactly on its true track."""
+    tracks, visible = targets["tracks"], targets["visible"]
+
+    def infer(index, queries):
+        outputs = torch.zeros(*queries.shape[:2], FRAMES, 3)
+        for row, clip in enumerate(index):
+            for q, (t, y, x) in enumerate(queries[row]):
+                frame = int(t * FRAMES)
+                here = (tracks[clip, :, frame] - torch.stack([x, y]) * SIZE).norm(dim=-1)
+                point = int(torch.argmin(here + 1e6 * ~visible[clip, :, frame]))
+                outputs[row, q, :, :2] = tracks[clip, point] / SIZE - torch.stack([x, y])
+                outputs[row, q, :, 2] = torch.where(visible[clip, point], 10.0, -10.0)
+        return outputs.flatten(2)
+
+    return infer
+
+
+def test_tracking_oracle_scores_perfectly(split):
+    task = make_task("tracking", GEOMETRY, "none")
+    targets = task.targets(split)
+    metrics, predictions = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
+    for mode in ("", "strided_"):
+        assert metrics[f"{mode}average_jaccard"] == pytest.approx(1.0)
+        assert metrics[f"{mode}occlusion_accuracy"] == pytest.approx(1.0)
+    queried = ~np.isnan(predictions["tracks"][..., 0, 0])
+    np.testing.assert_allclose(
+        predictions["tracks"][queried], targets["tracks"].numpy()[queried], atol=1e-4
+    )
+
+
+def test_tracking_training_queries_sit_on_visible_points(split):
+    task = make_task("tracking", GEOMETRY, "none")
+    batch = task.with_queries(task.targets(split), torch.Generator().manual_seed(0))
+    t, y, x = batch["queries"].unbind(-1)
+    frame = (t * FRAMES).long()
+    seen = batch["visible"].gather(-1, frame[..., None])[..., 0]
+    assert torch.all(seen == batch["query_valid"])
+    position = batch["tracks"].gather(-2, frame[..., None, None].expand(*frame.shape, 1, 2))
+    torch.testing.assert_close(torch.stack([x, y], -1) * SIZE, position[..., 0, :])
+
+
+def test_box_oracle_scores_perfectly(split):
+    task = make_task("boxes", GEOMETRY, "none")
+    targets = task.targets(split)
+
+    def infer(index, queries):
+        first = queries[..., None, 3:]
+        return (targets["boxes"][index] / SIZE - first).flatten(2)
+
+    metrics, _ = task.evaluate(infer, targets, batch_size=1)
+    assert metrics["miou"] == pytest.approx(1.0)
+    assert metrics["objects"] == int(targets["box_visible"][:, :, 0].sum())
+
+
+def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
+    task = make_task("pose", GEOMETRY, "none")
+    targets = task.targets(split)
+    truth = targets["relative"]
+    outputs = torch.cat(
+        [truth[..., :3, 0], truth[..., :3, 1], truth[..., :3, 3]], dim=-1
+    ) - torch.cat([IDENTITY_6D, torch.zeros(3)])
+    metrics, _ = task.evaluate(lambda index, queries: outputs[index], targets, batch_size=2)
+    assert metrics["rotation_error"] < 0.05 and metrics["end_point_error"] < 1e-4
+    assert task.loss(outputs, targets) < 1e-5
+    assert task.loss(torch.zeros_like(outputs), targets) > task.loss(outputs, targets)
+
+
+def test_depth_oracle_scores_perfectly(split):
+    task = make_task("depth", GEOMETRY, "median")
+    targets = task.targets(split)
+    from fourds.models.mae import patchify
+
+    log_depth = patchify(targets["depth"].clamp_min(1e-6).log()[..., None], GEOMETRY.tubelet)
+    metrics, _ = task.evaluate(lambda index, queries: log_depth[index], targets, batch_size=2)
+    assert metrics["abs_rel"] < 1e-3 and metrics["delta1"] == 1.0
+
+
+def test_classification_oracle_scores_perfectly(split):
+    task = make_task("classification", GEOMETRY, "none")
+    targets = task.targets(split)
+    logits = torch.nn.functional.one_hot(targets["label"], task.out_dim).float()[:, None]
+    metrics, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
+    assert metrics["top1"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["depth", "pose", "tracking", "boxes", "classification"])
+def test_every_task_draws_its_examples(split, name, tmp_path):
+    task = make_task(name, GEOMETRY, "none")
+    targets = task.targets(split)
+    generator = torch.Generator().manual_seed(0)
+
+    def infer(index, queries):
+        count = task.num_queries if queries is None else queries.shape[1]
+        return 0.01 * torch.randn(len(index), count, task.out_dim, generator=generator)
+
+    _, predictions = task.evaluate(infer, targets, batch_size=2)
+    shown = torch.arange(1)
+    paths = task.draw(
+        split["video"][:1],
+        select(targets, shown),
+        {key: value[:1] for key, value in predictions.items()},
+        tmp_path,
+    )
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
