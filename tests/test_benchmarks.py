@@ -17,6 +17,7 @@ SCRIPTS = [
     "pretrain_step",
     "curation_throughput",
     "render_corpus",
+    "readout_caching",
 ]
 
 

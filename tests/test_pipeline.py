@@ -60,8 +60,13 @@ def test_dag_wires_every_stage(smoke_repo):
 def test_report_has_a_plot_of_every_scale(smoke_repo):
     html = (smoke_repo / "reports" / "out" / "scaling.html").read_text()
     assert html.count("data:image/png;base64") >= 2  # scaling plot and loss curves
-    table = (smoke_repo / "reports" / "out" / "scaling.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in table[1:]] == ["smoke_s", "smoke_m", "smoke_l"]
+    for task in ("depth", "pose", "tracking", "boxes", "classification"):
+        table = (
+            (smoke_repo / "reports" / "out" / "tables" / f"scaling_{task}.csv")
+            .read_text()
+            .splitlines()
+        )
+        assert [line.split(",")[0] for line in table[1:]] == ["smoke_s", "smoke_m", "smoke_l"]
 
 
 @pytest.mark.slow
@@ -97,7 +102,8 @@ def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_
     commands = [line for line in output.splitlines() if line.startswith("> fourds")]
     scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
     assert commands[0] == "> fourds curate --data data --out runs/curate"
-    assert [line.split()[4] for line in commands[1:]] == scales  # "> fourds pretrain --scale X"
+    launched = [line.split()[4] for line in commands[1:]]  # "> fourds pretrain --scale X"
+    assert sorted(launched) == sorted(scales)  # DVC's order among independent stages varies
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fourds.config import ConfigError, load_params
+from fourds.config import ATTENTION_BACKENDS, ConfigError, load_params
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -102,6 +102,31 @@ def _report(args: argparse.Namespace) -> None:
     print(run(params, args.notebook, args.pretrain_root, args.readout_root, args.out))
 
 
+def _convert(args: argparse.Namespace) -> None:
+    from fourds.models.convert import convert, load_readout
+    from fourds.models.vit import count_parameters
+    from fourds.models.weights import load_encoder
+
+    result = convert(args.npz, args.out)
+    encoder = load_encoder(result.encoder, args.attention)  # reloading checks the written file
+    cfg, clip = result.model, f"{result.frames}x{result.size}x{result.size}"
+    print(
+        f"{result.encoder}: encoder, {count_parameters(encoder):,} params "
+        f"(width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, mlp {cfg.mlp_dim}), "
+        f"input {clip}"
+    )
+    if result.readout is None:
+        print(f"no readout in {args.npz}")
+    else:
+        readout = load_readout(result.readout, args.attention)
+        print(
+            f"{result.readout}: depth readout, {count_parameters(readout.module):,} params, "
+            f"{readout.depth_output} depth per {'x'.join(map(str, readout.output_patch))} patch"
+        )
+    if result.ignored:
+        print(f"left out {len(result.ignored)} arrays outside the encoder and the readout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("--experiments", default="experiments")
     compose.add_argument("--out", default="params.yaml")
     compose.set_defaults(handler=_params)
+
+    convert = commands.add_parser("convert", help="official 4DS .npz checkpoint -> weights")
+    convert.add_argument("--npz", required=True, help="an official representations4d .npz")
+    convert.add_argument("--out", required=True, help="the encoder weights file to write")
+    convert.add_argument(
+        "--attention",
+        default="sdpa",
+        choices=ATTENTION_BACKENDS,
+        help="the backend that reloads the written files to check them",
+    )
+    convert.set_defaults(handler=_convert)
 
     stages = {
         "curate": ("decode videos, cut clips, write shards and a manifest", _curate),
@@ -159,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fourds.data.video import VideoError
+    from fourds.models.convert import ConvertError
     from fourds.models.weights import WeightsError
     from fourds.train.checkpoint import CheckpointError
 
     expected = (
         ConfigError,
+        ConvertError,
         VideoError,
         WeightsError,
         CheckpointError,

@@ -62,7 +62,12 @@ def test_missing_key_is_refused(raw):
             "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', "
             "'boxes', 'classification']",
         ),
-        ("readout", "regime", "linear", "readout.regime='linear' is not one of ['frozen', 'finetuned']"),
+        (
+            "readout",
+            "regime",
+            "linear",
+            "readout.regime='linear' is not one of ['frozen', 'finetuned']",
+        ),
         (
             "readout",
             "depth_alignment",
@@ -73,7 +78,8 @@ def test_missing_key_is_refused(raw):
             "readouts",
             "pose",
             {"width": 8},
-            "readouts.pose is missing key(s) ['heads', 'steps', 'batch_size', 'lr', 'weight_decay']",
+            "readouts.pose is missing key(s) "
+            "['heads', 'steps', 'batch_size', 'lr', 'weight_decay']",
         ),
     ],
 )

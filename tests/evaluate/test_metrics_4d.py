@@ -95,6 +95,17 @@ def test_pose_rotation_error_tolerates_slightly_non_orthonormal_matrices():
     assert pose_metrics(pred, gt)["rotation_error"] == pytest.approx(0.0, abs=0.1)
 
 
+def test_pose_of_a_camera_that_does_not_move_is_scored_on_rotation_alone():
+    gt = np.stack([np.eye(4), camera(10.0, [0.0, 0.0, 0.0])])  # a pan: the eye stays put
+    pred = np.stack([np.eye(4), camera(10.0, [0.0, 0.0, 0.5])])
+    metrics = pose_metrics(pred, gt)
+    assert np.isnan(metrics["translation_error"])  # no baseline, no direction to compare
+    assert metrics["rotation_error"] == pytest.approx(0.0, abs=1e-5)
+    # No scale alignment without a baseline: the predicted centre is 0.5 from the true one.
+    assert metrics["end_point_error"] == pytest.approx(0.5)
+    assert metrics["auc_5"] == pytest.approx(1.0, abs=2e-3)
+
+
 def test_box_iou_and_tracking_miou_by_hand():
     assert box_iou(np.array([0.0, 0, 2, 2]), np.array([1.0, 1, 3, 3])) == pytest.approx(1 / 7)
     assert box_iou(np.array([0.0, 0, 1, 1]), np.array([2.0, 2, 3, 3])) == 0.0

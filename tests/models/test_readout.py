@@ -19,7 +19,14 @@ def test_readout_block_count(depth, blocks):
 
 def test_readout_shapes_and_temporal_upsampling():
     readout = AttentionReadout(
-        feature_dim=24, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=7, query_dim=0, out_dim=5
+        feature_dim=24,
+        grid=(2, 3, 3),
+        frames=4,
+        width=16,
+        heads=2,
+        num_queries=7,
+        query_dim=0,
+        out_dim=5,
     )
     features = torch.rand(2, 18, 24)
     assert readout(features).shape == (2, 7, 5)

@@ -13,8 +13,8 @@ from fourds.config.schema import (
     Params,
     PretrainConfig,
     ReadoutConfig,
-    TaskReadoutConfig,
     RuntimeConfig,
+    TaskReadoutConfig,
 )
 
 __all__ = [

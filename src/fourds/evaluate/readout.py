@@ -49,13 +49,20 @@ class Features:
         cache: bool,
         batch_size: int,
     ):
-        self.encoder, self.videos, self.num_blocks, self.device = encoder, videos, num_blocks, device
+        self.encoder, self.videos, self.num_blocks, self.device = (
+            encoder,
+            videos,
+            num_blocks,
+            device,
+        )
         self.cached = None
         if cache:
             with torch.no_grad():
                 self.cached = torch.cat(
-                    [self.encode(torch.arange(s, min(s + batch_size, len(videos))))
-                     for s in range(0, len(videos), batch_size)]  # fmt: skip
+                    [
+                        self.encode(torch.arange(s, min(s + batch_size, len(videos))))
+                        for s in range(0, len(videos), batch_size)
+                    ]  # fmt: skip
                 ).cpu()
 
     def encode(self, index: torch.Tensor) -> torch.Tensor:
@@ -141,7 +148,9 @@ def run(
         backend=params.runtime.attention,
     ).to(device)
     cache = cfg.cache_features and cfg.regime == "frozen"
-    train_features = Features(encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size)
+    train_features = Features(
+        encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
+    )
     losses = train_readout(
         readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,
         f"{scale}-{task_name}",
@@ -151,7 +160,9 @@ def run(
     encoder.eval()
     test_targets = task.targets(test)
     with torch.no_grad():
-        test_features = Features(encoder, test["video"], num_blocks, device, True, task_cfg.batch_size)
+        test_features = Features(
+            encoder, test["video"], num_blocks, device, True, task_cfg.batch_size
+        )
 
         def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
             given = None if queries is None else queries.to(device)

@@ -21,7 +21,8 @@ def run(
 ) -> Path:
     """Execute `notebook` into out_dir/<name>.ipynb and out_dir/<name>.html; returns the HTML path.
 
-    The notebook itself writes the table (scaling.csv) that DVC's top-level plots read.
+    The notebook itself writes the tables (tables/scaling_<task>.csv) that DVC's top-level plots
+    read.
     """
     notebook, out_dir = Path(notebook), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

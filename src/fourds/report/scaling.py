@@ -13,7 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fourds.records import atomic_path  # noqa: E402
 
-HEADLINE = {"depth": ("abs_rel", "AbsRel (lower is better)")}
+HEADLINE = {
+    "depth": ("abs_rel", "depth AbsRel (lower is better)"),
+    "pose": ("end_point_error", "camera end-point error (lower is better)"),
+    "tracking": ("average_jaccard", "tracking average Jaccard (higher is better)"),
+    "boxes": ("miou", "box tracking mean IoU (higher is better)"),
+    "classification": ("top1", "top-1 accuracy (higher is better)"),
+}
 
 
 def collect(
@@ -41,12 +47,22 @@ def collect(
     return rows
 
 
-def write_table(rows: list[dict], path: str | Path) -> None:
-    """Write rows as CSV (the columns of the first row), atomically."""
-    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
+    """One CSV per task, `scaling_<task>.csv` (a row per scale), atomically; returns the paths.
+
+    Tasks have different metrics, so each table has its own columns.
+    """
+    paths = []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for task in dict.fromkeys(row["task"] for row in rows):
+        table = [row for row in rows if row["task"] == task]
+        path = Path(out_dir) / f"scaling_{task}.csv"
+        with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+        paths.append(path)
+    return paths
 
 
 def plot_scaling(rows: list[dict], task: str, path: str | Path | None = None):
@@ -62,7 +78,7 @@ def plot_scaling(rows: list[dict], task: str, path: str | Path | None = None):
     axis.set_xscale("log")
     axis.set_xlabel("encoder parameters")
     axis.set_ylabel(label)
-    axis.set_title(f"{task}: frozen attention readout")
+    axis.set_title(f"{task}: attention readout")
     axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     if path is not None:

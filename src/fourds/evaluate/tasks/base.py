@@ -10,7 +10,6 @@ present only for tasks with given queries.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -61,7 +60,9 @@ class Task(Protocol):
 
 def batches(count: int, batch_size: int) -> list[torch.Tensor]:
     """Consecutive clip indices [b] covering range(count)."""
-    return [torch.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+    return [
+        torch.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)
+    ]
 
 
 def select(targets: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -69,7 +70,9 @@ def select(targets: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, t
     return {key: value[index] for key, value in targets.items()}
 
 
-def raster_location(frame: torch.Tensor, row: torch.Tensor, column: torch.Tensor, shape) -> torch.Tensor:
+def raster_location(
+    frame: torch.Tensor, row: torch.Tensor, column: torch.Tensor, shape
+) -> torch.Tensor:
     """(frame index, y pixels, x pixels) -> [..., 3] (t, y, x) normalised as the readout expects.
 
     shape: (T, H, W) of the clip. t is the frame centre (frame + 0.5) / T.

@@ -19,8 +19,8 @@ class BoxTrackingTask:
 
     Query description: the box centre's (t, y, x) in frame 0, then (x0, y0, x1, y1) / size.
     Outputs per query: T x the change of (x0, y0, x1, y1) / size from the first-frame box (an
-    untrained readout starts from "the object stays where it was"). Objects not visible in frame 0 have no
-    query to give and are left out of the loss and the metric.
+    untrained readout starts from "the object stays where it was"). Objects not visible in
+    frame 0 have no query to give and are left out of the loss and the metric.
     """
 
     name = "boxes"
@@ -34,7 +34,8 @@ class BoxTrackingTask:
         self.out_dim = 4 * geometry.frames
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """{"boxes": [N, M, T, 4] float32 pixels (0 where not visible), "box_visible": [N, M, T]}."""
+        """{"boxes": [N, M, T, 4] float32 pixels (0 where not visible),
+        "box_visible": [N, M, T] bool}."""
         visible = torch.from_numpy(split["box_visible"])
         boxes = torch.from_numpy(np.nan_to_num(split["boxes"].astype(np.float32)))
         return {"boxes": boxes * visible[..., None], "box_visible": visible}
@@ -42,8 +43,13 @@ class BoxTrackingTask:
     def with_queries(self, batch, generator=None):
         """Every object's first-frame box as its query."""
         first = batch["boxes"][..., 0, :]  # [B, M, 4]
-        centre_x, centre_y = (first[..., 0] + first[..., 2]) / 2, (first[..., 1] + first[..., 3]) / 2
-        location = raster_location(torch.zeros_like(centre_x), centre_y, centre_x, self.geometry.shape)
+        centre_x, centre_y = (
+            (first[..., 0] + first[..., 2]) / 2,
+            (first[..., 1] + first[..., 3]) / 2,
+        )
+        location = raster_location(
+            torch.zeros_like(centre_x), centre_y, centre_x, self.geometry.shape
+        )
         queries = torch.cat([location, first / self.geometry.size], dim=-1)
         return {**batch, "queries": queries, "query_valid": batch["box_visible"][..., 0]}
 
@@ -55,7 +61,9 @@ class BoxTrackingTask:
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """L1 on box corners (in units of the frame size) where the object is visible."""
         seen = (batch["box_visible"] & batch["query_valid"][..., None]).float()
-        error = (self.predict(outputs, batch["queries"]) - batch["boxes"]).abs().sum(-1) / self.geometry.size
+        error = (self.predict(outputs, batch["queries"]) - batch["boxes"]).abs().sum(
+            -1
+        ) / self.geometry.size
         return (error * seen).sum() / seen.sum().clamp_min(1)
 
     def evaluate(self, infer: Infer, targets, batch_size: int):

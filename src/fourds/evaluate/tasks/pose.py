@@ -72,10 +72,7 @@ class PoseTask:
     def evaluate(self, infer: Infer, targets, batch_size: int):
         truth = targets["relative"].numpy().astype(np.float64)
         prediction = np.concatenate(
-            [
-                self.predict(infer(index, None)).numpy()
-                for index in batches(len(truth), batch_size)
-            ]
+            [self.predict(infer(index, None)).numpy() for index in batches(len(truth), batch_size)]
         ).astype(np.float64)
         per_clip = [pose_metrics(p, t) for p, t in zip(prediction, truth, strict=True)]
         metrics = {}

@@ -1,0 +1,346 @@
+"""`fourds convert`: every official 4DS array lands where the Flax model uses it.
+
+A small checkpoint with the official key layout and distinct random values is converted, and
+the converted modules are compared with a numpy forward pass written from the official Flax
+code: VALID Conv tubelets plus a learned (T', h, w) position embedding, pre-LayerNorm blocks
+with DenseGeneral projections, and the depth readout whose learned queries attend directly.
+Exact-erf GELU in the reference must match to float precision (the mapping is exact); the
+official tanh GELU only closely (the documented numerical caveat).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fourds.cli import main
+from fourds.models.convert import ConvertError, convert, load_readout, readout_path
+from fourds.models.readout import readout_block_count
+from fourds.models.vit import count_parameters
+from fourds.models.weights import load_encoder
+
+WIDTH, DEPTH, HEADS, MLP_DIM = 32, 3, 4, 64
+TUBELET, FRAMES, SIZE = (2, 8, 8), 4, 16
+GRID = (FRAMES // 2, SIZE // 8, SIZE // 8)  # the token grid (T', h, w)
+READOUT_WIDTH, READOUT_HEADS = 16, 4
+QUERIES, OUT_DIM = (FRAMES // 2) * (SIZE // 8) ** 2, 2 * 8 * 8  # one query per 2x8x8 patch
+FULL, BACKBONE_ONLY, READOUT = "params/layers_0/", "params/", "params/layers_2/"
+EXACT = dict(rtol=1e-4, atol=5e-5)  # float32 against the float64 reference
+CLOSE = dict(rtol=1e-3, atol=3e-3)  # tanh vs erf GELU: up to 2e-3 apart on these values
+
+
+def backbone_shapes(prefix: str) -> dict[str, tuple[int, ...]]:
+    """The official backbone arrays of the small model, as `params/.../` keys."""
+    hd = WIDTH // HEADS
+    shapes = {
+        "encoder/patch_embedding/Conv_0/kernel": (*TUBELET, 3, WIDTH),
+        "encoder/patch_embedding/Conv_0/bias": (WIDTH,),
+        "encoder/posenc/embeddings": (*GRID, WIDTH),
+    }
+    for i in range(DEPTH):
+        block = f"processor/layers_{i}/"
+        for norm in ("attention_norm", "mlp_norm"):
+            shapes |= {f"{block}{norm}/scale": (WIDTH,), f"{block}{norm}/bias": (WIDTH,)}
+        for name in ("query", "key", "value"):
+            shapes[f"{block}attention/{name}/kernel"] = (WIDTH, HEADS, hd)
+            shapes[f"{block}attention/{name}/bias"] = (HEADS, hd)
+        shapes[f"{block}attention/out/kernel"] = (HEADS, hd, WIDTH)
+        shapes[f"{block}attention/out/bias"] = (WIDTH,)
+        shapes[f"{block}mlp/dense_in/kernel"] = (WIDTH, MLP_DIM)
+        shapes[f"{block}mlp/dense_in/bias"] = (MLP_DIM,)
+        shapes[f"{block}mlp/dense_out/kernel"] = (MLP_DIM, WIDTH)
+        shapes[f"{block}mlp/dense_out/bias"] = (WIDTH,)
+    return {prefix + key: shape for key, shape in shapes.items()}
+
+
+def readout_shapes() -> dict[str, tuple[int, ...]]:
+    """The official depth readout arrays of the small model."""
+    heads_shape, width = (READOUT_HEADS, READOUT_WIDTH // READOUT_HEADS), READOUT_WIDTH
+    shapes = {
+        "LayerNorm_0/scale": (WIDTH,),
+        "LayerNorm_0/bias": (WIDTH,),
+        "temporal_posenc/embeddings": (FRAMES, 1, WIDTH),
+        "query": (QUERIES, *heads_shape),
+        "key_embedding/kernel": (WIDTH, *heads_shape),
+        "key_embedding/bias": heads_shape,
+        "value_embedding/kernel": (WIDTH, *heads_shape),
+        "value_embedding/bias": heads_shape,
+        "Dense_0/kernel": (width, width),
+        "Dense_0/bias": (width,),
+        "LayerNorm_1/scale": (width,),
+        "LayerNorm_1/bias": (width,),
+        "MLP_0/Dense_0/kernel": (width, 4 * width),
+        "MLP_0/Dense_0/bias": (4 * width,),
+        "MLP_0/Dense_1/kernel": (4 * width, width),
+        "MLP_0/Dense_1/bias": (width,),
+        "Dense_1/kernel": (width, OUT_DIM),
+        "Dense_1/bias": (OUT_DIM,),
+    }
+    return {READOUT + key: shape for key, shape in shapes.items()}
+
+
+def random_arrays(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Distinct random float32 values; LayerNorm scales around 1."""
+    rng = np.random.default_rng(seed)
+    return {
+        key: (rng.normal(0.0, 0.3, shape) + key.endswith("/scale")).astype(np.float32)
+        for key, shape in shapes.items()
+    }
+
+
+def write_npz(path, arrays: dict[str, np.ndarray]):
+    np.savez(path, **arrays)
+    return path
+
+
+def full_arrays() -> dict[str, np.ndarray]:
+    return random_arrays(backbone_shapes(FULL) | readout_shapes())
+
+
+def relative(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays under `prefix`, keyed relative to it, in float64."""
+    return {k[len(prefix) :]: v.astype(float) for k, v in arrays.items() if k.startswith(prefix)}
+
+
+# The official forward pass, in numpy (float64), from the Flax modules.
+
+
+def layer_norm(x, scale, bias):
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-6) * scale + bias
+
+
+def gelu(x, approximate: bool):
+    """Flax nn.gelu: the tanh approximation by default; exact erf when not `approximate`."""
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def dense(x, kernel, bias, axes: int = 1):
+    """Flax DenseGeneral: contract the last `axes` dims of x with the first of the kernel."""
+    return np.tensordot(x, kernel, axes=axes) + bias
+
+
+def dot_product_attention(q, k, v):
+    """q [B, Q, H, hd], k and v [B, K, H, hd] -> [B, Q, H, hd]."""
+    logits = np.einsum("bqhd,bkhd->bhqk", q / math.sqrt(q.shape[-1]), k)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return np.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
+def official_tokens(video, p):
+    """video [B, T, H, W, 3] -> tokens [B, T'*h*w, D]: VALID strided Conv, + posenc, flatten."""
+    batch = video.shape[0]
+    (t, ph, pw), (gt, gh, gw) = TUBELET, GRID
+    patches = video.reshape(batch, gt, t, gh, ph, gw, pw, 3)
+    conv = "encoder/patch_embedding/Conv_0/"
+    tokens = np.einsum("bTtHpWqc,tpqcd->bTHWd", patches, p[conv + "kernel"]) + p[conv + "bias"]
+    tokens = tokens + p["encoder/posenc/embeddings"]
+    return tokens.reshape(batch, gt * gh * gw, WIDTH)
+
+
+def official_block(x, p, approximate: bool):
+    """PreNormBlock: x + attention(LN(x)), then + MLP(LN(.)); `p` keys are relative to it."""
+    y = layer_norm(x, p["attention_norm/scale"], p["attention_norm/bias"])
+    q, k, v = (
+        dense(y, p[f"attention/{name}/kernel"], p[f"attention/{name}/bias"])
+        for name in ("query", "key", "value")
+    )
+    mixed = dot_product_attention(q, k, v)
+    x = x + dense(mixed, p["attention/out/kernel"], p["attention/out/bias"], axes=2)
+    y = layer_norm(x, p["mlp_norm/scale"], p["mlp_norm/bias"])
+    hidden = gelu(dense(y, p["mlp/dense_in/kernel"], p["mlp/dense_in/bias"]), approximate)
+    return x + dense(hidden, p["mlp/dense_out/kernel"], p["mlp/dense_out/bias"])
+
+
+def official_readout_features(video, p, approximate: bool, readout_depth: float = 0.95):
+    """GeneralizedTransformer's list (the tokens, then each block's input), read as
+    EncoderToReadout does: entry int(len * readout_depth) - 1."""
+    x = official_tokens(video, p)
+    features = [x]
+    for i in range(DEPTH):
+        features.append(x)
+        x = official_block(x, relative(p, f"processor/layers_{i}/"), approximate)
+    return features[int(len(features) * readout_depth) - 1]
+
+
+def official_readout(features, p, approximate: bool):
+    """AttentionReadout on features already resized in time, [B, T, N, D] -> [B, Q, 128]."""
+    batch = features.shape[0]
+    x = layer_norm(features, p["LayerNorm_0/scale"], p["LayerNorm_0/bias"])
+    x = (x + p["temporal_posenc/embeddings"]).reshape(batch, -1, WIDTH)
+    key = dense(x, p["key_embedding/kernel"], p["key_embedding/bias"])
+    value = dense(x, p["value_embedding/kernel"], p["value_embedding/bias"])
+    query = np.broadcast_to(p["query"], (batch, *p["query"].shape))
+    token = dot_product_attention(query, key, value).reshape(batch, QUERIES, -1)
+    token = query.reshape(batch, QUERIES, -1) + dense(token, p["Dense_0/kernel"], p["Dense_0/bias"])
+    y = layer_norm(token, p["LayerNorm_1/scale"], p["LayerNorm_1/bias"])
+    y = gelu(dense(y, p["MLP_0/Dense_0/kernel"], p["MLP_0/Dense_0/bias"]), approximate)
+    token = token + dense(y, p["MLP_0/Dense_1/kernel"], p["MLP_0/Dense_1/bias"])
+    return dense(token, p["Dense_1/kernel"], p["Dense_1/bias"])
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().double().numpy()
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """(official arrays, conversion result) of the small full depth model."""
+    root = tmp_path_factory.mktemp("convert")
+    arrays = full_arrays()
+    return arrays, convert(write_npz(root / "depth.npz", arrays), root / "encoder.pt")
+
+
+def test_conversion_reads_the_architecture_from_the_shapes(converted):
+    arrays, result = converted
+    cfg = result.model
+    assert (cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim, cfg.tubelet) == (32, 3, 4, 64, TUBELET)
+    assert (result.frames, result.size) == (FRAMES, SIZE)
+    assert result.readout == readout_path(result.encoder) and result.ignored == ()
+    encoder = load_encoder(result.encoder)
+    backbone_values = sum(a.size for k, a in arrays.items() if k.startswith(FULL))
+    assert count_parameters(encoder) == backbone_values  # every array used, nothing invented
+
+
+def test_tubelet_and_position_embedding_match_the_flax_conv(converted):
+    arrays, result = converted
+    video = np.random.default_rng(1).random((2, FRAMES, SIZE, SIZE, 3))
+    ours = load_encoder(result.encoder).embed(torch.tensor(video, dtype=torch.float32))
+    expected = official_tokens(video, relative(arrays, FULL))
+    np.testing.assert_allclose(as_numpy(ours), expected, **EXACT)
+
+
+@pytest.mark.parametrize("index", range(DEPTH))
+def test_each_block_matches_the_official_block(converted, index):
+    arrays, result = converted
+    block = load_encoder(result.encoder, backend="math").blocks[index]
+    x = np.random.default_rng(index).normal(size=(2, math.prod(GRID), WIDTH))
+    ours = as_numpy(block(torch.tensor(x, dtype=torch.float32)))
+    p = relative(arrays, f"{FULL}processor/layers_{index}/")
+    np.testing.assert_allclose(ours, official_block(x, p, approximate=False), **EXACT)
+    np.testing.assert_allclose(ours, official_block(x, p, approximate=True), **CLOSE)
+
+
+def test_encoder_matches_the_official_features_at_readout_depth(converted):
+    arrays, result = converted
+    video = np.random.default_rng(2).random((2, FRAMES, SIZE, SIZE, 3))
+    blocks = readout_block_count(DEPTH, 0.95)
+    ours = load_encoder(result.encoder)(torch.tensor(video, dtype=torch.float32), num_blocks=blocks)
+    p = relative(arrays, FULL)
+    for approximate, tolerance in ((False, EXACT), (True, CLOSE)):
+        expected = official_readout_features(video, p, approximate)
+        np.testing.assert_allclose(as_numpy(ours), expected, **tolerance)
+
+
+def test_readout_matches_the_official_readout(converted):
+    """On features constant in time both temporal resizes are exact, so the whole readout is
+    compared; the official one has no query projection, so ours is the identity."""
+    arrays, result = converted
+    loaded = load_readout(result.readout)
+    readout = loaded.module
+    assert (loaded.depth_output, loaded.output_patch) == ("linear", (2, 8, 8))
+    torch.testing.assert_close(readout.cross_attn.q.weight, torch.eye(READOUT_WIDTH))
+    temporal = arrays[f"{READOUT}temporal_posenc/embeddings"]  # [T, 1, D]: time order kept
+    np.testing.assert_array_equal(readout.temporal_embed.numpy(), temporal[None])
+    assert torch.all(readout.cross_attn.q.bias == 0)
+    readout_values = sum(a.size for k, a in arrays.items() if k.startswith(READOUT))
+    assert count_parameters(readout) == readout_values + READOUT_WIDTH**2 + READOUT_WIDTH
+
+    per_step = np.random.default_rng(3).normal(size=(2, 1, math.prod(GRID[1:]), WIDTH))
+    features = np.repeat(per_step, GRID[0], axis=1).reshape(2, -1, WIDTH)  # [B, T'*h*w, D]
+    ours = as_numpy(readout(torch.tensor(features, dtype=torch.float32)))
+    resized = np.repeat(per_step, FRAMES, axis=1)  # [B, T, h*w, D]
+    p = relative(arrays, READOUT)
+    assert ours.shape == (2, QUERIES, OUT_DIM)
+    np.testing.assert_allclose(ours, official_readout(resized, p, approximate=False), **EXACT)
+    np.testing.assert_allclose(ours, official_readout(resized, p, approximate=True), **CLOSE)
+
+
+def test_a_backbone_only_checkpoint_converts_the_same_encoder(converted, tmp_path):
+    """`params/encoder/...` as `params/layers_0/encoder/...`; other modules are left out."""
+    arrays, result = converted
+    backbone = {
+        BACKBONE_ONLY + key[len(FULL) :]: value
+        for key, value in arrays.items()
+        if key.startswith(FULL)
+    }
+    decoder = {"params/decoder/Dense_0/kernel": np.ones((WIDTH, 8), np.float32)}
+    npz = write_npz(tmp_path / "backbone.npz", backbone | decoder)
+    only = convert(npz, tmp_path / "encoder.pt")
+    assert only.readout is None and not readout_path(only.encoder).exists()
+    assert only.ignored == ("params/decoder/Dense_0/kernel",)
+    expected = load_encoder(result.encoder).state_dict()
+    for name, value in load_encoder(only.encoder).state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+
+
+def with_changes(arrays, changes):
+    return {k: v for k, v in (arrays | changes).items() if changes.get(k, ...) is not None}
+
+
+KEY = f"{FULL}processor/layers_1/attention/key/kernel"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {KEY: np.zeros((WIDTH, HEADS, 9), np.float32)},
+            f"{KEY}: expected shape (32, 4, 8), found (32, 4, 9)",
+        ),
+        ({KEY: None}, f"missing key '{KEY}'"),
+        (
+            {f"{READOUT}Dense_1/kernel": np.zeros((READOUT_WIDTH, 64), np.float32)},
+            f"{READOUT}Dense_1/kernel: expected shape (16, 128), found (16, 64)",
+        ),
+        (
+            {f"{FULL}processor/layers_1/attention/query_norm/scale": np.ones(8, np.float32)},
+            "unexpected keys ['params/layers_0/processor/layers_1/attention/query_norm/scale']",
+        ),
+        (
+            {f"{FULL}encoder/posenc/embeddings": np.zeros((8, WIDTH), np.float32)},
+            f"{FULL}encoder/posenc/embeddings: expected 4 dimensions, found (8, 32)",
+        ),
+        (
+            {f"{FULL}encoder/patch_embedding/Conv_0/kernel": None},
+            "no 4DS backbone: missing key 'params/layers_0/encoder/patch_embedding/Conv_0/kernel'",
+        ),
+    ],
+)
+def test_a_checkpoint_not_laid_out_as_expected_is_refused(tmp_path, changes, message):
+    npz = write_npz(tmp_path / "bad.npz", with_changes(full_arrays(), changes))
+    with pytest.raises(ConvertError) as caught:
+        convert(npz, tmp_path / "encoder.pt")
+    assert message in str(caught.value) and str(npz) in str(caught.value)
+    assert not (tmp_path / "encoder.pt").exists()
+
+
+def test_a_missing_or_foreign_file_is_refused(tmp_path):
+    with pytest.raises(ConvertError, match="not found"):
+        convert(tmp_path / "none.npz", tmp_path / "encoder.pt")
+    (tmp_path / "text.npz").write_text("not numpy")
+    with pytest.raises(ConvertError, match="not an .npz archive"):
+        convert(tmp_path / "text.npz", tmp_path / "encoder.pt")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(ConvertError, match="not an .npz archive"):
+        convert(tmp_path / "array.npy", tmp_path / "encoder.pt")
+    assert not (tmp_path / "encoder.pt").exists()
+
+
+def test_cli_reports_what_it_wrote_and_exits_2_on_a_bad_checkpoint(tmp_path, capsys):
+    npz = write_npz(tmp_path / "depth.npz", full_arrays())
+    out = tmp_path / "weights" / "4ds.pt"
+    assert main(["convert", "--npz", str(npz), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    params = sum(a.size for k, a in full_arrays().items() if k.startswith(FULL))
+    assert f"{out}: encoder, {params:,} params" in printed
+    assert f"{readout_path(out)}: depth readout" in printed and "linear depth per 2x8x8" in printed
+    (tmp_path / "bad.npz").write_bytes(b"\x00" * 16)
+    assert main(["convert", "--npz", str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("fourds convert: error: ")
