@@ -147,9 +147,8 @@ def run(
         out_dim=task.out_dim,
         backend=params.runtime.attention,
     ).to(device)
-    cache = cfg.cache_features and cfg.regime == "frozen"
     train_features = Features(
-        encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
+        encoder, train["video"], num_blocks, device, cfg.cache_features, task_cfg.batch_size
     )
     losses = train_readout(
         readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,

@@ -58,8 +58,7 @@ import torch
 
 from fourds.config import ModelConfig
 from fourds.models.readout import AttentionReadout
-from fourds.models.weights import FORMAT, WeightsError
-from fourds.records import atomic_path
+from fourds.models.weights import read_payload, save_mae, write_payload
 
 BACKBONE_PREFIXES = ("params/layers_0/", "params/")
 READOUT_PREFIX = "params/layers_2/"
@@ -348,22 +347,10 @@ def convert(npz: str | Path, out: str | Path) -> Converted:
 def save_encoder(
     path: str | Path, state: StateDict, cfg: ModelConfig, frames: int, size: int, source: str
 ) -> None:
-    """Write a `VideoViT` state dict as a fourds weights file for `load_encoder`, atomically.
-
-    The payload is `save_mae`'s with encoder keys only and no MAE config (the official
-    checkpoints carry no decoder), plus the name of the source checkpoint.
-    """
-    payload = {
-        "format": FORMAT,
-        "model": dataclasses.asdict(cfg),
-        "mae": None,
-        "frames": frames,
-        "size": size,
-        "state_dict": {f"encoder.{name}": value for name, value in state.items()},
-        "source": source,
-    }
-    with atomic_path(path) as partial:
-        torch.save(payload, partial)
+    """Write a `VideoViT` state dict as a fourds weights file for `load_encoder`, atomically:
+    encoder keys only and no MAE config (the official checkpoints carry no decoder)."""
+    encoder = {f"encoder.{name}": value for name, value in state.items()}
+    save_mae(path, encoder, cfg, None, frames, size, source=source)
 
 
 def save_readout(path: str | Path, args: dict, state: StateDict, source: str) -> None:
@@ -377,20 +364,12 @@ def save_readout(path: str | Path, args: dict, state: StateDict, source: str) ->
         "state_dict": state,
         "source": source,
     }
-    with atomic_path(path) as partial:
-        torch.save(payload, partial)
+    write_payload(path, payload)
 
 
 def load_readout(path: str | Path, backend: str = "sdpa") -> LoadedReadout:
     """Rebuild a converted readout, in eval mode with frozen parameters."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: not found; run `fourds convert` first") from None
-    except Exception as error:  # torch raises UnpicklingError and others for unsafe or bad files
-        raise WeightsError(f"{path}: not a loadable readout file ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != READOUT_FORMAT:
-        raise WeightsError(f"{path}: not a {READOUT_FORMAT} readout file")
+    payload = read_payload(path, READOUT_FORMAT, "readout", "run `fourds convert` first")
     args = {**payload["args"], "grid": tuple(payload["args"]["grid"])}
     readout = AttentionReadout(**args, backend=backend)
     readout.load_state_dict(payload["state_dict"])

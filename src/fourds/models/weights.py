@@ -22,37 +22,59 @@ class WeightsError(RuntimeError):
     """A weights file that is missing, malformed or unsafe."""
 
 
-def save_mae(
-    path: str | Path,
-    state_dict: dict[str, torch.Tensor],
-    model_cfg: ModelConfig,
-    mae_cfg: MAEConfig,
-    frames: int,
-    size: int,
-) -> None:
-    """Write a full (unsharded) MAE state dict with the configs that rebuild it, atomically."""
-    payload = {
-        "format": FORMAT,
-        "model": dataclasses.asdict(model_cfg),
-        "mae": dataclasses.asdict(mae_cfg),
-        "frames": frames,
-        "size": size,
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-    }
+def write_payload(path: str | Path, payload: dict) -> None:
+    """`torch.save` a dict of plain tensors and builtin containers, atomically."""
     with atomic_path(path) as partial:
         torch.save(payload, partial)
 
 
-def _read(path: str | Path) -> dict:
+def read_payload(path: str | Path, file_format: str, kind: str, when_missing: str) -> dict:
+    """Load a file written by `write_payload` and check its "format" field.
+
+    Args:
+        file_format: the expected value of payload["format"].
+        kind: what the file is, for messages ("fourds weights", "readout").
+        when_missing: how to make the file, for the message when it does not exist.
+    """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise WeightsError(f"{path}: not found; run the pretrain stage first") from None
+        raise WeightsError(f"{path}: not found; {when_missing}") from None
     except Exception as error:  # torch raises UnpicklingError and others for unsafe or bad files
-        raise WeightsError(f"{path}: not a loadable fourds weights file ({error})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise WeightsError(f"{path}: not a {FORMAT} weights file")
+        raise WeightsError(f"{path}: not a loadable {kind} file ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != file_format:
+        raise WeightsError(f"{path}: not a {file_format} {kind} file")
     return payload
+
+
+def save_mae(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    model_cfg: ModelConfig,
+    mae_cfg: MAEConfig | None,
+    frames: int,
+    size: int,
+    **provenance: str,
+) -> None:
+    """Write a full (unsharded) MAE state dict with the configs that rebuild it, atomically.
+
+    `mae_cfg` is None for encoder-only weights (keys "encoder.*"), e.g. converted checkpoints;
+    `provenance` adds string fields such as the source file.
+    """
+    payload = {
+        "format": FORMAT,
+        "model": dataclasses.asdict(model_cfg),
+        "mae": None if mae_cfg is None else dataclasses.asdict(mae_cfg),
+        "frames": frames,
+        "size": size,
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        **provenance,
+    }
+    write_payload(path, payload)
+
+
+def _read(path: str | Path) -> dict:
+    return read_payload(path, FORMAT, "fourds weights", "run the pretrain stage first")
 
 
 def _model_config(payload: dict) -> ModelConfig:
