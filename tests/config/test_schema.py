@@ -79,7 +79,7 @@ def test_missing_key_is_refused(raw):
             "pose",
             {"width": 8},
             "readouts.pose is missing key(s) "
-            "['heads', 'steps', 'batch_size', 'lr', 'weight_decay']",
+            "['heads', 'steps', 'batch_size', 'lr', 'weight_decay', 'source', 'pretrained']",
         ),
     ],
 )
@@ -103,6 +103,58 @@ def test_every_readout_task_needs_its_settings(raw):
         raw,
         "readout.tasks has 'boxes', which has no settings under readouts "
         "(known: ['classification', 'depth', 'pose', 'tracking'])",
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "source", "message"),
+    [
+        (
+            "depth",
+            {"format": "tapvid", "train": "a.pkl", "test": "b.pkl"},
+            "readouts.depth.source.format='tapvid' has no depth ground truth "
+            "(it serves ['tracking'])",
+        ),
+        (
+            "pose",
+            {"format": "realestate10k", "train": "cameras/"},
+            "readouts.pose.source.format='realestate10k' needs both readouts.pose.source.train "
+            "and readouts.pose.source.test paths",
+        ),
+        (
+            "tracking",
+            {"train": "a.pkl"},
+            "readouts.tracking.source.format='synthetic' reads the curated shards: leave "
+            "readouts.tracking.source.train and readouts.tracking.source.test empty",
+        ),
+        (
+            "boxes",
+            {"format": "kitti"},
+            "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'tapvid', "
+            "'scannet', 'realestate10k', 'box_tracks']",
+        ),
+        ("boxes", {"frame_stride": 0}, "readouts.boxes.source.frame_stride=0 must be positive"),
+    ],
+)
+def test_a_readout_source_must_suit_its_task(raw, task, source, message):
+    raw["readouts"][task]["source"].update(source)
+    check_fails(raw, message)
+
+
+def test_only_the_depth_readout_loads_a_converted_readout_and_only_frozen(raw):
+    raw["readouts"]["pose"]["pretrained"] = "w-readout.pt"
+    check_fails(
+        raw,
+        "readouts.pose.pretrained='w-readout.pt': only the depth readout can be loaded from "
+        "`fourds convert` output",
+    )
+    raw["readouts"]["pose"]["pretrained"] = ""
+    raw["readouts"]["depth"]["pretrained"] = "w-readout.pt"
+    raw["readout"].update(regime="finetuned", cache_features=False)
+    check_fails(
+        raw,
+        "readouts.depth.pretrained scores a trained readout on a frozen encoder: "
+        "readout.regime='finetuned' must be 'frozen'",
     )
 
 

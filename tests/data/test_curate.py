@@ -60,7 +60,7 @@ def test_resize_ground_truth_samples_pixels_and_scales_positions():
         "tracks": np.array([[[3.0, 1.0]]], np.float32),  # one track, one frame: (x, y)
         "boxes": np.array([[[0.0, 2.0, 4.0, 4.0]]], np.float32),
     }
-    resized = resize_ground_truth(truth, 2)
+    resized = resize_ground_truth(truth, (4, 4), 2)
     np.testing.assert_array_equal(resized["depth"][0], [[5, 7], [13, 15]])
     np.testing.assert_array_equal(resized["instances"][0], [[5, 7], [13, 15]])
     np.testing.assert_allclose(resized["intrinsics"][0], [[2, 0, 1], [0, 2, 1], [0, 0, 1]])

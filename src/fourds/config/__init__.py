@@ -14,6 +14,7 @@ from fourds.config.schema import (
     PretrainConfig,
     ReadoutConfig,
     RuntimeConfig,
+    SourceConfig,
     TaskReadoutConfig,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "Params",
     "PretrainConfig",
     "ReadoutConfig",
+    "SourceConfig",
     "TaskReadoutConfig",
     "RuntimeConfig",
     "load_params",

@@ -23,6 +23,14 @@ DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
+# Readout data formats and the tasks whose ground truth each carries (fourds.data.benchmarks).
+SOURCE_FORMATS = {
+    "synthetic": READOUT_TASKS,
+    "tapvid": ("tracking",),
+    "scannet": ("depth", "pose"),
+    "realestate10k": ("pose",),
+    "box_tracks": ("boxes",),
+}
 
 
 class ConfigError(ValueError):
@@ -302,8 +310,52 @@ class ReadoutConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """Where a readout's train and test clips come from.
+
+    format: "synthetic" reads the curated corpus's readout-train and readout-test shards (train
+        and test stay empty); the others read a public benchmark format, cut into clips of the
+        encoder's input size (see fourds.data.benchmarks for each layout):
+        tapvid         train and test are TAP-Vid pickles;
+        scannet        folders of exported ScanNet scenes;
+        realestate10k  folders of camera files, each beside its video (same stem);
+        box_tracks     folders of box-track files (.json or .csv), each beside its video.
+    frame_stride: clips take every frame_stride-th frame of a benchmark video.
+    """
+
+    format: str
+    train: str
+    test: str
+    frame_stride: int
+
+    def check(self, path: str) -> None:
+        _require(
+            self.format in SOURCE_FORMATS,
+            f"{path}.format={self.format!r} is not one of {list(SOURCE_FORMATS)}",
+        )
+        _positive(f"{path}.frame_stride", self.frame_stride)
+        given = bool(self.train), bool(self.test)
+        if self.format == "synthetic":
+            _require(
+                given == (False, False),
+                f"{path}.format='synthetic' reads the curated shards: leave {path}.train and "
+                f"{path}.test empty",
+            )
+        else:
+            _require(
+                given == (True, True),
+                f"{path}.format={self.format!r} needs both {path}.train and {path}.test paths",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskReadoutConfig:
-    """The readout of one task: its size and training schedule (AdamW, cosine decay)."""
+    """The readout of one task: its size and training schedule (AdamW, cosine decay), its data,
+    and optionally a trained readout to score instead of training one.
+
+    pretrained: "" trains the readout; a readout file written by `fourds convert` (the official
+        4DS depth readout) is scored as it is, without training (depth only).
+    """
 
     width: int
     heads: int
@@ -311,6 +363,8 @@ class TaskReadoutConfig:
     batch_size: int
     lr: float
     weight_decay: float
+    source: SourceConfig
+    pretrained: str
 
     def check(self, path: str) -> None:
         for name in ("width", "heads", "steps", "batch_size", "lr"):
@@ -342,6 +396,23 @@ class Params:
                 task in self.readouts,
                 f"readout.tasks has {task!r}, which has no settings under readouts "
                 f"(known: {sorted(self.readouts)})",
+            )
+        for task, settings in self.readouts.items():
+            source = settings.source.format
+            _require(
+                task in SOURCE_FORMATS[source],
+                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
+                f"(it serves {list(SOURCE_FORMATS[source])})",
+            )
+            _require(
+                not settings.pretrained or task == "depth",
+                f"readouts.{task}.pretrained={settings.pretrained!r}: only the depth readout "
+                "can be loaded from `fourds convert` output",
+            )
+            _require(
+                not settings.pretrained or self.readout.regime == "frozen",
+                f"readouts.{task}.pretrained scores a trained readout on a frozen encoder: "
+                f"readout.regime={self.readout.regime!r} must be 'frozen'",
             )
         for scale in self.ladder.scales:
             _require(

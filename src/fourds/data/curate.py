@@ -42,24 +42,32 @@ PER_CLIP = ("track_instance", "label")
 GROUND_TRUTH_KEYS = PER_FRAME + PER_TRACK + PER_CLIP
 
 
-def resize_ground_truth(truth: dict[str, np.ndarray], size: int) -> dict:
-    """Bring ground truth from its own height x width to size x size.
+def resize_ground_truth(
+    truth: dict[str, np.ndarray], source_size: tuple[int, int], size: int
+) -> dict[str, np.ndarray]:
+    """Bring ground truth from source_size (height, width) pixels to size x size.
 
     Depth and instance ids are sampled at the new pixel centres (nearest, no blending across
-    edges); intrinsics, track positions and boxes are rescaled; the rest does not change.
+    edges; depth stored as float16 metres); intrinsics, track positions and boxes are rescaled;
+    the other keys, and keys absent from `truth`, are left as they are.
     """
-    height, width = truth["depth"].shape[1:3]
+    height, width = source_size
     rows = np.floor((np.arange(size) + 0.5) * height / size).astype(np.int64)
     cols = np.floor((np.arange(size) + 0.5) * width / size).astype(np.int64)
     scale = np.array([size / width, size / height], np.float32)
     resized = dict(truth)
-    resized["depth"] = truth["depth"][:, rows][:, :, cols].astype(np.float16)
-    resized["instances"] = truth["instances"][:, rows][:, :, cols]
-    intrinsics = truth["intrinsics"].astype(np.float32).copy()
-    intrinsics[:, :2] *= scale[:, None]
-    resized["intrinsics"] = intrinsics
-    resized["tracks"] = truth["tracks"] * scale
-    resized["boxes"] = truth["boxes"] * np.tile(scale, 2)
+    if "depth" in truth:
+        resized["depth"] = truth["depth"][:, rows][:, :, cols].astype(np.float16)
+    if "instances" in truth:
+        resized["instances"] = truth["instances"][:, rows][:, :, cols]
+    if "intrinsics" in truth:
+        intrinsics = truth["intrinsics"].astype(np.float32).copy()
+        intrinsics[:, :2] *= scale[:, None]
+        resized["intrinsics"] = intrinsics
+    if "tracks" in truth:
+        resized["tracks"] = truth["tracks"] * scale
+    if "boxes" in truth:
+        resized["boxes"] = truth["boxes"] * np.tile(scale, 2)
     return resized
 
 
@@ -160,7 +168,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                 continue
             taken[digest] = source
             if truth is not None:
-                truth = resize_ground_truth(truth, cfg.resolution)
+                truth = resize_ground_truth(truth, truth["depth"].shape[1:3], cfg.resolution)
             for start in clip_starts(len(video.frames), cfg.span):
                 frames = np.arange(start, start + cfg.span, cfg.frame_stride)
                 row = {"video": np.ascontiguousarray(video.frames[frames])}

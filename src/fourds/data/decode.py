@@ -45,12 +45,21 @@ class DecodedVideo:
         ground truth recorded alongside the source.
     fps: frame rate of `frames` (the target, or the source's average rate when not resampled).
     source_frames: how many frames the source decoded to.
+    source_size: (width, height) of the source's frames as displayed (upright).
     """
 
     frames: np.ndarray
     source_index: np.ndarray
     fps: float
     source_frames: int
+    source_size: tuple[int, int]
+
+
+def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
+    """(width, height) of a decoded frame once turned upright by its rotation metadata."""
+    if round(frame.rotation / 90) % 2:
+        return frame.height, frame.width
+    return frame.width, frame.height
 
 
 def _upright(
@@ -61,9 +70,7 @@ def _upright(
     `reformatter` keeps FFmpeg's scaler between frames (a new one per frame costs ~25x more).
     """
     quarter_turns = round(frame.rotation / 90) % 4
-    width, height = frame.width, frame.height
-    if quarter_turns % 2:  # shown sideways: the displayed width is the stored height
-        width, height = height, width
+    width, height = displayed_size(frame)
     if crop == "stretch":
         out_width = out_height = size
     else:
@@ -127,6 +134,8 @@ def decode_video(
             sampler = _Resampler(size, crop, fps, pool, wanted)
             try:
                 for frame in container.decode(stream):
+                    if decoded == 0:
+                        source_size = displayed_size(frame)
                     time = frame.time if frame.time is not None else decoded / (rate or 1.0)
                     sampler.add(frame, time, decoded)
                     decoded += 1
@@ -142,7 +151,7 @@ def decode_video(
             f"{path}: truncated: {decoded} frames cover {covered:.2f} s of the "
             f"{declared:.2f} s the container declares"
         )
-    return DecodedVideo(frames, source_index, fps or rate, decoded)
+    return DecodedVideo(frames, source_index, fps or rate, decoded, source_size)
 
 
 class _Resampler:

@@ -9,6 +9,10 @@ readout-test.
 
 Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
 count), examples/<task>.png and run.yaml.
+
+Data: `readouts.<task>.source` picks the curated synthetic corpus or a public benchmark format
+(fourds.data.benchmarks), cut into clips of the encoder's input size. `readouts.depth.pretrained`
+scores a readout converted from an official 4DS checkpoint (`fourds convert`) without training.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import torch
 from tqdm import tqdm
 
 from fourds.config import Params, ReadoutConfig, TaskReadoutConfig
-from fourds.data.curate import load_split
+from fourds.data.benchmarks import load_readout_split, source_files
 from fourds.evaluate.tasks import TASK_CLASSES, ClipGeometry, Task, make_task
 from fourds.evaluate.tasks.base import select
+from fourds.evaluate.tasks.depth import DepthTask
+from fourds.models.convert import load_readout
 from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder
@@ -109,6 +115,35 @@ def train_readout(
     return losses
 
 
+def clip_geometry(encoder: VideoViT) -> ClipGeometry:
+    """The clips the encoder reads: its tubelet and token grid, frames and square size."""
+    (t, p, _), grid = encoder.cfg.tubelet, encoder.grid
+    return ClipGeometry(encoder.cfg.tubelet, grid, grid[0] * t, grid[1] * p)
+
+
+def converted_readout(
+    path: str | Path, geometry: ClipGeometry, alignment: str, backend: str
+) -> tuple[AttentionReadout, Task]:
+    """A readout written by `fourds convert` and the depth task that reads its outputs.
+
+    Raises:
+        ValueError: the readout was converted for clips of another size than the encoder's.
+    """
+    loaded = load_readout(path, backend)
+    task = DepthTask(geometry, alignment, loaded.output_patch, loaded.depth_output)
+    readout = loaded.module
+    queries = readout.queries.shape[1]
+    expected = (task.num_queries, geometry.frames, geometry.grid)
+    if (queries, readout.frames, tuple(readout.grid)) != expected:
+        raise ValueError(
+            f"{path}: a readout of {queries} queries over {readout.frames} frames and token "
+            f"grid {tuple(readout.grid)} does not fit this encoder's "
+            f"{geometry.frames}x{geometry.size}x{geometry.size} clips (token grid "
+            f"{geometry.grid}, {task.num_queries} patches of {'x'.join(map(str, task.patch))})"
+        )
+    return readout, task
+
+
 def run(
     params: Params,
     scale: str,
@@ -118,7 +153,8 @@ def run(
     out_dir: str | Path,
     params_path: str | Path,
 ) -> dict:
-    """Train and score the `task_name` readout on the encoder of `scale`."""
+    """Train and score the `task_name` readout on the encoder of `scale` (or score the
+    converted readout `readouts.<task>.pretrained` without training)."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
     torch.manual_seed(cfg.seed)
@@ -127,36 +163,51 @@ def run(
     if cfg.regime == "finetuned":
         encoder.requires_grad_(True).train()
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
+    geometry = clip_geometry(encoder)
     out_dir = Path(out_dir)
 
     started = time.perf_counter()
     keys = ("video", *TASK_CLASSES[task_name].keys)
-    train = load_split(shard_dir, "readout-train", keys)
-    test = load_split(shard_dir, "readout-test", keys)
-    frames, size = train["video"].shape[1:3]
-    geometry = ClipGeometry(encoder.cfg.tubelet, encoder.grid, frames, size)
-    task = make_task(task_name, geometry, cfg.depth_alignment)
-    readout = AttentionReadout(
-        feature_dim=encoder.cfg.width,
-        grid=encoder.grid,
-        frames=frames,
-        width=task_cfg.width,
-        heads=task_cfg.heads,
-        num_queries=task.num_queries,
-        query_dim=task.query_dim,
-        out_dim=task.out_dim,
-        backend=params.runtime.attention,
-    ).to(device)
-    train_features = Features(
-        encoder, train["video"], num_blocks, device, cfg.cache_features, task_cfg.batch_size
-    )
-    losses = train_readout(
-        readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,
-        f"{scale}-{task_name}",
-    )  # fmt: skip
+    source = task_cfg.source
+
+    def split(name: str) -> dict[str, np.ndarray]:
+        return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
+
+    trained = {}
+    if task_cfg.pretrained:
+        readout, task = converted_readout(
+            task_cfg.pretrained, geometry, cfg.depth_alignment, params.runtime.attention
+        )
+        readout = readout.to(device)
+    else:
+        task = make_task(task_name, geometry, cfg.depth_alignment)
+        readout = AttentionReadout(
+            feature_dim=encoder.cfg.width,
+            grid=encoder.grid,
+            frames=geometry.frames,
+            width=task_cfg.width,
+            heads=task_cfg.heads,
+            num_queries=task.num_queries,
+            query_dim=task.query_dim,
+            out_dim=task.out_dim,
+            backend=params.runtime.attention,
+        ).to(device)
+        train = split("train")
+        train_features = Features(
+            encoder, train["video"], num_blocks, device, cfg.cache_features, task_cfg.batch_size
+        )
+        losses = train_readout(
+            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,
+            f"{scale}-{task_name}",
+        )  # fmt: skip
+        trained = {
+            "train_clips": len(train["video"]),
+            "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+        }
 
     readout.eval()
     encoder.eval()
+    test = split("test")
     test_targets = task.targets(test)
     with torch.no_grad():
         test_features = Features(
@@ -179,15 +230,19 @@ def run(
         "scale": scale,
         "task": task_name,
         "regime": cfg.regime,
+        "source": source.format,
+        "readout": task_cfg.pretrained or "trained",
         "headline": task.headline,
         "params": count_parameters(encoder),
         "readout_block": num_blocks,
         "test_clips": len(test["video"]),
-        "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+        **trained,
         **metrics,
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
-    inputs = [checkpoint, *sorted(Path(shard_dir).glob("readout-*.npz"))]
+    inputs = [checkpoint, *source_files(source, shard_dir)]
+    if task_cfg.pretrained:
+        inputs.append(Path(task_cfg.pretrained))
     write_run_record(out_dir, f"readout@{scale}-{task_name}", params_path, inputs, str(device))
     return metrics

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from fourds.data.readers.safe_pickle import load_data_pickle
 from fourds.data.sample import Sample
-from fourds.data.video import VideoError
+from fourds.data.video import VideoError, frames_from_pixels, resize_frames
 
 TAPVID_SIZE = 256
 
@@ -63,22 +62,8 @@ def _sample(name: str, record: dict, size: int) -> Sample:
 def _frames(name: str, video, size: int) -> np.ndarray:
     """uint8 [T, H, W, 3] or a sequence of JPEG byte strings -> uint8 [T, size, size, 3]."""
     if isinstance(video, np.ndarray) and video.dtype == np.uint8 and video.ndim == 4:
-        frames = [_from_pixels(image) for image in video]
-    else:
-        frames = [_decode_jpeg(name, bytes(data)) for data in video]
-    scaler = VideoReformatter()  # reused: a new scaler per frame costs ~25x more
-    return np.stack(
-        [
-            scaler.reformat(
-                frame, width=size, height=size, format="rgb24", interpolation="BILINEAR"
-            ).to_ndarray()
-            for frame in frames
-        ]
-    )
-
-
-def _from_pixels(image: np.ndarray) -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        return resize_frames(frames_from_pixels(video), size)
+    return resize_frames([_decode_jpeg(name, bytes(data)) for data in video], size)
 
 
 def _decode_jpeg(name: str, data: bytes) -> av.VideoFrame:

@@ -1,4 +1,4 @@
-"""Depth: one learned query per output tubelet, each predicting its pixels' log-depth."""
+"""Depth: one learned query per output patch, each predicting its pixels' depth."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from fourds.evaluate.pictures import depth_figure
 from fourds.evaluate.tasks.base import ClipGeometry, Infer, batches
 from fourds.models.mae import patchify, unpatchify
 
+DEPTH_OUTPUTS = ("log", "linear")
+
 
 class DepthTask:
     """Per-pixel depth in metres; scored with AbsRel, delta < 1.25 and RMSE.
 
-    The readout predicts log-depth for every pixel of each (t, p, q) output tubelet; queries are
-    laid out on the encoder's (T', h, w) token grid. Before scoring, each test clip's prediction
-    is aligned to its truth by `alignment` (none, median, least_squares).
+    Each query predicts the depth of the (t, y, x) pixels of one output patch, queries laid out
+    in raster order on the clip's patch grid. fourds readouts predict log-depth per encoder
+    tubelet (the defaults); the official 4DS depth readout, once converted, predicts linear
+    depth per 2x8x8 patch (`patch` and `output` say so). Before scoring, each test clip's
+    prediction is aligned to its truth by `alignment` (none, median, least_squares).
     """
 
     name = "depth"
@@ -26,10 +30,23 @@ class DepthTask:
     headline = "abs_rel"
     query_dim = 0
 
-    def __init__(self, geometry: ClipGeometry, alignment: str):
-        self.geometry, self.alignment = geometry, alignment
-        self.num_queries = int(np.prod(geometry.grid))
-        self.out_dim = int(np.prod(geometry.tubelet))
+    def __init__(
+        self,
+        geometry: ClipGeometry,
+        alignment: str,
+        patch: tuple[int, int, int] | None = None,
+        output: str = "log",
+    ):
+        if output not in DEPTH_OUTPUTS:
+            raise ValueError(f"depth output {output!r} is not one of {list(DEPTH_OUTPUTS)}")
+        self.geometry, self.alignment, self.output = geometry, alignment, output
+        self.patch = patch or geometry.tubelet
+        sizes = geometry.shape
+        if any(size % step for size, step in zip(sizes, self.patch, strict=True)):
+            raise ValueError(f"clips {sizes} do not divide into depth patches {self.patch}")
+        self.patch_grid = tuple(size // step for size, step in zip(sizes, self.patch, strict=True))
+        self.num_queries = int(np.prod(self.patch_grid))
+        self.out_dim = int(np.prod(self.patch))
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """{"depth": [N, T, H, W] float32 metres (0: no measurement)}."""
@@ -39,15 +56,18 @@ class DepthTask:
         return batch
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """L1 on log-depth over valid pixels. outputs [B, Q, out_dim]."""
-        target = patchify(batch["depth"][..., None], self.geometry.tubelet)  # [B, Q, out_dim]
+        """L1 on log-depth (or depth, for linear outputs) over valid pixels.
+        outputs [B, Q, out_dim]."""
+        target = patchify(batch["depth"][..., None], self.patch)  # [B, Q, out_dim]
         valid = target > 0
-        error = (outputs - target.clamp_min(1e-6).log()).abs()
-        return (error * valid).sum() / valid.sum().clamp_min(1)
+        if self.output == "log":
+            target = target.clamp_min(1e-6).log()
+        return ((outputs - target).abs() * valid).sum() / valid.sum().clamp_min(1)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """outputs [B, Q, out_dim] -> depth [B, T, H, W] in metres."""
-        return unpatchify(outputs, self.geometry.tubelet, self.geometry.grid)[..., 0].exp()
+        depth = unpatchify(outputs, self.patch, self.patch_grid)[..., 0]
+        return depth.exp() if self.output == "log" else depth
 
     def evaluate(self, infer: Infer, targets, batch_size: int):
         """Metrics pooled over every valid pixel of the test clips, after per-clip alignment."""

@@ -1,0 +1,204 @@
+"""Readout data from a task's `source` param (fourds.config.SourceConfig): the curated synthetic
+shards, or public benchmark files read through fourds.data.readers and cut into clips.
+
+Benchmark layouts, the same for `train` and `test`:
+
+    tapvid          a TAP-Vid pickle (fourds.data.readers.tapvid)
+    scannet         a folder whose sub-folders are exported scenes (fourds.data.readers.scannet)
+    realestate10k   a folder of camera files <clip>.txt (fourds.data.readers.realestate10k), each
+                    beside its video <clip>.<ext> in any container PyAV decodes; camera line i
+                    shows the video frame at its timestamp, frame round(timestamp * fps)
+    box_tracks      a folder of box-track files <clip>.json or <clip>.csv
+                    (fourds.data.readers.boxes), each beside its video <clip>.<ext>; boxes are in
+                    pixels of the video as displayed, frame i its i-th decoded frame
+
+Every benchmark video is stretched to size x size (TAP-Vid's own convention for its 256 x 256
+metrics) with its ground truth, then cut into non-overlapping clips of `frames` frames taking
+every `frame_stride`-th frame, as curation cuts the synthetic videos. A clip keeps the points
+visible in at least one of its frames and every object; since their counts differ from clip to
+clip, each split is padded to its largest count with never-visible entries, which no metric
+scores. Splits come out as `fourds.data.curate.load_split` returns the synthetic ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from fourds.config import SourceConfig
+from fourds.data.curate import PER_TRACK, clip_starts, load_split, resize_ground_truth
+from fourds.data.decode import decode_video
+from fourds.data.readers.boxes import read_box_tracks
+from fourds.data.readers.realestate10k import read_camera_file
+from fourds.data.readers.scannet import read_scene
+from fourds.data.readers.tapvid import read_tapvid
+from fourds.data.sample import Sample
+from fourds.data.video import frames_from_pixels, resize_frames
+
+GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")
+ANNOTATION_SUFFIXES = {"realestate10k": (".txt",), "box_tracks": (".json", ".csv")}
+
+
+def load_readout_split(
+    source: SourceConfig,
+    split: str,
+    shard_dir: str | Path,
+    keys: tuple[str, ...],
+    frames: int,
+    size: int,
+) -> dict[str, np.ndarray]:
+    """The "train" or "test" clips of a readout's source: arrays `keys` (with "video") as
+    `load_split` gives them, N clips of `frames` x `size` x `size`.
+
+    Raises:
+        ValueError: a benchmark file lacks the ground truth asked for, or yields no clip.
+    """
+    if source.format == "synthetic":
+        return load_split(shard_dir, f"readout-{split}", keys)
+    samples = read_benchmark(source.format, getattr(source, split), size)
+    return clips_from_samples(samples, keys, frames, size, source.frame_stride)
+
+
+def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
+    """Every file a readout's data is read from (for its run record)."""
+    if source.format == "synthetic":
+        return sorted(Path(shard_dir).glob("readout-*.npz"))
+    files = []
+    for root in (Path(source.train), Path(source.test)):
+        files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return files
+
+
+def read_benchmark(format: str, path: str | Path, size: int) -> list[Sample]:
+    """The Samples of benchmark `path` in `format` (see the module docstring for layouts)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")
+    if format == "tapvid":
+        return read_tapvid(path, size)
+    if format == "scannet":
+        scenes = sorted(scene for scene in path.iterdir() if (scene / "depth").is_dir())
+        if not scenes:
+            raise FileNotFoundError(f"{path}: no exported scene (a sub-folder with depth/)")
+        return [read_scene(scene) for scene in scenes]
+    if format == "realestate10k":
+        return [_camera_sample(camera, size) for camera in _annotations(path, format)]
+    if format == "box_tracks":
+        return [_box_sample(tracks, size) for tracks in _annotations(path, format)]
+    raise ValueError(f"{format!r} is not a benchmark format")
+
+
+def _annotations(folder: Path, format: str) -> list[Path]:
+    suffixes = ANNOTATION_SUFFIXES[format]
+    found = sorted(path for path in folder.iterdir() if path.suffix in suffixes)
+    if not found:
+        raise FileNotFoundError(f"{folder}: no {'/'.join(suffixes)} {format} files")
+    return found
+
+
+def paired_video(annotation: Path) -> Path:
+    """The video beside an annotation file: the one other file with the same stem."""
+    videos = [
+        path
+        for path in annotation.parent.glob(f"{annotation.stem}.*")
+        if path.stem == annotation.stem and path.suffix not in (".txt", ".json", ".csv")
+    ]
+    if len(videos) != 1:
+        found = ", ".join(sorted(path.name for path in videos)) or "none"
+        raise FileNotFoundError(
+            f"{annotation}: expected one video named {annotation.stem}.<ext> beside it ({found})"
+        )
+    return videos[0]
+
+
+def _camera_sample(camera_path: Path, size: int) -> Sample:
+    """A RealEstate10K clip: the video frames its camera lines name, with their cameras."""
+    video = decode_video(paired_video(camera_path), size, crop="stretch")
+    track = read_camera_file(camera_path, size, size)
+    index = np.round(track.timestamps * video.fps).astype(np.int64)
+    if index.max() >= len(video.frames):
+        raise ValueError(
+            f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
+            f"{paired_video(camera_path).name} ({len(video.frames)} frames at {video.fps:g} fps)"
+        )
+    return Sample(
+        name=camera_path.name,
+        video=video.frames[index],
+        intrinsics=track.intrinsics,
+        extrinsics=track.extrinsics,
+    )
+
+
+def _box_sample(tracks_path: Path, size: int) -> Sample:
+    """A box-tracked clip: its video and boxes, both at size x size."""
+    video = decode_video(paired_video(tracks_path), size, crop="stretch")
+    _, boxes, visible = read_box_tracks(tracks_path, frames=len(video.frames))
+    if boxes.shape[1] > len(video.frames):
+        raise ValueError(
+            f"{tracks_path}: annotates {boxes.shape[1]} frames, the video has {len(video.frames)}"
+        )
+    width, height = video.source_size
+    scale = np.array([size / width, size / height] * 2, np.float32)
+    return Sample(
+        name=tracks_path.name,
+        video=video.frames[: boxes.shape[1]],
+        boxes=boxes * scale,
+        box_visible=visible,
+    )
+
+
+def resize_sample(sample: Sample, size: int) -> Sample:
+    """The sample with its video stretched to size x size and its ground truth with it."""
+    height, width = sample.video.shape[1:3]
+    if (height, width) == (size, size):
+        return sample
+    truth = {key: getattr(sample, key) for key in GROUND_TRUTH if getattr(sample, key) is not None}
+    resized = resize_ground_truth(truth, (height, width), size)
+    video = resize_frames(frames_from_pixels(sample.video), size)
+    return dataclasses.replace(sample, video=video, **resized)
+
+
+def clips_from_samples(
+    samples: list[Sample], keys: tuple[str, ...], frames: int, size: int, frame_stride: int
+) -> dict[str, np.ndarray]:
+    """Cut samples into clips: arrays `keys` [N, ...] (see the module docstring)."""
+    for sample in samples:
+        missing = [key for key in keys if getattr(sample, key, None) is None]
+        if missing:
+            raise ValueError(f"{sample.name} has no {missing} ground truth")
+    span = (frames - 1) * frame_stride + 1
+    clips = []
+    for sample in samples:
+        sample = resize_sample(sample, size)
+        for start in clip_starts(len(sample.video), span):
+            index = np.arange(start, start + span, frame_stride)
+            clips.append(_clip(sample, keys, index))
+    if not clips:
+        names = ", ".join(sample.name for sample in samples[:3])
+        raise ValueError(f"no video of {names}... has the {span} frames a clip needs")
+    return {key: _stack_padded([clip[key] for clip in clips], key) for key in keys}
+
+
+def _clip(sample: Sample, keys: tuple[str, ...], index: np.ndarray) -> dict[str, np.ndarray]:
+    clip = {
+        key: getattr(sample, key)[:, index] if key in PER_TRACK else getattr(sample, key)[index]
+        for key in keys
+    }
+    if "visible" in clip:  # keep the points seen in this clip
+        seen = clip["visible"].any(axis=1)
+        clip["tracks"], clip["visible"] = clip["tracks"][seen], clip["visible"][seen]
+    return clip
+
+
+def _stack_padded(arrays: list[np.ndarray], key: str) -> np.ndarray:
+    """Stack per-clip arrays; per-point and per-object ones padded to the largest count (zero
+    positions, never visible)."""
+    if key not in PER_TRACK:
+        return np.stack(arrays)
+    count = max(len(array) for array in arrays)
+    padded = np.zeros((len(arrays), count, *arrays[0].shape[1:]), arrays[0].dtype)
+    for row, array in enumerate(arrays):
+        padded[row, : len(array)] = array
+    return padded
