@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 
-import av
 import numpy as np
 import pytest
 
@@ -15,15 +14,7 @@ from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.safe_pickle import UnsafePickleError
 from fourds.data.readers.scannet import read_depth_png, read_scene
 from fourds.data.readers.tapvid import read_tapvid
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    """One RGB image as JPEG bytes (PyAV's MJPEG encoder)."""
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.height, codec.width = image.shape[:2]
-    codec.pix_fmt, codec.time_base = "yuvj444p", 1
-    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuvj444p")
-    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+from tests.benchmark_files import camera_line, jpeg, write_png16
 
 
 def tapvid_record(frames: int = 3, points: int = 4, seed: int = 0) -> dict:
@@ -79,10 +70,12 @@ def test_tapvid_record_with_wrong_shapes_is_reported(tmp_path):
         read_tapvid(path)
 
 
-def camera_line(timestamp: int, rotation: np.ndarray, translation) -> str:
-    pose = np.concatenate([rotation, np.asarray(translation, float)[:, None]], axis=1)
-    numbers = [timestamp, 0.5, 0.9, 0.5, 0.5, 0, 0, *pose.reshape(-1)]
-    return " ".join(f"{value:.9g}" for value in numbers)
+INTRINSICS = [0.5, 0.9, 0.5, 0.5]  # normalised fx fy cx cy
+
+
+def pose(rotation: np.ndarray, translation) -> np.ndarray:
+    """[R | t] as a 3x4 world-to-camera matrix."""
+    return np.concatenate([rotation, np.asarray(translation, float)[:, None]], axis=1)
 
 
 def test_realestate10k_camera_file(tmp_path):
@@ -93,8 +86,8 @@ def test_realestate10k_camera_file(tmp_path):
     path = tmp_path / "0a1b2c.txt"
     path.write_text(
         "https://www.youtube.com/watch?v=abc\n"
-        + camera_line(33366667, np.eye(3), [0, 0, 0]) + "\n"
-        + camera_line(66733333, turn, [0.1, -0.2, 1.5]) + "\n"
+        + camera_line(33366667, INTRINSICS, pose(np.eye(3), [0, 0, 0])) + "\n"
+        + camera_line(66733333, INTRINSICS, pose(turn, [0.1, -0.2, 1.5])) + "\n"
     )  # fmt: skip
     track = read_camera_file(path, width=640, height=360)
     assert track.url == "https://www.youtube.com/watch?v=abc"
@@ -110,19 +103,9 @@ def test_realestate10k_rejects_malformed_lines_and_non_rotations(tmp_path):
     path.write_text("url\n1 2 3\n")
     with pytest.raises(ValueError, match="bad.txt:2: 3 numbers, expected 19"):
         read_camera_file(path, 640, 360)
-    path.write_text("url\n" + camera_line(0, 1.1 * np.eye(3), [0, 0, 0]) + "\n")
+    path.write_text("url\n" + camera_line(0, INTRINSICS, pose(1.1 * np.eye(3), [0, 0, 0])) + "\n")
     with pytest.raises(ValueError, match="bad.txt:2: the pose's rotation is off orthonormal"):
         read_camera_file(path, 640, 360)
-
-
-def write_png16(path, millimetres: np.ndarray) -> None:
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.height, stream.width = millimetres.shape
-        stream.pix_fmt = "gray16be"
-        frame = av.VideoFrame.from_ndarray(millimetres.astype(np.uint16), format="gray16le")
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode())
 
 
 def write_jpeg(path, image: np.ndarray) -> None:
