@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from fourds.cli import main
 from fourds.config import CurateConfig, ModelConfig
-from fourds.data.curate import curate
+from fourds.data.curate import curate, load_split
+from fourds.evaluate.metrics import depth_metrics
+from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder
+from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
-from fourds.models.weights import save_mae
+from fourds.models.weights import load_encoder, save_mae
+from tests.benchmark_files import export_benchmark
 from tests.conftest import tiny_mae_config
+from tests.models.test_convert import DEPTH, FRAMES, READOUT, SIZE, full_arrays, write_npz
 from tests.train.conftest import write_tiny_params
 
 TASKS = ("depth", "pose", "tracking", "boxes", "classification")
@@ -32,14 +40,17 @@ def setup(tiny_corpus, tmp_path_factory):
     return root / "shards", root / "pretrained"
 
 
-def run_readout(setup, tmp_path, task: str, **readout) -> dict:
+def run_readout(setup, tmp_path, task: str, settings: dict | None = None, **readout) -> dict:
+    """Run the readout stage through the CLI; `settings` update readouts.<task>, keywords
+    update readout."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
     raw = yaml.safe_load(params.read_text())
     raw["readout"].update(readout)
-    for settings in raw["readouts"].values():
-        settings.update(steps=6, batch_size=2, width=16, heads=2)
+    for each in raw["readouts"].values():
+        each.update(steps=6, batch_size=2, width=16, heads=2)
+    raw["readouts"][task].update(settings or {})
     params.write_text(yaml.safe_dump(raw))
     out = tmp_path / f"{task}-{readout.get('regime', 'frozen')}"
     command = ["readout", "--params", str(params), "--scale", "tiny", "--task", task]
@@ -72,3 +83,66 @@ def test_fine_tuning_trains_the_encoder_too(setup, tmp_path):
     )  # fmt: skip
     assert tuned["regime"] == "finetuned"
     assert tuned["final_train_loss"] != frozen["final_train_loss"]
+
+
+@pytest.mark.parametrize(
+    ("task", "format"),
+    [
+        ("depth", "scannet"),
+        ("pose", "scannet"),
+        ("pose", "realestate10k"),
+        ("tracking", "tapvid"),
+        ("boxes", "box_tracks"),
+    ],
+)
+def test_a_benchmark_format_feeds_the_readout_through_params(
+    setup, tiny_corpus, tmp_path, task, format
+):
+    train, test = (
+        export_benchmark(tiny_corpus, split, format, tmp_path / "benchmark")
+        for split in ("readout-train", "readout-test")
+    )
+    source = {"format": format, "train": str(train), "test": str(test), "frame_stride": 1}
+    metrics = run_readout(setup, tmp_path, task, settings={"source": source})
+    assert (metrics["source"], metrics["train_clips"], metrics["test_clips"]) == (format, 3, 3)
+    assert np.isfinite(metrics[metrics["headline"]])
+    record = yaml.safe_load((metrics["out"] / "run.yaml").read_text())
+    assert any(Path(path).is_relative_to(test) for path in record["inputs"])
+
+
+def official_depth_layout(outputs: np.ndarray) -> np.ndarray:
+    """[B, Q, 128] official readout outputs -> depth [B, T, H, W]: queries in raster order over
+    the (T/2, H/8, W/8) patches, each patch's 2x8x8 pixels in (t, y, x) order, linear depth."""
+    batch = outputs.shape[0]
+    gt, gh, gw = FRAMES // 2, SIZE // 8, SIZE // 8
+    depth = np.zeros((batch, FRAMES, SIZE, SIZE))
+    for query in range(gt * gh * gw):
+        i, j, k = query // (gh * gw), query // gw % gh, query % gw
+        patch = outputs[:, query].reshape(batch, 2, 8, 8)
+        depth[:, 2 * i : 2 * i + 2, 8 * j : 8 * j + 8, 8 * k : 8 * k + 8] = patch
+    return depth
+
+
+def test_a_converted_official_depth_readout_is_scored_without_training(setup, tmp_path):
+    shards, _ = setup
+    arrays = full_arrays()
+    arrays[READOUT + "Dense_1/bias"] += 4.0  # depths around 4 m
+    official = tmp_path / "official"
+    official.mkdir()
+    assert main(["convert", "--npz", str(write_npz(tmp_path / "depth.npz", arrays)),
+                 "--out", str(official / "checkpoint.pt")]) == 0  # fmt: skip
+    readout_file = official / "checkpoint-readout.pt"
+    metrics = run_readout(
+        (shards, official), tmp_path, "depth", settings={"pretrained": str(readout_file)}
+    )
+    assert metrics["readout"] == str(readout_file) and "final_train_loss" not in metrics
+
+    encoder = load_encoder(official / "checkpoint.pt")
+    readout = load_readout(readout_file).module
+    test = load_split(shards, "readout-test", ("video", "depth"))
+    video = torch.from_numpy(test["video"]).float() / 255.0
+    with torch.no_grad():
+        outputs = readout(encoder(video, num_blocks=readout_block_count(DEPTH, 0.95)))
+    expected = depth_metrics(official_depth_layout(outputs.numpy()), test["depth"])
+    for key in ("abs_rel", "delta1", "rmse"):
+        assert metrics[key] == pytest.approx(expected[key], rel=1e-4), key
