@@ -1,4 +1,4 @@
-"""Collect per-scale metrics into one table and draw the scaling plot."""
+"""Collect per-scale metrics into tables and draw the scaling and loss plots."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from fourds.records import atomic_path  # noqa: E402
+from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
+from fourds.report.paper import PaperSeries  # noqa: E402
 
 HEADLINE = {
     "depth": ("abs_rel", "depth AbsRel (lower is better)"),
@@ -40,6 +43,7 @@ def collect(
                 "scale": scale,
                 "task": task,
                 "params": pretrain["params"],
+                "pretrain_flops": pretrain["pretrain_flops"],
                 "pretrain_loss": pretrain["loss"],
             }
             row.update({k: v for k, v in readout.items() if k not in ("scale", "task", "params")})
@@ -65,25 +69,80 @@ def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def plot_scaling(rows: list[dict], task: str, path: str | Path | None = None):
-    """Headline metric of `task` against encoder parameters (log x); returns the figure."""
+AXES = {
+    "params": "encoder parameters",
+    "pretrain_flops": "pretraining FLOPs (encoder, forward + backward)",
+}
+
+
+def plot_scaling(
+    rows: list[dict],
+    task: str,
+    x_key: str = "params",
+    path: str | Path | None = None,
+    paper: PaperSeries | None = None,
+):
+    """Headline metric of `task` against `x_key` (log axes) with a power-law fit and its
+    bootstrap band per readout regime; with `paper`, a second panel shows the paper's series
+    and its fit. Returns (figure, {regime: ScalingFit or None when it cannot be fitted})."""
     metric, label = HEADLINE[task]
-    points = sorted(
-        (row["params"], row[metric], row["scale"]) for row in rows if row["task"] == task
-    )
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
-    axis.plot([p[0] for p in points], [p[1] for p in points], "o-")
-    for params, value, scale in points:
-        axis.annotate(scale, (params, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axis.set_xscale("log")
-    axis.set_xlabel("encoder parameters")
-    axis.set_ylabel(label)
-    axis.set_title(f"{task}: attention readout")
-    axis.grid(True, which="both", alpha=0.3)
+    higher_is_better = "higher" in label
+    panels = 2 if paper is not None else 1
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.9), squeeze=False)
+    axis = axes[0, 0]
+    fits = {}
+    for regime in sorted({row.get("regime", "frozen") for row in rows if row["task"] == task}):
+        points = sorted(
+            (row[x_key], row[metric], row["scale"])
+            for row in rows
+            if row["task"] == task and row.get("regime", "frozen") == regime
+        )
+        x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+        line = axis.plot(x, y, "o", label=f"ours ({regime})")[0]
+        for value_x, value_y, scale in points:
+            axis.annotate(scale, (value_x, value_y), textcoords="offset points", xytext=(4, 4),
+                          fontsize=8)  # fmt: skip
+        fits[regime] = _draw_fit(axis, x, y, higher_is_better, line.get_color())
+    _finish(axis, AXES[x_key], label, f"{task}: attention readout (this package)")
+    if paper is not None:
+        axis = axes[0, 1]
+        sizes, x, y = zip(*paper.points(), strict=True)
+        line = axis.plot(x, y, "s", color="grey", label="paper (frozen)")[0]
+        for size, value_x, value_y in zip(sizes, x, y, strict=True):
+            rough = "~" if size in paper.approximate else ""
+            axis.annotate(f"{rough}{size}", (value_x, value_y), textcoords="offset points",
+                          xytext=(4, 4), fontsize=8)  # fmt: skip
+        _draw_fit(axis, np.array(x), np.array(y), higher_is_better, line.get_color())
+        _finish(axis, "encoder parameters (nominal)", paper.metric,
+                f"the paper's numbers: {paper.benchmark}")  # fmt: skip
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=120)
-    return figure
+    return figure, fits
+
+
+def _draw_fit(
+    axis, x: np.ndarray, y: np.ndarray, higher_is_better: bool, colour
+) -> ScalingFit | None:
+    """Draw the fitted curve and its band; None (nothing drawn) with too few distinct points."""
+    if len(np.unique(x)) < 2 or not np.all((1.0 - y if higher_is_better else y) > 0):
+        return None
+    fit = fit_scaling(x, y, higher_is_better)
+    axis.plot(fit.grid, fit.curve, "-", color=colour, lw=1,
+              label=f"fit: exponent {fit.law.exponent:+.3f}")  # fmt: skip
+    axis.fill_between(fit.grid, fit.lower, fit.upper, color=colour, alpha=0.15,
+                      label=f"{LEVEL:.0%} bootstrap band")  # fmt: skip
+    return fit
+
+
+def _finish(axis, x_label: str, y_label: str, title: str) -> None:
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
 
 
 def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | Path | None = None):

@@ -289,6 +289,7 @@ def _train(
         "clips_per_second": round(clips_per_second, 2),
         "tokens_per_second": round(clips_per_second * tokens_per_clip, 1),
         "train_flops_per_clip": flops_per_clip,
+        "pretrain_flops": flops_per_clip * cfg.steps * cfg.batch_size,
     }
     mfu = model_flops_utilisation(flops_per_clip, clips_per_second, peak)
     if mfu is not None:
