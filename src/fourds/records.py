@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from fourds.config.operative import operative_config
+
 RECORDED_PACKAGES = ("fourds", "torch", "numpy", "av", "dvc", "hydra-core", "papermill")
 
 
@@ -78,13 +80,19 @@ def write_run_record(
     inputs: list[str | Path],
     device: str,
     known_digests: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> None:
     """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
 
     Records the git commit, the sha256 of params.yaml, the sha256 of each input file,
     package versions, the device and the host. `known_digests` (str(path) -> sha256) are the
-    inputs the stage has hashed already; only the others are read again.
+    inputs the stage has hashed already; only the others are read again. `config` (params
+    section -> its dataclass) are the params the stage used: they are also written as
+    `operative.gin` (see fourds.config.operative).
     """
+    if config is not None:
+        with atomic_path(Path(out_dir) / "operative.gin") as partial:
+            partial.write_text(operative_config(config))
     known = known_digests or {}
     record = {
         "stage": stage,

@@ -228,7 +228,9 @@ def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: 
     write_json(Path(out_dir) / "metrics.json", metrics)
     sources = [path for split in SPLITS for path in list_sources(Path(data_dir) / split)]
     hashed = {clip["source"]: clip["source_sha256"] for clip in manifest["clips"]}
-    write_run_record(out_dir, "curate", params_path, sources, "cpu", hashed)
+    write_run_record(
+        out_dir, "curate", params_path, sources, "cpu", hashed, config={"curate": params.curate}
+    )
     return metrics
 
 

@@ -244,5 +244,8 @@ def run(
     inputs = [checkpoint, *source_files(source, shard_dir)]
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
-    write_run_record(out_dir, f"readout@{scale}-{task_name}", params_path, inputs, str(device))
+    config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
+    write_run_record(
+        out_dir, f"readout@{scale}-{task_name}", params_path, inputs, str(device), config=config
+    )
     return metrics

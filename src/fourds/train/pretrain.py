@@ -295,5 +295,14 @@ def _train(
     if mfu is not None:
         metrics["mfu"] = round(mfu, 4)
     write_json(out_dir / "metrics.json", metrics)
-    write_run_record(out_dir, f"pretrain@{scale}", params_path, shards, str(device), shard_digests)
+    config = {
+        f"models.{scale}": params.model(scale),
+        "curate": params.curate,
+        "mae": params.mae,
+        "pretrain": params.pretrain,
+        "runtime": params.runtime,
+    }
+    write_run_record(
+        out_dir, f"pretrain@{scale}", params_path, shards, str(device), shard_digests, config
+    )
     return metrics
