@@ -48,6 +48,8 @@ def test_dag_wires_every_stage(smoke_repo):
     for source, target in [
         ("data.dvc", "curate"),
         ("curate", "pretrain@smoke_s"),
+        ("pretrain@smoke_s", "fidelity@smoke_s"),
+        ("pretrain@smoke_l", "fidelity@smoke_s"),  # the fixed feature extractor
         ("pretrain@smoke_l", "readout@smoke_l-depth"),
         ("pretrain@smoke_s", "readout@smoke_s-tracking"),
         ("readout@smoke_m-depth", "report"),
@@ -127,3 +129,17 @@ def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path
             assert sorted(mine.files) == sorted(pulled.files)
             for key in mine.files:
                 np.testing.assert_array_equal(mine[key], pulled[key], err_msg=f"{split} {key}")
+
+
+@pytest.mark.slow
+def test_fidelity_metrics_and_reconstructions_for_every_scale(smoke_repo):
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=smoke_repo))
+    for scale in ("smoke_s", "smoke_m", "smoke_l"):
+        out = smoke_repo / "runs" / "fidelity" / scale
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert f"runs/fidelity/{scale}/metrics.json" in json.dumps(shown)
+        assert metrics["scale"] == scale and metrics["feature_extractor"] == "fourds"
+        assert metrics["extractor_weights"] == "runs/pretrain/smoke_l/checkpoint.pt"
+        for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked"):
+            assert np.isfinite(metrics[key]), (scale, key, metrics)
+        assert (out / "examples" / "reconstructions.png").is_file()

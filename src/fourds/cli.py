@@ -95,6 +95,14 @@ def _readout(args: argparse.Namespace) -> None:
     run(params, args.scale, args.task, args.curated, args.pretrained, args.out, args.params)
 
 
+def _fidelity(args: argparse.Namespace) -> None:
+    from fourds.evaluate.fidelity import run
+
+    params = load_params(args.params)
+    params.model(args.scale)  # an unknown scale fails here, before any data is loaded
+    run(params, args.scale, args.curated, args.pretrain_root, args.out, args.params)
+
+
 def _report(args: argparse.Namespace) -> None:
     from fourds.report.notebook import run
 
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain": ("MAE-pretrain one scale of the ladder", _pretrain),
         "export": ("write single-file weights from a resumable checkpoint", _export),
         "readout": ("train and score a frozen-encoder readout", _readout),
+        "fidelity": ("PSNR, FID and KID of one scale's MAE reconstructions", _fidelity),
         "report": ("execute the report notebook into HTML", _report),
     }
     sub = {}
@@ -185,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub["readout"].add_argument("--curated", default="runs/curate/shards")
     sub["readout"].add_argument("--pretrained", required=True)
     sub["readout"].add_argument("--out", required=True)
+    sub["fidelity"].add_argument("--scale", required=True)
+    sub["fidelity"].add_argument("--curated", default="runs/curate/shards")
+    sub["fidelity"].add_argument("--pretrain-root", default="runs/pretrain")
+    sub["fidelity"].add_argument("--out", required=True)
     sub["report"].add_argument("--notebook", default="reports/scaling.ipynb")
     sub["report"].add_argument("--pretrain-root", default="runs/pretrain")
     sub["report"].add_argument("--readout-root", default="runs/readout")

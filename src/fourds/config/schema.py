@@ -23,6 +23,7 @@ DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
+FEATURE_EXTRACTORS = ("fourds", "inception")
 # Readout data formats and the tasks whose ground truth each carries (fourds.data.benchmarks).
 SOURCE_FORMATS = {
     "synthetic": READOUT_TASKS,
@@ -377,6 +378,78 @@ class TaskReadoutConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FidelityConfig:
+    """Reconstruction fidelity: FID, KID and PSNR between held-out frames and their MAE
+    reconstructions (visible patches from the input, masked ones predicted), per scale.
+
+    feature_extractor: the features FID and KID compare, one fixed network for every scale so
+        that the numbers are comparable across the ladder:
+        fourds     mean-pooled tokens of a frozen fourds encoder, each frame repeated to a
+                   static clip: `encoder_weights`, or "" for the largest ladder scale's
+                   pretrained encoder (the last of ladder.scales);
+        inception  torch-fidelity's InceptionV3 (2048-d pool features, the standard FID) from
+                   the weights file `inception_weights` (required; nothing is downloaded).
+    clips: readout-test clips reconstructed, the first ones (0: all).
+    frames_per_clip: frames of each clip compared, evenly spaced (0: all).
+    kid_subset_size, kid_subsets: KID's subsets of frames; the size must not exceed the number
+        of frames compared.
+    seed: the masks (mae.mask_ratio and mask_type of the checkpoint) and KID's subsets.
+    """
+
+    feature_extractor: str
+    encoder_weights: str
+    inception_weights: str
+    clips: int
+    frames_per_clip: int
+    kid_subset_size: int
+    kid_subsets: int
+    batch_size: int
+    seed: int
+
+    def check(self, path: str) -> None:
+        _require(
+            self.feature_extractor in FEATURE_EXTRACTORS,
+            f"{path}.feature_extractor={self.feature_extractor!r} is not one of "
+            f"{list(FEATURE_EXTRACTORS)}",
+        )
+        if self.feature_extractor == "inception":
+            _require(
+                bool(self.inception_weights),
+                f"{path}.inception_weights is empty: {path}.feature_extractor='inception' needs "
+                "torch-fidelity's InceptionV3 weights file (weights-inception-2015-12-05-"
+                "6726825d.pth; nothing is downloaded)",
+            )
+            _require(
+                not self.encoder_weights,
+                f"{path}.encoder_weights={self.encoder_weights!r} is read only by "
+                f"{path}.feature_extractor='fourds': leave it empty",
+            )
+        else:
+            _require(
+                not self.inception_weights,
+                f"{path}.inception_weights={self.inception_weights!r} is read only by "
+                f"{path}.feature_extractor='inception': leave it empty",
+            )
+        for name in ("clips", "frames_per_clip"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{path}.{name}={value} must be >= 0 (0: all)")
+        _require(
+            self.kid_subset_size >= 2,
+            f"{path}.kid_subset_size={self.kid_subset_size} must be >= 2",
+        )
+        for name in ("kid_subsets", "batch_size"):
+            _positive(f"{path}.{name}", getattr(self, name))
+        if self.clips and self.frames_per_clip:
+            frames = self.clips * self.frames_per_clip
+            _require(
+                self.kid_subset_size <= frames,
+                f"{path}.kid_subset_size={self.kid_subset_size} exceeds the {frames} frames "
+                f"compared ({path}.clips={self.clips} x {path}.frames_per_clip="
+                f"{self.frames_per_clip})",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """The whole of `params.yaml`."""
 
@@ -389,6 +462,7 @@ class Params:
     pretrain: PretrainConfig
     readout: ReadoutConfig
     readouts: dict[str, TaskReadoutConfig]
+    fidelity: FidelityConfig
 
     def check(self, path: str) -> None:
         for task in self.readout.tasks:
@@ -434,6 +508,11 @@ class Params:
             )
             if self.mae.decoder == "queries":
                 self._check_queries(scale, model)
+        _require(
+            self.fidelity.frames_per_clip <= self.curate.clip_frames,
+            f"fidelity.frames_per_clip={self.fidelity.frames_per_clip} exceeds "
+            f"curate.clip_frames={self.curate.clip_frames}",
+        )
 
     def _check_queries(self, scale: str, model: ModelConfig) -> None:
         """The 4DS decoding scheme needs whole coarse patches and enough encoder blocks."""

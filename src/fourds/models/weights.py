@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from fourds.config import MAEConfig, ModelConfig
+from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 from fourds.records import atomic_path
 
@@ -92,3 +93,26 @@ def load_encoder(path: str | Path, backend: str = "sdpa") -> VideoViT:
     encoder.load_state_dict(state)
     encoder.requires_grad_(False)
     return encoder.eval()
+
+
+def load_mae(path: str | Path, backend: str = "sdpa") -> MaskedAutoencoder:
+    """Rebuild the whole MAE (encoder and decoder, with the MAE config it was trained with)
+    from a pretrain stage's weights file, in eval mode with frozen parameters.
+
+    Raises:
+        WeightsError: the file is missing or unsafe, or holds an encoder only (no decoder to
+            reconstruct pixels with, e.g. `fourds convert` output).
+    """
+    payload = _read(path)
+    if payload["mae"] is None:
+        raise WeightsError(
+            f"{path}: encoder-only weights (no MAE decoder); reconstructions need a "
+            "checkpoint.pt written by the pretrain stage"
+        )
+    fields = dict(payload["mae"])
+    fields["query_stride"] = tuple(fields["query_stride"])
+    encoder = VideoViT(_model_config(payload), payload["frames"], payload["size"], backend)
+    mae = MaskedAutoencoder(encoder, MAEConfig(**fields), backend)
+    mae.load_state_dict(payload["state_dict"])
+    mae.requires_grad_(False)
+    return mae.eval()
