@@ -84,8 +84,9 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
         kwargs: the other `calculate_metrics` keywords (unused).
     """
 
-    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path=None,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, name: str, features_list: list[str], feature_extractor_weights_path=None, **kwargs
+    ):
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
             raise ValueError(f"{name} needs feature_extractor_weights_path: a fourds weights file")

@@ -129,14 +129,11 @@ def run(
         real, fake, cfg.feature_extractor, weights, cfg.kid_subset_size, cfg.kid_subsets,
         cfg.seed, cfg.batch_size, device,
     )  # fmt: skip
-    nothing_masked = not result.masked.any()  # mae.mask_ratio 0
-    masked_psnr = None if nothing_masked else psnr(result.prediction, result.target, result.masked)
-    shown = Reconstruction(
-        result.target[:EXAMPLE_CLIPS], result.prediction[:EXAMPLE_CLIPS],
-        result.masked[:EXAMPLE_CLIPS],
-    )  # fmt: skip
+    masked_psnr = None  # mae.mask_ratio 0 masks nothing
+    if result.masked.any():
+        masked_psnr = psnr(result.prediction, result.target, result.masked)
     reconstruction_figure(
-        shown,
+        result[:EXAMPLE_CLIPS],
         evenly_spaced(videos.shape[1], min(EXAMPLE_FRAMES, videos.shape[1])),
         out_dir / "examples" / "reconstructions.png",
     )

@@ -48,13 +48,18 @@ class Reconstruction:
         """[B, T, H, W, 3]: what the encoder sees, masked pixels grey."""
         return self.target.masked_fill(self.masked[..., None], MASKED_GREY)
 
+    def __getitem__(self, clips: slice) -> Reconstruction:
+        """The reconstructions of some of the clips."""
+        return Reconstruction(self.target[clips], self.prediction[clips], self.masked[clips])
+
     @staticmethod
     def concatenate(parts: list[Reconstruction]) -> Reconstruction:
         """The reconstructions of several batches as one, in order."""
         return Reconstruction(
-            *(torch.cat([getattr(part, f.name) for part in parts])
-              for f in dataclasses.fields(Reconstruction))
-        )  # fmt: skip
+            torch.cat([part.target for part in parts]),
+            torch.cat([part.prediction for part in parts]),
+            torch.cat([part.masked for part in parts]),
+        )
 
 
 @torch.no_grad()
