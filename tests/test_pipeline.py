@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,16 @@ def smoke_repo(tmp_path_factory) -> Path:
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "init", cwd=repo)
     sh("dvc", "pull", "data.dvc", cwd=repo)
-    sh("dvc", "exp", "run", "-S", "ladder=smoke", cwd=repo)
+    sh("dvc", "exp", "run", "-n", "smoke", "-S", "ladder=smoke", cwd=repo)
     return repo
+
+
+def readme_commands(section: str) -> list[str]:
+    """The command lines of the first bash block under the README heading `section`."""
+    text = (REPO_ROOT / "README.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 @pytest.mark.slow
@@ -50,18 +59,22 @@ def test_dag_wires_every_stage(smoke_repo):
         ("curate", "pretrain@smoke_s"),
         ("pretrain@smoke_s", "fidelity@smoke_s"),
         ("pretrain@smoke_l", "fidelity@smoke_s"),  # the fixed feature extractor
-        ("pretrain@smoke_l", "readout@smoke_l-depth"),
-        ("pretrain@smoke_s", "readout@smoke_s-tracking"),
-        ("readout@smoke_m-depth", "report"),
-        ("readout@smoke_m-classification", "report"),
+        ("pretrain@smoke_l", "readout@smoke_l-depth-frozen"),
+        ("pretrain@smoke_s", "readout@smoke_s-tracking-frozen"),
+        ("readout@smoke_m-depth-frozen", "report"),
+        ("readout@smoke_m-classification-frozen", "report"),
     ]:
         assert f'"{source}" -> "{target}"' in edges, edges
 
 
 @pytest.mark.slow
-def test_report_has_a_plot_of_every_scale(smoke_repo):
+def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     html = (smoke_repo / "reports" / "out" / "scaling.html").read_text()
-    assert html.count("data:image/png;base64") >= 2  # scaling plot and loss curves
+    assert html.count("data:image/png;base64") >= 11  # 2 scaling plots per task, loss curves
+    assert html.count("exponent 90% interval") == 10  # a fit per task, on params and FLOPs
+    assert "the paper's numbers" in html.lower() and "Lineage of every number" in html
+    for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-boxes-frozen"):
+        assert f"<td>{stage}</td>" in html
     for task in ("depth", "pose", "tracking", "boxes", "classification"):
         table = (
             (smoke_repo / "reports" / "out" / "tables" / f"scaling_{task}.csv")
@@ -86,9 +99,10 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
     }
     for scale in ("smoke_s", "smoke_m", "smoke_l"):
         for task, headline in headlines.items():
-            readout = metrics[f"runs/readout/{scale}-{task}/metrics.json"]["data"]
+            readout = metrics[f"runs/readout/{scale}-{task}-frozen/metrics.json"]["data"]
             assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
-            assert (smoke_repo / "runs" / "readout" / f"{scale}-{task}" / "examples").is_dir()
+            stage_dir = smoke_repo / "runs" / "readout" / f"{scale}-{task}-frozen"
+            assert (stage_dir / "examples").is_dir() and (stage_dir / "operative.gin").is_file()
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
 
 
@@ -129,6 +143,44 @@ def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path
             assert sorted(mine.files) == sorted(pulled.files)
             for key in mine.files:
                 np.testing.assert_array_equal(mine[key], pulled[key], err_msg=f"{split} {key}")
+
+
+@pytest.mark.slow
+def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
+    done_by_the_fixture = {"dvc pull data.dvc", "dvc exp run -n smoke -S ladder=smoke"}
+    output = {}
+    for command in readme_commands("Auditing a result"):
+        if command not in done_by_the_fixture:
+            output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
+    assert "steps: 60" in output["-A"]  # grep: the depth readout's params in dvc.lock
+    assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
+    changed = output["metrics"]
+    assert "smoke_l-depth-frozen" in changed and "boxes" not in changed, changed
+    assert (smoke_repo / "dvc_plots" / "index.html").is_file()
+    assert "smoke-depth-60" in output["exp"]
+
+
+@pytest.mark.slow
+def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_repo):
+    sweep = ["-S", "ladder=smoke", "-S", "readouts.depth.lr=0.0005,0.002"]
+    sh("dvc", "exp", "run", "--queue", *sweep, cwd=smoke_repo)
+    sh("dvc", "queue", "start", "--jobs", "1", cwd=smoke_repo)
+    deadline = time.monotonic() + 1200
+    status = sh("dvc", "queue", "status", cwd=smoke_repo)
+    while {"Queued", "Running"} & set(status.split()):
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+        status = sh("dvc", "queue", "status", cwd=smoke_repo)
+    assert "Failed" not in status, status
+    rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=smoke_repo))
+    depth = {}
+    for experiment in (exp for row in rows for exp in (row.get("experiments") or [])):
+        data = experiment["revs"][0]["data"]
+        lr = data["params"]["params.yaml"]["data"]["readouts"]["depth"]["lr"]
+        metrics = data["metrics"]["runs/readout/smoke_m-depth-frozen/metrics.json"]["data"]
+        depth[lr] = metrics["abs_rel"]
+    assert {0.0005, 0.002} <= set(depth), depth
+    assert depth[0.0005] != depth[0.002]
 
 
 @pytest.mark.slow

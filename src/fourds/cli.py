@@ -52,6 +52,20 @@ def _params(args: argparse.Namespace) -> None:
     print(f"{args.out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from fourds.plan.cluster import make_cluster
+    from fourds.plan.ladder import plan_ladder
+    from fourds.plan.table import format_plan
+
+    params = load_params(args.params)
+    cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
+    checkpointing = args.activation_checkpointing
+    if checkpointing is None:
+        checkpointing = params.pretrain.activation_checkpointing
+    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom)
+    print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom))
+
+
 def _curate(args: argparse.Namespace) -> None:
     from fourds.data.curate import run
 
@@ -92,7 +106,14 @@ def _readout(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"task {args.task!r} is not in readout.tasks={list(params.readout.tasks)}"
         )
-    run(params, args.scale, args.task, args.curated, args.pretrained, args.out, args.params)
+    if args.regime not in params.readout.regimes:
+        raise ConfigError(
+            f"regime {args.regime!r} is not in readout.regimes={list(params.readout.regimes)}"
+        )
+    run(
+        params, args.scale, args.task, args.regime, args.curated, args.pretrained, args.out,
+        args.params,
+    )  # fmt: skip
 
 
 def _fidelity(args: argparse.Namespace) -> None:
@@ -107,7 +128,7 @@ def _report(args: argparse.Namespace) -> None:
     from fourds.report.notebook import run
 
     params = load_params(args.params)
-    print(run(params, args.notebook, args.pretrain_root, args.readout_root, args.out))
+    print(run(params, args.notebook, args.runs, args.data_dvc, args.out, args.params))
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -157,6 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("--out", default="params.yaml")
     compose.set_defaults(handler=_params)
 
+    plan = commands.add_parser("plan", help="memory, GPU count and time of every ladder scale")
+    plan.add_argument("--params", default="params.yaml")
+    plan.add_argument("--gpu", default="h100", help="h100, h200 or a100")
+    plan.add_argument("--gpus", type=int, default=256, help="GPUs in the cluster")
+    plan.add_argument("--interconnect", default="infiniband", help="infiniband, ethernet, nvlink")
+    plan.add_argument("--mfu", type=float, default=0.45, help="model FLOPs utilisation")
+    plan.add_argument(
+        "--activation-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default: pretrain.activation_checkpointing",
+    )
+    plan.add_argument(
+        "--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"
+    )
+    plan.set_defaults(handler=_plan)
+
     convert = commands.add_parser("convert", help="official 4DS .npz checkpoint -> weights")
     convert.add_argument("--npz", required=True, help="an official representations4d .npz")
     convert.add_argument("--out", required=True, help="the encoder weights file to write")
@@ -191,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub["export"].add_argument("--out", required=True, help="the weights file to write")
     sub["readout"].add_argument("--scale", required=True)
     sub["readout"].add_argument("--task", required=True)
+    sub["readout"].add_argument("--regime", default="frozen", help="one of readout.regimes")
     sub["readout"].add_argument("--curated", default="runs/curate/shards")
     sub["readout"].add_argument("--pretrained", required=True)
     sub["readout"].add_argument("--out", required=True)
@@ -199,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub["fidelity"].add_argument("--pretrain-root", default="runs/pretrain")
     sub["fidelity"].add_argument("--out", required=True)
     sub["report"].add_argument("--notebook", default="reports/scaling.ipynb")
-    sub["report"].add_argument("--pretrain-root", default="runs/pretrain")
-    sub["report"].add_argument("--readout-root", default="runs/readout")
+    sub["report"].add_argument("--runs", default="runs", help="the stages' outputs")
+    sub["report"].add_argument("--data-dvc", default="data.dvc", help="the corpus's DVC file")
     sub["report"].add_argument("--out", default="reports/out")
     return parser
 

@@ -64,9 +64,16 @@ def test_missing_key_is_refused(raw):
         ),
         (
             "readout",
-            "regime",
-            "linear",
-            "readout.regime='linear' is not one of ['frozen', 'finetuned']",
+            "regimes",
+            ["frozen", "linear"],
+            "readout.regimes has 'linear', which is not one of ['frozen', 'finetuned']",
+        ),
+        ("readout", "regimes", [], "readout.regimes is empty: name at least one regime"),
+        (
+            "readout",
+            "regimes",
+            ["frozen", "frozen"],
+            "readout.regimes=['frozen', 'frozen'] names a regime twice",
         ),
         (
             "readout",
@@ -86,15 +93,6 @@ def test_missing_key_is_refused(raw):
 def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
     raw[section][key] = value
     check_fails(raw, message)
-
-
-def test_fine_tuning_cannot_use_cached_features(raw):
-    raw["readout"].update(regime="finetuned", cache_features=True)
-    check_fails(
-        raw,
-        "readout.cache_features=true needs readout.regime='frozen': a fine-tuned encoder changes "
-        "its features every step",
-    )
 
 
 def test_every_readout_task_needs_its_settings(raw):
@@ -150,11 +148,11 @@ def test_only_the_depth_readout_loads_a_converted_readout_and_only_frozen(raw):
     )
     raw["readouts"]["pose"]["pretrained"] = ""
     raw["readouts"]["depth"]["pretrained"] = "w-readout.pt"
-    raw["readout"].update(regime="finetuned", cache_features=False)
+    raw["readout"]["regimes"] = ["frozen", "finetuned"]
     check_fails(
         raw,
         "readouts.depth.pretrained scores a trained readout on a frozen encoder: "
-        "readout.regime='finetuned' must be 'frozen'",
+        "readout.regimes=['frozen', 'finetuned'] must be ['frozen']",
     )
 
 

@@ -40,20 +40,24 @@ def setup(tiny_corpus, tmp_path_factory):
     return root / "shards", root / "pretrained"
 
 
-def run_readout(setup, tmp_path, task: str, settings: dict | None = None, **readout) -> dict:
-    """Run the readout stage through the CLI; `settings` update readouts.<task>, keywords
-    update readout."""
+def run_readout(
+    setup, tmp_path, task: str, regime: str = "frozen", settings: dict | None = None, **readout
+) -> dict:
+    """Run the readout stage through the CLI in `regime`; `settings` update readouts.<task>,
+    keywords update readout."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
     raw = yaml.safe_load(params.read_text())
     raw["readout"].update(readout)
+    raw["readout"]["regimes"] = [regime]
     for each in raw["readouts"].values():
         each.update(steps=6, batch_size=2, width=16, heads=2)
     raw["readouts"][task].update(settings or {})
     params.write_text(yaml.safe_dump(raw))
-    out = tmp_path / f"{task}-{readout.get('regime', 'frozen')}"
+    out = tmp_path / f"{task}-{regime}"
     command = ["readout", "--params", str(params), "--scale", "tiny", "--task", task]
+    command += ["--regime", regime]
     command += ["--curated", str(shards), "--pretrained", str(pretrained), "--out", str(out)]
     assert main(command) == 0
     return json.loads((out / "metrics.json").read_text()) | {"out": out}
@@ -77,10 +81,7 @@ def test_cached_features_give_the_same_readout(setup, tmp_path):
 
 def test_fine_tuning_trains_the_encoder_too(setup, tmp_path):
     frozen = run_readout(setup, tmp_path / "a", "pose", cache_features=False)
-    tuned = run_readout(
-        setup, tmp_path / "b", "pose", regime="finetuned", cache_features=False,
-        finetune_lr_scale=1.0,
-    )  # fmt: skip
+    tuned = run_readout(setup, tmp_path / "b", "pose", "finetuned", finetune_lr_scale=1.0)
     assert tuned["regime"] == "finetuned"
     assert tuned["final_train_loss"] != frozen["final_train_loss"]
 

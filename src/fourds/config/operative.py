@@ -34,6 +34,7 @@ SECTION_CLASSES = (
     schema.ReadoutConfig,
     schema.SourceConfig,
     schema.TaskReadoutConfig,
+    schema.FidelityConfig,
 )
 CONFIGURABLES = {cls: gin.external_configurable(cls, module="fourds") for cls in SECTION_CLASSES}
 SECTION_LINE = re.compile(r"^# section (\S+) -> scope (\S+) \(fourds\.(\w+)\)$")

@@ -269,16 +269,18 @@ class PretrainConfig:
 class ReadoutConfig:
     """Settings shared by every readout stage.
 
-    regime: "frozen" trains only the readout on the encoder's features; "finetuned" also trains
-        the encoder, at `finetune_lr_scale` times the readout's learning rate.
-    cache_features: in the frozen regime, run the encoder once per clip and train the readout
-        on the stored features (the same result, much faster); false runs it every step.
+    regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
+        the readout on the encoder's features; "finetuned" also trains the encoder, at
+        `finetune_lr_scale` times the readout's learning rate.
+    cache_features: frozen stages run the encoder once per clip and train the readout on the
+        stored features (the same result, much faster); false runs it every step. Fine-tuned
+        stages always run it every step (their features change as the encoder trains).
     depth_alignment: how depth predictions are aligned to the truth before scoring.
     """
 
     tasks: tuple[str, ...]
     readout_depth: float
-    regime: str
+    regimes: tuple[str, ...]
     finetune_lr_scale: float
     cache_features: bool
     depth_alignment: str
@@ -294,15 +296,17 @@ class ReadoutConfig:
             0.0 < self.readout_depth <= 1.0,
             f"{path}.readout_depth={self.readout_depth} must be in (0, 1]",
         )
+        _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
+        for regime in self.regimes:
+            _require(
+                regime in REGIMES,
+                f"{path}.regimes has {regime!r}, which is not one of {list(REGIMES)}",
+            )
         _require(
-            self.regime in REGIMES, f"{path}.regime={self.regime!r} is not one of {list(REGIMES)}"
+            len(set(self.regimes)) == len(self.regimes),
+            f"{path}.regimes={list(self.regimes)} names a regime twice",
         )
         _positive(f"{path}.finetune_lr_scale", self.finetune_lr_scale)
-        _require(
-            not (self.cache_features and self.regime == "finetuned"),
-            f"{path}.cache_features=true needs {path}.regime='frozen': a fine-tuned encoder "
-            "changes its features every step",
-        )
         _require(
             self.depth_alignment in DEPTH_ALIGNMENTS,
             f"{path}.depth_alignment={self.depth_alignment!r} is not one of "
@@ -484,9 +488,9 @@ class Params:
                 "can be loaded from `fourds convert` output",
             )
             _require(
-                not settings.pretrained or self.readout.regime == "frozen",
+                not settings.pretrained or self.readout.regimes == ("frozen",),
                 f"readouts.{task}.pretrained scores a trained readout on a frozen encoder: "
-                f"readout.regime={self.readout.regime!r} must be 'frozen'",
+                f"readout.regimes={list(self.readout.regimes)} must be ['frozen']",
             )
         for scale in self.ladder.scales:
             _require(

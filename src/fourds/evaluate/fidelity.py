@@ -152,7 +152,9 @@ def run(
     }
     write_json(out_dir / "metrics.json", metrics)
     inputs = [checkpoint, weights, *sorted(Path(shard_dir).glob(f"{SPLIT}-*.npz"))]
+    config = {"fidelity": cfg, "runtime": params.runtime}
     write_run_record(
-        out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device)
-    )
+        out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
+        config=config,
+    )  # fmt: skip
     return metrics

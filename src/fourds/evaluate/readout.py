@@ -1,7 +1,8 @@
 """The `readout` stage: an attention readout trained on one task on top of a pretrained encoder.
 
-Regimes (readout.regime): "frozen" trains only the readout; "finetuned" trains the encoder too
-(at readout.finetune_lr_scale times the readout's learning rate). In the frozen regime with
+Regimes (one stage each, from readout.regimes): "frozen" trains only the readout; "finetuned"
+trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate). In the
+frozen regime with
 readout.cache_features the encoder runs once per clip and the readout trains on the stored
 features; without it the encoder runs on every batch (same numbers, slower: see
 benchmarks/readout_caching.py). The readout trains on readout-train and is scored on
@@ -88,17 +89,18 @@ def train_readout(
     features: Features,
     targets: dict[str, torch.Tensor],
     cfg: TaskReadoutConfig,
-    regime: ReadoutConfig,
+    shared: ReadoutConfig,
+    regime: str,
     device: torch.device,
     label: str,
 ) -> list[float]:
     """AdamW with cosine decay; batches drawn with replacement. Returns the loss per step."""
     groups = [{"params": readout.parameters(), "lr": cfg.lr}]
-    if regime.regime == "finetuned":
-        groups.append({"params": encoder.parameters(), "lr": cfg.lr * regime.finetune_lr_scale})
+    if regime == "finetuned":
+        groups.append({"params": encoder.parameters(), "lr": cfg.lr * shared.finetune_lr_scale})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
-    generator = torch.Generator().manual_seed(regime.seed)
+    generator = torch.Generator().manual_seed(shared.seed)
     count = len(next(iter(targets.values())))
     losses = []
     for _ in (bar := tqdm(range(cfg.steps), desc=f"readout {label}", unit="step")):
@@ -148,19 +150,20 @@ def run(
     params: Params,
     scale: str,
     task_name: str,
+    regime: str,
     shard_dir: str | Path,
     pretrain_dir: str | Path,
     out_dir: str | Path,
     params_path: str | Path,
 ) -> dict:
-    """Train and score the `task_name` readout on the encoder of `scale` (or score the
-    converted readout `readouts.<task>.pretrained` without training)."""
+    """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
+    the converted readout `readouts.<task>.pretrained` without training)."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
     torch.manual_seed(cfg.seed)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
     encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
-    if cfg.regime == "finetuned":
+    if regime == "finetuned":
         encoder.requires_grad_(True).train()
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
     geometry = clip_geometry(encoder)
@@ -193,12 +196,13 @@ def run(
             backend=params.runtime.attention,
         ).to(device)
         train = split("train")
+        cache = cfg.cache_features and regime == "frozen"
         train_features = Features(
-            encoder, train["video"], num_blocks, device, cfg.cache_features, task_cfg.batch_size
+            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
         )
         losses = train_readout(
-            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, device,
-            f"{scale}-{task_name}",
+            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, regime,
+            device, f"{scale}-{task_name}-{regime}",
         )  # fmt: skip
         trained = {
             "train_clips": len(train["video"]),
@@ -229,7 +233,7 @@ def run(
     metrics = {
         "scale": scale,
         "task": task_name,
-        "regime": cfg.regime,
+        "regime": regime,
         "source": source.format,
         "readout": task_cfg.pretrained or "trained",
         "headline": task.headline,
@@ -246,6 +250,11 @@ def run(
         inputs.append(Path(task_cfg.pretrained))
     config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
     write_run_record(
-        out_dir, f"readout@{scale}-{task_name}", params_path, inputs, str(device), config=config
+        out_dir,
+        f"readout@{scale}-{task_name}-{regime}",
+        params_path,
+        inputs,
+        str(device),
+        config=config,
     )
     return metrics

@@ -9,22 +9,25 @@ import papermill
 from nbconvert import HTMLExporter
 
 from fourds.config import Params
-from fourds.records import atomic_path
+from fourds.records import atomic_path, write_run_record
 
 
 def run(
     params: Params,
     notebook: str | Path,
-    pretrain_root: str | Path,
-    readout_root: str | Path,
+    runs_root: str | Path,
+    data_dvc: str | Path,
     out_dir: str | Path,
+    params_path: str | Path,
 ) -> Path:
     """Execute `notebook` into out_dir/<name>.ipynb and out_dir/<name>.html; returns the HTML path.
 
-    The notebook itself writes the tables (tables/scaling_<task>.csv) that DVC's top-level plots
-    read.
+    The notebook reads the stages' outputs under `runs_root` (curate/, pretrain/<scale>/,
+    readout/<scale>-<task>-<regime>/) and the corpus hash in `data_dvc`, and itself writes the
+    tables (tables/scaling_<task>.csv) that DVC's top-level plots read. The stage's run record
+    and operative.gin go to out_dir.
     """
-    notebook, out_dir = Path(notebook), Path(out_dir)
+    notebook, out_dir, runs_root = Path(notebook), Path(out_dir), Path(runs_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     with atomic_path(executed) as partial:
@@ -35,8 +38,9 @@ def run(
                 "ladder": params.ladder.name,
                 "scales": list(params.ladder.scales),
                 "tasks": list(params.readout.tasks),
-                "pretrain_root": str(Path(pretrain_root).resolve()),
-                "readout_root": str(Path(readout_root).resolve()),
+                "regimes": list(params.readout.regimes),
+                "runs_root": str(runs_root.resolve()),
+                "data_dvc": str(Path(data_dvc).resolve()),
                 "out_dir": str(out_dir.resolve()),
             },
             cwd=str(out_dir),
@@ -50,4 +54,23 @@ def run(
     html_path = executed.with_suffix(".html")
     with atomic_path(html_path) as partial:
         partial.write_text(html)
+    inputs = [notebook, Path(data_dvc), *_stage_files(params, runs_root)]
+    config = {"ladder": params.ladder, "readout": params.readout}
+    write_run_record(out_dir, "report", params_path, inputs, "cpu", config=config)
     return html_path
+
+
+def _stage_files(params: Params, runs_root: Path) -> list[Path]:
+    """The metrics and run records of every stage the report shows."""
+    stages = [
+        runs_root / kind / scale
+        for kind in ("pretrain", "fidelity")
+        for scale in params.ladder.scales
+    ]
+    stages += [
+        runs_root / "readout" / f"{scale}-{task}-{regime}"
+        for scale in params.ladder.scales
+        for task in params.readout.tasks
+        for regime in params.readout.regimes
+    ]
+    return [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]

@@ -26,41 +26,50 @@ HEADLINE = {
 
 
 def collect(
-    scales: list[str], tasks: list[str], pretrain_root: str | Path, readout_root: str | Path
+    scales: list[str],
+    tasks: list[str],
+    regimes: list[str],
+    pretrain_root: str | Path,
+    readout_root: str | Path,
 ) -> list[dict]:
-    """One row per (scale, task): parameter count, pretraining loss and the readout metrics.
+    """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
+    readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json).
 
-    Only the scales and tasks named are read, so stale folders of other ladders are ignored.
+    Only the scales, tasks and regimes named are read, so stale folders of other runs are
+    ignored.
     """
     rows = []
     for scale in scales:
         pretrain = json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
         for task in tasks:
-            readout = json.loads(
-                (Path(readout_root) / f"{scale}-{task}" / "metrics.json").read_text()
-            )
-            row = {
-                "scale": scale,
-                "task": task,
-                "params": pretrain["params"],
-                "pretrain_flops": pretrain["pretrain_flops"],
-                "pretrain_loss": pretrain["loss"],
-            }
-            row.update({k: v for k, v in readout.items() if k not in ("scale", "task", "params")})
-            rows.append(row)
+            for regime in regimes:
+                path = Path(readout_root) / f"{scale}-{task}-{regime}" / "metrics.json"
+                readout = json.loads(path.read_text())
+                row = {
+                    "scale": scale,
+                    "task": task,
+                    "regime": regime,
+                    "params": pretrain["params"],
+                    "pretrain_flops": pretrain["pretrain_flops"],
+                    "pretrain_loss": pretrain["loss"],
+                }
+                shared = ("scale", "task", "regime", "params")
+                row.update({k: v for k, v in readout.items() if k not in shared})
+                rows.append(row)
     return rows
 
 
 def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
-    """One CSV per task, `scaling_<task>.csv` (a row per scale), atomically; returns the paths.
-
-    Tasks have different metrics, so each table has its own columns.
+    """One CSV per task and regime, `scaling_<task>.csv` for frozen readouts and
+    `scaling_<task>_<regime>.csv` for the others (a row per scale), atomically; returns the
+    paths. Tasks have different metrics, so each table has its own columns.
     """
     paths = []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for task in dict.fromkeys(row["task"] for row in rows):
-        table = [row for row in rows if row["task"] == task]
-        path = Path(out_dir) / f"scaling_{task}.csv"
+    for task, regime in dict.fromkeys((row["task"], row["regime"]) for row in rows):
+        table = [row for row in rows if (row["task"], row["regime"]) == (task, regime)]
+        name = f"scaling_{task}.csv" if regime == "frozen" else f"scaling_{task}_{regime}.csv"
+        path = Path(out_dir) / name
         with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(table[0]))
             writer.writeheader()
@@ -91,11 +100,11 @@ def plot_scaling(
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.9), squeeze=False)
     axis = axes[0, 0]
     fits = {}
-    for regime in sorted({row.get("regime", "frozen") for row in rows if row["task"] == task}):
+    for regime in sorted({row["regime"] for row in rows if row["task"] == task}):
         points = sorted(
             (row[x_key], row[metric], row["scale"])
             for row in rows
-            if row["task"] == task and row.get("regime", "frozen") == regime
+            if row["task"] == task and row["regime"] == regime
         )
         x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
         line = axis.plot(x, y, "o", label=f"ours ({regime})")[0]
