@@ -18,6 +18,7 @@ SCRIPTS = [
     "curation_throughput",
     "render_corpus",
     "readout_caching",
+    "memory_model",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Compute plans: parameters, FLOPs, memory per device, GPU counts and time per ladder scale."""

@@ -1,0 +1,148 @@
+"""The compute plan of a ladder on a cluster: per scale, size, FLOPs, memory, GPUs and time.
+
+Every scale trains the pinned schedule of params.yaml (`pretrain.steps` steps of
+`pretrain.batch_size` clips) with FSDP2 over the GPUs, the global batch split evenly (the
+pretrain stage needs the batch divisible by the GPU count). Memory comes from
+`fourds.plan.memory`, FLOPs per clip from counting the model's own forward and backward pass
+(`training_flops_per_clip`), times from `fourds.plan.cluster`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fourds.config import ConfigError, Params
+from fourds.plan.cluster import Cluster, compute_seconds, fsdp_traffic_bytes, gpu_hours
+from fourds.plan.memory import DeviceMemory, StepSetup, memory_per_device, parameter_layout
+from fourds.train.throughput import training_flops_per_clip as counted_flops_per_clip
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalePlan:
+    """The plan of one scale on the cluster's GPU count.
+
+    encoder_params, trained_params: parameters of the encoder, and of everything trained (the
+    encoder with the decoder or query tokens and pixel head). flops_per_clip: model FLOPs of
+    one training step per clip. memory: per GPU with the chosen activation checkpointing;
+    activations_off / activations_on: what the forward pass saves per GPU without and with it.
+    fits: the peak is within the usable memory. min_gpus: the smallest GPU count dividing the
+    batch at which the peak fits (None: not even one clip per GPU fits). compute_s, comm_s:
+    one step's compute and FSDP communication; step_s: the longer of the two (seconds);
+    gpu_hours, wall_hours: of the whole schedule on the cluster.
+    """
+
+    scale: str
+    encoder_params: int
+    trained_params: int
+    flops_per_clip: float
+    clips_per_gpu: int
+    memory: DeviceMemory
+    activations_off: int
+    activations_on: int
+    fits: bool
+    min_gpus: int | None
+    compute_s: float
+    comm_s: float
+    step_s: float
+    gpu_hours: float
+    wall_hours: float
+
+
+def training_flops_per_clip(setup: StepSetup) -> float:
+    """Model FLOPs of one training step per clip, counted from the model itself.
+
+    `fourds.train.throughput.training_flops_per_clip` runs the forward and backward pass on the
+    meta device under FlopCounterMode. Every encoder block before the query blocks does the
+    same arithmetic, so the count is taken at two small depths and extended linearly to the
+    real one: exact, and a 48-block 22B encoder counts as fast as a 4-block one.
+    """
+    fixed = setup.mae.query_blocks if setup.mae.decoder == "queries" else 0
+
+    def count(depth: int) -> float:
+        model = dataclasses.replace(setup.model, depth=depth)
+        return float(counted_flops_per_clip(model, setup.mae, setup.frames, setup.size))
+
+    if setup.model.depth <= fixed + 2:
+        return count(setup.model.depth)
+    shallow, deeper = count(fixed + 1), count(fixed + 2)
+    return shallow + (setup.model.depth - fixed - 1) * (deeper - shallow)
+
+
+def divisors(number: int) -> list[int]:
+    """Every divisor of `number`, ascending."""
+    return [value for value in range(1, number + 1) if number % value == 0]
+
+
+def smallest_fitting_count(
+    setup: StepSetup, batch: int, usable_bytes: float, checkpointing: bool
+) -> int | None:
+    """The fewest GPUs (a divisor of `batch`) whose per-GPU peak is at most `usable_bytes`."""
+    for devices in divisors(batch):
+        peak = memory_per_device(setup, devices, batch // devices, checkpointing).peak
+        if peak <= usable_bytes:
+            return devices
+    return None
+
+
+def plan_scale(
+    params: Params,
+    scale: str,
+    cluster: Cluster,
+    mfu: float,
+    checkpointing: bool,
+    headroom: float,
+) -> ScalePlan:
+    """Plan one scale (see `ScalePlan`); `headroom` is the fraction of GPU memory kept free
+    for what the memory model does not count (CUDA context, NCCL buffers, fragmentation)."""
+    batch, devices = params.pretrain.batch_size, cluster.count
+    if batch % devices:
+        raise ConfigError(
+            f"pretrain.batch_size={batch} is not divisible by {devices} GPUs: each GPU trains "
+            "an equal share of the batch"
+        )
+    setup = StepSetup.from_params(params, scale, on_gpu=True)
+    layout = parameter_layout(setup)
+    clips = batch // devices
+    usable = cluster.gpu.memory_bytes * (1.0 - headroom)
+    memory = memory_per_device(setup, devices, clips, checkpointing)
+    flops = training_flops_per_clip(setup)
+    compute_s = compute_seconds(flops, clips, cluster.gpu.peak_flops(setup.precision), mfu)
+    traffic = fsdp_traffic_bytes(layout.total, devices, setup.compute_bytes)
+    comm_s = traffic / cluster.bandwidth(devices)
+    step_s = max(compute_s, comm_s)
+    steps = params.pretrain.steps
+    return ScalePlan(
+        scale=scale,
+        encoder_params=layout.encoder_size,
+        trained_params=layout.total,
+        flops_per_clip=flops,
+        clips_per_gpu=clips,
+        memory=memory,
+        activations_off=memory_per_device(setup, devices, clips, False).activations,
+        activations_on=memory_per_device(setup, devices, clips, True).activations,
+        fits=memory.peak <= usable,
+        min_gpus=smallest_fitting_count(setup, batch, usable, checkpointing),
+        compute_s=compute_s,
+        comm_s=comm_s,
+        step_s=step_s,
+        gpu_hours=gpu_hours(step_s, steps, devices),
+        wall_hours=step_s * steps / 3600.0,
+    )
+
+
+def plan_ladder(
+    params: Params,
+    cluster: Cluster,
+    mfu: float,
+    checkpointing: bool,
+    headroom: float = 0.1,
+) -> list[ScalePlan]:
+    """`plan_scale` for every ladder scale."""
+    if not 0.0 < mfu <= 1.0:
+        raise ConfigError(f"MFU {mfu} must be in (0, 1]")
+    if not 0.0 <= headroom < 1.0:
+        raise ConfigError(f"memory headroom {headroom} must be in [0, 1)")
+    return [
+        plan_scale(params, scale, cluster, mfu, checkpointing, headroom)
+        for scale in params.ladder.scales
+    ]

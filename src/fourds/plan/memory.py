@@ -1,0 +1,482 @@
+"""Analytic memory of one MAE pretraining step per device, under FSDP2 on N devices.
+
+The model follows what `fourds.train.pretrain` runs, tensor by tensor, and is checked against
+measured allocator peaks by `benchmarks/memory_model.py`. All sizes are bytes on the busiest
+device (rank 0, which holds the largest shard of every parameter). Assumptions:
+
+- State. FSDP2 shards each parameter along dim 0 in `ceil(rows / N)`-row chunks (rank 0 holds
+  the first, full chunk; a [1, ...] parameter such as a positional embedding is held whole by
+  rank 0). Per local element: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two fp32
+  moments (8 B). A single process (N = 1) holds the same 16 B per parameter.
+- Unsharded copies ("gathered"), in the compute dtype. With N > 1 the root unit (every
+  parameter outside a transformer block) stays unsharded from the start of the forward pass to
+  the end of the backward pass (FSDP2 does not reshard the root after forward); the forward
+  pass ends with the last block's all-gather buffer still allocated. While a block runs
+  backward: the root's parameters and gradients, the block's parameters and gradients, the next
+  block's prefetched parameters, and the fp32 reduce-scatter input of the block just done. A
+  single process in bf16 runs under autocast, which keeps a bf16 copy of every weight for the
+  backward pass.
+- Activations. Counted per clip from the tensors each op saves for backward (compute dtype: 2 B
+  in bf16, 4 B in fp32; LayerNorm statistics and attention log-sum-exp in fp32). A sequential
+  block keeps its input, both LayerNorm outputs, q, k, v, the attention output, the mid-block
+  residual, and the MLP hidden layer before and after GELU: 8*s*d + 2*s*mlp elements; a parallel
+  block 6*s*d + 2*s*mlp; QK-LayerNorm adds 2*s*d; the `math` backend adds the softmax weights
+  (heads*s*s) and a copy of the output (s*d). Fused attention (sdpa, xformers) returns its
+  output in [B, s, heads, head_dim] memory order, so merging heads is a view. With activation
+  checkpointing a block keeps only its input; its activations come back, one block at a time,
+  in its backward pass. Outside the blocks: the token gather keeps the embedded tokens of the
+  whole clip (N*d), and the decoder side its inputs (see `SavedActivations`).
+- Pixels. The prediction (kept by the training loop until the next step's forward pass
+  returns), the target, the difference (saved by the squared error), its square and the loss
+  gradients each hold one clip of values (frames*size*size*3); FSDP's bf16 policy casts the
+  clip, so they are bf16 there and fp32 otherwise.
+- Batch. The fp32 clips on the device, plus the bf16 cast FSDP makes of them; on the CPU also
+  the loader's uint8 batch (on a GPU it stays in host memory).
+- Phases. The pretrain loop clears gradients after the forward pass. The peak is the largest
+  of: the end of the forward pass (with last step's gradients and prediction), the loss's
+  backward (four clip-sized gradients and temporaries), each block's backward (blocks after it
+  done: their activations freed, their gradients made; with checkpointing, its recomputed
+  activations), and the optimizer step (foreach AdamW on a GPU allocates one fp32 temporary per
+  local parameter; on the CPU AdamW runs per parameter).
+- Not counted: the CUDA context, communication library buffers, kernel workspaces (such as the
+  tubelet convolution's backward), allocator fragmentation and caching (the figure is the
+  allocator's peak of allocated bytes, what torch.cuda.max_memory_allocated reports), and the
+  loader's prefetched batches in host memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+
+import torch
+
+from fourds.config import MAEConfig, ModelConfig, Params
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import Block, VideoViT, count_parameters
+
+FP32 = 4
+INT64 = 8
+DTYPE_BYTES = {"fp32": 4, "bf16": 2}
+PHASES = ("forward_end", "loss_backward", "block_backward", "optimizer_step")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSetup:
+    """One MAE pretraining step of one encoder, as the pretrain stage runs it.
+
+    Args:
+        frames, size: the clip [frames, size, size, 3].
+        precision: "fp32", or "bf16" (compute; weights, gradients and AdamW stay fp32).
+        attention: the backend: "sdpa", "xformers" or "math".
+        on_gpu: the step runs on a GPU (foreach AdamW; the loader's uint8 batch stays on the
+            host) rather than on the CPU.
+    """
+
+    model: ModelConfig
+    mae: MAEConfig
+    frames: int
+    size: int
+    precision: str
+    activation_checkpointing: bool
+    attention: str
+    on_gpu: bool
+
+    @classmethod
+    def from_params(cls, params: Params, scale: str, on_gpu: bool) -> StepSetup:
+        """The step the pretrain stage runs for ladder scale `scale`."""
+        return cls(
+            model=params.model(scale),
+            mae=params.mae,
+            frames=params.curate.clip_frames,
+            size=params.curate.resolution,
+            precision=params.pretrain.precision,
+            activation_checkpointing=params.pretrain.activation_checkpointing,
+            attention=params.runtime.attention,
+            on_gpu=on_gpu,
+        )
+
+    @property
+    def compute_bytes(self) -> int:
+        """Bytes per element of activations and unsharded weights (2 in bf16, 4 in fp32)."""
+        return DTYPE_BYTES[self.precision]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockShape:
+    """A transformer block as run on `tokens` tokens per clip."""
+
+    tokens: int
+    width: int
+    mlp: int
+    heads: int
+    qk_norm: bool = False
+    parallel: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokens:
+    """Token and pixel counts per clip."""
+
+    full: int  # tubelets in the clip (N)
+    visible: int  # tokens the encoder sees (n)
+    queries: int  # 4DS query tokens (0 with the MAE-ST decoder)
+    pixels: int  # frames * size * size * 3
+
+
+def local_elements(shapes: tuple[torch.Size, ...], devices: int) -> int:
+    """Elements rank 0 holds of `shapes` when each is sharded along dim 0 over `devices`
+    (FSDP2: `ceil(rows / devices)` rows per rank; the first rank's chunk is always full)."""
+    return sum(math.ceil(shape[0] / devices) * math.prod(shape[1:]) for shape in shapes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterLayout:
+    """Parameter shapes of the MAE by FSDP unit: each transformer block (forward order), and
+    the root (everything else: embeddings, decoder projections and head, query tokens)."""
+
+    blocks: tuple[tuple[torch.Size, ...], ...]
+    root: tuple[torch.Size, ...]
+    encoder_size: int  # parameters of the encoder alone (the ladder's headline count)
+
+    @functools.cached_property
+    def block_sizes(self) -> list[int]:
+        """Parameters per transformer block, in forward order."""
+        return [local_elements(block, 1) for block in self.blocks]
+
+    @functools.cached_property
+    def root_size(self) -> int:
+        """Parameters outside the transformer blocks."""
+        return local_elements(self.root, 1)
+
+    @functools.cached_property
+    def total(self) -> int:
+        """Number of trained parameters (encoder and decoder)."""
+        return self.root_size + sum(self.block_sizes)
+
+    def local(self, devices: int) -> int:
+        """Elements rank 0 holds of all parameters sharded over `devices`."""
+        return local_elements(self.root, devices) + sum(
+            local_elements(block, devices) for block in self.blocks
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceMemory:
+    """Memory of one training step on the busiest device, in bytes.
+
+    weights, gradients, optimizer: the (sharded) fp32 training state; gathered: the most
+    unsharded copies FSDP (or autocast) holds at once; batch: the clips and masks on the device;
+    activations: what the forward pass saves for backward; phases: the total at each point of
+    the step where the peak can be (see the module docstring); peak: the largest of them.
+    """
+
+    weights: int
+    gradients: int
+    optimizer: int
+    gathered: int
+    batch: int
+    activations: int
+    phases: dict[str, int]
+
+    @property
+    def state(self) -> int:
+        """Weights, gradients and optimizer state."""
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def peak(self) -> int:
+        return max(self.phases.values())
+
+    @property
+    def peak_phase(self) -> str:
+        return max(self.phases, key=self.phases.__getitem__)
+
+
+def token_counts(setup: StepSetup) -> Tokens:
+    """Tokens per clip: all, visible (as fourds.models.mae masks them) and query tokens."""
+    t, p, q = setup.model.tubelet
+    grid = (setup.frames // t, setup.size // p, setup.size // q)
+    full = math.prod(grid)
+    keep = 1.0 - setup.mae.mask_ratio
+    if setup.mae.mask_type == "tube":
+        visible = grid[0] * max(1, round(grid[1] * grid[2] * keep))
+    else:
+        visible = max(1, round(full * keep))
+    queries = 0
+    if setup.mae.decoder == "queries":
+        queries = math.prod(g // s for g, s in zip(grid, setup.mae.query_stride, strict=True))
+    return Tokens(full, visible, queries, setup.frames * setup.size * setup.size * 3)
+
+
+def block_shapes(setup: StepSetup) -> list[BlockShape]:
+    """Every transformer block of the MAE in forward order, with its tokens per clip.
+
+    Encoder blocks see the visible tokens; with the 4DS scheme the last `query_blocks` also the
+    query tokens; the MAE-ST decoder's blocks see every tubelet.
+    """
+    cfg, mae, tokens = setup.model, setup.mae, token_counts(setup)
+    shared = mae.query_blocks if mae.decoder == "queries" else 0
+    encoder = [
+        BlockShape(
+            tokens.visible + (tokens.queries if index >= cfg.depth - shared else 0),
+            cfg.width,
+            cfg.mlp_dim,
+            cfg.heads,
+            cfg.qk_norm,
+            cfg.parallel_blocks,
+        )
+        for index in range(cfg.depth)
+    ]
+    if mae.decoder == "queries":
+        return encoder
+    width = mae.decoder_width
+    decoder = BlockShape(tokens.full, width, 4 * width, mae.decoder_heads)
+    return encoder + [decoder] * mae.decoder_depth
+
+
+@functools.cache
+def parameter_layout(setup: StepSetup) -> ParameterLayout:
+    """Parameter shapes of the MAE, built on the meta device (no memory, also for 22B)."""
+    with torch.device("meta"):
+        encoder = VideoViT(setup.model, setup.frames, setup.size, setup.attention)
+        model = MaskedAutoencoder(encoder, setup.mae, setup.attention)
+    blocks = [module for module in model.modules() if isinstance(module, Block)]
+    in_blocks = {id(p) for block in blocks for p in block.parameters()}
+    return ParameterLayout(
+        blocks=tuple(tuple(p.shape for p in block.parameters()) for block in blocks),
+        root=tuple(p.shape for p in model.parameters() if id(p) not in in_blocks),
+        encoder_size=count_parameters(encoder),
+    )
+
+
+def block_activation_bytes(block: BlockShape, compute_bytes: int, attention: str) -> int:
+    """Bytes one block saves for its backward pass per clip, its input included.
+
+    Sequential: 8*s*d + 2*s*mlp elements (input, two LayerNorm outputs, q, k and v, attention
+    output, mid-block residual, MLP hidden before and after GELU); parallel: 6*s*d + 2*s*mlp;
+    QK-LayerNorm: + 2*s*d; `math` attention: + heads*s*s softmax weights and an s*d copy of
+    the output; plus fp32 LayerNorm statistics (2 per token and LayerNorm) and, for fused
+    attention, the fp32 log-sum-exp (heads*s).
+    """
+    s, d = block.tokens, block.width
+    elements = (6 if block.parallel else 8) * s * d + 2 * s * block.mlp
+    layer_norms = s * (1 if block.parallel else 2)
+    if block.qk_norm:
+        elements += 2 * s * d
+        layer_norms += 2 * block.heads * s
+    if attention == "math":
+        elements += block.heads * s * s + s * d
+        statistics = 2 * layer_norms
+    else:
+        statistics = 2 * layer_norms + block.heads * s
+    return elements * compute_bytes + statistics * FP32
+
+
+def block_backward_bytes(
+    block: BlockShape, compute_bytes: int, attention: str, checkpointing: bool
+) -> int:
+    """What one block's backward pass adds per clip on top of the saved activations.
+
+    The widest moment is GELU's backward: the gradient arriving at the block (s*d) and the
+    gradients of the MLP hidden layer after and before GELU (2*s*mlp), while the GELU output
+    (s*mlp, kept only for the second MLP matmul) is already freed. With activation
+    checkpointing the block's activations (all but its input) are recomputed first.
+    """
+    s, d, c = block.tokens, block.width, compute_bytes
+    extra = (s * d + block.mlp * s) * c
+    if checkpointing:
+        extra += block_activation_bytes(block, c, attention) - s * d * c
+    return extra
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedActivations:
+    """Bytes per clip the forward pass leaves for the backward pass, by when they are released.
+
+    embedding: the embedded tokens of the whole clip, kept by the token gather (N*d) until the
+        end of the backward pass. encoder_output: kept by the MAE-ST decoder's input projection
+        until the decoder blocks are done (0 with queries). head: the last block's output and
+        the final LayerNorm output, kept by the pixel head (released first). blocks: per block
+        in forward order (`block_activation_bytes`, or its input alone with activation
+        checkpointing). prediction: the predicted pixels, which the training loop holds until
+        the next step's forward pass returns. difference: prediction - target, kept by the
+        squared error.
+    """
+
+    embedding: int
+    encoder_output: int
+    head: int
+    blocks: tuple[int, ...]
+    prediction: int
+    difference: int
+
+    @property
+    def total(self) -> int:
+        """Everything saved at the end of the forward pass, per clip."""
+        return (
+            self.embedding
+            + self.encoder_output
+            + self.head
+            + sum(self.blocks)
+            + self.prediction
+            + self.difference
+        )
+
+
+def saved_activations(setup: StepSetup, devices: int, checkpointing: bool) -> SavedActivations:
+    """What one clip's forward pass saves for backward (see `SavedActivations`)."""
+    tokens, c, width = token_counts(setup), setup.compute_bytes, setup.model.width
+    if setup.mae.decoder == "queries":
+        encoder_output = 0
+        head = ((tokens.visible + 2 * tokens.queries) * width) * c + 2 * tokens.queries * FP32
+    else:
+        encoder_output = tokens.visible * width * c
+        head = 2 * tokens.full * setup.mae.decoder_width * c + 2 * tokens.full * FP32
+    blocks = tuple(
+        block.tokens * block.width * c
+        if checkpointing
+        else block_activation_bytes(block, c, setup.attention)
+        for block in block_shapes(setup)
+    )
+    return SavedActivations(
+        embedding=tokens.full * width * c,
+        encoder_output=encoder_output,
+        head=head,
+        blocks=blocks,
+        prediction=tokens.pixels * c,
+        difference=pixel_bytes(setup, devices)[1],
+    )
+
+
+def pixel_bytes(setup: StepSetup, devices: int) -> tuple[int, int]:
+    """(bytes per clip of a clip-sized tensor in the input dtype, in the loss dtype).
+
+    FSDP's bf16 policy casts the clip to bf16, so target and difference are bf16; a single
+    process (fp32, or bf16 under autocast with an fp32 target) computes the loss in fp32.
+    """
+    pixels = token_counts(setup).pixels
+    input_bytes = setup.compute_bytes if devices > 1 else FP32
+    return pixels * input_bytes, pixels * max(input_bytes, setup.compute_bytes)
+
+
+def batch_bytes(setup: StepSetup, devices: int) -> int:
+    """Bytes per clip of the batch on the device: fp32 clip, FSDP's bf16 cast of it, the
+    loader's uint8 clip (CPU only), the visible-token indices (int64) and the mask (bool)."""
+    tokens = token_counts(setup)
+    elements = tokens.pixels
+    size = elements * FP32 + tokens.visible * INT64 + tokens.full
+    if devices > 1 and setup.precision == "bf16":
+        size += elements * setup.compute_bytes
+    if not setup.on_gpu:
+        size += elements
+    return size
+
+
+def memory_per_device(
+    setup: StepSetup, devices: int, clips: int, checkpointing: bool | None = None
+) -> DeviceMemory:
+    """Peak memory of one training step on the busiest of `devices` FSDP ranks.
+
+    Args:
+        clips: clips per device (the global batch / devices).
+        checkpointing: activation checkpointing; None takes `setup.activation_checkpointing`.
+    """
+    if checkpointing is None:
+        checkpointing = setup.activation_checkpointing
+    layout, c = parameter_layout(setup), setup.compute_bytes
+    saved = saved_activations(setup, devices, checkpointing)
+    local = layout.local(devices)
+    weights, gradients, optimizer = FP32 * local, FP32 * local, 2 * FP32 * local
+    state = weights + gradients + optimizer
+    batch = clips * batch_bytes(setup, devices)
+    input_pixels, loss_pixels = pixel_bytes(setup, devices)
+    if devices > 1:  # the unsharded root, and the last block's all-gather buffer
+        forward_copies = c * (layout.root_size + layout.block_sizes[-1])
+    else:  # autocast's bf16 copies of the weights, saved for the backward pass
+        forward_copies = 2 * layout.total if setup.precision == "bf16" else 0
+    backward = _block_backward(setup, layout, saved, devices, clips, checkpointing)
+    phases = {
+        # the squared error being taken: target, difference and its square exist, and so do the
+        # last step's prediction and gradients (both released only after the forward pass)
+        "forward_end": state
+        + forward_copies
+        + batch
+        + clips * (saved.total + saved.prediction + input_pixels + loss_pixels),
+        # the mean's gradient, then pow's backward (x^1, 2x and grad * 2x): four clip tensors
+        "loss_backward": weights
+        + optimizer
+        + forward_copies
+        + batch
+        + clips * (saved.total + 4 * loss_pixels),
+        "block_backward": weights + optimizer + batch + max(backward),
+        "optimizer_step": state
+        + (FP32 * local if setup.on_gpu else 0)
+        + batch
+        + clips * saved.prediction,
+    }
+    return DeviceMemory(
+        weights=weights,
+        gradients=gradients,
+        optimizer=optimizer,
+        gathered=max(
+            forward_copies,
+            *(_backward_copies(setup, layout, i, devices) for i in range(len(layout.blocks))),
+        ),
+        batch=batch,
+        activations=clips * saved.total,
+        phases=phases,
+    )
+
+
+def _backward_copies(setup: StepSetup, layout: ParameterLayout, index: int, devices: int) -> int:
+    """Unsharded copies while block `index` runs backward.
+
+    FSDP: the root's parameters and gradients, this block's parameters and gradients, the next
+    block's prefetched parameters (compute dtype), and the fp32 reduce-scatter input of the
+    block just done. A single process: autocast's bf16 weight copies, if any.
+    """
+    c, sizes = setup.compute_bytes, layout.block_sizes
+    if devices == 1:
+        return 2 * layout.total if setup.precision == "bf16" else 0
+    prefetched = sizes[index - 1] if index > 0 else 0
+    reducing = sizes[index + 1] if index + 1 < len(sizes) else 0
+    return c * (2 * layout.root_size + 2 * sizes[index] + prefetched) + FP32 * reducing
+
+
+def _block_backward(
+    setup: StepSetup,
+    layout: ParameterLayout,
+    saved: SavedActivations,
+    devices: int,
+    clips: int,
+    checkpointing: bool,
+) -> list[int]:
+    """Memory beyond weights, AdamW state and batch while each block runs backward (forward
+    order).
+
+    The blocks after it are done: their activations are freed and their gradients exist
+    (sharded after the reduce-scatter; a single process also has the root's gradients, the
+    pixel head's coming first). Still saved: the embedding, the blocks up to this one, the
+    encoder output while a decoder block runs, and the prediction.
+    """
+    local = [local_elements(shapes, devices) for shapes in layout.blocks]
+    done = [sum(local) - before for before in itertools.accumulate(local)]
+    kept = list(itertools.accumulate(saved.blocks))
+    root_gradients = FP32 * layout.root_size if devices == 1 else 0
+    totals = []
+    for index, block in enumerate(block_shapes(setup)):
+        in_decoder = index >= setup.model.depth
+        alive = (
+            saved.embedding
+            + (saved.encoder_output if in_decoder else 0)
+            + kept[index]
+            + saved.prediction
+            + block_backward_bytes(block, setup.compute_bytes, setup.attention, checkpointing)
+        )
+        gradients = FP32 * done[index] + root_gradients
+        copies = _backward_copies(setup, layout, index, devices)
+        totals.append(gradients + copies + clips * alive)
+    return totals

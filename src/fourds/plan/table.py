@@ -1,0 +1,98 @@
+"""The plan as text: `fourds plan` prints this."""
+
+from __future__ import annotations
+
+from fourds.config import Params
+from fourds.plan.cluster import Cluster
+from fourds.plan.ladder import ScalePlan
+
+GIB = 2**30
+
+
+def count(value: float) -> str:
+    """A parameter count as 22.5M or 1.86B."""
+    if value >= 1e9:
+        return f"{value / 1e9:.2f}B"
+    return f"{value / 1e6:.1f}M"
+
+
+def gib(value: float) -> str:
+    return f"{value / GIB:.2f}"
+
+
+def row(cells: list[str], widths: list[int]) -> str:
+    """The first cell left-aligned, the rest right-aligned."""
+    first, *rest = cells
+    return first.ljust(widths[0]) + "".join(
+        cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)
+    )
+
+
+def format_plan(
+    plans: list[ScalePlan],
+    params: Params,
+    cluster: Cluster,
+    mfu: float,
+    checkpointing: bool,
+    headroom: float,
+) -> str:
+    """Header lines, a memory table and a time table, one row per scale."""
+    pretrain, curate = params.pretrain, params.curate
+    clip = f"{curate.clip_frames}x{curate.resolution}x{curate.resolution}"
+    usable = cluster.gpu.memory_bytes * (1.0 - headroom)
+    lines = [
+        f"ladder {params.ladder.name} on {cluster.describe()}",
+        f"schedule: {pretrain.steps:,} steps x {pretrain.batch_size:,} clips of {clip}, "
+        f"{pretrain.precision}, activation checkpointing {'on' if checkpointing else 'off'}, "
+        f"MFU {mfu:g}",
+        "",
+        f"memory per GPU at {cluster.count} GPUs ({plans[0].clips_per_gpu} clips each), GiB; "
+        f"usable {usable / GIB:.1f} GiB ({headroom:.0%} headroom); act = activations saved "
+        "for backward without / with checkpointing",
+    ]
+    memory_columns = [
+        "scale", "encoder", "trained", "weights", "grads", "AdamW", "gathered", "batch",
+        "act off", "act on", "peak", "fits", "min GPUs",
+    ]  # fmt: skip
+    widths = [8, 9, 9, 9, 8, 8, 10, 8, 9, 8, 8, 6, 10]
+    lines.append(row(memory_columns, widths))
+    for plan in plans:
+        memory = plan.memory
+        cells = [
+            plan.scale,
+            count(plan.encoder_params),
+            count(plan.trained_params),
+            gib(memory.weights),
+            gib(memory.gradients),
+            gib(memory.optimizer),
+            gib(memory.gathered),
+            gib(memory.batch),
+            gib(plan.activations_off),
+            gib(plan.activations_on),
+            gib(memory.peak),
+            "yes" if plan.fits else "no",
+            "-" if plan.min_gpus is None else str(plan.min_gpus),
+        ]
+        lines.append(row(cells, widths))
+    lines += [
+        "",
+        f"time at {cluster.count} GPUs: compute at MFU {mfu:g}, FSDP communication, step (the "
+        f"longer), for {pretrain.steps:,} steps",
+    ]
+    time_columns = [
+        "scale", "TFLOP/clip", "compute ms", "comm ms", "step ms", "wall hours", "GPU-hours",
+    ]  # fmt: skip
+    widths = [8, 12, 12, 10, 10, 12, 12]
+    lines.append(row(time_columns, widths))
+    for plan in plans:
+        cells = [
+            plan.scale,
+            f"{plan.flops_per_clip / 1e12:.3f}",
+            f"{plan.compute_s * 1e3:,.1f}",
+            f"{plan.comm_s * 1e3:,.1f}",
+            f"{plan.step_s * 1e3:,.1f}",
+            f"{plan.wall_hours:,.1f}",
+            f"{plan.gpu_hours:,.0f}",
+        ]
+        lines.append(row(cells, widths))
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""fourds plan: the memory arithmetic worked by hand on a tiny MAE, GPU counts, time and
+GPU-hours, the CLI on the 4DS ladder, and the memory model against a measured peak."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+import torch
+
+from fourds.cli import main
+from fourds.config import ConfigError, ModelConfig, load_params
+from fourds.plan.cluster import (
+    GB,
+    GPUS,
+    INTERCONNECTS,
+    Cluster,
+    compute_seconds,
+    fsdp_traffic_bytes,
+    gpu_hours,
+    make_cluster,
+)
+from fourds.plan.ladder import divisors, plan_ladder, smallest_fitting_count
+from fourds.plan.ladder import training_flops_per_clip as extended_flops
+from fourds.plan.memory import (
+    BlockShape,
+    StepSetup,
+    Tokens,
+    block_activation_bytes,
+    block_backward_bytes,
+    local_elements,
+    memory_per_device,
+    parameter_layout,
+    saved_activations,
+    token_counts,
+)
+from fourds.train.distributed import DistEnv
+from fourds.train.throughput import training_flops_per_clip
+from tests.conftest import REPO_ROOT, tiny_mae_config
+
+# One block of width 8 on 2x8x8 clips, tubelet 2x4x4: a 1x2x2 grid of 4 tokens, 2 visible.
+TINY = ModelConfig(
+    width=8,
+    depth=1,
+    heads=2,
+    mlp_dim=32,
+    tubelet=(2, 4, 4),
+    qk_norm=False,
+    parallel_blocks=False,
+    bias=True,
+)
+TINY_MAE = tiny_mae_config(mask_ratio=0.5, decoder_width=4, decoder_depth=1, decoder_heads=2)
+
+
+def tiny_setup(**changes) -> StepSetup:
+    fields = dict(
+        model=TINY,
+        mae=TINY_MAE,
+        frames=2,
+        size=8,
+        precision="fp32",
+        activation_checkpointing=False,
+        attention="sdpa",
+        on_gpu=True,
+    )
+    return StepSetup(**{**fields, **changes})
+
+
+def test_tokens_and_parameters_by_hand():
+    assert token_counts(tiny_setup()) == Tokens(full=4, visible=2, queries=0, pixels=2 * 8 * 8 * 3)
+    queries = dataclasses.replace(TINY_MAE, decoder="queries", query_stride=(1, 2, 2))
+    assert token_counts(tiny_setup(mae=queries)).queries == 1  # one 2x8x8 coarse patch
+    layout = parameter_layout(tiny_setup())
+    # Encoder: conv 3*2*4*4*8 + 8 = 776, positions 4*8 = 32, block: 2 LayerNorms 32, q 72,
+    # kv 144, proj 72, MLP 8*32+32 + 32*8+8 = 552 -> 872. Decoder: input 36, mask token 4,
+    # positions 16, block of width 4 (MLP 16) 244, LayerNorm 8, head 4*96+96 = 480 -> 788.
+    assert layout.encoder_size == 776 + 32 + 872
+    assert layout.total == 1680 + 788
+    assert layout.block_sizes == [872, 244]
+
+
+def test_block_activations_by_hand():
+    block = BlockShape(tokens=2, width=8, mlp=32, heads=2)
+    # 8*s*d + 2*s*mlp = 128 + 128 elements; fp32 stats: 2 LayerNorms x 2 x s + heads x s = 12.
+    assert block_activation_bytes(block, 4, "sdpa") == 256 * 4 + 12 * 4
+    assert block_activation_bytes(block, 2, "sdpa") == 256 * 2 + 12 * 4
+    parallel = dataclasses.replace(block, parallel=True)  # 6*s*d + 2*s*mlp; 1 LayerNorm
+    assert block_activation_bytes(parallel, 4, "sdpa") == 224 * 4 + (4 + 4) * 4
+    qk_norm = dataclasses.replace(block, qk_norm=True)  # + q, k normed; per-head statistics
+    assert block_activation_bytes(qk_norm, 4, "sdpa") == 288 * 4 + (24 + 4) * 4
+    # math: + heads*s*s softmax weights and an s*d copy of the output; no log-sum-exp
+    assert block_activation_bytes(block, 4, "math") == (256 + 8 + 16) * 4 + 8 * 4
+    # backward: incoming gradient s*d plus s*mlp net in the MLP; with checkpointing also the
+    # recomputed block minus its kept input
+    assert block_backward_bytes(block, 4, "sdpa", False) == (16 + 64) * 4
+    assert block_backward_bytes(block, 4, "sdpa", True) == (16 + 64) * 4 + 1072 - 16 * 4
+
+
+def test_saved_activations_by_hand():
+    saved = saved_activations(tiny_setup(), 1, checkpointing=False)
+    assert saved.embedding == 4 * 8 * 4  # all 4 embedded tokens, kept by the gather
+    assert saved.encoder_output == 2 * 8 * 4  # 2 visible tokens, kept by the decoder input
+    assert saved.head == 2 * 4 * 4 * 4 + 2 * 4 * 4  # last block output + LayerNorm, stats
+    assert saved.blocks == (1072, 256 * 4 + 24 * 4)  # decoder block: s=4, d=4, mlp=16
+    assert saved.prediction == saved.difference == 384 * 4
+    checkpointed = saved_activations(tiny_setup(), 1, checkpointing=True)
+    assert checkpointed.blocks == (2 * 8 * 4, 4 * 4 * 4)  # block inputs only
+
+
+def test_sharding_and_training_state_by_hand():
+    assert local_elements(((10, 3),), 1) == 30
+    assert local_elements(((10, 3),), 4) == 3 * 3  # ceil(10 / 4) rows on rank 0
+    assert local_elements(((1, 10, 8),), 4) == 80  # one row: rank 0 holds it whole
+    setup, layout = tiny_setup(), parameter_layout(tiny_setup())
+    single = memory_per_device(setup, devices=1, clips=2)
+    assert (single.weights, single.gradients, single.optimizer) == (
+        4 * 2468,
+        4 * 2468,
+        8 * 2468,
+    )
+    sharded = memory_per_device(setup, devices=2, clips=1)
+    assert sharded.state == 16 * layout.local(2)
+    assert 2468 / 2 < layout.local(2) < 2468  # positional embeddings stay whole on rank 0
+    assert sharded.peak == max(sharded.phases.values())
+
+
+def test_checkpointing_saves_memory_and_bf16_halves_activations():
+    setup = tiny_setup()
+    full, checkpointed = (memory_per_device(setup, 2, 4, ckpt) for ckpt in (False, True))
+    assert checkpointed.activations < full.activations
+    bf16 = memory_per_device(tiny_setup(precision="bf16"), 2, 4, False)
+    assert bf16.activations < full.activations
+    assert bf16.state == full.state  # fp32 weights, gradients and AdamW in both
+
+
+def test_smallest_gpu_count_is_the_first_divisor_that_fits():
+    assert divisors(12) == [1, 2, 3, 4, 6, 12]
+    setup = tiny_setup()
+    peaks = {n: memory_per_device(setup, n, 8 // n, False).peak for n in divisors(8)}
+    assert peaks[1] > peaks[2] > peaks[4] > peaks[8]
+    assert smallest_fitting_count(setup, 8, peaks[2], False) == 2
+    assert smallest_fitting_count(setup, 8, peaks[2] - 1, False) == 4
+    assert smallest_fitting_count(setup, 8, 10 * peaks[1], False) == 1
+    assert smallest_fitting_count(setup, 8, peaks[8] - 1, False) is None
+
+
+def test_time_and_gpu_hours_by_hand():
+    assert compute_seconds(1e12, 4, peak=1e15, mfu=0.5) == pytest.approx(0.008)
+    assert fsdp_traffic_bytes(1000, 4, compute_bytes=2) == pytest.approx(0.75 * 1000 * 8)
+    assert gpu_hours(2.0, 1800, 8) == pytest.approx(8.0)
+    cluster = Cluster(GPUS["h100"], 16, INTERCONNECTS["infiniband"])
+    assert cluster.bandwidth(8) == 450 * GB  # inside one node: NVLink
+    assert cluster.bandwidth(16) == 50 * GB
+    assert Cluster(GPUS["a100"], 64, INTERCONNECTS["nvlink"]).bandwidth(64) == 300 * GB
+    with pytest.raises(ConfigError, match="unknown GPU 'v100'"):
+        make_cluster("v100", 8, "infiniband")
+
+
+def compose(ladder: str, path) -> None:
+    """`fourds params ladder=<ladder> --out <path>`."""
+    experiments = str(REPO_ROOT / "experiments")
+    main(["params", f"ladder={ladder}", "--experiments", experiments, "--out", str(path)])
+
+
+def test_ladder_plan_is_consistent(tmp_path):
+    compose("smoke", tmp_path / "params.yaml")
+    params = load_params(tmp_path / "params.yaml")
+    cluster = make_cluster("a100", 4, "infiniband")
+    plans = plan_ladder(params, cluster, mfu=0.5, checkpointing=False)
+    assert [plan.scale for plan in plans] == list(params.ladder.scales)
+    for plan in plans:
+        assert plan.clips_per_gpu == params.pretrain.batch_size // 4
+        flops = plan.flops_per_clip * plan.clips_per_gpu
+        assert plan.compute_s == pytest.approx(flops / (GPUS["a100"].peak_flops("fp32") * 0.5))
+        assert plan.step_s == max(plan.compute_s, plan.comm_s)
+        steps = params.pretrain.steps
+        assert plan.gpu_hours == pytest.approx(plan.step_s * steps * 4 / 3600)
+        assert plan.fits and plan.min_gpus == 1
+    with pytest.raises(ConfigError, match="not divisible by 3 GPUs"):
+        plan_ladder(params, make_cluster("a100", 3, "infiniband"), 0.5, False)
+
+
+@pytest.mark.parametrize("decoder", ["mae_st", "queries"])
+def test_flops_extended_from_two_depths_equal_the_full_count(decoder):
+    model = dataclasses.replace(TINY, depth=5)
+    mae = dataclasses.replace(TINY_MAE, decoder=decoder, query_blocks=2, query_stride=(1, 1, 1))
+    setup = tiny_setup(model=model, mae=mae)
+    assert extended_flops(setup) == training_flops_per_clip(model, mae, 2, 8)
+
+
+def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    compose("4ds", path)
+    assert main(["plan", "--params", str(path), "--gpu", "h200", "--gpus", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "64 x H200 SXM 141GB" in out and "100,000 steps x 1,024 clips of 16x224x224" in out
+    memory, time = out.split("\ntime at ")
+    scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
+    for table in (memory, time):
+        rows = [line.split() for line in table.splitlines() if line.startswith("4ds_")]
+        assert [row[0] for row in rows] == scales
+    j = memory.splitlines()[-1].split()
+    assert j[:3] == ["4ds_j", "21.76B", "21.80B"]  # encoder, everything trained
+    assert main(["plan", "--params", str(path), "--gpus", "100"]) == 2
+    assert "not divisible by 100 GPUs" in capsys.readouterr().err
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread (a tiny model steps many times faster on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_predicted_peak_is_within_15_percent_of_the_measured_one(
+    monkeypatch, one_thread, checkpointing
+):
+    # Real steps of the pretrain loop, peak bytes allocated replayed from the profiler
+    # (benchmarks/memory_model.py runs the same measurement at every scale that fits here).
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    memory_model = importlib.import_module("memory_model")
+    case = memory_model.Case("smoke_s", ("ladder=smoke",), 4, 1, "fp32", checkpointing)
+    measured = memory_model.measure(case, DistEnv())["peak_bytes"]
+    predicted = memory_per_device(case.setup(on_gpu=False), 1, 4).peak
+    assert abs(predicted / measured - 1) <= 0.15
