@@ -152,3 +152,14 @@ def test_query_decoding_predicts_coarse_patches_from_the_last_blocks():
     # tokens' path, and the queries themselves get gradients.
     assert model.decoder.queries.grad.abs().sum() > 0
     assert model.encoder.blocks[0].attn.q.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("decoder", ["mae_st", "queries"])
+def test_a_bf16_autocast_step_runs_with_either_decoder(decoder):
+    """The fp32 mask token meets bf16 projections under autocast (a dtype mismatch once)."""
+    model = MaskedAutoencoder(VideoViT(TINY, 4, 16), tiny_mae_config(decoder=decoder))
+    keep, mask = random_masking(2, model.encoder.num_tokens, 0.75)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(torch.rand(2, 4, 16, 16, 3), keep, mask)[0]
+    loss.float().backward()
+    assert torch.isfinite(loss)

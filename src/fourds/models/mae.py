@@ -108,7 +108,8 @@ class MAEDecoder(nn.Module):
         """visible [B, n_keep, enc_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
         x = self.embed(visible)
         batch, _, width = x.shape
-        full = self.mask_token.expand(batch, self.pos_embed.shape[1], width).clone()
+        # under autocast the projection is bf16 while the mask token stays fp32
+        full = self.mask_token.to(x.dtype).expand(batch, self.pos_embed.shape[1], width).clone()
         full.scatter_(1, keep_index[..., None].expand(-1, -1, width), x)
         x = full + self.pos_embed
         for block in self.blocks:
