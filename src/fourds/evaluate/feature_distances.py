@@ -5,8 +5,10 @@ Two feature extractors (`EXTRACTORS`):
 - `fourds`: a frozen fourds encoder, registered with torch-fidelity as "fourds-encoder". A
   frame is repeated to the encoder's frame count (a static clip: the encoder's positional
   embedding fixes its input shape, and frames give many more samples than clips for the
-  covariances FID needs), resized to its input size if needed, encoded by every block, and its
-  tokens mean-pooled: one vector of the encoder's width per frame.
+  covariances FID needs), resized to its input size if needed and encoded by every block; its
+  tokens are normalised (a LayerNorm without parameters, as the readouts normalise frozen
+  features: the encoder has no final norm, and raw token scales would dominate KID's cubic
+  kernel) and mean-pooled: one vector of the encoder's width per frame.
 - `inception`: torch-fidelity's InceptionV3 ("inception-v3-compat", 2048-d pool features), the
   standard FID network, from a local weights file.
 
@@ -112,7 +114,8 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
         clip = x.permute(0, 2, 3, 1)[:, None].expand(-1, self.frames, -1, -1, -1)
-        return (self.encoder(clip).mean(dim=1),)
+        tokens = self.encoder(clip)  # [B, N, width]
+        return (F.layer_norm(tokens, tokens.shape[-1:]).mean(dim=1),)
 
 
 torch_fidelity.register_feature_extractor(EXTRACTORS["fourds"], FourdsEncoderFeatures)
