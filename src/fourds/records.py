@@ -18,7 +18,17 @@ import yaml
 
 from fourds.config.operative import operative_config
 
-RECORDED_PACKAGES = ("fourds", "torch", "numpy", "av", "dvc", "hydra-core", "papermill")
+RECORDED_PACKAGES = (
+    "fourds",
+    "torch",
+    "numpy",
+    "av",
+    "dvc",
+    "hydra-core",
+    "gin-config",
+    "torch-fidelity",
+    "papermill",
+)
 
 
 @contextlib.contextmanager
