@@ -115,13 +115,14 @@ def paired_video(annotation: Path) -> Path:
 
 def _camera_sample(camera_path: Path, size: int) -> Sample:
     """A RealEstate10K clip: the video frames its camera lines name, with their cameras."""
-    video = decode_video(paired_video(camera_path), size, crop="stretch")
+    video_path = paired_video(camera_path)
+    video = decode_video(video_path, size, crop="stretch")
     track = read_camera_file(camera_path, size, size)
     index = np.round(track.timestamps * video.fps).astype(np.int64)
     if index.max() >= len(video.frames):
         raise ValueError(
             f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
-            f"{paired_video(camera_path).name} ({len(video.frames)} frames at {video.fps:g} fps)"
+            f"{video_path.name} ({len(video.frames)} frames at {video.fps:g} fps)"
         )
     return Sample(
         name=camera_path.name,

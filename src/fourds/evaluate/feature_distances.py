@@ -93,8 +93,6 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
         if feature_extractor_weights_path is None:
             raise ValueError(f"{name} needs feature_extractor_weights_path: a fourds weights file")
         self.encoder = load_encoder(feature_extractor_weights_path)
-        (t, p, _), grid = self.encoder.cfg.tubelet, self.encoder.grid
-        self.frames, self.size = grid[0] * t, grid[1] * p
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:
@@ -111,9 +109,10 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor]:
         """images uint8 [B, 3, H, W] -> (features [B, width] float32,)."""
         x = images.float() / 255.0
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
-        clip = x.permute(0, 2, 3, 1)[:, None].expand(-1, self.frames, -1, -1, -1)
+        size = self.encoder.size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+        clip = x.permute(0, 2, 3, 1)[:, None].expand(-1, self.encoder.frames, -1, -1, -1)
         tokens = self.encoder(clip)  # [B, N, width]
         return (F.layer_norm(tokens, tokens.shape[-1:]).mean(dim=1),)
 

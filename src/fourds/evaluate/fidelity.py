@@ -27,12 +27,8 @@ import torch
 from fourds.config import ConfigError, Params
 from fourds.data.curate import load_split
 from fourds.evaluate.feature_distances import frame_distances
-from fourds.evaluate.reconstruction import (
-    Reconstruction,
-    psnr,
-    reconstruct,
-    reconstruction_figure,
-)
+from fourds.evaluate.pictures import reconstruction_figure
+from fourds.evaluate.reconstruction import Reconstruction, psnr, reconstruct
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import count_parameters
 from fourds.models.weights import WeightsError, load_mae

@@ -1,4 +1,5 @@
-"""PNG examples of readout predictions for the report: one figure per task.
+"""PNG examples for the report: readout predictions (one figure per task) and MAE
+reconstructions.
 
 Every function takes a few test clips (videos uint8 [n, T, H, W, 3]) with their truth and
 prediction, writes one PNG atomically and returns its path.
@@ -14,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fourds.evaluate.reconstruction import Reconstruction  # noqa: E402
 from fourds.records import atomic_path  # noqa: E402
 
 TRUE, PREDICTED = "#2ca02c", "#d62728"
@@ -124,4 +126,25 @@ def labels_figure(videos, true_names, predicted_names, path: Path) -> Path:
         colour = TRUE if true == predicted else PREDICTED
         axis.set_title(f"true {true}\npredicted {predicted}", fontsize=8, color=colour)
         axis.axis("off")
+    return _save(figure, path)
+
+
+def reconstruction_figure(reconstruction: Reconstruction, frames: list[int], path: Path) -> Path:
+    """Per clip three rows, masked input / reconstruction / target, over `frames`."""
+    rows = [("masked", reconstruction.masked_input), ("reconstruction", reconstruction.composite),
+            ("target", reconstruction.target)]  # fmt: skip
+    clips = len(reconstruction.target)
+    figure, axes = plt.subplots(3 * clips, len(frames), squeeze=False,
+                                figsize=(1.2 * len(frames), 1.2 * 3 * clips))  # fmt: skip
+    for clip in range(clips):
+        for offset, (label, video) in enumerate(rows):
+            for column, frame in enumerate(frames):
+                axis = axes[3 * clip + offset, column]
+                axis.imshow(np.asarray(video[clip, frame]), interpolation="nearest")
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if column == 0:
+                    axis.set_ylabel(f"clip {clip}\n{label}", fontsize=6)
+                if clip == 0 and offset == 0:
+                    axis.set_title(f"t={frame}", fontsize=7)
     return _save(figure, path)

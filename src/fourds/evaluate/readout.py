@@ -119,8 +119,7 @@ def train_readout(
 
 def clip_geometry(encoder: VideoViT) -> ClipGeometry:
     """The clips the encoder reads: its tubelet and token grid, frames and square size."""
-    (t, p, _), grid = encoder.cfg.tubelet, encoder.grid
-    return ClipGeometry(encoder.cfg.tubelet, grid, grid[0] * t, grid[1] * p)
+    return ClipGeometry(encoder.cfg.tubelet, encoder.grid, encoder.frames, encoder.size)
 
 
 def converted_readout(

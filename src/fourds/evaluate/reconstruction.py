@@ -1,4 +1,4 @@
-"""MAE reconstructions of clips in pixels, their PSNR, and a picture of them.
+"""MAE reconstructions of clips in pixels, and their PSNR.
 
 A reconstruction keeps the visible patches of the input and takes the masked ones from the
 decoder's prediction (MAE's "reconstruction + visible"). With `norm_pix_loss` the decoder
@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fourds.models.mae import MaskedAutoencoder, patchify, unpatchify  # noqa: E402
-from fourds.records import atomic_path  # noqa: E402
+from fourds.models.mae import MaskedAutoencoder, patchify, unpatchify
+from fourds.models.vit import token_grid
 
 MASKED_GREY = 128  # masked pixels in the "masked input" picture
 
@@ -80,9 +74,7 @@ def reconstruct(
         target = patchify(clips, patch)
         mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
         prediction = prediction * (var + 1e-6).sqrt() + mean
-    frames, height, width = clips.shape[1:4]
-    grid = (frames // patch[0], height // patch[1], width // patch[2])
-    pixels = unpatchify(prediction, patch, grid)
+    pixels = unpatchify(prediction, patch, token_grid(patch, clips.shape[1], clips.shape[2]))
     tubelet = mae.encoder.cfg.tubelet
     per_pixel = mask.to(clips.device, torch.float32)[..., None].expand(-1, -1, math.prod(tubelet))
     masked = unpatchify(per_pixel, tubelet, mae.encoder.grid)[..., 0] > 0.5
@@ -115,29 +107,3 @@ def psnr(
         error = error[where]
     mse = error.mean().item()
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-def reconstruction_figure(reconstruction: Reconstruction, frames: list[int], path: Path) -> Path:
-    """Per clip three rows, masked input / reconstruction / target, over `frames`; one PNG,
-    written atomically."""
-    rows = [("masked", reconstruction.masked_input), ("reconstruction", reconstruction.composite),
-            ("target", reconstruction.target)]  # fmt: skip
-    clips = len(reconstruction.target)
-    figure, axes = plt.subplots(3 * clips, len(frames), squeeze=False,
-                                figsize=(1.2 * len(frames), 1.2 * 3 * clips))  # fmt: skip
-    for clip in range(clips):
-        for offset, (label, video) in enumerate(rows):
-            for column, frame in enumerate(frames):
-                axis = axes[3 * clip + offset, column]
-                axis.imshow(np.asarray(video[clip, frame]), interpolation="nearest")
-                axis.set_xticks([])
-                axis.set_yticks([])
-                if column == 0:
-                    axis.set_ylabel(f"clip {clip}\n{label}", fontsize=6)
-                if clip == 0 and offset == 0:
-                    axis.set_title(f"t={frame}", fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as partial:
-        figure.savefig(partial, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return path

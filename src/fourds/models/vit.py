@@ -80,6 +80,7 @@ class VideoViT(nn.Module):
     def __init__(self, cfg: ModelConfig, frames: int, size: int, backend: str = "sdpa"):
         super().__init__()
         self.cfg = cfg
+        self.frames, self.size = frames, size  # the clip shape [frames, size, size, 3] it reads
         self.grid = token_grid(cfg.tubelet, frames, size)
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
         self.patch_embed = nn.Conv3d(3, cfg.width, kernel_size=cfg.tubelet, stride=cfg.tubelet)

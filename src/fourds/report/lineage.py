@@ -16,6 +16,23 @@ import yaml
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 
 
+def stage_dirs(
+    runs_root: str | Path, scales: list[str], tasks: list[str], regimes: list[str]
+) -> list[Path]:
+    """The output folders of every stage the report shows: curate, then per scale pretrain and
+    fidelity, then every readout (<scale>-<task>-<regime>)."""
+    runs = Path(runs_root)
+    stages = [runs / "curate"]
+    stages += [runs / kind / scale for kind in ("pretrain", "fidelity") for scale in scales]
+    stages += [
+        runs / "readout" / f"{scale}-{task}-{regime}"
+        for scale in scales
+        for task in tasks
+        for regime in regimes
+    ]
+    return stages
+
+
 def inputs_digest(inputs: dict[str, str]) -> str:
     """sha256 over the sorted 'path digest' lines of a run record's inputs."""
     lines = "".join(f"{path} {digest}\n" for path, digest in sorted(inputs.items()))

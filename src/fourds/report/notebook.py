@@ -10,6 +10,7 @@ from nbconvert import HTMLExporter
 
 from fourds.config import Params
 from fourds.records import atomic_path, write_run_record
+from fourds.report.lineage import stage_dirs
 
 
 def run(
@@ -54,23 +55,11 @@ def run(
     html_path = executed.with_suffix(".html")
     with atomic_path(html_path) as partial:
         partial.write_text(html)
-    inputs = [notebook, Path(data_dvc), *_stage_files(params, runs_root)]
+    stages = stage_dirs(
+        runs_root, params.ladder.scales, params.readout.tasks, params.readout.regimes
+    )
+    inputs = [notebook, Path(data_dvc)]
+    inputs += [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
     config = {"ladder": params.ladder, "readout": params.readout}
     write_run_record(out_dir, "report", params_path, inputs, "cpu", config=config)
     return html_path
-
-
-def _stage_files(params: Params, runs_root: Path) -> list[Path]:
-    """The metrics and run records of every stage the report shows."""
-    stages = [
-        runs_root / kind / scale
-        for kind in ("pretrain", "fidelity")
-        for scale in params.ladder.scales
-    ]
-    stages += [
-        runs_root / "readout" / f"{scale}-{task}-{regime}"
-        for scale in params.ladder.scales
-        for task in params.readout.tasks
-        for regime in params.readout.regimes
-    ]
-    return [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
