@@ -60,11 +60,11 @@ from torch.distributed.tensor import DTensor
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from fourds.config import Params
+from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block
 from fourds.plan.memory import StepSetup, memory_per_device
 from fourds.train.distributed import DistEnv, build_sharded, mixed_precision
-from fourds.train.pretrain import build_mae
 
 NAME = "memory_model"
 TARGET = 0.15  # the largest relative error the model may have

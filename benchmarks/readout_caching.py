@@ -22,7 +22,7 @@ import setups
 import torch
 
 from fourds.evaluate.readout import Features, train_readout
-from fourds.evaluate.tasks import ClipGeometry, make_task
+from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT
 
@@ -37,7 +37,7 @@ def training(
     encoder = VideoViT(shape.model, shape.frames, shape.size).to(device).eval()
     encoder.requires_grad_(False)
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
-    task = make_task("depth", geometry, "none")
+    task = make_task("depth", geometry, TaskContext("none", ()))
     task_cfg = params.readouts["depth"]
     blocks = readout_block_count(shape.model.depth, params.readout.readout_depth)
     targets = task.targets({"depth": depth})

@@ -11,6 +11,7 @@ import torch
 
 from fourds.cli import main
 from fourds.config import ConfigError, ModelConfig, load_params
+from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import (
     GB,
     GPUS,
@@ -36,7 +37,6 @@ from fourds.plan.memory import (
     token_counts,
 )
 from fourds.train.distributed import DistEnv
-from fourds.train.throughput import training_flops_per_clip
 from tests.conftest import REPO_ROOT, tiny_mae_config
 
 # One block of width 8 on 2x8x8 clips, tubelet 2x4x4: a 1x2x2 grid of 4 tokens, 2 visible.

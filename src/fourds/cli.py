@@ -1,11 +1,22 @@
-"""The `fourds` command: one subcommand per stage. It parses arguments and loads params only."""
+"""The `fourds` command: one subcommand per stage (fourds.stages) plus tools. It parses
+arguments, loads and validates params, and dispatches."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from fourds.config import ATTENTION_BACKENDS, ConfigError, load_params
+from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
+from fourds.config import load_params as load_schema_params
+
+
+def load_params(path: str) -> Params:
+    """params.yaml checked against the schema and the readout task table."""
+    from fourds.evaluate.tasks import check_readout_params
+
+    params = load_schema_params(path)
+    check_readout_params(params)
+    return params
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -47,8 +58,10 @@ def _zoo(args: argparse.Namespace) -> None:
 
 def _params(args: argparse.Namespace) -> None:
     from fourds.config.compose import write_params
+    from fourds.evaluate.tasks import check_readout_params
 
     params = write_params(args.out, args.overrides, args.experiments)
+    check_readout_params(params)
     print(f"{args.out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 
@@ -67,28 +80,16 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _curate(args: argparse.Namespace) -> None:
-    from fourds.data.curate import run
+    from fourds.stages import curate
 
-    run(load_params(args.params), args.data, args.out, args.params)
+    curate.run(load_params(args.params), args.data, args.out, args.params)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fourds.launch import launch, launched_here
+    from fourds.stages import pretrain
 
     params = load_params(args.params)
-    params.model(args.scale)  # an unknown scale fails here, before any data is loaded
-    if not launched_here(params.launcher):
-        argv = ["pretrain", "--params", str(Path(args.params).resolve()), "--scale", args.scale]
-        argv += ["--curated", str(Path(args.curated).resolve())]
-        argv += ["--out", str(Path(args.out).resolve())]
-        return launch(argv, params.launcher, Path(args.out).resolve() / "slurm")
-
-    from fourds.train.pretrain import run
-
-    run(params, args.scale, args.curated, args.out, args.params)
-    return 0
+    return pretrain.run(params, args.scale, args.curated, args.out, args.params)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -99,36 +100,26 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _readout(args: argparse.Namespace) -> None:
-    from fourds.evaluate.readout import run
+    from fourds.stages import readout
 
-    params = load_params(args.params)
-    if args.task not in params.readout.tasks:
-        raise ConfigError(
-            f"task {args.task!r} is not in readout.tasks={list(params.readout.tasks)}"
-        )
-    if args.regime not in params.readout.regimes:
-        raise ConfigError(
-            f"regime {args.regime!r} is not in readout.regimes={list(params.readout.regimes)}"
-        )
-    run(
-        params, args.scale, args.task, args.regime, args.curated, args.pretrained, args.out,
-        args.params,
+    readout.run(
+        load_params(args.params), args.scale, args.task, args.regime, args.curated,
+        args.pretrained, args.out, args.params,
     )  # fmt: skip
 
 
 def _fidelity(args: argparse.Namespace) -> None:
-    from fourds.evaluate.fidelity import run
+    from fourds.stages import fidelity
 
     params = load_params(args.params)
-    params.model(args.scale)  # an unknown scale fails here, before any data is loaded
-    run(params, args.scale, args.curated, args.pretrain_root, args.out, args.params)
+    fidelity.run(params, args.scale, args.curated, args.pretrain_root, args.out, args.params)
 
 
 def _report(args: argparse.Namespace) -> None:
-    from fourds.report.notebook import run
+    from fourds.stages import report
 
     params = load_params(args.params)
-    print(run(params, args.notebook, args.runs, args.data_dvc, args.out, args.params))
+    print(report.run(params, args.notebook, args.runs, args.data_dvc, args.out, args.params))
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -246,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fourds.data.shards import ShardError
     from fourds.data.video import VideoError
     from fourds.models.convert import ConvertError
     from fourds.models.weights import WeightsError
@@ -254,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = (
         ConfigError,
         ConvertError,
+        ShardError,
         VideoError,
         WeightsError,
         CheckpointError,

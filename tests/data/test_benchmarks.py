@@ -9,8 +9,9 @@ import pytest
 
 from fourds.config import CurateConfig, SourceConfig
 from fourds.data.benchmarks import clips_from_samples, load_readout_split, source_files
-from fourds.data.curate import curate, load_split
+from fourds.data.curate import curate
 from fourds.data.sample import Sample
+from fourds.data.shards import load_split
 from tests.benchmark_files import export_benchmark
 
 FRAMES, SIZE = 4, 16

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fourds.config import CurateConfig
-from fourds.data.curate import curate, load_split, resize_ground_truth
+from fourds.data.curate import curate, resize_ground_truth
+from fourds.data.shards import load_split
 from fourds.data.video import VideoError, read_video
 
 CFG = CurateConfig(4, 2, 16, 3, 0.0, "center")

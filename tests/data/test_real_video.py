@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from fourds.config import CurateConfig
-from fourds.data.curate import curate, load_split
+from fourds.data.curate import curate
 from fourds.data.decode import decode_video
+from fourds.data.shards import load_split
 from fourds.data.video import VideoError
 from tests.data.real_videos import (
     audio_only,

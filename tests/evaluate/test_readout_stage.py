@@ -12,7 +12,8 @@ import yaml
 
 from fourds.cli import main
 from fourds.config import CurateConfig, ModelConfig
-from fourds.data.curate import curate, load_split
+from fourds.data.curate import curate
+from fourds.data.shards import load_split
 from fourds.evaluate.metrics import depth_metrics
 from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder

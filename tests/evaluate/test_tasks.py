@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from fourds.config import CurateConfig
-from fourds.data.curate import curate, load_split
-from fourds.evaluate.tasks import ClipGeometry, make_task
+from fourds.data.curate import curate
+from fourds.data.shards import load_split
+from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.evaluate.tasks.base import select
 from fourds.evaluate.tasks.pose import IDENTITY_6D
 
@@ -46,7 +47,7 @@ def oracle_tracking(targets):
 
 
 def test_tracking_oracle_scores_perfectly(split):
-    task = make_task("tracking", GEOMETRY, "none")
+    task = make_task("tracking", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
     metrics, predictions = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
     for mode in ("", "strided_"):
@@ -59,7 +60,7 @@ def test_tracking_oracle_scores_perfectly(split):
 
 
 def test_tracking_training_queries_sit_on_visible_points(split):
-    task = make_task("tracking", GEOMETRY, "none")
+    task = make_task("tracking", GEOMETRY, TaskContext("none", (split,)))
     batch = task.with_queries(task.targets(split), torch.Generator().manual_seed(0))
     t, y, x = batch["queries"].unbind(-1)
     frame = (t * FRAMES).long()
@@ -70,7 +71,7 @@ def test_tracking_training_queries_sit_on_visible_points(split):
 
 
 def test_box_oracle_scores_perfectly(split):
-    task = make_task("boxes", GEOMETRY, "none")
+    task = make_task("boxes", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
 
     def infer(index, queries):
@@ -83,7 +84,7 @@ def test_box_oracle_scores_perfectly(split):
 
 
 def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
-    task = make_task("pose", GEOMETRY, "none")
+    task = make_task("pose", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
     truth = targets["relative"]
     outputs = torch.cat(
@@ -96,7 +97,7 @@ def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
 
 
 def test_depth_oracle_scores_perfectly(split):
-    task = make_task("depth", GEOMETRY, "median")
+    task = make_task("depth", GEOMETRY, TaskContext("median", (split,)))
     targets = task.targets(split)
     from fourds.models.mae import patchify
 
@@ -106,7 +107,7 @@ def test_depth_oracle_scores_perfectly(split):
 
 
 def test_classification_oracle_scores_perfectly(split):
-    task = make_task("classification", GEOMETRY, "none")
+    task = make_task("classification", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
     logits = torch.nn.functional.one_hot(targets["label"], task.out_dim).float()[:, None]
     metrics, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
@@ -115,7 +116,7 @@ def test_classification_oracle_scores_perfectly(split):
 
 @pytest.mark.parametrize("name", ["depth", "pose", "tracking", "boxes", "classification"])
 def test_every_task_draws_its_examples(split, name, tmp_path):
-    task = make_task(name, GEOMETRY, "none")
+    task = make_task(name, GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
     generator = torch.Generator().manual_seed(0)
 
@@ -133,3 +134,14 @@ def test_every_task_draws_its_examples(split, name, tmp_path):
     )
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_class_labels_come_from_the_clips_of_every_split():
+    train = {"label": np.array(["pan", "orbit", "pan"])}
+    test = {"label": np.array(["static", "pan"])}
+    task = make_task("classification", GEOMETRY, TaskContext("none", (train, test)))
+    assert task.class_names == ("orbit", "pan", "static")
+    assert task.targets(train)["label"].tolist() == [1, 0, 1]
+    assert task.targets(test)["label"].tolist() == [2, 1]
+    with pytest.raises(ValueError, match=r"labels \['dolly'\] are not among the classes"):
+        task.targets({"label": np.array(["dolly"])})

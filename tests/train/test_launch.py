@@ -13,7 +13,7 @@ import yaml
 
 from fourds.config import ConfigError, LauncherConfig
 from fourds.config.schema import parse
-from fourds.launch import LAUNCHED, SlurmTask, launched_here, submit_slurm, torchrun_command
+from fourds.train.launch import LAUNCHED, SlurmTask, launched_here, submit_slurm, torchrun_command
 from tests.conftest import REPO_ROOT
 from tests.train.conftest import CLI, run_pretrain, write_tiny_params
 

@@ -135,8 +135,8 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
     tiny_shards, tmp_path, capsys
 ):
     from fourds.config import load_params
+    from fourds.models.factory import build_mae
     from fourds.models.weights import load_encoder
-    from fourds.train.pretrain import build_mae
 
     params_path = write_tiny_params(tmp_path / "params.yaml", steps=8, checkpoint_every=4)
     out = tmp_path / "run"

@@ -8,8 +8,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from fourds.atomic import atomic_path
 from fourds.config.schema import Params, parse
-from fourds.records import atomic_path
 
 
 def compose_params(overrides: list[str], config_dir: str | Path = "experiments") -> dict:

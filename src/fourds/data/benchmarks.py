@@ -17,7 +17,7 @@ metrics) with its ground truth, then cut into non-overlapping clips of `frames` 
 every `frame_stride`-th frame, as curation cuts the synthetic videos. A clip keeps the points
 visible in at least one of its frames and every object; since their counts differ from clip to
 clip, each split is padded to its largest count with never-visible entries, which no metric
-scores. Splits come out as `fourds.data.curate.load_split` returns the synthetic ones.
+scores. Splits come out as `fourds.data.shards.load_split` returns the synthetic ones.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import SourceConfig
-from fourds.data.curate import PER_TRACK, clip_starts, load_split, resize_ground_truth
+from fourds.data.curate import clip_starts, resize_ground_truth
 from fourds.data.decode import decode_video
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.scannet import read_scene
 from fourds.data.readers.tapvid import read_tapvid
 from fourds.data.sample import Sample
+from fourds.data.shards import PER_TRACK, load_split
 from fourds.data.video import frames_from_pixels, resize_frames
 
 GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from fourds.atomic import atomic_path
+from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
-from fourds.records import atomic_path
 from fourds.world import Rendering, render_clip, sample_scene
-
-SPLITS = ("pretrain", "readout-train", "readout-test")
 
 
 @dataclasses.dataclass(frozen=True)

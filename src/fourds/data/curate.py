@@ -1,18 +1,11 @@
-"""The `curate` stage: decode raw videos with PyAV, cut clips, write shards and a manifest.
+"""Curation: decode raw videos with PyAV, cut them into clips, write shards and a manifest.
 
-Outputs in `out_dir`:
+`curate(data_dir, out_dir, cfg)` writes into `out_dir`:
 
-    shards/<split>-<k>.npz   shard k of a split, arrays (N clips each, no pickled objects):
-                      video [N, T, S, S, 3] uint8; and when the source has ground truth
-                      (fourds.data.corpus), at the clip resolution: depth [N, T, S, S]
-                      float16 metres, instances [N, T, S, S], intrinsics [N, T, 3, 3],
-                      extrinsics [N, T, 4, 4], tracks [N, P, T, 2], visible [N, P, T],
-                      boxes [N, M, T, 4], box_visible [N, M, T], track_instance [N, P],
-                      label [N]
+    shards/<split>-<k>.npz   the clips of each split (fourds.data.shards has the format)
     manifest.json     per accepted clip: split, source and its sha256, frame range (in the
                       resampled timeline) and the source frames it came from, fps, shard,
                       row, sha256 of the decoded clip; per rejected source: the reason
-    run.yaml          the run record
 
 Sources are every file under data_dir/<split>/ except hidden files and `.npz` ground-truth
 sidecars, in any container and codec PyAV decodes (see fourds.data.decode). A file that cannot
@@ -28,18 +21,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fourds.config import CurateConfig, Params
-from fourds.data.corpus import SPLITS
+from fourds.atomic import file_digest, write_json
+from fourds.config import CurateConfig
 from fourds.data.decode import decode_video
+from fourds.data.shards import (
+    GROUND_TRUTH_KEYS,
+    PER_CLIP,
+    PER_FRAME,
+    PER_TRACK,
+    SPLITS,
+    ShardWriter,
+)
 from fourds.data.video import VideoError
-from fourds.records import atomic_path, file_digest, write_json, write_run_record
-
-# Ground truth of synthetic sources, by where the time axis is: first (per frame), second
-# (per track or body, then per frame) or absent (per clip).
-PER_FRAME = ("depth", "instances", "intrinsics", "extrinsics")
-PER_TRACK = ("tracks", "visible", "boxes", "box_visible")
-PER_CLIP = ("track_instance", "label")
-GROUND_TRUTH_KEYS = PER_FRAME + PER_TRACK + PER_CLIP
 
 
 def resize_ground_truth(
@@ -108,36 +101,6 @@ def list_sources(split_dir: Path) -> list[Path]:
     )
 
 
-class ShardWriter:
-    """Collects clips of one split and writes them `per_shard` at a time."""
-
-    def __init__(self, out_dir: Path, split: str, per_shard: int):
-        self.out_dir, self.split, self.per_shard = out_dir, split, per_shard
-        self.rows: list[dict[str, np.ndarray]] = []
-        self.shards = 0
-
-    @property
-    def next_location(self) -> tuple[str, int]:
-        return f"{self.split}-{self.shards:03d}.npz", len(self.rows)
-
-    def add(self, row: dict[str, np.ndarray]) -> None:
-        self.rows.append(row)
-        if len(self.rows) == self.per_shard:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        keys = self.rows[0].keys()
-        if any(row.keys() != keys for row in self.rows):
-            raise VideoError(f"split {self.split}: some sources have ground truth and some not")
-        arrays = {key: np.stack([row[key] for row in self.rows]) for key in keys}
-        name, _ = self.next_location
-        with atomic_path(self.out_dir / name) as partial, open(partial, "wb") as handle:
-            np.savez(handle, **arrays)
-        self.rows, self.shards = [], self.shards + 1
-
-
 def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict:
     """Cut every video under `data_dir/<split>/` into clips; returns the manifest."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -197,41 +160,6 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     manifest = {"clips": clips, "rejected": rejected}
     write_json(out_dir / "manifest.json", manifest)
     return manifest
-
-
-def load_split(
-    shard_dir: str | Path, split: str, keys: tuple[str, ...] | None = None
-) -> dict[str, np.ndarray]:
-    """All clips of one split as arrays (see the module docstring for keys and shapes).
-
-    keys: the arrays to read (None: all); the others are not read from disk.
-    """
-    shards = sorted(Path(shard_dir).glob(f"{split}-*.npz"))
-    if not shards:
-        raise FileNotFoundError(
-            f"no shards for split {split!r} in {shard_dir}: run `dvc repro curate` first"
-        )
-    parts = []
-    for shard in shards:
-        with np.load(shard, allow_pickle=False) as data:
-            missing = sorted(set(keys or ()) - set(data.files))
-            if missing:
-                raise KeyError(f"{shard} has no {missing} (it has {sorted(data.files)})")
-            parts.append({key: data[key] for key in keys or data.files})
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
-    """The stage: curate, then write metrics.json (clip counts) and the run record."""
-    manifest = curate(data_dir, out_dir, params.curate)
-    metrics = manifest_summary(manifest)
-    write_json(Path(out_dir) / "metrics.json", metrics)
-    sources = [path for split in SPLITS for path in list_sources(Path(data_dir) / split)]
-    hashed = {clip["source"]: clip["source_sha256"] for clip in manifest["clips"]}
-    write_run_record(
-        out_dir, "curate", params_path, sources, "cpu", hashed, config={"curate": params.curate}
-    )
-    return metrics
 
 
 def manifest_summary(manifest: dict) -> dict:

@@ -9,7 +9,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from fourds.records import atomic_path
+from fourds.atomic import atomic_path
 
 
 class VideoError(RuntimeError):

@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fourds.atomic import atomic_path  # noqa: E402
 from fourds.evaluate.reconstruction import Reconstruction  # noqa: E402
-from fourds.records import atomic_path  # noqa: E402
 
 TRUE, PREDICTED = "#2ca02c", "#d62728"
 

@@ -1,4 +1,4 @@
-"""The `readout` stage: an attention readout trained on one task on top of a pretrained encoder.
+"""Attention readouts on top of a pretrained encoder: features, training, scoring.
 
 Regimes (one stage each, from readout.regimes): "frozen" trains only the readout; "finetuned"
 trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate). In the
@@ -8,9 +8,6 @@ features; without it the encoder runs on every batch (same numbers, slower: see
 benchmarks/readout_caching.py). The readout trains on readout-train and is scored on
 readout-test.
 
-Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
-count), examples/<task>.png and run.yaml.
-
 Data: `readouts.<task>.source` picks the curated synthetic corpus or a public benchmark format
 (fourds.data.benchmarks), cut into clips of the encoder's input size. `readouts.depth.pretrained`
 scores a readout converted from an official 4DS checkpoint (`fourds convert`) without training.
@@ -18,26 +15,19 @@ scores a readout converted from an official 4DS checkpoint (`fourds convert`) wi
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from fourds.config import Params, ReadoutConfig, TaskReadoutConfig
-from fourds.data.benchmarks import load_readout_split, source_files
-from fourds.evaluate.tasks import TASK_CLASSES, ClipGeometry, Task, make_task
+from fourds.config import ReadoutConfig, TaskReadoutConfig
+from fourds.evaluate.tasks import ClipGeometry, Task
 from fourds.evaluate.tasks.base import select
 from fourds.evaluate.tasks.depth import DepthTask
 from fourds.models.convert import load_readout
-from fourds.models.readout import AttentionReadout, readout_block_count
-from fourds.models.vit import VideoViT, count_parameters
-from fourds.models.weights import load_encoder
-from fourds.records import write_json, write_run_record
-from fourds.runtime import setup_runtime
-
-EXAMPLE_CLIPS = 3
+from fourds.models.readout import AttentionReadout
+from fourds.models.vit import VideoViT
 
 
 class Features:
@@ -145,115 +135,42 @@ def converted_readout(
     return readout, task
 
 
-def run(
-    params: Params,
-    scale: str,
-    task_name: str,
-    regime: str,
-    shard_dir: str | Path,
-    pretrain_dir: str | Path,
-    out_dir: str | Path,
-    params_path: str | Path,
-) -> dict:
-    """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
-    the converted readout `readouts.<task>.pretrained` without training)."""
-    cfg, task_cfg = params.readout, params.readouts[task_name]
-    device = setup_runtime(params.runtime)
-    torch.manual_seed(cfg.seed)
-    checkpoint = Path(pretrain_dir) / "checkpoint.pt"
-    encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
-    if regime == "finetuned":
-        encoder.requires_grad_(True).train()
-    num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
-    geometry = clip_geometry(encoder)
-    out_dir = Path(out_dir)
+def build_readout(
+    encoder: VideoViT, task: Task, cfg: TaskReadoutConfig, backend: str
+) -> AttentionReadout:
+    """A new readout of `cfg`'s size for `task` on the features of `encoder`."""
+    return AttentionReadout(
+        feature_dim=encoder.cfg.width,
+        grid=encoder.grid,
+        frames=encoder.frames,
+        width=cfg.width,
+        heads=cfg.heads,
+        num_queries=task.num_queries,
+        query_dim=task.query_dim,
+        out_dim=task.out_dim,
+        backend=backend,
+    )
 
-    started = time.perf_counter()
-    keys = ("video", *TASK_CLASSES[task_name].keys)
-    source = task_cfg.source
 
-    def split(name: str) -> dict[str, np.ndarray]:
-        return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
-
-    trained = {}
-    if task_cfg.pretrained:
-        readout, task = converted_readout(
-            task_cfg.pretrained, geometry, cfg.depth_alignment, params.runtime.attention
-        )
-        readout = readout.to(device)
-    else:
-        task = make_task(task_name, geometry, cfg.depth_alignment)
-        readout = AttentionReadout(
-            feature_dim=encoder.cfg.width,
-            grid=encoder.grid,
-            frames=geometry.frames,
-            width=task_cfg.width,
-            heads=task_cfg.heads,
-            num_queries=task.num_queries,
-            query_dim=task.query_dim,
-            out_dim=task.out_dim,
-            backend=params.runtime.attention,
-        ).to(device)
-        train = split("train")
-        cache = cfg.cache_features and regime == "frozen"
-        train_features = Features(
-            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
-        )
-        losses = train_readout(
-            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, regime,
-            device, f"{scale}-{task_name}-{regime}",
-        )  # fmt: skip
-        trained = {
-            "train_clips": len(train["video"]),
-            "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
-        }
-
+def score(
+    readout: AttentionReadout,
+    encoder: VideoViT,
+    task: Task,
+    test: dict[str, np.ndarray],
+    num_blocks: int,
+    device: torch.device,
+    batch_size: int,
+) -> tuple[dict, dict[str, np.ndarray], dict[str, torch.Tensor]]:
+    """The task's metrics of `readout` on the clips `test`; also its predictions and targets."""
     readout.eval()
     encoder.eval()
-    test = split("test")
-    test_targets = task.targets(test)
+    targets = task.targets(test)
     with torch.no_grad():
-        test_features = Features(
-            encoder, test["video"], num_blocks, device, True, task_cfg.batch_size
-        )
+        features = Features(encoder, test["video"], num_blocks, device, True, batch_size)
 
         def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
             given = None if queries is None else queries.to(device)
-            return readout(test_features(index), given).cpu()
+            return readout(features(index), given).cpu()
 
-        metrics, predictions = task.evaluate(infer, test_targets, task_cfg.batch_size)
-    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
-    task.draw(
-        test["video"][shown.numpy()],
-        select(test_targets, shown),
-        {key: value[: len(shown)] for key, value in predictions.items()},
-        out_dir / "examples",
-    )
-    metrics = {
-        "scale": scale,
-        "task": task_name,
-        "regime": regime,
-        "source": source.format,
-        "readout": task_cfg.pretrained or "trained",
-        "headline": task.headline,
-        "params": count_parameters(encoder),
-        "readout_block": num_blocks,
-        "test_clips": len(test["video"]),
-        **trained,
-        **metrics,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    write_json(out_dir / "metrics.json", metrics)
-    inputs = [checkpoint, *source_files(source, shard_dir)]
-    if task_cfg.pretrained:
-        inputs.append(Path(task_cfg.pretrained))
-    config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
-    write_run_record(
-        out_dir,
-        f"readout@{scale}-{task_name}-{regime}",
-        params_path,
-        inputs,
-        str(device),
-        config=config,
-    )
-    return metrics
+        metrics, predictions = task.evaluate(infer, targets, batch_size)
+    return metrics, predictions, targets

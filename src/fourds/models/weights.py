@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from fourds.atomic import atomic_path
 from fourds.config import MAEConfig, ModelConfig
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
-from fourds.records import atomic_path
 
 FORMAT = "fourds-mae-v1"
 

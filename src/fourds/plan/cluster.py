@@ -1,6 +1,6 @@
 """The hardware side of a compute plan: GPU types, interconnects, and step time estimates.
 
-Peaks are the vendors' dense tensor-core figures (`fourds.train.throughput.PEAK_TFLOPS`, the
+Peaks are the vendors' dense tensor-core figures (`fourds.accelerators.PEAK_TFLOPS`, the
 same table MFU is reported against); memory is the total each GPU reports (nvidia-smi);
 bandwidths are per GPU and per direction. Time estimates are deliberately simple:
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from fourds.accelerators import PEAK_TFLOPS
 from fourds.config import ConfigError
-from fourds.train.throughput import PEAK_TFLOPS
 
 MIB = 2**20
 GB = 1e9

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 from fourds.config import ConfigError, Params
+from fourds.models.flops import training_flops_per_clip as counted_flops_per_clip
 from fourds.plan.cluster import Cluster, compute_seconds, fsdp_traffic_bytes, gpu_hours
 from fourds.plan.memory import DeviceMemory, StepSetup, memory_per_device, parameter_layout
-from fourds.train.throughput import training_flops_per_clip as counted_flops_per_clip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ class ScalePlan:
 def training_flops_per_clip(setup: StepSetup) -> float:
     """Model FLOPs of one training step per clip, counted from the model itself.
 
-    `fourds.train.throughput.training_flops_per_clip` runs the forward and backward pass on the
+    `fourds.models.flops.training_flops_per_clip` runs the forward and backward pass on the
     meta device under FlopCounterMode. Every encoder block before the query blocks does the
     same arithmetic, so the count is taken at two small depths and extended linearly to the
     real one: exact, and a 48-block 22B encoder counts as fast as a 4-block one.

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fourds.records import atomic_path  # noqa: E402
+from fourds.atomic import atomic_path  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
 

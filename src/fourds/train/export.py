@@ -13,8 +13,8 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
 from fourds.config import Params
+from fourds.models.factory import build_mae, save_weights
 from fourds.train.checkpoint import CheckpointError
-from fourds.train.pretrain import build_mae, save_weights
 
 
 def export_checkpoint(

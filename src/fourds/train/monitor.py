@@ -3,7 +3,7 @@
 Logged at every logging point (DVCLive step = training step), under `<out_dir>/live/`:
     train/loss, train/lr
     perf/clips_per_second, perf/tokens_per_second (input tubelet tokens), perf/mfu (only when
-    the accelerator's peak is known, see fourds.train.throughput)
+    the accelerator's peak is known, see fourds.accelerators)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from dvclive import Live
 from tqdm import tqdm
 
-from fourds.train.throughput import model_flops_utilisation
+from fourds.accelerators import model_flops_utilisation
 
 
 class Monitor:

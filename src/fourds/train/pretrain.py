@@ -1,11 +1,9 @@
-"""The `pretrain` stage: MAE pretraining of one ladder scale on the curated pretrain clips.
+"""MAE pretraining of one ladder scale on the curated pretrain clips: the training loop.
 
-Outputs in `out_dir`:
-    checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
-    loss.csv        step, loss (mean over the logging window), lr: the loss curve
-    metrics.json    final loss, encoder parameter count, throughput
-    run.yaml        the run record
-    live/           DVCLive metrics and plots, written while training (see fourds.train.monitor)
+`pretrain(...)` trains and returns the final weights and the loss curve; the pretrain stage
+(fourds.stages.pretrain) writes them out. While training it writes, under `out_dir`:
+
+    live/           DVCLive metrics and plots (see fourds.train.monitor)
     resume/<fingerprint>/step-N/
                     resumable checkpoints (see fourds.train.checkpoint), every
                     `pretrain.checkpoint_every` steps. The fingerprint hashes everything that
@@ -19,7 +17,6 @@ and RNG states are restored, and every batch is a function of (seed, step) only.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import gc
 import hashlib
@@ -28,17 +25,15 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.distributed as dist
 
+from fourds.accelerators import peak_flops
 from fourds.config import ConfigError, Params, PretrainConfig
-from fourds.data.curate import load_split
+from fourds.data.shards import load_split, shard_digests, shard_paths
+from fourds.models.factory import build_mae
+from fourds.models.flops import training_flops_per_clip
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import Block, VideoViT, count_parameters
-from fourds.models.weights import save_mae
-from fourds.records import atomic_path, file_digest, write_json, write_run_record
-from fourds.runtime import setup_runtime
+from fourds.models.vit import Block, count_parameters
 from fourds.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -49,19 +44,12 @@ from fourds.train.checkpoint import (
 from fourds.train.distributed import (
     DistEnv,
     build_sharded,
-    close_distributed,
     full_state_dict,
-    init_distributed,
     mean_over_ranks,
     mixed_precision,
 )
 from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor
-from fourds.train.throughput import (
-    model_flops_utilisation,
-    peak_flops,
-    training_flops_per_clip,
-)
 
 # Pretrain params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
@@ -73,29 +61,6 @@ def learning_rate(step: int, cfg: PretrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
-
-
-def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
-    """The MAE of one ladder scale, for the clip shape the curate params produce."""
-    backend = params.runtime.attention
-    encoder = VideoViT(
-        params.model(scale), params.curate.clip_frames, params.curate.resolution, backend
-    )
-    return MaskedAutoencoder(encoder, params.mae, backend)
-
-
-def save_weights(
-    path: str | Path, state_dict: dict[str, torch.Tensor], params: Params, scale: str
-) -> None:
-    """The single-file weights of one ladder scale (see fourds.models.weights)."""
-    save_mae(
-        path,
-        state_dict,
-        params.model(scale),
-        params.mae,
-        params.curate.clip_frames,
-        params.curate.resolution,
-    )
 
 
 def local_rows(batch_size: int, env: DistEnv) -> range:
@@ -126,27 +91,6 @@ def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run(
-    params: Params, scale: str, shard_dir: str | Path, out_dir: str | Path, params_path: str | Path
-) -> dict:
-    """Pretrain scale `scale`; returns the metrics written to metrics.json (rank 0; {} elsewhere).
-
-    Under torchrun the global batch is split over the processes and the model is sharded
-    with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process.
-    """
-    device = setup_runtime(params.runtime)
-    if params.pretrain.precision == "bf16" and device.type != "cuda":
-        raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
-    env = init_distributed(device)
-    try:
-        metrics = _train(params, scale, Path(shard_dir), Path(out_dir), params_path, device, env)
-        if env.sharded:
-            dist.barrier()  # every rank is done with its collectives before any one leaves
-        return metrics
-    finally:
-        close_distributed(env)
-
-
 def _build_model(
     params: Params, scale: str, device: torch.device, env: DistEnv
 ) -> MaskedAutoencoder:
@@ -163,18 +107,52 @@ def _build_model(
     return model.train()
 
 
-def _train(
+@dataclasses.dataclass(frozen=True)
+class PretrainResult:
+    """What a pretraining run produced.
+
+    state_dict: the full (unsharded) MAE weights on rank 0; None on the other ranks.
+    curve: one {"step", "loss", "lr"} per logging window (the loss averaged over the window).
+    start: the step the run resumed from (0 for a fresh run).
+    seconds: wall time of the steps this process ran.
+    peak_flops: the accelerator's dense peak FLOP/s, None where unknown (MFU is not reported).
+    shard_digests: str(path) -> sha256 of the pretrain shards read.
+    processes: the number of processes that trained together.
+    """
+
+    state_dict: dict[str, torch.Tensor] | None
+    curve: list[dict[str, float]]
+    start: int
+    seconds: float
+    encoder_params: int
+    tokens_per_clip: int
+    flops_per_clip: int
+    peak_flops: float | None
+    shard_digests: dict[str, str]
+    processes: int
+
+
+def pretrain(
     params: Params,
     scale: str,
-    shard_dir: Path,
-    out_dir: Path,
-    params_path: str | Path,
+    shard_dir: str | Path,
+    out_dir: str | Path,
     device: torch.device,
     env: DistEnv,
-) -> dict:
+) -> PretrainResult:
+    """Pretrain scale `scale` on the pretrain shards in `shard_dir`, resuming from `out_dir`.
+
+    Under torchrun the global batch is split over the processes and the model is sharded
+    with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process. Every
+    rank returns the result; only rank 0's holds the full state dict.
+
+    Raises:
+        FloatingPointError: the loss became non-finite (the last good checkpoint is kept).
+    """
     cfg = params.pretrain
-    shards = sorted(shard_dir.glob("pretrain-*.npz"))
-    shard_digests = {str(path): file_digest(path) for path in shards}
+    out_dir = Path(out_dir)
+    shards = shard_paths(shard_dir, "pretrain")
+    digests = shard_digests(shards)
     clips = load_split(shard_dir, "pretrain", ("video",))["video"]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _build_model(params, scale, device, env)
@@ -188,7 +166,7 @@ def _train(
     rows = local_rows(cfg.batch_size, env)
     loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
 
-    resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(shard_digests.values()))
+    resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
     last_good = latest_checkpoint(resume_root)
     curve, start = [], 0
     if last_good is not None:
@@ -269,40 +247,15 @@ def _train(
     gc.collect()
 
     state_dict = full_state_dict(model, env)
-    if not env.is_main:
-        return {}
-    save_weights(out_dir / "checkpoint.pt", state_dict, params, scale)
-    with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
-        writer.writeheader()
-        writer.writerows(curve)
-    tail = curve[-max(1, len(curve) // 10) :]
-    clips_per_second = (cfg.steps - start) * cfg.batch_size / seconds
-    metrics = {
-        "scale": scale,
-        "params": count_parameters(model.encoder),
-        "loss": float(np.mean([point["loss"] for point in tail])),
-        "steps": cfg.steps,
-        "resumed_from_step": start,
-        "processes": env.world_size,
-        "train_seconds": round(seconds, 2),
-        "clips_per_second": round(clips_per_second, 2),
-        "tokens_per_second": round(clips_per_second * tokens_per_clip, 1),
-        "train_flops_per_clip": flops_per_clip,
-        "pretrain_flops": flops_per_clip * cfg.steps * cfg.batch_size,
-    }
-    mfu = model_flops_utilisation(flops_per_clip, clips_per_second, peak)
-    if mfu is not None:
-        metrics["mfu"] = round(mfu, 4)
-    write_json(out_dir / "metrics.json", metrics)
-    config = {
-        f"models.{scale}": params.model(scale),
-        "curate": params.curate,
-        "mae": params.mae,
-        "pretrain": params.pretrain,
-        "runtime": params.runtime,
-    }
-    write_run_record(
-        out_dir, f"pretrain@{scale}", params_path, shards, str(device), shard_digests, config
+    return PretrainResult(
+        state_dict=state_dict if env.is_main else None,
+        curve=curve,
+        start=start,
+        seconds=seconds,
+        encoder_params=count_parameters(model.encoder),
+        tokens_per_clip=tokens_per_clip,
+        flops_per_clip=flops_per_clip,
+        peak_flops=peak,
+        shard_digests=digests,
+        processes=env.world_size,
     )
-    return metrics

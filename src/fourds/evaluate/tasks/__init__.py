@@ -1,37 +1,131 @@
-"""The readout tasks: depth, camera pose, point tracking, box tracking and classification."""
+"""The readout tasks, in one table: depth, camera pose, point tracking, box tracking and
+classification.
+
+`TASKS[name]` says everything the rest of fourds needs to know of a task: the class that
+implements it (its `keys` are the ground-truth arrays it reads), the readout data formats
+(`readouts.<task>.source.format`, fourds.data.benchmarks) that carry that ground truth, and how
+to build it for an encoder's clips. Class labels come from the data: the classification task
+takes its label set from the labels of the readout's clips.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from fourds.config import ConfigError, Params
 from fourds.evaluate.tasks.base import ClipGeometry, Task
 from fourds.evaluate.tasks.boxes import BoxTrackingTask
 from fourds.evaluate.tasks.classification import ClassificationTask
 from fourds.evaluate.tasks.depth import DepthTask
 from fourds.evaluate.tasks.pose import PoseTask
 from fourds.evaluate.tasks.tracking import TrackingTask
-from fourds.world.scene import CAMERA_MOTIONS
 
-TASK_CLASSES = {
-    "depth": DepthTask,
-    "pose": PoseTask,
-    "tracking": TrackingTask,
-    "boxes": BoxTrackingTask,
-    "classification": ClassificationTask,
+
+@dataclasses.dataclass(frozen=True)
+class TaskContext:
+    """What building a task may read besides the clip geometry.
+
+    depth_alignment: readout.depth_alignment (fourds.evaluate.metrics.align_depth).
+    splits: the readout's splits (train and test), as arrays; the classification task reads
+        their labels.
+    """
+
+    depth_alignment: str
+    splits: tuple[dict[str, np.ndarray], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One row of the task table."""
+
+    cls: type
+    formats: tuple[str, ...]  # readout source formats that carry the task's ground truth
+    build: Callable[[ClipGeometry, TaskContext], Task]
+    loads_converted: bool = False  # an official readout converted by `fourds convert` exists
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The ground-truth arrays the task reads from a split."""
+        return self.cls.keys
+
+
+TASKS: dict[str, TaskSpec] = {
+    "depth": TaskSpec(
+        DepthTask,
+        ("synthetic", "scannet"),
+        lambda geometry, c: DepthTask(geometry, c.depth_alignment),
+        loads_converted=True,
+    ),
+    "pose": TaskSpec(
+        PoseTask, ("synthetic", "scannet", "realestate10k"), lambda geometry, c: PoseTask(geometry)
+    ),
+    "tracking": TaskSpec(
+        TrackingTask, ("synthetic", "tapvid"), lambda geometry, c: TrackingTask(geometry)
+    ),
+    "boxes": TaskSpec(
+        BoxTrackingTask, ("synthetic", "box_tracks"), lambda geometry, c: BoxTrackingTask(geometry)
+    ),
+    "classification": TaskSpec(
+        ClassificationTask,
+        ("synthetic",),
+        lambda geometry, c: ClassificationTask.from_labels(
+            np.concatenate([split["label"] for split in c.splits])
+        ),
+    ),
 }
+SOURCE_FORMATS = tuple(dict.fromkeys(f for spec in TASKS.values() for f in spec.formats))
 
 
-def make_task(name: str, geometry: ClipGeometry, depth_alignment: str) -> Task:
-    """The task `name` (one of fourds.config.READOUT_TASKS) for clips of `geometry`."""
-    if name == "depth":
-        return DepthTask(geometry, depth_alignment)
-    if name == "pose":
-        return PoseTask(geometry)
-    if name == "tracking":
-        return TrackingTask(geometry)
-    if name == "boxes":
-        return BoxTrackingTask(geometry)
-    if name == "classification":
-        return ClassificationTask(CAMERA_MOTIONS)
-    raise ValueError(f"unknown readout task {name!r}")
+def make_task(name: str, geometry: ClipGeometry, context: TaskContext) -> Task:
+    """The task `name` for clips of `geometry`."""
+    return TASKS[name].build(geometry, context)
 
 
-__all__ = ["TASK_CLASSES", "ClipGeometry", "Task", "make_task"]
+def check_readout_params(params: Params) -> None:
+    """The task rules of params.yaml: known tasks, each with settings, a format that carries
+    its ground truth, and a converted readout only where one can be loaded.
+
+    Raises:
+        ConfigError: naming the key and the rule.
+    """
+    for task in params.readout.tasks:
+        if task not in TASKS:
+            raise ConfigError(f"readout.tasks has {task!r}, which is not one of {list(TASKS)}")
+        if task not in params.readouts:
+            raise ConfigError(
+                f"readout.tasks has {task!r}, which has no settings under readouts "
+                f"(known: {sorted(params.readouts)})"
+            )
+    for task, settings in params.readouts.items():
+        source = settings.source.format
+        if source not in SOURCE_FORMATS:
+            raise ConfigError(
+                f"readouts.{task}.source.format={source!r} is not one of {list(SOURCE_FORMATS)}"
+            )
+        if task in TASKS and source not in TASKS[task].formats:
+            served = [name for name, spec in TASKS.items() if source in spec.formats]
+            raise ConfigError(
+                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
+                f"(it serves {served})"
+            )
+        if settings.pretrained and not (task in TASKS and TASKS[task].loads_converted):
+            loadable = [name for name, spec in TASKS.items() if spec.loads_converted]
+            raise ConfigError(
+                f"readouts.{task}.pretrained={settings.pretrained!r}: only the {loadable} "
+                "readouts can be loaded from `fourds convert` output"
+            )
+
+
+__all__ = [
+    "SOURCE_FORMATS",
+    "TASKS",
+    "ClipGeometry",
+    "Task",
+    "TaskContext",
+    "TaskSpec",
+    "check_readout_params",
+    "make_task",
+]

@@ -14,7 +14,11 @@ from fourds.evaluate.tasks.base import Infer, batches
 
 
 class ClassificationTask:
-    """Clip labels (the synthetic world's: camera motion type); scored with top-1 accuracy."""
+    """Clip labels (the synthetic world's: its camera motion); scored with top-1 accuracy.
+
+    class_names: the label set, in the order of the readout's outputs. `from_labels` takes it
+    from the clips' labels, so a data source brings its own classes.
+    """
 
     name = "classification"
     keys = ("label",)
@@ -26,9 +30,26 @@ class ClassificationTask:
         self.class_names = class_names
         self.out_dim = len(class_names)
 
+    @classmethod
+    def from_labels(cls, labels: np.ndarray) -> ClassificationTask:
+        """The task whose classes are the distinct values of `labels` [N], sorted."""
+        return cls(tuple(sorted({str(label) for label in labels})))
+
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """{"label": [N] int64}."""
-        return {"label": torch.from_numpy(split["label"].astype(np.int64))}
+        """{"label": [N] int64}: each clip's class as an index into `class_names`.
+
+        Raises:
+            ValueError: a clip's label is not one of the classes.
+        """
+        index = {name: i for i, name in enumerate(self.class_names)}
+        unknown = sorted({str(label) for label in split["label"]} - set(index))
+        if unknown:
+            raise ValueError(
+                f"labels {unknown} are not among the classes the readout was trained on "
+                f"{list(self.class_names)}"
+            )
+        labels = [index[str(label)] for label in split["label"]]
+        return {"label": torch.tensor(labels, dtype=torch.int64)}
 
     def with_queries(self, batch, generator):
         return batch

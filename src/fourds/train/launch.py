@@ -1,6 +1,7 @@
 """Launchers: the same `fourds pretrain` command runs in place, under torchrun, or on Slurm.
 
-`launcher.kind` in params.yaml chooses; the DVC stage's command never changes. A launched
+`launcher.kind` in params.yaml chooses; the DVC stage's command never changes. A launcher
+starts the same command line (`python -m fourds.cli <argv>`) in each process; a launched
 process carries FOURDS_LAUNCHED=1 in its environment and runs the work itself:
 
     local     run in this process (also what every process started by a launcher does)
@@ -29,6 +30,11 @@ def launched_here(cfg: LauncherConfig) -> bool:
     return cfg.kind == "local" or LAUNCHED in os.environ or "LOCAL_RANK" in os.environ
 
 
+def fourds_command(argv: list[str]) -> list[str]:
+    """The command line that runs `fourds <argv>` with this Python."""
+    return [sys.executable, "-m", "fourds.cli", *argv]
+
+
 def torchrun_command(argv: list[str], cfg: LauncherConfig) -> list[str]:
     """`python -m torch.distributed.run ... -m fourds.cli <argv>` for the launcher params."""
     command = [sys.executable, "-m", "torch.distributed.run"]
@@ -42,7 +48,8 @@ def torchrun_command(argv: list[str], cfg: LauncherConfig) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class SlurmTask:
-    """What each Slurm task runs: `fourds <argv>` as one rank of the job's process group."""
+    """What each Slurm task runs: the command line `fourds <argv>` as one rank of the job's
+    process group (rank, world size and rendezvous exported from Slurm's environment)."""
 
     argv: tuple[str, ...]
 
@@ -50,10 +57,8 @@ class SlurmTask:
         import submitit
 
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        os.environ[LAUNCHED] = "1"
-        from fourds.cli import main
-
-        code = main(list(self.argv))
+        environment = {**os.environ, LAUNCHED: "1"}
+        code = subprocess.run(fourds_command(list(self.argv)), env=environment).returncode
         if code:
             raise RuntimeError(f"fourds {' '.join(self.argv)} exited with status {code}")
 

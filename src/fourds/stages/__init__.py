@@ -1,0 +1,6 @@
+"""The pipeline's stages, one module per stage of dvc.yaml.
+
+Each module has a `run(...)` that reads its params, calls library code, and writes the stage's
+outputs and its run record. `fourds.cli` dispatches to them; library modules never import a
+stage, and stages never import each other.
+"""

@@ -1,0 +1,28 @@
+"""The `curate` stage: raw videos -> clips in shards, a manifest, clip counts, the run record.
+
+Outputs in `out_dir`: shards/ and manifest.json (fourds.data.curate), metrics.json (clips per
+split, sources rejected), run.yaml and operative.gin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fourds.atomic import write_json
+from fourds.config import Params
+from fourds.data.curate import curate, list_sources, manifest_summary
+from fourds.data.shards import SPLITS
+from fourds.records import write_run_record
+
+
+def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
+    """Curate `data_dir` into `out_dir`; returns the metrics written to metrics.json."""
+    manifest = curate(data_dir, out_dir, params.curate)
+    metrics = manifest_summary(manifest)
+    write_json(Path(out_dir) / "metrics.json", metrics)
+    sources = [path for split in SPLITS for path in list_sources(Path(data_dir) / split)]
+    hashed = {clip["source"]: clip["source_sha256"] for clip in manifest["clips"]}
+    write_run_record(
+        out_dir, "curate", params_path, sources, "cpu", hashed, config={"curate": params.curate}
+    )
+    return metrics

@@ -1,0 +1,103 @@
+"""The `fidelity` stage: how faithfully one scale's MAE reconstructs held-out frames.
+
+The readout-test clips (the first `fidelity.clips`) go through the MAE with masks drawn from
+`fidelity.seed`, at the mask ratio and type the checkpoint was trained with. A reconstruction
+keeps the visible patches and takes the masked ones from the decoder
+(fourds.evaluate.reconstruction). Against the original clips:
+
+    psnr          every frame of the reconstruction; visible pixels are exact, so this rises
+                  with the visible fraction
+    psnr_masked   the masked pixels only, as predicted: the MAE's actual task
+    fid, kid_*    FID and KID (torch-fidelity) between the original and the reconstructed
+                  frames, `fidelity.frames_per_clip` of each clip, in the features of one
+                  extractor shared by every scale (fourds.evaluate.feature_distances)
+
+PSNR is on 8-bit pixels, pooled over the set. Outputs in `out_dir`: metrics.json,
+examples/reconstructions.png (masked input, reconstruction, target) and run.yaml.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fourds.atomic import write_json
+from fourds.config import ConfigError, Params
+from fourds.data.shards import load_split, shard_paths
+from fourds.evaluate.feature_distances import frame_distances
+from fourds.evaluate.fidelity import evenly_spaced, extractor_weights, reconstruct_split
+from fourds.evaluate.pictures import reconstruction_figure
+from fourds.evaluate.reconstruction import psnr
+from fourds.models.vit import count_parameters
+from fourds.models.weights import load_mae
+from fourds.records import write_run_record
+from fourds.runtime import setup_runtime
+
+SPLIT = "readout-test"
+EXAMPLE_CLIPS, EXAMPLE_FRAMES = 3, 8
+
+
+def run(
+    params: Params,
+    scale: str,
+    shard_dir: str | Path,
+    pretrain_root: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path,
+) -> dict:
+    """Reconstruct the held-out clips with the MAE of `scale`; write PSNR, FID and KID."""
+    params.model(scale)  # an unknown scale fails here, before any data is loaded
+    cfg = params.fidelity
+    device = setup_runtime(params.runtime)
+    checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
+    mae = load_mae(checkpoint, params.runtime.attention).to(device)
+    weights = extractor_weights(params, pretrain_root)
+    out_dir = Path(out_dir)
+
+    started = time.perf_counter()
+    videos = load_split(shard_dir, SPLIT, ("video",))["video"]
+    if cfg.clips > len(videos):
+        raise ConfigError(f"fidelity.clips={cfg.clips} exceeds the {len(videos)} {SPLIT} clips")
+    videos = videos[: cfg.clips or None]
+    result = reconstruct_split(mae, videos, cfg.seed, cfg.batch_size, device)
+
+    frames = evenly_spaced(videos.shape[1], cfg.frames_per_clip)
+    real, fake = (video[:, frames].flatten(0, 1) for video in (result.target, result.composite))
+    if cfg.kid_subset_size > len(real):
+        raise ConfigError(
+            f"fidelity.kid_subset_size={cfg.kid_subset_size} exceeds the {len(real)} frames "
+            f"compared ({len(videos)} clips x {len(frames)} frames): lower it"
+        )
+    distances = frame_distances(
+        real, fake, cfg.feature_extractor, weights, cfg.kid_subset_size, cfg.kid_subsets,
+        cfg.seed, cfg.batch_size, device,
+    )  # fmt: skip
+    masked_psnr = None  # mae.mask_ratio 0 masks nothing
+    if result.masked.any():
+        masked_psnr = psnr(result.prediction, result.target, result.masked)
+    reconstruction_figure(
+        result[:EXAMPLE_CLIPS],
+        evenly_spaced(videos.shape[1], min(EXAMPLE_FRAMES, videos.shape[1])),
+        out_dir / "examples" / "reconstructions.png",
+    )
+    metrics = {
+        "scale": scale,
+        "params": count_parameters(mae.encoder),
+        "mask_ratio": mae.mask_ratio,
+        "feature_extractor": cfg.feature_extractor,
+        "extractor_weights": str(weights),
+        "clips": len(videos),
+        "frames": len(real),
+        **distances,
+        "psnr": psnr(result.composite, result.target),
+        "psnr_masked": masked_psnr,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    inputs = [checkpoint, weights, *shard_paths(shard_dir, SPLIT)]
+    config = {"fidelity": cfg, "runtime": params.runtime}
+    write_run_record(
+        out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
+        config=config,
+    )  # fmt: skip
+    return metrics

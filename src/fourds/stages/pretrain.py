@@ -1,0 +1,107 @@
+"""The `pretrain` stage: MAE pretraining of one ladder scale on the curated pretrain clips.
+
+Outputs in `out_dir`:
+    checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
+    loss.csv        step, loss (mean over the logging window), lr: the loss curve
+    metrics.json    final loss, encoder parameter count, throughput
+    run.yaml        the run record, and operative.gin
+    live/, resume/  written while training (see fourds.train.pretrain)
+
+`launcher.kind` decides where the training runs: here, or in processes that a launcher starts
+with this same command (fourds.train.launch).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch.distributed as dist
+
+from fourds.accelerators import model_flops_utilisation
+from fourds.atomic import atomic_path, write_json
+from fourds.config import ConfigError, Params
+from fourds.models.factory import save_weights
+from fourds.records import write_run_record
+from fourds.runtime import setup_runtime
+from fourds.train.distributed import close_distributed, init_distributed
+from fourds.train.launch import launch, launched_here
+from fourds.train.pretrain import PretrainResult, pretrain
+
+
+def run(
+    params: Params,
+    scale: str,
+    shard_dir: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path,
+) -> int:
+    """Pretrain scale `scale` here or under the launcher; returns the exit status."""
+    params.model(scale)  # an unknown scale fails here, before any data is loaded
+    if not launched_here(params.launcher):
+        argv = ["pretrain", "--params", str(Path(params_path).resolve()), "--scale", scale]
+        argv += ["--curated", str(Path(shard_dir).resolve()), "--out", str(Path(out_dir).resolve())]
+        return launch(argv, params.launcher, Path(out_dir).resolve() / "slurm")
+
+    device = setup_runtime(params.runtime)
+    if params.pretrain.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
+    env = init_distributed(device)
+    try:
+        result = pretrain(params, scale, shard_dir, out_dir, device, env)
+        if env.is_main:
+            write_outputs(result, params, scale, Path(out_dir), params_path, str(device))
+        if env.sharded:
+            dist.barrier()  # every rank is done with its collectives before any one leaves
+    finally:
+        close_distributed(env)
+    return 0
+
+
+def write_outputs(
+    result: PretrainResult,
+    params: Params,
+    scale: str,
+    out_dir: Path,
+    params_path: str | Path,
+    device: str,
+) -> dict:
+    """Write checkpoint.pt, loss.csv, metrics.json and the run record; returns the metrics."""
+    cfg = params.pretrain
+    save_weights(out_dir / "checkpoint.pt", result.state_dict, params, scale)
+    with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
+        writer.writeheader()
+        writer.writerows(result.curve)
+    tail = result.curve[-max(1, len(result.curve) // 10) :]
+    clips_per_second = (cfg.steps - result.start) * cfg.batch_size / result.seconds
+    metrics = {
+        "scale": scale,
+        "params": result.encoder_params,
+        "loss": float(np.mean([point["loss"] for point in tail])),
+        "steps": cfg.steps,
+        "resumed_from_step": result.start,
+        "processes": result.processes,
+        "train_seconds": round(result.seconds, 2),
+        "clips_per_second": round(clips_per_second, 2),
+        "tokens_per_second": round(clips_per_second * result.tokens_per_clip, 1),
+        "train_flops_per_clip": result.flops_per_clip,
+        "pretrain_flops": result.flops_per_clip * cfg.steps * cfg.batch_size,
+    }
+    mfu = model_flops_utilisation(result.flops_per_clip, clips_per_second, result.peak_flops)
+    if mfu is not None:
+        metrics["mfu"] = round(mfu, 4)
+    write_json(out_dir / "metrics.json", metrics)
+    config = {
+        f"models.{scale}": params.model(scale),
+        "curate": params.curate,
+        "mae": params.mae,
+        "pretrain": params.pretrain,
+        "runtime": params.runtime,
+    }
+    shards = [Path(path) for path in result.shard_digests]
+    write_run_record(
+        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, config
+    )
+    return metrics

@@ -1,0 +1,137 @@
+"""The `readout` stage: an attention readout trained on one task on one scale's encoder, in one
+regime, and scored on the readout-test clips.
+
+Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
+count), examples/<task>.png, run.yaml and operative.gin. See fourds.evaluate.readout for the
+regimes and the data sources.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourds.atomic import write_json
+from fourds.config import ConfigError, Params
+from fourds.data.benchmarks import load_readout_split, source_files
+from fourds.evaluate.readout import (
+    Features,
+    build_readout,
+    clip_geometry,
+    converted_readout,
+    score,
+    train_readout,
+)
+from fourds.evaluate.tasks import TASKS, TaskContext, make_task
+from fourds.evaluate.tasks.base import select
+from fourds.models.readout import readout_block_count
+from fourds.models.vit import count_parameters
+from fourds.models.weights import load_encoder
+from fourds.records import write_run_record
+from fourds.runtime import setup_runtime
+
+EXAMPLE_CLIPS = 3
+
+
+def run(
+    params: Params,
+    scale: str,
+    task_name: str,
+    regime: str,
+    shard_dir: str | Path,
+    pretrain_dir: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path,
+) -> dict:
+    """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
+    the converted readout `readouts.<task>.pretrained` without training)."""
+    if task_name not in params.readout.tasks:
+        raise ConfigError(
+            f"task {task_name!r} is not in readout.tasks={list(params.readout.tasks)}"
+        )
+    if regime not in params.readout.regimes:
+        raise ConfigError(
+            f"regime {regime!r} is not in readout.regimes={list(params.readout.regimes)}"
+        )
+    cfg, task_cfg = params.readout, params.readouts[task_name]
+    device = setup_runtime(params.runtime)
+    torch.manual_seed(cfg.seed)
+    checkpoint = Path(pretrain_dir) / "checkpoint.pt"
+    encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
+    if regime == "finetuned":
+        encoder.requires_grad_(True).train()
+    num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
+    geometry = clip_geometry(encoder)
+    out_dir = Path(out_dir)
+
+    started = time.perf_counter()
+    keys = ("video", *TASKS[task_name].keys)
+    source = task_cfg.source
+
+    def split(name: str) -> dict[str, np.ndarray]:
+        return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
+
+    trained, test = {}, split("test")
+    if task_cfg.pretrained:
+        readout, task = converted_readout(
+            task_cfg.pretrained, geometry, cfg.depth_alignment, params.runtime.attention
+        )
+        readout = readout.to(device)
+    else:
+        train = split("train")
+        task = make_task(task_name, geometry, TaskContext(cfg.depth_alignment, (train, test)))
+        readout = build_readout(encoder, task, task_cfg, params.runtime.attention).to(device)
+        cache = cfg.cache_features and regime == "frozen"
+        train_features = Features(
+            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
+        )
+        losses = train_readout(
+            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, regime,
+            device, f"{scale}-{task_name}-{regime}",
+        )  # fmt: skip
+        trained = {
+            "train_clips": len(train["video"]),
+            "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+        }
+
+    metrics, predictions, targets = score(
+        readout, encoder, task, test, num_blocks, device, task_cfg.batch_size
+    )
+    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+    task.draw(
+        test["video"][shown.numpy()],
+        select(targets, shown),
+        {key: value[: len(shown)] for key, value in predictions.items()},
+        out_dir / "examples",
+    )
+    metrics = {
+        "scale": scale,
+        "task": task_name,
+        "regime": regime,
+        "source": source.format,
+        "readout": task_cfg.pretrained or "trained",
+        "headline": task.headline,
+        "params": count_parameters(encoder),
+        "readout_block": num_blocks,
+        "test_clips": len(test["video"]),
+        **trained,
+        **metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    inputs = [checkpoint, *source_files(source, shard_dir)]
+    if task_cfg.pretrained:
+        inputs.append(Path(task_cfg.pretrained))
+    config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
+    write_run_record(
+        out_dir,
+        f"readout@{scale}-{task_name}-{regime}",
+        params_path,
+        inputs,
+        str(device),
+        config=config,
+    )
+    return metrics

@@ -1,0 +1,46 @@
+"""The `report` stage: execute the report notebook over every stage's outputs, export HTML.
+
+The notebook reads the stages' outputs under `runs_root` (curate/, pretrain/<scale>/,
+readout/<scale>-<task>-<regime>/, fidelity/<scale>/) and the corpus hash in `data_dvc`, and
+itself writes the tables (tables/scaling_<task>.csv) that DVC's top-level plots read. The
+stage's run record and operative.gin go to out_dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fourds.config import Params
+from fourds.records import write_run_record
+from fourds.report.lineage import stage_dirs
+from fourds.report.notebook import execute_notebook
+
+
+def run(
+    params: Params,
+    notebook: str | Path,
+    runs_root: str | Path,
+    data_dvc: str | Path,
+    out_dir: str | Path,
+    params_path: str | Path,
+) -> Path:
+    """Write out_dir/<notebook name>.ipynb and .html; returns the HTML path."""
+    runs_root, out_dir = Path(runs_root), Path(out_dir)
+    parameters = {
+        "ladder": params.ladder.name,
+        "scales": list(params.ladder.scales),
+        "tasks": list(params.readout.tasks),
+        "regimes": list(params.readout.regimes),
+        "runs_root": str(runs_root.resolve()),
+        "data_dvc": str(Path(data_dvc).resolve()),
+        "out_dir": str(out_dir.resolve()),
+    }
+    html_path = execute_notebook(notebook, parameters, out_dir)
+    stages = stage_dirs(
+        runs_root, params.ladder.scales, params.readout.tasks, params.readout.regimes
+    )
+    inputs = [Path(notebook), Path(data_dvc)]
+    inputs += [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
+    config = {"ladder": params.ladder, "readout": params.readout}
+    write_run_record(out_dir, "report", params_path, inputs, "cpu", config=config)
+    return html_path
