@@ -59,14 +59,14 @@ def test_missing_key_is_refused(raw):
             "readout",
             "tasks",
             ["depth", "flow"],
-            "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', "
-            "'boxes', 'classification']",
+            "readout.tasks[1]='flow' is not one of ['depth', 'pose', 'tracking', 'boxes', "
+            "'classification']",
         ),
         (
             "readout",
             "regimes",
             ["frozen", "linear"],
-            "readout.regimes has 'linear', which is not one of ['frozen', 'finetuned']",
+            "readout.regimes[1]='linear' is not one of ['frozen', 'finetuned']",
         ),
         ("readout", "regimes", [], "readout.regimes is empty: name at least one regime"),
         (
