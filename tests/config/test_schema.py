@@ -1,10 +1,12 @@
 import copy
+import dataclasses
+from typing import Annotated, Literal
 
 import pytest
 import yaml
 
 from fourds.config import ConfigError, Params, load_params
-from fourds.config.schema import parse
+from fourds.config.schema import POSITIVE, at_least, parse
 from tests.conftest import REPO_ROOT
 
 
@@ -47,6 +49,11 @@ def test_missing_key_is_refused(raw):
     [
         ("mae", "mask_ratio", 1.0, "mae.mask_ratio=1.0 must be in [0, 1)"),
         ("pretrain", "steps", 0, "pretrain.steps=0 must be positive"),
+        ("pretrain", "lr", 0, "pretrain.lr=0.0 must be positive"),
+        ("runtime", "threads", -1, "runtime.threads=-1 must be >= 0 (0: default)"),
+        ("curate", "fps", -1, "curate.fps=-1.0 must be >= 0 (0: keep the source rate)"),
+        ("fidelity", "kid_subset_size", 1, "fidelity.kid_subset_size=1 must be >= 2"),
+        ("runtime", "device", "tpu", "runtime.device='tpu' is not one of ['cpu', 'cuda', 'auto']"),
         ("pretrain", "batch_size", "8", "pretrain.batch_size='8' must be an integer"),
         (
             "runtime",
@@ -59,14 +66,14 @@ def test_missing_key_is_refused(raw):
             "readout",
             "tasks",
             ["depth", "flow"],
-            "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', "
-            "'boxes', 'classification']",
+            "readout.tasks[1]='flow' is not one of ['depth', 'pose', 'tracking', 'boxes', "
+            "'classification']",
         ),
         (
             "readout",
             "regimes",
             ["frozen", "linear"],
-            "readout.regimes has 'linear', which is not one of ['frozen', 'finetuned']",
+            "readout.regimes[1]='linear' is not one of ['frozen', 'finetuned']",
         ),
         ("readout", "regimes", [], "readout.regimes is empty: name at least one regime"),
         (
@@ -93,6 +100,31 @@ def test_missing_key_is_refused(raw):
 def test_invalid_values_name_key_and_rule(raw, section, key, value, message):
     raw[section][key] = value
     check_fails(raw, message)
+
+
+def test_a_tubelet_entry_is_named_by_its_axis(raw):
+    raw["models"]["cpu_s"]["tubelet"] = [2, 0, 8]
+    check_fails(raw, "models.cpu_s.tubelet[h]=0 must be positive")
+    raw["models"]["cpu_s"]["tubelet"] = [2, 8]
+    check_fails(raw, "models.cpu_s.tubelet=[2, 8] must have 3 entries")
+
+
+def test_field_annotations_carry_the_rules_of_any_dataclass():
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        mode: Literal["fast", "slow"]
+        count: Annotated[int, POSITIVE]
+        workers: Annotated[int, at_least(0, "0: none")]
+
+    assert parse(Toy, {"mode": "fast", "count": 1, "workers": 0}, "toy") == Toy("fast", 1, 0)
+    for changes, message in [
+        ({"mode": "medium"}, "toy.mode='medium' is not one of ['fast', 'slow']"),
+        ({"count": 0}, "toy.count=0 must be positive"),
+        ({"workers": -2}, "toy.workers=-2 must be >= 0 (0: none)"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            parse(Toy, {"mode": "fast", "count": 1, "workers": 0, **changes}, "toy")
+        assert str(error.value) == message
 
 
 def test_every_readout_task_needs_its_settings(raw):

@@ -1,9 +1,11 @@
 """Typed schema of `params.yaml`.
 
 Every section is a frozen dataclass. `parse(cls, data, path)` turns a plain mapping into the
-dataclass, checking that keys are known and values have the declared type; each class then
-checks its own rules in `check(path)`. Every error is a `ConfigError` whose message starts with
-the key path and the offending value, for example
+dataclass, checking that keys are known and that each value fits its field's annotation: a
+`Literal[NAMES]` field takes one of the names in the tuple NAMES (the tuples below, which other
+modules import too), an `Annotated[int, rule]` field a number that keeps the `Rule`, such as
+`POSITIVE`. A class's `check(path)` then checks the rules that relate several fields. Every error
+is a `ConfigError` whose message starts with the key path and the offending value, for example
 `models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3`.
 """
 
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 READOUT_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
@@ -43,8 +46,42 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _positive(path: str, value: int | float) -> None:
-    _require(value > 0, f"{path}={value!r} must be positive")
+def _divisible(config: Any, path: str, name: str, by: str) -> None:
+    value, divisor = getattr(config, name), getattr(config, by)
+    _require(
+        value % divisor == 0, f"{path}.{name}={value} is not divisible by {path}.{by}={divisor}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A range a numeric field must lie in, declared on the field: `Annotated[int, POSITIVE]`.
+
+    On a (t, h, w) tuple it applies to each entry, named by its axis (`tubelet[t]`).
+    """
+
+    holds: Callable[[Any], bool]
+    text: str
+
+    def check(self, value: Any, path: str) -> None:
+        if isinstance(value, tuple):
+            for axis, item in zip("thw", value, strict=True):
+                self.check(item, f"{path}[{axis}]")
+        else:
+            _require(self.holds(value), f"{path}={value!r} {self.text}")
+
+
+def at_least(low: int, hint: str = "") -> Rule:
+    """`value >= low`; `hint` says what the bound itself means, e.g. "0: off"."""
+    return Rule(lambda value: value >= low, f"must be >= {low}" + (f" ({hint})" if hint else ""))
+
+
+POSITIVE = Rule(lambda value: value > 0, "must be positive")
+FRACTION = Rule(lambda value: 0 <= value < 1, "must be in [0, 1)")
+POSITIVE_FRACTION = Rule(lambda value: 0 < value <= 1, "must be in (0, 1]")
+PositiveInt = Annotated[int, POSITIVE]
+PositiveFloat = Annotated[float, POSITIVE]
+Extent = Annotated[tuple[int, int, int], POSITIVE]  # (time, height, width)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,24 +91,17 @@ class ModelConfig:
     qk_norm, parallel_blocks and bias=False are the ViT-22B recipe for the largest scales.
     """
 
-    width: int
-    depth: int
-    heads: int
-    mlp_dim: int
-    tubelet: tuple[int, int, int]
+    width: PositiveInt
+    depth: PositiveInt
+    heads: PositiveInt
+    mlp_dim: PositiveInt
+    tubelet: Extent
     qk_norm: bool
     parallel_blocks: bool
     bias: bool
 
     def check(self, path: str) -> None:
-        for name in ("width", "depth", "heads", "mlp_dim"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        _require(
-            self.width % self.heads == 0,
-            f"{path}.width={self.width} is not divisible by {path}.heads={self.heads}",
-        )
-        for axis, size in zip("thw", self.tubelet, strict=True):
-            _positive(f"{path}.tubelet[{axis}]", size)
+        _divisible(self, path, "width", "heads")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,20 +123,9 @@ class LadderConfig:
 class RuntimeConfig:
     """Where and how the stages compute."""
 
-    device: str
-    attention: str
-    threads: int
-
-    def check(self, path: str) -> None:
-        _require(
-            self.device in DEVICES,
-            f"{path}.device={self.device!r} is not one of {list(DEVICES)}",
-        )
-        _require(
-            self.attention in ATTENTION_BACKENDS,
-            f"{path}.attention={self.attention!r} is not one of {list(ATTENTION_BACKENDS)}",
-        )
-        _require(self.threads >= 0, f"{path}.threads={self.threads} must be >= 0 (0: default)")
+    device: Literal[DEVICES]
+    attention: Literal[ATTENTION_BACKENDS]
+    threads: Annotated[int, at_least(0, "0: default")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,27 +137,18 @@ class LauncherConfig:
     read only by `kind: slurm`, rdzv_endpoint only by multi-node torchrun.
     """
 
-    kind: str
-    nnodes: int
-    nproc_per_node: int
+    kind: Literal[LAUNCHERS]
+    nnodes: PositiveInt
+    nproc_per_node: PositiveInt
     rdzv_endpoint: str
     partition: str
     account: str
-    gpus_per_node: int
-    cpus_per_task: int
-    mem_gb: int
-    time_minutes: int
+    gpus_per_node: Annotated[int, at_least(0, "0: cluster default")]
+    cpus_per_task: Annotated[int, at_least(0, "0: cluster default")]
+    mem_gb: Annotated[int, at_least(0, "0: cluster default")]
+    time_minutes: Annotated[int, at_least(0, "0: cluster default")]
 
     def check(self, path: str) -> None:
-        _require(
-            self.kind in LAUNCHERS,
-            f"{path}.kind={self.kind!r} is not one of {list(LAUNCHERS)}",
-        )
-        for name in ("nnodes", "nproc_per_node"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        for name in ("gpus_per_node", "cpus_per_task", "mem_gb", "time_minutes"):
-            value = getattr(self, name)
-            _require(value >= 0, f"{path}.{name}={value} must be >= 0 (0: cluster default)")
         _require(
             not (self.kind == "torchrun" and self.nnodes > 1 and not self.rdzv_endpoint),
             f"{path}.rdzv_endpoint is empty: a {self.nnodes}-node torchrun needs host:port",
@@ -157,18 +167,12 @@ class CurateConfig:
     frame); crop is "center" (shorter side to `resolution`, centre crop) or "stretch".
     """
 
-    clip_frames: int
-    frame_stride: int
-    resolution: int
-    clips_per_shard: int
-    fps: float
-    crop: str
-
-    def check(self, path: str) -> None:
-        for name in ("clip_frames", "frame_stride", "resolution", "clips_per_shard"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        _require(self.fps >= 0, f"{path}.fps={self.fps} must be >= 0 (0: keep the source rate)")
-        _require(self.crop in CROPS, f"{path}.crop={self.crop!r} is not one of {list(CROPS)}")
+    clip_frames: PositiveInt
+    frame_stride: PositiveInt
+    resolution: PositiveInt
+    clips_per_shard: PositiveInt
+    fps: Annotated[float, at_least(0, "0: keep the source rate")]
+    crop: Literal[CROPS]
 
     @property
     def span(self) -> int:
@@ -188,76 +192,44 @@ class MAEConfig:
                  encoder blocks and a linear layer decodes them to pixels (no decoder blocks).
     """
 
-    mask_ratio: float
-    mask_type: str
+    mask_ratio: Annotated[float, FRACTION]
+    mask_type: Literal[MASK_TYPES]
     norm_pix_loss: bool
-    decoder: str
-    decoder_width: int
-    decoder_depth: int
-    decoder_heads: int
-    query_blocks: int
-    query_stride: tuple[int, int, int]
+    decoder: Literal[DECODERS]
+    decoder_width: PositiveInt
+    decoder_depth: PositiveInt
+    decoder_heads: PositiveInt
+    query_blocks: PositiveInt
+    query_stride: Extent
 
     def check(self, path: str) -> None:
-        _require(
-            0.0 <= self.mask_ratio < 1.0,
-            f"{path}.mask_ratio={self.mask_ratio} must be in [0, 1)",
-        )
-        _require(
-            self.mask_type in MASK_TYPES,
-            f"{path}.mask_type={self.mask_type!r} is not one of {list(MASK_TYPES)}",
-        )
-        _require(
-            self.decoder in DECODERS,
-            f"{path}.decoder={self.decoder!r} is not one of {list(DECODERS)}",
-        )
-        for name in ("decoder_width", "decoder_depth", "decoder_heads", "query_blocks"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        for axis, size in zip("thw", self.query_stride, strict=True):
-            _positive(f"{path}.query_stride[{axis}]", size)
-        _require(
-            self.decoder_width % self.decoder_heads == 0,
-            f"{path}.decoder_width={self.decoder_width} is not divisible by "
-            f"{path}.decoder_heads={self.decoder_heads}",
-        )
+        _divisible(self, path, "decoder_width", "decoder_heads")
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
     """Optimisation of the MAE pretraining run."""
 
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    weight_decay: Annotated[float, at_least(0)]
     warmup_steps: int
-    grad_clip: float
+    grad_clip: Annotated[float, at_least(0, "0: off")]
     seed: int
-    log_every: int
+    log_every: PositiveInt
     checkpoint_every: int
-    keep_checkpoints: int
-    loader_workers: int
-    prefetch: int
+    keep_checkpoints: PositiveInt
+    loader_workers: Annotated[int, at_least(0, "0: main thread")]
+    prefetch: PositiveInt
     activation_checkpointing: bool
-    precision: str
+    precision: Literal[PRECISIONS]
 
     def check(self, path: str) -> None:
-        for name in ("steps", "batch_size", "lr", "log_every", "keep_checkpoints", "prefetch"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        _require(
-            self.loader_workers >= 0,
-            f"{path}.loader_workers={self.loader_workers} must be >= 0 (0: main thread)",
-        )
         _require(
             self.checkpoint_every >= 0 and self.checkpoint_every % self.log_every == 0,
             f"{path}.checkpoint_every={self.checkpoint_every} must be 0 (off) or a multiple of "
             f"{path}.log_every={self.log_every}",
-        )
-        _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
-        _require(self.grad_clip >= 0, f"{path}.grad_clip={self.grad_clip} must be >= 0 (0: off)")
-        _require(
-            self.precision in PRECISIONS,
-            f"{path}.precision={self.precision!r} is not one of {list(PRECISIONS)}",
         )
         _require(
             0 <= self.warmup_steps < self.steps,
@@ -278,39 +250,19 @@ class ReadoutConfig:
     depth_alignment: how depth predictions are aligned to the truth before scoring.
     """
 
-    tasks: tuple[str, ...]
-    readout_depth: float
-    regimes: tuple[str, ...]
-    finetune_lr_scale: float
+    tasks: tuple[Literal[READOUT_TASKS], ...]
+    readout_depth: Annotated[float, POSITIVE_FRACTION]
+    regimes: tuple[Literal[REGIMES], ...]
+    finetune_lr_scale: PositiveFloat
     cache_features: bool
-    depth_alignment: str
+    depth_alignment: Literal[DEPTH_ALIGNMENTS]
     seed: int
 
     def check(self, path: str) -> None:
-        for task in self.tasks:
-            _require(
-                task in READOUT_TASKS,
-                f"{path}.tasks has {task!r}, which is not one of {list(READOUT_TASKS)}",
-            )
-        _require(
-            0.0 < self.readout_depth <= 1.0,
-            f"{path}.readout_depth={self.readout_depth} must be in (0, 1]",
-        )
         _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
-        for regime in self.regimes:
-            _require(
-                regime in REGIMES,
-                f"{path}.regimes has {regime!r}, which is not one of {list(REGIMES)}",
-            )
         _require(
             len(set(self.regimes)) == len(self.regimes),
             f"{path}.regimes={list(self.regimes)} names a regime twice",
-        )
-        _positive(f"{path}.finetune_lr_scale", self.finetune_lr_scale)
-        _require(
-            self.depth_alignment in DEPTH_ALIGNMENTS,
-            f"{path}.depth_alignment={self.depth_alignment!r} is not one of "
-            f"{list(DEPTH_ALIGNMENTS)}",
         )
 
 
@@ -328,17 +280,12 @@ class SourceConfig:
     frame_stride: clips take every frame_stride-th frame of a benchmark video.
     """
 
-    format: str
+    format: Literal[tuple(SOURCE_FORMATS)]
     train: str
     test: str
-    frame_stride: int
+    frame_stride: PositiveInt
 
     def check(self, path: str) -> None:
-        _require(
-            self.format in SOURCE_FORMATS,
-            f"{path}.format={self.format!r} is not one of {list(SOURCE_FORMATS)}",
-        )
-        _positive(f"{path}.frame_stride", self.frame_stride)
         given = bool(self.train), bool(self.test)
         if self.format == "synthetic":
             _require(
@@ -362,23 +309,17 @@ class TaskReadoutConfig:
         4DS depth readout) is scored as it is, without training (depth only).
     """
 
-    width: int
-    heads: int
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float
+    width: PositiveInt
+    heads: PositiveInt
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    weight_decay: Annotated[float, at_least(0)]
     source: SourceConfig
     pretrained: str
 
     def check(self, path: str) -> None:
-        for name in ("width", "heads", "steps", "batch_size", "lr"):
-            _positive(f"{path}.{name}", getattr(self, name))
-        _require(
-            self.width % self.heads == 0,
-            f"{path}.width={self.width} is not divisible by {path}.heads={self.heads}",
-        )
-        _require(self.weight_decay >= 0, f"{path}.weight_decay={self.weight_decay} must be >= 0")
+        _divisible(self, path, "width", "heads")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,22 +341,17 @@ class FidelityConfig:
     seed: the masks (mae.mask_ratio and mask_type of the checkpoint) and KID's subsets.
     """
 
-    feature_extractor: str
+    feature_extractor: Literal[FEATURE_EXTRACTORS]
     encoder_weights: str
     inception_weights: str
-    clips: int
-    frames_per_clip: int
-    kid_subset_size: int
-    kid_subsets: int
-    batch_size: int
+    clips: Annotated[int, at_least(0, "0: all")]
+    frames_per_clip: Annotated[int, at_least(0, "0: all")]
+    kid_subset_size: Annotated[int, at_least(2)]
+    kid_subsets: PositiveInt
+    batch_size: PositiveInt
     seed: int
 
     def check(self, path: str) -> None:
-        _require(
-            self.feature_extractor in FEATURE_EXTRACTORS,
-            f"{path}.feature_extractor={self.feature_extractor!r} is not one of "
-            f"{list(FEATURE_EXTRACTORS)}",
-        )
         if self.feature_extractor == "inception":
             _require(
                 bool(self.inception_weights),
@@ -434,15 +370,6 @@ class FidelityConfig:
                 f"{path}.inception_weights={self.inception_weights!r} is read only by "
                 f"{path}.feature_extractor='inception': leave it empty",
             )
-        for name in ("clips", "frames_per_clip"):
-            value = getattr(self, name)
-            _require(value >= 0, f"{path}.{name}={value} must be >= 0 (0: all)")
-        _require(
-            self.kid_subset_size >= 2,
-            f"{path}.kid_subset_size={self.kid_subset_size} must be >= 2",
-        )
-        for name in ("kid_subsets", "batch_size"):
-            _positive(f"{path}.{name}", getattr(self, name))
         if self.clips and self.frames_per_clip:
             frames = self.clips * self.frames_per_clip
             _require(
@@ -541,15 +468,21 @@ class Params:
         return self.models[scale]
 
 
-def _type_name(kind: Any) -> str:
-    return getattr(kind, "__name__", str(kind))
-
-
 def _convert(kind: Any, value: Any, path: str) -> Any:
     """Check `value` against the annotation `kind` and convert lists to tuples."""
     origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         return parse(kind, value, path)
+    if origin is Annotated:
+        kind, *rules = typing.get_args(kind)
+        value = _convert(kind, value, path)
+        for rule in rules:
+            rule.check(value, path)
+        return value
+    if origin is Literal:
+        names = typing.get_args(kind)
+        _require(value in names, f"{path}={value!r} is not one of {list(names)}")
+        return value
     if origin is dict:
         _, item_kind = typing.get_args(kind)
         _require(isinstance(value, dict), f"{path}={value!r} must be a mapping")
@@ -571,7 +504,7 @@ def _convert(kind: Any, value: Any, path: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
         _require(ok, f"{path}={value!r} must be an integer")
         return value
-    _require(isinstance(value, kind), f"{path}={value!r} must be of type {_type_name(kind)}")
+    _require(isinstance(value, kind), f"{path}={value!r} must be of type {kind.__name__}")
     return value
 
 
@@ -585,7 +518,7 @@ def parse(cls: type, data: Any, path: str = "") -> Any:
     """
     where = path or "params.yaml"
     _require(isinstance(data, dict), f"{where} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(fields))
     _require(not unknown, f"{where} has unknown key(s) {unknown} (known: {fields})")
@@ -594,5 +527,6 @@ def parse(cls: type, data: Any, path: str = "") -> Any:
     prefix = f"{path}." if path else ""
     values = {name: _convert(hints[name], data[name], prefix + name) for name in fields}
     instance = cls(**values)
-    instance.check(path)
+    if hasattr(instance, "check"):  # the rules that relate several fields
+        instance.check(path)
     return instance
