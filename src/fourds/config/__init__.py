@@ -3,7 +3,6 @@
 from fourds.config.load import load_params
 from fourds.config.schema import (
     ATTENTION_BACKENDS,
-    READOUT_TASKS,
     ConfigError,
     CurateConfig,
     FidelityConfig,
@@ -21,7 +20,6 @@ from fourds.config.schema import (
 
 __all__ = [
     "ATTENTION_BACKENDS",
-    "READOUT_TASKS",
     "ConfigError",
     "CurateConfig",
     "FidelityConfig",

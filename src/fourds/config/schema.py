@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
-READOUT_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
 REGIMES = ("frozen", "finetuned")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
 DEVICES = ("cpu", "cuda", "auto")
@@ -27,14 +26,6 @@ PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
 FEATURE_EXTRACTORS = ("fourds", "inception")
-# Readout data formats and the tasks whose ground truth each carries (fourds.data.benchmarks).
-SOURCE_FORMATS = {
-    "synthetic": READOUT_TASKS,
-    "tapvid": ("tracking",),
-    "scannet": ("depth", "pose"),
-    "realestate10k": ("pose",),
-    "box_tracks": ("boxes",),
-}
 
 
 class ConfigError(ValueError):
@@ -241,6 +232,8 @@ class PretrainConfig:
 class ReadoutConfig:
     """Settings shared by every readout stage.
 
+    tasks: the readout tasks to run, rows of the task table (fourds.evaluate.tasks.TASKS, which
+        checks the names).
     regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
         the readout on the encoder's features; "finetuned" also trains the encoder, at
         `finetune_lr_scale` times the readout's learning rate.
@@ -250,7 +243,7 @@ class ReadoutConfig:
     depth_alignment: how depth predictions are aligned to the truth before scoring.
     """
 
-    tasks: tuple[Literal[READOUT_TASKS], ...]
+    tasks: tuple[str, ...]
     readout_depth: Annotated[float, POSITIVE_FRACTION]
     regimes: tuple[Literal[REGIMES], ...]
     finetune_lr_scale: PositiveFloat
@@ -280,7 +273,7 @@ class SourceConfig:
     frame_stride: clips take every frame_stride-th frame of a benchmark video.
     """
 
-    format: Literal[tuple(SOURCE_FORMATS)]
+    format: str
     train: str
     test: str
     frame_stride: PositiveInt
@@ -403,17 +396,6 @@ class Params:
                 f"(known: {sorted(self.readouts)})",
             )
         for task, settings in self.readouts.items():
-            source = settings.source.format
-            _require(
-                task in SOURCE_FORMATS[source],
-                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
-                f"(it serves {list(SOURCE_FORMATS[source])})",
-            )
-            _require(
-                not settings.pretrained or task == "depth",
-                f"readouts.{task}.pretrained={settings.pretrained!r}: only the depth readout "
-                "can be loaded from `fourds convert` output",
-            )
             _require(
                 not settings.pretrained or self.readout.regimes == ("frozen",),
                 f"readouts.{task}.pretrained scores a trained readout on a frozen encoder: "

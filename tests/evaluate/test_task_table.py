@@ -1,0 +1,76 @@
+"""The task table's rules on params: known tasks, formats that carry their ground truth, and
+converted readouts only where the table says one loads."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from fourds.config import ConfigError, Params
+from fourds.config.schema import parse
+from fourds.evaluate.tasks import SOURCE_FORMATS, TASKS, check_readout_params
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def check_fails(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_readout_params(parse(Params, raw))
+    assert str(error.value) == message
+
+
+def test_the_committed_params_pass_and_every_task_reads_keys_of_the_shards():
+    from fourds.data.shards import GROUND_TRUTH_KEYS
+
+    check_readout_params(parse(Params, yaml.safe_load((REPO_ROOT / "params.yaml").read_text())))
+    for spec in TASKS.values():
+        assert spec.formats[0] == "synthetic" and set(spec.keys) <= set(GROUND_TRUTH_KEYS)
+
+
+def test_an_unknown_task_is_refused(raw):
+    raw["readout"]["tasks"] = ["depth", "flow"]
+    raw["readouts"]["flow"] = raw["readouts"]["depth"]
+    check_fails(
+        raw,
+        "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', 'boxes', "
+        "'classification']",
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "source", "message"),
+    [
+        (
+            "depth",
+            {"format": "tapvid", "train": "a.pkl", "test": "b.pkl"},
+            "readouts.depth.source.format='tapvid' has no depth ground truth "
+            "(it serves ['tracking'])",
+        ),
+        (
+            "boxes",
+            {"format": "kitti", "train": "a", "test": "b"},
+            "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'scannet', "
+            "'realestate10k', 'tapvid', 'box_tracks']",
+        ),
+    ],
+)
+def test_a_readout_source_must_carry_its_tasks_ground_truth(raw, task, source, message):
+    raw["readouts"][task]["source"].update(source)
+    check_fails(raw, message)
+
+
+def test_only_the_depth_readout_loads_a_converted_readout(raw):
+    raw["readouts"]["pose"]["pretrained"] = "w-readout.pt"
+    check_fails(
+        raw,
+        "readouts.pose.pretrained='w-readout.pt': only the ['depth'] readouts can be loaded "
+        "from `fourds convert` output",
+    )
+
+
+def test_the_formats_are_the_union_of_the_tasks_formats():
+    assert set(SOURCE_FORMATS) == {f for spec in TASKS.values() for f in spec.formats}
