@@ -64,6 +64,7 @@ def test_a_readout_source_must_carry_its_tasks_ground_truth(raw, task, source, m
 
 
 def test_only_the_depth_readout_loads_a_converted_readout(raw):
+    raw["readout"]["regimes"] = ["frozen"]
     raw["readouts"]["pose"]["pretrained"] = "w-readout.pt"
     check_fails(
         raw,

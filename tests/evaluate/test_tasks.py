@@ -49,7 +49,7 @@ def oracle_tracking(targets):
 def test_tracking_oracle_scores_perfectly(split):
     task = make_task("tracking", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
-    metrics, predictions = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
+    metrics, predictions, _ = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
     for mode in ("", "strided_"):
         assert metrics[f"{mode}average_jaccard"] == pytest.approx(1.0)
         assert metrics[f"{mode}occlusion_accuracy"] == pytest.approx(1.0)
@@ -78,7 +78,7 @@ def test_box_oracle_scores_perfectly(split):
         first = queries[..., None, 3:]
         return (targets["boxes"][index] / SIZE - first).flatten(2)
 
-    metrics, _ = task.evaluate(infer, targets, batch_size=1)
+    metrics, _, _ = task.evaluate(infer, targets, batch_size=1)
     assert metrics["miou"] == pytest.approx(1.0)
     assert metrics["objects"] == int(targets["box_visible"][:, :, 0].sum())
 
@@ -90,7 +90,7 @@ def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
     outputs = torch.cat(
         [truth[..., :3, 0], truth[..., :3, 1], truth[..., :3, 3]], dim=-1
     ) - torch.cat([IDENTITY_6D, torch.zeros(3)])
-    metrics, _ = task.evaluate(lambda index, queries: outputs[index], targets, batch_size=2)
+    metrics, _, _ = task.evaluate(lambda index, queries: outputs[index], targets, batch_size=2)
     assert metrics["rotation_error"] < 0.05 and metrics["end_point_error"] < 1e-4
     assert task.loss(outputs, targets) < 1e-5
     assert task.loss(torch.zeros_like(outputs), targets) > task.loss(outputs, targets)
@@ -102,7 +102,7 @@ def test_depth_oracle_scores_perfectly(split):
     from fourds.models.mae import patchify
 
     log_depth = patchify(targets["depth"].clamp_min(1e-6).log()[..., None], GEOMETRY.tubelet)
-    metrics, _ = task.evaluate(lambda index, queries: log_depth[index], targets, batch_size=2)
+    metrics, _, _ = task.evaluate(lambda index, queries: log_depth[index], targets, batch_size=2)
     assert metrics["abs_rel"] < 1e-3 and metrics["delta1"] == 1.0
 
 
@@ -110,7 +110,7 @@ def test_classification_oracle_scores_perfectly(split):
     task = make_task("classification", GEOMETRY, TaskContext("none", (split,)))
     targets = task.targets(split)
     logits = torch.nn.functional.one_hot(targets["label"], task.out_dim).float()[:, None]
-    metrics, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
+    metrics, _, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
     assert metrics["top1"] == 1.0
 
 
@@ -124,7 +124,13 @@ def test_every_task_draws_its_examples(split, name, tmp_path):
         count = task.num_queries if queries is None else queries.shape[1]
         return 0.01 * torch.randn(len(index), count, task.out_dim, generator=generator)
 
-    _, predictions = task.evaluate(infer, targets, batch_size=2)
+    metrics, predictions, clips = task.evaluate(infer, targets, batch_size=2)
+    # the per-clip values the report bootstraps give back the test-set headline
+    weight, value = clips["weight"], clips[task.headline]
+    assert len(weight) == len(split["video"]) and np.all(np.isnan(value) == (weight == 0))
+    scored = weight > 0
+    headline = np.sum(weight[scored] * value[scored]) / weight.sum()
+    assert headline == pytest.approx(metrics[task.headline], rel=1e-6)
     shown = torch.arange(1)
     paths = task.draw(
         split["video"][:1],

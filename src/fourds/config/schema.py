@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
-REGIMES = ("frozen", "finetuned")
+REGIMES = ("frozen", "finetuned", "random_init")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
@@ -236,10 +236,12 @@ class ReadoutConfig:
         checks the names).
     regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
         the readout on the encoder's features; "finetuned" also trains the encoder, at
-        `finetune_lr_scale` times the readout's learning rate.
-    cache_features: frozen stages run the encoder once per clip and train the readout on the
-        stored features (the same result, much faster); false runs it every step. Fine-tuned
-        stages always run it every step (their features change as the encoder trains).
+        `finetune_lr_scale` times the readout's learning rate; "random_init" is the control:
+        the scale's encoder as pretraining starts it (same architecture, same initialisation
+        seed, no pretraining), with the readout trained exactly as for "frozen".
+    cache_features: frozen and random_init stages run the encoder once per clip and train the
+        readout on the stored features (the same result, much faster); false runs it every step.
+        Fine-tuned stages always run it every step (their features change as the encoder trains).
     depth_alignment: how depth predictions are aligned to the truth before scoring.
     """
 

@@ -206,16 +206,24 @@ def box_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         return np.where(union > 0, intersection / union, 0.0)
 
 
-def box_tracking_miou(pred: np.ndarray, gt: np.ndarray, gt_visible: np.ndarray) -> float:
-    """Mean IoU over the later frames (t >= 1, the first box is given) where the object is
-    visible, per object then averaged: pred, gt [M, T, 4]; gt_visible [M, T] bool."""
+def object_ious(pred: np.ndarray, gt: np.ndarray, gt_visible: np.ndarray) -> np.ndarray:
+    """Each object's mean IoU over the later frames (t >= 1, the first box is given) where it is
+    visible: pred, gt [M, T, 4]; gt_visible [M, T] bool -> [M], NaN for an object never visible
+    after the first frame."""
     scored = gt_visible.copy()
     scored[:, 0] = False
     ious = box_iou(pred, np.nan_to_num(gt))
-    per_object = [ious[m][scored[m]].mean() for m in range(len(gt)) if scored[m].any()]
-    if not per_object:
+    return np.array(
+        [ious[m][scored[m]].mean() if scored[m].any() else np.nan for m in range(len(gt))]
+    )
+
+
+def box_tracking_miou(pred: np.ndarray, gt: np.ndarray, gt_visible: np.ndarray) -> float:
+    """Mean over objects of `object_ious` (objects never visible after frame 0 left out)."""
+    per_object = object_ious(pred, gt, gt_visible)
+    if not np.isfinite(per_object).any():
         raise ValueError("no object is visible after the first frame")
-    return float(np.mean(per_object))
+    return float(np.nanmean(per_object))
 
 
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

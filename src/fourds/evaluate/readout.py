@@ -1,12 +1,12 @@
 """Attention readouts on top of a pretrained encoder: features, training, scoring.
 
 Regimes (one stage each, from readout.regimes): "frozen" trains only the readout; "finetuned"
-trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate). In the
-frozen regime with
-readout.cache_features the encoder runs once per clip and the readout trains on the stored
-features; without it the encoder runs on every batch (same numbers, slower: see
-benchmarks/readout_caching.py). The readout trains on readout-train and is scored on
-readout-test.
+trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate);
+"random_init" trains only the readout, on the encoder as pretraining starts it (the control).
+With a frozen encoder and readout.cache_features the encoder runs once per clip and the readout
+trains on the stored features; without it the encoder runs on every batch (same numbers,
+slower: see benchmarks/readout_caching.py). The readout trains on readout-train and is scored
+on readout-test.
 
 Data: `readouts.<task>.source` picks the curated synthetic corpus or a public benchmark format
 (fourds.data.benchmarks), cut into clips of the encoder's input size. `readouts.depth.pretrained`
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from fourds.config import ReadoutConfig, TaskReadoutConfig
 from fourds.evaluate.tasks import ClipGeometry, Task
-from fourds.evaluate.tasks.base import select
+from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.evaluate.tasks.depth import DepthTask
 from fourds.models.convert import load_readout
 from fourds.models.readout import AttentionReadout
@@ -160,8 +160,8 @@ def score(
     num_blocks: int,
     device: torch.device,
     batch_size: int,
-) -> tuple[dict, dict[str, np.ndarray], dict[str, torch.Tensor]]:
-    """The task's metrics of `readout` on the clips `test`; also its predictions and targets."""
+) -> tuple[Evaluation, dict[str, torch.Tensor]]:
+    """`readout` scored on the clips `test` (see Evaluation), and the targets it was scored on."""
     readout.eval()
     encoder.eval()
     targets = task.targets(test)
@@ -172,5 +172,4 @@ def score(
             given = None if queries is None else queries.to(device)
             return readout(features(index), given).cpu()
 
-        metrics, predictions = task.evaluate(infer, targets, batch_size)
-    return metrics, predictions, targets
+        return task.evaluate(infer, targets, batch_size), targets

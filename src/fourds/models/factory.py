@@ -25,6 +25,13 @@ def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     return MaskedAutoencoder(encoder, params.mae, backend)
 
 
+def initial_encoder(params: Params, scale: str) -> VideoViT:
+    """The encoder of `scale` exactly as pretraining starts it (pretrain.seed, unsharded): the
+    random-init control of the readouts."""
+    torch.manual_seed(params.pretrain.seed)
+    return build_mae(params, scale).encoder
+
+
 def save_weights(
     path: str | Path, state_dict: dict[str, torch.Tensor], params: Params, scale: str
 ) -> None:

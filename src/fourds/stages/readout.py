@@ -2,19 +2,22 @@
 regime, and scored on the readout-test clips.
 
 Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
-count), examples/<task>.png, run.yaml and operative.gin. See fourds.evaluate.readout for the
+count), clips.csv (per test clip: the headline and the other per-clip metrics, and the weight
+of the clip in the headline; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
+run.yaml and operative.gin. See fourds.evaluate.readout for the
 regimes and the data sources.
 """
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fourds.atomic import write_json
+from fourds.atomic import atomic_path, write_json
 from fourds.config import ConfigError, Params
 from fourds.data.benchmarks import load_readout_split, source_files
 from fourds.evaluate.readout import (
@@ -27,6 +30,7 @@ from fourds.evaluate.readout import (
 )
 from fourds.evaluate.tasks import TASKS, TaskContext, make_task
 from fourds.evaluate.tasks.base import select
+from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import count_parameters
 from fourds.models.weights import load_encoder
@@ -34,6 +38,16 @@ from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
 
 EXAMPLE_CLIPS = 3
+
+
+def write_clip_values(path: Path, clips: dict[str, np.ndarray], headline: str) -> None:
+    """clips.csv: a row per test clip: clip, weight, the headline, then the other values."""
+    names = ["weight", headline, *sorted(set(clips) - {"weight", headline})]
+    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["clip", *names])
+        for clip in range(len(clips["weight"])):
+            writer.writerow([clip, *(repr(float(clips[name][clip])) for name in names)])
 
 
 def run(
@@ -58,11 +72,14 @@ def run(
         )
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
-    torch.manual_seed(cfg.seed)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
-    encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
+    if regime == "random_init":
+        encoder = initial_encoder(params, scale).to(device).eval().requires_grad_(False)
+    else:
+        encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
     if regime == "finetuned":
         encoder.requires_grad_(True).train()
+    torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
     geometry = clip_geometry(encoder)
     out_dir = Path(out_dir)
@@ -84,7 +101,7 @@ def run(
         train = split("train")
         task = make_task(task_name, geometry, TaskContext(cfg.depth_alignment, (train, test)))
         readout = build_readout(encoder, task, task_cfg, params.runtime.attention).to(device)
-        cache = cfg.cache_features and regime == "frozen"
+        cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(
             encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
         )
@@ -97,9 +114,10 @@ def run(
             "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
         }
 
-    metrics, predictions, targets = score(
+    evaluation, targets = score(
         readout, encoder, task, test, num_blocks, device, task_cfg.batch_size
     )
+    predictions = evaluation.predictions
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
     task.draw(
         test["video"][shown.numpy()],
@@ -118,11 +136,12 @@ def run(
         "readout_block": num_blocks,
         "test_clips": len(test["video"]),
         **trained,
-        **metrics,
+        **evaluation.metrics,
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
-    inputs = [checkpoint, *source_files(source, shard_dir)]
+    write_clip_values(out_dir / "clips.csv", evaluation.clips, task.headline)
+    inputs = [*([] if regime == "random_init" else [checkpoint]), *source_files(source, shard_dir)]
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
     config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}

@@ -12,13 +12,30 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 # (clip indices [B], queries [B, Q, query_dim] or None) -> readout outputs [B, Q, out_dim]
 Infer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class Evaluation(NamedTuple):
+    """A readout scored on the N test clips.
+
+    metrics: the task's benchmark metrics over the test set.
+    predictions: per test clip, arrays [N, ...] (for the example pictures).
+    clips: per-clip values, arrays [N] float: the headline metric (named as in `metrics`) and
+        other per-clip metrics, NaN for a clip that is not scored; and "weight", how many units
+        (pixels, objects) the clip's headline value pools, 0 for an unscored clip, so that the
+        weighted mean of the clips' headline values is the test-set headline. Metrics averaged
+        over clips weigh each scored clip 1. The report bootstraps over clips with these.
+    """
+
+    metrics: dict[str, float]
+    predictions: dict[str, np.ndarray]
+    clips: dict[str, np.ndarray]
 
 
 class Task(Protocol):
@@ -42,8 +59,8 @@ class Task(Protocol):
 
     def evaluate(
         self, infer: Infer, targets: dict[str, torch.Tensor], batch_size: int
-    ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """(metrics, predictions per test clip) of the readout behind `infer`."""
+    ) -> Evaluation:
+        """The test-set metrics, predictions and per-clip values of the readout behind `infer`."""
 
     def draw(
         self,
@@ -56,6 +73,18 @@ class Task(Protocol):
 
         videos: uint8 [n, T, H, W, 3]; targets and predictions: those clips' rows.
         """
+
+
+def per_clip_values(scores: list[dict[str, float] | None]) -> dict[str, np.ndarray]:
+    """Per-clip metric dicts (None for an unscored clip) -> metric -> [N] float (NaN unscored),
+    with "weight" 1 for every scored clip and 0 for the others."""
+    names = next((list(score) for score in scores if score), [])
+    clips = {
+        name: np.array([np.nan if score is None else score[name] for score in scores], float)
+        for name in names
+    }
+    clips["weight"] = np.array([0.0 if score is None else 1.0 for score in scores])
+    return clips
 
 
 def batches(count: int, batch_size: int) -> list[torch.Tensor]:

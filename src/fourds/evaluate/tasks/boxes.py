@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.evaluate.metrics import box_tracking_miou
+from fourds.evaluate.metrics import box_tracking_miou, object_ious
 from fourds.evaluate.pictures import boxes_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Infer, batches, raster_location
+from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, raster_location
 
 
 class BoxTrackingTask:
@@ -77,7 +77,21 @@ class BoxTrackingTask:
         miou = box_tracking_miou(
             prediction[queried], targets["boxes"].numpy()[queried], visible[queried]
         )
-        return {"miou": miou, "objects": int(queried.sum())}, {"boxes": prediction}
+        ious = [
+            object_ious(p[q], t[q], v[q])
+            for p, t, v, q in zip(
+                prediction, targets["boxes"].numpy(), visible, queried, strict=True
+            )
+        ]  # per clip: its queried objects' IoUs
+        weight = np.array([np.isfinite(clip).sum() for clip in ious], float)
+        clips = {
+            "miou": np.array(
+                [np.nanmean(c) if w else np.nan for c, w in zip(ious, weight, strict=True)]
+            ),
+            "weight": weight,
+        }
+        metrics = {"miou": miou, "objects": int(queried.sum())}
+        return Evaluation(metrics, {"boxes": prediction}, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "boxes.png"

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import top1_accuracy
 from fourds.evaluate.pictures import labels_figure
-from fourds.evaluate.tasks.base import Infer, batches
+from fourds.evaluate.tasks.base import Evaluation, Infer, batches
 
 
 class ClassificationTask:
@@ -63,7 +63,9 @@ class ClassificationTask:
         logits = np.concatenate(
             [infer(index, None)[:, 0].numpy() for index in batches(len(labels), batch_size)]
         )
-        return {"top1": top1_accuracy(logits, labels)}, {"logits": logits}
+        correct = (logits.argmax(axis=1) == labels).astype(float)
+        clips = {"top1": correct, "weight": np.ones(len(labels))}
+        return Evaluation({"top1": top1_accuracy(logits, labels)}, {"logits": logits}, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         predicted = predictions["logits"].argmax(axis=1)

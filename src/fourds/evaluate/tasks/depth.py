@@ -9,7 +9,7 @@ import torch
 
 from fourds.evaluate.metrics import align_depth, depth_metrics
 from fourds.evaluate.pictures import depth_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Infer, batches
+from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, per_clip_values
 from fourds.models.mae import patchify, unpatchify
 
 DEPTH_OUTPUTS = ("log", "linear")
@@ -70,7 +70,8 @@ class DepthTask:
         return depth.exp() if self.output == "log" else depth
 
     def evaluate(self, infer: Infer, targets, batch_size: int):
-        """Metrics pooled over every valid pixel of the test clips, after per-clip alignment."""
+        """Metrics pooled over every valid pixel of the test clips, after per-clip alignment;
+        per clip, its own pixels' metrics, weighted by its valid pixels."""
         depth = targets["depth"].numpy()
         prediction = np.concatenate(
             [self.predict(infer(index, None)).numpy() for index in batches(len(depth), batch_size)]
@@ -78,7 +79,10 @@ class DepthTask:
         aligned = np.stack(
             [align_depth(p, t, self.alignment) for p, t in zip(prediction, depth, strict=True)]
         )
-        return depth_metrics(aligned, depth), {"depth": aligned.astype(np.float32)}
+        clips = per_clip_values([depth_metrics(p, t) for p, t in zip(aligned, depth, strict=True)])
+        clips["weight"] = ((depth > 0) & np.isfinite(depth)).reshape(len(depth), -1).sum(1)
+        predictions = {"depth": aligned.astype(np.float32)}
+        return Evaluation(depth_metrics(aligned, depth), predictions, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "depth.png"

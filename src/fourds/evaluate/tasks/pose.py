@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import pose_metrics
 from fourds.evaluate.pictures import pose_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Infer, batches
+from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, per_clip_values
 
 
 def rotation_from_6d(values: torch.Tensor) -> torch.Tensor:
@@ -80,7 +80,9 @@ class PoseTask:
             values = [clip[key] for clip in per_clip if np.isfinite(clip[key])]
             if values:
                 metrics[key] = float(np.mean(values))
-        return metrics, {"relative": prediction.astype(np.float32)}
+        clips = per_clip_values(per_clip)
+        clips["weight"] = np.isfinite(clips[self.headline]).astype(float)
+        return Evaluation(metrics, {"relative": prediction.astype(np.float32)}, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "pose.png"

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import tapvid_metrics
 from fourds.evaluate.pictures import tracks_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Infer, raster_location
+from fourds.evaluate.tasks.base import (
+    ClipGeometry,
+    Evaluation,
+    Infer,
+    per_clip_values,
+    raster_location,
+)
 
 TAPVID_SIZE = 256
 QUERY_STRIDE = 5  # frames between strided queries, as in TAP-Vid
@@ -90,10 +96,12 @@ class TrackingTask:
         return points, frames * QUERY_STRIDE
 
     def evaluate(self, infer: Infer, targets, batch_size: int):
-        """TAP-Vid metrics per clip in both query modes, averaged over clips."""
+        """TAP-Vid metrics per clip in both query modes, averaged over clips; the per-clip
+        values are the "first" mode's (the headline's)."""
         tracks, visible = targets["tracks"], targets["visible"]
         scale = TAPVID_SIZE / self.geometry.size
         per_mode = {"first": [], "strided": []}
+        first_scores: list[dict[str, float] | None] = [None] * len(tracks)
         predicted_tracks = np.full(tracks.shape, np.nan, dtype=np.float32)
         predicted_visible = np.zeros(visible.shape, dtype=bool)
         for clip in range(len(tracks)):
@@ -118,23 +126,25 @@ class TrackingTask:
                     [frames.numpy(), *(tracks[clip, points, frames].numpy()[:, ::-1].T * scale)],
                     axis=1,
                 )
-                scores.append(
-                    tapvid_metrics(
-                        query_points,
-                        ~gt_visible,
-                        tracks[clip, points].numpy() * scale,
-                        occluded,
-                        positions * scale,
-                        mode,
-                    )
+                score = tapvid_metrics(
+                    query_points,
+                    ~gt_visible,
+                    tracks[clip, points].numpy() * scale,
+                    occluded,
+                    positions * scale,
+                    mode,
                 )
+                scores.append(score)
+                if mode == "first":
+                    first_scores[clip] = score
         metrics = {}
         for mode, scores in per_mode.items():
             prefix = "" if mode == "first" else "strided_"
             for key in scores[0]:
                 metrics[prefix + key] = float(np.mean([score[key] for score in scores]))
         metrics["scored_clips"] = len(per_mode["first"])
-        return metrics, {"tracks": predicted_tracks, "visible": predicted_visible}
+        predictions = {"tracks": predicted_tracks, "visible": predicted_visible}
+        return Evaluation(metrics, predictions, per_clip_values(first_scores))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "tracking.png"
