@@ -29,7 +29,7 @@ from fourds.evaluate.feature_distances import (
     torch_fidelity,
 )
 from fourds.evaluate.fidelity import evenly_spaced, extractor_weights
-from fourds.evaluate.reconstruction import psnr, reconstruct
+from fourds.evaluate.reconstruction import Reconstruction, psnr, reconstruct
 from fourds.models.mae import MaskedAutoencoder, patchify
 from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError, load_mae, save_mae
@@ -82,6 +82,19 @@ def test_psnr_matches_hand_worked_values():
     assert psnr(target, target) == math.inf
     with pytest.raises(ValueError, match="no pixel"):
         psnr(half, target, torch.zeros_like(where))
+
+
+def test_the_mean_colour_baseline_fills_masked_pixels_with_the_visible_mean():
+    target = torch.zeros(1, 1, 2, 2, 3, dtype=torch.uint8)
+    target[0, 0, 0, 0] = torch.tensor([30, 60, 90])
+    target[0, 0, 0, 1] = torch.tensor([10, 20, 31])
+    masked = torch.tensor([[[[False, False], [True, True]]]])
+    result = Reconstruction(target, torch.zeros_like(target), masked).mean_colour_baseline()
+    assert result.prediction[0, 0, 1, 1].tolist() == [20, 40, 60]  # 60.5 rounds to even
+    assert torch.equal(result.composite[~masked], target[~masked])
+    # masked pixels are 0, predicted (20, 40, 60): MSE = (400 + 1600 + 3600) / 3
+    expected = 10 * math.log10(255**2 / ((400 + 1600 + 3600) / 3))
+    assert psnr(result.prediction, result.target, masked) == pytest.approx(expected)
 
 
 def test_evenly_spaced_frames_include_the_ends():
@@ -234,7 +247,7 @@ def test_the_stage_writes_metrics_and_reconstructions(setup, tmp_path):
     assert metrics["scale"] == "tiny" and metrics["feature_extractor"] == "fourds"
     assert metrics["extractor_weights"] == str(setup[1] / "tiny_l" / "checkpoint.pt")
     assert (metrics["clips"], metrics["frames"], metrics["mask_ratio"]) == (1, 4, 0.5)
-    for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked"):
+    for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked", "baseline_psnr_masked"):
         assert math.isfinite(metrics[key]), key
     assert metrics["psnr"] > metrics["psnr_masked"]  # visible pixels are copied exactly
     picture = out / "examples" / "reconstructions.png"

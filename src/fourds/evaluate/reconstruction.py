@@ -42,6 +42,15 @@ class Reconstruction:
         """[B, T, H, W, 3]: what the encoder sees, masked pixels grey."""
         return self.target.masked_fill(self.masked[..., None], MASKED_GREY)
 
+    def mean_colour_baseline(self) -> Reconstruction:
+        """The same masks with no learning: every masked pixel predicted as its clip's mean
+        colour over the visible pixels (what a model that learned nothing could do)."""
+        visible = (~self.masked)[..., None].double()  # [B, T, H, W, 1]
+        total = (self.target.double() * visible).sum(dim=(1, 2, 3))
+        mean = total / visible.sum(dim=(1, 2, 3)).clamp_min(1)  # [B, 3]
+        colour = mean.round().to(torch.uint8)[:, None, None, None]
+        return Reconstruction(self.target, colour.expand_as(self.target).clone(), self.masked)
+
     def __getitem__(self, clips: slice) -> Reconstruction:
         """The reconstructions of some of the clips."""
         return Reconstruction(self.target[clips], self.prediction[clips], self.masked[clips])

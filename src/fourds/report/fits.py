@@ -6,9 +6,11 @@ instead and the curve is drawn as 1 - a * x^b. The fit is least squares in log-l
 
 The band is a pairs bootstrap: resample the (x, y) points with replacement, refit, and take
 the pointwise percentiles of the refitted curves (resamples with fewer than two distinct x are
-skipped: no line goes through them). With a handful of scales the band is wide, which is the
-honest answer to "how well is the trend supported"; the exponent's interval says whether the
-data support any trend at all (an interval containing 0 does not).
+skipped: no line goes through them). Given clip-bootstrap draws of each point's y
+(fourds.report.bootstrap), each resample also takes its y from one draw, so the band carries
+the test clips' uncertainty as well as the scales'. With a handful of scales the band is wide,
+which is the honest answer to "how well is the trend supported"; the exponent's interval says
+whether the data support any trend at all (an interval containing 0 does not).
 """
 
 from __future__ import annotations
@@ -88,33 +90,38 @@ def fit_scaling(
     higher_is_better: bool,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
+    y_draws: np.ndarray | None = None,
 ) -> ScalingFit:
-    """Fit the metric y [n] against scale x [n] and bootstrap its band (module docstring)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    target = 1.0 - y if higher_is_better else y
+    """Fit the metric y [n] against scale x [n] and bootstrap its band (module docstring).
 
-    def metric(values: np.ndarray) -> np.ndarray:
+    y_draws: optional clip-bootstrap draws of y, [draws, n]; a resample uses draw k % draws.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+    def error(values: np.ndarray) -> np.ndarray:  # what is fitted; its own inverse
         return 1.0 - values if higher_is_better else values
 
-    law = fit_power_law(x, target)
+    law = fit_power_law(x, error(y))
     grid = np.geomspace(x.min(), x.max(), 50)
     rng = np.random.default_rng(seed)
     curves, exponents = [], []
-    for _ in range(samples):
+    for k in range(samples):
         index = rng.integers(len(x), size=len(x))
-        if len(np.unique(x[index])) < 2:
+        drawn = y if y_draws is None else y_draws[k % len(y_draws)]
+        target = error(drawn[index])
+        if len(np.unique(x[index])) < 2 or not np.all(target > 0):
             continue
-        resampled = fit_power_law(x[index], target[index])
+        resampled = fit_power_law(x[index], target)
         curves.append(resampled(grid))
         exponents.append(resampled.exponent)
     tails = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
-    low, high = np.percentile(metric(np.array(curves)), tails, axis=0)
+    low, high = np.percentile(error(np.array(curves)), tails, axis=0)
     exponent_low, exponent_high = np.percentile(exponents, tails)
     return ScalingFit(
         law=law,
         of_error=higher_is_better,
         grid=grid,
-        curve=metric(law(grid)),
+        curve=error(law(grid)),
         lower=np.minimum(low, high),
         upper=np.maximum(low, high),
         exponent_interval=(float(exponent_low), float(exponent_high)),

@@ -78,6 +78,11 @@ def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
     return paths
 
 
+def higher_is_better(task: str) -> bool:
+    """Whether a larger headline of `task` is better."""
+    return "higher" in HEADLINE[task][1]
+
+
 AXES = {
     "params": "encoder parameters",
     "pretrain_flops": "pretraining FLOPs (encoder, forward + backward)",
@@ -90,12 +95,18 @@ def plot_scaling(
     x_key: str = "params",
     path: str | Path | None = None,
     paper: PaperSeries | None = None,
+    draws: dict[tuple[str, str], np.ndarray] | None = None,
 ):
     """Headline metric of `task` against `x_key` (log axes) with a power-law fit and its
     bootstrap band per readout regime; with `paper`, a second panel shows the paper's series
-    and its fit. Returns (figure, {regime: ScalingFit or None when it cannot be fitted})."""
+    and its fit. Returns (figure, {regime: ScalingFit or None when it cannot be fitted}).
+
+    draws: (scale, regime) -> clip-bootstrap draws of the headline [B]
+        (fourds.report.compare.TaskScores.draws); with them the band also carries the test
+        clips' uncertainty, and each point gets its interval as an error bar.
+    """
     metric, label = HEADLINE[task]
-    higher_is_better = "higher" in label
+    better_up = higher_is_better(task)
     panels = 2 if paper is not None else 1
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.9), squeeze=False)
     axis = axes[0, 0]
@@ -107,11 +118,18 @@ def plot_scaling(
             if row["task"] == task and row["regime"] == regime
         )
         x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+        y_draws = None
+        if draws is not None:
+            y_draws = np.stack([draws[scale, regime] for _, _, scale in points], axis=1)
+            tails = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
+            low, high = np.nanpercentile(y_draws, tails, axis=0)
+            error = np.stack([np.maximum(y - low, 0), np.maximum(high - y, 0)])
+            axis.errorbar(x, y, yerr=error, fmt="none", alpha=0.5)
         line = axis.plot(x, y, "o", label=f"ours ({regime})")[0]
         for value_x, value_y, scale in points:
             axis.annotate(scale, (value_x, value_y), textcoords="offset points", xytext=(4, 4),
                           fontsize=8)  # fmt: skip
-        fits[regime] = _draw_fit(axis, x, y, higher_is_better, line.get_color())
+        fits[regime] = _draw_fit(axis, x, y, better_up, line.get_color(), y_draws)
     _finish(axis, AXES[x_key], label, f"{task}: attention readout (this package)")
     if paper is not None:
         axis = axes[0, 1]
@@ -121,7 +139,7 @@ def plot_scaling(
             rough = "~" if size in paper.approximate else ""
             axis.annotate(f"{rough}{size}", (value_x, value_y), textcoords="offset points",
                           xytext=(4, 4), fontsize=8)  # fmt: skip
-        _draw_fit(axis, np.array(x), np.array(y), higher_is_better, line.get_color())
+        _draw_fit(axis, np.array(x), np.array(y), better_up, line.get_color())
         _finish(axis, "encoder parameters (nominal)", paper.metric,
                 f"the paper's numbers: {paper.benchmark}")  # fmt: skip
     figure.tight_layout()
@@ -131,12 +149,12 @@ def plot_scaling(
 
 
 def _draw_fit(
-    axis, x: np.ndarray, y: np.ndarray, higher_is_better: bool, colour
+    axis, x: np.ndarray, y: np.ndarray, higher_is_better: bool, colour, y_draws=None
 ) -> ScalingFit | None:
     """Draw the fitted curve and its band; None (nothing drawn) with too few distinct points."""
     if len(np.unique(x)) < 2 or not np.all((1.0 - y if higher_is_better else y) > 0):
         return None
-    fit = fit_scaling(x, y, higher_is_better)
+    fit = fit_scaling(x, y, higher_is_better, y_draws=y_draws)
     axis.plot(fit.grid, fit.curve, "-", color=colour, lw=1,
               label=f"fit: exponent {fit.law.exponent:+.3f}")  # fmt: skip
     axis.fill_between(fit.grid, fit.lower, fit.upper, color=colour, alpha=0.15,

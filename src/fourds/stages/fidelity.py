@@ -8,6 +8,9 @@ keeps the visible patches and takes the masked ones from the decoder
     psnr          every frame of the reconstruction; visible pixels are exact, so this rises
                   with the visible fraction
     psnr_masked   the masked pixels only, as predicted: the MAE's actual task
+    baseline_psnr, baseline_psnr_masked
+                  the same with no learning: masked pixels set to their clip's mean visible
+                  colour, the floor a scale's reconstructions should clear
     fid, kid_*    FID and KID (torch-fidelity) between the original and the reconstructed
                   frames, `fidelity.frames_per_clip` of each clip, in the features of one
                   extractor shared by every scale (fourds.evaluate.feature_distances)
@@ -72,9 +75,11 @@ def run(
         real, fake, cfg.feature_extractor, weights, cfg.kid_subset_size, cfg.kid_subsets,
         cfg.seed, cfg.batch_size, device,
     )  # fmt: skip
-    masked_psnr = None  # mae.mask_ratio 0 masks nothing
+    baseline = result.mean_colour_baseline()
+    masked_psnr = baseline_masked_psnr = None  # mae.mask_ratio 0 masks nothing
     if result.masked.any():
         masked_psnr = psnr(result.prediction, result.target, result.masked)
+        baseline_masked_psnr = psnr(baseline.prediction, baseline.target, baseline.masked)
     reconstruction_figure(
         result[:EXAMPLE_CLIPS],
         evenly_spaced(videos.shape[1], min(EXAMPLE_FRAMES, videos.shape[1])),
@@ -91,6 +96,8 @@ def run(
         **distances,
         "psnr": psnr(result.composite, result.target),
         "psnr_masked": masked_psnr,
+        "baseline_psnr": psnr(baseline.composite, baseline.target),
+        "baseline_psnr_masked": baseline_masked_psnr,
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)

@@ -1,0 +1,86 @@
+"""Clip-bootstrap intervals: weighted headlines, paired differences, and the report's tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
+from fourds.report.compare import TaskScores, control_rows, scale_rows
+from fourds.report.fits import fit_scaling
+from fourds.stages.readout import write_clip_values
+
+
+def test_the_headline_is_the_weighted_mean_and_every_draw_resamples_all_clips():
+    scores = ClipScores(np.array([0.2, np.nan, 0.6]), np.array([1.0, 0.0, 3.0]))
+    assert scores.headline() == pytest.approx(0.5)
+    counts = draw_counts(3, samples=500, seed=1)
+    assert counts.shape == (500, 3) and np.all(counts.sum(axis=1) == 3)
+    assert scores.headline(np.ones((1, 3)))[0] == pytest.approx(0.5)
+    draws = scores.headline(counts)
+    assert np.nanmin(draws) == pytest.approx(0.2) and np.nanmax(draws) == pytest.approx(0.6)
+
+
+def test_a_paired_difference_sees_an_effect_that_clip_noise_hides():
+    """Two readouts whose clips differ wildly but which differ by 0.01 on every clip."""
+    rng = np.random.default_rng(0)
+    clips = rng.uniform(0.1, 0.9, size=40)
+    better, worse = (ClipScores(v, np.ones(40)) for v in (clips + 0.01, clips))
+    counts = draw_counts(40, samples=1000)
+    gain = gain_estimate(better, worse, counts, higher_is_better=True)
+    assert gain.value == pytest.approx(0.01) and gain.excludes_zero
+    assert gain.high - gain.low < 1e-9  # the shared clip variance cancels exactly
+    lower_is_better = gain_estimate(better, worse, counts, higher_is_better=False)
+    assert lower_is_better.value == pytest.approx(-0.01) and lower_is_better.high < 0
+    assert better.headline(counts).std() > 0.02  # each headline alone is noisier than the gain
+
+
+def write_readouts(root, values: dict[tuple[str, str], np.ndarray], task: str = "boxes"):
+    for (scale, regime), clip_values in values.items():
+        folder = root / f"{scale}-{task}-{regime}"
+        folder.mkdir(parents=True)
+        clips = {"miou": clip_values, "weight": np.ones(len(clip_values))}
+        write_clip_values(folder / "clips.csv", clips, "miou")
+
+
+def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, size=30)
+    noise = rng.normal(0, 0.2, size=30)
+    noise -= noise.mean()
+    write_readouts(
+        tmp_path,
+        {
+            ("s", "frozen"): base + 0.05,
+            ("s", "random_init"): base,
+            ("l", "frozen"): base + 0.05 + noise,  # as good on average, much noisier
+            ("l", "random_init"): base,
+        },
+    )
+    scores = TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen", "random_init"], "miou", True)
+    assert scores.estimate("s", "frozen").value == pytest.approx(np.mean(base) + 0.05)
+    control = control_rows(scores, ["s", "l"])
+    assert control[0]["verdict"] == "better, outside the noise"
+    assert control[1]["verdict"] == "within the noise"
+    (comparison,) = scale_rows(scores, ["s", "l"])
+    assert comparison["comparison"] == "l vs s" and comparison["verdict"] == "within the noise"
+    assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0] == (
+        pytest.approx(base[0] + 0.05)
+    )
+
+
+def test_readouts_of_different_test_sets_are_not_compared(tmp_path):
+    write_readouts(tmp_path, {("s", "frozen"): np.ones(3), ("l", "frozen"): np.ones(4)})
+    with pytest.raises(ValueError, match="different test sets"):
+        TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen"], "miou", True)
+
+
+def test_clip_draws_widen_the_scaling_band():
+    x = np.array([1e3, 1e4, 1e5])
+    y = 0.5 * x**-0.1
+    rng = np.random.default_rng(0)
+    y_draws = y * np.exp(rng.normal(0, 0.1, size=(500, 3)))
+    scales_only = fit_scaling(x, y, higher_is_better=False, samples=500)
+    with_clips = fit_scaling(x, y, higher_is_better=False, samples=500, y_draws=y_draws)
+    assert np.all(with_clips.upper - with_clips.lower >= scales_only.upper - scales_only.lower)
+    assert with_clips.law == scales_only.law
