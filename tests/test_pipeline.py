@@ -71,7 +71,10 @@ def test_dag_wires_every_stage(smoke_repo):
 def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     html = (smoke_repo / "reports" / "out" / "scaling.html").read_text()
     assert html.count("data:image/png;base64") >= 11  # 2 scaling plots per task, loss curves
-    assert html.count("exponent 90% interval") == 10  # a fit per task, on params and FLOPs
+    # a fit per task and regime (pretrained and the random-init control), on params and FLOPs
+    assert html.count("exponent 90% interval") == 20
+    assert "Pretraining beats the random-init control outside the noise" in html
+    assert "The largest scale beats the smallest outside the noise" in html
     assert "the paper's numbers" in html.lower() and "Lineage of every number" in html
     for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-boxes-frozen"):
         assert f"<td>{stage}</td>" in html
@@ -103,6 +106,9 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
             assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
             stage_dir = smoke_repo / "runs" / "readout" / f"{scale}-{task}-frozen"
             assert (stage_dir / "examples").is_dir() and (stage_dir / "operative.gin").is_file()
+            for regime in ("frozen", "random_init"):  # per-clip values for the report's intervals
+                clips = smoke_repo / "runs" / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
+                assert clips.read_text().startswith(f"clip,weight,{headline}"), clips
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
 
 
@@ -192,6 +198,6 @@ def test_fidelity_metrics_and_reconstructions_for_every_scale(smoke_repo):
         assert f"runs/fidelity/{scale}/metrics.json" in json.dumps(shown)
         assert metrics["scale"] == scale and metrics["feature_extractor"] == "fourds"
         assert metrics["extractor_weights"] == "runs/pretrain/smoke_l/checkpoint.pt"
-        for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked"):
+        for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked", "baseline_psnr_masked"):
             assert np.isfinite(metrics[key]), (scale, key, metrics)
         assert (out / "examples" / "reconstructions.png").is_file()
