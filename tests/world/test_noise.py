@@ -1,8 +1,8 @@
-"""Value noise: smooth, in range, and exactly the lattice's values at lattice corners."""
+"""Value noise: smooth, in range, the lattice's values at its corners, and periodic."""
 
 import numpy as np
 
-from fourds.world.noise import Lattice, fractal_noise, value_noise
+from fourds.world.noise import LATTICE_SIZE, Lattice, fractal_noise, value_noise
 
 
 def test_noise_is_in_range_and_smooth():
@@ -16,12 +16,13 @@ def test_noise_is_in_range_and_smooth():
     assert value_noise(lattice, points).std() > 0.1
 
 
-def test_corners_take_table_values_and_the_pattern_repeats_every_256_cells():
+def test_corners_take_table_values_and_the_pattern_repeats():
     lattice = Lattice.sample(np.random.default_rng(2))
-    corners = np.array([[0.0, 0.0, 0.0], [3.0, -7.0, 11.0]])
+    size = LATTICE_SIZE
+    corners = np.array([[0.0, 0.0, 0.0], [3.0, -7.0, 11.0], [1.0, 2.0, 3.0 * size + 1.0]])
     values = value_noise(lattice, corners)
-    perm = lattice.permutation
     for value, (x, y, z) in zip(values, corners.astype(int), strict=True):
-        assert value == lattice.values[perm[(perm[(perm[x % 256] + y) % 256] + z) % 256]]
+        assert value == lattice.values[((x % size) * size + y % size) * size + z % size]
     points = np.round(np.random.default_rng(3).uniform(0.0, 5.0, size=(50, 3)) * 64) / 64
-    np.testing.assert_array_equal(value_noise(lattice, points), value_noise(lattice, points + 256))
+    shifted = value_noise(lattice, points + [size, -2 * size, 5 * size])
+    np.testing.assert_array_equal(value_noise(lattice, points), shifted)

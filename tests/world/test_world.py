@@ -188,3 +188,13 @@ def test_shading_follows_the_surface_normal():
     left = rgb[:, :14][on_sphere[:, :14]].mean()
     right = rgb[:, 18:][on_sphere[:, 18:]].mean()
     assert left > right + 0.15
+
+
+def test_frames_do_not_depend_on_how_rays_are_blocked(monkeypatch):
+    world = sample_scene(np.random.default_rng(4), "orbit")
+    intrinsics = world.camera.intrinsics(24, 24)
+    whole = render_frame(world, 0.5, intrinsics, 24, 24)
+    monkeypatch.setattr("fourds.world.render.RAY_BLOCK", 37)
+    blocked = render_frame(world, 0.5, intrinsics, 24, 24)
+    for first, second in zip(whole, blocked, strict=True):
+        np.testing.assert_array_equal(first, second)
