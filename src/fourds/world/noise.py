@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 LATTICE_SIZE = 16  # cells per period along each axis (power of two: wrap is a bit mask)
-OCTAVES = 3  # each octave doubles the frequency and halves the amplitude
+OCTAVES = 2  # each octave doubles the frequency and halves the amplitude
 
 
 @dataclasses.dataclass(frozen=True)
