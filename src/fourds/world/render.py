@@ -10,7 +10,7 @@ so bodies cast shadows on the ground and on each other. The sky is unlit: a grad
 horizon to zenith with soft clouds of the same noise.
 
 Per-pixel work uses only +, -, *, /, sqrt and floor, which IEEE arithmetic rounds exactly,
-plus integer and/add and table look-ups (the noise hash), which are exact: vectorised
+plus integer and/multiply/add and table look-ups (the noise lattice), which are exact: vectorised
 sin/exp/pow/atan2 and BLAS/SIMD reductions can differ in the last bit with threads or memory
 alignment, and one bit can flip a rounded pixel, so the corpus would not re-render byte for
 byte. Powers are repeated squaring; per-scene scalars may use math.*.

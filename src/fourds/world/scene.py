@@ -33,6 +33,7 @@ MIN_BODIES, MAX_BODIES = 3, 6
 PLACEMENT_ATTEMPTS = 30  # draws per body before the scene makes do with fewer bodies
 CLIP_SECONDS = 3.0  # bodies keep clear of each other and of the camera this long
 OCCLUDER_SHARE = 0.7  # chance that a body (after the first) is aimed to occlude another
+CAMERA_CLEARANCE = 1.0  # metres between the camera and any body's bounding sphere
 TRACKS_PER_CLIP = 64  # surface points tracked per clip ...
 GROUND_TRACKS = 16  # ... of which on the ground; the rest spread over the bodies
 
@@ -241,9 +242,8 @@ def _fits(body: Body, placed: list[Body], camera: CameraPath) -> bool:
             return False
     for step in range(13):
         time = CLIP_SECONDS * step / 12
-        if _closest_approach(body.center(time) - camera.eye(time), np.zeros(3), 0.0) < (
-            body.reach + 1.0
-        ):
+        away = body.center(time) - camera.eye(time)
+        if math.hypot(float(away[0]), float(away[2])) < body.reach + CAMERA_CLEARANCE:
             return False
     return True
 
@@ -251,10 +251,11 @@ def _fits(body: Body, placed: list[Body], camera: CameraPath) -> bool:
 def _sample_body(rng: np.random.Generator, camera: CameraPath, placed: list[Body]) -> Body:
     """A body that moves across the camera's view.
 
-    Most bodies start anywhere in front of the camera (OCCLUDER_SHARE of them only when some
-    are placed) and head across its initial view, so that bodies at different depths pass in
-    front of one another. An occluder is aimed at a placed body instead: at a random time
-    mid-clip it crosses the line of sight to that body just in front of it.
+    Once some bodies are placed, a share OCCLUDER_SHARE of new ones are occluders: aimed at a
+    placed body, an occluder crosses the line of sight to it, just in front of it, at a random
+    time mid-clip. The others start anywhere in front of the camera and head across its
+    initial view (mostly towards the middle), so that bodies at different depths pass in front
+    of one another too.
     """
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     half_size = _sample_shape(rng, shape)
