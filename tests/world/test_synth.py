@@ -7,7 +7,7 @@ import numpy as np
 from fourds.data.corpus import SPLITS, write_corpus
 from fourds.data.video import read_video, write_video
 from fourds.world import render_clip, sample_scene
-from fourds.world.scene import DOME_RADIUS
+from fourds.world.scene import CAMERA_MOTIONS, DOME_RADIUS, MAX_BODIES
 from tests.conftest import TINY_WORLD
 
 
@@ -51,11 +51,20 @@ def test_corpus_layout_and_ground_truth_shapes(tiny_corpus):
             tracks = len(truth["track_instance"])
             assert truth["tracks"].shape == (tracks, frames, 2)
             assert truth["visible"].shape == (tracks, frames)
-            assert truth["boxes"].shape == (4, frames, 4)
-            assert truth["box_visible"].shape == (4, frames)
-            assert truth["label"].shape == ()
+            assert truth["boxes"].shape == (MAX_BODIES, frames, 4)
+            assert truth["box_visible"].shape == (MAX_BODIES, frames)
+            assert truth["label"].shape == () and truth["label"].dtype.kind == "U"
+            assert str(truth["label"]) in CAMERA_MOTIONS
             assert (truth["depth"] > 0).all()
     assert (tiny_corpus / "world.json").is_file()
+
+
+def test_classes_are_balanced_and_named(tiny_corpus):
+    labels = [
+        str(load_truth(tiny_corpus / "pretrain" / f"{index:05d}.npz")["label"])
+        for index in range(TINY_WORLD.videos["pretrain"])
+    ]
+    assert labels == list(CAMERA_MOTIONS[: len(labels)])
 
 
 def test_splits_are_different_scenes(tiny_corpus):

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fourds.world import render_clip, sample_scene
-from fourds.world.render import _intersect
-from fourds.world.scene import CAMERA_MOTIONS, SHAPES, Body, CameraPath, Scene
+from fourds.world.noise import Lattice
+from fourds.world.render import _in_shadow, _intersect, render_frame
+from fourds.world.scene import (
+    CAMERA_MOTIONS,
+    CLIP_SECONDS,
+    MAX_BODIES,
+    MIN_BODIES,
+    SHAPES,
+    Body,
+    CameraPath,
+    Light,
+    Scene,
+    Texture,
+    _closest_approach,
+)
 
-GREY = np.array([[0.3, 0.3, 0.3], [0.7, 0.7, 0.7]])
+GREY = Texture(colors=np.array([[0.3, 0.3, 0.3], [0.7, 0.7, 0.7]]), frequency=1.0, offset=0.5)
+FLAT = Texture(colors=np.array([[0.5, 0.4, 0.3], [0.5, 0.4, 0.3]]), frequency=1.0, offset=0.5)
 
 
 def body(shape: str, center, half_size, spin: float = 0.0) -> Body:
@@ -21,8 +37,8 @@ def body(shape: str, center, half_size, spin: float = 0.0) -> Body:
         bounce=0.0,
         axis=np.array([0.0, 1.0, 0.0]),
         spin=spin,
-        colors=GREY,
-        checker=2.0,
+        texture=GREY,
+        shine=0.0,
     )
 
 
@@ -34,13 +50,14 @@ def still_camera(distance: float = 6.0) -> CameraPath:
     )  # fmt: skip
 
 
-def scene(bodies, points, owners) -> Scene:
+def scene(bodies, points=((0.0, 0.0, 0.0),), owners=(0,), light=None) -> Scene:
     return Scene(
         bodies=tuple(bodies),
         camera=still_camera(),
-        ground_colors=GREY,
-        ground_tile=2.0,
-        sky_colors=GREY,
+        ground=GREY,
+        sky=GREY,
+        light=light or Light(direction=np.array([0.0, 1.0, 0.0]), intensity=0.6, ambient=0.3),
+        lattice=Lattice.sample(np.random.default_rng(0)),
         track_points=np.asarray(points, float),
         track_body=np.asarray(owners),
     )
@@ -84,7 +101,7 @@ def test_track_visibility_follows_occlusion():
 
 def test_boxes_enclose_exactly_the_visible_pixels_of_each_body():
     clip = render_clip(sample_scene(np.random.default_rng(3)), 4, 32, 32, 12, supersample=1)
-    for index in range(4):
+    for index in range(MAX_BODIES):
         for frame in range(4):
             rows, cols = np.nonzero(clip.instances[frame] == index + 1)
             if clip.box_visible[index, frame]:
@@ -113,7 +130,7 @@ def test_camera_motion_types_move_the_camera_as_named():
         assert (moved, turned) == expected, camera.motion
         if camera.motion == "orbit":
             assert distance[0] == pytest.approx(distance[1])
-        assert item.label == CAMERA_MOTIONS.index(camera.motion)
+        assert item.label == camera.motion and isinstance(item.label, str)
 
 
 def test_spinning_bodies_carry_their_tracked_points():
@@ -122,3 +139,62 @@ def test_spinning_bodies_carry_their_tracked_points():
     np.testing.assert_allclose(on_axis, np.repeat(on_axis[:1], 12, axis=0), atol=1e-9)
     off_axis = render_clip(scene([spinning], [[0.5, 0.0, 0.0]], [1]), 12, 32, 32, 12, 1).tracks[0]
     assert np.abs(off_axis[:, 0] - off_axis[0, 0]).max() > 2.0  # swings across the image
+
+
+def test_scenes_have_clear_bodies_and_take_the_motion_asked_for():
+    for seed in range(30):
+        motion = CAMERA_MOTIONS[seed % len(CAMERA_MOTIONS)]
+        item = sample_scene(np.random.default_rng(seed), motion)
+        assert item.label == motion
+        assert MIN_BODIES <= len(item.bodies) <= MAX_BODIES
+        for i, first in enumerate(item.bodies):
+            for second in item.bodies[i + 1 :]:
+                gap = _closest_approach(
+                    first.start - second.start, first.velocity - second.velocity, CLIP_SECONDS
+                )
+                assert gap >= first.reach + second.reach
+    with pytest.raises(ValueError, match="camera motion"):
+        sample_scene(np.random.default_rng(0), "zoom")
+
+
+def test_bodies_cast_shadows_and_never_shadow_themselves():
+    """The sun straight above: the ground under a sphere is in its shadow, the ground beside
+    it and the sphere's own top are not."""
+    sphere = body("sphere", (0.0, 1.0, 0.0), (0.5, 0.5, 0.5))
+    world = scene([sphere])
+    points = np.array([[0.2, 0.0, 0.1], [2.0, 0.0, 0.0], [0.0, 1.5, 0.0]])
+    shadowed = _in_shadow(world, 0.0, points, np.array([0, 0, 1]))
+    np.testing.assert_array_equal(shadowed, [True, False, False])
+
+
+def test_ground_is_lambertian_with_ambient_light():
+    """A flat-coloured ground lit from 30 degrees elevation: albedo * (ambient + I sin 30)."""
+    elevation = np.radians(30.0)
+    light = Light(np.array([np.cos(elevation), np.sin(elevation), 0.0]), 0.6, 0.3)
+    world = dataclasses.replace(scene([], light=light), ground=FLAT)
+    rgb, _, _, _ = render_frame(world, 0.0, world.camera.intrinsics(16, 16), 16, 16)
+    expected = FLAT.colors[0] * (0.3 + 0.6 * np.sin(elevation))
+    np.testing.assert_allclose(rgb[-1, 8], expected, atol=1e-12)  # the bottom row sees ground
+
+
+def test_shading_follows_the_surface_normal():
+    """A sphere lit from the camera's left is brighter on its left half."""
+    sphere = dataclasses.replace(body("sphere", (0.0, 1.0, 0.0), (1.0, 1.0, 1.0)), texture=FLAT)
+    light = Light(np.array([-1.0, 0.0, 0.0]), 0.8, 0.1)
+    rgb, _, instances, _ = render_frame(
+        scene([sphere], light=light), 0.0, still_camera().intrinsics(32, 32), 32, 32
+    )
+    on_sphere = instances == 1
+    left = rgb[:, :14][on_sphere[:, :14]].mean()
+    right = rgb[:, 18:][on_sphere[:, 18:]].mean()
+    assert left > right + 0.15
+
+
+def test_frames_do_not_depend_on_how_rays_are_blocked(monkeypatch):
+    world = sample_scene(np.random.default_rng(4), "orbit")
+    intrinsics = world.camera.intrinsics(24, 24)
+    whole = render_frame(world, 0.5, intrinsics, 24, 24)
+    monkeypatch.setattr("fourds.world.render.RAY_BLOCK", 37)
+    blocked = render_frame(world, 0.5, intrinsics, 24, 24)
+    for first, second in zip(whole, blocked, strict=True):
+        np.testing.assert_array_equal(first, second)

@@ -9,9 +9,12 @@ Layout written by `write_corpus(root, spec)`:
                                     [T, H, W] uint8, intrinsics [T, 3, 3] pixels, extrinsics
                                     [T, 4, 4] world-to-camera (OpenCV axes), tracks [N, T, 2]
                                     pixels, visible [N, T], track_instance [N], boxes
-                                    [M, T, 4] pixels, box_visible [M, T], label []
+                                    [M, T, 4] pixels, box_visible [M, T], label [] str:
+                                    the clip's class, its camera motion ("orbit", "dolly",
+                                    "pan" or "static"), a '<U..' array (no pickle)
 
 Splits are disjoint by seed: video i of split s is rendered from SeedSequence([seed, s, i]).
+Classes are balanced: video i's camera motion is CAMERA_MOTIONS[i % 4].
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from fourds.atomic import atomic_path
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
 from fourds.world import Rendering, render_clip, sample_scene
+from fourds.world.scene import CAMERA_MOTIONS
 
 
 @dataclasses.dataclass(frozen=True)
 class WorldSpec:
-    """What `fourds synth` renders. The defaults are the pinned embedded corpus."""
+    """What `fourds synth` renders. The defaults are the pinned embedded corpus.
+
+    Attributes:
+        seed: corpus seed (see video_seed).
+        frames: frames per video; size: frame height and width in pixels; fps: frame rate.
+        videos: number of videos per split (a split left out gets none).
+    """
 
     seed: int = 0
     frames: int = 32
@@ -61,7 +71,7 @@ def write_ground_truth(path: Path, rendering: Rendering) -> None:
             track_instance=rendering.track_instance,
             boxes=rendering.boxes,
             box_visible=rendering.box_visible,
-            label=np.int64(rendering.label),
+            label=np.str_(rendering.label),
         )
 
 
@@ -72,7 +82,8 @@ def write_corpus(root: str | Path, spec: WorldSpec = WorldSpec()) -> list[Path]:
     jobs = [(split, index) for split in SPLITS for index in range(spec.videos.get(split, 0))]
     for split, index in tqdm(jobs, desc="synth", unit="video"):
         rng = np.random.default_rng(video_seed(spec, split, index))
-        rendering = render_clip(sample_scene(rng), spec.frames, spec.size, spec.size, spec.fps)
+        scene = sample_scene(rng, CAMERA_MOTIONS[index % len(CAMERA_MOTIONS)])
+        rendering = render_clip(scene, spec.frames, spec.size, spec.size, spec.fps)
         folder = root / split
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{index:05d}"

@@ -1,10 +1,17 @@
 """Procedural 4D scenes: what is in the world and how it moves.
 
-A scene is a textured ground plane (y = 0, y points up), a textured sky dome that closes the
-world (so every pixel has a finite depth), 2-4 textured rigid bodies (spheres, boxes and
-cylinders), each with its own translation, bounce and rotation about its own axis, and a
-camera whose motion type (orbit, dolly, pan or static) is the clip's label. It also fixes the
-surface points whose 2D tracks are ground truth. Everything is a pure function of a
+A scene is a ground plane (y = 0, y points up), a sky dome that closes the world (so every
+pixel has a finite depth), 3-6 rigid bodies (spheres, boxes and cylinders), each with its own
+translation, bounce and rotation about its own axis, a sun (direction, intensity, ambient
+light) and a camera whose motion type (orbit, dolly, pan or static) is the clip's label. Bodies
+start in front of the camera and move across its initial view, at different depths, so they
+pass in front of one another; they keep clear of each other and of the camera.
+
+Appearance is made for masked autoencoding: every surface carries a smooth, low-frequency
+texture (fractal value noise, fourds.world.noise) whose two colours all surfaces draw from the
+same palette, so colour says little about what or how far a surface is; shading with cast
+shadows (fourds.world.render) carries the shape and layout. The scene also fixes the surface
+points whose 2D tracks are ground truth. Everything is a pure function of a
 `numpy.random.Generator`, so a seed fixes the whole clip.
 
 Camera convention (OpenCV): x right, y down, z forward; extrinsics map world to camera.
@@ -17,10 +24,16 @@ import math
 
 import numpy as np
 
+from fourds.world.noise import LATTICE_SIZE, Lattice
+
 DOME_RADIUS = 30.0
 SHAPES = ("sphere", "box", "cylinder")
 CAMERA_MOTIONS = ("orbit", "dolly", "pan", "static")
-MAX_BODIES = 4
+MIN_BODIES, MAX_BODIES = 3, 6
+PLACEMENT_ATTEMPTS = 30  # draws per body before the scene makes do with fewer bodies
+CLIP_SECONDS = 3.0  # bodies keep clear of each other and of the camera this long
+OCCLUDER_SHARE = 0.7  # chance that a body (after the first) is aimed to occlude another
+CAMERA_CLEARANCE = 1.0  # metres between the camera and any body's bounding sphere
 TRACKS_PER_CLIP = 64  # surface points tracked per clip ...
 GROUND_TRACKS = 16  # ... of which on the ground; the rest spread over the bodies
 
@@ -48,12 +61,35 @@ def axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class Texture:
+    """A smooth colour pattern: fractal value noise (fourds.world.noise) of surface coordinates
+    times `frequency` plus `offset`, mapped linearly onto the ramp colors[0] -> colors[1].
+
+    Surface coordinates are body coordinates for bodies (the pattern moves with the body),
+    world (x, y, z) for the ground and the unit view direction for the sky.
+    """
+
+    colors: np.ndarray  # [2, 3] in [0, 1]
+    frequency: float  # lattice cells per metre (per unit of direction for the sky)
+    offset: np.ndarray  # [3] lattice cells, so that surfaces sample different parts of it
+
+
+@dataclasses.dataclass(frozen=True)
+class Light:
+    """A distant light (a sun) that casts shadows, plus ambient light that reaches everywhere."""
+
+    direction: np.ndarray  # [3] unit vector from surfaces towards the light (world)
+    intensity: float  # direct light on a surface facing the light
+    ambient: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Body:
     """A textured rigid body.
 
     Its surface in body coordinates: sphere |p| = r with half_size (r, r, r); box |p_k| <=
     half_size[k]; cylinder about the body's y axis, radius half_size[0], half height
-    half_size[1]. The texture is a 3D checker of body coordinates, so it moves with the body.
+    half_size[1]. The texture is a function of body coordinates, so it moves with the body.
     """
 
     shape: str
@@ -63,8 +99,13 @@ class Body:
     bounce: float  # vertical oscillation amplitude (metres)
     axis: np.ndarray  # [3] unit rotation axis (world)
     spin: float  # radians per second about `axis`
-    colors: np.ndarray  # [2, 3] the two texture colours in [0, 1]
-    checker: float  # checker cells per metre
+    texture: Texture
+    shine: float  # strength of the specular highlight (0: matte)
+
+    @property
+    def reach(self) -> float:
+        """Radius of the body's bounding sphere (metres)."""
+        return math.sqrt(_dot3(self.half_size, self.half_size))
 
     def center(self, time: float) -> np.ndarray:
         position = self.start + self.velocity * time
@@ -89,6 +130,12 @@ class CameraPath:
     dolly: float  # dolly: metres per second backwards along the view direction
     pan: float  # pan: radians per second the view turns about the vertical
     fov_degrees: float
+
+    def eye(self, time: float) -> np.ndarray:
+        """Camera centre [3] in world coordinates at `time`."""
+        world_to_camera = self.extrinsics(time)
+        rotation, translation = world_to_camera[:3, :3], world_to_camera[:3, 3]
+        return -np.array([_dot3(rotation[:, k], translation) for k in range(3)])
 
     def extrinsics(self, time: float) -> np.ndarray:
         """World-to-camera matrix [4, 4] at `time` (OpenCV axes)."""
@@ -119,44 +166,132 @@ class Scene:
 
     bodies: tuple[Body, ...]
     camera: CameraPath
-    ground_colors: np.ndarray  # [2, 3]
-    ground_tile: float  # metres per checker tile
-    sky_colors: np.ndarray  # [2, 3] horizon and zenith
+    ground: Texture
+    sky: Texture  # colors: horizon and zenith
+    light: Light
+    lattice: Lattice  # the noise table every texture of the scene samples
     track_points: np.ndarray  # [N, 3] tracked points: body coordinates, or world on the ground
     track_body: np.ndarray  # [N] int: 1 + index of the point's body, 0 for the ground
 
     @property
-    def label(self) -> int:
-        """The clip's class: the index of its camera motion in CAMERA_MOTIONS."""
-        return CAMERA_MOTIONS.index(self.camera.motion)
+    def label(self) -> str:
+        """The clip's class: the name of its camera motion (one of CAMERA_MOTIONS)."""
+        return self.camera.motion
 
 
 def _color_pair(rng: np.random.Generator) -> np.ndarray:
-    """Two clearly different colours in [0, 1], shape [2, 3]."""
-    first = rng.uniform(0.15, 0.95, size=3)
-    second = np.clip(1.0 - first + rng.uniform(-0.15, 0.15, size=3), 0.05, 1.0)
+    """Two related colours [2, 3] in [0, 1] from the palette every surface draws from."""
+    first = rng.uniform(0.12, 0.92, size=3)
+    second = np.clip(first + rng.normal(0.0, 0.3, size=3), 0.05, 0.95)
     return np.stack([first, second])
 
 
-def _sample_body(rng: np.random.Generator, shape: str) -> Body:
+def _texture(rng: np.random.Generator, low: float, high: float) -> Texture:
+    """A texture with frequency in [low, high) cells per metre."""
+    return Texture(
+        colors=_color_pair(rng),
+        frequency=float(rng.uniform(low, high)),
+        offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
+    )
+
+
+def _sample_light(rng: np.random.Generator) -> Light:
+    """A sun 25-65 degrees above the horizon in any direction; low suns cast long shadows."""
+    elevation = math.radians(rng.uniform(25.0, 65.0))
+    azimuth = rng.uniform(0.0, 2.0 * math.pi)
+    direction = np.array(
+        [
+            math.cos(elevation) * math.cos(azimuth),
+            math.sin(elevation),
+            math.cos(elevation) * math.sin(azimuth),
+        ]
+    )
+    return Light(
+        direction=_unit(direction),
+        intensity=float(rng.uniform(0.6, 0.95)),
+        ambient=float(rng.uniform(0.2, 0.4)),
+    )
+
+
+def _sample_shape(rng: np.random.Generator, shape: str) -> np.ndarray:
+    """Half sizes [3] of a body of `shape` (metres)."""
     if shape == "sphere":
-        half_size = np.full(3, rng.uniform(0.5, 1.0))
-    elif shape == "box":
-        half_size = rng.uniform(0.35, 0.8, size=3)
+        return np.full(3, rng.uniform(0.4, 0.9))
+    if shape == "box":
+        return rng.uniform(0.3, 0.7, size=3)
+    radius, half_height = rng.uniform(0.3, 0.6), rng.uniform(0.35, 0.8)
+    return np.array([radius, half_height, radius])
+
+
+def _closest_approach(offset: np.ndarray, velocity: np.ndarray, duration: float) -> float:
+    """Smallest |offset + velocity t| over t in [0, duration] (horizontal: x and z only)."""
+    ox, oz, vx, vz = float(offset[0]), float(offset[2]), float(velocity[0]), float(velocity[2])
+    speed2 = vx * vx + vz * vz
+    t = 0.0 if speed2 == 0.0 else min(max(-(ox * vx + oz * vz) / speed2, 0.0), duration)
+    return math.hypot(ox + vx * t, oz + vz * t)
+
+
+def _fits(body: Body, placed: list[Body], camera: CameraPath) -> bool:
+    """Whether `body` stays clear of the bodies already placed and of the camera for
+    CLIP_SECONDS (bounding spheres, horizontally)."""
+    for other in placed:
+        gap = _closest_approach(
+            body.start - other.start, body.velocity - other.velocity, CLIP_SECONDS
+        )
+        if gap < body.reach + other.reach + 0.05:
+            return False
+    for step in range(13):
+        time = CLIP_SECONDS * step / 12
+        away = body.center(time) - camera.eye(time)
+        if math.hypot(float(away[0]), float(away[2])) < body.reach + CAMERA_CLEARANCE:
+            return False
+    return True
+
+
+def _sample_body(rng: np.random.Generator, camera: CameraPath, placed: list[Body]) -> Body:
+    """A body that moves across the camera's view.
+
+    Once some bodies are placed, a share OCCLUDER_SHARE of new ones are occluders: aimed at a
+    placed body, an occluder crosses the line of sight to it, just in front of it, at a random
+    time mid-clip. The others start anywhere in front of the camera and head across its
+    initial view (mostly towards the middle), so that bodies at different depths pass in front
+    of one another too.
+    """
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    half_size = _sample_shape(rng, shape)
+    reach = math.sqrt(_dot3(half_size, half_size))
+    speed = rng.uniform(0.4, 1.4)
+    if placed and rng.random() < OCCLUDER_SHARE:
+        behind = placed[int(rng.integers(len(placed)))]
+        time = rng.uniform(0.2, 0.8) * CLIP_SECONDS
+        eye = camera.eye(time)
+        sight = behind.center(time) - eye
+        sight[1] = 0.0
+        distance = math.sqrt(_dot3(sight, sight))
+        sight = sight / distance
+        gap = reach + behind.reach + rng.uniform(0.05, 0.6)
+        across = np.array([-sight[2], 0.0, sight[0]])
+        velocity = float(rng.choice([-1.0, 1.0])) * speed * across
+        start = eye + (distance - gap) * sight - velocity * time
     else:
-        radius, half_height = rng.uniform(0.35, 0.7), rng.uniform(0.4, 0.9)
-        half_size = np.array([radius, half_height, radius])
-    reach = float(np.sqrt(np.sum(half_size**2)))  # the body never dips into the ground
+        forward = np.array([-math.cos(camera.angle0), 0.0, -math.sin(camera.angle0)])
+        right = np.array([-forward[2], 0.0, forward[0]])
+        across, along = rng.uniform(-3.0, 3.0), rng.uniform(-2.5, 3.5)
+        start = camera.target + across * right + along * forward
+        towards_middle = -1.0 if across > 0 else 1.0
+        direction = towards_middle if rng.random() < 0.8 else -towards_middle
+        velocity = direction * speed * right + rng.uniform(-0.3, 0.3) * forward
+    start[1] = reach  # the body never dips into the ground
     return Body(
         shape=shape,
         half_size=half_size,
-        start=np.array([rng.uniform(-2.5, 2.5), reach, rng.uniform(-2.5, 2.5)]),
-        velocity=np.array([rng.uniform(-1.0, 1.0), 0.0, rng.uniform(-1.0, 1.0)]),
-        bounce=float(rng.uniform(0.0, 0.6)),
+        start=start,
+        velocity=velocity,
+        bounce=float(rng.uniform(0.0, 0.5)),
         axis=_unit(rng.normal(size=3)),
         spin=float(rng.uniform(-2.5, 2.5)),
-        colors=_color_pair(rng),
-        checker=float(rng.uniform(2.0, 4.0)),
+        texture=_texture(rng, 1.2, 2.5),
+        shine=float(rng.uniform(0.0, 0.5)) if rng.random() < 0.6 else 0.0,
     )
 
 
@@ -179,8 +314,9 @@ def _surface_point(rng: np.random.Generator, body: Body) -> np.ndarray:
     return np.array([radius * math.cos(angle), height, radius * math.sin(angle)])
 
 
-def _sample_camera(rng: np.random.Generator) -> CameraPath:
-    motion = CAMERA_MOTIONS[int(rng.integers(len(CAMERA_MOTIONS)))]
+def _sample_camera(rng: np.random.Generator, motion: str | None) -> CameraPath:
+    if motion is None:
+        motion = CAMERA_MOTIONS[int(rng.integers(len(CAMERA_MOTIONS)))]
     sign = float(rng.choice([-1.0, 1.0]))
     return CameraPath(
         motion=motion,
@@ -195,22 +331,47 @@ def _sample_camera(rng: np.random.Generator) -> CameraPath:
     )
 
 
-def sample_scene(rng: np.random.Generator) -> Scene:
-    """Draw a random scene: 2..MAX_BODIES bodies, a camera motion, and the tracked points."""
-    count = int(rng.integers(2, MAX_BODIES + 1))
-    bodies = tuple(_sample_body(rng, SHAPES[int(rng.integers(len(SHAPES)))]) for _ in range(count))
-    camera = _sample_camera(rng)
+def sample_scene(rng: np.random.Generator, motion: str | None = None) -> Scene:
+    """Draw a random scene: MIN_BODIES..MAX_BODIES bodies, light, textures, camera and tracks.
+
+    Bodies are drawn until they fit (clear of each other and of the camera); a body that does
+    not fit in its attempts is dropped, which left fewer than MIN_BODIES in none of 2000 seeds.
+
+    Args:
+        rng: the only source of randomness.
+        motion: the camera motion (the clip's label), one of CAMERA_MOTIONS; drawn uniformly
+            when None. `fourds.data.corpus` cycles through them so that classes are balanced.
+    """
+    if motion is not None and motion not in CAMERA_MOTIONS:
+        raise ValueError(f"unknown camera motion {motion!r}; expected one of {CAMERA_MOTIONS}")
+    camera = _sample_camera(rng, motion)
+    wanted = int(rng.integers(MIN_BODIES, MAX_BODIES + 1))
+    bodies: list[Body] = []
+    for _ in range(wanted):
+        # The first MIN_BODIES bodies get more tries: crowded views rarely need them.
+        attempts = PLACEMENT_ATTEMPTS * (10 if len(bodies) < MIN_BODIES else 1)
+        for _attempt in range(attempts):
+            candidate = _sample_body(rng, camera, bodies)
+            if _fits(candidate, bodies, camera):
+                bodies.append(candidate)
+                break
+    count = len(bodies)
     ground = np.stack(
         [np.array([rng.uniform(-4, 4), 0.0, rng.uniform(-4, 4)]) for _ in range(GROUND_TRACKS)]
     )
     owners = [index % count for index in range(TRACKS_PER_CLIP - GROUND_TRACKS)]
     on_bodies = np.stack([_surface_point(rng, bodies[owner]) for owner in owners])
     return Scene(
-        bodies=bodies,
+        bodies=tuple(bodies),
         camera=camera,
-        ground_colors=_color_pair(rng),
-        ground_tile=float(rng.uniform(1.2, 2.5)),
-        sky_colors=np.stack([rng.uniform(0.5, 0.9, 3), rng.uniform(0.1, 0.5, 3)]),
+        ground=_texture(rng, 0.3, 0.7),
+        sky=Texture(
+            colors=np.stack([rng.uniform(0.35, 0.95, 3), rng.uniform(0.15, 0.85, 3)]),
+            frequency=float(rng.uniform(1.0, 2.5)),
+            offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
+        ),
+        light=_sample_light(rng),
+        lattice=Lattice.sample(rng),
         track_points=np.concatenate([ground, on_bodies]),
         track_body=np.array([0] * GROUND_TRACKS + [owner + 1 for owner in owners]),
     )
