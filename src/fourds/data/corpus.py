@@ -48,7 +48,7 @@ class WorldSpec:
     size: int = 64
     fps: int = 12
     videos: dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"pretrain": 96, "readout-train": 32, "readout-test": 16}
+        default_factory=lambda: {"pretrain": 384, "readout-train": 64, "readout-test": 48}
     )
 
 
