@@ -34,7 +34,13 @@ from fourds.data.curate import curate
 TARGET = 0.8
 NOISE = 8  # +-8 grey levels of per-pixel noise: bitrates like camera footage, not cartoons
 CURATE = CurateConfig(
-    clip_frames=8, frame_stride=2, resolution=64, clips_per_shard=64, fps=0.0, crop="center"
+    clip_frames=8,
+    frame_stride=2,
+    pretrain_frames=16,
+    resolution=64,
+    clips_per_shard=64,
+    fps=0.0,
+    crop="center",
 )
 
 

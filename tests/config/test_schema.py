@@ -62,6 +62,22 @@ def test_missing_key_is_refused(raw):
             "runtime.attention='flash' is not one of ['sdpa', 'xformers', 'math']",
         ),
         ("readout", "readout_depth", 0.0, "readout.readout_depth=0.0 must be in (0, 1]"),
+        ("pretrain", "crop_scale", [0.5, 1.5], "pretrain.crop_scale[1]=1.5 must be in (0, 1]"),
+        (
+            "pretrain",
+            "crop_scale",
+            [0.9, 0.5],
+            "pretrain.crop_scale=[0.9, 0.5] must be [low, high] with low <= high",
+        ),
+        ("pretrain", "crop_aspect", [0, 1], "pretrain.crop_aspect[0]=0.0 must be positive"),
+        ("pretrain", "crop_aspect", [1.0], "pretrain.crop_aspect=[1.0] must have 2 entries"),
+        (
+            "pretrain",
+            "frame_stride",
+            5,
+            "curate.pretrain_frames=32 is shorter than a pretraining window of 36 frames "
+            "(curate.clip_frames=8 at pretrain.frame_stride=5)",
+        ),
         (
             "readout",
             "regimes",

@@ -20,7 +20,7 @@ FRAMES, SIZE = 4, 16
 @pytest.fixture(scope="module")
 def shards(tiny_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("curated")
-    curate(tiny_corpus, root, CurateConfig(FRAMES, 1, SIZE, 8, 0.0, "center"))
+    curate(tiny_corpus, root, CurateConfig(FRAMES, 1, 12, SIZE, 8, 0.0, "center"))
     return root / "shards"
 
 

@@ -1,46 +1,91 @@
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fourds.atomic import file_digest
 from fourds.config import CurateConfig
 from fourds.data.curate import curate, resize_ground_truth
 from fourds.data.shards import load_split
 from fourds.data.video import VideoError, read_video
 
-CFG = CurateConfig(4, 2, 16, 3, 0.0, "center")
+CFG = CurateConfig(4, 2, 6, 16, 3, 0.0, "center")
 
 
 def test_clips_shards_and_manifest(tiny_corpus, tmp_path):
     manifest = curate(tiny_corpus, tmp_path, CFG)
-    # 12 frames, span 7 -> one clip per video.
-    assert len(manifest["clips"]) == 4 and manifest["rejected"] == []
+    # 12 frames: span 7 -> one readout clip per video; two 6-frame pretrain segments per video.
+    splits = [clip["split"] for clip in manifest["clips"]]
+    assert splits == ["pretrain"] * 4 + ["readout-train", "readout-test"]
+    assert manifest["rejected"] == []
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == manifest
     pretrain = load_split(tmp_path / "shards", "pretrain")
-    assert pretrain["video"].shape == (2, 4, 16, 16, 3)
-    assert pretrain["depth"].shape == (2, 4, 16, 16)
+    assert pretrain["video"].shape == (4, 6, 16, 16, 3)
+    assert pretrain["depth"].shape == (4, 6, 16, 16)
+    assert pretrain["tracks"].shape[2] == 6
     for clip in manifest["clips"]:
         split = load_split(tmp_path / "shards", clip["split"])
         shard_rows = [c for c in manifest["clips"] if c["split"] == clip["split"]]
         row = shard_rows.index(clip)
         assert hashlib.sha256(split["video"][row].tobytes()).hexdigest() == clip["sha256"]
-        assert clip["frames"] == {"start": 0, "stop": 7, "stride": 2}
+        if clip["split"] == "pretrain":
+            start = 6 * (row % 2)
+            assert clip["frames"] == {"start": start, "stop": start + 6, "stride": 1}
+            assert clip["source_frames"] == list(range(start, start + 6))
+        else:
+            assert clip["frames"] == {"start": 0, "stop": 7, "stride": 2}
+            assert clip["source_frames"] == [0, 2, 4, 6]
 
 
-def test_clip_frames_follow_the_stride(tiny_corpus, tmp_path):
-    curate(tiny_corpus, tmp_path, CurateConfig(4, 2, 32, 8, 0.0, "center"))
+def test_readout_clips_follow_the_stride_and_pretrain_segments_are_consecutive(
+    tiny_corpus, tmp_path
+):
+    curate(tiny_corpus, tmp_path, CurateConfig(4, 2, 6, 32, 8, 0.0, "center"))
+    shards = tmp_path / "shards"
+    decoded = read_video(tiny_corpus / "readout-test" / "00000.mp4")
+    np.testing.assert_array_equal(load_split(shards, "readout-test")["video"][0], decoded[::2][:4])
     decoded = read_video(tiny_corpus / "pretrain" / "00000.mp4")
-    clip = load_split(tmp_path / "shards", "pretrain")["video"][0]
-    np.testing.assert_array_equal(clip, decoded[[0, 2, 4, 6]])
+    segments = load_split(shards, "pretrain")["video"]
+    np.testing.assert_array_equal(segments[0], decoded[:6])
+    np.testing.assert_array_equal(segments[1], decoded[6:])
 
 
-def test_too_short_video_is_rejected(tiny_corpus, tmp_path):
-    span_15 = CurateConfig(8, 2, 16, 4, 0.0, "center")  # a clip spans 15 > 12 frames
-    manifest = curate(tiny_corpus, tmp_path, span_15)
-    assert manifest["clips"] == []
-    assert all("too short" in entry["reason"] for entry in manifest["rejected"])
+def test_readout_clips_do_not_depend_on_the_pretrain_segments(tiny_corpus, tmp_path):
+    whole = curate(tiny_corpus, tmp_path / "whole", CurateConfig(4, 2, 12, 16, 3, 0.0, "center"))
+    halves = curate(tiny_corpus, tmp_path / "halves", CFG)
+    assert [c for c in whole["clips"] if c["split"] == "pretrain"] != [
+        c for c in halves["clips"] if c["split"] == "pretrain"
+    ]
+    for split in ("readout-train", "readout-test"):
+        assert [c for c in whole["clips"] if c["split"] == split] == [
+            c for c in halves["clips"] if c["split"] == split
+        ]
+        assert {
+            path.name: file_digest(path) for path in (tmp_path / "whole/shards").glob(f"{split}-*")
+        } == {
+            path.name: file_digest(path) for path in (tmp_path / "halves/shards").glob(f"{split}-*")
+        }
+
+
+@pytest.mark.parametrize(
+    ("pretrain_frames", "rejected"),
+    [
+        (12, ["readout-train", "readout-test"]),
+        (13, ["pretrain", "pretrain", "readout-train", "readout-test"]),
+    ],
+)
+def test_too_short_video_is_rejected(tiny_corpus, tmp_path, pretrain_frames, rejected):
+    # A readout clip spans 15 > 12 frames; a pretrain segment of 12 fits, one of 13 does not.
+    cfg = CurateConfig(8, 2, pretrain_frames, 16, 4, 0.0, "center")
+    manifest = curate(tiny_corpus, tmp_path, cfg)
+    assert [Path(entry["source"]).parent.name for entry in manifest["rejected"]] == rejected
+    for entry in manifest["rejected"]:
+        needs = "a clip needs 15" if "readout" in entry["source"] else "a segment needs 13"
+        assert entry["reason"] == f"too short: 12 frames, {needs}"
+    assert len(manifest["clips"]) == 4 - len(rejected)
 
 
 def test_read_video_names_the_file(tmp_path):

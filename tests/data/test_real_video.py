@@ -106,7 +106,7 @@ def messy_corpus(tmp_path) -> Path:
 
 
 def test_bad_inputs_are_rejected_with_reasons_and_good_ones_kept(messy_corpus, tmp_path):
-    cfg = CurateConfig(4, 2, 16, 8, 0.0, "center")  # a clip spans 7 frames
+    cfg = CurateConfig(4, 2, 10, 16, 8, 0.0, "center")  # 10-frame pretrain segments
     manifest = curate(messy_corpus, tmp_path / "out", cfg)
 
     reasons = {Path(entry["source"]).name: entry["reason"] for entry in manifest["rejected"]}
@@ -125,15 +125,13 @@ def test_bad_inputs_are_rejected_with_reasons_and_good_ones_kept(messy_corpus, t
 
     kept = {Path(clip["source"]).name for clip in manifest["clips"]}
     assert kept == {"good.mp4", "good.webm", "rotated.mp4"}
-    assert len(manifest["clips"]) == 3 * 2  # 20 frames -> two 7-frame spans each
+    assert len(manifest["clips"]) == 3 * 2  # 20 frames -> two 10-frame segments each
     video = load_split(tmp_path / "out" / "shards", "pretrain")["video"]
     for row, clip in enumerate(manifest["clips"]):
         source = messy_corpus / "pretrain" / Path(clip["source"]).name
         assert clip["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
         assert clip["sha256"] == hashlib.sha256(video[row].tobytes()).hexdigest()
-        assert clip["source_frames"] == list(
-            range(clip["frames"]["start"], clip["frames"]["stop"], 2)
-        )
+        assert clip["source_frames"] == list(range(clip["frames"]["start"], clip["frames"]["stop"]))
 
 
 def test_decode_errors_name_the_file(tmp_path):

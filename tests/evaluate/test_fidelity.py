@@ -54,7 +54,7 @@ def save_tiny_mae(path: Path, cfg: ModelConfig = TINY, **mae_changes) -> MaskedA
 def setup(tiny_corpus, tmp_path_factory):
     """(shards, pretrain root) with two tiny scales: "tiny" and the larger "tiny_l"."""
     root = tmp_path_factory.mktemp("fidelity")
-    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8, 0.0, "center"))
+    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
     torch.manual_seed(0)
     save_tiny_mae(root / "pretrain" / "tiny" / "checkpoint.pt")
     save_tiny_mae(root / "pretrain" / "tiny_l" / "checkpoint.pt", LARGER)

@@ -32,7 +32,7 @@ TASKS = ("depth", "pose", "tracking", "boxes", "classification")
 def setup(tiny_corpus, tmp_path_factory):
     """(shards, pretrained dir) for a tiny untrained encoder on 4-frame 16x16 clips."""
     root = tmp_path_factory.mktemp("readout")
-    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8, 0.0, "center"))
+    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
     cfg = ModelConfig(32, 2, 2, 64, (2, 8, 8), qk_norm=True, parallel_blocks=False, bias=True)
     mae = tiny_mae_config(mask_ratio=0.5)
     model = MaskedAutoencoder(VideoViT(cfg, 4, 16), mae)

@@ -24,7 +24,7 @@ GEOMETRY = ClipGeometry((2, 8, 8), (2, 2, 2), FRAMES, SIZE)
 @pytest.fixture(scope="module")
 def split(tiny_corpus, tmp_path_factory) -> dict[str, np.ndarray]:
     root = tmp_path_factory.mktemp("curated")
-    curate(tiny_corpus, root, CurateConfig(FRAMES, 2, SIZE, 8, 0.0, "center"))
+    curate(tiny_corpus, root, CurateConfig(FRAMES, 2, 12, SIZE, 8, 0.0, "center"))
     return load_split(root / "shards", "readout-test")
 
 

@@ -26,9 +26,9 @@ TORCHRUN_2 = [
 
 @pytest.fixture(scope="session")
 def tiny_shards(tiny_corpus, tmp_path_factory) -> Path:
-    """Curated shards of the tiny corpus: 4-frame 16x16 clips."""
+    """Curated shards of the tiny corpus: 4-frame 16x16 readout clips, 12-frame segments."""
     root = tmp_path_factory.mktemp("shards")
-    curate(tiny_corpus, root, CurateConfig(4, 2, 16, 8, 0.0, "center"))
+    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
     return root / "shards"
 
 
@@ -42,7 +42,7 @@ def write_tiny_params(path: Path, **pretrain) -> Path:
     raw["models"] = {"tiny": {**tiny, "qk_norm": True, "parallel_blocks": False, "bias": True}}
     raw["ladder"]["scales"] = ["tiny"]
     raw["runtime"]["threads"] = 1
-    raw["curate"].update(clip_frames=4, resolution=16)
+    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
     raw["mae"].update(mask_ratio=0.5, decoder_width=16, decoder_depth=1, decoder_heads=2)
     raw["pretrain"].update(
         steps=20, batch_size=4, warmup_steps=2, log_every=1, lr=3e-3, checkpoint_every=0

@@ -3,6 +3,7 @@ a non-finite loss stops the run and keeps the last good checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import subprocess
@@ -14,10 +15,13 @@ import pytest
 import torch
 
 from fourds.cli import main
+from fourds.config import load_params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.train import checkpoint
 from fourds.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fourds.train.distributed import DistEnv
+from fourds.train.pretrain import run_fingerprint
+from tests.conftest import REPO_ROOT
 from tests.train.conftest import CLI, pretrain_command, run_pretrain, write_tiny_params
 
 STEPS = 150
@@ -161,3 +165,22 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
 
     assert main([*export, "--checkpoint", str(out), "--out", str(tmp_path / "x.pt")]) == 2
     assert "not a complete checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("section", "changes"),
+    [
+        ("curate", {"pretrain_frames": 16}),
+        ("pretrain", {"frame_stride": 1}),
+        ("pretrain", {"crop_scale": (1.0, 1.0)}),
+        ("pretrain", {"crop_aspect": (1.0, 1.0)}),
+    ],
+)
+def test_a_run_resumes_only_with_the_same_clip_sampling(section, changes):
+    params = load_params(REPO_ROOT / "params.yaml")
+    changed = dataclasses.replace(getattr(params, section), **changes)
+    other = dataclasses.replace(params, **{section: changed})
+    assert run_fingerprint(other, "cpu_s", []) != run_fingerprint(params, "cpu_s", [])
+    workers = dataclasses.replace(params.pretrain, loader_workers=3)  # execution only
+    same = dataclasses.replace(params, pretrain=workers)
+    assert run_fingerprint(same, "cpu_s", []) == run_fingerprint(params, "cpu_s", [])

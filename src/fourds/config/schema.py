@@ -37,6 +37,11 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _ordered(config: Any, path: str, name: str) -> None:
+    low, high = getattr(config, name)
+    _require(low <= high, f"{path}.{name}={[low, high]} must be [low, high] with low <= high")
+
+
 def _divisible(config: Any, path: str, name: str, by: str) -> None:
     value, divisor = getattr(config, name), getattr(config, by)
     _require(
@@ -73,6 +78,8 @@ POSITIVE_FRACTION = Rule(lambda value: 0 < value <= 1, "must be in (0, 1]")
 PositiveInt = Annotated[int, POSITIVE]
 PositiveFloat = Annotated[float, POSITIVE]
 Extent = Annotated[tuple[int, int, int], POSITIVE]  # (time, height, width)
+FractionRange = tuple[Annotated[float, POSITIVE_FRACTION], Annotated[float, POSITIVE_FRACTION]]
+PositiveRange = tuple[PositiveFloat, PositiveFloat]  # (low, high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,14 +159,18 @@ class LauncherConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CurateConfig:
-    """How raw videos are cut into training clips.
+    """How raw videos are cut into readout clips and pretraining segments.
 
-    fps resamples every source to that frame rate by timestamps (0: keep every decoded
-    frame); crop is "center" (shorter side to `resolution`, centre crop) or "stretch".
+    The readout splits hold fixed clips of clip_frames frames, every frame_stride-th one; the
+    pretrain split holds segments of pretrain_frames consecutive frames, from which pretraining
+    samples its windows and crops (see PretrainConfig). fps resamples every source to that frame
+    rate by timestamps (0: keep every decoded frame); crop is "center" (shorter side to
+    `resolution`, centre crop) or "stretch".
     """
 
     clip_frames: PositiveInt
     frame_stride: PositiveInt
+    pretrain_frames: PositiveInt
     resolution: PositiveInt
     clips_per_shard: PositiveInt
     fps: Annotated[float, at_least(0, "0: keep the source rate")]
@@ -199,8 +210,19 @@ class MAEConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    """Optimisation of the MAE pretraining run."""
+    """The MAE pretraining run: how its examples are sampled, and its optimisation.
 
+    Every example is sampled as MAE-ST samples it, from a random pretraining segment: a window of
+    curate.clip_frames frames, every frame_stride-th one, at a random start; a random crop whose
+    area is a fraction of the frame drawn uniformly from crop_scale and whose aspect ratio
+    (width / height) is drawn log-uniformly from crop_aspect (clipped to what that area allows
+    inside the frame), resized back to curate.resolution (bilinear); a horizontal flip with
+    probability 1/2. crop_scale [1, 1] turns crops off.
+    """
+
+    frame_stride: PositiveInt
+    crop_scale: FractionRange
+    crop_aspect: PositiveRange
     steps: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
@@ -217,6 +239,8 @@ class PretrainConfig:
     precision: Literal[PRECISIONS]
 
     def check(self, path: str) -> None:
+        _ordered(self, path, "crop_scale")
+        _ordered(self, path, "crop_aspect")
         _require(
             self.checkpoint_every >= 0 and self.checkpoint_every % self.log_every == 0,
             f"{path}.checkpoint_every={self.checkpoint_every} must be 0 (off) or a multiple of "
@@ -423,6 +447,13 @@ class Params:
             )
             if self.mae.decoder == "queries":
                 self._check_queries(scale, model)
+        window = (self.curate.clip_frames - 1) * self.pretrain.frame_stride + 1
+        _require(
+            window <= self.curate.pretrain_frames,
+            f"curate.pretrain_frames={self.curate.pretrain_frames} is shorter than a pretraining "
+            f"window of {window} frames (curate.clip_frames={self.curate.clip_frames} at "
+            f"pretrain.frame_stride={self.pretrain.frame_stride})",
+        )
         _require(
             self.fidelity.frames_per_clip <= self.curate.clip_frames,
             f"fidelity.frames_per_clip={self.fidelity.frames_per_clip} exceeds "

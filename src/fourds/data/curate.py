@@ -1,11 +1,15 @@
 """Curation: decode raw videos with PyAV, cut them into clips, write shards and a manifest.
 
-`curate(data_dir, out_dir, cfg)` writes into `out_dir`:
+The readout splits get fixed clips: curate.clip_frames frames, every curate.frame_stride-th
+one, from non-overlapping spans. The pretrain split gets longer material, non-overlapping
+segments of curate.pretrain_frames consecutive frames, from which pretraining samples its own
+windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes into `out_dir`:
 
-    shards/<split>-<k>.npz   the clips of each split (fourds.data.shards has the format)
-    manifest.json     per accepted clip: split, source and its sha256, frame range (in the
-                      resampled timeline) and the source frames it came from, fps, shard,
-                      row, sha256 of the decoded clip; per rejected source: the reason
+    shards/<split>-<k>.npz   the clips (segments for pretrain) of each split
+                      (fourds.data.shards has the format)
+    manifest.json     per accepted clip or segment: split, source and its sha256, frame range
+                      (in the resampled timeline) and the source frames it came from, fps,
+                      shard, row, sha256 of the decoded frames; per rejected source: the reason
 
 Sources are every file under data_dir/<split>/ except hidden files and `.npz` ground-truth
 sidecars, in any container and codec PyAV decodes (see fourds.data.decode). A file that cannot
@@ -16,6 +20,7 @@ as a source already taken) is listed in `rejected` with the reason; the others a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +82,19 @@ def clip_starts(frame_count: int, span: int) -> range:
     return range(0, frame_count - span + 1, span)
 
 
+def in_rows(span: int, stride: int) -> Callable[[int], bool]:
+    """Which frames of a video rows of `span` frames, every `stride`-th one, use (by index)."""
+    return lambda index: index % span % stride == 0
+
+
+def split_layout(cfg: CurateConfig, split: str) -> tuple[int, int, str]:
+    """(span, stride, name) of the rows of `split`: pretrain segments of pretrain_frames
+    consecutive frames, readout clips of clip_frames frames every frame_stride-th one."""
+    if split == "pretrain":
+        return cfg.pretrain_frames, 1, "segment"
+    return cfg.span, cfg.frame_stride, "clip"
+
+
 def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | None:
     """The ground-truth sidecar of a synthetic video, or None for a real one."""
     truth_path = video_path.with_suffix(".npz")
@@ -102,16 +120,14 @@ def list_sources(split_dir: Path) -> list[Path]:
 
 
 def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict:
-    """Cut every video under `data_dir/<split>/` into clips; returns the manifest."""
+    """Cut every video under `data_dir/<split>/` into clips (segments for the pretrain split);
+    returns the manifest."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips, rejected = [], []
-
-    def in_a_clip(index: int) -> bool:  # clips take every stride-th frame of each span
-        return index % cfg.span % cfg.frame_stride == 0
-
     taken: dict[str, Path] = {}  # source sha256 -> the source kept with that content
     for split in SPLITS:
+        span, stride, row_name = split_layout(cfg, split)
         writer = ShardWriter(out_dir / "shards", split, cfg.clips_per_shard)
         for source in tqdm(list_sources(data_dir / split), desc=f"curate {split}", unit="video"):
             digest = file_digest(source)
@@ -120,20 +136,22 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                 rejected.append({"source": str(source), "reason": reason})
                 continue
             try:
-                video = decode_video(source, cfg.resolution, cfg.fps, cfg.crop, in_a_clip)
+                video = decode_video(
+                    source, cfg.resolution, cfg.fps, cfg.crop, in_rows(span, stride)
+                )
                 truth = _load_truth(source, video.source_frames)
             except VideoError as error:
                 rejected.append({"source": str(source), "reason": str(error)})
                 continue
-            if len(video.frames) < cfg.span:
-                reason = f"too short: {len(video.frames)} frames, a clip needs {cfg.span}"
+            if len(video.frames) < span:
+                reason = f"too short: {len(video.frames)} frames, a {row_name} needs {span}"
                 rejected.append({"source": str(source), "reason": reason})
                 continue
             taken[digest] = source
             if truth is not None:
                 truth = resize_ground_truth(truth, truth["depth"].shape[1:3], cfg.resolution)
-            for start in clip_starts(len(video.frames), cfg.span):
-                frames = np.arange(start, start + cfg.span, cfg.frame_stride)
+            for start in clip_starts(len(video.frames), span):
+                frames = np.arange(start, start + span, stride)
                 row = {"video": np.ascontiguousarray(video.frames[frames])}
                 if truth is not None:
                     row.update(clip_truth(truth, video.source_index[frames]))
@@ -146,7 +164,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                         "frames": {
                             "start": int(start),
                             "stop": int(frames[-1]) + 1,
-                            "stride": cfg.frame_stride,
+                            "stride": stride,
                         },
                         "source_frames": video.source_index[frames].tolist(),
                         "fps": video.fps,

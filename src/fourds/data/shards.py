@@ -1,7 +1,9 @@
 """The shard format: what `curate` hands every later stage.
 
 The splits are SPLITS. A split is a set of files `<split>-<k>.npz` in one folder, shard k
-holding N clips as plain arrays (no pickled objects):
+holding N clips as plain arrays (no pickled objects). T is curate.clip_frames in the readout
+splits (fixed clips, every curate.frame_stride-th frame) and curate.pretrain_frames in the
+pretrain split (segments of consecutive frames that pretraining samples windows from):
 
     video          [N, T, S, S, 3] uint8
     and when the source has ground truth (fourds.data.corpus), at the clip resolution:
@@ -37,7 +39,8 @@ GROUND_TRUTH_KEYS = PER_FRAME + PER_TRACK + PER_CLIP
 
 
 class ShardError(ValueError):
-    """Clips of one split that cannot share a shard (some with ground truth, some without)."""
+    """Shards that cannot be written or used as asked: clips of one split that cannot share a
+    shard (some with ground truth, some without), or pretrain segments shorter than a window."""
 
 
 class ShardWriter:

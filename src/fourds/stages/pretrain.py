@@ -1,4 +1,4 @@
-"""The `pretrain` stage: MAE pretraining of one ladder scale on the curated pretrain clips.
+"""The `pretrain` stage: MAE pretraining of one ladder scale on the curated pretrain segments.
 
 Outputs in `out_dir`:
     checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)

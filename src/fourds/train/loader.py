@@ -1,14 +1,15 @@
 """The pretraining data loader, built from torchdata.nodes, with a resumable state.
 
 Every random choice is a pure function of (seed, step, slot), where `slot` is a row of the
-global batch: which clip, whether it is flipped, and which tokens are masked. So
+global batch: which pretraining segment, the window, crop and flip of the clip taken from it
+(fourds.data.augment), and which tokens are masked. So
 
 - data-parallel ranks need no coordination: each one produces only its own slots, and a run on
   any number of processes sees exactly the batches of a single-process run;
 - the loader's state is just the next (step, slot) to produce; it goes into the checkpoint and
   a resumed run continues with the very batch it would have seen.
 
-Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip gather, flip and mask
+Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip sampling and mask
 sampling in worker threads) -> Batcher -> Mapper (collate) -> Prefetcher -> Loader.
 """
 
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, Prefetcher
+
+from fourds.data.augment import ClipSampler
 
 MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
@@ -70,26 +73,28 @@ class ClipExample:
     """Turns a slot into a training example; runs in the loader's worker threads.
 
     Args:
-        clips: uint8 [N, T, H, W, 3], the curated pretraining clips.
+        segments: uint8 [N, F, S, S, 3], the curated pretraining segments.
+        sample_clip: (segment, generator) -> uint8 [T, S, S, 3], the clip's window, crop and
+            flip (F >= sample_clip.span).
         seed: the run's seed.
         sample_masks: (batch, generator) -> (keep_index [batch, n_keep], mask [batch, N]),
             e.g. `MaskedAutoencoder.sample_masks`.
     """
 
-    clips: np.ndarray
+    segments: np.ndarray
+    sample_clip: ClipSampler
     seed: int
     sample_masks: MaskSampler
 
     def __call__(self, slot: Slot) -> dict[str, torch.Tensor]:
-        """-> {"video": uint8 [T, H, W, 3], "keep_index": [n_keep], "mask": bool [N]}."""
+        """-> {"video": uint8 [T, S, S, 3], "keep_index": [n_keep], "mask": bool [N]}."""
         rng = np.random.default_rng([self.seed, slot.step, slot.row])
-        clip = self.clips[rng.integers(len(self.clips))]
-        if rng.random() < 0.5:
-            clip = clip[:, :, ::-1]
+        segment = self.segments[rng.integers(len(self.segments))]
+        clip = self.sample_clip(segment, rng)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         keep_index, mask = self.sample_masks(1, generator)
         return {
-            "video": torch.from_numpy(np.ascontiguousarray(clip)),
+            "video": clip,
             "keep_index": keep_index[0],
             "mask": mask[0],
         }

@@ -1,4 +1,4 @@
-"""MAE pretraining of one ladder scale on the curated pretrain clips: the training loop.
+"""MAE pretraining of one ladder scale on the curated pretrain segments: the training loop.
 
 `pretrain(...)` trains and returns the final weights and the loss curve; the pretrain stage
 (fourds.stages.pretrain) writes them out. While training it writes, under `out_dir`:
@@ -7,8 +7,9 @@
     resume/<fingerprint>/step-N/
                     resumable checkpoints (see fourds.train.checkpoint), every
                     `pretrain.checkpoint_every` steps. The fingerprint hashes everything that
-                    shapes the training trajectory (model, MAE, curate and optimisation params
-                    and the shard contents), so a rerun resumes only its own run's state.
+                    shapes the training trajectory (model, MAE and curate params, the
+                    pretrain params but EXECUTION_ONLY ones, clip sampling included, and the
+                    shard contents), so a rerun resumes only its own run's state.
 
 A run that finds a checkpoint of its own fingerprint resumes from it and ends with exactly the
 weights of an uninterrupted run (bitwise on CPU): the model, optimizer, LR schedule, loader
@@ -29,7 +30,8 @@ import torch
 
 from fourds.accelerators import peak_flops
 from fourds.config import ConfigError, Params, PretrainConfig
-from fourds.data.shards import load_split, shard_digests, shard_paths
+from fourds.data.augment import ClipSampler
+from fourds.data.shards import ShardError, load_split, shard_digests, shard_paths
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
 from fourds.models.mae import MaskedAutoencoder
@@ -153,7 +155,17 @@ def pretrain(
     out_dir = Path(out_dir)
     shards = shard_paths(shard_dir, "pretrain")
     digests = shard_digests(shards)
-    clips = load_split(shard_dir, "pretrain", ("video",))["video"]
+    segments = load_split(shard_dir, "pretrain", ("video",))["video"]
+    sample_clip = ClipSampler(
+        params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
+    )
+    if segments.shape[1] < sample_clip.span:
+        raise ShardError(
+            f"the pretrain shards in {shard_dir} hold {segments.shape[1]}-frame segments; a "
+            f"window of curate.clip_frames={sample_clip.frames} at pretrain.frame_stride="
+            f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
+            "(`dvc repro curate`)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _build_model(params, scale, device, env)
     optimizer = torch.optim.AdamW(
@@ -162,7 +174,7 @@ def pretrain(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg) / cfg.lr
     )
-    example = ClipExample(clips, cfg.seed, model.sample_masks)
+    example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
     loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
 
