@@ -78,8 +78,9 @@ POSITIVE_FRACTION = Rule(lambda value: 0 < value <= 1, "must be in (0, 1]")
 PositiveInt = Annotated[int, POSITIVE]
 PositiveFloat = Annotated[float, POSITIVE]
 Extent = Annotated[tuple[int, int, int], POSITIVE]  # (time, height, width)
+# (low, high) ranges; a class's check() says low <= high (see _ordered)
 FractionRange = tuple[Annotated[float, POSITIVE_FRACTION], Annotated[float, POSITIVE_FRACTION]]
-PositiveRange = tuple[PositiveFloat, PositiveFloat]  # (low, high)
+PositiveRange = tuple[PositiveFloat, PositiveFloat]
 
 
 @dataclasses.dataclass(frozen=True)
