@@ -2,7 +2,7 @@
 
 The MAE of the scale is rebuilt on the CPU from params.yaml and only its model state is read
 from the checkpoint (DCP reshards whatever number of processes wrote it), then written with
-`fourds.train.pretrain.save_weights`, the format of the pretrain stage's checkpoint.pt.
+`fourds.models.factory.save_weights`, the format of the pretrain stage's checkpoint.pt.
 """
 
 from __future__ import annotations
