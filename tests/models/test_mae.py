@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from fourds.models.mae import (
     unpatchify,
 )
 from fourds.models.vit import VideoViT, count_parameters
+from fourds.train.optim import adamw_param_groups
 from tests.conftest import tiny_mae_config
 
 TINY = ModelConfig(
@@ -163,3 +166,70 @@ def test_a_bf16_autocast_step_runs_with_either_decoder(decoder):
         loss = model(torch.rand(2, 4, 16, 16, 3), keep, mask)[0]
     loss.float().backward()
     assert torch.isfinite(loss)
+
+
+def smooth_clips(batch: int, frames: int, size: int, seed: int) -> torch.Tensor:
+    """Drifting colour waves [batch, frames, size, size, 3] in [0.1, 0.9]: structure a model
+    can learn beyond each clip's mean colour."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(frames).float()[:, None, None, None] / frames
+    y = torch.arange(size).float()[None, :, None, None] / size
+    x = torch.arange(size).float()[None, None, :, None] / size
+    clips = []
+    for _ in range(batch):
+        frequency = 4 * torch.rand(2, 3, generator=generator)  # per channel, in y and x
+        phase, speed = 6.28 * torch.rand(3, generator=generator), torch.rand(3, generator=generator)
+        wave = torch.sin(6.28 * (frequency[0] * y + frequency[1] * (x + speed * t)) + phase)
+        clips.append(0.5 + 0.4 * wave)
+    return torch.stack(clips)
+
+
+def mean_colour_loss(video: torch.Tensor, mask: torch.Tensor, tubelet) -> torch.Tensor:
+    """Masked-tubelet loss of predicting each clip's mean colour (a model that learns nothing)."""
+    colour = video.mean(dim=(1, 2, 3), keepdim=True)
+    return patchify((video - colour) ** 2, tubelet).mean(dim=-1)[mask].mean()
+
+
+def test_mae_overfits_one_batch_far_below_the_mean_colour():
+    """With the pretrain optimizer (fourds.train.optim groups, AdamW betas 0.9/0.95) one fixed
+    batch with fixed masks is learnt: the masked loss falls far below predicting each clip's
+    mean colour. A decoder that cannot tell masked positions apart (no positional embedding, a
+    broken scatter) stays near the mean colour; a broken gradient path stays above it."""
+    torch.manual_seed(0)
+    cfg = tiny_mae_config(decoder_width=32, decoder_heads=4)
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), cfg)
+    video = smooth_clips(4, 4, 16, seed=0)
+    keep, mask = model.sample_masks(4, torch.Generator().manual_seed(0))
+    baseline = mean_colour_loss(video, mask, TINY.tubelet).item()
+    optimizer = torch.optim.AdamW(adamw_param_groups(model, 0.05), lr=3e-3, betas=(0.9, 0.95))
+    for _ in range(300):
+        loss, _ = model(video, keep, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2 * baseline, (loss.item(), baseline)
+
+
+def test_initialisation_follows_the_mae_st_recipe():
+    """Tubelet embedding initialised like the equivalent Linear [width, 3*t*p*q] with zero bias;
+    self-attention's k and v like separate [dim, dim] layers; positional embeddings and the
+    mask token std 0.02."""
+    torch.manual_seed(0)
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), tiny_mae_config())
+    encoder = model.encoder
+    fan_in = 3 * 2 * 4 * 4
+
+    def uniform_bound(weight: torch.Tensor) -> float:
+        return math.sqrt(3) * weight.std().item()  # a uniform(-a, a) has std a / sqrt(3)
+
+    patch = encoder.patch_embed
+    assert uniform_bound(patch.weight) == pytest.approx(math.sqrt(6 / (fan_in + 32)), rel=0.05)
+    assert patch.weight.abs().max() <= math.sqrt(6 / (fan_in + 32))
+    assert (patch.bias == 0).all()
+    attn = encoder.blocks[0].attn
+    for weight in (attn.q.weight, attn.kv.weight[:32], attn.kv.weight[32:]):
+        assert uniform_bound(weight) == pytest.approx(math.sqrt(6 / 64), rel=0.1)
+    assert (attn.kv.bias == 0).all() and (encoder.blocks[0].norm1.weight == 1).all()
+    for embedding in (encoder.pos_embed, model.decoder.pos_embed):
+        assert embedding.std().item() == pytest.approx(0.02, rel=0.1)
+    assert 0.005 < model.decoder.mask_token.std().item() < 0.05  # 16 numbers drawn, std 0.02

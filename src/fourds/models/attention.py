@@ -50,6 +50,9 @@ class Attention(nn.Module):
     Self-attention when `context` is None; otherwise queries come from `x` and keys and values
     from `context` (whose width is `context_dim`). `qk_norm` applies LayerNorm to each head's
     queries and keys (ViT-22B); `bias=False` drops the projection biases.
+
+    The q and kv projections are separate layers (kv may read a context of another width);
+    `init_separate_qkv` initialises self-attention's k and v like separate [dim, dim] layers.
     """
 
     def __init__(
@@ -69,6 +72,20 @@ class Attention(nn.Module):
         head_dim = dim // heads
         self.q_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.k_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.is_self_attention = context_dim is None
+
+    @torch.no_grad()
+    def init_separate_qkv(self) -> None:
+        """Xavier-uniform q, k and v weights as three separate [dim, dim] maps (MAE-ST).
+
+        The kv layer [2 * dim, dim] holds the k and v maps stacked; plain xavier-uniform on it
+        would count both in fan_out and draw them sqrt(3/2) times too small. Here q and both
+        halves of kv get the bound sqrt(6 / (dim + dim)). Biases and proj are left as they are.
+        """
+        dim = self.q.in_features
+        bound = math.sqrt(6.0 / (dim + dim))
+        nn.init.uniform_(self.q.weight, -bound, bound)
+        nn.init.uniform_(self.kv.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim]."""

@@ -134,14 +134,32 @@ class VideoViT(nn.Module):
         return x
 
 
+@torch.no_grad()
 def _init_weights(module: nn.Module) -> None:
+    """The MAE-ST initialisation, for `nn.Module.apply` (which visits children before parents).
+
+    Linear: xavier-uniform weight, zero bias. Convolution (the tubelet embedding): the weight
+    [out, in, *kernel] viewed as the [out, in * prod(kernel)] matrix of the equivalent Linear
+    and initialised like it, zero bias (PyTorch's default would draw it about 2x smaller, and
+    plain xavier-uniform on the kernel would count the kernel in both fans). LayerNorm: weight
+    1, bias 0. Self-attention: k and v like separate [dim, dim] layers
+    (`Attention.init_separate_qkv`). Positional embeddings and tokens are set by their modules.
+    """
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, Attention) and module.is_self_attention:
+        module.init_separate_qkv()
 
 
 def count_parameters(module: nn.Module) -> int:

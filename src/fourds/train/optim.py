@@ -1,0 +1,44 @@
+"""AdamW parameter groups: weight decay on weight matrices only.
+
+As in the MAE / MAE-ST recipe, decoupled weight decay applies to the weights of linear and
+convolution layers (matrices and kernels) and to nothing else: not to biases, LayerNorm scales
+and shifts, positional embeddings, mask tokens or learned queries. Decaying an embedding or a
+token pulls it towards zero for no benefit (it is not a map whose norm limits capacity), and
+decaying a LayerNorm scale or a bias shrinks the activations the next layer sees.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+DECAYED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups for `model`: decay on layer weights, none on everything else.
+
+    A parameter is decayed when it is the `weight` of an nn.Linear or nn.ConvNd (shape
+    [out, in] or [out, in, *kernel]). Biases, norm parameters and free parameters of any shape
+    (positional embeddings [1, N, width], mask tokens [1, 1, width], queries [1, Q, width])
+    are not. Parameters that require no gradient are left out; shared parameters appear once.
+
+    Returns:
+        [{"params": decayed, "weight_decay": weight_decay},
+         {"params": the rest, "weight_decay": 0.0}], each list in `named_parameters` order,
+        ready for torch.optim.AdamW(groups, lr=..., betas=...).
+    """
+    decayed = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, DECAYED_LAYERS) and module.weight is not None
+    }
+    decay, no_decay, seen = [], [], set()
+    for _, param in model.named_parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))
+        (decay if id(param) in decayed else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]

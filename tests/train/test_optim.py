@@ -1,0 +1,85 @@
+import torch
+
+from fourds.config import ModelConfig
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.readout import AttentionReadout
+from fourds.models.vit import VideoViT
+from fourds.train.optim import adamw_param_groups
+from tests.conftest import tiny_mae_config
+
+TINY = ModelConfig(
+    width=32,
+    depth=2,
+    heads=4,
+    mlp_dim=64,
+    tubelet=(2, 4, 4),
+    qk_norm=True,
+    parallel_blocks=False,
+    bias=True,
+)
+
+
+def grouped_names(model: torch.nn.Module, weight_decay: float = 0.05) -> tuple[set, set]:
+    """(names of decayed parameters, names of the others) from adamw_param_groups."""
+    decay, no_decay = adamw_param_groups(model, weight_decay)
+    assert decay["weight_decay"] == weight_decay and no_decay["weight_decay"] == 0.0
+    names = {id(param): name for name, param in model.named_parameters()}
+    return {names[id(p)] for p in decay["params"]}, {names[id(p)] for p in no_decay["params"]}
+
+
+def test_only_layer_weights_are_decayed_in_the_mae():
+    model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), tiny_mae_config())
+    decayed, kept = grouped_names(model)
+    assert decayed | kept == {name for name, _ in model.named_parameters()}
+    assert not decayed & kept
+    assert decayed == {
+        name
+        for name, param in model.named_parameters()
+        if name.endswith(".weight") and param.ndim >= 2
+    }
+    for name in (
+        "encoder.pos_embed",
+        "encoder.patch_embed.bias",
+        "encoder.blocks.0.norm1.weight",
+        "encoder.blocks.0.norm1.bias",
+        "encoder.blocks.0.attn.q.bias",
+        "encoder.blocks.0.attn.q_norm.weight",  # QK-LayerNorm
+        "encoder.blocks.1.mlp.2.bias",
+        "decoder.mask_token",
+        "decoder.pos_embed",
+        "decoder.norm.weight",
+        "decoder.head.bias",
+    ):
+        assert name in kept, name
+    for name in (
+        "encoder.patch_embed.weight",  # a Conv3d kernel [width, 3, t, p, q]
+        "encoder.blocks.0.attn.q.weight",
+        "encoder.blocks.0.attn.kv.weight",
+        "encoder.blocks.0.attn.proj.weight",
+        "encoder.blocks.1.mlp.0.weight",
+        "decoder.embed.weight",
+        "decoder.head.weight",
+    ):
+        assert name in decayed, name
+
+
+def test_learned_queries_are_not_decayed():
+    mae = MaskedAutoencoder(VideoViT(TINY, 4, 16), tiny_mae_config(decoder="queries"))
+    _, kept = grouped_names(mae)
+    assert "decoder.queries" in kept
+    readout = AttentionReadout(32, (2, 4, 4), 4, 16, 2, 3, 0, 1)
+    decayed, kept = grouped_names(readout)
+    assert {"queries", "temporal_embed"} <= kept
+    assert "cross_attn.kv.weight" in decayed
+
+
+def test_frozen_and_shared_parameters():
+    model = MaskedAutoencoder(VideoViT(TINY, 4, 16), tiny_mae_config())
+    model.encoder.requires_grad_(False)
+    decayed, kept = grouped_names(model)
+    assert not any(name.startswith("encoder.") for name in decayed | kept)
+    shared = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    shared[1].weight = shared[0].weight
+    decay, no_decay = adamw_param_groups(shared, 0.1)
+    assert len(decay["params"]) == 1 and len(no_decay["params"]) == 2  # weight once, 2 biases
+    torch.optim.AdamW([decay, no_decay], lr=1e-3)  # AdamW accepts the groups as they are
