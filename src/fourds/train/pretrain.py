@@ -52,6 +52,7 @@ from fourds.train.distributed import (
 )
 from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor
+from fourds.train.optim import adamw_param_groups
 
 # Pretrain params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
@@ -169,7 +170,7 @@ def pretrain(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _build_model(params, scale, device, env)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+        adamw_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95)
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg) / cfg.lr
