@@ -42,7 +42,7 @@ def test_a_crop_is_the_box_resized_back_to_the_frame():
         start = int(rng.integers(len(SEGMENT) - 2))
         top, left, height, width = crop_box(16, rng, (0.3, 0.6), ASPECT)
         box = SEGMENT[start : start + 3, top : top + height, left : left + width]
-        expected = resize(torch.from_numpy(box), 16)
+        expected = torch.from_numpy(resize(box, 16))
         expected = expected.flip(2) if rng.random() < 0.5 else expected
         assert torch.equal(sample(SEGMENT, np.random.default_rng(seed)), expected)
         assert (height, width) != (16, 16)
@@ -69,7 +69,17 @@ def test_full_area_crops_are_the_whole_frame_whatever_the_aspect_range():
 
 
 def test_resize_is_bilinear_on_pixel_centres():
-    ramp = torch.tensor([0, 100], dtype=torch.uint8).reshape(1, 1, 2, 1).expand(1, 2, 2, 3)
+    ramp = np.broadcast_to(np.array([0, 100], np.uint8).reshape(1, 1, 2, 1), (1, 2, 2, 3))
     resized = resize(ramp, 4)
-    assert resized.dtype == torch.uint8 and resized.shape == (1, 4, 4, 3)
+    assert resized.dtype == np.uint8 and resized.shape == (1, 4, 4, 3)
     assert resized[0, :, :, 0].tolist() == [[0, 25, 75, 100]] * 4
+
+
+def test_resize_matches_torchs_bilinear_interpolation():
+    video = np.random.default_rng(0).integers(0, 256, size=(3, 37, 45, 3), dtype=np.uint8)
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float()
+    expected = torch.nn.functional.interpolate(
+        frames, size=(64, 64), mode="bilinear", align_corners=False
+    )
+    expected = expected.permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(resize(video, 64), expected, atol=0.5 + 1e-3)
