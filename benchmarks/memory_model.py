@@ -11,7 +11,7 @@ Cases (configs composed from experiments/ as `fourds params` does):
   4ds_s and 4ds_b at batch 2 (16x224x224, 95% masking, query decoding), sdpa and fp32 on the
   CPU instead of the ladder's xformers and bf16, and 4ds_s in bf16 under autocast (as the stage
   runs bf16 in one process); each with activation checkpointing off and on;
-- two processes, FSDP2 over gloo (`fourds.train.distributed.build_sharded`, as torchrun runs
+- two processes, FSDP2 over gloo (`fourds.train.parallelize`, as torchrun runs
   the stage): the embedded ladder (8 clips per process) and 4ds_s (2 per process) in fp32, and
   cpu_l and 4ds_s with the bf16 mixed-precision policy (CPU bf16 kernels).
 
@@ -62,9 +62,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from fourds.config import Params
 from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import Block
 from fourds.plan.memory import StepSetup, memory_per_device
-from fourds.train.distributed import DistEnv, build_sharded, mixed_precision
+from fourds.train.distributed import DistEnv
+from fourds.train.parallelize import ParallelPlan, parallelize
 
 NAME = "memory_model"
 TARGET = 0.15  # the largest relative error the model may have
@@ -112,18 +112,11 @@ def compose(*overrides: str) -> Params:
 
 
 def build_model(case: Case, device: torch.device, env: DistEnv) -> MaskedAutoencoder:
-    """The MAE as the pretrain stage builds it: seeded, sharded with FSDP2 when env is."""
+    """The MAE as the pretrain stage builds it (fourds.train.parallelize): seeded, sharded
+    with FSDP2 when env is."""
     params = case.params()
-    if env.sharded:
-        policy = mixed_precision(case.precision)
-        model = build_sharded(lambda: build_mae(params, case.scale), env, device, 0, policy)
-    else:
-        torch.manual_seed(0)
-        model = build_mae(params, case.scale).to(device)
-    for module in model.modules():
-        if isinstance(module, Block):
-            module.checkpoint_activations = case.checkpointing
-    return model.train()
+    plan = ParallelPlan(case.checkpointing, False, case.precision, env.sharded)
+    return parallelize(lambda: build_mae(params, case.scale), plan, device, 0)
 
 
 def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, Callable]:

@@ -17,6 +17,7 @@ import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params, load_params
 from fourds.config.compose import write_params
+from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
@@ -95,10 +96,11 @@ def four_ds_b(quick: bool) -> tuple[Shape, MAEConfig]:
 def build_mae(
     shape: Shape, mae: MAEConfig, backend: str, device: torch.device, seed: int = 0
 ) -> MaskedAutoencoder:
-    """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`."""
-    torch.manual_seed(seed)
+    """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`
+    (fourds.models.init, as pretraining starts it)."""
     encoder = VideoViT(shape.model, shape.frames, shape.size, backend)
-    return MaskedAutoencoder(encoder, mae, backend).to(device).train()
+    model = MaskedAutoencoder(encoder, mae, backend)
+    return initialise(model, seed).to(device).train()
 
 
 def random_video(shape: Shape, batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:

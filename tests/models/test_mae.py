@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fourds.config import ModelConfig
+from fourds.models.init import initialise
 from fourds.models.mae import (
     MaskedAutoencoder,
     patchify,
@@ -214,8 +215,8 @@ def test_initialisation_follows_the_mae_st_recipe():
     """Tubelet embedding initialised like the equivalent Linear [width, 3*t*p*q] with zero bias;
     self-attention's k and v like separate [dim, dim] layers; positional embeddings and the
     mask token std 0.02."""
-    torch.manual_seed(0)
     model = MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), tiny_mae_config())
+    initialise(model, seed=0)
     encoder = model.encoder
     fan_in = 3 * 2 * 4 * 4
 

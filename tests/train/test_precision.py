@@ -1,6 +1,6 @@
 import torch
 
-from fourds.train.distributed import mixed_precision
+from fourds.train.parallelize import mixed_precision
 
 
 def test_bf16_policy_computes_in_bf16_and_reduces_in_fp32():

@@ -12,6 +12,7 @@ is a `ConfigError` whose message starts with the key path and the offending valu
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -236,8 +237,17 @@ class PretrainConfig:
     keep_checkpoints: PositiveInt
     loader_workers: Annotated[int, at_least(0, "0: main thread")]
     prefetch: PositiveInt
-    activation_checkpointing: bool
+    activation_checkpointing: bool | tuple[str, ...]
     precision: Literal[PRECISIONS]
+    micro_batch: Annotated[int, at_least(0, "0: the whole per-process batch")]
+    compile: bool
+
+    def checkpoints(self, scale: str) -> bool:
+        """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:
+        true or false for every scale, or the list of scales that use it)."""
+        if isinstance(self.activation_checkpointing, bool):
+            return self.activation_checkpointing
+        return scale in self.activation_checkpointing
 
     def check(self, path: str) -> None:
         _ordered(self, path, "crop_scale")
@@ -250,6 +260,11 @@ class PretrainConfig:
         _require(
             0 <= self.warmup_steps < self.steps,
             f"{path}.warmup_steps={self.warmup_steps} must be in [0, {path}.steps={self.steps})",
+        )
+        _require(
+            self.micro_batch == 0 or self.batch_size % self.micro_batch == 0,
+            f"{path}.micro_batch={self.micro_batch} does not divide {path}.batch_size="
+            f"{self.batch_size}",
         )
 
 
@@ -428,6 +443,13 @@ class Params:
                 f"readouts.{task}.pretrained scores a trained readout on a frozen encoder: "
                 f"readout.regimes={list(self.readout.regimes)} must be ['frozen']",
             )
+        if not isinstance(self.pretrain.activation_checkpointing, bool):
+            unknown = set(self.pretrain.activation_checkpointing) - set(self.models)
+            _require(
+                not unknown,
+                f"pretrain.activation_checkpointing names {sorted(unknown)}, which are not "
+                f"defined under models (known: {sorted(self.models)})",
+            )
         for scale in self.ladder.scales:
             _require(
                 scale in self.models,
@@ -520,8 +542,21 @@ def _convert(kind: Any, value: Any, path: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
         _require(ok, f"{path}={value!r} must be an integer")
         return value
+    if origin in (types.UnionType, typing.Union):
+        for option in typing.get_args(kind):
+            try:
+                return _convert(option, value, path)
+            except ConfigError:
+                continue
+        names = " or ".join(_kind_name(option) for option in typing.get_args(kind))
+        raise ConfigError(f"{path}={value!r} must be {names}")
     _require(isinstance(value, kind), f"{path}={value!r} must be of type {kind.__name__}")
     return value
+
+
+def _kind_name(kind: Any) -> str:
+    """`bool`, or `a list` for tuple annotations (for error messages)."""
+    return "a list" if typing.get_origin(kind) is tuple else kind.__name__
 
 
 def parse(cls: type, data: Any, path: str = "") -> Any:

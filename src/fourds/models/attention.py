@@ -52,7 +52,7 @@ class Attention(nn.Module):
     queries and keys (ViT-22B); `bias=False` drops the projection biases.
 
     The q and kv projections are separate layers (kv may read a context of another width);
-    `init_separate_qkv` initialises self-attention's k and v like separate [dim, dim] layers.
+    fourds.models.init draws self-attention's q, k and v like separate [dim, dim] layers.
     """
 
     def __init__(
@@ -74,19 +74,6 @@ class Attention(nn.Module):
         self.k_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.is_self_attention = context_dim is None
 
-    @torch.no_grad()
-    def init_separate_qkv(self) -> None:
-        """Xavier-uniform q, k and v weights as three separate [dim, dim] maps (MAE-ST).
-
-        The kv layer [2 * dim, dim] holds the k and v maps stacked; plain xavier-uniform on it
-        would count both in fan_out and draw them sqrt(3/2) times too small. Here q and both
-        halves of kv get the bound sqrt(6 / (dim + dim)). Biases and proj are left as they are.
-        """
-        dim = self.q.in_features
-        bound = math.sqrt(6.0 / (dim + dim))
-        nn.init.uniform_(self.q.weight, -bound, bound)
-        nn.init.uniform_(self.kv.weight, -bound, bound)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim]."""
         batch, length, dim = x.shape
@@ -95,5 +82,7 @@ class Attention(nn.Module):
         k, v = (
             self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         )
-        out = attention(self.q_norm(q), self.k_norm(k), v, self.backend)
+        # Under autocast the QK LayerNorms return fp32 while v is bf16: attention gets one dtype.
+        q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
+        out = attention(q, k, v, self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))

@@ -7,17 +7,16 @@ from pathlib import Path
 import torch
 
 from fourds.config import Params
+from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 from fourds.models.weights import save_mae
 
 
 def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
-    """The MAE of one ladder scale, for the clip shape the curate params produce.
-
-    Built on the current default device (the meta device under `torch.device("meta")`) with
-    weights drawn from torch's global generator: seed it first for reproducible weights.
-    """
+    """The MAE of one ladder scale, for the clip shape the curate params produce, with
+    placeholder weights on the current default device (nothing is allocated under
+    `torch.device("meta")`): `initial_mae` draws the initial weights, or load trained ones."""
     backend = params.runtime.attention
     encoder = VideoViT(
         params.model(scale), params.curate.clip_frames, params.curate.resolution, backend
@@ -25,11 +24,20 @@ def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     return MaskedAutoencoder(encoder, params.mae, backend)
 
 
+def initial_mae(
+    params: Params, scale: str, device: str | torch.device = "cpu"
+) -> MaskedAutoencoder:
+    """The MAE of `scale` with the initial weights of pretraining (drawn from pretrain.seed by
+    fourds.models.init, the weights every launch of the pretrain stage starts from)."""
+    with torch.device("meta"):
+        model = build_mae(params, scale)
+    return initialise(model.to_empty(device=device), params.pretrain.seed)
+
+
 def initial_encoder(params: Params, scale: str) -> VideoViT:
-    """The encoder of `scale` exactly as pretraining starts it (pretrain.seed, unsharded): the
-    random-init control of the readouts."""
-    torch.manual_seed(params.pretrain.seed)
-    return build_mae(params, scale).encoder
+    """The encoder of `scale` exactly as pretraining starts it: the random-init control of the
+    readouts."""
+    return initial_mae(params, scale).encoder
 
 
 def save_weights(

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from fourds.config import MAEConfig
-from fourds.models.vit import Block, VideoViT, _init_weights
+from fourds.models.init import Init
+from fourds.models.vit import Block, VideoViT
 
 
 def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
@@ -87,6 +88,11 @@ def tube_masking(
 class MAEDecoder(nn.Module):
     """Light transformer decoder from visible encoder tokens to pixels of every tubelet."""
 
+    parameter_inits = {
+        "pos_embed": Init("trunc_normal", 0.02),
+        "mask_token": Init("normal", 0.02),
+    }
+
     def __init__(
         self, encoder_width: int, num_tokens: int, patch_dim: int, cfg: MAEConfig, backend: str
     ):
@@ -100,9 +106,6 @@ class MAEDecoder(nn.Module):
         )
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, patch_dim)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
-        self.apply(_init_weights)
 
     def forward(self, visible: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
         """visible [B, n_keep, enc_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
@@ -124,13 +127,13 @@ class QueryDecoder(nn.Module):
     module holds one learned embedding per coarse patch and maps the processed tokens to pixels.
     """
 
+    parameter_inits = {"queries": Init("trunc_normal", 0.02)}
+
     def __init__(self, width: int, num_queries: int, patch_dim: int):
         super().__init__()
         self.queries = nn.Parameter(torch.zeros(1, num_queries, width))
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, patch_dim)
-        nn.init.trunc_normal_(self.queries, std=0.02)
-        self.apply(_init_weights)
 
     def forward(self, queries: torch.Tensor) -> torch.Tensor:
         """Processed query tokens [B, Q, width] -> coarse patch pixels [B, Q, patch_dim]."""
@@ -192,8 +195,12 @@ class MaskedAutoencoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the visible tokens, predict pixels, and score them.
 
+        Targets, their normalisation and the loss are computed in fp32 in every launch mode
+        (autocast, FSDP's bf16 policy, fp32); the encoder reads the clip in its compute dtype.
+
         Args:
-            video: [B, T, H, W, 3] in [0, 1].
+            video: [B, T, H, W, 3], uint8 in [0, 255] (as the loader delivers it; scaled here,
+                so FSDP's mixed-precision policy does not cast it) or float in [0, 1].
             keep_index: [B, n_keep] visible token indices, mask: [B, N] bool (True = masked),
                 from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
@@ -201,15 +208,17 @@ class MaskedAutoencoder(nn.Module):
             loss: scalar mean squared error against raw pixels or, with `norm_pix_loss`,
                 pixels normalised to zero mean and unit variance per target patch; over the
                 masked tubelets (mae_st) or every coarse patch (queries).
-            prediction: [B, P, 3 * prod(target_patch)] predicted pixels of every target patch
-                (tubelets for mae_st, coarse patches for queries), in `patchify` order.
+            prediction: [B, P, 3 * prod(target_patch)] fp32 predicted pixels of every target
+                patch (tubelets for mae_st, coarse patches for queries), in `patchify` order.
         """
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
+        pixels = video.float().div(255.0) if video.dtype == torch.uint8 else video.float()
         if self.uses_queries:
-            prediction = self._decode_with_queries(video, keep_index)
+            prediction = self._decode_with_queries(pixels, keep_index)
         else:
-            prediction = self.decoder(self.encoder(video, keep_index), keep_index)
-        target = patchify(video, self.target_patch)
+            prediction = self.decoder(self.encoder(pixels, keep_index), keep_index)
+        prediction = prediction.float()
+        target = patchify(pixels, self.target_patch)
         if self.norm_pix_loss:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fourds.models.attention import Attention
-from fourds.models.vit import MLP, _init_weights
+from fourds.models.vit import MLP
 
 FOURIER_BANDS = 8
 
@@ -133,3 +133,19 @@ class AttentionReadout(nn.Module):
         x = tokens + self.cross_attn(tokens, context)
         x = x + self.mlp(self.norm(x))
         return self.head(x)
+
+
+@torch.no_grad()
+def _init_weights(module: nn.Module) -> None:
+    """The readout's initialisation, for `nn.Module.apply`: xavier-uniform Linear weights and
+    zero biases, LayerNorm weight 1 and bias 0 (the MAE-ST rules of fourds.models.init, drawn
+    from torch's global generator: the readout is never sharded)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fourds.config import ModelConfig
 from fourds.models.attention import Attention
+from fourds.models.init import Init
 
 
 class MLP(nn.Sequential):
@@ -75,7 +76,13 @@ def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[i
 
 
 class VideoViT(nn.Module):
-    """Plain video ViT encoder for clips of `frames` x `size` x `size`."""
+    """Plain video ViT encoder for clips of `frames` x `size` x `size`.
+
+    Built with placeholder weights: `fourds.models.init.initialise` draws the MAE-ST
+    initialisation (the factory and the parallelize path call it), or load trained weights.
+    """
+
+    parameter_inits = {"pos_embed": Init("trunc_normal", 0.02)}
 
     def __init__(self, cfg: ModelConfig, frames: int, size: int, backend: str = "sdpa"):
         super().__init__()
@@ -97,11 +104,14 @@ class VideoViT(nn.Module):
             )
             for _ in range(cfg.depth)
         )
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        self.apply(_init_weights)
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
-        """video [B, T, H, W, 3] in [0, 1] -> tokens [B, N, width] with positions added."""
+        """video [B, T, H, W, 3] in [0, 1] -> tokens [B, N, width] with positions added.
+
+        The clip is cast to the embedding's dtype (bf16 under FSDP's bf16 policy, which does
+        not cast the fp32 clip the MAE scales from uint8); autocast casts it itself.
+        """
+        video = video.to(self.patch_embed.weight.dtype)
         tokens = self.patch_embed(video.permute(0, 4, 1, 2, 3))  # [B, width, T', h, w]
         return tokens.flatten(2).transpose(1, 2) + self.pos_embed
 
@@ -132,34 +142,6 @@ class VideoViT(nn.Module):
         for block in self.blocks[:num_blocks]:
             x = block(x)
         return x
-
-
-@torch.no_grad()
-def _init_weights(module: nn.Module) -> None:
-    """The MAE-ST initialisation, for `nn.Module.apply` (which visits children before parents).
-
-    Linear: xavier-uniform weight, zero bias. Convolution (the tubelet embedding): the weight
-    [out, in, *kernel] viewed as the [out, in * prod(kernel)] matrix of the equivalent Linear
-    and initialised like it, zero bias (PyTorch's default would draw it about 2x smaller, and
-    plain xavier-uniform on the kernel would count the kernel in both fans). LayerNorm: weight
-    1, bias 0. Self-attention: k and v like separate [dim, dim] layers
-    (`Attention.init_separate_qkv`). Positional embeddings and tokens are set by their modules.
-    """
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        if module.weight is not None:
-            nn.init.ones_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, Attention) and module.is_self_attention:
-        module.init_separate_qkv()
 
 
 def count_parameters(module: nn.Module) -> int:

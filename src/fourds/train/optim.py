@@ -1,4 +1,4 @@
-"""AdamW parameter groups: weight decay on weight matrices only.
+"""AdamW as MAE-ST runs it: weight decay on weight matrices only, fused kernels on CUDA.
 
 As in the MAE / MAE-ST recipe, decoupled weight decay applies to the weights of linear and
 convolution layers (matrices and kernels) and to nothing else: not to biases, LayerNorm scales
@@ -9,7 +9,9 @@ decaying a LayerNorm scale or a bias shrinks the activations the next layer sees
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.optim import AdamW
 
 DECAYED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -42,3 +44,21 @@ def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def adamw(model: nn.Module, weight_decay: float, lr: float, device: torch.device) -> AdamW:
+    """AdamW (betas 0.9, 0.95) over `adamw_param_groups`, with the fused kernel on CUDA (one
+    launch for every parameter) and torch's per-parameter loop on the CPU, whose fp32 results
+    the embedded study pins (the fused CPU kernel rounds differently)."""
+    groups = adamw_param_groups(model, weight_decay)
+    if device.type == "cuda":
+        return AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=True)
+    return AdamW(groups, lr=lr, betas=(0.9, 0.95), foreach=False)
+
+
+def enable_tf32(device: torch.device, precision: str) -> None:
+    """fp32 runs on CUDA multiply on TF32 tensor cores (MFU is reported against the TF32 peak);
+    a no-op elsewhere."""
+    if device.type == "cuda" and precision == "fp32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

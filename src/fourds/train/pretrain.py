@@ -34,8 +34,7 @@ from fourds.data.augment import ClipSampler
 from fourds.data.shards import ShardError, load_split, shard_digests, shard_paths
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
-from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import Block, count_parameters
+from fourds.models.vit import count_parameters
 from fourds.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -43,16 +42,11 @@ from fourds.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from fourds.train.distributed import (
-    DistEnv,
-    build_sharded,
-    full_state_dict,
-    mean_over_ranks,
-    mixed_precision,
-)
+from fourds.train.distributed import DistEnv, full_state_dict, mean_over_ranks
 from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor
-from fourds.train.optim import adamw_param_groups
+from fourds.train.optim import adamw, enable_tf32
+from fourds.train.parallelize import ParallelPlan, parallelize
 
 # Pretrain params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
@@ -94,20 +88,16 @@ def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _build_model(
-    params: Params, scale: str, device: torch.device, env: DistEnv
-) -> MaskedAutoencoder:
-    cfg = params.pretrain
-    if env.sharded:
-        policy = mixed_precision(cfg.precision)
-        model = build_sharded(lambda: build_mae(params, scale), env, device, cfg.seed, policy)
-    else:
-        torch.manual_seed(cfg.seed)
-        model = build_mae(params, scale).to(device)
-    for block in model.modules():
-        if isinstance(block, Block):
-            block.checkpoint_activations = cfg.activation_checkpointing
-    return model.train()
+def micro_batches(rows: range, micro_batch: int) -> list[slice]:
+    """This rank's rows split into forward/backward passes of `micro_batch` clips (0: one pass),
+    as slices of the rank's batch."""
+    size = micro_batch or len(rows)
+    if len(rows) % size:
+        raise ConfigError(
+            f"pretrain.micro_batch={micro_batch} does not divide the {len(rows)} clips each "
+            "process trains per step"
+        )
+    return [slice(start, start + size) for start in range(0, len(rows), size)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,15 +158,17 @@ def pretrain(
             "(`dvc repro curate`)"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = _build_model(params, scale, device, env)
-    optimizer = torch.optim.AdamW(
-        adamw_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95)
-    )
+    plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
+    model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
+    enable_tf32(device, cfg.precision)
+    optimizer = adamw(model, cfg.weight_decay, cfg.lr, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg) / cfg.lr
     )
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
+    passes = micro_batches(rows, cfg.micro_batch)
+    pass_weight = 1.0 / len(passes)
     loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
 
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
@@ -214,11 +206,15 @@ def pretrain(
     window = []
     started = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
-        video = batch["video"].to(device, non_blocking=True).float().div_(255.0)
-        with autocast:
-            loss, _ = model(video, batch["keep_index"], batch["mask"])
+        # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
+        video = batch["video"].to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = torch.zeros((), device=device)
+        for part in passes:  # gradients accumulate; FSDP averages them over the processes
+            with autocast:
+                pass_loss, _ = model(video[part], batch["keep_index"][part], batch["mask"][part])
+            (pass_loss * pass_weight).backward()
+            loss += pass_loss.detach() * pass_weight
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

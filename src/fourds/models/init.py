@@ -1,0 +1,145 @@
+"""The MAE-ST initialisation, drawn so that every sharding of the model gets the same weights.
+
+Every parameter has its own random stream: numpy's counter-based Philox generator keyed by the
+seed and the parameter's name. Element i of the flattened full parameter is a function of draw
+i of its stream only, so a process that holds a dim-0 shard of the parameter (FSDP2: a
+contiguous run of the flattened tensor) skips ahead to its first element and draws just its
+own elements. A 1-process run and every rank of an N-process run therefore start from the
+same weights, bitwise, and no process ever holds more than its own shard. Values are drawn in
+float64 on the CPU and cast to the parameter's dtype, so they do not depend on the device.
+
+The rules (MAE / MAE-ST):
+    Linear weight [out, in]          uniform(-a, a), a = sqrt(6 / (in + out)) (xavier-uniform)
+    Conv weight [out, in, *kernel]   like the equivalent Linear [out, in * prod(kernel)]
+    self-attention q and kv weights  q, k and v as three separate [dim, dim] maps:
+                                     a = sqrt(6 / (dim + dim)) for all of them
+    biases, LayerNorm shifts         0
+    LayerNorm scales                 1
+    free parameters                  declared by their module in `parameter_inits` (positional
+                                     embeddings and query tokens: truncated normal, std 0.02
+                                     within +-2; mask tokens: normal, std 0.02)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributed.tensor import DTensor, Shard
+
+from fourds.models.attention import Attention
+
+CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+PHILOX_BLOCK = 4  # Philox draws its uint64s four at a time; `advance` counts blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class Init:
+    """How one parameter starts: a constant, uniform(-scale, scale), or a normal of std
+    `scale` (truncated to [-2, 2] for `trunc_normal`, as torch.nn.init.trunc_normal_)."""
+
+    kind: Literal["zeros", "ones", "uniform", "normal", "trunc_normal"]
+    scale: float = 0.0
+
+
+def xavier_bound(fan_in: int, fan_out: int) -> float:
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def _module_inits(module: nn.Module) -> dict[str, Init]:
+    """The rules for `module`'s own (not its children's) parameters, by local name."""
+    inits = dict(getattr(module, "parameter_inits", {}))
+    if isinstance(module, nn.Linear):
+        inits["weight"] = Init("uniform", xavier_bound(module.in_features, module.out_features))
+    elif isinstance(module, CONV_LAYERS):
+        weight = module.weight
+        inits["weight"] = Init("uniform", xavier_bound(weight[0].numel(), weight.shape[0]))
+    elif isinstance(module, nn.LayerNorm):
+        inits["weight"] = Init("ones")
+    if isinstance(module, (nn.Linear, nn.LayerNorm, *CONV_LAYERS)):
+        inits["bias"] = Init("zeros")
+    return inits
+
+
+def parameter_inits(model: nn.Module) -> dict[str, Init]:
+    """The rule of every parameter of `model`, by its name in `model.named_parameters()`.
+
+    Raises:
+        ValueError: a parameter has no rule (a new free parameter must be declared in its
+            module's `parameter_inits`).
+    """
+    inits, attention = {}, {}
+    for prefix, module in model.named_modules():
+        dot = f"{prefix}." if prefix else ""
+        for local, rule in _module_inits(module).items():
+            if getattr(module, local, None) is not None:
+                inits[dot + local] = rule
+        if isinstance(module, Attention) and module.is_self_attention:
+            bound = xavier_bound(module.q.in_features, module.q.in_features)
+            attention |= {f"{dot}q.weight": Init("uniform", bound)}
+            attention |= {f"{dot}kv.weight": Init("uniform", bound)}
+    inits |= attention  # over the rules of q and kv as plain Linear layers
+    missing = [name for name, _ in model.named_parameters() if name not in inits]
+    if missing:
+        raise ValueError(f"no initialisation rule for {missing}: declare it in parameter_inits")
+    return inits
+
+
+def _stream_key(seed: int, name: str) -> int:
+    """The Philox key of parameter `name` under `seed` (128 bits of sha256)."""
+    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return int.from_bytes(digest[:16], "little")
+
+
+def draw(rule: Init, seed: int, name: str, start: int, count: int) -> torch.Tensor:
+    """Elements [start, start + count) of the flattened parameter `name`, float64 [count]."""
+    if rule.kind == "zeros":
+        return torch.zeros(count, dtype=torch.float64)
+    if rule.kind == "ones":
+        return torch.ones(count, dtype=torch.float64)
+    bits = np.random.Philox(key=_stream_key(seed, name))
+    bits.advance(start // PHILOX_BLOCK)
+    generator = np.random.Generator(bits)
+    generator.random(start % PHILOX_BLOCK)
+    uniform = torch.from_numpy(generator.random(count))  # [0, 1)
+    if rule.kind == "uniform":
+        return (2.0 * uniform - 1.0) * rule.scale
+    # Normals by inverting the CDF: x = sqrt(2) erfinv(2u - 1), u restricted to the truncation.
+    low, high = (-2.0 / rule.scale, 2.0 / rule.scale) if rule.kind == "trunc_normal" else (-9, 9)
+    cdf_low, cdf_high = (0.5 * (1.0 + math.erf(x / math.sqrt(2.0))) for x in (low, high))
+    u = cdf_low + uniform * (cdf_high - cdf_low)
+    normal = torch.erfinv(2.0 * u - 1.0) * math.sqrt(2.0)
+    return normal.clamp_(low, high) * rule.scale
+
+
+def _local_range(param: torch.Tensor) -> tuple[int, int, torch.Tensor]:
+    """(first element, element count, local tensor) of this process's part of `param`: the
+    whole tensor, or the dim-0 shard FSDP2 gave this rank (possibly empty)."""
+    if not isinstance(param, DTensor):
+        return 0, param.numel(), param.data
+    if tuple(param.placements) != (Shard(0),):
+        raise ValueError(f"cannot initialise a DTensor placed as {param.placements}")
+    local = param.to_local()
+    rows = param.shape[0]
+    per_rank = math.ceil(rows / param.device_mesh.size())
+    first_row = min(rows, per_rank * param.device_mesh.get_local_rank())
+    row_elements = math.prod(param.shape[1:])
+    return first_row * row_elements, local.numel(), local
+
+
+@torch.no_grad()
+def initialise(model: nn.Module, seed: int) -> nn.Module:
+    """Draw every parameter of `model` (plain or FSDP2-sharded, on any device) by the rules
+    above from `seed`; each process fills only what it holds. Returns `model`."""
+    for name, rule in parameter_inits(model).items():
+        param = model.get_parameter(name)
+        start, count, local = _local_range(param)
+        if count:
+            values = draw(rule, seed, name, start, count)
+            local.copy_(values.view(local.shape).to(local.dtype))
+    return model

@@ -1,0 +1,114 @@
+"""The one owner of parallelism: how the pretraining model is built, wrapped, sharded and given
+its initial weights, in every launch mode (one process, torchrun, Slurm, the simulated cluster).
+
+The order is torchtitan's:
+
+1. build on the meta device (no memory, also for 22B parameters);
+2. activation checkpointing on every transformer block, where the params ask for it for this
+   scale (`pretrain.activation_checkpointing`: true, false, or the list of scales);
+3. `torch.compile` of every transformer block, when `pretrain.compile` asks (in place, so
+   parameter names, and with them checkpoints and the initial weights, do not change);
+4. with more than one process, `fully_shard` on every transformer block and then on the root,
+   with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32);
+5. allocate on the device and draw the initial weights on what each process holds
+   (fourds.models.init): a 1-process run and every N-process run start from the same weights,
+   bitwise, and no process ever holds the full model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+from fourds.config import Params
+from fourds.models.init import initialise
+from fourds.models.vit import Block
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelPlan:
+    """How one scale's model runs: activation checkpointing, per-block compile, precision
+    ("fp32" or "bf16"), and whether it is sharded over the processes of the job."""
+
+    checkpointing: bool
+    compile: bool
+    precision: str
+    sharded: bool
+
+    @classmethod
+    def from_params(cls, params: Params, scale: str, sharded: bool) -> ParallelPlan:
+        cfg = params.pretrain
+        return cls(cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded)
+
+
+def mixed_precision(precision: str) -> MixedPrecisionPolicy:
+    """FSDP2 policy: bf16 compute with fp32 gradient reduction, or plain fp32.
+
+    Inputs that are floating point are cast to the compute dtype; uint8 video is not, and the
+    MAE computes its targets and loss from it in fp32 (fourds.models.mae).
+    """
+    if precision == "bf16":
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def transformer_blocks(model: nn.Module) -> list[Block]:
+    """Every transformer block of `model` (encoder and decoder), in module order."""
+    return [module for module in model.modules() if isinstance(module, Block)]
+
+
+def apply_activation_checkpointing(model: nn.Module) -> None:
+    """Each block keeps only its input for backward and recomputes the rest."""
+    for block in transformer_blocks(model):
+        block.checkpoint_activations = True
+
+
+def apply_compile(model: nn.Module) -> None:
+    """torch.compile each block in place (one compiled graph, reused by same-shaped blocks)."""
+    for block in transformer_blocks(model):
+        block.compile()
+
+
+def apply_fsdp(model: nn.Module, policy: MixedPrecisionPolicy, mesh: DeviceMesh | None) -> None:
+    """fully_shard each transformer block, then the root (FSDP2); `mesh` None: the default
+    mesh over all processes of the job."""
+    for block in transformer_blocks(model):
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+
+
+def parallelize(
+    build: Callable[[], nn.Module],
+    plan: ParallelPlan,
+    device: torch.device | str,
+    seed: int | None,
+    mesh: DeviceMesh | None = None,
+) -> nn.Module:
+    """Build, wrap, shard and initialise a model as `plan` says (steps 1-5 above).
+
+    Args:
+        build: makes the model with placeholder weights (called under the meta device).
+        seed: the initial weights' seed; None leaves the memory uninitialised (for the memory
+            simulation on fake tensors, whose values do not exist).
+        mesh: the device mesh to shard over when `plan.sharded` (None: all processes).
+
+    Returns:
+        the model on `device`, in train mode.
+    """
+    with torch.device("meta"):
+        model = build()
+    if plan.checkpointing:
+        apply_activation_checkpointing(model)
+    if plan.compile:
+        apply_compile(model)
+    if plan.sharded:
+        apply_fsdp(model, mixed_precision(plan.precision), mesh)
+    model.to_empty(device=device)
+    if seed is not None:
+        initialise(model, seed)
+    return model.train()

@@ -1,0 +1,60 @@
+"""The seeded initialisation: the same weights for every sharding, drawn shard by shard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fourds.models.init import Init, draw, initialise, parameter_inits
+from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import VideoViT
+from tests.models.test_mae import TINY, tiny_mae_config
+
+
+def tiny_mae() -> MaskedAutoencoder:
+    return MaskedAutoencoder(VideoViT(TINY, frames=4, size=16), tiny_mae_config())
+
+
+@pytest.mark.parametrize("rule", [Init("uniform", 0.3), Init("trunc_normal", 0.02)])
+def test_any_slice_of_a_stream_is_the_same_slice_of_the_whole(rule):
+    whole = draw(rule, 7, "blocks.0.mlp.0.weight", 0, 1000)
+    for start, count in [(0, 1), (1, 5), (3, 13), (4, 100), (517, 483)]:
+        part = draw(rule, 7, "blocks.0.mlp.0.weight", start, count)
+        assert torch.equal(part, whole[start : start + count])
+
+
+def test_streams_differ_by_name_and_seed():
+    rule = Init("uniform", 1.0)
+    first = draw(rule, 0, "a", 0, 64)
+    assert not torch.equal(first, draw(rule, 0, "b", 0, 64))
+    assert not torch.equal(first, draw(rule, 1, "a", 0, 64))
+
+
+def test_distributions():
+    uniform = draw(Init("uniform", 0.5), 0, "u", 0, 100_000)
+    assert uniform.abs().max() <= 0.5
+    assert math.sqrt(3) * uniform.std().item() == pytest.approx(0.5, rel=0.02)
+    normal = draw(Init("trunc_normal", 0.02), 0, "n", 0, 100_000)
+    assert normal.std().item() == pytest.approx(0.02, rel=0.02)
+    assert normal.mean().item() == pytest.approx(0.0, abs=1e-3)
+    narrow = draw(Init("trunc_normal", 1.0), 0, "t", 0, 100_000)
+    assert narrow.abs().max() <= 2.0  # truncated to [-2, 2] as trunc_normal_
+
+
+def test_every_parameter_has_a_rule_and_the_seed_fixes_the_weights():
+    model = tiny_mae()
+    names = {name for name, _ in model.named_parameters()}
+    assert set(parameter_inits(model)) == names
+    again = initialise(tiny_mae(), seed=3).state_dict()
+    for name, tensor in initialise(model, seed=3).state_dict().items():
+        assert torch.equal(tensor, again[name]), name
+
+
+def test_a_parameter_without_a_rule_is_named():
+    model = tiny_mae()
+    model.extra = nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match=r"no initialisation rule for \['extra'\]"):
+        parameter_inits(model)
