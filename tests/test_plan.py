@@ -11,6 +11,8 @@ import torch
 
 from fourds.cli import main
 from fourds.config import ConfigError, ModelConfig, load_params
+from fourds.config.compose import compose_params
+from fourds.config.schema import Params, parse
 from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import (
     GB,
@@ -36,6 +38,7 @@ from fourds.plan.memory import (
     saved_activations,
     token_counts,
 )
+from fourds.plan.simulate import simulate_step
 from fourds.train.distributed import DistEnv
 from tests.conftest import REPO_ROOT, tiny_mae_config
 
@@ -227,3 +230,15 @@ def test_predicted_peak_is_within_15_percent_of_the_measured_one(
     measured = memory_model.measure(case, DistEnv())["peak_bytes"]
     predicted = memory_per_device(case.setup(on_gpu=False), 1, 4).peak
     assert abs(predicted / measured - 1) <= 0.15
+
+
+def test_the_real_step_on_a_simulated_cluster_agrees_with_the_plan():
+    """4ds_s on 8 simulated ranks (fake process group, fake tensors): it shards and steps, and
+    the plan's peak is within 15% of the simulated one."""
+    params = parse(
+        Params, compose_params(["ladder=4ds", "runtime.attention=sdpa"], REPO_ROOT / "experiments")
+    )
+    simulated = simulate_step(params, "4ds_s", 8)
+    setup = StepSetup.from_params(params, "4ds_s", on_gpu=True)
+    planned = memory_per_device(setup, 8, params.pretrain.batch_size // 8, True).peak
+    assert abs(planned - simulated.total) / simulated.total < 0.15

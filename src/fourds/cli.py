@@ -72,11 +72,14 @@ def _plan(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
-    checkpointing = args.activation_checkpointing
-    if checkpointing is None:
-        checkpointing = params.pretrain.activation_checkpointing
+    checkpointing = args.activation_checkpointing  # None: per scale, as the params pin it
     plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom)
     print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom))
+    if args.simulate:
+        from fourds.plan.simulate import format_simulation
+
+        print()
+        print(format_simulation(plans, params, cluster.count))
 
 
 def _curate(args: argparse.Namespace) -> None:
@@ -183,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"
+    )
+    plan.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also run every scale's real step on a simulated cluster (fake process group "
+        "and fake tensors) and print its peak memory beside the plan's",
     )
     plan.set_defaults(handler=_plan)
 

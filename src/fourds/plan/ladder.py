@@ -32,6 +32,7 @@ class ScalePlan:
     """
 
     scale: str
+    checkpointing: bool
     encoder_params: int
     trained_params: int
     flops_per_clip: float
@@ -89,11 +90,13 @@ def plan_scale(
     scale: str,
     cluster: Cluster,
     mfu: float,
-    checkpointing: bool,
+    checkpointing: bool | None,
     headroom: float,
 ) -> ScalePlan:
     """Plan one scale (see `ScalePlan`); `headroom` is the fraction of GPU memory kept free
     for what the memory model does not count (CUDA context, NCCL buffers, fragmentation)."""
+    if checkpointing is None:
+        checkpointing = params.pretrain.checkpoints(scale)
     batch, devices = params.pretrain.batch_size, cluster.count
     if batch % devices:
         raise ConfigError(
@@ -113,6 +116,7 @@ def plan_scale(
     steps = params.pretrain.steps
     return ScalePlan(
         scale=scale,
+        checkpointing=checkpointing,
         encoder_params=layout.encoder_size,
         trained_params=layout.total,
         flops_per_clip=flops,
@@ -134,7 +138,7 @@ def plan_ladder(
     params: Params,
     cluster: Cluster,
     mfu: float,
-    checkpointing: bool,
+    checkpointing: bool | None,
     headroom: float = 0.1,
 ) -> list[ScalePlan]:
     """`plan_scale` for every ladder scale."""

@@ -28,16 +28,16 @@ device (rank 0, which holds the largest shard of every parameter). Assumptions:
   whole clip (N*d), and the decoder side its inputs (see `SavedActivations`).
 - Pixels. The prediction (kept by the training loop until the next step's forward pass
   returns), the target, the difference (saved by the squared error), its square and the loss
-  gradients each hold one clip of values (frames*size*size*3); FSDP's bf16 policy casts the
-  clip, so they are bf16 there and fp32 otherwise.
-- Batch. The fp32 clips on the device, plus the bf16 cast FSDP makes of them; on the CPU also
-  the loader's uint8 batch (on a GPU it stays in host memory).
-- Phases. The pretrain loop clears gradients after the forward pass. The peak is the largest
-  of: the end of the forward pass (with last step's gradients and prediction), the loss's
-  backward (four clip-sized gradients and temporaries), each block's backward (blocks after it
-  done: their activations freed, their gradients made; with checkpointing, its recomputed
-  activations), and the optimizer step (foreach AdamW on a GPU allocates one fp32 temporary per
-  local parameter; on the CPU AdamW runs per parameter).
+  gradients each hold one clip of fp32 values (frames*size*size*3): the MAE computes targets
+  and loss in fp32 in every launch mode.
+- Batch. The uint8 clips on the device, the fp32 clip the MAE scales them to, and in bf16 the
+  cast the tubelet embedding reads.
+- Phases. The pretrain step clears gradients before the forward pass. The peak is the largest
+  of: the end of the forward pass (with last step's prediction), the loss's backward (four
+  clip-sized gradients and temporaries), each block's backward (blocks after it done: their
+  activations freed, their gradients made; with checkpointing, its recomputed activations),
+  and the optimizer step (AdamW fused on a GPU and per parameter on the CPU: no temporaries).
+- Cross-checked against the real step on a simulated cluster (fourds.plan.simulate).
 - Not counted: the CUDA context, communication library buffers, kernel workspaces (such as the
   tubelet convolution's backward), allocator fragmentation and caching (the figure is the
   allocator's peak of allocated bytes, what torch.cuda.max_memory_allocated reports), and the
@@ -71,7 +71,7 @@ class StepSetup:
         frames, size: the clip [frames, size, size, 3].
         precision: "fp32", or "bf16" (compute; weights, gradients and AdamW stay fp32).
         attention: the backend: "sdpa", "xformers" or "math".
-        on_gpu: the step runs on a GPU (foreach AdamW; the loader's uint8 batch stays on the
+        on_gpu: the step runs on a GPU (the loader's uint8 batch stays on the
             host) rather than on the CPU.
     """
 
@@ -346,7 +346,7 @@ def saved_activations(setup: StepSetup, devices: int, checkpointing: bool) -> Sa
         encoder_output=encoder_output,
         head=head,
         blocks=blocks,
-        prediction=tokens.pixels * c,
+        prediction=tokens.pixels * FP32,
         difference=pixel_bytes(setup, devices)[1],
     )
 
@@ -354,24 +354,21 @@ def saved_activations(setup: StepSetup, devices: int, checkpointing: bool) -> Sa
 def pixel_bytes(setup: StepSetup, devices: int) -> tuple[int, int]:
     """(bytes per clip of a clip-sized tensor in the input dtype, in the loss dtype).
 
-    FSDP's bf16 policy casts the clip to bf16, so target and difference are bf16; a single
-    process (fp32, or bf16 under autocast with an fp32 target) computes the loss in fp32.
+    The MAE scales the uint8 clip to fp32 and computes target, difference and loss in fp32 in
+    every launch mode (fourds.models.mae).
     """
     pixels = token_counts(setup).pixels
-    input_bytes = setup.compute_bytes if devices > 1 else FP32
-    return pixels * input_bytes, pixels * max(input_bytes, setup.compute_bytes)
+    return pixels * FP32, pixels * FP32
 
 
 def batch_bytes(setup: StepSetup, devices: int) -> int:
-    """Bytes per clip of the batch on the device: fp32 clip, FSDP's bf16 cast of it, the
-    loader's uint8 clip (CPU only), the visible-token indices (int64) and the mask (bool)."""
+    """Bytes per clip of the batch on the device: the uint8 clip, the visible-token indices
+    (int64) and the mask (bool); in bf16 also the clip cast for the tubelet embedding, which
+    keeps it for its backward pass."""
     tokens = token_counts(setup)
-    elements = tokens.pixels
-    size = elements * FP32 + tokens.visible * INT64 + tokens.full
-    if devices > 1 and setup.precision == "bf16":
-        size += elements * setup.compute_bytes
-    if not setup.on_gpu:
-        size += elements
+    size = tokens.pixels + tokens.visible * INT64 + tokens.full
+    if setup.precision == "bf16":
+        size += tokens.pixels * setup.compute_bytes
     return size
 
 
@@ -399,9 +396,11 @@ def memory_per_device(
         forward_copies = 2 * layout.total if setup.precision == "bf16" else 0
     backward = _block_backward(setup, layout, saved, devices, clips, checkpointing)
     phases = {
-        # the squared error being taken: target, difference and its square exist, and so do the
-        # last step's prediction and gradients (both released only after the forward pass)
-        "forward_end": state
+        # the squared error being taken: target, difference and its square exist, and so does
+        # the last step's prediction (released only after the forward pass); gradients were
+        # cleared before it
+        "forward_end": weights
+        + optimizer
         + forward_copies
         + batch
         + clips * (saved.total + saved.prediction + input_pixels + loss_pixels),
@@ -412,10 +411,7 @@ def memory_per_device(
         + batch
         + clips * (saved.total + 4 * loss_pixels),
         "block_backward": weights + optimizer + batch + max(backward),
-        "optimizer_step": state
-        + (FP32 * local if setup.on_gpu else 0)
-        + batch
-        + clips * saved.prediction,
+        "optimizer_step": state + batch + clips * saved.prediction,
     }
     return DeviceMemory(
         weights=weights,

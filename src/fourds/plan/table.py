@@ -28,12 +28,20 @@ def row(cells: list[str], widths: list[int]) -> str:
     )
 
 
+def _checkpointing(plans: list[ScalePlan], choice: bool | None) -> str:
+    """on, off, or the scales that use it."""
+    if choice is not None:
+        return "on" if choice else "off"
+    used = [plan.scale for plan in plans if plan.checkpointing]
+    return "on for " + ", ".join(used) if used else "off"
+
+
 def format_plan(
     plans: list[ScalePlan],
     params: Params,
     cluster: Cluster,
     mfu: float,
-    checkpointing: bool,
+    checkpointing: bool | None,
     headroom: float,
 ) -> str:
     """Header lines, a memory table and a time table, one row per scale."""
@@ -43,7 +51,7 @@ def format_plan(
     lines = [
         f"ladder {params.ladder.name} on {cluster.describe()}",
         f"schedule: {pretrain.steps:,} steps x {pretrain.batch_size:,} clips of {clip}, "
-        f"{pretrain.precision}, activation checkpointing {'on' if checkpointing else 'off'}, "
+        f"{pretrain.precision}, activation checkpointing {_checkpointing(plans, checkpointing)}, "
         f"MFU {mfu:g}",
         "",
         f"memory per GPU at {cluster.count} GPUs ({plans[0].clips_per_gpu} clips each), GiB; "

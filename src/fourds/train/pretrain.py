@@ -47,6 +47,7 @@ from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
+from fourds.train.step import train_step
 
 # Pretrain params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
@@ -168,7 +169,6 @@ def pretrain(
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
     passes = micro_batches(rows, cfg.micro_batch)
-    pass_weight = 1.0 / len(passes)
     loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
 
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
@@ -208,18 +208,18 @@ def pretrain(
     for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
         # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
         video = batch["video"].to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=device)
-        for part in passes:  # gradients accumulate; FSDP averages them over the processes
-            with autocast:
-                pass_loss, _ = model(video[part], batch["keep_index"][part], batch["mask"][part])
-            (pass_loss * pass_weight).backward()
-            loss += pass_loss.detach() * pass_weight
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss = train_step(
+            model,
+            optimizer,
+            video,
+            batch["keep_index"],
+            batch["mask"],
+            passes,
+            cfg.grad_clip,
+            autocast,
+        )
         schedule.step()
-        window.append(loss.detach())
+        window.append(loss)
         monitor.step_done()
         if step % cfg.log_every and step != cfg.steps:
             continue

@@ -1,0 +1,132 @@
+"""A simulated cluster: the real pretraining step of one scale on N ranks, with no GPU and no
+memory.
+
+Rank 0 of a world of N joins torch.distributed's fake process group (collectives return at once
+with tensors of the right shapes), and the model is built, sharded and stepped through the same
+code as a real run (fourds.train.parallelize, fourds.train.step) under FakeTensorMode: every
+tensor has its shape, dtype and device but no storage, so a 22B model at 256 ranks runs on one
+CPU core in seconds. FSDP's memory tracker (torch.distributed._tools.fsdp2_mem_tracker) records
+what the step allocates on the device, by kind, as torchtitan's memory estimation does.
+
+Two steps run; the peak is taken in the second, when the AdamW state exists. Tensors are placed
+on the CPU (fake CUDA tensors need a CUDA build): the step is the GPU's one but for the attention
+kernel (sdpa's CPU flash kernel saves what the CUDA one saves: output and log-sum-exp) and
+AdamW (per-parameter on the CPU; fused on CUDA, which allocates no temporaries either). Not
+measured: the CUDA context, communication buffers, kernel workspaces and allocator
+fragmentation (the plan's headroom).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import torch
+import torch.distributed as dist
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
+from torch.distributed.device_mesh import init_device_mesh
+from torch.testing._internal.distributed.fake_pg import FakeStore
+
+from fourds.config import ConfigError, Params
+from fourds.models.factory import build_mae
+from fourds.train.optim import adamw
+from fourds.train.parallelize import ParallelPlan, parallelize
+from fourds.train.step import train_step
+
+DEVICE = "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatedMemory:
+    """Peak device memory of rank 0 in one simulated step, in bytes, by what FSDP's tracker
+    calls it: sharded parameters, AdamW state, gathered (unsharded parameters and gradients,
+    all-gather and reduce-scatter buffers), activations, temporaries, inputs; total: their sum
+    at the peak (the largest moment, not the sum of each kind's largest)."""
+
+    total: int
+    by_kind: dict[str, int]
+
+
+@contextlib.contextmanager
+def fake_process_group(world_size: int):
+    """Rank 0 of a fake process group of `world_size` for the duration."""
+    if dist.is_initialized():
+        raise ConfigError("the simulation needs a process without a process group")
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
+    try:
+        yield init_device_mesh(DEVICE, (world_size,))
+    finally:
+        dist.destroy_process_group()
+
+
+def simulate_step(
+    params: Params, scale: str, world_size: int, checkpointing: bool | None = None
+) -> SimulatedMemory:
+    """Rank 0's peak memory in a pretraining step of `scale` on `world_size` ranks, with the
+    params' batch split over the ranks and `pretrain.micro_batch` passes.
+
+    Args:
+        checkpointing: activation checkpointing; None: as the params pin it for `scale`.
+    """
+    cfg, curate = params.pretrain, params.curate
+    if cfg.batch_size % world_size:
+        raise ConfigError(
+            f"pretrain.batch_size={cfg.batch_size} is not divisible by {world_size} ranks"
+        )
+    clips = cfg.batch_size // world_size
+    size = cfg.micro_batch or clips
+    if clips % size:
+        raise ConfigError(f"pretrain.micro_batch={size} does not divide {clips} clips per rank")
+    plan = ParallelPlan.from_params(params, scale, sharded=world_size > 1)
+    if checkpointing is not None:
+        plan = dataclasses.replace(plan, checkpointing=checkpointing)
+    plan = dataclasses.replace(plan, compile=False)  # compiling changes no tensor it keeps
+    passes = [slice(start, start + size) for start in range(0, clips, size)]
+    shape = (clips, curate.clip_frames, curate.resolution, curate.resolution, 3)
+    autocast = torch.autocast(DEVICE, torch.bfloat16, enabled=plan.precision == "bf16")
+    if plan.sharded:
+        autocast = contextlib.nullcontext()  # FSDP's policy computes in bf16
+    with fake_process_group(world_size) as mesh, FakeTensorMode():
+        model = parallelize(
+            lambda: build_mae(params, scale), plan, DEVICE, None, mesh if plan.sharded else None
+        )
+        optimizer = adamw(model, cfg.weight_decay, cfg.lr, torch.device(DEVICE))
+        tracker = FSDPMemTracker(model, optimizer) if plan.sharded else None
+        with tracker or _plain_tracker(model, optimizer) as tracker:
+            for step in range(2):
+                video = torch.empty(shape, dtype=torch.uint8, device=DEVICE)
+                keep_index, mask = model.sample_masks(clips)
+                train_step(
+                    model, optimizer, video, keep_index, mask, passes, cfg.grad_clip, autocast
+                )
+                if step == 0:
+                    tracker.reset_mod_stats()  # the first step has no AdamW state yet
+            peak = tracker.get_tracker_snapshot("peak")[torch.device(DEVICE)]
+    by_kind = {str(kind): int(value) for kind, value in peak.items() if kind != "Total"}
+    return SimulatedMemory(total=int(peak["Total"]), by_kind=by_kind)
+
+
+def _plain_tracker(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    """The memory tracker for an unsharded (1-rank) model."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer)
+    return tracker
+
+
+def format_simulation(plans: list, params: Params, world_size: int) -> str:
+    """The plan's peak memory per GPU beside the simulated step's, one row per scale."""
+    lines = [
+        f"peak memory per GPU at {world_size} GPUs, GiB: the plan's model and the real step on "
+        "a simulated cluster (fourds.plan.simulate)",
+        f"{'scale':8}{'plan':>10}{'simulated':>12}{'plan/sim':>10}",
+    ]
+    for plan in plans:
+        simulated = simulate_step(params, plan.scale, world_size, plan.checkpointing).total
+        lines.append(
+            f"{plan.scale:8}{plan.memory.peak / 2**30:10.2f}{simulated / 2**30:12.2f}"
+            f"{plan.memory.peak / simulated:10.2f}"
+        )
+    return "\n".join(lines)
