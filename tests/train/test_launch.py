@@ -11,7 +11,8 @@ import sys
 import pytest
 import yaml
 
-from fourds.config import ConfigError, LauncherConfig
+from fourds.config import ConfigError, LauncherConfig, Params
+from fourds.config.compose import compose_params
 from fourds.config.schema import parse
 from fourds.train.launch import LAUNCHED, SlurmTask, launched_here, submit_slurm, torchrun_command
 from tests.conftest import REPO_ROOT
@@ -103,3 +104,16 @@ def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatc
         assert line in script, line
     assert f"{sys.executable} -u -m submitit.core._submit" in script
     assert job.submission().function == SlurmTask(tuple(argv))
+
+
+def test_the_4ds_ladder_pins_a_torchrun_launch_of_8_processes_per_node():
+    params = parse(Params, compose_params(["ladder=4ds"], REPO_ROOT / "experiments"))
+    assert params.launcher.kind == "torchrun" and params.launcher.nproc_per_node == 8
+    argv = ["pretrain", "--scale", "4ds_b", "--curated", "runs/curate/shards"]
+    command = torchrun_command(argv, params.launcher)
+    per_node = command.index("--nproc-per-node")
+    assert command[per_node + 1] == "8" and "--standalone" in command
+    assert command[-len(argv) - 2 :] == ["-m", "fourds.cli", *argv]
+    checkpointed = [scale for scale in params.ladder.scales if params.pretrain.checkpoints(scale)]
+    assert checkpointed == ["4ds_e", "4ds_j"]
+    assert params.pretrain.precision == "bf16"
