@@ -40,9 +40,14 @@ MIB = 2**20
 QUIET_THRESHOLD = 0.2  # a timing counts as quiet when other processes used < 20% of all CPUs
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    """The command line every benchmark shares: --quick and --out."""
+def parse_args(
+    description: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """The command line every benchmark shares: --quick and --out, plus what `add_arguments`
+    adds to the parser for one benchmark."""
     parser = argparse.ArgumentParser(description=description)
+    if add_arguments is not None:
+        add_arguments(parser)
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -7,7 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from fourds.config import CurateConfig
+from fourds.data.curate import curate
 from tests.conftest import REPO_ROOT
 
 SCRIPTS = [
@@ -32,3 +35,67 @@ def test_benchmark_runs_and_writes_its_result_file(name, tmp_path):
     record = json.loads((tmp_path / f"{name}.json").read_text())
     assert record["benchmark"] == name and record["results"]
     assert "device" in record and record["torch"]
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tiny_corpus, tmp_path_factory):
+    """The tiny corpus curated to 12-frame pretrain segments at 32x32."""
+    root = tmp_path_factory.mktemp("curated")
+    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 32, 8, 0.0, "center"))
+    return root / "shards"
+
+
+@pytest.mark.slow
+def test_mae_recipe_records_both_curves_below_the_mean_colour_baseline(tiny_shards, tmp_path):
+    script = REPO_ROOT / "benchmarks" / "mae_recipe.py"
+    command = [sys.executable, str(script), "--quick", "--shards", str(tiny_shards)]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((tmp_path / "mae_recipe.json").read_text())
+    assert record["device"] and record["git"]["commit"]
+    steps = record["config"]["pretrain"]["steps"]
+    results = record["results"]
+    baseline = results["mean_colour_baseline"]
+    assert len(baseline["loss_curve"]) == steps
+    assert set(results["variants"]) == {"fourds", "mae_st_recipe"}
+    for variant in results["variants"].values():
+        assert len(variant["loss_curve"]) == steps and variant["train_s"] > 0
+        assert variant["final_loss"] < baseline["final_loss"]
+    assert isinstance(results["target_met"], bool)
+
+
+def test_mae_recipe_without_shards_tells_to_curate(tmp_path):
+    script = REPO_ROOT / "benchmarks" / "mae_recipe.py"
+    command = [sys.executable, str(script), "--quick", "--shards", str(tmp_path / "none")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode != 0 and "dvc repro curate" in result.stderr
+
+
+def test_mae_st_recipe_groups_and_initialisation(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    from mae_st_recipe import MAESTRecipe, recipe_param_groups
+
+    model = MAESTRecipe(4, 16, (2, 8, 8), 32, 1, 2, 64, True, 16, 1, 2)
+    decayed, plain = recipe_param_groups(model, 0.05)
+    names = {id(param): name for name, param in model.named_parameters()}
+    decayed_names = {names[id(param)] for param in decayed["params"]}
+    plain_names = {names[id(param)] for param in plain["params"]}
+    # As mae_st's add_weight_decay: 1-D parameters and biases undecayed, the rest decayed.
+    assert {"pos.spatial", "pos.temporal", "cls_token", "mask_token"} <= decayed_names
+    assert {"norm.weight", "patch_embed.bias", "blocks.0.attn.q.bias"} <= plain_names
+    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    assert len(decayed_names) + len(plain_names) == len(names)
+    assert torch.equal(model.norm.weight, torch.ones(32)) and not model.norm.bias.any()
+    assert not model.decoder_cls_token.any() and not model.blocks[0].attn.q.bias.any()
+    video = torch.rand(2, 4, 16, 16, 3)
+    keep_index = torch.tensor([[0, 5], [1, 7]])
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask.scatter_(1, keep_index, False)
+    loss, prediction = model(video, keep_index, mask)
+    assert prediction.shape == (2, 8, 2 * 8 * 8 * 3) and loss.ndim == 0
