@@ -1,10 +1,14 @@
+import dataclasses
+from pathlib import Path
+
 import torch
 
-from fourds.config import ModelConfig
+from fourds.config import ModelConfig, load_params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
 from fourds.train.optim import adamw_param_groups
+from fourds.train.pretrain import learning_rate, peak_learning_rate
 from tests.conftest import tiny_mae_config
 
 TINY = ModelConfig(
@@ -83,3 +87,15 @@ def test_frozen_and_shared_parameters():
     decay, no_decay = adamw_param_groups(shared, 0.1)
     assert len(decay["params"]) == 1 and len(no_decay["params"]) == 2  # weight once, 2 biases
     torch.optim.AdamW([decay, no_decay], lr=1e-3)  # AdamW accepts the groups as they are
+
+
+def test_peak_learning_rate_scales_down_with_width_past_the_reference():
+    pinned = load_params(Path(__file__).parents[2] / "params.yaml").pretrain
+    cfg = dataclasses.replace(pinned, lr=1e-3, lr_reference_width=96, warmup_steps=10, steps=100)
+    assert peak_learning_rate(cfg, 64) == 1e-3  # narrower encoders are never scaled up
+    assert peak_learning_rate(cfg, 96) == 1e-3
+    assert peak_learning_rate(cfg, 192) == 5e-4
+    assert peak_learning_rate(dataclasses.replace(cfg, lr_reference_width=0), 192) == 1e-3
+    # the schedule warms up to the peak it is given, then decays to zero
+    assert learning_rate(9, cfg, 5e-4) == 5e-4
+    assert learning_rate(100, cfg, 5e-4) == 0.0

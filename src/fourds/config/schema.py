@@ -220,6 +220,9 @@ class PretrainConfig:
     (width / height) is drawn log-uniformly from crop_aspect (clipped to what that area allows
     inside the frame), resized back to curate.resolution (bilinear); a horizontal flip with
     probability 1/2. crop_scale [1, 1] turns crops off.
+
+    The peak learning rate is lr for encoders up to lr_reference_width wide and
+    lr * lr_reference_width / width for wider ones (0: lr at every width).
     """
 
     frame_stride: PositiveInt
@@ -228,6 +231,7 @@ class PretrainConfig:
     steps: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
+    lr_reference_width: Annotated[int, at_least(0, "0: the same lr at every width")]
     weight_decay: Annotated[float, at_least(0)]
     warmup_steps: int
     grad_clip: Annotated[float, at_least(0, "0: off")]

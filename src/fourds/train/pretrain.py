@@ -53,12 +53,21 @@ from fourds.train.step import train_step
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
 
 
-def learning_rate(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up to cfg.lr over cfg.warmup_steps, then cosine decay to zero."""
+def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
+    """The peak learning rate of an encoder `width` wide: cfg.lr, scaled by
+    cfg.lr_reference_width / width for encoders wider than the reference (Adam's update size
+    per weight shrinks with width as 1/width; 0 turns the scaling off)."""
+    if cfg.lr_reference_width and width > cfg.lr_reference_width:
+        return cfg.lr * cfg.lr_reference_width / width
+    return cfg.lr
+
+
+def learning_rate(step: int, cfg: PretrainConfig, peak: float) -> float:
+    """Linear warm-up to `peak` over cfg.warmup_steps, then cosine decay to zero."""
     if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        return peak * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * progress))
+    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
 
 
 def local_rows(batch_size: int, env: DistEnv) -> range:
@@ -162,9 +171,10 @@ def pretrain(
     plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
-    optimizer = adamw(model, cfg.weight_decay, cfg.lr, device)
+    peak = peak_learning_rate(cfg, params.model(scale).width)
+    optimizer = adamw(model, cfg.weight_decay, peak, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate(step, cfg) / cfg.lr
+        optimizer, lambda step: learning_rate(step, cfg, peak) / peak
     )
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
@@ -234,11 +244,11 @@ def pretrain(
             )
             raise FloatingPointError(
                 f"pretrain {scale}: the loss became {window_loss} between steps "
-                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (now {cfg.lr}) "
+                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now {peak}) "
                 f"or raise pretrain.warmup_steps"
             )
         window = []
-        lr = learning_rate(step - 1, cfg)
+        lr = learning_rate(step - 1, cfg, peak)
         curve.append({"step": step, "loss": window_loss, "lr": lr})
         monitor.log(step, window_loss, lr)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
