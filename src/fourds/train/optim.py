@@ -1,8 +1,10 @@
-"""AdamW as MAE-ST runs it: weight decay on weight matrices only, fused kernels on CUDA.
+"""AdamW with weight decay on weight matrices only, fused kernels on CUDA.
 
-As in the MAE / MAE-ST recipe, decoupled weight decay applies to the weights of linear and
-convolution layers (matrices and kernels) and to nothing else: not to biases, LayerNorm scales
-and shifts, positional embeddings, mask tokens or learned queries. Decaying an embedding or a
+Decoupled weight decay applies to the weights of linear and convolution layers (matrices and
+kernels) and to nothing else: not to biases, LayerNorm scales and shifts, positional
+embeddings, mask tokens or learned queries. MAE-ST's pretraining script exempts only biases and
+other 1-D parameters (its embeddings and tokens are decayed); fourds exempts the embeddings and
+tokens too. Decaying an embedding or a
 token pulls it towards zero for no benefit (it is not a map whose norm limits capacity), and
 decaying a LayerNorm scale or a bias shrinks the activations the next layer sees.
 """
