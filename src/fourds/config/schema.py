@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 REGIMES = ("frozen", "finetuned", "random_init")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
+DEPTH_AVERAGINGS = ("per_image", "pooled")
+POSE_PAIRS = ("first", "all")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -268,6 +270,11 @@ class ReadoutConfig:
         readout on the stored features (the same result, much faster); false runs it every step.
         Fine-tuned stages always run it every step (their features change as the encoder trains).
     depth_alignment: how depth predictions are aligned to the truth before scoring.
+    depth_averaging: "per_image" averages each frame's depth metrics over frames (the published
+        protocols); "pooled" pools every valid pixel of the test set.
+    depth_range: [min, max] metres: ground truth outside (min, max) is not scored, predictions
+        are clamped to [min, max] (fourds.evaluate.metrics.DepthProtocol).
+    pose_pairs: "first" scores poses over the pairs (0, t); "all" over every pair i < j.
     """
 
     tasks: tuple[str, ...]
@@ -276,6 +283,9 @@ class ReadoutConfig:
     finetune_lr_scale: PositiveFloat
     cache_features: bool
     depth_alignment: Literal[DEPTH_ALIGNMENTS]
+    depth_averaging: Literal[DEPTH_AVERAGINGS]
+    depth_range: PositiveRange
+    pose_pairs: Literal[POSE_PAIRS]
     seed: int
 
     def check(self, path: str) -> None:
@@ -283,6 +293,10 @@ class ReadoutConfig:
         _require(
             len(set(self.regimes)) == len(self.regimes),
             f"{path}.regimes={list(self.regimes)} names a regime twice",
+        )
+        low, high = self.depth_range
+        _require(
+            low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max"
         )
 
 
