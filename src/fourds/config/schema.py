@@ -28,6 +28,9 @@ PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
 FEATURE_EXTRACTORS = ("fourds", "inception")
+# Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
+MAX_FRAME_PIXELS = 36_000_000
+MAX_QUEUED_MIB = 1024
 
 
 class ConfigError(ValueError):
@@ -169,6 +172,10 @@ class CurateConfig:
     samples its windows and crops (see PretrainConfig). fps resamples every source to that frame
     rate by timestamps (0: keep every decoded frame); crop is "center" (shorter side to
     `resolution`, centre crop) or "stretch".
+
+    Decoding limits (a small file can declare huge frames): a source whose frames have more than
+    max_frame_pixels pixels is rejected before decoding; decoded frames waiting for conversion
+    hold at most max_queued_mib MiB. The defaults fit 8K video (7680x4320 = 33.2M pixels).
     """
 
     clip_frames: PositiveInt
@@ -178,6 +185,8 @@ class CurateConfig:
     clips_per_shard: PositiveInt
     fps: Annotated[float, at_least(0, "0: keep the source rate")]
     crop: Literal[CROPS]
+    max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
+    max_queued_mib: PositiveInt = MAX_QUEUED_MIB
 
     @property
     def span(self) -> int:
