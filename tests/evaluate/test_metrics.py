@@ -19,9 +19,7 @@ def test_depth_metrics_by_hand():
     # squared errors 0.25, 0, 1 -> sqrt(1.25 / 3)
     assert metrics["rmse"] == pytest.approx(np.sqrt(1.25 / 3))
     # log ratios log 1.5, 0, log 0.75
-    assert metrics["rmse_log"] == pytest.approx(
-        np.sqrt((np.log(1.5) ** 2 + np.log(0.75) ** 2) / 3)
-    )
+    assert metrics["rmse_log"] == pytest.approx(np.sqrt((np.log(1.5) ** 2 + np.log(0.75) ** 2) / 3))
     # ratios 1.5, 1, 4/3: below 1.25 only 1; below 1.5625 all three
     assert metrics["delta1"] == pytest.approx(1 / 3)
     assert metrics["delta2"] == pytest.approx(1.0)

@@ -21,13 +21,9 @@ RANGE = (0.001, 80.0)
 
 def test_depth_alignment_recovers_scale_and_shift():
     target = np.array([1.0, 2.0, 4.0, 0.0])  # the last pixel is invalid and ignored
-    np.testing.assert_allclose(
-        align_depth(2.0 * target, target, "median", RANGE)[:3], target[:3]
-    )
+    np.testing.assert_allclose(align_depth(2.0 * target, target, "median", RANGE)[:3], target[:3])
     shifted = 0.5 * target + 1.0
-    np.testing.assert_allclose(
-        align_depth(shifted, target, "least_squares", RANGE)[:3], target[:3]
-    )
+    np.testing.assert_allclose(align_depth(shifted, target, "least_squares", RANGE)[:3], target[:3])
     np.testing.assert_array_equal(align_depth(shifted, target, "none", RANGE), shifted)
     with pytest.raises(ValueError, match="not one of"):
         align_depth(target, target, "affine", RANGE)

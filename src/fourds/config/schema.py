@@ -304,9 +304,7 @@ class ReadoutConfig:
             f"{path}.regimes={list(self.regimes)} names a regime twice",
         )
         low, high = self.depth_range
-        _require(
-            low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max"
-        )
+        _require(low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ import numpy as np
 
 from fourds.config.schema import DEPTH_ALIGNMENTS, DEPTH_AVERAGINGS, POSE_PAIRS
 
-
 DEPTH_ERRORS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 

@@ -29,14 +29,19 @@ def read_box_tracks(
     """Read a .json or .csv box-track file -> (object ids, boxes [M, T, 4], visible [M, T]).
 
     Args:
-        frames: T for CSV files (JSON files state it); None takes the last annotated frame + 1.
+        frames: T, the video's frame count: JSON files state theirs, which may not exceed it;
+            for CSV files None takes the last annotated frame + 1.
 
     Raises:
-        ValueError: naming the file and the entry, for malformed content or x1 < x0, y1 < y0.
+        ValueError: naming the file and the entry, for malformed content, a frame outside
+            [0, T), a box that is not 4 finite numbers, or x1 < x0, y1 < y0.
     """
     path = Path(path)
     if path.suffix == ".json":
-        ids, tracks, frames = _from_json(path)
+        ids, tracks, declared = _from_json(path)
+        if frames is not None and declared > frames:
+            raise ValueError(f"{path}: annotates {declared} frames, the video has {frames}")
+        frames = declared
     elif path.suffix == ".csv":
         ids, tracks, frames = _from_csv(path, frames)
     else:
@@ -48,6 +53,10 @@ def read_box_tracks(
                 raise ValueError(
                     f"{path}: object {ids[row]} has frame {frame} outside [0, {frames})"
                 )
+            if len(box) != 4 or not np.isfinite(box).all():
+                raise ValueError(
+                    f"{path}: object {ids[row]} frame {frame}: box {box} is not 4 finite numbers"
+                )
             x0, y0, x1, y1 = box
             if x1 < x0 or y1 < y0:
                 raise ValueError(f"{path}: object {ids[row]} frame {frame}: box {box} is inverted")
@@ -58,7 +67,9 @@ def read_box_tracks(
 def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int]:
     try:
         data = json.loads(path.read_text())
-        frames = int(data["frames"])
+        frames = data["frames"]
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+            raise ValueError(f"frames={frames!r} is not a frame count")
         ids, tracks = [], []
         for entry in data["objects"]:
             if len(entry["boxes"]) != frames:
@@ -73,7 +84,7 @@ def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int
                     if box is not None
                 }
             )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path}: not a box-track JSON file ({error})") from None
     return ids, tracks, frames
 
@@ -90,8 +101,13 @@ def _from_csv(
         for line, row in enumerate(reader, start=2):
             try:
                 box = [float(row[key]) for key in ("x0", "y0", "x1", "y1")]
-                tracks.setdefault(row["object"], {})[int(row["frame"])] = box
+                frame = int(row["frame"])
             except (TypeError, ValueError):
                 raise ValueError(f"{path}:{line}: not object,frame,x0,y0,x1,y1 values") from None
+            if frame < 0 or (frames is not None and frame >= frames):
+                raise ValueError(
+                    f"{path}:{line}: frame {frame} is outside the video ({frames} frames)"
+                )
+            tracks.setdefault(row["object"], {})[frame] = box
     last = max((frame for track in tracks.values() for frame in track), default=-1)
     return list(tracks), list(tracks.values()), frames if frames is not None else last + 1

@@ -7,7 +7,8 @@ frame with 19 numbers:
 
 fx, fy, cx, cy are normalised by the image width and height; the 3x4 matrix [R | t] maps world
 to camera coordinates (row-major). Rotations in the files are orthonormal only to about 1e-7,
-which is tolerated; anything further off is reported.
+which is tolerated; anything further off is reported, as are non-finite numbers, a negative or
+non-increasing timestamp and a focal length that is not positive.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
     """Parse one RealEstate10K camera file for frames of width x height pixels.
 
     Raises:
-        ValueError: naming the file and line, for a malformed line or a non-rotation matrix.
+        ValueError: naming the file and line, for a malformed line, a NaN or infinite number, a
+            negative or non-increasing timestamp, a focal length <= 0 or a non-rotation matrix.
     """
     path = Path(path)
     lines = path.read_text().splitlines()
@@ -52,7 +54,10 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
             raise ValueError(f"{path}:{number}: not a line of numbers") from None
         if len(values) != 19:
             raise ValueError(f"{path}:{number}: {len(values)} numbers, expected 19")
+        _check_line(path, number, values, rows[-1][0] if rows else None)
         rows.append(values)
+    if not rows:
+        raise ValueError(f"{path}: no camera lines after the URL line")
     table = np.asarray(rows, dtype=np.float64)
     intrinsics = np.zeros((len(table), 3, 3))
     intrinsics[:, 0, 0], intrinsics[:, 1, 1] = table[:, 1] * width, table[:, 2] * height
@@ -72,3 +77,23 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
         intrinsics=intrinsics.astype(np.float32),
         extrinsics=extrinsics.astype(np.float32),
     )
+
+
+def _check_line(path: Path, number: int, values: list[float], previous: float | None) -> None:
+    """One camera line's numbers: finite, timestamp >= 0 and after the previous line's,
+    positive focal lengths."""
+    bad = [index for index, value in enumerate(values) if not np.isfinite(value)]
+    if bad:
+        raise ValueError(f"{path}:{number}: number {bad[0] + 1} is {values[bad[0]]} (not finite)")
+    timestamp = values[0]
+    if timestamp < 0:
+        raise ValueError(f"{path}:{number}: negative timestamp {timestamp:g} us")
+    if previous is not None and timestamp <= previous:
+        raise ValueError(
+            f"{path}:{number}: timestamp {timestamp:g} us does not come after the previous "
+            f"line's {previous:g} us"
+        )
+    if values[1] <= 0 or values[2] <= 0:
+        raise ValueError(
+            f"{path}:{number}: focal lengths fx={values[1]:g} fy={values[2]:g} must be > 0"
+        )

@@ -56,6 +56,8 @@ def _sample(name: str, record: dict, size: int) -> Sample:
         raise ValueError(f"{name}: points {points.shape} do not match {len(video)} frames")
     if occluded.shape != points.shape[:2]:
         raise ValueError(f"{name}: occluded {occluded.shape} does not match points")
+    if not np.isfinite(points[~occluded]).all():
+        raise ValueError(f"{name}: a visible point's position is NaN or infinite")
     return Sample(name=name, video=video, tracks=points * size, visible=~occluded)
 
 

@@ -82,7 +82,10 @@ class BoxTrackingTask:
         weight = np.array([np.isfinite(clip["miou"]).sum() for clip in per_clip], float)
         clips = {
             name: np.array(
-                [np.nanmean(c[name]) if w else np.nan for c, w in zip(per_clip, weight, strict=True)]
+                [
+                    np.nanmean(c[name]) if w else np.nan
+                    for c, w in zip(per_clip, weight, strict=True)
+                ]
             )
             for name in metrics
         }

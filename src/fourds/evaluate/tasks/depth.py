@@ -109,7 +109,10 @@ class DepthTask:
         metrics = {name: float(np.nanmean(values)) for name, values in images.items()}
         clips = {
             name: np.array(
-                [np.nanmean(row) if seen.any() else np.nan for row, seen in zip(values, scored)]
+                [
+                    np.nanmean(row) if seen.any() else np.nan
+                    for row, seen in zip(values, scored, strict=True)
+                ]
             )
             for name, values in images.items()
         }

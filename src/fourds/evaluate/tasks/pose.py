@@ -76,9 +76,7 @@ class PoseTask:
         prediction = np.concatenate(
             [self.predict(infer(index, None)).numpy() for index in batches(len(truth), batch_size)]
         ).astype(np.float64)
-        per_clip = [
-            pose_metrics(p, t, self.pairs) for p, t in zip(prediction, truth, strict=True)
-        ]
+        per_clip = [pose_metrics(p, t, self.pairs) for p, t in zip(prediction, truth, strict=True)]
         metrics = {}
         for key in per_clip[0]:  # translation_error is nan for clips whose camera never moves
             values = [clip[key] for clip in per_clip if np.isfinite(clip[key])]
