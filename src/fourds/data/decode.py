@@ -151,6 +151,8 @@ def decode_video(
                 kinds = sorted({stream.type for stream in container.streams}) or ["no"]
                 raise VideoError(f"{path}: no video stream (only {', '.join(kinds)} streams)")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise VideoError(f"{path}: FFmpeg has no decoder for its video stream")
             _check_pixels(path, stream.codec_context.width, stream.codec_context.height,
                           max_frame_pixels)  # fmt: skip
             stream.thread_type = "AUTO"

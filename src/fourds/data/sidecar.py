@@ -9,7 +9,10 @@ whole, so curation rejects that one source and goes on.
 
 from __future__ import annotations
 
+import struct
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +63,19 @@ def load_sidecar(path: Path, frame_count: int, max_frame_pixels: int) -> dict[st
             truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
     except SidecarError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        SyntaxError,
+        NotImplementedError,
+        RuntimeError,
+        struct.error,
+        tokenize.TokenError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as error:  # fmt: skip  (what a damaged zip or .npy header raises; found by fuzzing)
         raise SidecarError(f"{path}: unreadable ground-truth sidecar ({error})") from None
     for key in FINITE:
         if not np.isfinite(truth[key]).all():

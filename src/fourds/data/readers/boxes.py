@@ -53,9 +53,10 @@ def read_box_tracks(
                 raise ValueError(
                     f"{path}: object {ids[row]} has frame {frame} outside [0, {frames})"
                 )
-            if len(box) != 4 or not np.isfinite(box).all():
+            if len(box) != 4 or not np.isfinite(np.asarray(box, np.float32)).all():
                 raise ValueError(
-                    f"{path}: object {ids[row]} frame {frame}: box {box} is not 4 finite numbers"
+                    f"{path}: object {ids[row]} frame {frame}: box {box} is not 4 finite "
+                    "float32 numbers"
                 )
             x0, y0, x1, y1 = box
             if x1 < x0 or y1 < y0:

@@ -66,11 +66,15 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
     extrinsics = np.tile(np.eye(4), (len(table), 1, 1))
     extrinsics[:, :3, :] = table[:, 7:].reshape(-1, 3, 4)
     rotations = extrinsics[:, :3, :3]
-    error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    error = np.nan_to_num(error, nan=np.inf)
     if (bad := np.flatnonzero(error > ORTHONORMAL_TOLERANCE)).size:
         raise ValueError(
             f"{path}:{bad[0] + 2}: the pose's rotation is off orthonormal by {error[bad[0]]:.1e}"
         )
+    if not np.isfinite(intrinsics.astype(np.float32)).all():
+        raise ValueError(f"{path}: intrinsics in pixels of {width}x{height} overflow float32")
     return CameraTrack(
         url=lines[0].strip(),
         timestamps=table[:, 0] / 1e6,
@@ -82,9 +86,13 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
 def _check_line(path: Path, number: int, values: list[float], previous: float | None) -> None:
     """One camera line's numbers: finite, timestamp >= 0 and after the previous line's,
     positive focal lengths."""
-    bad = [index for index, value in enumerate(values) if not np.isfinite(value)]
-    if bad:
-        raise ValueError(f"{path}:{number}: number {bad[0] + 1} is {values[bad[0]]} (not finite)")
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(np.asarray(values, np.float32))  # as they will be stored
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"{path}:{number}: number {bad + 1} is {values[bad]:g} (not a finite float32)"
+        )
     timestamp = values[0]
     if timestamp < 0:
         raise ValueError(f"{path}:{number}: negative timestamp {timestamp:g} us")

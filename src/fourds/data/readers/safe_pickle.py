@@ -145,7 +145,7 @@ def load_data_pickle(path: str | Path, limits: PickleLimits = PickleLimits()) ->
         raise UnsafePickleError(f"{path}: {error}") from None
     except (
         pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-        KeyError, MemoryError, RecursionError, UnicodeDecodeError,
+        KeyError, MemoryError, OverflowError, RecursionError, UnicodeDecodeError,
     ) as error:  # fmt: skip
         raise ValueError(
             f"{path}: not a readable pickle ({type(error).__name__}: {error})"
