@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fourds.data.readers import ReaderError
+
 ORTHONORMAL_TOLERANCE = 1e-5
 
 
@@ -36,13 +38,13 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
     """Parse one RealEstate10K camera file for frames of width x height pixels.
 
     Raises:
-        ValueError: naming the file and line, for a malformed line, a NaN or infinite number, a
+        ReaderError: naming the file and line, for a malformed line, a NaN or infinite number, a
             negative or non-increasing timestamp, a focal length <= 0 or a non-rotation matrix.
     """
     path = Path(path)
     lines = path.read_text().splitlines()
     if len(lines) < 2:
-        raise ValueError(f"{path}: expected a URL line and at least one camera line")
+        raise ReaderError(f"{path}: expected a URL line and at least one camera line")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
@@ -51,13 +53,13 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
         try:
             values = [float(field) for field in fields]
         except ValueError:
-            raise ValueError(f"{path}:{number}: not a line of numbers") from None
+            raise ReaderError(f"{path}:{number}: not a line of numbers") from None
         if len(values) != 19:
-            raise ValueError(f"{path}:{number}: {len(values)} numbers, expected 19")
+            raise ReaderError(f"{path}:{number}: {len(values)} numbers, expected 19")
         _check_line(path, number, values, rows[-1][0] if rows else None)
         rows.append(values)
     if not rows:
-        raise ValueError(f"{path}: no camera lines after the URL line")
+        raise ReaderError(f"{path}: no camera lines after the URL line")
     table = np.asarray(rows, dtype=np.float64)
     intrinsics = np.zeros((len(table), 3, 3))
     intrinsics[:, 0, 0], intrinsics[:, 1, 1] = table[:, 1] * width, table[:, 2] * height
@@ -70,11 +72,11 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
         error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
     error = np.nan_to_num(error, nan=np.inf)
     if (bad := np.flatnonzero(error > ORTHONORMAL_TOLERANCE)).size:
-        raise ValueError(
+        raise ReaderError(
             f"{path}:{bad[0] + 2}: the pose's rotation is off orthonormal by {error[bad[0]]:.1e}"
         )
     if not np.isfinite(intrinsics.astype(np.float32)).all():
-        raise ValueError(f"{path}: intrinsics in pixels of {width}x{height} overflow float32")
+        raise ReaderError(f"{path}: intrinsics in pixels of {width}x{height} overflow float32")
     return CameraTrack(
         url=lines[0].strip(),
         timestamps=table[:, 0] / 1e6,
@@ -90,18 +92,18 @@ def _check_line(path: Path, number: int, values: list[float], previous: float | 
         finite = np.isfinite(np.asarray(values, np.float32))  # as they will be stored
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
-        raise ValueError(
+        raise ReaderError(
             f"{path}:{number}: number {bad + 1} is {values[bad]:g} (not a finite float32)"
         )
     timestamp = values[0]
     if timestamp < 0:
-        raise ValueError(f"{path}:{number}: negative timestamp {timestamp:g} us")
+        raise ReaderError(f"{path}:{number}: negative timestamp {timestamp:g} us")
     if previous is not None and timestamp <= previous:
-        raise ValueError(
+        raise ReaderError(
             f"{path}:{number}: timestamp {timestamp:g} us does not come after the previous "
             f"line's {previous:g} us"
         )
     if values[1] <= 0 or values[2] <= 0:
-        raise ValueError(
+        raise ReaderError(
             f"{path}:{number}: focal lengths fx={values[1]:g} fy={values[2]:g} must be > 0"
         )

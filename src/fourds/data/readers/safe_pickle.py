@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from fourds.data.readers import ReaderError
+
 # (module, name) pairs numpy uses in its pickles, under numpy 1 and numpy 2 module names, and
 # the one builtin that old pickle protocols need for bytes.
 _NUMPY_REBUILDERS = {
@@ -39,7 +41,7 @@ _NUMPY_REBUILDERS = {
 }
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(ReaderError):
     """A pickle that names something other than numpy's array rebuilders, or that exceeds its
     PickleLimits."""
 
@@ -129,7 +131,7 @@ def load_data_pickle(path: str | Path, limits: PickleLimits = PickleLimits()) ->
     Raises:
         UnsafePickleError: the pickle names any other callable (nothing of it is run), or what
             it holds exceeds `limits`.
-        ValueError: the file is not a readable pickle.
+        ReaderError: the file is not a readable pickle.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -147,7 +149,7 @@ def load_data_pickle(path: str | Path, limits: PickleLimits = PickleLimits()) ->
         pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
         KeyError, MemoryError, OverflowError, RecursionError, UnicodeDecodeError,
     ) as error:  # fmt: skip
-        raise ValueError(
+        raise ReaderError(
             f"{path}: not a readable pickle ({type(error).__name__}: {error})"
         ) from None
     return loaded
