@@ -172,7 +172,7 @@ def test_the_same_stream_in_another_container_is_a_duplicate(tmp_path):
     assert (split / "a.mp4").read_bytes() != (split / "b.mkv").read_bytes()
     manifest = curate(tmp_path / "data", tmp_path / "out", CFG)
     assert reasons(manifest)["b.mkv"].startswith("duplicate: the same decoded frames as")
-    assert manifest["clips"][0]["content_sha256"] == decode_video(source, 16).content_sha256
+    assert manifest["clips"][0]["content_digest"] == decode_video(source, 16).content_digest
 
 
 def test_a_gif_declaring_a_huge_screen_is_refused_before_decoding(tmp_path):

@@ -8,7 +8,7 @@ windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes
     shards/<split>-<k>.npz   the clips (segments for pretrain) of each split
                       (fourds.data.shards has the format)
     manifest.json     per accepted clip or segment: split, source (and its path inside the
-                      split folder) and its sha256, the sha256 of its decoded frames, frame
+                      split folder) and its sha256, the digest of its decoded frames, frame
                       range (in the resampled timeline) and the source frames it came from,
                       fps, shard, row, sha256 of the clip's frames; per rejected source: split,
                       source, path and the reason
@@ -140,7 +140,7 @@ class _Seen:
     """The sources taken so far, across splits, and the row layout of the current split."""
 
     def __init__(self):
-        self.taken: dict[str, Path] = {}  # source sha256 or decoded-content sha256 -> source
+        self.taken: dict[str, Path] = {}  # source sha256 or decoded-content digest -> source
         self.layout: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
 
     def check_new(self, digest: str, what: str) -> None:
@@ -186,7 +186,7 @@ def _source_rows(
             truth = load_sidecar(sidecar_path(source), video.source_frames, cfg.max_frame_pixels)
     except VideoError as error:
         raise _Rejected(str(error)) from None
-    seen.check_new(video.content_sha256, "the same decoded frames")
+    seen.check_new(video.content_digest, "the same decoded frames")
     if len(video.frames) < span:
         raise _Rejected(f"too short: {len(video.frames)} frames, a {row_name} needs {span}")
     if truth is not None:
@@ -200,14 +200,14 @@ def _source_rows(
         seen.check_layout(row, split)
         fields = {
             "source_sha256": digest,
-            "content_sha256": video.content_sha256,
+            "content_digest": video.content_digest,
             "frames": {"start": int(start), "stop": int(frames[-1]) + 1, "stride": stride},
             "source_frames": video.source_index[frames].tolist(),
             "fps": video.fps,
             "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
         }
         rows.append((row, fields))
-    seen.taken[digest] = seen.taken[video.content_sha256] = source
+    seen.taken[digest] = seen.taken[video.content_digest] = source
     return rows
 
 

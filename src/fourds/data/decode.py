@@ -21,7 +21,7 @@ What real videos bring, and what this module does about it:
   decoded frames waiting for conversion hold at most `max_queued_bytes`;
 - audio that runs longer than the video: truncation is judged on the video stream's duration,
   never the container's;
-- the same stream in another container: `content_sha256` hashes the decoded frames, so
+- the same stream in another container: `content_digest` hashes the decoded frames, so
   curation can find duplicates whose bytes differ.
 """
 
@@ -63,8 +63,8 @@ class DecodedVideo:
     fps: frame rate of `frames` (the target, or the source's average rate when not resampled).
     source_frames: how many frames the source decoded to.
     source_size: (width, height) of the source's frames as displayed (upright).
-    content_sha256: sha256 of every decoded source frame's pixels in decode order (before any
-        resampling or resizing): the same stream in any container has the same value.
+    content_digest: BLAKE2b-256 of every decoded source frame's pixels in decode order (before
+        any resampling or resizing): the same stream in any container has the same value.
     """
 
     frames: np.ndarray
@@ -72,7 +72,7 @@ class DecodedVideo:
     fps: float
     source_frames: int
     source_size: tuple[int, int]
-    content_sha256: str
+    content_digest: str
 
 
 def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
@@ -163,7 +163,7 @@ def decode_video(
             rate = float(stream.average_rate or stream.guessed_rate or 0.0)
             declared = video_duration(container, stream)
             frame_time = 1.0 / rate if rate else 0.0
-            content = hashlib.sha256()
+            content = hashlib.blake2b(digest_size=32)
             decoded = 0
             with ThreadPoolExecutor(max_workers=1) as pool:
                 sampler = _Resampler(size, crop, fps, pool, wanted, max_queued_bytes)
@@ -174,7 +174,8 @@ def decode_video(
                             raise VideoError(f"{path}: frame {decoded} is flagged corrupt")
                         if decoded == 0:
                             source_size = displayed_size(frame)
-                        content.update(frame_pixels(frame))
+                        for plane in frame_planes(frame):
+                            content.update(plane)
                         time = frame.time if frame.time is not None else decoded / (rate or 1.0)
                         sampler.add(frame, time, decoded)
                         decoded += 1
@@ -218,12 +219,16 @@ def video_duration(container: av.container.InputContainer, stream: av.video.stre
     return 0.0
 
 
-def frame_pixels(frame: av.VideoFrame) -> bytes:
-    """A decoded frame's pixels in its own format, without line padding (for hashing)."""
-    try:
-        return frame.to_ndarray().tobytes()
-    except (ValueError, AssertionError):  # PyAV has no array layout for this format and size
-        return frame.to_ndarray(format="rgb24").tobytes()
+def frame_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """A decoded frame's pixel rows in its own format, one uint8 [rows, bytes] array per
+    plane, without the line padding (whose bytes are not part of the picture)."""
+    planes = []
+    for index, plane in enumerate(frame.planes):
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height]
+        sample_bytes = sum(-(-c.bits // 8) for c in frame.format.components if c.plane == index)
+        width = min(plane.line_size, plane.width * sample_bytes) if sample_bytes else None
+        planes.append(np.ascontiguousarray(rows[:, :width]))
+    return planes
 
 
 @contextlib.contextmanager
