@@ -164,12 +164,13 @@ def test_damage_the_decoder_would_conceal_is_rejected(tmp_path, suffix, at):
         decode_video(bad, 16)
 
 
-def test_the_same_stream_in_another_container_is_a_duplicate(tmp_path):
+@pytest.mark.parametrize("suffix, height, width", [(".mp4", 48, 64), (".webm", 47, 95)])
+def test_the_same_stream_in_another_container_is_a_duplicate(tmp_path, suffix, height, width):
     split = pretrain_dir(tmp_path)
-    source = write(tmp_path / "walk.mp4", blocks(20, 48, 64, seed=1))
-    shutil.copy(source, split / "a.mp4")
+    source = write(tmp_path / f"walk{suffix}", blocks(20, height, width, seed=1))  # odd sizes too
+    shutil.copy(source, split / f"a{suffix}")
     remux(source, split / "b.mkv", "matroska")
-    assert (split / "a.mp4").read_bytes() != (split / "b.mkv").read_bytes()
+    assert (split / f"a{suffix}").read_bytes() != (split / "b.mkv").read_bytes()
     manifest = curate(tmp_path / "data", tmp_path / "out", CFG)
     assert reasons(manifest)["b.mkv"].startswith("duplicate: the same decoded frames as")
     assert manifest["clips"][0]["content_digest"] == decode_video(source, 16).content_digest
