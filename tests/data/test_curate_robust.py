@@ -194,3 +194,12 @@ def test_a_tiny_conversion_queue_gives_the_same_frames(tmp_path):
     path = write(tmp_path / "clip.avi", blocks(12, 48, 64, seed=1))
     queued = decode_video(path, 16, max_queued_bytes=1)  # one frame waits at a time
     np.testing.assert_array_equal(queued.frames, decode_video(path, 16).frames)
+
+
+def test_a_source_without_the_sidecar_its_split_has_is_rejected_alone(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    (corpus / "pretrain" / "00001.npz").unlink()  # the shard rows could no longer stack
+    manifest = curate(corpus, tmp_path / "out", CurateConfig(4, 2, 6, 16, 8, 0.0, "center"))
+    assert "the other sources of pretrain have a .npz sidecar" in reasons(manifest)["00001.mp4"]
+    assert len(load_split(tmp_path / "out" / "shards", "pretrain")["depth"]) == 2

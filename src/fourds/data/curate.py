@@ -154,9 +154,10 @@ class _Seen:
             self.layout = layout
         elif layout != self.layout:
             if layout.keys() != self.layout.keys():
-                theirs = "with" if "depth" in self.layout else "without"
+                theirs = "have" if "depth" in self.layout else "have no"
                 raise _Rejected(
-                    f"ground truth: the other sources of {split} are {theirs} a .npz sidecar"
+                    f"ground truth: the other sources of {split} {theirs} a .npz sidecar, "
+                    "this one does not match"
                 )
             differ = sorted(key for key in layout if layout[key] != self.layout[key])
             raise _Rejected(

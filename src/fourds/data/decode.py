@@ -147,19 +147,7 @@ def decode_video(
         except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
             raise VideoError(f"{path}: not a readable video container ({error})") from None
         with container:
-            if not container.streams.video:
-                kinds = sorted({stream.type for stream in container.streams}) or ["no"]
-                raise VideoError(f"{path}: no video stream (only {', '.join(kinds)} streams)")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise VideoError(f"{path}: FFmpeg has no decoder for its video stream")
-            _check_pixels(path, stream.codec_context.width, stream.codec_context.height,
-                          max_frame_pixels)  # fmt: skip
-            stream.thread_type = "AUTO"
-            stream.codec_context.options = {
-                "err_detect": ERROR_DETECTION,
-                "max_pixels": str(max_frame_pixels),
-            }
+            stream = _video_stream(path, container, max_frame_pixels)
             rate = float(stream.average_rate or stream.guessed_rate or 0.0)
             declared = video_duration(container, stream)
             frame_time = 1.0 / rate if rate else 0.0
@@ -194,6 +182,26 @@ def decode_video(
     return DecodedVideo(
         frames, source_index, fps or rate, decoded, source_size, content.hexdigest()
     )
+
+
+def _video_stream(path: Path, container, max_frame_pixels: int) -> av.video.stream.VideoStream:
+    """The container's first video stream, checked and set up for decoding: threaded, with
+    FFmpeg's error detection on and its own pixel limit.
+
+    Raises:
+        VideoError: no video stream, no decoder for it, or frames above max_frame_pixels.
+    """
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams}) or ["no"]
+        raise VideoError(f"{path}: no video stream (only {', '.join(kinds)} streams)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: FFmpeg has no decoder for its video stream")
+    codec = stream.codec_context
+    _check_pixels(path, codec.width, codec.height, max_frame_pixels)
+    stream.thread_type = "AUTO"
+    codec.options = {"err_detect": ERROR_DETECTION, "max_pixels": str(max_frame_pixels)}
+    return stream
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
