@@ -37,7 +37,7 @@ def training(
     encoder = VideoViT(shape.model, shape.frames, shape.size).to(device).eval()
     encoder.requires_grad_(False)
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
-    task = make_task("depth", geometry, TaskContext("none", ()))
+    task = make_task("depth", geometry, TaskContext.from_config(params.readout, ()))
     task_cfg = params.readouts["depth"]
     blocks = readout_block_count(shape.model.depth, params.readout.readout_depth)
     targets = task.targets({"depth": depth})

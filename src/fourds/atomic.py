@@ -10,6 +10,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if partial.exists():
             partial.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty temporary sibling directory of `path`; if the block succeeds, it
+    replaces `path` whole (whatever `path` held before is removed).
+
+    A crash or an exception inside the block leaves `path` as it was; a crash during the swap
+    leaves the previous directory or none, never a mix of old and new files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield partial
+        if path.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, retired / path.name)
+            os.replace(partial, path)
+            shutil.rmtree(retired)
+        else:
+            os.replace(partial, path)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fourds.data.readers import ReaderError
     from fourds.data.shards import ShardError
     from fourds.data.video import VideoError
     from fourds.models.convert import ConvertError
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = (
         ConfigError,
         ConvertError,
+        ReaderError,
         ShardError,
         VideoError,
         WeightsError,

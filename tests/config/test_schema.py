@@ -98,6 +98,25 @@ def test_missing_key_is_refused(raw):
             "readout.depth_alignment='mean' is not one of ['none', 'median', 'least_squares']",
         ),
         (
+            "readout",
+            "depth_averaging",
+            "per_pixel",
+            "readout.depth_averaging='per_pixel' is not one of ['per_image', 'pooled']",
+        ),
+        (
+            "readout",
+            "depth_range",
+            [10.0, 1.0],
+            "readout.depth_range=[10.0, 1.0] must be [min, max] with min < max",
+        ),
+        ("readout", "depth_range", [0.0, 1.0], "readout.depth_range[0]=0.0 must be positive"),
+        (
+            "readout",
+            "pose_pairs",
+            "every",
+            "readout.pose_pairs='every' is not one of ['first', 'all']",
+        ),
+        (
             "readouts",
             "pose",
             {"width": 8},

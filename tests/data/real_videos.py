@@ -92,3 +92,56 @@ def audio_only(path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def damage(path: Path, out: Path, at: float, count: int = 64, seed: int = 0) -> Path:
+    """Overwrite `count` bytes with noise from the `at` fraction of a file's length onwards
+    (the damage a bad disk or a broken transfer leaves inside a frame's data)."""
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * at)
+    noise = np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8)
+    data[start : start + count] = noise.tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def with_long_audio(path: Path, frames: np.ndarray, fps: int, audio_seconds: float) -> Path:
+    """An MP4 of `frames` (H.264) with an AAC track that runs `audio_seconds`, longer than the
+    video: the container's duration is the audio's."""
+    rate = 16000
+    with av.open(str(path), "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.height, video.width = frames.shape[1:3]
+        video.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        for array in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(video.encode())
+        for index in range(int(audio_seconds * rate) // 1024):
+            samples = np.zeros((1, 1024), dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, index * 1024
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return path
+
+
+def remux(path: Path, out: Path, container_format: str) -> Path:
+    """The video stream of `path` copied packet for packet into another container."""
+    with av.open(str(path)) as source, av.open(str(out), "w", format=container_format) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            target.mux(packet)
+    return out
+
+
+def gif_screen(path: Path, out: Path, width: int, height: int) -> Path:
+    """A GIF whose logical screen descriptor declares width x height (the frames stay small)."""
+    data = bytearray(path.read_bytes())
+    assert data[:6] in (b"GIF87a", b"GIF89a")
+    data[6:10] = struct.pack("<HH", width, height)
+    out.write_bytes(bytes(data))
+    return out

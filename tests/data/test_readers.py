@@ -167,3 +167,74 @@ def test_box_tracks_reject_inverted_boxes(tmp_path):
     path.write_text("object,frame,x0,y0,x1,y1\na,0,10,0,5,5\n")
     with pytest.raises(ValueError, match="object a frame 0: box .* is inverted"):
         read_box_tracks(path)
+
+
+@pytest.mark.parametrize(
+    "timestamps, intrinsics, change, message",
+    [
+        ((-33366, 0), INTRINSICS, None, r"bad.txt:2: negative timestamp -33366 us"),
+        ((0, 0), INTRINSICS, None, r"bad.txt:3: timestamp 0 us does not come after"),
+        ((0, 1), [np.nan, 0.9, 0.5, 0.5], None, r"bad.txt:2: number 2 is nan \(not a finite"),
+        ((0, 1), [0.0, 0.9, 0.5, 0.5], None, r"bad.txt:2: focal lengths fx=0 fy=0.9 must be > 0"),
+        ((0, 1), INTRINSICS, (0, 3, np.inf), r"bad.txt:2: number 11 is inf \(not a finite"),
+    ],
+)
+def test_realestate10k_rejects_bad_timestamps_and_non_finite_cameras(
+    tmp_path, timestamps, intrinsics, change, message
+):
+    extrinsics = pose(np.eye(3), [0, 0, 0])
+    if change is not None:
+        extrinsics[change[:2]] = change[2]
+    path = tmp_path / "bad.txt"
+    lines = [camera_line(t, intrinsics, extrinsics) for t in timestamps]
+    path.write_text("url\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_camera_file(path, 640, 360)
+
+
+def test_scannet_non_finite_matrices_are_reported(tmp_path):
+    from fourds.data.readers.scannet import read_matrix
+
+    path = tmp_path / "7.txt"
+    matrix = np.full((4, 4), -np.inf)  # how ScanNet marks a frame without a pose
+    np.savetxt(path, matrix)
+    with pytest.raises(ValueError, match=r"7.txt: holds NaN or infinite values"):
+        read_matrix(path, (4, 4))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("object,frame,x0,y0,x1,y1\na,-1,0,0,5,5\n", r"bad.csv:2: frame -1 is outside the video"),
+        ("object,frame,x0,y0,x1,y1\na,3,0,0,5,5\n", r"bad.csv:2: frame 3 is outside the video"),
+        ("object,frame,x0,y0,x1,y1\na,0,nan,0,5,5\n", r"box .* is not 4 finite float32"),
+    ],
+)
+def test_box_tracks_reject_bad_frames_and_non_finite_boxes(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_box_tracks(path, frames=3)
+
+
+def test_box_track_json_must_fit_the_video(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"frames": 10**12, "objects": []}))
+    with pytest.raises(
+        ValueError, match=r"bad.json: annotates 1000000000000 frames, the video has 3"
+    ):
+        read_box_tracks(path, frames=3)
+    for frames, boxes in [(-1, []), (1, [[0, 0, 1]]), (1, [[0, 0, 1, float("inf")]])]:
+        path.write_text(json.dumps({"frames": frames, "objects": [{"id": 1, "boxes": boxes}]}))
+        with pytest.raises(ValueError, match=r"bad.json"):
+            read_box_tracks(path, frames=3)
+
+
+def test_tapvid_visible_points_must_be_finite(tmp_path):
+    record = tapvid_record()
+    record["occluded"][:] = False
+    record["points"][1, 2, 0] = np.nan
+    path = tmp_path / "davis.pkl"
+    path.write_bytes(pickle.dumps({"bear": record}))
+    with pytest.raises(ValueError, match=r"davis.pkl:bear: a visible point's position is NaN"):
+        read_tapvid(path)

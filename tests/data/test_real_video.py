@@ -111,9 +111,9 @@ def test_bad_inputs_are_rejected_with_reasons_and_good_ones_kept(messy_corpus, t
 
     reasons = {Path(entry["source"]).name: entry["reason"] for entry in manifest["rejected"]}
     expected = {
-        "same_as_good.mp4": "duplicate: the same content as",
+        "same_as_good.mp4": "duplicate: the same bytes as",
         "empty.mp4": "empty file",
-        "cut.webm": "truncated",
+        "cut.webm": "File ended prematurely",  # FFmpeg reports the cut itself
         "notes.txt": "not a readable video container",
         "voice.m4a": "no video stream",
         "bad.mp4": "undecodable",

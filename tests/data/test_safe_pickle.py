@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from fourds.data.readers.safe_pickle import UnsafePickleError, load_data_pickle
+from fourds.data.readers.safe_pickle import PickleLimits, UnsafePickleError, load_data_pickle
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
@@ -51,3 +51,42 @@ def test_a_file_that_is_not_a_pickle_gets_a_clear_error(tmp_path):
     path.write_bytes(b"not a pickle at all")
     with pytest.raises(ValueError, match="broken.pkl: not a readable pickle"):
         load_data_pickle(path)
+
+
+def doubling_lists(levels: int) -> list:
+    """Lists that each hold the previous one twice: 2^levels leaves in a few hundred bytes."""
+    nested: list = [0]
+    for _ in range(levels):
+        nested = [nested, nested]
+    return nested
+
+
+def test_a_small_pickle_of_shared_nested_lists_is_refused_quickly(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(pickle.dumps(doubling_lists(60), protocol=4))
+    assert path.stat().st_size < 600
+    tracemalloc.start()
+    with pytest.raises(UnsafePickleError, match=r"bomb.pkl: nests deeper than 32 levels"):
+        load_data_pickle(path)
+    assert tracemalloc.get_traced_memory()[1] < 10 << 20
+    tracemalloc.stop()
+    # as wide as it is deep: three levels of 1000 references to one list
+    row = [0] * 1000
+    path.write_bytes(pickle.dumps([[row] * 1000] * 1000, protocol=4))
+    with pytest.raises(UnsafePickleError, match=r"more than 4000000 objects"):
+        load_data_pickle(path)
+
+
+def test_the_limits_on_bytes_and_arrays(tmp_path):
+    array = np.zeros(1000, np.uint8)
+    path = tmp_path / "arrays.pkl"
+    path.write_bytes(pickle.dumps({"a": [array] * 5}))
+    assert len(load_data_pickle(path)["a"]) == 5
+    with pytest.raises(UnsafePickleError, match=r"more than 4000 bytes"):
+        load_data_pickle(path, PickleLimits(max_bytes=4000))
+    with pytest.raises(UnsafePickleError, match=r"over PickleLimits.max_array_bytes=999"):
+        load_data_pickle(path, PickleLimits(max_array_bytes=999))
+    with pytest.raises(UnsafePickleError, match=r"bytes, over PickleLimits.max_bytes=10"):
+        load_data_pickle(path, PickleLimits(max_bytes=10))

@@ -13,12 +13,17 @@ import torch
 from fourds.config import CurateConfig
 from fourds.data.curate import curate
 from fourds.data.shards import load_split
+from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.evaluate.tasks.base import select
 from fourds.evaluate.tasks.pose import IDENTITY_6D
 
 FRAMES, SIZE = 4, 16
 GEOMETRY = ClipGeometry((2, 8, 8), (2, 2, 2), FRAMES, SIZE)
+
+
+def context(alignment, splits, averaging="per_image", pairs="first") -> TaskContext:
+    return TaskContext(DepthProtocol(alignment, averaging, (0.001, 80.0)), pairs, splits)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,7 @@ def oracle_tracking(targets):
 
 
 def test_tracking_oracle_scores_perfectly(split):
-    task = make_task("tracking", GEOMETRY, TaskContext("none", (split,)))
+    task = make_task("tracking", GEOMETRY, context("none", (split,)))
     targets = task.targets(split)
     metrics, predictions, _ = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
     for mode in ("", "strided_"):
@@ -60,7 +65,7 @@ def test_tracking_oracle_scores_perfectly(split):
 
 
 def test_tracking_training_queries_sit_on_visible_points(split):
-    task = make_task("tracking", GEOMETRY, TaskContext("none", (split,)))
+    task = make_task("tracking", GEOMETRY, context("none", (split,)))
     batch = task.with_queries(task.targets(split), torch.Generator().manual_seed(0))
     t, y, x = batch["queries"].unbind(-1)
     frame = (t * FRAMES).long()
@@ -71,7 +76,7 @@ def test_tracking_training_queries_sit_on_visible_points(split):
 
 
 def test_box_oracle_scores_perfectly(split):
-    task = make_task("boxes", GEOMETRY, TaskContext("none", (split,)))
+    task = make_task("boxes", GEOMETRY, context("none", (split,)))
     targets = task.targets(split)
 
     def infer(index, queries):
@@ -84,7 +89,7 @@ def test_box_oracle_scores_perfectly(split):
 
 
 def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
-    task = make_task("pose", GEOMETRY, TaskContext("none", (split,)))
+    task = make_task("pose", GEOMETRY, context("none", (split,)))
     targets = task.targets(split)
     truth = targets["relative"]
     outputs = torch.cat(
@@ -97,7 +102,7 @@ def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
 
 
 def test_depth_oracle_scores_perfectly(split):
-    task = make_task("depth", GEOMETRY, TaskContext("median", (split,)))
+    task = make_task("depth", GEOMETRY, context("median", (split,)))
     targets = task.targets(split)
     from fourds.models.mae import patchify
 
@@ -107,16 +112,27 @@ def test_depth_oracle_scores_perfectly(split):
 
 
 def test_classification_oracle_scores_perfectly(split):
-    task = make_task("classification", GEOMETRY, TaskContext("none", (split,)))
+    task = make_task("classification", GEOMETRY, context("none", (split,)))
     targets = task.targets(split)
     logits = torch.nn.functional.one_hot(targets["label"], task.out_dim).float()[:, None]
     metrics, _, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
     assert metrics["top1"] == 1.0
 
 
-@pytest.mark.parametrize("name", ["depth", "pose", "tracking", "boxes", "classification"])
-def test_every_task_draws_its_examples(split, name, tmp_path):
-    task = make_task(name, GEOMETRY, TaskContext("none", (split,)))
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("depth", {}),
+        ("depth", {"averaging": "pooled"}),
+        ("pose", {}),
+        ("pose", {"pairs": "all"}),
+        ("tracking", {}),
+        ("boxes", {}),
+        ("classification", {}),
+    ],
+)
+def test_every_task_draws_its_examples(split, name, options, tmp_path):
+    task = make_task(name, GEOMETRY, context("none", (split,), **options))
     targets = task.targets(split)
     generator = torch.Generator().manual_seed(0)
 
@@ -145,7 +161,7 @@ def test_every_task_draws_its_examples(split, name, tmp_path):
 def test_class_labels_come_from_the_clips_of_every_split():
     train = {"label": np.array(["pan", "orbit", "pan"])}
     test = {"label": np.array(["static", "pan"])}
-    task = make_task("classification", GEOMETRY, TaskContext("none", (train, test)))
+    task = make_task("classification", GEOMETRY, context("none", (train, test)))
     assert task.class_names == ("orbit", "pan", "static")
     assert task.targets(train)["label"].tolist() == [1, 0, 1]
     assert task.targets(test)["label"].tolist() == [2, 1]

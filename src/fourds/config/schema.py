@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 REGIMES = ("frozen", "finetuned", "random_init")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
+DEPTH_AVERAGINGS = ("per_image", "pooled")
+POSE_PAIRS = ("first", "all")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -27,6 +29,9 @@ PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
 FEATURE_EXTRACTORS = ("fourds", "inception")
+# Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
+MAX_FRAME_PIXELS = 36_000_000
+MAX_QUEUED_MIB = 1024
 
 
 class ConfigError(ValueError):
@@ -168,6 +173,10 @@ class CurateConfig:
     samples its windows and crops (see PretrainConfig). fps resamples every source to that frame
     rate by timestamps (0: keep every decoded frame); crop is "center" (shorter side to
     `resolution`, centre crop) or "stretch".
+
+    Decoding limits (a small file can declare huge frames): a source whose frames have more than
+    max_frame_pixels pixels is rejected before decoding; decoded frames waiting for conversion
+    hold at most max_queued_mib MiB. The defaults fit 8K video (7680x4320 = 33.2M pixels).
     """
 
     clip_frames: PositiveInt
@@ -177,6 +186,8 @@ class CurateConfig:
     clips_per_shard: PositiveInt
     fps: Annotated[float, at_least(0, "0: keep the source rate")]
     crop: Literal[CROPS]
+    max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
+    max_queued_mib: PositiveInt = MAX_QUEUED_MIB
 
     @property
     def span(self) -> int:
@@ -287,6 +298,11 @@ class ReadoutConfig:
         readout on the stored features (the same result, much faster); false runs it every step.
         Fine-tuned stages always run it every step (their features change as the encoder trains).
     depth_alignment: how depth predictions are aligned to the truth before scoring.
+    depth_averaging: "per_image" averages each frame's depth metrics over frames (the published
+        protocols); "pooled" pools every valid pixel of the test set.
+    depth_range: [min, max] metres: ground truth outside (min, max) is not scored, predictions
+        are clamped to [min, max] (fourds.evaluate.metrics.DepthProtocol).
+    pose_pairs: "first" scores poses over the pairs (0, t); "all" over every pair i < j.
     """
 
     tasks: tuple[str, ...]
@@ -295,6 +311,9 @@ class ReadoutConfig:
     finetune_lr_scale: PositiveFloat
     cache_features: bool
     depth_alignment: Literal[DEPTH_ALIGNMENTS]
+    depth_averaging: Literal[DEPTH_AVERAGINGS]
+    depth_range: PositiveRange
+    pose_pairs: Literal[POSE_PAIRS]
     seed: int
 
     def check(self, path: str) -> None:
@@ -303,6 +322,8 @@ class ReadoutConfig:
             len(set(self.regimes)) == len(self.regimes),
             f"{path}.regimes={list(self.regimes)} names a regime twice",
         )
+        low, high = self.depth_range
+        _require(low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 from fourds.config import SourceConfig
 from fourds.data.curate import clip_starts, resize_ground_truth
 from fourds.data.decode import decode_video
+from fourds.data.readers import ReaderError
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.scannet import read_scene
@@ -54,7 +55,7 @@ def load_readout_split(
     `load_split` gives them, N clips of `frames` x `size` x `size`.
 
     Raises:
-        ValueError: a benchmark file lacks the ground truth asked for, or yields no clip.
+        ReaderError: a benchmark file lacks the ground truth asked for, or yields no clip.
     """
     if source.format == "synthetic":
         return load_split(shard_dir, f"readout-{split}", keys)
@@ -121,7 +122,7 @@ def _camera_sample(camera_path: Path, size: int) -> Sample:
     track = read_camera_file(camera_path, size, size)
     index = np.round(track.timestamps * video.fps).astype(np.int64)
     if index.max() >= len(video.frames):
-        raise ValueError(
+        raise ReaderError(
             f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
             f"{video_path.name} ({len(video.frames)} frames at {video.fps:g} fps)"
         )
@@ -138,7 +139,7 @@ def _box_sample(tracks_path: Path, size: int) -> Sample:
     video = decode_video(paired_video(tracks_path), size, crop="stretch")
     _, boxes, visible = read_box_tracks(tracks_path, frames=len(video.frames))
     if boxes.shape[1] > len(video.frames):
-        raise ValueError(
+        raise ReaderError(
             f"{tracks_path}: annotates {boxes.shape[1]} frames, the video has {len(video.frames)}"
         )
     width, height = video.source_size
@@ -169,7 +170,7 @@ def clips_from_samples(
     for sample in samples:
         missing = [key for key in keys if getattr(sample, key, None) is None]
         if missing:
-            raise ValueError(f"{sample.name} has no {missing} ground truth")
+            raise ReaderError(f"{sample.name} has no {missing} ground truth")
     span = (frames - 1) * frame_stride + 1
     clips = []
     for sample in samples:
@@ -179,7 +180,7 @@ def clips_from_samples(
             clips.append(_clip(sample, keys, index))
     if not clips:
         names = ", ".join(sample.name for sample in samples[:3])
-        raise ValueError(f"no video of {names}... has the {span} frames a clip needs")
+        raise ReaderError(f"no video of {names}... has the {span} frames a clip needs")
     return {key: _stack_padded([clip[key] for clip in clips], key) for key in keys}
 
 

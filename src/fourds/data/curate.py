@@ -7,14 +7,19 @@ windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes
 
     shards/<split>-<k>.npz   the clips (segments for pretrain) of each split
                       (fourds.data.shards has the format)
-    manifest.json     per accepted clip or segment: split, source and its sha256, frame range
-                      (in the resampled timeline) and the source frames it came from, fps,
-                      shard, row, sha256 of the decoded frames; per rejected source: the reason
+    manifest.json     per accepted clip or segment: split, source (and its path inside the
+                      split folder) and its sha256, the digest of its decoded frames, frame
+                      range (in the resampled timeline) and the source frames it came from,
+                      fps, shard, row, sha256 of the clip's frames; per rejected source: split,
+                      source, path and the reason
 
-Sources are every file under data_dir/<split>/ except hidden files and `.npz` ground-truth
-sidecars, in any container and codec PyAV decodes (see fourds.data.decode). A file that cannot
-be used (empty, not a video, audio-only, undecodable, truncated, too short, or the same bytes
-as a source already taken) is listed in `rejected` with the reason; the others are unaffected.
+Sources are every file under data_dir/<split>/, sub-folders included, except hidden files and
+folders and `.npz` ground-truth sidecars, in any container and codec PyAV decodes (see
+fourds.data.decode). A file that cannot be used (unreadable, empty, not a video, audio-only,
+undecodable or damaged, truncated, frames above curate.max_frame_pixels, too short, a bad
+sidecar (fourds.data.sidecar), ground truth that does not match the split's other sources, or
+the same bytes or the same decoded frames as a source already taken, in any split) is listed in
+`rejected` with the reason; the others are unaffected. The output folder is replaced whole.
 """
 
 from __future__ import annotations
@@ -26,17 +31,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fourds.atomic import file_digest, write_json
+from fourds.atomic import atomic_directory, file_digest, write_json
 from fourds.config import CurateConfig
 from fourds.data.decode import decode_video
 from fourds.data.shards import (
-    GROUND_TRUTH_KEYS,
     PER_CLIP,
     PER_FRAME,
     PER_TRACK,
     SPLITS,
     ShardWriter,
 )
+from fourds.data.sidecar import load_sidecar, sidecar_path
 from fourds.data.video import VideoError
 
 
@@ -95,88 +100,160 @@ def split_layout(cfg: CurateConfig, split: str) -> tuple[int, int, str]:
     return cfg.span, cfg.frame_stride, "clip"
 
 
-def _load_truth(video_path: Path, frame_count: int) -> dict[str, np.ndarray] | None:
-    """The ground-truth sidecar of a synthetic video, or None for a real one."""
-    truth_path = video_path.with_suffix(".npz")
-    if not truth_path.exists():
-        return None
-    with np.load(truth_path, allow_pickle=False) as data:
-        truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
-    counts = [len(truth[key]) for key in PER_FRAME] + [truth[key].shape[1] for key in PER_TRACK]
-    if any(count != frame_count for count in counts):
-        raise VideoError(f"{truth_path}: ground truth has a different frame count than the video")
-    return truth
-
-
 def list_sources(split_dir: Path) -> list[Path]:
-    """Candidate videos of a split: every file but hidden ones and ground-truth sidecars."""
+    """Candidate videos of a split: every file in it or its sub-folders (recursively), except
+    hidden files and folders and ground-truth sidecars, in path order."""
     if not split_dir.is_dir():
         return []
     return sorted(
         path
-        for path in split_dir.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix != ".npz"
+        for path in split_dir.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(split_dir).parts)
+        and path.suffix != ".npz"
     )
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """Raise FileNotFoundError naming `data_dir` unless it holds at least one source.
+
+    A missing or empty input would otherwise curate to zero clips and look like success.
+    """
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"--data {data_dir}: no such folder (point --data at a folder with {list(SPLITS)} "
+            "sub-folders of videos)"
+        )
+    if not any(list_sources(data_dir / split) for split in SPLITS):
+        found = sorted(path.name for path in data_dir.iterdir())[:10]
+        raise FileNotFoundError(
+            f"--data {data_dir}: no videos in any of its {list(SPLITS)} sub-folders "
+            f"(it holds {found})"
+        )
+
+
+class _Rejected(Exception):
+    """A source curation cannot use: the reason goes to the manifest's `rejected` list."""
+
+
+class _Seen:
+    """The sources taken so far, across splits, and the row layout of the current split."""
+
+    def __init__(self):
+        self.taken: dict[str, Path] = {}  # source sha256 or decoded-content digest -> source
+        self.layout: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+
+    def check_new(self, digest: str, what: str) -> None:
+        if digest in self.taken:
+            raise _Rejected(f"duplicate: {what} as {self.taken[digest]}")
+
+    def check_layout(self, row: dict[str, np.ndarray], split: str) -> None:
+        """Every row of a split must stack with the first: the same keys, shapes and dtypes."""
+        layout = {key: (value.shape, value.dtype) for key, value in row.items()}
+        if self.layout is None:
+            self.layout = layout
+        elif layout != self.layout:
+            if layout.keys() != self.layout.keys():
+                theirs = "have" if "depth" in self.layout else "have no"
+                raise _Rejected(
+                    f"ground truth: the other sources of {split} {theirs} a .npz sidecar, "
+                    "this one does not match"
+                )
+            differ = sorted(key for key in layout if layout[key] != self.layout[key])
+            raise _Rejected(
+                f"ground truth {differ} differs in shape or dtype from the other sources of "
+                f"{split} ({[layout[k] for k in differ]} vs {[self.layout[k] for k in differ]})"
+            )
+
+
+def _source_rows(
+    source: Path, digest: str, cfg: CurateConfig, split: str, seen: _Seen
+) -> list[tuple[dict[str, np.ndarray], dict]]:
+    """Decode one source (whose file sha256 is `digest`) into its rows: (clip or segment
+    arrays, manifest fields) each.
+
+    Raises:
+        _Rejected: the source cannot be used, with the reason.
+    """
+    span, stride, row_name = split_layout(cfg, split)
+    seen.check_new(digest, "the same bytes")
+    try:
+        video = decode_video(
+            source, cfg.resolution, cfg.fps, cfg.crop, in_rows(span, stride),
+            cfg.max_frame_pixels, cfg.max_queued_mib << 20,
+        )  # fmt: skip
+        truth = None
+        if sidecar_path(source).exists():
+            truth = load_sidecar(sidecar_path(source), video.source_frames, cfg.max_frame_pixels)
+    except VideoError as error:
+        raise _Rejected(str(error)) from None
+    seen.check_new(video.content_digest, "the same decoded frames")
+    if len(video.frames) < span:
+        raise _Rejected(f"too short: {len(video.frames)} frames, a {row_name} needs {span}")
+    if truth is not None:
+        truth = resize_ground_truth(truth, truth["depth"].shape[1:3], cfg.resolution)
+    rows = []
+    for start in clip_starts(len(video.frames), span):
+        frames = np.arange(start, start + span, stride)
+        row = {"video": np.ascontiguousarray(video.frames[frames])}
+        if truth is not None:
+            row.update(clip_truth(truth, video.source_index[frames]))
+        seen.check_layout(row, split)
+        fields = {
+            "source_sha256": digest,
+            "content_digest": video.content_digest,
+            "frames": {"start": int(start), "stop": int(frames[-1]) + 1, "stride": stride},
+            "source_frames": video.source_index[frames].tolist(),
+            "fps": video.fps,
+            "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
+        }
+        rows.append((row, fields))
+    seen.taken[digest] = seen.taken[video.content_digest] = source
+    return rows
+
+
 def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict:
-    """Cut every video under `data_dir/<split>/` into clips (segments for the pretrain split);
-    returns the manifest."""
+    """Cut every video under `data_dir/<split>/` (sub-folders included) into clips (segments
+    for the pretrain split); returns the manifest.
+
+    Everything is written to a temporary folder beside `out_dir` that replaces `out_dir` whole
+    at the end: a crash leaves the previous output (or none), and curating again into the same
+    `out_dir` leaves nothing of the previous run.
+
+    Raises:
+        FileNotFoundError: `data_dir` is missing or holds no source.
+    """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(data_dir)
     clips, rejected = [], []
-    taken: dict[str, Path] = {}  # source sha256 -> the source kept with that content
-    for split in SPLITS:
-        span, stride, row_name = split_layout(cfg, split)
-        writer = ShardWriter(out_dir / "shards", split, cfg.clips_per_shard)
-        for source in tqdm(list_sources(data_dir / split), desc=f"curate {split}", unit="video"):
-            digest = file_digest(source)
-            if digest in taken:
-                reason = f"duplicate: the same content as {taken[digest]}"
-                rejected.append({"source": str(source), "reason": reason})
-                continue
-            try:
-                video = decode_video(
-                    source, cfg.resolution, cfg.fps, cfg.crop, in_rows(span, stride)
-                )
-                truth = _load_truth(source, video.source_frames)
-            except VideoError as error:
-                rejected.append({"source": str(source), "reason": str(error)})
-                continue
-            if len(video.frames) < span:
-                reason = f"too short: {len(video.frames)} frames, a {row_name} needs {span}"
-                rejected.append({"source": str(source), "reason": reason})
-                continue
-            taken[digest] = source
-            if truth is not None:
-                truth = resize_ground_truth(truth, truth["depth"].shape[1:3], cfg.resolution)
-            for start in clip_starts(len(video.frames), span):
-                frames = np.arange(start, start + span, stride)
-                row = {"video": np.ascontiguousarray(video.frames[frames])}
-                if truth is not None:
-                    row.update(clip_truth(truth, video.source_index[frames]))
-                shard, index = writer.next_location
-                clips.append(
-                    {
-                        "split": split,
-                        "source": str(source),
-                        "source_sha256": digest,
-                        "frames": {
-                            "start": int(start),
-                            "stop": int(frames[-1]) + 1,
-                            "stride": stride,
-                        },
-                        "source_frames": video.source_index[frames].tolist(),
-                        "fps": video.fps,
-                        "shard": shard,
-                        "row": index,
-                        "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
-                    }
-                )
-                writer.add(row)
-        writer.flush()
-    manifest = {"clips": clips, "rejected": rejected}
-    write_json(out_dir / "manifest.json", manifest)
+    seen = _Seen()
+    with atomic_directory(out_dir) as partial:
+        for split in SPLITS:
+            writer = ShardWriter(partial / "shards", split, cfg.clips_per_shard)
+            seen.layout = None
+            sources = list_sources(data_dir / split)
+            for source in tqdm(sources, desc=f"curate {split}", unit="video"):
+                where = {"source": str(source), "path": str(source.relative_to(data_dir / split))}
+                try:
+                    digest = file_digest(source)
+                except OSError as error:
+                    reason = f"cannot read ({error.strerror or error})"
+                    rejected.append({**where, "split": split, "reason": reason})
+                    continue
+                try:
+                    rows = _source_rows(source, digest, cfg, split, seen)
+                except _Rejected as reason:
+                    rejected.append(
+                        {**where, "split": split, "source_sha256": digest, "reason": str(reason)}
+                    )
+                    continue
+                for row, fields in rows:
+                    shard, index = writer.next_location
+                    clips.append({"split": split, **where, **fields, "shard": shard, "row": index})
+                    writer.add(row)
+            writer.flush()
+        manifest = {"clips": clips, "rejected": rejected}
+        write_json(partial / "manifest.json", manifest)
     return manifest
 
 

@@ -11,28 +11,45 @@ What real videos bring, and what this module does about it:
 - odd sizes and aspect ratios: resized so the shorter side is `size` and centre-cropped
   (crop="center"), or squashed to size x size (crop="stretch");
 - broken files: empty, not a video, audio-only, undecodable packets and files truncated
-  behind a valid header raise `VideoError` with the reason; curation records it.
+  behind a valid header raise `VideoError` with the reason; curation records it;
+- damage the decoder conceals (FFmpeg patches broken GIF and MPEG-4 frames from their
+  neighbours and goes on): decoding runs with FFmpeg's error detection on (`err_detect`), and
+  any error FFmpeg reports while opening or decoding, or a frame it flags corrupt, rejects the
+  file;
+- hostile sizes (a 226 KB GIF can declare a 16000x16000 screen): frames above
+  `max_frame_pixels` are refused before any is decoded (and by FFmpeg's own `max_pixels`), and
+  decoded frames waiting for conversion hold at most `max_queued_bytes`;
+- audio that runs longer than the video: truncation is judged on the video stream's duration,
+  never the container's;
+- the same stream in another container: `content_digest` hashes the decoded frames, so
+  curation can find duplicates whose bytes differ.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from fourds.config.schema import CROPS
+from fourds.config.schema import CROPS, MAX_FRAME_PIXELS, MAX_QUEUED_MIB
 from fourds.data.video import VideoError
 
 # A file whose frames stop before this fraction of the duration its container declares is
 # treated as truncated (decoders stop silently at a cut-off WebM or Matroska cluster).
 COMPLETE_FRACTION = 0.9
+# FFmpeg's error detection while decoding: checksums, bitstream and buffer checks, and "explode":
+# stop at the first error instead of concealing it.
+ERROR_DETECTION = "crccheck+bitstream+buffer+explode"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +63,8 @@ class DecodedVideo:
     fps: frame rate of `frames` (the target, or the source's average rate when not resampled).
     source_frames: how many frames the source decoded to.
     source_size: (width, height) of the source's frames as displayed (upright).
+    content_digest: BLAKE2b-256 of every decoded source frame's pixels in decode order (before
+        any resampling or resizing): the same stream in any container has the same value.
     """
 
     frames: np.ndarray
@@ -53,6 +72,7 @@ class DecodedVideo:
     fps: float
     source_frames: int
     source_size: tuple[int, int]
+    content_digest: str
 
 
 def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
@@ -93,6 +113,8 @@ def decode_video(
     fps: float = 0.0,
     crop: str = "center",
     wanted: Callable[[int], bool] | None = None,
+    max_frame_pixels: int = MAX_FRAME_PIXELS,
+    max_queued_bytes: int = MAX_QUEUED_MIB << 20,
 ) -> DecodedVideo:
     """Decode the first video stream of `path` into upright size x size frames.
 
@@ -103,11 +125,14 @@ def decode_video(
         crop: "center" (shorter side to `size`, centre crop) or "stretch".
         wanted: which output frames (by index) the caller will use; the others are decoded
             (codecs need them) but not converted, and stay black. None: all of them.
+        max_frame_pixels: frames with more pixels are refused (curate.max_frame_pixels).
+        max_queued_bytes: memory decoded frames waiting for conversion may hold.
 
     Raises:
-        VideoError: the file is empty, not a video container, has no video stream, has
-            packets that fail to decode, decodes to no frames, or stops well before the
-            duration its container declares (truncated).
+        VideoError: the file is empty, not a video container, has no video stream, has frames
+            larger than max_frame_pixels, has packets that fail to decode or damage FFmpeg
+            reports (even where it would conceal it), decodes to no frames, or stops well
+            before the duration its video stream declares (truncated).
     """
     path = Path(path)
     if crop not in CROPS:
@@ -116,42 +141,122 @@ def decode_video(
         raise VideoError(f"{path}: not found")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path}: not a readable video container ({error})") from None
-    with container:
-        if not container.streams.video:
-            kinds = sorted({stream.type for stream in container.streams}) or ["no"]
-            raise VideoError(f"{path}: no video stream (only {', '.join(kinds)} streams)")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 0.0)
-        declared = container.duration / av.time_base if container.duration else 0.0
-        frame_time = 1.0 / rate if rate else 0.0
-        decoded = 0
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            sampler = _Resampler(size, crop, fps, pool, wanted)
-            try:
-                for frame in container.decode(stream):
+    with _ffmpeg_errors(path):
+        try:
+            container = av.open(str(path))
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+            raise VideoError(f"{path}: not a readable video container ({error})") from None
+        with container:
+            stream = _video_stream(path, container, max_frame_pixels)
+            rate = float(stream.average_rate or stream.guessed_rate or 0.0)
+            declared = video_duration(container, stream)
+            frame_time = 1.0 / rate if rate else 0.0
+            content = hashlib.blake2b(digest_size=32)
+            decoded = 0
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                sampler = _Resampler(size, crop, fps, pool, wanted, max_queued_bytes)
+                try:
+                    for frame in container.decode(stream):
+                        _check_pixels(path, frame.width, frame.height, max_frame_pixels)
+                        if frame.is_corrupt:
+                            raise VideoError(f"{path}: frame {decoded} is flagged corrupt")
+                        if decoded == 0:
+                            source_size = displayed_size(frame)
+                        for plane in frame_planes(frame):
+                            content.update(plane)
+                        time = frame.time if frame.time is not None else decoded / (rate or 1.0)
+                        sampler.add(frame, time, decoded)
+                        decoded += 1
                     if decoded == 0:
-                        source_size = displayed_size(frame)
-                    time = frame.time if frame.time is not None else decoded / (rate or 1.0)
-                    sampler.add(frame, time, decoded)
-                    decoded += 1
-                if decoded == 0:
-                    raise VideoError(f"{path}: decodes to zero frames")
-                frames, source_index = sampler.finish(frame_time)
-            except av.FFmpegError as error:
-                message = f"{path}: undecodable after {decoded} frames ({error})"
-                raise VideoError(message) from None
+                        raise VideoError(f"{path}: decodes to zero frames")
+                    frames, source_index = sampler.finish(frame_time)
+                except (av.FFmpegError, ValueError) as error:
+                    message = f"{path}: undecodable after {decoded} frames ({error})"
+                    raise VideoError(message) from None
     covered = sampler.last_time - sampler.first_time + frame_time
     if declared > 0 and covered < COMPLETE_FRACTION * declared:
         raise VideoError(
             f"{path}: truncated: {decoded} frames cover {covered:.2f} s of the "
-            f"{declared:.2f} s the container declares"
+            f"{declared:.2f} s its video stream declares"
         )
-    return DecodedVideo(frames, source_index, fps or rate, decoded, source_size)
+    return DecodedVideo(
+        frames, source_index, fps or rate, decoded, source_size, content.hexdigest()
+    )
+
+
+def _video_stream(path: Path, container, max_frame_pixels: int) -> av.video.stream.VideoStream:
+    """The container's first video stream, checked and set up for decoding: threaded, with
+    FFmpeg's error detection on and its own pixel limit.
+
+    Raises:
+        VideoError: no video stream, no decoder for it, or frames above max_frame_pixels.
+    """
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams}) or ["no"]
+        raise VideoError(f"{path}: no video stream (only {', '.join(kinds)} streams)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: FFmpeg has no decoder for its video stream")
+    codec = stream.codec_context
+    _check_pixels(path, codec.width, codec.height, max_frame_pixels)
+    stream.thread_type = "AUTO"
+    codec.options = {"err_detect": ERROR_DETECTION, "max_pixels": str(max_frame_pixels)}
+    return stream
+
+
+def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise VideoError(
+            f"{path}: frames of {width}x{height} = {width * height} pixels exceed "
+            f"curate.max_frame_pixels={limit} (raise it to decode such files)"
+        )
+
+
+def video_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream):
+    """Seconds the video stream declares: its own duration, or the Matroska DURATION tag; the
+    container's duration only when the video is its one stream (a container's duration spans
+    every stream, and audio often runs longer). 0 when unknown."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")
+    with contextlib.suppress(ValueError):
+        hours, minutes, seconds = tag.split(":")
+        return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+    if len(container.streams) == 1 and container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def frame_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """A decoded frame's pixel rows in its own format, one uint8 [rows, bytes] array per
+    plane, without the line padding (whose bytes are not part of the picture)."""
+    planes = []
+    for index, plane in enumerate(frame.planes):
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height]
+        sample_bytes = sum(-(-c.bits // 8) for c in frame.format.components if c.plane == index)
+        width = min(plane.line_size, plane.width * sample_bytes) if sample_bytes else None
+        planes.append(np.ascontiguousarray(rows[:, :width]))
+    return planes
+
+
+@contextlib.contextmanager
+def _ffmpeg_errors(path: Path):
+    """Raise VideoError if FFmpeg logs an error (from any of its threads) inside the block:
+    damage its decoders would conceal, and packets its demuxers skip."""
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield
+    finally:
+        av.logging.set_level(previous)
+    errors = [log for log in logs if log[0] <= av.logging.ERROR]
+    if errors:
+        level, name, message = errors[0]
+        raise VideoError(
+            f"{path}: damaged: FFmpeg reports {message.strip()!r} ({name}; {len(errors)} "
+            "error(s) it would conceal)"
+        )
 
 
 class _Resampler:
@@ -159,7 +264,7 @@ class _Resampler:
 
     Frames arrive in presentation order. Each kept frame is converted to pixels once, in a
     worker thread, while the decoder goes on (FFmpeg's scaler runs without the GIL); at most
-    MAX_IN_FLIGHT decoded frames wait for conversion, which bounds the memory they hold.
+    MAX_IN_FLIGHT decoded frames, and at most `max_queued_bytes` of them, wait for conversion.
     """
 
     MAX_IN_FLIGHT = 32
@@ -171,8 +276,10 @@ class _Resampler:
         fps: float,
         pool: ThreadPoolExecutor,
         wanted: Callable[[int], bool] | None,
+        max_queued_bytes: int,
     ):
         self.size, self.crop, self.fps, self.pool = size, crop, fps, pool
+        self.max_queued_bytes = max_queued_bytes
         self.wanted = wanted or (lambda index: True)
         self.reformatter = VideoReformatter()  # used by the pool's single worker only
         self.kept: list[Future | None] = []  # None: an output frame nobody wants
@@ -204,10 +311,12 @@ class _Resampler:
         return frames, np.asarray(self.index, dtype=np.int64)
 
     def _convert(self, frame: av.VideoFrame) -> Future:
+        frame_bytes = sum(plane.buffer_size for plane in frame.planes)
+        limit = min(self.MAX_IN_FLIGHT, max(1, self.max_queued_bytes // max(frame_bytes, 1)))
+        while len(self._in_flight) >= limit:
+            self._in_flight.popleft().result()
         future = self.pool.submit(_upright, frame, self.size, self.crop, self.reformatter)
         self._in_flight.append(future)
-        while len(self._in_flight) > self.MAX_IN_FLIGHT:
-            self._in_flight.popleft().result()
         return future
 
     def _emit_until(self, time: float) -> None:

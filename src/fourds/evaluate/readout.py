@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from fourds.config import ReadoutConfig, TaskReadoutConfig
+from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, Task
 from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.evaluate.tasks.depth import DepthTask
@@ -113,7 +114,7 @@ def clip_geometry(encoder: VideoViT) -> ClipGeometry:
 
 
 def converted_readout(
-    path: str | Path, geometry: ClipGeometry, alignment: str, backend: str
+    path: str | Path, geometry: ClipGeometry, protocol: DepthProtocol, backend: str
 ) -> tuple[AttentionReadout, Task]:
     """A readout written by `fourds convert` and the depth task that reads its outputs.
 
@@ -121,7 +122,7 @@ def converted_readout(
         ValueError: the readout was converted for clips of another size than the encoder's.
     """
     loaded = load_readout(path, backend)
-    task = DepthTask(geometry, alignment, loaded.output_patch, loaded.depth_output)
+    task = DepthTask(geometry, protocol, loaded.output_patch, loaded.depth_output)
     readout = loaded.module
     queries = readout.queries.shape[1]
     expected = (task.num_queries, geometry.frames, geometry.grid)

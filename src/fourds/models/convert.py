@@ -39,10 +39,12 @@ in (t, y, x) order, with queries in raster order over the (T/2, H/8, W/8) patch 
 `depth_output: "linear"` and `output_patch: (2, 8, 8)`: undo it with `unpatchify` on that patch
 and grid, without exp.
 
-Parity with the official model is close, not bitwise: Flax's GELU default is the tanh
-approximation (fourds uses exact erf); the official readout resizes features in time with
-JAX's cubic kernel (Keys a=-0.5, edge weights renormalised) before its LayerNorm, while fourds
-normalises first and then upsamples with torch bicubic (a=-0.75, clamped edges).
+Both files record `convention: "official"` (fourds.models.vit.CONVENTIONS): loading them
+rebuilds the official model's numerics, not fourds' own: tanh GELU (Flax's default) in the
+encoder and the readout, and the readout's temporal resize before its LayerNorm with JAX's
+cubic kernel (Keys a = -0.5, edge weights renormalised). The converted model then matches the
+official forward pass to float32 precision end to end (tests/models/test_convert.py: within
+1e-5 relative of a float64 numpy re-implementation of the official blocks).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ READOUT_PREFIX = "params/layers_2/"
 PATCH_KERNEL = "encoder/patch_embedding/Conv_0/kernel"
 DEPTH_PATCH = (2, 8, 8)  # pixels (t, y, x) predicted by each official depth query
 READOUT_FORMAT = "fourds-readout-v1"
+CONVENTION = "official"  # the numerics converted weights are loaded with
+ORIGIN = "official 4DS checkpoint (google-deepmind/representations4d)"
 
 StateDict = dict[str, torch.Tensor]
 
@@ -247,6 +251,7 @@ def readout_args(ckpt: Checkpoint, cfg: ModelConfig, frames: int, size: int) -> 
         "num_queries": num_queries,
         "query_dim": 0,
         "out_dim": math.prod(DEPTH_PATCH),
+        "convention": CONVENTION,
     }
 
 
@@ -348,9 +353,12 @@ def save_encoder(
     path: str | Path, state: StateDict, cfg: ModelConfig, frames: int, size: int, source: str
 ) -> None:
     """Write a `VideoViT` state dict as a fourds weights file for `load_encoder`, atomically:
-    encoder keys only and no MAE config (the official checkpoints carry no decoder)."""
+    encoder keys only and no MAE config (the official checkpoints carry no decoder), marked as
+    the official model's, to be loaded with its numerics."""
     encoder = {f"encoder.{name}": value for name, value in state.items()}
-    save_mae(path, encoder, cfg, None, frames, size, source=source)
+    save_mae(
+        path, encoder, cfg, None, frames, size, source=source, origin=ORIGIN, convention=CONVENTION
+    )
 
 
 def save_readout(path: str | Path, args: dict, state: StateDict, source: str) -> None:
@@ -363,6 +371,7 @@ def save_readout(path: str | Path, args: dict, state: StateDict, source: str) ->
         "args": args,
         "state_dict": state,
         "source": source,
+        "origin": ORIGIN,
     }
     write_payload(path, payload)
 

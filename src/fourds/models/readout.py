@@ -13,6 +13,13 @@ query plus a Fourier embedding of the description plus the features sampled at i
 
 The output layer starts at zero: tasks define their outputs so that zero is a neutral
 prediction (log-depth 0, the identity pose, a point or box that stays where it was given).
+
+Two numerical conventions (fourds.models.vit.CONVENTIONS): fourds' readouts normalise the
+features, then upsample them with torch's bicubic kernel (Keys a = -0.75, clamped edges) and
+use exact GELU; a readout converted from the official 4DS checkpoint ("official") resizes
+first with JAX's cubic kernel (`jax.image.resize(method="cubic")`: Keys a = -0.5, taps outside
+the input dropped and the rest renormalised), then normalises, and uses tanh GELU, as the
+official model does.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fourds.models.attention import Attention
-from fourds.models.vit import MLP
+from fourds.models.vit import CONVENTIONS, MLP
 
 FOURIER_BANDS = 8
 
@@ -37,6 +44,25 @@ def readout_block_count(depth: int, readout_depth: float) -> int:
     of block int((depth + 1) * readout_depth) - 2: block 10 of 12 for 4DS-B at 0.95.
     """
     return max(1, int((depth + 1) * readout_depth) - 2)
+
+
+def keys_cubic(distance: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel at `distance` (any shape), zero beyond 2."""
+    d = distance.abs()
+    near = ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0
+    far = a * (((d - 5.0) * d + 8.0) * d - 4.0)
+    return torch.where(d < 1.0, near, torch.where(d < 2.0, far, torch.zeros_like(d)))
+
+
+def cubic_resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """[size_out, size_in] float64 weights of an upsampling cubic resize as JAX's: half-pixel
+    centres, the Keys a = -0.5 kernel, each output's weights over the input's samples
+    renormalised to sum to 1 (so the edges are not pulled towards zero)."""
+    if size_out < size_in:
+        raise ValueError(f"a cubic upsample from {size_in} to {size_out} samples shrinks")
+    centres = (torch.arange(size_out, dtype=torch.float64) + 0.5) * size_in / size_out - 0.5
+    weights = keys_cubic(centres[:, None] - torch.arange(size_in, dtype=torch.float64))
+    return weights / weights.sum(dim=1, keepdim=True)
 
 
 class FourierEmbedding(nn.Module):
@@ -64,6 +90,7 @@ class AttentionReadout(nn.Module):
         query_dim: numbers describing each given query (0: the queries are learned).
         out_dim: outputs per query.
         backend: attention backend.
+        convention: "fourds" or "official" (converted official weights; see the module doc).
     """
 
     def __init__(
@@ -77,9 +104,15 @@ class AttentionReadout(nn.Module):
         query_dim: int,
         out_dim: int,
         backend: str = "sdpa",
+        convention: str = "fourds",
     ):
         super().__init__()
-        self.grid, self.frames = grid, frames
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention {convention!r} is not one of {list(CONVENTIONS)}")
+        self.grid, self.frames, self.convention = grid, frames, convention
+        if convention == "official":
+            resize = cubic_resize_matrix(grid[0], frames).float()
+            self.register_buffer("time_resize", resize, persistent=False)
         self.feature_norm = nn.LayerNorm(feature_dim, eps=1e-6)
         self.temporal_embed = nn.Parameter(torch.zeros(1, frames, 1, feature_dim))
         self.queries = nn.Parameter(torch.zeros(1, 1 if query_dim else num_queries, width))
@@ -88,7 +121,7 @@ class AttentionReadout(nn.Module):
             self.query_features = nn.Linear(feature_dim, width)
         self.cross_attn = Attention(width, heads, backend, context_dim=feature_dim)
         self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.mlp = MLP(width, 4 * width)
+        self.mlp = MLP(width, 4 * width, gelu=CONVENTIONS[convention])
         self.head = nn.Linear(width, out_dim)
         nn.init.trunc_normal_(self.temporal_embed, std=0.02)
         nn.init.trunc_normal_(self.queries, std=0.02)
@@ -97,9 +130,13 @@ class AttentionReadout(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def upsample_in_time(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, T'*h*w, D] -> [B, T, h*w, D], cubic in time (half-pixel centres)."""
+        """features [B, T'*h*w, D] -> [B, T, h*w, D], cubic in time (half-pixel centres):
+        torch's bicubic, or JAX's cubic for the official convention."""
         batch, _, dim = features.shape
         steps, height, width = self.grid
+        if self.convention == "official":
+            x = features.reshape(batch, steps, height * width, dim)
+            return torch.einsum("ts,bsnd->btnd", self.time_resize.to(x.dtype), x)
         x = features.reshape(batch, steps, height * width * dim, 1).permute(0, 2, 1, 3)
         x = F.interpolate(x, size=(self.frames, 1), mode="bicubic", align_corners=False)
         return x.reshape(batch, height * width, dim, self.frames).permute(0, 3, 1, 2)
@@ -123,7 +160,10 @@ class AttentionReadout(nn.Module):
         Returns:
             [B, Q, out_dim] (Q = num_queries for learned queries).
         """
-        x = self.upsample_in_time(self.feature_norm(features)) + self.temporal_embed
+        if self.convention == "official":  # resize, then normalise
+            x = self.feature_norm(self.upsample_in_time(features)) + self.temporal_embed
+        else:
+            x = self.upsample_in_time(self.feature_norm(features)) + self.temporal_embed
         context = x.flatten(1, 2)  # [B, T*h*w, D]
         if queries is None:
             tokens = self.queries.expand(features.shape[0], -1, -1)

@@ -16,13 +16,20 @@ from fourds.config import ModelConfig
 from fourds.models.attention import Attention
 from fourds.models.init import Init
 
+# Numerical conventions -> the GELU they use (nn.GELU's `approximate`): fourds' own models use
+# the exact erf form; weights converted from the official 4DS checkpoints keep the official
+# model's numerics, Flax's default tanh approximation (fourds.models.convert).
+CONVENTIONS = {"fourds": "none", "official": "tanh"}
+
 
 class MLP(nn.Sequential):
-    """Linear -> GELU -> Linear."""
+    """Linear -> GELU (exact, or the tanh approximation for gelu="tanh") -> Linear."""
 
-    def __init__(self, dim: int, hidden: int, bias: bool = True):
+    def __init__(self, dim: int, hidden: int, bias: bool = True, gelu: str = "none"):
         super().__init__(
-            nn.Linear(dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, dim, bias=bias)
+            nn.Linear(dim, hidden, bias=bias),
+            nn.GELU(approximate=gelu),
+            nn.Linear(hidden, dim, bias=bias),
         )
 
 
@@ -42,6 +49,7 @@ class Block(nn.Module):
         qk_norm: bool = False,
         parallel: bool = False,
         bias: bool = True,
+        gelu: str = "none",
     ):
         super().__init__()
         self.parallel = parallel
@@ -49,7 +57,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
         self.norm2 = nn.Identity() if parallel else nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLP(dim, mlp_dim, bias=bias)
+        self.mlp = MLP(dim, mlp_dim, bias=bias, gelu=gelu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, N, dim] -> [B, N, dim].
@@ -78,15 +86,28 @@ def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[i
 class VideoViT(nn.Module):
     """Plain video ViT encoder for clips of `frames` x `size` x `size`.
 
+
     Built with placeholder weights: `fourds.models.init.initialise` draws the MAE-ST
     initialisation (the factory and the parallelize path call it), or load trained weights.
+
+    convention: "fourds" (exact GELU) or "official" (tanh GELU, for converted official weights;
+    see CONVENTIONS).
     """
 
     parameter_inits = {"pos_embed": Init("trunc_normal", 0.02)}
 
-    def __init__(self, cfg: ModelConfig, frames: int, size: int, backend: str = "sdpa"):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        frames: int,
+        size: int,
+        backend: str = "sdpa",
+        convention: str = "fourds",
+    ):
         super().__init__()
-        self.cfg = cfg
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention {convention!r} is not one of {list(CONVENTIONS)}")
+        self.cfg, self.convention = cfg, convention
         self.frames, self.size = frames, size  # the clip shape [frames, size, size, 3] it reads
         self.grid = token_grid(cfg.tubelet, frames, size)
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
@@ -101,6 +122,7 @@ class VideoViT(nn.Module):
                 qk_norm=cfg.qk_norm,
                 parallel=cfg.parallel_blocks,
                 bias=cfg.bias,
+                gelu=CONVENTIONS[convention],
             )
             for _ in range(cfg.depth)
         )

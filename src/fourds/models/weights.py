@@ -85,9 +85,14 @@ def _model_config(payload: dict) -> ModelConfig:
 
 
 def load_encoder(path: str | Path, backend: str = "sdpa") -> VideoViT:
-    """Rebuild only the encoder from a weights file, in eval mode with frozen parameters."""
+    """Rebuild only the encoder from a weights file, in eval mode with frozen parameters, with
+    the numerics the file records ("convention": "official" for converted official weights;
+    fourds' own otherwise)."""
     payload = _read(path)
-    encoder = VideoViT(_model_config(payload), payload["frames"], payload["size"], backend)
+    convention = payload.get("convention", "fourds")
+    encoder = VideoViT(
+        _model_config(payload), payload["frames"], payload["size"], backend, convention
+    )
     prefix = "encoder."
     state = {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
     encoder.load_state_dict(state)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from fourds.atomic import write_json
 from fourds.config import Params
-from fourds.data.curate import curate, list_sources, manifest_summary
-from fourds.data.shards import SPLITS
+from fourds.data.curate import curate, manifest_summary
 from fourds.records import write_run_record
 
 
@@ -20,9 +19,14 @@ def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: 
     manifest = curate(data_dir, out_dir, params.curate)
     metrics = manifest_summary(manifest)
     write_json(Path(out_dir) / "metrics.json", metrics)
-    sources = [path for split in SPLITS for path in list_sources(Path(data_dir) / split)]
-    hashed = {clip["source"]: clip["source_sha256"] for clip in manifest["clips"]}
+    # every source curation could read (the unreadable ones are in the manifest's rejected)
+    hashed = {
+        entry["source"]: entry["source_sha256"]
+        for entry in manifest["clips"] + manifest["rejected"]
+        if "source_sha256" in entry
+    }
     write_run_record(
-        out_dir, "curate", params_path, sources, "cpu", hashed, config={"curate": params.curate}
-    )
+        out_dir, "curate", params_path, list(hashed), "cpu", hashed,
+        config={"curate": params.curate},
+    )  # fmt: skip
     return metrics

@@ -28,7 +28,7 @@ from fourds.evaluate.readout import (
     score,
     train_readout,
 )
-from fourds.evaluate.tasks import TASKS, TaskContext, make_task
+from fourds.evaluate.tasks import TASKS, TaskContext, depth_protocol, make_task
 from fourds.evaluate.tasks.base import select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
@@ -94,12 +94,12 @@ def run(
     trained, test = {}, split("test")
     if task_cfg.pretrained:
         readout, task = converted_readout(
-            task_cfg.pretrained, geometry, cfg.depth_alignment, params.runtime.attention
+            task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
         )
         readout = readout.to(device)
     else:
         train = split("train")
-        task = make_task(task_name, geometry, TaskContext(cfg.depth_alignment, (train, test)))
+        task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
         readout = build_readout(encoder, task, task_cfg, params.runtime.attention).to(device)
         cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(

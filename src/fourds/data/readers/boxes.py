@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fourds.data.readers import ReaderError
+
 
 def read_box_tracks(
     path: str | Path, frames: int | None = None
@@ -29,28 +31,38 @@ def read_box_tracks(
     """Read a .json or .csv box-track file -> (object ids, boxes [M, T, 4], visible [M, T]).
 
     Args:
-        frames: T for CSV files (JSON files state it); None takes the last annotated frame + 1.
+        frames: T, the video's frame count: JSON files state theirs, which may not exceed it;
+            for CSV files None takes the last annotated frame + 1.
 
     Raises:
-        ValueError: naming the file and the entry, for malformed content or x1 < x0, y1 < y0.
+        ReaderError: naming the file and the entry, for malformed content, a frame outside
+            [0, T), a box that is not 4 finite numbers, or x1 < x0, y1 < y0.
     """
     path = Path(path)
     if path.suffix == ".json":
-        ids, tracks, frames = _from_json(path)
+        ids, tracks, declared = _from_json(path)
+        if frames is not None and declared > frames:
+            raise ReaderError(f"{path}: annotates {declared} frames, the video has {frames}")
+        frames = declared
     elif path.suffix == ".csv":
         ids, tracks, frames = _from_csv(path, frames)
     else:
-        raise ValueError(f"{path}: box tracks must be .json or .csv")
+        raise ReaderError(f"{path}: box tracks must be .json or .csv")
     boxes = np.full((len(ids), frames, 4), np.nan, dtype=np.float32)
     for row, track in enumerate(tracks):
         for frame, box in track.items():
             if not 0 <= frame < frames:
-                raise ValueError(
+                raise ReaderError(
                     f"{path}: object {ids[row]} has frame {frame} outside [0, {frames})"
+                )
+            if len(box) != 4 or not np.isfinite(np.asarray(box, np.float32)).all():
+                raise ReaderError(
+                    f"{path}: object {ids[row]} frame {frame}: box {box} is not 4 finite "
+                    "float32 numbers"
                 )
             x0, y0, x1, y1 = box
             if x1 < x0 or y1 < y0:
-                raise ValueError(f"{path}: object {ids[row]} frame {frame}: box {box} is inverted")
+                raise ReaderError(f"{path}: object {ids[row]} frame {frame}: box {box} is inverted")
             boxes[row, frame] = box
     return ids, boxes, ~np.isnan(boxes[..., 0])
 
@@ -58,11 +70,13 @@ def read_box_tracks(
 def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int]:
     try:
         data = json.loads(path.read_text())
-        frames = int(data["frames"])
+        frames = data["frames"]
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
+            raise ReaderError(f"frames={frames!r} is not a frame count")
         ids, tracks = [], []
         for entry in data["objects"]:
             if len(entry["boxes"]) != frames:
-                raise ValueError(
+                raise ReaderError(
                     f"object {entry['id']} has {len(entry['boxes'])} boxes, not {frames}"
                 )
             ids.append(str(entry["id"]))
@@ -73,8 +87,8 @@ def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int
                     if box is not None
                 }
             )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: not a box-track JSON file ({error})") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ReaderError(f"{path}: not a box-track JSON file ({error})") from None
     return ids, tracks, frames
 
 
@@ -86,12 +100,17 @@ def _from_csv(
         reader = csv.DictReader(handle)
         expected = ["object", "frame", "x0", "y0", "x1", "y1"]
         if reader.fieldnames != expected:
-            raise ValueError(f"{path}: the header must be {','.join(expected)}")
+            raise ReaderError(f"{path}: the header must be {','.join(expected)}")
         for line, row in enumerate(reader, start=2):
             try:
                 box = [float(row[key]) for key in ("x0", "y0", "x1", "y1")]
-                tracks.setdefault(row["object"], {})[int(row["frame"])] = box
+                frame = int(row["frame"])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: not object,frame,x0,y0,x1,y1 values") from None
+                raise ReaderError(f"{path}:{line}: not object,frame,x0,y0,x1,y1 values") from None
+            if frame < 0 or (frames is not None and frame >= frames):
+                raise ReaderError(
+                    f"{path}:{line}: frame {frame} is outside the video ({frames} frames)"
+                )
+            tracks.setdefault(row["object"], {})[frame] = box
     last = max((frame for track in tracks.values() for frame in track), default=-1)
     return list(tracks), list(tracks.values()), frames if frames is not None else last + 1

@@ -7,7 +7,8 @@ frame with 19 numbers:
 
 fx, fy, cx, cy are normalised by the image width and height; the 3x4 matrix [R | t] maps world
 to camera coordinates (row-major). Rotations in the files are orthonormal only to about 1e-7,
-which is tolerated; anything further off is reported.
+which is tolerated; anything further off is reported, as are non-finite numbers, a negative or
+non-increasing timestamp and a focal length that is not positive.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+
+from fourds.data.readers import ReaderError
 
 ORTHONORMAL_TOLERANCE = 1e-5
 
@@ -35,12 +38,13 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
     """Parse one RealEstate10K camera file for frames of width x height pixels.
 
     Raises:
-        ValueError: naming the file and line, for a malformed line or a non-rotation matrix.
+        ReaderError: naming the file and line, for a malformed line, a NaN or infinite number, a
+            negative or non-increasing timestamp, a focal length <= 0 or a non-rotation matrix.
     """
     path = Path(path)
     lines = path.read_text().splitlines()
     if len(lines) < 2:
-        raise ValueError(f"{path}: expected a URL line and at least one camera line")
+        raise ReaderError(f"{path}: expected a URL line and at least one camera line")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
@@ -49,10 +53,13 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
         try:
             values = [float(field) for field in fields]
         except ValueError:
-            raise ValueError(f"{path}:{number}: not a line of numbers") from None
+            raise ReaderError(f"{path}:{number}: not a line of numbers") from None
         if len(values) != 19:
-            raise ValueError(f"{path}:{number}: {len(values)} numbers, expected 19")
+            raise ReaderError(f"{path}:{number}: {len(values)} numbers, expected 19")
+        _check_line(path, number, values, rows[-1][0] if rows else None)
         rows.append(values)
+    if not rows:
+        raise ReaderError(f"{path}: no camera lines after the URL line")
     table = np.asarray(rows, dtype=np.float64)
     intrinsics = np.zeros((len(table), 3, 3))
     intrinsics[:, 0, 0], intrinsics[:, 1, 1] = table[:, 1] * width, table[:, 2] * height
@@ -61,14 +68,42 @@ def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:
     extrinsics = np.tile(np.eye(4), (len(table), 1, 1))
     extrinsics[:, :3, :] = table[:, 7:].reshape(-1, 3, 4)
     rotations = extrinsics[:, :3, :3]
-    error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    error = np.nan_to_num(error, nan=np.inf)
     if (bad := np.flatnonzero(error > ORTHONORMAL_TOLERANCE)).size:
-        raise ValueError(
+        raise ReaderError(
             f"{path}:{bad[0] + 2}: the pose's rotation is off orthonormal by {error[bad[0]]:.1e}"
         )
+    if not np.isfinite(intrinsics.astype(np.float32)).all():
+        raise ReaderError(f"{path}: intrinsics in pixels of {width}x{height} overflow float32")
     return CameraTrack(
         url=lines[0].strip(),
         timestamps=table[:, 0] / 1e6,
         intrinsics=intrinsics.astype(np.float32),
         extrinsics=extrinsics.astype(np.float32),
     )
+
+
+def _check_line(path: Path, number: int, values: list[float], previous: float | None) -> None:
+    """One camera line's numbers: finite, timestamp >= 0 and after the previous line's,
+    positive focal lengths."""
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(np.asarray(values, np.float32))  # as they will be stored
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise ReaderError(
+            f"{path}:{number}: number {bad + 1} is {values[bad]:g} (not a finite float32)"
+        )
+    timestamp = values[0]
+    if timestamp < 0:
+        raise ReaderError(f"{path}:{number}: negative timestamp {timestamp:g} us")
+    if previous is not None and timestamp <= previous:
+        raise ReaderError(
+            f"{path}:{number}: timestamp {timestamp:g} us does not come after the previous "
+            f"line's {previous:g} us"
+        )
+    if values[1] <= 0 or values[2] <= 0:
+        raise ReaderError(
+            f"{path}:{number}: focal lengths fx={values[1]:g} fy={values[2]:g} must be > 0"
+        )

@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fourds.data.readers import ReaderError
 from fourds.data.sample import Sample
 from fourds.data.video import VideoError
 
@@ -35,13 +36,22 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 
 
 def read_matrix(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A whitespace-separated text matrix of `shape` -> float64 array."""
+    """A whitespace-separated text matrix of `shape` -> float64 array.
+
+    Raises:
+        ReaderError: naming the file: not a matrix of `shape`, or a NaN or infinite entry.
+    """
     try:
         matrix = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as error:
-        raise ValueError(f"{path}: not a text matrix ({error})") from None
+        raise ReaderError(f"{path}: not a text matrix ({error})") from None
     if matrix.shape != shape:
-        raise ValueError(f"{path}: a {matrix.shape} matrix, expected {shape}")
+        raise ReaderError(f"{path}: a {matrix.shape} matrix, expected {shape}")
+    if not np.isfinite(matrix).all():
+        raise ReaderError(
+            f"{path}: holds NaN or infinite values (ScanNet writes -inf for frames without a "
+            "pose: leave those frames out of the export)"
+        )
     return matrix
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fourds.data.readers import ReaderError
 from fourds.data.readers.safe_pickle import load_data_pickle
 from fourds.data.sample import Sample
 from fourds.data.video import VideoError, frames_from_pixels, resize_frames
@@ -32,7 +33,7 @@ def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
 
     Raises:
         UnsafePickleError: the pickle names anything but numpy arrays and containers.
-        ValueError: the records do not have the TAP-Vid keys and shapes.
+        ReaderError: the records do not have the TAP-Vid keys and shapes.
     """
     path = Path(path)
     data = load_data_pickle(path)
@@ -41,21 +42,23 @@ def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
     elif isinstance(data, list):
         records = [(f"{index:04d}", record) for index, record in enumerate(data)]
     else:
-        raise ValueError(f"{path}: a TAP-Vid pickle holds a dict or a list, not {type(data)}")
+        raise ReaderError(f"{path}: a TAP-Vid pickle holds a dict or a list, not {type(data)}")
     return [_sample(f"{path.name}:{name}", record, size) for name, record in records]
 
 
 def _sample(name: str, record: dict, size: int) -> Sample:
     missing = {"video", "points", "occluded"} - set(record)
     if missing:
-        raise ValueError(f"{name}: missing TAP-Vid keys {sorted(missing)}")
+        raise ReaderError(f"{name}: missing TAP-Vid keys {sorted(missing)}")
     video = _frames(name, record["video"], size)
     points = np.asarray(record["points"], dtype=np.float32)
     occluded = np.asarray(record["occluded"], dtype=bool)
     if points.ndim != 3 or points.shape[1:] != (len(video), 2):
-        raise ValueError(f"{name}: points {points.shape} do not match {len(video)} frames")
+        raise ReaderError(f"{name}: points {points.shape} do not match {len(video)} frames")
     if occluded.shape != points.shape[:2]:
-        raise ValueError(f"{name}: occluded {occluded.shape} does not match points")
+        raise ReaderError(f"{name}: occluded {occluded.shape} does not match points")
+    if not np.isfinite(points[~occluded]).all():
+        raise ReaderError(f"{name}: a visible point's position is NaN or infinite")
     return Sample(name=name, video=video, tracks=points * size, visible=~occluded)
 
 

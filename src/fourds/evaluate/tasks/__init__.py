@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, Params, ReadoutConfig
+from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks.base import ClipGeometry, Task
 from fourds.evaluate.tasks.boxes import BoxTrackingTask
 from fourds.evaluate.tasks.classification import ClassificationTask
@@ -28,13 +29,27 @@ from fourds.evaluate.tasks.tracking import TrackingTask
 class TaskContext:
     """What building a task may read besides the clip geometry.
 
-    depth_alignment: readout.depth_alignment (fourds.evaluate.metrics.align_depth).
+    depth: how depth is scored (readout.depth_alignment, depth_averaging, depth_range).
+    pose_pairs: the frame pairs poses are scored over (readout.pose_pairs).
     splits: the readout's splits (train and test), as arrays; the classification task reads
         their labels.
     """
 
-    depth_alignment: str
+    depth: DepthProtocol
+    pose_pairs: str
     splits: tuple[dict[str, np.ndarray], ...]
+
+    @classmethod
+    def from_config(
+        cls, cfg: ReadoutConfig, splits: tuple[dict[str, np.ndarray], ...]
+    ) -> TaskContext:
+        """The context the readout params give, for `splits`."""
+        return cls(depth_protocol(cfg), cfg.pose_pairs, splits)
+
+
+def depth_protocol(cfg: ReadoutConfig) -> DepthProtocol:
+    """The depth scoring protocol of the readout params."""
+    return DepthProtocol(cfg.depth_alignment, cfg.depth_averaging, cfg.depth_range)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +71,13 @@ TASKS: dict[str, TaskSpec] = {
     "depth": TaskSpec(
         DepthTask,
         ("synthetic", "scannet"),
-        lambda geometry, c: DepthTask(geometry, c.depth_alignment),
+        lambda geometry, c: DepthTask(geometry, c.depth),
         loads_converted=True,
     ),
     "pose": TaskSpec(
-        PoseTask, ("synthetic", "scannet", "realestate10k"), lambda geometry, c: PoseTask(geometry)
+        PoseTask,
+        ("synthetic", "scannet", "realestate10k"),
+        lambda geometry, c: PoseTask(geometry, c.pose_pairs),
     ),
     "tracking": TaskSpec(
         TrackingTask, ("synthetic", "tapvid"), lambda geometry, c: TrackingTask(geometry)
@@ -122,5 +139,6 @@ __all__ = [
     "TaskContext",
     "TaskSpec",
     "check_readout_params",
+    "depth_protocol",
     "make_task",
 ]

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.evaluate.metrics import box_tracking_miou, object_ious
+from fourds.evaluate.metrics import box_tracking_metrics, object_scores
 from fourds.evaluate.pictures import boxes_figure
 from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, raster_location
 
 
 class BoxTrackingTask:
     """Given an object's box in frame 0, predict its box in every frame; scored with the mean
-    IoU over later frames where the object is visible (per object, then averaged over every
-    object of the test clips).
+    IoU over later frames where the object is visible and the success rates at 0.5 and 0.75
+    overlap (GOT-10k's SR), per object, then averaged over every object of the test clips.
 
     Query description: the box centre's (t, y, x) in frame 0, then (x0, y0, x1, y1) / size.
     Outputs per query: T x the change of (x0, y0, x1, y1) / size from the first-frame box (an
@@ -72,25 +72,25 @@ class BoxTrackingTask:
             batch = self.with_queries({key: value[index] for key, value in targets.items()})
             parts.append(self.predict(infer(index, batch["queries"]), batch["queries"]))
         prediction = torch.cat(parts).numpy()
-        visible = targets["box_visible"].numpy()
+        boxes, visible = targets["boxes"].numpy(), targets["box_visible"].numpy()
         queried = visible[..., 0]
-        miou = box_tracking_miou(
-            prediction[queried], targets["boxes"].numpy()[queried], visible[queried]
-        )
-        ious = [
-            object_ious(p[q], t[q], v[q])
-            for p, t, v, q in zip(
-                prediction, targets["boxes"].numpy(), visible, queried, strict=True
-            )
-        ]  # per clip: its queried objects' IoUs
-        weight = np.array([np.isfinite(clip).sum() for clip in ious], float)
+        metrics = box_tracking_metrics(prediction[queried], boxes[queried], visible[queried])
+        per_clip = [
+            object_scores(p[q], t[q], v[q])
+            for p, t, v, q in zip(prediction, boxes, visible, queried, strict=True)
+        ]  # per clip: its queried objects' scores
+        weight = np.array([np.isfinite(clip["miou"]).sum() for clip in per_clip], float)
         clips = {
-            "miou": np.array(
-                [np.nanmean(c) if w else np.nan for c, w in zip(ious, weight, strict=True)]
-            ),
-            "weight": weight,
+            name: np.array(
+                [
+                    np.nanmean(c[name]) if w else np.nan
+                    for c, w in zip(per_clip, weight, strict=True)
+                ]
+            )
+            for name in metrics
         }
-        metrics = {"miou": miou, "objects": int(queried.sum())}
+        clips["weight"] = weight
+        metrics["objects"] = int(queried.sum())
         return Evaluation(metrics, {"boxes": prediction}, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:

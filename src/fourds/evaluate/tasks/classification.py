@@ -8,13 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fourds.evaluate.metrics import top1_accuracy
+from fourds.evaluate.metrics import label_ranks
 from fourds.evaluate.pictures import labels_figure
 from fourds.evaluate.tasks.base import Evaluation, Infer, batches
 
 
 class ClassificationTask:
-    """Clip labels (the synthetic world's: its camera motion); scored with top-1 accuracy.
+    """Clip labels (the synthetic world's: its camera motion); scored with top-1 and top-5
+    accuracy (`fourds.evaluate.metrics.top_k_accuracy`; ties count against the label; with 5
+    classes or fewer top-5 is 1 by definition).
 
     class_names: the label set, in the order of the readout's outputs. `from_labels` takes it
     from the clips' labels, so a data source brings its own classes.
@@ -63,9 +65,11 @@ class ClassificationTask:
         logits = np.concatenate(
             [infer(index, None)[:, 0].numpy() for index in batches(len(labels), batch_size)]
         )
-        correct = (logits.argmax(axis=1) == labels).astype(float)
-        clips = {"top1": correct, "weight": np.ones(len(labels))}
-        return Evaluation({"top1": top1_accuracy(logits, labels)}, {"logits": logits}, clips)
+        ranks = label_ranks(logits, labels)
+        clips = {"top1": (ranks < 1) * 1.0, "top5": (ranks < 5) * 1.0}
+        metrics = {name: float(values.mean()) for name, values in clips.items()}
+        clips["weight"] = np.ones(len(labels))
+        return Evaluation(metrics, {"logits": logits}, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         predicted = predictions["logits"].argmax(axis=1)

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.evaluate.metrics import align_depth, depth_metrics
+from fourds.evaluate.metrics import (
+    DepthProtocol,
+    align_depth,
+    depth_image_metrics,
+    depth_metrics,
+    depth_valid,
+)
 from fourds.evaluate.pictures import depth_figure
 from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, per_clip_values
 from fourds.models.mae import patchify, unpatchify
@@ -16,13 +22,15 @@ DEPTH_OUTPUTS = ("log", "linear")
 
 
 class DepthTask:
-    """Per-pixel depth in metres; scored with AbsRel, delta < 1.25 and RMSE.
+    """Per-pixel depth in metres; scored with the standard set (AbsRel, SqRel, RMSE, RMSE log,
+    delta < 1.25, 1.25^2, 1.25^3) on the protocol `protocol` names (DepthProtocol: alignment,
+    per-image or pooled averaging, valid range with predictions clamped to it).
 
     Each query predicts the depth of the (t, y, x) pixels of one output patch, queries laid out
     in raster order on the clip's patch grid. fourds readouts predict log-depth per encoder
     tubelet (the defaults); the official 4DS depth readout, once converted, predicts linear
     depth per 2x8x8 patch (`patch` and `output` say so). Before scoring, each test clip's
-    prediction is aligned to its truth by `alignment` (none, median, least_squares).
+    prediction is aligned to its truth by `protocol.alignment` (none, median, least_squares).
     """
 
     name = "depth"
@@ -33,13 +41,13 @@ class DepthTask:
     def __init__(
         self,
         geometry: ClipGeometry,
-        alignment: str,
+        protocol: DepthProtocol,
         patch: tuple[int, int, int] | None = None,
         output: str = "log",
     ):
         if output not in DEPTH_OUTPUTS:
             raise ValueError(f"depth output {output!r} is not one of {list(DEPTH_OUTPUTS)}")
-        self.geometry, self.alignment, self.output = geometry, alignment, output
+        self.geometry, self.protocol, self.output = geometry, protocol, output
         self.patch = patch or geometry.tubelet
         sizes = geometry.shape
         if any(size % step for size, step in zip(sizes, self.patch, strict=True)):
@@ -70,19 +78,46 @@ class DepthTask:
         return depth.exp() if self.output == "log" else depth
 
     def evaluate(self, infer: Infer, targets, batch_size: int):
-        """Metrics pooled over every valid pixel of the test clips, after per-clip alignment;
-        per clip, its own pixels' metrics, weighted by its valid pixels."""
+        """Metrics of the test clips after per-clip alignment, on `protocol.averaging`:
+        per_image averages each frame's metrics over every scored frame (per clip: the mean
+        over its frames, weighted by its scored frames); pooled pools every valid pixel (per
+        clip: its own pixels' metrics, weighted by its valid pixels)."""
         depth = targets["depth"].numpy()
         prediction = np.concatenate(
             [self.predict(infer(index, None)).numpy() for index in batches(len(depth), batch_size)]
         )
+        depth_range = self.protocol.depth_range
         aligned = np.stack(
-            [align_depth(p, t, self.alignment) for p, t in zip(prediction, depth, strict=True)]
+            [
+                align_depth(p, t, self.protocol.alignment, depth_range)
+                for p, t in zip(prediction, depth, strict=True)
+            ]
         )
-        clips = per_clip_values([depth_metrics(p, t) for p, t in zip(aligned, depth, strict=True)])
-        clips["weight"] = ((depth > 0) & np.isfinite(depth)).reshape(len(depth), -1).sum(1)
         predictions = {"depth": aligned.astype(np.float32)}
-        return Evaluation(depth_metrics(aligned, depth), predictions, clips)
+        if self.protocol.averaging == "pooled":
+            scores = [
+                depth_metrics(p, t, depth_range) if depth_valid(t, depth_range).any() else None
+                for p, t in zip(aligned, depth, strict=True)
+            ]
+            clips = per_clip_values(scores)
+            clips["weight"] = depth_valid(depth, depth_range).reshape(len(depth), -1).sum(1)
+            return Evaluation(depth_metrics(aligned, depth, depth_range), predictions, clips)
+        images = depth_image_metrics(aligned, depth, depth_range)  # name -> [N, T]
+        scored = np.isfinite(images[self.headline])
+        if not scored.any():
+            raise ValueError(f"no test frame has ground-truth depth inside {depth_range}")
+        metrics = {name: float(np.nanmean(values)) for name, values in images.items()}
+        clips = {
+            name: np.array(
+                [
+                    np.nanmean(row) if seen.any() else np.nan
+                    for row, seen in zip(values, scored, strict=True)
+                ]
+            )
+            for name, values in images.items()
+        }
+        clips["weight"] = scored.sum(axis=1).astype(float)
+        return Evaluation(metrics, predictions, clips)
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "depth.png"

@@ -34,8 +34,9 @@ class PoseTask:
 
     Query t outputs 9 numbers: two columns of the rotation from frame 0's camera to frame t's
     (the 6D representation, as an offset from the identity's) and the translation, in scene
-    units. Metrics are computed per clip
-    over the pairs (0, t) and averaged over clips.
+    units. Metrics are computed per clip over its frame pairs (`pairs`: "first", the pairs
+    (0, t); "all", every pair i < j; fourds.evaluate.metrics.frame_pairs) and averaged over
+    clips.
     """
 
     name = "pose"
@@ -44,8 +45,9 @@ class PoseTask:
     query_dim = 0
     out_dim = 9
 
-    def __init__(self, geometry: ClipGeometry):
+    def __init__(self, geometry: ClipGeometry, pairs: str):
         self.num_queries = geometry.frames
+        self.pairs = pairs
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """{"relative": [N, T, 4, 4] float32 camera-0-to-camera-t transforms}."""
@@ -74,7 +76,7 @@ class PoseTask:
         prediction = np.concatenate(
             [self.predict(infer(index, None)).numpy() for index in batches(len(truth), batch_size)]
         ).astype(np.float64)
-        per_clip = [pose_metrics(p, t) for p, t in zip(prediction, truth, strict=True)]
+        per_clip = [pose_metrics(p, t, self.pairs) for p, t in zip(prediction, truth, strict=True)]
         metrics = {}
         for key in per_clip[0]:  # translation_error is nan for clips whose camera never moves
             values = [clip[key] for clip in per_clip if np.isfinite(clip[key])]
