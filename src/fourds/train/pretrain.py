@@ -171,10 +171,10 @@ def pretrain(
     plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
-    peak = peak_learning_rate(cfg, params.model(scale).width)
-    optimizer = adamw(model, cfg.weight_decay, peak, device)
+    peak_lr = peak_learning_rate(cfg, params.model(scale).width)
+    optimizer = adamw(model, cfg.weight_decay, peak_lr, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate(step, cfg, peak) / peak
+        optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
     )
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
@@ -244,11 +244,11 @@ def pretrain(
             )
             raise FloatingPointError(
                 f"pretrain {scale}: the loss became {window_loss} between steps "
-                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now {peak}) "
+                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now {peak_lr}) "
                 f"or raise pretrain.warmup_steps"
             )
         window = []
-        lr = learning_rate(step - 1, cfg, peak)
+        lr = learning_rate(step - 1, cfg, peak_lr)
         curve.append({"step": step, "loss": window_loss, "lr": lr})
         monitor.log(step, window_loss, lr)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
