@@ -244,8 +244,8 @@ def pretrain(
             )
             raise FloatingPointError(
                 f"pretrain {scale}: the loss became {window_loss} between steps "
-                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now {peak_lr}) "
-                f"or raise pretrain.warmup_steps"
+                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now "
+                f"{peak_lr}) or raise pretrain.warmup_steps"
             )
         window = []
         lr = learning_rate(step - 1, cfg, peak_lr)
