@@ -203,3 +203,17 @@ def test_a_source_without_the_sidecar_its_split_has_is_rejected_alone(tiny_corpu
     manifest = curate(corpus, tmp_path / "out", CurateConfig(4, 2, 6, 16, 8, 0.0, "center"))
     assert "the other sources of pretrain have a .npz sidecar" in reasons(manifest)["00001.mp4"]
     assert len(load_split(tmp_path / "out" / "shards", "pretrain")["depth"]) == 2
+
+
+def test_labels_of_different_lengths_still_share_a_split(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    for name, label in (("00000", "pan"), ("00001", "static")):  # dtypes <U3 and <U6
+        sidecar = corpus / "pretrain" / f"{name}.npz"
+        with np.load(sidecar) as archive:
+            truth = dict(archive)
+        np.savez(sidecar, **{**truth, "label": np.array(label)})
+    manifest = curate(corpus, tmp_path / "out", CurateConfig(4, 2, 6, 16, 8, 0.0, "center"))
+    assert manifest["rejected"] == []
+    labels = load_split(tmp_path / "out" / "shards", "pretrain")["label"]
+    assert sorted(set(labels.tolist())) == ["pan", "static"]
