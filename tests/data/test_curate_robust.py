@@ -190,6 +190,33 @@ def test_a_gif_declaring_a_huge_screen_is_refused_before_decoding(tmp_path):
     assert {clip["path"] for clip in manifest["clips"]} == {"fine.mp4"}
 
 
+def test_frames_queued_for_conversion_stay_within_the_byte_budget(monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+
+    from fourds.data import decode
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    frames = [av.VideoFrame.from_ndarray(image, format="rgb24") for _ in range(12)]
+    frame_bytes = sum(plane.buffer_size for plane in frames[0].planes)
+    queued = []
+
+    def slow_conversion(frame, size, crop, reformatter):  # the decoder outruns it
+        time.sleep(0.01)
+        queued.append(len(sampler._in_flight))
+        return np.zeros((size, size, 3), np.uint8)
+
+    monkeypatch.setattr(decode, "_upright", slow_conversion)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sampler = decode._Resampler(16, "center", 0.0, pool, None, 3 * frame_bytes)
+        for index, frame in enumerate(frames):
+            sampler.add(frame, index / 10, index)
+        assert sampler.finish(0.1)[0].shape == (12, 16, 16, 3)
+    assert max(queued) <= 3  # frames held for conversion: the budget allows 3
+
+
 def test_a_tiny_conversion_queue_gives_the_same_frames(tmp_path):
     path = write(tmp_path / "clip.avi", blocks(12, 48, 64, seed=1))
     queued = decode_video(path, 16, max_queued_bytes=1)  # one frame waits at a time
