@@ -190,6 +190,33 @@ def test_a_gif_declaring_a_huge_screen_is_refused_before_decoding(tmp_path):
     assert {clip["path"] for clip in manifest["clips"]} == {"fine.mp4"}
 
 
+def test_frames_queued_for_conversion_stay_within_the_byte_budget(monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+
+    from fourds.data import decode
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    frames = [av.VideoFrame.from_ndarray(image, format="rgb24") for _ in range(12)]
+    frame_bytes = sum(plane.buffer_size for plane in frames[0].planes)
+    queued = []
+
+    def slow_conversion(frame, size, crop, reformatter):  # the decoder outruns it
+        time.sleep(0.01)
+        queued.append(len(sampler._in_flight))
+        return np.zeros((size, size, 3), np.uint8)
+
+    monkeypatch.setattr(decode, "_upright", slow_conversion)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sampler = decode._Resampler(16, "center", 0.0, pool, None, 3 * frame_bytes)
+        for index, frame in enumerate(frames):
+            sampler.add(frame, index / 10, index)
+        assert sampler.finish(0.1)[0].shape == (12, 16, 16, 3)
+    assert max(queued) <= 3  # frames held for conversion: the budget allows 3
+
+
 def test_a_tiny_conversion_queue_gives_the_same_frames(tmp_path):
     path = write(tmp_path / "clip.avi", blocks(12, 48, 64, seed=1))
     queued = decode_video(path, 16, max_queued_bytes=1)  # one frame waits at a time
@@ -203,3 +230,17 @@ def test_a_source_without_the_sidecar_its_split_has_is_rejected_alone(tiny_corpu
     manifest = curate(corpus, tmp_path / "out", CurateConfig(4, 2, 6, 16, 8, 0.0, "center"))
     assert "the other sources of pretrain have a .npz sidecar" in reasons(manifest)["00001.mp4"]
     assert len(load_split(tmp_path / "out" / "shards", "pretrain")["depth"]) == 2
+
+
+def test_labels_of_different_lengths_still_share_a_split(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    for name, label in (("00000", "pan"), ("00001", "static")):  # dtypes <U3 and <U6
+        sidecar = corpus / "pretrain" / f"{name}.npz"
+        with np.load(sidecar) as archive:
+            truth = dict(archive)
+        np.savez(sidecar, **{**truth, "label": np.array(label)})
+    manifest = curate(corpus, tmp_path / "out", CurateConfig(4, 2, 6, 16, 8, 0.0, "center"))
+    assert manifest["rejected"] == []
+    labels = load_split(tmp_path / "out" / "shards", "pretrain")["label"]
+    assert sorted(set(labels.tolist())) == ["pan", "static"]

@@ -141,15 +141,16 @@ class _Seen:
 
     def __init__(self):
         self.taken: dict[str, Path] = {}  # source sha256 or decoded-content digest -> source
-        self.layout: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+        self.layout: dict[str, tuple[tuple[int, ...], str]] | None = None
 
     def check_new(self, digest: str, what: str) -> None:
         if digest in self.taken:
             raise _Rejected(f"duplicate: {what} as {self.taken[digest]}")
 
     def check_layout(self, row: dict[str, np.ndarray], split: str) -> None:
-        """Every row of a split must stack with the first: the same keys, shapes and dtypes."""
-        layout = {key: (value.shape, value.dtype) for key, value in row.items()}
+        """Every row of a split must stack with the first: the same keys, shapes and kinds of
+        dtype (labels of different string lengths stack)."""
+        layout = {key: (value.shape, value.dtype.kind) for key, value in row.items()}
         if self.layout is None:
             self.layout = layout
         elif layout != self.layout:
@@ -161,7 +162,7 @@ class _Seen:
                 )
             differ = sorted(key for key in layout if layout[key] != self.layout[key])
             raise _Rejected(
-                f"ground truth {differ} differs in shape or dtype from the other sources of "
+                f"ground truth {differ} differs in shape or type from the other sources of "
                 f"{split} ({[layout[k] for k in differ]} vs {[self.layout[k] for k in differ]})"
             )
 
