@@ -49,7 +49,7 @@ from fourds.models.factory import build_mae
 from fourds.models.mae import patchify
 from fourds.train.loader import ClipExample, Slot, collate
 from fourds.train.optim import adamw_param_groups
-from fourds.train.pretrain import learning_rate
+from fourds.train.pretrain import learning_rate, peak_learning_rate
 
 NAME = "mae_recipe"
 SCALE = "cpu_s"
@@ -264,6 +264,7 @@ def train_side_by_side(
         (the mean-colour baseline's loss on every step's batch, seconds spent making batches).
     """
     cfg, tubelet = params.pretrain, params.model(scale).tubelet
+    peak_lr = peak_learning_rate(cfg, params.model(scale).width)
     baseline, batch_seconds = [], 0.0
     for step in range(cfg.steps):
         started = time.perf_counter()
@@ -271,7 +272,7 @@ def train_side_by_side(
         batch_seconds += time.perf_counter() - started
         baseline.append(mean_colour_loss(video, mask, tubelet).item())
         for run in runs:
-            run.step(video, keep_index, mask, learning_rate(step, cfg), cfg.grad_clip)
+            run.step(video, keep_index, mask, learning_rate(step, cfg, peak_lr), cfg.grad_clip)
         if (step + 1) % 100 == 0:
             losses = ", ".join(f"{run.name} {run.curve[-1]:.5f}" for run in runs)
             print(f"step {step + 1}/{cfg.steps}: {losses}", flush=True)
