@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from naive_mae_st import TransformerBlock
 from torch import nn
 
 
@@ -63,22 +64,6 @@ class SeparateQKVAttention(nn.Module):
             self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
         )  # [B, heads, N, head_dim]
         return self.proj(out.transpose(1, 2).flatten(2))
-
-
-class RecipeBlock(nn.Module):
-    """Pre-LayerNorm block: x + attention(norm(x)), then + MLP(norm(.)), GELU MLP."""
-
-    def __init__(self, dim: int, heads: int, mlp_dim: int, bias: bool = True):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = SeparateQKVAttention(dim, heads, bias)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, N, dim] -> [B, N, dim]."""
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class SeparablePositions(nn.Module):
@@ -138,7 +123,10 @@ class MAESTRecipe(nn.Module):
         self.patch_embed = nn.Conv3d(3, width, kernel_size=tubelet, stride=tubelet)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos = SeparablePositions(grid, width)
-        self.blocks = nn.ModuleList(RecipeBlock(width, heads, mlp_dim, bias) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, mlp_dim, SeparateQKVAttention(width, heads, bias))
+            for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(width, eps=1e-6)
 
         self.decoder_embed = nn.Linear(width, decoder_width)
@@ -146,7 +134,11 @@ class MAESTRecipe(nn.Module):
         self.decoder_cls_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
         self.decoder_pos = SeparablePositions(grid, decoder_width)
         self.decoder_blocks = nn.ModuleList(
-            RecipeBlock(decoder_width, decoder_heads, 4 * decoder_width, bias)
+            TransformerBlock(
+                decoder_width,
+                4 * decoder_width,
+                SeparateQKVAttention(decoder_width, decoder_heads, bias),
+            )
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_width, eps=1e-6)

@@ -45,12 +45,16 @@ class ExplicitAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LayerNorm block: x + attention(norm(x)), then + MLP(norm(.)) with a GELU MLP."""
+    """Pre-LayerNorm block: x + attention(norm(x)), then + MLP(norm(.)) with a GELU MLP.
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int):
+    `attention` maps [B, N, dim] -> [B, N, dim] (ExplicitAttention here; the MAE-ST recipe
+    benchmark passes its own).
+    """
+
+    def __init__(self, dim: int, mlp_dim: int, attention: nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = ExplicitAttention(dim, heads)
+        self.attn = attention
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
@@ -94,14 +98,18 @@ class NaiveMAEST(nn.Module):
 
         self.patch_embed = nn.Conv3d(3, width, kernel_size=tubelet, stride=tubelet)
         self.pos_embed = nn.Parameter(0.02 * torch.randn(1, self.num_tokens, width))
-        self.blocks = nn.ModuleList(TransformerBlock(width, heads, mlp_dim) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, mlp_dim, ExplicitAttention(width, heads)) for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(width, eps=1e-6)
 
         self.decoder_embed = nn.Linear(width, decoder_width)
         self.mask_token = nn.Parameter(0.02 * torch.randn(1, 1, decoder_width))
         self.decoder_pos_embed = nn.Parameter(0.02 * torch.randn(1, self.num_tokens, decoder_width))
         self.decoder_blocks = nn.ModuleList(
-            TransformerBlock(decoder_width, decoder_heads, 4 * decoder_width)
+            TransformerBlock(
+                decoder_width, 4 * decoder_width, ExplicitAttention(decoder_width, decoder_heads)
+            )
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_width, eps=1e-6)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fourds.config import MAEConfig
+from fourds.config import MAEConfig, ModelConfig
 from fourds.data.corpus import WorldSpec, write_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +17,22 @@ TINY_WORLD = WorldSpec(
     fps=12,
     videos={"pretrain": 2, "readout-train": 1, "readout-test": 1},
 )
+
+
+def tiny_model_config(**changes) -> ModelConfig:
+    """A small encoder config (width 32, 2 blocks, tubelet 2x4x4) for model tests; keyword
+    arguments override fields."""
+    fields = dict(
+        width=32,
+        depth=2,
+        heads=4,
+        mlp_dim=64,
+        tubelet=(2, 4, 4),
+        qk_norm=False,
+        parallel_blocks=False,
+        bias=True,
+    )
+    return ModelConfig(**{**fields, **changes})
 
 
 def tiny_mae_config(**changes) -> MAEConfig:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fourds.cli import main
-from fourds.config import ConfigError, ModelConfig, load_params
+from fourds.config import ConfigError, load_params
 from fourds.config.compose import compose_params
 from fourds.config.schema import Params, parse
 from fourds.models.flops import training_flops_per_clip
@@ -40,19 +40,10 @@ from fourds.plan.memory import (
 )
 from fourds.plan.simulate import simulate_step
 from fourds.train.distributed import DistEnv
-from tests.conftest import REPO_ROOT, tiny_mae_config
+from tests.conftest import REPO_ROOT, tiny_mae_config, tiny_model_config
 
 # One block of width 8 on 2x8x8 clips, tubelet 2x4x4: a 1x2x2 grid of 4 tokens, 2 visible.
-TINY = ModelConfig(
-    width=8,
-    depth=1,
-    heads=2,
-    mlp_dim=32,
-    tubelet=(2, 4, 4),
-    qk_norm=False,
-    parallel_blocks=False,
-    bias=True,
-)
+TINY = tiny_model_config(width=8, depth=1, heads=2, mlp_dim=32)
 TINY_MAE = tiny_mae_config(mask_ratio=0.5, decoder_width=4, decoder_depth=1, decoder_heads=2)
 
 

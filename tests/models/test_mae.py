@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from fourds.config import ModelConfig
 from fourds.models.init import initialise
 from fourds.models.mae import (
     MaskedAutoencoder,
@@ -14,18 +13,9 @@ from fourds.models.mae import (
 )
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.train.optim import adamw_param_groups
-from tests.conftest import tiny_mae_config
+from tests.conftest import tiny_mae_config, tiny_model_config
 
-TINY = ModelConfig(
-    width=32,
-    depth=2,
-    heads=4,
-    mlp_dim=64,
-    tubelet=(2, 4, 4),
-    qk_norm=False,
-    parallel_blocks=False,
-    bias=True,
-)
+TINY = tiny_model_config()
 DECODER = tiny_mae_config()
 
 

@@ -3,24 +3,15 @@ from pathlib import Path
 
 import torch
 
-from fourds.config import ModelConfig, load_params
+from fourds.config import load_params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
 from fourds.train.optim import adamw_param_groups
 from fourds.train.pretrain import learning_rate, peak_learning_rate
-from tests.conftest import tiny_mae_config
+from tests.conftest import tiny_mae_config, tiny_model_config
 
-TINY = ModelConfig(
-    width=32,
-    depth=2,
-    heads=4,
-    mlp_dim=64,
-    tubelet=(2, 4, 4),
-    qk_norm=True,
-    parallel_blocks=False,
-    bias=True,
-)
+TINY = tiny_model_config(qk_norm=True)
 
 
 def grouped_names(model: torch.nn.Module, weight_decay: float = 0.05) -> tuple[set, set]:
