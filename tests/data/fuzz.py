@@ -8,7 +8,8 @@ and a non-empty reason. Anything else (another exception, a case that runs past 
 limit) is recorded as a failure. Finally one curate run over mutated videos and sidecars must
 finish with every source either curated or rejected with a reason.
 
-    python -m tests.data.fuzz SEED CASES_PER_FORMAT OUT_DIR  -> prints one JSON summary line
+    python -m tests.data.fuzz SEED CASES_PER_FORMAT OUT_DIR ADDRESS_SPACE_BYTES
+        -> prints one JSON summary line (the process first limits its own address space)
 """
 
 from __future__ import annotations
@@ -253,5 +254,7 @@ def fuzz_curate(files: dict[str, Path], rng: np.random.Generator, root: Path) ->
 
 
 if __name__ == "__main__":
-    seed, cases, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    seed, cases, out, address_space = sys.argv[1:]
+    resource.setrlimit(resource.RLIMIT_AS, (int(address_space), int(address_space)))
+    seed, cases, out = int(seed), int(cases), Path(out)
     print(json.dumps(fuzz(seed, cases, out)))

@@ -185,8 +185,13 @@ def decode_video(
 
 
 def _video_stream(path: Path, container, max_frame_pixels: int) -> av.video.stream.VideoStream:
-    """The container's first video stream, checked and set up for decoding: threaded, with
-    FFmpeg's error detection on and its own pixel limit.
+    """The container's first video stream, checked and set up for decoding: on the calling
+    thread only, with FFmpeg's error detection on and its own pixel limit.
+
+    FFmpeg's own decoding threads would deadlock with the log capture (`_ffmpeg_errors`): a
+    worker thread that logs waits for the GIL in PyAV's log callback while the main thread,
+    holding the GIL, waits for that worker inside avcodec_free_context (seen in the fuzz test;
+    PyAV issue 751). Pixel conversion still overlaps decoding (`_Resampler`).
 
     Raises:
         VideoError: no video stream, no decoder for it, or frames above max_frame_pixels.
@@ -199,7 +204,7 @@ def _video_stream(path: Path, container, max_frame_pixels: int) -> av.video.stre
         raise VideoError(f"{path}: FFmpeg has no decoder for its video stream")
     codec = stream.codec_context
     _check_pixels(path, codec.width, codec.height, max_frame_pixels)
-    stream.thread_type = "AUTO"
+    codec.thread_count = 1
     codec.options = {"err_detect": ERROR_DETECTION, "max_pixels": str(max_frame_pixels)}
     return stream
 
