@@ -37,6 +37,20 @@ def test_readout_shapes_and_temporal_upsampling():
     torch.testing.assert_close(upsampled, constant.reshape(1, 2, 9, 24)[:, :1].expand(1, 4, 9, 24))
 
 
+def test_the_bicubic_matrix_is_torch_bicubic_upsampling():
+    from fourds.models.readout import torch_bicubic_resize_matrix
+
+    for size_in, size_out in [(2, 4), (4, 8), (3, 7), (8, 16)]:
+        signal = torch.rand(5, size_in, dtype=torch.float64)
+        by_interpolate = torch.nn.functional.interpolate(
+            signal.T.reshape(1, size_in, 5, 1).permute(0, 2, 1, 3),
+            size=(size_out, 1), mode="bicubic", align_corners=False,
+        )[0, :, :, 0]  # fmt: skip
+        matrix = torch_bicubic_resize_matrix(size_in, size_out)
+        torch.testing.assert_close(signal @ matrix.T, by_interpolate)
+        torch.testing.assert_close(matrix.sum(dim=1), torch.ones(size_out, dtype=torch.float64))
+
+
 def test_given_queries_sample_the_features_at_their_location():
     readout = AttentionReadout(
         feature_dim=8, grid=(2, 3, 4), frames=4, width=16, heads=2, num_queries=0, query_dim=5,
