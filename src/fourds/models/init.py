@@ -25,12 +25,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.distributed.tensor import DTensor, Shard
 
 from fourds.models.attention import Attention
 
@@ -120,9 +120,12 @@ def draw(rule: Init, seed: int, name: str, start: int, count: int) -> torch.Tens
 def _local_range(param: torch.Tensor) -> tuple[int, int, torch.Tensor]:
     """(first element, element count, local tensor) of this process's part of `param`: the
     whole tensor, or the dim-0 shard FSDP2 gave this rank (possibly empty)."""
-    if not isinstance(param, DTensor):
+    # A process that never imported torch.distributed.tensor holds no DTensor; importing it
+    # here would cost every stage that does not shard (readouts, fidelity) about a second.
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    if dtensor is None or not isinstance(param, dtensor.DTensor):
         return 0, param.numel(), param.data
-    if tuple(param.placements) != (Shard(0),):
+    if tuple(param.placements) != (dtensor.Shard(0),):
         raise ValueError(f"cannot initialise a DTensor placed as {param.placements}")
     local = param.to_local()
     rows = param.shape[0]
