@@ -126,7 +126,9 @@ class AttentionReadout(nn.Module):
             raise ValueError(f"convention {convention!r} is not one of {list(CONVENTIONS)}")
         self.grid, self.frames, self.convention = grid, frames, convention
         resize_matrix = RESIZE_MATRICES[convention]
-        self.register_buffer("time_resize", resize_matrix(grid[0], frames).float(), persistent=False)
+        self.register_buffer(
+            "time_resize", resize_matrix(grid[0], frames).float(), persistent=False
+        )
         self.feature_norm = nn.LayerNorm(feature_dim, eps=1e-6)
         self.temporal_embed = nn.Parameter(torch.zeros(1, frames, 1, feature_dim))
         self.queries = nn.Parameter(torch.zeros(1, 1 if query_dim else num_queries, width))
