@@ -263,6 +263,9 @@ def run_in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
 
 
 def _git_state() -> dict[str, Any]:
+    """The commit, and whether a tracked file differs from it (untracked files, such as the
+    pipeline outputs some benchmarks read from runs/, do not make a run dirty)."""
+
     def git(*command: str) -> str:
         result = subprocess.run(
             ["git", *command], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
@@ -270,7 +273,8 @@ def _git_state() -> dict[str, Any]:
         return result.stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
 
