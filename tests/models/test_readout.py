@@ -51,6 +51,21 @@ def test_the_bicubic_matrix_is_torch_bicubic_upsampling():
         torch.testing.assert_close(matrix.sum(dim=1), torch.ones(size_out, dtype=torch.float64))
 
 
+def test_keys_and_values_projected_before_upsampling_equal_those_of_the_upsampled_context():
+    torch.manual_seed(0)
+    readout = AttentionReadout(
+        feature_dim=12, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=3, query_dim=0,
+        out_dim=5,
+    )  # fmt: skip
+    torch.nn.init.normal_(readout.temporal_embed)
+    torch.nn.init.normal_(readout.cross_attn.kv.bias)
+    normed = readout.feature_norm(torch.rand(2, 18, 12))
+    context = (readout.upsample_in_time(normed) + readout.temporal_embed).flatten(1, 2)
+    torch.testing.assert_close(
+        readout._upsampled_keys_values(normed), readout.cross_attn.kv(context)
+    )
+
+
 def test_given_queries_sample_the_features_at_their_location():
     readout = AttentionReadout(
         feature_dim=8, grid=(2, 3, 4), frames=4, width=16, heads=2, num_queries=0, query_dim=5,

@@ -74,14 +74,22 @@ class Attention(nn.Module):
         self.k_norm = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.is_self_attention = context_dim is None
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        keys_values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, N, dim], context [B, M, context_dim] or None -> [B, N, dim].
+
+        keys_values: [B, M, 2 * dim], `self.kv(context)` computed by the caller (a readout
+        projects before upsampling its context: fourds.models.readout), instead of `context`.
+        """
         batch, length, dim = x.shape
-        source = x if context is None else context
+        if keys_values is None:
+            keys_values = self.kv(x if context is None else context)
         q = self.q(x).view(batch, length, self.heads, -1).transpose(1, 2)
-        k, v = (
-            self.kv(source).view(batch, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        )
+        k, v = keys_values.view(batch, -1, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         # Under autocast the QK LayerNorms return fp32 while v is bf16: attention gets one dtype.
         q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
         out = attention(q, k, v, self.backend)

@@ -154,6 +154,16 @@ class AttentionReadout(nn.Module):
         x = torch.matmul(self.time_resize.to(x.dtype), x)  # [T, T'] @ [B, T', h*w*D]
         return x.reshape(batch, self.frames, height * width, dim)
 
+    def _upsampled_keys_values(self, normed: torch.Tensor) -> torch.Tensor:
+        """The cross-attention's keys and values of the upsampled context, [B, T*h*w, 2*width],
+        from the normalised features [B, T'*h*w, D], projected before upsampling: the resize
+        is linear with rows summing to one, so kv(resize(f) + e) = resize(kv(f)) + W_kv e,
+        on T' frames instead of T (exact up to rounding)."""
+        projection = self.cross_attn.kv
+        keys_values = self.upsample_in_time(projection(normed))  # [B, T, h*w, 2*width]
+        keys_values = keys_values + F.linear(self.temporal_embed, projection.weight)
+        return keys_values.flatten(1, 2)
+
     def sample(self, x: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Trilinear samples of x [B, T, h*w, D] at locations [B, Q, 3] (t, y, x) -> [B, Q, D]."""
         batch, frames, _, dim = x.shape
@@ -175,15 +185,18 @@ class AttentionReadout(nn.Module):
         """
         if self.convention == "official":  # resize, then normalise
             x = self.feature_norm(self.upsample_in_time(features)) + self.temporal_embed
+            keys_values = self.cross_attn.kv(x.flatten(1, 2))
         else:
-            x = self.upsample_in_time(self.feature_norm(features)) + self.temporal_embed
-        context = x.flatten(1, 2)  # [B, T*h*w, D]
+            normed = self.feature_norm(features)
+            keys_values = self._upsampled_keys_values(normed)
+            if queries is not None:  # given queries sample the upsampled features
+                x = self.upsample_in_time(normed) + self.temporal_embed
         if queries is None:
             tokens = self.queries.expand(features.shape[0], -1, -1)
         else:
             located = self.query_features(self.sample(x, queries[..., :3].to(x.dtype)))
             tokens = self.queries + self.query_embed(queries.to(x.dtype)) + located
-        x = tokens + self.cross_attn(tokens, context)
+        x = tokens + self.cross_attn(tokens, keys_values=keys_values)
         x = x + self.mlp(self.norm(x))
         return self.head(x)
 
