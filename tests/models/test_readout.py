@@ -3,7 +3,11 @@ import torch
 
 from fourds.config import ModelConfig
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.readout import AttentionReadout, readout_block_count
+from fourds.models.readout import (
+    AttentionReadout,
+    readout_block_count,
+    torch_bicubic_resize_matrix,
+)
 from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError, load_encoder, save_mae
 from tests.conftest import tiny_mae_config
@@ -38,8 +42,6 @@ def test_readout_shapes_and_temporal_upsampling():
 
 
 def test_the_bicubic_matrix_is_torch_bicubic_upsampling():
-    from fourds.models.readout import torch_bicubic_resize_matrix
-
     for size_in, size_out in [(2, 4), (4, 8), (3, 7), (8, 16)]:
         signal = torch.rand(5, size_in, dtype=torch.float64)
         by_interpolate = torch.nn.functional.interpolate(

@@ -189,8 +189,8 @@ class AttentionReadout(nn.Module):
         else:
             normed = self.feature_norm(features)
             keys_values = self._upsampled_keys_values(normed)
-            if queries is not None:  # given queries sample the upsampled features
-                x = self.upsample_in_time(normed) + self.temporal_embed
+            # only given queries read the upsampled features themselves (`sample`)
+            x = None if queries is None else self.upsample_in_time(normed) + self.temporal_embed
         if queries is None:
             tokens = self.queries.expand(features.shape[0], -1, -1)
         else:
