@@ -6,7 +6,11 @@ import math
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
+from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from fourds.models.init import Init, draw, initialise, parameter_inits
 from fourds.models.mae import MaskedAutoencoder
@@ -58,3 +62,29 @@ def test_a_parameter_without_a_rule_is_named():
     model.extra = nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match=r"no initialisation rule for \['extra'\]"):
         parameter_inits(model)
+
+
+class Embedding(nn.Module):
+    """One [1, 12, 8] parameter drawn like a positional embedding, plain or sharded."""
+
+    parameter_inits = {"table": Init("trunc_normal", 0.02)}
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = nn.Parameter(table)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_each_rank_draws_its_shard_of_the_whole_parameter(dim):
+    """Sharded over 4 ranks along any dim (rank r of a fake process group, real tensors), every
+    rank's local values are its slice of what one process draws."""
+    whole = initialise(Embedding(torch.empty(1, 12, 8)), seed=3).table.detach()
+    for rank in range(4):
+        dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=4)
+        try:
+            mesh = init_device_mesh("cpu", (4,))
+            sharded = distribute_tensor(torch.zeros(1, 12, 8), mesh, [Shard(dim)])
+            local = initialise(Embedding(sharded), seed=3).table.to_local()
+            assert torch.equal(local, torch.tensor_split(whole, 4, dim)[rank])
+        finally:
+            dist.destroy_process_group()

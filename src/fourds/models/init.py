@@ -117,22 +117,25 @@ def draw(rule: Init, seed: int, name: str, start: int, count: int) -> torch.Tens
     return normal.clamp_(low, high) * rule.scale
 
 
-def _local_range(param: torch.Tensor) -> tuple[int, int, torch.Tensor]:
-    """(first element, element count, local tensor) of this process's part of `param`: the
-    whole tensor, or the dim-0 shard FSDP2 gave this rank (possibly empty)."""
+def _local_runs(param: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """This process's part of `param` and where it lies in the flattened parameter: the local
+    tensor and its (first element, element count) runs, in order. The whole tensor is one run;
+    a shard FSDP2 gave this rank along dim d (possibly empty) is prod(shape[:d]) runs."""
     # A process that never imported torch.distributed.tensor holds no DTensor; importing it
     # here would cost every stage that does not shard (readouts, fidelity) about a second.
     dtensor = sys.modules.get("torch.distributed.tensor")
     if dtensor is None or not isinstance(param, dtensor.DTensor):
-        return 0, param.numel(), param.data
-    if tuple(param.placements) != (dtensor.Shard(0),):
-        raise ValueError(f"cannot initialise a DTensor placed as {param.placements}")
-    local = param.to_local()
-    rows = param.shape[0]
-    per_rank = math.ceil(rows / param.device_mesh.size())
-    first_row = min(rows, per_rank * param.device_mesh.get_local_rank())
-    row_elements = math.prod(param.shape[1:])
-    return first_row * row_elements, local.numel(), local
+        return param.data, [(0, param.numel())]
+    (placement,) = param.placements
+    if not isinstance(placement, dtensor.Shard):
+        raise ValueError(f"cannot initialise a DTensor placed as {placement}")
+    local, dim, shape = param.to_local(), placement.dim, param.shape
+    per_rank = math.ceil(shape[dim] / param.device_mesh.size())
+    first = min(shape[dim], per_rank * param.device_mesh.get_local_rank())
+    count = local.shape[dim] * math.prod(shape[dim + 1 :])  # elements of one run
+    stride = math.prod(shape[dim:])  # elements between runs
+    start = first * math.prod(shape[dim + 1 :])
+    return local, [(start + run * stride, count) for run in range(math.prod(shape[:dim]))]
 
 
 @torch.no_grad()
@@ -141,8 +144,8 @@ def initialise(model: nn.Module, seed: int) -> nn.Module:
     above from `seed`; each process fills only what it holds. Returns `model`."""
     for name, rule in parameter_inits(model).items():
         param = model.get_parameter(name)
-        start, count, local = _local_range(param)
-        if count:
-            values = draw(rule, seed, name, start, count)
+        local, runs = _local_runs(param)
+        if local.numel():
+            values = torch.cat([draw(rule, seed, name, start, count) for start, count in runs])
             local.copy_(values.view(local.shape).to(local.dtype))
     return model

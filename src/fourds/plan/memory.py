@@ -4,18 +4,20 @@ The model follows what `fourds.train.pretrain` runs, tensor by tensor, and is ch
 measured allocator peaks by `benchmarks/memory_model.py`. All sizes are bytes on the busiest
 device (rank 0, which holds the largest shard of every parameter). Assumptions:
 
-- State. FSDP2 shards each parameter along dim 0 in `ceil(rows / N)`-row chunks (rank 0 holds
-  the first, full chunk; a [1, ...] parameter such as a positional embedding is held whole by
-  rank 0). Per local element: fp32 weights (4 B), fp32 gradients (4 B) and AdamW's two fp32
-  moments (8 B). A single process (N = 1) holds the same 16 B per parameter.
+- State. FSDP2 shards each parameter along the dim `fourds.train.parallelize.shard_dim`
+  chooses (dim 0 of a weight; a later dim the ranks divide evenly for a [1, N, d] positional
+  embedding or token) in `ceil(rows / N)`-row chunks, padded to that length; rank 0 holds the
+  first, full chunk, and an all-gather returns N padded chunks. Per local element: fp32
+  weights (4 B), fp32 gradients (4 B) and AdamW's two fp32 moments (8 B). A single process
+  (N = 1) holds the same 16 B per parameter.
 - Unsharded copies ("gathered"), in the compute dtype. With N > 1 the root unit (every
   parameter outside a transformer block) stays unsharded from the start of the forward pass to
   the end of the backward pass (FSDP2 does not reshard the root after forward); the forward
   pass ends with the last block's all-gather buffer still allocated. While a block runs
   backward: the root's parameters and gradients, the block's parameters and gradients, the next
-  block's prefetched parameters, and the fp32 reduce-scatter input of the block just done. A
-  single process in bf16 runs under autocast, which keeps a bf16 copy of every weight for the
-  backward pass.
+  block's prefetched parameters, and the fp32 reduce-scatter input of the block just done;
+  all-gathered parameters and reduce-scatter inputs padded, gradients not. A single process
+  in bf16 runs under autocast, which keeps a bf16 copy of every weight for the backward pass.
 - Activations. Counted per clip from the tensors each op saves for backward (compute dtype: 2 B
   in bf16, 4 B in fp32; LayerNorm statistics and attention log-sum-exp in fp32). A sequential
   block keeps its input, both LayerNorm outputs, q, k, v, the attention output, the mid-block
@@ -33,11 +35,14 @@ device (rank 0, which holds the largest shard of every parameter). Assumptions:
 - Batch. The uint8 clips on the device, the fp32 clip the MAE scales them to, and in bf16 the
   cast the tubelet embedding reads.
 - Phases. The pretrain step clears gradients before the forward pass. The peak is the largest
-  of: the end of the forward pass (with last step's prediction), the loss's backward (four
-  clip-sized gradients and temporaries), each block's backward (blocks after it done: their
-  activations freed, their gradients made; with checkpointing, its recomputed activations),
-  and the optimizer step (AdamW fused on a GPU and per parameter on the CPU: no temporaries).
-- Cross-checked against the real step on a simulated cluster (fourds.plan.simulate).
+  of: the root's all-gather as the forward pass starts (with N > 1: the all-gather buffer and
+  the unsharded parameters copied out of it exist at once), the end of the forward pass (with
+  last step's prediction), the loss's backward (four clip-sized gradients and temporaries),
+  each block's backward (blocks after it done: their activations freed, their gradients made;
+  with checkpointing, its recomputed activations), and the optimizer step (AdamW fused on a
+  GPU and per parameter on the CPU: no temporaries).
+- Cross-checked against the real step on a simulated cluster (fourds.plan.simulate): every
+  4ds scale at 8, 64 and 256 ranks agrees within 15% (tests/test_plan.py).
 - Not counted: the CUDA context, communication library buffers, kernel workspaces (such as the
   tubelet convolution's backward), allocator fragmentation and caching (the figure is the
   allocator's peak of allocated bytes, what torch.cuda.max_memory_allocated reports), and the
@@ -56,11 +61,11 @@ import torch
 from fourds.config import MAEConfig, ModelConfig, Params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block, VideoViT, count_parameters
+from fourds.train.parallelize import shard_dim
 
 FP32 = 4
 INT64 = 8
 DTYPE_BYTES = {"fp32": 4, "bf16": 2}
-PHASES = ("forward_end", "loss_backward", "block_backward", "optimizer_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +98,7 @@ class StepSetup:
             frames=params.curate.clip_frames,
             size=params.curate.resolution,
             precision=params.pretrain.precision,
-            activation_checkpointing=params.pretrain.activation_checkpointing,
+            activation_checkpointing=params.pretrain.checkpoints(scale),
             attention=params.runtime.attention,
             on_gpu=on_gpu,
         )
@@ -127,9 +132,13 @@ class Tokens:
 
 
 def local_elements(shapes: tuple[torch.Size, ...], devices: int) -> int:
-    """Elements rank 0 holds of `shapes` when each is sharded along dim 0 over `devices`
+    """Elements rank 0 holds of `shapes` when each is sharded over `devices` along `shard_dim`
     (FSDP2: `ceil(rows / devices)` rows per rank; the first rank's chunk is always full)."""
-    return sum(math.ceil(shape[0] / devices) * math.prod(shape[1:]) for shape in shapes)
+    total = 0
+    for shape in shapes:
+        rows = shape[shard_dim(shape, devices)] if shape else 1
+        total += math.ceil(rows / devices) * (math.prod(shape) // max(rows, 1))
+    return total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +170,13 @@ class ParameterLayout:
         return local_elements(self.root, devices) + sum(
             local_elements(block, devices) for block in self.blocks
         )
+
+    def gathered(self, devices: int) -> tuple[int, list[int]]:
+        """Elements of the root and of each block once all-gathered from `devices` padded
+        shards (the parameter counts plus FSDP2's padding)."""
+        return devices * local_elements(self.root, devices), [
+            devices * local_elements(block, devices) for block in self.blocks
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,11 +407,15 @@ def memory_per_device(
     batch = clips * batch_bytes(setup, devices)
     input_pixels, loss_pixels = pixel_bytes(setup, devices)
     if devices > 1:  # the unsharded root, and the last block's all-gather buffer
-        forward_copies = c * (layout.root_size + layout.block_sizes[-1])
+        root, blocks = layout.gathered(devices)
+        forward_copies = c * (root + blocks[-1])
     else:  # autocast's bf16 copies of the weights, saved for the backward pass
-        forward_copies = 2 * layout.total if setup.precision == "bf16" else 0
+        root, forward_copies = 0, 2 * layout.total if setup.precision == "bf16" else 0
     backward = _block_backward(setup, layout, saved, devices, clips, checkpointing)
     phases = {
+        # the forward pass starts: the root's all-gather buffer and the unsharded parameters
+        # FSDP2 copies out of it, beside the last step's prediction
+        "root_gather": weights + optimizer + batch + 2 * c * root + clips * saved.prediction,
         # the squared error being taken: target, difference and its square exist, and so does
         # the last step's prediction (released only after the forward pass); gradients were
         # cleared before it
@@ -430,16 +450,19 @@ def memory_per_device(
 def _backward_copies(setup: StepSetup, layout: ParameterLayout, index: int, devices: int) -> int:
     """Unsharded copies while block `index` runs backward.
 
-    FSDP: the root's parameters and gradients, this block's parameters and gradients, the next
-    block's prefetched parameters (compute dtype), and the fp32 reduce-scatter input of the
-    block just done. A single process: autocast's bf16 weight copies, if any.
+    FSDP: the root's and this block's all-gathered parameters (padded shards) and their
+    gradients (unpadded), the next block's prefetched parameters (compute dtype), and the fp32
+    reduce-scatter input (padded) of the block just done. A single process: autocast's bf16
+    weight copies, if any.
     """
-    c, sizes = setup.compute_bytes, layout.block_sizes
     if devices == 1:
         return 2 * layout.total if setup.precision == "bf16" else 0
-    prefetched = sizes[index - 1] if index > 0 else 0
-    reducing = sizes[index + 1] if index + 1 < len(sizes) else 0
-    return c * (2 * layout.root_size + 2 * sizes[index] + prefetched) + FP32 * reducing
+    c, (root, gathered) = setup.compute_bytes, layout.gathered(devices)
+    prefetched = gathered[index - 1] if index > 0 else 0
+    reducing = gathered[index + 1] if index + 1 < len(gathered) else 0
+    parameters = root + gathered[index] + prefetched
+    gradients = layout.root_size + layout.block_sizes[index]
+    return c * (parameters + gradients) + FP32 * reducing
 
 
 def _block_backward(

@@ -9,7 +9,8 @@ The order is torchtitan's:
 3. `torch.compile` of every transformer block, when `pretrain.compile` asks (in place, so
    parameter names, and with them checkpoints and the initial weights, do not change);
 4. with more than one process, `fully_shard` on every transformer block and then on the root,
-   with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32);
+   with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32), each
+   parameter sharded along the dim `shard_dim` chooses;
 5. allocate on the device and draw the initial weights on what each process holds
    (fourds.models.init): a 1-process run and every N-process run start from the same weights,
    bitwise, and no process ever holds the full model.
@@ -21,9 +22,11 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import Shard
 
 from fourds.config import Params
 from fourds.models.init import initialise
@@ -74,12 +77,31 @@ def apply_compile(model: nn.Module) -> None:
         block.compile()
 
 
+def shard_dim(shape: torch.Size, ranks: int) -> int:
+    """The dim FSDP2 shards a parameter of `shape` along over `ranks` processes.
+
+    Dim 0, unless the parameter has fewer rows than there are ranks: then the first later dim
+    that the ranks divide evenly (FSDP2 shards dims other than 0 only evenly), and dim 0 if none
+    does. FSDP2 pads every rank's shard to ceil(rows / ranks) rows, so sharding a [1, N, d]
+    positional embedding along dim 0 would give every rank a padded copy and make its
+    all-gather buffer `ranks` times its size.
+    """
+    if not shape or shape[0] >= ranks:
+        return 0
+    return next((dim for dim in range(1, len(shape)) if shape[dim] % ranks == 0), 0)
+
+
 def apply_fsdp(model: nn.Module, policy: MixedPrecisionPolicy, mesh: DeviceMesh | None) -> None:
-    """fully_shard each transformer block, then the root (FSDP2); `mesh` None: the default
-    mesh over all processes of the job."""
+    """fully_shard each transformer block, then the root (FSDP2), every parameter along
+    `shard_dim`; `mesh` None: the default mesh over all processes of the job."""
+    ranks = mesh.size() if mesh is not None else dist.get_world_size()
+
+    def placement(param: nn.Parameter) -> Shard:
+        return Shard(shard_dim(param.shape, ranks))
+
     for block in transformer_blocks(model):
-        fully_shard(block, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+        fully_shard(block, mesh=mesh, mp_policy=policy, shard_placement_fn=placement)
+    fully_shard(model, mesh=mesh, mp_policy=policy, shard_placement_fn=placement)
 
 
 def parallelize(
