@@ -126,9 +126,9 @@ def _local_runs(param: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]
     dtensor = sys.modules.get("torch.distributed.tensor")
     if dtensor is None or not isinstance(param, dtensor.DTensor):
         return param.data, [(0, param.numel())]
-    (placement,) = param.placements
-    if not isinstance(placement, dtensor.Shard):
-        raise ValueError(f"cannot initialise a DTensor placed as {placement}")
+    placement = param.placements[0]
+    if len(param.placements) != 1 or not isinstance(placement, dtensor.Shard):
+        raise ValueError(f"cannot initialise a DTensor placed as {param.placements}")
     local, dim, shape = param.to_local(), placement.dim, param.shape
     per_rank = math.ceil(shape[dim] / param.device_mesh.size())
     first = min(shape[dim], per_rank * param.device_mesh.get_local_rank())

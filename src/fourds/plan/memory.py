@@ -411,7 +411,8 @@ def memory_per_device(
         forward_copies = c * (root + blocks[-1])
     else:  # autocast's bf16 copies of the weights, saved for the backward pass
         root, forward_copies = 0, 2 * layout.total if setup.precision == "bf16" else 0
-    backward = _block_backward(setup, layout, saved, devices, clips, checkpointing)
+    backward_copies = _backward_copies(setup, layout, devices)
+    backward = _block_backward(setup, layout, saved, devices, clips, checkpointing, backward_copies)
     phases = {
         # the forward pass starts: the root's all-gather buffer and the unsharded parameters
         # FSDP2 copies out of it, beside the last step's prediction
@@ -437,18 +438,15 @@ def memory_per_device(
         weights=weights,
         gradients=gradients,
         optimizer=optimizer,
-        gathered=max(
-            forward_copies,
-            *(_backward_copies(setup, layout, i, devices) for i in range(len(layout.blocks))),
-        ),
+        gathered=max(forward_copies, *backward_copies),
         batch=batch,
         activations=clips * saved.total,
         phases=phases,
     )
 
 
-def _backward_copies(setup: StepSetup, layout: ParameterLayout, index: int, devices: int) -> int:
-    """Unsharded copies while block `index` runs backward.
+def _backward_copies(setup: StepSetup, layout: ParameterLayout, devices: int) -> list[int]:
+    """Unsharded copies while each block runs backward (forward order).
 
     FSDP: the root's and this block's all-gathered parameters (padded shards) and their
     gradients (unpadded), the next block's prefetched parameters (compute dtype), and the fp32
@@ -456,13 +454,15 @@ def _backward_copies(setup: StepSetup, layout: ParameterLayout, index: int, devi
     weight copies, if any.
     """
     if devices == 1:
-        return 2 * layout.total if setup.precision == "bf16" else 0
+        return [2 * layout.total if setup.precision == "bf16" else 0] * len(layout.blocks)
     c, (root, gathered) = setup.compute_bytes, layout.gathered(devices)
-    prefetched = gathered[index - 1] if index > 0 else 0
-    reducing = gathered[index + 1] if index + 1 < len(gathered) else 0
-    parameters = root + gathered[index] + prefetched
-    gradients = layout.root_size + layout.block_sizes[index]
-    return c * (parameters + gradients) + FP32 * reducing
+    copies = []
+    for index, size in enumerate(layout.block_sizes):
+        prefetched = gathered[index - 1] if index > 0 else 0
+        reducing = gathered[index + 1] if index + 1 < len(gathered) else 0
+        parameters = root + gathered[index] + prefetched
+        copies.append(c * (parameters + layout.root_size + size) + FP32 * reducing)
+    return copies
 
 
 def _block_backward(
@@ -472,9 +472,10 @@ def _block_backward(
     devices: int,
     clips: int,
     checkpointing: bool,
+    copies: list[int],
 ) -> list[int]:
     """Memory beyond weights, AdamW state and batch while each block runs backward (forward
-    order).
+    order), given the unsharded `copies` of each (`_backward_copies`).
 
     The blocks after it are done: their activations are freed and their gradients exist
     (sharded after the reduce-scatter; a single process also has the root's gradients, the
@@ -496,6 +497,5 @@ def _block_backward(
             + block_backward_bytes(block, setup.compute_bytes, setup.attention, checkpointing)
         )
         gradients = FP32 * done[index] + root_gradients
-        copies = _backward_copies(setup, layout, index, devices)
-        totals.append(gradients + copies + clips * alive)
+        totals.append(gradients + copies[index] + clips * alive)
     return totals
