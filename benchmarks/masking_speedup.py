@@ -24,7 +24,7 @@ import harness
 import setups
 import torch
 
-from fourds.models.zoo import encoder_training_flops
+from fourds.models.flops import encoder_training_flops
 
 NAME = "masking_speedup"
 TARGET_SPEEDUP = 4.0
@@ -42,7 +42,7 @@ def measure_decoder(
     """Time one training step at each of RATIOS with the decoder `mae.decoder`.
 
     Returns the timings per ratio, the speed-up and, for context, the encoder-only FLOP ratio
-    from fourds.models.zoo (what the speed-up would be if only encoder FLOPs counted).
+    from fourds.models.flops (what the speed-up would be if only encoder FLOPs counted).
     """
     video = setups.random_video(shape, batch, device)
     steps, models = {}, {}
@@ -53,10 +53,9 @@ def measure_decoder(
     timings = harness.time_interleaved(steps, device, warmup, repeats)
     masked, full = (f"mask_{ratio}" for ratio in RATIOS)
     speedup = timings.median(full) / timings.median(masked)
-    encoder = models[RATIOS[0]].encoder
-    flop_ratio = encoder_training_flops(encoder, RATIOS[1]) / encoder_training_flops(
-        encoder, RATIOS[0]
-    )
+    flop_ratio = encoder_training_flops(
+        shape.model, shape.frames, shape.size, RATIOS[1]
+    ) / encoder_training_flops(shape.model, shape.frames, shape.size, RATIOS[0])
     return {
         "step_time": {name: timings.summary(name) for name in steps},
         "visible_tokens": {

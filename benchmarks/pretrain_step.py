@@ -14,7 +14,7 @@ random clips, then run warm-up steps and timed steps. Reported:
 
 - median step time of the timed steps, clips/s, tokens/s through the encoder (visible tokens;
   the whole clip's tokens as well), model FLOPs (forward + backward per clip, counted with
-  torch's FlopCounterMode) and the achieved FLOP/s;
+  torch's FlopCounterMode, fourds.models.flops) and the achieved FLOP/s;
 - memory (CPU: resident set; GPU: torch.cuda.max_memory_allocated): the peak growth during the
   first step over what was in use just before it (weights and the batch), i.e. gradients, AdamW
   state and activations; and the absolute peak during the timed steps. Growth over later steps
@@ -34,10 +34,9 @@ import time
 import harness
 import setups
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fourds.config import Params
-from fourds.models.mae import MaskedAutoencoder
+from fourds.models.flops import training_flops_per_clip
 from fourds.models.vit import Block, VideoViT, count_parameters
 
 NAME = "pretrain_step"
@@ -53,23 +52,6 @@ class ScaleRun:
     batch: int
     warmup: int
     steps: int
-
-
-def training_flops_per_clip(shape: setups.Shape, mae: setups.MAEConfig) -> int:
-    """Forward + backward FLOPs of one MAE step on one clip, counted on the meta device.
-
-    Counted with the `math` backend (explicit matmuls), which does the same attention arithmetic
-    as every backend; activation-checkpointing recomputation is not included.
-    """
-    with torch.device("meta"):
-        encoder = VideoViT(shape.model, shape.frames, shape.size, "math")
-        model = MaskedAutoencoder(encoder, mae, "math")
-        video = torch.zeros(1, shape.frames, shape.size, shape.size, 3)
-    keep_index, mask = model.sample_masks(1, torch.Generator().manual_seed(0))
-    with FlopCounterMode(display=False) as counter:
-        loss, _ = model(video, keep_index.to("meta"), mask.to("meta"))
-        loss.backward()
-    return counter.get_total_flops()
 
 
 def measure_scale(run: ScaleRun) -> dict:
@@ -114,7 +96,7 @@ def summarize(run: ScaleRun, measured: dict) -> dict:
     shape = setups.ladder_shape(params, run.scale)
     step_s = measured["step_time"]["median_s"]
     visible = setups.visible_tokens(shape.tokens, params.mae.mask_ratio)
-    flops = training_flops_per_clip(shape, params.mae)
+    flops = training_flops_per_clip(shape.model, params.mae, shape.frames, shape.size)
     with torch.device("meta"):
         encoder_params = count_parameters(VideoViT(shape.model, shape.frames, shape.size))
     return {

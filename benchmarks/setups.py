@@ -19,7 +19,6 @@ from fourds.config import MAEConfig, ModelConfig, Params, load_params
 from fourds.config.compose import write_params
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import VideoViT
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -98,8 +97,7 @@ def build_mae(
 ) -> MaskedAutoencoder:
     """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`
     (fourds.models.init, as pretraining starts it)."""
-    encoder = VideoViT(shape.model, shape.frames, shape.size, backend)
-    model = MaskedAutoencoder(encoder, mae, backend)
+    model = MaskedAutoencoder.build(shape.model, mae, shape.frames, shape.size, backend)
     return initialise(model, seed).to(device).train()
 
 

@@ -15,7 +15,6 @@ from fourds.cli import main
 from fourds.config import ConfigError, load_params
 from fourds.config.compose import compose_params
 from fourds.config.schema import Params, parse
-from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import (
     GB,
     GPUS,
@@ -27,7 +26,6 @@ from fourds.plan.cluster import (
     make_cluster,
 )
 from fourds.plan.ladder import divisors, plan_ladder, smallest_fitting_count
-from fourds.plan.ladder import training_flops_per_clip as extended_flops
 from fourds.plan.memory import (
     BlockShape,
     StepSetup,
@@ -180,14 +178,6 @@ def test_ladder_plan_is_consistent(tmp_path):
         assert plan.fits and plan.min_gpus == 1
     with pytest.raises(ConfigError, match="not divisible by 3 GPUs"):
         plan_ladder(params, make_cluster("a100", 3, "infiniband"), 0.5, False)
-
-
-@pytest.mark.parametrize("decoder", ["mae_st", "queries"])
-def test_flops_extended_from_two_depths_equal_the_full_count(decoder):
-    model = dataclasses.replace(TINY, depth=5)
-    mae = dataclasses.replace(TINY_MAE, decoder=decoder, query_blocks=2, query_stride=(1, 1, 1))
-    setup = tiny_setup(model=model, mae=mae)
-    assert extended_flops(setup) == training_flops_per_clip(model, mae, 2, 8)
 
 
 def test_cli_plans_the_4ds_ladder(tmp_path, capsys):

@@ -5,8 +5,9 @@ import yaml
 
 from fourds.config import ModelConfig
 from fourds.config.schema import parse
+from fourds.models.flops import encoder_training_flops
 from fourds.models.vit import count_parameters
-from fourds.models.zoo import encoder_on_meta, encoder_training_flops, zoo_table
+from fourds.models.zoo import encoder_on_meta, zoo_table
 from tests.conftest import REPO_ROOT
 
 MODELS = REPO_ROOT / "experiments" / "model"
@@ -35,10 +36,10 @@ def test_counts_agree_with_the_paper_within_one_percent(name):
 
 
 def test_training_flops_follow_six_n_per_visible_token():
-    encoder = encoder_on_meta(load("4ds_b"), 16, 224)
-    full = encoder_training_flops(encoder, 0.0)
-    masked = encoder_training_flops(encoder, 0.9)
-    blocks = count_parameters(encoder.blocks)
+    cfg = load("4ds_b")
+    full = encoder_training_flops(cfg, 16, 224, 0.0)
+    masked = encoder_training_flops(cfg, 16, 224, 0.9)
+    blocks = count_parameters(encoder_on_meta(cfg, 16, 224).blocks)
     assert full > 6 * blocks * 1568  # attention and the embedding come on top
     assert full / masked > 8  # 10x fewer tokens, and attention shrinks quadratically
 

@@ -17,11 +17,13 @@ def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     """The MAE of one ladder scale, for the clip shape the curate params produce, with
     placeholder weights on the current default device (nothing is allocated under
     `torch.device("meta")`): `initial_mae` draws the initial weights, or load trained ones."""
-    backend = params.runtime.attention
-    encoder = VideoViT(
-        params.model(scale), params.curate.clip_frames, params.curate.resolution, backend
+    return MaskedAutoencoder.build(
+        params.model(scale),
+        params.mae,
+        params.curate.clip_frames,
+        params.curate.resolution,
+        params.runtime.attention,
     )
-    return MaskedAutoencoder(encoder, params.mae, backend)
 
 
 def initial_mae(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fourds.config import MAEConfig
+from fourds.config import MAEConfig, ModelConfig
 from fourds.models.init import Init
 from fourds.models.vit import Block, VideoViT
 
@@ -165,6 +165,20 @@ class MaskedAutoencoder(nn.Module):
             self.decoder = MAEDecoder(
                 encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
             )
+
+    @classmethod
+    def build(
+        cls,
+        model_cfg: ModelConfig,
+        mae_cfg: MAEConfig,
+        frames: int,
+        size: int,
+        backend: str = "sdpa",
+    ) -> MaskedAutoencoder:
+        """The MAE of an encoder config for clips [frames, size, size, 3], with placeholder
+        weights on the current default device (nothing is allocated under
+        `torch.device("meta")`): the one constructor every caller goes through."""
+        return cls(VideoViT(model_cfg, frames, size, backend), mae_cfg, backend)
 
     def sample_masks(
         self, batch: int, generator: torch.Generator | None = None

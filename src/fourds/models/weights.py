@@ -116,8 +116,9 @@ def load_mae(path: str | Path, backend: str = "sdpa") -> MaskedAutoencoder:
         )
     fields = dict(payload["mae"])
     fields["query_stride"] = tuple(fields["query_stride"])
-    encoder = VideoViT(_model_config(payload), payload["frames"], payload["size"], backend)
-    mae = MaskedAutoencoder(encoder, MAEConfig(**fields), backend)
+    mae = MaskedAutoencoder.build(
+        _model_config(payload), MAEConfig(**fields), payload["frames"], payload["size"], backend
+    )
     mae.load_state_dict(payload["state_dict"])
     mae.requires_grad_(False)
     return mae.eval()

@@ -4,7 +4,7 @@ Every scale trains the pinned schedule of params.yaml (`pretrain.steps` steps of
 `pretrain.batch_size` clips) with FSDP2 over the GPUs, the global batch split evenly (the
 pretrain stage needs the batch divisible by the GPU count). Memory comes from
 `fourds.plan.memory`, FLOPs per clip from counting the model's own forward and backward pass
-(`training_flops_per_clip`), times from `fourds.plan.cluster`.
+(`fourds.models.flops.training_flops_per_clip`), times from `fourds.plan.cluster`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from fourds.config import ConfigError, Params
-from fourds.models.flops import training_flops_per_clip as counted_flops_per_clip
+from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import Cluster, compute_seconds, fsdp_traffic_bytes, gpu_hours
 from fourds.plan.memory import DeviceMemory, StepSetup, memory_per_device, parameter_layout
 
@@ -47,26 +47,6 @@ class ScalePlan:
     step_s: float
     gpu_hours: float
     wall_hours: float
-
-
-def training_flops_per_clip(setup: StepSetup) -> float:
-    """Model FLOPs of one training step per clip, counted from the model itself.
-
-    `fourds.models.flops.training_flops_per_clip` runs the forward and backward pass on the
-    meta device under FlopCounterMode. Every encoder block before the query blocks does the
-    same arithmetic, so the count is taken at two small depths and extended linearly to the
-    real one: exact, and a 48-block 22B encoder counts as fast as a 4-block one.
-    """
-    fixed = setup.mae.query_blocks if setup.mae.decoder == "queries" else 0
-
-    def count(depth: int) -> float:
-        model = dataclasses.replace(setup.model, depth=depth)
-        return float(counted_flops_per_clip(model, setup.mae, setup.frames, setup.size))
-
-    if setup.model.depth <= fixed + 2:
-        return count(setup.model.depth)
-    shallow, deeper = count(fixed + 1), count(fixed + 2)
-    return shallow + (setup.model.depth - fixed - 1) * (deeper - shallow)
 
 
 def divisors(number: int) -> list[int]:
@@ -108,7 +88,7 @@ def plan_scale(
     clips = batch // devices
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
     memory = memory_per_device(setup, devices, clips, checkpointing)
-    flops = training_flops_per_clip(setup)
+    flops = float(training_flops_per_clip(setup.model, setup.mae, setup.frames, setup.size))
     compute_s = compute_seconds(flops, clips, cluster.gpu.peak_flops(setup.precision), mfu)
     traffic = fsdp_traffic_bytes(layout.total, devices, setup.compute_bytes)
     comm_s = traffic / cluster.bandwidth(devices)

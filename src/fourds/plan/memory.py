@@ -60,7 +60,7 @@ import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import Block, VideoViT, count_parameters
+from fourds.models.vit import Block, count_parameters
 from fourds.train.parallelize import shard_dim
 
 FP32 = 4
@@ -257,14 +257,15 @@ def block_shapes(setup: StepSetup) -> list[BlockShape]:
 def parameter_layout(setup: StepSetup) -> ParameterLayout:
     """Parameter shapes of the MAE, built on the meta device (no memory, also for 22B)."""
     with torch.device("meta"):
-        encoder = VideoViT(setup.model, setup.frames, setup.size, setup.attention)
-        model = MaskedAutoencoder(encoder, setup.mae, setup.attention)
+        model = MaskedAutoencoder.build(
+            setup.model, setup.mae, setup.frames, setup.size, setup.attention
+        )
     blocks = [module for module in model.modules() if isinstance(module, Block)]
     in_blocks = {id(p) for block in blocks for p in block.parameters()}
     return ParameterLayout(
         blocks=tuple(tuple(p.shape for p in block.parameters()) for block in blocks),
         root=tuple(p.shape for p in model.parameters() if id(p) not in in_blocks),
-        encoder_size=count_parameters(encoder),
+        encoder_size=count_parameters(model.encoder),
     )
 
 
