@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root and small rendered corpora."""
+"""Shared fixtures: the repository root, small rendered corpora and their curated shards, and a
+recorder of the dtypes attention receives."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fourds.config import MAEConfig, ModelConfig
+from fourds.config import CurateConfig, MAEConfig, ModelConfig
 from fourds.data.corpus import WorldSpec, write_corpus
+from fourds.data.curate import curate
+from fourds.models import attention as attention_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_WORLD = WorldSpec(
@@ -57,3 +60,25 @@ def tiny_corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
     write_corpus(root, TINY_WORLD)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tiny_corpus, tmp_path_factory) -> Path:
+    """Curated shards of the tiny corpus: 4-frame 16x16 readout clips, 12-frame segments."""
+    root = tmp_path_factory.mktemp("shards")
+    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
+    return root / "shards"
+
+
+@pytest.fixture
+def attention_dtypes(monkeypatch):
+    """The dtypes of (q, k, v) at every attention call."""
+    seen = []
+
+    def recording(q, k, v, backend="sdpa"):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return original(q, k, v, backend)
+
+    original = attention_module.attention
+    monkeypatch.setattr(attention_module, "attention", recording)
+    return seen

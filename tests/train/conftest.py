@@ -1,16 +1,15 @@
-"""A tiny pretraining set-up shared by the training tests: shards and a params file."""
+"""A tiny pretraining set-up shared by the training tests: a params file and the pretrain command
+(the shards it trains on: the `tiny_shards` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from fourds.config import CurateConfig
-from fourds.data.curate import curate
 from tests.conftest import REPO_ROOT
 
 CLI = [sys.executable, "-m", "fourds.cli"]
@@ -24,16 +23,9 @@ TORCHRUN_2 = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_shards(tiny_corpus, tmp_path_factory) -> Path:
-    """Curated shards of the tiny corpus: 4-frame 16x16 readout clips, 12-frame segments."""
-    root = tmp_path_factory.mktemp("shards")
-    curate(tiny_corpus, root, CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
-    return root / "shards"
-
-
-def write_tiny_params(path: Path, **pretrain) -> Path:
-    """params.yaml for a tiny model ("tiny") on the tiny shards; keywords override `pretrain`.
+def write_tiny_params(path: Path, device: str = "cpu", **pretrain) -> Path:
+    """params.yaml for a tiny model ("tiny") on the tiny shards, run on `device` ("cpu" or
+    "cuda"); keywords override `pretrain`.
 
     The model uses QK-LayerNorm and activation checkpointing, so both run in every test.
     """
@@ -41,7 +33,7 @@ def write_tiny_params(path: Path, **pretrain) -> Path:
     tiny = {"width": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "tubelet": [2, 8, 8]}
     raw["models"] = {"tiny": {**tiny, "qk_norm": True, "parallel_blocks": False, "bias": True}}
     raw["ladder"]["scales"] = ["tiny"]
-    raw["runtime"]["threads"] = 1
+    raw["runtime"].update(device=device, threads=1)
     raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
     raw["mae"].update(mask_ratio=0.5, decoder_width=16, decoder_depth=1, decoder_heads=2)
     raw["pretrain"].update(
@@ -71,3 +63,16 @@ def run_pretrain(launcher: list[str], params: Path, shards: Path, out: Path) -> 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
+
+
+def losses(run_dir: Path) -> list[float]:
+    """The logged losses of a finished run, one per logging window."""
+    with open(run_dir / "loss.csv", newline="") as handle:
+        return [float(row["loss"]) for row in csv.DictReader(handle)]
+
+
+def assert_losses_close(actual: list[float], expected: list[float], rtol: float) -> None:
+    """As many logged losses as `expected`, each within relative `rtol` of its own."""
+    assert len(actual) == len(expected)
+    for step, (a, b) in enumerate(zip(actual, expected, strict=True)):
+        assert abs(a - b) <= rtol * abs(b), f"step {step + 1}: {a} vs {b}"

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from fourds.models import attention as attention_module
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder, patchify
 from fourds.models.vit import VideoViT
@@ -42,20 +41,6 @@ def uint8_batch(model: MaskedAutoencoder):
     generator = torch.Generator().manual_seed(0)
     video = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8, generator=generator)
     return (video, *model.sample_masks(2, generator))
-
-
-@pytest.fixture
-def attention_dtypes(monkeypatch):
-    """The dtypes of (q, k, v) at every attention call."""
-    seen = []
-
-    def recording(q, k, v, backend="sdpa"):
-        seen.append((q.dtype, k.dtype, v.dtype))
-        return original(q, k, v, backend)
-
-    original = attention_module.attention
-    monkeypatch.setattr(attention_module, "attention", recording)
-    return seen
 
 
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
