@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import Shard
 
@@ -91,10 +91,10 @@ def shard_dim(shape: torch.Size, ranks: int) -> int:
     return next((dim for dim in range(1, len(shape)) if shape[dim] % ranks == 0), 0)
 
 
-def apply_fsdp(model: nn.Module, policy: MixedPrecisionPolicy, mesh: DeviceMesh | None) -> None:
+def apply_fsdp(model: nn.Module, policy: MixedPrecisionPolicy, mesh: DeviceMesh) -> None:
     """fully_shard each transformer block, then the root (FSDP2), every parameter along
-    `shard_dim`; `mesh` None: the default mesh over all processes of the job."""
-    ranks = mesh.size() if mesh is not None else dist.get_world_size()
+    `shard_dim`."""
+    ranks = mesh.size()
 
     def placement(param: nn.Parameter) -> Shard:
         return Shard(shard_dim(param.shape, ranks))
@@ -117,7 +117,9 @@ def parallelize(
         build: makes the model with placeholder weights (called under the meta device).
         seed: the initial weights' seed; None leaves the memory uninitialised (for the memory
             simulation on fake tensors, whose values do not exist).
-        mesh: the device mesh to shard over when `plan.sharded` (None: all processes).
+        mesh: the device mesh to shard over when `plan.sharded` (None: all processes of the
+            job, on `device`'s type; FSDP's own default would be the accelerator's, CUDA on a
+            GPU machine even for a CPU run over gloo).
 
     Returns:
         the model on `device`, in train mode.
@@ -129,6 +131,8 @@ def parallelize(
     if plan.compile:
         apply_compile(model)
     if plan.sharded:
+        if mesh is None:
+            mesh = init_device_mesh(torch.device(device).type, (dist.get_world_size(),))
         apply_fsdp(model, mixed_precision(plan.precision), mesh)
     model.to_empty(device=device)
     if seed is not None:
