@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
 import torch
 
 from fourds.cli import main
+from fourds.config import load_params
 from fourds.data.augment import ClipSampler
+from fourds.data.segments import SegmentStore
+from fourds.data.shards import ShardWriter
+from fourds.models.factory import build_mae
 from fourds.train.loader import ClipExample, Slot, collate, pretrain_loader
+from tests.conftest import REPO_ROOT
 from tests.train.conftest import pretrain_command, write_tiny_params
 
 SEGMENTS = np.random.default_rng(0).integers(0, 256, (5, 12, 16, 16, 3), dtype=np.uint8)
@@ -76,3 +82,61 @@ def test_pretraining_refuses_segments_shorter_than_its_window(tiny_shards, tmp_p
     assert main(pretrain_command([], params, tiny_shards, tmp_path / "run")) == 2
     error = capsys.readouterr().err
     assert "hold 12-frame segments" in error and "needs 13" in error
+
+
+# sha256 of (video, keep_index, mask) of the examples of steps 0-2, rows 0-15, made with
+# params.yaml's clip sampling and cpu_s masks from EMBEDDED_SEGMENTS, computed with the
+# in-memory loader before the segments were memory-mapped: the embedded study's batches.
+EMBEDDED_DIGEST = "6c4aab1ffb8b023ca742c61110c121663b09f2e888cc44699bd479233c272fdf"
+
+
+def embedded_examples(segments) -> ClipExample:
+    """ClipExample as the pretrain stage builds it for params.yaml's cpu_s over `segments`."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    cfg = params.pretrain
+    sampler = ClipSampler(
+        params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
+    )
+    return ClipExample(segments, sampler, cfg.seed, build_mae(params, "cpu_s").sample_masks)
+
+
+def examples_digest(make: ClipExample, steps: int, rows: int) -> str:
+    digest = hashlib.sha256()
+    for step, row in itertools.product(range(steps), range(rows)):
+        example = make(Slot(step, row))
+        for key in ("video", "keep_index", "mask"):
+            digest.update(example[key].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_mapped_segments_give_the_embedded_study_its_batches_bit_for_bit(tmp_path):
+    params = load_params(REPO_ROOT / "params.yaml")
+    frames, size = params.curate.pretrain_frames, params.curate.resolution
+    segments = np.random.default_rng(0).integers(0, 256, (6, frames, size, size, 3), np.uint8)
+    writer = ShardWriter(tmp_path, "pretrain", per_shard=4)  # two shards: 4 and 2 segments
+    for segment in segments:
+        writer.add({"video": segment})
+    writer.flush()
+    in_memory, mapped = embedded_examples(segments), embedded_examples(SegmentStore.open(tmp_path))
+    batch = params.pretrain.batch_size
+    assert examples_digest(in_memory, 3, batch) == EMBEDDED_DIGEST
+    assert examples_digest(mapped, 3, batch) == EMBEDDED_DIGEST
+    loaders = [pretrain_loader(make, 3, range(batch), 2, 2) for make in (in_memory, mapped)]
+    for expected, actual in zip(*loaders, strict=True):
+        assert same(expected, actual)
+
+
+def test_a_plain_window_of_a_mapped_segment_is_a_writable_copy(tmp_path):
+    writer = ShardWriter(tmp_path, "pretrain", per_shard=8)
+    for segment in SEGMENTS:
+        writer.add({"video": segment})
+    writer.flush()
+    store = SegmentStore.open(tmp_path)
+    sampler = ClipSampler(12, 1, (1.0, 1.0), (1.0, 1.0))  # the whole segment, maybe flipped
+    for seed in range(8):
+        clip = sampler(store[0], np.random.default_rng(seed))
+        assert any(
+            np.array_equal(clip.numpy(), view) for view in (SEGMENTS[0], SEGMENTS[0][:, :, ::-1])
+        )
+        clip[0, 0, 0, 0] ^= 1  # writable, and the mapped segment is untouched
+    assert np.array_equal(store[0], SEGMENTS[0])

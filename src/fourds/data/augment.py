@@ -88,7 +88,8 @@ class ClipSampler:
         return (self.frames - 1) * self.stride + 1
 
     def __call__(self, segment: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """uint8 [F, S, S, 3] segment (F >= span) -> uint8 [frames, S, S, 3] clip.
+        """uint8 [F, S, S, 3] segment (F >= span) -> uint8 [frames, S, S, 3] clip, a tensor of
+        its own (it never shares memory with `segment`, which may be read-only).
 
         Draws from `rng`, in order: the start, the crop (area, aspect, top, left), the flip.
         """
@@ -101,4 +102,6 @@ class ClipSampler:
             clip = resize(clip, size)  # the crop is never larger: upsampling, no aliasing
         if rng.random() < 0.5:
             clip = clip[:, :, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(clip))
+        # a copy unless the clip is already a fresh array: a window of a read-only
+        # memory-mapped segment (fourds.data.segments) must not become the training tensor
+        return torch.from_numpy(np.require(clip, requirements=("C", "W")))

@@ -18,6 +18,8 @@ pretrain split (segments of consecutive frames that pretraining samples windows 
 
 `ShardWriter` writes them (atomically, shard by shard), `shard_paths` lists them, `load_split`
 reads them back, `shard_digests` hashes them for run records and resume fingerprints.
+Pretraining does not load its split: `fourds.data.segments` memory-maps the pretrain shards'
+`video` arrays, which np.savez stores uncompressed.
 """
 
 from __future__ import annotations

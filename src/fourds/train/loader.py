@@ -16,7 +16,7 @@ sampling in worker threads) -> Batcher -> Mapper (collate) -> Prefetcher -> Load
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,9 @@ class ClipExample:
     """Turns a slot into a training example; runs in the loader's worker threads.
 
     Args:
-        segments: uint8 [N, F, S, S, 3], the curated pretraining segments.
+        segments: the N curated pretraining segments, each uint8 [F, S, S, 3], by index
+            (`len()` and `segments[i]`): a `fourds.data.segments.SegmentStore`, which maps
+            them from the shards, or an array [N, F, S, S, 3].
         sample_clip: (segment, generator) -> uint8 [T, S, S, 3], the clip's window, crop and
             flip (F >= sample_clip.span).
         seed: the run's seed.
@@ -81,7 +83,7 @@ class ClipExample:
             e.g. `MaskedAutoencoder.sample_masks`.
     """
 
-    segments: np.ndarray
+    segments: Sequence[np.ndarray] | np.ndarray
     sample_clip: ClipSampler
     seed: int
     sample_masks: MaskSampler

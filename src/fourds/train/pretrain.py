@@ -31,7 +31,8 @@ import torch
 from fourds.accelerators import peak_flops
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.data.augment import ClipSampler
-from fourds.data.shards import ShardError, load_split, shard_digests, shard_paths
+from fourds.data.segments import SegmentStore
+from fourds.data.shards import ShardError, shard_digests, shard_paths
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
 from fourds.models.vit import count_parameters
@@ -154,15 +155,14 @@ def pretrain(
     """
     cfg = params.pretrain
     out_dir = Path(out_dir)
-    shards = shard_paths(shard_dir, "pretrain")
-    digests = shard_digests(shards)
-    segments = load_split(shard_dir, "pretrain", ("video",))["video"]
+    segments = SegmentStore.open(shard_dir, "pretrain")  # mapped: read as clips are sampled
+    digests = shard_digests(shard_paths(shard_dir, "pretrain"))
     sample_clip = ClipSampler(
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
-    if segments.shape[1] < sample_clip.span:
+    if segments.frames < sample_clip.span:
         raise ShardError(
-            f"the pretrain shards in {shard_dir} hold {segments.shape[1]}-frame segments; a "
+            f"the pretrain shards in {shard_dir} hold {segments.frames}-frame segments; a "
             f"window of curate.clip_frames={sample_clip.frames} at pretrain.frame_stride="
             f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
             "(`dvc repro curate`)"
