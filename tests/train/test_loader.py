@@ -6,6 +6,7 @@ import hashlib
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from fourds.cli import main
@@ -72,6 +73,16 @@ def test_the_loader_yields_the_examples_of_its_slots_in_order():
     for step, batch in enumerate(batches):
         expected = collate([make(Slot(step, row)) for row in (2, 3)])
         assert same(batch, expected), step
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_for_a_gpu_are_pinned_and_hold_the_same_values():
+    make = example()
+    loader = pretrain_loader(make, steps=2, rows=range(4), workers=1, prefetch=1, pin_memory=True)
+    for step, batch in enumerate(loader):
+        assert all(value.is_pinned() for value in batch.values())
+        assert same(batch, collate([make(Slot(step, row)) for row in range(4)]))
 
 
 def test_pretraining_refuses_segments_shorter_than_its_window(tiny_shards, tmp_path, capsys):

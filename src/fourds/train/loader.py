@@ -10,12 +10,14 @@ global batch: which pretraining segment, the window, crop and flip of the clip t
   a resumed run continues with the very batch it would have seen.
 
 Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip sampling and mask
-sampling in worker threads) -> Batcher -> Mapper (collate) -> Prefetcher -> Loader.
+sampling in worker threads) -> Batcher -> Mapper (collate; into pinned memory for a CUDA
+device) -> Prefetcher -> Loader.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,9 +104,20 @@ class ClipExample:
         }
 
 
-def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack examples: video uint8 [B, T, H, W, 3], keep_index [B, n_keep], mask [B, N]."""
-    return {key: torch.stack([example[key] for example in examples]) for key in examples[0]}
+def collate(
+    examples: list[dict[str, torch.Tensor]], pin_memory: bool = False
+) -> dict[str, torch.Tensor]:
+    """Stack examples: video uint8 [B, T, H, W, 3], keep_index [B, n_keep], mask [B, N].
+
+    pin_memory: stack straight into page-locked host memory (needs CUDA), from which the
+    training loop copies to the GPU asynchronously; one copy either way.
+    """
+    batch = {}
+    for key in examples[0]:
+        parts = [example[key] for example in examples]
+        shape, dtype = (len(parts), *parts[0].shape), parts[0].dtype
+        batch[key] = torch.stack(parts, out=torch.empty(shape, dtype=dtype, pin_memory=pin_memory))
+    return batch
 
 
 def pretrain_loader(
@@ -113,6 +126,7 @@ def pretrain_loader(
     rows: range,
     workers: int,
     prefetch: int,
+    pin_memory: bool = False,
 ) -> Loader[dict[str, torch.Tensor]]:
     """One batch per step holding this rank's `rows` of the global batch.
 
@@ -122,10 +136,11 @@ def pretrain_loader(
         rows: this rank's rows of the global batch, e.g. range(0, 8) of 16 on rank 0 of 2.
         workers: worker threads for `example` (0: in the main thread).
         prefetch: batches prepared ahead of the training loop.
+        pin_memory: assemble batches in page-locked memory (for a CUDA device; see `collate`).
     """
     node: BaseNode = BatchSlots(steps, rows)
     node = ParallelMapper(node, example, num_workers=workers, method="thread", in_order=True)
     node = Batcher(node, batch_size=len(rows), drop_last=True)
-    node = Mapper(node, collate)
+    node = Mapper(node, functools.partial(collate, pin_memory=pin_memory))
     node = Prefetcher(node, prefetch_factor=prefetch)
     return Loader(node, restart_on_stop_iteration=False)

@@ -179,7 +179,8 @@ def pretrain(
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
     passes = micro_batches(rows, cfg.micro_batch)
-    loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch)
+    pinned = device.type == "cuda"  # pinned host batches, copied to the GPU asynchronously
+    loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch, pinned)
 
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
     last_good = latest_checkpoint(resume_root)
@@ -217,11 +218,12 @@ def pretrain(
     started = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
         # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
-        video = batch["video"].to(device, non_blocking=True)
+        # Asynchronous copies only from pinned memory; on the CPU `to` returns the tensors.
+        batch = {key: value.to(device, non_blocking=pinned) for key, value in batch.items()}
         loss = train_step(
             model,
             optimizer,
-            video,
+            batch["video"],
             batch["keep_index"],
             batch["mask"],
             passes,
