@@ -37,6 +37,17 @@ def test_benchmark_runs_and_writes_its_result_file(name, tmp_path):
     assert "device" in record and record["torch"]
 
 
+@pytest.mark.slow
+def test_loader_throughput_records_clips_per_core(tmp_path):
+    script = REPO_ROOT / "benchmarks" / "loader_throughput.py"
+    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((tmp_path / "loader_throughput.json").read_text())
+    assert set(record["results"]["variants"]) == {"workers_1", "workers_2"}
+    assert record["results"]["clips_per_s_per_core"] > 0
+
+
 @pytest.fixture(scope="module")
 def tiny_shards(tiny_corpus, tmp_path_factory):
     """The tiny corpus curated to 12-frame pretrain segments at 32x32."""

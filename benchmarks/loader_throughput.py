@@ -1,0 +1,133 @@
+"""Pretraining loader throughput: clips/s delivered per worker (CPU core) at the 4ds clip size.
+
+Synthetic segments (uniform random uint8, so nothing compresses or repeats) are written as
+temporary pretrain shards of the real format (`fourds.data.shards.ShardWriter`), 64 frames of
+224x224 each, and read back as the pretrain stage reads them: memory-mapped
+(`fourds.data.segments.SegmentStore`), a window of 16 frames at stride 4 with the 4ds ladder's
+random resized crop and flip (`ClipSampler`), random masks at the 4ds mask ratio
+(`MaskedAutoencoder.sample_masks` of 4ds_b), batched and prefetched by `pretrain_loader` on the
+CPU (no pinning). Params come from `fourds params ladder=4ds` (the 4ds ladder curates 128-frame
+segments; 64 keep the temporary shards small and still hold a 61-frame window).
+
+Variants, run in turns (A, B, A, B, ...): the loader with 1 and with 2 worker threads, each
+draining `batches` batches of `batch` clips from a fresh loader as fast as it can. The figure
+is clips/s per worker thread; the batching/collating thread comes on top. The shards were
+just written, so reads come from the page cache: this is the CPU cost of making clips, not
+disk or network bandwidth.
+
+Run: python benchmarks/loader_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import numpy as np
+import setups
+import torch
+
+from fourds.data.augment import ClipSampler
+from fourds.data.segments import SegmentStore
+from fourds.data.shards import ShardWriter
+from fourds.models.mae import MaskedAutoencoder
+from fourds.train.loader import ClipExample, pretrain_loader
+
+SCALE = "4ds_b"  # whose masks are drawn (1568 tokens); the clip is the ladder's
+WORKERS = (1, 2)
+
+
+def write_shards(shard_dir: Path, segments: int, frames: int, size: int, per_shard: int) -> None:
+    """`segments` random uint8 segments [frames, size, size, 3] as pretrain shards."""
+    rng = np.random.default_rng(0)
+    writer = ShardWriter(shard_dir, "pretrain", per_shard)
+    for _ in range(segments):
+        writer.add({"video": rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)})
+    writer.flush()
+
+
+def drain(example: ClipExample, workers: int, batches: int, batch: int) -> None:
+    """Take every batch of a fresh loader with `workers` worker threads."""
+    loader = pretrain_loader(example, batches, range(batch), workers, prefetch=2)
+    for _ in loader:
+        pass
+
+
+def main() -> None:
+    started = time.perf_counter()
+    args = harness.parse_args(__doc__.splitlines()[0])
+    device = torch.device("cpu")
+    params = setups.compose_ladder("ladder=4ds")
+    cfg, curate = params.pretrain, params.curate
+    frames, size, stride = curate.clip_frames, curate.resolution, cfg.frame_stride
+    segment_frames, segments, per_shard, batch, batches, repeats = 64, 32, 8, 16, 4, 3
+    if args.quick:
+        frames, size, stride = 4, 32, 2
+        segment_frames, segments, per_shard, batch, batches, repeats = 8, 4, 2, 4, 2, 1
+    sampler = ClipSampler(frames, stride, cfg.crop_scale, cfg.crop_aspect)
+    with torch.device("meta"):  # masks need the token grid, not weights
+        model = MaskedAutoencoder.build(params.model(SCALE), params.mae, frames, size)
+    work_dir = Path(tempfile.mkdtemp(prefix="fourds-loader-"))
+    try:
+        write_shards(work_dir, segments, segment_frames, size, per_shard)
+        example = ClipExample(SegmentStore.open(work_dir), sampler, cfg.seed, model.sample_masks)
+        timings = harness.time_interleaved(
+            {
+                f"workers_{workers}": lambda workers=workers: drain(
+                    example, workers, batches, batch
+                )
+                for workers in WORKERS
+            },
+            device,
+            warmup=1,
+            repeats=repeats,
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    clips = batches * batch
+    variants = {}
+    for workers in WORKERS:
+        name = f"workers_{workers}"
+        rate = clips / timings.median(name)
+        variants[name] = {
+            "workers": workers,
+            "clips_per_s": round(rate, 2),
+            "clips_per_s_per_worker": round(rate / workers, 2),
+            "time": timings.summary(name),
+        }
+        print(f"{workers} worker(s): {rate:.1f} clips/s, {rate / workers:.1f} per worker")
+    results = {
+        "variants": variants,
+        # the rate `fourds plan` divides by: one worker, alone, as each GPU's share scales
+        "clips_per_s_per_core": variants["workers_1"]["clips_per_s_per_worker"],
+    }
+    config = {
+        "ladder": params.ladder.name,
+        "clip": [frames, size, size, 3],
+        "segment_frames": segment_frames,
+        "frame_stride": stride,
+        "crop_scale": list(cfg.crop_scale),
+        "crop_aspect": list(cfg.crop_aspect),
+        "masks": {
+            "scale": SCALE,
+            "mask_ratio": params.mae.mask_ratio,
+            "mask_type": params.mae.mask_type,
+            "tokens": model.encoder.num_tokens,
+        },
+        "segments": segments,
+        "segments_per_shard": per_shard,
+        "batch": batch,
+        "batches_per_round": batches,
+        "rounds": repeats,
+        "prefetch": 2,
+        "reads": "memory-mapped shards in the page cache (just written)",
+    }
+    harness.write_result("loader_throughput", args.out, device, config, results, started)
+
+
+if __name__ == "__main__":
+    main()
