@@ -11,6 +11,7 @@ import torch
 
 from fourds.config import CurateConfig
 from fourds.data.curate import curate
+from fourds.plan.feed import read_loader_rate
 from tests.conftest import REPO_ROOT
 
 SCRIPTS = [
@@ -38,14 +39,16 @@ def test_benchmark_runs_and_writes_its_result_file(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_loader_throughput_records_clips_per_core(tmp_path):
+def test_loader_throughput_writes_the_rate_fourds_plan_reads(tmp_path):
     script = REPO_ROOT / "benchmarks" / "loader_throughput.py"
     command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "loader_throughput.json").read_text())
     assert set(record["results"]["variants"]) == {"workers_1", "workers_2"}
-    assert record["results"]["clips_per_s_per_core"] > 0
+    rate = read_loader_rate(tmp_path / "loader_throughput.json")
+    assert rate.clip == (4, 32, 32, 3) and rate.clips_per_s_per_core > 0
+    assert rate.clips_per_s_per_core == record["results"]["variants"]["workers_1"]["clips_per_s"]
 
 
 @pytest.fixture(scope="module")

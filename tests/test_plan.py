@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -175,6 +176,8 @@ def test_ladder_plan_is_consistent(tmp_path):
         assert plan.step_s == max(plan.compute_s, plan.comm_s)
         steps = params.pretrain.steps
         assert plan.gpu_hours == pytest.approx(plan.step_s * steps * 4 / 3600)
+        batch = params.pretrain.batch_size
+        assert plan.clips_per_gpu_s == pytest.approx(batch / plan.step_s / 4)
         assert plan.fits and plan.min_gpus == 1
     with pytest.raises(ConfigError, match="not divisible by 3 GPUs"):
         plan_ladder(params, make_cluster("a100", 3, "infiniband"), 0.5, False)
@@ -183,18 +186,60 @@ def test_ladder_plan_is_consistent(tmp_path):
 def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
     path = tmp_path / "params.yaml"
     compose("4ds", path)
-    assert main(["plan", "--params", str(path), "--gpu", "h200", "--gpus", "64"]) == 0
+    no_rate = ["--loader-results", str(tmp_path / "none.json")]
+    assert main(["plan", "--params", str(path), "--gpu", "h200", "--gpus", "64", *no_rate]) == 0
     out = capsys.readouterr().out
     assert "64 x H200 SXM 141GB" in out and "100,000 steps x 1,024 clips of 16x224x224" in out
     memory, time = out.split("\ntime at ")
+    time, data = time.split("\ndata at ")
+    assert "rate unmeasured (no loader benchmark result" in data
     scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
-    for table in (memory, time):
+    for table in (memory, time, data):
         rows = [line.split() for line in table.splitlines() if line.startswith("4ds_")]
         assert [row[0] for row in rows] == scales
     j = memory.splitlines()[-1].split()
     assert j[:3] == ["4ds_j", "21.76B", "21.80B"]  # encoder, everything trained
     assert main(["plan", "--params", str(path), "--gpus", "100"]) == 2
     assert "not divisible by 100 GPUs" in capsys.readouterr().err
+
+
+def loader_result(path, clip: list[int], rate: float) -> str:
+    """A loader_throughput result file measuring `rate` clips/s per core at `clip`."""
+    record = {
+        "benchmark": "loader_throughput",
+        "git": {"commit": "abcdef0123", "dirty": False},
+        "device": {"cpu_model": "Test CPU"},
+        "config": {"clip": clip},
+        "results": {"clips_per_s_per_core": rate},
+    }
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_the_plan_gives_each_gpus_clip_rate_and_the_loader_cores_it_needs(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    compose("4ds", path)
+    params = load_params(path)
+    plans = plan_ladder(params, make_cluster("h100", 8, "infiniband"), 0.45, None)
+    rate = loader_result(tmp_path / "rate.json", [16, 224, 224, 3], 25.0)
+    assert main(["plan", "--params", str(path), "--gpus", "8", "--loader-results", rate]) == 0
+    data = capsys.readouterr().out.split("\ndata at ")[1]
+    assert "at 25 clips/s per core (measured: " in data and "commit abcdef0, Test CPU" in data
+    rows = {line.split()[0]: line.split()[1:] for line in data.splitlines()[2:]}
+    for plan in plans:
+        clips_per_s = params.pretrain.batch_size / plan.step_s / 8
+        assert rows[plan.scale] == [f"{clips_per_s:,.1f}", f"{clips_per_s / 25:,.1f}"]
+
+    other = loader_result(tmp_path / "other.json", [8, 64, 64, 3], 25.0)
+    assert main(["plan", "--params", str(path), "--gpus", "8", "--loader-results", other]) == 0
+    data = capsys.readouterr().out.split("\ndata at ")[1]
+    assert "rate unmeasured for 16x224x224 (measured at 8x64x64)" in data
+    assert all(line.split()[-1] == "-" for line in data.splitlines()[2:])
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    assert main(["plan", "--params", str(path), "--loader-results", str(broken)]) == 2
+    assert f"{broken} is not a loader_throughput result" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -67,6 +67,7 @@ def _params(args: argparse.Namespace) -> None:
 
 def _plan(args: argparse.Namespace) -> None:
     from fourds.plan.cluster import make_cluster
+    from fourds.plan.feed import read_loader_rate
     from fourds.plan.ladder import plan_ladder
     from fourds.plan.table import format_plan
 
@@ -74,7 +75,8 @@ def _plan(args: argparse.Namespace) -> None:
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
     checkpointing = args.activation_checkpointing  # None: per scale, as the params pin it
     plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom)
-    print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom))
+    loader = read_loader_rate(args.loader_results)
+    print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom, loader))
     if args.simulate:
         from fourds.plan.simulate import format_simulation
 
@@ -186,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"
+    )
+    plan.add_argument(
+        "--loader-results",
+        default="benchmarks/results/loader_throughput.json",
+        help="the loader benchmark's result file, for loader cores per GPU (if present)",
     )
     plan.add_argument(
         "--simulate",

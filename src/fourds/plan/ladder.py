@@ -28,7 +28,8 @@ class ScalePlan:
     fits: the peak is within the usable memory. min_gpus: the smallest GPU count dividing the
     batch at which the peak fits (None: not even one clip per GPU fits). compute_s, comm_s:
     one step's compute and FSDP communication; step_s: the longer of the two (seconds);
-    gpu_hours, wall_hours: of the whole schedule on the cluster.
+    gpu_hours, wall_hours: of the whole schedule on the cluster; clips_per_gpu_s: the clips/s
+    each GPU consumes (the global batch / step time / GPUs), what its loader must deliver.
     """
 
     scale: str
@@ -47,6 +48,7 @@ class ScalePlan:
     step_s: float
     gpu_hours: float
     wall_hours: float
+    clips_per_gpu_s: float
 
 
 def divisors(number: int) -> list[int]:
@@ -111,6 +113,7 @@ def plan_scale(
         step_s=step_s,
         gpu_hours=gpu_hours(step_s, steps, devices),
         wall_hours=step_s * steps / 3600.0,
+        clips_per_gpu_s=clips / step_s,
     )
 
 

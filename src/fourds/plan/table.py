@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fourds.config import Params
 from fourds.plan.cluster import Cluster
+from fourds.plan.feed import LoaderRate
 from fourds.plan.ladder import ScalePlan
 
 GIB = 2**30
@@ -43,8 +44,13 @@ def format_plan(
     mfu: float,
     checkpointing: bool | None,
     headroom: float,
+    loader: LoaderRate | None = None,
 ) -> str:
-    """Header lines, a memory table and a time table, one row per scale."""
+    """Header lines, a memory table, a time table and a data table, one row per scale.
+
+    loader: the measured loader rate (fourds.plan.feed); None, or a rate measured at another
+    clip size, leaves the loader cores unmeasured.
+    """
     pretrain, curate = params.pretrain, params.curate
     clip = f"{curate.clip_frames}x{curate.resolution}x{curate.resolution}"
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
@@ -103,4 +109,37 @@ def format_plan(
             f"{plan.gpu_hours:,.0f}",
         ]
         lines.append(row(cells, widths))
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
+
+
+def _data_table(
+    plans: list[ScalePlan], cluster: Cluster, clip: str, loader: LoaderRate | None
+) -> list[str]:
+    """Per scale, the clips/s each GPU consumes and the loader cores that takes."""
+    measured = f"{loader.clip[0]}x{loader.clip[1]}x{loader.clip[2]}" if loader else None
+    if measured == clip:
+        rate = (
+            f"loader cores per GPU at {loader.clips_per_s_per_core:g} clips/s per core "
+            f"(measured: {loader.source})"
+        )
+    elif loader is None:
+        rate = (
+            "loader cores per GPU: rate unmeasured (no loader benchmark result: "
+            "python benchmarks/loader_throughput.py)"
+        )
+    else:
+        rate = f"loader cores per GPU: rate unmeasured for {clip} (measured at {measured})"
+    lines = [
+        f"data at {cluster.count} GPUs: clips/s each GPU consumes (global batch / step time / "
+        f"GPUs); {rate}",
+        row(["scale", "clips/s/GPU", "cores/GPU"], [8, 13, 11]),
+    ]
+    for plan in plans:
+        cores = loader.cores(plan.clips_per_gpu_s) if measured == clip else None
+        cells = [
+            plan.scale,
+            f"{plan.clips_per_gpu_s:,.1f}",
+            "-" if cores is None else f"{cores:,.1f}",
+        ]
+        lines.append(row(cells, [8, 13, 11]))
+    return lines

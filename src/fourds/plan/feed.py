@@ -1,0 +1,51 @@
+"""Feeding the GPUs: the loader's measured clips/s per CPU core, and the cores a GPU needs.
+
+`benchmarks/loader_throughput.py` measures the clips/s that one loader worker thread (one CPU
+core) delivers: memory-mapped segments, window, random resized crop, flip and masks
+(fourds.train.loader), at the clip size it was run at. Each GPU consumes its clips per step
+in one step time, so it needs (its clips per step / step time) / (clips/s per core) cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from fourds.config import ConfigError
+
+LOADER_RESULTS = Path("benchmarks/results/loader_throughput.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoaderRate:
+    """Clips/s one loader core delivers for clips [frames, size, size, 3] of `clip`; `source`
+    says where the figure comes from (file, commit, CPU)."""
+
+    clips_per_s_per_core: float
+    clip: tuple[int, ...]
+    source: str
+
+    def cores(self, clips_per_s: float) -> float:
+        """Loader cores that deliver `clips_per_s`."""
+        return clips_per_s / self.clips_per_s_per_core
+
+
+def read_loader_rate(path: str | Path = LOADER_RESULTS) -> LoaderRate | None:
+    """The rate recorded in the loader benchmark's result file; None when there is none.
+
+    Raises:
+        ConfigError: the file is not a loader_throughput result (the message names it).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        rate = float(record["results"]["clips_per_s_per_core"])
+        clip = tuple(int(value) for value in record["config"]["clip"])
+        commit = record["git"]["commit"][:7]
+        cpu = record["device"]["cpu_model"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is not a loader_throughput result ({error!r})") from None
+    return LoaderRate(rate, clip, f"{path}, commit {commit}, {cpu}")
