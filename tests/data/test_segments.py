@@ -37,6 +37,12 @@ def test_indices_run_across_shards_in_order(tmp_path):
         store[7]
 
 
+def rewrite(path, save, **arrays) -> None:
+    """Replace the shard at `path` by `arrays` saved with `save` (np.savez or a variant)."""
+    with open(path, "wb") as handle:
+        save(handle, **arrays)
+
+
 @pytest.fixture
 def three_shards(tmp_path):
     segments = np.random.default_rng(1).integers(0, 256, (6, 5, 8, 8, 3), dtype=np.uint8)
@@ -68,8 +74,7 @@ def test_a_shard_whose_video_ends_early_is_named_truncated(three_shards):
     """A zip directory that is intact while the video's bytes are short (a damaged copy)."""
     path = three_shards / "pretrain-000.npz"
     video = np.load(path)["video"]
-    with open(path, "wb") as handle:
-        np.savez(handle, video=video[:1])
+    rewrite(path, np.savez, video=video[:1])
     header = str(video[:1].shape).encode()  # "(1, 5, 8, 8, 3)": claim 9 segments instead
     path.write_bytes(path.read_bytes().replace(header, header.replace(b"(1,", b"(9,")))
     with pytest.raises(ShardError, match="pretrain-000.npz is truncated"):
@@ -78,16 +83,13 @@ def test_a_shard_whose_video_ends_early_is_named_truncated(three_shards):
 
 def test_a_compressed_shard_is_refused_by_name(three_shards):
     path = three_shards / "pretrain-001.npz"
-    video = np.load(path)["video"]
-    with open(path, "wb") as handle:
-        np.savez_compressed(handle, video=video)
+    rewrite(path, np.savez_compressed, video=np.load(path)["video"])
     with pytest.raises(ShardError, match="pretrain-001.npz stores 'video.npy' compressed"):
         SegmentStore.open(three_shards)
 
 
 def test_shards_of_different_segment_shapes_are_refused(three_shards):
     path = three_shards / "pretrain-002.npz"
-    with open(path, "wb") as handle:
-        np.savez(handle, video=np.zeros((2, 6, 8, 8, 3), np.uint8))
+    rewrite(path, np.savez, video=np.zeros((2, 6, 8, 8, 3), np.uint8))
     with pytest.raises(ShardError, match="pretrain-002.npz: video uint8 \\(2, 6, 8, 8, 3\\)"):
         SegmentStore.open(three_shards)
