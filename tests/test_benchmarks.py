@@ -64,7 +64,7 @@ def test_mae_recipe_records_both_curves_below_the_mean_colour_baseline(tiny_shar
     script = REPO_ROOT / "benchmarks" / "mae_recipe.py"
     command = [sys.executable, str(script), "--quick", "--shards", str(tiny_shards)]
     result = subprocess.run(
-        [*command, "--out", str(tmp_path)],
+        [*command, "--seeds", "0", "1", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -75,12 +75,16 @@ def test_mae_recipe_records_both_curves_below_the_mean_colour_baseline(tiny_shar
     assert record["device"] and record["git"]["commit"]
     steps = record["config"]["pretrain"]["steps"]
     results = record["results"]
-    baseline = results["mean_colour_baseline"]
-    assert len(baseline["loss_curve"]) == steps
-    assert set(results["variants"]) == {"fourds", "mae_st_recipe"}
-    for variant in results["variants"].values():
-        assert len(variant["loss_curve"]) == steps and variant["train_s"] > 0
-        assert variant["final_loss"] < baseline["final_loss"]
+    assert set(results["seeds"]) == {"0", "1"}
+    for run in results["seeds"].values():
+        baseline = run["mean_colour_baseline"]
+        assert len(baseline["loss_curve"]) == steps
+        assert set(run["variants"]) == {"fourds", "mae_st_recipe"}
+        for variant in run["variants"].values():
+            assert len(variant["loss_curve"]) == steps and variant["train_s"] > 0
+            assert variant["final_loss"] < baseline["final_loss"]
+    curves = [run["variants"]["fourds"]["loss_curve"] for run in results["seeds"].values()]
+    assert curves[0] != curves[1]  # another seed: other initial weights and batches
     assert isinstance(results["target_met"], bool)
 
 
