@@ -10,8 +10,10 @@ masking, the 4DS query decoding scheme) with sdpa attention, fp32. Both use the 
 To show where a difference comes from, three more variants run in the same rounds:
 ours with decoder=mae_st and sdpa (the baseline's decoding, our attention kernel), ours with
 decoder=mae_st and the `math` backend (our code doing the baseline's arithmetic: it should be
-about as fast as the baseline), and ours with activation checkpointing, which the 4ds ladder
-also turns on (pretrain.activation_checkpointing) to save GPU memory.
+about as fast as the baseline), ours with activation checkpointing, which the 4ds ladder
+turns on for the scales that need it (pretrain.activation_checkpointing) to save GPU memory,
+and ours with every transformer block compiled (`pretrain.compile`: torch.compile per block, as
+fourds.train.parallelize applies it; the warm-up round compiles).
 
 All variants are timed in turns, each round running every variant once; figures are medians.
 Target: ours at least 1.3x faster than the baseline on the CPU.
@@ -30,7 +32,8 @@ import setups
 import torch
 from naive_mae_st import NaiveMAEST
 
-from fourds.models.vit import Block, count_parameters
+from fourds.models.vit import count_parameters
+from fourds.train.parallelize import apply_activation_checkpointing, apply_compile
 
 NAME = "step_vs_baseline"
 TARGET_SPEEDUP = 1.3
@@ -67,11 +70,9 @@ def baseline_step(
     return setups.training_step(model, optimizer, lambda: model(video, generator)[0])
 
 
-def with_activation_checkpointing(model: torch.nn.Module) -> torch.nn.Module:
-    """Turn on activation checkpointing in every fourds block (as the pretrain stage does)."""
-    for module in model.modules():
-        if isinstance(module, Block):
-            module.checkpoint_activations = True
+def wrapped(model: torch.nn.Module, wrap: Callable[[torch.nn.Module], None]) -> torch.nn.Module:
+    """`model` after `wrap` changed its blocks in place (as fourds.train.parallelize does)."""
+    wrap(model)
     return model
 
 
@@ -83,6 +84,7 @@ def variant_descriptions(mae_st: setups.MAEConfig) -> dict[str, str]:
         "ours_mae_st_sdpa": f"fourds MAE, decoder=mae_st ({decoder}), sdpa",
         "ours_mae_st_math": f"fourds MAE, decoder=mae_st ({decoder}), math (explicit softmax)",
         "ours_4ds_activation_checkpointing": "ours_4ds with activation checkpointing on",
+        "ours_4ds_compiled": "ours_4ds with torch.compile on every transformer block",
         "baseline": f"naive_mae_st.py: explicit attention, full decoder ({decoder})",
     }
 
@@ -100,9 +102,10 @@ def main() -> None:
         "ours_4ds": setups.build_mae(shape, ours, "sdpa", device),
         "ours_mae_st_sdpa": setups.build_mae(shape, mae_st, "sdpa", device),
         "ours_mae_st_math": setups.build_mae(shape, mae_st, "math", device),
-        "ours_4ds_activation_checkpointing": with_activation_checkpointing(
-            setups.build_mae(shape, ours, "sdpa", device)
+        "ours_4ds_activation_checkpointing": wrapped(
+            setups.build_mae(shape, ours, "sdpa", device), apply_activation_checkpointing
         ),
+        "ours_4ds_compiled": wrapped(setups.build_mae(shape, ours, "sdpa", device), apply_compile),
         "baseline": build_baseline(shape, mae_st, device),
     }
     steps = {
