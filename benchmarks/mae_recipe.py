@@ -48,7 +48,8 @@ from mae_st_recipe import MAESTRecipe, recipe_param_groups
 
 from fourds.config import Params
 from fourds.data.augment import ClipSampler
-from fourds.data.shards import load_split, shard_digests, shard_paths
+from fourds.data.segments import SegmentStore
+from fourds.data.shards import shard_digests, shard_paths
 from fourds.models.factory import build_mae
 from fourds.models.mae import patchify
 from fourds.train.loader import ClipExample, Slot, collate
@@ -89,14 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_segments(shard_dir: Path) -> np.ndarray:
-    """The curated pretraining segments, uint8 [N, F, S, S, 3]."""
+def load_segments(shard_dir: Path) -> SegmentStore:
+    """The curated pretraining segments (uint8 [F, S, S, 3] each), memory-mapped as the
+    pretrain stage reads them."""
     if not shard_paths(shard_dir, "pretrain"):
         raise SystemExit(
             f"no pretrain shards in {shard_dir}: run `dvc repro curate` first "
             "(or pass --shards DIR)"
         )
-    return load_split(shard_dir, "pretrain", ("video",))["video"]
+    return SegmentStore.open(shard_dir, "pretrain")
 
 
 def benchmark_params(quick: bool, steps: int | None, size: int) -> tuple[Params, str, int]:
@@ -136,18 +138,18 @@ class Batches:
         return batch["video"].float().div_(255.0), batch["keep_index"], batch["mask"]
 
 
-def make_batches(params: Params, scale: str, segments: np.ndarray) -> Batches:
+def make_batches(params: Params, scale: str, segments: SegmentStore) -> Batches:
     """The pretrain stage's clip sampling and masking for `scale`, on `segments`."""
     cfg = params.pretrain
     sampler = ClipSampler(
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
-    if segments.shape[1] < sampler.span or segments.shape[2] != params.curate.resolution:
+    frames, size, _, _ = segments[0].shape
+    if frames < sampler.span or size != params.curate.resolution:
         raise SystemExit(
-            f"the pretrain segments are {segments.shape[1]}x{segments.shape[2]}x"
-            f"{segments.shape[3]}; this benchmark needs at least {sampler.span} frames at "
-            f"{params.curate.resolution}x{params.curate.resolution}: curate again with the "
-            "committed params (`dvc repro curate`)"
+            f"the pretrain segments are {frames}x{size}x{size}; this benchmark needs at least "
+            f"{sampler.span} frames at {params.curate.resolution}x{params.curate.resolution}: "
+            "curate again with the committed params (`dvc repro curate`)"
         )
     with torch.device("meta"):  # only for its mask sampler (masks are drawn on the CPU)
         masker = build_mae(params, scale)
@@ -302,7 +304,7 @@ def train_seed(shards: Path, quick: bool, steps: int | None, seed: int) -> dict:
     """
     torch.set_num_threads(1)
     segments = load_segments(shards)
-    params, scale, tail = benchmark_params(quick, steps, segments.shape[2])
+    params, scale, tail = benchmark_params(quick, steps, segments[0].shape[1])
     params = dataclasses.replace(params, pretrain=dataclasses.replace(params.pretrain, seed=seed))
     batches = make_batches(params, scale, segments)
     runs = [Run.start(name, build, params, scale) for name, build in VARIANTS.items()]
@@ -327,7 +329,7 @@ def main() -> None:
     args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
     seeds = args.seeds or ([0] if args.quick else list(SEEDS))
     segments = load_segments(args.shards)  # fails early, with the fix, when there are none
-    params, scale, tail = benchmark_params(args.quick, args.steps, segments.shape[2])
+    params, scale, tail = benchmark_params(args.quick, args.steps, segments[0].shape[1])
     runs = train_seeds(args.shards, args.quick, args.steps, seeds)
 
     def mean_final(variant: str) -> float:
@@ -369,7 +371,7 @@ def main() -> None:
         "target": "mean over seeds of fourds final_loss <= that of mae_st_recipe",
         "shards": {
             "folder": str(args.shards),
-            "segments": list(segments.shape),
+            "segments": [len(segments), *segments[0].shape],
             "sha256": list(shard_digests(shard_paths(args.shards, "pretrain")).values()),
         },
         "order": (

@@ -4,8 +4,8 @@ Layout choice. The shards stay what `curate` writes (fourds.data.shards): `np.sa
 array as a `<key>.npy` member of a zip file *without compression* (ZIP_STORED), so the bytes of
 `video.npy` lie unchanged, as one contiguous .npy file, at a fixed offset inside the .npz. This
 module finds that offset (the member's local zip header gives where its data starts), reads the
-.npy header there, and maps the array's bytes read-only with `mmap`. Compared with writing the
-video a second time as its own .npy file beside each shard, nothing changes on disk: no format
+.npy header there, and maps the array's bytes read-only with `np.memmap`. Compared with writing
+the video a second time as its own .npy file beside each shard, nothing changes on disk: no format
 version, no doubled storage, the same files in the DVC outputs, the same shard digests (so run
 records and resume fingerprints of earlier runs still hold), and `load_split` keeps reading the
 readout splits as before. The pages a rank never samples are never read (the shard digests
@@ -18,7 +18,6 @@ mapped file) counting across the shards in order, `len(store)` the number of seg
 
 from __future__ import annotations
 
-import mmap
 import struct
 import zipfile
 from pathlib import Path
@@ -90,8 +89,7 @@ def map_array(path: Path, member: str) -> np.ndarray:
                 f"{path} is truncated: {member!r} needs {data_offset + size} bytes, the file has "
                 f"{file_size}; curate again"
             )
-        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    return np.frombuffer(mapped, dtype, int(np.prod(shape)), data_offset).reshape(shape)
+    return np.memmap(path, dtype, mode="r", offset=data_offset, shape=shape)
 
 
 class SegmentStore:
