@@ -177,6 +177,9 @@ class CurateConfig:
     Decoding limits (a small file can declare huge frames): a source whose frames have more than
     max_frame_pixels pixels is rejected before decoding; decoded frames waiting for conversion
     hold at most max_queued_mib MiB. The defaults fit 8K video (7680x4320 = 33.2M pixels).
+
+    workers: processes that decode sources in parallel (0: decode in the main process); the
+    output is byte-identical for any value.
     """
 
     clip_frames: PositiveInt
@@ -188,6 +191,7 @@ class CurateConfig:
     crop: Literal[CROPS]
     max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
+    workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
 
     @property
     def span(self) -> int:

@@ -20,12 +20,25 @@ undecodable or damaged, truncated, frames above curate.max_frame_pixels, too sho
 sidecar (fourds.data.sidecar), ground truth that does not match the split's other sources, or
 the same bytes or the same decoded frames as a source already taken, in any split) is listed in
 `rejected` with the reason; the others are unaffected. The output folder is replaced whole.
+
+How it runs: curate.workers processes (spawned; 0: the main process) each decode a source on
+its own (`decode_source`: file sha256, PyAV decoding, sidecar, ground truth resized, rows). The
+main process takes their results in source order as they arrive, a few sources per worker in
+flight, and does every check that depends on earlier sources (duplicates, the split's row
+layout) before writing, so the manifest and shards are byte-identical for any worker count.
+A worker that dies stops the run with `WorkerError`, leaving the output folder as it was.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import hashlib
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +46,7 @@ from tqdm import tqdm
 
 from fourds.atomic import atomic_directory, file_digest, write_json
 from fourds.config import CurateConfig
-from fourds.data.decode import decode_video
+from fourds.data.decode import DecodedVideo, decode_video
 from fourds.data.shards import (
     PER_CLIP,
     PER_FRAME,
@@ -43,6 +56,10 @@ from fourds.data.shards import (
 )
 from fourds.data.sidecar import load_sidecar, sidecar_path
 from fourds.data.video import VideoError
+
+# Sources each worker process may have queued or decoded ahead of the one being written: enough
+# to keep it busy, few enough to bound memory (a decoded source's rows wait in the parent).
+IN_FLIGHT_PER_WORKER = 2
 
 
 def resize_ground_truth(
@@ -136,48 +153,40 @@ class _Rejected(Exception):
     """A source curation cannot use: the reason goes to the manifest's `rejected` list."""
 
 
-class _Seen:
-    """The sources taken so far, across splits, and the row layout of the current split."""
-
-    def __init__(self):
-        self.taken: dict[str, Path] = {}  # source sha256 or decoded-content digest -> source
-        self.layout: dict[str, tuple[tuple[int, ...], str]] | None = None
-
-    def check_new(self, digest: str, what: str) -> None:
-        if digest in self.taken:
-            raise _Rejected(f"duplicate: {what} as {self.taken[digest]}")
-
-    def check_layout(self, row: dict[str, np.ndarray], split: str) -> None:
-        """Every row of a split must stack with the first: the same keys, shapes and kinds of
-        dtype (labels of different string lengths stack)."""
-        layout = {key: (value.shape, value.dtype.kind) for key, value in row.items()}
-        if self.layout is None:
-            self.layout = layout
-        elif layout != self.layout:
-            if layout.keys() != self.layout.keys():
-                theirs = "have" if "depth" in self.layout else "have no"
-                raise _Rejected(
-                    f"ground truth: the other sources of {split} {theirs} a .npz sidecar, "
-                    "this one does not match"
-                )
-            differ = sorted(key for key in layout if layout[key] != self.layout[key])
-            raise _Rejected(
-                f"ground truth {differ} differs in shape or type from the other sources of "
-                f"{split} ({[layout[k] for k in differ]} vs {[self.layout[k] for k in differ]})"
-            )
+class WorkerError(RuntimeError):
+    """A decoding worker process died (killed, out of memory): the message names the source."""
 
 
-def _source_rows(
-    source: Path, digest: str, cfg: CurateConfig, split: str, seen: _Seen
-) -> list[tuple[dict[str, np.ndarray], dict]]:
-    """Decode one source (whose file sha256 is `digest`) into its rows: (clip or segment
-    arrays, manifest fields) each.
+Row = tuple[dict[str, np.ndarray], dict]  # (clip or segment arrays, manifest fields)
 
-    Raises:
-        _Rejected: the source cannot be used, with the reason.
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """What one source gives on its own, before it is checked against the other sources.
+
+    digest: sha256 of the file's bytes; None when the file cannot be read.
+    error: why the file cannot be read or decoded (not a video, damaged, a bad sidecar, ...);
+        None when it decoded.
+    content_digest: the digest of its decoded frames (fourds.data.decode.DecodedVideo).
+    frame_count: how many frames it has at curate.fps.
+    rows: its rows in order; empty when it is too short for one.
     """
-    span, stride, row_name = split_layout(cfg, split)
-    seen.check_new(digest, "the same bytes")
+
+    digest: str | None
+    error: str | None = None
+    content_digest: str = ""
+    frame_count: int = 0
+    rows: tuple[Row, ...] = ()
+
+
+def decode_source(source: Path, cfg: CurateConfig, split: str) -> Decoded:
+    """Hash and decode one source of `split` (its ground truth resized too) into its rows,
+    looking at no other source: the work a worker process does."""
+    try:
+        digest = file_digest(source)
+    except OSError as error:
+        return Decoded(None, f"cannot read ({error.strerror or error})")
+    span, stride, _ = split_layout(cfg, split)
     try:
         video = decode_video(
             source, cfg.resolution, cfg.fps, cfg.crop, in_rows(span, stride),
@@ -187,66 +196,179 @@ def _source_rows(
         if sidecar_path(source).exists():
             truth = load_sidecar(sidecar_path(source), video.source_frames, cfg.max_frame_pixels)
     except VideoError as error:
-        raise _Rejected(str(error)) from None
-    seen.check_new(video.content_digest, "the same decoded frames")
-    if len(video.frames) < span:
-        raise _Rejected(f"too short: {len(video.frames)} frames, a {row_name} needs {span}")
+        return Decoded(digest, str(error))
+    count = len(video.frames)
+    if count < span:
+        return Decoded(digest, None, video.content_digest, count)
     if truth is not None:
         truth = resize_ground_truth(truth, truth["depth"].shape[1:3], cfg.resolution)
-    rows = []
-    for start in clip_starts(len(video.frames), span):
-        frames = np.arange(start, start + span, stride)
-        row = {"video": np.ascontiguousarray(video.frames[frames])}
-        if truth is not None:
-            row.update(clip_truth(truth, video.source_index[frames]))
-        seen.check_layout(row, split)
-        fields = {
-            "source_sha256": digest,
-            "content_digest": video.content_digest,
-            "frames": {"start": int(start), "stop": int(frames[-1]) + 1, "stride": stride},
-            "source_frames": video.source_index[frames].tolist(),
-            "fps": video.fps,
-            "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
-        }
-        rows.append((row, fields))
-    seen.taken[digest] = seen.taken[video.content_digest] = source
-    return rows
+    rows = tuple(
+        _row(video, truth, start, span, stride, digest) for start in clip_starts(count, span)
+    )
+    return Decoded(digest, None, video.content_digest, count, rows)
+
+
+def _row(
+    video: DecodedVideo, truth: dict | None, start: int, span: int, stride: int, digest: str
+) -> Row:
+    """The row of every stride-th frame of video.frames[start : start + span] (with its
+    ground truth, if any) of a source whose file sha256 is `digest`."""
+    frames = np.arange(start, start + span, stride)
+    row = {"video": np.ascontiguousarray(video.frames[frames])}
+    if truth is not None:
+        row.update(clip_truth(truth, video.source_index[frames]))
+    fields = {
+        "source_sha256": digest,
+        "content_digest": video.content_digest,
+        "frames": {"start": int(start), "stop": int(frames[-1]) + 1, "stride": stride},
+        "source_frames": video.source_index[frames].tolist(),
+        "fps": video.fps,
+        "sha256": hashlib.sha256(row["video"].tobytes()).hexdigest(),
+    }
+    return row, fields
+
+
+def _layout(row: dict[str, np.ndarray]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """What rows of one shard must share: keys, shapes and kinds of dtype (labels of different
+    string lengths stack)."""
+    return {key: (value.shape, value.dtype.kind) for key, value in row.items()}
+
+
+class _Seen:
+    """The sources taken so far, across splits, and the row layout of each split."""
+
+    def __init__(self):
+        self.taken: dict[str, Path] = {}  # source sha256 or decoded-content digest -> source
+        self.layouts: dict[str, dict[str, tuple[tuple[int, ...], str]]] = {}  # split -> layout
+
+    def check_new(self, digest: str, what: str) -> None:
+        if digest in self.taken:
+            raise _Rejected(f"duplicate: {what} as {self.taken[digest]}")
+
+    def check_layout(self, rows: tuple[Row, ...], split: str) -> None:
+        """Every row of a split must stack with the split's first; the first source taken in
+        a split sets its layout (all of that source's rows must share it)."""
+        expected = self.layouts.get(split) or _layout(rows[0][0])
+        for row, _ in rows:
+            layout = _layout(row)
+            if layout == expected:
+                continue
+            if layout.keys() != expected.keys():
+                theirs = "have" if "depth" in expected else "have no"
+                raise _Rejected(
+                    f"ground truth: the other sources of {split} {theirs} a .npz sidecar, "
+                    "this one does not match"
+                )
+            differ = sorted(key for key in layout if layout[key] != expected[key])
+            raise _Rejected(
+                f"ground truth {differ} differs in shape or type from the other sources of "
+                f"{split} ({[layout[k] for k in differ]} vs {[expected[k] for k in differ]})"
+            )
+
+    def take(self, source: Path, decoded: Decoded, split: str) -> None:
+        """Record an accepted source: its digests, and its layout if it is the split's first."""
+        self.taken[decoded.digest] = self.taken[decoded.content_digest] = source
+        self.layouts.setdefault(split, _layout(decoded.rows[0][0]))
+
+
+def _accepted_rows(
+    source: Path, decoded: Decoded, cfg: CurateConfig, split: str, seen: _Seen
+) -> tuple[Row, ...]:
+    """The rows of a readable source of `split`, checked against the sources taken before it
+    (which it joins).
+
+    Raises:
+        _Rejected: the source cannot be used, with the reason.
+    """
+    span, _, row_name = split_layout(cfg, split)
+    seen.check_new(decoded.digest, "the same bytes")
+    if decoded.error is not None:
+        raise _Rejected(decoded.error)
+    seen.check_new(decoded.content_digest, "the same decoded frames")
+    if decoded.frame_count < span:
+        raise _Rejected(f"too short: {decoded.frame_count} frames, a {row_name} needs {span}")
+    seen.check_layout(decoded.rows, split)
+    seen.take(source, decoded, split)
+    return decoded.rows
+
+
+def decode_in_order(
+    tasks: list[tuple[Path, str]], cfg: CurateConfig, workers: int
+) -> Iterator[Decoded]:
+    """decode_source of each (source, split) of `tasks`, yielded in their order.
+
+    workers=0 decodes in this process; otherwise `workers` spawned processes decode at most
+    IN_FLIGHT_PER_WORKER sources each ahead of the one being consumed, so memory stays bounded
+    however many sources there are. Closing the iterator early stops the workers.
+
+    Raises:
+        WorkerError: a worker process died.
+    """
+    if workers == 0:
+        yield from (decode_source(source, cfg, split) for source, split in tasks)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        window: collections.deque[tuple[Path, Future]] = collections.deque()
+        for source, split in tasks:
+            window.append((source, pool.submit(decode_source, source, cfg, split)))
+            if len(window) == workers * IN_FLIGHT_PER_WORKER:
+                yield _result(*window.popleft())
+        while window:
+            yield _result(*window.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _result(source: Path, future: Future) -> Decoded:
+    """A worker's Decoded for `source`, waiting for it; a dead worker raises WorkerError."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerError(
+            f"a curate worker process died (killed, or out of memory?) while {source} or a "
+            "source after it was being decoded; the output folder is unchanged. Run again, "
+            "with a lower curate.workers if memory is short (0 decodes in the main process)"
+        ) from None
 
 
 def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict:
     """Cut every video under `data_dir/<split>/` (sub-folders included) into clips (segments
     for the pretrain split); returns the manifest.
 
-    Everything is written to a temporary folder beside `out_dir` that replaces `out_dir` whole
-    at the end: a crash leaves the previous output (or none), and curating again into the same
-    `out_dir` leaves nothing of the previous run.
+    Sources are decoded by cfg.workers processes (0: this one) and written in source order, so
+    the output does not depend on the worker count. Everything is written to a temporary folder
+    beside `out_dir` that replaces `out_dir` whole at the end: a crash leaves the previous
+    output (or none), and curating again into the same `out_dir` leaves nothing of the
+    previous run.
 
     Raises:
         FileNotFoundError: `data_dir` is missing or holds no source.
+        WorkerError: a decoding worker process died.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_data_dir(data_dir)
+    sources = {split: list_sources(data_dir / split) for split in SPLITS}
+    tasks = [(source, split) for split in SPLITS for source in sources[split]]
     clips, rejected = [], []
     seen = _Seen()
-    with atomic_directory(out_dir) as partial:
+    with (
+        atomic_directory(out_dir) as partial,
+        contextlib.closing(decode_in_order(tasks, cfg, cfg.workers)) as decoded_sources,
+    ):
         for split in SPLITS:
             writer = ShardWriter(partial / "shards", split, cfg.clips_per_shard)
-            seen.layout = None
-            sources = list_sources(data_dir / split)
-            for source in tqdm(sources, desc=f"curate {split}", unit="video"):
+            for source in tqdm(sources[split], desc=f"curate {split}", unit="video"):
+                decoded = next(decoded_sources)
                 where = {"source": str(source), "path": str(source.relative_to(data_dir / split))}
-                try:
-                    digest = file_digest(source)
-                except OSError as error:
-                    reason = f"cannot read ({error.strerror or error})"
-                    rejected.append({**where, "split": split, "reason": reason})
+                if decoded.digest is None:
+                    rejected.append({**where, "split": split, "reason": decoded.error})
                     continue
                 try:
-                    rows = _source_rows(source, digest, cfg, split, seen)
+                    rows = _accepted_rows(source, decoded, cfg, split, seen)
                 except _Rejected as reason:
-                    rejected.append(
-                        {**where, "split": split, "source_sha256": digest, "reason": str(reason)}
-                    )
+                    found = {"source_sha256": decoded.digest, "reason": str(reason)}
+                    rejected.append({**where, "split": split, **found})
                     continue
                 for row, fields in rows:
                     shard, index = writer.next_location

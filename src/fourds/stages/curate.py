@@ -1,7 +1,9 @@
 """The `curate` stage: raw videos -> clips in shards, a manifest, clip counts, the run record.
 
 Outputs in `out_dir`: shards/ and manifest.json (fourds.data.curate), metrics.json (clips per
-split, sources rejected), run.yaml and operative.gin.
+split, sources rejected), run.yaml and operative.gin. Sources are decoded in curate.workers
+processes; the outputs do not depend on how many, and the run record's input hashes are the
+ones the workers computed (taken from the manifest).
 """
 
 from __future__ import annotations
