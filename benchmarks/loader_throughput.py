@@ -3,17 +3,21 @@
 Synthetic segments (uniform random uint8, so nothing compresses or repeats) are written as
 temporary pretrain shards of the real format (`fourds.data.shards.ShardWriter`), 64 frames of
 224x224 each, and read back as the pretrain stage reads them: memory-mapped
-(`fourds.data.segments.SegmentStore`), a window of 16 frames at stride 4 with the 4ds ladder's
-random resized crop and flip (`ClipSampler`), random masks at the 4ds mask ratio
-(`MaskedAutoencoder.sample_masks` of 4ds_b), batched and prefetched by `pretrain_loader` on the
-CPU (no pinning). Params come from `fourds params ladder=4ds` (the 4ds ladder curates 128-frame
-segments; 64 keep the temporary shards small and still hold a 61-frame window).
+(`fourds.data.segments.SegmentStore`), a window of 16 frames at stride 4 with the view (crop box
+and flip) of the 4ds ladder's random resized crop (`ClipSampler`), random masks at the 4ds mask
+ratio (`MaskedAutoencoder.sample_masks` of 4ds_b), batched and prefetched by `pretrain_loader`
+on the CPU (no pinning). Params come from `fourds params ladder=4ds` (the 4ds ladder curates
+128-frame segments; 64 keep the temporary shards small and still hold a 61-frame window).
 
 Variants, run in turns (A, B, A, B, ...): the loader with 1 and with 2 worker threads, each
 draining `batches` batches of `batch` clips from a fresh loader as fast as it can. The figure
 is clips/s per worker thread; the batching/collating thread comes on top. The shards were
 just written, so reads come from the page cache: this is the CPU cost of making clips, not
 disk or network bandwidth.
+
+The crop, resize and flip run in the training step on the model's device
+(`crop_resize_flip`); `device_augment` times it on one batch on the benchmark's device (CUDA
+when there is one, else the CPU, where it is what a CPU run's step pays per clip).
 
 Run: python benchmarks/loader_throughput.py [--quick]
 """
@@ -30,11 +34,11 @@ import numpy as np
 import setups
 import torch
 
-from fourds.data.augment import ClipSampler
+from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter
 from fourds.models.mae import MaskedAutoencoder
-from fourds.train.loader import ClipExample, pretrain_loader
+from fourds.train.loader import ClipExample, Slot, collate, pretrain_loader
 
 SCALE = "4ds_b"  # whose masks are drawn (1568 tokens); the clip is the ladder's
 WORKERS = (1, 2)
@@ -54,6 +58,17 @@ def drain(example: ClipExample, workers: int, batches: int, batch: int) -> None:
     loader = pretrain_loader(example, batches, range(batch), workers, prefetch=2)
     for _ in loader:
         pass
+
+
+def time_device_augment(
+    example: ClipExample, batch: int, device: torch.device, repeats: int
+) -> harness.Timings:
+    """Wall time of `crop_resize_flip` on one batch of `batch` clips already on `device`."""
+    examples = collate([example(Slot(0, row)) for row in range(batch)])
+    windows, views = examples["video"].to(device), examples["view"]
+    return harness.time_interleaved(
+        {"device_augment": lambda: crop_resize_flip(windows, views)}, device, 1, repeats
+    )
 
 
 def main() -> None:
@@ -85,6 +100,8 @@ def main() -> None:
             warmup=1,
             repeats=repeats,
         )
+        augment_device = harness.default_device()
+        augment = time_device_augment(example, batch, augment_device, repeats)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -100,8 +117,15 @@ def main() -> None:
             "time": timings.summary(name),
         }
         print(f"{workers} worker(s): {rate:.1f} clips/s, {rate / workers:.1f} per worker")
+    augment_rate = batch / augment.median("device_augment")
+    print(f"crop_resize_flip on {augment_device.type}: {augment_rate:.1f} clips/s")
     results = {
         "variants": variants,
+        "device_augment": {
+            "device": harness.describe_device(augment_device),
+            "clips_per_s": round(augment_rate, 2),
+            "time": augment.summary("device_augment"),
+        },
         # the rate `fourds plan` divides by: one worker, alone, as each GPU's share scales
         "clips_per_s_per_core": variants["workers_1"]["clips_per_s_per_worker"],
     }

@@ -47,7 +47,7 @@ import torch
 from mae_st_recipe import MAESTRecipe, recipe_param_groups
 
 from fourds.config import Params
-from fourds.data.augment import ClipSampler
+from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import shard_digests, shard_paths
 from fourds.models.factory import build_mae
@@ -135,7 +135,8 @@ class Batches:
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> video float [B, T, S, S, 3] in [0, 1], keep_index [B, n_keep], mask bool [B, N]."""
         batch = collate([self.example(Slot(step, row)) for row in range(self.batch_size)])
-        return batch["video"].float().div_(255.0), batch["keep_index"], batch["mask"]
+        video = crop_resize_flip(batch["video"], batch["view"])
+        return video.float().div_(255.0), batch["keep_index"], batch["mask"]
 
 
 def make_batches(params: Params, scale: str, segments: SegmentStore) -> Batches:

@@ -11,7 +11,7 @@ import torch
 
 from fourds.cli import main
 from fourds.config import load_params
-from fourds.data.augment import ClipSampler
+from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter
 from fourds.models.factory import build_mae
@@ -34,6 +34,11 @@ def example(seed: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0)) -> Clip
     return ClipExample(SEGMENTS, sampler, seed, sample_masks)
 
 
+def clip(example: dict[str, torch.Tensor]) -> torch.Tensor:
+    """An example's clip, uint8 [T, S, S, 3]: its window with its view applied, as in training."""
+    return crop_resize_flip(example["video"][None], example["view"][None])[0]
+
+
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
@@ -41,21 +46,22 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def test_an_example_is_a_function_of_seed_step_and_slot():
     first = example()(Slot(3, 1))
     assert first["video"].dtype == torch.uint8 and first["video"].shape == (4, 16, 16, 3)
+    assert first["view"].shape == (5,)
     assert first["keep_index"].shape == (4,) and first["mask"].shape == (8,)
     assert same(first, example()(Slot(3, 1)))  # a fresh sampler: nothing carried over
     others = [example()(Slot(3, 0)), example()(Slot(4, 1)), example(seed=1)(Slot(3, 1))]
-    assert not any(torch.equal(first["video"], other["video"]) for other in others)
+    assert not any(torch.equal(clip(first), clip(other)) for other in others)
     assert not any(torch.equal(first["keep_index"], other["keep_index"]) for other in others)
 
 
 def test_the_slots_of_a_batch_get_different_clips():
-    videos = [example()(Slot(0, row))["video"] for row in range(8)]
+    videos = [clip(example()(Slot(0, row))) for row in range(8)]
     assert not any(torch.equal(a, b) for a, b in itertools.combinations(videos, 2))
 
 
 def test_without_crops_every_video_is_a_plain_window_of_a_segment():
     for row in range(16):
-        video = example(crop_scale=(1.0, 1.0))(Slot(0, row))["video"].numpy()
+        video = clip(example(crop_scale=(1.0, 1.0))(Slot(0, row))).numpy()
         plain = [
             window
             for segment in SEGMENTS
@@ -95,9 +101,10 @@ def test_pretraining_refuses_segments_shorter_than_its_window(tiny_shards, tmp_p
     assert "hold 12-frame segments" in error and "needs 13" in error
 
 
-# sha256 of (video, keep_index, mask) of the examples of steps 0-2, rows 0-15, made with
+# sha256 of (clip, keep_index, mask) of the examples of steps 0-2, rows 0-15, made with
 # params.yaml's clip sampling and cpu_s masks from EMBEDDED_SEGMENTS, computed with the
-# in-memory loader before the segments were memory-mapped: the embedded study's batches.
+# in-memory numpy loader before the segments were memory-mapped and before crops moved to the
+# device: the embedded study's batches.
 EMBEDDED_DIGEST = "6c4aab1ffb8b023ca742c61110c121663b09f2e888cc44699bd479233c272fdf"
 
 
@@ -115,7 +122,8 @@ def examples_digest(make: ClipExample, steps: int, rows: int) -> str:
     digest = hashlib.sha256()
     for step, row in itertools.product(range(steps), range(rows)):
         example = make(Slot(step, row))
-        for key in ("video", "keep_index", "mask"):
+        digest.update(clip(example).numpy().tobytes())
+        for key in ("keep_index", "mask"):
             digest.update(example[key].numpy().tobytes())
     return digest.hexdigest()
 
@@ -137,17 +145,15 @@ def test_mapped_segments_give_the_embedded_study_its_batches_bit_for_bit(tmp_pat
         assert same(expected, actual)
 
 
-def test_a_plain_window_of_a_mapped_segment_is_a_writable_copy(tmp_path):
+def test_a_window_of_a_mapped_segment_is_a_writable_copy(tmp_path):
     writer = ShardWriter(tmp_path, "pretrain", per_shard=8)
     for segment in SEGMENTS:
         writer.add({"video": segment})
     writer.flush()
     store = SegmentStore.open(tmp_path)
-    sampler = ClipSampler(12, 1, (1.0, 1.0), (1.0, 1.0))  # the whole segment, maybe flipped
+    sampler = ClipSampler(12, 1, (1.0, 1.0), (1.0, 1.0))  # the whole segment
     for seed in range(8):
-        clip = sampler(store[0], np.random.default_rng(seed))
-        assert any(
-            np.array_equal(clip.numpy(), view) for view in (SEGMENTS[0], SEGMENTS[0][:, :, ::-1])
-        )
-        clip[0, 0, 0, 0] ^= 1  # writable, and the mapped segment is untouched
+        window, _ = sampler(store[0], np.random.default_rng(seed))
+        assert np.array_equal(window.numpy(), SEGMENTS[0])
+        window[0, 0, 0, 0] ^= 1  # writable, and the mapped segment is untouched
     assert np.array_equal(store[0], SEGMENTS[0])

@@ -1,10 +1,23 @@
-"""Pretraining clips sampled as MAE-ST samples them from longer video.
+"""Pretraining clips sampled as MAE-ST samples them from longer video, augmented on the device.
 
-`ClipSampler` turns a curated pretraining segment into one training clip: a window of `frames`
-frames, every `stride`-th one, at a random start; a random crop (area and aspect-ratio jitter)
-resized back to the segment's size with bilinear interpolation; a horizontal flip with
-probability 1/2. Every draw comes from the generator it is given, in a fixed order, so a clip is
-a pure function of the generator's seed (the loader seeds it from (seed, step, slot)).
+Sampling and pixel work are split where they are cheapest:
+
+- `ClipSampler` (the loader's worker threads, CPU) draws a clip's *view* of a curated
+  pretraining segment: a window of `frames` frames, every `stride`-th one, at a random start;
+  a random crop box (area and aspect-ratio jitter); a horizontal flip with probability 1/2. It
+  copies out the window, uint8 at the segment's size, and returns the view as five integers.
+  Every draw comes from the generator it is given, in a fixed order, so a clip is a pure
+  function of the generator's seed (the loader seeds it from (seed, step, slot)).
+- `crop_resize_flip` (the training step, on the model's device) applies a batch of views: each
+  crop box is resized back to the frame size with bilinear interpolation (PyTorch's
+  align_corners=False convention), rounded back to uint8, and flipped where drawn.
+
+The resize is the same sequence of float32 operations whatever the device: blend weights
+computed in float64 on the host and rounded to float32, then a + (b - a) * w along rows, then
+along columns, each a separate elementwise kernel (never fused, never compiled), and
+round-half-even to uint8. IEEE float32 addition and multiplication are exactly rounded, so the
+clips are bit for bit those of the CPU loader that did this in numpy before (a test keeps that
+implementation as its oracle), on a CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ import math
 
 import numpy as np
 import torch
+
+VIEW_FIELDS = ("top", "left", "height", "width", "flip")
 
 
 def crop_box(
@@ -39,36 +54,10 @@ def crop_box(
     return top, left, height, width
 
 
-def _linear_taps(source: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each of `size` output positions along an axis of `source` pixels: the two source
-    pixels [size] it blends and the weight [size] of the second (pixel centres aligned, as
-    PyTorch's bilinear interpolation with align_corners=False)."""
-    position = np.maximum((np.arange(size) + 0.5) * (source / size) - 0.5, 0.0)
-    first = np.minimum(np.floor(position).astype(np.int64), source - 1)
-    second = np.minimum(first + 1, source - 1)
-    return first, second, (position - first).astype(np.float32)
-
-
-def resize(video: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [T, H, W, 3] -> uint8 [T, size, size, 3], bilinear, rounded to the nearest integer.
-
-    Numpy only: the loader's worker threads call it beside the training step, and a torch
-    kernel here would share torch's intra-op thread pool with the step (on a busy 2-core
-    machine that made each clip ~70x slower).
-    """
-    rows_a, rows_b, row_weight = _linear_taps(video.shape[1], size)
-    cols_a, cols_b, col_weight = _linear_taps(video.shape[2], size)
-    frames = video.astype(np.float32)
-    frames = frames[:, rows_a] + (frames[:, rows_b] - frames[:, rows_a]) * row_weight[:, None, None]
-    frames = (
-        frames[:, :, cols_a] + (frames[:, :, cols_b] - frames[:, :, cols_a]) * col_weight[:, None]
-    )
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
-
-
 @dataclasses.dataclass(frozen=True)
 class ClipSampler:
-    """Samples a training clip from a pretraining segment (see the module docstring).
+    """Draws a training clip's window and view from a pretraining segment (see the module
+    docstring).
 
     Args:
         frames: frames per clip (curate.clip_frames).
@@ -87,21 +76,79 @@ class ClipSampler:
         """Segment frames one clip covers."""
         return (self.frames - 1) * self.stride + 1
 
-    def __call__(self, segment: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """uint8 [F, S, S, 3] segment (F >= span) -> uint8 [frames, S, S, 3] clip, a tensor of
-        its own (it never shares memory with `segment`, which may be read-only).
+    def __call__(
+        self, segment: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 [F, S, S, 3] segment (F >= span) -> (window, view):
+
+        window: uint8 [frames, S, S, 3], a tensor of its own (it never shares memory with
+            `segment`, which may be a read-only memory map);
+        view: int64 [5], VIEW_FIELDS: the crop box (top, left, height, width) and flip (0/1),
+            for `crop_resize_flip`.
 
         Draws from `rng`, in order: the start, the crop (area, aspect, top, left), the flip.
         """
         size = segment.shape[1]
         start = int(rng.integers(len(segment) - self.span + 1))
-        top, left, height, width = crop_box(size, rng, self.crop_scale, self.crop_aspect)
-        window = segment[start : start + self.span : self.stride]
-        clip = window[:, top : top + height, left : left + width]
-        if (height, width) != (size, size):
-            clip = resize(clip, size)  # the crop is never larger: upsampling, no aliasing
-        if rng.random() < 0.5:
-            clip = clip[:, :, ::-1]
-        # a copy unless the clip is already a fresh array: a window of a read-only
-        # memory-mapped segment (fourds.data.segments) must not become the training tensor
-        return torch.from_numpy(np.require(clip, requirements=("C", "W")))
+        box = crop_box(size, rng, self.crop_scale, self.crop_aspect)
+        flip = int(rng.random() < 0.5)
+        window = np.array(segment[start : start + self.span : self.stride])
+        return torch.from_numpy(window), torch.tensor([*box, flip])
+
+
+def linear_taps(
+    offset: int, length: int, size: int, reverse: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resampling of pixels [offset, offset + length) of an axis to `size` pixels.
+
+    Returns, for each output position: the two source pixels it blends (int64 [size], absolute
+    positions on the axis) and the weight of the second (float32 [size]); pixel centres are
+    aligned as in PyTorch's bilinear interpolation with align_corners=False. `reverse` lists
+    the outputs right to left (a flip). With length == size every weight is 0: a copy.
+    """
+    position = np.maximum((np.arange(size) + 0.5) * (length / size) - 0.5, 0.0)
+    first = np.minimum(np.floor(position).astype(np.int64), length - 1)
+    second = np.minimum(first + 1, length - 1)
+    weight = (position - first).astype(np.float32)
+    taps = (first + offset, second + offset, weight)
+    return tuple(tap[::-1].copy() for tap in taps) if reverse else taps
+
+
+def _blend(
+    frames: torch.Tensor, first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """frames float32 [B, T, H, W, 3] resampled along `dim` (2: rows, 3: columns) to the S
+    positions of first, second (int64 [B, S]) and weight (float32 [B, S]):
+    a + (b - a) * w, as separate kernels."""
+    shape = [len(frames), 1, 1, 1, 1]
+    shape[dim] = first.shape[1]
+    index_shape = list(frames.shape)
+    index_shape[dim] = first.shape[1]
+    a = frames.gather(dim, first.view(shape).expand(index_shape))
+    b = frames.gather(dim, second.view(shape).expand(index_shape))
+    return a + (b - a) * weight.view(shape)
+
+
+@torch.compiler.disable  # a compiler may fuse the blend into FMAs: other bits than the CPU's
+def crop_resize_flip(windows: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """Apply each clip's view: crop, bilinear resize back to S x S, flip.
+
+    Args:
+        windows: uint8 [B, T, S, S, 3] on the training device.
+        views: int64 [B, 5] on the CPU, VIEW_FIELDS per clip (from `ClipSampler`).
+
+    Returns:
+        uint8 [B, T, S, S, 3] on the windows' device.
+    """
+    size, device = windows.shape[2], windows.device
+    taps = [[], []]  # per clip: (first, second, weight) of the rows, then of the columns
+    for top, left, height, width, flip in views.tolist():
+        taps[0].append(linear_taps(top, height, size, reverse=False))
+        taps[1].append(linear_taps(left, width, size, reverse=bool(flip)))
+    frames = windows.float()
+    for dim, axis in ((2, taps[0]), (3, taps[1])):
+        first, second, weight = (
+            torch.from_numpy(np.stack(parts)).to(device) for parts in zip(*axis, strict=True)
+        )
+        frames = _blend(frames, first, second, weight, dim)
+    return frames.round_().clamp_(0, 255).to(torch.uint8)

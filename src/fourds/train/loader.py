@@ -12,6 +12,10 @@ global batch: which pretraining segment, the window, crop and flip of the clip t
 Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip sampling and mask
 sampling in worker threads) -> Batcher -> Mapper (collate; into pinned memory for a CUDA
 device) -> Prefetcher -> Loader.
+
+The loader only copies each clip's window out of its segment and draws the clip's view (crop
+box and flip); the training step applies the views on the model's device
+(`fourds.data.augment.crop_resize_flip`), where the per-pixel work is cheapest.
 """
 
 from __future__ import annotations
@@ -78,8 +82,8 @@ class ClipExample:
         segments: the N curated pretraining segments, each uint8 [F, S, S, 3], by index
             (`len()` and `segments[i]`): a `fourds.data.segments.SegmentStore`, which maps
             them from the shards, or an array [N, F, S, S, 3].
-        sample_clip: (segment, generator) -> uint8 [T, S, S, 3], the clip's window, crop and
-            flip (F >= sample_clip.span).
+        sample_clip: (segment, generator) -> (window uint8 [T, S, S, 3], view int64 [5]): the
+            clip's frames and its crop box and flip (F >= sample_clip.span).
         seed: the run's seed.
         sample_masks: (batch, generator) -> (keep_index [batch, n_keep], mask [batch, N]),
             e.g. `MaskedAutoencoder.sample_masks`.
@@ -91,14 +95,16 @@ class ClipExample:
     sample_masks: MaskSampler
 
     def __call__(self, slot: Slot) -> dict[str, torch.Tensor]:
-        """-> {"video": uint8 [T, S, S, 3], "keep_index": [n_keep], "mask": bool [N]}."""
+        """-> {"video": uint8 [T, S, S, 3] window, "view": int64 [5] (see
+        fourds.data.augment.VIEW_FIELDS), "keep_index": [n_keep], "mask": bool [N]}."""
         rng = np.random.default_rng([self.seed, slot.step, slot.row])
         segment = self.segments[rng.integers(len(self.segments))]
-        clip = self.sample_clip(segment, rng)
+        window, view = self.sample_clip(segment, rng)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         keep_index, mask = self.sample_masks(1, generator)
         return {
-            "video": clip,
+            "video": window,
+            "view": view,
             "keep_index": keep_index[0],
             "mask": mask[0],
         }
@@ -107,7 +113,8 @@ class ClipExample:
 def collate(
     examples: list[dict[str, torch.Tensor]], pin_memory: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Stack examples: video uint8 [B, T, H, W, 3], keep_index [B, n_keep], mask [B, N].
+    """Stack examples: video uint8 [B, T, H, W, 3], view [B, 5], keep_index [B, n_keep],
+    mask [B, N].
 
     pin_memory: stack straight into page-locked host memory (needs CUDA), from which the
     training loop copies to the GPU asynchronously; one copy either way.

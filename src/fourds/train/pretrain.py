@@ -30,7 +30,7 @@ import torch
 
 from fourds.accelerators import peak_flops
 from fourds.config import ConfigError, Params, PretrainConfig
-from fourds.data.augment import ClipSampler
+from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardError, shard_digests, shard_paths
 from fourds.models.factory import build_mae
@@ -217,13 +217,16 @@ def pretrain(
     window = []
     started = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
-        # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
         # Asynchronous copies only from pinned memory; on the CPU `to` returns the tensors.
+        # The views stay on the host: they are read there to build the resize taps.
+        views = batch.pop("view")
         batch = {key: value.to(device, non_blocking=pinned) for key, value in batch.items()}
+        # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
+        video = crop_resize_flip(batch["video"], views)
         loss = train_step(
             model,
             optimizer,
-            batch["video"],
+            video,
             batch["keep_index"],
             batch["mask"],
             passes,
