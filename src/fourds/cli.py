@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fourds.data.curate import WorkerError
     from fourds.data.readers import ReaderError
     from fourds.data.shards import ShardError
     from fourds.data.video import VideoError
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         ShardError,
         VideoError,
         WeightsError,
+        WorkerError,
         CheckpointError,
         FileNotFoundError,
         FloatingPointError,

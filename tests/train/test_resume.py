@@ -184,3 +184,6 @@ def test_a_run_resumes_only_with_the_same_clip_sampling(section, changes):
     workers = dataclasses.replace(params.pretrain, loader_workers=3)  # execution only
     same = dataclasses.replace(params, pretrain=workers)
     assert run_fingerprint(same, "cpu_s", []) == run_fingerprint(params, "cpu_s", [])
+    curate_workers = dataclasses.replace(params.curate, workers=5)  # execution only
+    same = dataclasses.replace(params, curate=curate_workers)
+    assert run_fingerprint(same, "cpu_s", []) == run_fingerprint(params, "cpu_s", [])

@@ -50,8 +50,9 @@ from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import train_step
 
-# Pretrain params that change how a run is executed but not the weights it produces.
+# Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
+CURATE_EXECUTION_ONLY = ("workers",)
 
 
 def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
@@ -91,7 +92,11 @@ def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str
     content = {
         "model": dataclasses.asdict(params.model(scale)),
         "mae": dataclasses.asdict(params.mae),
-        "curate": dataclasses.asdict(params.curate),
+        "curate": {
+            name: value
+            for name, value in dataclasses.asdict(params.curate).items()
+            if name not in CURATE_EXECUTION_ONLY
+        },
         "pretrain": trajectory,
         "attention": params.runtime.attention,
         "shards": shard_digests,
