@@ -46,10 +46,12 @@ def numpy_clip(sample: ClipSampler, segment: np.ndarray, seed: int) -> np.ndarra
     return clip[:, :, ::-1] if rng.random() < 0.5 else clip
 
 
-def sampled_clip(sample: ClipSampler, segment: np.ndarray, seed: int) -> torch.Tensor:
+def sampled_clip(
+    sample: ClipSampler, segment: np.ndarray, seed: int, batched: bool | None = None
+) -> torch.Tensor:
     """uint8 [T, S, S, 3]: the clip's window and view, applied as the training step does."""
     window, view = sample(segment, np.random.default_rng(seed))
-    return crop_resize_flip(window[None], view[None])[0]
+    return crop_resize_flip(window[None], view[None], batched)[0]
 
 
 def windows(segment: np.ndarray, frames: int, stride: int) -> list[np.ndarray]:
@@ -90,23 +92,26 @@ def test_without_crops_a_clip_is_a_plain_window_at_a_random_start_maybe_flipped(
     assert set(picked) == set(range(len(candidates)))  # every start (6), flipped or not
 
 
+@pytest.mark.parametrize("batched", [False, True])
 @pytest.mark.parametrize(
     ("frames", "stride", "scale", "aspect"),
     [(3, 1, (0.3, 0.6), ASPECT), (4, 2, (0.08, 1.0), (0.5, 2.0)), (4, 3, (1.0, 1.0), ASPECT)],
 )
-def test_clips_are_bit_for_bit_those_of_the_numpy_loader(frames, stride, scale, aspect):
+def test_clips_are_bit_for_bit_those_of_the_numpy_loader(frames, stride, scale, aspect, batched):
     segment = np.random.default_rng(1).integers(0, 256, (12, 24, 24, 3), dtype=np.uint8)
     sample = ClipSampler(frames, stride, scale, aspect)
     for seed in range(40):
         expected = numpy_clip(sample, segment, seed)
-        assert np.array_equal(sampled_clip(sample, segment, seed).numpy(), expected), seed
+        actual = sampled_clip(sample, segment, seed, batched).numpy()
+        assert np.array_equal(actual, expected), seed
 
 
-def test_a_batch_applies_each_clips_own_view():
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_batch_applies_each_clips_own_view(batched):
     sample = ClipSampler(3, 1, (0.2, 0.9), ASPECT)
     drawn = [sample(SEGMENT, np.random.default_rng(seed)) for seed in range(6)]
-    batch = crop_resize_flip(torch.stack([w for w, _ in drawn]), torch.stack([v for _, v in drawn]))
-    for seed, clip in enumerate(batch):
+    windows, views = torch.stack([w for w, _ in drawn]), torch.stack([v for _, v in drawn])
+    for seed, clip in enumerate(crop_resize_flip(windows, views, batched)):
         assert torch.equal(clip, sampled_clip(sample, SEGMENT, seed))
 
 

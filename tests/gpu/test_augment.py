@@ -17,5 +17,6 @@ def test_device_crops_are_bit_for_bit_the_cpus():
     windows = torch.stack([window for window, _ in drawn])
     views = torch.stack([view for _, view in drawn])
     on_cpu = crop_resize_flip(windows, views)
-    on_gpu = crop_resize_flip(windows.cuda(), views)
-    assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), on_cpu)
+    for batched in (True, False):  # CUDA's default schedule, and the CPU's
+        on_gpu = crop_resize_flip(windows.cuda(), views, batched)
+        assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), on_cpu)

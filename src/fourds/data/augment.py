@@ -114,12 +114,21 @@ def linear_taps(
     return tuple(tap[::-1].copy() for tap in taps) if reverse else taps
 
 
-def _blend(
+def _blend_clip(clip: torch.Tensor, taps: tuple[np.ndarray, ...], dim: int) -> torch.Tensor:
+    """clip [T, H, W, 3] (uint8 or float32) resampled along `dim` (1: rows, 2: columns) to
+    the taps' S positions (`linear_taps`, relative to the clip): float32, a + (b - a) * w."""
+    first, second, weight = (torch.from_numpy(tap).to(clip.device) for tap in taps)
+    a = clip.index_select(dim, first).float()
+    b = clip.index_select(dim, second).float()
+    return a + (b - a) * weight.view(-1, *[1] * (clip.dim() - dim - 1))
+
+
+def _blend_batch(
     frames: torch.Tensor, first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor, dim: int
 ) -> torch.Tensor:
     """frames float32 [B, T, H, W, 3] resampled along `dim` (2: rows, 3: columns) to the S
-    positions of first, second (int64 [B, S]) and weight (float32 [B, S]):
-    a + (b - a) * w, as separate kernels."""
+    positions of first, second (int64 [B, S], absolute) and weight (float32 [B, S]):
+    a + (b - a) * w."""
     shape = [len(frames), 1, 1, 1, 1]
     shape[dim] = first.shape[1]
     index_shape = list(frames.shape)
@@ -130,17 +139,37 @@ def _blend(
 
 
 @torch.compiler.disable  # a compiler may fuse the blend into FMAs: other bits than the CPU's
-def crop_resize_flip(windows: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+def crop_resize_flip(
+    windows: torch.Tensor, views: torch.Tensor, batched: bool | None = None
+) -> torch.Tensor:
     """Apply each clip's view: crop, bilinear resize back to S x S, flip.
+
+    Two schedules of the same float32 operations, bit for bit equal: a loop over the clips
+    that crops before resampling (on the CPU it does the least work: 2.2 against 3.2 ms a clip
+    at 8x64x64, 60 against 96 ms at 16x224x224, one thread), or one gather per axis for the
+    whole batch (on a GPU: a fixed number of kernel launches whatever the batch size).
 
     Args:
         windows: uint8 [B, T, S, S, 3] on the training device.
         views: int64 [B, 5] on the CPU, VIEW_FIELDS per clip (from `ClipSampler`).
+        batched: the schedule; None: batched on CUDA, per clip elsewhere.
 
     Returns:
         uint8 [B, T, S, S, 3] on the windows' device.
     """
-    size, device = windows.shape[2], windows.device
+    size = windows.shape[2]
+    if batched is None:
+        batched = windows.is_cuda
+    if not batched:
+        clips = torch.empty_like(windows)
+        for clip, window, (top, left, height, width, flip) in zip(
+            clips, windows, views.tolist(), strict=True
+        ):
+            crop = window[:, top : top + height, left : left + width]
+            rows = _blend_clip(crop, linear_taps(0, height, size, reverse=False), dim=1)
+            frames = _blend_clip(rows, linear_taps(0, width, size, reverse=bool(flip)), dim=2)
+            clip.copy_(frames.round_().clamp_(0, 255))
+        return clips
     taps = [[], []]  # per clip: (first, second, weight) of the rows, then of the columns
     for top, left, height, width, flip in views.tolist():
         taps[0].append(linear_taps(top, height, size, reverse=False))
@@ -148,7 +177,8 @@ def crop_resize_flip(windows: torch.Tensor, views: torch.Tensor) -> torch.Tensor
     frames = windows.float()
     for dim, axis in ((2, taps[0]), (3, taps[1])):
         first, second, weight = (
-            torch.from_numpy(np.stack(parts)).to(device) for parts in zip(*axis, strict=True)
+            torch.from_numpy(np.stack(parts)).to(windows.device)
+            for parts in zip(*axis, strict=True)
         )
-        frames = _blend(frames, first, second, weight, dim)
+        frames = _blend_batch(frames, first, second, weight, dim)
     return frames.round_().clamp_(0, 255).to(torch.uint8)
