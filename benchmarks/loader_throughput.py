@@ -17,7 +17,9 @@ disk or network bandwidth.
 
 The crop, resize and flip run in the training step on the model's device
 (`crop_resize_flip`); `device_augment` times it on one batch on the benchmark's device (CUDA
-when there is one, else the CPU, where it is what a CPU run's step pays per clip).
+when there is one, else the CPU, where it is what a CPU run's step pays per clip). With CUDA,
+`feed_to_gpu` also times the whole feed as the pretraining loop runs it: two worker threads,
+batches in pinned memory copied asynchronously, the views applied on the GPU.
 
 Run: python benchmarks/loader_throughput.py [--quick]
 """
@@ -58,6 +60,15 @@ def drain(example: ClipExample, workers: int, batches: int, batch: int) -> None:
     loader = pretrain_loader(example, batches, range(batch), workers, prefetch=2)
     for _ in loader:
         pass
+
+
+def feed(example: ClipExample, batches: int, batch: int, device: torch.device) -> None:
+    """What the pretraining loop does with a fresh loader's batches: pinned batches from two
+    worker threads, copied to `device` asynchronously, the views applied there."""
+    loader = pretrain_loader(example, batches, range(batch), 2, prefetch=2, pin_memory=True)
+    for examples in loader:
+        views = examples.pop("view")
+        crop_resize_flip(examples["video"].to(device, non_blocking=True), views)
 
 
 def time_device_augment(
@@ -102,6 +113,14 @@ def main() -> None:
         )
         augment_device = harness.default_device()
         augment = time_device_augment(example, batch, augment_device, repeats)
+        fed = None
+        if augment_device.type == "cuda":
+            fed = harness.time_interleaved(
+                {"feed": lambda: feed(example, batches, batch, augment_device)},
+                augment_device,
+                warmup=1,
+                repeats=repeats,
+            )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -129,6 +148,10 @@ def main() -> None:
         # the rate `fourds plan` divides by: one worker, alone, as each GPU's share scales
         "clips_per_s_per_core": variants["workers_1"]["clips_per_s_per_worker"],
     }
+    if fed is not None:
+        rate = clips / fed.median("feed")
+        print(f"2 workers, pinned, copied and augmented on the GPU: {rate:.1f} clips/s")
+        results["feed_to_gpu"] = {"clips_per_s": round(rate, 2), "time": fed.summary("feed")}
     config = {
         "ladder": params.ladder.name,
         "clip": [frames, size, size, 3],
