@@ -1,5 +1,7 @@
+import dataclasses
 import hashlib
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 from fourds.atomic import file_digest
 from fourds.config import CurateConfig
 from fourds.data.curate import curate, resize_ground_truth
-from fourds.data.shards import load_split
+from fourds.data.shards import SPLITS, ShardIndex, load_split, shard_paths
 from fourds.data.video import VideoError, read_video
 
 CFG = CurateConfig(4, 2, 6, 16, 3, 0.0, "center")
@@ -121,3 +123,32 @@ def test_load_split_reads_only_the_keys_asked_for(tiny_corpus, tmp_path):
     assert {"video", "depth", "tracks", "boxes", "label"} <= set(load_split(shards, "pretrain"))
     with pytest.raises(KeyError, match="has no \\['flow'\\]"):
         load_split(shards, "pretrain", ("video", "flow"))
+
+
+def test_webdataset_pretrain_shards_hold_what_npz_ones_do(tiny_corpus, tmp_path):
+    npz = curate(tiny_corpus, tmp_path / "npz", CFG)
+    tar = curate(
+        tiny_corpus, tmp_path / "tar", dataclasses.replace(CFG, pretrain_format="webdataset")
+    )
+    shards = {fmt: tmp_path / fmt / "shards" for fmt in ("npz", "tar")}
+    assert sorted(path.name for path in shards["tar"].iterdir()) == [
+        "pretrain-000.tar", "pretrain-001.tar", "pretrain-index.json",
+        "readout-test-000.npz", "readout-train-000.npz",
+    ]  # fmt: skip
+    for ours, theirs in zip(tar["clips"], npz["clips"], strict=True):
+        suffix = ".tar" if ours["split"] == "pretrain" else ".npz"
+        assert ours == {**theirs, "shard": theirs["shard"].replace(".npz", suffix)}
+    for split in SPLITS:
+        ours, theirs = (load_split(shards[fmt], split) for fmt in ("tar", "npz"))
+        assert ours.keys() == theirs.keys()
+        for key in ours:  # NaN where a box is not visible: equal when both are NaN
+            np.testing.assert_array_equal(ours[key], theirs[key], strict=True)
+    for fmt, folder in shards.items():
+        index = ShardIndex.from_json((folder / "pretrain-index.json").read_text(), fmt)
+        assert index.format == {"npz": "npz", "tar": "webdataset"}[fmt]
+        assert [shard.sha256 for shard in index.shards] == [
+            file_digest(path) for path in shard_paths(folder, "pretrain")
+        ]
+    with tarfile.open(shards["tar"] / "pretrain-001.tar") as archive:
+        fields = json.load(archive.extractfile("pretrain-001-000000.json"))
+    assert fields == tar["clips"][3]  # shards of 3: the fourth segment opens the second shard

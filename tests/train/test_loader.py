@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 
+import fsspec
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from fourds.atomic import file_digest
 from fourds.cli import main
 from fourds.config import load_params
+from fourds.config.schema import SHARD_FORMATS
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
-from fourds.data.shards import ShardWriter
+from fourds.data.shards import ShardWriter, write_index
 from fourds.models.factory import build_mae
 from fourds.train.loader import ClipExample, Slot, collate, pretrain_loader
+from fourds.train.pretrain import run_fingerprint
 from tests.conftest import REPO_ROOT
 from tests.train.conftest import pretrain_command, write_tiny_params
 
@@ -157,3 +163,55 @@ def test_a_window_of_a_mapped_segment_is_a_writable_copy(tmp_path):
         assert np.array_equal(window.numpy(), SEGMENTS[0])
         window[0, 0, 0, 0] ^= 1  # writable, and the mapped segment is untouched
     assert np.array_equal(store[0], SEGMENTS[0])
+
+
+def test_every_shard_format_and_source_gives_the_embedded_study_its_batches(tmp_path):
+    """npz shards and WebDataset tar shards, mapped from a folder or fetched from a URL (an
+    in-memory fsspec filesystem standing in for an object store), through their index."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    frames, size = params.curate.pretrain_frames, params.curate.resolution
+    segments = np.random.default_rng(0).integers(0, 256, (6, frames, size, size, 3), np.uint8)
+    for fmt in SHARD_FORMATS:
+        writer = ShardWriter(tmp_path / fmt, "pretrain", 4, fmt)  # two shards: 4 and 2 segments
+        for segment in segments:
+            writer.add({"video": segment})
+        writer.flush()
+        write_index(tmp_path / fmt, "pretrain")
+    memory = fsspec.filesystem("memory")
+    url = f"memory://{tmp_path.name}/shards"
+    for path in (tmp_path / "webdataset").iterdir():
+        memory.pipe(f"/{tmp_path.name}/shards/{path.name}", path.read_bytes())
+    try:
+        sources = [tmp_path / "npz", tmp_path / "webdataset", url]
+        makes = [embedded_examples(SegmentStore.open(source)) for source in sources]
+        batch = params.pretrain.batch_size
+        assert examples_digest(makes[2], 3, batch) == EMBEDDED_DIGEST
+        loaders = [pretrain_loader(make, 3, range(batch), 2, 2) for make in makes]
+        for step, batches in enumerate(zip(*loaders, strict=True)):
+            assert all(same(batches[0], other) for other in batches[1:]), step
+    finally:
+        memory.rm(f"/{tmp_path.name}", recursive=True)
+
+
+def test_pretraining_reads_its_shards_from_pretrain_shards_url(tiny_shards, tmp_path):
+    """The run record lists the shards at the URL with curate's digests (from the index)."""
+    memory = fsspec.filesystem("memory")
+    url = f"memory://{tmp_path.name}/shards"
+    for path in tiny_shards.glob("pretrain-*"):
+        memory.pipe(f"/{tmp_path.name}/shards/{path.name}", path.read_bytes())
+    params = write_tiny_params(tmp_path / "params.yaml", steps=2, warmup_steps=1, shards_url=url)
+    try:
+        command = pretrain_command([], params, tmp_path / "no-local-shards", tmp_path / "run")
+        assert main(command) == 0
+    finally:
+        memory.rm(f"/{tmp_path.name}", recursive=True)
+    record = yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())
+    shards = {path.name: file_digest(path) for path in tiny_shards.glob("pretrain-*.npz")}
+    assert record["inputs"] == {f"{url}/{name}": digest for name, digest in shards.items()}
+
+
+def test_where_the_shards_are_read_from_does_not_change_the_run_fingerprint():
+    params = load_params(REPO_ROOT / "params.yaml")
+    remote = dataclasses.replace(params.pretrain, shards_url="s3://bucket/shards")
+    moved = dataclasses.replace(params, pretrain=remote)
+    assert run_fingerprint(moved, "cpu_s", ["sha"]) == run_fingerprint(params, "cpu_s", ["sha"])

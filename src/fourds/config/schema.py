@@ -28,6 +28,7 @@ DECODERS = ("mae_st", "queries")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
+SHARD_FORMATS = ("npz", "webdataset")  # fourds.data.shards.FORMATS
 FEATURE_EXTRACTORS = ("fourds", "inception")
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
@@ -180,6 +181,10 @@ class CurateConfig:
 
     workers: processes that decode sources in parallel (0: decode in the main process); the
     output is byte-identical for any value.
+    pretrain_format: the pretrain split's shard format, "npz" (np.savez files, for corpora on
+    local disk) or "webdataset" (WebDataset tar shards, for large corpora and object stores);
+    pretraining reads either through the shard index (fourds.data.segments), with the same
+    batches. The readout splits are always npz.
     """
 
     clip_frames: PositiveInt
@@ -192,6 +197,7 @@ class CurateConfig:
     max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
     workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
+    pretrain_format: Literal[SHARD_FORMATS] = "npz"
 
     @property
     def span(self) -> int:
@@ -238,6 +244,10 @@ class PretrainConfig:
 
     The peak learning rate is lr for encoders up to lr_reference_width wide and
     lr * lr_reference_width / width for wider ones (0: lr at every width).
+
+    shards_url: where the pretrain shards are read from: "" for the stage's --curated folder,
+    or a folder path or fsspec URL holding the same files (s3://bucket/shards, dvc://...,
+    see fourds.data.segments); it does not change the batches.
     """
 
     frame_stride: PositiveInt
@@ -260,6 +270,7 @@ class PretrainConfig:
     precision: Literal[PRECISIONS]
     micro_batch: Annotated[int, at_least(0, "0: the whole per-process batch")]
     compile: bool
+    shards_url: str = ""
 
     def checkpoints(self, scale: str) -> bool:
         """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:

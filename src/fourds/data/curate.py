@@ -5,8 +5,12 @@ one, from non-overlapping spans. The pretrain split gets longer material, non-ov
 segments of curate.pretrain_frames consecutive frames, from which pretraining samples its own
 windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes into `out_dir`:
 
-    shards/<split>-<k>.npz   the clips (segments for pretrain) of each split
-                      (fourds.data.shards has the format)
+    shards/<split>-<k>.npz   the clips (segments for pretrain) of each split; the pretrain
+                      split as shards/pretrain-<k>.tar with curate.pretrain_format=webdataset
+                      (fourds.data.shards has the formats)
+    shards/pretrain-index.json
+                      each pretrain shard's size and sha256 and where each segment's video
+                      lies in it (fourds.data.shards.index), for pretraining's reader
     manifest.json     per accepted clip or segment: split, source (and its path inside the
                       split folder) and its sha256, the digest of its decoded frames, frame
                       range (in the resampled timeline) and the source frames it came from,
@@ -53,6 +57,7 @@ from fourds.data.shards import (
     PER_TRACK,
     SPLITS,
     ShardWriter,
+    write_index,
 )
 from fourds.data.sidecar import load_sidecar, sidecar_path
 from fourds.data.video import VideoError
@@ -357,7 +362,8 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
         contextlib.closing(decode_in_order(tasks, cfg, cfg.workers)) as decoded_sources,
     ):
         for split in SPLITS:
-            writer = ShardWriter(partial / "shards", split, cfg.clips_per_shard)
+            fmt = cfg.pretrain_format if split == "pretrain" else "npz"
+            writer = ShardWriter(partial / "shards", split, cfg.clips_per_shard, fmt)
             for source in tqdm(sources[split], desc=f"curate {split}", unit="video"):
                 decoded = next(decoded_sources)
                 where = {"source": str(source), "path": str(source.relative_to(data_dir / split))}
@@ -373,8 +379,10 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                 for row, fields in rows:
                     shard, index = writer.next_location
                     clips.append({"split": split, **where, **fields, "shard": shard, "row": index})
-                    writer.add(row)
+                    writer.add(row, clips[-1])
             writer.flush()
+            if split == "pretrain" and writer.shards:
+                write_index(partial / "shards", split)
         manifest = {"clips": clips, "rejected": rejected}
         write_json(partial / "manifest.json", manifest)
     return manifest

@@ -1,149 +1,187 @@
-"""The pretrain segments of every shard, memory-mapped: each rank reads only what it samples.
+"""The pretrain segments, read one at a time by index: each rank reads only what it samples.
 
-Layout choice. The shards stay what `curate` writes (fourds.data.shards): `np.savez` stores each
-array as a `<key>.npy` member of a zip file *without compression* (ZIP_STORED), so the bytes of
-`video.npy` lie unchanged, as one contiguous .npy file, at a fixed offset inside the .npz. This
-module finds that offset (the member's local zip header gives where its data starts), reads the
-.npy header there, and maps the array's bytes read-only with `np.memmap`. Compared with writing
-the video a second time as its own .npy file beside each shard, nothing changes on disk: no format
-version, no doubled storage, the same files in the DVC outputs, the same shard digests (so run
-records and resume fingerprints of earlier runs still hold), and `load_split` keeps reading the
-readout splits as before. The pages a rank never samples are never read (the shard digests
-taken for the run record still stream every file once).
+`SegmentStore.open(location)` reads the split's index (`pretrain-index.json`, which curate
+writes beside the shards; see fourds.data.shards.index): for every segment, the shard file and
+the bytes [offset, offset + length) that hold its raw uint8 [F, S, S, 3] video. Both shard
+formats (npz, WebDataset tar) store each video as one contiguous, uncompressed .npy record, so
+the store never opens an archive:
 
-`SegmentStore.open(shard_dir)` maps the `video` member of every pretrain shard; the store is a
-sequence of segments: `store[i]` is segment i (uint8 [F, S, S, 3], a read-only view of the
-mapped file) counting across the shards in order, `len(store)` the number of segments.
+- `location` a local folder (a path, or a file:// URL): every shard file is memory-mapped
+  read-only (np.memmap) and a segment is a view of its bytes; the pages a rank never samples
+  are never read.
+- any other fsspec URL (s3://, gs://, http(s)://, dvc://, memory://, ...): a segment is one
+  byte-range read of its shard, a fresh array. dvc:// reads a folder this DVC repository
+  tracks, e.g. `dvc://runs/curate/shards`, from the local cache or, when it is not there,
+  straight from the DVC remote's object store.
+
+Either way `store[i]` is segment i (uint8 [F, S, S, 3], read-only) counting across the shards
+in order, the same bytes for either format and source; `len(store)` is the number of segments.
+
+The index's sha256 are curate's: `store.digests` serves them to run records and resume
+fingerprints, and opening checks only the file sizes against the index (and, locally, that the
+folder holds exactly the indexed shards). A local folder without an index (shards of an older
+curate) is indexed on opening, which hashes every shard; a URL without one is an error.
 """
 
 from __future__ import annotations
 
-import struct
-import zipfile
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fsspec
 import numpy as np
 
-from fourds.data.shards import ShardError, shard_paths
+from fourds.data.shards import ShardError, ShardIndex, build_index, index_name, shard_paths
 
-LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip local file header, before name and extra
-LOCAL_SIGNATURE = b"PK\x03\x04"
-HEADER_READERS = {
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-}
+Read = Callable[[int, int], np.ndarray]  # (offset, length) -> uint8 [length] of one shard file
+LOCAL_PROTOCOLS = (None, "file", "local")
 
 
-def member_offset(path: Path, member: str) -> int:
-    """Byte offset in the zip file `path` where the stored (uncompressed) `member` starts.
-
-    Raises:
-        ShardError: `path` is not a zip file, lacks `member`, or stores it compressed.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(member)
-    except zipfile.BadZipFile as error:
-        raise ShardError(f"{path} is not a readable shard ({error}): curate again") from None
-    except KeyError:
-        raise ShardError(f"{path} has no {member!r} array") from None
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ShardError(
-            f"{path} stores {member!r} compressed, so it cannot be memory-mapped: shards are "
-            "written by np.savez (uncompressed); curate again"
-        )
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        fields = LOCAL_HEADER.unpack(handle.read(LOCAL_HEADER.size))
-    if fields[0] != LOCAL_SIGNATURE:
-        raise ShardError(f"{path}: damaged zip header of {member!r}: curate again")
-    name_length, extra_length = fields[-2:]
-    return info.header_offset + LOCAL_HEADER.size + name_length + extra_length
+def _mapped(path: Path) -> Read:
+    """Reads of the local file `path`, views of its read-only memory map."""
+    data = np.memmap(path, np.uint8, mode="r")
+    return lambda offset, length: data[offset : offset + length]
 
 
-def map_array(path: Path, member: str) -> np.ndarray:
-    """The .npy array stored as `member` of the .npz `path`, memory-mapped read-only.
+def _fetched(fs: fsspec.AbstractFileSystem, path: str, url: str) -> Read:
+    """Reads of the file `path` of `fs` (at `url`), one byte-range request each."""
 
-    Raises:
-        ShardError: the member cannot be mapped (see `member_offset`), is not a C-ordered
-            array, or the file ends before the array does (a truncated shard).
-    """
-    offset = member_offset(path, member)
-    with open(path, "rb") as handle:
-        handle.seek(offset)
+    def read(offset: int, length: int) -> np.ndarray:
         try:
-            version = np.lib.format.read_magic(handle)
-            read_header = HEADER_READERS.get(version)
-            if read_header is None:
-                raise ValueError(f".npy format version {version} is not supported")
-            shape, fortran_order, dtype = read_header(handle)
-        except ValueError as error:
-            raise ShardError(f"{path}: {member!r} is not a readable array ({error})") from None
-        data_offset = handle.tell()
-        if fortran_order or dtype.hasobject:
-            raise ShardError(f"{path}: {member!r} is not a plain C-ordered array")
-        size = int(np.prod(shape)) * dtype.itemsize
-        file_size = handle.seek(0, 2)
-        if data_offset + size > file_size:
+            data = fs.cat_file(path, offset, offset + length)
+        except OSError as error:
+            raise ShardError(f"cannot read {url} ({error}): check the URL and network") from None
+        if len(data) != length:
             raise ShardError(
-                f"{path} is truncated: {member!r} needs {data_offset + size} bytes, the file has "
-                f"{file_size}; curate again"
+                f"{url}: bytes {offset}-{offset + length} came back as {len(data)} bytes (a "
+                "truncated file, or a server that ignores byte ranges); copy the shards again"
             )
-    return np.memmap(path, dtype, mode="r", offset=data_offset, shape=shape)
+        return np.frombuffer(data, np.uint8)
+
+    return read
 
 
 class SegmentStore:
-    """Pretraining segments over all shards, memory-mapped (see the module docstring).
+    """Pretraining segments over all shards of a split (see the module docstring).
 
     Args:
-        videos: per shard, the mapped uint8 [N_k, F, S, S, 3] video array, in shard order.
+        index: the split's shard index.
+        readers: per shard of the index, in order, a function (offset, length) -> its bytes.
+        locations: per shard, its path or URL (the keys of `digests`).
     """
 
-    def __init__(self, videos: list[np.ndarray]):
-        self.videos = videos
-        self.ends = np.cumsum([len(video) for video in videos])
+    def __init__(self, index: ShardIndex, readers: list[Read], locations: list[str]):
+        if np.dtype(index.dtype) != np.uint8 or len(index.shape) != 4 or index.shape[3] != 3:
+            raise ShardError(
+                f"the {index.split} shards hold {index.dtype} {list(index.shape)} videos, not "
+                "uint8 [F, S, S, 3] segments; curate again"
+            )
+        self.index, self.readers, self.shape = index, readers, index.shape
+        self.ends = np.cumsum([len(shard.segments) for shard in index.shards])
+        self.digests = {
+            location: shard.sha256 for location, shard in zip(locations, index.shards, strict=True)
+        }
 
     @classmethod
-    def open(cls, shard_dir: str | Path, split: str = "pretrain") -> SegmentStore:
-        """Map the `video` array of every shard of `split` in `shard_dir`.
+    def open(cls, location: str | Path, split: str = "pretrain") -> SegmentStore:
+        """The segments of `split` in the folder or URL `location` (see the module docstring).
 
         Raises:
-            FileNotFoundError: there are no shards, or one is missing from the numbering
-                (shard k absent while a later one exists); the message names the file.
-            ShardError: a shard cannot be mapped (see `map_array`), or the shards disagree on
-                the segment shape or dtype (uint8 [F, S, S, 3] in all).
+            FileNotFoundError: no shards (or, at a URL, no index), or a shard the index lists
+                is missing; the message names the file.
+            ShardError: the files are not the indexed ones (sizes differ, or a local folder
+                holds shards the index does not list), a shard cannot be read in place, the
+                URL cannot be opened or read.
         """
-        paths = shard_paths(shard_dir, split)
-        if not paths:
-            raise FileNotFoundError(
-                f"no shards for split {split!r} in {shard_dir}: run `dvc repro curate` first"
-            )
-        for index, path in enumerate(paths):
-            expected = path.with_name(f"{split}-{index:03d}.npz")
-            if path != expected:
-                raise FileNotFoundError(f"shard {expected} is missing (found {path.name})")
-        videos = [map_array(path, "video.npy") for path in paths]
-        for path, video in zip(paths, videos, strict=True):
-            if video.dtype != np.uint8 or video.ndim != 5 or video.shape[1:] != videos[0].shape[1:]:
+        protocol, path = fsspec.core.split_protocol(str(location))
+        if protocol in LOCAL_PROTOCOLS:
+            return cls._open_local(Path(path), split)
+        return cls._open_remote(str(location).rstrip("/"), split)
+
+    @classmethod
+    def _open_local(cls, root: Path, split: str) -> SegmentStore:
+        index_path = root / index_name(split)
+        if index_path.exists():
+            index = ShardIndex.from_json(index_path.read_bytes(), str(index_path))
+        else:
+            index = build_index(root, split)  # shards of an older curate: hashes every one
+        listed = {shard.name for shard in index.shards}
+        for path in shard_paths(root, split):
+            if path.name not in listed:
                 raise ShardError(
-                    f"{path}: video {video.dtype} {video.shape} does not match "
-                    f"{paths[0].name}'s {videos[0].dtype} {videos[0].shape} "
-                    "(uint8 [N, F, S, S, 3] in every shard)"
+                    f"{path} is not in the index {index_path}: the folder changed since curate "
+                    "wrote it; curate again"
                 )
-        return cls(videos)
+        paths = [root / shard.name for shard in index.shards]
+        for path, shard in zip(paths, index.shards, strict=True):
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"shard {path} is missing (the index {index_path} lists it): restore it, "
+                    "e.g. `dvc checkout`, or curate again"
+                )
+            _check_size(str(path), os.path.getsize(path), shard.bytes, str(index_path))
+        return cls(index, [_mapped(path) for path in paths], [str(path) for path in paths])
+
+    @classmethod
+    def _open_remote(cls, url: str, split: str) -> SegmentStore:
+        index_url = f"{url}/{index_name(split)}"
+        with _reaching(url, split):
+            fs, root = fsspec.core.url_to_fs(url)
+            index = ShardIndex.from_json(fs.cat_file(f"{root}/{index_name(split)}"), index_url)
+            paths = [f"{root}/{shard.name}" for shard in index.shards]
+            sizes = fs.sizes(paths)
+        urls = [f"{url}/{shard.name}" for shard in index.shards]
+        for shard_url, size, shard in zip(urls, sizes, index.shards, strict=True):
+            if size is not None:  # some filesystems (dvc://) do not know sizes before reading
+                _check_size(shard_url, size, shard.bytes, index_url)
+        readers = [_fetched(fs, *where) for where in zip(paths, urls, strict=True)]
+        return cls(index, readers, urls)
 
     @property
     def frames(self) -> int:
         """F, the frames of every segment."""
-        return self.videos[0].shape[1]
+        return self.shape[0]
 
     def __len__(self) -> int:
         return int(self.ends[-1])
 
     def __getitem__(self, index: int) -> np.ndarray:
-        """Segment `index` (0 <= index < len(self)): a read-only uint8 [F, S, S, 3] view."""
+        """Segment `index` (0 <= index < len(self)): a read-only uint8 [F, S, S, 3] array."""
         if not 0 <= index < len(self):
             raise IndexError(f"segment {index} out of range: the store holds {len(self)}")
         shard = int(np.searchsorted(self.ends, index, side="right"))
         start = self.ends[shard - 1] if shard else 0
-        return self.videos[shard][index - start]
+        offset, length = self.index.shards[shard].segments[index - start]
+        return self.readers[shard](offset, length).reshape(self.shape)
+
+
+@contextlib.contextmanager
+def _reaching(url: str, split: str) -> Iterator[None]:
+    """Turn the errors of opening the shards at `url` into one message naming it and the fix."""
+    try:
+        yield
+    except ShardError:
+        raise
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{url}: {error}; shards read from a URL need every file curate wrote, "
+            f"{index_name(split)} included (an older curate wrote none): curate again and copy "
+            "or push the whole shards folder"
+        ) from None
+    except (OSError, ValueError, ImportError) as error:
+        raise ShardError(
+            f"cannot read shards at {url} ({type(error).__name__}: {error}): check the URL, "
+            "the network, and that the fsspec package for its protocol is installed (s3fs, "
+            "gcsfs, ...)"
+        ) from None
+
+
+def _check_size(location: str, size: int, indexed: int, index_location: str) -> None:
+    """Raise ShardError unless the shard at `location` has the `indexed` size."""
+    if size != indexed:
+        raise ShardError(
+            f"{location} has {size} bytes, the index {index_location} says {indexed}: the file "
+            "changed since curate indexed it (truncated or replaced?); curate again"
+        )

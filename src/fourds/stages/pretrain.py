@@ -100,7 +100,7 @@ def write_outputs(
         "pretrain": params.pretrain,
         "runtime": params.runtime,
     }
-    shards = [Path(path) for path in result.shard_digests]
+    shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
         out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, config
     )

@@ -32,7 +32,7 @@ from fourds.accelerators import peak_flops
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
-from fourds.data.shards import ShardError, shard_digests, shard_paths
+from fourds.data.shards import ShardError
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
 from fourds.models.vit import count_parameters
@@ -51,7 +51,14 @@ from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import train_step
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
-EXECUTION_ONLY = ("log_every", "checkpoint_every", "keep_checkpoints", "loader_workers", "prefetch")
+EXECUTION_ONLY = (
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "loader_workers",
+    "prefetch",
+    "shards_url",
+)
 CURATE_EXECUTION_ONLY = ("workers",)
 
 
@@ -125,7 +132,7 @@ class PretrainResult:
     start: the step the run resumed from (0 for a fresh run).
     seconds: wall time of the steps this process ran.
     peak_flops: the accelerator's dense peak FLOP/s, None where unknown (MFU is not reported).
-    shard_digests: str(path) -> sha256 of the pretrain shards read.
+    shard_digests: path or URL -> sha256 of the pretrain shards read (curate's, from the index).
     processes: the number of processes that trained together.
     """
 
@@ -149,7 +156,8 @@ def pretrain(
     device: torch.device,
     env: DistEnv,
 ) -> PretrainResult:
-    """Pretrain scale `scale` on the pretrain shards in `shard_dir`, resuming from `out_dir`.
+    """Pretrain scale `scale` on the pretrain shards in `shard_dir` (or at
+    pretrain.shards_url), resuming from `out_dir`.
 
     Under torchrun the global batch is split over the processes and the model is sharded
     with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process. Every
@@ -160,14 +168,17 @@ def pretrain(
     """
     cfg = params.pretrain
     out_dir = Path(out_dir)
-    segments = SegmentStore.open(shard_dir, "pretrain")  # mapped: read as clips are sampled
-    digests = shard_digests(shard_paths(shard_dir, "pretrain"))
+    # Mapped (local) or fetched (URL) segment by segment as clips are sampled; the digests are
+    # curate's, from the shard index: no rank hashes the shards.
+    shards = cfg.shards_url or str(shard_dir)
+    segments = SegmentStore.open(shards, "pretrain")
+    digests = segments.digests
     sample_clip = ClipSampler(
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
     if segments.frames < sample_clip.span:
         raise ShardError(
-            f"the pretrain shards in {shard_dir} hold {segments.frames}-frame segments; a "
+            f"the pretrain shards in {shards} hold {segments.frames}-frame segments; a "
             f"window of curate.clip_frames={sample_clip.frames} at pretrain.frame_stride="
             f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
             "(`dvc repro curate`)"
