@@ -10,6 +10,7 @@ import fsspec
 import numpy as np
 import pytest
 from dvc.repo import Repo
+from fsspec.implementations.memory import MemoryFileSystem
 
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import (
@@ -142,11 +143,30 @@ def test_both_formats_from_a_folder_or_a_url_give_the_same_segments(tmp_path, in
     for store in stores:
         assert len(store) == len(SEGMENTS) and store.frames == SEGMENTS.shape[1]
         for index, segment in enumerate(SEGMENTS):
-            assert store[index].dtype == np.uint8 and not store[index].flags.writeable
-            assert np.array_equal(store[index], segment)
+            read = np.asarray(store[index])
+            assert read.dtype == np.uint8 and not read.flags.writeable
+            assert np.array_equal(read, segment)
+            assert np.array_equal(store[index][1:5:2], segment[1:5:2])
     assert stores[0].digests == shard_digests(shard_paths(npz, "pretrain"))
     assert list(stores[3].digests) == [f"{in_memory}/pretrain-00{k}.tar" for k in range(3)]
     assert list(stores[3].digests.values()) == list(stores[1].digests.values())
+
+
+def test_a_window_at_a_url_fetches_only_its_frames(in_memory, monkeypatch):
+    ranges = []
+    fetch = MemoryFileSystem.cat_ranges
+
+    def recorded(self, paths, starts, ends, **kwargs):
+        ranges.extend(end - start for start, end in zip(starts, ends, strict=True))
+        return fetch(self, paths, starts, ends, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "cat_ranges", recorded)
+    segment, frame = SegmentStore.open(in_memory)[4], 8 * 8 * 3
+    assert np.array_equal(segment[0:5:2], SEGMENTS[4][0:5:2])
+    assert ranges == [frame] * 3  # every other frame: a request each
+    ranges.clear()
+    assert np.array_equal(segment[1:4], SEGMENTS[4][1:4])
+    assert ranges == [3 * frame]  # consecutive frames: one request
 
 
 def test_an_indexed_store_hashes_no_shard(tmp_path, monkeypatch):
