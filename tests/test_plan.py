@@ -186,7 +186,8 @@ def test_ladder_plan_is_consistent(tmp_path):
 def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
     path = tmp_path / "params.yaml"
     compose("4ds", path)
-    no_rate = ["--loader-results", str(tmp_path / "none.json")]
+    # without the evaluation stages (tests/plan/test_evaluation.py)
+    no_rate = ["--loader-results", str(tmp_path / "none.json"), "--no-evaluation"]
     assert main(["plan", "--params", str(path), "--gpu", "h200", "--gpus", "64", *no_rate]) == 0
     out = capsys.readouterr().out
     assert "64 x H200 SXM 141GB" in out and "100,000 steps x 1,024 clips of 16x224x224" in out
@@ -222,7 +223,8 @@ def test_the_plan_gives_each_gpus_clip_rate_and_the_loader_cores_it_needs(tmp_pa
     params = load_params(path)
     plans = plan_ladder(params, make_cluster("h100", 8, "infiniband"), 0.45, None)
     rate = loader_result(tmp_path / "rate.json", [16, 224, 224, 3], 25.0)
-    assert main(["plan", "--params", str(path), "--gpus", "8", "--loader-results", rate]) == 0
+    command = ["plan", "--params", str(path), "--gpus", "8", "--no-evaluation"]
+    assert main([*command, "--loader-results", rate]) == 0
     data = capsys.readouterr().out.split("\ndata at ")[1]
     assert "at 25 clips/s per core (measured: " in data and "commit abcdef0, Test CPU" in data
     rows = {line.split()[0]: line.split()[1:] for line in data.splitlines()[2:]}
@@ -231,7 +233,7 @@ def test_the_plan_gives_each_gpus_clip_rate_and_the_loader_cores_it_needs(tmp_pa
         assert rows[plan.scale] == [f"{clips_per_s:,.1f}", f"{clips_per_s / 25:,.1f}"]
 
     other = loader_result(tmp_path / "other.json", [8, 64, 64, 3], 25.0)
-    assert main(["plan", "--params", str(path), "--gpus", "8", "--loader-results", other]) == 0
+    assert main([*command, "--loader-results", other]) == 0
     data = capsys.readouterr().out.split("\ndata at ")[1]
     assert "rate unmeasured for 16x224x224 (measured at 8x64x64)" in data
     assert all(line.split()[-1] == "-" for line in data.splitlines()[2:])

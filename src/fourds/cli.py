@@ -67,9 +67,10 @@ def _params(args: argparse.Namespace) -> None:
 
 def _plan(args: argparse.Namespace) -> None:
     from fourds.plan.cluster import make_cluster
+    from fourds.plan.evaluation import evaluation_memory
     from fourds.plan.feed import read_loader_rate
     from fourds.plan.ladder import plan_ladder
-    from fourds.plan.table import format_plan
+    from fourds.plan.table import format_evaluation, format_plan
 
     params = load_params(args.params)
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
@@ -77,6 +78,10 @@ def _plan(args: argparse.Namespace) -> None:
     plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom)
     loader = read_loader_rate(args.loader_results)
     print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom, loader))
+    if args.evaluation:
+        stages = [evaluation_memory(params, scale) for scale in params.ladder.scales]
+        print()
+        print(format_evaluation(stages, params, cluster, args.headroom))
     if args.simulate:
         from fourds.plan.simulate import format_simulation
 
@@ -174,7 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("--out", default="params.yaml")
     compose.set_defaults(handler=_params)
 
-    plan = commands.add_parser("plan", help="memory, GPU count and time of every ladder scale")
+    plan = commands.add_parser(
+        "plan",
+        help="memory, GPU count and time of every ladder scale; its readout and fidelity memory",
+    )
     plan.add_argument("--params", default="params.yaml")
     plan.add_argument("--gpu", default="h100", help="h100, h200 or a100")
     plan.add_argument("--gpus", type=int, default=256, help="GPUs in the cluster")
@@ -193,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--loader-results",
         default="benchmarks/results/loader_throughput.json",
         help="the loader benchmark's result file, for loader cores per GPU (if present)",
+    )
+    plan.add_argument(
+        "--evaluation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the readout and fidelity stages' peak memory on one GPU, measured on fake "
+        "tensors (default: on)",
     )
     plan.add_argument(
         "--simulate",

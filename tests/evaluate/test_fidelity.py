@@ -29,6 +29,7 @@ from fourds.evaluate.feature_distances import (
     torch_fidelity,
 )
 from fourds.evaluate.fidelity import evenly_spaced, extractor_weights
+from fourds.evaluate.precision import frozen
 from fourds.evaluate.reconstruction import Reconstruction, psnr, reconstruct
 from fourds.models.mae import MaskedAutoencoder, patchify
 from fourds.models.vit import VideoViT
@@ -105,11 +106,17 @@ def test_evenly_spaced_frames_include_the_ends():
 # Reconstructions -------------------------------------------------------------------------
 
 
-def test_reconstruction_keeps_visible_pixels_and_predicts_masked_ones():
+def tiny_reconstruction() -> tuple[MaskedAutoencoder, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An untrained tiny MAE (eval mode), two uint8 clips and their masks."""
     torch.manual_seed(0)
     mae = MaskedAutoencoder(VideoViT(TINY, 4, 16), tiny_mae_config(mask_ratio=0.5)).eval()
     video = frames(1, count=8).reshape(2, 4, 16, 16, 3)
     keep_index, mask = mae.sample_masks(2, torch.Generator().manual_seed(0))
+    return mae, video, keep_index, mask
+
+
+def test_reconstruction_keeps_visible_pixels_and_predicts_masked_ones():
+    mae, video, keep_index, mask = tiny_reconstruction()
     result = reconstruct(mae, video, keep_index, mask)
     assert result.prediction.shape == video.shape and result.prediction.dtype == torch.uint8
     assert result.masked.float().mean() == pytest.approx(mask.float().mean().item())
@@ -224,12 +231,14 @@ def test_fid_vanishes_for_the_same_frames_and_kid_stays_far_below_other_frames(s
 
 
 def stage_params(tmp_path: Path, **fidelity) -> Path:
-    """params.yaml for the two tiny scales; keywords override `fidelity`."""
+    """params.yaml for the two tiny scales, the larger one's encoder the extractor; keywords
+    override `fidelity`."""
     params = write_tiny_params(tmp_path / "params.yaml")
     raw = yaml.safe_load(params.read_text())
     raw["models"]["tiny_l"] = {**raw["models"]["tiny"], "width": 48, "mlp_dim": 96}
     raw["ladder"]["scales"] = ["tiny", "tiny_l"]
-    raw["fidelity"].update({"kid_subset_size": 4, "kid_subsets": 10, **fidelity})
+    settings = {"kid_subset_size": 4, "kid_subsets": 10, "extractor_scale": "tiny_l"}
+    raw["fidelity"].update({**settings, **fidelity})
     params.write_text(yaml.safe_dump(raw))
     return params
 
@@ -255,6 +264,45 @@ def test_the_stage_writes_metrics_and_reconstructions(setup, tmp_path):
     record = yaml.safe_load((out / "run.yaml").read_text())
     assert record["stage"] == "fidelity@tiny"
     assert str(setup[1] / "tiny_l" / "checkpoint.pt") in record["inputs"]
+
+
+def test_the_stage_in_bf16_extracts_with_the_named_scale(setup, tmp_path):
+    out = tmp_path / "out"
+    params = stage_params(tmp_path, extractor_scale="tiny", precision="bf16")
+    assert run_stage(setup, params, out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["extractor_weights"] == str(setup[1] / "tiny" / "checkpoint.pt")
+    for key in ("fid", "kid_mean", "psnr", "psnr_masked"):
+        assert math.isfinite(metrics[key]), key
+
+
+def test_a_bf16_extractor_holds_bf16_weights_and_gives_fp32_features_near_fp32_ones(setup):
+    _, pretrain = setup
+    images = frames(3, count=5).permute(0, 3, 1, 2)
+    features = {}
+    for precision in ("fp32", "bf16"):
+        extractor = torch_fidelity.utils.create_feature_extractor(
+            EXTRACTORS["fourds"],
+            ["mean_tokens"],
+            cuda=False,
+            feature_extractor_weights_path=str(pretrain / "tiny" / "checkpoint.pt"),
+            feature_extractor_internal_dtype=precision,
+        )
+        weights = {p.dtype for p in extractor.parameters()}
+        assert weights == {torch.float32 if precision == "fp32" else torch.bfloat16}
+        (features[precision],) = extractor(images)
+    assert features["bf16"].dtype == torch.float32
+    # normalised tokens (unit variance per token), mean-pooled: bf16 rounding stays small
+    assert (features["bf16"] - features["fp32"]).abs().max() < 0.05
+
+
+def test_reconstructions_of_a_bf16_mae_are_close_to_fp32_ones():
+    mae, video, keep_index, mask = tiny_reconstruction()
+    full = reconstruct(mae, video, keep_index, mask)
+    half = reconstruct(frozen(mae, "bf16", CPU), video, keep_index, mask)
+    assert torch.equal(half.masked, full.masked) and half.prediction.dtype == torch.uint8
+    difference = (half.prediction.float() - full.prediction.float()).abs()
+    assert difference.mean() < 2.0  # 8-bit levels
 
 
 def random_inception_weights(path: Path) -> Path:
@@ -322,6 +370,8 @@ def test_too_large_a_kid_subset_is_a_param_error(setup, tmp_path, capsys):
             "fidelity.kid_subset_size=9 exceeds the 8 frames compared",
         ),
         ({"frames_per_clip": 9}, "fidelity.frames_per_clip=9 exceeds curate.clip_frames=8"),
+        ({"extractor_scale": "4ds_s"}, "fidelity.extractor_scale='4ds_s' is not one of ladder"),
+        ({"precision": "fp16"}, "fidelity.precision='fp16' is not one of"),
     ],
 )
 def test_fidelity_params_are_validated(changes, message):

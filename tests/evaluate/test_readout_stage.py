@@ -15,6 +15,8 @@ from fourds.config import CurateConfig, ModelConfig
 from fourds.data.curate import curate
 from fourds.data.shards import load_split
 from fourds.evaluate.metrics import depth_image_metrics
+from fourds.evaluate.precision import frozen
+from fourds.evaluate.readout import Features
 from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import readout_block_count
@@ -85,6 +87,33 @@ def test_fine_tuning_trains_the_encoder_too(setup, tmp_path):
     tuned = run_readout(setup, tmp_path / "b", "pose", "finetuned", finetune_lr_scale=1.0)
     assert tuned["regime"] == "finetuned"
     assert tuned["final_train_loss"] != frozen["final_train_loss"]
+
+
+def test_a_bf16_encoder_caches_bf16_features_in_host_memory_and_reads_out_fp32(setup):
+    shards, pretrained = setup
+    encoder = frozen(load_encoder(pretrained / "checkpoint.pt"), "bf16", torch.device("cpu"))
+    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
+    videos = load_split(shards, "readout-train", ("video",))["video"]
+    videos = np.concatenate([videos, videos[:, :, ::-1]])  # and mirrored: several batches
+    cached = Features(encoder, videos, 1, torch.device("cpu"), cache=True, batch_size=1)
+    fresh = Features(encoder, videos, 1, torch.device("cpu"), cache=False, batch_size=1)
+    assert cached.cached.dtype == torch.bfloat16 and cached.cached.device.type == "cpu"
+    index = torch.arange(len(videos)).flip(0)
+    assert cached(index).dtype == torch.float32
+    assert torch.equal(cached(index), fresh(index))
+
+
+def test_a_bf16_readout_trains_close_to_the_fp32_one(setup, tmp_path):
+    full = run_readout(setup, tmp_path / "a", "pose", precision="fp32")
+    half = run_readout(setup, tmp_path / "b", "pose", precision="bf16")
+    assert half["final_train_loss"] == pytest.approx(full["final_train_loss"], rel=0.05)
+    assert "ReadoutConfig.precision = 'bf16'" in (half["out"] / "operative.gin").read_text()
+
+
+def test_a_finetuned_encoder_stays_fp32_whatever_the_precision(setup, tmp_path):
+    full = run_readout(setup, tmp_path / "a", "pose", "finetuned", precision="fp32")
+    half = run_readout(setup, tmp_path / "b", "pose", "finetuned", precision="bf16")
+    assert half["final_train_loss"] == full["final_train_loss"]
 
 
 @pytest.mark.parametrize(

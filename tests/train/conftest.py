@@ -33,6 +33,7 @@ def write_tiny_params(path: Path, device: str = "cpu", **pretrain) -> Path:
     tiny = {"width": 32, "depth": 2, "heads": 2, "mlp_dim": 64, "tubelet": [2, 8, 8]}
     raw["models"] = {"tiny": {**tiny, "qk_norm": True, "parallel_blocks": False, "bias": True}}
     raw["ladder"]["scales"] = ["tiny"]
+    raw["fidelity"]["extractor_scale"] = "tiny"  # one of ladder.scales
     raw["runtime"].update(device=device, threads=1)
     raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
     raw["mae"].update(mask_ratio=0.5, decoder_width=16, decoder_depth=1, decoder_heads=2)

@@ -312,6 +312,10 @@ class ReadoutConfig:
     cache_features: frozen and random_init stages run the encoder once per clip and train the
         readout on the stored features (the same result, much faster); false runs it every step.
         Fine-tuned stages always run it every step (their features change as the encoder trains).
+    precision: the dtype a frozen encoder (frozen and random_init) holds its weights and
+        computes in: "fp32", or "bf16" (half the memory: 4DS-j's 22B encoder in 41 GiB, one
+        80 GB GPU). Its features reach the readout as fp32, and the readout trains in fp32.
+        Fine-tuned stages keep an fp32 encoder (its weights train) whatever this says.
     depth_alignment: how depth predictions are aligned to the truth before scoring.
     depth_averaging: "per_image" averages each frame's depth metrics over frames (the published
         protocols); "pooled" pools every valid pixel of the test set.
@@ -325,6 +329,7 @@ class ReadoutConfig:
     regimes: tuple[Literal[REGIMES], ...]
     finetune_lr_scale: PositiveFloat
     cache_features: bool
+    precision: Literal[PRECISIONS]
     depth_alignment: Literal[DEPTH_ALIGNMENTS]
     depth_averaging: Literal[DEPTH_AVERAGINGS]
     depth_range: PositiveRange
@@ -405,10 +410,16 @@ class FidelityConfig:
     feature_extractor: the features FID and KID compare, one fixed network for every scale so
         that the numbers are comparable across the ladder:
         fourds     mean-pooled tokens of a frozen fourds encoder, each frame repeated to a
-                   static clip: `encoder_weights`, or "" for the largest ladder scale's
-                   pretrained encoder (the last of ladder.scales);
+                   static clip: `encoder_weights`, or "" for the pretrained encoder of the
+                   ladder scale `extractor_scale`;
         inception  torch-fidelity's InceptionV3 (2048-d pool features, the standard FID) from
                    the weights file `inception_weights` (required; nothing is downloaded).
+    extractor_scale: the ladder scale (one of ladder.scales) whose pretrained encoder is the
+        `fourds` extractor when `encoder_weights` is "": a small one keeps every fidelity stage
+        cheap (the embedded ladder names its largest, the 4ds ladder 4DS-S).
+    precision: the dtype the MAE and the `fourds` extractor hold their weights and compute in
+        ("fp32" or "bf16"); targets, PSNR and the FID/KID statistics stay fp32. InceptionV3
+        always runs in fp32.
     clips: readout-test clips reconstructed, the first ones (0: all).
     frames_per_clip: frames of each clip compared, evenly spaced (0: all).
     kid_subset_size, kid_subsets: KID's subsets of frames; the size must not exceed the number
@@ -418,7 +429,9 @@ class FidelityConfig:
 
     feature_extractor: Literal[FEATURE_EXTRACTORS]
     encoder_weights: str
+    extractor_scale: str
     inception_weights: str
+    precision: Literal[PRECISIONS]
     clips: Annotated[int, at_least(0, "0: all")]
     frames_per_clip: Annotated[int, at_least(0, "0: all")]
     kid_subset_size: Annotated[int, at_least(2)]
@@ -516,6 +529,12 @@ class Params:
             f"curate.pretrain_frames={self.curate.pretrain_frames} is shorter than a pretraining "
             f"window of {window} frames (curate.clip_frames={self.curate.clip_frames} at "
             f"pretrain.frame_stride={self.pretrain.frame_stride})",
+        )
+        _require(
+            self.fidelity.extractor_scale in self.ladder.scales,
+            f"fidelity.extractor_scale={self.fidelity.extractor_scale!r} is not one of "
+            f"ladder.scales={list(self.ladder.scales)}: name the scale whose encoder extracts "
+            "the FID features",
         )
         _require(
             self.fidelity.frames_per_clip <= self.curate.clip_frames,

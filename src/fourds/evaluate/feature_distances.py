@@ -8,7 +8,9 @@ Two feature extractors (`EXTRACTORS`):
   covariances FID needs), resized to its input size if needed and encoded by every block; its
   tokens are normalised (a LayerNorm without parameters, as the readouts normalise frozen
   features: the encoder has no final norm, and raw token scales would dominate KID's cubic
-  kernel) and mean-pooled: one vector of the encoder's width per frame.
+  kernel) and mean-pooled (`fourds.evaluate.fidelity.frame_features`): one vector of the
+  encoder's width per frame. Its weights are in `fidelity.precision`, passed as torch-fidelity's
+  `feature_extractor_internal_dtype`.
 - `inception`: torch-fidelity's InceptionV3 ("inception-v3-compat", 2048-d pool features), the
   standard FID network, from a local weights file.
 
@@ -24,9 +26,10 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from fourds.evaluate.fidelity import frame_features
+from fourds.evaluate.precision import frozen
 from fourds.models.weights import load_encoder
 
 _TORCHVISION_OPS: torch.library.Library | None = None
@@ -83,16 +86,26 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
     Args:
         name, features_list: as torch-fidelity passes them (features: only "mean_tokens").
         feature_extractor_weights_path: a fourds weights file (fourds.models.weights).
+        feature_extractor_internal_dtype: torch-fidelity's keyword for the dtype an extractor
+            computes in; here a fourds precision, "fp32" (None) or "bf16" (the encoder's
+            weights; the features are returned in fp32).
         kwargs: the other `calculate_metrics` keywords (unused).
     """
 
     def __init__(
-        self, name: str, features_list: list[str], feature_extractor_weights_path=None, **kwargs
+        self,
+        name: str,
+        features_list: list[str],
+        feature_extractor_weights_path=None,
+        feature_extractor_internal_dtype=None,
+        **kwargs,
     ):
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
             raise ValueError(f"{name} needs feature_extractor_weights_path: a fourds weights file")
-        self.encoder = load_encoder(feature_extractor_weights_path)
+        encoder = load_encoder(feature_extractor_weights_path)
+        precision = feature_extractor_internal_dtype or "fp32"
+        self.encoder = frozen(encoder, precision, torch.device("cpu"))  # torch-fidelity moves it
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:
@@ -108,13 +121,7 @@ class FourdsEncoderFeatures(torch_fidelity.FeatureExtractorBase):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor]:
         """images uint8 [B, 3, H, W] -> (features [B, width] float32,)."""
-        x = images.float() / 255.0
-        size = self.encoder.size
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-        clip = x.permute(0, 2, 3, 1)[:, None].expand(-1, self.encoder.frames, -1, -1, -1)
-        tokens = self.encoder(clip)  # [B, N, width]
-        return (F.layer_norm(tokens, tokens.shape[-1:]).mean(dim=1),)
+        return (frame_features(self.encoder, images),)
 
 
 torch_fidelity.register_feature_extractor(EXTRACTORS["fourds"], FourdsEncoderFeatures)
@@ -130,6 +137,7 @@ def frame_distances(
     seed: int,
     batch_size: int,
     device: torch.device,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """FID and KID (mean and standard deviation over subsets) between two frame sets.
 
@@ -138,7 +146,9 @@ def frame_distances(
         extractor: a key of `EXTRACTORS`; weights: its weights file.
         seed: KID's choice of subsets.
         device: where the extractor runs (torch-fidelity knows CPU and the current CUDA device).
+        precision: the fourds extractor's weights, "fp32" or "bf16" (InceptionV3 runs in fp32).
     """
+    dtype = {"feature_extractor_internal_dtype": precision} if extractor == "fourds" else {}
     metrics = torch_fidelity.calculate_metrics(
         input1=FrameDataset(fake),
         input2=FrameDataset(real),
@@ -146,6 +156,7 @@ def frame_distances(
         kid=True,
         feature_extractor=EXTRACTORS[extractor],
         feature_extractor_weights_path=str(weights),
+        **dtype,
         kid_subset_size=kid_subset_size,
         kid_subsets=kid_subsets,
         rng_seed=seed,

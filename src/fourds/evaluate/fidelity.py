@@ -1,8 +1,10 @@
 """Reconstruction fidelity of an MAE: masks, reconstructions, and the fixed feature extractor.
 
 The fidelity stage (fourds.stages.fidelity) reconstructs held-out clips with each scale's MAE
-and compares them with the originals; this module draws the masks, runs the reconstructions and
-resolves which weights the shared FID/KID feature extractor loads.
+and compares them with the originals; this module draws the masks, runs the reconstructions,
+resolves which weights the shared FID/KID feature extractor loads (by default the pretrained
+encoder of `fidelity.extractor_scale`: one small scale serves the whole ladder) and computes
+that encoder's features of frames.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from fourds.config import Params
 from fourds.evaluate.reconstruction import Reconstruction, reconstruct
 from fourds.models.mae import MaskedAutoencoder
+from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -35,7 +39,7 @@ def extractor_weights(params: Params, pretrain_root: str | Path) -> Path:
     cfg = params.fidelity
     if cfg.feature_extractor == "fourds":
         if not cfg.encoder_weights:
-            return Path(pretrain_root) / params.ladder.scales[-1] / "checkpoint.pt"
+            return Path(pretrain_root) / cfg.extractor_scale / "checkpoint.pt"
         path = Path(cfg.encoder_weights)
         if not path.is_file():
             raise WeightsError(f"fidelity.encoder_weights={cfg.encoder_weights}: not found")
@@ -55,6 +59,22 @@ def extractor_weights(params: Params, pretrain_root: str | Path) -> Path:
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise WeightsError(f"{path}: not torch-fidelity's InceptionV3 state dict (no fc.weight)")
     return path
+
+
+def frame_features(encoder: VideoViT, images: torch.Tensor) -> torch.Tensor:
+    """A frozen encoder's features of frames: uint8 [B, 3, H, W] -> [B, width] fp32.
+
+    Each frame is resized to the encoder's input size if needed and repeated into a static clip
+    of its frame count; its tokens are computed in the encoder's dtype, then normalised in fp32
+    (a LayerNorm without parameters) and mean-pooled.
+    """
+    x = images.float() / 255.0
+    size = encoder.size
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    clip = x.permute(0, 2, 3, 1)[:, None].expand(-1, encoder.frames, -1, -1, -1)
+    tokens = encoder(clip).float()  # [B, N, width]
+    return F.layer_norm(tokens, tokens.shape[-1:]).mean(dim=1)
 
 
 def reconstruct_split(

@@ -4,9 +4,13 @@ Regimes (one stage each, from readout.regimes): "frozen" trains only the readout
 trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate);
 "random_init" trains only the readout, on the encoder as pretraining starts it (the control).
 With a frozen encoder and readout.cache_features the encoder runs once per clip and the readout
-trains on the stored features; without it the encoder runs on every batch (same numbers,
-slower: see benchmarks/readout_caching.py). The readout trains on readout-train and is scored
-on readout-test.
+trains on the stored features, kept in host memory; without it the encoder runs on every batch
+(same numbers, slower: see benchmarks/readout_caching.py). The readout trains on readout-train
+and is scored on readout-test.
+
+Precision: a frozen encoder holds its weights in `readout.precision` (fourds.evaluate.precision;
+bf16 fits 4DS-j on one 80 GB GPU), and its features are cached in that dtype; the readout reads
+them as fp32 and trains in fp32. A fine-tuned encoder stays fp32.
 
 Data: `readouts.<task>.source` picks the curated synthetic corpus or a public benchmark format
 (fourds.data.benchmarks), cut into clips of the encoder's input size. `readouts.depth.pretrained`
@@ -15,6 +19,7 @@ scores a readout converted from an official 4DS checkpoint (`fourds convert`) wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +36,18 @@ from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
 
 
-class Features:
-    """Encoder features of a split's clips by index: [b] -> [b, T'*h*w, D] on `device`.
+def encode_clips(encoder: VideoViT, video: torch.Tensor, num_blocks: int) -> torch.Tensor:
+    """uint8 clips [B, T, H, W, 3] on the encoder's device -> the features of its first
+    `num_blocks` blocks [B, T'*h*w, D], in the encoder's dtype."""
+    return encoder(video.float().div_(255.0), num_blocks=num_blocks)
 
-    Cached: computed once (no gradient) and indexed. Otherwise the encoder runs on each batch,
-    with gradients when it is being fine-tuned.
+
+class Features:
+    """Encoder features of a split's clips by index: [b] -> [b, T'*h*w, D] fp32 on `device`.
+
+    Cached: computed once (no gradient), batch by batch, and kept in host memory in the
+    encoder's dtype (the device holds one batch at a time). Otherwise the encoder runs on each
+    batch, with gradients when it is being fine-tuned.
     """
 
     def __init__(
@@ -58,19 +70,51 @@ class Features:
             with torch.no_grad():
                 self.cached = torch.cat(
                     [
-                        self.encode(torch.arange(s, min(s + batch_size, len(videos))))
+                        self.encode(torch.arange(s, min(s + batch_size, len(videos)))).cpu()
                         for s in range(0, len(videos), batch_size)
                     ]  # fmt: skip
-                ).cpu()
+                )
 
     def encode(self, index: torch.Tensor) -> torch.Tensor:
-        video = torch.from_numpy(self.videos[index.numpy()]).to(self.device).float().div_(255.0)
-        return self.encoder(video, num_blocks=self.num_blocks)
+        """The features of clips `index` [b], computed now, in the encoder's dtype."""
+        video = torch.from_numpy(self.videos[index.numpy()]).to(self.device)
+        return encode_clips(self.encoder, video, self.num_blocks)
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        if self.cached is not None:
-            return self.cached[index].to(self.device)
-        return self.encode(index)
+        features = self.encode(index) if self.cached is None else self.cached[index]
+        return features.to(self.device, torch.float32)
+
+
+def readout_optimizer(
+    readout: AttentionReadout,
+    encoder: VideoViT,
+    cfg: TaskReadoutConfig,
+    shared: ReadoutConfig,
+    regime: str,
+) -> torch.optim.AdamW:
+    """AdamW over the readout, and over the encoder when `regime` is "finetuned" (at
+    `shared.finetune_lr_scale` times the readout's learning rate)."""
+    groups = [{"params": readout.parameters(), "lr": cfg.lr}]
+    if regime == "finetuned":
+        groups.append({"params": encoder.parameters(), "lr": cfg.lr * shared.finetune_lr_scale})
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def readout_step(
+    readout: AttentionReadout,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    loss: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
+) -> torch.Tensor:
+    """One training step on features [B, T'*h*w, D] fp32 and the batch's targets (with
+    "queries" [B, Q, query_dim] for tasks with given queries); `loss(outputs, batch)` (a task's
+    `loss`) maps the outputs [B, Q, out_dim] to a scalar. Returns the loss."""
+    value = loss(readout(features, batch.get("queries")), batch)
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return value
 
 
 def train_readout(
@@ -86,10 +130,7 @@ def train_readout(
     label: str,
 ) -> list[float]:
     """AdamW with cosine decay; batches drawn with replacement. Returns the loss per step."""
-    groups = [{"params": readout.parameters(), "lr": cfg.lr}]
-    if regime == "finetuned":
-        groups.append({"params": encoder.parameters(), "lr": cfg.lr * shared.finetune_lr_scale})
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    optimizer = readout_optimizer(readout, encoder, cfg, shared, regime)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
     generator = torch.Generator().manual_seed(shared.seed)
     count = len(next(iter(targets.values())))
@@ -98,10 +139,7 @@ def train_readout(
         index = torch.randint(count, (cfg.batch_size,), generator=generator)
         batch = task.with_queries(select(targets, index), generator)
         batch = {key: value.to(device) for key, value in batch.items()}
-        loss = task.loss(readout(features(index), batch.get("queries")), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = readout_step(readout, optimizer, features(index), batch, task.loss)
         schedule.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.4f}")

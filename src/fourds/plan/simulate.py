@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
+from torch.distributed._tools.mem_tracker import MemTracker
 from torch.distributed.device_mesh import init_device_mesh
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
@@ -99,7 +100,7 @@ def simulate_step(
         if plan.sharded:
             tracker = FSDPMemTracker(model, optimizer)
         else:
-            tracker = _plain_tracker(model, optimizer)
+            tracker = plain_tracker(model, optimizer)
         for _ in range(2):
             tracker.reset_mod_stats()
             with tracker:  # entering resets the peak: the second step's is the one kept
@@ -108,18 +109,22 @@ def simulate_step(
                 train_step(
                     model, optimizer, video, keep_index, mask, passes, cfg.grad_clip, autocast
                 )
-        peak = tracker.get_tracker_snapshot("peak")[torch.device(DEVICE)]
+        return tracked_peak(tracker)
+
+
+def plain_tracker(*tracked: torch.nn.Module | torch.optim.Optimizer) -> MemTracker:
+    """The memory tracker for unsharded modules and their optimizers: their parameters,
+    gradients and optimizer state count from the start, whenever they were allocated."""
+    tracker = MemTracker()
+    tracker.track_external(*tracked)
+    return tracker
+
+
+def tracked_peak(tracker: MemTracker) -> SimulatedMemory:
+    """The peak a tracker recorded since it was last entered (entering resets it)."""
+    peak = tracker.get_tracker_snapshot("peak")[torch.device(DEVICE)]
     by_kind = {str(kind): int(value) for kind, value in peak.items() if kind != "Total"}
     return SimulatedMemory(total=int(peak["Total"]), by_kind=by_kind)
-
-
-def _plain_tracker(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
-    """The memory tracker for an unsharded (1-rank) model."""
-    from torch.distributed._tools.mem_tracker import MemTracker
-
-    tracker = MemTracker()
-    tracker.track_external(model, optimizer)
-    return tracker
 
 
 def format_simulation(plans: list, params: Params, world_size: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fourds.config import Params
 from fourds.plan.cluster import Cluster
+from fourds.plan.evaluation import EvaluationMemory
 from fourds.plan.feed import LoaderRate
 from fourds.plan.ladder import ScalePlan
 
@@ -143,3 +144,62 @@ def _data_table(
         ]
         lines.append(row(cells, [8, 13, 11]))
     return lines
+
+
+def format_evaluation(
+    stages: list[EvaluationMemory], params: Params, cluster: Cluster, headroom: float
+) -> str:
+    """The readout and fidelity stages' peak memory on one GPU, one row per scale each."""
+    usable = cluster.gpu.memory_bytes * (1.0 - headroom)
+    readout, fidelity = params.readout, params.fidelity
+
+    def fits(peak: int) -> str:
+        return "yes" if peak <= usable else "no"
+
+    lines = [
+        f"readout and fidelity stages on one {cluster.gpu.name} each, GiB (usable "
+        f"{usable / GIB:.1f}), measured on fake tensors (fourds.plan.evaluation)",
+        f"readout@<scale>-<task>, frozen encoder in {readout.precision}: its weights, the peak "
+        "of its feature pass and of the readout's training step, for the task that peaks highest",
+    ]
+    widths = [8, 9, 16, 10, 11, 8, 6]
+    lines.append(row(["scale", "encoder", "task", "features", "head step", "peak", "fits"], widths))
+    for stage in stages:
+        memory = stage.readout
+        cells = [
+            stage.scale,
+            gib(memory.weights),
+            memory.task,
+            gib(memory.features),
+            gib(memory.head_step),
+            gib(memory.peak),
+            fits(memory.peak),
+        ]
+        lines.append(row(cells, widths))
+    extractor = (
+        f"the extractor ({fidelity.extractor_scale})"
+        if fidelity.feature_extractor == "fourds" and not fidelity.encoder_weights
+        else "the extractor (not measured: a weights file or InceptionV3)"
+    )
+    lines += [
+        "",
+        f"fidelity@<scale>, in {fidelity.precision}: the MAE reconstructing "
+        f"{fidelity.batch_size} clips, then {extractor} on {fidelity.batch_size} frames",
+    ]
+    widths = [8, 9, 13, 11, 9, 8, 6]
+    columns = ["scale", "MAE", "reconstruct", "extractor", "extract", "peak", "fits"]
+    lines.append(row(columns, widths))
+    for stage in stages:
+        memory = stage.fidelity
+        measured = memory.extract is not None
+        cells = [
+            stage.scale,
+            gib(memory.mae),
+            gib(memory.reconstruct),
+            gib(memory.extractor) if measured else "-",
+            gib(memory.extract) if measured else "-",
+            gib(memory.peak),
+            fits(memory.peak),
+        ]
+        lines.append(row(cells, widths))
+    return "\n".join(lines)

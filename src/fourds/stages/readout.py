@@ -4,8 +4,8 @@ regime, and scored on the readout-test clips.
 Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
 count), clips.csv (per test clip: the headline and the other per-clip metrics, and the weight
 of the clip in the headline; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
-run.yaml and operative.gin. See fourds.evaluate.readout for the
-regimes and the data sources.
+run.yaml and operative.gin. See fourds.evaluate.readout for the regimes, the data sources and
+the precision a frozen encoder runs in.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from fourds.atomic import atomic_path, write_json
 from fourds.config import ConfigError, Params
 from fourds.data.benchmarks import load_readout_split, source_files
+from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import (
     Features,
     build_readout,
@@ -74,11 +75,13 @@ def run(
     device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
     if regime == "random_init":
-        encoder = initial_encoder(params, scale).to(device).eval().requires_grad_(False)
+        encoder = initial_encoder(params, scale)
     else:
-        encoder = load_encoder(checkpoint, params.runtime.attention).to(device)
-    if regime == "finetuned":
-        encoder.requires_grad_(True).train()
+        encoder = load_encoder(checkpoint, params.runtime.attention)
+    if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
+        encoder = encoder.to(device).requires_grad_(True).train()
+    else:  # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
+        encoder = frozen(encoder, cfg.precision, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
     geometry = clip_geometry(encoder)
