@@ -1,9 +1,10 @@
 """Feeding the GPUs: the loader's measured clips/s per CPU core, and the cores a GPU needs.
 
-`benchmarks/loader_throughput.py` measures the clips/s that one loader worker thread (one CPU
-core) delivers: memory-mapped segments, window, random resized crop, flip and masks
-(fourds.train.loader), at the clip size it was run at. Each GPU consumes its clips per step
-in one step time, so it needs (its clips per step / step time) / (clips/s per core) cores.
+`benchmarks/loader_throughput.py` measures the clips the loader delivers per CPU-second of all
+its threads (fourds.train.loader: memory-mapped segments, the window copied out, crop box and
+flip drawn, masks, batching), at the clip size it was run at; the crop, resize and flip
+themselves run on the GPU. Each GPU consumes its clips per step in one step time, so it needs
+(its clips per step / step time) / (clips/s per core) cores.
 """
 
 from __future__ import annotations
