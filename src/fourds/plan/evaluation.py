@@ -14,8 +14,9 @@ counting what is allocated, as `fourds.plan.simulate` does for a pretraining ste
   (`fourds.evaluate.readout.readout_step`; the second has the AdamW state of the first) beside
   the encoder, which stays on the device for scoring. The task's loss is replaced by the mean
   square of the outputs (its tensors are output-sized); tasks with given queries get
-  `GIVEN_QUERIES` per clip, classification `CLASSES` classes. Scoring runs the same passes
-  without gradients, so it peaks lower. `finetuned` stages, which train the fp32 encoder
+  `GIVEN_QUERIES` per clip, classification `CLASSES` classes; a converted readout, scored
+  without training, is counted as if trained. Scoring runs the same passes without gradients,
+  so it peaks lower. `finetuned` stages, which train the fp32 encoder
   unsharded (16 bytes per parameter before activations), are not planned.
 - fidelity@<scale>: (1) the MAE in `fidelity.precision` reconstructing a batch of
   `fidelity.batch_size` clips (`fourds.evaluate.reconstruction.reconstruct`), then, the MAE
