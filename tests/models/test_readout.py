@@ -1,3 +1,6 @@
+import gc
+import os
+
 import pytest
 import torch
 
@@ -96,6 +99,26 @@ def test_weights_round_trip(tmp_path):
     video = torch.rand(1, 4, 8, 8, 3)
     torch.testing.assert_close(encoder(video), model.encoder.eval()(video))
     assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_loading_maps_the_weights_instead_of_copying_them(tmp_path):
+    cfg = ModelConfig(256, 16, 4, 1024, (2, 4, 4), qk_norm=False, parallel_blocks=False, bias=True)
+    state = {f"encoder.{key}": value for key, value in VideoViT(cfg, 4, 8).state_dict().items()}
+    save_mae(tmp_path / "w.pt", state, cfg, None, 4, 8)
+    file_bytes = (tmp_path / "w.pt").stat().st_size  # about 50 MB
+    gc.collect()
+    before = resident_bytes()
+    encoder = load_encoder(tmp_path / "w.pt")
+    # a built model plus a loaded state dict would be two copies; a mapped file pages in lazily
+    assert resident_bytes() - before < 0.2 * file_bytes
+    assert all(parameter.device.type == "cpu" for parameter in encoder.parameters())
+    assert encoder(torch.rand(1, 4, 8, 8, 3)).isfinite().all()
 
 
 class Exploit:

@@ -2,6 +2,12 @@
 
 The file is a `torch.save` of plain tensors and builtin containers only, read back with
 `torch.load(weights_only=True)`, so a file crafted to run code is refused, not executed.
+
+Loading memory-maps the file (`mmap=True`) and builds the model on the meta device, then
+assigns the mapped tensors as its parameters (`load_state_dict(assign=True)`): no copy of the
+weights is made in host memory, and the pages are read when the model is moved or cast (to a
+GPU, to bf16). A 22B-parameter model (87 GB in fp32) loads without 87 GB of RAM, let alone the
+two copies a plain load-into-a-built-model takes.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ def read_payload(path: str | Path, file_format: str, kind: str, when_missing: st
         when_missing: how to make the file, for the message when it does not exist.
     """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: not found; {when_missing}") from None
     except Exception as error:  # torch raises UnpicklingError and others for unsafe or bad files
@@ -90,12 +96,13 @@ def load_encoder(path: str | Path, backend: str = "sdpa") -> VideoViT:
     fourds' own otherwise)."""
     payload = _read(path)
     convention = payload.get("convention", "fourds")
-    encoder = VideoViT(
-        _model_config(payload), payload["frames"], payload["size"], backend, convention
-    )
+    with torch.device("meta"):
+        encoder = VideoViT(
+            _model_config(payload), payload["frames"], payload["size"], backend, convention
+        )
     prefix = "encoder."
     state = {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
-    encoder.load_state_dict(state)
+    encoder.load_state_dict(state, assign=True)
     encoder.requires_grad_(False)
     return encoder.eval()
 
@@ -116,9 +123,10 @@ def load_mae(path: str | Path, backend: str = "sdpa") -> MaskedAutoencoder:
         )
     fields = dict(payload["mae"])
     fields["query_stride"] = tuple(fields["query_stride"])
-    mae = MaskedAutoencoder.build(
-        _model_config(payload), MAEConfig(**fields), payload["frames"], payload["size"], backend
-    )
-    mae.load_state_dict(payload["state_dict"])
+    with torch.device("meta"):
+        mae = MaskedAutoencoder.build(
+            _model_config(payload), MAEConfig(**fields), payload["frames"], payload["size"], backend
+        )
+    mae.load_state_dict(payload["state_dict"], assign=True)
     mae.requires_grad_(False)
     return mae.eval()
