@@ -1,9 +1,10 @@
 """Memory model check: the peak memory `fourds.plan.memory` predicts against measured peaks.
 
-Each case runs real training steps the way the pretrain stage's loop does (uint8 batch ->
-fp32 clips, forward, zero_grad, backward, gradient clipping, AdamW), three steps so that the
-peak includes last step's gradients and the AdamW moments, and compares the peak with
-`memory_per_device` for the same scale, batch, precision and activation checkpointing.
+Each case runs real training steps with the pretrain loop's own step
+(`fourds.train.step.train_step`: gradients cleared, the uint8 batch into the model, forward,
+backward, gradient clipping, `fourds.train.optim.adamw`), three steps so that the peak includes
+last step's prediction and the AdamW moments, and compares the peak with `memory_per_device`
+for the same scale, batch, precision and activation checkpointing.
 
 Cases (configs composed from experiments/ as `fourds params` does):
 
@@ -29,11 +30,12 @@ largest over the processes (rank 0, which holds whole any parameter of one row, 
 positional embeddings, is the busiest).
 
 Not counted, on either side: Python objects, memory outside PyTorch's allocator (gloo's own
-buffers), the loader's prefetched batches. Measured but not modelled: kernel workspaces. They
-matter here only for bf16 on the CPU, whose kernels the pretrain stage never runs (it needs
-CUDA for bf16): the backward pass of the tubelet convolution allocates scratch of several
-times the clip, which sets the peak of 4ds_s in bf16 with activation checkpointing. Each
-process runs one torch thread (per-thread scratch grows with the thread count).
+buffers), the loader's prefetched batches. Measured but not modelled, CPU only: kernel
+workspaces (the backward pass of the tubelet convolution allocates oneDNN scratch of about one
+fp32 clip) and the per-parameter AdamW's temporaries (sqrt and division of each parameter, the
+previous parameter's denominator kept: about three of the largest parameter; fused AdamW on a
+GPU allocates none). Each process runs one torch thread (per-thread scratch grows with the
+thread count).
 
 Run: python benchmarks/memory_model.py [--quick]
 """
@@ -64,7 +66,9 @@ from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.plan.memory import StepSetup, memory_per_device
 from fourds.train.distributed import DistEnv
+from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
+from fourds.train.step import train_step
 
 NAME = "memory_model"
 TARGET = 0.15  # the largest relative error the model may have
@@ -124,13 +128,9 @@ def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, 
     of the pretrain loop on fresh random clips."""
     params = case.params()
     model = build_model(case, device, env)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=params.pretrain.lr,
-        weight_decay=params.pretrain.weight_decay,
-        betas=(0.9, 0.95),
-    )
-    shape = (case.clips_per_process, params.curate.clip_frames) + (params.curate.resolution,) * 2
+    optimizer = adamw(model, params.pretrain.weight_decay, params.pretrain.lr, device)
+    clips = case.clips_per_process
+    shape = (clips, params.curate.clip_frames) + (params.curate.resolution,) * 2
     generator = torch.Generator().manual_seed(env.rank)
     autocast = torch.autocast(
         device.type, torch.bfloat16, enabled=case.precision == "bf16" and not env.sharded
@@ -138,16 +138,14 @@ def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, 
 
     def step() -> None:
         with record_function(STEP_REGION):
-            clips = torch.randint(0, 256, (*shape, 3), dtype=torch.uint8, generator=generator)
-            keep_index, mask = model.sample_masks(case.clips_per_process, generator)
-            video = clips.to(device).float().div_(255.0)
-            with autocast:
-                loss, _ = model(video, keep_index, mask)
-            optimizer.zero_grad(set_to_none=True)
+            video = torch.randint(0, 256, (*shape, 3), dtype=torch.uint8, generator=generator)
+            keep_index, mask = model.sample_masks(clips, generator)
+            # the whole step counts as backward for the inferred frees of collective buffers
             with record_function(BACKWARD_REGION):
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.pretrain.grad_clip)
-            optimizer.step()
+                train_step(
+                    model, optimizer, video.to(device), keep_index.to(device), mask.to(device),
+                    [slice(0, clips)], params.pretrain.grad_clip, autocast,
+                )  # fmt: skip
 
     return model, step
 
@@ -350,8 +348,8 @@ def main() -> None:
     config = {
         "quick": args.quick,
         "steps_per_case": STEPS,
-        "step": "the pretrain loop: uint8 batch -> fp32 clips, forward, zero_grad, backward, "
-        "clip_grad_norm_, AdamW (betas 0.9, 0.95)",
+        "step": "fourds.train.step.train_step: zero_grad, uint8 batch into the model, forward, "
+        "backward, clip_grad_norm_, fourds.train.optim.adamw",
         "params_source": "experiments/ composed as `fourds params` (smoke, embedded, and "
         "ladder=4ds with runtime=cpu: sdpa attention); precision per case",
         "data": "random uint8 clips and masks drawn per step",

@@ -33,14 +33,17 @@ device (rank 0, which holds the largest shard of every parameter). Assumptions:
   gradients each hold one clip of fp32 values (frames*size*size*3): the MAE computes targets
   and loss in fp32 in every launch mode.
 - Batch. The uint8 clips on the device, the fp32 clip the MAE scales them to, and in bf16 the
-  cast the tubelet embedding reads.
+  cast the tubelet embedding reads. The tubelet convolution keeps the clip it reads for its
+  weight gradient until the backward pass reaches it: the bf16 cast (in the batch), or in fp32
+  the scaled clip itself, through the whole backward pass.
 - Phases. The pretrain step clears gradients before the forward pass. The peak is the largest
   of: the root's all-gather as the forward pass starts (with N > 1: the all-gather buffer and
   the unsharded parameters copied out of it exist at once), the end of the forward pass (with
   last step's prediction), the loss's backward (four clip-sized gradients and temporaries),
   each block's backward (blocks after it done: their activations freed, their gradients made;
   with checkpointing, its recomputed activations), and the optimizer step (AdamW fused on a
-  GPU and per parameter on the CPU: no temporaries).
+  GPU: no temporaries; per parameter on the CPU, where the sqrt and division temporaries of the
+  largest parameters, up to about three of them, are not counted).
 - Cross-checked against the real step on a simulated cluster (fourds.plan.simulate): every
   4ds scale at 8, 64 and 256 ranks agrees within 15% (tests/test_plan.py).
 - Not counted: the CUDA context, communication library buffers, kernel workspaces (such as the
@@ -412,6 +415,9 @@ def memory_per_device(
         forward_copies = c * (root + blocks[-1])
     else:  # autocast's bf16 copies of the weights, saved for the backward pass
         root, forward_copies = 0, 2 * layout.total if setup.precision == "bf16" else 0
+    # in fp32 the tubelet convolution keeps the scaled clip until its own backward, the last
+    # (in bf16 it keeps the cast, which `batch` counts)
+    kept_clip = clips * input_pixels if setup.precision == "fp32" else 0
     backward_copies = _backward_copies(setup, layout, devices)
     backward = _block_backward(setup, layout, saved, devices, clips, checkpointing, backward_copies)
     phases = {
@@ -431,8 +437,9 @@ def memory_per_device(
         + optimizer
         + forward_copies
         + batch
+        + kept_clip
         + clips * (saved.total + 4 * loss_pixels),
-        "block_backward": weights + optimizer + batch + max(backward),
+        "block_backward": weights + optimizer + batch + kept_clip + max(backward),
         "optimizer_step": state + batch + clips * saved.prediction,
     }
     return DeviceMemory(
