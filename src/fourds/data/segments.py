@@ -29,7 +29,6 @@ curate) is indexed on opening, which hashes every shard; a URL without one is an
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +53,12 @@ def _mapped(path: Path, shape: tuple[int, ...]) -> Segment:
     return lambda offset, length: data[offset : offset + length].reshape(shape)
 
 
+def _remote(fs: fsspec.AbstractFileSystem, path: str, url: str, shape: tuple[int, ...]) -> Segment:
+    """Segments of the file `path` of `fs` (at `url`): FetchedSegments over its byte ranges."""
+    read = _fetched(fs, path, url)
+    return lambda offset, length: FetchedSegment(read, offset, shape)
+
+
 def _fetched(fs: fsspec.AbstractFileSystem, path: str, url: str) -> Read:
     """Reads of the file `path` of `fs` (at `url`), one byte-range request per range."""
 
@@ -73,13 +78,6 @@ def _fetched(fs: fsspec.AbstractFileSystem, path: str, url: str) -> Read:
         return np.frombuffer(b"".join(parts), np.uint8)
 
     return read
-
-
-def _fetched_segment(
-    read: Read, offset: int, length: int, shape: tuple[int, ...]
-) -> FetchedSegment:
-    """The segment at bytes [offset, offset + length) of a remote shard, fetched lazily."""
-    return FetchedSegment(read, offset, shape)
 
 
 class FetchedSegment:
@@ -199,10 +197,7 @@ class SegmentStore:
             if size is not None:  # some filesystems (dvc://) do not know sizes before reading
                 _check_size(shard_url, size, shard.bytes, index_url)
         shape = tuple(index.shape)
-        segments = [
-            functools.partial(_fetched_segment, _fetched(fs, *where), shape=shape)
-            for where in zip(paths, urls, strict=True)
-        ]
+        segments = [_remote(fs, path, url, shape) for path, url in zip(paths, urls, strict=True)]
         return cls(index, segments, urls)
 
     @property
