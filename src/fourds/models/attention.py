@@ -88,9 +88,12 @@ class Attention(nn.Module):
         batch, length, dim = x.shape
         if keys_values is None:
             keys_values = self.kv(x if context is None else context)
-        q = self.q(x).view(batch, length, self.heads, -1).transpose(1, 2)
-        k, v = keys_values.view(batch, -1, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        # Under autocast the QK LayerNorms return fp32 while v is bf16: attention gets one dtype.
+        q = self.q(x).view(batch, length, self.heads, -1)
+        k, v = keys_values.view(batch, -1, 2, self.heads, dim // self.heads).unbind(2)
+        # Normalised per head before heads move to dim 1, so q and k keep the [B, N, heads,
+        # head_dim] memory order and so does the output (merging heads is a view on every
+        # backend). Under autocast the QK LayerNorms return fp32 while v is bf16: attention
+        # gets one dtype.
         q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
-        out = attention(q, k, v, self.backend)
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
