@@ -1,5 +1,6 @@
-"""fourds plan: the memory arithmetic worked by hand on a tiny MAE, GPU counts, time and
-GPU-hours, the CLI on the 4DS ladder, and the memory model against a measured peak."""
+"""fourds plan: the memory model's counts and measurements worked by hand on a tiny MAE, GPU
+counts, time and GPU-hours, the CLI on the 4DS ladder, and the memory model against a measured
+peak and the simulated cluster."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fourds.cli import main
 from fourds.config import ConfigError, load_params
 from fourds.config.compose import compose_params
 from fourds.config.schema import Params, parse
+from fourds.plan.clip_memory import Tokens
 from fourds.plan.cluster import (
     GB,
     GPUS,
@@ -28,16 +30,12 @@ from fourds.plan.cluster import (
 )
 from fourds.plan.ladder import divisors, plan_ladder, smallest_fitting_count
 from fourds.plan.memory import (
-    BlockShape,
     StepSetup,
-    Tokens,
-    block_activation_bytes,
-    block_backward_bytes,
+    clip_memory,
     local_elements,
     memory_per_device,
     parameter_layout,
     saved_activations,
-    token_counts,
 )
 from fourds.plan.simulate import simulate_step
 from fourds.train.distributed import DistEnv
@@ -64,9 +62,11 @@ def tiny_setup(**changes) -> StepSetup:
 
 
 def test_tokens_and_parameters_by_hand():
-    assert token_counts(tiny_setup()) == Tokens(full=4, visible=2, queries=0, pixels=2 * 8 * 8 * 3)
+    assert clip_memory(tiny_setup()).tokens == Tokens(
+        full=4, visible=2, queries=0, pixels=2 * 8 * 8 * 3
+    )
     queries = dataclasses.replace(TINY_MAE, decoder="queries", query_stride=(1, 2, 2))
-    assert token_counts(tiny_setup(mae=queries)).queries == 1  # one 2x8x8 coarse patch
+    assert clip_memory(tiny_setup(mae=queries)).tokens.queries == 1  # one 2x8x8 coarse patch
     layout = parameter_layout(tiny_setup())
     # Encoder: conv 3*2*4*4*8 + 8 = 776, positions 4*8 = 32, block: 2 LayerNorms 32, q 72,
     # kv 144, proj 72, MLP 8*32+32 + 32*8+8 = 552 -> 872. Decoder: input 36, mask token 4,
@@ -76,32 +76,47 @@ def test_tokens_and_parameters_by_hand():
     assert layout.block_sizes == [872, 244]
 
 
-def test_block_activations_by_hand():
-    block = BlockShape(tokens=2, width=8, mlp=32, heads=2)
-    # 8*s*d + 2*s*mlp = 128 + 128 elements; fp32 stats: 2 LayerNorms x 2 x s + heads x s = 12.
-    assert block_activation_bytes(block, 4, "sdpa") == 256 * 4 + 12 * 4
-    assert block_activation_bytes(block, 2, "sdpa") == 256 * 2 + 12 * 4
-    parallel = dataclasses.replace(block, parallel=True)  # 6*s*d + 2*s*mlp; 1 LayerNorm
-    assert block_activation_bytes(parallel, 4, "sdpa") == 224 * 4 + (4 + 4) * 4
-    qk_norm = dataclasses.replace(block, qk_norm=True)  # + q, k normed; per-head statistics
-    assert block_activation_bytes(qk_norm, 4, "sdpa") == 288 * 4 + (24 + 4) * 4
-    # math: + heads*s*s softmax weights and an s*d copy of the output; no log-sum-exp
-    assert block_activation_bytes(block, 4, "math") == (256 + 8 + 16) * 4 + 8 * 4
-    # backward: incoming gradient s*d plus s*mlp net in the MLP; with checkpointing also the
-    # recomputed block minus its kept input
-    assert block_backward_bytes(block, 4, "sdpa", False) == (16 + 64) * 4
-    assert block_backward_bytes(block, 4, "sdpa", True) == (16 + 64) * 4 + 1072 - 16 * 4
+def encoder_block(**changes) -> tuple[int, int, int]:
+    """(input, saved, backward) bytes the tiny MAE's encoder block measures, with changes to
+    the step setup (model= replaces fields of TINY)."""
+    model = dataclasses.replace(TINY, **changes.pop("model", {}))
+    block = clip_memory(tiny_setup(model=model, **changes)).blocks[0]
+    return block.input, block.saved, block.backward
 
 
-def test_saved_activations_by_hand():
-    saved = saved_activations(tiny_setup(), 1, checkpointing=False)
-    assert saved.embedding == 4 * 8 * 4  # all 4 embedded tokens, kept by the gather
-    assert saved.encoder_output == 2 * 8 * 4  # 2 visible tokens, kept by the decoder input
-    assert saved.head == 2 * 4 * 4 * 4 + 2 * 4 * 4  # last block output + LayerNorm, stats
+def test_measured_block_activations_agree_with_counts_by_hand():
+    # The encoder block runs on s=2 visible tokens of width d=8, MLP 32, 2 heads. It keeps its
+    # input, both LayerNorm outputs, q, k, v, the attention output, the mid-block residual and
+    # the MLP hidden layer before and after GELU: 8*s*d + 2*s*mlp = 128 + 128 elements; fp32
+    # statistics: 2 LayerNorms x (mean, rstd) x s + the log-sum-exp, heads x s = 12. Its
+    # backward holds the incoming gradient s*d, plus s*mlp net while GELU's backward runs (the
+    # gradients after and before GELU exist, its output is freed).
+    assert encoder_block() == (2 * 8 * 4, 256 * 4 + 12 * 4, (16 + 64) * 4)
+    # bf16: half the bytes; the CPU's LayerNorm keeps its statistics in bf16 too (CUDA: fp32)
+    assert encoder_block(precision="bf16") == (2 * 8 * 2, 256 * 2 + 8 * 2 + 4 * 4, (16 + 64) * 2)
+    # parallel: one LayerNorm shared by both branches, no mid-block residual: 6*s*d + 2*s*mlp
+    assert encoder_block(model={"parallel_blocks": True})[1] == 224 * 4 + (4 + 4) * 4
+    # QK-LayerNorm: + normalised q and k, per-head statistics 2 x 2 x heads x s
+    assert encoder_block(model={"qk_norm": True})[1] == 288 * 4 + (24 + 4) * 4
+    # math: + the softmax weights heads*s*s; its output is copied when heads merge (the copy
+    # is the attention output the projection keeps); no log-sum-exp
+    assert encoder_block(attention="math")[1] == (256 + 8) * 4 + 8 * 4
+
+
+def test_measured_activations_outside_the_blocks():
+    saved = saved_activations(tiny_setup(), checkpointing=False)
+    assert saved.embedding == 4 * 8 * 4  # all 4 embedded tokens, kept by the token gather
+    assert saved.after == (2 * 8 * 4, 0)  # the 2 encoder outputs, kept by the decoder input
+    # last block output [4, 4] + LayerNorm output and statistics; the loss keeps the
+    # difference (one clip), the mask as weights (4) and its sum (1)
+    assert saved.head == 2 * 4 * 4 * 4 + 2 * 4 * 4 + 384 * 4 + 5 * 4
     assert saved.blocks == (1072, 256 * 4 + 24 * 4)  # decoder block: s=4, d=4, mlp=16
-    assert saved.prediction == saved.difference == 384 * 4
-    checkpointed = saved_activations(tiny_setup(), 1, checkpointing=True)
+    assert saved.prediction == 384 * 4
+    checkpointed = saved_activations(tiny_setup(), checkpointing=True)
     assert checkpointed.blocks == (2 * 8 * 4, 4 * 4 * 4)  # block inputs only
+    clip = clip_memory(tiny_setup())
+    assert clip.clip == 384 * 4  # the tubelet embedding keeps the scaled fp32 clip
+    assert clip.batch == 384 + 2 * 8 + 4  # uint8 clip, int64 visible indices, bool mask
 
 
 def test_sharding_and_training_state_by_hand():

@@ -1,8 +1,10 @@
-"""Analytic memory of one MAE pretraining step per device, under FSDP2 on N devices.
+"""Memory of one MAE pretraining step per device, under FSDP2 on N devices.
 
-The model follows what `fourds.train.pretrain` runs, tensor by tensor, and is checked against
-measured allocator peaks by `benchmarks/memory_model.py`. All sizes are bytes on the busiest
-device (rank 0, which holds the largest shard of every parameter). Assumptions:
+The training state and FSDP2's copies are counted from the model's parameter shapes; what a
+clip adds is measured on the model itself; the phases of the step put them together. The
+result is checked against measured allocator peaks by `benchmarks/memory_model.py`. All sizes
+are bytes on the busiest device (rank 0, which holds the largest shard of every parameter).
+Assumptions:
 
 - State. FSDP2 shards each parameter along the dim `fourds.train.parallelize.shard_dim`
   chooses (dim 0 of a weight; a later dim the ranks divide evenly for a [1, N, d] positional
@@ -18,20 +20,16 @@ device (rank 0, which holds the largest shard of every parameter). Assumptions:
   block's prefetched parameters, and the fp32 reduce-scatter input of the block just done;
   all-gathered parameters and reduce-scatter inputs padded, gradients not. A single process
   in bf16 runs under autocast, which keeps a bf16 copy of every weight for the backward pass.
-- Activations. Counted per clip from the tensors each op saves for backward (compute dtype: 2 B
-  in bf16, 4 B in fp32; LayerNorm statistics and attention log-sum-exp in fp32). A sequential
-  block keeps its input, both LayerNorm outputs, q, k, v, the attention output, the mid-block
-  residual, and the MLP hidden layer before and after GELU: 8*s*d + 2*s*mlp elements; a parallel
-  block 6*s*d + 2*s*mlp; QK-LayerNorm adds 2*s*d; the `math` backend adds the softmax weights
-  (heads*s*s) and a copy of the output (s*d). Fused attention (sdpa, xformers) returns its
-  output in [B, s, heads, head_dim] memory order, so merging heads is a view. With activation
-  checkpointing a block keeps only its input; its activations come back, one block at a time,
-  in its backward pass. Outside the blocks: the token gather keeps the embedded tokens of the
-  whole clip (N*d), and the decoder side its inputs (see `SavedActivations`).
+- Activations, measured (`fourds.plan.clip_memory`): one clip of the model itself runs forward
+  and backward on fake tensors in the compute dtype; what each op saves for backward is filed by
+  where it was saved (the embedding, each block, between blocks, the pixel head and loss), and
+  each block's backward pass is followed to its widest moment. They scale with the clips per
+  device. With activation checkpointing a block keeps only its input, and its backward pass
+  first recomputes the rest, one block at a time.
 - Pixels. The prediction (kept by the training loop until the next step's forward pass
   returns), the target, the difference (saved by the squared error), its square and the loss
-  gradients each hold one clip of fp32 values (frames*size*size*3): the MAE computes targets
-  and loss in fp32 in every launch mode.
+  gradients each hold one clip of fp32 values: the MAE computes targets and loss in fp32 in
+  every launch mode.
 - Batch. The uint8 clips on the device, the fp32 clip the MAE scales them to, and in bf16 the
   cast the tubelet embedding reads. The tubelet convolution keeps the clip it reads for its
   weight gradient until the backward pass reaches it: the bf16 cast (in the batch), or in fp32
@@ -64,10 +62,10 @@ import torch
 from fourds.config import MAEConfig, ModelConfig, Params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block, count_parameters
+from fourds.plan.clip_memory import ClipMemory, measure_clip_memory
 from fourds.train.parallelize import shard_dim
 
 FP32 = 4
-INT64 = 8
 DTYPE_BYTES = {"fp32": 4, "bf16": 2}
 
 
@@ -110,28 +108,6 @@ class StepSetup:
     def compute_bytes(self) -> int:
         """Bytes per element of activations and unsharded weights (2 in bf16, 4 in fp32)."""
         return DTYPE_BYTES[self.precision]
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockShape:
-    """A transformer block as run on `tokens` tokens per clip."""
-
-    tokens: int
-    width: int
-    mlp: int
-    heads: int
-    qk_norm: bool = False
-    parallel: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Tokens:
-    """Token and pixel counts per clip."""
-
-    full: int  # tubelets in the clip (N)
-    visible: int  # tokens the encoder sees (n)
-    queries: int  # 4DS query tokens (0 with the MAE-ST decoder)
-    pixels: int  # frames * size * size * 3
 
 
 def local_elements(shapes: tuple[torch.Size, ...], devices: int) -> int:
@@ -214,48 +190,6 @@ class DeviceMemory:
         return max(self.phases, key=self.phases.__getitem__)
 
 
-def token_counts(setup: StepSetup) -> Tokens:
-    """Tokens per clip: all, visible (as fourds.models.mae masks them) and query tokens."""
-    t, p, q = setup.model.tubelet
-    grid = (setup.frames // t, setup.size // p, setup.size // q)
-    full = math.prod(grid)
-    keep = 1.0 - setup.mae.mask_ratio
-    if setup.mae.mask_type == "tube":
-        visible = grid[0] * max(1, round(grid[1] * grid[2] * keep))
-    else:
-        visible = max(1, round(full * keep))
-    queries = 0
-    if setup.mae.decoder == "queries":
-        queries = math.prod(g // s for g, s in zip(grid, setup.mae.query_stride, strict=True))
-    return Tokens(full, visible, queries, setup.frames * setup.size * setup.size * 3)
-
-
-def block_shapes(setup: StepSetup) -> list[BlockShape]:
-    """Every transformer block of the MAE in forward order, with its tokens per clip.
-
-    Encoder blocks see the visible tokens; with the 4DS scheme the last `query_blocks` also the
-    query tokens; the MAE-ST decoder's blocks see every tubelet.
-    """
-    cfg, mae, tokens = setup.model, setup.mae, token_counts(setup)
-    shared = mae.query_blocks if mae.decoder == "queries" else 0
-    encoder = [
-        BlockShape(
-            tokens.visible + (tokens.queries if index >= cfg.depth - shared else 0),
-            cfg.width,
-            cfg.mlp_dim,
-            cfg.heads,
-            cfg.qk_norm,
-            cfg.parallel_blocks,
-        )
-        for index in range(cfg.depth)
-    ]
-    if mae.decoder == "queries":
-        return encoder
-    width = mae.decoder_width
-    decoder = BlockShape(tokens.full, width, 4 * width, mae.decoder_heads)
-    return encoder + [decoder] * mae.decoder_depth
-
-
 @functools.cache
 def parameter_layout(setup: StepSetup) -> ParameterLayout:
     """Parameter shapes of the MAE, built on the meta device (no memory, also for 22B)."""
@@ -272,124 +206,57 @@ def parameter_layout(setup: StepSetup) -> ParameterLayout:
     )
 
 
-def block_activation_bytes(block: BlockShape, compute_bytes: int, attention: str) -> int:
-    """Bytes one block saves for its backward pass per clip, its input included.
-
-    Sequential: 8*s*d + 2*s*mlp elements (input, two LayerNorm outputs, q, k and v, attention
-    output, mid-block residual, MLP hidden before and after GELU); parallel: 6*s*d + 2*s*mlp;
-    QK-LayerNorm: + 2*s*d; `math` attention: + heads*s*s softmax weights and an s*d copy of
-    the output; plus fp32 LayerNorm statistics (2 per token and LayerNorm) and, for fused
-    attention, the fp32 log-sum-exp (heads*s).
-    """
-    s, d = block.tokens, block.width
-    elements = (6 if block.parallel else 8) * s * d + 2 * s * block.mlp
-    layer_norms = s * (1 if block.parallel else 2)
-    if block.qk_norm:
-        elements += 2 * s * d
-        layer_norms += 2 * block.heads * s
-    if attention == "math":
-        elements += block.heads * s * s + s * d
-        statistics = 2 * layer_norms
-    else:
-        statistics = 2 * layer_norms + block.heads * s
-    return elements * compute_bytes + statistics * FP32
-
-
-def block_backward_bytes(
-    block: BlockShape, compute_bytes: int, attention: str, checkpointing: bool
-) -> int:
-    """What one block's backward pass adds per clip on top of the saved activations.
-
-    The widest moment is GELU's backward: the gradient arriving at the block (s*d) and the
-    gradients of the MLP hidden layer after and before GELU (2*s*mlp), while the GELU output
-    (s*mlp, kept only for the second MLP matmul) is already freed. With activation
-    checkpointing the block's activations (all but its input) are recomputed first.
-    """
-    s, d, c = block.tokens, block.width, compute_bytes
-    extra = (s * d + block.mlp * s) * c
-    if checkpointing:
-        extra += block_activation_bytes(block, c, attention) - s * d * c
-    return extra
+def clip_memory(setup: StepSetup) -> ClipMemory:
+    """What one clip holds in the step's own forward and backward pass, measured on the model
+    (fourds.plan.clip_memory)."""
+    return measure_clip_memory(
+        setup.model, setup.mae, setup.frames, setup.size, setup.precision, setup.attention
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class SavedActivations:
     """Bytes per clip the forward pass leaves for the backward pass, by when they are released.
 
-    embedding: the embedded tokens of the whole clip, kept by the token gather (N*d) until the
-        end of the backward pass. encoder_output: kept by the MAE-ST decoder's input projection
-        until the decoder blocks are done (0 with queries). head: the last block's output and
-        the final LayerNorm output, kept by the pixel head (released first). blocks: per block
-        in forward order (`block_activation_bytes`, or its input alone with activation
-        checkpointing). prediction: the predicted pixels, which the training loop holds until
-        the next step's forward pass returns. difference: prediction - target, kept by the
-        squared error.
+    embedding: kept before the first block (the token gather keeps the embedded clip) until
+        the end of the backward pass. after: per block in forward order, kept between it and
+        the next block (the MAE-ST decoder's input projection keeps the encoder output) until
+        the next block's backward ends. head: kept after the last block (pixel head and loss),
+        released first. blocks: per block in forward order, what it saves (with activation
+        checkpointing: its input alone). prediction: the predicted pixels, which the training
+        loop holds until the next step's forward pass returns.
     """
 
     embedding: int
-    encoder_output: int
+    after: tuple[int, ...]
     head: int
     blocks: tuple[int, ...]
     prediction: int
-    difference: int
 
     @property
     def total(self) -> int:
         """Everything saved at the end of the forward pass, per clip."""
-        return (
-            self.embedding
-            + self.encoder_output
-            + self.head
-            + sum(self.blocks)
-            + self.prediction
-            + self.difference
-        )
+        return self.embedding + sum(self.after) + self.head + sum(self.blocks) + self.prediction
 
 
-def saved_activations(setup: StepSetup, devices: int, checkpointing: bool) -> SavedActivations:
+def saved_activations(setup: StepSetup, checkpointing: bool) -> SavedActivations:
     """What one clip's forward pass saves for backward (see `SavedActivations`)."""
-    tokens, c, width = token_counts(setup), setup.compute_bytes, setup.model.width
-    if setup.mae.decoder == "queries":
-        encoder_output = 0
-        head = ((tokens.visible + 2 * tokens.queries) * width) * c + 2 * tokens.queries * FP32
-    else:
-        encoder_output = tokens.visible * width * c
-        head = 2 * tokens.full * setup.mae.decoder_width * c + 2 * tokens.full * FP32
-    blocks = tuple(
-        block.tokens * block.width * c
-        if checkpointing
-        else block_activation_bytes(block, c, setup.attention)
-        for block in block_shapes(setup)
-    )
+    clip = clip_memory(setup)
     return SavedActivations(
-        embedding=tokens.full * width * c,
-        encoder_output=encoder_output,
-        head=head,
-        blocks=blocks,
-        prediction=tokens.pixels * FP32,
-        difference=pixel_bytes(setup, devices)[1],
+        embedding=clip.embedding,
+        after=tuple(block.after for block in clip.blocks),
+        head=clip.head,
+        blocks=tuple(block.input if checkpointing else block.saved for block in clip.blocks),
+        prediction=clip.prediction,
     )
 
 
-def pixel_bytes(setup: StepSetup, devices: int) -> tuple[int, int]:
-    """(bytes per clip of a clip-sized tensor in the input dtype, in the loss dtype).
-
-    The MAE scales the uint8 clip to fp32 and computes target, difference and loss in fp32 in
-    every launch mode (fourds.models.mae).
-    """
-    pixels = token_counts(setup).pixels
-    return pixels * FP32, pixels * FP32
-
-
-def batch_bytes(setup: StepSetup, devices: int) -> int:
+def batch_bytes(setup: StepSetup) -> int:
     """Bytes per clip of the batch on the device: the uint8 clip, the visible-token indices
-    (int64) and the mask (bool); in bf16 also the clip cast for the tubelet embedding, which
-    keeps it for its backward pass."""
-    tokens = token_counts(setup)
-    size = tokens.pixels + tokens.visible * INT64 + tokens.full
-    if setup.precision == "bf16":
-        size += tokens.pixels * setup.compute_bytes
-    return size
+    and the mask; in bf16 also the clip cast for the tubelet embedding, which keeps it for its
+    backward pass (in fp32 it keeps the scaled clip, see `memory_per_device`)."""
+    clip = clip_memory(setup)
+    return clip.batch + (clip.clip if setup.precision == "bf16" else 0)
 
 
 def memory_per_device(
@@ -404,12 +271,14 @@ def memory_per_device(
     if checkpointing is None:
         checkpointing = setup.activation_checkpointing
     layout, c = parameter_layout(setup), setup.compute_bytes
-    saved = saved_activations(setup, devices, checkpointing)
+    saved = saved_activations(setup, checkpointing)
     local = layout.local(devices)
     weights, gradients, optimizer = FP32 * local, FP32 * local, 2 * FP32 * local
     state = weights + gradients + optimizer
-    batch = clips * batch_bytes(setup, devices)
-    input_pixels, loss_pixels = pixel_bytes(setup, devices)
+    batch = clips * batch_bytes(setup)
+    # clip-sized fp32 tensors: the scaled clip, and target, difference and the loss's
+    # gradients, each the size of the prediction (targets and loss are fp32 in every launch)
+    input_pixels, loss_pixels = FP32 * clip_memory(setup).tokens.pixels, saved.prediction
     if devices > 1:  # the unsharded root, and the last block's all-gather buffer
         root, blocks = layout.gathered(devices)
         forward_copies = c * (root + blocks[-1])
@@ -487,22 +356,26 @@ def _block_backward(
 
     The blocks after it are done: their activations are freed and their gradients exist
     (sharded after the reduce-scatter; a single process also has the root's gradients, the
-    pixel head's coming first). Still saved: the embedding, the blocks up to this one, the
-    encoder output while a decoder block runs, and the prediction.
+    pixel head's coming first). Still saved: the embedding, the blocks up to this one and what
+    was kept between them (the encoder output while a decoder block runs), and the prediction.
+    On top: the block's measured backward (with checkpointing, after recomputing what it saves
+    but its input).
     """
     local = [local_elements(shapes, devices) for shapes in layout.blocks]
     done = [sum(local) - before for before in itertools.accumulate(local)]
     kept = list(itertools.accumulate(saved.blocks))
+    between = [0, *itertools.accumulate(saved.after)]
     root_gradients = FP32 * layout.root_size if devices == 1 else 0
     totals = []
-    for index, block in enumerate(block_shapes(setup)):
-        in_decoder = index >= setup.model.depth
+    for index, block in enumerate(clip_memory(setup).blocks):
+        recomputed = block.saved - block.input if checkpointing else 0
         alive = (
             saved.embedding
-            + (saved.encoder_output if in_decoder else 0)
+            + between[index]
             + kept[index]
             + saved.prediction
-            + block_backward_bytes(block, setup.compute_bytes, setup.attention, checkpointing)
+            + block.backward
+            + recomputed
         )
         gradients = FP32 * done[index] + root_gradients
         totals.append(gradients + copies[index] + clips * alive)
