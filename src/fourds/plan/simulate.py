@@ -11,8 +11,11 @@ what the step allocates on the device, by kind, as torchtitan's memory estimatio
 Two steps run; the peak is taken in the second, when the AdamW state exists (the tracker is
 entered once per step, and entering resets its peak). In the first step, where FSDP2 also
 initialises itself, the tracker reports a higher peak than in the second for some scales (4ds_e
-at 8 ranks: 19.2 against 17.4 GiB, counted as activations while every gradient exists); whether
-a GPU sees it is not yet known, so that figure is not the one reported. Tensors are placed
+at 8 ranks: 19.2 against 17.4 GiB, counted as activations while every gradient exists). It is
+reached before the optimizer step (so it is not AdamW's state being created), only with
+activation checkpointing (without it, the first step peaks at the second's less the AdamW
+state), and not through the fake-tensor cache (the same with the cache off); whether a GPU
+sees it is not yet known, so that figure is not the one reported. Tensors are placed
 on the CPU (fake CUDA tensors need a CUDA build): the step is the GPU's one but for the attention
 kernel (sdpa's CPU flash kernel saves what the CUDA one saves: output and log-sum-exp) and
 AdamW (per-parameter on the CPU; fused on CUDA, which allocates no temporaries either). Not
