@@ -32,10 +32,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from fourds.evaluate.precision import DTYPES
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block
-
-COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Tokens:
 class BlockMemory:
     """One transformer block's share of a clip, in bytes.
 
-    tokens: tokens it runs on. input: its input (what it keeps with activation checkpointing).
+    input: its input (what it keeps with activation checkpointing).
     saved: what its forward pass keeps for backward, its input included. backward: what its
     backward pass holds beyond the activations saved before it: the incoming gradient and the
     widest moment's temporaries (without checkpointing; recomputation adds `saved - input`).
@@ -60,7 +59,6 @@ class BlockMemory:
     input projection keeps the encoder's output), released once the next block's backward ends.
     """
 
-    tokens: int
     input: int
     saved: int
     backward: int
@@ -130,8 +128,8 @@ class _SavedByPlace(torch.autograd.graph.saved_tensors_hooks):
     """Files every tensor saved for backward by the place in the forward pass it was saved
     from, and marks each block's backward pass on the timeline of `live`.
 
-    saved: bytes per place, each storage counted once. inputs, tokens: per block, its input's
-    bytes and its token count. incoming: per block, the bytes of the gradient that starts its
+    saved: bytes per place, each storage counted once. inputs: per block, its input's bytes.
+    incoming: per block, the bytes of the gradient that starts its
     backward pass.
     """
 
@@ -142,7 +140,7 @@ class _SavedByPlace(torch.autograd.graph.saved_tensors_hooks):
         self.live, self.counted = live, set(preexisting)
         self.place: tuple = ("embedding",)
         self.saved: dict[tuple, int] = {}
-        self.inputs, self.tokens, self.incoming = {}, {}, {}
+        self.inputs, self.incoming = {}, {}
         self.handles = []
         embedding = model.encoder.patch_embed
         self._hook(embedding, lambda *_: self._at(("clip",)), lambda *_: self._at(("embedding",)))
@@ -162,7 +160,7 @@ class _SavedByPlace(torch.autograd.graph.saved_tensors_hooks):
 
     def _block_starts(self, index: int, module, args) -> None:
         (x,) = args
-        self.inputs[index], self.tokens[index] = x.untyped_storage().nbytes(), x.shape[1]
+        self.inputs[index] = x.untyped_storage().nbytes()
         x.register_hook(lambda grad: self.live.mark(("end", index)))
         self.place = ("block", index)
 
@@ -219,7 +217,7 @@ def measure_clip_memory(
     backend = "math" if attention == "math" else "sdpa"
     with torch.device("meta"):
         model = MaskedAutoencoder.build(model_cfg, mae_cfg, frames, size, backend)
-    model.to(COMPUTE_DTYPES[precision])
+    model.to(DTYPES[precision])
     with FakeTensorMode(allow_non_fake_inputs=True):
         model.to_empty(device="cpu")
         video = torch.empty(1, frames, size, size, 3, dtype=torch.uint8)
@@ -242,7 +240,6 @@ def measure_clip_memory(
         saved = recorder.saved
         block_memory = tuple(
             BlockMemory(
-                tokens=recorder.tokens[index],
                 input=recorder.inputs[index],
                 saved=saved.get(("block", index), 0),
                 backward=marks[("peak", index)]

@@ -60,13 +60,13 @@ import math
 import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params
+from fourds.evaluate.precision import DTYPES
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block, count_parameters
 from fourds.plan.clip_memory import ClipMemory, measure_clip_memory
 from fourds.train.parallelize import shard_dim
 
 FP32 = 4
-DTYPE_BYTES = {"fp32": 4, "bf16": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ class StepSetup:
     @property
     def compute_bytes(self) -> int:
         """Bytes per element of activations and unsharded weights (2 in bf16, 4 in fp32)."""
-        return DTYPE_BYTES[self.precision]
+        return DTYPES[self.precision].itemsize
 
 
 def local_elements(shapes: tuple[torch.Size, ...], devices: int) -> int:
