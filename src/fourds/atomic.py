@@ -1,20 +1,34 @@
-"""Atomic writes and file digests: the leaf every layer of fourds may use.
+"""Safe writes and file digests: the leaf every layer of fourds may use.
 
 Every stage output is written to a temporary sibling and renamed onto its name only when the
 write succeeded, so a crash leaves the previous version (or nothing), never a partial file.
+
+Every output folder fourds writes holds a marker file (`OWNER_MARKER`), and a command writes
+only into a folder that is new, empty or marked, and that neither is, holds nor lies inside
+what the command reads (`claim_output_directory`): a user's own files are never replaced,
+deleted or read back as input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+OWNER_MARKER = ".fourds-output"
+DVC_GITIGNORE = ".gitignore"  # DVC writes one beside the outputs it tracks
+
+
+class OutputError(Exception):
+    """An output path fourds refuses to write: it would replace, delete or ingest files that
+    fourds did not write, or it cannot be written."""
 
 
 @contextlib.contextmanager
@@ -36,19 +50,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a new empty temporary sibling directory of `path`; if the block succeeds, it
-    replaces `path` whole (whatever `path` held before is removed).
+    """Yield a new temporary sibling directory of `path` (holding only the owner marker); if
+    the block succeeds, it replaces `path` whole (whatever `path` held before is removed, DVC's
+    .gitignore aside, which is carried over).
+
+    Raises OutputError (before anything is written) when `path` is not fourds' own to
+    replace (see `check_output_directory`).
 
     A crash or an exception inside the block leaves `path` as it was; a crash during the swap
-    leaves the previous directory or none, never a mix of old and new files.
+    leaves the previous directory or none, never a mix of old and new files. The temporary
+    folders a killed run left beside `path` are removed by the next run (only marked ones whose
+    process is gone).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    check_output_directory(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_temporaries(path)
+        partial = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "partial"), dir=path.parent))
+    except OSError as error:
+        raise OutputError(f"cannot write the output folder {path}: {error.strerror}") from None
+    try:
+        _mark(partial)
         yield partial
+        if (path / DVC_GITIGNORE).is_file():
+            shutil.copy2(path / DVC_GITIGNORE, partial / DVC_GITIGNORE)
         if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            retired = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "old"), dir=path.parent))
             os.replace(path, retired / path.name)
             os.replace(partial, path)
             shutil.rmtree(retired)
@@ -57,6 +85,32 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if partial.exists():
             shutil.rmtree(partial)
+
+
+def _temporary_prefix(path: Path, kind: str) -> str:
+    """`.<name>.<kind>-<pid>-`: the process that made a temporary sibling of `path`."""
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
+def _remove_abandoned_temporaries(path: Path) -> None:
+    """Remove the temporary siblings of `path` that a killed process left behind: those named
+    by `_temporary_prefix` after a process that no longer runs, holding the owner marker."""
+    for kind, marked in (("partial", "."), ("old", path.name)):
+        for folder in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*-*"):
+            pid = folder.name.removeprefix(f".{path.name}.{kind}-").split("-")[0]
+            abandoned = pid.isdigit() and not _running(int(pid))
+            if abandoned and (folder / marked / OWNER_MARKER).is_file():
+                shutil.rmtree(folder)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
@@ -72,3 +126,79 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _resolved(path: str | Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _check_apart(path: str | Path, inputs: tuple[str | Path, ...]) -> Path:
+    """`path` resolved; OutputError if it is, holds or lies inside one of `inputs` (folders or
+    files a command reads). Symbolic links are resolved before comparing."""
+    out = _resolved(path)
+    for source in inputs:
+        read = _resolved(source)
+        holds = read.is_relative_to(out)  # the same path, or an input inside the output
+        inside = read.is_dir() and out.is_relative_to(read)
+        if holds or inside:
+            raise OutputError(
+                f"output {path} overlaps the input {source}: writing there would replace or "
+                "read back the input; choose an output outside it"
+            )
+    return out
+
+
+def check_output_file(
+    path: str | Path, inputs: tuple[str | Path, ...], is_own: Callable[[Path], bool]
+) -> None:
+    """Raise OutputError unless the file `path` may be written: it is apart from `inputs`, is
+    not a folder, and if it exists `is_own` recognises it as a file fourds wrote."""
+    out = _check_apart(path, inputs)
+    if out.is_dir():
+        raise OutputError(f"output {path} is a folder; name the file to write")
+    if out.exists() and not is_own(out):
+        raise OutputError(f"output {path} exists and was not written by fourds; choose a new name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror}") from None
+
+
+def check_output_directory(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Raise OutputError unless `path` may receive a command's outputs.
+
+    Refused: `path` is, holds or lies inside one of `inputs` (folders or files the command
+    reads); `path` exists and is not a folder; `path` is a folder holding anything without
+    fourds' owner marker (DVC's .gitignore aside).
+    """
+    out = _check_apart(path, inputs)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {path} exists and is not a folder; choose another path")
+    foreign = out.is_dir() and any(entry.name != DVC_GITIGNORE for entry in out.iterdir())
+    if foreign and not (out / OWNER_MARKER).is_file():
+        raise OutputError(
+            f"output folder {path} holds files fourds did not write (no {OWNER_MARKER} marker); "
+            "choose a new or empty folder"
+        )
+
+
+def claim_output_directory(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Check `path` (as `check_output_directory`), create it and mark it as fourds' own.
+
+    Raises:
+        OutputError: `path` is refused, or cannot be created or written.
+    """
+    check_output_directory(path, inputs)
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _mark(path)
+    except OSError as error:
+        raise OutputError(f"cannot write the output folder {path}: {error.strerror}") from None
+    return path
+
+
+def _mark(folder: Path) -> None:
+    marker = folder / OWNER_MARKER
+    if not marker.is_file():
+        marker.write_text("written by fourds: a fourds command may replace this folder\n")

@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fourds.atomic import OutputError
     from fourds.data.curate import WorkerError
     from fourds.data.readers import ReaderError
     from fourds.data.shards import ShardError
@@ -287,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         CheckpointError,
         FileNotFoundError,
         FloatingPointError,
+        OutputError,
+        PermissionError,
     )
     try:
         return args.handler(args) or 0

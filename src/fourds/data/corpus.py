@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fourds.atomic import atomic_path
+from fourds.atomic import atomic_path, claim_output_directory
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
 from fourds.world import Rendering, render_clip, sample_scene
@@ -76,8 +76,11 @@ def write_ground_truth(path: Path, rendering: Rendering) -> None:
 
 
 def write_corpus(root: str | Path, spec: WorldSpec = WorldSpec()) -> list[Path]:
-    """Render every video of `spec` under `root`; returns the video paths written."""
-    root = Path(root)
+    """Render every video of `spec` under `root`; returns the video paths written.
+
+    Raises OutputError when `root` holds files fourds did not write (or cannot be written).
+    """
+    root = claim_output_directory(root)
     written = []
     jobs = [(split, index) for split in SPLITS for index in range(spec.videos.get(split, 0))]
     for split, index in tqdm(jobs, desc="synth", unit="video"):

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fourds.atomic import atomic_directory, file_digest, write_json
+from fourds.atomic import atomic_directory, check_output_directory, file_digest, write_json
 from fourds.config import CurateConfig
 from fourds.data.decode import DecodedVideo, decode_video
 from fourds.data.shards import (
@@ -349,9 +349,12 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
 
     Raises:
         FileNotFoundError: `data_dir` is missing or holds no source.
+        OutputError: `out_dir` is, holds or lies inside `data_dir`, or holds files fourds did
+            not write (checked before anything is read or written).
         WorkerError: a decoding worker process died.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_output_directory(out_dir, (data_dir,))
     check_data_dir(data_dir)
     sources = {split: list_sources(data_dir / split) for split in SPLITS}
     tasks = [(source, split) for split in SPLITS for source in sources[split]]

@@ -60,7 +60,7 @@ import torch
 
 from fourds.config import ModelConfig
 from fourds.models.readout import AttentionReadout
-from fourds.models.weights import read_payload, save_mae, write_payload
+from fourds.models.weights import check_weights_output, read_payload, save_mae, write_payload
 
 BACKBONE_PREFIXES = ("params/layers_0/", "params/")
 READOUT_PREFIX = "params/layers_2/"
@@ -324,7 +324,13 @@ def convert(npz: str | Path, out: str | Path) -> Converted:
     """Convert an official 4DS `.npz` into encoder weights at `out` (and its readout, if any).
 
     Every array is checked before anything is written; both files are written atomically.
+
+    Raises:
+        OutputError: `out` or its readout sibling is `npz`, a folder, or a file fourds did not
+            write.
     """
+    for path in (out, readout_path(out)):
+        check_weights_output(path, (npz,))
     ckpt = open_checkpoint(npz)
     with ckpt.arrays:
         prefix = backbone_prefix(ckpt)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from fourds.atomic import atomic_path
+from fourds.atomic import atomic_path, check_output_file
 from fourds.config import MAEConfig, ModelConfig
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
@@ -33,6 +33,21 @@ def write_payload(path: str | Path, payload: dict) -> None:
     """`torch.save` a dict of plain tensors and builtin containers, atomically."""
     with atomic_path(path) as partial:
         torch.save(payload, partial)
+
+
+def is_fourds_file(path: str | Path) -> bool:
+    """Whether `path` is a file `write_payload` wrote (its "format" field names fourds)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a torch zip file, or not loadable safely: not ours
+        return False
+    return isinstance(payload, dict) and str(payload.get("format", "")).startswith("fourds-")
+
+
+def check_weights_output(path: str | Path, inputs: tuple[str | Path, ...]) -> None:
+    """Raise OutputError unless `path` may receive a weights file: apart from `inputs`, and
+    absent or a fourds file already (fourds.atomic.check_output_file)."""
+    check_output_file(path, inputs, is_fourds_file)
 
 
 def read_payload(path: str | Path, file_format: str, kind: str, when_missing: str) -> dict:

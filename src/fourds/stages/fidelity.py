@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fourds.atomic import write_json
+from fourds.atomic import check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
 from fourds.data.shards import load_split, shard_paths
 from fourds.evaluate.feature_distances import frame_distances
@@ -53,6 +53,7 @@ def run(
 ) -> dict:
     """Reconstruct the held-out clips with the MAE of `scale`; write PSNR, FID and KID."""
     params.model(scale)  # an unknown scale fails here, before any data is loaded
+    check_output_directory(out_dir, (shard_dir, pretrain_root))
     cfg = params.fidelity
     device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
@@ -85,6 +86,7 @@ def run(
     if result.masked.any():
         masked_psnr = psnr(result.prediction, result.target, result.masked)
         baseline_masked_psnr = psnr(baseline.prediction, baseline.target, baseline.masked)
+    claim_output_directory(out_dir, (shard_dir, pretrain_root))
     reconstruction_figure(
         result[:EXAMPLE_CLIPS],
         evenly_spaced(videos.shape[1], min(EXAMPLE_FRAMES, videos.shape[1])),

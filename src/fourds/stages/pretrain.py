@@ -20,7 +20,7 @@ import numpy as np
 import torch.distributed as dist
 
 from fourds.accelerators import model_flops_utilisation
-from fourds.atomic import atomic_path, write_json
+from fourds.atomic import atomic_path, check_output_directory, write_json
 from fourds.config import ConfigError, Params
 from fourds.models.factory import save_weights
 from fourds.records import write_run_record
@@ -39,6 +39,7 @@ def run(
 ) -> int:
     """Pretrain scale `scale` here or under the launcher; returns the exit status."""
     params.model(scale)  # an unknown scale fails here, before any data is loaded
+    check_output_directory(out_dir, (shard_dir,))
     if not launched_here(params.launcher):
         argv = ["pretrain", "--params", str(Path(params_path).resolve()), "--scale", scale]
         argv += ["--curated", str(Path(shard_dir).resolve()), "--out", str(Path(out_dir).resolve())]

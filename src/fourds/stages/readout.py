@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.atomic import atomic_path, write_json
+from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
 from fourds.data.benchmarks import load_readout_split, source_files
 from fourds.evaluate.precision import frozen
@@ -74,6 +74,9 @@ def run(
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
+    read = (shard_dir, checkpoint, task_cfg.source.train, task_cfg.source.test, task_cfg.pretrained)
+    read = tuple(path for path in read if path)
+    check_output_directory(out_dir, read)
     if regime == "random_init":
         encoder = initial_encoder(params, scale)
     else:
@@ -122,6 +125,7 @@ def run(
     )
     predictions = evaluation.predictions
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+    claim_output_directory(out_dir, read)
     task.draw(
         test["video"][shown.numpy()],
         select(targets, shown),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fourds.atomic import claim_output_directory
 from fourds.config import Params
 from fourds.records import write_run_record
 from fourds.report.lineage import stage_dirs
@@ -26,6 +27,7 @@ def run(
 ) -> Path:
     """Write out_dir/<notebook name>.ipynb and .html; returns the HTML path."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
+    claim_output_directory(out_dir, (runs_root, notebook, data_dvc))
     parameters = {
         "ladder": params.ladder.name,
         "scales": list(params.ladder.scales),

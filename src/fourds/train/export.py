@@ -14,14 +14,21 @@ from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
 from fourds.config import Params
 from fourds.models.factory import build_mae, save_weights
+from fourds.models.weights import check_weights_output
 from fourds.train.checkpoint import CheckpointError
 
 
 def export_checkpoint(
     params: Params, scale: str, checkpoint_dir: str | Path, out: str | Path
 ) -> Path:
-    """Write the model weights of `checkpoint_dir` (a step-N directory) to `out`."""
+    """Write the model weights of `checkpoint_dir` (a step-N directory) to `out`.
+
+    Raises:
+        CheckpointError: `checkpoint_dir` is not a complete checkpoint of `scale`.
+        OutputError: `out` lies in `checkpoint_dir`, is a folder, or a file fourds did not write.
+    """
     checkpoint_dir = Path(checkpoint_dir)
+    check_weights_output(out, (checkpoint_dir,))
     if not (checkpoint_dir / "trainer.json").is_file():
         raise CheckpointError(
             f"{checkpoint_dir}: not a complete checkpoint (expected a step-N directory with "

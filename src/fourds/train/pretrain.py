@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from fourds.accelerators import peak_flops
+from fourds.atomic import claim_output_directory
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
@@ -183,7 +184,7 @@ def pretrain(
             f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
             "(`dvc repro curate`)"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output_directory(out_dir, (shard_dir,))
     plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
