@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -73,6 +74,22 @@ def test_every_task_writes_metrics_and_examples(setup, tmp_path, task):
     assert isinstance(metrics[metrics["headline"]], float)
     assert list((metrics["out"] / "examples").glob("*.png"))
     assert (metrics["out"] / "run.yaml").is_file()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_ships_its_no_learning_baseline_on_the_same_clips(setup, tmp_path, task):
+    metrics = run_readout(setup, tmp_path, task)
+    headline, baseline = metrics["headline"], metrics["baseline"]
+    assert set(baseline) == set(metrics) & set(baseline)  # the readout's own metric keys
+    assert headline in baseline
+    with open(metrics["out"] / "clips.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == metrics["test_clips"]
+    values = np.array([float(row[f"baseline_{headline}"]) for row in rows])
+    weights = np.array([float(row["weight"]) for row in rows])
+    scored = weights > 0
+    mean = np.sum(values[scored] * weights[scored]) / weights[scored].sum()
+    assert mean == pytest.approx(baseline[headline])
 
 
 def test_cached_features_give_the_same_readout(setup, tmp_path):

@@ -167,3 +167,45 @@ def test_class_labels_come_from_the_clips_of_every_split():
     assert task.targets(test)["label"].tolist() == [2, 1]
     with pytest.raises(ValueError, match=r"labels \['dolly'\] are not among the classes"):
         task.targets({"label": np.array(["dolly"])})
+
+
+def zero_readout(task):
+    """An Infer whose outputs are all zero, the neutral start of a trained readout."""
+    return lambda index, queries: torch.zeros(
+        len(index), task.num_queries if queries is None else queries.shape[1], task.out_dim
+    )
+
+
+@pytest.mark.parametrize("name", ["pose", "tracking", "boxes"])
+def test_the_motion_baselines_are_the_neutral_outputs(split, name):
+    task = make_task(name, GEOMETRY, context("none", (split,)))
+    targets = task.targets(split)
+    baseline = task.evaluate(task.baseline(targets), targets, batch_size=2)
+    neutral = task.evaluate(zero_readout(task), targets, batch_size=2)
+    assert baseline.metrics == neutral.metrics
+
+
+def test_the_pose_baseline_predicts_no_motion(split):
+    task = make_task("pose", GEOMETRY, context("none", (split,)))
+    metrics = task.evaluate(task.baseline(task.targets(split)), task.targets(split), 2).metrics
+    assert metrics["translation_error"] == pytest.approx(90.0)
+
+
+def test_the_classification_baseline_is_the_most_frequent_training_label():
+    labels = np.array(["pan", "static", "static", "orbit"])
+    task = make_task("classification", GEOMETRY, context("none", ({"label": labels},)))
+    train = task.targets({"label": labels})
+    test = task.targets({"label": np.array(["static", "pan", "static", "static"])})
+    metrics = task.evaluate(task.baseline(train), test, batch_size=3).metrics
+    assert metrics["top1"] == pytest.approx(0.75)
+
+
+def test_the_depth_baseline_is_each_pixels_training_mean_in_log_depth():
+    task = make_task("depth", GEOMETRY, context("none", ()))
+    depth = torch.full((2, FRAMES, SIZE, SIZE), 2.0)
+    depth[1] = 8.0
+    depth[1, 0, 0, 0] = 0.0  # not measured: the mean of the other clip alone
+    infer = task.baseline({"depth": depth})
+    predicted = task.predict(infer(torch.tensor([0]), None))[0]
+    torch.testing.assert_close(predicted[1:], torch.full_like(predicted[1:], 4.0))
+    assert predicted[0, 0, 0].item() == pytest.approx(2.0)

@@ -33,7 +33,8 @@ def collect(
     readout_root: str | Path,
 ) -> list[dict]:
     """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
-    readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json).
+    readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json), its no-learning
+    baseline's as `baseline_<metric>`.
 
     Only the scales, tasks and regimes named are read, so stale folders of other runs are
     ignored.
@@ -53,8 +54,10 @@ def collect(
                     "pretrain_flops": pretrain["pretrain_flops"],
                     "pretrain_loss": pretrain["loss"],
                 }
-                shared = ("scale", "task", "regime", "params")
+                shared = ("scale", "task", "regime", "params", "baseline")
                 row.update({k: v for k, v in readout.items() if k not in shared})
+                baseline = readout.get("baseline", {})
+                row.update({f"baseline_{k}": v for k, v in baseline.items()})
                 rows.append(row)
     return rows
 

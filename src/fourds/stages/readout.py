@@ -2,8 +2,10 @@
 regime, and scored on the readout-test clips.
 
 Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
-count), clips.csv (per test clip: the headline and the other per-clip metrics, and the weight
-of the clip in the headline; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
+count, and under "baseline" the same metrics of the task's no-learning predictor on the same
+test clips, `Task.baseline`), clips.csv (per test clip: the headline and the other per-clip
+metrics, the weight of the clip in the headline, and the baseline's headline as
+`baseline_<headline>`; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
 run.yaml and operative.gin. See fourds.evaluate.readout for the regimes, the data sources and
 the precision a frozen encoder runs in.
 """
@@ -41,9 +43,14 @@ from fourds.runtime import setup_runtime
 EXAMPLE_CLIPS = 3
 
 
-def write_clip_values(path: Path, clips: dict[str, np.ndarray], headline: str) -> None:
-    """clips.csv: a row per test clip: clip, weight, the headline, then the other values."""
-    names = ["weight", headline, *sorted(set(clips) - {"weight", headline})]
+def write_clip_values(
+    path: Path, clips: dict[str, np.ndarray], baseline: dict[str, np.ndarray], headline: str
+) -> None:
+    """clips.csv: a row per test clip: clip, weight, the headline, the baseline's headline,
+    then the other values (each [N])."""
+    clips = {**clips, f"baseline_{headline}": baseline[headline]}
+    names = ["weight", headline, f"baseline_{headline}"]
+    names += sorted(set(clips) - set(names))
     with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip", *names])
@@ -97,14 +104,13 @@ def run(
     def split(name: str) -> dict[str, np.ndarray]:
         return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
 
-    trained, test = {}, split("test")
+    trained, train, test = {}, split("train"), split("test")
     if task_cfg.pretrained:
         readout, task = converted_readout(
             task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
         )
         readout = readout.to(device)
     else:
-        train = split("train")
         task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
         readout = build_readout(encoder, task, task_cfg, params.runtime.attention).to(device)
         cache = cfg.cache_features and regime != "finetuned"
@@ -123,6 +129,7 @@ def run(
     evaluation, targets = score(
         readout, encoder, task, test, num_blocks, device, task_cfg.batch_size
     )
+    baseline = task.evaluate(task.baseline(task.targets(train)), targets, task_cfg.batch_size)
     predictions = evaluation.predictions
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
     claim_output_directory(out_dir, read)
@@ -144,10 +151,11 @@ def run(
         "test_clips": len(test["video"]),
         **trained,
         **evaluation.metrics,
+        "baseline": baseline.metrics,
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
-    write_clip_values(out_dir / "clips.csv", evaluation.clips, task.headline)
+    write_clip_values(out_dir / "clips.csv", evaluation.clips, baseline.clips, task.headline)
     inputs = [*([] if regime == "random_init" else [checkpoint]), *source_files(source, shard_dir)]
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))

@@ -62,6 +62,11 @@ class Task(Protocol):
     ) -> Evaluation:
         """The test-set metrics, predictions and per-clip values of the readout behind `infer`."""
 
+    def baseline(self, train: dict[str, torch.Tensor]) -> Infer:
+        """The task's no-learning predictor, as outputs that ignore the video: what a readout
+        scores without reading the features (`train`: the training split's targets, for
+        baselines that take a prior from them)."""
+
     def draw(
         self,
         videos: np.ndarray,
@@ -85,6 +90,17 @@ def per_clip_values(scores: list[dict[str, float] | None]) -> dict[str, np.ndarr
     }
     clips["weight"] = np.array([0.0 if score is None else 1.0 for score in scores])
     return clips
+
+
+def fixed_outputs(outputs: torch.Tensor) -> Infer:
+    """An Infer that gives every clip the same outputs, whatever its features: `outputs`
+    [Q, out_dim] for learned queries, or [1, out_dim] repeated for each given query."""
+
+    def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
+        count = len(outputs) if queries is None else queries.shape[1]
+        return outputs.expand(len(index), count, -1)
+
+    return infer
 
 
 def batches(count: int, batch_size: int) -> list[torch.Tensor]:

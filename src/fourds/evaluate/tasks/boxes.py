@@ -9,7 +9,14 @@ import torch
 
 from fourds.evaluate.metrics import box_tracking_metrics, object_scores
 from fourds.evaluate.pictures import boxes_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, raster_location
+from fourds.evaluate.tasks.base import (
+    ClipGeometry,
+    Evaluation,
+    Infer,
+    batches,
+    fixed_outputs,
+    raster_location,
+)
 
 
 class BoxTrackingTask:
@@ -92,6 +99,10 @@ class BoxTrackingTask:
         clips["weight"] = weight
         metrics["objects"] = int(queried.sum())
         return Evaluation(metrics, {"boxes": prediction}, clips)
+
+    def baseline(self, train):
+        """Every object stays in its first-frame box (zero outputs)."""
+        return fixed_outputs(torch.zeros(1, self.out_dim))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "boxes.png"

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import label_ranks
 from fourds.evaluate.pictures import labels_figure
-from fourds.evaluate.tasks.base import Evaluation, Infer, batches
+from fourds.evaluate.tasks.base import Evaluation, Infer, batches, fixed_outputs
 
 
 class ClassificationTask:
@@ -70,6 +70,12 @@ class ClassificationTask:
         metrics = {name: float(values.mean()) for name, values in clips.items()}
         clips["weight"] = np.ones(len(labels))
         return Evaluation(metrics, {"logits": logits}, clips)
+
+    def baseline(self, train):
+        """Chance: every clip gets the most frequent training label (the first of the most
+        frequent, in class order), whatever the video."""
+        counts = torch.bincount(train["label"], minlength=self.out_dim)
+        return fixed_outputs(F.one_hot(counts.argmax(), self.out_dim).float()[None])
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         predicted = predictions["logits"].argmax(axis=1)

@@ -15,7 +15,14 @@ from fourds.evaluate.metrics import (
     depth_valid,
 )
 from fourds.evaluate.pictures import depth_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, per_clip_values
+from fourds.evaluate.tasks.base import (
+    ClipGeometry,
+    Evaluation,
+    Infer,
+    batches,
+    fixed_outputs,
+    per_clip_values,
+)
 from fourds.models.mae import patchify, unpatchify
 
 DEPTH_OUTPUTS = ("log", "linear")
@@ -63,14 +70,31 @@ class DepthTask:
     def with_queries(self, batch, generator):
         return batch
 
-    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """L1 on log-depth (or depth, for linear outputs) over valid pixels.
-        outputs [B, Q, out_dim]."""
-        target = patchify(batch["depth"][..., None], self.patch)  # [B, Q, out_dim]
+    def output_targets(self, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """depth [B, T, H, W] metres -> (the outputs that predict it exactly [B, Q, out_dim]:
+        log-depth, or depth for linear outputs; and where it was measured, bool, same shape)."""
+        target = patchify(depth[..., None], self.patch)
         valid = target > 0
         if self.output == "log":
             target = target.clamp_min(1e-6).log()
+        return target, valid
+
+    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """L1 on log-depth (or depth, for linear outputs) over valid pixels.
+        outputs [B, Q, out_dim]."""
+        target, valid = self.output_targets(batch["depth"])
         return ((outputs - target).abs() * valid).sum() / valid.sum().clamp_min(1)
+
+    def baseline(self, train):
+        """The layout-only predictor: each pixel's (t, y, x) mean over the training clips'
+        measured pixels (of log-depth for log outputs), whatever the video; a pixel never
+        measured gets the mean of all."""
+        target, valid = self.output_targets(train["depth"])  # [N, Q, out_dim]
+        target = target * valid
+        overall = target.sum() / valid.sum().clamp_min(1)
+        seen = valid.sum(0)
+        mean = torch.where(seen > 0, target.sum(0) / seen.clamp_min(1), overall)
+        return fixed_outputs(mean)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """outputs [B, Q, out_dim] -> depth [B, T, H, W] in metres."""

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import pose_metrics
 from fourds.evaluate.pictures import pose_figure
-from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, per_clip_values
+from fourds.evaluate.tasks.base import (
+    ClipGeometry,
+    Evaluation,
+    Infer,
+    batches,
+    fixed_outputs,
+    per_clip_values,
+)
 
 
 def rotation_from_6d(values: torch.Tensor) -> torch.Tensor:
@@ -85,6 +92,10 @@ class PoseTask:
         clips = per_clip_values(per_clip)
         clips["weight"] = np.isfinite(clips[self.headline]).astype(float)
         return Evaluation(metrics, {"relative": prediction.astype(np.float32)}, clips)
+
+    def baseline(self, train):
+        """No camera motion: the identity pose in every frame (zero outputs)."""
+        return fixed_outputs(torch.zeros(self.num_queries, self.out_dim))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "pose.png"

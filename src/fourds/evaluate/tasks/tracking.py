@@ -19,6 +19,7 @@ from fourds.evaluate.tasks.base import (
     ClipGeometry,
     Evaluation,
     Infer,
+    fixed_outputs,
     per_clip_values,
     raster_location,
 )
@@ -145,6 +146,11 @@ class TrackingTask:
         metrics["scored_clips"] = len(per_mode["first"])
         predictions = {"tracks": predicted_tracks, "visible": predicted_visible}
         return Evaluation(metrics, predictions, per_clip_values(first_scores))
+
+    def baseline(self, train):
+        """Static points: every point stays where it was queried, visible in every frame
+        (zero outputs)."""
+        return fixed_outputs(torch.zeros(1, self.out_dim))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "tracking.png"
