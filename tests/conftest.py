@@ -3,9 +3,11 @@ recorder of the dtypes attention receives."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from fourds.config import CurateConfig, MAEConfig, ModelConfig
 from fourds.data.corpus import WorldSpec, write_corpus
@@ -52,6 +54,23 @@ def tiny_mae_config(**changes) -> MAEConfig:
         query_stride=(1, 2, 2),
     )
     return MAEConfig(**{**fields, **changes})
+
+
+PIPELINE_TESTS = "tests/test_pipeline.py"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject's addopts) each worker, and the commands it runs, takes
+    one core: the workers share the machine."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end pipeline tests first, so that one worker starts on the longest file while
+    the others share every other file (the rest keeps its order)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != PIPELINE_TESTS)
 
 
 @pytest.fixture(scope="session")
