@@ -107,13 +107,23 @@ def test_a_folder_fourds_wrote_is_replaced_and_dvcs_gitignore_kept(tmp_path):
     )
 
 
-def test_an_empty_folder_or_one_with_dvcs_gitignore_is_claimed(tmp_path):
+def test_an_empty_folder_or_one_as_dvc_leaves_it_is_claimed(tmp_path):
+    """DVC leaves .gitignore files and, where it removed a stage's outputs before running it,
+    empty folders (e.g. live/plots of a DVCLive plot)."""
     (tmp_path / "empty").mkdir()
-    (tmp_path / "dvc").mkdir()
+    (tmp_path / "dvc" / "live" / "plots").mkdir(parents=True)
     (tmp_path / "dvc" / ".gitignore").write_text("/metrics.json\n")
+    (tmp_path / "dvc" / "live" / ".gitignore").write_text("/plots\n")
     for folder in ("empty", "dvc", "new/nested"):
         claimed = claim_output_directory(tmp_path / folder)
         assert (claimed / OWNER_MARKER).is_file()
+
+
+def test_a_file_deep_in_an_unmarked_folder_is_the_users(tmp_path):
+    (tmp_path / "out" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="fourds did not write"):
+        claim_output_directory(tmp_path / "out")
 
 
 def test_a_symlink_to_the_input_is_seen_through(tmp_path):

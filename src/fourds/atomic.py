@@ -168,18 +168,26 @@ def check_output_directory(path: str | Path, inputs: tuple[str | Path, ...] = ()
     """Raise OutputError unless `path` may receive a command's outputs.
 
     Refused: `path` is, holds or lies inside one of `inputs` (folders or files the command
-    reads); `path` exists and is not a folder; `path` is a folder holding anything without
-    fourds' owner marker (DVC's .gitignore aside).
+    reads); `path` exists and is not a folder; `path` is a folder without fourds' owner marker
+    that holds any file (DVC's .gitignore files and empty folders, which DVC leaves where it
+    removed outputs, aside).
     """
     out = _check_apart(path, inputs)
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {path} exists and is not a folder; choose another path")
-    foreign = out.is_dir() and any(entry.name != DVC_GITIGNORE for entry in out.iterdir())
-    if foreign and not (out / OWNER_MARKER).is_file():
+    if out.is_dir() and not (out / OWNER_MARKER).is_file() and _holds_files(out):
         raise OutputError(
             f"output folder {path} holds files fourds did not write (no {OWNER_MARKER} marker); "
             "choose a new or empty folder"
         )
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether anything under `folder` is a file or a link, DVC's .gitignore files aside."""
+    return any(
+        entry.is_symlink() or not (entry.is_dir() or entry.name == DVC_GITIGNORE)
+        for entry in folder.rglob("*")
+    )
 
 
 def claim_output_directory(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
