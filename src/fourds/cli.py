@@ -266,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: Exception) -> str:
+    """The message of `error`; for one re-raised from a data-loading thread or worker process
+    (torch and torchdata put "Caught <type> in ...", then the worker's traceback, before it), the
+    original message alone."""
+    message = str(error)
+    if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+        last = message.rstrip().splitlines()[-1]  # "<module>.<type>: <original message>"
+        return last.split(": ", 1)[-1]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fourds.atomic import OutputError
@@ -294,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except expected as error:
-        print(f"fourds {args.command}: error: {error}", file=sys.stderr)
+        print(f"fourds {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -133,7 +133,8 @@ def test_webdataset_pretrain_shards_hold_what_npz_ones_do(tiny_corpus, tmp_path)
     shards = {fmt: tmp_path / fmt / "shards" for fmt in ("npz", "tar")}
     assert sorted(path.name for path in shards["tar"].iterdir()) == [
         "pretrain-000.tar", "pretrain-001.tar", "pretrain-index.json",
-        "readout-test-000.npz", "readout-train-000.npz",
+        "readout-test-000.npz", "readout-test-index.json",
+        "readout-train-000.npz", "readout-train-index.json",
     ]  # fmt: skip
     for ours, theirs in zip(tar["clips"], npz["clips"], strict=True):
         suffix = ".tar" if ours["split"] == "pretrain" else ".npz"

@@ -15,7 +15,7 @@ from fourds.config import CurateConfig
 from fourds.data import curate as curate_module
 from fourds.data.curate import curate
 from fourds.data.decode import decode_video
-from fourds.data.shards import ShardWriter, load_split
+from fourds.data.shards import SPLITS, ShardWriter, index_name, load_split
 from fourds.data.video import VideoError
 from tests.data.real_videos import blocks, damage, gif_screen, remux, with_long_audio, write
 
@@ -118,7 +118,8 @@ def test_curating_twice_into_one_folder_leaves_no_stale_shards(tiny_corpus, tmp_
     curate(tiny_corpus, out, CurateConfig(4, 2, 6, 16, 1, 0.0, "center"))  # a shard per clip
     manifest = curate(tiny_corpus, out, CurateConfig(4, 2, 6, 16, 64, 0.0, "center"))
     shards = sorted(path.name for path in (out / "shards").iterdir())
-    assert shards == sorted({clip["shard"] for clip in manifest["clips"]} | {"pretrain-index.json"})
+    indexes = {index_name(split) for split in SPLITS}
+    assert shards == sorted({clip["shard"] for clip in manifest["clips"]} | indexes)
     assert len(load_split(out / "shards", "pretrain")["video"]) == sum(
         clip["split"] == "pretrain" for clip in manifest["clips"]
     )

@@ -157,7 +157,8 @@ def test_an_index_that_is_not_one_is_refused():
             json.dumps(
                 {
                     "split": "pretrain", "format": "npz", "shape": [2, 2], "dtype": "|u1",
-                    "shards": [{"name": "a", "bytes": 9, "sha256": "", "segments": [[0, 5]]}],
+                    "shards": [{"name": "a", "bytes": 9, "sha256": "", "segments": [[0, 5]],
+                                "segment_sha256": [""]}],
                 }
             ),
             "pretrain-index.json",

@@ -8,9 +8,10 @@ windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes
     shards/<split>-<k>.npz   the clips (segments for pretrain) of each split; the pretrain
                       split as shards/pretrain-<k>.tar with curate.pretrain_format=webdataset
                       (fourds.data.shards has the formats)
-    shards/pretrain-index.json
-                      each pretrain shard's size and sha256 and where each segment's video
-                      lies in it (fourds.data.shards.index), for pretraining's reader
+    shards/<split>-index.json
+                      each shard's size and sha256, and where each clip's or segment's
+                      video lies in it and its sha256 (fourds.data.shards.index): what
+                      the readers check and pretraining maps
     manifest.json     per accepted clip or segment: split, source (and its path inside the
                       split folder) and its sha256, the digest of its decoded frames, frame
                       range (in the resampled timeline) and the source frames it came from,
@@ -384,7 +385,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
                     clips.append({"split": split, **where, **fields, "shard": shard, "row": index})
                     writer.add(row, clips[-1])
             writer.flush()
-            if split == "pretrain" and writer.shards:
+            if writer.shards:
                 write_index(partial / "shards", split)
         manifest = {"clips": clips, "rejected": rejected}
         write_json(partial / "manifest.json", manifest)

@@ -22,8 +22,12 @@ format and source; `len(store)` is the number of segments.
 
 The index's sha256 are curate's: `store.digests` serves them to run records and resume
 fingerprints, and opening checks only the file sizes against the index (and, locally, that the
-folder holds exactly the indexed shards). A local folder without an index (shards of an older
-curate) is indexed on opening, which hashes every shard; a URL without one is an error.
+folder holds exactly the indexed shards). A mapped segment is checked against its own sha256
+the first time a process maps it (a corrupted byte stops the run with a message naming the file
+and the bytes); a fetched one is checked by size only, since it reads only the frames a clip
+takes (the store it comes from checks its transfers: DVC's remote `verify`, object stores'
+checksums). A local folder without an index (shards of an older curate) is indexed on opening,
+which hashes every shard; a URL without one is an error.
 """
 
 from __future__ import annotations
@@ -36,7 +40,15 @@ from pathlib import Path
 import fsspec
 import numpy as np
 
-from fourds.data.shards import ShardError, ShardIndex, build_index, index_name, shard_paths
+from fourds.data.shards import (
+    IndexedShard,
+    ShardError,
+    ShardIndex,
+    build_index,
+    check_bytes,
+    index_name,
+    shard_paths,
+)
 
 # (ranges) -> their bytes, concatenated: uint8 [sum of lengths], of one shard file; a range is
 # (offset, length)
@@ -47,10 +59,20 @@ LOCAL_PROTOCOLS = (None, "file", "local")
 Segment = Callable[[int, int], "np.ndarray | FetchedSegment"]  # (offset, length) -> segment
 
 
-def _mapped(path: Path, shape: tuple[int, ...]) -> Segment:
-    """Segments of the local shard file `path`: read-only views of its memory map."""
+def _mapped(path: Path, shape: tuple[int, ...], shard: IndexedShard) -> Segment:
+    """Segments of the local shard file `path` (indexed as `shard`): read-only views of its
+    memory map, each checked against its sha256 the first time this process maps it."""
     data = np.memmap(path, np.uint8, mode="r")
-    return lambda offset, length: data[offset : offset + length].reshape(shape)
+    unchecked = dict(zip(shard.segments, shard.segment_sha256, strict=True))
+
+    def segment(offset: int, length: int) -> np.ndarray:
+        view = data[offset : offset + length]
+        digest = unchecked.pop((offset, length), None)
+        if digest is not None:
+            check_bytes(view, digest, f"{path} bytes {offset}-{offset + length}")
+        return view.reshape(shape)
+
+    return segment
 
 
 def _remote(fs: fsspec.AbstractFileSystem, path: str, url: str, shape: tuple[int, ...]) -> Segment:
@@ -181,7 +203,10 @@ class SegmentStore:
                     "e.g. `dvc checkout`, or curate again"
                 )
             _check_size(str(path), os.path.getsize(path), shard.bytes, str(index_path))
-        segments = [_mapped(path, tuple(index.shape)) for path in paths]
+        shape = tuple(index.shape)
+        segments = [
+            _mapped(path, shape, shard) for path, shard in zip(paths, index.shards, strict=True)
+        ]
         return cls(index, segments, [str(path) for path in paths])
 
     @classmethod

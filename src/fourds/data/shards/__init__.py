@@ -29,8 +29,9 @@ each shard's size and sha256 and where each segment's video data lies in it, fro
 `fourds.data.segments` maps or fetches single segments of either format.
 
 This package is the one entry point: `ShardWriter` writes shards (atomically, shard by shard),
-`shard_paths` lists them, `load_split` reads a split back (either format), `shard_digests`
-hashes them, `write_index` / `ShardIndex` write and read the index.
+`shard_paths` lists them, `load_split` reads a split back (either format) after checking it
+against its index, `shard_digests` hashes them, `write_index` / `ShardIndex` write and read the
+index.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ from pathlib import Path
 import numpy as np
 
 from fourds.data.shards import npz, tar
-from fourds.data.shards.index import IndexedShard, ShardIndex, build_index, index_name, write_index
+from fourds.data.shards.index import (
+    IndexedShard,
+    ShardIndex,
+    build_index,
+    check_bytes,
+    index_name,
+    verify_shards,
+    write_index,
+)
 from fourds.data.shards.spec import (
     FORMATS,
     GROUND_TRUTH_KEYS,
@@ -70,7 +79,9 @@ __all__ = [
     "index_name",
     "load_split",
     "shard_digests",
+    "check_bytes",
     "shard_paths",
+    "verify_shards",
     "write_index",
 ]
 
@@ -118,8 +129,11 @@ def load_split(
 
     keys: the arrays to read (None: all); the others are not read from disk.
 
+    Every shard is first checked against the split's index (`verify_shards`, once per process).
+
     Raises:
         FileNotFoundError: the split has no shards.
+        ShardError: a shard is truncated, changed or corrupted (the message names it).
         KeyError: a shard lacks one of `keys`.
     """
     shards = shard_paths(shard_dir, split)
@@ -127,5 +141,6 @@ def load_split(
         raise FileNotFoundError(
             f"no shards for split {split!r} in {shard_dir}: run `dvc repro curate` first"
         )
+    verify_shards(shard_dir, split)
     parts = [READERS[shard.suffix](shard, keys) for shard in shards]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

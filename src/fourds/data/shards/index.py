@@ -3,19 +3,23 @@
     {"split": "pretrain", "format": "webdataset",
      "shape": [F, S, S, 3], "dtype": "|u1",
      "shards": [{"name": "pretrain-000.tar", "bytes": 81920, "sha256": "...",
-                 "segments": [[offset, length], ...]}, ...]}
+                 "segments": [[offset, length], ...],
+                 "segment_sha256": ["...", ...]}, ...]}
 
 Per shard file: its size and sha256, and for each row (segment) where the raw data of its video
-(`shape` `dtype`, C order) lies: the bytes [offset, offset + length) of the file. That is all a
-reader needs to map a segment from a local file or fetch it with one byte-range read, in either
-format, without opening an archive; and the sha256 are computed once, by curate, so pretraining
-takes them for its run record and resume fingerprint instead of hashing every shard in every
-rank (it checks only the sizes).
+(`shape` `dtype`, C order) lies, the bytes [offset, offset + length) of the file, and the sha256
+of those bytes. That is all a reader needs to map a segment from a local file or fetch it with
+one byte-range read, in either format, without opening an archive, and to check what it read;
+the sha256 are computed once, by curate, so pretraining takes them for its run record and
+resume fingerprint instead of hashing every shard in every rank, and checks each segment it
+maps once per process (fourds.data.segments). Curate writes an index for every split; the
+readout splits' shards are checked whole against theirs when read (`verify_shards`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,12 +39,14 @@ def index_name(split: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class IndexedShard:
-    """One shard file: name, size in bytes, sha256, and (offset, length) of each segment."""
+    """One shard file: name, size in bytes, sha256, and (offset, length) and sha256 of each
+    segment."""
 
     name: str
     bytes: int
     sha256: str
     segments: tuple[tuple[int, int], ...]
+    segment_sha256: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,7 @@ class ShardIndex:
                     int(shard["bytes"]),
                     shard["sha256"],
                     tuple((int(offset), int(length)) for offset, length in shard["segments"]),
+                    tuple(str(digest) for digest in shard["segment_sha256"]),
                 )
                 for shard in data["shards"]
             )
@@ -83,6 +90,8 @@ class ShardIndex:
             ) from None
         if not shards:
             raise ShardError(f"{where} lists no shards; curate again")
+        if any(len(shard.segment_sha256) != len(shard.segments) for shard in shards):
+            raise ShardError(f"{where}: a digest per segment is missing; curate again")
         if any(span[1] != length for shard in shards for span in shard.segments):
             raise ShardError(
                 f"{where}: segment lengths do not match {index.dtype} {list(index.shape)} "
@@ -127,10 +136,69 @@ def build_index(shard_dir: str | Path, split: str) -> ShardIndex:
                 f"{paths[0].name}'s {first.dtype} {first.shape} (the same in every shard)"
             )
     shards = tuple(
-        IndexedShard(path.name, path.stat().st_size, file_digest(path), segments.spans)
+        IndexedShard(
+            path.name, path.stat().st_size, file_digest(path), segments.spans,
+            segment_digests(path, segments.spans),
+        )
         for path, segments in zip(paths, layouts, strict=True)
-    )
+    )  # fmt: skip
     return ShardIndex(split, fmt, first.shape, first.dtype.str, shards)
+
+
+def segment_digests(path: Path, spans: tuple[tuple[int, int], ...]) -> tuple[str, ...]:
+    """sha256 of the bytes [offset, offset + length) of the file `path`, per span."""
+    data = np.memmap(path, np.uint8, mode="r")
+    return tuple(
+        hashlib.sha256(data[offset : offset + length]).hexdigest() for offset, length in spans
+    )
+
+
+def check_bytes(data: np.ndarray, sha256: str, where: str) -> None:
+    """Raise ShardError unless the bytes `data` (uint8 [n]) have the digest curate recorded;
+    `where` names them (file and byte range)."""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ShardError(
+            f"{where} differ from what curate wrote (sha256 mismatch: the file is corrupted or "
+            "was changed); restore it (`dvc checkout`) or curate again"
+        )
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) checked in this process
+
+
+def verify_shards(shard_dir: str | Path, split: str) -> None:
+    """Check every shard of `split` against the index curate wrote beside them, once per process
+    and file version: each file's size, then its sha256. Shards without an index (an older
+    curate's) are not checked.
+
+    Raises:
+        ShardError: a shard is truncated, changed or corrupted, or the index does not list it;
+            the message names the file.
+    """
+    index_path = Path(shard_dir) / index_name(split)
+    if not index_path.exists():
+        return
+    index = ShardIndex.from_json(index_path.read_bytes(), str(index_path))
+    listed = {shard.name: shard for shard in index.shards}
+    for path in shard_paths(shard_dir, split):
+        shard = listed.get(path.name)
+        if shard is None:
+            raise ShardError(f"{path} is not in the index {index_path}: curate again")
+        stat = path.stat()
+        version = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if version in _VERIFIED:
+            continue
+        if stat.st_size != shard.bytes:
+            raise ShardError(
+                f"{path} has {stat.st_size} bytes, the index {index_path} says {shard.bytes}: "
+                "the file was truncated or replaced; restore it (`dvc checkout`) or curate again"
+            )
+        if file_digest(path) != shard.sha256:
+            raise ShardError(
+                f"{path} differs from what curate wrote (sha256 mismatch: the file is corrupted "
+                "or was changed); restore it (`dvc checkout`) or curate again"
+            )
+        _VERIFIED.add(version)
 
 
 def write_index(shard_dir: str | Path, split: str) -> ShardIndex:
