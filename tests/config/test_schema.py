@@ -121,7 +121,8 @@ def test_missing_key_is_refused(raw):
             "pose",
             {"width": 8},
             "readouts.pose is missing key(s) "
-            "['heads', 'steps', 'batch_size', 'lr', 'weight_decay', 'source', 'pretrained']",
+            "['heads', 'steps', 'batch_size', 'lr', 'weight_decay', 'source', 'pretrained', "
+            "'pretrain_clips']",
         ),
     ],
 )

@@ -198,3 +198,15 @@ def test_a_converted_official_depth_readout_is_scored_without_training(setup, tm
     )
     for key in ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"):
         assert metrics[key] == pytest.approx(np.nanmean(images[key]), rel=1e-4), key
+
+
+def test_the_readout_also_trains_on_clips_cut_from_the_pretraining_segments(setup, tmp_path):
+    alone = run_readout(setup, tmp_path / "a", "boxes", settings={"pretrain_clips": 0})
+    more = run_readout(setup, tmp_path / "b", "boxes", settings={"pretrain_clips": 1})
+    assert (alone["pretrain_clips"], more["pretrain_clips"]) == (0, 1)
+    assert more["train_clips"] == alone["train_clips"] + 1
+    assert more["test_clips"] == alone["test_clips"]
+    assert more["baseline"] == alone["baseline"]
+    assert more["final_train_loss"] != alone["final_train_loss"]
+    record = (more["out"] / "run.yaml").read_text()
+    assert "pretrain-" in record and "pretrain-" not in (alone["out"] / "run.yaml").read_text()

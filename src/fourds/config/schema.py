@@ -22,6 +22,8 @@ REGIMES = ("frozen", "finetuned", "random_init")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
 DEPTH_AVERAGINGS = ("per_image", "pooled")
 POSE_PAIRS = ("first", "all")
+DEPTH_LOSSES = ("log_l1", "abs_rel")
+TRACKING_QUERIES = ("random", "first")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -322,6 +324,18 @@ class ReadoutConfig:
     depth_range: [min, max] metres: ground truth outside (min, max) is not scored, predictions
         are clamped to [min, max] (fourds.evaluate.metrics.DepthProtocol).
     pose_pairs: "first" scores poses over the pairs (0, t); "all" over every pair i < j.
+    start_at_baseline: a trained readout of a task with learned queries (depth, pose,
+        classification) starts from its task's no-learning baseline (`Task.baseline`, taken
+        from the training clips: for depth each pixel's mean log-depth) and learns the rest;
+        false: from zero outputs. Tasks with given queries start at their baseline either way.
+    depth_loss: what a trained depth readout minimises over valid pixels: "log_l1", L1 on
+        log-depth; "abs_rel", the relative error |d - d*| / d* the headline scores, plus 0.1 x
+        the L1 on log-depth.
+    tracking_queries: the frame a tracking readout's training queries are taken at: "first",
+        each point's first visible frame (as the headline's query mode scores it); "random",
+        one of its visible frames at random.
+    tracking_static: a point whose predicted displacement from its query point is below this
+        fraction of the frame size is predicted to stay at the query point (0: never).
     """
 
     tasks: tuple[str, ...]
@@ -335,6 +349,10 @@ class ReadoutConfig:
     depth_range: PositiveRange
     pose_pairs: Literal[POSE_PAIRS]
     seed: int
+    start_at_baseline: bool = True
+    depth_loss: Literal[DEPTH_LOSSES] = "abs_rel"
+    tracking_queries: Literal[TRACKING_QUERIES] = "first"
+    tracking_static: Annotated[float, FRACTION] = 0.1
 
     def check(self, path: str) -> None:
         _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
@@ -387,6 +405,11 @@ class TaskReadoutConfig:
 
     pretrained: "" trains the readout; a readout file written by `fourds convert` (the official
         4DS depth readout) is scored as it is, without training (depth only).
+    pretrain_clips: at most this many more training clips, cut from the curated pretraining
+        segments (whose shards carry the synthetic corpus' ground truth) and added to
+        readout-train: fourds.data.benchmarks.pretrain_clips, the same clips in every regime;
+        readout-test is never touched. 0: readout-train alone; so is a benchmark `source` or
+        pretraining videos without ground truth. metrics.json says how many were added.
     """
 
     width: PositiveInt
@@ -397,6 +420,7 @@ class TaskReadoutConfig:
     weight_decay: Annotated[float, at_least(0)]
     source: SourceConfig
     pretrained: str
+    pretrain_clips: Annotated[int, at_least(0)] = 0
 
     def check(self, path: str) -> None:
         _divisible(self, path, "width", "heads")

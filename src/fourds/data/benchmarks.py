@@ -36,7 +36,7 @@ from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.scannet import read_scene
 from fourds.data.readers.tapvid import read_tapvid
 from fourds.data.sample import Sample
-from fourds.data.shards import PER_TRACK, load_split
+from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
 from fourds.data.video import frames_from_pixels, resize_frames
 
 GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")
@@ -61,6 +61,39 @@ def load_readout_split(
         return load_split(shard_dir, f"readout-{split}", keys)
     samples = read_benchmark(source.format, getattr(source, split), size)
     return clips_from_samples(samples, keys, frames, size, source.frame_stride)
+
+
+def pretrain_clips(
+    shard_dir: str | Path, keys: tuple[str, ...], count: int, frames: int, frame_stride: int
+) -> dict[str, np.ndarray] | None:
+    """Up to `count` readout clips cut from the curated pretraining segments, with their ground
+    truth: arrays `keys` (with "video") as `load_split` gives the readout splits, clips of
+    `frames` frames, every `frame_stride`-th one, from non-overlapping spans of each segment
+    (as curation cuts the readout videos). Deterministic: every segment's first clip in shard
+    order, then every segment's second clip, and so on, the first `count` of them (so a small
+    `count` still spans as many videos as it can); fewer when the segments hold fewer.
+
+    None when there are none: no pretraining shards, shards without the ground truth `keys`
+    (videos without sidecars), or segments shorter than one clip.
+    """
+    try:
+        segments = load_split(shard_dir, "pretrain", keys)
+    except (FileNotFoundError, KeyError):
+        return None
+    span = frames * frame_stride
+    starts = clip_starts(segments["video"].shape[1], span)
+    if not starts or count == 0:
+        return None
+    clips = {}
+    for key in keys:
+        array = segments[key]
+        if key in PER_CLIP:
+            cut = [array for _ in starts]
+        else:
+            axis = 2 if key in PER_TRACK else 1  # video and per-frame truth: [N, T, ...]
+            cut = [array.take(range(s, s + span, frame_stride), axis=axis) for s in starts]
+        clips[key] = np.concatenate(cut)[:count]
+    return clips
 
 
 def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:

@@ -175,10 +175,16 @@ def converted_readout(
 
 
 def build_readout(
-    encoder: VideoViT, task: Task, cfg: TaskReadoutConfig, backend: str
+    encoder: VideoViT,
+    task: Task,
+    cfg: TaskReadoutConfig,
+    backend: str,
+    start: dict[str, torch.Tensor] | None = None,
 ) -> AttentionReadout:
-    """A new readout of `cfg`'s size for `task` on the features of `encoder`."""
-    return AttentionReadout(
+    """A new readout of `cfg`'s size for `task` on the features of `encoder`; with `start` (a
+    split's targets) and learned queries, it starts from the task's baseline on them
+    (`Task.baseline`, AttentionReadout.start_from)."""
+    readout = AttentionReadout(
         feature_dim=encoder.cfg.width,
         grid=encoder.grid,
         frames=encoder.frames,
@@ -189,6 +195,9 @@ def build_readout(
         out_dim=task.out_dim,
         backend=backend,
     )
+    if start is not None and task.query_dim == 0:
+        readout.start_from(task.baseline(start)(torch.arange(1), None)[0])
+    return readout
 
 
 def score(

@@ -13,6 +13,8 @@ query plus a Fourier embedding of the description plus the features sampled at i
 
 The output layer starts at zero: tasks define their outputs so that zero is a neutral
 prediction (log-depth 0, the identity pose, a point or box that stays where it was given).
+`start_from` adds fixed outputs to every prediction (a task's no-learning baseline, e.g. each
+pixel's mean training log-depth), so that a readout starts from that baseline instead.
 
 Two numerical conventions (fourds.models.vit.CONVENTIONS): fourds' readouts normalise the
 features, then upsample them with torch's bicubic kernel (Keys a = -0.75, clamped edges) and
@@ -144,6 +146,14 @@ class AttentionReadout(nn.Module):
         self.apply(_init_weights)
         nn.init.zeros_(self.head.weight)  # every task starts from its neutral prediction
         nn.init.zeros_(self.head.bias)
+        # added to the outputs (`start_from`): zero, or a task's no-learning prediction
+        self.register_buffer("start", torch.zeros(1, 1, out_dim), persistent=False)
+
+    def start_from(self, outputs: torch.Tensor) -> None:
+        """Start from fixed outputs [num_queries or 1, out_dim] (a task's no-learning
+        baseline): they are added to every prediction, so the zero-initialised head learns
+        what the features add to them."""
+        self.start = outputs.detach().to(self.start).reshape(1, -1, self.start.shape[-1])
 
     def upsample_in_time(self, features: torch.Tensor) -> torch.Tensor:
         """features [B, T'*h*w, D] -> [B, T, h*w, D], cubic in time (half-pixel centres):
@@ -198,7 +208,7 @@ class AttentionReadout(nn.Module):
             tokens = self.queries + self.query_embed(queries.to(x.dtype)) + located
         x = tokens + self.cross_attn(tokens, keys_values=keys_values)
         x = x + self.mlp(self.norm(x))
-        return self.head(x)
+        return self.head(x) + self.start
 
 
 @torch.no_grad()

@@ -21,7 +21,8 @@ import torch
 
 from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
-from fourds.data.benchmarks import load_readout_split, source_files
+from fourds.data.benchmarks import load_readout_split, pretrain_clips, source_files
+from fourds.data.shards import shard_paths
 from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import (
     Features,
@@ -105,6 +106,14 @@ def run(
         return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
 
     trained, train, test = {}, split("train"), split("test")
+    extra = None
+    if task_cfg.pretrain_clips and source.format == "synthetic" and not task_cfg.pretrained:
+        extra = pretrain_clips(
+            shard_dir, keys, task_cfg.pretrain_clips, geometry.frames, params.curate.frame_stride
+        )
+    if extra is not None:
+        train = {key: np.concatenate([train[key], extra[key]]) for key in keys}
+    extra_clips = 0 if extra is None else len(extra["video"])
     if task_cfg.pretrained:
         readout, task = converted_readout(
             task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
@@ -112,7 +121,9 @@ def run(
         readout = readout.to(device)
     else:
         task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
-        readout = build_readout(encoder, task, task_cfg, params.runtime.attention).to(device)
+        start = task.targets(train) if cfg.start_at_baseline else None
+        readout = build_readout(encoder, task, task_cfg, params.runtime.attention, start)
+        readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(
             encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
@@ -123,6 +134,7 @@ def run(
         )  # fmt: skip
         trained = {
             "train_clips": len(train["video"]),
+            "pretrain_clips": extra_clips,
             "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
         }
 
@@ -159,6 +171,8 @@ def run(
     inputs = [*([] if regime == "random_init" else [checkpoint]), *source_files(source, shard_dir)]
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
+    elif extra_clips:
+        inputs += shard_paths(shard_dir, "pretrain")
     config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
     write_run_record(
         out_dir,

@@ -31,6 +31,8 @@ class TaskContext:
 
     depth: how depth is scored (readout.depth_alignment, depth_averaging, depth_range).
     pose_pairs: the frame pairs poses are scored over (readout.pose_pairs).
+    depth_loss, tracking_queries, tracking_static: how depth and tracking readouts train and
+        predict (readout.depth_loss, tracking_queries, tracking_static).
     splits: the readout's splits (train and test), as arrays; the classification task reads
         their labels.
     """
@@ -38,13 +40,23 @@ class TaskContext:
     depth: DepthProtocol
     pose_pairs: str
     splits: tuple[dict[str, np.ndarray], ...]
+    depth_loss: str = "log_l1"
+    tracking_queries: str = "random"
+    tracking_static: float = 0.0
 
     @classmethod
     def from_config(
         cls, cfg: ReadoutConfig, splits: tuple[dict[str, np.ndarray], ...]
     ) -> TaskContext:
         """The context the readout params give, for `splits`."""
-        return cls(depth_protocol(cfg), cfg.pose_pairs, splits)
+        return cls(
+            depth_protocol(cfg),
+            cfg.pose_pairs,
+            splits,
+            cfg.depth_loss,
+            cfg.tracking_queries,
+            cfg.tracking_static,
+        )
 
 
 def depth_protocol(cfg: ReadoutConfig) -> DepthProtocol:
@@ -71,7 +83,7 @@ TASKS: dict[str, TaskSpec] = {
     "depth": TaskSpec(
         DepthTask,
         ("synthetic", "scannet"),
-        lambda geometry, c: DepthTask(geometry, c.depth),
+        lambda geometry, c: DepthTask(geometry, c.depth, loss=c.depth_loss),
         loads_converted=True,
     ),
     "pose": TaskSpec(
@@ -80,7 +92,9 @@ TASKS: dict[str, TaskSpec] = {
         lambda geometry, c: PoseTask(geometry, c.pose_pairs),
     ),
     "tracking": TaskSpec(
-        TrackingTask, ("synthetic", "tapvid"), lambda geometry, c: TrackingTask(geometry)
+        TrackingTask,
+        ("synthetic", "tapvid"),
+        lambda geometry, c: TrackingTask(geometry, c.tracking_queries, c.tracking_static),
     ),
     "boxes": TaskSpec(
         BoxTrackingTask, ("synthetic", "box_tracks"), lambda geometry, c: BoxTrackingTask(geometry)

@@ -26,6 +26,9 @@ from fourds.evaluate.tasks.base import (
 from fourds.models.mae import patchify, unpatchify
 
 DEPTH_OUTPUTS = ("log", "linear")
+DEPTH_LOSSES = ("log_l1", "abs_rel")
+LOG_L1_WEIGHT = 0.1  # of the L1 on log-depth added to the abs_rel loss
+MAX_LOG_DEPTH = 10.0  # |log-depth| outputs are clamped to this in the abs_rel loss
 
 
 class DepthTask:
@@ -51,10 +54,17 @@ class DepthTask:
         protocol: DepthProtocol,
         patch: tuple[int, int, int] | None = None,
         output: str = "log",
+        loss: str = "log_l1",
     ):
         if output not in DEPTH_OUTPUTS:
             raise ValueError(f"depth output {output!r} is not one of {list(DEPTH_OUTPUTS)}")
+        if loss not in DEPTH_LOSSES or (loss == "abs_rel" and output != "log"):
+            raise ValueError(
+                f"depth loss {loss!r} with {output} outputs: use one of "
+                f"{list(DEPTH_LOSSES)} (abs_rel needs log outputs)"
+            )
         self.geometry, self.protocol, self.output = geometry, protocol, output
+        self.loss_kind = loss
         self.patch = patch or geometry.tubelet
         sizes = geometry.shape
         if any(size % step for size, step in zip(sizes, self.patch, strict=True)):
@@ -80,10 +90,19 @@ class DepthTask:
         return target, valid
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """L1 on log-depth (or depth, for linear outputs) over valid pixels.
-        outputs [B, Q, out_dim]."""
+        """Over valid pixels, outputs [B, Q, out_dim]: "log_l1", L1 on log-depth (or depth, for
+        linear outputs); "abs_rel", the mean relative error |d - d*| / d* of the predicted
+        depth (what the headline scores: an L1 on log-depth predicts the median, which AbsRel
+        punishes where depth is uncertain) plus LOG_L1_WEIGHT x the L1 on log-depth."""
         target, valid = self.output_targets(batch["depth"])
-        return ((outputs - target).abs() * valid).sum() / valid.sum().clamp_min(1)
+        count = valid.sum().clamp_min(1)
+        log_l1 = ((outputs - target).abs() * valid).sum() / count
+        if self.loss_kind == "log_l1":
+            return log_l1
+        truth = target.exp()
+        depth = outputs.clamp(-MAX_LOG_DEPTH, MAX_LOG_DEPTH).exp()
+        relative = ((depth - truth).abs() / truth * valid).sum() / count
+        return relative + LOG_L1_WEIGHT * log_l1
 
     def baseline(self, train):
         """The layout-only predictor: each pixel's (t, y, x) mean over the training clips'

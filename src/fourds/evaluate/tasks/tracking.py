@@ -27,6 +27,7 @@ from fourds.evaluate.tasks.base import (
 TAPVID_SIZE = 256
 QUERY_STRIDE = 5  # frames between strided queries, as in TAP-Vid
 POSITION_SCALE = 4.0  # pixels: the Huber loss is quadratic below this error
+TRAINING_QUERIES = ("random", "first")
 
 
 class TrackingTask:
@@ -34,7 +35,9 @@ class TrackingTask:
 
     Query description: (t, y, x) normalised (see fourds.models.readout). Outputs per query:
     T x (dx / W, dy / H, visibility logit), the offsets from the query point, so an untrained
-    readout starts from "the point stays where it was queried".
+    readout starts from "the point stays where it was queried". `queries`: the frames training
+    queries are taken at (`with_queries`); `static`: predicted displacements below this
+    fraction of the frame size are put back to zero (`predict`).
     """
 
     name = "tracking"
@@ -43,8 +46,10 @@ class TrackingTask:
     num_queries = 0
     query_dim = 3
 
-    def __init__(self, geometry: ClipGeometry):
-        self.geometry = geometry
+    def __init__(self, geometry: ClipGeometry, queries: str = "random", static: float = 0.0):
+        if queries not in TRAINING_QUERIES:
+            raise ValueError(f"tracking queries {queries!r} are not one of {TRAINING_QUERIES}")
+        self.geometry, self.queries, self.static = geometry, queries, static
         self.out_dim = 3 * geometry.frames
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -60,10 +65,15 @@ class TrackingTask:
         return raster_location(frame, point[..., 1], point[..., 0], self.geometry.shape)
 
     def with_queries(self, batch, generator):
-        """Query every point at one of its visible frames, drawn at random."""
+        """Query every point at its first visible frame ("first") or at one of its visible
+        frames drawn at random ("random"); a point never visible at any frame (left out of the
+        loss)."""
         visible = batch["visible"]
-        scores = torch.rand(visible.shape, generator=generator) + visible.float()
-        frame = scores.argmax(dim=-1)  # a random visible frame (any frame if never visible)
+        if self.queries == "first":
+            frame = visible.float().argmax(dim=-1)
+        else:
+            scores = torch.rand(visible.shape, generator=generator) + visible.float()
+            frame = scores.argmax(dim=-1)  # a random visible frame (any frame if never visible)
         queries = self.queries_at(batch["tracks"], frame)
         return {**batch, "queries": queries, "query_valid": visible.any(dim=-1)}
 
@@ -75,6 +85,21 @@ class TrackingTask:
         outputs = outputs.unflatten(-1, (self.geometry.frames, 3))
         start = queries[..., None, [2, 1]]  # (x, y) of the query point, normalised
         return (start + outputs[..., :2]) * self.geometry.size, outputs[..., 2]
+
+    def predict(
+        self, outputs: torch.Tensor, queries: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`split_outputs`, with every predicted position that lies within `static` (a
+        fraction of the frame size) of its query point put back on it: a readout's small
+        outputs are noise more often than motion, and a point that stays is scored at 1 px."""
+        positions, logits = self.split_outputs(outputs, queries)
+        if self.static > 0:
+            start = queries[..., None, [2, 1]] * self.geometry.size
+            still = (positions - start).norm(
+                dim=-1, keepdim=True
+            ) < self.static * self.geometry.size
+            positions = torch.where(still, start.expand_as(positions), positions)
+        return positions, logits
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Huber on positions where visible, plus binary cross-entropy on visibility."""
@@ -113,7 +138,7 @@ class TrackingTask:
                 points, frames = torch.from_numpy(points), torch.from_numpy(frames)
                 queries = self.queries_at(tracks[clip, points], frames)
                 outputs = infer(torch.tensor([clip]), queries[None])
-                positions, logits = self.split_outputs(outputs, queries[None])
+                positions, logits = self.predict(outputs, queries[None])
                 positions, occluded = positions[0].numpy(), (logits[0] < 0).numpy()
                 if mode == "first":
                     predicted_tracks[clip, points] = positions
