@@ -152,7 +152,8 @@ def check_output_file(
     path: str | Path, inputs: tuple[str | Path, ...], is_own: Callable[[Path], bool]
 ) -> None:
     """Raise OutputError unless the file `path` may be written: it is apart from `inputs`, is
-    not a folder, and if it exists `is_own` recognises it as a file fourds wrote."""
+    not a folder, and if it exists `is_own` recognises it as a file fourds wrote; then create
+    its parent folder (OutputError if that cannot be done)."""
     out = _check_apart(path, inputs)
     if out.is_dir():
         raise OutputError(f"output {path} is a folder; name the file to write")
