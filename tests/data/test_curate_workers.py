@@ -8,6 +8,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,46 @@ def test_a_source_rejected_for_its_layout_leaves_the_split_without_one():
     other = Decoded("b", None, "content b", 12, (row(3), row(3)))
     assert _accepted_rows(Path("b.mp4"), other, CFG, "pretrain", seen) == other.rows
     assert seen.layouts["pretrain"]["depth"] == ((3, 16, 16), "f")
+
+
+KILLED_PARENT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from fourds.data.curate import exit_with_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(
+        1, multiprocessing.get_context("spawn"), exit_with_parent, (os.getpid(),)
+    )
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 60)
+    time.sleep(60)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie, exited but not yet reaped by
+    whoever adopted it, has not run since)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_worker_ends_when_its_curating_process_is_killed(tmp_path):
+    """curate's workers (started with exit_with_parent, as decode_in_order starts them) do not
+    outlive a killed parent decoding for nobody."""
+    script = tmp_path / "parent.py"
+    script.write_text(KILLED_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert running(worker)  # in the middle of its 60 s task
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its killed parent by 10 s")

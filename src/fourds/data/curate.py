@@ -41,6 +41,9 @@ import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -298,6 +301,18 @@ def _accepted_rows(
     return decoded.rows
 
 
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this process as soon as the process `parent` that started it is
+    gone (killed, say), instead of decoding the rest of its queue for nobody."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def decode_in_order(
     tasks: list[tuple[Path, str]], cfg: CurateConfig, workers: int
 ) -> Iterator[Decoded]:
@@ -305,7 +320,8 @@ def decode_in_order(
 
     workers=0 decodes in this process; otherwise `workers` spawned processes decode at most
     IN_FLIGHT_PER_WORKER sources each ahead of the one being consumed, so memory stays bounded
-    however many sources there are. Closing the iterator early stops the workers.
+    however many sources there are. Closing the iterator early stops the workers; a worker
+    whose curating process is killed ends within a fraction of a second (`exit_with_parent`).
 
     Raises:
         WorkerError: a worker process died.
@@ -313,7 +329,9 @@ def decode_in_order(
     if workers == 0:
         yield from (decode_source(source, cfg, split) for source, split in tasks)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers, multiprocessing.get_context("spawn"), exit_with_parent, (os.getpid(),)
+    )
     try:
         window: collections.deque[tuple[Path, Future]] = collections.deque()
         for source, split in tasks:
