@@ -121,7 +121,8 @@ def run(
         readout = readout.to(device)
     else:
         task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
-        start = task.targets(train) if cfg.start_at_baseline else None
+        train_targets = task.targets(train)
+        start = train_targets if cfg.start_at_baseline else None
         readout = build_readout(encoder, task, task_cfg, params.runtime.attention, start)
         readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
@@ -129,7 +130,7 @@ def run(
             encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
         )
         losses = train_readout(
-            readout, encoder, task, train_features, task.targets(train), task_cfg, cfg, regime,
+            readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
             device, f"{scale}-{task_name}-{regime}",
         )  # fmt: skip
         trained = {
