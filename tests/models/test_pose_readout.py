@@ -56,7 +56,12 @@ def shifting_clips(
     content = torch.randn(count, 1, 4, 4, DIM, generator=generator)
     direction = torch.randint(0, 2, (count,), generator=generator) * 2 - 1
     tubelets = [
-        torch.stack([torch.roll(c, int(d) * t, dims=1) for c, d in zip(content[:, 0], direction)])
+        torch.stack(
+            [
+                torch.roll(c, int(d) * t, dims=1)
+                for c, d in zip(content[:, 0], direction, strict=True)
+            ]
+        )
         for t in range(GRID[0])
     ]
     features = (torch.stack(tubelets, 1) + position).reshape(count, -1, DIM)
@@ -91,9 +96,9 @@ def test_trains_on_a_tiny_example():
 def test_build_readout_picks_the_pose_readout_the_params_name():
     from types import SimpleNamespace
 
+    from fourds.evaluate.metrics import DepthProtocol
     from fourds.evaluate.readout import build_readout
     from fourds.evaluate.tasks.depth import DepthTask
-    from fourds.evaluate.metrics import DepthProtocol
     from fourds.models.readout import AttentionReadout
 
     encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
@@ -102,6 +107,8 @@ def test_build_readout_picks_the_pose_readout_the_params_name():
     built = build_readout(encoder, pose, cfg, "math", pose_readout="correlation")
     assert isinstance(built, CorrelationPoseReadout)
     assert isinstance(build_readout(encoder, pose, cfg, "math"), AttentionReadout)
-    depth = DepthTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), DepthProtocol("none", "per_image", (0.001, 80.0)))
+    depth = DepthTask(
+        ClipGeometry((2, 4, 4), GRID, FRAMES, 16), DepthProtocol("none", "per_image", (0.001, 80.0))
+    )
     other = build_readout(encoder, depth, cfg, "math", pose_readout="correlation")
     assert isinstance(other, AttentionReadout)  # the other tasks keep the attention readout
