@@ -24,6 +24,7 @@ DEPTH_AVERAGINGS = ("per_image", "pooled")
 POSE_PAIRS = ("first", "all")
 DEPTH_LOSSES = ("log_l1", "abs_rel")
 TRACKING_QUERIES = ("random", "first")
+POSE_READOUTS = ("attention", "correlation")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -336,6 +337,10 @@ class ReadoutConfig:
         one of its visible frames at random.
     tracking_static: a point whose predicted displacement from its query point is below this
         fraction of the frame size is predicted to stay at the query point (0: never).
+    pose_readout: the camera-pose readout: "attention", the 4DS attention readout of every task
+        (fourds.models.readout); "correlation", local feature correlations between tubelets
+        (fourds.models.pose_readout), which reads camera motion where the attention readout
+        does not (docs/embedded-study.md).
     """
 
     tasks: tuple[str, ...]
@@ -353,6 +358,7 @@ class ReadoutConfig:
     depth_loss: Literal[DEPTH_LOSSES] = "abs_rel"
     tracking_queries: Literal[TRACKING_QUERIES] = "first"
     tracking_static: Annotated[float, FRACTION] = 0.1
+    pose_readout: Literal[POSE_READOUTS] = "attention"
 
     def check(self, path: str) -> None:
         _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")

@@ -32,6 +32,7 @@ from fourds.evaluate.tasks import ClipGeometry, Task
 from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.evaluate.tasks.depth import DepthTask
 from fourds.models.convert import load_readout
+from fourds.models.pose_readout import CorrelationPoseReadout
 from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
 
@@ -180,21 +181,33 @@ def build_readout(
     cfg: TaskReadoutConfig,
     backend: str,
     start: dict[str, torch.Tensor] | None = None,
-) -> AttentionReadout:
+    pose_readout: str = "attention",
+) -> AttentionReadout | CorrelationPoseReadout:
     """A new readout of `cfg`'s size for `task` on the features of `encoder`; with `start` (a
     split's targets) and learned queries, it starts from the task's baseline on them
-    (`Task.baseline`, AttentionReadout.start_from)."""
-    readout = AttentionReadout(
-        feature_dim=encoder.cfg.width,
-        grid=encoder.grid,
-        frames=encoder.frames,
-        width=cfg.width,
-        heads=cfg.heads,
-        num_queries=task.num_queries,
-        query_dim=task.query_dim,
-        out_dim=task.out_dim,
-        backend=backend,
-    )
+    (`Task.baseline`, AttentionReadout.start_from). The pose task gets the readout
+    `pose_readout` names (ReadoutConfig.pose_readout): "attention" or "correlation"
+    (CorrelationPoseReadout, `cfg.width` wide)."""
+    if task.name == "pose" and pose_readout == "correlation":
+        readout = CorrelationPoseReadout(
+            feature_dim=encoder.cfg.width,
+            grid=encoder.grid,
+            frames=encoder.frames,
+            width=cfg.width,
+            out_dim=task.out_dim,
+        )
+    else:
+        readout = AttentionReadout(
+            feature_dim=encoder.cfg.width,
+            grid=encoder.grid,
+            frames=encoder.frames,
+            width=cfg.width,
+            heads=cfg.heads,
+            num_queries=task.num_queries,
+            query_dim=task.query_dim,
+            out_dim=task.out_dim,
+            backend=backend,
+        )
     if start is not None and task.query_dim == 0:
         readout.start_from(task.baseline(start)(torch.arange(1), None)[0])
     return readout

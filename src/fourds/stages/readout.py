@@ -123,7 +123,9 @@ def run(
         task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
         train_targets = task.targets(train)
         start = train_targets if cfg.start_at_baseline else None
-        readout = build_readout(encoder, task, task_cfg, params.runtime.attention, start)
+        readout = build_readout(
+            encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout
+        )
         readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(

@@ -1,0 +1,172 @@
+"""A camera-pose readout on local feature correlations (docs/embedded-study.md, pose readout).
+
+The 4DS attention readout pools features that say what is in a clip, not how the image moved,
+and on the embedded world it does not read camera motion at all (translation directions 86-98
+degrees off, no better than chance). This readout reads motion explicitly, as optical-flow and
+pose networks do with a cost volume:
+
+1. each token's features, less the mean training features at its place in the token grid (a
+   running mean over the training batches, frozen at evaluation: it removes the position
+   embedding and the average scene, which otherwise make every token most similar to the token
+   at its own place in every tubelet), are normalised (LayerNorm), mapped to `proj` numbers
+   and scaled to unit length;
+2. for every tubelet t, each token of tubelet 0 (and, separately, of tubelet t - 1) is compared
+   with the tokens of tubelet t within `radius` tokens: (2 radius + 1)^2 cosine similarities
+   per token and pair;
+3. from each set of similarities a soft-argmax gives the token's displacement (a learned
+   temperature), and the similarities and the displacement are also multiplied by the token's
+   position in [-1, 1]^2, so that averaging over tokens keeps expansion (a camera moving along
+   its view), shear and parallax (a camera moving sideways) apart from a uniform shift (a
+   camera turning);
+4. a 2-layer GELU MLP per token, averaged over the tokens of each tubelet, gives one vector per
+   tubelet, which is resized in time (cubic) to the frame count, given a learned embedding per
+   frame, passed through a residual GELU MLP and a linear output of 9 numbers per frame
+   (fourds.evaluate.tasks.pose: a 6D rotation offset from the identity and a translation).
+
+The output layer starts at zero, the identity pose in every frame (the no-motion baseline), and
+`start_from` adds fixed outputs as AttentionReadout's does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fourds.models.readout import torch_bicubic_resize_matrix
+
+
+def local_correlations(source: torch.Tensor, target: torch.Tensor, radius: int) -> torch.Tensor:
+    """Cosine similarities of each source token with the target tokens around it.
+
+    Args:
+        source, target: [B, h, w, P] unit-length token descriptors of two tubelets.
+        radius: the window's half size in tokens; target tokens outside the grid count as zero.
+
+    Returns:
+        [B, h*w, (2 radius + 1)^2]: for source token (y, x), its similarity with target token
+        (y + dy, x + dx) for dy, dx in -radius..radius, dy major.
+    """
+    batch, h, w, _ = source.shape
+    padded = F.pad(target, (0, 0, radius, radius, radius, radius))
+    size = 2 * radius + 1
+    values = [
+        (source * padded[:, dy : dy + h, dx : dx + w]).sum(-1)
+        for dy in range(size)
+        for dx in range(size)
+    ]
+    return torch.stack(values, -1).reshape(batch, h * w, size * size)
+
+
+class CorrelationPoseReadout(nn.Module):
+    """Camera poses from correlations between tubelets (see the module docstring).
+
+    Args:
+        feature_dim: D, the encoder's token width.
+        grid: (T', h, w), the encoder's token grid.
+        frames: T, the clip's frame count (one pose per frame).
+        width: the MLPs' width.
+        radius: the correlation window's half size, in tokens.
+        proj: the length of the token descriptors that are correlated.
+        out_dim: numbers per frame (9 for fourds.evaluate.tasks.pose).
+    """
+
+    def __init__(
+        self,
+        feature_dim: int,
+        grid: tuple[int, int, int],
+        frames: int,
+        width: int = 128,
+        radius: int = 2,
+        proj: int = 32,
+        out_dim: int = 9,
+    ):
+        super().__init__()
+        self.grid, self.frames, self.radius = tuple(grid), frames, radius
+        _, h, w = self.grid
+        self.feature_norm = nn.LayerNorm(feature_dim, eps=1e-6)
+        self.proj = nn.Linear(feature_dim, proj)
+        axes = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("positions", torch.stack(axes, -1).reshape(1, 1, h * w, 2), False)
+        steps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+        self.register_buffer("offsets", torch.stack([dy, dx], -1).reshape(-1, 2), False)
+        self.temperature = nn.Parameter(torch.tensor(10.0))
+        window = (2 * radius + 1) ** 2
+        per_pair = 3 * window + 6  # similarities, x position, displacement (2), x position (4)
+        self.token_mlp = nn.Sequential(
+            nn.Linear(2 + 2 * per_pair, width), nn.GELU(), nn.Linear(width, width), nn.GELU()
+        )
+        resize = torch_bicubic_resize_matrix(self.grid[0], frames).float()
+        self.register_buffer("time_resize", resize, persistent=False)
+        self.temporal_embedding = nn.Parameter(torch.zeros(1, frames, width))
+        self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU())
+        self.output = nn.Linear(width, out_dim)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+        self.register_buffer("offset", torch.zeros(out_dim))
+        self.register_buffer("token_mean", torch.zeros(grid[0] * grid[1] * grid[2], feature_dim))
+        self.register_buffer("clips_seen", torch.zeros((), dtype=torch.float64))
+
+    def centre(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, N, D] less the mean of every training clip's features so far [N, D]; in
+        training mode the batch joins the mean first (a cumulative mean: after one pass over
+        the training clips it is their mean)."""
+        if self.training:
+            with torch.no_grad():
+                self.clips_seen += features.shape[0]
+                weight = float(features.shape[0] / self.clips_seen)
+                self.token_mean += (features.mean(0) - self.token_mean) * weight
+        return features - self.token_mean
+
+    def start_from(self, outputs: torch.Tensor) -> None:
+        """Add `outputs` [out_dim] (or [frames, out_dim]) to every prediction."""
+        self.offset = outputs.detach().clone().to(self.offset)
+
+    def describe(self, correlations: torch.Tensor) -> torch.Tensor:
+        """[B, T', h*w, K] similarities -> [B, T', h*w, 3K + 6]: the similarities, their
+        product with the token's (y, x) position, the soft-argmax displacement (dy, dx) in
+        tokens and its product with the position."""
+        positions = self.positions[..., None, :]  # [1, 1, hw, 1, 2]
+        flow = (correlations * self.temperature).softmax(-1) @ self.offsets  # [B, T', hw, 2]
+        return torch.cat(
+            [
+                correlations,
+                (correlations[..., None] * positions).flatten(-2),
+                flow,
+                (flow[..., None] * positions).flatten(-2),
+            ],
+            -1,
+        )
+
+    def forward(self, features: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        """features [B, T'*h*w, D] (one block's tokens, time major) -> [B, T, out_dim].
+
+        `queries` is ignored (pose queries are the frames); it keeps AttentionReadout's call."""
+        batch = features.shape[0]
+        tubelets, h, w = self.grid
+        tokens = self.proj(self.feature_norm(self.centre(features)))
+        tokens = F.normalize(tokens, dim=-1).reshape(batch, tubelets, h, w, -1)
+        from_first = torch.stack(
+            [local_correlations(tokens[:, 0], tokens[:, t], self.radius) for t in range(tubelets)],
+            1,
+        )  # [B, T', hw, K]
+        from_previous = torch.stack(
+            [
+                local_correlations(tokens[:, max(t - 1, 0)], tokens[:, t], self.radius)
+                for t in range(tubelets)
+            ],
+            1,
+        )
+        described = torch.cat(
+            [
+                self.positions.expand(batch, tubelets, -1, -1),
+                self.describe(from_first),
+                self.describe(from_previous),
+            ],
+            -1,
+        )
+        x = self.token_mlp(described).mean(2)  # [B, T', width]
+        x = torch.matmul(self.time_resize, x) + self.temporal_embedding  # [B, T, width]
+        x = x + self.mlp(x)
+        return self.output(x) + self.offset

@@ -1,0 +1,114 @@
+"""The correlation pose readout (fourds.models.pose_readout)."""
+
+import torch
+
+from fourds.evaluate.tasks.base import ClipGeometry
+from fourds.evaluate.tasks.pose import PoseTask
+from fourds.models.pose_readout import CorrelationPoseReadout, local_correlations
+
+GRID, FRAMES, DIM = (3, 4, 4), 6, 8
+
+
+def test_local_correlations_find_a_shift():
+    torch.manual_seed(0)
+    source = torch.nn.functional.normalize(torch.randn(2, 4, 4, 5), dim=-1)
+    target = torch.roll(source, shifts=1, dims=2)  # every token moves one to the right
+    values = local_correlations(source, target, radius=1)
+    assert values.shape == (2, 16, 9)
+    # token (y, x) with x < 3 finds itself at (y, x + 1): offset (dy, dx) = (0, 1), index 5
+    inside = values.reshape(2, 4, 4, 9)[:, :, :3]
+    assert torch.allclose(inside[..., 5], torch.ones(()), atol=1e-6)
+    assert (inside.argmax(-1) == 5).all()
+
+
+def test_shapes_and_the_no_motion_start():
+    readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=16)
+    features = torch.randn(2, GRID[0] * GRID[1] * GRID[2], DIM)
+    outputs = readout(features)
+    assert outputs.shape == (2, FRAMES, 9)
+    assert (outputs == 0).all()  # zero outputs: the identity pose, the no-motion baseline
+    poses = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first").predict(outputs)
+    assert torch.equal(poses, torch.eye(4).expand(2, FRAMES, 4, 4))
+    readout.start_from(torch.arange(9.0))
+    assert torch.equal(readout(features)[0, 0], torch.arange(9.0))
+
+
+def test_centring_uses_the_training_mean_and_is_frozen_in_eval():
+    readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=16)
+    first, second = torch.randn(3, 48, DIM), torch.randn(5, 48, DIM)
+    readout(first)
+    readout(second)
+    expected = torch.cat([first, second]).mean(0)
+    assert torch.allclose(readout.token_mean, expected, atol=1e-5)
+    readout.eval()
+    readout(torch.randn(4, 48, DIM) + 100.0)
+    assert torch.allclose(readout.token_mean, expected, atol=1e-5)
+    # a clip identical in every tubelet except for an offset common to all clips: centred away
+    assert torch.allclose(readout.centre(expected[None]), torch.zeros(1, 48, DIM), atol=1e-5)
+
+
+def shifting_clips(
+    count: int, position: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of clips whose content moves one token left or right per tubelet, on top of
+    `position` [1, 1, 4, 4, DIM] (a position embedding), and the pose targets:
+    camera-0-to-camera-t with translation -direction * t along x."""
+    content = torch.randn(count, 1, 4, 4, DIM, generator=generator)
+    direction = torch.randint(0, 2, (count,), generator=generator) * 2 - 1
+    tubelets = [
+        torch.stack(
+            [
+                torch.roll(c, int(d) * t, dims=1)
+                for c, d in zip(content[:, 0], direction, strict=True)
+            ]
+        )
+        for t in range(GRID[0])
+    ]
+    features = (torch.stack(tubelets, 1) + position).reshape(count, -1, DIM)
+    relative = torch.eye(4).repeat(count, FRAMES, 1, 1)
+    relative[..., 0, 3] = -direction[:, None].float() * torch.arange(FRAMES) / FRAMES
+    return features, relative
+
+
+def test_trains_on_a_tiny_example():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    task = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first")
+    readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=32, radius=2, proj=8)
+    optimizer = torch.optim.AdamW(readout.parameters(), lr=1e-2)
+    position = torch.randn(1, 1, 4, 4, DIM, generator=generator) * 3.0
+    losses = []
+    for _ in range(300):  # fresh clips every step
+        features, relative = shifting_clips(16, position, generator)
+        loss = task.loss(readout(features), {"relative": relative})
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
+    readout.eval()
+    test_features, test_relative = shifting_clips(32, position, generator)
+    with torch.no_grad():
+        predicted = readout(test_features)[:, -1, 6]
+    assert (predicted.sign() == test_relative[:, -1, 0, 3].sign()).float().mean() > 0.9
+
+
+def test_build_readout_picks_the_pose_readout_the_params_name():
+    from types import SimpleNamespace
+
+    from fourds.evaluate.metrics import DepthProtocol
+    from fourds.evaluate.readout import build_readout
+    from fourds.evaluate.tasks.depth import DepthTask
+    from fourds.models.readout import AttentionReadout
+
+    encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
+    cfg = SimpleNamespace(width=16, heads=2)
+    pose = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first")
+    built = build_readout(encoder, pose, cfg, "math", pose_readout="correlation")
+    assert isinstance(built, CorrelationPoseReadout)
+    assert isinstance(build_readout(encoder, pose, cfg, "math"), AttentionReadout)
+    depth = DepthTask(
+        ClipGeometry((2, 4, 4), GRID, FRAMES, 16), DepthProtocol("none", "per_image", (0.001, 80.0))
+    )
+    other = build_readout(encoder, depth, cfg, "math", pose_readout="correlation")
+    assert isinstance(other, AttentionReadout)  # the other tasks keep the attention readout
