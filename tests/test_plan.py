@@ -283,10 +283,9 @@ def test_predicted_peak_is_within_15_percent_of_the_measured_one(
 
 
 def ladder_4ds() -> Params:
-    """The 4ds ladder's params, with sdpa attention (the CPU backend)."""
-    return parse(
-        Params, compose_params(["ladder=4ds", "runtime.attention=sdpa"], REPO_ROOT / "experiments")
-    )
+    """The 4ds ladder's params as `fourds params ladder=4ds` composes them (xformers attention:
+    the simulation runs sdpa in its place on the CPU)."""
+    return parse(Params, compose_params(["ladder=4ds"], REPO_ROOT / "experiments"))
 
 
 def _planned_and_simulated(scale: str, world_size: int, depth: int) -> tuple[int, int]:
@@ -320,3 +319,23 @@ def test_the_real_step_on_a_simulated_cluster_agrees_with_the_plan():
         )
     apart = {case: planned / simulated for case, (planned, simulated) in peaks.items()}
     assert all(abs(ratio - 1) < 0.15 for ratio in apart.values()), apart
+
+
+@pytest.mark.slow
+def test_plan_simulates_the_composed_4ds_ladder_on_a_cpu_machine(tmp_path, capsys):
+    """`fourds plan --simulate` on the ladder as `fourds params ladder=4ds` composes it
+    (xformers attention, which has no CPU kernels), here its smallest scale alone: it exits 0,
+    says which attention it ran, and reports progress while it works."""
+    path = tmp_path / "4ds.yaml"
+    experiments = str(REPO_ROOT / "experiments")
+    overrides = ["ladder=4ds", "ladder.scales=[4ds_s]"]
+    assert main(["params", *overrides, "--experiments", experiments, "--out", str(path)]) == 0
+    assert load_params(path).runtime.attention == "xformers"
+    argv = ["plan", "--params", str(path), "--gpu", "h100", "--gpus", "8", "--simulate"]
+    assert main([*argv, "--no-evaluation"]) == 0
+    captured = capsys.readouterr()
+    simulation = captured.out.split("a simulated cluster (fourds.plan.simulate)\n", 1)[1]
+    assert "runs sdpa on the CPU in place of runtime.attention=xformers" in simulation
+    (row,) = [line.split() for line in simulation.splitlines() if line.startswith("4ds_s")]
+    assert abs(float(row[3]) - 1) < 0.15  # plan / simulated
+    assert "... planning 4ds_s" in captured.err and "... simulating 4ds_s" in captured.err

@@ -65,6 +65,11 @@ def _params(args: argparse.Namespace) -> None:
     print(f"{args.out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 
+def progress(message: str) -> None:
+    """One line on stderr saying what a long command is doing now."""
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
 def _plan(args: argparse.Namespace) -> None:
     from fourds.plan.cluster import make_cluster
     from fourds.plan.evaluation import evaluation_memory
@@ -75,18 +80,21 @@ def _plan(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
     checkpointing = args.activation_checkpointing  # None: per scale, as the params pin it
-    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom)
+    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom, progress)
     loader = read_loader_rate(args.loader_results)
     print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom, loader))
     if args.evaluation:
-        stages = [evaluation_memory(params, scale) for scale in params.ladder.scales]
+        stages = []
+        for scale in params.ladder.scales:
+            progress(f"measuring the readout and fidelity stages of {scale}")
+            stages.append(evaluation_memory(params, scale))
         print()
         print(format_evaluation(stages, params, cluster, args.headroom))
     if args.simulate:
         from fourds.plan.simulate import format_simulation
 
         print()
-        print(format_simulation(plans, params, cluster.count))
+        print(format_simulation(plans, params, cluster.count, progress))
 
 
 def _curate(args: argparse.Namespace) -> None:

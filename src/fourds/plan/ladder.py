@@ -10,6 +10,7 @@ pretrain stage needs the batch divisible by the GPU count). Memory comes from
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from fourds.config import ConfigError, Params
 from fourds.models.flops import training_flops_per_clip
@@ -123,13 +124,15 @@ def plan_ladder(
     mfu: float,
     checkpointing: bool | None,
     headroom: float = 0.1,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> list[ScalePlan]:
-    """`plan_scale` for every ladder scale."""
+    """`plan_scale` for every ladder scale; `progress` hears of each scale as it starts."""
     if not 0.0 < mfu <= 1.0:
         raise ConfigError(f"MFU {mfu} must be in (0, 1]")
     if not 0.0 <= headroom < 1.0:
         raise ConfigError(f"memory headroom {headroom} must be in [0, 1)")
-    return [
-        plan_scale(params, scale, cluster, mfu, checkpointing, headroom)
-        for scale in params.ladder.scales
-    ]
+    plans = []
+    for scale in params.ladder.scales:
+        progress(f"planning {scale}")
+        plans.append(plan_scale(params, scale, cluster, mfu, checkpointing, headroom))
+    return plans

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -43,6 +44,7 @@ from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import train_step
 
 DEVICE = "cpu"
+CPU_ATTENTION = "sdpa"  # what the simulation runs in place of a CUDA-only attention backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +76,14 @@ def simulate_step(
     """Rank 0's peak memory in a pretraining step of `scale` on `world_size` ranks, with the
     params' batch split over the ranks and `pretrain.micro_batch` passes.
 
+    The step runs on CPU tensors, so a CUDA-only attention backend (`runtime.attention:
+    xformers`, as the 4ds ladder pins it) is replaced by CPU_ATTENTION, which saves the same
+    tensors for backward (output and log-sum-exp); `format_simulation` says so.
+
     Args:
         checkpointing: activation checkpointing; None: as the params pin it for `scale`.
     """
+    params = on_cpu_attention(params)
     cfg, curate = params.pretrain, params.curate
     if cfg.batch_size % world_size:
         raise ConfigError(
@@ -115,6 +122,14 @@ def simulate_step(
         return tracked_peak(tracker)
 
 
+def on_cpu_attention(params: Params) -> Params:
+    """`params` with CPU_ATTENTION in place of any other attention backend."""
+    if params.runtime.attention == CPU_ATTENTION:
+        return params
+    runtime = dataclasses.replace(params.runtime, attention=CPU_ATTENTION)
+    return dataclasses.replace(params, runtime=runtime)
+
+
 def plain_tracker(*tracked: torch.nn.Module | torch.optim.Optimizer) -> MemTracker:
     """The memory tracker for unsharded modules and their optimizers: their parameters,
     gradients and optimizer state count from the start, whenever they were allocated."""
@@ -130,14 +145,27 @@ def tracked_peak(tracker: MemTracker) -> SimulatedMemory:
     return SimulatedMemory(total=int(peak["Total"]), by_kind=by_kind)
 
 
-def format_simulation(plans: list, params: Params, world_size: int) -> str:
-    """The plan's peak memory per GPU beside the simulated step's, one row per scale."""
+def format_simulation(
+    plans: list,
+    params: Params,
+    world_size: int,
+    progress: Callable[[str], None] = lambda message: None,
+) -> str:
+    """The plan's peak memory per GPU beside the simulated step's, one row per scale;
+    `progress` hears of each scale as its simulation starts."""
     lines = [
         f"peak memory per GPU at {world_size} GPUs, GiB: the plan's model and the real step on "
         "a simulated cluster (fourds.plan.simulate)",
-        f"{'scale':8}{'plan':>10}{'simulated':>12}{'plan/sim':>10}",
     ]
+    if params.runtime.attention != CPU_ATTENTION:
+        lines.append(
+            f"(attention: the simulated step runs {CPU_ATTENTION} on the CPU in place of "
+            f"runtime.attention={params.runtime.attention}, which needs CUDA; both save the "
+            "output and log-sum-exp for backward)"
+        )
+    lines.append(f"{'scale':8}{'plan':>10}{'simulated':>12}{'plan/sim':>10}")
     for plan in plans:
+        progress(f"simulating {plan.scale} on {world_size} ranks")
         simulated = simulate_step(params, plan.scale, world_size, plan.checkpointing).total
         lines.append(
             f"{plan.scale:8}{plan.memory.peak / 2**30:10.2f}{simulated / 2**30:12.2f}"
