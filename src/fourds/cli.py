@@ -100,7 +100,8 @@ def _plan(args: argparse.Namespace) -> None:
 def _curate(args: argparse.Namespace) -> None:
     from fourds.stages import curate
 
-    curate.run(load_params(args.params), args.data, args.out, args.params)
+    params = load_params(args.params)
+    curate.run(params, args.data or params.curate.data, args.out, args.params)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -249,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub[name] = commands.add_parser(name, help=help_text)
         sub[name].add_argument("--params", default="params.yaml")
         sub[name].set_defaults(handler=handler)
-    sub["curate"].add_argument("--data", default="data")
+    sub["curate"].add_argument(
+        "--data", default=None, help="folder of videos, data/<split>/... (default: curate.data)"
+    )
     sub["curate"].add_argument("--out", default="runs/curate")
     sub["pretrain"].add_argument("--scale", required=True)
     sub["pretrain"].add_argument("--curated", default="runs/curate/shards")

@@ -182,6 +182,9 @@ class CurateConfig:
     max_frame_pixels pixels is rejected before decoding; decoded frames waiting for conversion
     hold at most max_queued_mib MiB. The defaults fit 8K video (7680x4320 = 33.2M pixels).
 
+    data: the folder of raw videos curated (`data/<split>/...`; the embedded corpus by default),
+        a path relative to the repository or absolute: `dvc exp run -S curate.data=<folder>`
+        curates a user's own videos through the same stage and lineage.
     workers: processes that decode sources in parallel (0: decode in the main process); the
     output is byte-identical for any value.
     pretrain_format: the pretrain split's shard format, "npz" (np.savez files, for corpora on
@@ -201,6 +204,7 @@ class CurateConfig:
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
     workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
     pretrain_format: Literal[SHARD_FORMATS] = "npz"
+    data: str = "data"
 
     @property
     def span(self) -> int:

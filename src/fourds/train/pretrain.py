@@ -60,7 +60,7 @@ EXECUTION_ONLY = (
     "prefetch",
     "shards_url",
 )
-CURATE_EXECUTION_ONLY = ("workers",)
+CURATE_EXECUTION_ONLY = ("workers", "data")  # the shards' digests stand for the data
 
 
 def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
