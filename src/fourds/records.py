@@ -55,6 +55,7 @@ def write_run_record(
     device: str,
     known_digests: dict[str, str] | None = None,
     config: dict[str, Any] | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> None:
     """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
 
@@ -62,7 +63,10 @@ def write_run_record(
     package versions, the device and the host. `known_digests` (str(path) -> sha256) are the
     inputs the stage has hashed already; only the others are read again. `config` (params
     section -> its dataclass) are the params the stage used: they are also written as
-    `operative.gin` (see fourds.config.operative).
+    `operative.gin` (see fourds.config.operative). `execution` holds what describes this run
+    and not its results (seconds, throughput, the step it resumed from, the processes): it
+    lives here rather than in metrics.json, so that a regeneration that reproduces the results
+    leaves every metrics file byte-identical (`dvc metrics diff` compares them).
     """
     if config is not None:
         with atomic_path(Path(out_dir) / "operative.gin") as partial:
@@ -77,6 +81,7 @@ def write_run_record(
         "packages": _versions(),
         "device": device,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "execution": execution or {},
     }
     with atomic_path(Path(out_dir) / "run.yaml") as partial:
         partial.write_text(yaml.safe_dump(record, sort_keys=False))

@@ -104,13 +104,12 @@ def run(
         "psnr_masked": masked_psnr,
         "baseline_psnr": psnr(baseline.composite, baseline.target),
         "baseline_psnr_masked": baseline_masked_psnr,
-        "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
     inputs = [checkpoint, weights, *shard_paths(shard_dir, SPLIT)]
     config = {"fidelity": cfg, "runtime": params.runtime}
     write_run_record(
         out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
-        config=config,
+        config=config, execution={"seconds": round(time.perf_counter() - started, 2)},
     )  # fmt: skip
     return metrics

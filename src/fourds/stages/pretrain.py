@@ -3,8 +3,9 @@
 Outputs in `out_dir`:
     checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
     loss.csv        step, loss (mean over the logging window), lr: the loss curve
-    metrics.json    final loss, encoder parameter count, throughput
-    run.yaml        the run record, and operative.gin
+    metrics.json    final loss, encoder parameter count, steps, FLOPs
+    run.yaml        the run record (with the run's seconds, throughput, the step it resumed
+                    from and its processes), and operative.gin
     live/, resume/  written while training (see fourds.train.pretrain)
 
 `launcher.kind` decides where the training runs: here, or in processes that a launcher starts
@@ -68,7 +69,8 @@ def write_outputs(
     params_path: str | Path,
     device: str,
 ) -> dict:
-    """Write checkpoint.pt, loss.csv, metrics.json and the run record; returns the metrics."""
+    """Write checkpoint.pt, loss.csv, metrics.json (results only) and the run record (with the
+    run's execution: seconds, throughput, resumption, processes); returns the metrics."""
     cfg = params.pretrain
     save_weights(out_dir / "checkpoint.pt", result.state_dict, params, scale)
     with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
@@ -82,17 +84,19 @@ def write_outputs(
         "params": result.encoder_params,
         "loss": float(np.mean([point["loss"] for point in tail])),
         "steps": cfg.steps,
+        "train_flops_per_clip": result.flops_per_clip,
+        "pretrain_flops": result.flops_per_clip * cfg.steps * cfg.batch_size,
+    }
+    execution = {
         "resumed_from_step": result.start,
         "processes": result.processes,
         "train_seconds": round(result.seconds, 2),
         "clips_per_second": round(clips_per_second, 2),
         "tokens_per_second": round(clips_per_second * result.tokens_per_clip, 1),
-        "train_flops_per_clip": result.flops_per_clip,
-        "pretrain_flops": result.flops_per_clip * cfg.steps * cfg.batch_size,
     }
     mfu = model_flops_utilisation(result.flops_per_clip, clips_per_second, result.peak_flops)
     if mfu is not None:
-        metrics["mfu"] = round(mfu, 4)
+        execution["mfu"] = round(mfu, 4)
     write_json(out_dir / "metrics.json", metrics)
     config = {
         f"models.{scale}": params.model(scale),
@@ -103,6 +107,7 @@ def write_outputs(
     }
     shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
-        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, config
-    )
+        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, config,
+        execution,
+    )  # fmt: skip
     return metrics

@@ -167,7 +167,6 @@ def run(
         **trained,
         **evaluation.metrics,
         "baseline": baseline.metrics,
-        "seconds": round(time.perf_counter() - started, 2),
     }
     write_json(out_dir / "metrics.json", metrics)
     write_clip_values(out_dir / "clips.csv", evaluation.clips, baseline.clips, task.headline)
@@ -184,5 +183,6 @@ def run(
         inputs,
         str(device),
         config=config,
+        execution={"seconds": round(time.perf_counter() - started, 2)},
     )
     return metrics

@@ -1,0 +1,89 @@
+"""Pinned results: a fresh clone regenerates a committed run and `dvc metrics diff` finds no change.
+
+The repository commits `dvc.lock` and every stage's `metrics.json` (`cache: false` in
+dvc.yaml), so the README's compare command reads the pinned numbers from git. Here a small
+pinned run (the smoke ladder's curate, pretrain@smoke_s and one readout) is committed in one
+repository, cloned, regenerated with `dvc repro --pull` and compared.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+TARGET = "readout@smoke_s-depth-frozen"
+READOUT = Path("runs/readout/smoke_s-depth-frozen")
+
+
+def sh(*command: str, cwd: Path) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def readme_block(heading: str) -> list[str]:
+    """The command lines of the first bash block under the README heading `heading`."""
+    body = (REPO_ROOT / "README.md").read_text().split(f"{heading}\n", 1)[1]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def pinned_repository(root: Path) -> Path:
+    """The project's tracked files as a new git repository on the smoke ladder, with the
+    target's pipeline run and its lock and metrics committed."""
+    repo = root / "pinned"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        if not name.startswith("runs/") and (REPO_ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, repo / name)
+    (repo / "dvc.lock").unlink(missing_ok=True)  # the default's lock: this repository pins its own
+    sh("git", "init", "-q", cwd=repo)
+    sh("git", "config", "user.name", "fourds tests", cwd=repo)
+    sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
+    sh("fourds", "params", "ladder=smoke", "--out", "params.yaml", cwd=repo)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "the smoke ladder", cwd=repo)  # DVCLive needs a first commit
+    sh("dvc", "pull", "data.dvc", cwd=repo)
+    sh("dvc", "repro", TARGET, cwd=repo)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "pin the smoke run", cwd=repo)
+    return repo
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(tmp_path):
+    pinned = pinned_repository(tmp_path)
+    committed = sh("git", "ls-files", cwd=pinned).split()
+    assert "dvc.lock" in committed and str(READOUT / "metrics.json") in committed
+    assert "runs/pretrain/smoke_s/checkpoint.pt" not in committed  # outputs stay in DVC's cache
+
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(pinned), str(clone), cwd=tmp_path)
+    assert not (clone / "runs/pretrain/smoke_s/checkpoint.pt").exists()
+    sh("dvc", "repro", "--pull", TARGET, cwd=clone)  # nothing in the remote but the corpus
+    assert (clone / "runs/pretrain/smoke_s/checkpoint.pt").is_file()  # it really ran
+
+    for command in readme_block("### Pinned results"):
+        assert sh("bash", "-c", command, cwd=clone).strip() == "", command  # no number differs
+
+    # what describes the run rather than its results lives in run.yaml, outside the metrics
+    metrics = json.loads((clone / "runs/pretrain/smoke_s/metrics.json").read_text())
+    record = yaml.safe_load((clone / "runs/pretrain/smoke_s/run.yaml").read_text())
+    assert "train_seconds" not in metrics and record["execution"]["train_seconds"] > 0
+    assert "seconds" in yaml.safe_load((clone / READOUT / "run.yaml").read_text())["execution"]
+
+    # and the comparison does report a number that moved
+    changed = json.loads((clone / READOUT / "metrics.json").read_text())
+    changed["abs_rel"] += 0.01
+    (clone / READOUT / "metrics.json").write_text(json.dumps(changed))
+    assert "abs_rel" in sh("dvc", "metrics", "diff", cwd=clone)
