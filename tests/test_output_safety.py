@@ -3,7 +3,9 @@ holds or lies inside an input, an existing file or foreign folder as an output f
 unwritable output are each refused with one line and exit 2, the inputs left byte for byte."""
 
 import hashlib
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,25 @@ def test_temporary_folders_of_a_killed_run_are_removed_by_the_next(tmp_path):
         (partial / "done").write_text("")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["out", live.name, unmarked.name])
+
+
+def _claim_after(barrier, folder: str) -> str:
+    barrier.wait()
+    try:
+        claim_output_directory(folder)
+    except OutputError as error:
+        return str(error)
+    return ""
+
+
+def test_the_processes_of_one_run_claim_their_new_folder_together(tmp_path):
+    """Ranks of a distributed run claim the output folder at the same moment: one's marker,
+    appearing between another's look for the marker and its look for files, is not taken for
+    a user's file."""
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+        for round_ in range(100):
+            barrier = manager.Barrier(2)
+            folder = str(tmp_path / f"out-{round_}")
+            refused = [e for e in pool.map(_claim_after, [barrier] * 2, [folder] * 2) if e]
+            assert not refused, refused

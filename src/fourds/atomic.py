@@ -184,9 +184,11 @@ def check_output_directory(path: str | Path, inputs: tuple[str | Path, ...] = ()
 
 
 def _holds_files(folder: Path) -> bool:
-    """Whether anything under `folder` is a file or a link, DVC's .gitignore files aside."""
+    """Whether anything under `folder` is a file or a link, DVC's .gitignore files and fourds'
+    own marker aside (the processes of one run claim their folder together: one may mark it
+    between another's look for the marker and its look for files)."""
     return any(
-        entry.is_symlink() or not (entry.is_dir() or entry.name == DVC_GITIGNORE)
+        entry.is_symlink() or not (entry.is_dir() or entry.name in (DVC_GITIGNORE, OWNER_MARKER))
         for entry in folder.rglob("*")
     )
 
