@@ -61,8 +61,8 @@ def test_dag_wires_every_stage(smoke_repo):
         ("pretrain@smoke_l", "fidelity@smoke_s"),  # the fixed feature extractor
         ("pretrain@smoke_l", "readout@smoke_l-depth-frozen"),
         ("pretrain@smoke_s", "readout@smoke_s-tracking-frozen"),
-        ("readout@smoke_m-depth-frozen", "report"),
-        ("readout@smoke_m-classification-frozen", "report"),
+        ("readout@smoke_s-depth-frozen", "report"),
+        ("readout@smoke_l-classification-frozen", "report"),
     ]:
         assert f'"{source}" -> "{target}"' in edges, edges
 
@@ -84,7 +84,7 @@ def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
             .read_text()
             .splitlines()
         )
-        assert [line.split(",")[0] for line in table[1:]] == ["smoke_s", "smoke_m", "smoke_l"]
+        assert [line.split(",")[0] for line in table[1:]] == ["smoke_s", "smoke_l"]
 
 
 @pytest.mark.slow
@@ -100,7 +100,7 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
         "boxes": "miou",
         "classification": "top1",
     }
-    for scale in ("smoke_s", "smoke_m", "smoke_l"):
+    for scale in ("smoke_s", "smoke_l"):
         for task, headline in headlines.items():
             readout = metrics[f"runs/readout/{scale}-{task}-frozen/metrics.json"]["data"]
             assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
@@ -167,14 +167,14 @@ def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
 
 
 def depth_readouts(repo: Path) -> dict[str, tuple[int, float]]:
-    """Every experiment `dvc exp show` lists: name -> (readouts.depth.steps, the smoke_m
+    """Every experiment `dvc exp show` lists: name -> (readouts.depth.steps, the smoke_l
     frozen depth readout's AbsRel)."""
     rows = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo))
     found = {}
     for experiment in (exp for row in rows for exp in (row.get("experiments") or [])):
         data = experiment["revs"][0]["data"]
         steps = data["params"]["params.yaml"]["data"]["readouts"]["depth"]["steps"]
-        metrics = data["metrics"]["runs/readout/smoke_m-depth-frozen/metrics.json"]["data"]
+        metrics = data["metrics"]["runs/readout/smoke_l-depth-frozen/metrics.json"]["data"]
         found[experiment["name"]] = steps, metrics["abs_rel"]
     return found
 
@@ -208,7 +208,7 @@ def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_re
 @pytest.mark.slow
 def test_fidelity_metrics_and_reconstructions_for_every_scale(smoke_repo):
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=smoke_repo))
-    for scale in ("smoke_s", "smoke_m", "smoke_l"):
+    for scale in ("smoke_s", "smoke_l"):
         out = smoke_repo / "runs" / "fidelity" / scale
         metrics = json.loads((out / "metrics.json").read_text())
         assert f"runs/fidelity/{scale}/metrics.json" in json.dumps(shown)

@@ -31,7 +31,7 @@ def test_dvc_composes_from_experiments():
 def test_every_ladder_composes_into_valid_params(ladder):
     params = parse(Params, compose_params([f"ladder={ladder}"]))
     assert params.ladder.name == ladder
-    assert len(params.ladder.scales) >= 3
+    assert len(params.ladder.scales) >= 2  # a scale comparison needs two
 
 
 def test_embedded_ladder_spans_ten_times_in_parameters():

@@ -97,5 +97,5 @@ def test_the_plan_prints_the_evaluation_stages_a_row_per_scale(tmp_path, capsys)
     assert "then the extractor (smoke_l) on 16 frames" in fidelity
     for table in (readout, fidelity):
         rows = [line.split() for line in table.splitlines() if line.startswith("smoke_")]
-        assert [row[0] for row in rows] == ["smoke_s", "smoke_m", "smoke_l"]
+        assert [row[0] for row in rows] == ["smoke_s", "smoke_l"]
         assert all(row[-1] == "yes" for row in rows)

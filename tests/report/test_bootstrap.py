@@ -89,3 +89,16 @@ def test_clip_draws_widen_the_scaling_band():
     with_clips = fit_scaling(x, y, higher_is_better=False, samples=500, y_draws=y_draws)
     assert np.all(with_clips.upper - with_clips.lower >= scales_only.upper - scales_only.lower)
     assert with_clips.law == scales_only.law
+
+
+def test_three_scales_are_compared_each_with_the_next_and_the_largest_with_the_smallest(
+    tmp_path,
+):
+    base = np.random.default_rng(1).uniform(0.2, 0.6, size=30)
+    gains = {"s": 0.0, "m": 0.1, "l": 0.1}
+    write_readouts(tmp_path, {(scale, "frozen"): base + gain for scale, gain in gains.items()})
+    scores = TaskScores.read(tmp_path, list(gains), "boxes", ["frozen"], "miou", True)
+    rows = {row["comparison"]: row["verdict"] for row in scale_rows(scores, list(gains))}
+    assert list(rows) == ["m vs s", "l vs m", "l vs s"]
+    assert rows["m vs s"] == rows["l vs s"] == "better, outside the noise"
+    assert rows["l vs m"] == "within the noise"
