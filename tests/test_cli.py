@@ -2,7 +2,7 @@
 
 import yaml
 
-from fourds.cli import main
+from fourds.cli import build_parser, main
 from tests.conftest import REPO_ROOT
 
 
@@ -55,3 +55,19 @@ def test_bf16_on_cpu_is_refused_before_any_work(tmp_path, capsys):
     assert pretrain(params, "--scale", "cpu_s", "--out", str(tmp_path / "out")) == 2
     assert "pretrain.precision='bf16' needs CUDA" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_subcommand_help_says_what_it_does_and_shows_the_defaults():
+    parser = build_parser()
+    (commands,) = [
+        action for action in parser._actions if action.choices and action.dest == "command"
+    ]
+    for name, command in commands.choices.items():
+        text = command.format_help()
+        assert command.description and command.description in " ".join(text.split()), name
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (name, action.dest)  # every option explained
+        assert "(default:" in text, name
+    plan_help = " ".join(commands.choices["plan"].format_help().split())
+    assert "(default: h100)" in plan_help and "(default: 256)" in plan_help

@@ -170,29 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="render the embedded synthetic 4D corpus")
-    synth.add_argument("--out", default="data")
-    synth.add_argument("--seed", type=int, default=0)
+    def add_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        """A subcommand whose --help says what it does and shows every option's default."""
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    synth = add_command("synth", "render the embedded synthetic 4D corpus")
+    synth.add_argument("--out", default="data", help="the corpus folder to write")
+    synth.add_argument("--seed", type=int, default=0, help="the world's random seed")
     synth.set_defaults(handler=_synth)
 
-    zoo = commands.add_parser("zoo", help="parameter counts and FLOPs of every model config")
-    zoo.add_argument("--models", default="experiments/model")
-    zoo.add_argument("--frames", type=int, default=16)
-    zoo.add_argument("--size", type=int, default=224)
-    zoo.add_argument("--mask-ratio", type=float, default=0.9)
+    zoo = add_command("zoo", "parameter counts and FLOPs of every model config")
+    zoo.add_argument("--models", default="experiments/model", help="folder of model configs")
+    zoo.add_argument("--frames", type=int, default=16, help="clip frames")
+    zoo.add_argument("--size", type=int, default=224, help="clip height and width")
+    zoo.add_argument("--mask-ratio", type=float, default=0.9, help="masked tubelets")
     zoo.set_defaults(handler=_zoo)
 
-    compose = commands.add_parser("params", help="compose experiments/ into params.yaml")
+    compose = add_command("params", "compose experiments/ into params.yaml")
     compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. ladder=smoke")
-    compose.add_argument("--experiments", default="experiments")
-    compose.add_argument("--out", default="params.yaml")
+    compose.add_argument("--experiments", default="experiments", help="the config tree")
+    compose.add_argument("--out", default="params.yaml", help="the params file to write")
     compose.set_defaults(handler=_params)
 
-    plan = commands.add_parser(
-        "plan",
-        help="memory, GPU count and time of every ladder scale; its readout and fidelity memory",
+    plan = add_command(
+        "plan", "memory, GPU count and time of every ladder scale; its readout and fidelity memory"
     )
-    plan.add_argument("--params", default="params.yaml")
+    plan.add_argument("--params", default="params.yaml", help="the ladder's params")
     plan.add_argument("--gpu", default="h100", help="h100, h200 or a100")
     plan.add_argument("--gpus", type=int, default=256, help="GPUs in the cluster")
     plan.add_argument("--interconnect", default="infiniband", help="infiniband, ethernet, nvlink")
@@ -201,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--activation-checkpointing",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="default: pretrain.activation_checkpointing",
+        help="on or off for every scale (None: pretrain.activation_checkpointing)",
     )
     plan.add_argument(
         "--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"
@@ -215,8 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluation",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="the readout and fidelity stages' peak memory on one GPU, measured on fake "
-        "tensors (default: on)",
+        help="the readout and fidelity stages' peak memory on one GPU, measured on fake tensors",
     )
     plan.add_argument(
         "--simulate",
@@ -226,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(handler=_plan)
 
-    convert = commands.add_parser("convert", help="official 4DS .npz checkpoint -> weights")
+    convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
     convert.add_argument("--npz", required=True, help="an official representations4d .npz")
     convert.add_argument("--out", required=True, help="the encoder weights file to write")
     convert.add_argument(
@@ -247,33 +254,35 @@ def build_parser() -> argparse.ArgumentParser:
     }
     sub = {}
     for name, (help_text, handler) in stages.items():
-        sub[name] = commands.add_parser(name, help=help_text)
-        sub[name].add_argument("--params", default="params.yaml")
+        sub[name] = add_command(name, help_text)
+        sub[name].add_argument("--params", default="params.yaml", help="the params file")
         sub[name].set_defaults(handler=handler)
     sub["curate"].add_argument(
-        "--data", default=None, help="folder of videos, data/<split>/... (default: curate.data)"
+        "--data", default=None, help="folder of videos, <folder>/<split>/... (None: curate.data)"
     )
-    sub["curate"].add_argument("--out", default="runs/curate")
-    sub["pretrain"].add_argument("--scale", required=True)
-    sub["pretrain"].add_argument("--curated", default="runs/curate/shards")
-    sub["pretrain"].add_argument("--out", required=True)
-    sub["export"].add_argument("--scale", required=True)
+    sub["curate"].add_argument("--out", default="runs/curate", help="the output folder")
+    sub["pretrain"].add_argument("--scale", required=True, help="a scale of ladder.scales")
+    sub["pretrain"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
+    sub["pretrain"].add_argument("--out", required=True, help="the output folder")
+    sub["export"].add_argument("--scale", required=True, help="the checkpoint's scale")
     sub["export"].add_argument("--checkpoint", required=True, help="a resume/*/step-N dir")
     sub["export"].add_argument("--out", required=True, help="the weights file to write")
-    sub["readout"].add_argument("--scale", required=True)
-    sub["readout"].add_argument("--task", required=True)
+    sub["readout"].add_argument("--scale", required=True, help="a scale of ladder.scales")
+    sub["readout"].add_argument("--task", required=True, help="a task of readout.tasks")
     sub["readout"].add_argument("--regime", default="frozen", help="one of readout.regimes")
-    sub["readout"].add_argument("--curated", default="runs/curate/shards")
-    sub["readout"].add_argument("--pretrained", required=True)
-    sub["readout"].add_argument("--out", required=True)
-    sub["fidelity"].add_argument("--scale", required=True)
-    sub["fidelity"].add_argument("--curated", default="runs/curate/shards")
-    sub["fidelity"].add_argument("--pretrain-root", default="runs/pretrain")
-    sub["fidelity"].add_argument("--out", required=True)
-    sub["report"].add_argument("--notebook", default="reports/scaling.ipynb")
+    sub["readout"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
+    sub["readout"].add_argument("--pretrained", required=True, help="the pretrain stage's folder")
+    sub["readout"].add_argument("--out", required=True, help="the output folder")
+    sub["fidelity"].add_argument("--scale", required=True, help="a scale of ladder.scales")
+    sub["fidelity"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
+    sub["fidelity"].add_argument(
+        "--pretrain-root", default="runs/pretrain", help="pretrain stages' parent"
+    )
+    sub["fidelity"].add_argument("--out", required=True, help="the output folder")
+    sub["report"].add_argument("--notebook", default="reports/scaling.ipynb", help="the report")
     sub["report"].add_argument("--runs", default="runs", help="the stages' outputs")
     sub["report"].add_argument("--data-dvc", default="data.dvc", help="the corpus's DVC file")
-    sub["report"].add_argument("--out", default="reports/out")
+    sub["report"].add_argument("--out", default="reports/out", help="the output folder")
     return parser
 
 
