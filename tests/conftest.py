@@ -4,6 +4,8 @@ recorder of the dtypes attention receives."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,34 @@ from fourds.data.curate import curate
 from fourds.models import attention as attention_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def sh(*command: str, cwd: Path) -> str:
+    """Run `command` in `cwd`; its stdout, or a failed assertion with its output."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def copy_tracked_files(dest: Path, skip: tuple[str, ...] = ()) -> None:
+    """Copy the files git tracks in this repository into `dest`, but those whose path starts
+    with one of `skip`."""
+    tracked = sh("git", "ls-files", "-z", cwd=REPO_ROOT).split("\0")
+    for name in filter(None, tracked):
+        if not name.startswith(skip) and (REPO_ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, dest / name)
+
+
+def readme_commands(section: str) -> list[str]:
+    """The command lines of the first bash block under the README heading `section` (of any
+    level), comments after two spaces cut off."""
+    text = (REPO_ROOT / "README.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
 TINY_WORLD = WorldSpec(
     seed=7,
     frames=12,

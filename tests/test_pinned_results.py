@@ -9,43 +9,22 @@ repository, cloned, regenerated with `dvc repro --pull` and compared.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import copy_tracked_files, readme_commands, sh
 
 TARGET = "readout@smoke_s-depth-frozen"
 READOUT = Path("runs/readout/smoke_s-depth-frozen")
-
-
-def sh(*command: str, cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def readme_block(heading: str) -> list[str]:
-    """The command lines of the first bash block under the README heading `heading`."""
-    body = (REPO_ROOT / "README.md").read_text().split(f"{heading}\n", 1)[1]
-    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def pinned_repository(root: Path) -> Path:
     """The project's tracked files as a new git repository on the smoke ladder, with the
     target's pipeline run and its lock and metrics committed."""
     repo = root / "pinned"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        if not name.startswith("runs/") and (REPO_ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, repo / name)
+    copy_tracked_files(repo, skip=("runs/",))
     (repo / "dvc.lock").unlink(missing_ok=True)  # the default's lock: this repository pins its own
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.name", "fourds tests", cwd=repo)
@@ -73,7 +52,7 @@ def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(tmp_path):
     sh("dvc", "repro", "--pull", TARGET, cwd=clone)  # nothing in the remote but the corpus
     assert (clone / "runs/pretrain/smoke_s/checkpoint.pt").is_file()  # it really ran
 
-    for command in readme_block("### Pinned results"):
+    for command in readme_commands("Pinned results"):
         assert sh("bash", "-c", command, cwd=clone).strip() == "", command  # no number differs
 
     # what describes the run rather than its results lives in run.yaml, outside the metrics

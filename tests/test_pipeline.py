@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-
-def sh(*command: str, cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+from tests.conftest import copy_tracked_files, readme_commands, sh
 
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory) -> Path:
     """A copy of the repository's tracked files as a new git repo, after the smoke experiment."""
     repo = tmp_path_factory.mktemp("fourds")
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+    copy_tracked_files(repo)
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.name", "fourds tests", cwd=repo)
     sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
@@ -41,14 +26,6 @@ def smoke_repo(tmp_path_factory) -> Path:
     sh("dvc", "pull", "data.dvc", cwd=repo)
     sh("dvc", "exp", "run", "-n", "smoke", "-S", "ladder=smoke", cwd=repo)
     return repo
-
-
-def readme_commands(section: str) -> list[str]:
-    """The command lines of the first bash block under the README heading `section`."""
-    text = (REPO_ROOT / "README.md").read_text()
-    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 @pytest.mark.slow

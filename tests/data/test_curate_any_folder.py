@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import yaml
 
 from fourds.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, copy_tracked_files
 
 # the tiny corpus's 12-frame 32x32 videos: 4-frame clips, 12-frame segments, 16x16 pixels
 TINY = {"clip_frames": 4, "pretrain_frames": 12, "resolution": 16, "workers": 0}
@@ -37,13 +36,7 @@ def test_dvc_curates_a_folder_named_by_a_param(tiny_corpus, tmp_path):
     """`dvc exp run -S curate.data=<folder> curate` curates that folder, and the lock records
     its hash as the stage's input."""
     repo = tmp_path / "repo"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        if not name.startswith(("runs/", "dvc-store/")) and (REPO_ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, repo / name)
+    copy_tracked_files(repo, skip=("runs/", "dvc-store/"))
     (repo / "dvc.lock").unlink(missing_ok=True)
     for command in (
         ["git", "init", "-q"],

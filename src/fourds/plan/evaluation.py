@@ -175,10 +175,11 @@ def _readout_step_peak(params: Params, encoder: VideoViT, task_name: str) -> int
     cfg = params.readouts[task_name]
     context = TaskContext.from_config(params.readout, ({"label": np.arange(CLASSES)},))
     task = make_task(task_name, clip_geometry(encoder), context)
-    build = lambda: build_readout(  # noqa: E731
-        encoder, task, cfg, params.runtime.attention, pose_readout=params.readout.pose_readout
+    pose_readout = params.readout.pose_readout
+    readout = _fake(
+        lambda: build_readout(encoder, task, cfg, params.runtime.attention, None, pose_readout),
+        "fp32",
     )
-    readout = _fake(build, "fp32")
     optimizer = readout_optimizer(readout, encoder, cfg, params.readout, "frozen")
     shape = (cfg.batch_size, encoder.num_tokens, encoder.cfg.width)
 
