@@ -3,6 +3,8 @@
 `export_benchmark(corpus, split, format, out)` takes every video of a corpus split (mp4 plus
 its ground-truth npz, see fourds.data.corpus) and writes it the way the public benchmark
 stores it, so that what a reader gives back can be checked against the truth it came from.
+`write_ssv2` and `write_kinetics` write small classification benchmarks in their published
+layouts, each class's videos one flat colour (`class_colour`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,24 @@ import av
 import numpy as np
 
 from fourds.data.curate import list_sources
-from fourds.data.video import read_video
+from fourds.data.video import read_video, write_video
+
+SSV2_TEMPLATES = (
+    "Putting [something] on [something]",
+    "Pushing [something] from left to right",
+    "Holding [something]",
+    "Tearing [something] into two pieces",
+    "Dropping [something] into [something]",
+    "Showing [something] to the camera",
+)
+KINETICS_LABELS = (
+    "abseiling",
+    "air drumming",
+    "answering questions",
+    "applauding",
+    "applying cream",
+    "archery",
+)
 
 
 def jpeg(image: np.ndarray) -> bytes:
@@ -125,3 +144,78 @@ def _scannet_scene(folder: Path, video: Path, truth: dict[str, np.ndarray], fps:
     intrinsics = np.eye(4)
     intrinsics[:3, :3] = truth["intrinsics"][0]
     np.savetxt(scene / "intrinsic" / "intrinsic_depth.txt", intrinsics)
+
+
+def class_colour(index: int) -> np.ndarray:
+    """The flat RGB colour of class `index`'s videos: uint8 [3], far apart for six classes."""
+    return np.array(
+        [(index * 97) % 256, (index * 53 + 80) % 256, (index * 151 + 40) % 256], np.uint8
+    )
+
+
+def class_video(index: int, frames: int = 10, height: int = 24, width: int = 32) -> np.ndarray:
+    """uint8 [frames, height, width, 3]: class `index`'s colour, a bar moving left to right."""
+    video = np.broadcast_to(class_colour(index), (frames, height, width, 3)).copy()
+    for frame in range(frames):
+        video[frame, :, 3 * frame : 3 * frame + 3] = 255
+    return video
+
+
+def write_webm(path: Path, frames: np.ndarray, fps: int = 12) -> None:
+    """VP9 in WebM, as Something-Something v2 ships its videos."""
+    with av.open(str(path), mode="w", format="webm") as container:
+        stream = container.add_stream("libvpx-vp9", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def write_ssv2(root: Path, splits: dict[str, list[int]], skip: tuple[str, ...] = ()) -> None:
+    """Something-Something v2 as published, under `root`: labels/labels.json (the classes of
+    SSV2_TEMPLATES without brackets, indices as strings, written in reverse order),
+    labels/<split>.json with one entry per class index of `splits[split]` (ids "1000" on, in
+    order across splits), and 20bn-something-something-v2/<id>.webm for every id not in `skip`."""
+    labels, videos = root / "labels", root / "20bn-something-something-v2"
+    labels.mkdir(parents=True)
+    videos.mkdir()
+    classes = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(SSV2_TEMPLATES)}
+    (labels / "labels.json").write_text(json.dumps(dict(reversed(classes.items()))))
+    number = 1000
+    for split, indices in splits.items():
+        entries = []
+        for index in indices:
+            template = SSV2_TEMPLATES[index]
+            things = ["a cup", "a table"][: template.count("[")]
+            label = template
+            for thing in things:
+                label = label.replace("[something]", thing, 1)
+            entry = {"id": str(number), "label": label, "template": template}
+            entries.append({**entry, "placeholders": things})
+            if str(number) not in skip:
+                write_webm(videos / f"{number}.webm", class_video(index))
+            number += 1
+        (labels / f"{split}.json").write_text(json.dumps(entries))
+
+
+def write_kinetics(root: Path, splits: dict[str, list[int]], skip: tuple[str, ...] = ()) -> None:
+    """Kinetics as published, under `root`: annotations/<split>.csv with a row per class
+    index of `splits[split]` (of KINETICS_LABELS; YouTube ids "vid<k>", k counting across
+    splits, seconds [k, k + 10]), and the videos <youtube_id>_<start:06d>_<end:06d>.mp4 in
+    per-class folders <split>/<label>/ for the "train" split, flat in <split>/ for the others;
+    youtube ids in `skip` have no video."""
+    (root / "annotations").mkdir(parents=True)
+    number = 0
+    for split, indices in splits.items():
+        lines = ["label,youtube_id,time_start,time_end,split"]
+        for index in indices:
+            label, video = KINETICS_LABELS[index], f"vid{number}"
+            lines.append(f"{label},{video},{number},{number + 10},{split}")
+            folder = root / split / label if split == "train" else root / split
+            folder.mkdir(parents=True, exist_ok=True)
+            if video not in skip:
+                name = f"{video}_{number:06d}_{number + 10:06d}.mp4"
+                write_video(folder / name, class_video(index), fps=12)
+            number += 1
+        (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")

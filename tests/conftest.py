@@ -38,10 +38,10 @@ def copy_tracked_files(dest: Path, skip: tuple[str, ...] = ()) -> None:
 
 def readme_commands(section: str) -> list[str]:
     """The command lines of the first bash block under the README heading `section` (of any
-    level), comments after two spaces cut off."""
+    level), lines continued with a backslash joined, comments after two spaces cut off."""
     text = (REPO_ROOT / "README.md").read_text()
     body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 

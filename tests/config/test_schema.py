@@ -181,6 +181,18 @@ def test_every_readout_task_needs_its_settings(raw):
             "readouts.tracking.source.train and readouts.tracking.source.test empty",
         ),
         ("boxes", {"frame_stride": 0}, "readouts.boxes.source.frame_stride=0 must be positive"),
+        (
+            "classification",
+            {"format": "ssv2", "train": "labels/train.json", "test": "labels/validation.json"},
+            "readouts.classification.source.format='ssv2' needs "
+            "readouts.classification.source.videos, the folder of its videos",
+        ),
+        (
+            "depth",
+            {"format": "scannet", "train": "a", "test": "b", "videos": "scans"},
+            "readouts.depth.source.videos is read by the ['ssv2', 'kinetics'] formats only: "
+            "leave it empty for format='scannet'",
+        ),
     ],
 )
 def test_a_readout_source_must_suit_its_task(raw, task, source, message):

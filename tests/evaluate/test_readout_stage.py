@@ -151,6 +151,7 @@ def test_a_benchmark_format_feeds_the_readout_through_params(
         for split in ("readout-train", "readout-test")
     )
     source = {"format": format, "train": str(train), "test": str(test), "frame_stride": 1}
+    source["videos"] = ""
     metrics = run_readout(setup, tmp_path, task, settings={"source": source})
     assert (metrics["source"], metrics["train_clips"], metrics["test_clips"]) == (format, 3, 3)
     assert np.isfinite(metrics[metrics["headline"]])

@@ -51,10 +51,16 @@ def test_an_unknown_task_is_refused(raw):
             "(it serves ['tracking'])",
         ),
         (
+            "pose",
+            {"format": "kinetics", "train": "a.csv", "test": "b.csv", "videos": "k400"},
+            "readouts.pose.source.format='kinetics' has no pose ground truth "
+            "(it serves ['classification'])",
+        ),
+        (
             "boxes",
             {"format": "kitti", "train": "a", "test": "b"},
             "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'scannet', "
-            "'realestate10k', 'tapvid', 'box_tracks']",
+            "'realestate10k', 'tapvid', 'box_tracks', 'ssv2', 'kinetics']",
         ),
     ],
 )

@@ -11,6 +11,9 @@ Benchmark layouts, the same for `train` and `test`:
     box_tracks      a folder of box-track files <clip>.json or <clip>.csv
                     (fourds.data.readers.boxes), each beside its video <clip>.<ext>; boxes are in
                     pixels of the video as displayed, frame i its i-th decoded frame
+    ssv2, kinetics  split files that list videos of `source.videos` by name, each with its
+                    class (fourds.data.labelled): one centred, centre-cropped clip per video,
+                    labelled with its class; the rest of this docstring is for the others
 
 Every benchmark video is stretched to size x size (TAP-Vid's own convention for its 256 x 256
 metrics) with its ground truth, then cut into non-overlapping clips of `frames` frames taking
@@ -28,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import SourceConfig
+from fourds.config.schema import VIDEO_LIST_FORMATS
 from fourds.data.curate import clip_starts, resize_ground_truth
 from fourds.data.decode import decode_video
+from fourds.data.labelled import benchmark_classes, labelled_files, labelled_samples
 from fourds.data.readers import ReaderError
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
@@ -59,8 +64,18 @@ def load_readout_split(
     """
     if source.format == "synthetic":
         return load_split(shard_dir, f"readout-{split}", keys)
+    if source.format in VIDEO_LIST_FORMATS:  # samples that are clips already
+        return clips_from_samples(
+            labelled_samples(source, split, frames, size), keys, frames, size, 1
+        )
     samples = read_benchmark(source.format, getattr(source, split), size)
     return clips_from_samples(samples, keys, frames, size, source.frame_stride)
+
+
+def readout_classes(source: SourceConfig) -> tuple[str, ...]:
+    """A classification benchmark's class list, in the order of the readout's outputs; empty
+    where the classes are the labels found in the clips (the synthetic corpus)."""
+    return benchmark_classes(source) if source.format in VIDEO_LIST_FORMATS else ()
 
 
 def pretrain_clips(
@@ -100,6 +115,8 @@ def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
     """Every file a readout's data is read from (for its run record)."""
     if source.format == "synthetic":
         return sorted(Path(shard_dir).glob("readout-*.npz"))
+    if source.format in VIDEO_LIST_FORMATS:
+        return labelled_files(source)
     files = []
     for root in (Path(source.train), Path(source.test)):
         files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -218,10 +235,13 @@ def clips_from_samples(
 
 
 def _clip(sample: Sample, keys: tuple[str, ...], index: np.ndarray) -> dict[str, np.ndarray]:
-    clip = {
-        key: getattr(sample, key)[:, index] if key in PER_TRACK else getattr(sample, key)[index]
-        for key in keys
-    }
+    clip = {}
+    for key in keys:
+        value = getattr(sample, key)
+        if key in PER_CLIP:
+            clip[key] = np.asarray(value)
+        else:
+            clip[key] = value[:, index] if key in PER_TRACK else value[index]
     if "visible" in clip:  # keep the points seen in this clip
         seen = clip["visible"].any(axis=1)
         clip["tracks"], clip["visible"] = clip["tracks"][seen], clip["visible"][seen]

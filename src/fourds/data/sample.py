@@ -1,11 +1,12 @@
-"""The structure the benchmark readers produce, with the fields of the synthetic world's truth.
-
-A field is None when the source has no such ground truth.
+"""The structures the benchmark readers produce: `Sample`, a clip with the fields of the
+synthetic world's truth (a field is None when the source has no such ground truth), and
+`LabelledVideo`, a video a classification benchmark's split file lists.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class Sample:
     visible: bool [N, T] whether each tracked point is visible (not occluded).
     boxes: float32 [M, T, 4] (x0, y0, x1, y1) boxes of M objects.
     box_visible: bool [M, T] whether each object's box is annotated (in view).
+    label: the clip's class name.
     """
 
     name: str
@@ -35,3 +37,17 @@ class Sample:
     visible: np.ndarray | None = None
     boxes: np.ndarray | None = None
     box_visible: np.ndarray | None = None
+    label: str | None = None
+
+
+class LabelledVideo(NamedTuple):
+    """One video of a classification benchmark's split file.
+
+    file: the video's file name (no folder).
+    label: its class name.
+    entry: where the split file says so ("<file>: line 3"), for messages.
+    """
+
+    file: str
+    label: str
+    entry: str

@@ -21,7 +21,12 @@ import torch
 
 from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
-from fourds.data.benchmarks import load_readout_split, pretrain_clips, source_files
+from fourds.data.benchmarks import (
+    load_readout_split,
+    pretrain_clips,
+    readout_classes,
+    source_files,
+)
 from fourds.data.shards import shard_paths
 from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import (
@@ -82,7 +87,8 @@ def run(
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_dir) / "checkpoint.pt"
-    read = (shard_dir, checkpoint, task_cfg.source.train, task_cfg.source.test, task_cfg.pretrained)
+    source = task_cfg.source
+    read = (shard_dir, checkpoint, source.train, source.test, source.videos, task_cfg.pretrained)
     read = tuple(path for path in read if path)
     check_output_directory(out_dir, read)
     if regime == "random_init":
@@ -100,7 +106,6 @@ def run(
 
     started = time.perf_counter()
     keys = ("video", *TASKS[task_name].keys)
-    source = task_cfg.source
 
     def split(name: str) -> dict[str, np.ndarray]:
         return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
@@ -120,7 +125,8 @@ def run(
         )
         readout = readout.to(device)
     else:
-        task = make_task(task_name, geometry, TaskContext.from_config(cfg, (train, test)))
+        context = TaskContext.from_config(cfg, (train, test), readout_classes(source))
+        task = make_task(task_name, geometry, context)
         train_targets = task.targets(train)
         start = train_targets if cfg.start_at_baseline else None
         readout = build_readout(

@@ -4,8 +4,8 @@ classification.
 `TASKS[name]` says everything the rest of fourds needs to know of a task: the class that
 implements it (its `keys` are the ground-truth arrays it reads), the readout data formats
 (`readouts.<task>.source.format`, fourds.data.benchmarks) that carry that ground truth, and how
-to build it for an encoder's clips. Class labels come from the data: the classification task
-takes its label set from the labels of the readout's clips.
+to build it for an encoder's clips. The classification task takes its classes from a
+benchmark's label list (fourds.data.labelled), or else from the labels of the readout's clips.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class TaskContext:
     depth_loss, tracking_queries, tracking_static: how depth and tracking readouts train and
         predict (readout.depth_loss, tracking_queries, tracking_static).
     splits: the readout's splits (train and test), as arrays; the classification task reads
-        their labels.
+        their labels when `classes` is empty.
+    classes: a benchmark's class names, in the order of the classification readout's outputs
+        (fourds.data.benchmarks.readout_classes); empty: the labels found in `splits`.
     """
 
     depth: DepthProtocol
@@ -43,12 +45,16 @@ class TaskContext:
     depth_loss: str = "log_l1"
     tracking_queries: str = "random"
     tracking_static: float = 0.0
+    classes: tuple[str, ...] = ()
 
     @classmethod
     def from_config(
-        cls, cfg: ReadoutConfig, splits: tuple[dict[str, np.ndarray], ...]
+        cls,
+        cfg: ReadoutConfig,
+        splits: tuple[dict[str, np.ndarray], ...],
+        classes: tuple[str, ...] = (),
     ) -> TaskContext:
-        """The context the readout params give, for `splits`."""
+        """The context the readout params give, for `splits` (of a source with `classes`)."""
         return cls(
             depth_protocol(cfg),
             cfg.pose_pairs,
@@ -56,6 +62,7 @@ class TaskContext:
             cfg.depth_loss,
             cfg.tracking_queries,
             cfg.tracking_static,
+            classes,
         )
 
 
@@ -101,9 +108,13 @@ TASKS: dict[str, TaskSpec] = {
     ),
     "classification": TaskSpec(
         ClassificationTask,
-        ("synthetic",),
-        lambda geometry, c: ClassificationTask.from_labels(
-            np.concatenate([split["label"] for split in c.splits])
+        ("synthetic", "ssv2", "kinetics"),
+        lambda geometry, c: (
+            ClassificationTask(c.classes)
+            if c.classes
+            else ClassificationTask.from_labels(
+                np.concatenate([split["label"] for split in c.splits])
+            )
         ),
     ),
 }

@@ -14,12 +14,13 @@ from fourds.evaluate.tasks.base import Evaluation, Infer, batches, fixed_outputs
 
 
 class ClassificationTask:
-    """Clip labels (the synthetic world's: its camera motion); scored with top-1 and top-5
-    accuracy (`fourds.evaluate.metrics.top_k_accuracy`; ties count against the label; with 5
-    classes or fewer top-5 is 1 by definition).
+    """Clip labels (the synthetic world's: its camera motion; a benchmark's classes); scored
+    with top-1 and top-5 accuracy (`fourds.evaluate.metrics.top_k_accuracy`; ties count
+    against the label; with 5 classes or fewer top-5 is 1 by definition).
 
-    class_names: the label set, in the order of the readout's outputs. `from_labels` takes it
-    from the clips' labels, so a data source brings its own classes.
+    class_names: the label set, in the order of the readout's outputs: a benchmark's label
+    list (SSv2's 174 classes, Kinetics' 400 to 700), or `from_labels` takes it from the clips'
+    labels, so the synthetic corpus brings its own classes.
     """
 
     name = "classification"

@@ -1,0 +1,78 @@
+"""Something-Something v2's annotations, as published (its "labels" download):
+
+    labels.json        {"Approaching something with your camera": "0", ...}: class name -> its
+                       index (a string or an int), 174 classes numbered 0 to 173
+    train.json, validation.json
+                       [{"id": "78687", "label": "holding potato next to vicks vaporub bottle",
+                         "template": "Holding [something] next to [something]",
+                         "placeholders": ["potato", "vicks vaporub bottle"]}, ...]
+
+An entry's class is its template with the square brackets removed ("Holding something next to
+something"), which is how the benchmark's class names are written; its video is <id>.webm
+(VP9). test.json has no templates: it cannot be scored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fourds.data.readers import ReaderError
+from fourds.data.sample import LabelledVideo
+
+SSV2_VIDEO_SUFFIX = ".webm"
+
+
+def read_ssv2_classes(path: str | Path) -> tuple[str, ...]:
+    """The class names of a labels.json, in the order of their indices.
+
+    Raises:
+        ReaderError: naming the file: not JSON, not a mapping of class names to integer
+            indices, or indices that are not 0 to C-1, each once.
+    """
+    path = Path(path)
+    labels = _load_json(path)
+    if not isinstance(labels, dict) or not labels:
+        raise ReaderError(f"{path}: not a mapping of class names to indices")
+    try:
+        index = {str(name): int(value) for name, value in labels.items()}
+    except (TypeError, ValueError) as error:
+        raise ReaderError(f"{path}: a class index is not an integer ({error})") from None
+    if sorted(index.values()) != list(range(len(index))):
+        raise ReaderError(f"{path}: the class indices are not 0 to {len(index) - 1}, each once")
+    return tuple(sorted(index, key=index.get))
+
+
+def read_ssv2_split(path: str | Path) -> list[LabelledVideo]:
+    """The videos of a train.json or validation.json, each with its class, in file order.
+
+    Raises:
+        ReaderError: naming the file (and the entry): not JSON, not a list of entries, or an
+            entry without a string `id` and `template`.
+    """
+    path = Path(path)
+    entries = _load_json(path)
+    if not isinstance(entries, list):
+        raise ReaderError(f"{path}: not a list of entries")
+    videos = []
+    for number, entry in enumerate(entries):
+        where = f"{path}: entry {number}"
+        if not isinstance(entry, dict):
+            raise ReaderError(f"{where} is not an object")
+        video, template = entry.get("id"), entry.get("template")
+        if not isinstance(video, str | int) or not isinstance(template, str):
+            raise ReaderError(
+                f"{where} has no string id and template (test.json has no templates: it is "
+                "not scored)"
+            )
+        label = template.replace("[", "").replace("]", "")
+        videos.append(LabelledVideo(f"{video}{SSV2_VIDEO_SUFFIX}", label, f"{where} (id {video})"))
+    return videos
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReaderError(f"{path}: not JSON ({error})") from None
