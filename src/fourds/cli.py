@@ -146,7 +146,7 @@ def _convert(args: argparse.Namespace) -> None:
     from fourds.models.vit import count_parameters
     from fourds.models.weights import load_encoder
 
-    result = convert(args.npz, args.out)
+    result = convert(args.npz, args.out, args.output_patch)
     encoder = load_encoder(result.encoder, args.attention)  # reloading checks the written file
     cfg, clip = result.model, f"{result.frames}x{result.size}x{result.size}"
     print(
@@ -158,12 +158,22 @@ def _convert(args: argparse.Namespace) -> None:
         print(f"no readout in {args.npz}")
     else:
         readout = load_readout(result.readout, args.attention)
+        patch, channels = readout.layout
         print(
             f"{result.readout}: depth readout, {count_parameters(readout.module):,} params, "
-            f"{readout.depth_output} depth per {'x'.join(map(str, readout.output_patch))} patch"
+            f"{readout.depth_output} depth per {'x'.join(map(str, patch))} patch"
+            + (f", {channels} channels" if channels > 1 else "")
         )
     if result.ignored:
         print(f"left out {len(result.ignored)} arrays outside the encoder and the readout")
+
+
+def patch_shape(text: str) -> tuple[int, int, int]:
+    """TxHxW text, e.g. "2x8x8", -> (2, 8, 8), for argparse."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not TxHxW, e.g. 2x8x8")
+    return tuple(int(part) for part in parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
     convert.add_argument("--npz", required=True, help="an official representations4d .npz")
     convert.add_argument("--out", required=True, help="the encoder weights file to write")
+    convert.add_argument(
+        "--output-patch",
+        type=patch_shape,
+        default=None,
+        help="the depth head's pixels per query, TxHxW, where its arrays leave it open "
+        "(None: read from the arrays)",
+    )
     convert.add_argument(
         "--attention",
         default="sdpa",

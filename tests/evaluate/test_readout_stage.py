@@ -20,12 +20,11 @@ from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import Features
 from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.models.weights import load_encoder, save_mae
 from tests.benchmark_files import export_benchmark
 from tests.conftest import tiny_mae_config
-from tests.models.test_convert import DEPTH, FRAMES, READOUT, SIZE, full_arrays, write_npz
+from tests.models.test_convert import READOUT, full_arrays, official_output_map, write_npz
 from tests.train.conftest import write_tiny_params
 
 TASKS = ("depth", "pose", "tracking", "boxes", "classification")
@@ -159,19 +158,6 @@ def test_a_benchmark_format_feeds_the_readout_through_params(
     assert any(Path(path).is_relative_to(test) for path in record["inputs"])
 
 
-def official_depth_layout(outputs: np.ndarray) -> np.ndarray:
-    """[B, Q, 128] official readout outputs -> depth [B, T, H, W]: queries in raster order over
-    the (T/2, H/8, W/8) patches, each patch's 2x8x8 pixels in (t, y, x) order, linear depth."""
-    batch = outputs.shape[0]
-    gt, gh, gw = FRAMES // 2, SIZE // 8, SIZE // 8
-    depth = np.zeros((batch, FRAMES, SIZE, SIZE))
-    for query in range(gt * gh * gw):
-        i, j, k = query // (gh * gw), query // gw % gh, query % gw
-        patch = outputs[:, query].reshape(batch, 2, 8, 8)
-        depth[:, 2 * i : 2 * i + 2, 8 * j : 8 * j + 8, 8 * k : 8 * k + 8] = patch
-    return depth
-
-
 def test_a_converted_official_depth_readout_is_scored_without_training(setup, tmp_path):
     shards, _ = setup
     arrays = full_arrays()
@@ -182,20 +168,25 @@ def test_a_converted_official_depth_readout_is_scored_without_training(setup, tm
                  "--out", str(official / "checkpoint.pt")]) == 0  # fmt: skip
     readout_file = official / "checkpoint-readout.pt"
     metrics = run_readout(
-        (shards, official), tmp_path, "depth", settings={"pretrained": str(readout_file)}
+        (shards, official),
+        tmp_path,
+        "depth",
+        settings={"pretrained": str(readout_file)},
+        readout_depth=0.5,  # the official code's entry 1 of 4: the token embedding
     )
     assert metrics["readout"] == str(readout_file) and "final_train_loss" not in metrics
+    assert metrics["readout_block"] == 0
 
     encoder = load_encoder(official / "checkpoint.pt")
     readout = load_readout(readout_file).module
     test = load_split(shards, "readout-test", ("video", "depth"))
     video = torch.from_numpy(test["video"]).float() / 255.0
     with torch.no_grad():
-        outputs = readout(encoder(video, num_blocks=readout_block_count(DEPTH, 0.95)))
+        outputs = readout(encoder(video, num_blocks=0))
     # the default protocol: predictions clamped to readout.depth_range, metrics per frame,
     # averaged over frames
     images = depth_image_metrics(
-        official_depth_layout(outputs.numpy()), test["depth"], (0.001, 80.0)
+        official_output_map(outputs.numpy(), (2, 8, 8), 1)[..., 0], test["depth"], (0.001, 80.0)
     )
     for key in ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"):
         assert metrics[key] == pytest.approx(np.nanmean(images[key]), rel=1e-4), key

@@ -18,10 +18,21 @@ import pytest
 import torch
 
 from fourds.cli import main
-from fourds.models.convert import ConvertError, convert, load_readout, readout_path
+from fourds.config import ModelConfig
+from fourds.evaluate.metrics import DepthProtocol
+from fourds.evaluate.readout import clip_geometry, converted_readout
+from fourds.models.convert import (
+    ConvertError,
+    convert,
+    head_layout,
+    load_readout,
+    open_checkpoint,
+    readout_path,
+)
+from fourds.models.mae import unpatchify
 from fourds.models.readout import readout_block_count
-from fourds.models.vit import count_parameters
-from fourds.models.weights import load_encoder
+from fourds.models.vit import VideoViT, count_parameters
+from fourds.models.weights import WeightsError, load_encoder
 
 WIDTH, DEPTH, HEADS, MLP_DIM = 32, 3, 4, 64
 TUBELET, FRAMES, SIZE = (2, 8, 8), 4, 16
@@ -57,14 +68,15 @@ def backbone_shapes(prefix: str) -> dict[str, tuple[int, ...]]:
     return {prefix + key: shape for key, shape in shapes.items()}
 
 
-def readout_shapes() -> dict[str, tuple[int, ...]]:
-    """The official depth readout arrays of the small model."""
+def readout_shapes(queries: int = QUERIES, out_dim: int = OUT_DIM) -> dict[str, tuple[int, ...]]:
+    """The official depth readout arrays of the small model, with `queries` learned queries
+    and `out_dim` outputs each."""
     heads_shape, width = (READOUT_HEADS, READOUT_WIDTH // READOUT_HEADS), READOUT_WIDTH
     shapes = {
         "LayerNorm_0/scale": (WIDTH,),
         "LayerNorm_0/bias": (WIDTH,),
         "temporal_posenc/embeddings": (FRAMES, 1, WIDTH),
-        "query": (QUERIES, *heads_shape),
+        "query": (queries, *heads_shape),
         "key_embedding/kernel": (WIDTH, *heads_shape),
         "key_embedding/bias": heads_shape,
         "value_embedding/kernel": (WIDTH, *heads_shape),
@@ -77,8 +89,8 @@ def readout_shapes() -> dict[str, tuple[int, ...]]:
         "MLP_0/Dense_0/bias": (4 * width,),
         "MLP_0/Dense_1/kernel": (4 * width, width),
         "MLP_0/Dense_1/bias": (width,),
-        "Dense_1/kernel": (width, OUT_DIM),
-        "Dense_1/bias": (OUT_DIM,),
+        "Dense_1/kernel": (width, out_dim),
+        "Dense_1/bias": (out_dim,),
     }
     return {READOUT + key: shape for key, shape in shapes.items()}
 
@@ -97,8 +109,9 @@ def write_npz(path, arrays: dict[str, np.ndarray]):
     return path
 
 
-def full_arrays() -> dict[str, np.ndarray]:
-    return random_arrays(backbone_shapes(FULL) | readout_shapes())
+def full_arrays(queries: int = QUERIES, out_dim: int = OUT_DIM) -> dict[str, np.ndarray]:
+    """A full depth model's arrays: the backbone and a readout of `readout_shapes`."""
+    return random_arrays(backbone_shapes(FULL) | readout_shapes(queries, out_dim))
 
 
 def relative(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -110,8 +123,10 @@ def relative(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 
 
 def layer_norm(x, scale, bias):
-    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + 1e-6) * scale + bias
+    """Flax's nn.LayerNorm: the variance in one pass, max(0, E[x^2] - E[x]^2)."""
+    mean = x.mean(-1, keepdims=True)
+    var = np.maximum(0.0, (x * x).mean(-1, keepdims=True) - mean * mean)
+    return (x - mean) * (1.0 / np.sqrt(var + 1e-6) * scale) + bias
 
 
 def gelu(x, approximate: bool):
@@ -192,7 +207,7 @@ def jax_resize_time(features, frames: int):
 
 def official_readout(features, p, approximate: bool):
     """AttentionReadout on features [B, T'*h*w, D]: resized in time to T frames with JAX's
-    cubic, then LayerNorm -> [B, Q, 128]."""
+    cubic, then LayerNorm -> [B, Q, out_dim]."""
     batch = features.shape[0]
     features = jax_resize_time(features.reshape(batch, GRID[0], -1, WIDTH), FRAMES)
     x = layer_norm(features, p["LayerNorm_0/scale"], p["LayerNorm_0/bias"])
@@ -200,8 +215,9 @@ def official_readout(features, p, approximate: bool):
     key = dense(x, p["key_embedding/kernel"], p["key_embedding/bias"])
     value = dense(x, p["value_embedding/kernel"], p["value_embedding/bias"])
     query = np.broadcast_to(p["query"], (batch, *p["query"].shape))
-    token = dot_product_attention(query, key, value).reshape(batch, QUERIES, -1)
-    token = query.reshape(batch, QUERIES, -1) + dense(token, p["Dense_0/kernel"], p["Dense_0/bias"])
+    queries = query.shape[1]
+    token = dot_product_attention(query, key, value).reshape(batch, queries, -1)
+    token = query.reshape(batch, queries, -1) + dense(token, p["Dense_0/kernel"], p["Dense_0/bias"])
     y = layer_norm(token, p["LayerNorm_1/scale"], p["LayerNorm_1/bias"])
     y = gelu(dense(y, p["MLP_0/Dense_0/kernel"], p["MLP_0/Dense_0/bias"]), approximate)
     token = token + dense(y, p["MLP_0/Dense_1/kernel"], p["MLP_0/Dense_1/bias"])
@@ -263,6 +279,20 @@ def test_encoder_matches_the_official_features_at_readout_depth(converted):
     assert relative_error(as_numpy(ours), expected) <= PARITY
 
 
+@pytest.mark.parametrize("readout_depth", [0.05, 0.3, 0.5, 0.95, 1.0])
+def test_the_encoder_reads_the_features_the_official_code_reads(converted, readout_depth):
+    """Every kind of entry of the official list (4 entries at depth 3): -1 (wrapping to the
+    last, 2 blocks), 0 and 1 (the token embedding), 2 and 3 (1 and 2 blocks)."""
+    arrays, result = converted
+    video = np.random.default_rng(5).random((2, FRAMES, SIZE, SIZE, 3))
+    encoder = load_encoder(result.encoder)
+    blocks = readout_block_count(DEPTH, readout_depth, encoder.convention)
+    ours = encoder(torch.tensor(video, dtype=torch.float32), num_blocks=blocks)
+    p = relative(arrays, FULL)
+    expected = official_readout_features(video, p, approximate=True, readout_depth=readout_depth)
+    assert relative_error(as_numpy(ours), expected) <= PARITY
+
+
 def test_converted_files_record_the_official_origin_and_numerics(converted):
     _, result = converted
     payload = torch.load(result.encoder, weights_only=True)
@@ -311,7 +341,7 @@ def test_readout_matches_the_official_readout(converted):
     arrays, result = converted
     loaded = load_readout(result.readout)
     readout = loaded.module
-    assert (loaded.depth_output, loaded.output_patch) == ("linear", (2, 8, 8))
+    assert (loaded.depth_output, loaded.layout) == ("linear", ((2, 8, 8), 1))
     torch.testing.assert_close(readout.cross_attn.q.weight, torch.eye(READOUT_WIDTH))
     temporal = arrays[f"{READOUT}temporal_posenc/embeddings"]  # [T, 1, D]: time order kept
     np.testing.assert_array_equal(readout.temporal_embed.numpy(), temporal[None])
@@ -324,6 +354,96 @@ def test_readout_matches_the_official_readout(converted):
     p = relative(arrays, READOUT)
     assert ours.shape == (2, QUERIES, OUT_DIM)
     np.testing.assert_allclose(ours, official_readout(features, p, approximate=True), **EXACT)
+
+
+def official_output_map(outputs: np.ndarray, patch, channels: int) -> np.ndarray:
+    """The official readout's rearrange of outputs [B, Q, prod(patch) * channels] into
+    [B, T, H, W, channels]: queries in raster order over the clip's patch grid, each query's
+    outputs in (t, y, x, channel) order."""
+    batch, (pt, py, px) = outputs.shape[0], patch
+    gt, gh, gw = FRAMES // pt, SIZE // py, SIZE // px
+    maps = np.zeros((batch, FRAMES, SIZE, SIZE, channels))
+    for query in range(gt * gh * gw):
+        i, j, k = query // (gh * gw), query // gw % gh, query % gw
+        block = outputs[:, query].reshape(batch, pt, py, px, channels)
+        maps[:, pt * i : pt * (i + 1), py * j : py * (j + 1), px * k : px * (k + 1)] = block
+    return maps
+
+
+@pytest.mark.parametrize(
+    ("patch", "channels", "output_patch"),
+    [
+        ((2, 4, 4), 1, None),
+        ((2, 4, 4), 3, None),
+        ((2, 16, 16), 1, None),
+        ((1, 8, 8), 2, (1, 8, 8)),  # 1x8x8 or 4x4x4 by the arrays alone: named
+    ],
+)
+def test_the_head_layout_is_read_from_the_checkpoint(tmp_path, patch, channels, output_patch):
+    """A head of another patch and channel count than the released 2x8x8 x 1 converts to a
+    readout that records them and matches the official readout, its outputs laid out as the
+    official code lays them out."""
+    queries = FRAMES * SIZE * SIZE // math.prod(patch)
+    arrays = full_arrays(queries, math.prod(patch) * channels)
+    result = convert(write_npz(tmp_path / "head.npz", arrays), tmp_path / "e.pt", output_patch)
+    loaded = load_readout(result.readout)
+    assert loaded.layout == (patch, channels)
+    features = np.random.default_rng(6).normal(size=(2, math.prod(GRID), WIDTH))
+    with torch.no_grad():
+        ours = as_numpy(loaded.module(torch.tensor(features, dtype=torch.float32)))
+    expected = official_readout(features, relative(arrays, READOUT), approximate=True)
+    np.testing.assert_allclose(ours, expected, **EXACT)
+    grid = (FRAMES // patch[0], SIZE // patch[1], SIZE // patch[2])
+    np.testing.assert_allclose(
+        unpatchify(torch.from_numpy(ours), patch, grid).numpy(),
+        official_output_map(expected, patch, channels),
+        **EXACT,
+    )
+
+
+def test_the_released_head_is_2x8x8_of_one_channel(tmp_path):
+    """scaling4d_dist_b_depth.npz's head shapes: 6272 queries, 128 outputs, 16x224x224 clips
+    on 2x16x16 tubelets: 2x8x8 and 8x4x4 patches would both tile the clip, and the one as long
+    in time as the tubelet is taken."""
+    head = {
+        f"{READOUT}query": np.zeros((6272, 1, 1)),
+        f"{READOUT}Dense_1/kernel": np.zeros((1, 128)),
+    }
+    ckpt = open_checkpoint(write_npz(tmp_path / "head.npz", head))
+    cfg = ModelConfig(
+        768, 12, 12, 3072, (2, 16, 16), qk_norm=False, parallel_blocks=False, bias=True
+    )
+    assert head_layout(ckpt, cfg, 16, 224) == ((2, 8, 8), 1)
+    assert head_layout(ckpt, cfg, 16, 224, (8, 4, 4)) == ((8, 4, 4), 1)
+
+
+@pytest.mark.parametrize(
+    ("patch", "output_patch", "message"),
+    [
+        ((1, 8, 8), None, "64-pixel patches of 4x16x16 clips could be 1x8x8 or 4x4x4: name one"),
+        ((2, 8, 8), (4, 4, 4), "output patch 4x4x4 does not fit the depth head: its 8 queries"),
+        ((2, 8, 8), (3, 8, 8), "output patch 3x8x8 does not fit"),
+    ],
+)
+def test_a_head_layout_the_arrays_leave_open_must_be_named(tmp_path, patch, output_patch, message):
+    arrays = full_arrays(FRAMES * SIZE * SIZE // math.prod(patch), math.prod(patch))
+    with pytest.raises(ConvertError, match=message):
+        convert(write_npz(tmp_path / "head.npz", arrays), tmp_path / "e.pt", output_patch)
+    assert not (tmp_path / "e.pt").exists()
+
+
+def test_depth_scoring_refuses_a_converted_readout_that_does_not_fit(converted, tmp_path):
+    _, result = converted
+    protocol = DepthProtocol("none", "per_image", (0.001, 80.0))
+    other_clips = VideoViT(result.model, 2 * FRAMES, SIZE, convention="official")
+    with pytest.raises(WeightsError, match="does not fit this encoder's 8x16x16 clips"):
+        converted_readout(result.readout, clip_geometry(other_clips), protocol, "sdpa")
+    patch = (2, 4, 4)  # of 3 channels
+    arrays = full_arrays(FRAMES * SIZE * SIZE // math.prod(patch), 3 * math.prod(patch))
+    three = convert(write_npz(tmp_path / "head.npz", arrays), tmp_path / "encoder.pt")
+    geometry = clip_geometry(load_encoder(three.encoder))
+    with pytest.raises(WeightsError, match="predicts one channel per pixel, this one 3"):
+        converted_readout(three.readout, geometry, protocol, "sdpa")
 
 
 def test_a_backbone_only_checkpoint_converts_the_same_encoder(converted, tmp_path):
@@ -361,7 +481,16 @@ KEY = f"{FULL}processor/layers_1/attention/key/kernel"
         ({KEY: None}, f"missing key '{KEY}'"),
         (
             {f"{READOUT}Dense_1/kernel": np.zeros((READOUT_WIDTH, 64), np.float32)},
-            f"{READOUT}Dense_1/kernel: expected shape (16, 128), found (16, 64)",
+            "a depth head of 64 outputs per query is not a whole number of channels for its "
+            "128-pixel patches of 4x16x16 clips",
+        ),
+        (
+            {f"{READOUT}Dense_1/bias": np.zeros(64, np.float32)},
+            f"{READOUT}Dense_1/bias: expected shape (128,), found (64,)",
+        ),
+        (
+            {f"{READOUT}query": np.zeros((7, READOUT_HEADS, 4), np.float32)},
+            "7 depth queries do not tile 4x16x16 clips",
         ),
         (
             {f"{FULL}processor/layers_1/attention/query_norm/scale": np.ones(8, np.float32)},
@@ -408,3 +537,15 @@ def test_cli_reports_what_it_wrote_and_exits_2_on_a_bad_checkpoint(tmp_path, cap
     (tmp_path / "bad.npz").write_bytes(b"\x00" * 16)
     assert main(["convert", "--npz", str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("fourds convert: error: ")
+
+
+def test_cli_names_an_output_patch_the_arrays_leave_open(tmp_path, capsys):
+    arrays = full_arrays(FRAMES * SIZE * SIZE // 64, 2 * 64)  # 1x8x8 or 4x4x4, 2 channels
+    npz, out = str(write_npz(tmp_path / "head.npz", arrays)), str(tmp_path / "4ds.pt")
+    assert main(["convert", "--npz", npz, "--out", out]) == 2
+    assert "could be 1x8x8 or 4x4x4: name one with --output-patch" in capsys.readouterr().err
+    assert main(["convert", "--npz", npz, "--out", out, "--output-patch", "1x8x8"]) == 0
+    assert "linear depth per 1x8x8 patch, 2 channels" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_status:
+        main(["convert", "--npz", npz, "--out", out, "--output-patch", "1x8"])
+    assert exit_status.value.code == 2 and "'1x8' is not TxHxW" in capsys.readouterr().err

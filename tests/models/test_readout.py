@@ -20,8 +20,38 @@ DECODER = tiny_mae_config(mask_ratio=0.5, decoder_width=8)
 
 @pytest.mark.parametrize(("depth", "blocks"), [(12, 10), (24, 21), (4, 2), (8, 6), (2, 1), (1, 1)])
 def test_readout_block_count(depth, blocks):
-    """As the released 4DS code: block 10 of 12 for 4DS-B at readout depth 0.95."""
+    """As the released 4DS code: block 10 of 12 for 4DS-B at readout depth 0.95; fourds' own
+    readouts read at least one block."""
     assert readout_block_count(depth, 0.95) == blocks
+
+
+@pytest.mark.parametrize(
+    ("depth", "readout_depth", "official", "fourds"),
+    [
+        (12, 0.95, 10, 10),
+        (12, 1.0, 11, 11),
+        (12, 0.16, 0, 1),  # entry 1: the token embedding (the input of block 0)
+        (12, 0.1, 0, 1),  # entry 0: the token embedding
+        (12, 0.05, 11, 1),  # entry -1: the last entry, the input of the last block
+        (1, 0.95, 0, 1),
+        (2, 0.95, 0, 1),
+    ],
+)
+def test_readout_block_count_by_convention(depth, readout_depth, official, fourds):
+    assert readout_block_count(depth, readout_depth, "official") == official
+    assert readout_block_count(depth, readout_depth, "fourds") == fourds
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 12, 24, 48])
+def test_official_readout_block_count_indexes_the_official_feature_list(depth):
+    """The official list holds the blocks run before each entry: the token embedding, then
+    each block's input, [0, 0, 1, ..., depth - 1]; it is read at int(len * readout_depth) - 1,
+    Python's -1 the last entry. Every readout_depth the schema admits, (0, 1], in steps of
+    1/1000."""
+    blocks_run = [0, *range(depth)]
+    for step in range(1, 1001):
+        expected = blocks_run[int(len(blocks_run) * step / 1000) - 1]
+        assert readout_block_count(depth, step / 1000, "official") == expected, step
 
 
 def test_readout_shapes_and_temporal_upsampling():

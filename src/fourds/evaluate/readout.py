@@ -35,6 +35,7 @@ from fourds.models.convert import load_readout
 from fourds.models.pose_readout import CorrelationPoseReadout
 from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
+from fourds.models.weights import WeightsError
 
 
 def encode_clips(encoder: VideoViT, video: torch.Tensor, num_blocks: int) -> torch.Tensor:
@@ -158,15 +159,21 @@ def converted_readout(
     """A readout written by `fourds convert` and the depth task that reads its outputs.
 
     Raises:
-        ValueError: the readout was converted for clips of another size than the encoder's.
+        WeightsError: the readout predicts more than one channel, or was converted for clips of
+            another size than the encoder's.
     """
     loaded = load_readout(path, backend)
-    task = DepthTask(geometry, protocol, loaded.output_patch, loaded.depth_output)
+    if loaded.layout.channels != 1:
+        raise WeightsError(
+            f"{path}: a depth readout predicts one channel per pixel, this one "
+            f"{loaded.layout.channels}"
+        )
+    task = DepthTask(geometry, protocol, loaded.layout.patch, loaded.depth_output)
     readout = loaded.module
     queries = readout.queries.shape[1]
     expected = (task.num_queries, geometry.frames, geometry.grid)
     if (queries, readout.frames, tuple(readout.grid)) != expected:
-        raise ValueError(
+        raise WeightsError(
             f"{path}: a readout of {queries} queries over {readout.frames} frames and token "
             f"grid {tuple(readout.grid)} does not fit this encoder's "
             f"{geometry.frames}x{geometry.size}x{geometry.size} clips (token grid "

@@ -28,21 +28,24 @@ Depth readout, R = params/layers_2 (width W = 1024 = 16 heads x 64, Q = 6272 que
     R/Dense_0/{kernel,bias} [W,W]                          cross_attn.proj
     R/LayerNorm_1/{scale,bias} [W]                         norm
     R/MLP_0/Dense_0, R/MLP_0/Dense_1 [W,4W], [4W,W]        mlp.0, mlp.2
-    R/Dense_1/{kernel,bias} [W,128]                        head
+    R/Dense_1/{kernel,bias} [W,128]                        head [128, W]: 2x8x8 pixels x 1
 
 Flax Dense kernels are [in, out] (a torch Linear weight is [out, in]); multi-head kernels
 [in, heads, head_dim] flatten heads-major, as `Attention` splits its projections.
 
-The official readout predicts linear depth (no exp) for the 2x8x8 pixels of each output patch,
-in (t, y, x) order, with queries in raster order over the (T/2, H/8, W/8) patch grid; fourds'
-`DepthTask` predicts log-depth per encoder tubelet. The readout file therefore records
-`depth_output: "linear"` and `output_patch: (2, 8, 8)`: undo it with `unpatchify` on that patch
-and grid, without exp.
+The official readout predicts linear depth (no exp) for the pixels of each output patch, in
+(t, y, x, channel) order, with queries in raster order over the clip's patch grid: 2x8x8 pixels
+of one channel for the released depth model, (T/2, H/8, W/8) patches. The patch and channel
+count are read from the arrays (`head_layout`); fourds' `DepthTask` predicts log-depth per
+encoder tubelet. The readout file therefore records `depth_output: "linear"`, `output_patch`
+and `channels`: undo it with `unpatchify` on that patch and grid, without exp.
 
 Both files record `convention: "official"` (fourds.models.vit.CONVENTIONS): loading them
-rebuilds the official model's numerics, not fourds' own: tanh GELU (Flax's default) in the
-encoder and the readout, and the readout's temporal resize before its LayerNorm with JAX's
-cubic kernel (Keys a = -0.5, edge weights renormalised). The converted model then matches the
+rebuilds the official model's numerics, not fourds' own: tanh GELU and the one-pass LayerNorm
+variance (Flax's defaults) in the encoder and the readout, the readout's block as the official
+code picks it (`readout_block_count`), and the readout's temporal resize before its LayerNorm
+with JAX's cubic kernel (Keys a = -0.5, edge weights renormalised). The converted model then
+matches the
 official forward pass to float32 precision end to end (tests/models/test_convert.py: within
 1e-5 relative of a float64 numpy re-implementation of the official blocks).
 """
@@ -65,7 +68,6 @@ from fourds.models.weights import check_weights_output, read_payload, save_mae, 
 BACKBONE_PREFIXES = ("params/layers_0/", "params/")
 READOUT_PREFIX = "params/layers_2/"
 PATCH_KERNEL = "encoder/patch_embedding/Conv_0/kernel"
-DEPTH_PATCH = (2, 8, 8)  # pixels (t, y, x) predicted by each official depth query
 READOUT_FORMAT = "fourds-readout-v1"
 CONVENTION = "official"  # the numerics converted weights are loaded with
 ORIGIN = "official 4DS checkpoint (google-deepmind/representations4d)"
@@ -233,24 +235,90 @@ def encoder_state(
     return {name: value.contiguous() for name, value in state.items()}
 
 
-def readout_args(ckpt: Checkpoint, cfg: ModelConfig, frames: int, size: int) -> dict:
-    """`AttentionReadout` constructor arguments of the official depth readout.
+class HeadLayout(NamedTuple):
+    """What each query of a converted depth head predicts: outputs [prod(patch) * channels] in
+    (t, y, x, channel) order."""
 
-    One query per `DEPTH_PATCH` of the frames x size x size clip; width and heads come from the
-    learned queries [Q, heads, head_dim].
+    patch: tuple[int, int, int]  # pixels (t, y, x)
+    channels: int
+
+
+def head_layout(
+    ckpt: Checkpoint,
+    cfg: ModelConfig,
+    frames: int,
+    size: int,
+    output_patch: tuple[int, int, int] | None = None,
+) -> HeadLayout:
+    """The depth head's output patch and channels, read from its arrays.
+
+    Its Q learned queries [Q, heads, head_dim] tile the frames x size x size clip, so each
+    predicts frames * size^2 / Q pixels, and its output layer [W, O] gives O / that channels
+    per pixel. The patch is the (t, s, s) of that many pixels that divides the clip; where
+    several do, the one as long in time as the tubelet (the released head: 2x8x8 on 2x16x16
+    tubelets); `output_patch` (any (t, y, x) of that many pixels) decides instead.
+
+    Raises:
+        ConvertError: the queries or outputs do not tile the clip, no patch fits, or several
+            do and none is as long as the tubelet (then name one with `output_patch`).
     """
-    _, heads, head_dim = ckpt.shape(READOUT_PREFIX + "query", rank=3)
-    clip = (frames, size, size)
-    num_queries = math.prod(n // patch for n, patch in zip(clip, DEPTH_PATCH, strict=True))
+    queries, _, _ = ckpt.shape(READOUT_PREFIX + "query", rank=3)
+    _, outputs = ckpt.shape(READOUT_PREFIX + "Dense_1/kernel", rank=2)
+    clip = f"{frames}x{size}x{size}"
+    pixels, rest = divmod(frames * size * size, queries)
+    if rest:
+        raise ConvertError(f"{ckpt.path}: {queries} depth queries do not tile {clip} clips")
+    channels, rest = divmod(outputs, pixels)
+    if rest or not channels:
+        raise ConvertError(
+            f"{ckpt.path}: a depth head of {outputs} outputs per query is not a whole number of "
+            f"channels for its {pixels}-pixel patches of {clip} clips"
+        )
+    shape = (frames, size, size)
+
+    def fits(patch: tuple[int, int, int]) -> bool:
+        divides = all(n % k == 0 for n, k in zip(shape, patch, strict=True))
+        return math.prod(patch) == pixels and divides
+
+    if output_patch is not None:
+        if not fits(output_patch):
+            raise ConvertError(
+                f"{ckpt.path}: output patch {_shape(output_patch)} does not fit the depth head: "
+                f"its {queries} queries tile {clip} clips in {pixels}-pixel patches"
+            )
+        return HeadLayout(tuple(output_patch), channels)
+    fitting = [(t, s, s) for t in range(1, frames + 1) for s in range(1, size + 1)]
+    fitting = [patch for patch in fitting if fits(patch)]
+    if len(fitting) > 1:
+        fitting = [patch for patch in fitting if patch[0] == cfg.tubelet[0]] or fitting
+    if len(fitting) != 1:
+        found = f"could be {' or '.join(map(_shape, fitting))}" if fitting else "are not t x s x s"
+        raise ConvertError(
+            f"{ckpt.path}: the depth head's {pixels}-pixel patches of {clip} clips {found}: "
+            "name one with --output-patch"
+        )
+    return HeadLayout(fitting[0], channels)
+
+
+def _shape(patch: tuple[int, ...]) -> str:
+    return "x".join(map(str, patch))
+
+
+def readout_args(
+    ckpt: Checkpoint, cfg: ModelConfig, frames: int, size: int, layout: HeadLayout
+) -> dict:
+    """`AttentionReadout` constructor arguments of the official depth readout: one query per
+    output patch of `layout`, width and heads from the learned queries [Q, heads, head_dim]."""
+    queries, heads, head_dim = ckpt.shape(READOUT_PREFIX + "query", rank=3)
     return {
         "feature_dim": cfg.width,
         "grid": [frames // cfg.tubelet[0], size // cfg.tubelet[1], size // cfg.tubelet[2]],
         "frames": frames,
         "width": heads * head_dim,
         "heads": heads,
-        "num_queries": num_queries,
+        "num_queries": queries,
         "query_dim": 0,
-        "out_dim": math.prod(DEPTH_PATCH),
+        "out_dim": math.prod(layout.patch) * layout.channels,
         "convention": CONVENTION,
     }
 
@@ -307,11 +375,11 @@ class Converted:
 
 
 class LoadedReadout(NamedTuple):
-    """A converted readout and how to read its outputs [B, Q, prod(output_patch)]."""
+    """A converted readout and how to read its outputs [B, Q, prod(layout.patch) * channels]."""
 
     module: AttentionReadout
     depth_output: str  # "linear": outputs are depth itself, not log-depth
-    output_patch: tuple[int, int, int]  # pixels (t, y, x) of each query, in that order
+    layout: HeadLayout  # each query's pixels (t, y, x) and channels per pixel
 
 
 def readout_path(out: str | Path) -> Path:
@@ -320,8 +388,11 @@ def readout_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}-readout.pt")
 
 
-def convert(npz: str | Path, out: str | Path) -> Converted:
-    """Convert an official 4DS `.npz` into encoder weights at `out` (and its readout, if any).
+def convert(
+    npz: str | Path, out: str | Path, output_patch: tuple[int, int, int] | None = None
+) -> Converted:
+    """Convert an official 4DS `.npz` into encoder weights at `out` (and its readout, if any;
+    `output_patch` names its patch where the arrays leave it open, see `head_layout`).
 
     Every array is checked before anything is written; both files are written atomically.
 
@@ -339,8 +410,9 @@ def convert(npz: str | Path, out: str | Path) -> Converted:
         encoder = encoder_state(ckpt, prefix, cfg, frames, size)
         readout = None
         if any(key.startswith(READOUT_PREFIX) for key in ckpt.keys):
-            args = readout_args(ckpt, cfg, frames, size)
-            readout = args, readout_state(ckpt, args)
+            layout = head_layout(ckpt, cfg, frames, size, output_patch)
+            args = readout_args(ckpt, cfg, frames, size, layout)
+            readout = args, readout_state(ckpt, args), layout
             converted.append(READOUT_PREFIX)
     unknown = [key for part in converted for key in ckpt.unused(part)]
     if unknown:
@@ -367,13 +439,16 @@ def save_encoder(
     )
 
 
-def save_readout(path: str | Path, args: dict, state: StateDict, source: str) -> None:
+def save_readout(
+    path: str | Path, args: dict, state: StateDict, layout: HeadLayout, source: str
+) -> None:
     """Write a depth readout (constructor args, state dict, output convention), atomically."""
     payload = {
         "format": READOUT_FORMAT,
         "task": "depth",
         "depth_output": "linear",
-        "output_patch": list(DEPTH_PATCH),
+        "output_patch": list(layout.patch),
+        "channels": layout.channels,
         "args": args,
         "state_dict": state,
         "source": source,
@@ -389,4 +464,5 @@ def load_readout(path: str | Path, backend: str = "sdpa") -> LoadedReadout:
     readout = AttentionReadout(**args, backend=backend)
     readout.load_state_dict(payload["state_dict"])
     readout.requires_grad_(False)
-    return LoadedReadout(readout.eval(), payload["depth_output"], tuple(payload["output_patch"]))
+    layout = HeadLayout(tuple(payload["output_patch"]), payload.get("channels", 1))
+    return LoadedReadout(readout.eval(), payload["depth_output"], layout)

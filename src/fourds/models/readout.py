@@ -18,10 +18,10 @@ pixel's mean training log-depth), so that a readout starts from that baseline in
 
 Two numerical conventions (fourds.models.vit.CONVENTIONS): fourds' readouts normalise the
 features, then upsample them with torch's bicubic kernel (Keys a = -0.75, clamped edges) and
-use exact GELU; a readout converted from the official 4DS checkpoint ("official") resizes
-first with JAX's cubic kernel (`jax.image.resize(method="cubic")`: Keys a = -0.5, taps outside
-the input dropped and the rest renormalised), then normalises, and uses tanh GELU, as the
-official model does.
+use exact GELU and torch's LayerNorm; a readout converted from the official 4DS checkpoint
+("official") resizes first with JAX's cubic kernel (`jax.image.resize(method="cubic")`: Keys
+a = -0.5, taps outside the input dropped and the rest renormalised), then normalises, and uses
+tanh GELU and Flax's one-pass LayerNorm variance, as the official model does.
 """
 
 from __future__ import annotations
@@ -38,14 +38,21 @@ from fourds.models.vit import CONVENTIONS, MLP
 FOURIER_BANDS = 8
 
 
-def readout_block_count(depth: int, readout_depth: float) -> int:
-    """How many encoder blocks to run for a readout at fraction `readout_depth` of the depth.
+def readout_block_count(depth: int, readout_depth: float, convention: str = "fourds") -> int:
+    """How many encoder blocks to run for a readout at fraction `readout_depth` (in (0, 1]) of
+    the depth.
 
-    The released 4DS code lists the token embedding and the input of every block
-    (depth + 1 entries) and reads entry int((depth + 1) * readout_depth) - 1, which is the output
-    of block int((depth + 1) * readout_depth) - 2: block 10 of 12 for 4DS-B at 0.95.
+    The released 4DS code lists the token embedding, then the input of every block (depth + 1
+    entries: the embedding twice, the last block's output never) and reads entry
+    e = int((depth + 1) * readout_depth) - 1, the output of e - 1 blocks: 10 of 12 for 4DS-B at
+    0.95. The "official" convention counts as that code does: entries 0 and 1 are the token
+    embedding (0 blocks), and e = -1 (readout_depth below 1 / (depth + 1)) is Python's last
+    entry, the output of depth - 1 blocks. fourds' own readouts read at least one block.
     """
-    return max(1, int((depth + 1) * readout_depth) - 2)
+    entry = int((depth + 1) * readout_depth) - 1
+    if convention == "official":
+        return depth - 1 if entry < 0 else max(0, entry - 1)
+    return max(1, entry - 1)
 
 
 def keys_cubic(distance: torch.Tensor, a: float = -0.5) -> torch.Tensor:
@@ -131,15 +138,16 @@ class AttentionReadout(nn.Module):
         self.register_buffer(
             "time_resize", resize_matrix(grid[0], frames).float(), persistent=False
         )
-        self.feature_norm = nn.LayerNorm(feature_dim, eps=1e-6)
+        gelu, layer_norm = CONVENTIONS[convention]
+        self.feature_norm = layer_norm(feature_dim, eps=1e-6)
         self.temporal_embed = nn.Parameter(torch.zeros(1, frames, 1, feature_dim))
         self.queries = nn.Parameter(torch.zeros(1, 1 if query_dim else num_queries, width))
         if query_dim:
             self.query_embed = FourierEmbedding(query_dim, width)
             self.query_features = nn.Linear(feature_dim, width)
         self.cross_attn = Attention(width, heads, backend, context_dim=feature_dim)
-        self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.mlp = MLP(width, 4 * width, gelu=CONVENTIONS[convention])
+        self.norm = layer_norm(width, eps=1e-6)
+        self.mlp = MLP(width, 4 * width, gelu=gelu)
         self.head = nn.Linear(width, out_dim)
         nn.init.trunc_normal_(self.temporal_embed, std=0.02)
         nn.init.trunc_normal_(self.queries, std=0.02)

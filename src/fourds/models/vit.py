@@ -8,6 +8,8 @@ transformer blocks with GELU MLPs; no CLS token and no final LayerNorm. Tokens a
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -16,10 +18,38 @@ from fourds.config import ModelConfig
 from fourds.models.attention import Attention
 from fourds.models.init import Init
 
-# Numerical conventions -> the GELU they use (nn.GELU's `approximate`): fourds' own models use
-# the exact erf form; weights converted from the official 4DS checkpoints keep the official
-# model's numerics, Flax's default tanh approximation (fourds.models.convert).
-CONVENTIONS = {"fourds": "none", "official": "tanh"}
+
+class FlaxLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm with the statistics of Flax's `nn.LayerNorm` (its default
+    `use_fast_variance`): mean and variance in at least float32, the variance in one pass as
+    max(0, E[x^2] - E[x]^2), then (x - mean) * (rsqrt(var + eps) * weight) + bias, in the dtype
+    of the input promoted with the weights'. torch's LayerNorm takes the variance in two passes,
+    E[(x - E[x])^2], which differs where a token's mean is large against its spread."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., dim] -> [..., dim]."""
+        out_dtype = torch.promote_types(x.dtype, self.weight.dtype)
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        mean = x.mean(-1, keepdim=True)
+        variance = (x.square().mean(-1, keepdim=True) - mean.square()).clamp_min(0.0)
+        scale = torch.rsqrt(variance + self.eps) * self.weight
+        return ((x - mean) * scale + self.bias).to(out_dtype)
+
+
+class Convention(NamedTuple):
+    """A model's numerics: its GELU (nn.GELU's `approximate`) and its LayerNorm."""
+
+    gelu: str
+    layer_norm: type[nn.LayerNorm]
+
+
+# fourds' own models use the exact erf GELU and torch's LayerNorm; weights converted from the
+# official 4DS checkpoints keep the official model's numerics, Flax's defaults: the tanh GELU
+# and the one-pass LayerNorm variance (fourds.models.convert).
+CONVENTIONS = {
+    "fourds": Convention("none", nn.LayerNorm),
+    "official": Convention("tanh", FlaxLayerNorm),
+}
 
 
 class MLP(nn.Sequential):
@@ -37,7 +67,8 @@ class Block(nn.Module):
     """Pre-LayerNorm transformer block.
 
     Sequential (default): x + attn(ln1(x)), then + mlp(ln2(.)). Parallel (ViT-22B):
-    x + attn(ln1(x)) + mlp(ln1(x)), one LayerNorm shared by both branches.
+    x + attn(ln1(x)) + mlp(ln1(x)), one LayerNorm shared by both branches. `convention` (a key
+    of CONVENTIONS) picks the GELU and the LayerNorm.
     """
 
     def __init__(
@@ -49,14 +80,15 @@ class Block(nn.Module):
         qk_norm: bool = False,
         parallel: bool = False,
         bias: bool = True,
-        gelu: str = "none",
+        convention: str = "fourds",
     ):
         super().__init__()
+        gelu, layer_norm = CONVENTIONS[convention]
         self.parallel = parallel
         self.checkpoint_activations = False
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = layer_norm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
-        self.norm2 = nn.Identity() if parallel else nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.Identity() if parallel else layer_norm(dim, eps=1e-6)
         self.mlp = MLP(dim, mlp_dim, bias=bias, gelu=gelu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,8 +122,8 @@ class VideoViT(nn.Module):
     Built with placeholder weights: `fourds.models.init.initialise` draws the MAE-ST
     initialisation (the factory and the parallelize path call it), or load trained weights.
 
-    convention: "fourds" (exact GELU) or "official" (tanh GELU, for converted official weights;
-    see CONVENTIONS).
+    convention: "fourds" (exact GELU, torch's LayerNorm) or "official" (tanh GELU and Flax's
+    one-pass LayerNorm variance, for converted official weights; see CONVENTIONS).
     """
 
     parameter_inits = {"pos_embed": Init("trunc_normal", 0.02)}
@@ -122,7 +154,7 @@ class VideoViT(nn.Module):
                 qk_norm=cfg.qk_norm,
                 parallel=cfg.parallel_blocks,
                 bias=cfg.bias,
-                gelu=CONVENTIONS[convention],
+                convention=convention,
             )
             for _ in range(cfg.depth)
         )

@@ -100,7 +100,7 @@ def run(
     else:  # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
         encoder = frozen(encoder, cfg.precision, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
-    num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
+    num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth, encoder.convention)
     geometry = clip_geometry(encoder)
     out_dir = Path(out_dir)
 
