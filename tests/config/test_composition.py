@@ -53,3 +53,19 @@ def test_every_model_option_builds(tmp_path: Path):
 
     for path in sorted((EXPERIMENTS / "model").glob("*.yaml")):
         parse(ModelConfig, yaml.safe_load(path.read_text()), f"model/{path.stem}")
+
+
+def test_score_official_composes_the_4ds_ladder_to_score_a_converted_readout():
+    """The README's recipe for an official checkpoint: the 4ds ladder's 4DS-B and 16x224x224
+    clips, the frozen regime alone, an fp32 encoder on the CPU unless runtime=cuda is added."""
+    scannet = [
+        "readouts.depth.source.train=scannet/train",
+        "readouts.depth.source.test=scannet/val",
+    ]
+    params = parse(Params, compose_params(["score=official", *scannet]))
+    assert params.ladder.name == "4ds" and "4ds_b" in params.ladder.scales
+    assert (params.curate.clip_frames, params.curate.resolution) == (16, 224)
+    assert params.readout.regimes == ("frozen",) and params.readout.precision == "fp32"
+    assert params.runtime.device == "cpu" and params.readouts["depth"].pretrained
+    on_gpu = parse(Params, compose_params(["score=official", *scannet, "runtime=cuda"]))
+    assert on_gpu.runtime.device == "cuda" and on_gpu.ladder.name == "4ds"
