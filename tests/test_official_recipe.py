@@ -10,6 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 import fourds
@@ -26,6 +27,7 @@ def named(commands: list[str], pattern: str) -> str:
     return value
 
 
+@pytest.mark.slow
 def test_the_official_checkpoint_recipe_runs_as_written(tiny_corpus, tmp_path, monkeypatch):
     commands = readme_commands(SECTION)
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
