@@ -45,9 +45,9 @@ rebuilds the official model's numerics, not fourds' own: tanh GELU and the one-p
 variance (Flax's defaults) in the encoder and the readout, the readout's block as the official
 code picks it (`readout_block_count`), and the readout's temporal resize before its LayerNorm
 with JAX's cubic kernel (Keys a = -0.5, edge weights renormalised). The converted model then
-matches the
-official forward pass to float32 precision end to end (tests/models/test_convert.py: within
-1e-5 relative of a float64 numpy re-implementation of the official blocks).
+matches the official forward pass to float32 precision end to end
+(tests/models/test_convert.py: within 1e-5 relative of a float64 numpy re-implementation of
+the official blocks).
 """
 
 from __future__ import annotations
