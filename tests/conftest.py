@@ -82,6 +82,7 @@ def tiny_mae_config(**changes) -> MAEConfig:
         decoder_heads=2,
         query_blocks=1,
         query_stride=(1, 2, 2),
+        residual_init="xavier",
     )
     return MAEConfig(**{**fields, **changes})
 

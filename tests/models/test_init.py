@@ -57,6 +57,24 @@ def test_every_parameter_has_a_rule_and_the_seed_fixes_the_weights():
         assert torch.equal(tensor, again[name]), name
 
 
+def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
+    """GPT-2's rule: attention and MLP outputs at 1/sqrt(2 * depth) of their xavier bound,
+    depth counted per stack (encoder 2 blocks, decoder 1), every other rule unchanged."""
+    build = lambda residual_init: MaskedAutoencoder.build(  # noqa: E731
+        TINY, tiny_mae_config(residual_init=residual_init), frames=4, size=16
+    )
+    plain, scaled = parameter_inits(build("xavier")), parameter_inits(build("depth_scaled"))
+    factors = {name: scaled[name].scale / plain[name].scale for name in plain if plain[name].scale}
+    residual = {name: factor for name, factor in factors.items() if factor != 1.0}
+    depths = {"encoder": TINY.depth, "decoder": 1}
+    assert residual == {
+        f"{stack}.blocks.{i}.{output}.weight": pytest.approx(1 / math.sqrt(2 * depth))
+        for stack, depth in depths.items()
+        for i in range(depth)
+        for output in ("attn.proj", "mlp.2")
+    }
+
+
 def test_a_parameter_without_a_rule_is_named():
     model = tiny_mae()
     model.extra = nn.Parameter(torch.zeros(2))

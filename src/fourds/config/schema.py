@@ -28,6 +28,7 @@ POSE_READOUTS = ("attention", "correlation")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
+RESIDUAL_INITS = ("xavier", "depth_scaled")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
@@ -223,6 +224,13 @@ class MAEConfig:
         queries  the 4DS decoding scheme: learned tokens, one per coarse patch of
                  query_stride x tubelet, join the visible tokens before the last query_blocks
                  encoder blocks and a linear layer decodes them to pixels (no decoder blocks).
+
+    `residual_init` picks how the blocks' residual-output projections (attention output, the
+    MLP's second layer) start:
+        xavier        MAE-ST's xavier-uniform, like every other Linear;
+        depth_scaled  GPT-2's rule: that bound times 1/sqrt(2 * depth), depth the number of blocks
+                      in the stack (encoder or decoder), so a deeper stack's residual stream
+                      starts no larger than a shallow one's.
     """
 
     mask_ratio: Annotated[float, FRACTION]
@@ -234,6 +242,7 @@ class MAEConfig:
     decoder_heads: PositiveInt
     query_blocks: PositiveInt
     query_stride: Extent
+    residual_init: Literal[RESIDUAL_INITS]
 
     def check(self, path: str) -> None:
         _divisible(self, path, "decoder_width", "decoder_heads")

@@ -18,6 +18,9 @@ The rules (MAE / MAE-ST):
     free parameters                  declared by their module in `parameter_inits` (positional
                                      embeddings and query tokens: truncated normal, std 0.02
                                      within +-2; mask tokens: normal, std 0.02)
+    residual-output projections      the Linear bound times the block's `residual_scale`
+                                     (1, or GPT-2's 1/sqrt(2 depth) under
+                                     mae.residual_init=depth_scaled)
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ def parameter_inits(model: nn.Module) -> dict[str, Init]:
             attention |= {f"{dot}q.weight": Init("uniform", bound)}
             attention |= {f"{dot}kv.weight": Init("uniform", bound)}
     inits |= attention  # over the rules of q and kv as plain Linear layers
+    for prefix, module in model.named_modules():  # children's rules exist now: scale them
+        for output in getattr(module, "residual_outputs", ()):
+            name = f"{prefix}.{output}.weight" if prefix else f"{output}.weight"
+            inits[name] = dataclasses.replace(inits[name], scale=inits[name].scale * module.residual_scale)
     missing = [name for name, _ in model.named_parameters() if name not in inits]
     if missing:
         raise ValueError(f"no initialisation rule for {missing}: declare it in parameter_inits")

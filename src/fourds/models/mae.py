@@ -20,7 +20,7 @@ from torch import nn
 
 from fourds.config import MAEConfig, ModelConfig
 from fourds.models.init import Init
-from fourds.models.vit import Block, VideoViT
+from fourds.models.vit import Block, VideoViT, scale_residual_outputs
 
 
 def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
@@ -165,6 +165,10 @@ class MaskedAutoencoder(nn.Module):
             self.decoder = MAEDecoder(
                 encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
             )
+        if cfg.residual_init == "depth_scaled":
+            for stack in (encoder, self.decoder):
+                if hasattr(stack, "blocks"):
+                    scale_residual_outputs(stack.blocks)
 
     @classmethod
     def build(

@@ -69,7 +69,13 @@ class Block(nn.Module):
     Sequential (default): x + attn(ln1(x)), then + mlp(ln2(.)). Parallel (ViT-22B):
     x + attn(ln1(x)) + mlp(ln1(x)), one LayerNorm shared by both branches. `convention` (a key
     of CONVENTIONS) picks the GELU and the LayerNorm.
+
+    The two branches end in the residual-output projections named in `residual_outputs`; their
+    initial bound is multiplied by `residual_scale` (1 unless the stack sets it, see
+    `scale_residual_outputs`; fourds.models.init reads both).
     """
+
+    residual_outputs = ("attn.proj", "mlp.2")
 
     def __init__(
         self,
@@ -86,6 +92,7 @@ class Block(nn.Module):
         gelu, layer_norm = CONVENTIONS[convention]
         self.parallel = parallel
         self.checkpoint_activations = False
+        self.residual_scale = 1.0
         self.norm1 = layer_norm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
         self.norm2 = nn.Identity() if parallel else layer_norm(dim, eps=1e-6)
@@ -107,6 +114,14 @@ class Block(nn.Module):
             return x + self.attn(y) + self.mlp(y)
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+def scale_residual_outputs(blocks: nn.ModuleList) -> None:
+    """GPT-2's initialisation for a stack of blocks: each block's residual outputs start at
+    1/sqrt(2 * depth) of their bound, so the residual stream's initial growth over the stack
+    does not grow with its depth."""
+    for block in blocks:
+        block.residual_scale = (2 * len(blocks)) ** -0.5
 
 
 def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[int, int, int]:

@@ -138,6 +138,7 @@ def load_mae(path: str | Path, backend: str = "sdpa") -> MaskedAutoencoder:
         )
     fields = dict(payload["mae"])
     fields["query_stride"] = tuple(fields["query_stride"])
+    fields.setdefault("residual_init", "xavier")  # files written before the field existed
     with torch.device("meta"):
         mae = MaskedAutoencoder.build(
             _model_config(payload), MAEConfig(**fields), payload["frames"], payload["size"], backend
