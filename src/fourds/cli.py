@@ -97,6 +97,33 @@ def _plan(args: argparse.Namespace) -> None:
         print(format_simulation(plans, params, cluster.count, progress))
 
 
+def _ship(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fourds.shipped import ship
+
+    params = load_params(args.params)
+    paths = [Path(p) for p in (args.params, args.lock, args.runs, args.report, args.out)]
+    missing = ship(params, *paths)
+    if missing:
+        print(f"not shipped (no results): {', '.join(missing)}", file=sys.stderr)
+    print(f"{args.out}: the results of ladder {params.ladder.name}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fourds.shipped import compare, format_differences
+
+    shipped = Path(args.shipped)
+    if not (shipped / "dvc.lock").is_file():
+        raise FileNotFoundError(f"{shipped}: no shipped results (no dvc.lock); see `fourds ship`")
+    differences = compare(shipped, Path(args.runs), args.tolerance)
+    if differences:
+        print(format_differences(differences))
+    return 1 if differences else 0
+
+
 def _curate(args: argparse.Namespace) -> None:
     from fourds.stages import curate
 
@@ -242,6 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
         "and fake tensors) and print its peak memory beside the plan's",
     )
     plan.set_defaults(handler=_plan)
+
+    shipper = add_command(
+        "ship", "copy a run's results, lock, report and checkpoints into a folder git keeps"
+    )
+    shipper.add_argument("--params", default="params.yaml", help="the run's params")
+    shipper.add_argument("--lock", default="dvc.lock", help="the run's DVC lock")
+    shipper.add_argument("--runs", default="runs", help="the stages' outputs")
+    shipper.add_argument("--report", default="reports/out", help="the report stage's output")
+    shipper.add_argument("--out", required=True, help="the folder to write, e.g. reports/reference")
+    shipper.set_defaults(handler=_ship)
+
+    comparer = add_command(
+        "compare",
+        "every number of a regeneration that differs from shipped results (none: prints "
+        "nothing, exit 0; else a table, exit 1)",
+    )
+    comparer.add_argument("shipped", help="a folder `fourds ship` wrote, e.g. reports/reference")
+    comparer.add_argument("--runs", default="runs", help="the regeneration's stage outputs")
+    comparer.add_argument(
+        "--tolerance", type=float, default=0.0, help="largest absolute difference still equal"
+    )
+    comparer.set_defaults(handler=_compare)
 
     convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
     convert.add_argument("--npz", required=True, help="an official representations4d .npz")

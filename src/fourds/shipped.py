@@ -1,0 +1,152 @@
+"""Shipped results: a study's results copied into a folder the repository keeps, and a
+regeneration compared with them number by number.
+
+`ship` copies, for the ladder a params file names, what a reviewer reads without compute:
+
+    <out>/params.yaml, <out>/dvc.lock      the run's params and lock (every stage's command,
+                                           params and dependency and output hashes)
+    <out>/curate/metrics.json
+    <out>/pretrain/<scale>/                metrics.json, loss.csv (the loss curve), run.yaml
+    <out>/readout/<scale>-<task>-<regime>/ metrics.json, clips.csv (per test clip), run.yaml
+    <out>/fidelity/<scale>/                metrics.json, run.yaml
+    <out>/report/                          the executed report (scaling.html, scaling.ipynb),
+                                           its tables and figures
+    <out>/checkpoints/<scale>.pt           the pretrained weights, for DVC to track
+                                           (`dvc add <out>/checkpoints`, then `dvc push`)
+
+Stages that have not run are left out and named. Shipping again replaces the folder whole
+(DVC's .gitignore aside): run `dvc add` again after it. `compare` reads every metrics.json and
+clips.csv in a shipped folder and the same file under a runs folder, and lists each number
+that differs by more than a tolerance (and each file the regeneration lacks).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from fourds.atomic import atomic_directory
+from fourds.config import Params
+
+RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
+
+
+def stage_files(params: Params) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(stage folder under runs/, the files shipped from it) for every stage of the ladder."""
+    yield "curate", ("metrics.json",)
+    for scale in params.ladder.scales:
+        yield f"pretrain/{scale}", ("metrics.json", "loss.csv", "run.yaml")
+        for task in params.readout.tasks:
+            for regime in params.readout.regimes:
+                yield f"readout/{scale}-{task}-{regime}", ("metrics.json", "clips.csv", "run.yaml")
+        yield f"fidelity/{scale}", ("metrics.json", "run.yaml")
+
+
+def ship(
+    params: Params, params_path: Path, lock: Path, runs: Path, report: Path, out: Path
+) -> list[str]:
+    """Copy the results of the run in `runs` (and its `lock`, `params_path`, `report` folder)
+    into `out`, replacing it whole. Returns the stage folders that had no results."""
+    missing = []
+    with atomic_directory(out) as staging:
+        shutil.copy2(params_path, staging / "params.yaml")
+        shutil.copy2(lock, staging / "dvc.lock")
+        for stage, names in stage_files(params):
+            if not (runs / stage / "metrics.json").is_file():
+                missing.append(stage)
+                continue
+            (staging / stage).mkdir(parents=True)
+            for name in names:
+                shutil.copy2(runs / stage / name, staging / stage / name)
+        (staging / "checkpoints").mkdir()
+        for scale in params.ladder.scales:
+            weights = runs / "pretrain" / scale / "checkpoint.pt"
+            if weights.is_file():
+                shutil.copy2(weights, staging / "checkpoints" / f"{scale}.pt")
+        if report.is_dir():
+            (staging / "report").mkdir()
+            for name in ("scaling.html", "scaling.ipynb"):
+                shutil.copy2(report / name, staging / "report" / name)
+            for folder in ("tables", "figures"):
+                shutil.copytree(report / folder, staging / "report" / folder)
+        else:
+            missing.append("report")
+    return missing
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """One number (or file) of a regeneration that is not the shipped one."""
+
+    path: str  # the file, relative to the shipped folder
+    key: str  # the metric (dotted for nested metrics) or "column, row" of a clips.csv
+    shipped: str
+    regenerated: str
+
+
+def _flat(metrics: dict, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _same(a: object, b: object, tolerance: float) -> bool:
+    try:
+        x, y = float(a), float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return a == b
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return abs(x - y) <= tolerance
+
+
+def _values(path: Path) -> dict[str, object]:
+    """A results file as {key: value}: metrics.json flattened, clips.csv by "column, row"."""
+    if path.suffix == ".json":
+        return _flat(json.loads(path.read_text()))
+    with path.open(newline="") as rows:
+        return {
+            f"{column}, row {index}": value
+            for index, row in enumerate(csv.DictReader(rows))
+            for column, value in row.items()
+        }
+
+
+def compare(shipped: Path, runs: Path, tolerance: float = 0.0) -> list[Difference]:
+    """Every number of the results files in `shipped` that `runs` does not reproduce within
+    `tolerance` (absolute), and every key or file it lacks."""
+    differences = []
+    for expected in sorted(p for name in RESULTS for p in shipped.rglob(name)):
+        relative = expected.relative_to(shipped)
+        if relative.parts[0] == "report":
+            continue  # the report is derived from the stages' files compared here
+        regenerated = runs / relative
+        if not regenerated.is_file():
+            differences.append(Difference(str(relative), "(file)", "present", "missing"))
+            continue
+        old, new = _values(expected), _values(regenerated)
+        for key in sorted(old.keys() | new.keys()):
+            a, b = old.get(key, "missing"), new.get(key, "missing")
+            if not _same(a, b, tolerance):
+                differences.append(Difference(str(relative), key, str(a), str(b)))
+    return differences
+
+
+def format_differences(differences: list[Difference]) -> str:
+    """A table of the differences, one per line, with a header; "" when there are none."""
+    if not differences:
+        return ""
+    rows = [("path", "metric", "shipped", "regenerated")]
+    rows += [(d.path, d.key, d.shipped, d.regenerated) for d in differences]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -1,0 +1,108 @@
+"""Shipped results: `fourds ship` copies a run's results, `fourds compare` finds every number
+a regeneration changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fourds.cli import main
+from fourds.config import load_params
+from fourds.shipped import compare, format_differences, stage_files
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def fake_run(root: Path) -> Path:
+    """A runs folder with every stage's files of the default ladder, a lock and a report."""
+    params = load_params(PARAMS)
+    runs = root / "runs"
+    for stage, names in stage_files(params):
+        (runs / stage).mkdir(parents=True)
+        for name in names:
+            (runs / stage / name).write_text("x\n")
+        (runs / stage / "metrics.json").write_text(
+            json.dumps({"loss": 0.25, "baseline": {"loss": 0.5}, "stage": stage})
+        )
+        if "clips.csv" in names:
+            (runs / stage / "clips.csv").write_text("clip,loss\n0,0.1\n1,0.2\n")
+    for scale in params.ladder.scales:
+        (runs / "pretrain" / scale / "checkpoint.pt").write_bytes(b"weights")
+    report = root / "reports/out"
+    for folder in ("tables", "figures"):
+        (report / folder).mkdir(parents=True)
+    for name in ("scaling.html", "scaling.ipynb", "tables/scaling_depth.csv"):
+        (report / name).write_text("report\n")
+    (root / "dvc.lock").write_text("schema: '2.0'\n")
+    return runs
+
+
+def ship_args(root: Path) -> list[str]:
+    return [
+        "ship", "--params", str(PARAMS), "--lock", str(root / "dvc.lock"), "--runs",
+        str(root / "runs"), "--report", str(root / "reports/out"), "--out", str(root / "shipped"),
+    ]  # fmt: skip
+
+
+def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
+    runs = fake_run(tmp_path)
+    assert main(ship_args(tmp_path)) == 0
+    shipped = tmp_path / "shipped"
+    assert (shipped / "dvc.lock").read_text() == "schema: '2.0'\n"
+    assert (shipped / "params.yaml").read_bytes() == PARAMS.read_bytes()
+    readout = shipped / "readout/cpu_l-pose-random_init"
+    assert {p.name for p in readout.iterdir()} == {"metrics.json", "clips.csv", "run.yaml"}
+    assert (shipped / "pretrain/cpu_s/loss.csv").is_file()
+    assert (shipped / "checkpoints/cpu_m.pt").read_bytes() == b"weights"
+    assert (shipped / "report/tables/scaling_depth.csv").is_file()
+    assert compare(shipped, runs) == []
+
+
+def test_compare_names_every_number_that_moved_and_every_missing_file(tmp_path):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    metrics = runs / "readout/cpu_s-depth-frozen/metrics.json"
+    metrics.write_text(json.dumps({"loss": 0.25, "baseline": {"loss": 0.51}, "stage": "moved"}))
+    (runs / "readout/cpu_m-boxes-frozen/clips.csv").write_text("clip,loss\n0,0.1\n1,0.3\n")
+    (runs / "fidelity/cpu_l/metrics.json").unlink()
+
+    differences = compare(tmp_path / "shipped", runs)
+    found = {(d.path, d.key, d.shipped, d.regenerated) for d in differences}
+    assert found == {
+        ("readout/cpu_s-depth-frozen/metrics.json", "baseline.loss", "0.5", "0.51"),
+        ("readout/cpu_s-depth-frozen/metrics.json", "stage", "readout/cpu_s-depth-frozen", "moved"),
+        ("readout/cpu_m-boxes-frozen/clips.csv", "loss, row 1", "0.2", "0.3"),
+        ("fidelity/cpu_l/metrics.json", "(file)", "present", "missing"),
+    }
+    assert compare(tmp_path / "shipped", runs, tolerance=0.02) != differences  # 0.01 is within
+    table = format_differences(differences).splitlines()
+    assert table[0].split() == ["path", "metric", "shipped", "regenerated"]
+    assert any(line.split()[:2] == ["fidelity/cpu_l/metrics.json", "(file)"] for line in table)
+
+
+def test_compare_command_prints_nothing_when_all_match_and_exits_1_otherwise(tmp_path, capsys):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "shipped"), "--runs", str(runs)]) == 0
+    assert capsys.readouterr().out == ""
+    (runs / "curate/metrics.json").write_text(json.dumps({"loss": 0.3}))
+    assert main(["compare", str(tmp_path / "shipped"), "--runs", str(runs)]) == 1
+    assert "curate/metrics.json" in capsys.readouterr().out
+
+
+def test_ship_refuses_a_folder_it_did_not_write_and_compare_a_folder_without_results(tmp_path):
+    fake_run(tmp_path)
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped/notes.txt").write_text("mine")
+    assert main(ship_args(tmp_path)) == 2
+    assert (tmp_path / "shipped/notes.txt").read_text() == "mine"
+    assert main(["compare", str(tmp_path / "runs")]) == 2
+
+
+def test_ship_names_the_stages_without_results(tmp_path, capsys):
+    fake_run(tmp_path)
+    (tmp_path / "runs/readout/cpu_s-depth-frozen/metrics.json").unlink()
+    assert main(ship_args(tmp_path)) == 0
+    assert "readout/cpu_s-depth-frozen" in capsys.readouterr().err
+    assert not (tmp_path / "shipped/readout/cpu_s-depth-frozen").exists()
