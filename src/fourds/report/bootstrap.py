@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fourds.report.numbers import significant
+
 SAMPLES = 2000
 LEVEL = 0.9
 
@@ -77,8 +79,14 @@ class Estimate:
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    def format(self, signed: bool = False) -> str:
+        """'value [low, high]' to three significant figures; with `signed`, each with its sign
+        (for a difference)."""
+        value, low, high = (significant(v, signed=signed) for v in dataclasses.astuple(self))
+        return f"{value} [{low}, {high}]"
+
     def __str__(self) -> str:
-        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
+        return self.format()
 
 
 def headline_estimate(scores: ClipScores, counts: np.ndarray) -> Estimate:

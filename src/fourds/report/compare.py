@@ -1,8 +1,10 @@
-"""The report's comparisons with clip-bootstrap intervals: every headline, pretrained against
-the random-init control, and each scale against the next (fourds.report.bootstrap).
+"""The report's comparisons with clip-bootstrap intervals: every headline, each readout against
+its task's no-learning baseline, pretrained against the random-init control, and each scale
+against the next (fourds.report.bootstrap).
 
-`TaskScores.read` loads one task's per-clip values for every (scale, regime) and draws one
-set of clip resamples shared by all of them, so every comparison is paired.
+`TaskScores.read` loads one task's per-clip values for every (scale, regime), and the baseline's
+on the same clips, and draws one set of clip resamples shared by all of them, so every
+comparison is paired.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from fourds.report.bootstrap import (
 )
 
 PRETRAINED, CONTROL = "frozen", "random_init"
+REGIME_NAMES = {"frozen": "frozen", "finetuned": "fine-tuned", CONTROL: "the random-init control"}
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskScores:
-    """Per-clip scores of one task: (scale, regime) -> ClipScores, and the shared draws."""
+    """Per-clip scores of one task: (scale, regime) -> ClipScores of the readout and of the
+    task's no-learning baseline on the same clips, and the shared draws."""
 
     task: str
     metric: str
     higher_is_better: bool
     scores: dict[tuple[str, str], ClipScores]
+    baselines: dict[tuple[str, str], ClipScores]
     counts: np.ndarray  # [draws, clips]
 
     @classmethod
@@ -47,23 +52,26 @@ class TaskScores:
         samples: int = SAMPLES,
         seed: int = 0,
     ) -> TaskScores:
-        """Read readout_root/<scale>-<task>-<regime>/clips.csv for every scale and regime.
+        """Read readout_root/<scale>-<task>-<regime>/clips.csv for every scale and regime: the
+        `metric` column and the baseline's `baseline_<metric>`.
 
         Raises:
             ValueError: the stages scored different numbers of test clips (not one test set).
         """
-        scores = {
-            (scale, regime): read_clip_scores(
-                Path(readout_root) / f"{scale}-{task}-{regime}" / "clips.csv", metric
-            )
+        paths = {
+            (scale, regime): Path(readout_root) / f"{scale}-{task}-{regime}" / "clips.csv"
             for scale in scales
             for regime in regimes
+        }
+        scores = {stage: read_clip_scores(path, metric) for stage, path in paths.items()}
+        baselines = {
+            stage: read_clip_scores(path, f"baseline_{metric}") for stage, path in paths.items()
         }
         sizes = {len(score.values) for score in scores.values()}
         if len(sizes) != 1:
             raise ValueError(f"{task}: the readouts scored different test sets ({sorted(sizes)})")
         counts = draw_counts(sizes.pop(), samples, seed)
-        return cls(task, metric, higher_is_better, scores, counts)
+        return cls(task, metric, higher_is_better, scores, baselines, counts)
 
     def estimate(self, scale: str, regime: str) -> Estimate:
         return headline_estimate(self.scores[scale, regime], self.counts)
@@ -78,14 +86,39 @@ class TaskScores:
             self.scores[better], self.scores[worse], self.counts, self.higher_is_better
         )
 
+    def baseline(self, scale: str, regime: str) -> Estimate:
+        """The no-learning baseline's headline on the clips of (scale, regime)."""
+        return headline_estimate(self.baselines[scale, regime], self.counts)
+
+    def over_baseline(self, scale: str, regime: str) -> Estimate:
+        """Improvement of the (scale, regime) readout over its baseline, on the same clips."""
+        return gain_estimate(
+            self.scores[scale, regime],
+            self.baselines[scale, regime],
+            self.counts,
+            self.higher_is_better,
+        )
+
+
+BETTER, WORSE, LEVEL = "better", "worse", "level"
+
+
+def direction(gain: Estimate) -> str:
+    """BETTER or WORSE when a gain's interval lies above or below 0, else LEVEL."""
+    if gain.low > 0:
+        return BETTER
+    if gain.high < 0:
+        return WORSE
+    return LEVEL
+
 
 def verdict(gain: Estimate) -> str:
     """Whether a gain's interval excludes 0, in words."""
-    if gain.low > 0:
-        return "better, outside the noise"
-    if gain.high < 0:
-        return "worse, outside the noise"
-    return "within the noise"
+    return {
+        BETTER: "better, outside the noise",
+        WORSE: "worse, outside the noise",
+        LEVEL: "within the noise",
+    }[direction(gain)]
 
 
 def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
@@ -98,7 +131,7 @@ def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
                 "scale": scale,
                 "pretrained": str(scores.estimate(scale, PRETRAINED)),
                 "random init": str(scores.estimate(scale, CONTROL)),
-                "gain of pretraining": str(gain),
+                "gain of pretraining": gain.format(signed=True),
                 "verdict": verdict(gain),
             }
         )
@@ -116,8 +149,36 @@ def scale_rows(scores: TaskScores, scales: list[str], regime: str = PRETRAINED) 
         rows.append(
             {
                 "comparison": f"{larger} vs {smaller}",
-                "gain of the larger": str(gain),
+                "gain of the larger": gain.format(signed=True),
                 "verdict": verdict(gain),
             }
         )
     return rows
+
+
+def baseline_rows(scores: TaskScores, scales: list[str], regimes: list[str]) -> list[dict]:
+    """Per scale and regime: the readout's headline, its no-learning baseline's on the same
+    clips, and the readout's gain over it."""
+    rows = []
+    for scale in scales:
+        for regime in regimes:
+            gain = scores.over_baseline(scale, regime)
+            rows.append(
+                {
+                    "scale": scale,
+                    "regime": regime,
+                    "readout": str(scores.estimate(scale, regime)),
+                    "baseline": str(scores.baseline(scale, regime)),
+                    "gain over the baseline": gain.format(signed=True),
+                    "verdict": verdict(gain),
+                }
+            )
+    return rows
+
+
+def regimes_title(regimes: list[str]) -> str:
+    """What a table of the regimes' headlines side by side shows, as a section title: "Frozen
+    against the random-init control", "Frozen against fine-tuned"."""
+    names = [REGIME_NAMES.get(regime, regime) for regime in regimes]
+    title = f"{names[0]} against {', '.join(names[1:])}"
+    return title[0].upper() + title[1:]

@@ -13,7 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fourds.atomic import atomic_path  # noqa: E402
+from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
+from fourds.report.compare import CONTROL, REGIME_NAMES  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
+from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
 
 HEADLINE = {
@@ -22,6 +25,14 @@ HEADLINE = {
     "tracking": ("average_jaccard", "tracking average Jaccard (higher is better)"),
     "boxes": ("miou", "box tracking mean IoU (higher is better)"),
     "classification": ("top1", "top-1 accuracy (higher is better)"),
+}
+# Each task's no-learning predictor (fourds.evaluate.tasks: Task.baseline), in a few words.
+BASELINE = {
+    "depth": "layout-only mean depth",
+    "pose": "zero camera motion",
+    "tracking": "static points",
+    "boxes": "first-frame box",
+    "classification": "most frequent class",
 }
 
 
@@ -34,7 +45,8 @@ def collect(
 ) -> list[dict]:
     """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
     readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json), its no-learning
-    baseline's as `baseline_<metric>`.
+    baseline's as `baseline_<metric>`. The random-init control was never pretrained: its rows
+    have 0 pretraining FLOPs and no pretraining loss (None).
 
     Only the scales, tasks and regimes named are read, so stale folders of other runs are
     ignored.
@@ -46,13 +58,14 @@ def collect(
             for regime in regimes:
                 path = Path(readout_root) / f"{scale}-{task}-{regime}" / "metrics.json"
                 readout = json.loads(path.read_text())
+                pretrained = regime != CONTROL
                 row = {
                     "scale": scale,
                     "task": task,
                     "regime": regime,
                     "params": pretrain["params"],
-                    "pretrain_flops": pretrain["pretrain_flops"],
-                    "pretrain_loss": pretrain["loss"],
+                    "pretrain_flops": pretrain["pretrain_flops"] if pretrained else 0,
+                    "pretrain_loss": pretrain["loss"] if pretrained else None,
                 }
                 shared = ("scale", "task", "regime", "params", "baseline")
                 row.update({k: v for k, v in readout.items() if k not in shared})
@@ -86,12 +99,6 @@ def higher_is_better(task: str) -> bool:
     return "higher" in HEADLINE[task][1]
 
 
-AXES = {
-    "params": "encoder parameters",
-    "pretrain_flops": "pretraining FLOPs (encoder, forward + backward)",
-}
-
-
 def plot_scaling(
     rows: list[dict],
     task: str,
@@ -100,9 +107,11 @@ def plot_scaling(
     paper: PaperSeries | None = None,
     draws: dict[tuple[str, str], np.ndarray] | None = None,
 ):
-    """Headline metric of `task` against `x_key` (log axes) with a power-law fit and its
-    bootstrap band per readout regime; with `paper`, a second panel shows the paper's series
-    and its fit. Returns (figure, {regime: ScalingFit or None when it cannot be fitted}).
+    """Headline metric of `task` against `x_key` ("params" or "pretrain_flops"; log axes) with
+    a power-law fit and its bootstrap band per readout regime; with `paper`, a second panel
+    shows the paper's series and its fit. A regime without that x (the random-init control has
+    no pretraining FLOPs) is left out. The points of the first regime drawn carry the scales'
+    names. Returns (figure, {regime: ScalingFit or None when it cannot be fitted}).
 
     draws: (scale, regime) -> clip-bootstrap draws of the headline [B]
         (fourds.report.compare.TaskScores.draws); with them the band also carries the test
@@ -111,14 +120,15 @@ def plot_scaling(
     metric, label = HEADLINE[task]
     better_up = higher_is_better(task)
     panels = 2 if paper is not None else 1
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.9), squeeze=False)
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5), squeeze=False)
     axis = axes[0, 0]
     fits = {}
-    for regime in sorted({row["regime"] for row in rows if row["task"] == task}):
+    task_rows = [row for row in rows if row["task"] == task]
+    regimes = sorted({row["regime"] for row in task_rows})
+    regimes = [r for r in regimes if all(row[x_key] > 0 for row in task_rows if row["regime"] == r)]
+    for regime in regimes:
         points = sorted(
-            (row[x_key], row[metric], row["scale"])
-            for row in rows
-            if row["task"] == task and row["regime"] == regime
+            (row[x_key], row[metric], row["scale"]) for row in task_rows if row["regime"] == regime
         )
         x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
         y_draws = None
@@ -129,22 +139,20 @@ def plot_scaling(
             error = np.stack([np.maximum(y - low, 0), np.maximum(high - y, 0)])
             axis.errorbar(x, y, yerr=error, fmt="none", alpha=0.5)
         line = axis.plot(x, y, "o", label=f"ours ({regime})")[0]
-        for value_x, value_y, scale in points:
-            axis.annotate(scale, (value_x, value_y), textcoords="offset points", xytext=(4, 4),
-                          fontsize=8)  # fmt: skip
+        if regime == regimes[0]:
+            label_points(axis, points)
         fits[regime] = _draw_fit(axis, x, y, better_up, line.get_color(), y_draws)
-    _finish(axis, AXES[x_key], label, f"{task}: attention readout (this package)")
+    x_label, x_tick = _x_axis(x_key, [row[x_key] for row in task_rows if row[x_key] > 0])
+    _finish(axis, x_label, label, f"{task}: attention readout (this package)", x_tick)
     if paper is not None:
         axis = axes[0, 1]
         sizes, x, y = zip(*paper.points(), strict=True)
         line = axis.plot(x, y, "s", color="grey", label="paper (frozen)")[0]
-        for size, value_x, value_y in zip(sizes, x, y, strict=True):
-            rough = "~" if size in paper.approximate else ""
-            axis.annotate(f"{rough}{size}", (value_x, value_y), textcoords="offset points",
-                          xytext=(4, 4), fontsize=8)  # fmt: skip
+        names = [f"~{size}" if size in paper.approximate else size for size in sizes]
+        label_points(axis, list(zip(x, y, names, strict=True)))
         _draw_fit(axis, np.array(x), np.array(y), better_up, line.get_color())
         _finish(axis, "encoder parameters (nominal)", paper.metric,
-                f"the paper's numbers: {paper.benchmark}")  # fmt: skip
+                f"the paper's numbers: {paper.benchmark}", _x_axis("params", x)[1])  # fmt: skip
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=120)
@@ -165,14 +173,47 @@ def _draw_fit(
     return fit
 
 
-def _finish(axis, x_label: str, y_label: str, title: str) -> None:
+def _x_axis(x_key: str, values: list[float]):
+    """The x label and tick label function of `x_key`: parameters in human units ("2M"),
+    FLOPs over the power of ten of the smallest value, named once in the label."""
+    if x_key == "pretrain_flops":
+        exponent = power_of_ten(values)
+        label = f"pretraining FLOPs (×1e{exponent}; encoder, forward + backward)"
+        return label, lambda value: compact(value / 10**exponent)
+    return "encoder parameters", lambda value: human_count(value, trim=True)
+
+
+def _finish(axis, x_label: str, y_label: str, title: str, x_tick) -> None:
+    """Log axes with plain tick labels (x ones by `x_tick`), margins for the point labels, the
+    legend under the axes, off the points."""
     axis.set_xscale("log")
     axis.set_yscale("log")
+    axis.margins(x=0.1, y=0.08)
     axis.set_xlabel(x_label)
     axis.set_ylabel(y_label)
     axis.set_title(title, fontsize=10)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    plain_log_axis(axis.xaxis, x_tick)
+    plain_log_axis(axis.yaxis)
+
+
+def caption(fits: dict, regimes: list[str], scales: int, paper: bool) -> str:
+    """What a scaling figure draws, for the line under it: the error bars, what the shaded
+    bands are and why they are wide, the paper's panel, and any regime of `regimes` left out
+    (not in `fits`: the random-init control on the FLOPs axis)."""
+    text = (
+        f"Error bars: {LEVEL:.0%} clip-bootstrap intervals. Shaded: each fit's {LEVEL:.0%} "
+        f"bootstrap band (scales and test clips resampled); with {scales} scales it is wide, "
+        "up to the whole plot: the data do not pin the trend down (the exponent's interval is "
+        "below), not that the fit failed."
+    )
+    if paper:
+        text += " Right: the paper's numbers, their band from resampling the scales only."
+    left_out = [REGIME_NAMES.get(regime, regime) for regime in regimes if regime not in fits]
+    if left_out:
+        text += f" Not drawn: {', '.join(left_out)}, which spent no pretraining FLOPs."
+    return text
 
 
 def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | Path | None = None):
@@ -187,18 +228,9 @@ def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | P
     axis.set_ylabel("masked pixel MSE")
     axis.set_title("MAE pretraining loss")
     axis.legend()
-    axis.grid(True, which="both", alpha=0.3)
+    axis.grid(True, alpha=0.3)
+    plain_log_axis(axis.yaxis)
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=120)
     return figure
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Rows as a Markdown table, floats to 4 significant digits."""
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

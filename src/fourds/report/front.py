@@ -1,0 +1,139 @@
+"""The report's front page: per task and scale, the pretrained readout against its task's
+no-learning baseline, against the random-init control and against the smallest scale, each
+gain with its 90% paired clip-bootstrap interval (fourds.report.compare), and one sentence of
+what the verdicts add up to.
+
+A readout is flagged when its gain over the baseline does not lie above zero outside the noise
+(`Cell.flag`): level with the baseline (the test cannot tell it from a predictor that ignores
+the video; a readout that collapsed to the baseline's prediction lands here) or below it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fourds.report.bootstrap import Estimate
+from fourds.report.compare import BETTER, CONTROL, LEVEL, WORSE, TaskScores, direction
+from fourds.report.scaling import BASELINE, HEADLINE
+
+FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One task at one scale: the pretrained readout's headline, its baseline's on the same
+    clips, and its gains over the baseline, the random-init control and the smallest scale
+    (None where there is no control, or at the smallest scale)."""
+
+    headline: Estimate
+    baseline: Estimate
+    over_baseline: Estimate
+    over_control: Estimate | None
+    over_smallest: Estimate | None
+
+    @property
+    def flag(self) -> str | None:
+        """Why the readout is flagged (module docstring), or None when it beats its baseline."""
+        return FLAGS.get(direction(self.over_baseline))
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontPage:
+    """The verdicts of one study: grid[task][scale] for the pretrained `regime`, whether the
+    random-init control ran, and the final pretraining loss of every scale."""
+
+    tasks: list[str]
+    scales: list[str]
+    regime: str
+    control: bool
+    grid: dict[str, dict[str, Cell]]
+    losses: dict[str, float]
+
+    @classmethod
+    def of(
+        cls,
+        scores: dict[str, TaskScores],
+        scales: list[str],
+        regime: str,
+        losses: dict[str, float],
+    ) -> FrontPage:
+        """The cells of every task in `scores` at every scale; the control's comparison when
+        every task ran it."""
+        control = regime != CONTROL and all(
+            (scales[0], CONTROL) in task_scores.scores for task_scores in scores.values()
+        )
+        grid = {
+            task: {scale: _cell(task_scores, scale, scales[0], regime, control) for scale in scales}
+            for task, task_scores in scores.items()
+        }
+        return cls(list(scores), list(scales), regime, control, grid, dict(losses))
+
+    def by_direction(self, comparison: str, scale: str) -> dict[str, list[str]]:
+        """BETTER, WORSE, LEVEL -> the tasks whose `comparison` at `scale` goes that way
+        (comparison: a Cell field, "over_control", "over_smallest" or "over_baseline")."""
+        groups = {BETTER: [], WORSE: [], LEVEL: []}
+        for task in self.tasks:
+            groups[direction(getattr(self.grid[task][scale], comparison))].append(task)
+        return groups
+
+    def flagged(self) -> list[tuple[str, str, str]]:
+        """(task, scale, flag) of every flagged readout, task by task."""
+        return [
+            (task, scale, cell.flag)
+            for task, row in self.grid.items()
+            for scale, cell in row.items()
+            if cell.flag
+        ]
+
+    @property
+    def loss_falls(self) -> bool:
+        """Whether each scale's final pretraining loss is below the next smaller scale's."""
+        losses = [self.losses[scale] for scale in self.scales]
+        return all(larger < smaller for smaller, larger in zip(losses, losses[1:], strict=False))
+
+
+def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: bool) -> Cell:
+    """The pretrained readout of `scale` and its comparisons."""
+    return Cell(
+        headline=scores.estimate(scale, regime),
+        baseline=scores.baseline(scale, regime),
+        over_baseline=scores.over_baseline(scale, regime),
+        over_control=scores.gain((scale, regime), (scale, CONTROL)) if control else None,
+        over_smallest=(
+            scores.gain((scale, regime), (smallest, regime)) if scale != smallest else None
+        ),
+    )
+
+
+def grid_rows(page: FrontPage) -> list[dict[str, str]]:
+    """The front page's grid, a row per task: the task and its headline, its no-learning
+    baseline (every distinct value over the scales' clips, normally one), and per scale the
+    readout's headline, flag and comparisons (lines joined with <br>, for a Markdown table)."""
+    rows = []
+    for task in page.tasks:
+        cells = page.grid[task]
+        baselines = " / ".join(dict.fromkeys(str(cell.baseline) for cell in cells.values()))
+        row = {
+            "task": f"**{task}**<br>{HEADLINE[task][1]}",
+            "no-learning baseline": f"{baselines}<br>{BASELINE[task]}",
+        }
+        for scale, cell in cells.items():
+            row[scale] = _cell_text(cell, page.scales[0])
+        rows.append(row)
+    return rows
+
+
+def _cell_text(cell: Cell, smallest: str) -> str:
+    """The headline (bold; with its flag), then one line per comparison: what it is compared
+    with, the verdict, and the gain with its interval."""
+    flag = f" ⚠ {cell.flag}" if cell.flag else ""
+    lines = [f"**{cell.headline}**{flag}"]
+    comparisons = {
+        "vs baseline": cell.over_baseline,
+        "vs random init": cell.over_control,
+        f"vs {smallest}": cell.over_smallest,
+    }
+    for name, gain in comparisons.items():
+        if gain is not None:
+            lines.append(f"{name}: {direction(gain)} {gain.format(signed=True)}")
+    return "<br>".join(lines)

@@ -1,0 +1,125 @@
+"""The report's verdicts in words: the front page's sentence and the sections' summary lines.
+
+All are written from one FrontPage (fourds.report.front), so they say what its grid shows:
+pretraining against the control and the largest scale against the smallest are judged at the
+largest scale, where the study's answer is; "outside the noise" means the gain's 90% paired
+clip-bootstrap interval excludes zero.
+"""
+
+from __future__ import annotations
+
+from fourds.report.compare import BETTER, WORSE
+from fourds.report.front import FrontPage
+from fourds.report.numbers import significant
+
+
+def listing(items: list[str], conjunction: str = "and") -> str:
+    """'a', 'a and b', 'a, b and c' ('or' for `conjunction`="or")."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def sentence(page: FrontPage) -> str:
+    """What the study shows and does not, from the numbers: at the largest scale, pretraining
+    against the control and the largest scale against the smallest (on how many tasks each is
+    better, and where worse), whether the MAE loss falls with scale, how many readouts are
+    flagged, and then task by task which gain the study shows (pretraining's, scale's, both)
+    and where it shows none."""
+    largest, smallest = page.scales[-1], page.scales[0]
+    clauses, gains = [], {}
+    if page.control:
+        groups = page.by_direction("over_control", largest)
+        clauses.append(
+            f"at the largest scale ({largest}) pretraining beats the random-init control on "
+            f"{_tally(page, groups)}"
+        )
+        gains["pretraining"] = groups[BETTER]
+    if len(page.scales) > 1:
+        groups = page.by_direction("over_smallest", largest)
+        clauses.append(f"{largest} beats {smallest} on {_tally(page, groups)}")
+        falls = "falls" if page.loss_falls else "does not fall"
+        clauses.append(
+            f"the MAE loss {falls} with scale ({significant(page.losses[smallest])} at "
+            f"{smallest}, {significant(page.losses[largest])} at {largest})"
+        )
+        gains["scale"] = groups[BETTER]
+    readouts = len(page.tasks) * len(page.scales)
+    clauses.append(
+        f"{len(page.flagged())} of {readouts} pretrained readouts are not above their "
+        f"no-learning baseline (flagged ⚠)"
+    )
+    if gains:
+        clauses.append(_shown(page.tasks, gains))
+    text = "; ".join(clauses)
+    return text[0].upper() + text[1:] + "."
+
+
+def _tally(page: FrontPage, groups: dict[str, list[str]]) -> str:
+    """'N of T tasks (a, b)' better, and ' and loses on M (c)' when some are worse."""
+    better, worse = groups[BETTER], groups[WORSE]
+    text = f"{len(better)} of {len(page.tasks)} tasks"
+    if better:
+        text += f" ({', '.join(better)})"
+    if worse:
+        text += f" and loses on {len(worse)} ({', '.join(worse)})"
+    return text
+
+
+def _shown(tasks: list[str], gains: dict[str, list[str]]) -> str:
+    """'so the study shows a gain from pretraining on a, from scale on b and from both
+    pretraining and scale on c, and does not show one on d': each task under the gains shown on
+    it (`gains`: where each gain is shown, e.g. "pretraining" -> its tasks)."""
+    found: dict[str, list[str]] = {}
+    for task in tasks:
+        sources = [source for source, shown in gains.items() if task in shown]
+        name = "both" if len(sources) > 1 else (sources[0] if sources else "")
+        found.setdefault(name, []).append(task)
+    none = found.pop("", [])
+    if not found:
+        return f"so the study does not show a gain from {listing(list(gains), 'or')} on any task"
+    labels = {**{name: name for name in gains}, "both": f"both {' and '.join(gains)}"}
+    parts = [f"from {labels[name]} on {listing(found[name])}" for name in labels if name in found]
+    text = f"so the study shows a gain {listing(parts)}"
+    return text + (f", and does not show one on {listing(none)}" if none else "")
+
+
+def control_line(page: FrontPage) -> str:
+    """The control section's summary: where pretraining beats the control at the largest
+    scale, and where at every scale."""
+    largest, total = page.scales[-1], len(page.tasks)
+    at_largest = page.by_direction("over_control", largest)[BETTER]
+    everywhere = [
+        task
+        for task in page.tasks
+        if all(task in page.by_direction("over_control", scale)[BETTER] for scale in page.scales)
+    ]
+    return (
+        f"**Pretraining beats the random-init control outside the noise at the largest scale "
+        f"({largest}) on: {listing(at_largest) or 'no task'}** ({len(at_largest)} of {total} "
+        f"tasks; at every scale on: {listing(everywhere) or 'no task'})."
+    )
+
+
+def scale_line(page: FrontPage) -> str:
+    """The scale section's summary: where the largest scale beats the smallest, and where it
+    is worse."""
+    groups = page.by_direction("over_smallest", page.scales[-1])
+    better, worse = groups[BETTER], groups[WORSE]
+    return (
+        f"**The largest scale beats the smallest outside the noise on: "
+        f"{listing(better) or 'no task'}** ({len(better)} of {len(page.tasks)} tasks; worse on: "
+        f"{listing(worse) or 'no task'})."
+    )
+
+
+def flag_note(page: FrontPage) -> str:
+    """The flagged readouts, task by task ("pose: cpu_m, cpu_l level with its baseline"), or
+    that none is."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for task, scale, flag in page.flagged():
+        groups.setdefault((task, flag), []).append(scale)
+    if not groups:
+        return "No readout is flagged: every one beats its no-learning baseline outside the noise."
+    parts = [f"{task}: {', '.join(scales)} {flag}" for (task, flag), scales in groups.items()]
+    return f"Flagged ⚠ here: {'; '.join(parts)}."
