@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
-from fourds.report.compare import TaskScores, control_rows, scale_rows
+from fourds.report.compare import TaskScores, baseline_rows, control_rows, scale_rows
 from fourds.report.fits import fit_scaling
 from fourds.stages.readout import write_clip_values
 
@@ -35,17 +35,20 @@ def test_a_paired_difference_sees_an_effect_that_clip_noise_hides():
     assert better.headline(counts).std() > 0.02  # each headline alone is noisier than the gain
 
 
-def base_values(clip_values: np.ndarray) -> np.ndarray:
-    """A no-learning baseline's per-clip headline for the readouts' clips.csv."""
-    return np.full(len(clip_values), 0.1)
-
-
-def write_readouts(root, values: dict[tuple[str, str], np.ndarray], task: str = "boxes"):
+def write_readouts(
+    root,
+    values: dict[tuple[str, str], np.ndarray],
+    task: str = "boxes",
+    baseline: np.ndarray | None = None,
+):
+    """clips.csv of each (scale, regime) readout: its per-clip mIoU and the no-learning
+    baseline's on the same clips (`baseline`, else 0.1 on every clip)."""
     for (scale, regime), clip_values in values.items():
         folder = root / f"{scale}-{task}-{regime}"
         folder.mkdir(parents=True)
         clips = {"miou": clip_values, "weight": np.ones(len(clip_values))}
-        write_clip_values(folder / "clips.csv", clips, {"miou": base_values(clip_values)}, "miou")
+        base = np.full(len(clip_values), 0.1) if baseline is None else baseline
+        write_clip_values(folder / "clips.csv", clips, {"miou": base}, "miou")
 
 
 def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
@@ -102,3 +105,23 @@ def test_three_scales_are_compared_each_with_the_next_and_the_largest_with_the_s
     assert list(rows) == ["m vs s", "l vs m", "l vs s"]
     assert rows["m vs s"] == rows["l vs s"] == "better, outside the noise"
     assert rows["l vs m"] == "within the noise"
+
+
+def test_each_readout_is_compared_with_its_baseline_on_the_same_clips(tmp_path):
+    """The baseline's clips vary wildly; the readout beats it by 0.02 on every clip."""
+    baseline = np.random.default_rng(2).uniform(0.1, 0.9, size=40)
+    write_readouts(
+        tmp_path,
+        {("s", "frozen"): baseline + 0.02, ("s", "random_init"): baseline[::-1].copy()},
+        baseline=baseline,
+    )
+    scores = TaskScores.read(tmp_path, ["s"], "boxes", ["frozen", "random_init"], "miou", True)
+    assert scores.baseline("s", "frozen").value == pytest.approx(baseline.mean())
+    gain = scores.over_baseline("s", "frozen")
+    assert gain.value == pytest.approx(0.02) and gain.high - gain.low < 1e-9  # paired
+    assert scores.over_baseline("s", "random_init").value == pytest.approx(0)
+    rows = baseline_rows(scores, ["s"], ["frozen", "random_init"])
+    assert [row["verdict"] for row in rows] == ["better, outside the noise", "within the noise"]
+    assert rows[0]["gain over the baseline"] == "+0.0200 [+0.0200, +0.0200]"
+    lower_is_better = TaskScores.read(tmp_path, ["s"], "boxes", ["frozen"], "miou", False)
+    assert lower_is_better.over_baseline("s", "frozen").high < 0  # worse when lower is better

@@ -41,12 +41,12 @@ def compact(value: float, digits: int = DIGITS) -> str:
 
 def human_count(value: float, digits: int = DIGITS, trim: bool = False) -> str:
     """A count with a unit suffix: 508896 -> "509k", 1958240 -> "1.96M" ("2M" for 2e6 when
-    `trim`: the tick-label form)."""
+    `trim`: the tick-label form); below a thousand, the count as it is ("96")."""
     write = compact if trim else significant
     for size, unit in UNITS:
         if abs(value) >= size:
             return write(value / size, digits) + unit
-    return write(value, digits)
+    return compact(value, digits)
 
 
 def power_of_ten(values: list[float]) -> int:
