@@ -69,6 +69,7 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
     assert scores.estimate("s", "frozen").value == pytest.approx(np.mean(base) + 0.05)
     control = control_rows(scores, ["s", "l"])
     assert control[0]["verdict"] == "better, outside the noise"
+    assert control[0]["baseline"] == "0.100 [0.100, 0.100]"  # beside the headlines
     assert control[1]["verdict"] == "within the noise"
     (comparison,) = scale_rows(scores, ["s", "l"])
     assert comparison["comparison"] == "l vs s" and comparison["verdict"] == "within the noise"

@@ -122,7 +122,8 @@ def verdict(gain: Estimate) -> str:
 
 
 def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
-    """Per scale: the pretrained and random-init headlines and the gain of pretraining."""
+    """Per scale: the pretrained and random-init headlines, their no-learning baseline's on the
+    same clips, and the gain of pretraining."""
     rows = []
     for scale in scales:
         gain = scores.gain((scale, PRETRAINED), (scale, CONTROL))
@@ -131,6 +132,7 @@ def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
                 "scale": scale,
                 "pretrained": str(scores.estimate(scale, PRETRAINED)),
                 "random init": str(scores.estimate(scale, CONTROL)),
+                "baseline": str(scores.baseline(scale, PRETRAINED)),
                 "gain of pretraining": gain.format(signed=True),
                 "verdict": verdict(gain),
             }

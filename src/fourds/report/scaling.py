@@ -205,8 +205,8 @@ def caption(fits: dict, regimes: list[str], scales: int, paper: bool) -> str:
     text = (
         f"Error bars: {LEVEL:.0%} clip-bootstrap intervals. Shaded: each fit's {LEVEL:.0%} "
         f"bootstrap band (scales and test clips resampled); with {scales} scales it is wide, "
-        "up to the whole plot: the data do not pin the trend down (the exponent's interval is "
-        "below), not that the fit failed."
+        "up to the whole plot, which says that the data do not pin the trend down (the "
+        "exponent's interval is below), not that the fit failed."
     )
     if paper:
         text += " Right: the paper's numbers, their band from resampling the scales only."
