@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from fourds.cli import main
 from fourds.config import load_params
 from fourds.shipped import compare, format_differences, stage_files
@@ -33,7 +35,10 @@ def fake_run(root: Path) -> Path:
         (report / folder).mkdir(parents=True)
     for name in ("scaling.html", "scaling.ipynb", "tables/scaling_depth.csv"):
         (report / name).write_text("report\n")
-    (root / "dvc.lock").write_text("schema: '2.0'\n")
+    stages = ["curate", "pretrain@cpu_s", "readout@cpu_l-depth-frozen", "report"]
+    stages += ["pretrain@smoke_s", "readout@smoke_s-depth-frozen"]  # another ladder's
+    lock = {"schema": "2.0", "stages": {name: {"cmd": f"run {name}"} for name in stages}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     return runs
 
 
@@ -48,7 +53,10 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     runs = fake_run(tmp_path)
     assert main(ship_args(tmp_path)) == 0
     shipped = tmp_path / "shipped"
-    assert (shipped / "dvc.lock").read_text() == "schema: '2.0'\n"
+    lock = yaml.safe_load((shipped / "dvc.lock").read_text())
+    assert list(lock["stages"]) == [
+        "curate", "pretrain@cpu_s", "readout@cpu_l-depth-frozen", "report"
+    ]  # fmt: skip
     assert (shipped / "params.yaml").read_bytes() == PARAMS.read_bytes()
     readout = shipped / "readout/cpu_l-pose-random_init"
     assert {p.name for p in readout.iterdir()} == {"metrics.json", "clips.csv", "run.yaml"}

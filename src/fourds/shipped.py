@@ -4,7 +4,9 @@ regeneration compared with them number by number.
 `ship` copies, for the ladder a params file names, what a reviewer reads without compute:
 
     <out>/params.yaml, <out>/dvc.lock      the run's params and lock (every stage's command,
-                                           params and dependency and output hashes)
+                                           params and dependency and output hashes; the
+                                           entries of the ladder's stages only: DVC keeps those
+                                           of stages another ladder ran)
     <out>/curate/metrics.json
     <out>/pretrain/<scale>/                metrics.json, loss.csv (the loss curve), run.yaml
     <out>/readout/<scale>-<task>-<regime>/ metrics.json, clips.csv (per test clip), run.yaml
@@ -30,6 +32,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from fourds.atomic import atomic_directory
 from fourds.config import Params
 
@@ -47,6 +51,20 @@ def stage_files(params: Params) -> Iterator[tuple[str, tuple[str, ...]]]:
         yield f"fidelity/{scale}", ("metrics.json", "run.yaml")
 
 
+def ladder_lock(lock: Path, params: Params) -> str:
+    """The DVC lock `lock` with only the entries of the stages of params' ladder, as YAML."""
+    scales = set(params.ladder.scales)
+
+    def of_ladder(stage: str) -> bool:  # "curate", "pretrain@ref_s", "readout@ref_s-depth-frozen"
+        return "@" not in stage or stage.split("@", 1)[1].split("-")[0] in scales
+
+    entries = yaml.safe_load(lock.read_text())
+    entries["stages"] = {
+        name: entry for name, entry in entries["stages"].items() if of_ladder(name)
+    }
+    return yaml.safe_dump(entries, sort_keys=False)
+
+
 def ship(
     params: Params, params_path: Path, lock: Path, runs: Path, report: Path, out: Path
 ) -> list[str]:
@@ -55,7 +73,7 @@ def ship(
     missing = []
     with atomic_directory(out) as staging:
         shutil.copy2(params_path, staging / "params.yaml")
-        shutil.copy2(lock, staging / "dvc.lock")
+        (staging / "dvc.lock").write_text(ladder_lock(lock, params))
         for stage, names in stage_files(params):
             if not (runs / stage / "metrics.json").is_file():
                 missing.append(stage)
@@ -149,4 +167,6 @@ def format_differences(differences: list[Difference]) -> str:
     rows = [("path", "metric", "shipped", "regenerated")]
     rows += [(d.path, d.key, d.shipped, d.regenerated) for d in differences]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -90,7 +90,8 @@ def parameter_inits(model: nn.Module) -> dict[str, Init]:
     for prefix, module in model.named_modules():  # children's rules exist now: scale them
         for output in getattr(module, "residual_outputs", ()):
             name = f"{prefix}.{output}.weight" if prefix else f"{output}.weight"
-            inits[name] = dataclasses.replace(inits[name], scale=inits[name].scale * module.residual_scale)
+            scale = inits[name].scale * module.residual_scale
+            inits[name] = dataclasses.replace(inits[name], scale=scale)
     missing = [name for name, _ in model.named_parameters() if name not in inits]
     if missing:
         raise ValueError(f"no initialisation rule for {missing}: declare it in parameter_inits")
