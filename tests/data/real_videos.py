@@ -29,16 +29,26 @@ def blocks(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(grid.repeat(8, axis=1).repeat(8, axis=2)[:, :height, :width])
 
 
-def write(path: Path, frames: np.ndarray, fps: int = 10, times: list[float] | None = None) -> Path:
+def write(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 10,
+    times: list[float] | None = None,
+    aspect: Fraction | None = None,
+) -> Path:
     """Encode `frames` in the container and codec of the path's suffix.
 
     times: presentation time of each frame in seconds (variable frame rate); default k / fps.
+    aspect: the sample aspect ratio to record (a stored pixel's displayed width / height: 4:3
+        for anamorphic 1440x1080 shown as 1920x1080); default none (square pixels).
     """
     container_format, codec, pixel_format = FORMATS[path.suffix]
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pixel_format
+        if aspect is not None:
+            stream.codec_context.sample_aspect_ratio = aspect
         if times is not None:
             stream.codec_context.time_base = stream.time_base = MILLISECOND
         for index, array in enumerate(frames):
@@ -50,14 +60,22 @@ def write(path: Path, frames: np.ndarray, fps: int = 10, times: list[float] | No
     return path
 
 
-def rotate_mp4(path: Path, out: Path) -> Path:
-    """Copy an MP4 with its track's display matrix set to "turn 90 degrees clockwise to show",
-    as phones record portrait video (the tkhd matrix [0 1; -1 0])."""
+CLOCKWISE = ((0, 1), (-1, 0))  # turn 90 degrees clockwise to show, as phones record portrait
+
+
+def orient_mp4(path: Path, out: Path, matrix: tuple = CLOCKWISE) -> Path:
+    """Copy an MP4 with its track's display matrix (tkhd) set to `matrix`, ((a, b), (c, d)) in
+    FFmpeg's layout: the stored pixel at column x, row y is shown at (a x + c y, b x + d y).
+    The default turns it 90 degrees clockwise ([0 1; -1 0]); ((-1, 0), (0, 1)) mirrors it
+    left to right."""
+    (a, b), (c, d) = matrix
     data = bytearray(path.read_bytes())
     box = data.find(b"tkhd")
     assert data[box + 4] == 0, "a version-0 tkhd box"
-    matrix = box + 4 + 40  # after version/flags, times, track id, duration, layer, volume
-    data[matrix : matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    start = box + 4 + 40  # after version/flags, times, track id, duration, layer, volume
+    data[start : start + 36] = struct.pack(
+        ">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30
+    )
     out.write_bytes(bytes(data))
     return out
 

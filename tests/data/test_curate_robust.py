@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -204,14 +205,14 @@ def test_frames_queued_for_conversion_stay_within_the_byte_budget(monkeypatch):
     frame_bytes = sum(plane.buffer_size for plane in frames[0].planes)
     queued = []
 
-    def slow_conversion(frame, size, crop, reformatter):  # the decoder outruns it
+    def slow_conversion(frame, size, crop, aspect, reformatter):  # the decoder outruns it
         time.sleep(0.01)
         queued.append(len(sampler._in_flight))
         return np.zeros((size, size, 3), np.uint8)
 
     monkeypatch.setattr(decode, "_upright", slow_conversion)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sampler = decode._Resampler(16, "center", 0.0, pool, None, 3 * frame_bytes)
+        sampler = decode._Resampler(16, "center", Fraction(1), 0.0, pool, None, 3 * frame_bytes)
         for index, frame in enumerate(frames):
             sampler.add(frame, index / 10, index)
         assert sampler.finish(0.1)[0].shape == (12, 16, 16, 3)

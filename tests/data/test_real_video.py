@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from tests.data.real_videos import (
     audio_only,
     blocks,
     corrupt_payload,
-    rotate_mp4,
+    orient_mp4,
     truncate,
     write,
 )
@@ -59,11 +60,72 @@ def test_rotation_metadata_turns_frames_upright(tmp_path):
     frames = np.zeros((4, 48, 64, 3), np.uint8)
     frames[:, :16, :16] = 255  # a white block at the stored top-left
     plain = write(tmp_path / "plain.mp4", frames)
-    rotated = rotate_mp4(plain, tmp_path / "portrait.mp4")
+    rotated = orient_mp4(plain, tmp_path / "portrait.mp4")
     upright = decode_video(rotated, size=32, crop="stretch").frames[0].mean(axis=2)
     # Turned 90 degrees clockwise for display, the block is at the top-right.
     assert upright[:8, -8:].mean() > 200 and upright[:8, :8].mean() < 50
     assert decode_video(plain, size=32, crop="stretch").frames[0, :8, :8].mean() > 200
+
+
+ORIENTATIONS = {  # display matrices ((a, b), (c, d)): the eight a player can show
+    "upright": ((1, 0), (0, 1)),
+    "turned clockwise": ((0, 1), (-1, 0)),
+    "turned half way": ((-1, 0), (0, -1)),
+    "turned anticlockwise": ((0, -1), (1, 0)),
+    "mirrored left to right": ((-1, 0), (0, 1)),
+    "mirrored top to bottom": ((1, 0), (0, -1)),
+    "transposed": ((0, 1), (1, 0)),
+    "anti-transposed": ((0, -1), (-1, 0)),
+}
+
+
+def as_displayed(grid: np.ndarray, matrix: tuple) -> np.ndarray:
+    """[n, n] cells as a player shows them: the cell at column x, row y moves to column
+    a x + c y, row b x + d y (FFmpeg's display matrix), shifted back to start at 0."""
+    (a, b), (c, d) = matrix
+    rows, columns = np.indices(grid.shape)
+    shown_columns, shown_rows = a * columns + c * rows, b * columns + d * rows
+    shown = np.empty_like(grid)
+    shown[shown_rows - shown_rows.min(), shown_columns - shown_columns.min()] = grid
+    return shown
+
+
+@pytest.mark.parametrize("matrix", ORIENTATIONS.values(), ids=ORIENTATIONS)
+def test_display_matrix_rotations_and_mirrors_show_frames_as_a_player_does(matrix, tmp_path):
+    grid = (np.arange(16, dtype=np.uint8) * 16 + 8).reshape(4, 4)  # 16 grey levels, 4x4 cells
+    image = grid.repeat(16, axis=0).repeat(16, axis=1)  # 64x64, 16-pixel cells
+    frames = np.repeat(image[None, :, :, None], 3, axis=3).repeat(4, axis=0)
+    path = orient_mp4(write(tmp_path / "plain.mp4", frames), tmp_path / "shown.mp4", matrix)
+    shown = decode_video(path, size=32).frames[0, :, :, 0]  # 8-pixel cells
+    cells = shown.reshape(4, 8, 4, 8)[:, 2:6, :, 2:6].mean(axis=(1, 3))
+    np.testing.assert_allclose(cells, as_displayed(grid, matrix), atol=4)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".gif"])
+def test_anamorphic_frames_are_widened_by_their_sample_aspect_ratio(suffix, tmp_path):
+    # Stored square, each pixel shown twice as wide as high: displayed 96x48 (2:1).
+    path = write(tmp_path / f"wide{suffix}", thirds(6, 48, 48), aspect=Fraction(2, 1))
+    video = decode_video(path, size=16)
+    assert video.source_size == (96, 48)
+    # The centre crop of a 2:1 frame is its middle half: all red.
+    mean = video.frames[:, 2:-2, 2:-2].reshape(-1, 3).mean(axis=0)
+    assert mean[0] > 150 and mean[1] < 50 and mean[2] < 50, mean
+
+
+def test_narrow_pixels_and_a_rotation_are_shown_in_a_player_s_order(tmp_path):
+    # Stored 96x48, each pixel shown half as wide as high: displayed square, nothing cropped.
+    narrow = decode_video(
+        write(tmp_path / "narrow.mp4", thirds(4, 48, 96), aspect=Fraction(1, 2)), 16
+    )
+    assert narrow.source_size == (48, 48)
+    assert narrow.frames[0, 8, 1, 1] > 150 and narrow.frames[0, 8, 14, 2] > 150  # green, blue
+    # Widened to 96x48 first, then turned clockwise: 48 wide, 96 high, the green quarter on top;
+    # the centre crop is the red middle half.
+    wide = write(tmp_path / "wide.mp4", thirds(4, 48, 48), aspect=Fraction(2, 1))
+    portrait = decode_video(orient_mp4(wide, tmp_path / "portrait.mp4"), size=16)
+    assert portrait.source_size == (48, 96)
+    mean = portrait.frames[:, 2:-2, 2:-2].reshape(-1, 3).mean(axis=0)
+    assert mean[0] > 150 and mean[1] < 50 and mean[2] < 50, mean
 
 
 def test_variable_frame_rate_is_resampled_by_timestamps(tmp_path):
@@ -94,7 +156,7 @@ def messy_corpus(tmp_path) -> Path:
     split.mkdir(parents=True)
     good = write(split / "good.mp4", blocks(20, 48, 64, seed=1))
     write(split / "good.webm", blocks(20, 48, 64, seed=2))
-    rotate_mp4(write(tmp_path / "portrait.mp4", blocks(20, 48, 64, seed=3)), split / "rotated.mp4")
+    orient_mp4(write(tmp_path / "portrait.mp4", blocks(20, 48, 64, seed=3)), split / "rotated.mp4")
     shutil.copy(good, split / "same_as_good.mp4")
     (split / "empty.mp4").write_bytes(b"")
     truncate(write(tmp_path / "long.webm", blocks(20, 48, 64, seed=4)), split / "cut.webm")

@@ -7,7 +7,9 @@ What real videos bring, and what this module does about it:
 - variable frame rate: frames are picked by their timestamps, so a clip resampled to
   `fps` has evenly spaced times whatever the source's spacing (the frame shown at each target
   time is the latest one that started at or before it);
-- rotation metadata (phones): frames are turned upright as the display matrix says;
+- display geometry: frames are shown as a player shows them: each stored pixel widened by the
+  sample aspect ratio (anamorphic 1440x1080 at 4:3 is shown 1920x1080), then turned and
+  mirrored as the display matrix says (phones' rotation metadata, mirrored selfie video);
 - odd sizes and aspect ratios: resized so the shorter side is `size` and centre-cropped
   (crop="center"), or squashed to size x size (crop="stretch");
 - broken files: empty, not a video, audio-only, undecodable packets and files truncated
@@ -34,6 +36,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -75,33 +78,74 @@ class DecodedVideo:
     content_digest: str
 
 
-def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
-    """(width, height) of a decoded frame once turned upright by its rotation metadata."""
-    if round(frame.rotation / 90) % 2:
-        return frame.height, frame.width
-    return frame.width, frame.height
+@dataclasses.dataclass(frozen=True)
+class Orientation:
+    """How a player turns a stored frame to show it: one of the eight rotations by quarter turns,
+    mirrored or not, as a transpose (rows become columns) and then the rows and/or the columns
+    reversed."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """[H, W, C] as stored -> as shown: [W, H, C] when transposed, else [H, W, C]."""
+        if self.transpose:
+            image = image.transpose(1, 0, 2)
+        if self.flip_rows:
+            image = image[::-1]
+        if self.flip_columns:
+            image = image[:, ::-1]
+        return image
+
+
+def orientation(frame: av.VideoFrame) -> Orientation:
+    """The frame's display matrix, read whole: FFmpeg's ((a, b), (c, d)) shows the pixel at
+    column x, row y at (a x + c y, b x + d y), snapped to the nearest of the eight orientations.
+    No matrix, or a degenerate one (which players ignore too): upright."""
+    side_data = frame.side_data.get("DISPLAYMATRIX")
+    if side_data is None:
+        return Orientation()
+    a, b, _, c, d = np.frombuffer(bytes(side_data), np.int32)[:5].astype(np.int64)
+    if abs(b) + abs(c) > abs(a) + abs(d):
+        return Orientation(transpose=True, flip_rows=b < 0, flip_columns=c < 0)
+    return Orientation(flip_rows=d < 0, flip_columns=a < 0)
+
+
+def sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
+    """A stored pixel's displayed width over its height: the sample aspect ratio the container
+    or the bitstream records (the container's first, as players take it); 1 when none."""
+    aspect = stream.sample_aspect_ratio
+    return aspect if aspect is not None and aspect > 0 else Fraction(1)
+
+
+def displayed_size(frame: av.VideoFrame, aspect: Fraction) -> tuple[int, int]:
+    """(width, height) of a decoded frame as shown: its width times the sample aspect ratio
+    `aspect`, then turned by its display matrix."""
+    width = max(1, round(frame.width * aspect))
+    if orientation(frame).transpose:
+        return frame.height, width
+    return width, frame.height
 
 
 def _upright(
-    frame: av.VideoFrame, size: int, crop: str, reformatter: VideoReformatter
+    frame: av.VideoFrame, size: int, crop: str, aspect: Fraction, reformatter: VideoReformatter
 ) -> np.ndarray:
-    """One decoded frame -> [size, size, 3] uint8, rotated upright, resized and cropped.
+    """One decoded frame -> [size, size, 3] uint8 as shown (pixels widened by the sample aspect
+    ratio `aspect`, then turned and mirrored), resized and cropped.
 
     `reformatter` keeps FFmpeg's scaler between frames (a new one per frame costs ~25x more).
     """
-    quarter_turns = round(frame.rotation / 90) % 4
-    width, height = displayed_size(frame)
+    width, height = frame.width * float(aspect), frame.height  # turning changes no crop
     if crop == "stretch":
         out_width = out_height = size
     else:
         scale = size / min(width, height)
         out_width, out_height = max(size, round(width * scale)), max(size, round(height * scale))
-    if quarter_turns % 2:
-        out_width, out_height = out_height, out_width
     image = reformatter.reformat(
         frame, width=out_width, height=out_height, format="rgb24", interpolation="AREA"
     ).to_ndarray()
-    image = np.rot90(image, k=quarter_turns)
+    image = orientation(frame).apply(image)
     top = (image.shape[0] - size) // 2
     left = (image.shape[1] - size) // 2
     return np.ascontiguousarray(image[top : top + size, left : left + size])
@@ -149,19 +193,20 @@ def decode_video(
         with container:
             stream = _video_stream(path, container, max_frame_pixels)
             rate = float(stream.average_rate or stream.guessed_rate or 0.0)
+            aspect = sample_aspect(stream)
             declared = video_duration(container, stream)
             frame_time = 1.0 / rate if rate else 0.0
             content = hashlib.blake2b(digest_size=32)
             decoded = 0
             with ThreadPoolExecutor(max_workers=1) as pool:
-                sampler = _Resampler(size, crop, fps, pool, wanted, max_queued_bytes)
+                sampler = _Resampler(size, crop, aspect, fps, pool, wanted, max_queued_bytes)
                 try:
                     for frame in container.decode(stream):
                         _check_pixels(path, frame.width, frame.height, max_frame_pixels)
                         if frame.is_corrupt:
                             raise VideoError(f"{path}: frame {decoded} is flagged corrupt")
                         if decoded == 0:
-                            source_size = displayed_size(frame)
+                            source_size = displayed_size(frame, aspect)
                         for plane in frame_planes(frame):
                             content.update(plane)
                         time = frame.time if frame.time is not None else decoded / (rate or 1.0)
@@ -265,7 +310,7 @@ def _ffmpeg_errors(path: Path):
 
 
 class _Resampler:
-    """Keeps the frames shown at the target times (all frames when fps is 0), upright.
+    """Keeps the frames shown at the target times (all frames when fps is 0), as displayed.
 
     Frames arrive in presentation order. Each kept frame is converted to pixels once, in a
     worker thread, while the decoder goes on (FFmpeg's scaler runs without the GIL); at most
@@ -278,12 +323,13 @@ class _Resampler:
         self,
         size: int,
         crop: str,
+        aspect: Fraction,
         fps: float,
         pool: ThreadPoolExecutor,
         wanted: Callable[[int], bool] | None,
         max_queued_bytes: int,
     ):
-        self.size, self.crop, self.fps, self.pool = size, crop, fps, pool
+        self.size, self.crop, self.aspect, self.fps, self.pool = size, crop, aspect, fps, pool
         self.max_queued_bytes = max_queued_bytes
         self.wanted = wanted or (lambda index: True)
         self.reformatter = VideoReformatter()  # used by the pool's single worker only
@@ -320,7 +366,9 @@ class _Resampler:
         limit = min(self.MAX_IN_FLIGHT, max(1, self.max_queued_bytes // max(frame_bytes, 1)))
         while len(self._in_flight) >= limit:
             self._in_flight.popleft().result()
-        future = self.pool.submit(_upright, frame, self.size, self.crop, self.reformatter)
+        future = self.pool.submit(
+            _upright, frame, self.size, self.crop, self.aspect, self.reformatter
+        )
         self._in_flight.append(future)
         return future
 
