@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fourds.data.curate import list_sources
+from fourds.data.curate import list_split
 from fourds.data.video import read_video, write_video
 
 SSV2_TEMPLATES = (
@@ -66,7 +66,7 @@ def camera_line(timestamp: int, intrinsics: np.ndarray, extrinsics: np.ndarray) 
 
 def _videos(corpus: Path, split: str) -> list[tuple[Path, dict[str, np.ndarray]]]:
     pairs = []
-    for video in list_sources(corpus / split):
+    for video in list_split(corpus / split).sources:
         with np.load(video.with_suffix(".npz")) as truth:
             pairs.append((video, {key: truth[key] for key in truth.files}))
     return pairs

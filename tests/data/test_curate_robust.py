@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fourds.atomic import OutputError
 from fourds.cli import main
 from fourds.config import CurateConfig
 from fourds.data import curate as curate_module
@@ -148,6 +149,42 @@ def test_sources_in_sub_folders_are_read_with_their_relative_path(tmp_path):
     manifest = curate(tmp_path / "data", tmp_path / "out", CFG)
     assert {clip["path"] for clip in manifest["clips"]} == {"phone/2024/walk.mp4"}
     assert manifest["rejected"] == []
+
+
+def test_symlinked_folders_are_followed_once_and_loops_are_reported(tmp_path):
+    split = pretrain_dir(tmp_path)
+    write(split / "home.mp4", blocks(20, 48, 64, seed=1))
+    trip = tmp_path / "elsewhere" / "trip"
+    trip.mkdir(parents=True)
+    write(trip / "walk.mp4", blocks(20, 48, 64, seed=2))
+    (split / "trip").symlink_to(trip, target_is_directory=True)
+    (split / "trip_again").symlink_to(trip, target_is_directory=True)  # a second path to it
+    (trip / "back").symlink_to(split, target_is_directory=True)  # a loop through the link
+    (split / "gone.mp4").symlink_to(tmp_path / "nothing.mp4")  # a link to nothing
+    manifest = curate(tmp_path / "data", tmp_path / "out", CFG)
+    assert {clip["path"] for clip in manifest["clips"]} == {"home.mp4", "trip/walk.mp4"}
+    assert reasons(manifest) == {
+        "trip_again": f"a second path to {split / 'trip'} (both are {trip}): listed once",
+        "trip/back": f"a symbolic link to {split}, which holds it: a loop, not followed",
+        "gone.mp4": "a symbolic link that cannot be followed (No such file or directory)",
+    }
+
+
+def test_an_output_inside_what_a_link_leads_to_is_refused(tmp_path):
+    split = pretrain_dir(tmp_path)
+    write(split / "home.mp4", blocks(20, 48, 64, seed=1))
+    trip = tmp_path / "elsewhere" / "trip"
+    trip.mkdir(parents=True)
+    write(trip / "walk.mp4", blocks(20, 48, 64, seed=2))
+    (split / "trip").symlink_to(trip, target_is_directory=True)
+    with pytest.raises(OutputError, match="overlaps the input"):
+        curate(tmp_path / "data", trip / "curated", CFG)
+    assert not (trip / "curated").exists()
+    # a linked file that lies in the output: curating there again would read its own output
+    curate(tmp_path / "data", tmp_path / "out", CFG)
+    (split / "manifest.json").symlink_to(tmp_path / "out" / "manifest.json")
+    with pytest.raises(OutputError, match="overlaps the input"):
+        curate(tmp_path / "data", tmp_path / "out", CFG)
 
 
 def test_audio_longer_than_the_video_is_not_truncation(tmp_path):

@@ -18,13 +18,15 @@ windows and crops (fourds.data.augment). `curate(data_dir, out_dir, cfg)` writes
                       fps, shard, row, sha256 of the clip's frames; per rejected source: split,
                       source, path and the reason
 
-Sources are every file under data_dir/<split>/, sub-folders included, except hidden files and
-folders and `.npz` ground-truth sidecars, in any container and codec PyAV decodes (see
-fourds.data.decode). A file that cannot be used (unreadable, empty, not a video, audio-only,
-undecodable or damaged, truncated, frames above curate.max_frame_pixels, too short, a bad
-sidecar (fourds.data.sidecar), ground truth that does not match the split's other sources, or
-the same bytes or the same decoded frames as a source already taken, in any split) is listed in
-`rejected` with the reason; the others are unaffected. The output folder is replaced whole.
+Sources are every file under data_dir/<split>/, sub-folders included (symbolic links to folders
+followed, each folder listed once: a loop is not followed but listed in `rejected`), except
+hidden files and folders and `.npz` ground-truth sidecars, in any container and codec PyAV
+decodes (see fourds.data.decode). A file that cannot be used (unreadable, empty, not a video,
+audio-only, undecodable or damaged, truncated, frames above curate.max_frame_pixels, too
+short, a bad sidecar (fourds.data.sidecar), ground truth that does not match the split's other
+sources, or the same bytes or the same decoded frames as a source already taken, in any split)
+is listed in `rejected` with the reason; the others are unaffected. The output folder is
+replaced whole.
 
 How it runs: curate.workers processes (spawned; 0: the main process) each decode a source on
 its own (`decode_source`: file sha256, PyAV decoding, sidecar, ground truth resized, rows). The
@@ -42,6 +44,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -126,22 +129,87 @@ def split_layout(cfg: CurateConfig, split: str) -> tuple[int, int, str]:
     return cfg.span, cfg.frame_stride, "clip"
 
 
-def list_sources(split_dir: Path) -> list[Path]:
-    """Candidate videos of a split: every file in it or its sub-folders (recursively), except
-    hidden files and folders and ground-truth sidecars, in path order."""
-    if not split_dir.is_dir():
-        return []
-    return sorted(
-        path
-        for path in split_dir.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(split_dir).parts)
-        and path.suffix != ".npz"
-    )
+@dataclasses.dataclass
+class SplitListing:
+    """What a split folder holds for curation (`list_split`).
+
+    sources: candidate videos in path order, each by its path under the split folder (links
+        kept as links: data/pretrain/linked/a.mp4).
+    reached: the resolved split folder and the resolved target of every symbolic link followed:
+        what curation reads, which an output must lie apart from.
+    skipped: (path, reason) of what is not listed: a folder reached a second time (a link
+        back to a folder that holds it, a loop, or a second path to one already listed), a
+        symbolic link that cannot be followed, a folder that cannot be listed.
+    """
+
+    sources: list[Path] = dataclasses.field(default_factory=list)
+    reached: list[Path] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
 
 
-def check_data_dir(data_dir: Path) -> None:
-    """Raise FileNotFoundError naming `data_dir` unless it holds at least one source.
+def list_split(split_dir: Path) -> SplitListing:
+    """Every file in `split_dir` or its sub-folders (recursively, through symbolic links to
+    folders and files), except hidden files and folders and ground-truth sidecars.
+
+    Each folder is listed once, by its resolved path: the real folders first, then those
+    reached through links, so a folder has its real path when it has one. Whatever is not
+    listed is in `skipped` with the reason, never dropped silently.
+    """
+    listing = SplitListing()
+    listed: dict[Path, Path] = {}  # resolved folder -> the path it was listed as
+    folders, linked = [split_dir] if split_dir.is_dir() else [], collections.deque()
+    while folders or linked:
+        folder = folders.pop() if folders else linked.popleft()
+        target = folder.resolve()
+        if target in listed:
+            listing.skipped.append((folder, _listed_before(folder, target, listed[target])))
+            continue
+        listed[target] = folder
+        if folder == split_dir or folder.is_symlink():
+            listing.reached.append(target)
+        _list_folder(folder, listing, folders, linked)
+    listing.sources.sort()
+    return listing
+
+
+def _list_folder(
+    folder: Path, listing: SplitListing, folders: list[Path], linked: collections.deque
+) -> None:
+    """Add the files of `folder` to `listing`, its sub-folders to `folders` (real ones) or
+    `linked` (symbolic links), and what cannot be followed or read to `listing.skipped`."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as error:
+        listing.skipped.append((folder, f"cannot list the folder ({error.strerror})"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        try:
+            mode = entry.stat().st_mode  # through a link, of what it leads to
+        except OSError as error:
+            what = "a symbolic link that cannot be followed" if entry.is_symlink() else ""
+            listing.skipped.append((path, f"{what or 'cannot be read'} ({error.strerror})"))
+            continue
+        if stat.S_ISDIR(mode):
+            (linked if entry.is_symlink() else folders).append(path)
+        elif stat.S_ISREG(mode) and path.suffix != ".npz":
+            listing.sources.append(path)
+            if entry.is_symlink():
+                listing.reached.append(path.resolve())
+
+
+def _listed_before(folder: Path, target: Path, first: Path) -> str:
+    """Why `folder`, resolving to `target` which was listed as `first`, is not listed again."""
+    if folder.is_relative_to(first):
+        return f"a symbolic link to {first}, which holds it: a loop, not followed"
+    return f"a second path to {first} (both are {target}): listed once"
+
+
+def check_data_dir(data_dir: Path, listings: dict[str, SplitListing]) -> None:
+    """Raise FileNotFoundError naming `data_dir` unless it holds at least one source (its
+    splits' `listings`).
 
     A missing or empty input would otherwise curate to zero clips and look like success.
     """
@@ -150,7 +218,7 @@ def check_data_dir(data_dir: Path) -> None:
             f"--data {data_dir}: no such folder (point --data at a folder with {list(SPLITS)} "
             "sub-folders of videos)"
         )
-    if not any(list_sources(data_dir / split) for split in SPLITS):
+    if not any(listing.sources for listing in listings.values()):
         found = sorted(path.name for path in data_dir.iterdir())[:10]
         raise FileNotFoundError(
             f"--data {data_dir}: no videos in any of its {list(SPLITS)} sub-folders "
@@ -368,14 +436,17 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
 
     Raises:
         FileNotFoundError: `data_dir` is missing or holds no source.
-        OutputError: `out_dir` is, holds or lies inside `data_dir`, or holds files fourds did
-            not write (checked before anything is read or written).
+        OutputError: `out_dir` is, holds or lies inside `data_dir` or a folder or file its
+            symbolic links lead to, or holds files fourds did not write (checked before any
+            file is read or written).
         WorkerError: a decoding worker process died.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    check_output_directory(out_dir, (data_dir,))
-    check_data_dir(data_dir)
-    sources = {split: list_sources(data_dir / split) for split in SPLITS}
+    listings = {split: list_split(data_dir / split) for split in SPLITS}
+    reached = [path for listing in listings.values() for path in listing.reached]
+    check_output_directory(out_dir, (data_dir, *reached))
+    check_data_dir(data_dir, listings)
+    sources = {split: listings[split].sources for split in SPLITS}
     tasks = [(source, split) for split in SPLITS for source in sources[split]]
     clips, rejected = [], []
     seen = _Seen()
@@ -386,9 +457,13 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
         for split in SPLITS:
             fmt = cfg.pretrain_format if split == "pretrain" else "npz"
             writer = ShardWriter(partial / "shards", split, cfg.clips_per_shard, fmt)
+            for path, reason in listings[split].skipped:
+                rejected.append(
+                    {**_where(path, data_dir / split), "split": split, "reason": reason}
+                )
             for source in tqdm(sources[split], desc=f"curate {split}", unit="video"):
                 decoded = next(decoded_sources)
-                where = {"source": str(source), "path": str(source.relative_to(data_dir / split))}
+                where = _where(source, data_dir / split)
                 if decoded.digest is None:
                     rejected.append({**where, "split": split, "reason": decoded.error})
                     continue
@@ -408,6 +483,11 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
         manifest = {"clips": clips, "rejected": rejected}
         write_json(partial / "manifest.json", manifest)
     return manifest
+
+
+def _where(path: Path, split_dir: Path) -> dict[str, str]:
+    """A manifest entry's source (as listed) and its path inside its split's folder."""
+    return {"source": str(path), "path": str(path.relative_to(split_dir))}
 
 
 def manifest_summary(manifest: dict) -> dict:
