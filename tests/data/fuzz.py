@@ -2,11 +2,13 @@
 
 Valid fixtures of each format are written, then mutated (bytes flipped, spans overwritten,
 zeroed, duplicated, removed or cut off; in text formats, numbers replaced by nan, inf, -1,
-huge values or garbage and lines dropped or repeated). Each mutated file goes through the
-reader that owns its format; every case must end accepted or rejected with that reader's error
-and a non-empty reason. Anything else (another exception, a case that runs past its time
-limit) is recorded as a failure. Finally one curate run over mutated videos and sidecars must
-finish with every source either curated or rejected with a reason.
+huge values or garbage and lines dropped or repeated; in TAP-Vid records, an entry, a frame or
+the record replaced by a value of the wrong type or shape). Videos include an anamorphic one
+(a sample aspect ratio) and a mirrored one (a display matrix). Each mutated file goes through
+the reader that owns its format; every case must end accepted or rejected with that reader's
+error and a non-empty reason on one line. Anything else (another exception, a case that runs
+past its time limit) is recorded as a failure. Finally one curate run over mutated videos and
+sidecars must finish with every source either curated or rejected with a reason.
 
     python -m tests.data.fuzz SEED CASES_PER_FORMAT OUT_DIR ADDRESS_SPACE_BYTES
         -> prints one JSON summary line (the process first limits its own address space)
@@ -21,6 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +31,17 @@ import numpy as np
 from fourds.config import CurateConfig
 from fourds.data.curate import curate
 from fourds.data.decode import decode_video
+from fourds.data.readers import ReaderError
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.tapvid import read_tapvid
 from fourds.data.sidecar import load_sidecar
 from fourds.data.video import VideoError
-from tests.data.real_videos import blocks, write
+from tests.benchmark_files import jpeg
+from tests.data.real_videos import blocks, orient_mp4, write
 
 FRAMES, SIZE = 8, 32
+MIRROR = ((-1, 0), (0, 1))  # a display matrix that mirrors left to right
 CASE_SECONDS = 10  # a case running longer than this is a hang
 MAX_PIXELS = 4096 * 4096  # decode limit for the fuzzed files
 
@@ -47,6 +53,10 @@ def fixtures(root: Path) -> dict[str, Path]:
         f"video{suffix}": write(root / f"clip{suffix}", blocks(FRAMES, SIZE, SIZE, seed=1))
         for suffix in (".mp4", ".webm", ".avi", ".gif")
     }
+    files["video-anamorphic.mp4"] = write(
+        root / "anamorphic.mp4", blocks(FRAMES, SIZE, SIZE, seed=3), aspect=Fraction(4, 3)
+    )
+    files["video-mirrored.mp4"] = orient_mp4(files["video.mp4"], root / "mirrored.mp4", MIRROR)
     rng = np.random.default_rng(0)
     truth = {
         "depth": rng.uniform(1, 5, (FRAMES, SIZE, SIZE)).astype(np.float16),
@@ -69,6 +79,9 @@ def fixtures(root: Path) -> dict[str, Path]:
     }
     (root / "tapvid.pkl").write_bytes(pickle.dumps({"clip": record}, protocol=4))
     files["pickle"] = root / "tapvid.pkl"
+    record = {**record, "video": [jpeg(image) for image in record["video"]]}  # as Kinetics
+    (root / "tapvid_jpeg.pkl").write_bytes(pickle.dumps([record], protocol=4))
+    files["pickle-jpeg"] = files["pickle-entries"] = root / "tapvid_jpeg.pkl"
     lines = ["https://www.youtube.com/watch?v=abc"]
     for frame in range(FRAMES):
         pose = " ".join(f"{v:g}" for v in np.eye(4)[:3].reshape(-1))
@@ -143,13 +156,51 @@ def mutate_text(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     return ("\n".join(lines) + "\n").encode("latin1"), f"{kind}@line{line}"
 
 
+WRONG_VALUES = [  # what a malformed TAP-Vid pickle holds where an array or JPEG bytes belong
+    None, 7, 1 << 40, -1.5, "text", b"\xff\xd8 not a JPEG", [], {}, [1 << 40] * FRAMES,
+    ["frame"] * FRAMES, [[0.5], [0.5, 0.5]], np.zeros(0, np.uint8),
+    np.zeros((FRAMES, SIZE, SIZE, 4), np.uint8), np.zeros((FRAMES, SIZE, SIZE, 3), np.float32),
+    np.zeros((3, FRAMES), object),
+]  # fmt: skip
+
+
+def mutate_record(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """A TAP-Vid pickle (a list of records) with its record, one of its entries, or one of its
+    frames replaced by a value of the wrong type or shape; and the description."""
+    records = pickle.loads(data)  # a fixture this module wrote
+    value = WRONG_VALUES[int(rng.integers(len(WRONG_VALUES)))]
+    target = str(rng.choice(["record", "video", "points", "occluded", "frame"]))
+    if target == "record":
+        records[0] = value
+    elif target == "frame":
+        frames = list(records[0]["video"])
+        frames[int(rng.integers(len(frames)))] = value
+        records[0]["video"] = frames
+    else:
+        records[0][target] = value
+    return pickle.dumps(records, protocol=4), f"{target} = {value!r:.60}"
+
+
+MUTATIONS = {  # format -> how its fixture is mutated (mutate_bytes where not named)
+    "camera": mutate_text,
+    "boxes.json": mutate_text,
+    "boxes.csv": mutate_text,
+    "pickle-entries": mutate_record,
+}
+
+
 def readers() -> dict[str, tuple[Callable[[Path], object], tuple[type, ...]]]:
     """Format -> (its reader, the errors that mean "rejected with a reason")."""
     video = (lambda path: decode_video(path, 16, max_frame_pixels=MAX_PIXELS), (VideoError,))
+    tapvid = (lambda path: read_tapvid(path, SIZE), (ReaderError,))
     return {
         **{f"video{s}": video for s in (".mp4", ".webm", ".avi", ".gif")},
+        "video-anamorphic.mp4": video,
+        "video-mirrored.mp4": video,
         "sidecar": (lambda path: load_sidecar(path, FRAMES, MAX_PIXELS), (VideoError,)),
-        "pickle": (read_tapvid, (ValueError, VideoError)),
+        "pickle": tapvid,
+        "pickle-jpeg": tapvid,
+        "pickle-entries": tapvid,
         "camera": (lambda path: read_camera_file(path, 64, 64), (ValueError,)),
         "boxes.json": (lambda path: read_box_tracks(path, frames=FRAMES), (ValueError,)),
         "boxes.csv": (lambda path: read_box_tracks(path, frames=FRAMES), (ValueError,)),
@@ -171,7 +222,9 @@ def run_case(reader, rejections, path: Path) -> tuple[str, str]:
         reader(path)
     except rejections as error:
         reason = str(error)
-        return ("rejected", reason) if reason.strip() else ("failed", "an empty reason")
+        if not reason.strip() or "\n" in reason:
+            return "failed", f"a reason that is empty or not one line: {reason!r}"
+        return "rejected", reason
     except Exception as error:  # the point of fuzzing: anything else is a failure to report
         return "failed", f"{type(error).__name__}: {error}"
     finally:
@@ -194,7 +247,7 @@ def fuzz(seed: int, cases: int, root: Path) -> dict:
             failures.append(
                 {"format": name, "mutation": "none (the valid fixture)", "detail": detail}
             )
-        mutate = mutate_text if name in ("camera", "boxes.json", "boxes.csv") else mutate_bytes
+        mutate = MUTATIONS.get(name, mutate_bytes)
         tally = counts.setdefault(name, {"accepted": 0, "rejected": 0, "failed": 0})
         for case in range(cases):
             data, mutation = mutate(source.read_bytes(), rng)

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from fourds.data.readers import ReaderError
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.safe_pickle import UnsafePickleError
@@ -68,6 +69,32 @@ def test_tapvid_record_with_wrong_shapes_is_reported(tmp_path):
     path.write_bytes(pickle.dumps({"bear": record}))
     with pytest.raises(ValueError, match="bad.pkl:bear: points"):
         read_tapvid(path)
+
+
+MALFORMED_RECORDS = {  # what a TAP-Vid record can hold instead of its arrays -> the record
+    "not a dict": lambda record: [record["video"]],
+    "a number for a video": lambda record: {**record, "video": 3},
+    "numbers for frames": lambda record: {**record, "video": [1 << 40] * 3},  # bytes(n): n zeros
+    "text for frames": lambda record: {**record, "video": ["frame"] * 3},
+    "frames that are not JPEG": lambda record: {**record, "video": [b"\xff\xd8 not"] * 3},
+    "no frames": lambda record: {**record, "video": []},
+    "float pixels": lambda record: {**record, "video": record["video"].astype(np.float32)},
+    "four channels": lambda record: {**record, "video": record["video"][..., [0, 1, 2, 2]]},
+    "empty pixels": lambda record: {**record, "video": record["video"][:, :0]},
+    "text for points": lambda record: {**record, "points": "points"},
+    "ragged points": lambda record: {**record, "points": [[[0.5, 0.5]], [[0.5]]]},
+    "a dict for occluded": lambda record: {**record, "occluded": {"a": 1}},
+}
+
+
+@pytest.mark.parametrize("change", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS)
+def test_a_malformed_tapvid_record_is_a_one_line_reader_error_naming_the_file(change, tmp_path):
+    path = tmp_path / "davis.pkl"
+    path.write_bytes(pickle.dumps({"bear": change(tapvid_record())}))
+    with pytest.raises(ReaderError) as raised:
+        read_tapvid(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:bear: ") and "\n" not in message, message
 
 
 INTRINSICS = [0.5, 0.9, 0.5, 0.5]  # normalised fx fy cx cy

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from fourds.data.readers import ReaderError
 from fourds.data.readers.safe_pickle import PickleLimits, UnsafePickleError, load_data_pickle
 
 
@@ -51,6 +52,25 @@ def test_a_file_that_is_not_a_pickle_gets_a_clear_error(tmp_path):
     path.write_bytes(b"not a pickle at all")
     with pytest.raises(ValueError, match="broken.pkl: not a readable pickle"):
         load_data_pickle(path)
+
+
+CRAFTED = {  # pickle opcodes no pickle of data holds -> what the error says
+    "an unknown text codec": (
+        b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00nope\x86R.",
+        "LookupError: unknown encoding: nope",
+    ),
+    "a persistent id": (b"P0\n.", "A load persistent id instruction was encountered, but"),
+}
+
+
+@pytest.mark.parametrize("data, reason", CRAFTED.values(), ids=CRAFTED)
+def test_a_crafted_pickle_gets_a_one_line_reader_error(data, reason, tmp_path):
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(data)
+    with pytest.raises(ReaderError) as raised:
+        load_data_pickle(path)
+    assert str(raised.value).startswith(f"{path}: not a readable pickle (")
+    assert reason in str(raised.value) and "\n" not in str(raised.value)
 
 
 def doubling_lists(levels: int) -> list:

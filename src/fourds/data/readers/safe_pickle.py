@@ -145,11 +145,14 @@ def load_data_pickle(path: str | Path, limits: PickleLimits = PickleLimits()) ->
         check_limits(loaded, limits)
     except UnsafePickleError as error:
         raise UnsafePickleError(f"{path}: {error}") from None
+    # LookupError: an index or a key missing, or a text codec `_codecs.encode` does not know;
+    # SystemError: numpy's dtype rebuilder given a malformed state
     except (
-        pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-        KeyError, MemoryError, OverflowError, RecursionError, UnicodeDecodeError,
+        pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError,
+        MemoryError, OverflowError, RecursionError, UnicodeDecodeError, SystemError,
     ) as error:  # fmt: skip
+        reason = " ".join(str(error).split())  # on one line
         raise ReaderError(
-            f"{path}: not a readable pickle ({type(error).__name__}: {error})"
+            f"{path}: not a readable pickle ({type(error).__name__}: {reason})"
         ) from None
     return loaded
