@@ -4,13 +4,16 @@ recorder of the dtypes attention receives."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from fourds.cli import main
 from fourds.config import CurateConfig, MAEConfig, ModelConfig
 from fourds.data.corpus import WorldSpec, write_corpus
 from fourds.data.curate import curate
@@ -36,13 +39,57 @@ def copy_tracked_files(dest: Path, skip: tuple[str, ...] = ()) -> None:
             shutil.copy2(REPO_ROOT / name, dest / name)
 
 
-def readme_commands(section: str) -> list[str]:
-    """The command lines of the first bash block under the README heading `section` (of any
-    level), lines continued with a backslash joined, comments after two spaces cut off."""
-    text = (REPO_ROOT / "README.md").read_text()
-    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    block = body.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+@dataclass(frozen=True)
+class ReadmeBlock:
+    """A fenced block of README.md: the heading it sits directly under (its title, of any level),
+    the fence's language ('' for none) and the lines between the fences."""
+
+    section: str
+    language: str
+    text: str
+
+
+def readme_blocks() -> list[ReadmeBlock]:
+    """Every fenced block of README.md, in order."""
+    blocks, section, fence, body = [], "", None, []
+    for line in (REPO_ROOT / "README.md").read_text().splitlines(keepends=True):
+        if fence is not None:
+            if line.startswith("```"):
+                blocks.append(ReadmeBlock(section, fence, "".join(body)))
+                fence = None
+            else:
+                body.append(line)
+        elif line.startswith("```"):
+            fence, body = line[3:].strip(), []
+        elif line.startswith("#"):
+            section = line.lstrip("#").strip()
+    return blocks
+
+
+def command_lines(block: str) -> list[str]:
+    """The command lines of a bash block: lines continued with a backslash joined, comment
+    lines left out and comments after two spaces cut off."""
+    lines = block.replace("\\\n", " ").splitlines()
+    commands = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [line.split("  #")[0].strip() for line in commands]
+
+
+def readme_commands(section: str, block: int = 0) -> list[str]:
+    """The command lines of bash block number `block` (0: the first) directly under the README
+    heading `section`."""
+    texts = [
+        found.text
+        for found in readme_blocks()
+        if found.section == section and found.language == "bash"
+    ]
+    return command_lines(texts[block])
+
+
+def run_fourds(command: str) -> int:
+    """Run a `fourds ...` command line in this process; its exit status."""
+    program, *arguments = shlex.split(command)
+    assert program == "fourds", command
+    return main(arguments)
 
 
 TINY_WORLD = WorldSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,10 +13,14 @@ import pytest
 
 from tests.conftest import copy_tracked_files, readme_commands, sh
 
+# The first commands of the README's auditing walkthrough: the corpus and the smoke experiment.
+SETUP = 2
+
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory) -> Path:
-    """A copy of the repository's tracked files as a new git repo, after the smoke experiment."""
+    """A copy of the repository's tracked files as a new git repo, after the smoke experiment
+    (the auditing walkthrough's first commands, as written)."""
     repo = tmp_path_factory.mktemp("fourds")
     copy_tracked_files(repo)
     sh("git", "init", "-q", cwd=repo)
@@ -23,8 +28,8 @@ def smoke_repo(tmp_path_factory) -> Path:
     sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "init", cwd=repo)
-    sh("dvc", "pull", "data.dvc", cwd=repo)
-    sh("dvc", "exp", "run", "-n", "smoke", "-S", "ladder=smoke", cwd=repo)
+    for command in readme_commands("Auditing a result")[:SETUP]:
+        sh("bash", "-c", command, cwd=repo)
     return repo
 
 
@@ -42,6 +47,24 @@ def test_dag_wires_every_stage(smoke_repo):
         ("readout@smoke_l-classification-frozen", "report"),
     ]:
         assert f'"{source}" -> "{target}"' in edges, edges
+
+
+@pytest.mark.slow
+def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
+    """README, "What comes out, and where": the lineage graph, every metrics file, the
+    experiments and the plots."""
+    dag, metrics, experiments, plots = [
+        sh("bash", "-c", command, cwd=smoke_repo)
+        for command in readme_commands("What comes out, and where")
+    ]
+    for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-depth-frozen"):
+        assert stage in dag, dag
+    for scale in ("smoke_s", "smoke_l"):
+        for stage in (f"pretrain/{scale}", f"fidelity/{scale}", f"readout/{scale}-boxes-frozen"):
+            assert f"runs/{stage}/metrics.json" in metrics, metrics
+    assert "[smoke]" in experiments, experiments
+    assert "dvc_plots/index.html" in plots and (smoke_repo / "dvc_plots" / "index.html").is_file()
+    shutil.rmtree(smoke_repo / "dvc_plots")  # the walkthrough's `dvc plots diff` writes its own
 
 
 @pytest.mark.slow
@@ -94,9 +117,10 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
 def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_repo):
     params = smoke_repo / "params.yaml"
     smoke = params.read_text()
+    compose, dry_run = readme_commands("Ladders and params", 1)
     try:
-        sh("fourds", "params", "ladder=4ds", cwd=smoke_repo)
-        output = sh("dvc", "repro", "--dry", "pretrain", cwd=smoke_repo)
+        sh("bash", "-c", compose, cwd=smoke_repo)
+        output = sh("bash", "-c", dry_run, cwd=smoke_repo)
     finally:
         params.write_text(smoke)
     commands = [line for line in output.splitlines() if line.startswith("> fourds")]
@@ -131,11 +155,9 @@ def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path
 
 @pytest.mark.slow
 def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
-    done_by_the_fixture = {"dvc pull data.dvc", "dvc exp run -n smoke -S ladder=smoke"}
     output = {}
-    for command in readme_commands("Auditing a result"):
-        if command not in done_by_the_fixture:
-            output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
+    for command in readme_commands("Auditing a result")[SETUP:]:
+        output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
     assert "steps: 60" in output["-A"]  # grep: the depth readout's params in dvc.lock
     assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
     changed = output["metrics"]
@@ -159,37 +181,38 @@ def depth_readouts(repo: Path) -> dict[str, tuple[int, float]]:
 
 @pytest.mark.slow
 def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_repo):
-    """The README's depth-readout sweep. After the auditing walkthrough (above in this file)
-    both of its values were run (30 steps, the smoke ladder's, and 60), so DVC's run cache
-    restores every stage of both experiments; run alone, the test trains the 60-step readouts."""
-    before = depth_readouts(smoke_repo)
-    (command,) = [line for line in readme_commands("Sweeps") if "readouts.depth.steps" in line]
-    sh("bash", "-c", command, cwd=smoke_repo)
-    sh("dvc", "queue", "start", "--jobs", "1", cwd=smoke_repo)
+    """The README's depth-readout sweep, as written (its status command until nothing is
+    queued or running). After the auditing walkthrough (above in this file) both of its values
+    were run (30 steps, the smoke ladder's, and 60), so DVC's run cache restores every stage of
+    both experiments; run alone, the test trains the 60-step readouts."""
+    before = sh("dvc", "exp", "list", "--name-only", cwd=smoke_repo).split()
+    queue, start, check, show = readme_commands("Sweeps")
+    sh("bash", "-c", queue, cwd=smoke_repo)
+    sh("bash", "-c", start, cwd=smoke_repo)
     deadline = time.monotonic() + 1200
-    status = sh("dvc", "queue", "status", cwd=smoke_repo)
+    status = sh("bash", "-c", check, cwd=smoke_repo)
     while {"Queued", "Running"} & set(status.split()):
         assert time.monotonic() < deadline, status
         if "Running" not in status.split() and "0 active, 0 idle" in status:
             # DVC's worker can exit with experiments still queued (treeverse/dvc#10562);
             # starting the queue again goes on with them, as the README says.
-            sh("dvc", "queue", "start", "--jobs", "1", cwd=smoke_repo)
+            sh("bash", "-c", start, cwd=smoke_repo)
         time.sleep(2)
-        status = sh("dvc", "queue", "status", cwd=smoke_repo)
+        status = sh("bash", "-c", check, cwd=smoke_repo)
     assert "Failed" not in status, status
-    swept = {steps: abs_rel for name, (steps, abs_rel) in depth_readouts(smoke_repo).items()
-             if name not in before}  # fmt: skip
+    shown = sh("bash", "-c", show, cwd=smoke_repo)
+    after = depth_readouts(smoke_repo)
+    swept = {steps: abs_rel for name, (steps, abs_rel) in after.items() if name not in before}
     assert sorted(swept) == [30, 60] and swept[30] != swept[60], swept
-    assert swept[30] == before["smoke"][1]  # the same run as the smoke experiment's
+    assert swept[30] == after["smoke"][1]  # the same run as the smoke experiment's
+    assert all(f"[{name}]" in shown for name in after), shown
 
 
 @pytest.mark.slow
 def test_fidelity_metrics_and_reconstructions_for_every_scale(smoke_repo):
-    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=smoke_repo))
-    for scale in ("smoke_s", "smoke_l"):
+    for scale in ("smoke_s", "smoke_l"):  # and `dvc metrics show` lists them (above)
         out = smoke_repo / "runs" / "fidelity" / scale
         metrics = json.loads((out / "metrics.json").read_text())
-        assert f"runs/fidelity/{scale}/metrics.json" in json.dumps(shown)
         assert metrics["scale"] == scale and metrics["feature_extractor"] == "fourds"
         assert metrics["extractor_weights"] == "runs/pretrain/smoke_l/checkpoint.pt"
         for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked", "baseline_psnr_masked"):

@@ -8,7 +8,9 @@ import dataclasses
 import importlib
 import json
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,7 +42,14 @@ from fourds.plan.memory import (
 from fourds.plan.simulate import simulate_step
 from fourds.train.distributed import DistEnv
 from fourds.train.parallelize import shard_dim
-from tests.conftest import REPO_ROOT, tiny_mae_config, tiny_model_config
+from tests.conftest import (
+    REPO_ROOT,
+    readme_blocks,
+    readme_commands,
+    run_fourds,
+    tiny_mae_config,
+    tiny_model_config,
+)
 
 # One block of width 8 on 2x8x8 clips, tubelet 2x4x4: a 1x2x2 grid of 4 tokens, 2 visible.
 TINY = tiny_model_config(width=8, depth=1, heads=2, mlp_dim=32)
@@ -217,6 +226,23 @@ def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
     assert j[:3] == ["4ds_j", "21.76B", "21.80B"]  # encoder, everything trained
     assert main(["plan", "--params", str(path), "--gpus", "100"]) == 2
     assert "not divisible by 100 GPUs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_readme_plan_runs_as_written(tmp_path, monkeypatch, capsys):
+    """README, "Planning a run": its commands, in a folder holding the config tree and the
+    loader benchmark's result, compose the 4ds ladder and print the plan the README shows."""
+    shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
+    loader = Path("benchmarks/results/loader_throughput.json")
+    (tmp_path / loader.parent).mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / loader, tmp_path / loader)
+    monkeypatch.chdir(tmp_path)
+    compose_ladder, plan = readme_commands("Planning a run")
+    assert run_fourds(compose_ladder) == 0
+    capsys.readouterr()
+    assert run_fourds(plan) == 0
+    shown = [block.text for block in readme_blocks() if block.section == "Planning a run"]
+    assert capsys.readouterr().out == shown[1]  # the block after the commands
 
 
 def loader_result(path, clip: list[int], rate: float) -> str:

@@ -5,12 +5,10 @@ with one line."""
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 
 import pytest
 
-from fourds.cli import main
 from fourds.config import ModelConfig
 from fourds.evaluate import readout as readout_module
 from fourds.models.mae import MaskedAutoencoder
@@ -18,7 +16,7 @@ from fourds.models.vit import VideoViT
 from fourds.models.weights import save_mae
 from fourds.stages import readout as stage
 from tests.benchmark_files import SSV2_TEMPLATES, write_kinetics, write_ssv2
-from tests.conftest import REPO_ROOT, readme_commands, tiny_mae_config
+from tests.conftest import REPO_ROOT, readme_commands, run_fourds, tiny_mae_config
 
 SECTION = "Classification on Something-Something v2 and Kinetics"
 
@@ -43,13 +41,6 @@ def workspace(tmp_path, monkeypatch):
     return tmp_path
 
 
-def fourds(command: str) -> int:
-    """Run a `fourds ...` command line in this process."""
-    program, *arguments = shlex.split(command)
-    assert program == "fourds", command
-    return main(arguments)
-
-
 def test_the_readme_commands_train_and_score_on_both_benchmarks(workspace, monkeypatch, capsys):
     heads = []
 
@@ -60,7 +51,7 @@ def test_the_readme_commands_train_and_score_on_both_benchmarks(workspace, monke
     build_readout = readout_module.build_readout
     monkeypatch.setattr(stage, "build_readout", recording)
     for command in readme_commands(SECTION):
-        assert fourds(command) == 0, command
+        assert run_fourds(command) == 0, command
     assert heads == [len(SSV2_TEMPLATES), 6]  # the label lists, not the labels seen
     for benchmark, test_clips in (("ssv2", 3), ("kinetics", 2)):
         metrics = json.loads(
@@ -83,7 +74,7 @@ def readout_error(params: str, capsys) -> str:
     """The error line of a `fourds readout` that fails, checked to be all it says but the
     report of the training split's missing video."""
     command = f"fourds readout --params {params} --scale cpu_l --task classification "
-    assert fourds(command + "--pretrained runs/pretrain/cpu_l --out runs/out") == 2
+    assert run_fourds(command + "--pretrained runs/pretrain/cpu_l --out runs/out") == 2
     *said, line = capsys.readouterr().err.splitlines()
     assert all("listed videos are not under" in other for other in said), said
     return line
@@ -94,7 +85,7 @@ def ssv2_params(capsys) -> str:
     labels = "ssv2/labels"
     overrides = f"{source}.format=ssv2 {source}.train={labels}/train.json "
     overrides += f"{source}.test={labels}/validation.json {source}.videos=ssv2 --out ssv2.yaml"
-    assert fourds(f"fourds params {overrides}") == 0
+    assert run_fourds(f"fourds params {overrides}") == 0
     capsys.readouterr()
     return "ssv2.yaml"
 
