@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +21,14 @@ def test_tapvid_style_records_load_under_every_protocol(tmp_path, protocol):
         "points": np.random.default_rng(0).random((3, 2, 2)).astype(np.float32),
         "occluded": np.array([[True, False]] * 3),
         "frames": [b"\xff\xd8jpeg", b"\xff\xd8jpeg"],
+        "object_frames": np.array([b"\xff\xd8jpeg", b"\xff\xd8"], dtype=object),
+        "big_endian": np.arange(6, dtype=">i2").reshape(2, 3),
+        "fortran": np.asfortranarray(np.ones((2, 3), np.float64)),
+        "names": np.array(["bear", "cow"]),
+        "raw": np.array([b"ab", b"c"]),
+        "complex": np.array([1 + 2j], np.complex64),
+        "scalar": np.float32(0.5),
+        "empty": np.zeros((0, 4), np.uint8),
     }
     path = tmp_path / "davis.pkl"
     path.write_bytes(pickle.dumps({"bear": record}, protocol=protocol))
@@ -59,7 +69,7 @@ CRAFTED = {  # pickle opcodes no pickle of data holds -> what the error says
         b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00nope\x86R.",
         "LookupError: unknown encoding: nope",
     ),
-    "a persistent id": (b"P0\n.", "A load persistent id instruction was encountered, but"),
+    "a persistent id": (b"P0\n.", "UnpicklingError: unsupported persistent id encountered"),
 }
 
 
@@ -110,3 +120,69 @@ def test_the_limits_on_bytes_and_arrays(tmp_path):
         load_data_pickle(path, PickleLimits(max_array_bytes=999))
     with pytest.raises(UnsafePickleError, match=r"bytes, over PickleLimits.max_bytes=10"):
         load_data_pickle(path, PickleLimits(max_bytes=10))
+
+
+class Rebuilt:
+    """Pickles as numpy's rebuilder `callable(*args)` followed by BUILD with `state`."""
+
+    def __init__(self, rebuild, args, state):
+        self.reduced = rebuild, args, state
+
+    def __reduce__(self):
+        return self.reduced
+
+
+def array_state(shape, dtype, data):
+    return Rebuilt(
+        np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, data)
+    )
+
+
+MALFORMED_STATES = {  # numpy crashes the interpreter (a segfault) on each of these states
+    "a dtype whose subarray is an int": (
+        Rebuilt(np.dtype, ("V8", False, True), (3, "|", 5, -1, -1, 0)),
+        "refusing a numpy dtype '|V8' with the state (3, '|', 5, -1, -1, 0)",
+    ),
+    "an object array whose items do not fill its shape": (
+        array_state((100_000,), np.dtype(object), [1]),
+        "refusing a (100000,) object array whose data (list) does not fill its shape",
+    ),
+}
+
+
+@pytest.mark.parametrize("rebuilt, reason", MALFORMED_STATES.values(), ids=MALFORMED_STATES)
+def test_numpy_states_that_would_crash_the_interpreter_are_refused(rebuilt, reason, tmp_path):
+    """Run in a child, so that a regression is a failed test rather than a dead worker."""
+    path = tmp_path / "crash.pkl"
+    path.write_bytes(pickle.dumps(rebuilt, protocol=2))
+    loads = (
+        "import sys\n"
+        "from fourds.data.readers.safe_pickle import UnsafePickleError, load_data_pickle\n"
+        "try:\n    load_data_pickle(sys.argv[1])\n"
+        "except UnsafePickleError as error:\n    print(error)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", loads, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(f"{path}: {reason}")
+
+
+def test_other_malformed_array_and_dtype_states_are_refused(tmp_path):
+    path = tmp_path / "malformed.pkl"
+    refused = {
+        "bytes that do not fill the shape": array_state((2,), np.dtype("f4"), b"1234567"),
+        "a shape that is not ints": array_state((2.0,), np.dtype("f4"), b"12345678"),
+        "a dtype that is not a dtype": array_state((2,), "f4", b"12345678"),
+        "a dtype state numpy does not write": Rebuilt(
+            np.dtype, ("V8", False, True), (3, "|", None, None, None, -1, -1, 0)
+        ),
+    }
+    for what, rebuilt in refused.items():
+        path.write_bytes(pickle.dumps(rebuilt, protocol=2))
+        with pytest.raises(UnsafePickleError, match="refusing a"):
+            load_data_pickle(path)
+            pytest.fail(f"loaded {what}")
+    path.write_bytes(pickle.dumps(Rebuilt(bytes, (1 << 40,), None), protocol=2))
+    with pytest.raises(UnsafePickleError, match="refusing builtins.bytes called with arguments"):
+        load_data_pickle(path)

@@ -4,7 +4,13 @@ A pickle names callables to rebuild its objects (`module.name` plus arguments), 
 standard unpickler imports and calls whatever is named: a crafted file runs arbitrary code.
 `load_data_pickle` admits only what numpy arrays and scalars need to rebuild themselves;
 plain containers (dict, list, tuple, str, bytes, numbers) need no callables at all. Any other
-name is refused before it is imported.
+name is refused before it is imported. numpy's rebuilders trust their state: a dtype given a
+malformed state crashes the interpreter (`dtype.__setstate__` with an int where its subarray
+belongs is a segmentation fault, and so is an object array's state listing fewer items than its
+shape holds), so each dtype's state is admitted only when it is the one numpy itself writes for
+that type, in any byte order, and each array's state only when its data fills its shape. This
+needs the pure-Python unpickler,
+whose BUILD step can be checked; data pickles hold few, large objects, so it costs little.
 
 A pickle can also be small and expand without bound: its memo lets one object be referenced
 any number of times, so 537 bytes of lists that each hold the previous one twice describe 2^60
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -114,10 +121,88 @@ def check_limits(root: Any, limits: PickleLimits) -> None:
         stack.extend((child, depth + 1) for child in nested)
 
 
-class _DataUnpickler(pickle.Unpickler):
+def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """Admit `state` for `dtype` only if it is numpy's own state for that type, in any byte
+    order; structured and datetime types (which no data pickle here holds) are refused.
+
+    Raises:
+        UnsafePickleError: naming the dtype.
+    """
+    own = dtype.__reduce__()[2]
+    plain = (
+        type(state) is tuple
+        and len(state) == len(own) == 8
+        and all(type(item) in (int, str, type(None)) for item in state)
+        and state[0] == own[0]
+        and state[1] in ("<", ">", "|", "=")
+        and state[2:] == own[2:]
+    )
+    if not plain:
+        raise UnsafePickleError(
+            f"refusing a numpy dtype {dtype.str!r} with the state {str(state)[:80]}: only "
+            "numpy's own states of plain (not structured, not datetime) types are allowed"
+        )
+
+
+def _check_array_state(state: Any) -> None:
+    """Admit an ndarray's `state` only in numpy's own form, `(1, shape, dtype, fortran, data)`,
+    with data that fills the shape exactly: a list of items for object arrays, bytes otherwise.
+
+    Raises:
+        UnsafePickleError: saying what is wrong.
+    """
+    well_formed = (
+        type(state) is tuple
+        and len(state) == 5
+        and state[0] == 1
+        and type(state[1]) is tuple
+        and all(type(size) is int and size >= 0 for size in state[1])
+        and isinstance(state[2], np.dtype)
+        and type(state[3]) is bool
+    )
+    if not well_formed:
+        raise UnsafePickleError(f"refusing an array with the state {str(state)[:80]}")
+    _, shape, dtype, _, data = state
+    count = math.prod(shape)
+    if dtype.hasobject:
+        fills = type(data) is list and len(data) == count
+    else:
+        fills = isinstance(data, bytes) and len(data) == count * dtype.itemsize
+    if not fills:
+        raise UnsafePickleError(
+            f"refusing a {shape} {dtype} array whose data ({type(data).__name__}) does not "
+            "fill its shape"
+        )
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """How protocol-2 pickles store empty bytes (an empty array's data): `bytes()`. Any
+    argument is refused: `bytes(n)` would allocate n bytes."""
+    if args:
+        raise UnsafePickleError("refusing builtins.bytes called with arguments")
+    return b""
+
+
+class _DataUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler, with `find_class` limited to numpy's rebuilders and every
+    BUILD of a numpy dtype or array checked before numpy sees its state."""
+
+    def _checked_build(self) -> None:
+        state, target = self.stack[-1], self.stack[-2]
+        if isinstance(target, np.dtype):
+            _check_dtype_state(target, state)
+        elif isinstance(target, np.ndarray):
+            _check_array_state(state)
+        pickle._Unpickler.load_build(self)
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _checked_build
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _NUMPY_REBUILDERS:
             return super().find_class(module, name)
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):
+            return _empty_bytes
         raise UnsafePickleError(
             f"refusing to load {module}.{name}: only numpy arrays and plain containers are "
             "allowed in a data pickle (a pickle naming anything else can run code)"
