@@ -3,7 +3,7 @@
 import yaml
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, readme_blocks, readme_commands, run_fourds
 
 
 def pretrain(params, *extra: str) -> int:
@@ -40,11 +40,15 @@ def test_missing_shards_name_the_fix(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_zoo_lists_every_config_with_exact_counts(capsys):
-    assert main(["zoo", "--models", str(REPO_ROOT / "experiments" / "model")]) == 0
+def test_the_readme_zoo_runs_as_written_and_prints_what_it_shows(monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)
+    (zoo,) = readme_commands("The model zoo")
+    assert run_fourds(zoo) == 0
     out = capsys.readouterr().out
     assert "4ds_j" in out and "21,762,963,456" in out
     assert "4ds_b" in out and "87,439,104" in out
+    shown = [block.text for block in readme_blocks() if block.section == "The model zoo"]
+    assert out == shown[1]  # the block after the command
 
 
 def test_bf16_on_cpu_is_refused_before_any_work(tmp_path, capsys):

@@ -33,6 +33,8 @@ RUN_BY = {
     ("Official 4DS checkpoints", 0): "tests/test_official_recipe.py::"
     "test_the_official_checkpoint_recipe_runs_as_written",
     ("Planning a run", 0): "tests/test_plan.py::test_the_readme_plan_runs_as_written",
+    ("The model zoo", 0): "tests/test_cli.py::"
+    "test_the_readme_zoo_runs_as_written_and_prints_what_it_shows",
 }
 
 
@@ -104,6 +106,19 @@ def test_every_bash_block_is_run_by_a_test_or_marked():
     for key, text in blocks.items():
         assert (key in RUN_BY) != text.startswith(MARKER), f"{key}: in RUN_BY or marked, not both"
         assert MARKER not in text.partition("\n")[2], key  # the marker is the first line
+
+
+def test_every_quoted_output_follows_a_block_a_test_runs():
+    """A fenced block with no language is what the bash block before it prints: that block is
+    in RUN_BY, and its test compares the output with the quote (other text is tagged `text`)."""
+    run = {key[0]: [] for key in RUN_BY}
+    for section, number in RUN_BY:
+        run[section].append(bash_blocks()[section, number])
+    blocks = readme_blocks()
+    for before, block in zip(blocks, blocks[1:], strict=False):
+        if block.language == "":
+            assert before.language == "bash", block.section
+            assert before.text in run.get(block.section, []), block.section
 
 
 @pytest.mark.parametrize("block", sorted(RUN_BY), ids=block_id)
