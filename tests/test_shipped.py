@@ -4,6 +4,7 @@ a regeneration changed."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -97,6 +98,25 @@ def test_compare_command_prints_nothing_when_all_match_and_exits_1_otherwise(tmp
     (runs / "curate/metrics.json").write_text(json.dumps({"loss": 0.3}))
     assert main(["compare", str(tmp_path / "shipped"), "--runs", str(runs)]) == 1
     assert "curate/metrics.json" in capsys.readouterr().out
+
+
+def test_compare_of_a_partial_regeneration_reads_only_the_stages_it_ran(tmp_path, capsys):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    shutil.rmtree(runs / "fidelity")
+    (runs / "readout/cpu_s-depth-frozen/clips.csv").unlink()
+    compare_partial = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
+    compare_partial.append("--only-regenerated")
+    capsys.readouterr()
+    assert main(compare_partial) == 1  # a stage that ran lacks a file: still named
+    assert capsys.readouterr().out.count("(file)") == 1
+    shutil.copy2(
+        tmp_path / "shipped/readout/cpu_s-depth-frozen/clips.csv",
+        runs / "readout/cpu_s-depth-frozen",
+    )
+    assert main(compare_partial) == 0 and capsys.readouterr().out == ""
+    assert main(compare_partial[:-1]) == 1  # without the flag, the missing fidelity stages
+    assert "fidelity/cpu_s/metrics.json" in capsys.readouterr().out
 
 
 def test_ship_refuses_a_folder_it_did_not_write_and_compare_a_folder_without_results(tmp_path):

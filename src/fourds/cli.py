@@ -118,7 +118,7 @@ def _compare(args: argparse.Namespace) -> int:
     shipped = Path(args.shipped)
     if not (shipped / "dvc.lock").is_file():
         raise FileNotFoundError(f"{shipped}: no shipped results (no dvc.lock); see `fourds ship`")
-    differences = compare(shipped, Path(args.runs), args.tolerance)
+    differences = compare(shipped, Path(args.runs), args.tolerance, args.only_regenerated)
     if differences:
         print(format_differences(differences))
     return 1 if differences else 0
@@ -290,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument(
         "--tolerance", type=float, default=0.0, help="largest absolute difference still equal"
     )
+    comparer.add_argument(
+        "--only-regenerated",
+        action="store_true",
+        help="compare only the stages whose folder under --runs holds results (a partial "
+        "regeneration), not every stage shipped",
+    )
     comparer.set_defaults(handler=_compare)
 
     convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
@@ -337,7 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub["readout"].add_argument("--task", required=True, help="a task of readout.tasks")
     sub["readout"].add_argument("--regime", default="frozen", help="one of readout.regimes")
     sub["readout"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
-    sub["readout"].add_argument("--pretrained", required=True, help="the pretrain stage's folder")
+    sub["readout"].add_argument(
+        "--pretrained",
+        required=True,
+        help="the pretrain stage's folder (its checkpoint.pt), or a weights file",
+    )
     sub["readout"].add_argument("--out", required=True, help="the output folder")
     sub["fidelity"].add_argument("--scale", required=True, help="a scale of ladder.scales")
     sub["fidelity"].add_argument("--curated", default="runs/curate/shards", help="curated shards")

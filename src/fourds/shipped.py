@@ -19,7 +19,8 @@ regeneration compared with them number by number.
 Stages that have not run are left out and named. Shipping again replaces the folder whole
 (DVC's .gitignore aside): run `dvc add` again after it. `compare` reads every metrics.json and
 clips.csv in a shipped folder and the same file under a runs folder, and lists each number
-that differs by more than a tolerance (and each file the regeneration lacks).
+that differs by more than a tolerance (and each file the regeneration lacks; or, for a partial
+regeneration, only the stages it ran).
 """
 
 from __future__ import annotations
@@ -140,15 +141,20 @@ def _values(path: Path) -> dict[str, object]:
         }
 
 
-def compare(shipped: Path, runs: Path, tolerance: float = 0.0) -> list[Difference]:
+def compare(
+    shipped: Path, runs: Path, tolerance: float = 0.0, only_regenerated: bool = False
+) -> list[Difference]:
     """Every number of the results files in `shipped` that `runs` does not reproduce within
-    `tolerance` (absolute), and every key or file it lacks."""
+    `tolerance` (absolute), and every key or file it lacks; with `only_regenerated`, only the
+    stages whose folder in `runs` holds a metrics.json (a partial regeneration)."""
     differences = []
     for expected in sorted(p for name in RESULTS for p in shipped.rglob(name)):
         relative = expected.relative_to(shipped)
         if relative.parts[0] == "report":
             continue  # the report is derived from the stages' files compared here
         regenerated = runs / relative
+        if only_regenerated and not (regenerated.parent / "metrics.json").is_file():
+            continue
         if not regenerated.is_file():
             differences.append(Difference(str(relative), "(file)", "present", "missing"))
             continue

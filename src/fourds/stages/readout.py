@@ -86,7 +86,9 @@ def run(
         )
     cfg, task_cfg = params.readout, params.readouts[task_name]
     device = setup_runtime(params.runtime)
-    checkpoint = Path(pretrain_dir) / "checkpoint.pt"
+    checkpoint = Path(pretrain_dir)
+    if not checkpoint.is_file():  # the pretrain stage's folder
+        checkpoint = checkpoint / "checkpoint.pt"
     source = task_cfg.source
     read = (shard_dir, checkpoint, source.train, source.test, source.videos, task_cfg.pretrained)
     read = tuple(path for path in read if path)
