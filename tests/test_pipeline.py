@@ -51,19 +51,20 @@ def test_dag_wires_every_stage(smoke_repo):
 
 @pytest.mark.slow
 def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
-    """README, "What comes out, and where": the lineage graph, the pretraining metrics, the
-    experiments and the plots, each narrow enough for a terminal."""
-    dag, metrics, experiments, plots = [
+    """README, "What comes out, and where": the answer, the lineage graph, the pretraining
+    metrics, the experiments and the plots, each narrow enough for a terminal."""
+    answer, dag, metrics, experiments, plots = [
         sh("bash", "-c", command, cwd=smoke_repo)
         for command in readme_commands("What comes out, and where")
     ]
+    assert answer.startswith("At the largest scale (smoke_l) pretraining beats the random-init")
     for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-depth-frozen"):
         assert stage in dag, dag
     assert dag.startswith("```mermaid") and '["pretrain@smoke_s"]' in dag
     for scale in ("smoke_s", "smoke_l"):
         assert f"runs/pretrain/{scale}/metrics.json" in metrics, metrics
     assert "[smoke]" in experiments, experiments
-    for output in (dag, metrics, experiments):  # each reads in a terminal
+    for output in (answer, dag, metrics, experiments):  # each reads in a terminal
         assert max(len(line) for line in output.splitlines()) <= 160, output
     assert "dvc_plots/index.html" in plots and (smoke_repo / "dvc_plots" / "index.html").is_file()
     shutil.rmtree(smoke_repo / "dvc_plots")  # the walkthrough's `dvc plots diff` writes its own

@@ -124,6 +124,14 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
+def _answer(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fourds.report.terminal import answer_text, read_front_page
+
+    print(answer_text(read_front_page(load_params(args.params), Path(args.runs))), end="")
+
+
 def _curate(args: argparse.Namespace) -> None:
     from fourds.stages import curate
 
@@ -297,6 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
         "regeneration), not every stage shipped",
     )
     comparer.set_defaults(handler=_compare)
+
+    answer = add_command(
+        "answer",
+        "the report's answer in the terminal: what the study shows, and per task each scale's "
+        "readout against its baseline, the control and the smallest scale",
+    )
+    answer.add_argument("--params", default="params.yaml", help="the study's params")
+    answer.add_argument(
+        "--runs", default="runs", help="its stage outputs, or a shipped study's folder"
+    )
+    answer.set_defaults(handler=_answer)
 
     convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
     convert.add_argument("--npz", required=True, help="an official representations4d .npz")

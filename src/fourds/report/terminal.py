@@ -1,0 +1,76 @@
+"""The report's answer as plain text, for a terminal (`fourds answer`).
+
+The same FrontPage (fourds.report.front) and sentence (fourds.report.summary) the report opens
+with, read from a runs folder or a shipped study (`reports/reference`, whose stage folders are
+laid out as runs/ is), and printed as one small table per task: each scale's pretrained
+readout with its 90% clip-bootstrap interval, then its gains over the task's no-learning
+baseline, the random-init control and the smallest scale, each with its verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from fourds.config import Params
+from fourds.report.compare import PRETRAINED, TaskScores, direction
+from fourds.report.front import FrontPage
+from fourds.report.scaling import BASELINE, HEADLINE, higher_is_better
+from fourds.report.summary import sentence
+
+
+def read_front_page(params: Params, runs: Path) -> FrontPage:
+    """The front page of the study `params` describes, from the stage folders under `runs`
+    (readout/<scale>-<task>-<regime>/clips.csv, pretrain/<scale>/metrics.json)."""
+    scales, regimes = list(params.ladder.scales), list(params.readout.regimes)
+    scores = {
+        task: TaskScores.read(
+            runs / "readout", scales, task, regimes, HEADLINE[task][0], higher_is_better(task)
+        )
+        for task in params.readout.tasks
+    }
+    losses = {
+        scale: json.loads((runs / "pretrain" / scale / "metrics.json").read_text())["loss"]
+        for scale in scales
+    }
+    regime = PRETRAINED if PRETRAINED in regimes else regimes[0]
+    return FrontPage.of(scores, scales, regime, losses)
+
+
+def answer_text(page: FrontPage) -> str:
+    """The sentence (wrapped at 100 columns), then a table per task (a row per scale), as plain
+    text."""
+    parts = [textwrap.fill(sentence(page), width=100)]
+    for task in page.tasks:
+        cells = page.grid[task]
+        baselines = " / ".join(dict.fromkeys(str(cell.baseline) for cell in cells.values()))
+        title = f"{HEADLINE[task][1]}; no-learning baseline ({BASELINE[task]}): {baselines}"
+        rows = [["scale", page.regime, "vs baseline"]]
+        if page.control:
+            rows[0].append("vs random init")
+        rows[0].append(f"vs {page.scales[0]}")
+        for scale, cell in cells.items():
+            flag = " ⚠" if cell.flag else ""
+            row = [scale, f"{cell.headline}{flag}", _gain(cell.over_baseline)]
+            if page.control:
+                row.append(_gain(cell.over_control))
+            row.append(_gain(cell.over_smallest))
+            rows.append(row)
+        parts.append(f"{title}\n{_table(rows)}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _gain(gain) -> str:
+    """'better +0.0055 [+0.0024, +0.0090]', or '' where there is no comparison."""
+    return "" if gain is None else f"{direction(gain)} {gain.format(signed=True)}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, indented by two."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

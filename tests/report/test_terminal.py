@@ -1,0 +1,74 @@
+"""`fourds answer`: the report's answer as plain text, from a runs folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from fourds.cli import main
+from fourds.config import load_params
+from fourds.report.scaling import HEADLINE
+from fourds.report.terminal import answer_text
+from tests.conftest import REPO_ROOT
+from tests.report.test_front import study
+
+PARAMS = REPO_ROOT / "params.yaml"
+
+
+def test_the_answer_has_the_sentence_and_a_row_per_scale_with_every_comparison():
+    text = answer_text(study())
+    sentence, boxes, pose = text.strip().split("\n\n")
+    assert sentence.startswith("At the largest scale (l) pretraining beats the random-init")
+    assert "\n" in sentence  # wrapped
+    header, *rows = boxes.splitlines()[1:]
+    assert header.split() == [
+        "scale",
+        "frozen",
+        "vs",
+        "baseline",
+        "vs",
+        "random",
+        "init",
+        "vs",
+        "s",
+    ]
+    assert [row.split()[0] for row in rows] == ["s", "m", "l"]
+    assert rows[2].split()[4:6] == ["better", "+0.100"]  # over the baseline, by 0.1
+    assert "⚠" in pose.splitlines()[3] and "⚠" not in pose.splitlines()[2]  # m is flagged
+    assert max(len(line) for line in text.splitlines()) < 160  # reads in a terminal
+
+
+def write_runs(root, params, gain: float):
+    """A runs folder of the default ladder whose pretrained readouts beat a noisy baseline by
+    `gain` on every clip, and the control level with it."""
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(0.3, 0.5, size=24)
+    for scale in params.ladder.scales:
+        (root / "pretrain" / scale).mkdir(parents=True)
+        (root / "pretrain" / scale / "metrics.json").write_text(json.dumps({"loss": 0.02}))
+        for task in params.readout.tasks:
+            metric, label = HEADLINE[task]
+            sign = 1 if "higher" in label else -1
+            for regime in params.readout.regimes:
+                values = baseline + (sign * gain if regime == "frozen" else 0)
+                stage = root / "readout" / f"{scale}-{task}-{regime}"
+                stage.mkdir(parents=True)
+                lines = [f"clip,{metric},baseline_{metric},weight"]
+                lines += [
+                    f"{i},{v},{b},1" for i, (v, b) in enumerate(zip(values, baseline, strict=True))
+                ]
+                (stage / "clips.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_fourds_answer_reads_a_runs_folder(tmp_path, capsys):
+    params = load_params(PARAMS)
+    write_runs(tmp_path / "runs", params, gain=0.05)
+    assert main(["answer", "--params", str(PARAMS), "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("At the largest scale (cpu_l) pretraining beats the random-init")
+    assert "the MAE loss does not fall with scale" in " ".join(out.split())
+    for task in params.readout.tasks:
+        assert HEADLINE[task][1] in out
+    tables = out.split("\n\n", 1)[1]
+    assert "⚠" not in tables and tables.count("better +0.0500") == 30  # baseline and control
