@@ -74,6 +74,11 @@ def link(text: str, stage: str) -> str:
     return f'<a href="#{anchor(stage)}">{text}</a>'
 
 
+def named(stage: str) -> str:
+    """The stage's name, in full, as a link to its row in the lineage table."""
+    return link(f"`{stage}`", stage)
+
+
 def dvc_md5(path: str | Path) -> str:
     """The md5 DVC 3 records in dvc.lock for the file `path` (`hash: md5`: its bytes' md5)."""
     digest = hashlib.md5(usedforsecurity=False)
