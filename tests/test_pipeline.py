@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fourds.report.lineage import anchor
+from fourds.report.lineage import READ, anchor
 from fourds.report.offline import external_loads
 from tests.conftest import copy_tracked_files, readme_commands, sh
 
@@ -87,7 +87,7 @@ def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-boxes-frozen"):
         assert f'<td><span id="{anchor(stage)}"></span><code>{stage}</code></td>' in html
         for out in lock[stage]["outs"]:  # the digests shown are dvc.lock's
-            if out["path"].endswith(("run.yaml", "metrics.json", "clips.csv")):
+            if out["path"].rsplit("/", 1)[1] in READ[stage.split("@")[0]]:
                 assert f"<code>{out['md5']}</code>" in html, (stage, out["path"])
     for task in ("depth", "pose", "tracking", "boxes", "classification"):
         table = (

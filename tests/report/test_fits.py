@@ -69,4 +69,4 @@ def test_every_paper_series_cites_the_paper_and_where_in_it_the_values_are():
         assert citation.startswith('Carreira et al. (2024), "Scaling 4D Representations"')
         assert "arXiv:2412.15212" in citation and "scaling figure" in citation
         # the figure's number is unknown: the citation says so instead of naming one
-        assert "number was not recorded" in citation and "Figure " not in citation
+        assert "number in the paper was not recorded" in citation and "Figure " not in citation

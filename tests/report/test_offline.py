@@ -8,9 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
+from fourds.report.notebook import offline_html
 from fourds.report.offline import PLOTS_TEMPLATE, external_loads, plots_template
 from tests.conftest import REPO_ROOT, sh
 
@@ -114,3 +116,13 @@ def test_the_bundled_script_defines_vega_embed_as_a_page_script(tmp_path):
     # the bundle's own top-level names stay in its function: the page's scripts can declare
     # theirs (DVC's `var spec`) without a clash
     assert set(found["added"]) <= {"window", "vegaEmbed", "vega", "vegaLite"}
+
+
+def test_the_report_page_drops_nbconverts_cdn_scripts_and_refuses_a_remote_one():
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# a report")])
+    html = offline_html(plain)
+    assert external_loads(html) == [] and "a report" in html
+    assert "jp-Notebook" in html  # still nbconvert's lab page, its styles inline
+    remote = nbformat.v4.new_markdown_cell('<script src="https://cdn.example.org/x.js"></script>')
+    with pytest.raises(RuntimeError, match="would load https://cdn.example.org/x.js"):
+        offline_html(nbformat.v4.new_notebook(cells=[remote]))
