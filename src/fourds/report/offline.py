@@ -5,10 +5,11 @@ nothing from outside their file.
   on demand; `OFFLINE_TEMPLATE` is that template without them (the report has no widgets, math
   or diagrams; its figures are embedded PNGs).
 - `dvc plots show` / `dvc plots diff`: DVC's page loads Vega, Vega-Lite and Vega-Embed from a
-  CDN. `.dvc/config` points DVC at `reports/dvc_plots.html` (`plots.html_template`), a page with
-  the three bundled inline (by vl-convert-python, from the packages' npm releases) and without
-  DVC's `{scripts}` placeholder, so DVC adds no script of its own. `python -m
-  fourds.report.offline` writes it again (after upgrading vl-convert-python, say).
+  CDN. `.dvc/config` points DVC at `reports/out/dvc_plots.html` (`plots.html_template`), a page
+  with the three bundled inline (by vl-convert-python, from the packages' npm releases) and
+  without DVC's `{scripts}` placeholder, so DVC adds no script of its own. The report stage
+  writes it (the bundle is other projects' code: it is generated, never committed); `python -m
+  fourds.report.offline` writes it before the report has run.
 
 `external_loads` finds what a page would fetch from elsewhere; the tests and the report stage
 check that it finds nothing.
@@ -21,7 +22,9 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-PLOTS_TEMPLATE = Path("reports") / "dvc_plots.html"  # from the repository root
+from fourds.atomic import atomic_path
+
+PLOTS_TEMPLATE = Path("reports") / "out" / "dvc_plots.html"  # from the repository root
 VEGA_LITE = "5.21"  # DVC's vega-lite templates are v5 specs
 
 # The attributes by which an element loads something (a link's href only for <link>: an <a>
@@ -64,8 +67,8 @@ _PLOTS_PAGE = """<!DOCTYPE html>
     <meta charset="utf-8">
     <title>DVC Plot</title>
     <!-- The `dvc plots show` page of fourds (.dvc/config: plots.html_template), written by
-         `python -m fourds.report.offline`: Vega, Vega-Lite {vega_lite} and Vega-Embed
-         (BSD-3-Clause, University of Washington Interactive Data Lab and the Vega
+         the report stage or `python -m fourds.report.offline`: Vega, Vega-Lite {vega_lite}
+         and Vega-Embed (BSD-3-Clause, University of Washington Interactive Data Lab and the Vega
          contributors) bundled inline by vl-convert-python {vl_convert}, so that the page
          opens without a network. -->
     <script>
@@ -150,12 +153,18 @@ def plots_template() -> str:
     return page.replace("{vl_convert}", vl_convert.__version__).replace("{bundle}", bundle)
 
 
+def write_plots_template(path: Path) -> None:
+    """Write `plots_template()` to `path` (atomically, its folder made)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(plots_template(), encoding="utf8")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Write the `dvc plots show` page template (default: reports/dvc_plots.html)."""
+    """Write the `dvc plots show` page template (default: reports/out/dvc_plots.html)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("out", nargs="?", type=Path, default=PLOTS_TEMPLATE)
     args = parser.parse_args(argv)
-    args.out.write_text(plots_template(), encoding="utf8")
+    write_plots_template(args.out)
     print(args.out)
 
 
