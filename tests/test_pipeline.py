@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from fourds.report.lineage import READ, anchor
+from fourds.report.offline import external_loads
 from tests.conftest import copy_tracked_files, readme_commands, sh
 
 # The first commands of the README's auditing walkthrough: the corpus and the smoke experiment.
@@ -67,6 +70,8 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
     for output in (answer, dag, metrics, experiments):  # each reads in a terminal
         assert max(len(line) for line in output.splitlines()) <= 160, output
     assert "dvc_plots/index.html" in plots and (smoke_repo / "dvc_plots" / "index.html").is_file()
+    # the page opens offline: .dvc/config's template bundles vega instead of DVC's CDN scripts
+    assert external_loads((smoke_repo / "dvc_plots" / "index.html").read_text()) == []
     shutil.rmtree(smoke_repo / "dvc_plots")  # the walkthrough's `dvc plots diff` writes its own
 
 
@@ -80,8 +85,13 @@ def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     assert "Pretraining beats the random-init control outside the noise" in html
     assert "The largest scale beats the smallest outside the noise" in html
     assert "the paper's numbers" in html.lower() and "Lineage of every number" in html
+    assert external_loads(html) == []
+    lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]
     for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-boxes-frozen"):
-        assert f"<td>{stage}</td>" in html
+        assert f'<td><span id="{anchor(stage)}"></span><code>{stage}</code></td>' in html
+        for out in lock[stage]["outs"]:  # the digests shown are dvc.lock's
+            if out["path"].rsplit("/", 1)[1] in READ[stage.split("@")[0]]:
+                assert f"<code>{out['md5']}</code>" in html, (stage, out["path"])
     for task in ("depth", "pose", "tracking", "boxes", "classification"):
         table = (
             (smoke_repo / "reports" / "out" / "tables" / f"scaling_{task}.csv")

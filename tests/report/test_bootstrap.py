@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
 from fourds.report.compare import TaskScores, baseline_rows, control_rows, scale_rows
 from fourds.report.fits import fit_scaling
+from fourds.report.lineage import link
 from fourds.stages.readout import write_clip_values
 
 
@@ -69,10 +72,15 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
     assert scores.estimate("s", "frozen").value == pytest.approx(np.mean(base) + 0.05)
     control = control_rows(scores, ["s", "l"])
     assert control[0]["verdict"] == "better, outside the noise"
-    assert control[0]["baseline"] == "0.100 [0.100, 0.100]"  # beside the headlines
+    # beside the headlines, each linked to the lineage of the stage that scored it
+    assert control[0]["baseline"] == link("0.100 [0.100, 0.100]", "readout@s-boxes-frozen")
+    assert control[1]["random init"].startswith('<a href="#lineage-readout-l-boxes-random_init">')
     assert control[1]["verdict"] == "within the noise"
     (comparison,) = scale_rows(scores, ["s", "l"])
-    assert comparison["comparison"] == "l vs s" and comparison["verdict"] == "within the noise"
+    assert comparison["comparison"] == (
+        f"{link('l', 'readout@l-boxes-frozen')} vs {link('s', 'readout@s-boxes-frozen')}"
+    )
+    assert comparison["verdict"] == "within the noise"
     assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0] == (
         pytest.approx(base[0] + 0.05)
     )
@@ -102,7 +110,10 @@ def test_three_scales_are_compared_each_with_the_next_and_the_largest_with_the_s
     gains = {"s": 0.0, "m": 0.1, "l": 0.1}
     write_readouts(tmp_path, {(scale, "frozen"): base + gain for scale, gain in gains.items()})
     scores = TaskScores.read(tmp_path, list(gains), "boxes", ["frozen"], "miou", True)
-    rows = {row["comparison"]: row["verdict"] for row in scale_rows(scores, list(gains))}
+    rows = {
+        re.sub("<[^>]+>", "", row["comparison"]): row["verdict"]
+        for row in scale_rows(scores, list(gains))
+    }
     assert list(rows) == ["m vs s", "l vs m", "l vs s"]
     assert rows["m vs s"] == rows["l vs s"] == "better, outside the noise"
     assert rows["l vs m"] == "within the noise"

@@ -61,3 +61,12 @@ def test_the_paper_series_cover_every_task_and_scale():
     assert [size for size, _, _ in depth] == list(SIZES)
     assert depth[0] == ("20M", 20e6, 0.224) and not PAPER["depth"].approximate
     assert PAPER["pose"].approximate == {"20M", "2B", "4B", "22B"}
+
+
+def test_every_paper_series_cites_the_paper_and_where_in_it_the_values_are():
+    for series in PAPER.values():
+        citation = series.cite()
+        assert citation.startswith('Carreira et al. (2024), "Scaling 4D Representations"')
+        assert "arXiv:2412.15212" in citation and "scaling figure" in citation
+        # the figure's number is unknown: the citation says so instead of naming one
+        assert "number in the paper was not recorded" in citation and "Figure " not in citation

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from fourds.report.bootstrap import ClipScores, draw_counts
 from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores
 from fourds.report.front import FrontPage, grid_rows
+from fourds.report.lineage import link
 from fourds.report.summary import control_line, flag_note, listing, scale_line, sentence
 
 SCALES = ["s", "m", "l"]
@@ -91,10 +94,18 @@ def test_the_grid_has_a_row_per_task_with_the_baseline_beside_the_scales():
     boxes, pose = rows
     assert boxes["no-learning baseline"].startswith(f"{BASE.mean():.3f} [")  # one value
     assert "first-frame box" in boxes["no-learning baseline"]
-    assert "vs s:" not in boxes["s"] and "vs s: better +0.0500 [+0.0500, +0.0500]" in boxes["l"]
-    assert "vs baseline: better" in boxes["l"] and "vs random init: better" in boxes["l"]
+    text = {scale: re.sub("<a [^>]+>|</a>", "", cell) for scale, cell in boxes.items()}
+    assert "vs s:" not in text["s"] and "vs s: better +0.0500 [+0.0500, +0.0500]" in text["l"]
+    assert "vs baseline: better" in text["l"] and "vs random init: better" in text["l"]
     assert "⚠ below its baseline" in pose["l"] and "⚠" not in pose["s"]
     assert pose["m"].split("<br>")[1].startswith("vs baseline: level ")
+    # the headline links to its readout stage's lineage, each comparison to the other stage's
+    headline, *_ = boxes["l"].split("<br>")
+    assert headline.startswith(
+        link(f"**{study().grid['boxes']['l'].headline}**", "readout@l-boxes-frozen")
+    )
+    assert link("vs random init", "readout@l-boxes-random_init") in boxes["l"]
+    assert link("vs s", "readout@s-boxes-frozen") in boxes["l"]
 
 
 def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():

@@ -1,37 +1,140 @@
-"""The lineage table reads the stages' run records."""
+"""The lineage table: each stage's name, run record and dvc.lock entry, with the digests DVC
+itself records."""
 
 from __future__ import annotations
 
-import hashlib
+import shlex
+import sys
+import textwrap
 
 import pytest
+import yaml
 
 from fourds.records import write_run_record
-from fourds.report.lineage import corpus_digest, inputs_digest, lineage_row
+from fourds.report.lineage import (
+    READ,
+    anchor,
+    corpus_digest,
+    dvc_md5,
+    lineage_row,
+    link,
+    readout_stage,
+    stage_dirs,
+    stage_name,
+)
+from tests.conftest import sh
+
+# The command of a readout stage of the DVC repository below: the files a readout writes.
+STAGE_SCRIPT = """
+import sys
+from pathlib import Path
+
+from fourds.records import write_run_record
+
+name = sys.argv[1]
+out = Path("runs/readout") / name
+out.mkdir(parents=True, exist_ok=True)
+(out / "metrics.json").write_text('{"abs_rel": 0.25}\\n')
+# csv's line ends: DVC 3 hashes a text file's bytes as they are (DVC 2 turned CRLF into LF)
+(out / "clips.csv").write_bytes(b"clip,weight,abs_rel\\r\\n0,1,0.2\\r\\n1,1,0.3\\r\\n")
+write_run_record(out, f"readout@{name}", "params.yaml", [out / "clips.csv"], "cpu")
+"""
 
 
-def test_a_run_record_becomes_a_lineage_row(tmp_path):
-    params, data = tmp_path / "params.yaml", tmp_path / "shard.npz"
+@pytest.fixture(scope="module")
+def dvc_run(tmp_path_factory):
+    """A DVC repository whose readout matrix (one scale, task and regime) ran with `dvc repro`:
+    its folder, and dvc.lock."""
+    repo = tmp_path_factory.mktemp("lineage")
+    (repo / "make_readout.py").write_text(STAGE_SCRIPT)
+    (repo / "params.yaml").write_text("seed: 1\n")
+    folder = "runs/readout/${item.scale}-${item.task}-${item.regime}"
+    command = f"{shlex.quote(sys.executable)} make_readout.py"
+    (repo / "dvc.yaml").write_text(
+        textwrap.dedent(f"""\
+            stages:
+              readout:
+                matrix:
+                  scale: [s]
+                  task: [depth]
+                  regime: [frozen]
+                cmd: {command} ${{item.scale}}-${{item.task}}-${{item.regime}}
+                deps:
+                  - make_readout.py
+                outs:
+                  - {folder}/clips.csv
+                  - {folder}/run.yaml
+                metrics:
+                  - {folder}/metrics.json:
+                      cache: false
+            """)
+    )
+    sh("dvc", "init", "--no-scm", "-q", cwd=repo)
+    sh("dvc", "repro", "-q", cwd=repo)
+    return repo, yaml.safe_load((repo / "dvc.lock").read_text())
+
+
+def test_each_digest_shown_is_the_one_dvc_lock_holds_for_the_stage(dvc_run):
+    repo, lock = dvc_run
+    stage = readout_stage("s", "depth", "frozen")
+    entry = lock["stages"][stage]  # DVC names the matrix's stage as the report links it
+    locked = {out["path"].rsplit("/", 1)[1]: out["md5"] for out in entry["outs"]}
+    assert sorted(locked) == sorted(READ["readout"])
+    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
+    shown = row["dvc.lock entry: outputs' md5"].split("<br>")
+    assert shown == [f"`stages: {stage}`"] + [
+        f"`{name}` `{locked[name]}`" for name in READ["readout"]
+    ]
+    assert all(len(digest) == 32 for digest in locked.values())  # in full
+    clips = repo / "runs/readout/s-depth-frozen/clips.csv"
+    assert dvc_md5(clips) == locked["clips.csv"] and b"\r\n" in clips.read_bytes()
+
+
+def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbers_link_to(
+    dvc_run,
+):
+    repo, _ = dvc_run
+    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
+    assert row["stage"] == (
+        '<span id="lineage-readout-s-depth-frozen"></span>`readout@s-depth-frozen`'
+    )
+    assert link("0.25", "readout@s-depth-frozen") == (
+        '<a href="#lineage-readout-s-depth-frozen">0.25</a>'
+    )
+    # the report lives in reports/out: its link climbs to the repository root
+    assert row["run record"] == (
+        '<a href="../../runs/readout/s-depth-frozen/run.yaml">'
+        "<code>runs/readout/s-depth-frozen/run.yaml</code></a>"
+    )
+    assert row["device"] == "cpu" and row["packages"].startswith("fourds ")
+    assert row["git commit"] == "`unknown`"  # not a git repository: said, not left blank
+
+
+def test_stage_names_follow_dvc_yaml(tmp_path):
+    runs = tmp_path / "runs"
+    dirs = stage_dirs(runs, ["s"], ["depth"], ["frozen", "random_init"])
+    assert [stage_name(folder) for folder in dirs] == [
+        "curate",
+        "pretrain@s",
+        "fidelity@s",
+        "readout@s-depth-frozen",
+        "readout@s-depth-random_init",
+    ]
+    assert anchor("pretrain@s") == "lineage-pretrain-s"
+
+
+def test_a_record_of_another_stage_is_refused(tmp_path):
+    params = tmp_path / "params.yaml"
     params.write_text("seed: 1\n")
-    data.write_bytes(b"clips")
-    write_run_record(tmp_path / "stage", "readout@s-depth", params, [data], "cpu")
-    row = lineage_row(tmp_path / "stage")
-    assert row["stage"] == "readout@s-depth" and row["device"] == "cpu"
-    assert row["params sha256"] == hashlib.sha256(b"seed: 1\n").hexdigest()[:12]
-    data_digest = hashlib.sha256(b"clips").hexdigest()
-    expected = hashlib.sha256(f"{data} {data_digest}\n".encode()).hexdigest()
-    assert row["data sha256"] == expected[:12] and row["inputs"] == "1"
-    assert row["packages"].startswith("fourds ")
-
-
-def test_inputs_digest_ignores_order_but_not_content():
-    a = inputs_digest({"x": "1", "y": "2"})
-    assert a == inputs_digest({"y": "2", "x": "1"}) != inputs_digest({"x": "1", "y": "3"})
+    folder = tmp_path / "runs/readout/s-depth-frozen"
+    write_run_record(folder, "readout@s-pose-frozen", params, [], "cpu")
+    with pytest.raises(ValueError, match="a record of readout@s-pose-frozen"):
+        lineage_row(folder, tmp_path / "runs", tmp_path)
 
 
 def test_a_stage_without_a_run_record_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run record"):
-        lineage_row(tmp_path)
+        lineage_row(tmp_path / "runs/curate", tmp_path / "runs", tmp_path)
 
 
 def test_corpus_digest_reads_data_dvc(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fourds.report.lineage import link
 from fourds.report.tables import fold, markdown_table, stage_table, with_units
 
 
@@ -46,7 +47,14 @@ def test_parameters_and_flops_are_written_in_human_units():
 
 def test_a_stage_table_has_a_column_per_stage_and_each_metric_beside_its_baseline():
     table = stage_table(stage_rows())
-    assert list(table[0]) == ["quantity", "s frozen", "s random_init", "l frozen", "l random_init"]
+    assert list(table[0]) == [
+        "quantity",
+        *(
+            link(f"{scale} {regime}", f"readout@{scale}-depth-{regime}")
+            for scale in ("s", "l")
+            for regime in ("frozen", "random_init")
+        ),
+    ]
     assert [row["quantity"] for row in table] == [
         "parameters",
         "pretraining FLOPs (×1e13)",

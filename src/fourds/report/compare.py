@@ -1,6 +1,7 @@
 """The report's comparisons with clip-bootstrap intervals: every headline, each readout against
 its task's no-learning baseline, pretrained against the random-init control, and each scale
-against the next (fourds.report.bootstrap).
+against the next (fourds.report.bootstrap). In the tables, every number links to the lineage of
+the readout stage that scored it (fourds.report.lineage.link).
 
 `TaskScores.read` loads one task's per-clip values for every (scale, regime), and the baseline's
 on the same clips, and draws one set of clip resamples shared by all of them, so every
@@ -23,6 +24,7 @@ from fourds.report.bootstrap import (
     headline_estimate,
     read_clip_scores,
 )
+from fourds.report.lineage import link, readout_stage
 
 PRETRAINED, CONTROL = "frozen", "random_init"
 REGIME_NAMES = {"frozen": "frozen", "finetuned": "fine-tuned", CONTROL: "the random-init control"}
@@ -80,6 +82,10 @@ class TaskScores:
         """[draws] the headline of (scale, regime) in every clip resample."""
         return self.scores[scale, regime].headline(self.counts)
 
+    def linked(self, text: str, scale: str, regime: str) -> str:
+        """`text` linked to the lineage of the readout stage of (scale, regime)."""
+        return link(text, readout_stage(scale, self.task, regime))
+
     def gain(self, better: tuple[str, str], worse: tuple[str, str]) -> Estimate:
         """Improvement of (scale, regime) `better` over `worse`, positive when it is better."""
         return gain_estimate(
@@ -130,9 +136,13 @@ def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
         rows.append(
             {
                 "scale": scale,
-                "pretrained": str(scores.estimate(scale, PRETRAINED)),
-                "random init": str(scores.estimate(scale, CONTROL)),
-                "baseline": str(scores.baseline(scale, PRETRAINED)),
+                "pretrained": scores.linked(
+                    str(scores.estimate(scale, PRETRAINED)), scale, PRETRAINED
+                ),
+                "random init": scores.linked(str(scores.estimate(scale, CONTROL)), scale, CONTROL),
+                "baseline": scores.linked(
+                    str(scores.baseline(scale, PRETRAINED)), scale, PRETRAINED
+                ),
                 "gain of pretraining": gain.format(signed=True),
                 "verdict": verdict(gain),
             }
@@ -150,7 +160,10 @@ def scale_rows(scores: TaskScores, scales: list[str], regime: str = PRETRAINED) 
         gain = scores.gain((larger, regime), (smaller, regime))
         rows.append(
             {
-                "comparison": f"{larger} vs {smaller}",
+                "comparison": (
+                    f"{scores.linked(larger, larger, regime)} vs "
+                    f"{scores.linked(smaller, smaller, regime)}"
+                ),
                 "gain of the larger": gain.format(signed=True),
                 "verdict": verdict(gain),
             }
@@ -169,8 +182,8 @@ def baseline_rows(scores: TaskScores, scales: list[str], regimes: list[str]) -> 
                 {
                     "scale": scale,
                     "regime": regime,
-                    "readout": str(scores.estimate(scale, regime)),
-                    "baseline": str(scores.baseline(scale, regime)),
+                    "readout": scores.linked(str(scores.estimate(scale, regime)), scale, regime),
+                    "baseline": scores.linked(str(scores.baseline(scale, regime)), scale, regime),
                     "gain over the baseline": gain.format(signed=True),
                     "verdict": verdict(gain),
                 }

@@ -14,6 +14,7 @@ import dataclasses
 
 from fourds.report.bootstrap import Estimate
 from fourds.report.compare import BETTER, CONTROL, LEVEL, WORSE, TaskScores, direction
+from fourds.report.lineage import link, readout_stage
 from fourds.report.scaling import BASELINE, HEADLINE
 
 FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
@@ -108,7 +109,9 @@ def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: b
 def grid_rows(page: FrontPage) -> list[dict[str, str]]:
     """The front page's grid, a row per task: the task and its headline, its no-learning
     baseline (every distinct value over the scales' clips, normally one), and per scale the
-    readout's headline, flag and comparisons (lines joined with <br>, for a Markdown table)."""
+    readout's headline, flag and comparisons (lines joined with <br>, for a Markdown table).
+    Each headline links to its readout stage's lineage, and each comparison to the stage it is
+    compared with (fourds.report.lineage.link)."""
     rows = []
     for task in page.tasks:
         cells = page.grid[task]
@@ -118,22 +121,24 @@ def grid_rows(page: FrontPage) -> list[dict[str, str]]:
             "no-learning baseline": f"{baselines}<br>{BASELINE[task]}",
         }
         for scale, cell in cells.items():
-            row[scale] = _cell_text(cell, page.scales[0])
+            row[scale] = _cell_text(cell, task, scale, page)
         rows.append(row)
     return rows
 
 
-def _cell_text(cell: Cell, smallest: str) -> str:
-    """The headline (bold; with its flag), then one line per comparison: what it is compared
-    with, the verdict, and the gain with its interval."""
+def _cell_text(cell: Cell, task: str, scale: str, page: FrontPage) -> str:
+    """The headline (bold, linked to its stage; with its flag), then one line per comparison:
+    what it is compared with (linked to that stage; the baseline is scored by the readout's own
+    stage), the verdict, and the gain with its interval."""
     flag = f" ⚠ {cell.flag}" if cell.flag else ""
-    lines = [f"**{cell.headline}**{flag}"]
-    comparisons = {
-        "vs baseline": cell.over_baseline,
-        "vs random init": cell.over_control,
-        f"vs {smallest}": cell.over_smallest,
-    }
-    for name, gain in comparisons.items():
+    lines = [link(f"**{cell.headline}**", readout_stage(scale, task, page.regime)) + flag]
+    comparisons = [
+        ("vs baseline", cell.over_baseline, None),
+        ("vs random init", cell.over_control, (scale, CONTROL)),
+        (f"vs {page.scales[0]}", cell.over_smallest, (page.scales[0], page.regime)),
+    ]
+    for name, gain, other in comparisons:
         if gain is not None:
-            lines.append(f"{name}: {direction(gain)} {gain.format(signed=True)}")
+            label = link(name, readout_stage(other[0], task, other[1])) if other else name
+            lines.append(f"{label}: {direction(gain)} {gain.format(signed=True)}")
     return "<br>".join(lines)

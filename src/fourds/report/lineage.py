@@ -1,19 +1,36 @@
-"""The lineage table: what produced each number in the report, from the stages' run records.
+"""The lineage of every number in the report: the DVC stage that produced it, the stage's run
+record (`run.yaml`) and its entry in `dvc.lock`.
 
-Every stage writes `run.yaml` beside its outputs (fourds.records.write_run_record): git commit,
-sha256 of params.yaml, sha256 of every input file, package versions, device. One row per stage
-condenses it: the inputs' digests are folded into one "data" digest (sha256 over the sorted
-"path digest" lines), so two rows with the same data digest read exactly the same bytes.
+Every stage writes `run.yaml` beside its outputs (fourds.records.write_run_record: git commit,
+sha256 of params.yaml and of every input, package versions, device). DVC records, per stage in
+`dvc.lock`, the md5 of every output. The report names each stage in full, links its run record,
+and shows the md5 of each output it reads a number from, computed the way DVC 3 computes a
+file's `hash: md5` (the md5 of the file's bytes): while `dvc status` is clean these are the
+digests `dvc.lock` holds for the stage, so `grep <digest> dvc.lock` lands on its entry.
+
+Every number of the report links to its stage's row of the lineage table (`link`, `anchor`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import os
+import re
 from pathlib import Path
 
 import yaml
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
+LOCK = "dvc.lock"
+# The outputs of each kind of stage the report reads numbers from (the report stage depends on
+# them in dvc.yaml), in the order the lineage table lists them.
+READ = {
+    "curate": ("run.yaml",),
+    "pretrain": ("metrics.json", "loss.csv", "run.yaml"),
+    "fidelity": ("metrics.json", "run.yaml"),
+    "readout": ("metrics.json", "clips.csv", "run.yaml"),
+}
 
 
 def stage_dirs(
@@ -33,38 +50,97 @@ def stage_dirs(
     return stages
 
 
-def inputs_digest(inputs: dict[str, str]) -> str:
-    """sha256 over the sorted 'path digest' lines of a run record's inputs."""
-    lines = "".join(f"{path} {digest}\n" for path, digest in sorted(inputs.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()
+def stage_name(stage_dir: str | Path) -> str:
+    """The DVC stage that writes `stage_dir` (a folder of `stage_dirs`), as dvc.yaml names it:
+    "curate", "pretrain@cpu_s", "readout@cpu_s-depth-frozen"."""
+    stage_dir = Path(stage_dir)
+    if stage_dir.name == "curate":
+        return "curate"
+    return f"{stage_dir.parent.name}@{stage_dir.name}"
 
 
-def lineage_row(stage_dir: str | Path) -> dict[str, str]:
-    """The lineage of one stage's outputs, from `stage_dir/run.yaml`.
+def readout_stage(scale: str, task: str, regime: str) -> str:
+    """The name of the readout stage of (scale, task, regime) in dvc.yaml's matrix."""
+    return f"readout@{scale}-{task}-{regime}"
+
+
+def anchor(stage: str) -> str:
+    """The HTML id of `stage`'s row in the lineage table."""
+    return "lineage-" + re.sub(r"[^A-Za-z0-9_-]", "-", stage)
+
+
+def link(text: str, stage: str) -> str:
+    """`text` (Markdown allowed) as a link to `stage`'s row in the lineage table."""
+    return f'<a href="#{anchor(stage)}">{text}</a>'
+
+
+def named(stage: str) -> str:
+    """The stage's name, in full, as a link to its row in the lineage table."""
+    return link(f"`{stage}`", stage)
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The md5 DVC 3 records in dvc.lock for the file `path` (`hash: md5`: its bytes' md5)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_record(stage_dir: str | Path) -> dict:
+    """`stage_dir/run.yaml`.
 
     Raises:
         FileNotFoundError: the stage wrote no run record (it did not finish).
+        ValueError: the record names another stage than the folder's (a folder copied in from
+            another run).
     """
     path = Path(stage_dir) / "run.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no run record; run the stage first (`dvc repro`)")
     record = yaml.safe_load(path.read_text())
+    if record["stage"] != stage_name(stage_dir):
+        raise ValueError(f"{path}: a record of {record['stage']}, not of {stage_name(stage_dir)}")
+    return record
+
+
+def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Path) -> dict:
+    """The lineage table's row of one stage (Markdown cells, for a report in `out_dir`):
+
+    - stage: its dvc.yaml name, with the anchor every number of the stage links to;
+    - run record: its run.yaml, by its path from the repository root (runs_root's parent), as
+      a link relative to `out_dir`;
+    - dvc.lock entry: the entry's key and the md5 of every output the report reads from it;
+    - git commit (in full), when it finished, on which device, with which packages.
+    """
+    stage_dir, runs_root = Path(stage_dir), Path(runs_root)
+    record = read_record(stage_dir)
+    stage = record["stage"]
+    record_path = stage_dir / "run.yaml"
+    shown = Path(runs_root.name) / record_path.relative_to(runs_root)
+    href = Path(os.path.relpath(record_path, out_dir)).as_posix()
+    digests = [
+        f"`{name}` `{dvc_md5(stage_dir / name)}`"
+        for name in READ[stage.split("@")[0]]
+        if (stage_dir / name).is_file()
+    ]
     packages = record.get("packages", {})
     return {
-        "stage": record["stage"],
-        "git commit": (record.get("git_commit") or "not a git checkout")[:10],
-        "params sha256": record["params_sha256"][:12],
-        "data sha256": inputs_digest(record["inputs"])[:12],
-        "inputs": str(len(record["inputs"])),
+        "stage": f'<span id="{anchor(stage)}"></span>`{stage}`',
+        "run record": f'<a href="{html.escape(href)}"><code>{shown.as_posix()}</code></a>',
+        f"{LOCK} entry: outputs' md5": "<br>".join([f"`stages: {stage}`", *digests]),
+        "git commit": f"`{record.get('git_commit') or 'not a git checkout'}`",
+        "finished": record["finished_at"],
+        "device": record["device"],
         "packages": ", ".join(
             f"{name} {packages[name]}" for name in SHOWN_PACKAGES if name in packages
         ),
-        "device": record["device"],
-        "finished": record["finished_at"],
     }
 
 
 def corpus_digest(data_dvc: str | Path) -> str:
-    """The DVC hash of the embedded corpus (data.dvc's md5 of the data/ folder)."""
+    """The DVC hash of the embedded corpus (data.dvc's md5 of the data/ folder, the md5 that
+    dvc.lock's curate entry records for its `data` dependency)."""
     record = yaml.safe_load(Path(data_dvc).read_text())
     return record["outs"][0]["md5"]

@@ -5,11 +5,23 @@ They are on the paper's benchmarks (Perception Test, RealEstate10K, ScanNet, Som
 v2, Waymo Open) at the paper's scales, not on this package's data: the trend is comparable, the
 values are not. Sizes are the nominal ones the paper plots; `approximate` marks values the
 figure gives only roughly ("~" in the source table).
+
+Where they come from (`PaperSeries.cite`): every series was read off one figure of the paper,
+the one that plots each task's frozen-readout metric against encoder size (20M to 22B). Its
+number in the paper was not recorded when the values were read, and is not given here rather
+than guessed; no value comes from a table of the paper.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+CITATION = 'Carreira et al. (2024), "Scaling 4D Representations", arXiv:2412.15212'
+SCALING_FIGURE = (
+    "its scaling figure (each task's frozen-readout metric against encoder size, 20M to 22B), "
+    "read off the plot to about ±0.01; the figure's number in the paper was not recorded, and "
+    "no value comes from one of its tables"
+)
 
 # Nominal encoder sizes of the paper's ladder, as plotted.
 SIZES = {
@@ -31,6 +43,11 @@ class PaperSeries:
     metric: str
     values: dict[str, float]  # size label -> value
     approximate: frozenset[str]  # size labels whose value is read roughly
+    source: str = SCALING_FIGURE  # where in the paper the values are
+
+    def cite(self) -> str:
+        """The paper and where in it the values are, in words."""
+        return f"{CITATION}, {self.source}"
 
     def points(self) -> list[tuple[str, float, float]]:
         """(size label, nominal parameters, value) in ladder order."""

@@ -198,18 +198,21 @@ def _finish(axis, x_label: str, y_label: str, title: str, x_tick) -> None:
     plain_log_axis(axis.yaxis)
 
 
-def caption(fits: dict, regimes: list[str], scales: int, paper: bool) -> str:
+def caption(fits: dict, regimes: list[str], scales: int, paper: PaperSeries | None = None) -> str:
     """What a scaling figure draws, for the line under it: the error bars, what the shaded
-    bands are and why they are wide, the paper's panel, and any regime of `regimes` left out
-    (not in `fits`: the random-init control on the FLOPs axis)."""
+    bands are and why they are wide, the paper's panel (`paper`: its series, cited), and any
+    regime of `regimes` left out (not in `fits`: the random-init control on the FLOPs axis)."""
     text = (
         f"Error bars: {LEVEL:.0%} clip-bootstrap intervals. Shaded: each fit's {LEVEL:.0%} "
         f"bootstrap band (scales and test clips resampled); with {scales} scales it is wide, "
         "up to the whole plot, which says that the data do not pin the trend down (the "
         "exponent's interval is below), not that the fit failed."
     )
-    if paper:
-        text += " Right: the paper's numbers, their band from resampling the scales only."
+    if paper is not None:
+        text += (
+            f" Right: the paper's numbers ({paper.benchmark}; {paper.cite()}), their band from "
+            "resampling the scales only."
+        )
     left_out = [REGIME_NAMES.get(regime, regime) for regime in regimes if regime not in fits]
     if left_out:
         text += f" Not drawn: {', '.join(left_out)}, which spent no pretraining FLOPs."

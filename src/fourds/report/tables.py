@@ -3,6 +3,7 @@ FLOPs in human units, a task's stages side by side, and raw tables folded away."
 
 from __future__ import annotations
 
+from fourds.report.lineage import link, readout_stage
 from fourds.report.numbers import human_count, power_of_ten, significant
 
 MISSING = "—"  # a value the stage does not have (the random-init control's pretraining loss)
@@ -52,10 +53,16 @@ def with_units(rows: list[dict]) -> list[dict]:
 
 def stage_table(rows: list[dict]) -> list[dict]:
     """Rows of one task (fourds.report.scaling.collect, one per scale and regime) turned on
-    their side: a column per stage ("<scale> <regime>"), a row per quantity, each metric
-    followed by its no-learning baseline's value; it fits a page however many metrics a task
-    has."""
-    stages = {f"{row['scale']} {row['regime']}": row for row in with_units(rows)}
+    their side: a column per stage ("<scale> <regime>", linked to the readout stage's lineage),
+    a row per quantity, each metric followed by its no-learning baseline's value; it fits a
+    page however many metrics a task has."""
+    stages = {
+        link(
+            f"{row['scale']} {row['regime']}",
+            readout_stage(row["scale"], row["task"], row["regime"]),
+        ): row
+        for row in with_units(rows)
+    }
     keys = list(dict.fromkeys(key for row in stages.values() for key in row))
     order = []
     for key in keys:

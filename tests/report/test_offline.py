@@ -1,0 +1,124 @@
+"""Offline pages: `dvc plots show` and the report load nothing from a network."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from fourds.report import offline
+from fourds.report.notebook import offline_html
+from fourds.report.offline import PLOTS_TEMPLATE, external_loads, plots_template
+from tests.conftest import REPO_ROOT, sh
+
+# What DVC's own page loads from a CDN (dvc_render's VegaRenderer.SCRIPTS)
+CDN_PAGE = """<html><head>
+<script src="https://cdn.jsdelivr.net/npm/vega@5.20.2"></script>
+<link rel="stylesheet" href="//fonts.example.org/a.css">
+<style>@import url("https://fonts.example.org/b.css"); .x { background: url(data:,) }</style>
+<script type="module">const m = (await import("https://cdn.example.org/m.mjs")).default;
+const elk = "https://cdn.example.org/elk.esm.min.mjs";</script>
+</head><body><a href="https://example.org">a link is not a load</a>
+<img src="static/plot.png"><svg xmlns="http://www.w3.org/2000/svg"></svg>
+<script>var spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json"};</script>
+</body></html>"""
+
+
+def test_external_loads_finds_what_a_browser_would_fetch_and_only_that():
+    assert external_loads(CDN_PAGE) == [
+        "https://cdn.jsdelivr.net/npm/vega@5.20.2",
+        "//fonts.example.org/a.css",
+        "https://fonts.example.org/b.css",
+        "https://cdn.example.org/m.mjs",
+        "https://cdn.example.org/elk.esm.min.mjs",
+    ]
+
+
+def plots_repo(root: Path) -> Path:
+    """A git repository with this project's dvc.yaml, params.yaml, DVC config and plots page
+    template, and the files its plots read: the report's scaling tables and each scale's
+    DVCLive loss curve."""
+    for name in ("dvc.yaml", "params.yaml", ".dvc/config"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, root / name)
+    offline.main([str(root / PLOTS_TEMPLATE)])  # as the report stage writes it
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    scales = params["ladder"]["scales"]
+    for plot in yaml.safe_load((root / "dvc.yaml").read_text())["plots"]:
+        ((_, spec),) = plot.items()
+        ((table, metric),) = spec["y"].items()
+        rows = "".join(f"{scale},{10**k},{0.5 - k / 20}\n" for k, scale in enumerate(scales, 3))
+        (root / table).parent.mkdir(parents=True, exist_ok=True)
+        (root / table).write_text(f"scale,params,{metric}\n{rows}")
+    for scale in scales:
+        curve = root / "runs/pretrain" / scale / "live/plots/metrics/train/loss.tsv"
+        curve.parent.mkdir(parents=True)
+        curve.write_text("step\tloss\n10\t0.5\n20\t0.3\n")
+    sh("git", "init", "-q", cwd=root)
+    return root
+
+
+@pytest.mark.slow
+def test_the_dvc_plots_page_loads_nothing_from_a_network(tmp_path):
+    repo = plots_repo(tmp_path)
+    output = sh("dvc", "plots", "show", cwd=repo)
+    assert "dvc_plots/index.html" in output
+    page = (repo / "dvc_plots/index.html").read_text()
+    assert external_loads(page) == []
+    assert "cdn.jsdelivr.net" not in page and "<script src" not in page
+    # every plot is on the page, drawn by the bundled vega-embed
+    plots = len(yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
+    scales = yaml.safe_load((repo / "params.yaml").read_text())["ladder"]["scales"]
+    assert len(re.findall(r"vegaEmbed\('#", page)) == plots + len(scales)
+    assert "window.vegaEmbed=" in page
+
+
+def test_the_plots_page_keeps_dvcs_placeholders_but_its_scripts():
+    page = plots_template()
+    assert "{plot_divs}" in page and "{refresh_tag}" in page
+    assert "{scripts}" not in page  # DVC adds its CDN scripts there
+    assert external_loads(page) == []
+    config = (REPO_ROOT / ".dvc/config").read_text()
+    assert f"html_template = ../{PLOTS_TEMPLATE.as_posix()}" in config
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the bundle")
+def test_the_bundled_script_defines_vega_embed_as_a_page_script(tmp_path):
+    """The page's inline script runs as a classic script (no module syntax) and leaves
+    vegaEmbed, which DVC's plots call, on window."""
+    page = plots_template()
+    (script,) = re.findall(r"<script>\n(.*?)\n    </script>", page, re.DOTALL)
+    (tmp_path / "bundle.js").write_text(script)
+    check = """
+        const fs = require("fs"), vm = require("vm");
+        const before = new Set(Object.getOwnPropertyNames(globalThis));
+        globalThis.window = globalThis;  // a page's scripts share its window's globals
+        vm.runInThisContext(fs.readFileSync(process.argv[1], "utf8"));
+        const added = Object.getOwnPropertyNames(globalThis).filter(name => !before.has(name));
+        console.log(JSON.stringify({embed: typeof vegaEmbed, added}));
+    """
+    result = subprocess.run(
+        ["node", "-e", check, str(tmp_path / "bundle.js")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout)
+    assert found["embed"] == "function"
+    # the bundle's own top-level names stay in its function: the page's scripts can declare
+    # theirs (DVC's `var spec`) without a clash
+    assert set(found["added"]) <= {"window", "vegaEmbed", "vega", "vegaLite"}
+
+
+def test_the_report_page_drops_nbconverts_cdn_scripts_and_refuses_a_remote_one():
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# a report")])
+    html = offline_html(plain)
+    assert external_loads(html) == [] and "a report" in html
+    assert "jp-Notebook" in html  # still nbconvert's lab page, its styles inline
+    remote = nbformat.v4.new_markdown_cell('<script src="https://cdn.example.org/x.js"></script>')
+    with pytest.raises(RuntimeError, match="would load https://cdn.example.org/x.js"):
+        offline_html(nbformat.v4.new_notebook(cells=[remote]))

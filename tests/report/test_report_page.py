@@ -1,0 +1,154 @@
+"""The rendered report: it opens offline, and every number links to its stage's lineage (the
+stage, its run.yaml, its dvc.lock digests), on a finished run of the default ladder whose
+metrics are the pinned ones (runs/*/metrics.json) and whose other files are made up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from fourds.config import load_params
+from fourds.records import write_run_record
+from fourds.report.lineage import READ, stage_dirs, stage_name
+from fourds.report.offline import external_loads
+from fourds.report.paper import PAPER
+from fourds.report.summary import listing
+from fourds.stages import report
+from fourds.stages.readout import write_clip_values
+from tests.conftest import REPO_ROOT
+
+CLIPS = 96
+
+
+def write_picture(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, np.random.default_rng(0).uniform(size=(8, 8, 3)))
+
+
+def write_clips(folder: Path, metrics: dict, rng: np.random.Generator) -> None:
+    """clips.csv around the stage's pinned headline and its baseline's (0/1 for accuracies)."""
+    headline = metrics["headline"]
+    values = {}
+    for name, mean in (("readout", metrics[headline]), ("baseline", metrics["baseline"][headline])):
+        if headline.startswith("top"):
+            values[name] = (rng.uniform(size=CLIPS) < mean).astype(float)
+        else:
+            values[name] = np.abs(mean * (1 + 0.2 * rng.standard_normal(CLIPS)))
+    clips = {headline: values["readout"], "weight": np.ones(CLIPS)}
+    write_clip_values(folder / "clips.csv", clips, {headline: values["baseline"]}, headline)
+
+
+def finished_run(root: Path) -> Path:
+    """runs/ of every stage the report reads, with the pinned metrics of the default ladder."""
+    params_path = root / "params.yaml"
+    shutil.copy2(REPO_ROOT / "params.yaml", params_path)
+    params = load_params(params_path)
+    runs, rng = root / "runs", np.random.default_rng(0)
+    scales, tasks = params.ladder.scales, params.readout.tasks
+    for folder in stage_dirs(runs, scales, tasks, params.readout.regimes):
+        folder.mkdir(parents=True)
+        kind = stage_name(folder).split("@")[0]
+        pinned = REPO_ROOT / folder.relative_to(root) / "metrics.json"
+        shutil.copy2(pinned, folder / "metrics.json")
+        if kind == "pretrain":
+            (folder / "loss.csv").write_text("step,loss\n10,0.5\n20,0.2\n30,0.1\n")
+        if kind == "fidelity":
+            write_picture(folder / "examples/reconstructions.png")
+        if kind == "readout":
+            metrics = json.loads(pinned.read_text())
+            write_clips(folder, metrics, rng)
+            write_picture(folder / "examples" / f"{metrics['task']}.png")
+        write_run_record(folder, stage_name(folder), params_path, [], "cpu")
+    shutil.copy2(REPO_ROOT / "data.dvc", root / "data.dvc")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """The report stage run on the finished run: (root, its HTML)."""
+    root = tmp_path_factory.mktemp("finished")
+    runs = finished_run(root)
+    params = load_params(root / "params.yaml")
+    notebook = REPO_ROOT / "reports/scaling.ipynb"
+    out = root / "reports/out"
+    html = report.run(params, notebook, runs, root / "data.dvc", out, root / "params.yaml")
+    return root, Path(html).read_text()
+
+
+class _Links(HTMLParser):
+    """Every href and id of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if tag == "a" and values.get("href"):
+            self.hrefs.append(values["href"])
+        if values.get("id"):
+            self.ids.add(values["id"])
+
+
+@pytest.mark.slow
+def test_the_report_loads_nothing_from_a_network(rendered):
+    _, html = rendered
+    assert external_loads(html) == []
+    assert "cdnjs" not in html and "<script src" not in html
+
+
+@pytest.mark.slow
+def test_every_link_of_the_report_lands(rendered):
+    root, html = rendered
+    links = _Links()
+    links.feed(html)
+    inside = [href[1:] for href in links.hrefs if href.startswith("#")]
+    files = [href for href in links.hrefs if not href.startswith(("#", "http"))]
+    assert inside and files
+    assert set(inside) <= links.ids  # every number's link has its lineage row
+    for href in files:  # every run record, relative to the report
+        assert (root / "reports/out" / href).resolve().is_file(), href
+
+
+@pytest.mark.slow
+def test_every_readout_headline_links_to_its_stage_and_its_lineage_names_it_in_full(rendered):
+    root, html = rendered
+    params = load_params(root / "params.yaml")
+    runs = root / "runs"
+    for folder in stage_dirs(
+        runs, params.ladder.scales, params.readout.tasks, params.readout.regimes
+    ):
+        stage = stage_name(folder)
+        anchor = "lineage-" + stage.replace("@", "-")
+        assert f'<span id="{anchor}"></span>' in html, stage
+        record = folder.relative_to(root) / "run.yaml"
+        assert f'<a href="../../{record}"><code>{record}</code></a>' in html
+        assert f"<code>stages: {stage}</code>" in html  # its dvc.lock entry
+        for name in READ[stage.split("@")[0]]:  # digests as dvc.lock records them, in full
+            digest = hashlib.md5((folder / name).read_bytes()).hexdigest()
+            assert f"<code>{name}</code> <code>{digest}</code>" in html, (stage, name)
+        if stage.startswith("readout@"):
+            assert html.count(f'href="#{anchor}"') >= 2, stage  # its numbers link to it
+    # the front grid: each task's headline at each scale links to its pretrained readout
+    grid = html[: html.index("How to read the rest")]
+    for task in params.readout.tasks:
+        for scale in params.ladder.scales:
+            assert f'href="#lineage-readout-{scale}-{task}-frozen"><strong>' in grid
+    assert "data sha256" not in html and "params sha256" not in html
+
+
+@pytest.mark.slow
+def test_the_papers_numbers_cite_their_source(rendered):
+    _, html = rendered
+    text = html.replace("&quot;", '"')
+    citation = 'Carreira et al. (2024), "Scaling 4D Representations", arXiv:2412.15212'
+    assert f"Source of {listing(list(PAPER))}: {citation}, its scaling figure" in text
+    assert "the figure's number in the paper was not recorded" in text.replace("&#39;", "'")
