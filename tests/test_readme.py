@@ -32,6 +32,10 @@ RUN_BY = {
     "test_classification_readout.py::test_the_readme_commands_train_and_score_on_both_benchmarks",
     ("Official 4DS checkpoints", 0): "tests/test_official_recipe.py::"
     "test_the_official_checkpoint_recipe_runs_as_written",
+    ("Scoring an encoder on a benchmark", 0): "tests/test_scoring_recipe.py::"
+    "test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written",
+    ("Scoring an encoder on a benchmark", 1): "tests/test_scoring_recipe.py::"
+    "test_an_official_release_is_scored_on_a_benchmark_as_written",
     ("Planning a run", 0): "tests/test_plan.py::test_the_readme_plan_runs_as_written",
     ("The model zoo", 0): "tests/test_cli.py::"
     "test_the_readme_zoo_runs_as_written_and_prints_what_it_shows",

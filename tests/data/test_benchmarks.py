@@ -4,6 +4,8 @@ from."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from fourds.data.benchmarks import clips_from_samples, load_readout_split, sourc
 from fourds.data.curate import curate
 from fourds.data.sample import Sample
 from fourds.data.shards import load_split
-from tests.benchmark_files import export_benchmark
+from tests.benchmark_files import export_benchmark, jpeg
 
 FRAMES, SIZE = 4, 16
 
@@ -105,3 +107,37 @@ def test_missing_truth_missing_video_and_short_videos_are_reported(tiny_corpus, 
     source = SourceConfig("realestate10k", str(path), str(path), 1)
     with pytest.raises(FileNotFoundError, match="expected one video named"):
         load_readout_split(source, "test", tmp_path, ("video", "extrinsics"), FRAMES, SIZE)
+
+
+def test_a_tapvid_folder_is_read_pickle_by_pickle_in_name_order(shards, tiny_corpus, tmp_path):
+    """TAP-Vid-Kinetics as published: a folder of NNNN_of_MMMM.pkl, each a list of records with
+    JPEG frames, beside its README and CSV."""
+    keys = ("video", "tracks", "visible")
+    folder, alone = tmp_path / "tapvid_kinetics", []
+    folder.mkdir()
+    for number, split in enumerate(("readout-test", "readout-train")):  # names sort test first
+        path = export_benchmark(tiny_corpus, split, "tapvid", tmp_path / "export")
+        (record,) = pickle.loads(path.read_bytes()).values()
+        record["video"] = [jpeg(frame) for frame in record["video"]]
+        (folder / f"{number:04d}_of_0002.pkl").write_bytes(pickle.dumps([record]))
+        source = SourceConfig("tapvid", str(path), str(path), 1)
+        alone.append(load_readout_split(source, "test", shards, keys, FRAMES, SIZE))
+    (folder / "README.md").write_text("TAP-Vid-Kinetics\n")
+    (folder / "tapvid_kinetics.csv").write_text("youtube_id,start_time_sec\n")
+    source = SourceConfig("tapvid", str(folder), str(folder), 1)
+    clips = load_readout_split(source, "test", shards, keys, FRAMES, SIZE)
+    assert len(clips["video"]) == sum(len(each["video"]) for each in alone) == 6
+    for key in ("tracks", "visible"):
+        for row, each in zip((0, 3), alone, strict=True):
+            count = each[key].shape[1]
+            np.testing.assert_array_equal(clips[key][row : row + 3, :count], each[key])
+    # JPEG frames decode close to the pixels they were encoded from
+    difference = np.abs(clips["video"][:3].astype(int) - alone[0]["video"]).mean()
+    assert difference < 4, difference
+    files = source_files(source, shards)
+    assert [file.name for file in files] == ["0000_of_0002.pkl", "0001_of_0002.pkl"] * 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no TAP-Vid pickle"):
+        load_readout_split(SourceConfig("tapvid", str(empty), str(empty), 1), "test", shards,
+                           keys, FRAMES, SIZE)  # fmt: skip

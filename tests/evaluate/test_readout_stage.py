@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,20 @@ from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import Features
 from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder
-from fourds.models.vit import VideoViT
+from fourds.models.readout import readout_block_count
+from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from tests.benchmark_files import export_benchmark
 from tests.conftest import tiny_mae_config
-from tests.models.test_convert import READOUT, full_arrays, official_output_map, write_npz
+from tests.models.test_convert import (
+    BACKBONE_ONLY,
+    READOUT,
+    backbone_shapes,
+    full_arrays,
+    official_output_map,
+    random_arrays,
+    write_npz,
+)
 from tests.train.conftest import write_tiny_params
 
 TASKS = ("depth", "pose", "tracking", "boxes", "classification")
@@ -202,3 +212,44 @@ def test_the_readout_also_trains_on_clips_cut_from_the_pretraining_segments(setu
     assert more["final_train_loss"] != alone["final_train_loss"]
     record = (more["out"] / "run.yaml").read_text()
     assert "pretrain-" in record and "pretrain-" not in (alone["out"] / "run.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def converted(setup, tmp_path_factory):
+    """(shards, folder of a converted official backbone): the released layout of a randomly
+    initialised model, converted by `fourds convert`, on the shards' 4-frame 16x16 clips."""
+    shards, _ = setup
+    root = tmp_path_factory.mktemp("official")
+    npz = write_npz(root / "scaling4d_dist_b.npz", random_arrays(backbone_shapes(BACKBONE_ONLY)))
+    command = ["convert", "--npz", str(npz), "--out", str(root / "official" / "checkpoint.pt")]
+    assert main(command) == 0
+    return shards, root / "official"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_trains_a_readout_on_a_converted_official_encoder(converted, tmp_path, task):
+    metrics = run_readout(converted, tmp_path, task)
+    assert metrics["readout"] == "trained" and math.isfinite(metrics["final_train_loss"])
+    assert math.isfinite(metrics[metrics["headline"]])
+    encoder = load_encoder(converted[1] / "checkpoint.pt")
+    assert encoder.convention == "official"
+    assert metrics["params"] == count_parameters(encoder)
+    # the official code's block for readout_depth 0.95 of 3: entry int(4 * 0.95) - 1 = 2
+    assert metrics["readout_block"] == readout_block_count(3, 0.95, "official") == 1
+
+
+def test_curated_clips_of_another_shape_than_the_encoders_are_refused(
+    setup, tiny_corpus, tmp_path, capsys
+):
+    _, pretrained = setup  # an encoder of 4-frame 16x16 clips
+    curate(tiny_corpus, tmp_path / "curated", CurateConfig(4, 2, 12, 32, 8, 0.0, "center"))
+    params = write_tiny_params(tmp_path / "params.yaml")
+    command = ["readout", "--params", str(params), "--scale", "tiny", "--task", "boxes"]
+    command += ["--curated", str(tmp_path / "curated" / "shards"), "--pretrained", str(pretrained)]
+    assert main([*command, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "fourds readout: error: the train clips of readouts.boxes.source are 4x32x32 (frames x "
+        "height x width), the encoder reads 4x16x16: curate at its shape (curate.clip_frames, "
+        "curate.resolution) or name a benchmark in the source"
+    )
+    assert not (tmp_path / "out").exists()

@@ -391,7 +391,7 @@ class SourceConfig:
     format: "synthetic" reads the curated corpus's readout-train and readout-test shards (train
         and test stay empty); the others read a public benchmark format, cut into clips of the
         encoder's input size (see fourds.data.benchmarks for each layout):
-        tapvid         train and test are TAP-Vid pickles;
+        tapvid         train and test are TAP-Vid pickles, or folders of them (Kinetics);
         scannet        folders of exported ScanNet scenes;
         realestate10k  folders of camera files, each beside its video (same stem);
         box_tracks     folders of box-track files (.json or .csv), each beside its video;

@@ -3,7 +3,8 @@ shards, or public benchmark files read through fourds.data.readers and cut into 
 
 Benchmark layouts, the same for `train` and `test`:
 
-    tapvid          a TAP-Vid pickle (fourds.data.readers.tapvid)
+    tapvid          a TAP-Vid pickle (fourds.data.readers.tapvid), or a folder of them read in
+                    name order (TAP-Vid-Kinetics: tapvid_kinetics/ of NNNN_of_0010.pkl)
     scannet         a folder whose sub-folders are exported scenes (fourds.data.readers.scannet)
     realestate10k   a folder of camera files <clip>.txt (fourds.data.readers.realestate10k), each
                     beside its video <clip>.<ext> in any container PyAV decodes; camera line i
@@ -119,7 +120,10 @@ def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
         return labelled_files(source)
     files = []
     for root in (Path(source.train), Path(source.test)):
-        files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        if source.format == "tapvid":
+            files += tapvid_pickles(root)
+        else:
+            files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return files
 
 
@@ -129,7 +133,7 @@ def read_benchmark(format: str, path: str | Path, size: int) -> list[Sample]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")
     if format == "tapvid":
-        return read_tapvid(path, size)
+        return [sample for pickle in tapvid_pickles(path) for sample in read_tapvid(pickle, size)]
     if format == "scannet":
         scenes = sorted(scene for scene in path.iterdir() if (scene / "depth").is_dir())
         if not scenes:
@@ -140,6 +144,17 @@ def read_benchmark(format: str, path: str | Path, size: int) -> list[Sample]:
     if format == "box_tracks":
         return [_box_sample(tracks, size) for tracks in _annotations(path, format)]
     raise ValueError(f"{format!r} is not a benchmark format")
+
+
+def tapvid_pickles(path: Path) -> list[Path]:
+    """The TAP-Vid pickles a `tapvid` source names: the file, or the *.pkl files directly in the
+    folder in name order (as TAP-Vid-Kinetics ships, beside its README and CSV)."""
+    if path.is_file():
+        return [path]
+    found = sorted(child for child in path.iterdir() if child.suffix == ".pkl" and child.is_file())
+    if not found:
+        raise FileNotFoundError(f"{path}: no TAP-Vid pickle (*.pkl) in the folder")
+    return found
 
 
 def _annotations(folder: Path, format: str) -> list[Path]:

@@ -37,7 +37,7 @@ from fourds.evaluate.readout import (
     score,
     train_readout,
 )
-from fourds.evaluate.tasks import TASKS, TaskContext, depth_protocol, make_task
+from fourds.evaluate.tasks import TASKS, ClipGeometry, TaskContext, depth_protocol, make_task
 from fourds.evaluate.tasks.base import select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
@@ -62,6 +62,21 @@ def write_clip_values(
         writer.writerow(["clip", *names])
         for clip in range(len(clips["weight"])):
             writer.writerow([clip, *(repr(float(clips[name][clip])) for name in names)])
+
+
+def check_clip_shape(video: np.ndarray, geometry: ClipGeometry, source: str, split: str) -> None:
+    """The clips [N, T, H, W, 3] of a split are the encoder's own shape.
+
+    Raises:
+        ConfigError: they are not (curated shards of another ladder than the encoder's).
+    """
+    shape, expected = tuple(video.shape[1:4]), (geometry.frames, geometry.size, geometry.size)
+    if shape != expected:
+        raise ConfigError(
+            f"the {split} clips of {source} are {'x'.join(map(str, shape))} (frames x height x "
+            f"width), the encoder reads {'x'.join(map(str, expected))}: curate at its shape "
+            "(curate.clip_frames, curate.resolution) or name a benchmark in the source"
+        )
 
 
 def run(
@@ -113,6 +128,8 @@ def run(
         return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
 
     trained, train, test = {}, split("train"), split("test")
+    for name, clips in (("train", train), ("test", test)):
+        check_clip_shape(clips["video"], geometry, f"readouts.{task_name}.source", name)
     extra = None
     if task_cfg.pretrain_clips and source.format == "synthetic" and not task_cfg.pretrained:
         extra = pretrain_clips(
