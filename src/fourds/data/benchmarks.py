@@ -209,7 +209,7 @@ def resize_sample(sample: Sample, size: int) -> Sample:
         return sample
     truth = {key: getattr(sample, key) for key in GROUND_TRUTH if getattr(sample, key) is not None}
     resized = resize_ground_truth(truth, (height, width), size)
-    video = resize_frames(frames_from_pixels(sample.video), size)
+    video = resize_frames(frames_from_pixels(sample.video), len(sample.video), size)
     return dataclasses.replace(sample, video=video, **resized)
 
 
