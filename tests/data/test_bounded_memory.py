@@ -1,12 +1,13 @@
 """Memory stays bounded whatever a small file claims: each test writes files of at most a few
 MB and runs curation or the reader on them in a fresh process whose peak resident memory
 (getrusage) must stay under BOUND_MIB. Before these bounds (f6b1648) the same cases peaked at
-0.96 to 4.9 GiB (each test says its own); now at 55 to 235 MiB.
+0.96 to 4.8 GiB (each test says its own); now at 55 to 235 MiB.
 
 The four classes of issue 22: a long video of tiny frames; a variable-frame-rate file with a
 huge timestamp gap resampled by curate.fps; a compressed ground-truth sidecar that inflates;
 TAP-Vid pickles whose frames expand (many references to one tiny JPEG or one tiny frame of
-pixels, or one huge JPEG referenced many times).
+pixels, or one huge JPEG referenced many times). And one found measuring them: a short video of
+large frames, every decoded frame of which was kept alive by a reference cycle.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import av
 import numpy as np
 
 from fourds.config import CurateConfig
 from fourds.data.curate import curate
+from fourds.data.decode import decode_video
 from fourds.data.readers import ReaderError
 from fourds.data.readers.tapvid import read_tapvid
 from tests.benchmark_files import jpeg
@@ -69,6 +72,11 @@ def curated_in_child(root: Path, resolution: int, fps: float) -> tuple[dict[str,
     return json.loads(output), peak
 
 
+def decoded_count(path: str, size: str) -> int:
+    """Decode a video at size x size; how many frames it gives."""
+    return len(decode_video(path, int(size)).frames)
+
+
 def tapvid_error(path: str) -> str:
     """Read a TAP-Vid pickle; the ReaderError's message, or the frames read."""
     try:
@@ -79,13 +87,13 @@ def tapvid_error(path: str) -> str:
 
 def test_a_long_video_of_tiny_frames_is_rejected_at_the_decoded_limit(tmp_path):
     # 4000 frames of 16x16 are 786 MB at 256x256 (peaked at 2325 MiB); the default
-    # max_decoded_mib (128) holds 682
+    # max_decoded_mib (96) holds 512
     split = tmp_path / "data" / "pretrain"
     split.mkdir(parents=True)
     write(split / "long.mp4", np.zeros((4000, 16, 16, 3), np.uint8), fps=30)
     reasons, peak = curated_in_child(tmp_path, 256, 0)
-    assert "more than 682 frames at 256x256" in reasons["long.mp4"]
-    assert "curate.max_decoded_mib=128" in reasons["long.mp4"]
+    assert "more than 512 frames at 256x256" in reasons["long.mp4"]
+    assert "curate.max_decoded_mib=96" in reasons["long.mp4"]
     assert peak < BOUND_MIB
 
 
@@ -96,8 +104,35 @@ def test_a_timestamp_gap_is_not_filled_past_the_decoded_limit(tmp_path):
     times = [k / 10 for k in range(20)] + [20_000 + k / 10 for k in range(20)]
     write(split / "gap.mp4", blocks(40, 16, 16), times=times)
     reasons, peak = curated_in_child(tmp_path, 64, 10)
-    assert "more than 10922 frames at 64x64 and 10 fps by source frame 20" in reasons["gap.mp4"]
+    assert "more than 8192 frames at 64x64 and 10 fps by source frame 20" in reasons["gap.mp4"]
     assert peak < BOUND_MIB
+
+
+def write_8k(path: Path, frames: int) -> Path:
+    """An H.264 MP4 of `frames` 7680x4320 frames, flat grey but for a strip that changes (about
+    100 KB)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame(7680, 4320, "yuv420p")
+        for plane in frame.planes:
+            np.frombuffer(plane, np.uint8)[:] = 128
+        for index in range(frames):
+            np.frombuffer(frame.planes[0], np.uint8)[:64] = 5 * index
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_decoded_frames_are_freed_as_they_are_converted(tmp_path):
+    # reading the display matrix through `frame.side_data` kept every decoded frame alive (a
+    # reference cycle) until the garbage collector ran: 40 frames of 8K peaked at 2008 MiB
+    video = write_8k(tmp_path / "8k.mp4", 40)
+    assert video.stat().st_size < 1 << 20
+    count, peak = measured("decoded_count", str(video), "16")
+    assert count == "40" and peak < BOUND_MIB
 
 
 def write_inflating_sidecar(path: Path, frames: int, side: int) -> None:
@@ -136,7 +171,7 @@ def test_a_sidecar_that_inflates_is_rejected_before_it_is_loaded(tmp_path):
     assert (split / "clip.npz").stat().st_size < 1 << 20
     reasons, peak = curated_in_child(tmp_path, 16, 0)
     reason = reasons["clip.mp4"]
-    assert "915 MiB as declared" in reason and "curate.max_sidecar_mib=256" in reason
+    assert "915 MiB as declared" in reason and "curate.max_decoded_mib leaves" in reason
     assert peak < BOUND_MIB
 
 

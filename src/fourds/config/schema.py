@@ -38,8 +38,7 @@ FEATURE_EXTRACTORS = ("fourds", "inception")
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
-MAX_DECODED_MIB = 128  # one source's frames at the curated size
-MAX_SIDECAR_MIB = 256  # one source's ground truth, loaded and resized
+MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, decoded
 
 
 class ConfigError(ValueError):
@@ -185,12 +184,13 @@ class CurateConfig:
     Decoding limits (a small file can declare huge frames, or expand to gigabytes): a source
     whose frames have more than max_frame_pixels pixels is rejected before decoding; decoded
     frames waiting for conversion hold at most max_queued_mib MiB. The defaults fit 8K video
-    (7680x4320 = 33.2M pixels). A source whose frames at `resolution` and `fps` would take more
-    than max_decoded_mib MiB (T x resolution^2 x 3 bytes: 21,845 frames at 64 px, 1,783 at 224
-    px; a long video of tiny frames, or a timestamp gap resampling fills with repeated frames)
-    is rejected at the first frame past it; one whose ground-truth sidecar would take more than
-    max_sidecar_mib MiB (its arrays as their headers declare them, plus the depth and instance
-    maps again at `resolution`) is rejected before any array is loaded.
+    (7680x4320 = 33.2M pixels). One source, decoded, takes at most max_decoded_mib MiB: its
+    frames at `resolution` and `fps` (T x resolution^2 x 3 bytes: 8,192 frames at 64 px, 668 at
+    224 px) and its ground-truth sidecar (its arrays as their headers declare them, plus the
+    depth and instance maps again at `resolution`). A source whose frames would take more (a long
+    video of tiny frames, or a timestamp gap resampling fills with repeated frames) is rejected
+    at the first frame past it, one whose sidecar would not fit beside its frames before any of
+    the sidecar's arrays is loaded.
 
     data: the folder of raw videos curated (`data/<split>/...`; the embedded corpus by default),
         a path relative to the repository or absolute: `dvc exp run -S curate.data=<folder>`
@@ -213,7 +213,6 @@ class CurateConfig:
     max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
     max_decoded_mib: PositiveInt = MAX_DECODED_MIB
-    max_sidecar_mib: PositiveInt = MAX_SIDECAR_MIB
     workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
     pretrain_format: Literal[SHARD_FORMATS] = "npz"
     data: str = "data"

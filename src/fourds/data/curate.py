@@ -22,9 +22,10 @@ Sources are every file under data_dir/<split>/, sub-folders included (symbolic l
 followed, each folder listed once: a loop is not followed but listed in `rejected`), except
 hidden files and folders and `.npz` ground-truth sidecars, in any container and codec PyAV
 decodes (see fourds.data.decode). A file that cannot be used (unreadable, empty, not a video,
-audio-only, undecodable or damaged, truncated, frames above curate.max_frame_pixels, too
-short, a bad sidecar (fourds.data.sidecar), ground truth that does not match the split's other
-sources, or the same bytes or the same decoded frames as a source already taken, in any split)
+audio-only, undecodable or damaged, truncated, frames above curate.max_frame_pixels, frames and
+sidecar over curate.max_decoded_mib decoded, too short, a bad sidecar (fourds.data.sidecar),
+ground truth that does not match the split's other sources, or the same bytes or the same
+decoded frames as a source already taken, in any split)
 is listed in `rejected` with the reason; the others are unaffected. The output folder is
 replaced whole.
 
@@ -274,7 +275,7 @@ def decode_source(source: Path, cfg: CurateConfig, split: str) -> Decoded:
         if sidecar_path(source).exists():
             truth = load_sidecar(
                 sidecar_path(source), video.source_frames, cfg.max_frame_pixels,
-                cfg.max_sidecar_mib << 20, cfg.resolution,
+                (cfg.max_decoded_mib << 20) - video.frames.nbytes, cfg.resolution,
             )  # fmt: skip
     except VideoError as error:
         return Decoded(digest, str(error))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourds.config.schema import MAX_SIDECAR_MIB
+from fourds.config.schema import MAX_DECODED_MIB
 from fourds.data.shards import GROUND_TRUTH_KEYS
 from fourds.data.video import VideoError
 
@@ -52,14 +52,15 @@ def load_sidecar(
     path: Path,
     frame_count: int,
     max_frame_pixels: int,
-    max_bytes: int = MAX_SIDECAR_MIB << 20,
+    max_bytes: int = MAX_DECODED_MIB << 20,
     size: int = 0,
 ) -> dict[str, np.ndarray]:
     """Every ground-truth array of the sidecar `path` of a video of `frame_count` frames.
 
     Args:
-        max_bytes: memory the arrays may take (curate.max_sidecar_mib): their declared
-            shapes and dtypes, plus the depth and instance maps resized to size x size.
+        max_bytes: memory the arrays may take (what curate.max_decoded_mib leaves beside the
+            video's frames): their declared shapes and dtypes, plus the depth and instance maps
+            resized to size x size.
         size: the side the caller resizes the depth and instance maps to (0: none).
 
     Returns key -> array with the shapes of SHAPES (T = frame_count).
@@ -146,6 +147,6 @@ def _check_bytes(path, headers, resized_pixels: int, max_bytes: int) -> None:
     if total > max_bytes:
         raise SidecarError(
             f"{path}: its arrays would take {total >> 20} MiB loaded and resized ({stored >> 20} "
-            f"MiB as declared), over curate.max_sidecar_mib={max_bytes >> 20} (raise it to "
-            "curate such sources)"
+            f"MiB as declared), over the {max_bytes >> 20} MiB curate.max_decoded_mib leaves "
+            "beside the video's frames (raise it to curate such sources)"
         )
