@@ -1,13 +1,14 @@
 """Memory stays bounded whatever a small file claims: each test writes files of at most a few
 MB and runs curation or the reader on them in a fresh process whose peak resident memory
 (getrusage) must stay under BOUND_MIB. Before these bounds (f6b1648) the same cases peaked at
-0.96 to 4.8 GiB (each test says its own); now at 55 to 235 MiB.
+0.96 to 4.8 GiB (each test says its own); now at 55 to 245 MiB.
 
 The four classes of issue 22: a long video of tiny frames; a variable-frame-rate file with a
 huge timestamp gap resampled by curate.fps; a compressed ground-truth sidecar that inflates;
 TAP-Vid pickles whose frames expand (many references to one tiny JPEG or one tiny frame of
-pixels, or one huge JPEG referenced many times). And one found measuring them: a short video of
-large frames, every decoded frame of which was kept alive by a reference cycle.
+pixels, or one huge JPEG referenced many times). And three found measuring them: a short video
+of large frames, every decoded frame of which was kept alive by a reference cycle; a ScanNet
+scene of small PNGs that decode large; RealEstate10K cameras naming one frame many times.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import av
 import numpy as np
 
 from fourds.config import CurateConfig
+from fourds.data.benchmarks import read_benchmark
 from fourds.data.curate import curate
 from fourds.data.decode import decode_video
 from fourds.data.readers import ReaderError
 from fourds.data.readers.tapvid import read_tapvid
-from tests.benchmark_files import jpeg
+from tests.benchmark_files import camera_line, jpeg, write_png16
 from tests.data.real_videos import blocks, write
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,9 @@ BOUND_MIB = 500
 
 # Runs the command in its argv and prints its output, then its peak resident memory in KiB.
 # getrusage(RUSAGE_CHILDREN) is measured in this small process, not in pytest: a child's peak
-# counts the memory of the process that started it (its resident pages at fork or vfork).
+# counts the memory of the process that started it (its resident pages at fork or vfork). For
+# the same reason large fixtures are written in a child (`in_child`), so that pytest's own
+# memory, and the peak of every child a later test starts, does not grow with them.
 MEASURE = """
 import resource, subprocess, sys
 result = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)
@@ -46,11 +50,25 @@ sys.exit(result.returncode)
 """
 
 
+def call(function: str, *args: str) -> list[str]:
+    """The command that calls `function` of this module with `args` in a fresh Python and
+    prints what it returns."""
+    code = f"import sys\nfrom {__name__} import {function}\nprint({function}(*sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
+
+def in_child(function: str, *args: str) -> str:
+    """What `function` of this module returns (as printed), called with `args` in a fresh
+    Python."""
+    result = subprocess.run(call(function, *args), cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def measured(function: str, *args: str) -> tuple[str, float]:
-    """Call `function` of this module with `args` in a fresh Python; returns what it returned
-    (as printed) and the peak resident memory of that process in MiB."""
-    call = f"import sys\nfrom {__name__} import {function}\nprint({function}(*sys.argv[1:]))"
-    command = [sys.executable, "-c", MEASURE, sys.executable, "-c", call, *args]
+    """What `function` of this module returns (as printed), called with `args` in a fresh
+    Python, and the peak resident memory of that process in MiB."""
+    command = [sys.executable, "-c", MEASURE, *call(function, *args)]
     result = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     assert result.returncode == 0, result.stdout
     *_, output, peak = result.stdout.strip().splitlines()
@@ -108,9 +126,9 @@ def test_a_timestamp_gap_is_not_filled_past_the_decoded_limit(tmp_path):
     assert peak < BOUND_MIB
 
 
-def write_8k(path: Path, frames: int) -> Path:
-    """An H.264 MP4 of `frames` 7680x4320 frames, flat grey but for a strip that changes (about
-    100 KB)."""
+def write_8k(path: str, frames: str) -> int:
+    """Write an H.264 MP4 of `frames` 7680x4320 frames, flat grey but for a strip that changes
+    (about 100 KB); returns its size in bytes."""
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuv420p"
@@ -118,19 +136,19 @@ def write_8k(path: Path, frames: int) -> Path:
         frame = av.VideoFrame(7680, 4320, "yuv420p")
         for plane in frame.planes:
             np.frombuffer(plane, np.uint8)[:] = 128
-        for index in range(frames):
+        for index in range(int(frames)):
             np.frombuffer(frame.planes[0], np.uint8)[:64] = 5 * index
             frame.pts = index
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    return path
+    return Path(path).stat().st_size
 
 
 def test_decoded_frames_are_freed_as_they_are_converted(tmp_path):
     # reading the display matrix through `frame.side_data` kept every decoded frame alive (a
     # reference cycle) until the garbage collector ran: 40 frames of 8K peaked at 2008 MiB
-    video = write_8k(tmp_path / "8k.mp4", 40)
-    assert video.stat().st_size < 1 << 20
+    video = tmp_path / "8k.mp4"
+    assert int(in_child("write_8k", str(video), "40")) < 1 << 20
     count, peak = measured("decoded_count", str(video), "16")
     assert count == "40" and peak < BOUND_MIB
 
@@ -187,20 +205,68 @@ def tapvid_pickle(path: Path, video) -> Path:
     return path
 
 
+def write_repeated_jpeg(path: str) -> int:
+    """Write a TAP-Vid pickle of 20 references to one 5000x5000 JPEG (75 MB decoded, yuvj444p);
+    returns its size in bytes."""
+    huge = jpeg(np.full((5000, 5000, 3), 90, np.uint8))
+    return tapvid_pickle(Path(path), [huge] * 20).stat().st_size
+
+
 def test_tapvid_frames_that_expand_are_refused_or_decoded_one_at_a_time(tmp_path):
     tiny = jpeg(np.full((16, 16, 3), 90, np.uint8))
-    huge = jpeg(np.full((5000, 5000, 3), 90, np.uint8))  # 75 MB decoded (yuvj444p)
     # 8000 frames at 256x256 are 1.5 GB (peaked at 3.1 GiB): over the 1 GiB a small file may
     # decode to
     many = tapvid_pickle(tmp_path / "many.pkl", [tiny] * 8000)
     pixels = tapvid_pickle(tmp_path / "pixels.pkl", np.zeros((8000, 1, 1, 3), np.uint8))
     # 20 references to one 5000x5000 JPEG: every decoded frame held (peaked at 1520 MiB)
-    repeated = tapvid_pickle(tmp_path / "repeated.pkl", [huge] * 20)
-    for path in (many, pixels, repeated):
+    repeated = tmp_path / "repeated.pkl"
+    assert int(in_child("write_repeated_jpeg", str(repeated))) < 5 << 20
+    for path in (many, pixels):
         assert path.stat().st_size < 5 << 20
     for path in (many, pixels):
         message, peak = measured("tapvid_error", str(path))
-        assert "8000 frames at 256x256 would take 1500 MiB, over the 1024 MiB" in message
+        assert "8000 frames at 256x256 would take 1500 MiB decoded, over the 1024 MiB" in message
         assert peak < BOUND_MIB
     message, peak = measured("tapvid_error", str(repeated))
     assert message == "read 20 frames" and peak < BOUND_MIB
+
+
+def benchmark_error(format: str, path: str, size: str) -> str:
+    """Read a benchmark folder; the ReaderError's message, or the frames read."""
+    try:
+        samples = read_benchmark(format, path, int(size))
+    except ReaderError as error:
+        return str(error)
+    return f"read {sum(len(sample.video) for sample in samples)} frames"
+
+
+def write_scannet_scene(scene: Path, frames: int, side: int) -> None:
+    """A ScanNet-style scene of `frames` side x side depth PNGs of zeros, each with a tiny
+    colour JPEG, an identity pose, and the intrinsics."""
+    for folder in ("depth", "color", "pose", "intrinsic"):
+        (scene / folder).mkdir(parents=True)
+    write_png16(scene / "depth" / "0.png", np.zeros((side, side), np.uint16))
+    png, colour = (scene / "depth" / "0.png").read_bytes(), jpeg(np.zeros((8, 8, 3), np.uint8))
+    for index in range(frames):
+        (scene / "depth" / f"{index}.png").write_bytes(png)
+        (scene / "color" / f"{index}.jpg").write_bytes(colour)
+        np.savetxt(scene / "pose" / f"{index}.txt", np.eye(4))
+    np.savetxt(scene / "intrinsic" / "intrinsic_depth.txt", np.eye(4))
+
+
+def test_a_scannet_scene_of_small_pngs_that_decode_large_is_refused(tmp_path):
+    # 12 PNGs of 4000x4000 zeros (38 KB each): 1.3 GB of depth and colour (peaked at 1893 MiB)
+    write_scannet_scene(tmp_path / "scannet" / "scene0000_00", 12, 4000)
+    message, peak = measured("benchmark_error", "scannet", str(tmp_path / "scannet"), "64")
+    assert "12 frames of 4000x4000 depth and colour would take 1281 MiB decoded" in message
+    assert peak < BOUND_MIB
+
+
+def test_realestate10k_cameras_naming_one_frame_many_times_are_refused(tmp_path):
+    # 8000 cameras 1 us apart all show frame 0: 1.5 GB at 256x256 (peaked at 1567 MiB)
+    write(tmp_path / "clip.mp4", blocks(10, 32, 32))
+    lines = [camera_line(stamp, [0.5, 0.5, 0.5, 0.5], np.eye(4)) for stamp in range(8000)]
+    (tmp_path / "clip.txt").write_text("url\n" + "\n".join(lines) + "\n")
+    message, peak = measured("benchmark_error", "realestate10k", str(tmp_path), "256")
+    assert "8000 cameras' frames at 256x256 would take 1500 MiB decoded" in message
+    assert peak < BOUND_MIB

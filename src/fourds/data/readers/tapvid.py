@@ -15,8 +15,9 @@ resized to `size` x `size` (bilinear), the resolution the TAP-Vid metrics are de
 Memory is bounded by the file, not by what it claims: a pickle can reference one JPEG (or one
 tiny frame of pixels) any number of times, and each reference decodes to size x size pixels
 (196 KB at 256x256). The frames of all records together may take at most
-`max_decoded_bytes(file size)` once resized (checked before a record is decoded), each JPEG may
-declare at most MAX_JPEG_PIXELS pixels, and frames are decoded and resized one at a time.
+`fourds.data.readers.max_decoded_bytes` of the file's size once resized (checked before a record
+is decoded), each JPEG may declare at most MAX_IMAGE_PIXELS pixels, and frames are decoded and
+resized one at a time.
 """
 
 from __future__ import annotations
@@ -26,23 +27,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fourds.config.schema import MAX_FRAME_PIXELS
-from fourds.data.readers import ReaderError
+from fourds.data.readers import MAX_IMAGE_PIXELS, ReaderError, check_room, max_decoded_bytes
 from fourds.data.readers.safe_pickle import load_data_pickle
 from fourds.data.sample import Sample
 from fourds.data.video import frames_from_pixels, resize_frames
 
 TAPVID_SIZE = 256
-# What a file's frames may take resized: at least MIN_DECODED_BYTES, and EXPANSION bytes per
-# byte of the file (pixel arrays stored at 256x256 take 1; JPEG frames several times more).
-MIN_DECODED_BYTES = 1 << 30
-EXPANSION = 64
-MAX_JPEG_PIXELS = MAX_FRAME_PIXELS  # per JPEG frame, as curation's limit (8K fits)
-
-
-def max_decoded_bytes(file_size: int) -> int:
-    """Bytes the resized frames of a TAP-Vid file of `file_size` bytes may take."""
-    return max(MIN_DECODED_BYTES, EXPANSION * file_size)
 
 
 def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
@@ -51,7 +41,7 @@ def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
     Raises:
         UnsafePickleError: the pickle names anything but numpy arrays and containers.
         ReaderError: the file is not a readable pickle, its records do not have the TAP-Vid
-            keys, types and shapes, a JPEG frame declares more than MAX_JPEG_PIXELS pixels,
+            keys, types and shapes, a JPEG frame declares more than MAX_IMAGE_PIXELS pixels,
             or its frames would take more than max_decoded_bytes once resized (one line
             naming the file and the record).
     """
@@ -114,14 +104,14 @@ def _frames(where: str, video, size: int, room: int) -> np.ndarray:
 
     Raises:
         ReaderError: `video` is neither, has no frames, would take more than `room` bytes, or
-            a frame is not a decodable JPEG of at most MAX_JPEG_PIXELS pixels.
+            a frame is not a decodable JPEG of at most MAX_IMAGE_PIXELS pixels.
     """
     if isinstance(video, np.ndarray) and video.dtype == np.uint8 and video.ndim != 1:
         if video.ndim != 4 or video.shape[3] != 3 or 0 in video.shape:
             raise ReaderError(
                 f"{where}: video pixels {video.shape} are not [T, H, W, 3] (T, H, W > 0)"
             )
-        _check_room(where, len(video), size, room)
+        _check_fits(where, video, size, room)
         return resize_frames(frames_from_pixels(video), len(video), size)
     listed = isinstance(video, (list, tuple)) or (isinstance(video, np.ndarray) and video.ndim == 1)
     if not listed or not len(video) or not all(isinstance(frame, bytes) for frame in video):
@@ -129,36 +119,31 @@ def _frames(where: str, video, size: int, room: int) -> np.ndarray:
             f"{where}: video is neither uint8 [T, H, W, 3] pixels nor a list of JPEG byte "
             f"strings ({_kind(video)})"
         )
-    _check_room(where, len(video), size, room)
+    _check_fits(where, video, size, room)
     images = (_decode_jpeg(where, index, data) for index, data in enumerate(video))
     return resize_frames(images, len(video), size)
 
 
-def _check_room(where: str, count: int, size: int, room: int) -> None:
-    """Raise ReaderError unless `count` frames at size x size fit in `room` bytes."""
-    if count * size * size * 3 > room:
-        raise ReaderError(
-            f"{where}: {count} frames at {size}x{size} would take "
-            f"{count * size * size * 3 >> 20} MiB, over the {room >> 20} MiB left of what the "
-            "file may decode to (tapvid.max_decoded_bytes: a small file cannot expand without "
-            "bound)"
-        )
+def _check_fits(where: str, video, size: int, room: int) -> None:
+    """Raise ReaderError unless the frames of `video` (a sequence) fit in `room` bytes at size x
+    size RGB."""
+    check_room(where, f"{len(video)} frames at {size}x{size}", len(video) * size * size * 3, room)
 
 
 def _decode_jpeg(where: str, index: int, data: bytes) -> av.VideoFrame:
     """Frame `index` of a record, JPEG bytes -> its image.
 
     Raises:
-        ReaderError: the bytes are not one decodable JPEG image of at most MAX_JPEG_PIXELS
+        ReaderError: the bytes are not one decodable JPEG image of at most MAX_IMAGE_PIXELS
             pixels.
     """
     codec = av.CodecContext.create("mjpeg", "r")
-    codec.options = {"max_pixels": str(MAX_JPEG_PIXELS)}
+    codec.options = {"max_pixels": str(MAX_IMAGE_PIXELS)}
     try:
         frames = codec.decode(av.Packet(data))
     except av.FFmpegError as error:
         raise ReaderError(
-            f"{where}: frame {index} is not a decodable JPEG of at most {MAX_JPEG_PIXELS} "
+            f"{where}: frame {index} is not a decodable JPEG of at most {MAX_IMAGE_PIXELS} "
             f"pixels ({error})"
         ) from None
     if len(frames) != 1:
