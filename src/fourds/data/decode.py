@@ -232,7 +232,7 @@ def decode_video(
                 except (av.FFmpegError, ValueError) as error:
                     message = f"{path}: undecodable after {decoded} frames ({error})"
                     raise VideoError(message) from None
-                except FrameLimit:
+                except _FrameLimit:
                     at = f"{size}x{size}" + (f" and {fps:g} fps" if fps else "")
                     raise VideoError(
                         f"{path}: more than {max_frames} frames at {at} by source frame {decoded}: "
@@ -330,7 +330,7 @@ def _ffmpeg_errors(path: Path):
         )
 
 
-class FrameLimit(Exception):
+class _FrameLimit(Exception):
     """A source would give more output frames than a limit allows (the limit is the argument)."""
 
 
@@ -340,7 +340,7 @@ class _Resampler:
     Frames arrive in presentation order. Each kept frame is converted to pixels once, in a
     worker thread, while the decoder goes on (FFmpeg's scaler runs without the GIL); at most
     MAX_IN_FLIGHT decoded frames, and at most `max_queued_bytes` of them, wait for conversion.
-    At most `max_frames` output frames are kept: one more raises FrameLimit.
+    At most `max_frames` output frames are kept: one more raises _FrameLimit.
     """
 
     MAX_IN_FLIGHT = 32
@@ -413,11 +413,11 @@ class _Resampler:
         however often it is shown in a row, and only if wanted.
 
         Raises:
-            FrameLimit: there are max_frames output frames already (checked before anything
+            _FrameLimit: there are max_frames output frames already (checked before anything
                 is added, so a long video or a timestamp gap stops at the limit).
         """
         if len(self.kept) == self.max_frames:
-            raise FrameLimit(self.max_frames)
+            raise _FrameLimit(self.max_frames)
         if not self.wanted(len(self.kept)):
             self.kept.append(None)
         else:
