@@ -249,7 +249,7 @@ def test_frames_queued_for_conversion_stay_within_the_byte_budget(monkeypatch):
 
     monkeypatch.setattr(decode, "_upright", slow_conversion)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sampler = decode._Resampler(16, "center", Fraction(1), 0.0, pool, None, 3 * frame_bytes)
+        sampler = decode._Resampler(16, "center", Fraction(1), 0.0, pool, None, 3 * frame_bytes, 99)
         for index, frame in enumerate(frames):
             sampler.add(frame, index / 10, index)
         assert sampler.finish(0.1)[0].shape == (12, 16, 16, 3)

@@ -38,6 +38,7 @@ FEATURE_EXTRACTORS = ("fourds", "inception")
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
+MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, decoded
 
 
 class ConfigError(ValueError):
@@ -180,9 +181,16 @@ class CurateConfig:
     rate by timestamps (0: keep every decoded frame); crop is "center" (shorter side to
     `resolution`, centre crop) or "stretch".
 
-    Decoding limits (a small file can declare huge frames): a source whose frames have more than
-    max_frame_pixels pixels is rejected before decoding; decoded frames waiting for conversion
-    hold at most max_queued_mib MiB. The defaults fit 8K video (7680x4320 = 33.2M pixels).
+    Decoding limits (a small file can declare huge frames, or expand to gigabytes): a source
+    whose frames have more than max_frame_pixels pixels is rejected before decoding; decoded
+    frames waiting for conversion hold at most max_queued_mib MiB. The defaults fit 8K video
+    (7680x4320 = 33.2M pixels). One source, decoded, takes at most max_decoded_mib MiB: its
+    frames at `resolution` and `fps` (T x resolution^2 x 3 bytes: 8,192 frames at 64 px, 668 at
+    224 px) and its ground-truth sidecar (its arrays as their headers declare them, plus the
+    depth and instance maps again at `resolution`). A source whose frames would take more (a long
+    video of tiny frames, or a timestamp gap resampling fills with repeated frames) is rejected
+    at the first frame past it, one whose sidecar would not fit beside its frames before any of
+    the sidecar's arrays is loaded.
 
     data: the folder of raw videos curated (`data/<split>/...`; the embedded corpus by default),
         a path relative to the repository or absolute: `dvc exp run -S curate.data=<folder>`
@@ -204,6 +212,7 @@ class CurateConfig:
     crop: Literal[CROPS]
     max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
+    max_decoded_mib: PositiveInt = MAX_DECODED_MIB
     workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
     pretrain_format: Literal[SHARD_FORMATS] = "npz"
     data: str = "data"

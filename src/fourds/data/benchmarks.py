@@ -36,7 +36,7 @@ from fourds.config.schema import VIDEO_LIST_FORMATS
 from fourds.data.curate import clip_starts, resize_ground_truth
 from fourds.data.decode import decode_video
 from fourds.data.labelled import benchmark_classes, labelled_files, labelled_samples
-from fourds.data.readers import ReaderError
+from fourds.data.readers import ReaderError, check_room, max_decoded_bytes
 from fourds.data.readers.boxes import read_box_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.scannet import read_scene
@@ -181,7 +181,8 @@ def paired_video(annotation: Path) -> Path:
 
 
 def _camera_sample(camera_path: Path, size: int) -> Sample:
-    """A RealEstate10K clip: the video frames its camera lines name, with their cameras."""
+    """A RealEstate10K clip: the video frames its camera lines name, with their cameras (a frame
+    as often as cameras name it, within max_decoded_bytes of the two files)."""
     video_path = paired_video(camera_path)
     video = decode_video(video_path, size, crop="stretch")
     track = read_camera_file(camera_path, size, size)
@@ -191,6 +192,9 @@ def _camera_sample(camera_path: Path, size: int) -> Sample:
             f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
             f"{video_path.name} ({len(video.frames)} frames at {video.fps:g} fps)"
         )
+    read = camera_path.stat().st_size + video_path.stat().st_size
+    what = f"{len(index)} cameras' frames at {size}x{size}"
+    check_room(str(camera_path), what, len(index) * video.frames[0].nbytes, max_decoded_bytes(read))
     return Sample(
         name=camera_path.name,
         video=video.frames[index],
@@ -224,7 +228,7 @@ def resize_sample(sample: Sample, size: int) -> Sample:
         return sample
     truth = {key: getattr(sample, key) for key in GROUND_TRUTH if getattr(sample, key) is not None}
     resized = resize_ground_truth(truth, (height, width), size)
-    video = resize_frames(frames_from_pixels(sample.video), size)
+    video = resize_frames(frames_from_pixels(sample.video), len(sample.video), size)
     return dataclasses.replace(sample, video=video, **resized)
 
 

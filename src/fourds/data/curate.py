@@ -22,9 +22,10 @@ Sources are every file under data_dir/<split>/, sub-folders included (symbolic l
 followed, each folder listed once: a loop is not followed but listed in `rejected`), except
 hidden files and folders and `.npz` ground-truth sidecars, in any container and codec PyAV
 decodes (see fourds.data.decode). A file that cannot be used (unreadable, empty, not a video,
-audio-only, undecodable or damaged, truncated, frames above curate.max_frame_pixels, too
-short, a bad sidecar (fourds.data.sidecar), ground truth that does not match the split's other
-sources, or the same bytes or the same decoded frames as a source already taken, in any split)
+audio-only, undecodable or damaged, truncated, frames above curate.max_frame_pixels, frames and
+sidecar over curate.max_decoded_mib decoded, too short, a bad sidecar (fourds.data.sidecar),
+ground truth that does not match the split's other sources, or the same bytes or the same
+decoded frames as a source already taken, in any split)
 is listed in `rejected` with the reason; the others are unaffected. The output folder is
 replaced whole.
 
@@ -88,10 +89,11 @@ def resize_ground_truth(
     cols = np.floor((np.arange(size) + 0.5) * width / size).astype(np.int64)
     scale = np.array([size / width, size / height], np.float32)
     resized = dict(truth)
+    pixels = (slice(None), rows[:, None], cols)  # straight to [T, size, size]: no [T, size, W]
     if "depth" in truth:
-        resized["depth"] = truth["depth"][:, rows][:, :, cols].astype(np.float16)
+        resized["depth"] = truth["depth"][pixels].astype(np.float16)
     if "instances" in truth:
-        resized["instances"] = truth["instances"][:, rows][:, :, cols]
+        resized["instances"] = truth["instances"][pixels]
     if "intrinsics" in truth:
         intrinsics = truth["intrinsics"].astype(np.float32).copy()
         intrinsics[:, :2] *= scale[:, None]
@@ -267,11 +269,14 @@ def decode_source(source: Path, cfg: CurateConfig, split: str) -> Decoded:
     try:
         video = decode_video(
             source, cfg.resolution, cfg.fps, cfg.crop, in_rows(span, stride),
-            cfg.max_frame_pixels, cfg.max_queued_mib << 20,
+            cfg.max_frame_pixels, cfg.max_queued_mib << 20, cfg.max_decoded_mib << 20,
         )  # fmt: skip
         truth = None
         if sidecar_path(source).exists():
-            truth = load_sidecar(sidecar_path(source), video.source_frames, cfg.max_frame_pixels)
+            truth = load_sidecar(
+                sidecar_path(source), video.source_frames, cfg.max_frame_pixels,
+                (cfg.max_decoded_mib << 20) - video.frames.nbytes, cfg.resolution,
+            )  # fmt: skip
     except VideoError as error:
         return Decoded(digest, str(error))
     count = len(video.frames)
@@ -291,7 +296,8 @@ def _row(
     """The row of every stride-th frame of video.frames[start : start + span] (with its
     ground truth, if any) of a source whose file sha256 is `digest`."""
     frames = np.arange(start, start + span, stride)
-    row = {"video": np.ascontiguousarray(video.frames[frames])}
+    # a slice: with stride 1 the row is a view of the decoded frames, not a second copy
+    row = {"video": np.ascontiguousarray(video.frames[start : start + span : stride])}
     if truth is not None:
         row.update(clip_truth(truth, video.source_index[frames]))
     fields = {

@@ -3,12 +3,14 @@
 A sidecar holds the world's ground truth of every frame of its video (fourds.data.shards names
 the keys). Every way one can be wrong (not a zip, a cut-off file, a missing key, an object
 array, a shape that does not fit the video, non-finite cameras, frames larger than the decode
-limit) raises `SidecarError` naming the file and the problem, before any array is loaded
-whole, so curation rejects that one source and goes on.
+limit, arrays that would take more memory than allowed: a few MB of compressed zeros can
+declare gigabytes) raises `SidecarError` naming the file and the problem, before any array is
+loaded whole, so curation rejects that one source and goes on.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import tokenize
 import zipfile
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fourds.config.schema import MAX_DECODED_MIB
 from fourds.data.shards import GROUND_TRUTH_KEYS
 from fourds.data.video import VideoError
 
@@ -45,20 +48,33 @@ def sidecar_path(video_path: Path) -> Path:
     return video_path.with_suffix(".npz")
 
 
-def load_sidecar(path: Path, frame_count: int, max_frame_pixels: int) -> dict[str, np.ndarray]:
+def load_sidecar(
+    path: Path,
+    frame_count: int,
+    max_frame_pixels: int,
+    max_bytes: int = MAX_DECODED_MIB << 20,
+    size: int = 0,
+) -> dict[str, np.ndarray]:
     """Every ground-truth array of the sidecar `path` of a video of `frame_count` frames.
+
+    Args:
+        max_bytes: memory the arrays may take (what curate.max_decoded_mib leaves beside the
+            video's frames): their declared shapes and dtypes, plus the depth and instance maps
+            resized to size x size.
+        size: the side the caller resizes the depth and instance maps to (0: none).
 
     Returns key -> array with the shapes of SHAPES (T = frame_count).
 
     Raises:
         SidecarError: the file is unreadable or any array is missing, of object dtype, of a
-            shape that does not fit, larger than max_frame_pixels per depth map, or (cameras)
-            not finite.
+            shape that does not fit, larger than max_frame_pixels per depth map, over
+            max_bytes in all, or (cameras) not finite.
     """
     try:
         with zipfile.ZipFile(path) as archive:
             headers = {name: _header(archive, name) for name in archive.namelist()}
         _check_headers(path, headers, frame_count, max_frame_pixels)
+        _check_bytes(path, headers, frame_count * size * size, max_bytes)
         with np.load(path, allow_pickle=False) as data:
             truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
     except SidecarError:
@@ -118,4 +134,19 @@ def _check_headers(path, headers, frame_count: int, max_frame_pixels: int) -> No
         raise SidecarError(
             f"{path}: depth maps of {sizes['H']}x{sizes['W']} exceed "
             f"curate.max_frame_pixels={max_frame_pixels}"
+        )
+
+
+def _check_bytes(path, headers, resized_pixels: int, max_bytes: int) -> None:
+    """Check that the arrays `headers` declare, plus the depth and instance maps resized to
+    `resized_pixels` pixels in all (resized depth: its dtype, then float16), fit in max_bytes."""
+    shapes = {key: headers[f"{key}.npy"] for key in SHAPES}
+    stored = sum(math.prod(shape) * dtype.itemsize for shape, dtype in shapes.values())
+    per_pixel = shapes["depth"][1].itemsize + 2 + shapes["instances"][1].itemsize
+    total = stored + resized_pixels * per_pixel
+    if total > max_bytes:
+        raise SidecarError(
+            f"{path}: its arrays would take {total >> 20} MiB loaded and resized ({stored >> 20} "
+            f"MiB as declared), over the {max_bytes >> 20} MiB curate.max_decoded_mib leaves "
+            "beside the video's frames (raise it to curate such sources)"
         )

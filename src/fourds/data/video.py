@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -73,22 +73,23 @@ def read_video(path: str | Path, size: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def frames_from_pixels(video: np.ndarray) -> list[av.VideoFrame]:
-    """uint8 [T, H, W, 3] RGB -> PyAV frames (for FFmpeg's scaler)."""
-    return [
-        av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") for image in video
-    ]
+def frames_from_pixels(video: np.ndarray) -> Iterator[av.VideoFrame]:
+    """uint8 [T, H, W, 3] RGB -> PyAV frames (for FFmpeg's scaler), one at a time."""
+    for image in video:
+        yield av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
 
 
-def resize_frames(frames: Iterable[av.VideoFrame], size: int) -> np.ndarray:
-    """Frames of any size and format -> uint8 [T, size, size, 3] RGB, bilinear (FFmpeg's
-    scaler, kept across frames: a new scaler per frame costs ~25x more)."""
+def resize_frames(frames: Iterable[av.VideoFrame], count: int, size: int) -> np.ndarray:
+    """`count` frames of any size and format -> uint8 [count, size, size, 3] RGB, bilinear
+    (FFmpeg's scaler, kept across frames: a new scaler per frame costs ~25x more).
+
+    Each frame is resized as it comes, into an array allocated once: memory holds the output
+    and one input frame, however large the frames or many the references to one of them.
+    """
     scaler = VideoReformatter()
-    return np.stack(
-        [
-            scaler.reformat(
-                frame, width=size, height=size, format="rgb24", interpolation="BILINEAR"
-            ).to_ndarray()
-            for frame in frames
-        ]
-    )
+    resized = np.empty((count, size, size, 3), np.uint8)
+    for index, frame in zip(range(count), frames, strict=True):
+        resized[index] = scaler.reformat(
+            frame, width=size, height=size, format="rgb24", interpolation="BILINEAR"
+        ).to_ndarray()
+    return resized

@@ -11,6 +11,13 @@ Points are (x, y) in normalised raster coordinates ((0, 0) the top-left corner o
 pixel, (1, 1) the bottom-right corner of the bottom-right one); they become raster pixels of
 the resized video by multiplying by its size, as the benchmark's own readers do. Videos are
 resized to `size` x `size` (bilinear), the resolution the TAP-Vid metrics are defined at.
+
+Memory is bounded by the file, not by what it claims: a pickle can reference one JPEG (or one
+tiny frame of pixels) any number of times, and each reference decodes to size x size pixels
+(196 KB at 256x256). The frames of all records together may take at most
+`fourds.data.readers.max_decoded_bytes` of the file's size once resized (checked before a record
+is decoded), each JPEG may declare at most MAX_IMAGE_PIXELS pixels, and frames are decoded and
+resized one at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fourds.data.readers import ReaderError
+from fourds.data.readers import MAX_IMAGE_PIXELS, ReaderError, check_room, max_decoded_bytes
 from fourds.data.readers.safe_pickle import load_data_pickle
 from fourds.data.sample import Sample
 from fourds.data.video import frames_from_pixels, resize_frames
@@ -33,8 +40,10 @@ def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
 
     Raises:
         UnsafePickleError: the pickle names anything but numpy arrays and containers.
-        ReaderError: the file is not a readable pickle, or its records do not have the TAP-Vid
-            keys, types and shapes (one line naming the file and the record).
+        ReaderError: the file is not a readable pickle, its records do not have the TAP-Vid
+            keys, types and shapes, a JPEG frame declares more than MAX_IMAGE_PIXELS pixels,
+            or its frames would take more than max_decoded_bytes once resized (one line
+            naming the file and the record).
     """
     path = Path(path)
     data = load_data_pickle(path)
@@ -44,18 +53,24 @@ def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:
         records = [(f"{index:04d}", record) for index, record in enumerate(data)]
     else:
         raise ReaderError(f"{path}: a TAP-Vid pickle holds a dict or a list, not {type(data)}")
-    return [_sample(path, key, record, size) for key, record in records]
+    room = max_decoded_bytes(path.stat().st_size)
+    samples = []
+    for key, record in records:
+        samples.append(_sample(path, key, record, size, room))
+        room -= samples[-1].video.nbytes
+    return samples
 
 
-def _sample(path: Path, key: str, record: dict, size: int) -> Sample:
-    """One record -> a Sample named `<file name>:<key>`; errors name `<path>:<key>`."""
+def _sample(path: Path, key: str, record: dict, size: int, room: int) -> Sample:
+    """One record -> a Sample named `<file name>:<key>`, its frames taking at most `room`
+    bytes; errors name `<path>:<key>`."""
     where = f"{path}:{key}"
     if not isinstance(record, dict):
         raise ReaderError(f"{where}: a TAP-Vid record is a dict, not {_kind(record)}")
     missing = {"video", "points", "occluded"} - set(record)
     if missing:
         raise ReaderError(f"{where}: missing TAP-Vid keys {sorted(missing)}")
-    video = _frames(where, record["video"], size)
+    video = _frames(where, record["video"], size, room)
     points = _numbers(where, "points", record["points"]).astype(np.float32)
     occluded = _numbers(where, "occluded", record["occluded"]).astype(bool)
     if points.ndim != 3 or points.shape[1:] != (len(video), 2):
@@ -82,41 +97,55 @@ def _numbers(where: str, key: str, value) -> np.ndarray:
     return array
 
 
-def _frames(where: str, video, size: int) -> np.ndarray:
+def _frames(where: str, video, size: int, room: int) -> np.ndarray:
     """uint8 [T, H, W, 3] pixels or a sequence of T JPEG byte strings -> uint8
-    [T, size, size, 3].
+    [T, size, size, 3], taking at most `room` bytes; frames are decoded and resized one at a
+    time.
 
     Raises:
-        ReaderError: `video` is neither, has no frames, or a frame is not a decodable JPEG.
+        ReaderError: `video` is neither, has no frames, would take more than `room` bytes, or
+            a frame is not a decodable JPEG of at most MAX_IMAGE_PIXELS pixels.
     """
     if isinstance(video, np.ndarray) and video.dtype == np.uint8 and video.ndim != 1:
         if video.ndim != 4 or video.shape[3] != 3 or 0 in video.shape:
             raise ReaderError(
                 f"{where}: video pixels {video.shape} are not [T, H, W, 3] (T, H, W > 0)"
             )
-        return resize_frames(frames_from_pixels(video), size)
+        _check_fits(where, video, size, room)
+        return resize_frames(frames_from_pixels(video), len(video), size)
     listed = isinstance(video, (list, tuple)) or (isinstance(video, np.ndarray) and video.ndim == 1)
     if not listed or not len(video) or not all(isinstance(frame, bytes) for frame in video):
         raise ReaderError(
             f"{where}: video is neither uint8 [T, H, W, 3] pixels nor a list of JPEG byte "
             f"strings ({_kind(video)})"
         )
-    return resize_frames(
-        [_decode_jpeg(where, index, data) for index, data in enumerate(video)], size
-    )
+    _check_fits(where, video, size, room)
+    images = (_decode_jpeg(where, index, data) for index, data in enumerate(video))
+    return resize_frames(images, len(video), size)
+
+
+def _check_fits(where: str, video, size: int, room: int) -> None:
+    """Raise ReaderError unless the frames of `video` (a sequence) fit in `room` bytes at size x
+    size RGB."""
+    check_room(where, f"{len(video)} frames at {size}x{size}", len(video) * size * size * 3, room)
 
 
 def _decode_jpeg(where: str, index: int, data: bytes) -> av.VideoFrame:
     """Frame `index` of a record, JPEG bytes -> its image.
 
     Raises:
-        ReaderError: the bytes are not one decodable JPEG image.
+        ReaderError: the bytes are not one decodable JPEG image of at most MAX_IMAGE_PIXELS
+            pixels.
     """
     codec = av.CodecContext.create("mjpeg", "r")
+    codec.options = {"max_pixels": str(MAX_IMAGE_PIXELS)}
     try:
         frames = codec.decode(av.Packet(data))
     except av.FFmpegError as error:
-        raise ReaderError(f"{where}: frame {index} is not a decodable JPEG ({error})") from None
+        raise ReaderError(
+            f"{where}: frame {index} is not a decodable JPEG of at most {MAX_IMAGE_PIXELS} "
+            f"pixels ({error})"
+        ) from None
     if len(frames) != 1:
         raise ReaderError(f"{where}: frame {index}'s JPEG decoded to {len(frames)} images")
     return frames[0]
