@@ -22,6 +22,7 @@ from fourds.data.shards import (
     shard_paths,
     write_index,
 )
+from fourds.data.shards.spec import shard_name
 from tests.conftest import REPO_ROOT
 
 ROWS = [
@@ -170,3 +171,16 @@ def test_an_unknown_format_is_refused_by_its_key():
     assert parse(CurateConfig, raw, "curate").pretrain_format == "npz"
     with pytest.raises(ConfigError, match=r"curate.pretrain_format='zip' is not one of \["):
         parse(CurateConfig, {**raw, "pretrain_format": "zip"}, "curate")
+
+
+def test_shards_are_listed_in_the_order_of_their_numbers_past_999(tmp_path):
+    for number in (1000, 2, 999, 1001):
+        (tmp_path / shard_name("pretrain", number, "webdataset")).touch()
+    (tmp_path / "pretrain-index.json").touch()
+    names = [path.name for path in shard_paths(tmp_path, "pretrain")]
+    assert names == [
+        "pretrain-002.tar",
+        "pretrain-999.tar",
+        "pretrain-1000.tar",
+        "pretrain-1001.tar",
+    ]

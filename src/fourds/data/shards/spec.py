@@ -8,6 +8,7 @@ suffix says the format (FORMATS: "npz" -> .npz, "webdataset" -> .tar).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,10 +58,18 @@ def shard_name(split: str, number: int, fmt: str) -> str:
 
 
 def shard_paths(shard_dir: str | Path, split: str) -> list[Path]:
-    """The shard files of `split` in `shard_dir` (any format), in order (empty if none)."""
-    return sorted(
+    """The shard files of `split` in `shard_dir` (any format), in the order of their numbers
+    (pretrain-999 before pretrain-1000; empty if none)."""
+    paths = [
         path for suffix in FORMATS.values() for path in Path(shard_dir).glob(f"{split}-*{suffix}")
-    )
+    ]
+    return sorted(paths, key=_shard_number)
+
+
+def _shard_number(path: Path) -> tuple[int, str]:
+    """(the shard's number, its name): names without a number sort after, by name."""
+    number = path.stem.rpartition("-")[2]
+    return (int(number) if number.isdigit() else sys.maxsize, path.name)
 
 
 def shard_digests(paths: list[Path]) -> dict[str, str]:
