@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fourds.atomic import OutputError
     from fourds.data.curate import WorkerError
+    from fourds.data.pin import PinError
     from fourds.data.readers import ReaderError
     from fourds.data.shards import ShardError
     from fourds.data.video import VideoError
@@ -416,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         FloatingPointError,
         OutputError,
         PermissionError,
+        PinError,
     )
     try:
         return args.handler(args) or 0

@@ -52,6 +52,13 @@ def test_missing_key_is_refused(raw):
         ("pretrain", "lr", 0, "pretrain.lr=0.0 must be positive"),
         ("runtime", "threads", -1, "runtime.threads=-1 must be >= 0 (0: default)"),
         ("curate", "fps", -1, "curate.fps=-1.0 must be >= 0 (0: keep the source rate)"),
+        (
+            "curate",
+            "pinned_data",
+            {"data": "32389e2f02d45698d7cfe6da815f576b"},
+            "curate.pinned_data.data='32389e2f02d45698d7cfe6da815f576b' must be DVC's md5 of a "
+            "folder: 32 hex digits and .dir (the md5 of its .dvc file)",
+        ),
         ("fidelity", "kid_subset_size", 1, "fidelity.kid_subset_size=1 must be >= 2"),
         ("runtime", "device", "tpu", "runtime.device='tpu' is not one of ['cpu', 'cuda', 'auto']"),
         ("pretrain", "batch_size", "8", "pretrain.batch_size='8' must be an integer"),

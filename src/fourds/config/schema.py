@@ -12,6 +12,7 @@ is a `ConfigError` whose message starts with the key path and the offending valu
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -88,6 +89,10 @@ def at_least(low: int, hint: str = "") -> Rule:
 POSITIVE = Rule(lambda value: value > 0, "must be positive")
 FRACTION = Rule(lambda value: 0 <= value < 1, "must be in [0, 1)")
 POSITIVE_FRACTION = Rule(lambda value: 0 < value <= 1, "must be in (0, 1]")
+FOLDER_MD5 = Rule(
+    lambda value: re.fullmatch(r"[0-9a-f]{32}\.dir", value) is not None,
+    "must be DVC's md5 of a folder: 32 hex digits and .dir (the md5 of its .dvc file)",
+)
 PositiveInt = Annotated[int, POSITIVE]
 PositiveFloat = Annotated[float, POSITIVE]
 Extent = Annotated[tuple[int, int, int], POSITIVE]  # (time, height, width)
@@ -195,6 +200,10 @@ class CurateConfig:
     data: the folder of raw videos curated (`data/<split>/...`; the embedded corpus by default),
         a path relative to the repository or absolute: `dvc exp run -S curate.data=<folder>`
         curates a user's own videos through the same stage and lineage.
+    pinned_data: folder (as `data` names it) -> DVC's md5 of its content (the md5 of its .dvc
+        file): the stage refuses a pinned folder whose content is not the pinned one before it
+        reads anything (fourds.data.pin), since `dvc repro` re-pins a .dvc file to whatever its
+        folder holds. Folders it does not name are curated as they are.
     workers: processes that decode sources in parallel (0: decode in the main process); the
     output is byte-identical for any value.
     pretrain_format: the pretrain split's shard format, "npz" (np.savez files, for corpora on
@@ -216,6 +225,7 @@ class CurateConfig:
     workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
     pretrain_format: Literal[SHARD_FORMATS] = "npz"
     data: str = "data"
+    pinned_data: dict[str, Annotated[str, FOLDER_MD5]] = dataclasses.field(default_factory=dict)
 
     @property
     def span(self) -> int:

@@ -1,5 +1,8 @@
 """The `curate` stage: raw videos -> clips in shards, a manifest, clip counts, the run record.
 
+A folder curate.pinned_data pins is checked against its pin first (fourds.data.pin): one whose
+content differs is refused before anything is read or written.
+
 Outputs in `out_dir`: shards/ and manifest.json (fourds.data.curate), metrics.json (clips per
 split, sources rejected), run.yaml and operative.gin. Sources are decoded in curate.workers
 processes; the outputs do not depend on how many, and the run record's input hashes are the
@@ -13,11 +16,17 @@ from pathlib import Path
 from fourds.atomic import write_json
 from fourds.config import Params
 from fourds.data.curate import curate, manifest_summary
+from fourds.data.pin import check_pinned
 from fourds.records import write_run_record
 
 
 def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
-    """Curate `data_dir` into `out_dir`; returns the metrics written to metrics.json."""
+    """Curate `data_dir` into `out_dir`; returns the metrics written to metrics.json.
+
+    Raises:
+        PinError: `data_dir` is pinned (curate.pinned_data) and its content is not the pinned one.
+    """
+    check_pinned(data_dir, params.curate.pinned_data)
     manifest = curate(data_dir, out_dir, params.curate)
     metrics = manifest_summary(manifest)
     write_json(Path(out_dir) / "metrics.json", metrics)
