@@ -200,10 +200,11 @@ class CurateConfig:
     data: the folder of raw videos curated (`data/<split>/...`; the embedded corpus by default),
         a path relative to the repository or absolute: `dvc exp run -S curate.data=<folder>`
         curates a user's own videos through the same stage and lineage.
-    pinned_data: folder (as `data` names it) -> DVC's md5 of its content (the md5 of its .dvc
-        file): the stage refuses a pinned folder whose content is not the pinned one before it
-        reads anything (fourds.data.pin), since `dvc repro` re-pins a .dvc file to whatever its
-        folder holds. Folders it does not name are curated as they are.
+    pinned_data: folder (as `data` names it: relative to the repository, params.yaml's folder,
+        or absolute) -> DVC's md5 of its content (the md5 of its .dvc file). The stage refuses
+        a pinned folder whose content is not the pinned one before it reads anything
+        (fourds.data.pin), since `dvc repro` re-pins a .dvc file to whatever its folder holds.
+        Folders it does not name are curated as they are.
     workers: processes that decode sources in parallel (0: decode in the main process); the
     output is byte-identical for any value.
     pretrain_format: the pretrain split's shard format, "npz" (np.savez files, for corpora on

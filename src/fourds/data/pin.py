@@ -3,9 +3,10 @@
 `dvc repro` re-pins a tracked folder whose workspace copy changed: it rewrites `data.dvc` to
 the md5 of what the workspace holds, even with `frozen: true` (treeverse/dvc#5292), so a
 corrupted or edited corpus would be curated without a word. `curate.pinned_data` maps a folder,
-as `curate.data` names it, to the md5 DVC gives its content (the `md5` of its .dvc file, which
-DVC does not rewrite there); the curate stage checks the folder against it before it reads or
-writes anything. A folder the map does not name is curated as it is.
+as `curate.data` names it (from the repository: params.yaml's folder), to the md5 DVC gives its
+content (the `md5` of its .dvc file, copied into params, which DVC does not rewrite); the curate
+stage checks the folder against it before it reads or writes anything. A folder the map does
+not name is curated as it is.
 
 The digest is DVC 3's md5 of a folder (`hash: md5`): the md5 of the JSON listing
 `[{"md5": <md5 of the file's bytes>, "relpath": <its path under the folder, with />}, ...]`,
@@ -58,12 +59,16 @@ def folder_digest(folder: str | Path) -> str:
     return listing_digest(folder_listing(folder))
 
 
-def pin_of(folder: str | Path, pins: dict[str, str]) -> str | None:
-    """The digest `pins` (a folder as curate.data names it -> digest) holds for `folder`, the
-    same folder however it is written (relative to the working directory, or absolute)."""
+def pin_of(folder: str | Path, pins: dict[str, str], root: str | Path) -> str | None:
+    """The digest `pins` holds for `folder` (a path from the working directory), or None.
+
+    `pins` maps a folder, as curate.data names it (relative to `root`, the repository: the
+    folder of params.yaml, where DVC runs the stage; or absolute), to its digest; the folder is
+    found however it is written (`data`, `./data`, its absolute path).
+    """
     target = Path(folder).resolve()
     for name, digest in pins.items():
-        if Path(name).resolve() == target:
+        if Path(root, name).resolve() == target:
             return digest
     return None
 
@@ -98,14 +103,15 @@ def difference(folder: str | Path, listing: dict[str, str], pinned: dict[str, st
     return f"{Path(folder, first).as_posix()} {states[first]}{more}"
 
 
-def check_pinned(folder: str | Path, pins: dict[str, str]) -> None:
-    """Refuse `folder` if `pins` pins it and its content is not the pinned one.
+def check_pinned(folder: str | Path, pins: dict[str, str], root: str | Path = ".") -> None:
+    """Refuse `folder` if `pins` pins it and its content is not the pinned one (`root`: the
+    folder the pins' relative paths start from, see pin_of).
 
     Raises:
         PinError: one line naming the folder, both digests, the first file that differs (where
             the DVC cache holds the pinned listing) and how to restore the pinned content.
     """
-    pinned = pin_of(folder, pins)
+    pinned = pin_of(folder, pins, root)
     if pinned is None or not Path(folder).is_dir():  # curation names a missing folder itself
         return
     listing = folder_listing(folder)

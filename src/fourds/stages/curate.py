@@ -26,7 +26,7 @@ def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: 
     Raises:
         PinError: `data_dir` is pinned (curate.pinned_data) and its content is not the pinned one.
     """
-    check_pinned(data_dir, params.curate.pinned_data)
+    check_pinned(data_dir, params.curate.pinned_data, Path(params_path).parent)
     manifest = curate(data_dir, out_dir, params.curate)
     metrics = manifest_summary(manifest)
     write_json(Path(out_dir) / "metrics.json", metrics)
