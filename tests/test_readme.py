@@ -37,6 +37,8 @@ RUN_BY = {
     ("Scoring an encoder on a benchmark", 1): "tests/test_scoring_recipe.py::"
     "test_an_official_release_is_scored_on_a_benchmark_as_written",
     ("Planning a run", 0): "tests/test_plan.py::test_the_readme_plan_runs_as_written",
+    ("The reference study", 1): "tests/test_reference_study.py::"
+    "test_the_readme_regenerates_a_readout_from_the_shipped_weights",
     ("The model zoo", 0): "tests/test_cli.py::"
     "test_the_readme_zoo_runs_as_written_and_prints_what_it_shows",
 }
