@@ -34,6 +34,7 @@ def pinned_repository(root: Path) -> Path:
     sh("git", "commit", "-qm", "the smoke ladder", cwd=repo)  # DVCLive needs a first commit
     sh("dvc", "pull", "data.dvc", cwd=repo)
     sh("dvc", "repro", TARGET, cwd=repo)
+    sh("fourds", "ship", "--out", "reports/smoke", cwd=repo)  # as reports/reference was
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "pin the smoke run", cwd=repo)
     return repo
@@ -60,6 +61,9 @@ def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(tmp_path):
     record = yaml.safe_load((clone / "runs/pretrain/smoke_s/run.yaml").read_text())
     assert "train_seconds" not in metrics and record["execution"]["train_seconds"] > 0
     assert "seconds" in yaml.safe_load((clone / READOUT / "run.yaml").read_text())["execution"]
+
+    # the shipped results, compared as the README compares the reference study's
+    assert sh("fourds", "compare", "reports/smoke", "--only-regenerated", cwd=clone) == ""
 
     # and the comparison does report a number that moved
     changed = json.loads((clone / READOUT / "metrics.json").read_text())

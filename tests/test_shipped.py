@@ -134,3 +134,13 @@ def test_ship_names_the_stages_without_results(tmp_path, capsys):
     assert main(ship_args(tmp_path)) == 0
     assert "readout/cpu_s-depth-frozen" in capsys.readouterr().err
     assert not (tmp_path / "shipped/readout/cpu_s-depth-frozen").exists()
+
+
+def test_ship_names_a_report_that_has_not_run_though_its_folder_exists(tmp_path, capsys):
+    fake_run(tmp_path)
+    shutil.rmtree(tmp_path / "reports/out")
+    (tmp_path / "reports/out").mkdir()
+    (tmp_path / "reports/out/.gitignore").write_text("/scaling.html\n")  # as DVC leaves it
+    assert main(ship_args(tmp_path)) == 0
+    assert "report" in capsys.readouterr().err
+    assert not (tmp_path / "shipped/report").exists()

@@ -87,7 +87,7 @@ def ship(
             weights = runs / "pretrain" / scale / "checkpoint.pt"
             if weights.is_file():
                 shutil.copy2(weights, staging / "checkpoints" / f"{scale}.pt")
-        if report.is_dir():
+        if (report / "scaling.html").is_file():  # the folder alone may hold DVC's .gitignore
             (staging / "report").mkdir()
             for name in ("scaling.html", "scaling.ipynb"):
                 shutil.copy2(report / name, staging / "report" / name)
