@@ -111,9 +111,9 @@ def clip_shapes(monkeypatch):
     """(frames, size) of every split the readout stage loads."""
     shapes = []
 
-    def recording(source, split, shard_dir, keys, frames, size):
+    def recording(source, split, shard_dir, keys, frames, size, *budget):
         shapes.append((frames, size))
-        return load(source, split, shard_dir, keys, frames, size)
+        return load(source, split, shard_dir, keys, frames, size, *budget)
 
     load = stage.load_readout_split
     monkeypatch.setattr(stage, "load_readout_split", recording)

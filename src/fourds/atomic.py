@@ -87,6 +87,32 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(partial)
 
 
+@contextlib.contextmanager
+def scratch_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a new marked temporary sibling folder of the output folder `path`, for files a
+    command needs only while it runs (memory-mapped arrays); removed when the block ends, however
+    it ends. The scratch folders a killed run left beside `path` are removed by the next run
+    (only marked ones whose process is gone), as `atomic_directory`'s temporaries.
+
+    Raises:
+        OutputError: the folder cannot be created.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_temporaries(path)
+        scratch = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "scratch"), dir=path.parent))
+        _mark(scratch)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write a scratch folder beside {path}: {error.strerror}"
+        ) from None
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _temporary_prefix(path: Path, kind: str) -> str:
     """`.<name>.<kind>-<pid>-`: the process that made a temporary sibling of `path`."""
     return f".{path.name}.{kind}-{os.getpid()}-"
@@ -95,7 +121,7 @@ def _temporary_prefix(path: Path, kind: str) -> str:
 def _remove_abandoned_temporaries(path: Path) -> None:
     """Remove the temporary siblings of `path` that a killed process left behind: those named
     by `_temporary_prefix` after a process that no longer runs, holding the owner marker."""
-    for kind, marked in (("partial", "."), ("old", path.name)):
+    for kind, marked in (("partial", "."), ("old", path.name), ("scratch", ".")):
         for folder in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*-*"):
             pid = folder.name.removeprefix(f".{path.name}.{kind}-").split("-")[0]
             abandoned = pid.isdigit() and not _running(int(pid))

@@ -14,7 +14,8 @@ from fourds.data.benchmarks import clips_from_samples, load_readout_split, sourc
 from fourds.data.curate import curate
 from fourds.data.sample import Sample
 from fourds.data.shards import load_split
-from tests.benchmark_files import export_benchmark, jpeg
+from fourds.data.spill import HostBudget
+from tests.benchmark_files import export_benchmark, jpeg, write_ssv2
 
 FRAMES, SIZE = 4, 16
 
@@ -141,3 +142,45 @@ def test_a_tapvid_folder_is_read_pickle_by_pickle_in_name_order(shards, tiny_cor
     with pytest.raises(FileNotFoundError, match="no TAP-Vid pickle"):
         load_readout_split(SourceConfig("tapvid", str(empty), str(empty), 1), "test", shards,
                            keys, FRAMES, SIZE)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("format", "keys"),
+    [
+        ("tapvid", ("tracks", "visible")),
+        ("scannet", ("depth", "intrinsics", "extrinsics")),
+        ("realestate10k", ("intrinsics", "extrinsics")),
+        ("box_tracks", ("boxes", "box_visible")),
+    ],
+)
+def test_a_split_past_the_memory_budget_is_mapped_from_disk_unchanged(
+    shards, tiny_corpus, tmp_path, format, keys
+):
+    path = export_benchmark(tiny_corpus, "readout-test", format, tmp_path)
+    source, keys = SourceConfig(format, str(path), str(path), 1), ("video", *keys)
+    held = load_readout_split(source, "test", shards, keys, FRAMES, SIZE)
+    (tmp_path / "scratch").mkdir()
+    budget = HostBudget(tmp_path / "scratch", 0)  # every array on disk
+    mapped = load_readout_split(source, "test", shards, keys, FRAMES, SIZE, budget)
+    assert set(mapped) == set(held)
+    for key in keys:
+        assert isinstance(mapped[key], np.memmap), key
+        assert (mapped[key].dtype, mapped[key].shape) == (held[key].dtype, held[key].shape), key
+        np.testing.assert_array_equal(mapped[key], held[key])
+
+
+def test_ssv2_clips_past_the_budget_are_mapped_and_their_labels_stay_in_memory(tmp_path):
+    write_ssv2(tmp_path, {"train": [0, 1, 2, 3], "validation": [4]})
+    labels = tmp_path / "labels"
+    videos = str(tmp_path / "20bn-something-something-v2")
+    source = SourceConfig(
+        "ssv2", str(labels / "train.json"), str(labels / "validation.json"), 1, videos
+    )
+    keys = ("video", "label")
+    held = load_readout_split(source, "train", tmp_path, keys, FRAMES, SIZE)
+    (tmp_path / "scratch").mkdir()
+    budget = HostBudget(tmp_path / "scratch", held["video"][0].nbytes)  # the second clip spills
+    mapped = load_readout_split(source, "train", tmp_path, keys, FRAMES, SIZE, budget)
+    assert isinstance(mapped["video"], np.memmap) and not isinstance(mapped["label"], np.memmap)
+    np.testing.assert_array_equal(mapped["video"], held["video"])
+    assert mapped["label"].tolist() == held["label"].tolist() and mapped["label"].ndim == 1

@@ -14,11 +14,13 @@ import yaml
 
 from fourds.cli import main
 from fourds.config import CurateConfig, ModelConfig
+from fourds.data import spill
 from fourds.data.curate import curate
 from fourds.data.shards import load_split
+from fourds.data.spill import HostBudget
 from fourds.evaluate.metrics import depth_image_metrics
 from fourds.evaluate.precision import frozen
-from fourds.evaluate.readout import Features
+from fourds.evaluate.readout import Features, MappedFeatures
 from fourds.models.convert import load_readout
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import readout_block_count
@@ -127,6 +129,58 @@ def test_a_bf16_encoder_caches_bf16_features_in_host_memory_and_reads_out_fp32(s
     index = torch.arange(len(videos)).flip(0)
     assert cached(index).dtype == torch.float32
     assert torch.equal(cached(index), fresh(index))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_features_past_the_budget_are_memory_mapped_with_the_same_values(
+    setup, tmp_path, precision
+):
+    shards, pretrained = setup
+    encoder = frozen(load_encoder(pretrained / "checkpoint.pt"), precision, torch.device("cpu"))
+    videos = load_split(shards, "readout-train", ("video",))["video"]
+    videos = np.concatenate([videos, videos[:, :, ::-1]])  # and mirrored: several batches
+    held = Features(encoder, videos, 1, torch.device("cpu"), cache=True, batch_size=1)
+    budget = HostBudget(tmp_path, held.cached[0].nbytes)  # more than one clip: on disk
+    mapped = Features(encoder, videos, 1, torch.device("cpu"), True, 1, budget)
+    assert isinstance(mapped.cached, MappedFeatures) and list(tmp_path.glob("features-*.bin"))
+    assert mapped.cached.dtype == held.cached.dtype and len(mapped.cached) == len(videos)
+    index = torch.tensor([1, 0, 1])
+    assert torch.equal(mapped.cached[index], held.cached[index])
+    assert torch.equal(mapped(index), held(index))
+
+
+@pytest.mark.parametrize(
+    ("task", "format"), [("depth", "scannet"), ("tracking", "tapvid"), ("boxes", "box_tracks")]
+)
+def test_a_benchmark_readout_on_disk_scores_exactly_as_in_memory(
+    setup, tiny_corpus, tmp_path, monkeypatch, task, format
+):
+    train, test = (
+        export_benchmark(tiny_corpus, split, format, tmp_path / "benchmark")
+        for split in ("readout-train", "readout-test")
+    )
+    source = {"format": format, "train": str(train), "test": str(test), "frame_stride": 1}
+    source["videos"] = ""
+    written = []
+    new_file = spill.HostBudget.new_file
+    monkeypatch.setattr(
+        spill.HostBudget,
+        "new_file",
+        lambda self, stem: written.append(stem) or new_file(self, stem),
+    )
+    runs = {}
+    for name, mib in (("memory", 4096), ("disk", 0)):
+        written.clear()
+        runs[name] = run_readout(
+            setup, tmp_path / name, task, settings={"source": source}, max_host_mib=mib
+        )
+        runs[name]["spilled"] = sorted(written)
+        assert not list((tmp_path / name).glob(".*scratch*"))  # removed at the end
+    assert runs["memory"]["spilled"] == []
+    assert {"video", "features"} <= set(runs["disk"]["spilled"])
+    out = {name: run.pop("out") for name, run in runs.items()}
+    for file in ("metrics.json", "clips.csv"):
+        assert (out["disk"] / file).read_bytes() == (out["memory"] / file).read_bytes(), file
 
 
 def test_a_bf16_readout_trains_close_to_the_fp32_one(setup, tmp_path):

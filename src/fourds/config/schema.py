@@ -375,6 +375,11 @@ class ReadoutConfig:
         (fourds.models.readout); "correlation", local feature correlations between tubelets
         (fourds.models.pose_readout), which reads camera motion where the attention readout
         does not (docs/embedded-study.md).
+    max_host_mib: the host memory (MiB) one split's decoded benchmark clips, and one split's
+        cached features, may each take; past it they are written to a scratch folder beside the
+        stage's output and read memory-mapped (fourds.data.spill), with the same results, so a
+        benchmark of any size (SSv2's 169k training videos) runs in bounded memory; 0: always
+        on disk.
     """
 
     tasks: tuple[str, ...]
@@ -393,6 +398,7 @@ class ReadoutConfig:
     tracking_queries: Literal[TRACKING_QUERIES] = "first"
     tracking_static: Annotated[float, FRACTION] = 0.1
     pose_readout: Literal[POSE_READOUTS] = "attention"
+    max_host_mib: Annotated[int, at_least(0, "0: always on disk")] = 4096
 
     def check(self, path: str) -> None:
         _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")

@@ -22,11 +22,16 @@ every `frame_stride`-th frame, as curation cuts the synthetic videos. A clip kee
 visible in at least one of its frames and every object; since their counts differ from clip to
 clip, each split is padded to its largest count with never-visible entries, which no metric
 scores. Splits come out as `fourds.data.shards.load_split` returns the synthetic ones.
+
+Memory: benchmark files are read and cut one video at a time, and a split's arrays past the
+budget given (`readout.max_host_mib`) are written to the stage's scratch folder and handed back
+memory-mapped (fourds.data.spill), so a split of any size is read in bounded memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +48,7 @@ from fourds.data.readers.scannet import read_scene
 from fourds.data.readers.tapvid import read_tapvid
 from fourds.data.sample import Sample
 from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
+from fourds.data.spill import IN_MEMORY, HostBudget, StackBuilder
 from fourds.data.video import frames_from_pixels, resize_frames
 
 GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")
@@ -56,9 +62,11 @@ def load_readout_split(
     keys: tuple[str, ...],
     frames: int,
     size: int,
+    budget: HostBudget = IN_MEMORY,
 ) -> dict[str, np.ndarray]:
     """The "train" or "test" clips of a readout's source: arrays `keys` (with "video") as
-    `load_split` gives them, N clips of `frames` x `size` x `size`.
+    `load_split` gives them, N clips of `frames` x `size` x `size`; a benchmark's arrays past
+    `budget` memory-mapped from its folder (the same values).
 
     Raises:
         ReaderError: a benchmark file lacks the ground truth asked for, or yields no clip.
@@ -66,11 +74,10 @@ def load_readout_split(
     if source.format == "synthetic":
         return load_split(shard_dir, f"readout-{split}", keys)
     if source.format in VIDEO_LIST_FORMATS:  # samples that are clips already
-        return clips_from_samples(
-            labelled_samples(source, split, frames, size), keys, frames, size, 1
-        )
-    samples = read_benchmark(source.format, getattr(source, split), size)
-    return clips_from_samples(samples, keys, frames, size, source.frame_stride)
+        samples = labelled_samples(source, split, frames, size)
+        return clips_from_samples(samples, keys, frames, size, 1, budget)
+    samples = iter_benchmark(source.format, getattr(source, split), size)
+    return clips_from_samples(samples, keys, frames, size, source.frame_stride, budget)
 
 
 def readout_classes(source: SourceConfig) -> tuple[str, ...]:
@@ -129,20 +136,27 @@ def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
 
 def read_benchmark(format: str, path: str | Path, size: int) -> list[Sample]:
     """The Samples of benchmark `path` in `format` (see the module docstring for layouts)."""
+    return list(iter_benchmark(format, path, size))
+
+
+def iter_benchmark(format: str, path: str | Path, size: int) -> Iterator[Sample]:
+    """The Samples of benchmark `path` in `format`, read file by file as the iterator reaches
+    them (a TAP-Vid pickle's videos together). A missing path raises at once."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")
     if format == "tapvid":
-        return [sample for pickle in tapvid_pickles(path) for sample in read_tapvid(pickle, size)]
+        pickles = tapvid_pickles(path)
+        return (sample for pickle in pickles for sample in read_tapvid(pickle, size))
     if format == "scannet":
         scenes = sorted(scene for scene in path.iterdir() if (scene / "depth").is_dir())
         if not scenes:
             raise FileNotFoundError(f"{path}: no exported scene (a sub-folder with depth/)")
-        return [read_scene(scene) for scene in scenes]
+        return (read_scene(scene) for scene in scenes)
     if format == "realestate10k":
-        return [_camera_sample(camera, size) for camera in _annotations(path, format)]
+        return (_camera_sample(camera, size) for camera in _annotations(path, format))
     if format == "box_tracks":
-        return [_box_sample(tracks, size) for tracks in _annotations(path, format)]
+        return (_box_sample(tracks, size) for tracks in _annotations(path, format))
     raise ValueError(f"{format!r} is not a benchmark format")
 
 
@@ -233,24 +247,34 @@ def resize_sample(sample: Sample, size: int) -> Sample:
 
 
 def clips_from_samples(
-    samples: list[Sample], keys: tuple[str, ...], frames: int, size: int, frame_stride: int
+    samples: Iterable[Sample],
+    keys: tuple[str, ...],
+    frames: int,
+    size: int,
+    frame_stride: int,
+    budget: HostBudget = IN_MEMORY,
 ) -> dict[str, np.ndarray]:
-    """Cut samples into clips: arrays `keys` [N, ...] (see the module docstring)."""
+    """Cut samples into clips: arrays `keys` [N, ...] (see the module docstring), each sample
+    cut and let go before the next is read; an array past `budget` is memory-mapped from a file
+    of its folder (fourds.data.spill.StackBuilder)."""
+    span = (frames - 1) * frame_stride + 1
+    stacks = {key: StackBuilder(budget, key, padded=key in PER_TRACK) for key in keys}
+    names, count = [], 0
     for sample in samples:
         missing = [key for key in keys if getattr(sample, key, None) is None]
         if missing:
             raise ReaderError(f"{sample.name} has no {missing} ground truth")
-    span = (frames - 1) * frame_stride + 1
-    clips = []
-    for sample in samples:
+        if len(names) < 3:  # for the message when no video is long enough
+            names.append(sample.name)
         sample = resize_sample(sample, size)
         for start in clip_starts(len(sample.video), span):
-            index = np.arange(start, start + span, frame_stride)
-            clips.append(_clip(sample, keys, index))
-    if not clips:
-        names = ", ".join(sample.name for sample in samples[:3])
-        raise ReaderError(f"no video of {names}... has the {span} frames a clip needs")
-    return {key: _stack_padded([clip[key] for clip in clips], key) for key in keys}
+            clip = _clip(sample, keys, np.arange(start, start + span, frame_stride))
+            for key in keys:
+                stacks[key].add(clip[key])
+            count += 1
+    if not count:
+        raise ReaderError(f"no video of {', '.join(names)}... has the {span} frames a clip needs")
+    return {key: stack.result() for key, stack in stacks.items()}
 
 
 def _clip(sample: Sample, keys: tuple[str, ...], index: np.ndarray) -> dict[str, np.ndarray]:
@@ -265,15 +289,3 @@ def _clip(sample: Sample, keys: tuple[str, ...], index: np.ndarray) -> dict[str,
         seen = clip["visible"].any(axis=1)
         clip["tracks"], clip["visible"] = clip["tracks"][seen], clip["visible"][seen]
     return clip
-
-
-def _stack_padded(arrays: list[np.ndarray], key: str) -> np.ndarray:
-    """Stack per-clip arrays; per-point and per-object ones padded to the largest count (zero
-    positions, never visible)."""
-    if key not in PER_TRACK:
-        return np.stack(arrays)
-    count = max(len(array) for array in arrays)
-    padded = np.zeros((len(arrays), count, *arrays[0].shape[1:]), arrays[0].dtype)
-    for row, array in enumerate(arrays):
-        padded[row, : len(array)] = array
-    return padded

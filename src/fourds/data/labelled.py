@@ -24,6 +24,7 @@ frame resized so that its shorter side is `size` and centre-cropped (fourds.data
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,13 +88,15 @@ def listed_videos(source: SourceConfig, split: str) -> tuple[list[tuple[Path, st
     return present, missing
 
 
-def labelled_samples(source: SourceConfig, split: str, frames: int, size: int) -> list[Sample]:
+def labelled_samples(source: SourceConfig, split: str, frames: int, size: int) -> Iterator[Sample]:
     """One Sample per video of the `split` file that source.videos holds: a clip of `frames`
     frames at size x size, with its class as `label` (see the module docstring).
 
+    The videos are decoded as the iterator reaches them.
+
     Raises:
-        ReaderError: as `listed_videos`, or none of the listed videos is in the folder.
-        VideoError: a video does not decode.
+        ReaderError: as `listed_videos`, or none of the listed videos is in the folder (at once).
+        VideoError: a video does not decode (when the iterator reaches it).
     """
     present, missing = listed_videos(source, split)
     split_file = getattr(source, split)
@@ -110,10 +113,10 @@ def labelled_samples(source: SourceConfig, split: str, frames: int, size: int) -
             f"not under {source.videos}, skipped: {shown}",
             file=sys.stderr,
         )
-    return [
+    return (  # decoded one by one as they are read
         Sample(name=path.name, video=_clip(path, frames, size, source.frame_stride), label=label)
         for path, label in present
-    ]
+    )
 
 
 def labelled_files(source: SourceConfig) -> list[Path]:

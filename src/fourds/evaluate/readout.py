@@ -4,9 +4,10 @@ Regimes (one stage each, from readout.regimes): "frozen" trains only the readout
 trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate);
 "random_init" trains only the readout, on the encoder as pretraining starts it (the control).
 With a frozen encoder and readout.cache_features the encoder runs once per clip and the readout
-trains on the stored features, kept in host memory; without it the encoder runs on every batch
-(same numbers, slower: see benchmarks/readout_caching.py). The readout trains on readout-train
-and is scored on readout-test.
+trains on the stored features, kept in host memory up to readout.max_host_mib and memory-mapped
+from the stage's scratch folder beyond it (fourds.data.spill); without it the encoder runs on
+every batch (same numbers, slower: see benchmarks/readout_caching.py). The readout trains on
+readout-train and is scored on readout-test.
 
 Precision: a frozen encoder holds its weights in `readout.precision` (fourds.evaluate.precision;
 bf16 fits 4DS-j on one 80 GB GPU), and its features are cached in that dtype; the readout reads
@@ -27,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from fourds.config import ReadoutConfig, TaskReadoutConfig
+from fourds.data.spill import IN_MEMORY, HostBudget, mapped
 from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, Task
 from fourds.evaluate.tasks.base import Evaluation, select
@@ -44,12 +46,64 @@ def encode_clips(encoder: VideoViT, video: torch.Tensor, num_blocks: int) -> tor
     return encoder(video.float().div_(255.0), num_blocks=num_blocks)
 
 
+# Integer dtypes of each item size: the bytes of features of any dtype (bf16 too) in numpy.
+RAW_DTYPES = {1: (torch.uint8, np.uint8), 2: (torch.int16, np.int16), 4: (torch.int32, np.int32)}
+RAW_DTYPES[8] = (torch.int64, np.int64)
+
+
+class MappedFeatures:
+    """Cached features [N, L, D] written batch by batch to a file of the scratch folder, then
+    read memory-mapped: [index] ([b]) -> [b, L, D] in their dtype, as a tensor's indexing."""
+
+    def __init__(self, budget: HostBudget, count: int, dtype: torch.dtype, shape: torch.Size):
+        self.count, self.dtype, self.shape = count, dtype, (count, *shape)
+        self.path = budget.new_file("features")
+        self.file = open(self.path, "wb")  # noqa: SIM115 (closed by finish)
+        self.array: np.ndarray | None = None
+
+    def write(self, batch: torch.Tensor) -> None:
+        """Append the next clips' features [b, L, D]."""
+        raw = batch.contiguous().view(RAW_DTYPES[batch.element_size()][0])
+        self.file.write(raw.numpy().tobytes())
+
+    def finish(self) -> MappedFeatures:
+        """Close the file and map it (every clip written)."""
+        self.file.close()
+        raw = RAW_DTYPES[torch.empty((), dtype=self.dtype).element_size()][1]
+        self.array = mapped(self.path, np.dtype(raw), self.shape)
+        return self
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.array[index.numpy()]).view(self.dtype)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def cache_features(
+    encode: Callable[[torch.Tensor], torch.Tensor], count: int, batch_size: int, budget: HostBudget
+) -> torch.Tensor | MappedFeatures:
+    """The features `encode` gives clips 0..count-1 ([b] -> [b, L, D]), computed batch by batch:
+    [count, L, D] in host memory, or MappedFeatures where they would take more than `budget`."""
+    batches, spilled = [], None
+    for start in range(0, count, batch_size):
+        batch = encode(torch.arange(start, min(start + batch_size, count))).cpu()
+        if start == 0 and budget.spills(count * batch[0].nbytes):
+            spilled = MappedFeatures(budget, count, batch.dtype, batch.shape[1:])
+        if spilled is None:
+            batches.append(batch)
+        else:
+            spilled.write(batch)
+    return torch.cat(batches) if spilled is None else spilled.finish()
+
+
 class Features:
     """Encoder features of a split's clips by index: [b] -> [b, T'*h*w, D] fp32 on `device`.
 
-    Cached: computed once (no gradient), batch by batch, and kept in host memory in the
-    encoder's dtype (the device holds one batch at a time). Otherwise the encoder runs on each
-    batch, with gradients when it is being fine-tuned.
+    Cached: computed once (no gradient), batch by batch, and kept in the encoder's dtype in host
+    memory, or memory-mapped from a file of `budget`'s folder past its bytes (the device holds
+    one batch at a time). Otherwise the encoder runs on each batch, with gradients when it is
+    being fine-tuned.
     """
 
     def __init__(
@@ -60,6 +114,7 @@ class Features:
         device: torch.device,
         cache: bool,
         batch_size: int,
+        budget: HostBudget = IN_MEMORY,
     ):
         self.encoder, self.videos, self.num_blocks, self.device = (
             encoder,
@@ -70,12 +125,7 @@ class Features:
         self.cached = None
         if cache:
             with torch.no_grad():
-                self.cached = torch.cat(
-                    [
-                        self.encode(torch.arange(s, min(s + batch_size, len(videos)))).cpu()
-                        for s in range(0, len(videos), batch_size)
-                    ]  # fmt: skip
-                )
+                self.cached = cache_features(self.encode, len(videos), batch_size, budget)
 
     def encode(self, index: torch.Tensor) -> torch.Tensor:
         """The features of clips `index` [b], computed now, in the encoder's dtype."""
@@ -228,13 +278,15 @@ def score(
     num_blocks: int,
     device: torch.device,
     batch_size: int,
+    budget: HostBudget = IN_MEMORY,
 ) -> tuple[Evaluation, dict[str, torch.Tensor]]:
-    """`readout` scored on the clips `test` (see Evaluation), and the targets it was scored on."""
+    """`readout` scored on the clips `test` (see Evaluation), and the targets it was scored on;
+    the test features cached within `budget` (see Features)."""
     readout.eval()
     encoder.eval()
     targets = task.targets(test)
     with torch.no_grad():
-        features = Features(encoder, test["video"], num_blocks, device, True, batch_size)
+        features = Features(encoder, test["video"], num_blocks, device, True, batch_size, budget)
 
         def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
             given = None if queries is None else queries.to(device)

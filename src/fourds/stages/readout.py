@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
+from fourds.atomic import (
+    atomic_path,
+    check_output_directory,
+    claim_output_directory,
+    scratch_directory,
+    write_json,
+)
 from fourds.config import ConfigError, Params
 from fourds.data.benchmarks import (
     load_readout_split,
@@ -28,6 +34,7 @@ from fourds.data.benchmarks import (
     source_files,
 )
 from fourds.data.shards import shard_paths
+from fourds.data.spill import HostBudget
 from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import (
     Features,
@@ -90,7 +97,8 @@ def run(
     params_path: str | Path,
 ) -> dict:
     """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
-    the converted readout `readouts.<task>.pretrained` without training)."""
+    the converted readout `readouts.<task>.pretrained` without training). Arrays past
+    readout.max_host_mib live in a scratch folder beside `out_dir` while it runs."""
     if task_name not in params.readout.tasks:
         raise ConfigError(
             f"task {task_name!r} is not in readout.tasks={list(params.readout.tasks)}"
@@ -99,8 +107,7 @@ def run(
         raise ConfigError(
             f"regime {regime!r} is not in readout.regimes={list(params.readout.regimes)}"
         )
-    cfg, task_cfg = params.readout, params.readouts[task_name]
-    device = setup_runtime(params.runtime)
+    task_cfg = params.readouts[task_name]
     checkpoint = Path(pretrain_dir)
     if not checkpoint.is_file():  # the pretrain stage's folder
         checkpoint = checkpoint / "checkpoint.pt"
@@ -108,6 +115,29 @@ def run(
     read = (shard_dir, checkpoint, source.train, source.test, source.videos, task_cfg.pretrained)
     read = tuple(path for path in read if path)
     check_output_directory(out_dir, read)
+    with scratch_directory(out_dir) as scratch:
+        budget = HostBudget(scratch, params.readout.max_host_mib << 20)
+        return _run(params, scale, task_name, regime, shard_dir, checkpoint, read, out_dir,
+                    params_path, budget)  # fmt: skip
+
+
+def _run(
+    params: Params,
+    scale: str,
+    task_name: str,
+    regime: str,
+    shard_dir: str | Path,
+    checkpoint: Path,
+    read: tuple[str | Path, ...],
+    out_dir: str | Path,
+    params_path: str | Path,
+    budget: HostBudget,
+) -> dict:
+    """`run` once its arguments are checked: the encoder at `checkpoint`, the inputs `read`,
+    and the host memory `budget` for benchmark clips and cached features."""
+    cfg, task_cfg = params.readout, params.readouts[task_name]
+    device = setup_runtime(params.runtime)
+    source = task_cfg.source
     if regime == "random_init":
         encoder = initial_encoder(params, scale)
     else:
@@ -125,7 +155,9 @@ def run(
     keys = ("video", *TASKS[task_name].keys)
 
     def split(name: str) -> dict[str, np.ndarray]:
-        return load_readout_split(source, name, shard_dir, keys, geometry.frames, geometry.size)
+        return load_readout_split(
+            source, name, shard_dir, keys, geometry.frames, geometry.size, budget
+        )
 
     trained, train, test = {}, split("train"), split("test")
     for name, clips in (("train", train), ("test", test)):
@@ -154,7 +186,7 @@ def run(
         readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(
-            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size
+            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size, budget
         )
         losses = train_readout(
             readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
@@ -167,7 +199,7 @@ def run(
         }
 
     evaluation, targets = score(
-        readout, encoder, task, test, num_blocks, device, task_cfg.batch_size
+        readout, encoder, task, test, num_blocks, device, task_cfg.batch_size, budget
     )
     baseline = task.evaluate(task.baseline(task.targets(train)), targets, task_cfg.batch_size)
     predictions = evaluation.predictions
