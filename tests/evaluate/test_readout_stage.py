@@ -26,7 +26,7 @@ from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
-from tests.benchmark_files import export_benchmark
+from tests.benchmark_files import export_benchmark, write_ssv2
 from tests.conftest import tiny_mae_config
 from tests.models.test_convert import (
     BACKBONE_ONLY,
@@ -144,23 +144,41 @@ def test_features_past_the_budget_are_memory_mapped_with_the_same_values(
     mapped = Features(encoder, videos, 1, torch.device("cpu"), True, 1, budget)
     assert isinstance(mapped.cached, MappedFeatures) and list(tmp_path.glob("features-*.bin"))
     assert mapped.cached.dtype == held.cached.dtype and len(mapped.cached) == len(videos)
-    index = torch.tensor([1, 0, 1])
+    index = torch.tensor([1, 0, 0])
     assert torch.equal(mapped.cached[index], held.cached[index])
     assert torch.equal(mapped(index), held(index))
 
 
+def benchmark_source(corpus: Path, folder: Path, format: str) -> dict:
+    """readouts.<task>.source for the corpus's readout splits written in `format` under `folder`
+    (for "ssv2": six classes of flat colour, four training videos and three test ones)."""
+    if format == "ssv2":
+        write_ssv2(folder, {"train": [0, 1, 2, 3], "validation": [2, 3, 1]})
+        labels, videos = folder / "labels", folder / "20bn-something-something-v2"
+        train, test = labels / "train.json", labels / "validation.json"
+    else:
+        train, test = (
+            export_benchmark(corpus, split, format, folder)
+            for split in ("readout-train", "readout-test")
+        )
+        videos = ""
+    source = {"format": format, "train": str(train), "test": str(test), "frame_stride": 1}
+    return source | {"videos": str(videos)}
+
+
 @pytest.mark.parametrize(
-    ("task", "format"), [("depth", "scannet"), ("tracking", "tapvid"), ("boxes", "box_tracks")]
+    ("task", "format"),
+    [
+        ("depth", "scannet"),
+        ("tracking", "tapvid"),
+        ("boxes", "box_tracks"),
+        ("classification", "ssv2"),
+    ],
 )
 def test_a_benchmark_readout_on_disk_scores_exactly_as_in_memory(
     setup, tiny_corpus, tmp_path, monkeypatch, task, format
 ):
-    train, test = (
-        export_benchmark(tiny_corpus, split, format, tmp_path / "benchmark")
-        for split in ("readout-train", "readout-test")
-    )
-    source = {"format": format, "train": str(train), "test": str(test), "frame_stride": 1}
-    source["videos"] = ""
+    source = benchmark_source(tiny_corpus, tmp_path / "benchmark", format)
     written = []
     new_file = spill.HostBudget.new_file
     monkeypatch.setattr(
