@@ -54,23 +54,21 @@ def write_run_record(
     inputs: list[str | Path],
     device: str,
     known_digests: dict[str, str] | None = None,
-    config: dict[str, Any] | None = None,
     execution: dict[str, Any] | None = None,
 ) -> None:
     """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
 
     Records the git commit, the sha256 of params.yaml, the sha256 of each input file,
     package versions, the device and the host. `known_digests` (str(path) -> sha256) are the
-    inputs the stage has hashed already; only the others are read again. `config` (params
-    section -> its dataclass) are the params the stage used: they are also written as
-    `operative.gin` (see fourds.config.operative). `execution` holds what describes this run
-    and not its results (seconds, throughput, the step it resumed from, the processes): it
-    lives here rather than in metrics.json, so that a regeneration that reproduces the results
-    leaves every metrics file byte-identical (`dvc metrics diff` compares them).
+    inputs the stage has hashed already; only the others are read again. `execution` holds
+    what describes this run and not its results (seconds, throughput, the step it resumed
+    from, the processes): it lives here rather than in metrics.json, so that a regeneration
+    that reproduces the results leaves every metrics file byte-identical (`dvc metrics diff`
+    compares them). Also writes `operative.gin`, gin's record of what the stage constructed
+    (fourds.config.operative).
     """
-    if config is not None:
-        with atomic_path(Path(out_dir) / "operative.gin") as partial:
-            partial.write_text(operative_config(config))
+    with atomic_path(Path(out_dir) / "operative.gin") as partial:
+        partial.write_text(operative_config())
     known = known_digests or {}
     record = {
         "stage": stage,

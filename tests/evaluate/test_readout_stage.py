@@ -205,7 +205,7 @@ def test_a_bf16_readout_trains_close_to_the_fp32_one(setup, tmp_path):
     full = run_readout(setup, tmp_path / "a", "pose", precision="fp32")
     half = run_readout(setup, tmp_path / "b", "pose", precision="bf16")
     assert half["final_train_loss"] == pytest.approx(full["final_train_loss"], rel=0.05)
-    assert "ReadoutConfig.precision = 'bf16'" in (half["out"] / "operative.gin").read_text()
+    assert "frozen.precision = 'bf16'" in (half["out"] / "operative.gin").read_text()
 
 
 def test_a_finetuned_encoder_stays_fp32_whatever_the_precision(setup, tmp_path):

@@ -1,25 +1,40 @@
-"""Each stage's operative configuration in gin syntax, written beside its outputs.
+"""Each stage's operative.gin: gin's record of what the stage actually constructed.
 
-A stage reads a few sections of params.yaml: its model, its schedule, its readout settings.
-`operative_config` binds those sections to gin configurables (the schema's dataclasses,
-registered under the `fourds` module, one gin scope per section), rebuilds every section
-through gin, checks that what gin built equals what the stage used, and returns gin's operative
-config: every value that reached the stage, in a file gin itself parses back
-(`load_operative`). fourds.records writes it as `operative.gin` next to `run.yaml`.
+The constructors whose defaults shape the results are gin configurables: the encoder
+(`VideoViT`), the MAE and its decoder (`MaskedAutoencoder`, `MAEDecoder`), the readout heads
+(`AttentionReadout`, `CorrelationPoseReadout`), the optimizer builders (`adamw`,
+`readout_optimizer`), the pretraining loader (`pretrain_loader`) and the cast of a frozen model
+(`frozen`). params.yaml stays the one place a user sets values: where fourds builds one of them
+from params, it calls `configured(fn, {parameter: params value}, ...)`. Inside a stage run
+(a function decorated with `stage`), `configured` binds those values into gin and lets gin
+supply them, and gin records every value the configurable took, the code's defaults among
+them; `operative_config` returns that record, which fourds.records writes as `operative.gin`
+next to `run.yaml`. So a default changed in code shows in operative.gin while params.yaml
+stays as it was. Outside a stage (tests, `fourds plan`, benchmarks) `configured` passes the
+values straight to the call and leaves gin alone: the same call either way.
 
-    # section pretrain -> scope pretrain (fourds.PretrainConfig)
-    pretrain/PretrainConfig.batch_size = 16
-    ...
+A params section passed whole (a `ModelConfig`) is bound field by field to its schema
+dataclass, registered with gin as `fourds.<Class>`, in the scope of the configurable it goes
+to, and the parameter refers to it:
+
+    VideoViT.cfg = @VideoViT/ModelConfig()
+    VideoViT.convention = 'fourds'
+    VideoViT.frames = 8
+    VideoViT/ModelConfig.width = 64
+
+`load_operative` reads a file back: configurable -> {parameter: value}.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gin
+from gin.config_parser import BindingStatement, ConfigParser, ParserDelegate
 
 from fourds.config import schema
 
@@ -36,75 +51,92 @@ SECTION_CLASSES = (
     schema.TaskReadoutConfig,
     schema.FidelityConfig,
 )
-CONFIGURABLES = {cls: gin.external_configurable(cls, module="fourds") for cls in SECTION_CLASSES}
-SECTION_LINE = re.compile(r"^# section (\S+) -> scope (\S+) \(fourds\.(\w+)\)$")
+for _section in SECTION_CLASSES:
+    gin.external_configurable(_section, module="fourds")
+
+HEADER = (
+    "# operative.gin: what this fourds stage constructed, as gin recorded it: every value each\n"
+    "# configurable took, bound from params.yaml or the code's default. Read it back with\n"
+    "# fourds.config.operative.load_operative.\n"
+)
+Result = TypeVar("Result")
+_in_stage = False
 
 
-def scope_of(section: str) -> str:
-    """The gin scope of a params section: "readouts.depth" -> "readouts_depth"."""
-    return re.sub(r"\W", "_", section)
+def stage(run: Callable[..., Result]) -> Callable[..., Result]:
+    """Decorate a stage's `run`: gin starts it empty, `configured` records into it while it
+    runs (its run record writes `operative_config()`), and it is emptied again after."""
+
+    @functools.wraps(run)
+    def recorded(*args: Any, **kwargs: Any) -> Result:
+        global _in_stage
+        gin.clear_config()
+        _in_stage = True
+        try:
+            return run(*args, **kwargs)
+        finally:
+            _in_stage = False
+            gin.clear_config()
+
+    return recorded
 
 
-def _bindings(scope: str, value: Any) -> list[str]:
-    """gin bindings that rebuild the dataclass `value` in `scope` (nested ones by reference)."""
-    name = f"fourds.{type(value).__name__}"
-    lines = []
-    for field in dataclasses.fields(value):
-        item = getattr(value, field.name)
-        if dataclasses.is_dataclass(item):
-            lines += _bindings(scope, item)
-            item_name = f"fourds.{type(item).__name__}"
-            lines.append(f"{scope}/{name}.{field.name} = @{scope}/{item_name}()")
+def _bind(selector: str, scope: str, values: Mapping[str, Any]) -> None:
+    """Bind `values` to the parameters of `selector`; a dataclass value by reference to its
+    schema class's configurable in `scope`, its fields bound there."""
+    for parameter, value in values.items():
+        if dataclasses.is_dataclass(value):
+            section = f"{scope}/fourds.{type(value).__name__}"
+            gin.parse_config(f"{selector}.{parameter} = @{section}()")
+            fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+            _bind(section, scope, fields)
         else:
-            lines.append(f"{scope}/{name}.{field.name} = {item!r}")
-    return lines
+            gin.bind_parameter(f"{selector}.{parameter}", value)
 
 
-def _build(section_classes: dict[str, type]) -> dict[str, Any]:
-    built = {}
-    for section, cls in section_classes.items():
-        with gin.config_scope(scope_of(section)):
-            built[section] = CONFIGURABLES[cls]()
-    return built
+def configured(fn: Callable[..., Result], values: Mapping[str, Any], *args, **kwargs) -> Result:
+    """`fn(*args, **kwargs, **values)`, where `fn` is a gin configurable registered under its
+    own name and `values` are the params values it is built with.
+
+    Inside a stage run, `values` are bound into gin and gin supplies them, so the operative
+    config records them with the defaults `fn` used; elsewhere they are passed directly.
+    """
+    if not _in_stage:
+        return fn(*args, **kwargs, **values)
+    _bind(fn.__name__, fn.__name__, values)
+    return fn(*args, **kwargs)
 
 
-def operative_config(sections: dict[str, Any]) -> str:
-    """The operative gin config of a stage that used `sections` (params key -> dataclass).
+def operative_config() -> str:
+    """The operative.gin of the stage running now: `HEADER`, then gin's operative config
+    (outside a stage run, where gin records nothing for fourds, `HEADER` alone)."""
+    return HEADER + ("\n" + gin.operative_config_str() if _in_stage else "")
+
+
+class _Reader(ParserDelegate):
+    """Keeps references and macros as the text they were written as."""
+
+    def configurable_reference(self, scoped_configurable_name: str, evaluate: bool) -> str:
+        return f"@{scoped_configurable_name}{'()' if evaluate else ''}"
+
+    def macro(self, macro_name: str) -> str:
+        return f"%{macro_name}"
+
+
+def load_operative(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The bindings of an `operative.gin`: "[scope/]configurable" -> {parameter: value};
+    references stay text ("@VideoViT/ModelConfig()").
 
     Raises:
-        RuntimeError: gin rebuilt a section differently (a value gin cannot represent).
+        ValueError: the file does not start with `HEADER` (not written by fourds).
     """
-    gin.clear_config()
-    try:
-        gin.parse_config(
-            [line for name, value in sections.items() for line in _bindings(scope_of(name), value)]
-        )
-        built = _build({section: type(value) for section, value in sections.items()})
-        for section, value in sections.items():
-            if built[section] != value:
-                raise RuntimeError(f"gin rebuilt {section} as {built[section]}, not {value}")
-        header = [
-            f"# section {section} -> scope {scope_of(section)} (fourds.{type(value).__name__})"
-            for section, value in sections.items()
-        ]
-        return "\n".join(header) + "\n\n" + gin.operative_config_str()
-    finally:
-        gin.clear_config()
-
-
-def load_operative(path: str | Path) -> dict[str, Any]:
-    """The sections (params key -> dataclass) a stage ran with, from its `operative.gin`."""
     text = Path(path).read_text()
-    classes = {
-        match[1]: getattr(schema, match[3])
-        for line in text.splitlines()
-        if (match := SECTION_LINE.match(line))
-    }
-    if not classes:
-        raise ValueError(f"{path}: no '# section' lines: not an operative.gin written by fourds")
-    gin.clear_config()
-    try:
-        gin.parse_config(text)
-        return _build(classes)
-    finally:
-        gin.clear_config()
+    if not text.startswith(HEADER):
+        raise ValueError(f"{path}: no operative.gin header: not an operative.gin written by fourds")
+    bindings: dict[str, dict[str, Any]] = {}
+    for statement in ConfigParser(text, _Reader()):
+        if not isinstance(statement, BindingStatement):
+            raise ValueError(f"{path}: {statement} is not a binding")
+        name = f"{statement.scope}/{statement.selector}" if statement.scope else statement.selector
+        bindings.setdefault(name, {})[statement.arg_name] = statement.value
+    return bindings

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import gin
 import torch
 from torch import nn
 
@@ -19,6 +20,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 Module = TypeVar("Module", bound=nn.Module)
 
 
+@gin.configurable("frozen")
 def frozen(module: Module, precision: str, device: torch.device) -> Module:
     """`module` on `device` for inference: its weights in `precision`'s dtype ("fp32" or
     "bf16"), no gradients, eval mode."""

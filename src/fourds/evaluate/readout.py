@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import gin
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from fourds.config import ReadoutConfig, TaskReadoutConfig
+from fourds.config.operative import configured
 from fourds.data.spill import IN_MEMORY, HostBudget, mapped
 from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, Task
@@ -137,19 +139,22 @@ class Features:
         return features.to(self.device, torch.float32)
 
 
+@gin.configurable("readout_optimizer")
 def readout_optimizer(
     readout: AttentionReadout,
     encoder: VideoViT,
-    cfg: TaskReadoutConfig,
-    shared: ReadoutConfig,
     regime: str,
+    lr: float,
+    weight_decay: float,
+    finetune_lr_scale: float,
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.AdamW:
-    """AdamW over the readout, and over the encoder when `regime` is "finetuned" (at
-    `shared.finetune_lr_scale` times the readout's learning rate)."""
-    groups = [{"params": readout.parameters(), "lr": cfg.lr}]
+    """AdamW over the readout at `lr` (readouts.<task>.lr), and over the encoder when `regime`
+    is "finetuned" (at `finetune_lr_scale` times `lr`)."""
+    groups = [{"params": readout.parameters(), "lr": lr}]
     if regime == "finetuned":
-        groups.append({"params": encoder.parameters(), "lr": cfg.lr * shared.finetune_lr_scale})
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        groups.append({"params": encoder.parameters(), "lr": lr * finetune_lr_scale})
+    return torch.optim.AdamW(groups, betas=betas, weight_decay=weight_decay)
 
 
 def readout_step(
@@ -182,7 +187,12 @@ def train_readout(
     label: str,
 ) -> list[float]:
     """AdamW with cosine decay; batches drawn with replacement. Returns the loss per step."""
-    optimizer = readout_optimizer(readout, encoder, cfg, shared, regime)
+    settings = {
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "finetune_lr_scale": shared.finetune_lr_scale,
+    }
+    optimizer = configured(readout_optimizer, settings, readout, encoder, regime)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
     generator = torch.Generator().manual_seed(shared.seed)
     count = len(next(iter(targets.values())))
@@ -246,24 +256,24 @@ def build_readout(
     `pose_readout` names (ReadoutConfig.pose_readout): "attention" or "correlation"
     (CorrelationPoseReadout, `cfg.width` wide)."""
     if task.name == "pose" and pose_readout == "correlation":
-        readout = CorrelationPoseReadout(
+        readout = configured(
+            CorrelationPoseReadout,
+            {"width": cfg.width},
             feature_dim=encoder.cfg.width,
             grid=encoder.grid,
             frames=encoder.frames,
-            width=cfg.width,
             out_dim=task.out_dim,
         )
     else:
-        readout = AttentionReadout(
+        readout = configured(
+            AttentionReadout,
+            {"width": cfg.width, "heads": cfg.heads, "backend": backend},
             feature_dim=encoder.cfg.width,
             grid=encoder.grid,
             frames=encoder.frames,
-            width=cfg.width,
-            heads=cfg.heads,
             num_queries=task.num_queries,
             query_dim=task.query_dim,
             out_dim=task.out_dim,
-            backend=backend,
         )
     if start is not None and task.query_dim == 0:
         readout.start_from(task.baseline(start)(torch.arange(1), None)[0])

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from fourds.config import Params
+from fourds.config.operative import configured
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
@@ -16,14 +17,20 @@ from fourds.models.weights import save_mae
 def build_mae(params: Params, scale: str) -> MaskedAutoencoder:
     """The MAE of one ladder scale, for the clip shape the curate params produce, with
     placeholder weights on the current default device (nothing is allocated under
-    `torch.device("meta")`): `initial_mae` draws the initial weights, or load trained ones."""
-    return MaskedAutoencoder.build(
-        params.model(scale),
-        params.mae,
-        params.curate.clip_frames,
-        params.curate.resolution,
-        params.runtime.attention,
+    `torch.device("meta")`): `initial_mae` draws the initial weights, or load trained ones.
+    Built as `MaskedAutoencoder.build` builds it, its params values given through gin in a
+    stage run (fourds.config.operative)."""
+    attention = params.runtime.attention
+    encoder = configured(
+        VideoViT,
+        {
+            "cfg": params.model(scale),
+            "frames": params.curate.clip_frames,
+            "size": params.curate.resolution,
+            "backend": attention,
+        },
     )
+    return configured(MaskedAutoencoder, {"cfg": params.mae, "backend": attention}, encoder)
 
 
 def initial_mae(

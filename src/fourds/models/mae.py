@@ -15,6 +15,7 @@ Two ways to predict the pixels (`mae.decoder`):
 
 from __future__ import annotations
 
+import gin
 import torch
 from torch import nn
 
@@ -85,8 +86,10 @@ def tube_masking(
     return keep_index, mask
 
 
+@gin.configurable("MAEDecoder")
 class MAEDecoder(nn.Module):
-    """Light transformer decoder from visible encoder tokens to pixels of every tubelet."""
+    """Light transformer decoder from visible encoder tokens to pixels of every tubelet; its
+    blocks' MLPs are `mlp_ratio` times its width."""
 
     parameter_inits = {
         "pos_embed": Init("trunc_normal", 0.02),
@@ -94,7 +97,13 @@ class MAEDecoder(nn.Module):
     }
 
     def __init__(
-        self, encoder_width: int, num_tokens: int, patch_dim: int, cfg: MAEConfig, backend: str
+        self,
+        encoder_width: int,
+        num_tokens: int,
+        patch_dim: int,
+        cfg: MAEConfig,
+        backend: str,
+        mlp_ratio: int = 4,
     ):
         super().__init__()
         width = cfg.decoder_width
@@ -102,7 +111,8 @@ class MAEDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, width))
         self.blocks = nn.ModuleList(
-            Block(width, cfg.decoder_heads, 4 * width, backend) for _ in range(cfg.decoder_depth)
+            Block(width, cfg.decoder_heads, mlp_ratio * width, backend)
+            for _ in range(cfg.decoder_depth)
         )
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, patch_dim)
@@ -140,6 +150,7 @@ class QueryDecoder(nn.Module):
         return self.head(self.norm(queries))
 
 
+@gin.configurable("MaskedAutoencoder")
 class MaskedAutoencoder(nn.Module):
     """Video MAE: a `VideoViT` encoder on the visible tokens plus an `MAEDecoder` or the 4DS
     `QueryDecoder` (chosen by `cfg.decoder`)."""
@@ -181,7 +192,8 @@ class MaskedAutoencoder(nn.Module):
     ) -> MaskedAutoencoder:
         """The MAE of an encoder config for clips [frames, size, size, 3], with placeholder
         weights on the current default device (nothing is allocated under
-        `torch.device("meta")`): the one constructor every caller goes through."""
+        `torch.device("meta")`), for callers that hold the configs (a weights file, a count);
+        fourds.models.factory.build_mae builds the same from params."""
         return cls(VideoViT(model_cfg, frames, size, backend), mae_cfg, backend)
 
     def sample_masks(

@@ -29,6 +29,7 @@ The output layer starts at zero, the identity pose in every frame (the no-motion
 
 from __future__ import annotations
 
+import gin
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +59,7 @@ def local_correlations(source: torch.Tensor, target: torch.Tensor, radius: int) 
     return torch.stack(values, -1).reshape(batch, h * w, size * size)
 
 
+@gin.configurable("CorrelationPoseReadout")
 class CorrelationPoseReadout(nn.Module):
     """Camera poses from correlations between tubelets (see the module docstring).
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import gin
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,6 +103,7 @@ class FourierEmbedding(nn.Module):
         return self.linear(torch.cat([angles.sin(), angles.cos()], dim=-1))
 
 
+@gin.configurable("AttentionReadout")
 class AttentionReadout(nn.Module):
     """Cross-attention readout from learned or given queries to frozen features.
 

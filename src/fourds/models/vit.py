@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import gin
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -130,6 +131,7 @@ def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[i
     return frames // t, size // p, size // q
 
 
+@gin.configurable("VideoViT")
 class VideoViT(nn.Module):
     """Plain video ViT encoder for clips of `frames` x `size` x `size`.
 

@@ -180,7 +180,9 @@ def _readout_step_peak(params: Params, encoder: VideoViT, task_name: str) -> int
         lambda: build_readout(encoder, task, cfg, params.runtime.attention, None, pose_readout),
         "fp32",
     )
-    optimizer = readout_optimizer(readout, encoder, cfg, params.readout, "frozen")
+    optimizer = readout_optimizer(
+        readout, encoder, "frozen", cfg.lr, cfg.weight_decay, params.readout.finetune_lr_scale
+    )
     shape = (cfg.batch_size, encoder.num_tokens, encoder.cfg.width)
 
     def step() -> None:

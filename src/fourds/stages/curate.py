@@ -15,11 +15,13 @@ from pathlib import Path
 
 from fourds.atomic import write_json
 from fourds.config import Params
+from fourds.config.operative import stage
 from fourds.data.curate import curate, manifest_summary
 from fourds.data.pin import check_pinned
 from fourds.records import write_run_record
 
 
+@stage
 def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: str | Path) -> dict:
     """Curate `data_dir` into `out_dir`; returns the metrics written to metrics.json.
 
@@ -36,8 +38,5 @@ def run(params: Params, data_dir: str | Path, out_dir: str | Path, params_path: 
         for entry in manifest["clips"] + manifest["rejected"]
         if "source_sha256" in entry
     }
-    write_run_record(
-        out_dir, "curate", params_path, list(hashed), "cpu", hashed,
-        config={"curate": params.curate},
-    )  # fmt: skip
+    write_run_record(out_dir, "curate", params_path, list(hashed), "cpu", hashed)
     return metrics

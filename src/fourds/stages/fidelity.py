@@ -28,6 +28,7 @@ from pathlib import Path
 
 from fourds.atomic import check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
+from fourds.config.operative import configured, stage
 from fourds.data.shards import load_split, shard_paths
 from fourds.evaluate.feature_distances import frame_distances
 from fourds.evaluate.fidelity import evenly_spaced, extractor_weights, reconstruct_split
@@ -43,6 +44,7 @@ SPLIT = "readout-test"
 EXAMPLE_CLIPS, EXAMPLE_FRAMES = 3, 8
 
 
+@stage
 def run(
     params: Params,
     scale: str,
@@ -57,7 +59,8 @@ def run(
     cfg = params.fidelity
     device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
-    mae = frozen(load_mae(checkpoint, params.runtime.attention), cfg.precision, device)
+    mae = load_mae(checkpoint, params.runtime.attention)
+    mae = configured(frozen, {"precision": cfg.precision}, mae, device=device)
     weights = extractor_weights(params, pretrain_root)
     out_dir = Path(out_dir)
 
@@ -107,9 +110,8 @@ def run(
     }
     write_json(out_dir / "metrics.json", metrics)
     inputs = [checkpoint, weights, *shard_paths(shard_dir, SPLIT)]
-    config = {"fidelity": cfg, "runtime": params.runtime}
     write_run_record(
         out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
-        config=config, execution={"seconds": round(time.perf_counter() - started, 2)},
+        execution={"seconds": round(time.perf_counter() - started, 2)},
     )  # fmt: skip
     return metrics

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from fourds.accelerators import model_flops_utilisation
 from fourds.atomic import atomic_path, check_output_directory, write_json
 from fourds.config import ConfigError, Params
+from fourds.config.operative import stage
 from fourds.models.factory import save_weights
 from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
@@ -31,6 +32,7 @@ from fourds.train.launch import launch, launched_here
 from fourds.train.pretrain import PretrainResult, pretrain
 
 
+@stage
 def run(
     params: Params,
     scale: str,
@@ -98,16 +100,8 @@ def write_outputs(
     if mfu is not None:
         execution["mfu"] = round(mfu, 4)
     write_json(out_dir / "metrics.json", metrics)
-    config = {
-        f"models.{scale}": params.model(scale),
-        "curate": params.curate,
-        "mae": params.mae,
-        "pretrain": params.pretrain,
-        "runtime": params.runtime,
-    }
     shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
-        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, config,
-        execution,
-    )  # fmt: skip
+        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, execution
+    )
     return metrics

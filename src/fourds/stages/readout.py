@@ -27,6 +27,7 @@ from fourds.atomic import (
     write_json,
 )
 from fourds.config import ConfigError, Params
+from fourds.config.operative import configured, stage
 from fourds.data.benchmarks import (
     load_readout_split,
     pretrain_clips,
@@ -86,6 +87,7 @@ def check_clip_shape(video: np.ndarray, geometry: ClipGeometry, source: str, spl
         )
 
 
+@stage
 def run(
     params: Params,
     scale: str,
@@ -145,7 +147,7 @@ def _run(
     if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
         encoder = encoder.to(device).requires_grad_(True).train()
     else:  # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
-        encoder = frozen(encoder, cfg.precision, device)
+        encoder = configured(frozen, {"precision": cfg.precision}, encoder, device=device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth, encoder.convention)
     geometry = clip_geometry(encoder)
@@ -232,14 +234,12 @@ def _run(
         inputs.append(Path(task_cfg.pretrained))
     elif extra_clips:
         inputs += shard_paths(shard_dir, "pretrain")
-    config = {"readout": cfg, f"readouts.{task_name}": task_cfg, "runtime": params.runtime}
     write_run_record(
         out_dir,
         f"readout@{scale}-{task_name}-{regime}",
         params_path,
         inputs,
         str(device),
-        config=config,
         execution={"seconds": round(time.perf_counter() - started, 2)},
     )
     return metrics

@@ -13,12 +13,14 @@ from pathlib import Path
 
 from fourds.atomic import claim_output_directory
 from fourds.config import Params
+from fourds.config.operative import stage
 from fourds.records import write_run_record
 from fourds.report.lineage import stage_dirs
 from fourds.report.notebook import execute_notebook
 from fourds.report.offline import PLOTS_TEMPLATE, write_plots_template
 
 
+@stage
 def run(
     params: Params,
     notebook: str | Path,
@@ -46,6 +48,5 @@ def run(
     )
     inputs = [Path(notebook), Path(data_dvc)]
     inputs += [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
-    config = {"ladder": params.ladder, "readout": params.readout}
-    write_run_record(out_dir, "report", params_path, inputs, "cpu", config=config)
+    write_run_record(out_dir, "report", params_path, inputs, "cpu")
     return html_path

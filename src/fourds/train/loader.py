@@ -25,6 +25,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gin
 import numpy as np
 import torch
 from torchdata.nodes import BaseNode, Batcher, Loader, Mapper, ParallelMapper, Prefetcher
@@ -127,6 +128,7 @@ def collate(
     return batch
 
 
+@gin.configurable("pretrain_loader")
 def pretrain_loader(
     example: ClipExample,
     steps: int,

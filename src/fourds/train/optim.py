@@ -11,6 +11,7 @@ decaying a LayerNorm scale or a bias shrinks the activations the next layer sees
 
 from __future__ import annotations
 
+import gin
 import torch
 from torch import nn
 from torch.optim import AdamW
@@ -48,14 +49,21 @@ def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def adamw(model: nn.Module, weight_decay: float, lr: float, device: torch.device) -> AdamW:
-    """AdamW (betas 0.9, 0.95) over `adamw_param_groups`, with the fused kernel on CUDA (one
-    launch for every parameter) and torch's per-parameter loop on the CPU, whose fp32 results
-    the embedded study pins (the fused CPU kernel rounds differently)."""
+@gin.configurable("adamw")
+def adamw(
+    model: nn.Module,
+    weight_decay: float,
+    lr: float,
+    device: torch.device,
+    betas: tuple[float, float] = (0.9, 0.95),
+) -> AdamW:
+    """AdamW over `adamw_param_groups`, with the fused kernel on CUDA (one launch for every
+    parameter) and torch's per-parameter loop on the CPU, whose fp32 results the embedded study
+    pins (the fused CPU kernel rounds differently)."""
     groups = adamw_param_groups(model, weight_decay)
     if device.type == "cuda":
-        return AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=True)
-    return AdamW(groups, lr=lr, betas=(0.9, 0.95), foreach=False)
+        return AdamW(groups, lr=lr, betas=betas, fused=True)
+    return AdamW(groups, lr=lr, betas=betas, foreach=False)
 
 
 def enable_tf32(device: torch.device, precision: str) -> None:

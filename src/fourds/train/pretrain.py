@@ -31,6 +31,7 @@ import torch
 from fourds.accelerators import peak_flops
 from fourds.atomic import claim_output_directory
 from fourds.config import ConfigError, Params, PretrainConfig
+from fourds.config.operative import configured
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardError
@@ -189,7 +190,9 @@ def pretrain(
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
     peak_lr = peak_learning_rate(cfg, params.model(scale).width)
-    optimizer = adamw(model, cfg.weight_decay, peak_lr, device)
+    optimizer = configured(
+        adamw, {"weight_decay": cfg.weight_decay, "lr": peak_lr}, model, device=device
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
     )
@@ -197,7 +200,8 @@ def pretrain(
     rows = local_rows(cfg.batch_size, env)
     passes = micro_batches(rows, cfg.micro_batch)
     pinned = device.type == "cuda"  # pinned host batches, copied to the GPU asynchronously
-    loader = pretrain_loader(example, cfg.steps, rows, cfg.loader_workers, cfg.prefetch, pinned)
+    settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
+    loader = configured(pretrain_loader, settings, example, rows=rows, pin_memory=pinned)
 
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
     last_good = latest_checkpoint(resume_root)
