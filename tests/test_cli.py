@@ -1,5 +1,6 @@
 """User errors stop the command with one line naming the key or file, before any work."""
 
+import pytest
 import yaml
 
 from fourds.cli import build_parser, main
@@ -75,3 +76,12 @@ def test_every_subcommand_help_says_what_it_does_and_shows_the_defaults():
         assert "(default:" in text, name
     plan_help = " ".join(commands.choices["plan"].format_help().split())
     assert "(default: h100)" in plan_help and "(default: 256)" in plan_help
+
+
+def test_the_plan_choices_are_the_clusters_names():
+    from fourds.cli import PLAN_GPUS, PLAN_INTERCONNECTS
+    from fourds.plan.cluster import GPUS, INTERCONNECTS
+
+    assert sorted(PLAN_GPUS) == sorted(GPUS) and sorted(PLAN_INTERCONNECTS) == sorted(INTERCONNECTS)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["plan", "--gpu", "v100"])

@@ -8,6 +8,12 @@ import sys
 
 from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
 from fourds.config import load_params as load_schema_params
+from fourds.config.schema import REGIMES
+
+# `fourds plan`'s names (fourds.plan.cluster.GPUS and INTERCONNECTS, which import torch, too slow
+# for --help; tests/test_cli.py checks they agree)
+PLAN_GPUS = ("h100", "h200", "a100")
+PLAN_INTERCONNECTS = ("infiniband", "ethernet", "nvlink")
 
 
 def load_params(path: str) -> Params:
@@ -246,9 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", "memory, GPU count and time of every ladder scale; its readout and fidelity memory"
     )
     plan.add_argument("--params", default="params.yaml", help="the ladder's params")
-    plan.add_argument("--gpu", default="h100", help="h100, h200 or a100")
+    plan.add_argument("--gpu", default="h100", choices=PLAN_GPUS, help="the GPU type")
     plan.add_argument("--gpus", type=int, default=256, help="GPUs in the cluster")
-    plan.add_argument("--interconnect", default="infiniband", help="infiniband, ethernet, nvlink")
+    plan.add_argument(
+        "--interconnect",
+        default="infiniband",
+        choices=PLAN_INTERCONNECTS,
+        help="how the GPUs are connected",
+    )
     plan.add_argument("--mfu", type=float, default=0.45, help="model FLOPs utilisation")
     plan.add_argument(
         "--activation-checkpointing",
@@ -360,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub["export"].add_argument("--out", required=True, help="the weights file to write")
     sub["readout"].add_argument("--scale", required=True, help="a scale of ladder.scales")
     sub["readout"].add_argument("--task", required=True, help="a task of readout.tasks")
-    sub["readout"].add_argument("--regime", default="frozen", help="one of readout.regimes")
+    sub["readout"].add_argument(
+        "--regime", default="frozen", choices=REGIMES, help="one of readout.regimes"
+    )
     sub["readout"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
     sub["readout"].add_argument(
         "--pretrained",
