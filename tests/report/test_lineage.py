@@ -106,6 +106,14 @@ def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbe
         '<a href="../../runs/readout/s-depth-frozen/run.yaml">'
         "<code>runs/readout/s-depth-frozen/run.yaml</code></a>"
     )
+    # with the stage's operative.gin, the row links it too
+    (repo / "runs/readout/s-depth-frozen/operative.gin").write_text("VideoViT.frames = 8\n")
+    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
+    assert row["run record"].split("<br>")[1] == (
+        '<a href="../../runs/readout/s-depth-frozen/operative.gin">'
+        "<code>runs/readout/s-depth-frozen/operative.gin</code></a>"
+    )
+    (repo / "runs/readout/s-depth-frozen/operative.gin").unlink()
     assert row["device"] == "cpu" and row["packages"].startswith("fourds ")
     assert row["git commit"] == "`unknown`"  # not a git repository: said, not left blank
 

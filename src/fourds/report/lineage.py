@@ -110,16 +110,19 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
 
     - stage: its dvc.yaml name, with the anchor every number of the stage links to;
     - run record: its run.yaml, by its path from the repository root (runs_root's parent), as
-      a link relative to `out_dir`;
+      a link relative to `out_dir`, and its operative.gin (what the stage constructed, the
+      code's defaults among it: fourds.config.operative) where the stage wrote one;
     - dvc.lock entry: the entry's key and the md5 of every output the report reads from it;
     - git commit (in full), when it finished, on which device, with which packages.
     """
     stage_dir, runs_root = Path(stage_dir), Path(runs_root)
     record = read_record(stage_dir)
     stage = record["stage"]
-    record_path = stage_dir / "run.yaml"
-    shown = Path(runs_root.name) / record_path.relative_to(runs_root)
-    href = Path(os.path.relpath(record_path, out_dir)).as_posix()
+    records = [
+        _file_link(stage_dir / name, runs_root, out_dir)
+        for name in ("run.yaml", "operative.gin")
+        if name == "run.yaml" or (stage_dir / name).is_file()
+    ]
     digests = [
         f"`{name}` `{dvc_md5(stage_dir / name)}`"
         for name in READ[stage.split("@")[0]]
@@ -128,7 +131,7 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
     packages = record.get("packages", {})
     return {
         "stage": f'<span id="{anchor(stage)}"></span>`{stage}`',
-        "run record": f'<a href="{html.escape(href)}"><code>{shown.as_posix()}</code></a>',
+        "run record": "<br>".join(records),
         f"{LOCK} entry: outputs' md5": "<br>".join([f"`stages: {stage}`", *digests]),
         "git commit": f"`{record.get('git_commit') or 'not a git checkout'}`",
         "finished": record["finished_at"],
@@ -137,6 +140,13 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
             f"{name} {packages[name]}" for name in SHOWN_PACKAGES if name in packages
         ),
     }
+
+
+def _file_link(path: Path, runs_root: Path, out_dir: str | Path) -> str:
+    """A link to `path` relative to `out_dir`, showing its path from the repository root."""
+    shown = Path(runs_root.name) / path.relative_to(runs_root)
+    href = Path(os.path.relpath(path, out_dir)).as_posix()
+    return f'<a href="{html.escape(href)}"><code>{shown.as_posix()}</code></a>'
 
 
 def corpus_digest(data_dvc: str | Path) -> str:
