@@ -101,19 +101,19 @@ def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbe
     assert link("0.25", "readout@s-depth-frozen") == (
         '<a href="#lineage-readout-s-depth-frozen">0.25</a>'
     )
-    # the report lives in reports/out: its link climbs to the repository root
-    assert row["run record"] == (
-        '<a href="../../runs/readout/s-depth-frozen/run.yaml">'
-        "<code>runs/readout/s-depth-frozen/run.yaml</code></a>"
-    )
-    # with the stage's operative.gin, the row links it too
-    (repo / "runs/readout/s-depth-frozen/operative.gin").write_text("VideoViT.frames = 8\n")
-    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
-    assert row["run record"].split("<br>")[1] == (
-        '<a href="../../runs/readout/s-depth-frozen/operative.gin">'
-        "<code>runs/readout/s-depth-frozen/operative.gin</code></a>"
-    )
-    (repo / "runs/readout/s-depth-frozen/operative.gin").unlink()
+    # the report lives in reports/out: its links climb to the repository root; the run record
+    # (written by fourds.records) comes with the stage's operative.gin
+    folder = repo / "runs/readout/s-depth-frozen"
+    assert row["run record"].split("<br>") == [
+        f'<a href="../../runs/readout/s-depth-frozen/{name}">'
+        f"<code>runs/readout/s-depth-frozen/{name}</code></a>"
+        for name in ("run.yaml", "operative.gin")
+    ]
+    gin = (folder / "operative.gin").read_text()
+    (folder / "operative.gin").unlink()  # a stage that wrote none: run.yaml alone
+    alone = lineage_row(folder, repo / "runs", repo / "reports/out")["run record"]
+    assert alone == row["run record"].split("<br>")[0]
+    (folder / "operative.gin").write_text(gin)
     assert row["device"] == "cpu" and row["packages"].startswith("fourds ")
     assert row["git commit"] == "`unknown`"  # not a git repository: said, not left blank
 
