@@ -145,9 +145,10 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """A file's bytes hashed with `algorithm` (hashlib's name: sha256, or md5 as DVC records
+    files), hex."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -21,20 +21,11 @@ import json
 import os
 from pathlib import Path
 
-CHUNK = 1 << 20
+from fourds.atomic import file_digest
 
 
 class PinError(ValueError):
     """A pinned folder whose content is not the pinned one: one line, naming both digests."""
-
-
-def file_md5(path: str | Path) -> str:
-    """The md5 of a file's bytes, as DVC records it."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_listing(folder: str | Path) -> dict[str, str]:
@@ -44,7 +35,7 @@ def folder_listing(folder: str | Path) -> dict[str, str]:
     for root, _, files in os.walk(folder):
         for name in files:
             path = Path(root, name)
-            listing[path.relative_to(folder).as_posix()] = file_md5(path)
+            listing[path.relative_to(folder).as_posix()] = file_digest(path, "md5")
     return listing
 
 

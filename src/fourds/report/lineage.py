@@ -13,13 +13,14 @@ Every number of the report links to its stage's row of the lineage table (`link`
 
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 import re
 from pathlib import Path
 
 import yaml
+
+from fourds.atomic import file_digest
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
@@ -81,11 +82,7 @@ def named(stage: str) -> str:
 
 def dvc_md5(path: str | Path) -> str:
     """The md5 DVC 3 records in dvc.lock for the file `path` (`hash: md5`: its bytes' md5)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def read_record(stage_dir: str | Path) -> dict:
