@@ -13,7 +13,8 @@ thread):
 
 Both get exactly the same budget: the same batches (step k: the clips and masks fourds' loader
 makes for step k, from ClipExample with pretrain.seed), pretrain.batch_size clips per step,
-AdamW with betas (0.9, 0.95) at the pinned pretrain.lr and weight_decay, linear warm-up over
+AdamW with betas (0.9, 0.95) at the pinned pretrain.lr for every parameter (no width rule:
+pretrain.lr_reference_width and lr_scaling are not applied) and weight_decay, linear warm-up over
 pretrain.warmup_steps then cosine decay to zero (fourds.train.pretrain.learning_rate), gradient
 norm clipped at pretrain.grad_clip, fp32, weights drawn after torch.manual_seed(pretrain.seed).
 Both score the mean squared error of the masked tubelets' raw pixels.
@@ -54,7 +55,7 @@ from fourds.models.factory import build_mae
 from fourds.models.mae import patchify
 from fourds.train.loader import ClipExample, Slot, collate
 from fourds.train.optim import adamw_param_groups
-from fourds.train.pretrain import learning_rate, peak_learning_rate
+from fourds.train.pretrain import learning_rate
 
 NAME = "mae_recipe"
 SCALE = "cpu_s"
@@ -280,7 +281,7 @@ def train_side_by_side(
         (the mean-colour baseline's loss on every step's batch, seconds spent making batches).
     """
     cfg, tubelet = params.pretrain, params.model(scale).tubelet
-    peak_lr = peak_learning_rate(cfg, params.model(scale).width)
+    peak_lr = cfg.lr  # one rate for both, without the width rule: only the models differ
     baseline, batch_seconds = [], 0.0
     for step in range(cfg.steps):
         started = time.perf_counter()

@@ -75,6 +75,28 @@ def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
     }
 
 
+def test_zero_residual_init_starts_every_block_as_the_identity():
+    """mae.residual_init=zero: both residual outputs of every block, encoder and decoder, are
+    zero, so the encoder returns its embedded tokens; every other parameter as under xavier."""
+    build = lambda residual_init: MaskedAutoencoder.build(  # noqa: E731
+        TINY, tiny_mae_config(residual_init=residual_init), frames=4, size=16
+    )
+    plain, zero = initialise(build("xavier"), seed=0), initialise(build("zero"), seed=0)
+    residual = {
+        f"{stack}.blocks.{i}.{output}.weight"
+        for stack, depth in {"encoder": TINY.depth, "decoder": 1}.items()
+        for i in range(depth)
+        for output in ("attn.proj", "mlp.2")
+    }
+    for name, tensor in zero.state_dict().items():
+        if name in residual:
+            assert not tensor.any(), name
+        else:
+            assert torch.equal(tensor, plain.state_dict()[name]), name
+    video = torch.rand(2, 4, 16, 16, 3)
+    assert torch.equal(zero.encoder(video), zero.encoder.embed(video))
+
+
 def test_a_parameter_without_a_rule_is_named():
     model = tiny_mae()
     model.extra = nn.Parameter(torch.zeros(2))

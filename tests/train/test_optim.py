@@ -7,8 +7,8 @@ from fourds.config import load_params
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
-from fourds.train.optim import adamw_param_groups
-from fourds.train.pretrain import learning_rate, peak_learning_rate
+from fourds.train.optim import adamw, adamw_param_groups
+from fourds.train.pretrain import learning_rate, peak_learning_rate, peak_learning_rates
 from tests.conftest import tiny_mae_config, tiny_model_config
 
 TINY = tiny_model_config(qk_norm=True)
@@ -66,6 +66,40 @@ def test_learned_queries_are_not_decayed():
     decayed, kept = grouped_names(readout)
     assert {"queries", "temporal_embed"} <= kept
     assert "cross_attn.kv.weight" in decayed
+
+
+def test_hidden_matrices_take_their_own_rate():
+    """muP's split: the encoder blocks' linear weights and the decoder's reader of the encoder
+    (its input projection, or the queries decoder's pixel head) at hidden_lr, every other
+    parameter at lr; weight decay as adamw_param_groups decides."""
+    for decoder, reader in (("mae_st", "decoder.embed.weight"), ("queries", "decoder.head.weight")):
+        model = MaskedAutoencoder(VideoViT(TINY, 4, 16), tiny_mae_config(decoder=decoder))
+        optimizer = adamw(model, 0.05, lr=1e-3, device=torch.device("cpu"), hidden_lr=2e-4)
+        names = {id(param): name for name, param in model.named_parameters()}
+        rates = {names[id(p)]: g["lr"] for g in optimizer.param_groups for p in g["params"]}
+        decays = {names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+        hidden = {
+            f"encoder.blocks.{i}.{layer}.weight"
+            for i in range(TINY.depth)
+            for layer in ("attn.q", "attn.kv", "attn.proj", "mlp.0", "mlp.2")
+        } | {reader}
+        assert {name for name, rate in rates.items() if rate == 2e-4} == hidden
+        assert set(rates) == {name for name, _ in model.named_parameters()}
+        assert all(rates[name] == 1e-3 for name in set(rates) - hidden)
+        assert decays == {
+            names[id(p)]: g["weight_decay"]
+            for g in adamw_param_groups(model, 0.05)
+            for p in g["params"]
+        }
+
+
+def test_lr_scaling_hidden_scales_only_the_hidden_rate():
+    pinned = load_params(Path(__file__).parents[2] / "params.yaml").pretrain
+    cfg = dataclasses.replace(pinned, lr=1e-3, lr_reference_width=32, lr_scaling="hidden")
+    assert peak_learning_rates(cfg, 128) == (1e-3, 2.5e-4)
+    assert peak_learning_rates(dataclasses.replace(cfg, lr_scaling="all"), 128) == (2.5e-4, None)
+    assert peak_learning_rates(cfg, 16) == (1e-3, None)  # no narrower rule: no group of its own
+    assert peak_learning_rates(dataclasses.replace(cfg, lr_reference_width=0), 128) == (1e-3, None)
 
 
 def test_frozen_and_shared_parameters():

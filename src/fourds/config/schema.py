@@ -29,7 +29,8 @@ POSE_READOUTS = ("attention", "correlation")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
-RESIDUAL_INITS = ("xavier", "depth_scaled")
+RESIDUAL_INITS = ("xavier", "depth_scaled", "zero")
+LR_SCALINGS = ("all", "hidden")
 PRECISIONS = ("fp32", "bf16")
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
@@ -250,7 +251,9 @@ class MAEConfig:
         xavier        MAE-ST's xavier-uniform, like every other Linear;
         depth_scaled  GPT-2's rule: that bound times 1/sqrt(2 * depth), depth the number of blocks
                       in the stack (encoder or decoder), so a deeper stack's residual stream
-                      starts no larger than a shallow one's.
+                      starts no larger than a shallow one's;
+        zero          zero: every block starts as the identity, whatever the stack's depth and
+                      width (the encoder starts as its tubelet embedding).
     """
 
     mask_ratio: Annotated[float, FRACTION]
@@ -280,7 +283,14 @@ class PretrainConfig:
     probability 1/2. crop_scale [1, 1] turns crops off.
 
     The peak learning rate is lr for encoders up to lr_reference_width wide and
-    lr * lr_reference_width / width for wider ones (0: lr at every width).
+    lr * lr_reference_width / width for wider ones (0: lr at every width). `lr_scaling` says
+    which parameters that width rule applies to:
+        all     every parameter;
+        hidden  only the hidden matrices, whose input grows with the encoder's width (the
+                encoder blocks' linear layers and the decoder's input projection; muP's rule,
+                as Adam's update of a layer's output grows with its input width); the
+                tubelet embedding, positional embeddings, norms, biases and the decoder's own
+                blocks keep lr.
 
     shards_url: where the pretrain shards are read from: "" for the stage's --curated folder,
     or a folder path or fsspec URL holding the same files (s3://bucket/shards, dvc://...,
@@ -294,6 +304,7 @@ class PretrainConfig:
     batch_size: PositiveInt
     lr: PositiveFloat
     lr_reference_width: Annotated[int, at_least(0, "0: the same lr at every width")]
+    lr_scaling: Literal[LR_SCALINGS]
     weight_decay: Annotated[float, at_least(0)]
     warmup_steps: int
     grad_clip: Annotated[float, at_least(0, "0: off")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -44,8 +45,13 @@ def initial_mae(
 
 
 def initial_encoder(params: Params, scale: str) -> VideoViT:
-    """The encoder of `scale` exactly as pretraining starts it: the random-init control of the
-    readouts."""
+    """The random-init control of the readouts: the encoder of `scale` as pretraining starts
+    it, drawn from pretrain.seed, except that residual outputs pretraining starts at zero
+    (mae.residual_init=zero) are drawn at their xavier bound: a zero-initialised block is the
+    identity, and the control is a random network, the same one as under xavier."""
+    if params.mae.residual_init == "zero":
+        mae = dataclasses.replace(params.mae, residual_init="xavier")
+        params = dataclasses.replace(params, mae=mae)
     return initial_mae(params, scale).encoder
 
 

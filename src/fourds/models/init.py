@@ -19,8 +19,8 @@ The rules (MAE / MAE-ST):
                                      embeddings and query tokens: truncated normal, std 0.02
                                      within +-2; mask tokens: normal, std 0.02)
     residual-output projections      the Linear bound times the block's `residual_scale`
-                                     (1, or GPT-2's 1/sqrt(2 depth) under
-                                     mae.residual_init=depth_scaled)
+                                     (1; GPT-2's 1/sqrt(2 depth) under
+                                     mae.residual_init=depth_scaled; 0 under zero)
 """
 
 from __future__ import annotations

@@ -176,10 +176,9 @@ class MaskedAutoencoder(nn.Module):
             self.decoder = MAEDecoder(
                 encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
             )
-        if cfg.residual_init == "depth_scaled":
-            for stack in (encoder, self.decoder):
-                if hasattr(stack, "blocks"):
-                    scale_residual_outputs(stack.blocks)
+        for stack in (encoder, self.decoder):
+            if hasattr(stack, "blocks"):
+                scale_residual_outputs(stack.blocks, cfg.residual_init)
 
     @classmethod
     def build(
@@ -195,6 +194,15 @@ class MaskedAutoencoder(nn.Module):
         `torch.device("meta")`), for callers that hold the configs (a weights file, a count);
         fourds.models.factory.build_mae builds the same from params."""
         return cls(VideoViT(model_cfg, frames, size, backend), mae_cfg, backend)
+
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The weights whose input grows with the encoder's width (muP's hidden matrices):
+        every linear layer's in the encoder blocks, and the decoder's input projection (mae_st)
+        or pixel head (queries). Not the tubelet embedding (its input is pixels) nor the
+        decoder's own blocks (their width is the decoder's)."""
+        reader = self.decoder.head if self.uses_queries else self.decoder.embed
+        blocks = [m.weight for m in self.encoder.blocks.modules() if isinstance(m, nn.Linear)]
+        return blocks + [reader.weight]
 
     def sample_masks(
         self, batch: int, generator: torch.Generator | None = None

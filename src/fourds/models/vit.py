@@ -117,12 +117,14 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def scale_residual_outputs(blocks: nn.ModuleList) -> None:
-    """GPT-2's initialisation for a stack of blocks: each block's residual outputs start at
-    1/sqrt(2 * depth) of their bound, so the residual stream's initial growth over the stack
-    does not grow with its depth."""
+def scale_residual_outputs(blocks: nn.ModuleList, rule: str) -> None:
+    """Set how a stack's residual-output projections start (mae.residual_init): "xavier" at
+    their xavier bound; "depth_scaled" (GPT-2) at 1/sqrt(2 * depth) of it, so the residual
+    stream's initial growth over the stack does not grow with its depth; "zero" at zero, so
+    every block starts as the identity."""
+    scale = {"xavier": 1.0, "depth_scaled": (2 * len(blocks)) ** -0.5, "zero": 0.0}[rule]
     for block in blocks:
-        block.residual_scale = (2 * len(blocks)) ** -0.5
+        block.residual_scale = scale
 
 
 def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[int, int, int]:

@@ -1,4 +1,5 @@
-"""AdamW with weight decay on weight matrices only, fused kernels on CUDA.
+"""AdamW with weight decay on weight matrices only, an optional learning rate of their own for
+the hidden matrices (muP), fused kernels on CUDA.
 
 Decoupled weight decay applies to the weights of linear and convolution layers (matrices and
 kernels) and to nothing else: not to biases, LayerNorm scales and shifts, positional
@@ -49,6 +50,20 @@ def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def with_hidden_lr(groups: list[dict], hidden: list[nn.Parameter], hidden_lr: float) -> list[dict]:
+    """Split every group of `adamw_param_groups` in two: its parameters that are in `hidden`,
+    at learning rate `hidden_lr`, and the rest, at the optimizer's (empty groups are dropped;
+    weight decay as the group's)."""
+    ids = {id(param) for param in hidden}
+    split = []
+    for group in groups:
+        rest = [param for param in group["params"] if id(param) not in ids]
+        own = [param for param in group["params"] if id(param) in ids]
+        split += [{**group, "params": rest}] if rest else []
+        split += [{**group, "params": own, "lr": hidden_lr}] if own else []
+    return split
+
+
 @gin.configurable("adamw")
 def adamw(
     model: nn.Module,
@@ -56,11 +71,18 @@ def adamw(
     lr: float,
     device: torch.device,
     betas: tuple[float, float] = (0.9, 0.95),
+    hidden_lr: float | None = None,
 ) -> AdamW:
     """AdamW over `adamw_param_groups`, with the fused kernel on CUDA (one launch for every
     parameter) and torch's per-parameter loop on the CPU, whose fp32 results the embedded study
-    pins (the fused CPU kernel rounds differently)."""
+    pins (the fused CPU kernel rounds differently).
+
+    hidden_lr: the learning rate of `model.hidden_matrices()` (an MAE's; None: lr for every
+        parameter). A schedule scales every group's rate by the same factor.
+    """
     groups = adamw_param_groups(model, weight_decay)
+    if hidden_lr is not None:
+        groups = with_hidden_lr(groups, model.hidden_matrices(), hidden_lr)
     if device.type == "cuda":
         return AdamW(groups, lr=lr, betas=betas, fused=True)
     return AdamW(groups, lr=lr, betas=betas, foreach=False)

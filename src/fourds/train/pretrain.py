@@ -65,12 +65,22 @@ CURATE_EXECUTION_ONLY = ("workers", "data")  # the shards' digests stand for the
 
 
 def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
-    """The peak learning rate of an encoder `width` wide: cfg.lr, scaled by
+    """The width-scaled peak learning rate of an encoder `width` wide: cfg.lr, scaled by
     cfg.lr_reference_width / width for encoders wider than the reference (Adam's update size
     per weight shrinks with width as 1/width; 0 turns the scaling off)."""
     if cfg.lr_reference_width and width > cfg.lr_reference_width:
         return cfg.lr * cfg.lr_reference_width / width
     return cfg.lr
+
+
+def peak_learning_rates(cfg: PretrainConfig, width: int) -> tuple[float, float | None]:
+    """(the peak rate of every parameter, that of the hidden matrices or None when they have
+    no rate of their own), by cfg.lr_scaling: "all" scales every rate with width, "hidden"
+    only the hidden matrices' (see PretrainConfig)."""
+    scaled = peak_learning_rate(cfg, width)
+    if cfg.lr_scaling == "all" or scaled == cfg.lr:
+        return scaled, None
+    return cfg.lr, scaled
 
 
 def learning_rate(step: int, cfg: PretrainConfig, peak: float) -> float:
@@ -189,9 +199,10 @@ def pretrain(
     plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
-    peak_lr = peak_learning_rate(cfg, params.model(scale).width)
+    peak_lr, hidden_lr = peak_learning_rates(cfg, params.model(scale).width)
+    rates = {"lr": peak_lr} | ({"hidden_lr": hidden_lr} if hidden_lr is not None else {})
     optimizer = configured(
-        adamw, {"weight_decay": cfg.weight_decay, "lr": peak_lr}, model, device=device
+        adamw, {"weight_decay": cfg.weight_decay, **rates}, model, device=device
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
