@@ -91,7 +91,7 @@ def parameter_inits(model: nn.Module) -> dict[str, Init]:
         for output in getattr(module, "residual_outputs", ()):
             name = f"{prefix}.{output}.weight" if prefix else f"{output}.weight"
             scale = inits[name].scale * module.residual_scale
-            inits[name] = dataclasses.replace(inits[name], scale=scale)
+            inits[name] = dataclasses.replace(inits[name], scale=scale) if scale else Init("zeros")
     missing = [name for name, _ in model.named_parameters() if name not in inits]
     if missing:
         raise ValueError(f"no initialisation rule for {missing}: declare it in parameter_inits")

@@ -200,10 +200,8 @@ def pretrain(
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
     peak_lr, hidden_lr = peak_learning_rates(cfg, params.model(scale).width)
-    rates = {"lr": peak_lr} | ({"hidden_lr": hidden_lr} if hidden_lr is not None else {})
-    optimizer = configured(
-        adamw, {"weight_decay": cfg.weight_decay, **rates}, model, device=device
-    )
+    rates = {"weight_decay": cfg.weight_decay, "lr": peak_lr, "hidden_lr": hidden_lr}
+    optimizer = configured(adamw, rates, model, device=device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
     )
