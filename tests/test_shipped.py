@@ -29,6 +29,7 @@ def fake_run(root: Path) -> Path:
         )
         if "clips.csv" in names:
             (runs / stage / "clips.csv").write_text("clip,loss\n0,0.1\n1,0.2\n")
+    (runs / "readout/cpu_l-depth-frozen/execution.yaml").write_text("seconds: 12.5\n")
     for scale in params.ladder.scales:
         (runs / "pretrain" / scale / "checkpoint.pt").write_bytes(b"weights")
     report = root / "reports/out"
@@ -61,6 +62,8 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     assert (shipped / "params.yaml").read_bytes() == PARAMS.read_bytes()
     readout = shipped / "readout/cpu_l-pose-random_init"
     assert {p.name for p in readout.iterdir()} == {"metrics.json", "clips.csv", "run.yaml"}
+    timed = shipped / "readout/cpu_l-depth-frozen"  # the one stage whose run left its execution
+    assert (timed / "execution.yaml").read_text() == "seconds: 12.5\n"
     assert (shipped / "pretrain/cpu_s/loss.csv").is_file()
     assert (shipped / "checkpoints/cpu_m.pt").read_bytes() == b"weights"
     assert (shipped / "report/tables/scaling_depth.csv").is_file()

@@ -1,4 +1,5 @@
-"""The run record every stage leaves behind: what produced its outputs."""
+"""The records every stage leaves behind: what produced its outputs (`run.yaml`, hashed by DVC)
+and how the run went (`execution.yaml`, not hashed)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 from fourds.atomic import atomic_path, file_digest
 from fourds.config.operative import operative_config
 
+EXECUTION_RECORD = "execution.yaml"
 RECORDED_PACKAGES = (
     "fourds",
     "torch",
@@ -56,30 +58,41 @@ def write_run_record(
     known_digests: dict[str, str] | None = None,
     execution: dict[str, Any] | None = None,
 ) -> None:
-    """Write `run.yaml` into `out_dir`: what produced the stage's outputs.
+    """Write the two records of a finished stage into `out_dir`.
 
-    Records the git commit, the sha256 of params.yaml, the sha256 of each input file,
-    package versions, the device and the host. `known_digests` (str(path) -> sha256) are the
-    inputs the stage has hashed already; only the others are read again. `execution` holds
-    what describes this run and not its results (seconds, throughput, the step it resumed
-    from, the processes): it lives here rather than in metrics.json, so that a regeneration
-    that reproduces the results leaves every metrics file byte-identical (`dvc metrics diff`
-    compares them). Also writes `operative.gin`, gin's record of what the stage constructed
-    (fourds.config.operative).
+    `run.yaml`, what produced the stage's outputs: the sha256 of params.yaml and of each input
+    file, package versions, the device and the host's Python and architecture. It is a DVC
+    output: two runs that produce the same results from the same inputs write it byte for byte,
+    so `dvc.lock` holds the same hash for it.
+
+    `execution.yaml` (EXECUTION_RECORD), how this run went: when it finished, the git commit it
+    ran at, and `execution` (seconds, throughput, the step it resumed from, the processes). It
+    is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a stage depending
+    on the folder sees values that differ from run to run; metrics.json holds results only.
+
+    `known_digests` (str(path) -> sha256) are the inputs the stage has hashed already; only the
+    others are read again. Also writes `operative.gin`, gin's record of what the stage
+    constructed (fourds.config.operative).
     """
-    with atomic_path(Path(out_dir) / "operative.gin") as partial:
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "operative.gin") as partial:
         partial.write_text(operative_config())
     known = known_digests or {}
     record = {
         "stage": stage,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_commit": _git_commit(),
         "params_sha256": file_digest(params_path),
         "inputs": {str(path): known.get(str(path)) or file_digest(path) for path in inputs},
         "packages": _versions(),
         "device": device,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
-        "execution": execution or {},
     }
-    with atomic_path(Path(out_dir) / "run.yaml") as partial:
+    with atomic_path(out_dir / "run.yaml") as partial:
         partial.write_text(yaml.safe_dump(record, sort_keys=False))
+    run = {
+        "stage": stage,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": _git_commit(),
+        **(execution or {}),
+    }
+    with atomic_path(out_dir / EXECUTION_RECORD) as partial:
+        partial.write_text(yaml.safe_dump(run, sort_keys=False))

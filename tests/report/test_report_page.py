@@ -152,3 +152,39 @@ def test_the_papers_numbers_cite_their_source(rendered):
     citation = 'Carreira et al. (2024), "Scaling 4D Representations", arXiv:2412.15212'
     assert f"Source of {listing(list(PAPER))}: {citation}, its scaling figure" in text
     assert "the figure's number in the paper was not recorded" in text.replace("&#39;", "'")
+
+
+def render_in(root: Path, monkeypatch) -> dict[str, bytes]:
+    """The report stage run as dvc.yaml runs it (from the repository root, relative paths) on
+    the finished run in `root`: every file it wrote, by its path under reports/out."""
+    (root / "reports").mkdir(exist_ok=True)
+    shutil.copy2(REPO_ROOT / "reports/scaling.ipynb", root / "reports/scaling.ipynb")
+    monkeypatch.chdir(root)
+    params = load_params("params.yaml")
+    report.run(params, "reports/scaling.ipynb", "runs", "data.dvc", "reports/out", "params.yaml")
+    out = root / "reports/out"
+    return {
+        str(path.relative_to(out)): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and path.name != "execution.yaml"
+    }
+
+
+@pytest.mark.slow
+def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(
+    tmp_path, monkeypatch
+):
+    """DVC hashes the report's outputs: a regeneration with the same results must write the
+    same bytes, wherever the clone lives and whenever it runs (no papermill timings, no
+    absolute paths)."""
+    first = tmp_path / "first"
+    first.mkdir()
+    finished_run(first)
+    second = tmp_path / "elsewhere/second"
+    shutil.copytree(first, second)
+    written = render_in(first, monkeypatch)
+    again = render_in(second, monkeypatch)
+    assert {"scaling.ipynb", "scaling.html", "run.yaml", "dvc_plots.html"} <= set(written)
+    assert sorted(again) == sorted(written)
+    assert [name for name in written if again[name] != written[name]] == []
+    assert str(tmp_path).encode() not in written["scaling.ipynb"]

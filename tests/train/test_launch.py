@@ -34,8 +34,8 @@ def test_torchrun_launcher_runs_the_stage_command_as_two_processes(
     monkeypatch.delenv(LAUNCHED, raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     run_pretrain(CLI, params, tiny_shards, tmp_path / "out")
-    record = yaml.safe_load((tmp_path / "out" / "run.yaml").read_text())
-    assert record["execution"]["processes"] == 2
+    execution = yaml.safe_load((tmp_path / "out" / "execution.yaml").read_text())
+    assert execution["processes"] == 2
 
 
 def test_torchrun_command_for_one_node_and_for_several():

@@ -30,9 +30,13 @@ class WeightsError(RuntimeError):
 
 
 def write_payload(path: str | Path, payload: dict) -> None:
-    """`torch.save` a dict of plain tensors and builtin containers, atomically."""
-    with atomic_path(path) as partial:
-        torch.save(payload, partial)
+    """`torch.save` a dict of plain tensors and builtin containers, atomically.
+
+    Saved through an open file, not a path: torch names the archive's folder after the path it
+    is given, here the temporary one with its process id, and the same weights would then hash
+    differently in every run (DVC records the file's md5 in dvc.lock)."""
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def is_fourds_file(path: str | Path) -> bool:

@@ -1,8 +1,10 @@
 """The lineage of every number in the report: the DVC stage that produced it, the stage's run
 record (`run.yaml`) and its entry in `dvc.lock`.
 
-Every stage writes `run.yaml` beside its outputs (fourds.records.write_run_record: git commit,
-sha256 of params.yaml and of every input, package versions, device). DVC records, per stage in
+Every stage writes `run.yaml` beside its outputs (fourds.records.write_run_record: sha256 of
+params.yaml and of every input, package versions, device) and `execution.yaml` (when it
+finished, at which git commit, how long it took). The report links both but shows only what
+`run.yaml` holds, so that a regeneration with the same results renders the same page. DVC records, per stage in
 `dvc.lock`, the md5 of every output. The report names each stage in full, links its run record,
 and shows the md5 of each output it reads a number from, computed the way DVC 3 computes a
 file's `hash: md5` (the md5 of the file's bytes): while `dvc status` is clean these are the
@@ -21,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from fourds.atomic import file_digest
+from fourds.records import EXECUTION_RECORD
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
@@ -107,17 +110,18 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
 
     - stage: its dvc.yaml name, with the anchor every number of the stage links to;
     - run record: its run.yaml, by its path from the repository root (runs_root's parent), as
-      a link relative to `out_dir`, and its operative.gin (what the stage constructed, the
-      code's defaults among it: fourds.config.operative) where the stage wrote one;
+      a link relative to `out_dir`, then its operative.gin (what the stage constructed, the
+      code's defaults among it: fourds.config.operative) and its execution.yaml (when, at which
+      git commit, how long) where the stage wrote them;
     - dvc.lock entry: the entry's key and the md5 of every output the report reads from it;
-    - git commit (in full), when it finished, on which device, with which packages.
+    - on which device, with which packages.
     """
     stage_dir, runs_root = Path(stage_dir), Path(runs_root)
     record = read_record(stage_dir)
     stage = record["stage"]
     records = [
         _file_link(stage_dir / name, runs_root, out_dir)
-        for name in ("run.yaml", "operative.gin")
+        for name in ("run.yaml", "operative.gin", EXECUTION_RECORD)
         if name == "run.yaml" or (stage_dir / name).is_file()
     ]
     digests = [
@@ -130,8 +134,6 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
         "stage": f'<span id="{anchor(stage)}"></span>`{stage}`',
         "run record": "<br>".join(records),
         f"{LOCK} entry: outputs' md5": "<br>".join([f"`stages: {stage}`", *digests]),
-        "git commit": f"`{record.get('git_commit') or 'not a git checkout'}`",
-        "finished": record["finished_at"],
         "device": record["device"],
         "packages": ", ".join(
             f"{name} {packages[name]}" for name in SHOWN_PACKAGES if name in packages

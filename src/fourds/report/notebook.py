@@ -14,6 +14,8 @@ from fourds.atomic import atomic_path
 from fourds.report.offline import OFFLINE_TEMPLATE, external_loads
 
 TEMPLATE_NAME = "fourds_offline.html.j2"
+RUN_METADATA = ("papermill", "execution")  # a cell's timings, by papermill and by nbclient
+INJECTED = "injected-parameters"  # papermill's tag of the cell it adds
 
 
 def offline_html(notebook: nbformat.NotebookNode) -> str:
@@ -36,9 +38,24 @@ def offline_html(notebook: nbformat.NotebookNode) -> str:
     return html
 
 
+def without_run_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """`notebook` without what papermill and the kernel record about one execution (start and
+    end times, durations, the temporary output path, the random id of the parameters cell it
+    injects): an executed report then depends only on its inputs, and its DVC hash repeats
+    when they do. Changes `notebook` in place."""
+    notebook.metadata.pop("papermill", None)
+    for cell in notebook.cells:
+        for key in RUN_METADATA:
+            cell.metadata.pop(key, None)
+        if INJECTED in cell.metadata.get("tags", []):
+            cell.id = INJECTED
+    return notebook
+
+
 def execute_notebook(notebook: str | Path, parameters: dict[str, Any], out_dir: str | Path) -> Path:
-    """Execute `notebook` with `parameters` (run in `out_dir`) into out_dir/<name>.ipynb and
-    out_dir/<name>.html (`offline_html`), each atomically; returns the HTML path."""
+    """Execute `notebook` with `parameters` (run in `out_dir`) into out_dir/<name>.ipynb (without
+    its run metadata: `without_run_metadata`) and out_dir/<name>.html (`offline_html`), each
+    atomically; returns the HTML path."""
     notebook, out_dir = Path(notebook), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
@@ -52,7 +69,9 @@ def execute_notebook(notebook: str | Path, parameters: dict[str, Any], out_dir: 
             language="python",
             kernel_name="python3",
         )
-    html = offline_html(nbformat.read(executed, as_version=4))
+        executed_notebook = without_run_metadata(nbformat.read(partial, as_version=4))
+        nbformat.write(executed_notebook, partial)
+    html = offline_html(executed_notebook)
     html_path = executed.with_suffix(".html")
     with atomic_path(html_path) as partial:
         partial.write_text(html)

@@ -4,8 +4,8 @@ Outputs in `out_dir`:
     checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
     loss.csv        step, loss (mean over the logging window), lr: the loss curve
     metrics.json    final loss, encoder parameter count, steps, FLOPs
-    run.yaml        the run record (with the run's seconds, throughput, the step it resumed
-                    from and its processes), and operative.gin
+    run.yaml        the run record, and operative.gin (fourds.records)
+    execution.yaml  the run's seconds, throughput, the step it resumed from, its processes
     live/, resume/  written while training (see fourds.train.pretrain)
 
 `launcher.kind` decides where the training runs: here, or in processes that a launcher starts

@@ -9,6 +9,7 @@ stage's run record and operative.gin go to out_dir.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fourds.atomic import claim_output_directory
@@ -37,9 +38,11 @@ def run(
         "scales": list(params.ladder.scales),
         "tasks": list(params.readout.tasks),
         "regimes": list(params.readout.regimes),
-        "runs_root": str(runs_root.resolve()),
-        "data_dvc": str(Path(data_dvc).resolve()),
-        "out_dir": str(out_dir.resolve()),
+        # relative to out_dir, where the notebook runs: the executed notebook names no folder
+        # of this machine, so a clone elsewhere renders the same report
+        "runs_root": _relative(runs_root, out_dir),
+        "data_dvc": _relative(data_dvc, out_dir),
+        "out_dir": ".",
     }
     html_path = execute_notebook(notebook, parameters, out_dir)
     write_plots_template(out_dir / PLOTS_TEMPLATE.name)  # `dvc plots show`'s page, offline
@@ -50,3 +53,8 @@ def run(
     inputs += [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
     write_run_record(out_dir, "report", params_path, inputs, "cpu")
     return html_path
+
+
+def _relative(path: str | Path, start: Path) -> str:
+    """`path` relative to the folder `start` (both may be relative to the working directory)."""
+    return os.path.relpath(Path(path).resolve(), start.resolve())
