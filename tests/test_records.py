@@ -11,25 +11,26 @@ from pathlib import Path
 
 import yaml
 
-from fourds.records import EXECUTION_RECORD, write_run_record
-from tests.conftest import sh
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from fourds import records
+from fourds.records import EXECUTION_RECORD, belongs_to, recorded_path, write_run_record
+from tests.conftest import REPO_ROOT, sh
 
 
 def write_records(out: Path, seconds: float) -> tuple[bytes, dict]:
     (out / "params.yaml").write_text("seed: 1\n")
     (out / "clips.csv").write_text("clip,loss\n0,0.5\n")
     execution = {"seconds": seconds}
+    inputs = [out / "clips.csv"]
     write_run_record(
-        out, "readout@s-depth-frozen", out / "params.yaml", [out / "clips.csv"], "cpu", None, execution
+        out, "readout@s-depth-frozen", out / "params.yaml", inputs, "cpu", None, execution
     )
     return (out / "run.yaml").read_bytes(), yaml.safe_load((out / EXECUTION_RECORD).read_text())
 
 
-def test_a_second_run_with_the_same_inputs_writes_the_same_run_record(tmp_path):
+def test_a_second_run_with_the_same_inputs_writes_the_same_run_record(tmp_path, monkeypatch):
     first_record, first_run = write_records(tmp_path, 1.5)
-    time.sleep(1.1)  # another second on the clock, as a regeneration has
+    later, strftime = time.localtime(time.time() + 3600), time.strftime  # an hour on
+    monkeypatch.setattr(records.time, "strftime", lambda form, *_: strftime(form, later))
     second_record, second_run = write_records(tmp_path, 2.5)
     assert second_record == first_record  # DVC hashes run.yaml: its lock line does not move
     clips = hashlib.sha256((tmp_path / "clips.csv").read_bytes()).hexdigest()
@@ -40,9 +41,36 @@ def test_a_second_run_with_the_same_inputs_writes_the_same_run_record(tmp_path):
     assert not {"finished_at", "git_commit", "seconds"} & set(yaml.safe_load(first_record))
 
 
-def test_dvc_ignores_the_execution_records_and_timing_curves_of_the_pipeline(tmp_path):
-    """What .dvcignore hides is neither a stage output nor part of the report stage's folder
-    dependencies (runs/pretrain, runs/readout, runs/fidelity)."""
+def test_inputs_under_the_working_directory_are_recorded_relative_to_it(tmp_path, monkeypatch):
+    """A launcher hands a stage absolute paths; the record names them as DVC does, from the
+    repository root, so that a clone elsewhere writes the same bytes."""
+    monkeypatch.chdir(tmp_path)
+    assert recorded_path(tmp_path / "runs/curate/shards/pretrain-000.npz") == (
+        "runs/curate/shards/pretrain-000.npz"
+    )
+    assert recorded_path("runs/curate/shards/pretrain-000.npz") == (
+        "runs/curate/shards/pretrain-000.npz"
+    )
+    assert recorded_path("/elsewhere/x.npz") == "/elsewhere/x.npz"
+    assert (
+        recorded_path("s3://bucket/pretrain-{000..009}.tar")
+        == "s3://bucket/pretrain-{000..009}.tar"
+    )
+
+
+def test_an_execution_record_belongs_to_the_run_record_written_with_it(tmp_path):
+    write_records(tmp_path, 1.5)
+    assert belongs_to(tmp_path)
+    # DVC restored another run's outputs from its cache: the old execution record stays behind
+    (tmp_path / "run.yaml").write_text("stage: readout@s-depth-frozen\nparams_sha256: other\n")
+    assert not belongs_to(tmp_path)
+    (tmp_path / EXECUTION_RECORD).unlink()
+    assert not belongs_to(tmp_path)
+
+
+def test_dvc_ignores_what_a_run_leaves_that_is_no_result(tmp_path):
+    """What .dvcignore hides is neither a stage output nor part of the folders stages depend on
+    (the report stage's runs/pretrain, runs/readout, runs/fidelity; the source folders)."""
     shutil.copy(REPO_ROOT / ".dvcignore", tmp_path / ".dvcignore")
     sh("dvc", "init", "--no-scm", "-q", cwd=tmp_path)
     ignored = [
@@ -50,13 +78,19 @@ def test_dvc_ignores_the_execution_records_and_timing_curves_of_the_pipeline(tmp
         "runs/readout/cpu_l-depth-frozen/execution.yaml",
         "reports/out/execution.yaml",
         "runs/pretrain/cpu_l/live/plots/metrics/perf/clips_per_second.tsv",
-        "runs/pretrain/cpu_l/live/metrics.json",
+        "runs/pretrain/cpu_l/live/plots/metrics/train/loss.tsv",
         "runs/pretrain/cpu_l/resume/step-000200/state.pt",
+        "runs/readout/cpu_l-depth-frozen/.fourds-output",  # absent after a `dvc checkout`
+        "runs/readout/cpu_l-depth-frozen/.clips.partial-123.csv",  # left by a killed run
+        "runs/readout/.cpu_l-depth-frozen.scratch-123-abc/features.npy",
+        "runs/.readout.old-123-abc/metrics.json",
+        "src/fourds/config/__pycache__/schema.cpython-311.pyc",  # an import writes it
     ]
     hashed = [
         "runs/readout/cpu_l-depth-frozen/run.yaml",
-        "runs/pretrain/cpu_l/live/plots/metrics/train/loss.tsv",
+        "runs/readout/cpu_l-depth-frozen/metrics.json",
         "runs/pretrain/cpu_l/loss.csv",
+        "src/fourds/config/schema.py",
     ]
     for path in ignored + hashed:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ a regeneration changed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,7 +30,13 @@ def fake_run(root: Path) -> Path:
         )
         if "clips.csv" in names:
             (runs / stage / "clips.csv").write_text("clip,loss\n0,0.1\n1,0.2\n")
-    (runs / "readout/cpu_l-depth-frozen/execution.yaml").write_text("seconds: 12.5\n")
+    record = hashlib.sha256(b"x\n").hexdigest()  # of the run.yaml written above
+    (runs / "readout/cpu_l-depth-frozen/execution.yaml").write_text(
+        f"seconds: 12.5\nrun_record_sha256: {record}\n"
+    )
+    (runs / "readout/cpu_s-depth-frozen/execution.yaml").write_text(  # another run's
+        "seconds: 7.5\nrun_record_sha256: 0000\n"
+    )
     for scale in params.ladder.scales:
         (runs / "pretrain" / scale / "checkpoint.pt").write_bytes(b"weights")
     report = root / "reports/out"
@@ -62,8 +69,10 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     assert (shipped / "params.yaml").read_bytes() == PARAMS.read_bytes()
     readout = shipped / "readout/cpu_l-pose-random_init"
     assert {p.name for p in readout.iterdir()} == {"metrics.json", "clips.csv", "run.yaml"}
-    timed = shipped / "readout/cpu_l-depth-frozen"  # the one stage whose run left its execution
-    assert (timed / "execution.yaml").read_text() == "seconds: 12.5\n"
+    # the execution record that belongs to its run record is shipped; another run's is not
+    timed = shipped / "readout/cpu_l-depth-frozen/execution.yaml"
+    assert timed.read_text().startswith("seconds: 12.5\n")
+    assert not (shipped / "readout/cpu_s-depth-frozen/execution.yaml").exists()
     assert (shipped / "pretrain/cpu_s/loss.csv").is_file()
     assert (shipped / "checkpoints/cpu_m.pt").read_bytes() == b"weights"
     assert (shipped / "report/tables/scaling_depth.csv").is_file()

@@ -3,6 +3,7 @@ and how the run went (`execution.yaml`, not hashed)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -61,14 +62,16 @@ def write_run_record(
     """Write the two records of a finished stage into `out_dir`.
 
     `run.yaml`, what produced the stage's outputs: the sha256 of params.yaml and of each input
-    file, package versions, the device and the host's Python and architecture. It is a DVC
-    output: two runs that produce the same results from the same inputs write it byte for byte,
-    so `dvc.lock` holds the same hash for it.
+    file (by `recorded_path`), package versions, the device and the host's Python and
+    architecture. It is a DVC output: two runs from the same inputs in the same environment
+    write it byte for byte, so `dvc.lock` holds the same hash for it.
 
     `execution.yaml` (EXECUTION_RECORD), how this run went: when it finished, the git commit it
-    ran at, and `execution` (seconds, throughput, the step it resumed from, the processes). It
-    is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a stage depending
-    on the folder sees values that differ from run to run; metrics.json holds results only.
+    ran at, `execution` (seconds, throughput, the step it resumed from, the processes) and the
+    sha256 of the run.yaml it goes with (`belongs_to`: DVC may later restore other outputs
+    beside it). It is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a
+    stage depending on the folder sees values that differ from run to run; metrics.json holds
+    results only.
 
     `known_digests` (str(path) -> sha256) are the inputs the stage has hashed already; only the
     others are read again. Also writes `operative.gin`, gin's record of what the stage
@@ -81,7 +84,9 @@ def write_run_record(
     record = {
         "stage": stage,
         "params_sha256": file_digest(params_path),
-        "inputs": {str(path): known.get(str(path)) or file_digest(path) for path in inputs},
+        "inputs": {
+            recorded_path(path): known.get(str(path)) or file_digest(path) for path in inputs
+        },
         "packages": _versions(),
         "device": device,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
@@ -93,6 +98,30 @@ def write_run_record(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": _git_commit(),
         **(execution or {}),
+        "run_record_sha256": file_digest(out_dir / "run.yaml"),
     }
     with atomic_path(out_dir / EXECUTION_RECORD) as partial:
         partial.write_text(yaml.safe_dump(run, sort_keys=False))
+
+
+def recorded_path(path: str | Path) -> str:
+    """`path` as run.yaml names it: relative to the working directory when it lies under it (DVC
+    runs every stage from the repository root; a launcher may hand a stage absolute paths), so
+    that a clone elsewhere writes the same record. URLs and other paths stay as given."""
+    text = str(path)
+    if "://" in text or not os.path.isabs(text):
+        return text
+    here = Path.cwd()
+    return os.path.relpath(text, here) if Path(text).is_relative_to(here) else text
+
+
+def belongs_to(stage_dir: str | Path) -> bool:
+    """Whether `stage_dir`'s execution record describes the run that wrote its run.yaml (DVC
+    restores outputs from its cache without running the stage, and leaves an older
+    execution.yaml beside them)."""
+    stage_dir = Path(stage_dir)
+    execution, record = stage_dir / EXECUTION_RECORD, stage_dir / "run.yaml"
+    if not (execution.is_file() and record.is_file()):
+        return False
+    written = yaml.safe_load(execution.read_text()) or {}
+    return written.get("run_record_sha256") == file_digest(record)

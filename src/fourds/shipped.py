@@ -16,8 +16,9 @@ regeneration compared with them number by number.
     <out>/checkpoints/<scale>.pt           the pretrained weights, for DVC to track
                                            (`dvc add <out>/checkpoints`, then `dvc push`)
 
-Each stage folder also gets the stage's execution.yaml (when it finished, at which commit, how
-long it took) where the run wrote one. Stages that have not run are left out and named. Shipping again replaces the folder whole
+Each folder with a run.yaml also gets the stage's execution.yaml (when it finished, at which
+commit, how long it took) where it belongs to that run.yaml (fourds.records.belongs_to).
+Stages that have not run are left out and named. Shipping again replaces the folder whole
 (DVC's .gitignore aside): run `dvc add` again after it. `compare` reads every metrics.json and
 clips.csv in a shipped folder and the same file under a runs folder, and lists each number
 that differs by more than a tolerance (and each file the regeneration lacks; or, for a partial
@@ -38,7 +39,7 @@ import yaml
 
 from fourds.atomic import atomic_directory
 from fourds.config import Params
-from fourds.records import EXECUTION_RECORD
+from fourds.records import EXECUTION_RECORD, belongs_to
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
@@ -84,7 +85,7 @@ def ship(
             (staging / stage).mkdir(parents=True)
             for name in names:
                 shutil.copy2(runs / stage / name, staging / stage / name)
-            if (runs / stage / EXECUTION_RECORD).is_file():  # when, at which commit, how long
+            if "run.yaml" in names and belongs_to(runs / stage):  # when, which commit, how long
                 shutil.copy2(runs / stage / EXECUTION_RECORD, staging / stage / EXECUTION_RECORD)
         (staging / "checkpoints").mkdir()
         for scale in params.ladder.scales:

@@ -102,23 +102,21 @@ def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbe
         '<a href="#lineage-readout-s-depth-frozen">0.25</a>'
     )
     # the report lives in reports/out: its links climb to the repository root; the run record
-    # (written by fourds.records) comes with the stage's operative.gin and execution record
+    # (written by fourds.records) comes with the stage's operative.gin
     folder = repo / "runs/readout/s-depth-frozen"
     assert row["run record"].split("<br>") == [
         f'<a href="../../runs/readout/s-depth-frozen/{name}">'
         f"<code>runs/readout/s-depth-frozen/{name}</code></a>"
-        for name in ("run.yaml", "operative.gin", "execution.yaml")
+        for name in ("run.yaml", "operative.gin")
     ]
-    written = {name: (folder / name).read_text() for name in ("operative.gin", "execution.yaml")}
-    for name in written:  # a stage that wrote neither (a record shipped alone): run.yaml alone
-        (folder / name).unlink()
+    gin = (folder / "operative.gin").read_text()
+    (folder / "operative.gin").unlink()  # a stage that wrote none: run.yaml alone
     alone = lineage_row(folder, repo / "runs", repo / "reports/out")["run record"]
     assert alone == row["run record"].split("<br>")[0]
-    for name, text in written.items():
-        (folder / name).write_text(text)
+    (folder / "operative.gin").write_text(gin)
     assert row["device"] == "cpu" and row["packages"].startswith("fourds ")
-    # when and at which commit the stage ran is linked, not shown: the page repeats with the
-    # results (not a git repository: the record says so rather than leaving it blank)
+    # when and at which commit the stage ran is in execution.yaml, beside the run record and
+    # not in the report, whose bytes DVC hashes (not a git repository: said, not left blank)
     assert "git commit" not in row and "finished" not in row
     assert yaml.safe_load((folder / "execution.yaml").read_text())["git_commit"] == "unknown"
 

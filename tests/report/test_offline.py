@@ -42,8 +42,8 @@ def test_external_loads_finds_what_a_browser_would_fetch_and_only_that():
 
 def plots_repo(root: Path) -> Path:
     """A git repository with this project's dvc.yaml, params.yaml, DVC config and plots page
-    template, and the files its plots read: the report's scaling tables and each scale's
-    DVCLive loss curve."""
+    template, and the files its plots read: the report's scaling tables and each scale's loss
+    curve."""
     for name in ("dvc.yaml", "params.yaml", ".dvc/config"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
@@ -57,9 +57,9 @@ def plots_repo(root: Path) -> Path:
         (root / table).parent.mkdir(parents=True, exist_ok=True)
         (root / table).write_text(f"scale,params,{metric}\n{rows}")
     for scale in scales:
-        curve = root / "runs/pretrain" / scale / "live/plots/metrics/train/loss.tsv"
+        curve = root / "runs/pretrain" / scale / "loss.csv"
         curve.parent.mkdir(parents=True)
-        curve.write_text("step\tloss\n10\t0.5\n20\t0.3\n")
+        curve.write_text("step,loss,lr\n10,0.5,0.001\n20,0.3,0.001\n")
     sh("git", "init", "-q", cwd=root)
     return root
 

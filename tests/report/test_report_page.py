@@ -22,7 +22,7 @@ from fourds.report.paper import PAPER
 from fourds.report.summary import listing
 from fourds.stages import report
 from fourds.stages.readout import write_clip_values
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, sh
 
 CLIPS = 96
 
@@ -154,37 +154,44 @@ def test_the_papers_numbers_cite_their_source(rendered):
     assert "the figure's number in the paper was not recorded" in text.replace("&#39;", "'")
 
 
-def render_in(root: Path, monkeypatch) -> dict[str, bytes]:
-    """The report stage run as dvc.yaml runs it (from the repository root, relative paths) on
-    the finished run in `root`: every file it wrote, by its path under reports/out."""
-    (root / "reports").mkdir(exist_ok=True)
-    shutil.copy2(REPO_ROOT / "reports/scaling.ipynb", root / "reports/scaling.ipynb")
+def render_in(root: Path, monkeypatch) -> None:
+    """The report stage run in this process as dvc.yaml runs it (from the repository root,
+    relative paths) on the finished run in `root`."""
     monkeypatch.chdir(root)
     params = load_params("params.yaml")
     report.run(params, "reports/scaling.ipynb", "runs", "data.dvc", "reports/out", "params.yaml")
+
+
+def written(root: Path) -> dict[str, bytes]:
+    """Every file the report stage wrote under root/reports/out that DVC hashes."""
     out = root / "reports/out"
     return {
         str(path.relative_to(out)): path.read_bytes()
         for path in sorted(out.rglob("*"))
-        if path.is_file() and path.name != "execution.yaml"
+        if path.is_file() and path.name not in ("execution.yaml", ".fourds-output")
     }
 
 
 @pytest.mark.slow
-def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(
-    tmp_path, monkeypatch
-):
+def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(tmp_path, monkeypatch):
     """DVC hashes the report's outputs: a regeneration with the same results must write the
-    same bytes, wherever the clone lives and whenever it runs (no papermill timings, no
-    absolute paths)."""
+    same bytes wherever the clone lives, whenever and in whichever process it runs (no
+    papermill timings, process ids or absolute paths), and whether or not the stages'
+    execution records are there (DVC restores outputs without them)."""
     first = tmp_path / "first"
     first.mkdir()
     finished_run(first)
+    (first / "reports").mkdir()
+    shutil.copy2(REPO_ROOT / "reports/scaling.ipynb", first / "reports/scaling.ipynb")
     second = tmp_path / "elsewhere/second"
     shutil.copytree(first, second)
-    written = render_in(first, monkeypatch)
-    again = render_in(second, monkeypatch)
-    assert {"scaling.ipynb", "scaling.html", "run.yaml", "dvc_plots.html"} <= set(written)
-    assert sorted(again) == sorted(written)
-    assert [name for name in written if again[name] != written[name]] == []
-    assert str(tmp_path).encode() not in written["scaling.ipynb"]
+    for record in second.rglob("execution.yaml"):
+        record.unlink()
+    render_in(first, monkeypatch)
+    command = ["fourds", "report", "--params", "params.yaml", "--notebook"]
+    sh(*command, "reports/scaling.ipynb", "--runs", "runs", "--out", "reports/out", cwd=second)
+    once, again = written(first), written(second)
+    assert {"scaling.ipynb", "scaling.html", "run.yaml", "dvc_plots.html"} <= set(once)
+    assert sorted(again) == sorted(once)
+    assert [name for name in once if again[name] != once[name]] == []
+    assert str(tmp_path).encode() not in once["scaling.ipynb"]

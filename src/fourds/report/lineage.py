@@ -3,11 +3,11 @@ record (`run.yaml`) and its entry in `dvc.lock`.
 
 Every stage writes `run.yaml` beside its outputs (fourds.records.write_run_record: sha256 of
 params.yaml and of every input, package versions, device) and `execution.yaml` (when it
-finished, at which git commit, how long it took). The report links both but shows only what
-`run.yaml` holds, so that a regeneration with the same results renders the same page. DVC records, per stage in
-`dvc.lock`, the md5 of every output. The report names each stage in full, links its run record,
-and shows the md5 of each output it reads a number from, computed the way DVC 3 computes a
-file's `hash: md5` (the md5 of the file's bytes): while `dvc status` is clean these are the
+finished, at which git commit, how long it took). The report shows and links only the first: DVC
+hashes the report, and the second differs from run to run and is no DVC output. DVC records, per
+stage in `dvc.lock`, the md5 of every output. The report names each stage in full, links its run
+record, and shows the md5 of each output it reads a number from, computed the way DVC 3 computes
+a file's `hash: md5` (the md5 of the file's bytes): while `dvc status` is clean these are the
 digests `dvc.lock` holds for the stage, so `grep <digest> dvc.lock` lands on its entry.
 
 Every number of the report links to its stage's row of the lineage table (`link`, `anchor`).
@@ -23,7 +23,6 @@ from pathlib import Path
 import yaml
 
 from fourds.atomic import file_digest
-from fourds.records import EXECUTION_RECORD
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
@@ -110,9 +109,8 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
 
     - stage: its dvc.yaml name, with the anchor every number of the stage links to;
     - run record: its run.yaml, by its path from the repository root (runs_root's parent), as
-      a link relative to `out_dir`, then its operative.gin (what the stage constructed, the
-      code's defaults among it: fourds.config.operative) and its execution.yaml (when, at which
-      git commit, how long) where the stage wrote them;
+      a link relative to `out_dir`, and its operative.gin (what the stage constructed, the
+      code's defaults among it: fourds.config.operative) where the stage wrote one;
     - dvc.lock entry: the entry's key and the md5 of every output the report reads from it;
     - on which device, with which packages.
     """
@@ -121,7 +119,7 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
     stage = record["stage"]
     records = [
         _file_link(stage_dir / name, runs_root, out_dir)
-        for name in ("run.yaml", "operative.gin", EXECUTION_RECORD)
+        for name in ("run.yaml", "operative.gin")
         if name == "run.yaml" or (stage_dir / name).is_file()
     ]
     digests = [

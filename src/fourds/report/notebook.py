@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +42,38 @@ def offline_html(notebook: nbformat.NotebookNode) -> str:
 def without_run_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """`notebook` without what papermill and the kernel record about one execution (start and
     end times, durations, the temporary output path, the random id of the parameters cell it
-    injects): an executed report then depends only on its inputs, and its DVC hash repeats
-    when they do. Changes `notebook` in place."""
+    injects) and without what its cells wrote to stderr (the environment's: matplotlib
+    building its font cache on a first run, warnings naming this machine's paths; see
+    `stderr_text`): an executed report then depends only on its inputs, and its DVC hash
+    repeats when they do. Changes `notebook` in place."""
     notebook.metadata.pop("papermill", None)
     for cell in notebook.cells:
         for key in RUN_METADATA:
             cell.metadata.pop(key, None)
         if INJECTED in cell.metadata.get("tags", []):
             cell.id = INJECTED
+        if "outputs" in cell:
+            cell.outputs = [output for output in cell.outputs if not _is_stderr(output)]
     return notebook
 
 
+def stderr_text(notebook: nbformat.NotebookNode) -> str:
+    """What the notebook's cells wrote to stderr, in order."""
+    return "".join(
+        output.text for cell in notebook.cells for output in cell.get("outputs", [])
+        if _is_stderr(output)
+    )  # fmt: skip
+
+
+def _is_stderr(output: nbformat.NotebookNode) -> bool:
+    return output.output_type == "stream" and output.name == "stderr"
+
+
 def execute_notebook(notebook: str | Path, parameters: dict[str, Any], out_dir: str | Path) -> Path:
-    """Execute `notebook` with `parameters` (run in `out_dir`) into out_dir/<name>.ipynb (without
-    its run metadata: `without_run_metadata`) and out_dir/<name>.html (`offline_html`), each
-    atomically; returns the HTML path."""
+    """Execute `notebook` with `parameters` (run in `out_dir`) into out_dir/<name>.ipynb
+    (without its run metadata and stderr, which go to this process's stderr:
+    `without_run_metadata`) and out_dir/<name>.html (`offline_html`), each atomically; returns
+    the HTML path."""
     notebook, out_dir = Path(notebook), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
@@ -69,8 +87,9 @@ def execute_notebook(notebook: str | Path, parameters: dict[str, Any], out_dir: 
             language="python",
             kernel_name="python3",
         )
-        executed_notebook = without_run_metadata(nbformat.read(partial, as_version=4))
-        nbformat.write(executed_notebook, partial)
+        executed_notebook = nbformat.read(partial, as_version=4)
+        sys.stderr.write(stderr_text(executed_notebook))  # to the stage's log, not the report
+        nbformat.write(without_run_metadata(executed_notebook), partial)
     html = offline_html(executed_notebook)
     html_path = executed.with_suffix(".html")
     with atomic_path(html_path) as partial:

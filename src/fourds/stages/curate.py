@@ -3,10 +3,10 @@
 A folder curate.pinned_data pins is checked against its pin first (fourds.data.pin): one whose
 content differs is refused before anything is read or written.
 
-Outputs in `out_dir`: shards/ and manifest.json (fourds.data.curate), metrics.json (clips per
-split, sources rejected), run.yaml and operative.gin. Sources are decoded in curate.workers
-processes; the outputs do not depend on how many, and the run record's input hashes are the
-ones the workers computed (taken from the manifest).
+Outputs in `out_dir`: shards/ and manifest.json (fourds.data.curate), metrics.json (clips per split,
+sources rejected), run.yaml, execution.yaml and operative.gin (fourds.records). Sources are decoded
+in curate.workers processes; the outputs do not depend on how many, and the run record's input
+hashes are the ones the workers computed (taken from the manifest).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ keeps the visible patches and takes the masked ones from the decoder
 PSNR is on 8-bit pixels, pooled over the set. The MAE and the fourds extractor hold their
 weights in `fidelity.precision` (bf16 fits 4DS-j's MAE on one 80 GB GPU); the MAE leaves the
 device before the extractor is built, so the two never share it. Outputs in `out_dir`:
-metrics.json, examples/reconstructions.png (masked input, reconstruction, target) and run.yaml.
+metrics.json, examples/reconstructions.png (masked input, reconstruction, target), run.yaml and
+execution.yaml (fourds.records).
 """
 
 from __future__ import annotations

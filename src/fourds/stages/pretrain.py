@@ -71,8 +71,8 @@ def write_outputs(
     params_path: str | Path,
     device: str,
 ) -> dict:
-    """Write checkpoint.pt, loss.csv, metrics.json (results only) and the run record (with the
-    run's execution: seconds, throughput, resumption, processes); returns the metrics."""
+    """Write checkpoint.pt, loss.csv, metrics.json (results only), the run record and the
+    execution record (seconds, throughput, resumption, processes); returns the metrics."""
     cfg = params.pretrain
     save_weights(out_dir / "checkpoint.pt", result.state_dict, params, scale)
     with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:

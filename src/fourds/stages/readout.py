@@ -6,8 +6,8 @@ count, and under "baseline" the same metrics of the task's no-learning predictor
 test clips, `Task.baseline`), clips.csv (per test clip: the headline and the other per-clip
 metrics, the weight of the clip in the headline, and the baseline's headline as
 `baseline_<headline>`; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
-run.yaml and operative.gin. See fourds.evaluate.readout for the regimes, the data sources and
-the precision a frozen encoder runs in.
+run.yaml, execution.yaml and operative.gin (fourds.records). See fourds.evaluate.readout for
+the regimes, the data sources and the precision a frozen encoder runs in.
 """
 
 from __future__ import annotations

@@ -56,5 +56,6 @@ def run(
 
 
 def _relative(path: str | Path, start: Path) -> str:
-    """`path` relative to the folder `start` (both may be relative to the working directory)."""
-    return os.path.relpath(Path(path).resolve(), start.resolve())
+    """`path` relative to the folder `start` (both may be relative to the working directory;
+    links are not followed, so a linked runs/ still reads as ../../runs)."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(start))

@@ -4,8 +4,9 @@ Logged at every logging point (DVCLive step = training step), under `<out_dir>/l
     train/loss, train/lr
     perf/clips_per_second, perf/tokens_per_second (input tubelet tokens), perf/mfu (only when
     the accelerator's peak is known, see fourds.accelerators)
-The train/ curves are results (the pretrain stage's DVC plots); the perf/ ones describe the run
-and change from run to run, so dvc.yaml leaves them out and .dvcignore hides them.
+The folder is no DVC output (.dvcignore hides it): the perf/ curves change from run to run, and
+after a resumption the train/ ones start at the resumed step. The stage's DVC plot is loss.csv,
+the whole curve.
 """
 
 from __future__ import annotations

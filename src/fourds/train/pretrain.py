@@ -3,7 +3,7 @@
 `pretrain(...)` trains and returns the final weights and the loss curve; the pretrain stage
 (fourds.stages.pretrain) writes them out. While training it writes, under `out_dir`:
 
-    live/           DVCLive metrics and plots (see fourds.train.monitor)
+    live/           DVCLive metrics and plots (see fourds.train.monitor; no DVC output)
     resume/<fingerprint>/step-N/
                     resumable checkpoints (see fourds.train.checkpoint), every
                     `pretrain.checkpoint_every` steps. The fingerprint hashes everything that
