@@ -324,9 +324,9 @@ def _sample_camera(rng: np.random.Generator, motion: str | None) -> CameraPath:
         radius=float(rng.uniform(5.0, 7.0)),
         height=float(rng.uniform(1.5, 4.0)),
         angle0=float(rng.uniform(0.0, 2.0 * math.pi)),
-        angular_speed=sign * float(rng.uniform(0.25, 0.5)) if motion == "orbit" else 0.0,
-        dolly=sign * float(rng.uniform(0.5, 0.9)) if motion == "dolly" else 0.0,
-        pan=sign * float(rng.uniform(0.15, 0.3)) if motion == "pan" else 0.0,
+        angular_speed=sign * float(rng.uniform(0.75, 1.5)) if motion == "orbit" else 0.0,
+        dolly=sign * float(rng.uniform(1.5, 2.7)) if motion == "dolly" else 0.0,
+        pan=sign * float(rng.uniform(0.45, 0.9)) if motion == "pan" else 0.0,
         fov_degrees=float(rng.uniform(50.0, 70.0)),
     )
 
