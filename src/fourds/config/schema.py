@@ -26,6 +26,7 @@ POSE_PAIRS = ("first", "all")
 DEPTH_LOSSES = ("log_l1", "abs_rel")
 TRACKING_QUERIES = ("random", "first")
 POSE_READOUTS = ("attention", "correlation")
+TRACKING_READOUTS = ("attention", "motion")
 DEVICES = ("cpu", "cuda", "auto")
 MASK_TYPES = ("random", "tube")
 DECODERS = ("mae_st", "queries")
@@ -386,6 +387,10 @@ class ReadoutConfig:
         (fourds.models.readout); "correlation", local feature correlations between tubelets
         (fourds.models.pose_readout), which reads camera motion where the attention readout
         does not (docs/embedded-study.md).
+    tracking_readout: the point-tracking readout: "attention", the 4DS attention readout;
+        "motion", the attention readout plus each query point moved with the image's motion,
+        an affine map per frame read from the same correlations (fourds.models.
+        tracking_readout), with a visibility term for points that leave the frame.
     max_host_mib: the host memory (MiB) one split's decoded benchmark clips, and one split's
         cached features, may each take; past it they are written to a scratch folder beside the
         stage's output and read memory-mapped (fourds.data.spill), with the same results, so a
@@ -409,6 +414,7 @@ class ReadoutConfig:
     tracking_queries: Literal[TRACKING_QUERIES] = "first"
     tracking_static: Annotated[float, FRACTION] = 0.1
     pose_readout: Literal[POSE_READOUTS] = "attention"
+    tracking_readout: Literal[TRACKING_READOUTS] = "attention"
     max_host_mib: Annotated[int, at_least(0, "0: always on disk")] = 4096
 
     def check(self, path: str) -> None:

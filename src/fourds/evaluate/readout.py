@@ -38,6 +38,7 @@ from fourds.evaluate.tasks.depth import DepthTask
 from fourds.models.convert import load_readout
 from fourds.models.pose_readout import CorrelationPoseReadout
 from fourds.models.readout import AttentionReadout
+from fourds.models.tracking_readout import AFFINE_OUTPUTS, MotionTrackingReadout
 from fourds.models.vit import VideoViT
 from fourds.models.weights import WeightsError
 
@@ -249,21 +250,18 @@ def build_readout(
     backend: str,
     start: dict[str, torch.Tensor] | None = None,
     pose_readout: str = "attention",
-) -> AttentionReadout | CorrelationPoseReadout:
+    tracking_readout: str = "attention",
+) -> AttentionReadout | CorrelationPoseReadout | MotionTrackingReadout:
     """A new readout of `cfg`'s size for `task` on the features of `encoder`; with `start` (a
     split's targets) and learned queries, it starts from the task's baseline on them
     (`Task.baseline`, AttentionReadout.start_from). The pose task gets the readout
     `pose_readout` names (ReadoutConfig.pose_readout): "attention" or "correlation"
-    (CorrelationPoseReadout, `cfg.width` wide)."""
+    (CorrelationPoseReadout, `cfg.width` wide); the tracking task the one `tracking_readout`
+    names (ReadoutConfig.tracking_readout): "attention" or "motion" (MotionTrackingReadout:
+    the attention readout plus the image's motion, read by a `cfg.width` wide
+    CorrelationPoseReadout)."""
     if task.name == "pose" and pose_readout == "correlation":
-        readout = configured(
-            CorrelationPoseReadout,
-            {"width": cfg.width},
-            feature_dim=encoder.cfg.width,
-            grid=encoder.grid,
-            frames=encoder.frames,
-            out_dim=task.out_dim,
-        )
+        readout = correlation_readout(encoder, cfg.width, task.out_dim)
     else:
         readout = configured(
             AttentionReadout,
@@ -275,9 +273,25 @@ def build_readout(
             query_dim=task.query_dim,
             out_dim=task.out_dim,
         )
+    if task.name == "tracking" and tracking_readout == "motion":
+        motion = correlation_readout(encoder, cfg.width, AFFINE_OUTPUTS)
+        return MotionTrackingReadout(readout, motion, encoder.frames)
     if start is not None and task.query_dim == 0:
         readout.start_from(task.baseline(start)(torch.arange(1), None)[0])
     return readout
+
+
+def correlation_readout(encoder: VideoViT, width: int, out_dim: int) -> CorrelationPoseReadout:
+    """A CorrelationPoseReadout `width` wide on the features of `encoder`, `out_dim` numbers
+    per frame."""
+    return configured(
+        CorrelationPoseReadout,
+        {"width": width},
+        feature_dim=encoder.cfg.width,
+        grid=encoder.grid,
+        frames=encoder.frames,
+        out_dim=out_dim,
+    )
 
 
 def score(

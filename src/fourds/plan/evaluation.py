@@ -175,9 +175,17 @@ def _readout_step_peak(params: Params, encoder: VideoViT, task_name: str) -> int
     cfg = params.readouts[task_name]
     context = TaskContext.from_config(params.readout, ({"label": np.arange(CLASSES)},))
     task = make_task(task_name, clip_geometry(encoder), context)
-    pose_readout = params.readout.pose_readout
+    shared = params.readout
     readout = _fake(
-        lambda: build_readout(encoder, task, cfg, params.runtime.attention, None, pose_readout),
+        lambda: build_readout(
+            encoder,
+            task,
+            cfg,
+            params.runtime.attention,
+            None,
+            shared.pose_readout,
+            shared.tracking_readout,
+        ),
         "fp32",
     )
     optimizer = readout_optimizer(

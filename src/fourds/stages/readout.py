@@ -183,7 +183,13 @@ def _run(
         train_targets = task.targets(train)
         start = train_targets if cfg.start_at_baseline else None
         readout = build_readout(
-            encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout
+            encoder,
+            task,
+            task_cfg,
+            params.runtime.attention,
+            start,
+            cfg.pose_readout,
+            cfg.tracking_readout,
         )
         readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
