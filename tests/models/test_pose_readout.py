@@ -5,6 +5,7 @@ import torch
 from fourds.evaluate.tasks.base import ClipGeometry
 from fourds.evaluate.tasks.pose import PoseTask
 from fourds.models.pose_readout import CorrelationPoseReadout, local_correlations
+from tests.models.readout_training import train_on_fresh_batches
 
 GRID, FRAMES, DIM = (3, 4, 4), 6, 8
 
@@ -75,16 +76,13 @@ def test_trains_on_a_tiny_example():
     generator = torch.Generator().manual_seed(0)
     task = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first")
     readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=32, radius=2, proj=8)
-    optimizer = torch.optim.AdamW(readout.parameters(), lr=1e-2)
     position = torch.randn(1, 1, 4, 4, DIM, generator=generator) * 3.0
-    losses = []
-    for _ in range(300):  # fresh clips every step
+
+    def batch_loss() -> torch.Tensor:  # fresh clips every step
         features, relative = shifting_clips(16, position, generator)
-        loss = task.loss(readout(features), {"relative": relative})
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        return task.loss(readout(features), {"relative": relative})
+
+    losses = train_on_fresh_batches(readout, batch_loss, steps=300)
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
     readout.eval()
     test_features, test_relative = shifting_clips(32, position, generator)

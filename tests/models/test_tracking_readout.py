@@ -9,6 +9,7 @@ from fourds.evaluate.tasks.tracking import TrackingTask
 from fourds.models.pose_readout import CorrelationPoseReadout
 from fourds.models.readout import AttentionReadout
 from fourds.models.tracking_readout import AFFINE_OUTPUTS, MotionTrackingReadout
+from tests.models.readout_training import train_on_fresh_batches
 
 GRID, FRAMES, DIM, SIZE = (3, 4, 4), 6, 8, 16
 GEOMETRY = ClipGeometry((2, 4, 4), GRID, FRAMES, SIZE)
@@ -54,13 +55,9 @@ def shifting_clips(count: int, generator: torch.Generator):
     that move with it: points queried at frame 0 on the token grid's middle rows."""
     content = torch.randn(count, 4, 4, DIM, generator=generator)
     direction = torch.randint(0, 2, (count,), generator=generator) * 2 - 1
-    features = torch.stack(
-        [
-            torch.stack([torch.roll(c, int(d) * t, dims=1) for c, d in zip(content, direction)])
-            for t in range(GRID[0])
-        ],
-        1,
-    ).reshape(count, -1, DIM)
+    pairs = list(zip(content, direction, strict=True))
+    tubelets = [torch.stack([c.roll(int(d) * t, dims=1) for c, d in pairs]) for t in range(GRID[0])]
+    features = torch.stack(tubelets, 1).reshape(count, -1, DIM)
     start = torch.tensor([[6.0, 6.0], [9.0, 6.0], [6.0, 9.0], [9.0, 9.0]])  # (x, y) pixels
     per_frame = SIZE / GRID[2] * GRID[0] / FRAMES  # one token per tubelet, in pixels per frame
     moved = direction[:, None, None].float() * per_frame * torch.arange(FRAMES)[None, None]
@@ -75,16 +72,13 @@ def test_it_learns_which_way_the_image_moves():
     generator = torch.Generator().manual_seed(0)
     task = TrackingTask(GEOMETRY, queries="first")
     readout = motion_readout(width=32)
-    optimizer = torch.optim.AdamW(readout.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(200):
+
+    def batch_loss() -> torch.Tensor:  # fresh clips every step
         features, targets, _ = shifting_clips(16, generator)
         batch = task.with_queries(targets, generator)
-        loss = task.loss(readout(features, batch["queries"]), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        return task.loss(readout(features, batch["queries"]), batch)
+
+    losses = train_on_fresh_batches(readout, batch_loss, steps=200)
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
     readout.eval()
     features, targets, direction = shifting_clips(32, generator)
