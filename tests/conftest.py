@@ -139,10 +139,18 @@ PIPELINE_TESTS = "tests/test_pipeline.py"
 
 def pytest_configure(config):
     """Under pytest-xdist (pyproject's addopts) each worker, and the commands it runs, takes
-    one core: the workers share the machine."""
+    one core: the workers share the machine. Stages run in the worker's process set their
+    params' `runtime.threads` (two for the embedded ladder); the worker keeps to one, since two
+    threads on a core that another worker is using wait on each other at every operation
+    (several times slower). Subprocess stages run the smoke ladder, which asks for one."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+        torch.set_num_threads = keep_one_thread
+
+
+def keep_one_thread(threads: int) -> None:
+    """torch.set_num_threads in a pytest-xdist worker: the worker keeps its one thread."""
 
 
 def pytest_collection_modifyitems(items):
