@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT, readme_blocks, readme_commands, run_fourds
+from tests.conftest import REPO_ROOT, readme_blocks, readme_commands, run_fourds, sh
 
 
 def pretrain(params, *extra: str) -> int:
@@ -85,3 +85,46 @@ def test_the_plan_choices_are_the_clusters_names():
     assert sorted(PLAN_GPUS) == sorted(GPUS) and sorted(PLAN_INTERCONNECTS) == sorted(INTERCONNECTS)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["plan", "--gpu", "v100"])
+
+
+def test_the_errors_reported_in_one_line_are_fourds_own_and_load_with_their_modules():
+    import importlib
+
+    from fourds.cli import EXPECTED_ERRORS, expected_errors
+
+    for module, name in EXPECTED_ERRORS:
+        assert issubclass(getattr(importlib.import_module(module), name), Exception)
+    found = expected_errors()  # every module imported above
+    assert len(found) == len(EXPECTED_ERRORS) + 4 and RuntimeError not in found
+
+
+def test_a_command_loads_only_the_modules_it_uses(tmp_path):
+    """`fourds params` does not load the checkpoint machinery (torch.distributed.checkpoint,
+    about two seconds of every command's start before)."""
+    script = (
+        "import sys; from fourds.cli import main; "
+        f"main(['params', '--out', {str(tmp_path / 'params.yaml')!r}]); "
+        "print('torch.distributed.checkpoint' in sys.modules)"
+    )
+    loaded = sh("python", "-c", script, cwd=REPO_ROOT).split()[-1]
+    assert loaded == "False"
+
+
+def test_a_checkpoint_error_is_one_line(tmp_path, capsys):
+    (tmp_path / "step-00000010").mkdir()  # a checkpoint folder with nothing in it
+    code = main(
+        [
+            "export",
+            "--params",
+            str(REPO_ROOT / "params.yaml"),
+            "--scale",
+            "cpu_s",
+            "--checkpoint",
+            str(tmp_path / "step-00000010"),
+            "--out",
+            str(tmp_path / "w.pt"),
+        ]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("fourds export: error: ") and error.count("\n") == 1, error

@@ -405,36 +405,40 @@ def one_line(error: Exception) -> str:
     return message
 
 
+# The errors `fourds` reports in one line instead of a traceback: (module, name) of fourds' own,
+# found among the modules the command loaded (an error whose module never loaded was not raised),
+# so that a light command such as `fourds params` does not import torch for them.
+EXPECTED_ERRORS = (
+    ("fourds.atomic", "OutputError"),
+    ("fourds.data.curate", "WorkerError"),
+    ("fourds.data.pin", "PinError"),
+    ("fourds.data.readers", "ReaderError"),
+    ("fourds.data.shards", "ShardError"),
+    ("fourds.data.video", "VideoError"),
+    ("fourds.models.convert", "ConvertError"),
+    ("fourds.models.weights", "WeightsError"),
+    ("fourds.train.checkpoint", "CheckpointError"),
+)
+EXPECTED_BUILTIN_ERRORS = (ConfigError, FileNotFoundError, FloatingPointError, PermissionError)
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The error types main reports in one line, of the fourds modules loaded so far."""
+    loaded = tuple(
+        getattr(sys.modules[module], name)
+        for module, name in EXPECTED_ERRORS
+        if module in sys.modules
+    )
+    return EXPECTED_BUILTIN_ERRORS + loaded
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fourds.atomic import OutputError
-    from fourds.data.curate import WorkerError
-    from fourds.data.pin import PinError
-    from fourds.data.readers import ReaderError
-    from fourds.data.shards import ShardError
-    from fourds.data.video import VideoError
-    from fourds.models.convert import ConvertError
-    from fourds.models.weights import WeightsError
-    from fourds.train.checkpoint import CheckpointError
-
-    expected = (
-        ConfigError,
-        ConvertError,
-        ReaderError,
-        ShardError,
-        VideoError,
-        WeightsError,
-        WorkerError,
-        CheckpointError,
-        FileNotFoundError,
-        FloatingPointError,
-        OutputError,
-        PermissionError,
-        PinError,
-    )
     try:
         return args.handler(args) or 0
-    except expected as error:
+    except Exception as error:
+        if not isinstance(error, expected_errors()):
+            raise
         print(f"fourds {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
