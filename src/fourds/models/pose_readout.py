@@ -12,7 +12,7 @@ pose networks do with a cost volume:
    and scaled to unit length;
 2. for every tubelet t, each token of tubelet 0 (and, separately, of tubelet t - 1) is compared
    with the tokens of tubelet t within `radius` tokens: (2 radius + 1)^2 cosine similarities
-   per token and pair;
+   per token and pair (`local_correlations`);
 3. from each set of similarities a soft-argmax gives the token's displacement (a learned
    temperature), and the similarities and the displacement are also multiplied by the token's
    position in [-1, 1]^2, so that averaging over tokens keeps expansion (a camera moving along
@@ -37,26 +37,40 @@ from torch import nn
 from fourds.models.readout import torch_bicubic_resize_matrix
 
 
+def window_indices(h: int, w: int, radius: int) -> torch.Tensor:
+    """[h*w, (2 radius + 1)^2] flat indices of the tokens around each token of an h x w grid
+    (dy major, then dx, each in -radius..radius); a neighbour outside the grid is index h*w."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    steps = torch.arange(-radius, radius + 1)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    y = rows.reshape(-1, 1) + dy.reshape(1, -1)
+    x = cols.reshape(-1, 1) + dx.reshape(1, -1)
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    return torch.where(inside, y * w + x, h * w)
+
+
 def local_correlations(source: torch.Tensor, target: torch.Tensor, radius: int) -> torch.Tensor:
     """Cosine similarities of each source token with the target tokens around it.
 
+    Every pair of tokens is compared in one matrix product and each token's window is then
+    gathered from it: on an 8 x 8 grid that is about half the time of comparing the shifted
+    grids one offset at a time, forward and backward.
+
     Args:
-        source, target: [B, h, w, P] unit-length token descriptors of two tubelets.
+        source: [..., h, w, P] unit-length token descriptors of one tubelet per leading index.
+        target: [..., h, w, P] those of the tubelets they are compared with; the leading dims
+            broadcast against source's.
         radius: the window's half size in tokens; target tokens outside the grid count as zero.
 
     Returns:
-        [B, h*w, (2 radius + 1)^2]: for source token (y, x), its similarity with target token
+        [..., h*w, (2 radius + 1)^2]: for source token (y, x), its similarity with target token
         (y + dy, x + dx) for dy, dx in -radius..radius, dy major.
     """
-    batch, h, w, _ = source.shape
-    padded = F.pad(target, (0, 0, radius, radius, radius, radius))
-    size = 2 * radius + 1
-    values = [
-        (source * padded[:, dy : dy + h, dx : dx + w]).sum(-1)
-        for dy in range(size)
-        for dx in range(size)
-    ]
-    return torch.stack(values, -1).reshape(batch, h * w, size * size)
+    h, w = source.shape[-3:-1]
+    similarities = source.flatten(-3, -2) @ target.flatten(-3, -2).transpose(-1, -2)
+    similarities = F.pad(similarities, (0, 1))  # [..., hw, hw + 1]: a zero for outside the grid
+    index = window_indices(h, w, radius).to(similarities.device)
+    return similarities.gather(-1, index.expand(*similarities.shape[:-1], index.shape[-1]))
 
 
 @gin.configurable("CorrelationPoseReadout")
@@ -149,17 +163,11 @@ class CorrelationPoseReadout(nn.Module):
         tubelets, h, w = self.grid
         tokens = self.proj(self.feature_norm(self.centre(features)))
         tokens = F.normalize(tokens, dim=-1).reshape(batch, tubelets, h, w, -1)
-        from_first = torch.stack(
-            [local_correlations(tokens[:, 0], tokens[:, t], self.radius) for t in range(tubelets)],
-            1,
-        )  # [B, T', hw, K]
-        from_previous = torch.stack(
-            [
-                local_correlations(tokens[:, max(t - 1, 0)], tokens[:, t], self.radius)
-                for t in range(tubelets)
-            ],
-            1,
-        )
+        previous = [max(t - 1, 0) for t in range(tubelets)]
+        sources = torch.stack([tokens[:, [0] * tubelets], tokens[:, previous]], 1)
+        # tubelet t against tubelet 0 and against tubelet t - 1: [B, 2, T', hw, K]
+        correlations = local_correlations(sources, tokens[:, None], self.radius)
+        from_first, from_previous = correlations.unbind(1)
         described = torch.cat(
             [
                 self.positions.expand(batch, tubelets, -1, -1),
