@@ -74,7 +74,7 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     assert timed.read_text().startswith("seconds: 12.5\n")
     assert not (shipped / "readout/cpu_s-depth-frozen/execution.yaml").exists()
     assert (shipped / "pretrain/cpu_s/loss.csv").is_file()
-    assert (shipped / "checkpoints/cpu_m.pt").read_bytes() == b"weights"
+    assert (shipped / "checkpoints/cpu_l.pt").read_bytes() == b"weights"
     assert (shipped / "report/tables/scaling_depth.csv").is_file()
     assert compare(shipped, runs) == []
 
@@ -84,7 +84,7 @@ def test_compare_names_every_number_that_moved_and_every_missing_file(tmp_path):
     main(ship_args(tmp_path))
     metrics = runs / "readout/cpu_s-depth-frozen/metrics.json"
     metrics.write_text(json.dumps({"loss": 0.25, "baseline": {"loss": 0.51}, "stage": "moved"}))
-    (runs / "readout/cpu_m-boxes-frozen/clips.csv").write_text("clip,loss\n0,0.1\n1,0.3\n")
+    (runs / "readout/cpu_l-boxes-frozen/clips.csv").write_text("clip,loss\n0,0.1\n1,0.3\n")
     (runs / "fidelity/cpu_l/metrics.json").unlink()
 
     differences = compare(tmp_path / "shipped", runs)
@@ -92,7 +92,7 @@ def test_compare_names_every_number_that_moved_and_every_missing_file(tmp_path):
     assert found == {
         ("readout/cpu_s-depth-frozen/metrics.json", "baseline.loss", "0.5", "0.51"),
         ("readout/cpu_s-depth-frozen/metrics.json", "stage", "readout/cpu_s-depth-frozen", "moved"),
-        ("readout/cpu_m-boxes-frozen/clips.csv", "loss, row 1", "0.2", "0.3"),
+        ("readout/cpu_l-boxes-frozen/clips.csv", "loss, row 1", "0.2", "0.3"),
         ("fidelity/cpu_l/metrics.json", "(file)", "present", "missing"),
     }
     assert compare(tmp_path / "shipped", runs, tolerance=0.02) != differences  # 0.01 is within
