@@ -28,9 +28,12 @@ Run: python benchmarks/loader_throughput.py [--quick]
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +59,21 @@ def write_shards(shard_dir: Path, segments: int, frames: int, size: int, per_sha
     for _ in range(segments):
         writer.add({"video": rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)})
     writer.flush()
+
+
+@contextlib.contextmanager
+def joined_loader_threads(timeout: float = 60.0):
+    """On leaving, wait for the threads started inside (the loaders' workers, daemon threads the
+    interpreter does not wait for): a finished loader stops them only when it is collected, and
+    one still inside torch when the interpreter shuts down aborts the process (seen on a loaded
+    machine: "terminate called without an active exception")."""
+    before = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        gc.collect()
+        for thread in set(threading.enumerate()) - before:
+            thread.join(timeout)
 
 
 def drain(example: ClipExample, workers: int, batches: int, batch: int, cpu: list[float]) -> None:
@@ -191,4 +209,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with joined_loader_threads():
+        main()
