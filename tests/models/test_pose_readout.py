@@ -22,6 +22,24 @@ def test_local_correlations_find_a_shift():
     assert (inside.argmax(-1) == 5).all()
 
 
+def test_local_correlations_are_the_dot_products_of_each_window_for_every_pair():
+    torch.manual_seed(0)
+    h, w, radius, size = 3, 5, 2, 5
+    source = torch.nn.functional.normalize(torch.randn(2, 3, h, w, 4), dim=-1)
+    target = torch.nn.functional.normalize(torch.randn(2, 1, h, w, 4), dim=-1)  # broadcast
+    values = local_correlations(source, target, radius)
+    assert values.shape == (2, 3, h * w, size * size)
+    for y, x, dy, dx in [(0, 0, -2, -2), (1, 2, 0, 1), (2, 4, 1, -2), (2, 4, 0, 1), (0, 3, 2, 2)]:
+        window = (dy + radius) * size + (dx + radius)
+        inside = 0 <= y + dy < h and 0 <= x + dx < w
+        expected = (
+            (source[:, :, y, x] * target[:, :, y + dy, x + dx]).sum(-1)
+            if inside
+            else torch.zeros(2, 3)
+        )
+        assert torch.allclose(values[:, :, y * w + x, window], expected, atol=1e-6)
+
+
 def test_shapes_and_the_no_motion_start():
     readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=16)
     features = torch.randn(2, GRID[0] * GRID[1] * GRID[2], DIM)
