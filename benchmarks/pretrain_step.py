@@ -2,7 +2,8 @@
 
 Scales and their params (composed from experiments/ as `fourds params` does):
 
-- cpu_s, cpu_m, cpu_l: the embedded ladder (the default params.yaml): 8x64x64 clips, tubelet
+- the embedded ladder's scales (the default params.yaml; cpu_s and cpu_l, with cpu_m before
+  study log section 32, as in results/pretrain_step.json): 8x64x64 clips, tubelet
   2x8x8 (256 tokens), MAE-ST decoder, 90% masking, pretrain.batch_size (16);
 - 4ds_s, 4ds_b: the 4ds ladder (`fourds params ladder=4ds`): 16x224x224 clips, tubelet 2x16x16
   (1568 tokens), the 4DS MAE config (95% masking, query decoding), at a small batch (2) instead
