@@ -63,10 +63,11 @@ def write_shards(shard_dir: Path, segments: int, frames: int, size: int, per_sha
 
 @contextlib.contextmanager
 def joined_loader_threads(timeout: float = 60.0):
-    """On leaving, wait for the threads started inside (the loaders' workers, daemon threads the
-    interpreter does not wait for): a finished loader stops them only when it is collected, and
-    one still inside torch when the interpreter shuts down aborts the process (seen on a loaded
-    machine: "terminate called without an active exception")."""
+    """On leaving, collect the finished loaders and wait for the threads started inside (their
+    workers, daemon threads the interpreter does not wait for). The pretrain stage collects its
+    loader the same way (fourds.train.pretrain); here the process exits right after, and under
+    load torchdata's own short join can leave a worker inside torch at interpreter shutdown,
+    which aborts the process ("terminate called without an active exception")."""
     before = set(threading.enumerate())
     try:
         yield
