@@ -1,11 +1,12 @@
-"""Attention memory: peak memory of the `sdpa` and `math` attention backends, side by side.
+"""Attention memory: peak memory of the attention backends, side by side.
 
-Two cases, each measured for both backends of fourds.models.attention:
+The backends of fourds.models.attention: `sdpa` and `math` everywhere, and `xformers` on a GPU
+where it imports (`pip install -e '.[gpu]'`). Two cases, each measured for every backend:
 
 - encoder: forward + backward of the 4DS-B encoder (VideoViT, width 768, depth 12, 12 heads,
   MLP 3072, tubelet 2x16x16) on one 16x224x224 clip with all 1568 tokens (no masking); the loss
   is the mean of the squared output features. Includes the parameter gradients (the same for
-  both backends).
+  every backend).
 - attention_call: the attention function alone on q, k, v [1, 12, 1568, 64], forward only
   (no_grad) and forward + backward (gradients of q, k, v from the sum of the output).
 
@@ -31,7 +32,17 @@ from fourds.models.attention import attention
 from fourds.models.vit import VideoViT
 
 NAME = "attention_memory"
-BACKENDS = ("sdpa", "math")
+
+
+def backends(device: torch.device) -> tuple[str, ...]:
+    """The attention backends measured on `device`: xformers only on CUDA, where it imports."""
+    if device.type != "cuda":
+        return ("sdpa", "math")
+    try:
+        import xformers.ops  # noqa: F401  (an optional extra, imported only on the GPU path)
+    except ImportError:
+        return ("sdpa", "math")
+    return ("sdpa", "math", "xformers")
 
 
 def encoder_forward_backward(shape: setups.Shape, backend: str) -> dict:
@@ -79,7 +90,8 @@ def _measure(work: Callable[[], None], device: torch.device) -> dict:
 
 
 def side_by_side(runs: dict[str, list[dict]]) -> dict:
-    """Per backend: median peak growth over fresh processes, every run; plus math / sdpa."""
+    """Per backend: median peak growth over fresh processes, every run; plus each other
+    backend against sdpa (difference in MiB and ratio)."""
     table = {
         backend: {
             "peak_growth_mib": round(
@@ -89,9 +101,11 @@ def side_by_side(runs: dict[str, list[dict]]) -> dict:
         }
         for backend, backend_runs in runs.items()
     }
-    sdpa, math = table["sdpa"]["peak_growth_mib"], table["math"]["peak_growth_mib"]
-    table["math_minus_sdpa_mib"] = round(math - sdpa, 1)
-    table["math_over_sdpa"] = round(math / sdpa, 2) if sdpa > 0 else None
+    sdpa = table["sdpa"]["peak_growth_mib"]
+    for backend in [name for name in runs if name != "sdpa"]:
+        other = table[backend]["peak_growth_mib"]
+        table[f"{backend}_minus_sdpa_mib"] = round(other - sdpa, 1)
+        table[f"{backend}_over_sdpa"] = round(other / sdpa, 2) if sdpa > 0 else None
     return table
 
 
@@ -99,6 +113,7 @@ def main() -> None:
     started = time.perf_counter()
     args = harness.parse_args(__doc__.splitlines()[0])
     device = harness.default_device()
+    measured = backends(device)
     shape, _ = setups.four_ds_b(args.quick)
     repeats = 1 if args.quick else 2
     heads, head_dim = shape.model.heads, shape.model.width // shape.model.heads
@@ -123,24 +138,21 @@ def main() -> None:
     }
     results = {}
     for case, job in cases.items():
-        runs = {backend: [] for backend in BACKENDS}
+        runs = {backend: [] for backend in measured}
         for _ in range(repeats):
-            for backend in BACKENDS:  # sdpa, math, sdpa, math, ...
+            for backend in measured:  # sdpa, math, sdpa, math, ...
                 function, *job_args = job(backend)
                 runs[backend].append(harness.run_in_fresh_process(function, *job_args))
         results[case] = side_by_side(runs)
-        print(
-            f"{case}: sdpa {results[case]['sdpa']['peak_growth_mib']} MiB, "
-            f"math {results[case]['math']['peak_growth_mib']} MiB",
-            flush=True,
-        )
+        peaks = ", ".join(f"{b} {results[case][b]['peak_growth_mib']} MiB" for b in measured)
+        print(f"{case}: {peaks}", flush=True)
     results["metric"] = results["encoder_forward_backward"]["sdpa"]["runs"][0]["metric"]
     config = {
         "quick": args.quick,
         "shape": shape.describe(),
         "encoder_batch": 1,
         "attention_call_qkv_shape": [1, heads, shape.tokens, head_dim],
-        "backends": list(BACKENDS),
+        "backends": list(measured),
         "fresh_processes_per_backend": repeats,
         "precision": "fp32",
         "encoder_loss": "mean of squared output features",

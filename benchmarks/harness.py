@@ -264,7 +264,11 @@ def run_in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
 
 def _git_state() -> dict[str, Any]:
     """The commit, and whether a tracked file differs from it (untracked files, such as the
-    pipeline outputs some benchmarks read from runs/, do not make a run dirty)."""
+    pipeline outputs some benchmarks read from runs/, do not make a run dirty).
+
+    In a copy of the tree without its .git (a GPU machine's), the commit is what the
+    BENCHMARK_GIT_COMMIT variable says, and whether the copy was clean is unknown.
+    """
 
     def git(*command: str) -> str:
         result = subprocess.run(
@@ -276,7 +280,8 @@ def _git_state() -> dict[str, Any]:
         changed = git("status", "--porcelain", "--untracked-files=no")
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+        commit = os.environ.get("BENCHMARK_GIT_COMMIT", "unknown")
+        return {"commit": commit, "dirty": None}
 
 
 def command_line() -> str:
