@@ -266,9 +266,12 @@ def _git_state() -> dict[str, Any]:
     """The commit, and whether a tracked file differs from it (untracked files, such as the
     pipeline outputs some benchmarks read from runs/, do not make a run dirty).
 
-    In a copy of the tree without its .git (a GPU machine's), the commit is what the
-    BENCHMARK_GIT_COMMIT variable says, and whether the copy was clean is unknown.
+    A copy of the tree on another machine (a GPU machine's) names the commit it was copied
+    from in the BENCHMARK_GIT_COMMIT variable; its own git state, if any, is not that commit's,
+    and whether the copy was clean is then unknown.
     """
+    if "BENCHMARK_GIT_COMMIT" in os.environ:
+        return {"commit": os.environ["BENCHMARK_GIT_COMMIT"], "dirty": None}
 
     def git(*command: str) -> str:
         result = subprocess.run(
@@ -280,8 +283,7 @@ def _git_state() -> dict[str, Any]:
         changed = git("status", "--porcelain", "--untracked-files=no")
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
-        commit = os.environ.get("BENCHMARK_GIT_COMMIT", "unknown")
-        return {"commit": commit, "dirty": None}
+        return {"commit": "unknown", "dirty": None}
 
 
 def command_line() -> str:

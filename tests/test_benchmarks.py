@@ -120,15 +120,16 @@ def test_mae_st_recipe_groups_and_initialisation(monkeypatch):
     assert prediction.shape == (2, 8, 2 * 8 * 8 * 3) and loss.ndim == 0
 
 
-def test_results_from_a_copy_without_git_name_the_commit_they_were_told(monkeypatch):
+def test_results_from_a_copy_of_the_tree_name_the_commit_they_were_told(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     import harness
+
+    monkeypatch.setenv("BENCHMARK_GIT_COMMIT", "9365dce")
+    assert harness._git_state() == {"commit": "9365dce", "dirty": None}
+    monkeypatch.delenv("BENCHMARK_GIT_COMMIT")
 
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(harness.subprocess, "run", no_git)
-    monkeypatch.delenv("BENCHMARK_GIT_COMMIT", raising=False)
     assert harness._git_state() == {"commit": "unknown", "dirty": None}
-    monkeypatch.setenv("BENCHMARK_GIT_COMMIT", "9365dce")
-    assert harness._git_state() == {"commit": "9365dce", "dirty": None}
