@@ -1,7 +1,7 @@
 """Attention memory: peak memory of the attention backends, side by side.
 
 The backends of fourds.models.attention: `sdpa` and `math` everywhere, and `xformers` on a GPU
-where it imports (`pip install -e '.[gpu]'`). Two cases, each measured for every backend:
+where it has a kernel (`pip install -e '.[gpu]'`). Two cases, each measured for every backend:
 
 - encoder: forward + backward of the 4DS-B encoder (VideoViT, width 768, depth 12, 12 heads,
   MLP 3072, tubelet 2x16x16) on one 16x224x224 clip with all 1568 tokens (no masking); the loss
