@@ -133,3 +133,11 @@ def test_results_from_a_copy_of_the_tree_name_the_commit_they_were_told(monkeypa
 
     monkeypatch.setattr(harness.subprocess, "run", no_git)
     assert harness._git_state() == {"commit": "unknown", "dirty": None}
+
+
+def test_the_gpu_checks_script_parses_and_runs_benchmarks_that_exist():
+    script = REPO_ROOT / "benchmarks" / "gpu_checks.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    loop = next(line for line in script.read_text().splitlines() if line.startswith("for bench"))
+    names = loop.split(" in ", 1)[1].removesuffix("; do").split()
+    assert names and all((REPO_ROOT / "benchmarks" / f"{name}.py").is_file() for name in names)
