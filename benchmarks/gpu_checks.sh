@@ -2,7 +2,8 @@
 # The checks that need a CUDA GPU, in one go: `pytest -m gpu`, then the benchmarks that measure
 # something different on a GPU (fourds.plan's memory model against
 # torch.cuda.max_memory_allocated, step speed and memory per scale, attention memory with
-# xformers, the masking speed-up). Results go to OUT_DIR (default benchmarks/results/gpu); logs beside them.
+# xformers, the masking speed-up). Results go to OUT_DIR (default benchmarks/results/gpu), logs
+# beside them.
 #
 # Run from the repository root with the project importable (`pip install -e ".[dev,gpu]"`):
 #   bash benchmarks/gpu_checks.sh [OUT_DIR]

@@ -305,10 +305,11 @@ def cases(quick: bool) -> list[Case]:
     single = [
         Case(s, smoke, 8, 1, "fp32", c) for s in ("smoke_s", "smoke_m", "smoke_l") for c in both
     ]
-    single += [Case(s, embedded, 16, 1, "fp32", c) for s in ("cpu_s", "cpu_l") for c in both]
+    embedded_scales = compose(*embedded).ladder.scales  # as benchmarks/pretrain_step.py
+    single += [Case(s, embedded, 16, 1, "fp32", c) for s in embedded_scales for c in both]
     single += [Case(s, paper, 2, 1, "fp32", c) for s in ("4ds_s", "4ds_b") for c in both]
     single += [Case("4ds_s", paper, 2, 1, "bf16", c) for c in both]  # autocast
-    sharded = [Case(s, embedded, 16, 2, "fp32", c) for s in ("cpu_s", "cpu_l") for c in both]
+    sharded = [Case(s, embedded, 16, 2, "fp32", c) for s in embedded_scales for c in both]
     sharded += [Case("4ds_s", paper, 4, 2, "fp32", c) for c in both]
     sharded += [Case("cpu_l", embedded, 16, 2, "bf16", c) for c in both]
     sharded += [Case("4ds_s", paper, 4, 2, "bf16", c) for c in both]
