@@ -28,12 +28,9 @@ Run: python benchmarks/loader_throughput.py [--quick]
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,7 +43,13 @@ from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter
 from fourds.models.mae import MaskedAutoencoder
-from fourds.train.loader import ClipExample, Slot, collate, pretrain_loader
+from fourds.train.loader import (
+    ClipExample,
+    Slot,
+    collate,
+    joined_loader_threads,
+    pretrain_loader,
+)
 
 SCALE = "4ds_b"  # whose masks are drawn (1568 tokens); the clip is the ladder's
 WORKERS = (1, 2)
@@ -59,22 +62,6 @@ def write_shards(shard_dir: Path, segments: int, frames: int, size: int, per_sha
     for _ in range(segments):
         writer.add({"video": rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)})
     writer.flush()
-
-
-@contextlib.contextmanager
-def joined_loader_threads(timeout: float = 60.0):
-    """On leaving, collect the finished loaders and wait for the threads started inside (their
-    workers, daemon threads the interpreter does not wait for). The pretrain stage collects its
-    loader the same way (fourds.train.pretrain); here the process exits right after, and under
-    load torchdata's own short join can leave a worker inside torch at interpreter shutdown,
-    which aborts the process ("terminate called without an active exception")."""
-    before = set(threading.enumerate())
-    try:
-        yield
-    finally:
-        gc.collect()
-        for thread in set(threading.enumerate()) - before:
-            thread.join(timeout)
 
 
 def drain(example: ClipExample, workers: int, batches: int, batch: int, cpu: list[float]) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import struct
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,24 @@ TINY_WORLD = WorldSpec(
     fps=12,
     videos={"pretrain": 2, "readout-train": 1, "readout-test": 1},
 )
+
+
+def flip_tensor_byte(path: Path) -> None:
+    """Flip one byte in the middle of the largest tensor stored in the torch file `path` (its
+    data/ member of the zip archive): damage that loading alone does not notice."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(
+            (info for info in archive.infolist() if "/data/" in info.filename),
+            key=lambda info: info.file_size,
+        )
+    with open(path, "r+b") as handle:
+        handle.seek(member.header_offset + 26)  # the local header's name and extra lengths
+        name_length, extra_length = struct.unpack("<HH", handle.read(4))
+        offset = member.header_offset + 30 + name_length + extra_length + member.file_size // 2
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 def tiny_model_config(**changes) -> ModelConfig:

@@ -8,13 +8,17 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
 import yaml
 
 from fourds.cli import main
 from fourds.config import load_params
+from fourds.models.weights import FORMAT, write_payload
 from fourds.shipped import compare, format_differences, stage_files
+from tests.conftest import flip_tensor_byte
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+WEIGHTS = {"format": FORMAT, "state_dict": {"encoder.w": torch.arange(6.0)}}
 
 
 def fake_run(root: Path) -> Path:
@@ -37,8 +41,8 @@ def fake_run(root: Path) -> Path:
     (runs / "readout/cpu_s-depth-frozen/execution.yaml").write_text(  # another run's
         "seconds: 7.5\nrun_record_sha256: 0000\n"
     )
-    for scale in params.ladder.scales:
-        (runs / "pretrain" / scale / "checkpoint.pt").write_bytes(b"weights")
+    for scale in params.ladder.scales:  # weights files with a digest, which ship checks
+        write_payload(runs / "pretrain" / scale / "checkpoint.pt", WEIGHTS)
     report = root / "reports/out"
     for folder in ("tables", "figures"):
         (report / folder).mkdir(parents=True)
@@ -74,9 +78,17 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     assert timed.read_text().startswith("seconds: 12.5\n")
     assert not (shipped / "readout/cpu_s-depth-frozen/execution.yaml").exists()
     assert (shipped / "pretrain/cpu_s/loss.csv").is_file()
-    assert (shipped / "checkpoints/cpu_l.pt").read_bytes() == b"weights"
+    checkpoint = (runs / "pretrain/cpu_l/checkpoint.pt").read_bytes()
+    assert (shipped / "checkpoints/cpu_l.pt").read_bytes() == checkpoint
     assert (shipped / "report/tables/scaling_depth.csv").is_file()
     assert compare(shipped, runs) == []
+
+
+def test_ship_refuses_a_damaged_checkpoint_and_ships_nothing(tmp_path):
+    runs = fake_run(tmp_path)
+    flip_tensor_byte(runs / "pretrain/cpu_s/checkpoint.pt")
+    assert main(ship_args(tmp_path)) == 2
+    assert not (tmp_path / "shipped").exists()
 
 
 def test_compare_names_every_number_that_moved_and_every_missing_file(tmp_path):

@@ -7,11 +7,17 @@ Every output folder fourds writes holds a marker file (`OWNER_MARKER`), and a co
 only into a folder that is new, empty or marked, and that neither is, holds nor lies inside
 what the command reads (`claim_output_directory`): a user's own files are never replaced,
 deleted or read back as input.
+
+A write that finds its disk full (or the user's quota spent) is reported as a `DiskFullError`
+naming the output, what was being written and the space left, after the temporary is removed:
+once space is freed, the same command runs again from the start (or, pretraining, from its last
+complete checkpoint).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -31,17 +37,69 @@ class OutputError(Exception):
     fourds did not write, or it cannot be written."""
 
 
+class DiskFullError(OutputError):
+    """A write that found no space left on its disk (or no quota left)."""
+
+
+# What a full disk raises: OSError with one of these numbers, or, from torch's archive writer
+# (torch.save, torch.distributed.checkpoint), an error whose message holds one of these.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded", "file write failed")
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from or while handling, is a write that found
+    its disk full."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DiskFullError):
+            return True
+        if isinstance(current, OSError) and current.errno in NO_SPACE_ERRNOS:
+            return True
+        if any(message in str(current) for message in NO_SPACE_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def free_space(path: str | Path) -> str:
+    """The space left on the disk that holds `path` (or its nearest existing parent), in MiB."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    return f"{shutil.disk_usage(existing).free / 2**20:.1f} MiB"
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def reporting_full_disk(path: str | Path, what: str) -> Iterator[None]:
+    """Turn a write inside the block that finds its disk full into a one-line DiskFullError
+    naming `path`, `what` was being written and the free space; other errors pass unchanged."""
+    try:
+        yield
+    except Exception as error:  # an inner block's DiskFullError too: the outer output is named
+        if not is_out_of_space(error):
+            raise
+        raise DiskFullError(
+            f"no space left on the disk of {path} while writing {what} ({free_space(path)} "
+            "free): free some space, then run the same command again"
+        ) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, what: str = "it") -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
 
-    A crash or an exception leaves `path` as it was (absent or the previous version).
+    A crash or an exception leaves `path` as it was (absent or the previous version); a full
+    disk raises DiskFullError (see `reporting_full_disk`; `what` names the content).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
-        yield partial
+        with reporting_full_disk(path, what):
+            yield partial
         os.replace(partial, path)
     finally:
         if partial.exists():
@@ -49,13 +107,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
+def atomic_directory(path: str | Path, what: str = "its files") -> Iterator[Path]:
     """Yield a new temporary sibling directory of `path` (holding only the owner marker); if
     the block succeeds, it replaces `path` whole (whatever `path` held before is removed, DVC's
     .gitignore aside, which is carried over).
 
     Raises OutputError (before anything is written) when `path` is not fourds' own to
-    replace (see `check_output_directory`).
+    replace (see `check_output_directory`), DiskFullError when the disk fills (`what` names the
+    content; see `reporting_full_disk`).
 
     A crash or an exception inside the block leaves `path` as it was; a crash during the swap
     leaves the previous directory or none, never a mix of old and new files. The temporary
@@ -71,10 +130,11 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except OSError as error:
         raise OutputError(f"cannot write the output folder {path}: {error.strerror}") from None
     try:
-        _mark(partial)
-        yield partial
-        if (path / DVC_GITIGNORE).is_file():
-            shutil.copy2(path / DVC_GITIGNORE, partial / DVC_GITIGNORE)
+        with reporting_full_disk(path, what):
+            _mark(partial)
+            yield partial
+            if (path / DVC_GITIGNORE).is_file():
+                shutil.copy2(path / DVC_GITIGNORE, partial / DVC_GITIGNORE)
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path, "old"), dir=path.parent))
             os.replace(path, retired / path.name)
@@ -88,7 +148,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def scratch_directory(path: str | Path) -> Iterator[Path]:
+def scratch_directory(path: str | Path, what: str = "arrays spilled to disk") -> Iterator[Path]:
     """Yield a new marked temporary sibling folder of the output folder `path`, for files a
     command needs only while it runs (memory-mapped arrays); removed when the block ends, however
     it ends. The scratch folders a killed run left beside `path` are removed by the next run
@@ -96,6 +156,7 @@ def scratch_directory(path: str | Path) -> Iterator[Path]:
 
     Raises:
         OutputError: the folder cannot be created.
+        DiskFullError: its disk fills (`what` names the content; see `reporting_full_disk`).
     """
     path = Path(path)
     try:
@@ -108,7 +169,8 @@ def scratch_directory(path: str | Path) -> Iterator[Path]:
             f"cannot write a scratch folder beside {path}: {error.strerror}"
         ) from None
     try:
-        yield scratch
+        with reporting_full_disk(scratch, what):
+            yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourds.atomic import is_out_of_space
 from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
 from fourds.config import load_params as load_schema_params
 from fourds.config.schema import REGIMES
@@ -437,9 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except Exception as error:
-        if not isinstance(error, expected_errors()):
+        if isinstance(error, expected_errors()):
+            message = one_line(error)
+        elif is_out_of_space(error):  # a write outside fourds.atomic's (a library's own files)
+            first = str(error).strip().splitlines()[0]
+            message = (
+                f"no space left on a disk it writes ({first}): free some space, then run again"
+            )
+        else:
             raise
-        print(f"fourds {args.command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"fourds {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

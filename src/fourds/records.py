@@ -58,6 +58,7 @@ def write_run_record(
     device: str,
     known_digests: dict[str, str] | None = None,
     execution: dict[str, Any] | None = None,
+    unverified: list[str | Path] | None = None,
 ) -> None:
     """Write the two records of a finished stage into `out_dir`.
 
@@ -74,7 +75,9 @@ def write_run_record(
     results only.
 
     `known_digests` (str(path) -> sha256) are the inputs the stage has hashed already; only the
-    others are read again. Also writes `operative.gin`, gin's record of what the stage
+    others are read again. `unverified` names the weights files among the inputs that record
+    no content digest to check them by (fourds.models.weights: a file from elsewhere), listed
+    as `unverified_inputs`. Also writes `operative.gin`, gin's record of what the stage
     constructed (fourds.config.operative).
     """
     out_dir = Path(out_dir)
@@ -87,6 +90,7 @@ def write_run_record(
         "inputs": {
             recorded_path(path): known.get(str(path)) or file_digest(path) for path in inputs
         },
+        **({"unverified_inputs": [recorded_path(p) for p in unverified]} if unverified else {}),
         "packages": _versions(),
         "device": device,
         "host": {"python": platform.python_version(), "machine": platform.machine()},

@@ -73,7 +73,13 @@ def ship(
     params: Params, params_path: Path, lock: Path, runs: Path, report: Path, out: Path
 ) -> list[str]:
     """Copy the results of the run in `runs` (and its `lock`, `params_path`, `report` folder)
-    into `out`, replacing it whole. Returns the stage folders that had no results."""
+    into `out`, replacing it whole. Returns the stage folders that had no results.
+
+    Raises:
+        WeightsError: a checkpoint is damaged (its content digest differs); nothing is shipped.
+    """
+    from fourds.models.weights import verify_weights  # imports torch, which `compare` needs not
+
     missing = []
     with atomic_directory(out) as staging:
         shutil.copy2(params_path, staging / "params.yaml")
@@ -91,6 +97,7 @@ def ship(
         for scale in params.ladder.scales:
             weights = runs / "pretrain" / scale / "checkpoint.pt"
             if weights.is_file():
+                verify_weights(weights)
                 shutil.copy2(weights, staging / "checkpoints" / f"{scale}.pt")
         if (report / "scaling.html").is_file():  # the folder alone may hold DVC's .gitignore
             (staging / "report").mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -56,14 +57,23 @@ def setup(tiny_corpus, tmp_path_factory):
 
 
 def run_readout(
-    setup, tmp_path, task: str, regime: str = "frozen", settings: dict | None = None, **readout
+    setup,
+    tmp_path,
+    task: str,
+    regime: str = "frozen",
+    settings: dict | None = None,
+    model: ModelConfig | None = None,
+    **readout,
 ) -> dict:
     """Run the readout stage through the CLI in `regime`; `settings` update readouts.<task>,
-    keywords update readout."""
+    `model` replaces the scale's architecture (that of the checkpoint read), keywords update
+    readout."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
     raw = yaml.safe_load(params.read_text())
+    if model is not None:
+        raw["models"]["tiny"] = {**dataclasses.asdict(model), "tubelet": list(model.tubelet)}
     raw["readout"].update(readout)
     raw["readout"]["regimes"] = [regime]
     for each in raw["readouts"].values():
@@ -254,6 +264,7 @@ def test_a_converted_official_depth_readout_is_scored_without_training(setup, tm
         tmp_path,
         "depth",
         settings={"pretrained": str(readout_file)},
+        model=load_encoder(official / "checkpoint.pt").cfg,
         readout_depth=0.5,  # the official code's entry 1 of 4: the token embedding
     )
     assert metrics["readout"] == str(readout_file) and "final_train_loss" not in metrics
@@ -300,7 +311,8 @@ def converted(setup, tmp_path_factory):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_trains_a_readout_on_a_converted_official_encoder(converted, tmp_path, task):
-    metrics = run_readout(converted, tmp_path, task)
+    official = load_encoder(converted[1] / "checkpoint.pt").cfg
+    metrics = run_readout(converted, tmp_path, task, model=official)
     assert metrics["readout"] == "trained" and math.isfinite(metrics["final_train_loss"])
     assert math.isfinite(metrics[metrics["headline"]])
     encoder = load_encoder(converted[1] / "checkpoint.pt")
@@ -325,3 +337,29 @@ def test_curated_clips_of_another_shape_than_the_encoders_are_refused(
         "curate.resolution) or name a benchmark in the source"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_of_another_scale_is_refused_naming_both(converted, tmp_path, capsys):
+    _, official = converted  # the small official layout, not the params' tiny scale
+    params = write_tiny_params(tmp_path / "params.yaml")
+    command = ["readout", "--params", str(params), "--scale", "tiny", "--task", "boxes"]
+    command += ["--curated", str(converted[0]), "--pretrained", str(official)]
+    assert main([*command, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"{official / 'checkpoint.pt'} holds an encoder of width" in error
+    assert "scale 'tiny' in the params is width 32, depth 2" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_weights_file_without_a_digest_is_read_and_recorded_as_unverified(setup, tmp_path):
+    shards, pretrained = setup
+    payload = torch.load(pretrained / "checkpoint.pt", weights_only=True)
+    del payload["digest"]  # as a file written elsewhere
+    (tmp_path / "elsewhere").mkdir()
+    torch.save(payload, tmp_path / "elsewhere" / "checkpoint.pt")
+    verified = run_readout(setup, tmp_path / "verified", "boxes")
+    unverified = run_readout((shards, tmp_path / "elsewhere"), tmp_path / "unverified", "boxes")
+    assert unverified["miou"] == verified["miou"]
+    assert "unverified_inputs" not in yaml.safe_load((verified["out"] / "run.yaml").read_text())
+    record = yaml.safe_load((unverified["out"] / "run.yaml").read_text())
+    assert record["unverified_inputs"] == [str(tmp_path / "elsewhere" / "checkpoint.pt")]

@@ -457,7 +457,7 @@ def curate(data_dir: str | Path, out_dir: str | Path, cfg: CurateConfig) -> dict
     clips, rejected = [], []
     seen = _Seen()
     with (
-        atomic_directory(out_dir) as partial,
+        atomic_directory(out_dir, "the curated shards") as partial,
         contextlib.closing(decode_in_order(tasks, cfg, cfg.workers)) as decoded_sources,
     ):
         for split in SPLITS:

@@ -8,12 +8,19 @@ assigns the mapped tensors as its parameters (`load_state_dict(assign=True)`): n
 weights is made in host memory, and the pages are read when the model is moved or cast (to a
 GPU, to bf16). A 22B-parameter model (87 GB in fp32) loads without 87 GB of RAM, let alone the
 two copies a plain load-into-a-built-model takes.
+
+Every file fourds writes records the sha256 of its content (`content_digest`: every field and
+every tensor's bytes) under "digest", and every read checks it: a file damaged on disk or in a
+copy is refused, not used. A file without one (written elsewhere, or by fourds before files
+recorded it) loads as before and is unverified (`is_verified`), which run records say.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,13 +36,41 @@ class WeightsError(RuntimeError):
     """A weights file that is missing, malformed or unsafe."""
 
 
-def write_payload(path: str | Path, payload: dict) -> None:
-    """`torch.save` a dict of plain tensors and builtin containers, atomically.
+def content_digest(value: Any) -> str:
+    """sha256 of a payload's content, hex: its fields in key order, each tensor by dtype, shape
+    and bytes (read in place from a memory-mapped file)."""
+    digest = hashlib.sha256()
+
+    def feed(item: Any) -> None:
+        if isinstance(item, torch.Tensor):
+            flat = item.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"tensor {flat.dtype} {tuple(item.shape)}\n".encode())
+            digest.update(flat.view(torch.uint8).numpy())
+        elif isinstance(item, dict):
+            digest.update(f"dict {len(item)}\n".encode())
+            for key, field in sorted(item.items(), key=lambda pair: repr(pair[0])):
+                digest.update(f"{key!r}\n".encode())
+                feed(field)
+        elif isinstance(item, list | tuple):
+            digest.update(f"{type(item).__name__} {len(item)}\n".encode())
+            for element in item:
+                feed(element)
+        else:
+            digest.update(f"{type(item).__name__} {item!r}\n".encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
+def write_payload(path: str | Path, payload: dict, what: str = "weights") -> None:
+    """`torch.save` a dict of plain tensors and builtin containers with its `content_digest`
+    under "digest", atomically (`what` names it if the disk fills).
 
     Saved through an open file, not a path: torch names the archive's folder after the path it
     is given, here the temporary one with its process id, and the same weights would then hash
     differently in every run (DVC records the file's md5 in dvc.lock)."""
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
+    payload = {**payload, "digest": content_digest(payload)}
+    with atomic_path(path, what) as partial, open(partial, "wb") as handle:
         torch.save(payload, handle)
 
 
@@ -55,22 +90,51 @@ def check_weights_output(path: str | Path, inputs: tuple[str | Path, ...]) -> No
 
 
 def read_payload(path: str | Path, file_format: str, kind: str, when_missing: str) -> dict:
-    """Load a file written by `write_payload` and check its "format" field.
+    """Load a file written by `write_payload`, check its "format" field and, where it records
+    one, its content digest (see the module docstring).
 
     Args:
         file_format: the expected value of payload["format"].
         kind: what the file is, for messages ("fourds weights", "readout").
         when_missing: how to make the file, for the message when it does not exist.
+
+    Raises:
+        WeightsError: the file is missing, unsafe, of another format, or damaged.
     """
+    restore = f"restore it (`dvc checkout {path}`) or make it again: {when_missing}"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:
         raise WeightsError(f"{path}: not found; {when_missing}") from None
     except Exception as error:  # torch raises UnpicklingError and others for unsafe or bad files
-        raise WeightsError(f"{path}: not a loadable {kind} file ({error})") from None
+        raise WeightsError(
+            f"{path}: not a loadable {kind} file ({first_line(error)}); if fourds wrote it, it is "
+            f"damaged: {restore}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != file_format:
         raise WeightsError(f"{path}: not a {file_format} {kind} file")
+    recorded = payload.get("digest")
+    if recorded is not None:
+        content = {key: value for key, value in payload.items() if key != "digest"}
+        if content_digest(content) != recorded:
+            raise WeightsError(
+                f"{path}: damaged (its content does not match the digest it was written with); "
+                f"{restore}"
+            )
     return payload
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (torch's archive errors run over several)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def is_verified(path: str | Path) -> bool:
+    """Whether the weights file at `path` records its content digest, which reading it checks
+    (False for a file written elsewhere: loaded as it is, unverified)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return isinstance(payload, dict) and "digest" in payload
 
 
 def save_mae(
@@ -101,6 +165,12 @@ def save_mae(
 
 def _read(path: str | Path) -> dict:
     return read_payload(path, FORMAT, "fourds weights", "run the pretrain stage first")
+
+
+def verify_weights(path: str | Path) -> None:
+    """Raise WeightsError unless `path` is a fourds weights file whose content is as written
+    (its digest, where it records one)."""
+    _read(path)
 
 
 def _model_config(payload: dict) -> ModelConfig:

@@ -155,7 +155,8 @@ def plot_scaling(
                 f"the paper's numbers: {paper.benchmark}", _x_axis("params", x)[1])  # fmt: skip
     figure.tight_layout()
     if path is not None:
-        figure.savefig(path, dpi=120)
+        with atomic_path(path, "a figure") as partial:
+            figure.savefig(partial, dpi=120)  # the temporary keeps the suffix: the format
     return figure, fits
 
 
@@ -235,5 +236,6 @@ def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | P
     plain_log_axis(axis.yaxis)
     figure.tight_layout()
     if path is not None:
-        figure.savefig(path, dpi=120)
+        with atomic_path(path, "a figure") as partial:
+            figure.savefig(partial, dpi=120)  # the temporary keeps the suffix: the format
     return figure

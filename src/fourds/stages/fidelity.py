@@ -37,7 +37,7 @@ from fourds.evaluate.pictures import reconstruction_figure
 from fourds.evaluate.precision import frozen
 from fourds.evaluate.reconstruction import psnr
 from fourds.models.vit import count_parameters
-from fourds.models.weights import load_mae
+from fourds.models.weights import is_verified, load_mae
 from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
 
@@ -111,8 +111,10 @@ def run(
     }
     write_json(out_dir / "metrics.json", metrics)
     inputs = [checkpoint, weights, *shard_paths(shard_dir, SPLIT)]
+    fourds_weights = (checkpoint, weights) if cfg.feature_extractor == "fourds" else (checkpoint,)
     write_run_record(
         out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
+        unverified=[path for path in dict.fromkeys(fourds_weights) if not is_verified(path)],
     )  # fmt: skip
     return metrics

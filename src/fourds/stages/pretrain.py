@@ -29,6 +29,7 @@ from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
 from fourds.train.distributed import close_distributed, init_distributed
 from fourds.train.launch import launch, launched_here
+from fourds.train.loader import joined_loader_threads
 from fourds.train.pretrain import PretrainResult, pretrain
 
 
@@ -53,7 +54,8 @@ def run(
         raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)
     try:
-        result = pretrain(params, scale, shard_dir, out_dir, device, env)
+        with joined_loader_threads():
+            result = pretrain(params, scale, shard_dir, out_dir, device, env)
         if env.is_main:
             write_outputs(result, params, scale, Path(out_dir), params_path, str(device))
         if env.sharded:

@@ -26,7 +26,7 @@ from fourds.atomic import (
     scratch_directory,
     write_json,
 )
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, ModelConfig, Params
 from fourds.config.operative import configured, stage
 from fourds.data.benchmarks import (
     load_readout_split,
@@ -50,7 +50,7 @@ from fourds.evaluate.tasks.base import select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import count_parameters
-from fourds.models.weights import load_encoder
+from fourds.models.weights import is_verified, load_encoder
 from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
 
@@ -84,6 +84,29 @@ def check_clip_shape(video: np.ndarray, geometry: ClipGeometry, source: str, spl
             f"the {split} clips of {source} are {'x'.join(map(str, shape))} (frames x height x "
             f"width), the encoder reads {'x'.join(map(str, expected))}: curate at its shape "
             "(curate.clip_frames, curate.resolution) or name a benchmark in the source"
+        )
+
+
+ARCHITECTURE = ("width", "depth", "heads", "mlp_dim", "tubelet")  # what shapes the weights
+
+
+def check_encoder_scale(
+    loaded: ModelConfig, expected: ModelConfig, checkpoint: Path, scale: str
+) -> None:
+    """The encoder read from `checkpoint` has the architecture params give scale `scale`.
+
+    Raises:
+        ConfigError: it has another (a checkpoint of another scale or ladder).
+    """
+
+    def shape(cfg: ModelConfig) -> str:
+        return ", ".join(f"{name} {getattr(cfg, name)}" for name in ARCHITECTURE)
+
+    if shape(loaded) != shape(expected):
+        raise ConfigError(
+            f"{checkpoint} holds an encoder of {shape(loaded)}; scale {scale!r} in the params "
+            f"is {shape(expected)}: pass the checkpoint of {scale} (runs/pretrain/{scale}) or "
+            "the scale the checkpoint was trained as"
         )
 
 
@@ -144,6 +167,7 @@ def _run(
         encoder = initial_encoder(params, scale)
     else:
         encoder = load_encoder(checkpoint, params.runtime.attention)
+        check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)
     if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
         encoder = encoder.to(device).requires_grad_(True).train()
     else:  # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
@@ -170,6 +194,7 @@ def _run(
             shard_dir, keys, task_cfg.pretrain_clips, geometry.frames, params.curate.frame_stride
         )
     if extra is not None:
+        check_clip_shape(extra["video"], geometry, shard_dir, "pretrain")
         train = {key: np.concatenate([train[key], extra[key]]) for key in keys}
     extra_clips = 0 if extra is None else len(extra["video"])
     if task_cfg.pretrained:
@@ -247,5 +272,6 @@ def _run(
         inputs,
         str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
+        unverified=[] if regime == "random_init" or is_verified(checkpoint) else [checkpoint],
     )
     return metrics

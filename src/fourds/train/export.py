@@ -15,7 +15,7 @@ from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from fourds.config import Params
 from fourds.models.factory import build_mae, save_weights
 from fourds.models.weights import check_weights_output
-from fourds.train.checkpoint import CheckpointError
+from fourds.train.checkpoint import CheckpointError, verify_checkpoint
 
 
 def export_checkpoint(
@@ -24,7 +24,8 @@ def export_checkpoint(
     """Write the model weights of `checkpoint_dir` (a step-N directory) to `out`.
 
     Raises:
-        CheckpointError: `checkpoint_dir` is not a complete checkpoint of `scale`.
+        CheckpointError: `checkpoint_dir` is not a complete checkpoint of `scale`, or is
+            damaged (fourds.train.checkpoint.verify_checkpoint).
         OutputError: `out` lies in `checkpoint_dir`, is a folder, or a file fourds did not write.
     """
     checkpoint_dir = Path(checkpoint_dir)
@@ -34,6 +35,7 @@ def export_checkpoint(
             f"{checkpoint_dir}: not a complete checkpoint (expected a step-N directory with "
             f"trainer.json, under <pretrain out>/resume/<fingerprint>/)"
         )
+    verify_checkpoint(checkpoint_dir)
     model = build_mae(params, scale)
     state = {"model": get_model_state_dict(model)}
     try:

@@ -20,9 +20,13 @@ box and flip); the training step applies the views on the model's device
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+import gc
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gin
@@ -153,3 +157,35 @@ def pretrain_loader(
     node = Mapper(node, functools.partial(collate, pin_memory=pin_memory))
     node = Prefetcher(node, prefetch_factor=prefetch)
     return Loader(node, restart_on_stop_iteration=False)
+
+
+@contextlib.contextmanager
+def joined_loader_threads(timeout: float = 60.0) -> Iterator[None]:
+    """On leaving, however the block ends, collect the loaders made inside it and wait for the
+    loader threads started inside it.
+
+    torchdata stops a pipeline's worker threads (daemon threads, which the interpreter does not
+    wait for) only when its nodes are collected, and they sit in reference cycles; a process
+    that exits while one is still inside torch aborts in C++ teardown ("terminate called
+    without an active exception"). When the block raises, the finished frames of the traceback
+    (which would keep the loaders alive) drop their local variables first. Other threads
+    started inside (tqdm's monitor, DVCLive's) live on as their libraries intend.
+    """
+    before = set(threading.enumerate())
+    try:
+        yield
+    except BaseException as error:
+        traceback.clear_frames(error.__traceback__)
+        raise
+    finally:
+        gc.collect()
+        for thread in set(threading.enumerate()) - before:
+            if _runs_torchdata(thread):
+                thread.join(timeout)
+
+
+def _runs_torchdata(thread: threading.Thread) -> bool:
+    """Whether `thread` runs a torchdata function (the thread's target: threading keeps it as
+    `_target` until the thread ends)."""
+    target = getattr(thread, "_target", None)
+    return getattr(target, "__module__", "").startswith("torchdata.")

@@ -19,7 +19,6 @@ and RNG states are restored, and every batch is a function of (seed, step) only.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import math
@@ -123,6 +122,31 @@ def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_segments(
+    shape: tuple[int, ...], sample_clip: ClipSampler, resolution: int, shards: str
+) -> None:
+    """The pretrain segments [F, S, S, 3] in `shards` fit the params: windows of the clip
+    sampler fit in F frames, and S is the model's input size (curate.resolution).
+
+    Raises:
+        ShardError: they do not (shards curated with other params), naming both sides.
+    """
+    frames, size = shape[0], shape[1]
+    if frames < sample_clip.span:
+        raise ShardError(
+            f"the pretrain shards in {shards} hold {frames}-frame segments; a window of "
+            f"curate.clip_frames={sample_clip.frames} at pretrain.frame_stride="
+            f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
+            "(`dvc repro curate`)"
+        )
+    if size != resolution:
+        raise ShardError(
+            f"the pretrain shards in {shards} hold {size}x{size} frames and the params' model "
+            f"reads curate.resolution={resolution}: curate again with these params (`dvc repro "
+            "curate`) or pretrain with the params the shards were curated with"
+        )
+
+
 def micro_batches(rows: range, micro_batch: int) -> list[slice]:
     """This rank's rows split into forward/backward passes of `micro_batch` clips (0: one pass),
     as slices of the rank's batch."""
@@ -175,8 +199,12 @@ def pretrain(
     with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process. Every
     rank returns the result; only rank 0's holds the full state dict.
 
+    Run it inside `fourds.train.loader.joined_loader_threads`, which stops the loader's
+    threads once it returns or raises.
+
     Raises:
         FloatingPointError: the loss became non-finite (the last good checkpoint is kept).
+        ShardError: the shards do not fit the params (`check_segments`).
     """
     cfg = params.pretrain
     out_dir = Path(out_dir)
@@ -188,13 +216,7 @@ def pretrain(
     sample_clip = ClipSampler(
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
-    if segments.frames < sample_clip.span:
-        raise ShardError(
-            f"the pretrain shards in {shards} hold {segments.frames}-frame segments; a "
-            f"window of curate.clip_frames={sample_clip.frames} at pretrain.frame_stride="
-            f"{sample_clip.stride} needs {sample_clip.span}: curate again with these params "
-            "(`dvc repro curate`)"
-        )
+    check_segments(segments.shape, sample_clip, params.curate.resolution, shards)
     claim_output_directory(out_dir, (shard_dir,))
     plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
     model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
@@ -294,12 +316,6 @@ def pretrain(
             )
     monitor.close()
     seconds = time.perf_counter() - started
-    # torchdata stops a pipeline's worker threads only when its iterators are collected, and
-    # they sit in reference cycles; a process that exits with those threads still running can
-    # abort in C++ teardown ("terminate called without an active exception"). Stop them now.
-    del loader
-    gc.collect()
-
     state_dict = full_state_dict(model, env)
     return PretrainResult(
         state_dict=state_dict if env.is_main else None,
