@@ -77,7 +77,9 @@ def test_hidden_matrices_take_their_own_rate():
         optimizer = adamw(model, 0.05, lr=1e-3, device=torch.device("cpu"), hidden_lr=2e-4)
         names = {id(param): name for name, param in model.named_parameters()}
         rates = {names[id(p)]: g["lr"] for g in optimizer.param_groups for p in g["params"]}
-        decays = {names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+        decays = {
+            names[id(p)]: g["weight_decay"] for g in optimizer.param_groups for p in g["params"]
+        }
         hidden = {
             f"encoder.blocks.{i}.{layer}.weight"
             for i in range(TINY.depth)
