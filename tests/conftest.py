@@ -3,6 +3,7 @@ recorder of the dtypes attention receives."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from fourds.cli import main
 from fourds.config import CurateConfig, MAEConfig, ModelConfig
@@ -119,6 +121,23 @@ def flip_tensor_byte(path: Path) -> None:
         byte = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def one_error_line(stderr: str, command: str) -> str:
+    """The error of `fourds <command>`, checked to be its stderr's one line after any progress
+    bars, with no traceback."""
+    assert "Traceback" not in stderr, stderr
+    (error,) = [line for line in stderr.splitlines() if line.startswith(f"fourds {command}:")]
+    assert stderr.endswith(error + "\n"), stderr
+    return error
+
+
+def describe_model(experiments: Path, name: str, cfg: ModelConfig) -> None:
+    """Write experiments/model/<name>.yaml of a copied config tree as `cfg`: the tree then
+    describes the small encoder a test stands in for `name` with (a readout refuses a
+    checkpoint whose architecture is not its scale's)."""
+    fields = {**dataclasses.asdict(cfg), "tubelet": list(cfg.tubelet)}
+    (experiments / "model" / f"{name}.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
 
 
 def tiny_model_config(**changes) -> ModelConfig:

@@ -17,6 +17,7 @@ import torch
 from fourds.atomic import DiskFullError, atomic_directory, atomic_path, is_out_of_space
 from fourds.cli import main
 from fourds.data import corpus
+from tests.conftest import one_error_line
 from tests.train.conftest import write_tiny_params
 
 
@@ -43,13 +44,6 @@ def small_disk(tmp_path) -> Iterator[Callable[[str], Path]]:
     yield resize
     if mounted:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def one_error_line(stderr: str, command: str) -> str:
-    assert "Traceback" not in stderr
-    (error,) = [line for line in stderr.splitlines() if line.startswith(f"fourds {command}:")]
-    assert stderr.endswith(error + "\n")
-    return error
 
 
 def test_curate_onto_a_full_disk_says_so_and_curates_once_space_is_back(

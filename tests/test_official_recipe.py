@@ -15,8 +15,8 @@ import yaml
 
 import fourds
 from tests.benchmark_files import export_benchmark
-from tests.conftest import REPO_ROOT, readme_commands, sh
-from tests.models.test_convert import full_arrays, write_npz
+from tests.conftest import REPO_ROOT, describe_model, readme_commands, sh
+from tests.models.test_convert import OFFICIAL_SMALL, full_arrays, write_npz
 
 SECTION = "Official 4DS checkpoints"
 
@@ -31,6 +31,7 @@ def named(commands: list[str], pattern: str) -> str:
 def test_the_official_checkpoint_recipe_runs_as_written(tiny_corpus, tmp_path, monkeypatch):
     commands = readme_commands(SECTION)
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
+    describe_model(tmp_path / "experiments", "4ds_b", OFFICIAL_SMALL)
     write_npz(tmp_path / named(commands, r"--npz (\S+)"), full_arrays())
     for split, key in (("readout-train", "train"), ("readout-test", "test")):
         scenes = export_benchmark(tiny_corpus, split, "scannet", tmp_path / "export")

@@ -25,8 +25,20 @@ from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from fourds.stages import readout as stage
 from tests.benchmark_files import export_benchmark, write_kinetics, write_ssv2
-from tests.conftest import REPO_ROOT, readme_commands, run_fourds, tiny_mae_config
-from tests.models.test_convert import BACKBONE_ONLY, backbone_shapes, random_arrays, write_npz
+from tests.conftest import (
+    REPO_ROOT,
+    describe_model,
+    readme_commands,
+    run_fourds,
+    tiny_mae_config,
+)
+from tests.models.test_convert import (
+    BACKBONE_ONLY,
+    OFFICIAL_SMALL,
+    backbone_shapes,
+    random_arrays,
+    write_npz,
+)
 
 SECTION = "Scoring an encoder on a benchmark"
 FRAMES, SIZE = 4, 16  # both encoders' clips; the composed ladders' are 8x64x64 and 16x224x224
@@ -96,6 +108,8 @@ def workspace(tiny_corpus, tmp_path, monkeypatch):
     benchmarks its block names."""
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
     cfg = ModelConfig(32, 2, 2, 64, (2, 8, 8), qk_norm=True, parallel_blocks=False, bias=True)
+    describe_model(tmp_path / "experiments", "cpu_l", cfg)
+    describe_model(tmp_path / "experiments", "4ds_b", OFFICIAL_SMALL)
     mae = tiny_mae_config(mask_ratio=0.5)
     model = MaskedAutoencoder(VideoViT(cfg, FRAMES, SIZE), mae)
     (tmp_path / "runs" / "pretrain" / "cpu_l").mkdir(parents=True)

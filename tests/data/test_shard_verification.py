@@ -11,6 +11,7 @@ import pytest
 from fourds.cli import main
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardError, ShardIndex, index_name, load_split, shard_paths
+from tests.conftest import one_error_line
 from tests.train.conftest import pretrain_command, write_tiny_params
 
 
@@ -68,8 +69,8 @@ def test_pretraining_on_a_damaged_shard_stops_with_one_line(shards, tmp_path, ca
     params = write_tiny_params(tmp_path / "params.yaml")  # a loader worker process reads
     command = pretrain_command([], params, shards, tmp_path / "out")
     assert main(command) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "differ from what curate wrote" in error, error
+    error = one_error_line(capsys.readouterr().err, "pretrain")
+    assert "differ from what curate wrote" in error
 
 
 def test_a_readout_on_a_damaged_shard_stops_with_one_line(shards, tmp_path, capsys):

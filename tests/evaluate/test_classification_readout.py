@@ -16,7 +16,7 @@ from fourds.models.vit import VideoViT
 from fourds.models.weights import save_mae
 from fourds.stages import readout as stage
 from tests.benchmark_files import SSV2_TEMPLATES, write_kinetics, write_ssv2
-from tests.conftest import REPO_ROOT, readme_commands, run_fourds, tiny_mae_config
+from tests.conftest import REPO_ROOT, describe_model, readme_commands, run_fourds, tiny_mae_config
 
 SECTION = "Classification on Something-Something v2 and Kinetics"
 
@@ -28,6 +28,7 @@ def workspace(tmp_path, monkeypatch):
     some videos missing); the current directory."""
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
     cfg = ModelConfig(32, 2, 2, 64, (2, 8, 8), qk_norm=True, parallel_blocks=False, bias=True)
+    describe_model(tmp_path / "experiments", "cpu_l", cfg)
     mae = tiny_mae_config(mask_ratio=0.5)
     model = MaskedAutoencoder(VideoViT(cfg, 4, 16), mae)
     (tmp_path / "runs" / "pretrain" / "cpu_l").mkdir(parents=True)

@@ -36,6 +36,8 @@ from fourds.models.weights import WeightsError, load_encoder
 
 WIDTH, DEPTH, HEADS, MLP_DIM = 32, 3, 4, 64
 TUBELET, FRAMES, SIZE = (2, 8, 8), 4, 16
+# the architecture the converter reads from these arrays (the flags are not the released ones')
+OFFICIAL_SMALL = ModelConfig(WIDTH, DEPTH, HEADS, MLP_DIM, TUBELET, False, False, True)
 GRID = (FRAMES // 2, SIZE // 8, SIZE // 8)  # the token grid (T', h, w)
 READOUT_WIDTH, READOUT_HEADS = 16, 4
 QUERIES, OUT_DIM = (FRAMES // 2) * (SIZE // 8) ** 2, 2 * 8 * 8  # one query per 2x8x8 patch

@@ -13,7 +13,7 @@ import torch
 
 from fourds.cli import main
 from fourds.train import checkpoint, pretrain
-from tests.conftest import flip_tensor_byte
+from tests.conftest import flip_tensor_byte, one_error_line
 from tests.train.conftest import write_tiny_params
 
 STEPS, EVERY = 12, 4
@@ -22,14 +22,6 @@ STEPS, EVERY = 12, 4
 def pretrain_args(params: Path, shards: Path, out: Path) -> list[str]:
     return ["pretrain", "--params", str(params), "--scale", "tiny", "--curated", str(shards),
             "--out", str(out)]  # fmt: skip
-
-
-def one_error_line(stderr: str) -> str:
-    """The command's error, checked to be one line after its progress bars, no traceback."""
-    assert "Traceback" not in stderr
-    (error,) = [line for line in stderr.splitlines() if line.startswith("fourds ")]
-    assert stderr.endswith(error + "\n")
-    return error
 
 
 def final_weights(out: Path) -> dict[str, torch.Tensor]:
@@ -68,7 +60,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_rerun_ends_with_the_sam
     out = tmp_path / "run"
     capsys.readouterr()
     assert main(pretrain_args(tiny_params, tiny_shards, out)) == 2
-    error = one_error_line(capsys.readouterr().err)
+    error = one_error_line(capsys.readouterr().err, "pretrain")
     assert "no space left" in error and "checkpoint of step 8" in error and "MiB free" in error
     assert resume_folders(out) == [f"step-{EVERY:08d}"]  # no partial folder left behind
     assert not (out / "checkpoint.pt").exists()
@@ -97,7 +89,7 @@ def test_a_damaged_resume_checkpoint_is_refused_naming_the_file(
 
     capsys.readouterr()
     assert main(pretrain_args(tiny_params, tiny_shards, out)) == 2
-    error = one_error_line(capsys.readouterr().err)
+    error = one_error_line(capsys.readouterr().err, "pretrain")
     assert shard.name in error and f"remove {step}" in error
     export = ["export", "--params", str(tiny_params), "--scale", "tiny", "--checkpoint",
               str(step), "--out", str(tmp_path / "exported.pt")]  # fmt: skip
