@@ -22,6 +22,7 @@ SCRIPTS = [
     "curation_throughput",
     "render_corpus",
     "readout_caching",
+    "readout_spread",
     "memory_model",
 ]
 

@@ -1,0 +1,165 @@
+"""Readout convergence: how far each readout's result moves with its seed and with a tiny change
+of its input.
+
+For the largest scale of a study, every task in both regimes (the pretrained encoder, frozen,
+and the random-init control) is read out by the readout stage itself (`fourds readout`) with
+readout.seed 0 to 4, and once more with seed 0 on features multiplied by (1 + 1e-6 z), z one
+fixed standard-normal draw per token and channel (the size of the differences another CPU's
+kernels make). A readout that converges ends every seed at about the same training loss and
+moves little under the perturbation; one that does not is what made the pinned pose readouts
+move by up to a third on another machine (issue 43).
+
+Per readout it records each seed's headline and final training loss, the headline's standard
+deviation over seeds, the largest final loss over the seeds' median (issue 43 asks at most
+1.25), and the perturbed run's headline and final loss beside seed 0's.
+
+The study's stage outputs are read where `dvc repro` writes them (runs/curate/shards and
+runs/pretrain/<scale> under --study, with its params.yaml); `--quick` curates a tiny corpus
+and reads out a tiny untrained encoder for a few steps instead.
+
+Run: python benchmarks/readout_spread.py [--quick] [--study DIR] [--tasks depth,pose]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import harness
+import torch
+import yaml
+
+from fourds.cli import main as fourds
+from fourds.config import load_params
+from fourds.evaluate import readout as readout_module
+
+NAME = "readout_spread"
+SEEDS = (0, 1, 2, 3, 4)
+PERTURBATION = 1e-6
+REGIMES = ("frozen", "random_init")
+
+
+@contextlib.contextmanager
+def perturbed_features(relative: float) -> Iterator[None]:
+    """Inside the block every readout's features [b, L, D] are multiplied by (1 + relative z),
+    z [L, D] drawn once (seed 0) per feature shape."""
+    call = readout_module.Features.__call__
+    noise: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def perturbed(self, index: torch.Tensor) -> torch.Tensor:
+        features = call(self, index)
+        shape = tuple(features.shape[1:])
+        if shape not in noise:
+            noise[shape] = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        return features * (1 + relative * noise[shape].to(features.device))
+
+    readout_module.Features.__call__ = perturbed
+    try:
+        yield
+    finally:
+        readout_module.Features.__call__ = call
+
+
+def read_out(study: Path, params: Path, scale: str, task: str, regime: str, seed: int,
+             out: Path) -> dict:  # fmt: skip
+    """One readout stage run with readout.seed `seed`; its metrics.json."""
+    raw = yaml.safe_load(params.read_text())
+    raw["readout"]["seed"] = seed
+    seeded = out.parent / f"params-{seed}.yaml"
+    seeded.write_text(yaml.safe_dump(raw, sort_keys=False))
+    command = ["readout", "--params", str(seeded), "--scale", scale, "--task", task,
+               "--regime", regime, "--curated", str(study / "runs/curate/shards"),
+               "--pretrained", str(study / "runs/pretrain" / scale), "--out", str(out)]  # fmt: skip
+    if fourds(command) != 0:
+        raise RuntimeError(f"fourds {' '.join(command)} failed")
+    return yaml.safe_load((out / "metrics.json").read_text())
+
+
+def spread(study: Path, params: Path, scale: str, task: str, regime: str, seeds: tuple[int, ...],
+           scratch: Path) -> dict:  # fmt: skip
+    """The seeds' and the perturbed run's results of one readout, and their spread."""
+    runs = []
+    for seed in seeds:
+        metrics = read_out(study, params, scale, task, regime, seed, scratch / f"{task}-{seed}")
+        runs.append({"seed": seed, "headline": metrics[metrics["headline"]],
+                     "final_train_loss": metrics["final_train_loss"]})  # fmt: skip
+        print(f"{task} {regime} seed {seed}: {runs[-1]}", flush=True)
+    with perturbed_features(PERTURBATION):
+        metrics = read_out(study, params, scale, task, regime, seeds[0], scratch / f"{task}-p")
+    perturbed = {"headline": metrics[metrics["headline"]],
+                 "final_train_loss": metrics["final_train_loss"]}  # fmt: skip
+    headlines = [run["headline"] for run in runs]
+    losses = [run["final_train_loss"] for run in runs]
+    return {
+        "headline": metrics["headline"],
+        "seeds": runs,
+        "headline_mean": statistics.fmean(headlines),
+        "headline_std": statistics.stdev(headlines),
+        "worst_loss_over_median": max(losses) / statistics.median(losses),
+        "perturbed": perturbed,
+        "perturbed_headline_change": perturbed["headline"] - runs[0]["headline"],
+    }
+
+
+def quick_study(root: Path) -> tuple[Path, Path, str]:
+    """A tiny study: the smoke ladder's params on a tiny corpus, a tiny untrained encoder."""
+    from fourds.data.corpus import WorldSpec, write_corpus
+    from fourds.data.curate import curate
+    from fourds.models.factory import initial_mae, save_weights
+
+    params = root / "params.yaml"
+    assert fourds(["params", "ladder=smoke", "--out", str(params)]) == 0
+    raw = yaml.safe_load(params.read_text())
+    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
+    for each in raw["readouts"].values():
+        each.update(steps=4, batch_size=2, width=16, heads=2, pretrain_clips=2)
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    videos = {"pretrain": 2, "readout-train": 2, "readout-test": 1}
+    write_corpus(root / "corpus", WorldSpec(seed=7, frames=12, size=32, fps=12, videos=videos))
+    loaded = load_params(params)
+    curate(root / "corpus", root / "runs/curate", loaded.curate)
+    scale = loaded.ladder.scales[-1]
+    model = initial_mae(loaded, scale)
+    save_weights(root / "runs/pretrain" / scale / "checkpoint.pt", model.state_dict(), loaded,
+                 scale)  # fmt: skip
+    return root, params, scale
+
+
+def main() -> None:
+    started = time.perf_counter()
+    args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        if args.quick:
+            study, params, scale = quick_study(scratch / "study")
+            seeds = SEEDS[:2]
+        else:
+            study, seeds = args.study.resolve(), SEEDS
+            params = study / "params.yaml"
+            scale = load_params(params).ladder.scales[-1]
+        tasks = args.tasks.split(",") if args.tasks else list(load_params(params).readout.tasks)
+        results = {}
+        for task in tasks:
+            for regime in REGIMES:
+                folder = scratch / f"{task}-{regime}"
+                folder.mkdir()
+                results[f"{task}-{regime}"] = spread(study, params, scale, task, regime, seeds,
+                                                     folder)  # fmt: skip
+    config = {"scale": scale, "seeds": list(seeds), "perturbation": PERTURBATION,
+              "study": "quick" if args.quick else str(args.study)}  # fmt: skip
+    harness.write_result(NAME, args.out, torch.device("cpu"), config, results, started)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--study", type=Path, default=harness.REPO,
+                        help="a folder holding params.yaml and the study's runs/ (default: "
+                             "the repository)")  # fmt: skip
+    parser.add_argument("--tasks", default="", help="comma-separated tasks (default: all)")
+
+
+if __name__ == "__main__":
+    main()
