@@ -15,6 +15,7 @@ from fourds.cli import main
 from fourds.config import load_params
 from fourds.models.weights import FORMAT, write_payload
 from fourds.shipped import compare, format_differences, stage_files
+from fourds.tolerances import Contract, Tolerance, load_contract
 from tests.conftest import flip_tensor_byte
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -107,7 +108,9 @@ def test_compare_names_every_number_that_moved_and_every_missing_file(tmp_path):
         ("readout/cpu_l-boxes-frozen/clips.csv", "loss, row 1", "0.2", "0.3"),
         ("fidelity/cpu_l/metrics.json", "(file)", "present", "missing"),
     }
-    assert compare(tmp_path / "shipped", runs, tolerance=0.02) != differences  # 0.01 is within
+    assert (
+        compare(tmp_path / "shipped", runs, Contract.uniform(0.02)) != differences
+    )  # 0.01 is within
     table = format_differences(differences).splitlines()
     assert table[0].split() == ["path", "metric", "shipped", "regenerated"]
     assert any(line.split()[:2] == ["fidelity/cpu_l/metrics.json", "(file)"] for line in table)
@@ -168,3 +171,45 @@ def test_ship_names_a_report_that_has_not_run_though_its_folder_exists(tmp_path,
     assert main(ship_args(tmp_path)) == 0
     assert "report" in capsys.readouterr().err
     assert not (tmp_path / "shipped/report").exists()
+
+
+def test_a_contract_holds_each_family_to_its_own_tolerance(tmp_path):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    moved_by = {
+        "readout/cpu_l-pose-frozen": 0.2505,
+        "readout/cpu_l-depth-frozen": 0.2505,
+        "pretrain/cpu_l": 0.25000001,
+    }
+    for stage, loss in moved_by.items():
+        metrics = runs / stage / "metrics.json"
+        metrics.write_text(json.dumps({"loss": loss, "baseline": {"loss": 0.5}, "stage": stage}))
+    (tmp_path / "tolerances.yaml").write_text(
+        "pretrain: {relative: 1.0e-6}\nreadout:\n  pose: {relative: 0.01, absolute: 0.0}\n"
+    )
+    contract = load_contract(tmp_path / "tolerances.yaml")
+    assert contract.for_file("readout/cpu_l-pose-frozen/clips.csv") == Tolerance(0.01, 0.0)
+    assert contract.for_file("curate/metrics.json") == Tolerance()  # not named: exact
+    moved = {(d.path, d.key) for d in compare(tmp_path / "shipped", runs, contract)}
+    assert moved == {("readout/cpu_l-depth-frozen/metrics.json", "loss")}  # depth is exact
+
+    command = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
+    assert main([*command, "--contract", str(tmp_path / "tolerances.yaml")]) == 1
+    assert main([*command, "--tolerance", "0.001"]) == 0
+
+
+def test_a_tolerance_is_relative_to_the_larger_number_plus_a_floor():
+    tolerance = Tolerance(relative=0.1, absolute=0.01)
+    assert tolerance.allows(1.0, 1.11) and not tolerance.allows(1.0, 1.13)
+    assert tolerance.allows(0.0, 0.01) and not tolerance.allows(0.0, 0.02)
+    assert tolerance.allows("nan", float("nan")) and not tolerance.allows(1.0, "nan")
+    assert tolerance.allows("frozen", "frozen") and not tolerance.allows("frozen", "random")
+
+
+def test_a_malformed_contract_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("readout:\n  pose: {relative: -1}\n")
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    command = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
+    assert main([*command, "--contract", str(tmp_path / "bad.yaml")]) == 2
+    assert "readout.pose's tolerances must be non-negative" in capsys.readouterr().err

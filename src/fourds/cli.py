@@ -15,6 +15,7 @@ from fourds.config.schema import REGIMES
 # for --help; tests/test_cli.py checks they agree)
 PLAN_GPUS = ("h100", "h200", "a100")
 PLAN_INTERCONNECTS = ("infiniband", "ethernet", "nvlink")
+CONTRACT = "reports/tolerances.yaml"  # the regeneration contract (fourds.tolerances)
 
 
 def load_params(path: str) -> Params:
@@ -120,12 +121,19 @@ def _ship(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fourds.shipped import compare, format_differences
+    from fourds.shipped import EXACT, compare, format_differences
+    from fourds.tolerances import Contract, load_contract
 
     shipped = Path(args.shipped)
     if not (shipped / "dvc.lock").is_file():
         raise FileNotFoundError(f"{shipped}: no shipped results (no dvc.lock); see `fourds ship`")
-    differences = compare(shipped, Path(args.runs), args.tolerance, args.only_regenerated)
+    if args.tolerance is not None:
+        contract = Contract.uniform(args.tolerance)
+    elif args.contract or Path(CONTRACT).is_file():
+        contract = load_contract(args.contract or CONTRACT)
+    else:
+        contract = EXACT
+    differences = compare(shipped, Path(args.runs), contract, args.only_regenerated)
     if differences:
         print(format_differences(differences))
     return 1 if differences else 0
@@ -308,7 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("shipped", help="a folder `fourds ship` wrote, e.g. reports/reference")
     comparer.add_argument("--runs", default="runs", help="the regeneration's stage outputs")
     comparer.add_argument(
-        "--tolerance", type=float, default=0.0, help="largest absolute difference still equal"
+        "--contract",
+        default="",
+        help=f"the tolerances per stage and task (default: {CONTRACT}, where it exists; "
+        "else exact)",
+    )
+    comparer.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="instead of the contract: one absolute difference still equal for every number",
     )
     comparer.add_argument(
         "--only-regenerated",

@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +39,9 @@ import yaml
 from fourds.atomic import atomic_directory
 from fourds.config import Params
 from fourds.records import EXECUTION_RECORD, belongs_to
+from fourds.tolerances import Contract
+
+EXACT = Contract({})
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
@@ -131,16 +133,6 @@ def _flat(metrics: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _same(a: object, b: object, tolerance: float) -> bool:
-    try:
-        x, y = float(a), float(b)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return a == b
-    if math.isnan(x) or math.isnan(y):
-        return math.isnan(x) and math.isnan(y)
-    return abs(x - y) <= tolerance
-
-
 def _values(path: Path) -> dict[str, object]:
     """A results file as {key: value}: metrics.json flattened, clips.csv by "column, row"."""
     if path.suffix == ".json":
@@ -154,11 +146,12 @@ def _values(path: Path) -> dict[str, object]:
 
 
 def compare(
-    shipped: Path, runs: Path, tolerance: float = 0.0, only_regenerated: bool = False
+    shipped: Path, runs: Path, contract: Contract = EXACT, only_regenerated: bool = False
 ) -> list[Difference]:
     """Every number of the results files in `shipped` that `runs` does not reproduce within
-    `tolerance` (absolute), and every key or file it lacks; with `only_regenerated`, only the
-    stages whose folder in `runs` holds a metrics.json (a partial regeneration)."""
+    the `contract`'s tolerance for its file (fourds.tolerances; exact by default), and every
+    key or file it lacks; with `only_regenerated`, only the stages whose folder in `runs` holds
+    a metrics.json (a partial regeneration)."""
     differences = []
     for expected in sorted(p for name in RESULTS for p in shipped.rglob(name)):
         relative = expected.relative_to(shipped)
@@ -171,9 +164,10 @@ def compare(
             differences.append(Difference(str(relative), "(file)", "present", "missing"))
             continue
         old, new = _values(expected), _values(regenerated)
+        tolerance = contract.for_file(relative)
         for key in sorted(old.keys() | new.keys()):
             a, b = old.get(key, "missing"), new.get(key, "missing")
-            if not _same(a, b, tolerance):
+            if not tolerance.allows(a, b):
                 differences.append(Difference(str(relative), key, str(a), str(b)))
     return differences
 

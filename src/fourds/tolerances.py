@@ -1,0 +1,93 @@
+"""The regeneration contract: how far a regenerated number may move from the pinned one.
+
+`reports/tolerances.yaml` states, for each family of numbers a study writes (the curate,
+pretrain and fidelity stages, and the readout stage per task), a relative and an absolute
+tolerance; a regenerated number `b` matches the pinned `a` when
+
+    |a - b| <= relative * max(|a|, |b|) + absolute
+
+(both NaN also match; text must be equal). `fourds compare` applies it to every number of
+every metrics.json and clips.csv of a shipped study; `dvc metrics diff` stays the raw view.
+A family the file does not name is held to exact equality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import yaml
+
+from fourds.config import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """How far a number may move: relative to its size, plus an absolute floor."""
+
+    relative: float = 0.0
+    absolute: float = 0.0
+
+    def allows(self, pinned: object, regenerated: object) -> bool:
+        """Whether `regenerated` matches `pinned` (numbers within the tolerance, else equal)."""
+        try:
+            a, b = float(pinned), float(regenerated)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return pinned == regenerated
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= self.relative * max(abs(a), abs(b)) + self.absolute
+
+
+@dataclasses.dataclass(frozen=True)
+class Contract:
+    """Tolerances by family ("curate", "pretrain", "fidelity", "readout/<task>"); `default`
+    for a family not named."""
+
+    families: dict[str, Tolerance]
+    default: Tolerance = Tolerance()
+
+    @classmethod
+    def uniform(cls, absolute: float) -> Contract:
+        """Every number of every family within `absolute` (`fourds compare --tolerance`)."""
+        return cls({}, Tolerance(absolute=absolute))
+
+    def for_file(self, relative: str | Path) -> Tolerance:
+        """The tolerance of a results file, by its path inside a shipped folder (e.g.
+        readout/cpu_l-pose-frozen/metrics.json: family "readout/pose")."""
+        parts = Path(relative).parts
+        family = parts[0]
+        if family == "readout" and len(parts) > 1 and parts[1].count("-") >= 2:
+            family = f"readout/{parts[1].split('-')[-2]}"
+        return self.families.get(family, self.default)
+
+
+def load_contract(path: str | Path) -> Contract:
+    """The contract of a tolerances file (see the module docstring).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or names a tolerance that is not a pair of
+            non-negative numbers.
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the tolerances ({error})") from None
+    families = {}
+    for name, entry in (raw or {}).items():
+        if name == "readout" and isinstance(entry, dict):
+            families |= {f"readout/{task}": _tolerance(path, f"readout.{task}", value)
+                         for task, value in entry.items()}  # fmt: skip
+        else:
+            families[name] = _tolerance(path, name, entry)
+    return Contract(families)
+
+
+def _tolerance(path: str | Path, name: str, entry: object) -> Tolerance:
+    if not isinstance(entry, dict) or set(entry) - {"relative", "absolute"}:
+        raise ConfigError(f"{path}: {name} must be {{relative: x, absolute: y}}, not {entry!r}")
+    values = {key: entry.get(key, 0.0) for key in ("relative", "absolute")}
+    if not all(isinstance(v, int | float) and v >= 0 for v in values.values()):
+        raise ConfigError(f"{path}: {name}'s tolerances must be non-negative numbers")
+    return Tolerance(float(values["relative"]), float(values["absolute"]))
