@@ -81,7 +81,7 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
         f"{link('l', 'readout@l-boxes-frozen')} vs {link('s', 'readout@s-boxes-frozen')}"
     )
     assert comparison["verdict"] == "within the noise"
-    assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0] == (
+    assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0, 0] == (
         pytest.approx(base[0] + 0.05)
     )
 
@@ -137,3 +137,44 @@ def test_each_readout_is_compared_with_its_baseline_on_the_same_clips(tmp_path):
     assert rows[0]["gain over the baseline"] == "+0.0200 [+0.0200, +0.0200]"
     lower_is_better = TaskScores.read(tmp_path, ["s"], "boxes", ["frozen"], "miou", False)
     assert lower_is_better.over_baseline("s", "frozen").high < 0  # worse when lower is better
+
+
+def interval_coverage(seeds: int, seed_spread: float, replications: int = 300) -> float:
+    """How often the 90% interval of the gain of one readout over another covers the true gain
+    (0): 60 clips shared by both (their clip effects cancel in the paired difference), each
+    readout trained with `seeds` seeds whose results shift by N(0, seed_spread), plus
+    independent per-clip noise N(0, 0.02)."""
+    rng = np.random.default_rng(1)
+    counts = draw_counts(60, 1000, 0)
+    covered = 0
+    for _ in range(replications):
+        clips = rng.normal(0, 0.3, 60)
+        a, b = (
+            clips + rng.normal(0, seed_spread, (seeds, 1)) + rng.normal(0, 0.02, (seeds, 60))
+            for _ in range(2)
+        )
+        gain = gain_estimate(ClipScores(a, np.ones_like(a)), ClipScores(b, np.ones_like(b)),
+                             counts, True)  # fmt: skip
+        covered += not gain.excludes_zero
+    return covered / replications
+
+
+def test_intervals_over_seeds_cover_a_known_gain_that_clip_draws_alone_miss():
+    assert interval_coverage(seeds=3, seed_spread=0.05) >= 0.9
+    assert interval_coverage(seeds=5, seed_spread=0.05) >= 0.88
+    # one seed: the interval knows only the clips, and the seeds' spread makes it miss
+    assert interval_coverage(seeds=1, seed_spread=0.05) < 0.3
+    # without seed noise the seeds cost little width: a real effect is still seen
+    better = ClipScores(np.linspace(0.5, 0.6, 3)[:, None] + np.zeros((3, 60)), np.ones((3, 60)))
+    worse = ClipScores(np.full((3, 60), 0.4), np.ones((3, 60)))
+    assert gain_estimate(better, worse, draw_counts(60, 1000, 0), True).excludes_zero
+
+
+def test_clips_csv_with_a_seed_column_is_read_by_seed(tmp_path):
+    path = tmp_path / "clips.csv"
+    rows = ["seed,clip,weight,miou", "0,0,1,0.5", "0,1,1,0.7", "1,0,1,0.4", "1,1,1,0.6"]
+    path.write_text("\n".join(rows) + "\n")
+    scores = read_clip_scores(path, "miou")
+    assert scores.values.tolist() == [[0.5, 0.7], [0.4, 0.6]]
+    assert scores.seed_headlines().tolist() == pytest.approx([0.6, 0.5])
+    assert scores.headline() == pytest.approx(0.55)

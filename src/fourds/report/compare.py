@@ -69,7 +69,7 @@ class TaskScores:
         baselines = {
             stage: read_clip_scores(path, f"baseline_{metric}") for stage, path in paths.items()
         }
-        sizes = {len(score.values) for score in scores.values()}
+        sizes = {score.clips for score in scores.values()}
         if len(sizes) != 1:
             raise ValueError(f"{task}: the readouts scored different test sets ({sorted(sizes)})")
         counts = draw_counts(sizes.pop(), samples, seed)
@@ -79,7 +79,7 @@ class TaskScores:
         return headline_estimate(self.scores[scale, regime], self.counts)
 
     def draws(self, scale: str, regime: str) -> np.ndarray:
-        """[draws] the headline of (scale, regime) in every clip resample."""
+        """[draws] the headline of (scale, regime) in every resample of clips and seeds."""
         return self.scores[scale, regime].headline(self.counts)
 
     def linked(self, text: str, scale: str, regime: str) -> str:
