@@ -49,7 +49,7 @@ def training(
             task.num_queries, task.query_dim, task.out_dim,
         ).to(device)  # fmt: skip
         train_readout(readout, encoder, task, features, targets, task_cfg, params.readout,
-                      "frozen", device, "benchmark")  # fmt: skip
+                      "frozen", device, "benchmark", params.readout.seed)  # fmt: skip
 
     return run
 

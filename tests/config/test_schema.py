@@ -129,7 +129,7 @@ def test_missing_key_is_refused(raw):
             {"width": 8},
             "readouts.pose is missing key(s) "
             "['heads', 'steps', 'batch_size', 'lr', 'weight_decay', 'source', 'pretrained', "
-            "'pretrain_clips']",
+            "'pretrain_clips', 'seeds']",
         ),
     ],
 )

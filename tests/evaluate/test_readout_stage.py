@@ -27,6 +27,7 @@ from fourds.models.mae import MaskedAutoencoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
+from fourds.report.bootstrap import read_clip_scores
 from tests.benchmark_files import export_benchmark, write_ssv2
 from tests.conftest import tiny_mae_config
 from tests.models.test_convert import (
@@ -363,3 +364,19 @@ def test_a_weights_file_without_a_digest_is_read_and_recorded_as_unverified(setu
     assert "unverified_inputs" not in yaml.safe_load((verified["out"] / "run.yaml").read_text())
     record = yaml.safe_load((unverified["out"] / "run.yaml").read_text())
     assert record["unverified_inputs"] == [str(tmp_path / "elsewhere" / "checkpoint.pt")]
+
+
+def test_a_readout_with_several_seeds_reports_their_mean_and_each_seed(setup, tmp_path):
+    one = run_readout(setup, tmp_path / "one", "boxes")
+    two = run_readout(setup, tmp_path / "two", "boxes", settings={"seeds": 2})
+    assert two["seeds"] == 2 and len(two["final_train_losses"]) == 2
+    first, second = two["seed_headlines"]
+    assert first == one["miou"] and second != first  # seed 0 is the one-seed readout
+    assert two["miou"] == pytest.approx((first + second) / 2)
+    assert two["final_train_loss"] == pytest.approx(np.mean(two["final_train_losses"]))
+    assert two["baseline"] == one["baseline"]
+    with open(two["out"] / "clips.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["seed"] for row in rows] == ["0"] * two["test_clips"] + ["1"] * two["test_clips"]
+    scores = read_clip_scores(two["out"] / "clips.csv", "miou")
+    assert scores.seed_headlines().tolist() == pytest.approx([first, second])

@@ -51,7 +51,7 @@ def write_readouts(
         folder.mkdir(parents=True)
         clips = {"miou": clip_values, "weight": np.ones(len(clip_values))}
         base = np.full(len(clip_values), 0.1) if baseline is None else baseline
-        write_clip_values(folder / "clips.csv", clips, {"miou": base}, "miou")
+        write_clip_values(folder / "clips.csv", [clips], {"miou": base}, "miou")
 
 
 def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):

@@ -42,7 +42,7 @@ def write_clips(folder: Path, metrics: dict, rng: np.random.Generator) -> None:
         else:
             values[name] = np.abs(mean * (1 + 0.2 * rng.standard_normal(CLIPS)))
     clips = {headline: values["readout"], "weight": np.ones(CLIPS)}
-    write_clip_values(folder / "clips.csv", clips, {headline: values["baseline"]}, headline)
+    write_clip_values(folder / "clips.csv", [clips], {headline: values["baseline"]}, headline)
 
 
 def finished_run(root: Path) -> Path:

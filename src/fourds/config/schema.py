@@ -490,6 +490,10 @@ class TaskReadoutConfig:
         readout-train: fourds.data.benchmarks.pretrain_clips, the same clips in every regime;
         readout-test is never touched. 0: readout-train alone; so is a benchmark `source` or
         pretraining videos without ground truth. metrics.json says how many were added.
+    seeds: how many readouts to train, from readout.seed, readout.seed + 1, ... (each its own
+        initialisation and batch order, on the same features), each scored on the test clips:
+        metrics.json holds their mean and each seed's headline, clips.csv a row per seed and
+        clip, and the report's intervals include their spread (fourds.report.bootstrap).
     """
 
     width: PositiveInt
@@ -501,6 +505,7 @@ class TaskReadoutConfig:
     source: SourceConfig
     pretrained: str
     pretrain_clips: Annotated[int, at_least(0)] = 0
+    seeds: PositiveInt = 1
 
     def check(self, path: str) -> None:
         _divisible(self, path, "width", "heads")

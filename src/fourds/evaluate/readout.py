@@ -186,8 +186,10 @@ def train_readout(
     regime: str,
     device: torch.device,
     label: str,
+    seed: int,
 ) -> list[float]:
-    """AdamW with cosine decay; batches drawn with replacement. Returns the loss per step."""
+    """AdamW with cosine decay; batches drawn with replacement from a generator seeded with
+    `seed`. Returns the loss per step."""
     settings = {
         "lr": cfg.lr,
         "weight_decay": cfg.weight_decay,
@@ -195,7 +197,7 @@ def train_readout(
     }
     optimizer = configured(readout_optimizer, settings, readout, encoder, regime)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
-    generator = torch.Generator().manual_seed(shared.seed)
+    generator = torch.Generator().manual_seed(seed)
     count = len(next(iter(targets.values())))
     losses = []
     for _ in (bar := tqdm(range(cfg.steps), desc=f"readout {label}", unit="step")):

@@ -12,6 +12,7 @@ the regimes, the data sources and the precision a frozen encoder runs in.
 
 from __future__ import annotations
 
+import copy
 import csv
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ from fourds.evaluate.readout import (
     train_readout,
 )
 from fourds.evaluate.tasks import TASKS, ClipGeometry, TaskContext, depth_protocol, make_task
-from fourds.evaluate.tasks.base import select
+from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import count_parameters
@@ -58,18 +59,41 @@ EXAMPLE_CLIPS = 3
 
 
 def write_clip_values(
-    path: Path, clips: dict[str, np.ndarray], baseline: dict[str, np.ndarray], headline: str
+    path: Path, seeds: list[dict[str, np.ndarray]], baseline: dict[str, np.ndarray], headline: str
 ) -> None:
-    """clips.csv: a row per test clip: clip, weight, the headline, the baseline's headline,
+    """clips.csv: a row per test clip (per seed and test clip, after a "seed" column, when the
+    readout trained with several seeds): clip, weight, the headline, the baseline's headline,
     then the other values (each [N])."""
-    clips = {**clips, f"baseline_{headline}": baseline[headline]}
     names = ["weight", headline, f"baseline_{headline}"]
-    names += sorted(set(clips) - set(names))
+    names += sorted(set(seeds[0]) - set(names))
     with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["clip", *names])
-        for clip in range(len(clips["weight"])):
-            writer.writerow([clip, *(repr(float(clips[name][clip])) for name in names)])
+        writer.writerow([*(["seed"] if len(seeds) > 1 else []), "clip", *names])
+        for seed, clips in enumerate(seeds):
+            clips = {**clips, f"baseline_{headline}": baseline[headline]}
+            for clip in range(len(clips["weight"])):
+                row = [clip, *(repr(float(clips[name][clip])) for name in names)]
+                writer.writerow([seed, *row] if len(seeds) > 1 else row)
+
+
+def seed_summary(
+    final_losses: list[float], evaluations: list[Evaluation], headline: str
+) -> dict[str, object]:
+    """metrics.json's training fields: the final training loss (the mean over the last tenth of
+    the steps; over seeds, their mean), and with several seeds each seed's loss and headline."""
+    summary: dict[str, object] = {"final_train_loss": float(np.mean(final_losses))}
+    if len(final_losses) > 1:
+        summary["seeds"] = len(final_losses)
+        summary["final_train_losses"] = final_losses
+        summary["seed_headlines"] = [evaluation.metrics[headline] for evaluation in evaluations]
+    return summary
+
+
+def mean_metrics(seeds: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the seeds' evaluations (the one seed's metrics as they are)."""
+    if len(seeds) == 1:
+        return seeds[0]
+    return {key: float(np.mean([metrics[key] for metrics in seeds])) for key in seeds[0]}
 
 
 def check_clip_shape(video: np.ndarray, geometry: ClipGeometry, source: str, split: str) -> None:
@@ -201,41 +225,47 @@ def _run(
         readout, task = converted_readout(
             task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
         )
-        readout = readout.to(device)
+        evaluation, targets = score(
+            readout.to(device), encoder, task, test, num_blocks, device, task_cfg.batch_size,
+            budget,
+        )  # fmt: skip
+        evaluations, trained = [evaluation], {}
     else:
         context = TaskContext.from_config(cfg, (train, test), readout_classes(source))
         task = make_task(task_name, geometry, context)
         train_targets = task.targets(train)
         start = train_targets if cfg.start_at_baseline else None
-        readout = build_readout(
-            encoder,
-            task,
-            task_cfg,
-            params.runtime.attention,
-            start,
-            cfg.pose_readout,
-            cfg.tracking_readout,
-        )
-        readout = readout.to(device)
         cache = cfg.cache_features and regime != "finetuned"
         train_features = Features(
             encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size, budget
         )
-        losses = train_readout(
-            readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
-            device, f"{scale}-{task_name}-{regime}",
-        )  # fmt: skip
+        initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
+        evaluations, final_losses = [], []
+        for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
+            if initial is not None:  # every seed fine-tunes the same encoder
+                encoder.load_state_dict(initial)
+            torch.manual_seed(seed)
+            readout = build_readout(
+                encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout,
+                cfg.tracking_readout,
+            ).to(device)  # fmt: skip
+            losses = train_readout(
+                readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
+                device, f"{scale}-{task_name}-{regime} seed {seed}", seed,
+            )  # fmt: skip
+            final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
+            evaluation, targets = score(
+                readout, encoder, task, test, num_blocks, device, task_cfg.batch_size, budget
+            )
+            evaluations.append(evaluation)
         trained = {
             "train_clips": len(train["video"]),
             "pretrain_clips": extra_clips,
-            "final_train_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+            **seed_summary(final_losses, evaluations, task.headline),
         }
 
-    evaluation, targets = score(
-        readout, encoder, task, test, num_blocks, device, task_cfg.batch_size, budget
-    )
     baseline = task.evaluate(task.baseline(task.targets(train)), targets, task_cfg.batch_size)
-    predictions = evaluation.predictions
+    predictions = evaluations[0].predictions
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
     claim_output_directory(out_dir, read)
     task.draw(
@@ -255,11 +285,12 @@ def _run(
         "readout_block": num_blocks,
         "test_clips": len(test["video"]),
         **trained,
-        **evaluation.metrics,
+        **mean_metrics([evaluation.metrics for evaluation in evaluations]),
         "baseline": baseline.metrics,
     }
     write_json(out_dir / "metrics.json", metrics)
-    write_clip_values(out_dir / "clips.csv", evaluation.clips, baseline.clips, task.headline)
+    clips = [evaluation.clips for evaluation in evaluations]
+    write_clip_values(out_dir / "clips.csv", clips, baseline.clips, task.headline)
     inputs = [*([] if regime == "random_init" else [checkpoint]), *source_files(source, shard_dir)]
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
