@@ -101,6 +101,24 @@ def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
     assert task.loss(torch.zeros_like(outputs), targets) > task.loss(outputs, targets)
 
 
+def test_pose_translation_loss_has_no_kink_at_zero():
+    """Clips whose camera does not move pull a small predicted translation back in proportion
+    to it (Huber), not at full strength whatever its size (L1): section 34 of the study log."""
+    from fourds.evaluate.tasks.pose import TRANSLATION_DELTA, PoseTask
+
+    task = PoseTask(GEOMETRY, "first")
+    still = {"relative": torch.eye(4).repeat(1, FRAMES, 1, 1)}
+    slopes = []
+    for size in (1e-3, 1e-2, 10 * TRANSLATION_DELTA):
+        outputs = torch.zeros(1, FRAMES, 9)
+        outputs[..., 6] = size
+        outputs.requires_grad_(True)
+        task.loss(outputs, still).backward()
+        slopes.append(outputs.grad[..., 6].sum().item())
+    assert slopes[1] == pytest.approx(10 * slopes[0], rel=1e-4)  # proportional near zero
+    assert slopes[2] == pytest.approx(TRANSLATION_DELTA / 3, rel=1e-4)  # L1's slope far away
+
+
 def test_depth_oracle_scores_perfectly(split):
     task = make_task("depth", GEOMETRY, context("median", (split,)))
     targets = task.targets(split)
