@@ -20,7 +20,14 @@ SOURCE = REPO_ROOT / "src"
 LAYERS = (
     ("fourds", "fourds.atomic", "fourds.accelerators"),
     ("fourds.config",),
-    ("fourds.models", "fourds.world", "fourds.records", "fourds.runtime", "fourds.shipped"),
+    (
+        "fourds.models",
+        "fourds.world",
+        "fourds.records",
+        "fourds.runtime",
+        "fourds.shipped",
+        "fourds.tolerances",
+    ),
     ("fourds.data", "fourds.train", "fourds.evaluate", "fourds.report", "fourds.plan"),
     ("fourds.stages",),
     ("fourds.cli",),
