@@ -121,8 +121,8 @@ def _ship(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fourds.shipped import EXACT, compare, format_differences
-    from fourds.tolerances import Contract, load_contract
+    from fourds.shipped import compare, format_differences
+    from fourds.tolerances import EXACT, Contract, load_contract
 
     shipped = Path(args.shipped)
     if not (shipped / "dvc.lock").is_file():

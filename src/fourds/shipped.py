@@ -39,9 +39,7 @@ import yaml
 from fourds.atomic import atomic_directory
 from fourds.config import Params
 from fourds.records import EXECUTION_RECORD, belongs_to
-from fourds.tolerances import Contract
-
-EXACT = Contract({})
+from fourds.tolerances import EXACT, Contract
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 

@@ -63,6 +63,9 @@ class Contract:
         return self.families.get(family, self.default)
 
 
+EXACT = Contract({})  # every number as pinned
+
+
 def load_contract(path: str | Path) -> Contract:
     """The contract of a tolerances file (see the module docstring).
 
