@@ -296,26 +296,34 @@ def correlation_readout(encoder: VideoViT, width: int, out_dim: int) -> Correlat
     )
 
 
-def score(
-    readout: AttentionReadout,
+def test_features(
     encoder: VideoViT,
-    task: Task,
     test: dict[str, np.ndarray],
     num_blocks: int,
     device: torch.device,
     batch_size: int,
     budget: HostBudget = IN_MEMORY,
-) -> tuple[Evaluation, dict[str, torch.Tensor]]:
-    """`readout` scored on the clips `test` (see Evaluation), and the targets it was scored on;
-    the test features cached within `budget` (see Features)."""
-    readout.eval()
+) -> Features:
+    """The features of the clips `test` (its "video" [N, T, H, W, 3] uint8), computed once in
+    eval mode and cached within `budget` (see Features): what `score` reads."""
     encoder.eval()
-    targets = task.targets(test)
+    return Features(encoder, test["video"], num_blocks, device, True, batch_size, budget)
+
+
+def score(
+    readout: AttentionReadout,
+    task: Task,
+    features: Features,
+    targets: dict[str, torch.Tensor],
+    batch_size: int,
+) -> Evaluation:
+    """`readout` scored (see Evaluation) on the test clips whose features `features` gives
+    (`test_features`) against their targets `targets` (`task.targets` of the clips)."""
+    readout.eval()
     with torch.no_grad():
-        features = Features(encoder, test["video"], num_blocks, device, True, batch_size, budget)
 
         def infer(index: torch.Tensor, queries: torch.Tensor | None) -> torch.Tensor:
-            given = None if queries is None else queries.to(device)
+            given = None if queries is None else queries.to(features.device)
             return readout(features(index), given).cpu()
 
-        return task.evaluate(infer, targets, batch_size), targets
+        return task.evaluate(infer, targets, batch_size)

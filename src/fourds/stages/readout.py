@@ -44,6 +44,7 @@ from fourds.evaluate.readout import (
     clip_geometry,
     converted_readout,
     score,
+    test_features,
     train_readout,
 )
 from fourds.evaluate.tasks import TASKS, ClipGeometry, TaskContext, depth_protocol, make_task
@@ -225,11 +226,9 @@ def _run(
         readout, task = converted_readout(
             task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
         )
-        evaluation, targets = score(
-            readout.to(device), encoder, task, test, num_blocks, device, task_cfg.batch_size,
-            budget,
-        )  # fmt: skip
-        evaluations, trained = [evaluation], {}
+        targets = task.targets(test)
+        features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size, budget)
+        evaluations = [score(readout.to(device), task, features, targets, task_cfg.batch_size)]
     else:
         context = TaskContext.from_config(cfg, (train, test), readout_classes(source))
         task = make_task(task_name, geometry, context)
@@ -240,6 +239,10 @@ def _run(
             encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size, budget
         )
         initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
+        targets, features = task.targets(test), None
+        if initial is None:  # the encoder stays as it is: every seed reads the same features
+            features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size,
+                                     budget)  # fmt: skip
         evaluations, final_losses = [], []
         for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
             if initial is not None:  # every seed fine-tunes the same encoder
@@ -254,10 +257,10 @@ def _run(
                 device, f"{scale}-{task_name}-{regime} seed {seed}", seed,
             )  # fmt: skip
             final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
-            evaluation, targets = score(
-                readout, encoder, task, test, num_blocks, device, task_cfg.batch_size, budget
-            )
-            evaluations.append(evaluation)
+            if initial is not None:  # this seed's fine-tuned encoder
+                features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size,
+                                         budget)  # fmt: skip
+            evaluations.append(score(readout, task, features, targets, task_cfg.batch_size))
         trained = {
             "train_clips": len(train["video"]),
             "pretrain_clips": extra_clips,
