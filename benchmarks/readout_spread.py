@@ -163,11 +163,11 @@ def main() -> None:
             scale = load_params(params).ladder.scales[-1]
         tasks = args.tasks.split(",") if args.tasks else list(load_params(params).readout.tasks)
         readouts = load_params(params).readouts
+        settings = {task: {"steps": readouts[task].steps, "batch_size": readouts[task].batch_size,
+                           "seeds": readouts[task].seeds} for task in tasks}  # fmt: skip
         config = {"scale": scale, "seeds": list(seeds), "perturbation": PERTURBATION,
                   "study": "quick" if args.quick else str(args.study),
-                  "readouts": {task: {"steps": readouts[task].steps,
-                                      "batch_size": readouts[task].batch_size,
-                                      "seeds": readouts[task].seeds} for task in tasks}}  # fmt: skip
+                  "readouts": settings}  # fmt: skip
         results = {}
         for task in tasks:
             for regime in REGIMES:

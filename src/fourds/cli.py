@@ -119,21 +119,31 @@ def _ship(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    import tempfile
     from pathlib import Path
 
-    from fourds.shipped import compare, format_differences
+    from fourds.report.stability import verdict_differences
+    from fourds.shipped import compare, format_differences, pinned_at
     from fourds.tolerances import EXACT, Contract, load_contract
 
-    shipped = Path(args.shipped)
-    if not (shipped / "dvc.lock").is_file():
-        raise FileNotFoundError(f"{shipped}: no shipped results (no dvc.lock); see `fourds ship`")
     if args.tolerance is not None:
         contract = Contract.uniform(args.tolerance)
     elif args.contract or Path(CONTRACT).is_file():
         contract = load_contract(args.contract or CONTRACT)
     else:
         contract = EXACT
-    differences = compare(shipped, Path(args.runs), contract, args.only_regenerated)
+    with tempfile.TemporaryDirectory() as scratch:
+        shipped = Path(args.shipped)
+        if not shipped.is_dir():  # a git revision: the default's pin committed there
+            shipped = pinned_at(args.shipped, Path(scratch))
+        if not (shipped / "dvc.lock").is_file():
+            raise FileNotFoundError(
+                f"{shipped}: no shipped results (no dvc.lock); see `fourds ship`"
+            )
+        runs = Path(args.runs)
+        differences = compare(shipped, runs, contract, args.only_regenerated)
+        if not args.only_regenerated:
+            differences += verdict_differences(shipped, runs)
     if differences:
         print(format_differences(differences))
     return 1 if differences else 0
@@ -310,10 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     comparer = add_command(
         "compare",
-        "every number of a regeneration that differs from shipped results (none: prints "
-        "nothing, exit 0; else a table, exit 1)",
+        "every number of a regeneration that differs from shipped results beyond the "
+        "contract, and every verdict comparison that moved more than a quarter of its "
+        "interval's half-width (none: prints nothing, exit 0; else a table, exit 1)",
     )
-    comparer.add_argument("shipped", help="a folder `fourds ship` wrote, e.g. reports/reference")
+    comparer.add_argument(
+        "shipped",
+        help="a folder `fourds ship` wrote (e.g. reports/reference), or a git revision whose "
+        "committed pin of the default study is compared (e.g. HEAD)",
+    )
     comparer.add_argument("--runs", default="runs", help="the regeneration's stage outputs")
     comparer.add_argument(
         "--contract",

@@ -22,15 +22,20 @@ Stages that have not run are left out and named. Shipping again replaces the fol
 (DVC's .gitignore aside): run `dvc add` again after it. `compare` reads every metrics.json and
 clips.csv in a shipped folder and the same file under a runs folder, and lists each number
 that differs by more than a tolerance (and each file the regeneration lacks; or, for a partial
-regeneration, only the stages it ran).
+regeneration, only the stages it ran). `pinned_at` lays out the default study's pin as
+committed at a git revision (params.yaml, dvc.lock and every results file git keeps under
+runs/) as `ship` would, so that a regeneration of the default compares with its own pin.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import shutil
+import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +185,32 @@ def format_differences(differences: list[Difference]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+PINNED = ("params.yaml", "dvc.lock", "runs")  # what git keeps of the default's pin
+
+
+def pinned_at(revision: str, folder: Path, repository: Path = Path(".")) -> Path:
+    """The pin of the study in `repository` as committed at git `revision`, written to
+    `folder` in `ship`'s layout (runs/<stage>/... as <stage>/...); returns `folder`.
+
+    Raises:
+        FileNotFoundError: `revision` is not a commit of a git repository holding a pin.
+    """
+    archive = subprocess.run(
+        ["git", "-C", str(repository), "archive", "--format=tar", revision, "--", *PINNED],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        raise FileNotFoundError(
+            f"{revision}: neither a folder of shipped results nor a git revision holding "
+            f"{', '.join(PINNED)} ({archive.stderr.decode().strip().splitlines()[-1]})"
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if member.isfile() and ".." not in parts:
+                target = folder.joinpath(*(parts[1:] if parts[0] == "runs" else parts))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+    return folder

@@ -1,0 +1,97 @@
+"""A regeneration keeps its study's verdicts: each front-page comparison moves by at most a
+quarter of its pinned interval's half-width (fourds.report.stability, `fourds compare`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from fourds.cli import main
+from fourds.config import load_params
+from fourds.report.front import FrontPage
+from fourds.report.scaling import HEADLINE
+from fourds.report.stability import moved_verdicts, verdict_shifts
+from tests.conftest import REPO_ROOT
+from tests.report.test_front import BASE, NOISE, SCALES, task_scores
+
+
+def boxes_study(large_scale_gain: float) -> FrontPage:
+    """boxes (higher is better) at three scales over a noisy control; `large_scale_gain` is
+    how far the largest scale's pretrained readout lies above the baseline."""
+    frozen = {"s": BASE + 0.05 + NOISE, "m": BASE + 0.06 + np.roll(NOISE, 7)}
+    frozen["l"] = BASE + large_scale_gain + np.roll(NOISE, 13)
+    boxes = task_scores("boxes", True, frozen, {scale: BASE + NOISE[::-1] for scale in SCALES})
+    return FrontPage.of({"boxes": boxes}, SCALES, "frozen", dict.fromkeys(SCALES, 0.1))
+
+
+def test_a_comparison_may_move_a_quarter_of_its_interval_and_no_more():
+    pinned = boxes_study(0.1)
+    shifts = verdict_shifts(pinned, pinned)
+    assert len(shifts) == 3 * 2 + 2  # baseline and control at every scale, smallest at m and l
+    assert {shift.relative for shift in shifts} == {0.0}
+    cell = pinned.grid["boxes"]["l"].over_baseline
+    half_width = (cell.high - cell.low) / 2
+    assert moved_verdicts(pinned, boxes_study(0.1 + 0.2 * half_width)) == []
+    moved = moved_verdicts(pinned, boxes_study(0.1 + 0.3 * half_width))
+    assert {(shift.scale, shift.comparison) for shift in moved} >= {("l", "vs baseline")}
+    assert all(shift.scale == "l" and shift.relative > 0.25 for shift in moved)
+
+
+def test_pages_of_different_studies_are_not_compared():
+    with pytest.raises(ValueError, match="the regeneration reads out"):
+        verdict_shifts(boxes_study(0.1), FrontPage.of({}, SCALES, "frozen", {}))
+
+
+def write_study(root, params, depth_shift: float = 0.0) -> None:
+    """A runs folder of the default ladder with noisy per-clip results (every pretrained
+    readout 0.02 better than its control and baseline); the depth readout of the largest
+    scale `depth_shift` worse on every clip."""
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(0.3, 0.5, size=32)
+    for scale in params.ladder.scales:
+        (root / "pretrain" / scale).mkdir(parents=True)
+        (root / "pretrain" / scale / "metrics.json").write_text(json.dumps({"loss": 0.02}))
+        for task in params.readout.tasks:
+            metric, label = HEADLINE[task]
+            sign = 1 if "higher" in label else -1
+            for regime in params.readout.regimes:
+                noise = rng.normal(0, 0.05, size=32)
+                values = baseline + noise + (sign * 0.02 if regime == "frozen" else 0)
+                if (scale, task, regime) == (params.ladder.scales[-1], "depth", "frozen"):
+                    values = values + depth_shift
+                stage = root / "readout" / f"{scale}-{task}-{regime}"
+                stage.mkdir(parents=True)
+                lines = [f"clip,{metric},baseline_{metric},weight"]
+                pairs = enumerate(zip(values.tolist(), baseline.tolist(), strict=True))
+                lines += [f"{i},{v!r},{b!r},1" for i, (v, b) in pairs]
+                (stage / "clips.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_compare_with_a_git_revision_checks_the_pins_numbers_and_verdicts(
+    tmp_path, monkeypatch, capsys
+):
+    params = load_params(REPO_ROOT / "params.yaml")
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    write_study(tmp_path / "runs", params)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "pin"], check=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "HEAD"]) == 0
+    assert capsys.readouterr().out == ""
+
+    shutil.rmtree(tmp_path / "runs")
+    write_study(tmp_path / "runs", params, depth_shift=0.008)  # within 0.01 of every number
+    assert main(["compare", "HEAD", "--tolerance", "0.01"]) == 1
+    out = capsys.readouterr().out
+    assert "report (verdicts)" in out and "depth at cpu_l vs baseline" in out
+    assert "clips.csv" not in out  # every number within the tolerance: only verdicts moved
+
+    assert main(["compare", "HEAD~1"]) == 2  # no such revision: one line
+    assert "neither a folder of shipped results nor a git revision" in capsys.readouterr().err
