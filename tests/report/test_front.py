@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -11,7 +12,14 @@ from fourds.report.bootstrap import ClipScores, draw_counts
 from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores
 from fourds.report.front import FrontPage, grid_rows
 from fourds.report.lineage import link
-from fourds.report.summary import control_line, flag_note, listing, scale_line, sentence
+from fourds.report.summary import (
+    control_line,
+    flag_note,
+    interval_note,
+    listing,
+    scale_line,
+    sentence,
+)
 
 SCALES = ["s", "m", "l"]
 CLIPS = 40
@@ -153,3 +161,19 @@ def test_the_summary_lines_judge_the_largest_scale_like_the_grid():
 def test_lists_are_written_as_prose():
     assert listing([]) == "" and listing(["a"]) == "a"
     assert listing(["a", "b"]) == "a and b" and listing(["a", "b", "c"], "or") == "a, b or c"
+
+
+def test_the_interval_note_says_which_readouts_count_their_training_noise():
+    one = task_scores("boxes", True, {"s": BASE}, {"s": BASE})
+    three = dataclasses.replace(
+        one,
+        scores={
+            stage: ClipScores(np.stack([BASE] * 3), np.ones((3, CLIPS))) for stage in one.scores
+        },
+    )
+    assert "every readout trained one seed" in interval_note({"boxes": one, "pose": one})
+    mixed = interval_note({"boxes": three, "pose": one})
+    assert "(boxes: 3 seeds); pose trained one seed, counted by its clips only" in mixed
+    assert "every readout's training noise over its seeds (boxes and pose: 3 seeds)" in (
+        interval_note({"boxes": three, "pose": three})
+    )

@@ -8,7 +8,7 @@ clip-bootstrap interval excludes zero.
 
 from __future__ import annotations
 
-from fourds.report.compare import BETTER, WORSE
+from fourds.report.compare import BETTER, WORSE, TaskScores
 from fourds.report.front import FrontPage
 from fourds.report.numbers import significant
 
@@ -123,3 +123,25 @@ def flag_note(page: FrontPage) -> str:
         return "No readout is flagged: every one beats its no-learning baseline outside the noise."
     parts = [f"{task}: {', '.join(scales)} {flag}" for (task, flag), scales in groups.items()]
     return f"Flagged ⚠ here: {'; '.join(parts)}."
+
+
+def interval_note(scores: dict[str, TaskScores]) -> str:
+    """What the intervals count: the test clips, and the readout seeds of the tasks whose
+    readouts trained several (readouts.<task>.seeds), or that every readout trained one."""
+    by_count: dict[int, list[str]] = {}
+    for task, task_scores in scores.items():
+        seeds = min(clip_scores.seeds for clip_scores in task_scores.scores.values())
+        by_count.setdefault(seeds, []).append(task)
+    several = {count: tasks for count, tasks in sorted(by_count.items()) if count > 1}
+    counted = "; ".join(f"{listing(tasks)}: {count} seeds" for count, tasks in several.items())
+    if not several:
+        trained = "every readout trained one seed, so its own training noise is not counted"
+    elif 1 in by_count:
+        trained = f"they count the readouts' training noise over their seeds ({counted}); "
+        trained += f"{listing(by_count[1])} trained one seed, counted by its clips only"
+    else:
+        trained = f"they count every readout's training noise over its seeds ({counted})"
+    return (
+        f"The intervals resample the test clips, and {trained}. Not counted: another "
+        "pretraining seed (each scale is one pretraining run)."
+    )
