@@ -16,6 +16,7 @@ from fourds.config import CurateConfig, SourceConfig
 from fourds.data.benchmarks import load_readout_split, source_files
 from fourds.data.curate import curate
 from fourds.data.readers import ReaderError
+from fourds.data.readers import perception_test as perception_test_reader
 from fourds.data.readers import waymo as waymo_reader
 from fourds.data.shards import load_split
 from fourds.data.spill import HostBudget
@@ -118,7 +119,9 @@ def test_source_files_are_the_annotations_and_the_videos_read(shards, perception
     assert [file.parents[1].name for file in files] == ["training"] * 2 + ["validation"] * 2
 
 
-def test_malformed_perception_test_files_name_the_entry_and_the_terms(perception_test, tmp_path):
+def test_malformed_perception_test_files_name_the_entry_and_the_terms(
+    perception_test, tmp_path, monkeypatch
+):
     good = json.loads((perception_test / "all_valid.json").read_text())
     root = tmp_path / "pt"
     (root / "videos").mkdir(parents=True)
@@ -159,6 +162,8 @@ def test_malformed_perception_test_files_name_the_entry_and_the_terms(perception
     message = error(good)
     assert "1 of the 1 point-tracked videos are not there (video_0001.mp4" in message
     assert message.endswith("github.com/google-deepmind/perception_test, under CC BY 4.0)")
+    monkeypatch.setattr(perception_test_reader, "MAX_ANNOTATION_BYTES", 100)
+    assert "MiB, over the 0 MiB an annotation file may take" in error(good)
     (root / "all_valid.json").unlink()
     with pytest.raises(FileNotFoundError, match="no Perception Test annotation file .*CC BY 4.0"):
         load_readout_split(source, "test", tmp_path, ("video", *POINTS), FRAMES, SIZE)
@@ -213,6 +218,14 @@ def test_malformed_waymo_files_name_the_file_and_the_licence(waymo, tmp_path):
     assert error() == f"{box}: a box of camera 1 is at a timestamp with no frame"
     pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), box)
     assert error() == f"{box}: an object of camera 1 has two boxes in one frame"
+    pq.write_table(table, box)
+    images = pq.read_table(image)
+    column = "[CameraImageComponent].image"
+    garbage = pa.array([b"not a JPEG"] * len(images), pa.binary())
+    pq.write_table(images.set_column(images.schema.get_field_index(column), column, garbage), image)
+    assert waymo_error(split, tmp_path).startswith(
+        f"{image}: frame 0 is not a decodable JPEG of at most 36000000 pixels"
+    )
     (split / "camera_image").rename(split / "images")
     assert error().startswith(f"{split}: no camera_image/<segment>.parquet")
 
