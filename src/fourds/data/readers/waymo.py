@@ -42,6 +42,7 @@ checked against the same room before they are allocated.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -210,9 +211,9 @@ def _rows(path: Path, columns: dict[str, _Kind], camera: int, room: int) -> dict
     Raises:
         ReaderError: as read_segment.
     """
-    file = _open(path, columns, room)
     kept: dict[str, list] = {name: [] for name in columns}
-    try:
+    with _parquet_errors(path):
+        file = _open(path, columns, room)
         for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=list(columns)):
             if any(batch.column(name).null_count for name in columns):
                 raise malformed(f"{path}: a value of {list(columns)} is null")
@@ -223,8 +224,6 @@ def _rows(path: Path, columns: dict[str, _Kind], camera: int, room: int) -> dict
                 kept[name].extend(
                     values.to_pylist() if binary else [values.to_numpy(zero_copy_only=False)]
                 )
-    except (pa.ArrowException, OSError) as error:
-        raise malformed(f"{path}: not a readable parquet file ({error})") from None
     return {
         name: (np.array(values, dtype=object) if name == IMAGE else _joined(values))
         for name, values in kept.items()
@@ -237,18 +236,16 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 
 def _open(path: Path, columns: dict[str, _Kind], room: int) -> pq.ParquetFile:
     """The parquet file, its schema checked to have `columns` of their kinds and the
-    uncompressed bytes its metadata declares for them checked to fit in `room`."""
-    try:
-        file = pq.ParquetFile(
-            path,
-            thrift_string_size_limit=THRIFT_STRING_LIMIT,
-            thrift_container_size_limit=THRIFT_CONTAINER_LIMIT,
-            arrow_extensions_enabled=False,
-            page_checksum_verification=True,
-        )
-        schema = file.schema_arrow
-    except (pa.ArrowException, OSError) as error:
-        raise malformed(f"{path}: not a readable parquet file ({error})") from None
+    uncompressed bytes its metadata declares for them checked to fit in `room` (arrow's own
+    errors are left to _parquet_errors)."""
+    file = pq.ParquetFile(
+        path,
+        thrift_string_size_limit=THRIFT_STRING_LIMIT,
+        thrift_container_size_limit=THRIFT_CONTAINER_LIMIT,
+        arrow_extensions_enabled=False,
+        page_checksum_verification=True,
+    )
+    schema = file.schema_arrow
     for name, kind in columns.items():
         index = schema.get_field_index(name)
         if index < 0:
@@ -263,3 +260,16 @@ def _open(path: Path, columns: dict[str, _Kind], room: int) -> pq.ParquetFile:
     )
     check_room(str(path), f"columns {list(columns)}", declared, room)
     return file
+
+
+@contextlib.contextmanager
+def _parquet_errors(path: Path) -> Iterator[None]:
+    """Arrow's errors on a damaged file (and the decoding errors of its strings) as one
+    ReaderError line naming the file; fourds' own ReaderErrors pass unchanged."""
+    try:
+        yield
+    except ReaderError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as error:
+        reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise malformed(f"{path}: not a readable parquet file ({reason})") from None
