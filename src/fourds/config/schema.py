@@ -439,7 +439,9 @@ class SourceConfig:
         scannet        folders of exported ScanNet scenes;
         realestate10k  folders of camera files, each beside its video (same stem);
         box_tracks     folders of box-track files (.json or .csv), each beside its video;
-        perception_test  Perception Test annotation files (all_train.json, all_valid.json);
+        perception_test
+                       Perception Test annotation files (all_train.json, all_valid.json),
+                       with the folder of their videos in `videos`;
         waymo_open     Waymo Open v2 split folders (training/, validation/) holding their
                        camera_image/ and camera_box/ parquet files;
         ssv2           Something-Something v2 split files (train.json, validation.json), with

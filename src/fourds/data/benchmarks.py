@@ -155,8 +155,10 @@ def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -
     """The Samples of benchmark `path` in `format` (with its videos under `videos` where the
     format names them), read file by file as the iterator reaches them (a TAP-Vid pickle's
     videos together). A missing path raises at once."""
-    if format == "perception_test":  # its own message: where the annotation file comes from
+    if format == "perception_test":  # these two say where the data comes from, and its terms
         return iter_perception_test(path, videos, size)
+    if format == "waymo_open":
+        return iter_waymo(path, size)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")
@@ -172,8 +174,6 @@ def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -
         return (_camera_sample(camera, size) for camera in _annotations(path, format))
     if format == "box_tracks":
         return (_box_sample(tracks, size) for tracks in _annotations(path, format))
-    if format == "waymo_open":
-        return iter_waymo(path, size)
     raise ValueError(f"{format!r} is not a benchmark format")
 
 
