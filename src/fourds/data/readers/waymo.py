@@ -190,13 +190,19 @@ def _tracks(path: Path, times: np.ndarray, camera: int, room: int) -> tuple[np.n
     np.minimum.at(first, track, np.arange(len(track)))
     rank = np.argsort(np.argsort(first))  # objects in order of first appearance
     row = rank[track]
-    check_room(str(path), f"{len(ids)} objects' boxes over {len(times)} frames",
-               len(ids) * len(times) * 17, room)  # fmt: skip
+    check_room(
+        str(path),
+        f"{len(ids)} objects' boxes over {len(times)} frames",
+        len(ids) * len(times) * (4 * 4 + 1),  # a float32 box and a bool per object and frame
+        room,
+    )
     if len(set(zip(row.tolist(), frame.tolist(), strict=True))) != len(row):
         raise malformed(f"{path}: an object of camera {camera} has two boxes in one frame")
     centre_x, centre_y, width, height = (rows[name] for name in BOX_FIELDS)
-    corners = np.stack([centre_x - width / 2, centre_y - height / 2,
-                        centre_x + width / 2, centre_y + height / 2], axis=-1)  # fmt: skip
+    with np.errstate(over="ignore"):  # past float32's range: infinite, refused below
+        x0, y0 = centre_x - width / 2, centre_y - height / 2
+        x1, y1 = centre_x + width / 2, centre_y + height / 2
+        corners = np.stack([x0, y0, x1, y1], axis=-1).astype(np.float32)
     if not np.isfinite(corners).all() or (width < 0).any() or (height < 0).any():
         raise malformed(f"{path}: a box is not finite with a size of at least 0")
     boxes = np.full((len(ids), len(times), 4), np.nan, np.float32)
