@@ -4,7 +4,9 @@
 its ground-truth npz, see fourds.data.corpus) and writes it the way the public benchmark
 stores it, so that what a reader gives back can be checked against the truth it came from.
 `write_ssv2` and `write_kinetics` write small classification benchmarks in their published
-layouts, each class's videos one flat colour (`class_colour`).
+layouts, each class's videos one flat colour (`class_colour`); `write_perception_test` and
+`write_waymo` write the corpus' readout videos as Perception Test's point tracks and Waymo Open's
+v2 camera components.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fourds.data.curate import list_split
 from fourds.data.video import read_video, write_video
@@ -219,3 +223,109 @@ def write_kinetics(root: Path, splits: dict[str, list[int]], skip: tuple[str, ..
                 write_video(folder / name, class_video(index), fps=12)
             number += 1
         (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def write_perception_test(corpus: Path, out: Path) -> Path:
+    """Perception Test as released, under `out`: all_train.json and all_valid.json (the
+    corpus' readout-train and readout-test videos) and videos/<video_id>.mp4. Each file also
+    holds an entry without point tracks (and so without a video), as the benchmark's files do."""
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    number = 0
+    for split, name in (("readout-train", "train"), ("readout-test", "valid")):
+        entries = {}
+        for video, truth in _videos(corpus, split):
+            video_id = f"video_{number:04d}"
+            shutil.copy(video, out / "videos" / f"{video_id}.mp4")
+            height, width = read_video(video).shape[1:3]
+            entries[video_id] = point_tracking_entry(
+                video_id, name, truth["tracks"] / [width, height], truth["visible"]
+            )
+            number += 1
+        unannotated = {"video_id": "video_9999", "num_frames": 30, "split": name}
+        entries["video_9999"] = {"metadata": unannotated, "point_tracking": []}
+        (out / f"all_{name}.json").write_text(json.dumps(entries))
+    return out
+
+
+def point_tracking_entry(video_id: str, split: str, tracks, visible) -> dict:
+    """A Perception Test annotation entry of a video with point tracks: from tracks [N, T, 2]
+    (x, y) normalised by the frame's width and height and visible bool [N, T], a track per point
+    visible somewhere: `frame_ids` the frames where it is visible, `points` two rows (y, x)."""
+    point_tracking = [
+        {"id": point, "label": "point", "parent_objects": 0,
+         "frame_ids": np.flatnonzero(seen).tolist(),
+         "points": [xy[seen, 1].tolist(), xy[seen, 0].tolist()]}
+        for point, (xy, seen) in enumerate(zip(tracks, visible, strict=True)) if seen.any()
+    ]  # fmt: skip
+    metadata = {"video_id": video_id, "num_frames": visible.shape[1], "split": split,
+                "frame_rate": 12, "is_camera_moving": False}  # fmt: skip
+    return {"metadata": metadata, "point_tracking": point_tracking, "object_tracking": []}
+
+
+WAYMO_FRONT, WAYMO_SIDE_LEFT = 1, 4
+
+
+def write_waymo(corpus: Path, out: Path) -> Path:
+    """The Waymo Open v2 release's camera_image and camera_box components, under
+    `out`/training (the corpus' readout-train videos) and `out`/validation (readout-test), one
+    segment per video (write_waymo_segment)."""
+    number = 0
+    for split, name in (("readout-train", "training"), ("readout-test", "validation")):
+        for video, truth in _videos(corpus, split):
+            segment = f"1002394760240072{number:04d}_1120_000_1140_000"  # a v2 segment name
+            write_waymo_segment(
+                out / name, segment, read_video(video), truth["boxes"], truth["box_visible"]
+            )
+            number += 1
+    return out
+
+
+def write_waymo_segment(split: Path, segment: str, frames, boxes, visible) -> tuple[Path, Path]:
+    """One segment's camera_image and camera_box files under the split folder `split`, from
+    frames uint8 [T, H, W, 3] and boxes [M, T, 4] (x0, y0, x1, y1 pixels) where visible [M, T]:
+    a FRONT camera row per frame (its JPEG, timestamps 0.1 s apart) and a SIDE_LEFT one (the
+    frame upside down, its boxes elsewhere: not read), image rows in reverse time order; a box
+    row per labelled object and frame, objects in order, as centre and size in pixels; the v2
+    column names and types. Returns the two files."""
+    times = [1_500_000_000_000_000 + 100_000 * index for index in range(len(frames))]
+    images = [(time, camera, jpeg(frame if camera == WAYMO_FRONT else frame[::-1]))
+              for time, frame in zip(times, frames, strict=True)
+              for camera in (WAYMO_FRONT, WAYMO_SIDE_LEFT)][::-1]  # fmt: skip
+    labels = [(times[frame], camera, f"object-{row}", box)
+              for camera in (WAYMO_FRONT, WAYMO_SIDE_LEFT)
+              for row, (track, seen) in enumerate(zip(boxes, visible, strict=True))
+              for frame, box in enumerate(track) if seen[frame]]  # fmt: skip
+    image_file = split / "camera_image" / f"{segment}.parquet"
+    _waymo_component(image_file, segment, {
+        "key.frame_timestamp_micros": (pa.int64(), [row[0] for row in images]),
+        "key.camera_name": (pa.int8(), [row[1] for row in images]),
+        "[CameraImageComponent].image": (pa.binary(), [row[2] for row in images]),
+        "[CameraImageComponent].pose_timestamp": (pa.float64(), [row[0] / 1e6 for row in images]),
+    })  # fmt: skip
+    corners = np.array([row[3] for row in labels], np.float64).reshape(-1, 4)
+    centre, size = (corners[:, :2] + corners[:, 2:]) / 2, corners[:, 2:] - corners[:, :2]
+    side = np.array([row[1] == WAYMO_SIDE_LEFT for row in labels], bool)
+    centre[side] = centre[side][:, ::-1] + 3.0  # not the FRONT camera's boxes
+    box_file = split / "camera_box" / f"{segment}.parquet"
+    _waymo_component(box_file, segment, {
+        "key.frame_timestamp_micros": (pa.int64(), [row[0] for row in labels]),
+        "key.camera_name": (pa.int8(), [row[1] for row in labels]),
+        "key.camera_object_id": (pa.string(), [row[2] for row in labels]),
+        "[CameraBoxComponent].box.center.x": (pa.float64(), centre[:, 0]),
+        "[CameraBoxComponent].box.center.y": (pa.float64(), centre[:, 1]),
+        "[CameraBoxComponent].box.size.x": (pa.float64(), size[:, 0]),
+        "[CameraBoxComponent].box.size.y": (pa.float64(), size[:, 1]),
+        "[CameraBoxComponent].type": (pa.int8(), [1] * len(labels)),
+    })  # fmt: skip
+    return image_file, box_file
+
+
+def _waymo_component(path: Path, segment: str, columns: dict[str, tuple]) -> None:
+    """One v2 component file: key.segment_context_name first, then `columns` (name ->
+    (arrow type, values))."""
+    count = len(next(iter(columns.values()))[1])
+    names = ["key.segment_context_name", *columns]
+    arrays = [pa.array([segment] * count, pa.string())]
+    arrays += [pa.array(values, kind) for kind, values in columns.values()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(arrays, names=names), path)

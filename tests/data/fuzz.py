@@ -3,7 +3,8 @@
 Valid fixtures of each format are written, then mutated (bytes flipped, spans overwritten,
 zeroed, duplicated, removed or cut off; in text formats, numbers replaced by nan, inf, -1,
 huge values or garbage and lines dropped or repeated; in TAP-Vid records, an entry, a frame or
-the record replaced by a value of the wrong type or shape). Videos include an anamorphic one
+the record replaced by a value of the wrong type or shape; Perception Test annotations as text,
+Waymo Open's parquet components as bytes). Videos include an anamorphic one
 (a sample aspect ratio) and a mirrored one (a display matrix). Each mutated file goes through
 the reader that owns its format; every case must end accepted or rejected with that reader's
 error and a non-empty reason on one line. Anything else (another exception, a case that runs
@@ -33,11 +34,13 @@ from fourds.data.curate import curate
 from fourds.data.decode import decode_video
 from fourds.data.readers import ReaderError
 from fourds.data.readers.boxes import read_box_tracks
+from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.tapvid import read_tapvid
+from fourds.data.readers.waymo import read_segment
 from fourds.data.sidecar import load_sidecar
 from fourds.data.video import VideoError
-from tests.benchmark_files import jpeg
+from tests.benchmark_files import jpeg, point_tracking_entry, write_waymo_segment
 from tests.data.real_videos import blocks, orient_mp4, write
 
 FRAMES, SIZE = 8, 32
@@ -96,6 +99,13 @@ def fixtures(root: Path) -> dict[str, Path]:
     rows = "".join(f"a,{t},1,2,10,20\n" for t in range(FRAMES) if t % 2)
     (root / "boxes.csv").write_text("object,frame,x0,y0,x1,y1\n" + rows)
     files["boxes.csv"] = root / "boxes.csv"
+    entry = point_tracking_entry("video_0001", "valid", truth["tracks"] / SIZE, truth["visible"])
+    (root / "all_valid.json").write_text(json.dumps({"video_0001": entry}, indent=1))
+    files["perception_test.json"] = root / "all_valid.json"
+    files["waymo-camera_image"], files["waymo-camera_box"] = write_waymo_segment(
+        root / "waymo", "segment", blocks(FRAMES, SIZE, SIZE, seed=4), truth["boxes"],
+        truth["box_visible"],
+    )  # fmt: skip
     return files
 
 
@@ -186,11 +196,13 @@ MUTATIONS = {  # format -> how its fixture is mutated (mutate_bytes where not na
     "boxes.json": mutate_text,
     "boxes.csv": mutate_text,
     "pickle-entries": mutate_record,
+    "perception_test.json": mutate_text,
 }
 
 
-def readers() -> dict[str, tuple[Callable[[Path], object], tuple[type, ...]]]:
-    """Format -> (its reader, the errors that mean "rejected with a reason")."""
+def readers(files: dict[str, Path]) -> dict[str, tuple[Callable[[Path], object], tuple[type, ...]]]:
+    """Format -> (its reader, the errors that mean "rejected with a reason"); a Waymo Open
+    component is read with the other component of its segment from the valid `files`."""
     video = (lambda path: decode_video(path, 16, max_frame_pixels=MAX_PIXELS), (VideoError,))
     tapvid = (lambda path: read_tapvid(path, SIZE), (ReaderError,))
     return {
@@ -204,6 +216,15 @@ def readers() -> dict[str, tuple[Callable[[Path], object], tuple[type, ...]]]:
         "camera": (lambda path: read_camera_file(path, 64, 64), (ValueError,)),
         "boxes.json": (lambda path: read_box_tracks(path, frames=FRAMES), (ValueError,)),
         "boxes.csv": (lambda path: read_box_tracks(path, frames=FRAMES), (ValueError,)),
+        "perception_test.json": (read_point_tracks, (ReaderError,)),
+        "waymo-camera_image": (
+            lambda path: read_segment(path, files["waymo-camera_box"], SIZE),
+            (ReaderError,),
+        ),
+        "waymo-camera_box": (
+            lambda path: read_segment(files["waymo-camera_image"], path, SIZE),
+            (ReaderError,),
+        ),
     }
 
 
@@ -249,7 +270,7 @@ def fuzz(seed: int, cases: int, root: Path) -> dict:
     counts: dict[str, dict[str, int]] = {}
     failures = []
     started = time.perf_counter()
-    for name, (reader, rejections) in readers().items():
+    for name, (reader, rejections) in readers(files).items():
         source = files[name]
         outcome, detail = run_case(reader, rejections, source)
         if outcome != "accepted":

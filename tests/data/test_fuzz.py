@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SEED, CASES_PER_FORMAT = 1234, 150  # 13 formats: 1950 cases and one curate run, ~10 s
+SEED, CASES_PER_FORMAT = 1234, 150  # 16 formats: 2400 cases and one curate run, ~15 s
 MEMORY_MIB = 512  # the stated bound on peak resident memory of the whole run
 ADDRESS_SPACE = 4 << 30  # hard ceiling for the child (virtual memory, so above the bound)
 REPO = Path(__file__).resolve().parents[2]

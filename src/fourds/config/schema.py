@@ -37,6 +37,7 @@ LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
 SHARD_FORMATS = ("npz", "webdataset")  # fourds.data.shards.FORMATS
 VIDEO_LIST_FORMATS = ("ssv2", "kinetics")  # fourds.data.labelled: split files name the videos
+VIDEO_FOLDER_FORMATS = (*VIDEO_LIST_FORMATS, "perception_test")  # read source.videos
 FEATURE_EXTRACTORS = ("fourds", "inception")
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
@@ -438,12 +439,18 @@ class SourceConfig:
         scannet        folders of exported ScanNet scenes;
         realestate10k  folders of camera files, each beside its video (same stem);
         box_tracks     folders of box-track files (.json or .csv), each beside its video;
+        perception_test
+                       Perception Test annotation files (all_train.json, all_valid.json),
+                       with the folder of their videos in `videos`;
+        waymo_open     Waymo Open v2 split folders (training/, validation/) holding their
+                       camera_image/ and camera_box/ parquet files;
         ssv2           Something-Something v2 split files (train.json, validation.json), with
                        labels.json beside the train one;
         kinetics       Kinetics annotation CSVs (label,youtube_id,time_start,time_end,split).
     frame_stride: clips take every frame_stride-th frame of a benchmark video.
-    videos: the folder of the videos that the split files of a VIDEO_LIST_FORMATS format name,
-        at any depth (flat, or in per-class or per-split folders); empty for the other formats.
+    videos: the folder of the videos that the split files of a VIDEO_FOLDER_FORMATS format
+        name, at any depth (flat, or in per-class or per-split folders); empty for the other
+        formats.
     """
 
     format: str
@@ -465,7 +472,7 @@ class SourceConfig:
                 given == (True, True),
                 f"{path}.format={self.format!r} needs both {path}.train and {path}.test paths",
             )
-        if self.format in VIDEO_LIST_FORMATS:
+        if self.format in VIDEO_FOLDER_FORMATS:
             _require(
                 bool(self.videos),
                 f"{path}.format={self.format!r} needs {path}.videos, the folder of its videos",
@@ -473,8 +480,8 @@ class SourceConfig:
         else:
             _require(
                 not self.videos,
-                f"{path}.videos is read by the {list(VIDEO_LIST_FORMATS)} formats only: leave it "
-                f"empty for format={self.format!r}",
+                f"{path}.videos is read by the {list(VIDEO_FOLDER_FORMATS)} formats only: leave "
+                f"it empty for format={self.format!r}",
             )
 
 

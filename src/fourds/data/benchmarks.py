@@ -12,6 +12,12 @@ Benchmark layouts, the same for `train` and `test`:
     box_tracks      a folder of box-track files <clip>.json or <clip>.csv
                     (fourds.data.readers.boxes), each beside its video <clip>.<ext>; boxes are in
                     pixels of the video as displayed, frame i its i-th decoded frame
+    perception_test a Perception Test annotation file (all_train.json, all_valid.json) whose
+                    entries with point tracks name videos <video_id>.mp4 under `source.videos`
+                    (fourds.data.readers.perception_test)
+    waymo_open      a split folder of the Waymo Open v2 release (training/, validation/) with
+                    its camera_image/ and camera_box/ parquet files, one per segment
+                    (fourds.data.readers.waymo): the FRONT camera's frames and box tracks
     ssv2, kinetics  split files that list videos of `source.videos` by name, each with its
                     class (fourds.data.labelled): one centred, centre-cropped clip per video,
                     labelled with its class; the rest of this docstring is for the others
@@ -43,9 +49,11 @@ from fourds.data.decode import decode_video
 from fourds.data.labelled import benchmark_classes, labelled_files, labelled_samples
 from fourds.data.readers import ReaderError, check_room, max_decoded_bytes
 from fourds.data.readers.boxes import read_box_tracks
+from fourds.data.readers.perception_test import find_videos, iter_perception_test, read_point_tracks
 from fourds.data.readers.realestate10k import read_camera_file
 from fourds.data.readers.scannet import read_scene
 from fourds.data.readers.tapvid import read_tapvid
+from fourds.data.readers.waymo import iter_waymo, waymo_segments
 from fourds.data.sample import Sample
 from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
 from fourds.data.spill import IN_MEMORY, HostBudget, StackBuilder
@@ -76,7 +84,7 @@ def load_readout_split(
     if source.format in VIDEO_LIST_FORMATS:  # samples that are clips already
         samples = labelled_samples(source, split, frames, size)
         return clips_from_samples(samples, keys, frames, size, 1, budget)
-    samples = iter_benchmark(source.format, getattr(source, split), size)
+    samples = iter_benchmark(source.format, getattr(source, split), size, source.videos)
     return clips_from_samples(samples, keys, frames, size, source.frame_stride, budget)
 
 
@@ -129,19 +137,28 @@ def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
     for root in (Path(source.train), Path(source.test)):
         if source.format == "tapvid":
             files += tapvid_pickles(root)
+        elif source.format == "perception_test":
+            files += [root, *find_videos(source.videos, read_point_tracks(root))]
+        elif source.format == "waymo_open":
+            files += [path for pair in waymo_segments(root) for path in pair]
         else:
             files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return files
 
 
-def read_benchmark(format: str, path: str | Path, size: int) -> list[Sample]:
+def read_benchmark(format: str, path: str | Path, size: int, videos: str = "") -> list[Sample]:
     """The Samples of benchmark `path` in `format` (see the module docstring for layouts)."""
-    return list(iter_benchmark(format, path, size))
+    return list(iter_benchmark(format, path, size, videos))
 
 
-def iter_benchmark(format: str, path: str | Path, size: int) -> Iterator[Sample]:
-    """The Samples of benchmark `path` in `format`, read file by file as the iterator reaches
-    them (a TAP-Vid pickle's videos together). A missing path raises at once."""
+def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """The Samples of benchmark `path` in `format` (with its videos under `videos` where the
+    format names them), read file by file as the iterator reaches them (a TAP-Vid pickle's
+    videos together). A missing path raises at once."""
+    if format == "perception_test":  # these two say where the data comes from, and its terms
+        return iter_perception_test(path, videos, size)
+    if format == "waymo_open":
+        return iter_waymo(path, size)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")

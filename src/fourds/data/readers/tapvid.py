@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 
-from fourds.data.readers import MAX_IMAGE_PIXELS, ReaderError, check_room, max_decoded_bytes
+from fourds.data.readers import ReaderError, check_room, max_decoded_bytes
+from fourds.data.readers.jpeg import decode_jpeg
 from fourds.data.readers.safe_pickle import load_data_pickle
 from fourds.data.sample import Sample
 from fourds.data.video import frames_from_pixels, resize_frames
@@ -120,7 +120,7 @@ def _frames(where: str, video, size: int, room: int) -> np.ndarray:
             f"strings ({_kind(video)})"
         )
     _check_fits(where, video, size, room)
-    images = (_decode_jpeg(where, index, data) for index, data in enumerate(video))
+    images = (decode_jpeg(where, index, data) for index, data in enumerate(video))
     return resize_frames(images, len(video), size)
 
 
@@ -128,27 +128,6 @@ def _check_fits(where: str, video, size: int, room: int) -> None:
     """Raise ReaderError unless the frames of `video` (a sequence) fit in `room` bytes at size x
     size RGB."""
     check_room(where, f"{len(video)} frames at {size}x{size}", len(video) * size * size * 3, room)
-
-
-def _decode_jpeg(where: str, index: int, data: bytes) -> av.VideoFrame:
-    """Frame `index` of a record, JPEG bytes -> its image.
-
-    Raises:
-        ReaderError: the bytes are not one decodable JPEG image of at most MAX_IMAGE_PIXELS
-            pixels.
-    """
-    codec = av.CodecContext.create("mjpeg", "r")
-    codec.options = {"max_pixels": str(MAX_IMAGE_PIXELS)}
-    try:
-        frames = codec.decode(av.Packet(data))
-    except av.FFmpegError as error:
-        raise ReaderError(
-            f"{where}: frame {index} is not a decodable JPEG of at most {MAX_IMAGE_PIXELS} "
-            f"pixels ({error})"
-        ) from None
-    if len(frames) != 1:
-        raise ReaderError(f"{where}: frame {index}'s JPEG decoded to {len(frames)} images")
-    return frames[0]
 
 
 def _kind(value) -> str:

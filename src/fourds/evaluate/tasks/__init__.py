@@ -100,11 +100,13 @@ TASKS: dict[str, TaskSpec] = {
     ),
     "tracking": TaskSpec(
         TrackingTask,
-        ("synthetic", "tapvid"),
+        ("synthetic", "tapvid", "perception_test"),
         lambda geometry, c: TrackingTask(geometry, c.tracking_queries, c.tracking_static),
     ),
     "boxes": TaskSpec(
-        BoxTrackingTask, ("synthetic", "box_tracks"), lambda geometry, c: BoxTrackingTask(geometry)
+        BoxTrackingTask,
+        ("synthetic", "box_tracks", "waymo_open"),
+        lambda geometry, c: BoxTrackingTask(geometry),
     ),
     "classification": TaskSpec(
         ClassificationTask,

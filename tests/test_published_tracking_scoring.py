@@ -1,0 +1,153 @@
+"""The commands that score an encoder on Perception Test point tracking and Waymo Open box
+tracking (docs/benchmarks.md gives them), run as written on files the test writes in the two
+benchmarks' published layouts (tests.benchmark_files): a fourds checkpoint and an official
+release converted by `fourds convert` each train and score both readouts; a missing file stops
+`fourds readout` with one line naming where the data comes from and its terms.
+
+The workspace is tests/test_scoring_recipe.py's: the config tree, a tiny fourds encoder at
+runs/pretrain/cpu_l and a randomly initialised backbone `scaling4d_dist_b.npz` in the released
+layout, both on 4-frame 16x16 clips."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fourds.models.weights import load_encoder
+from tests import test_scoring_recipe as recipe
+from tests.benchmark_files import write_perception_test, write_waymo
+from tests.conftest import command_lines, run_fourds
+from tests.test_scoring_recipe import readouts, words
+
+workspace, clip_shapes = recipe.workspace, recipe.clip_shapes  # its fixtures, used here
+
+SOURCES = """\
+readouts.tracking.source.format=perception_test \\
+  readouts.tracking.source.train=perception_test/all_train.json \\
+  readouts.tracking.source.test=perception_test/all_valid.json \\
+  readouts.tracking.source.videos=perception_test/videos \\
+  readouts.boxes.source.format=waymo_open readouts.boxes.source.train=waymo_open/training \\
+  readouts.boxes.source.test=waymo_open/validation"""
+FOURDS_BLOCK = f"""\
+fourds params {SOURCES} --out published.yaml
+fourds readout --params published.yaml --scale cpu_l --task tracking \\
+  --pretrained runs/pretrain/cpu_l/checkpoint.pt --out runs/published/cpu_l/tracking
+fourds readout --params published.yaml --scale cpu_l --task boxes \\
+  --pretrained runs/pretrain/cpu_l/checkpoint.pt --out runs/published/cpu_l/boxes
+"""
+OFFICIAL_BLOCK = f"""\
+fourds convert --npz scaling4d_dist_b.npz --out runs/official/4ds_b.pt
+fourds params score=official {SOURCES} --out official.yaml
+fourds readout --params official.yaml --scale 4ds_b --task tracking \\
+  --pretrained runs/official/4ds_b.pt --out runs/published/4ds_b/tracking
+fourds readout --params official.yaml --scale 4ds_b --task boxes \\
+  --pretrained runs/official/4ds_b.pt --out runs/published/4ds_b/boxes
+"""
+# the tiny corpus' readout-train and readout-test videos (12 frames) give 3 clips each
+FORMATS = {"tracking": "perception_test", "boxes": "waymo_open"}
+HEADLINES = {"tracking": "average_jaccard", "boxes": "miou"}
+CLIPS = 3
+# The 4ds ladder's 1024-wide readouts, on a schedule cut from 400 and 200 steps to 20: the
+# official block's schedule is not what is checked here (tests/test_scoring_recipe.py trains
+# every task's readout on it), and the full one takes ten minutes on two cores.
+SHORT_SCHEDULE = "readouts.tracking.steps=20 readouts.boxes.steps=20"
+
+
+def write_published(root: Path, corpus: Path) -> None:
+    """Perception Test under perception_test/, Waymo Open's v2 components under waymo_open/."""
+    write_perception_test(corpus, root / "perception_test")
+    write_waymo(corpus, root / "waymo_open")
+
+
+def run_block(root: Path, corpus: Path, block: str, overrides: str = "") -> list[dict]:
+    """Write both benchmarks, run the block's commands as written (its `fourds params` line
+    with `overrides` added); the metrics.json of each `fourds readout` line, with the line's
+    options under "options"."""
+    write_published(root, corpus)
+    commands = [
+        command.replace(" --out ", f" {overrides} --out ")
+        if overrides and command.startswith("fourds params") else command
+        for command in command_lines(block)
+    ]  # fmt: skip
+    for command in commands:
+        assert run_fourds(command) == 0, command
+    results = []
+    for options in readouts(commands):
+        metrics = json.loads((root / options["--out"] / "metrics.json").read_text())
+        results.append(metrics | {"options": options})
+    return results
+
+
+def check_scored(metrics: dict) -> None:
+    """A readout trained on the benchmark's train split and scored on its test split, with the
+    task's headline: average Jaccard (Perception Test), mean IoU (Waymo Open)."""
+    task = metrics["options"]["--task"]
+    assert metrics["task"] == task and metrics["source"] == FORMATS[task]
+    assert metrics["readout"] == "trained" and metrics["regime"] == "frozen"
+    assert (metrics["train_clips"], metrics["test_clips"]) == (CLIPS, CLIPS)
+    assert metrics["headline"] == HEADLINES[task] and 0 <= metrics[HEADLINES[task]] <= 1
+    assert math.isfinite(metrics["final_train_loss"]) and HEADLINES[task] in metrics["baseline"]
+    record = (Path(metrics["options"]["--out"]) / "run.yaml").read_text()
+    read = ("all_valid.json", "video_0001.mp4") if task == "tracking" else ("camera_box",)
+    assert all(name in record for name in read), read  # the files read, hashed
+
+
+@pytest.mark.slow
+def test_a_fourds_checkpoint_is_scored_on_both_published_benchmarks(
+    workspace,
+    tiny_corpus,
+    clip_shapes,
+):
+    results = run_block(workspace, tiny_corpus, FOURDS_BLOCK)
+    assert [metrics["task"] for metrics in results] == ["tracking", "boxes"]
+    for metrics in results:
+        check_scored(metrics)
+    assert set(clip_shapes) == {(4, 16)}  # the checkpoint's clips
+
+
+@pytest.mark.slow
+def test_an_official_release_is_scored_on_both_published_benchmarks(
+    workspace,
+    tiny_corpus,
+    clip_shapes,
+):
+    results = run_block(workspace, tiny_corpus, OFFICIAL_BLOCK, SHORT_SCHEDULE)
+    converted = words(command_lines(OFFICIAL_BLOCK)[0])[-1]
+    assert load_encoder(converted).convention == "official"
+    for metrics in results:
+        assert metrics["options"]["--pretrained"] == converted
+        check_scored(metrics)
+    assert set(clip_shapes) == {(4, 16)}  # the converted file's clips
+
+
+def test_a_missing_file_stops_the_readout_with_one_line_naming_the_terms(
+    workspace,
+    tiny_corpus,
+    capsys,
+):
+    write_published(workspace, tiny_corpus)
+    params, *_ = command_lines(FOURDS_BLOCK)
+    assert run_fourds(params) == 0
+    capsys.readouterr()
+    (workspace / "perception_test" / "all_valid.json").unlink()
+    (workspace / "waymo_open" / "training" / "camera_box").rename(workspace / "boxes")
+    lines = []
+    for task in ("tracking", "boxes"):
+        command = f"fourds readout --params published.yaml --scale cpu_l --task {task} "
+        command += f"--pretrained runs/pretrain/cpu_l/checkpoint.pt --out runs/{task}"
+        assert run_fourds(command) == 2
+        lines.append(capsys.readouterr().err)
+    segment = next((workspace / "waymo_open" / "training" / "camera_image").iterdir()).stem
+    assert lines == [
+        "fourds readout: error: perception_test/all_valid.json: no Perception Test annotation "
+        "file (all_train.json or all_valid.json, in train_annotations.zip or "
+        "valid_annotations.zip; Perception Test: annotations and videos from "
+        "github.com/google-deepmind/perception_test, under CC BY 4.0)\n",
+        f"fourds readout: error: waymo_open/training/camera_box/{segment}.parquet: no "
+        f"camera_box file for segment {segment} (Waymo Open Dataset v2 from waymo.com/open, "
+        "under the Waymo Dataset License Agreement for Non-Commercial Use "
+        "(waymo.com/open/terms))\n",
+    ]
