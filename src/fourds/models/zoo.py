@@ -1,8 +1,11 @@
 """The model zoo: exact parameter counts and training FLOPs of every encoder config.
 
 Counts come from building the encoder on the meta device, so no memory is allocated even for
-the 22B configuration. FLOPs are the encoder's alone, counted by fourds.models.flops (the
-pretraining step also runs the decoder: `fourds plan` prints that whole-step figure).
+the 22B configuration. Both depend on the input clip: the positional embedding has one row per
+token, so an encoder has other counts at the paper's 16x224x224 than at its own ladder's clip
+(`fourds zoo --ladders` counts each ladder's models at that ladder's clip). FLOPs are the
+encoder's alone, counted by fourds.models.flops (the pretraining step also runs the decoder:
+`fourds plan` prints that whole-step figure).
 """
 
 from __future__ import annotations
@@ -58,3 +61,20 @@ def zoo_table(
             )
         )
     return sorted(rows, key=lambda row: row.params)
+
+
+COLUMNS = ("model", "width", "depth", "mlp", "heads", "tokens", "params", "GFLOPs/clip")
+WIDTHS = (10, 7, 7, 7, 7, 8, 16, 14)
+
+
+def format_zoo(title: str, rows: list[ZooEntry]) -> str:
+    """`title`, then a table of `rows` (a line each), as `fourds zoo` prints them."""
+    header = [COLUMNS[0].ljust(WIDTHS[0])]
+    header += [name.rjust(width) for name, width in zip(COLUMNS[1:], WIDTHS[1:], strict=True)]
+    lines = [title, "".join(header)]
+    for row in rows:
+        lines.append(
+            f"{row.name:<10}{row.width:>7}{row.depth:>7}{row.mlp_dim:>7}{row.heads:>7}"
+            f"{row.tokens:>8}{row.params:>16,}{row.train_flops / 1e9:>14,.3f}"
+        )
+    return "\n".join(lines) + "\n"
