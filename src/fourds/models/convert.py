@@ -119,11 +119,18 @@ class Checkpoint:
             raise ConvertError(f"{self.path}: missing key {key!r}")
 
 
+# Where the official 4DS checkpoints are published (google-deepmind/representations4d).
+RELEASES = "https://storage.googleapis.com/representations4d/checkpoints"
+
+
 def open_checkpoint(path: str | Path) -> Checkpoint:
     """Open an official `.npz` lazily (arrays are read one key at a time)."""
     path = Path(path)
     if not path.is_file():
-        raise ConvertError(f"{path}: not found; download an official 4DS .npz checkpoint")
+        raise ConvertError(
+            f"{path}: not found; download an official 4DS .npz checkpoint (the links are in "
+            f"docs/official-checkpoints.md: {RELEASES}/scaling4d_dist_b.npz and others)"
+        )
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
