@@ -1,6 +1,7 @@
-"""Every bash block of README.md is either run as written by the test RUN_BY names, or marked in
-the README as not run by the tests (its first line `# not run by the tests: <why>`): then it is
-checked for bash syntax, and every params override it passes composes into valid params."""
+"""Every bash block of README.md and of the pages of docs/ is either run as written by the test
+RUN_BY names, or marked on its page as not run by the tests (its first line `# not run by the
+tests: <why>`): then it is checked for bash syntax, and every params override it passes composes
+into valid params. Quoted outputs follow a block a test runs; links between pages resolve."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from dvc.utils.hydra import get_hydra_sweeps
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT, command_lines, readme_blocks
+from tests.conftest import REPO_ROOT, command_lines, doc_blocks
 
 MARKER = "# not run by the tests: "
 
@@ -29,7 +30,7 @@ RUN_BY = {
     ("Auditing a result", 0): "tests/test_pipeline.py::"
     "test_the_auditing_walkthrough_runs_as_written",
     ("Classification on Something-Something v2 and Kinetics", 0): "tests/evaluate/"
-    "test_classification_readout.py::test_the_readme_commands_train_and_score_on_both_benchmarks",
+    "test_classification_readout.py::test_the_doc_commands_train_and_score_on_both_benchmarks",
     ("Official 4DS checkpoints", 0): "tests/test_official_recipe.py::"
     "test_the_official_checkpoint_recipe_runs_as_written",
     ("Scoring an encoder on a benchmark", 0): "tests/test_scoring_recipe.py::"
@@ -52,7 +53,7 @@ def block_id(block: tuple[str, int]) -> str:
 def bash_blocks() -> dict[tuple[str, int], str]:
     """Every bash block of the README: (heading, its number under that heading) -> its text."""
     blocks = {}
-    for block in readme_blocks():
+    for block in doc_blocks():
         if block.language == "bash":
             number = sum(section == block.section for section, _ in blocks)
             blocks[block.section, number] = block.text
@@ -66,7 +67,7 @@ def marked() -> dict[tuple[str, int], str]:
 
 def blocks_run_by(test: str) -> set[tuple[str, int]]:
     """The (heading, block) pairs whose commands the test `file::function` reads with
-    readme_commands, the heading a string or a module-level string constant."""
+    doc_commands, the heading a string or a module-level string constant."""
     path, function = test.split("::")
     tree = ast.parse((REPO_ROOT / path).read_text())
     constants = {
@@ -85,7 +86,7 @@ def blocks_run_by(test: str) -> set[tuple[str, int]]:
 
     found = set()
     for call in ast.walk(definition):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "readme_commands":
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "doc_commands":
             section, *block = [value(argument) for argument in call.args]
             block += [value(keyword.value) for keyword in call.keywords]
             found.add((section, *(block or [0])))
@@ -120,7 +121,7 @@ def test_every_quoted_output_follows_a_block_a_test_runs():
     run = {key[0]: [] for key in RUN_BY}
     for section, number in RUN_BY:
         run[section].append(bash_blocks()[section, number])
-    blocks = readme_blocks()
+    blocks = doc_blocks()
     for before, block in zip(blocks, blocks[1:], strict=False):
         if block.language == "":
             assert before.language == "bash", block.section
