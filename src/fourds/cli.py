@@ -191,10 +191,7 @@ def _answer(args: argparse.Namespace) -> None:
         params, runs = load_params(str(reference)), REFERENCE
         if missing_results(params, runs):
             raise FileNotFoundError(run_first)
-        print(
-            f"runs/ holds no results of the default study yet (`dvc repro --pull` computes "
-            f"them); this is the answer of the shipped reference study, {REFERENCE}:\n"
-        )
+        print(f"runs/ has no results yet (run `dvc repro --pull`); the answer of {REFERENCE}:\n")
     print(answer_text(read_front_page(params, runs)), end="")
 
 
