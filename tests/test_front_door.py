@@ -121,6 +121,14 @@ def test_a_missing_official_checkpoint_names_the_release_links(tmp_path):
         open_checkpoint(tmp_path / "scaling4d_dist_b.npz")
 
 
+def test_a_missing_converted_readout_names_the_release_that_has_one(tmp_path):
+    from fourds.models.convert import load_readout
+    from fourds.models.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="scaling4d_dist_b_depth.npz: docs/official-checkpoints"):
+        load_readout(tmp_path / "4ds_b-readout.pt")
+
+
 def test_the_license_is_apache_2_and_pyproject_says_so_in_spdx():
     license_text = (REPO_ROOT / "LICENSE").read_text()
     assert license_text.lstrip().startswith("Apache License")

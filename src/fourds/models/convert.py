@@ -466,7 +466,13 @@ def save_readout(
 
 def load_readout(path: str | Path, backend: str = "sdpa") -> LoadedReadout:
     """Rebuild a converted readout, in eval mode with frozen parameters."""
-    payload = read_payload(path, READOUT_FORMAT, "readout", "run `fourds convert` first")
+    payload = read_payload(
+        path,
+        READOUT_FORMAT,
+        "readout",
+        "run `fourds convert` on a release with a readout (scaling4d_dist_b_depth.npz: "
+        "docs/official-checkpoints.md)",
+    )
     args = {**payload["args"], "grid": tuple(payload["args"]["grid"])}
     readout = AttentionReadout(**args, backend=backend)
     readout.load_state_dict(payload["state_dict"])
