@@ -36,34 +36,15 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _zoo(args: argparse.Namespace) -> None:
-    from fourds.models.zoo import format_zoo, zoo_table
+    from fourds.models.zoo import format_zoo, ladders_zoo, zoo_table
 
     if args.ladders:
         from fourds.config.compose import ladder_params
 
-        tables = []
-        for params in ladder_params(args.experiments):
-            frames, size, ratio = (
-                params.curate.clip_frames,
-                params.curate.resolution,
-                params.mae.mask_ratio,
-            )
-            models = {scale: params.models[scale] for scale in params.ladder.scales}
-            rows = zoo_table(models, frames, size, ratio)
-            title = (
-                f"ladder {params.ladder.name}: input {frames}x{size}x{size}, its own; encoder "
-                f"training FLOPs per clip at its mask ratio {ratio}"
-            )
-            tables.append((rows[-1].params, format_zoo(title, rows)))
-        print("\n".join(table for _, table in sorted(tables)), end="")
+        print(ladders_zoo(ladder_params(args.experiments)), end="")
         return
-    print(
-        format_zoo(
-            _zoo_title(args),
-            zoo_table(_model_configs(args.models), args.frames, args.size, args.mask_ratio),
-        ),
-        end="",
-    )
+    rows = zoo_table(_model_configs(args.models), args.frames, args.size, args.mask_ratio)
+    print(format_zoo(_zoo_title(args), rows), end="")
 
 
 def _zoo_title(args: argparse.Namespace) -> str:
