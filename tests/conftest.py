@@ -43,23 +43,34 @@ def copy_tracked_files(dest: Path, skip: tuple[str, ...] = ()) -> None:
             shutil.copy2(REPO_ROOT / name, dest / name)
 
 
-@dataclass(frozen=True)
-class ReadmeBlock:
-    """A fenced block of README.md: the heading it sits directly under (its title, of any level),
-    the fence's language ('' for none) and the lines between the fences."""
+def doc_pages() -> list[str]:
+    """README.md and every page of docs/ (not docs/research/, the study log: a record of what
+    was run, not instructions), as paths relative to the repository."""
+    pages = sorted(path.relative_to(REPO_ROOT) for path in (REPO_ROOT / "docs").glob("*.md"))
+    return ["README.md", *(str(page) for page in pages)]
 
+
+@dataclass(frozen=True)
+class DocBlock:
+    """A fenced block of a page (README.md or docs/*.md): the page, the heading it sits
+    directly under (its title, of any level), the fence's language ('' for none) and the lines
+    between the fences."""
+
+    page: str
     section: str
     language: str
     text: str
 
 
-def readme_blocks() -> list[ReadmeBlock]:
-    """Every fenced block of README.md, in order."""
+def doc_blocks(page: str | None = None) -> list[DocBlock]:
+    """Every fenced block of `page`, in order; of every page (README.md first) without one."""
+    if page is None:
+        return [block for name in doc_pages() for block in doc_blocks(name)]
     blocks, section, fence, body = [], "", None, []
-    for line in (REPO_ROOT / "README.md").read_text().splitlines(keepends=True):
+    for line in (REPO_ROOT / page).read_text().splitlines(keepends=True):
         if fence is not None:
             if line.startswith("```"):
-                blocks.append(ReadmeBlock(section, fence, "".join(body)))
+                blocks.append(DocBlock(page, section, fence, "".join(body)))
                 fence = None
             else:
                 body.append(line)
@@ -78,12 +89,20 @@ def command_lines(block: str) -> list[str]:
     return [line.split("  #")[0].strip() for line in commands]
 
 
-def readme_commands(section: str, block: int = 0) -> list[str]:
-    """The command lines of bash block number `block` (0: the first) directly under the README
-    heading `section`."""
+def page_of(section: str) -> str:
+    """The one page with bash blocks directly under the heading `section`."""
+    pages = {b.page for b in doc_blocks() if b.section == section and b.language == "bash"}
+    assert len(pages) == 1, f"bash blocks under {section!r} on {sorted(pages) or 'no page'}"
+    return pages.pop()
+
+
+def doc_commands(section: str, block: int = 0, page: str | None = None) -> list[str]:
+    """The command lines of bash block number `block` (0: the first) directly under the heading
+    `section` of `page` (README.md or docs/*.md; by default the one page with that heading)."""
+    page = page or page_of(section)
     texts = [
         found.text
-        for found in readme_blocks()
+        for found in doc_blocks(page)
         if found.section == section and found.language == "bash"
     ]
     return command_lines(texts[block])

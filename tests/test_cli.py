@@ -1,12 +1,14 @@
 """User errors stop the command with one line naming the key or file, before any work."""
 
+import json
+import re
 import sys
 
 import pytest
 import yaml
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT, readme_blocks, readme_commands, run_fourds, sh
+from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, run_fourds, sh
 
 
 def pretrain(params, *extra: str) -> int:
@@ -44,14 +46,37 @@ def test_missing_shards_name_the_fix(tmp_path, capsys):
 
 
 def test_the_readme_zoo_runs_as_written_and_prints_what_it_shows(monkeypatch, capsys):
+    """README, "Model zoo": each ladder's models counted at that ladder's own clip, as the
+    stages count them (the pretrain stage's metrics.json records the same parameters)."""
     monkeypatch.chdir(REPO_ROOT)
-    (zoo,) = readme_commands("The model zoo")
+    (zoo,) = doc_commands("Model zoo", page="README.md")
     assert run_fourds(zoo) == 0
     out = capsys.readouterr().out
-    assert "4ds_j" in out and "21,762,963,456" in out
-    assert "4ds_b" in out and "87,439,104" in out
-    shown = [block.text for block in readme_blocks() if block.section == "The model zoo"]
+    assert "ladder embedded: input 8x64x64, its own" in out
+    assert "ladder 4ds: input 16x224x224" in out and "21,762,963,456" in out
+    for scale in ("cpu_s", "cpu_l"):
+        pinned = json.loads((REPO_ROOT / "runs/pretrain" / scale / "metrics.json").read_text())
+        (row,) = [line for line in out.splitlines() if line.startswith(f"{scale} ")]
+        assert f"{pinned['params']:,}" in row, (row, pinned["params"])
+    shown = [block.text for block in doc_blocks("README.md") if block.section == "Model zoo"]
     assert out == shown[1]  # the block after the command
+
+
+def test_zoo_says_at_which_input_it_counts(monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)
+    assert main(["zoo", "--frames", "8", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("input 8x64x64 for every model (`fourds zoo --ladders`: each ladder")
+    (row,) = [line for line in out.splitlines() if line.startswith("cpu_s ")]
+    assert "508,896" in row  # at the embedded ladder's own clip: the pinned count
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    (version,) = re.findall(r'^version = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.M)
+    assert capsys.readouterr().out == f"fourds {version}\n"
 
 
 def test_bf16_on_cpu_is_refused_before_any_work(tmp_path, capsys):

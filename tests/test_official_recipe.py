@@ -15,7 +15,7 @@ import yaml
 
 import fourds
 from tests.benchmark_files import export_benchmark
-from tests.conftest import REPO_ROOT, describe_model, readme_commands, sh
+from tests.conftest import REPO_ROOT, describe_model, doc_commands, sh
 from tests.models.test_convert import OFFICIAL_SMALL, full_arrays, write_npz
 
 SECTION = "Official 4DS checkpoints"
@@ -29,7 +29,7 @@ def named(commands: list[str], pattern: str) -> str:
 
 @pytest.mark.slow
 def test_the_official_checkpoint_recipe_runs_as_written(tiny_corpus, tmp_path, monkeypatch):
-    commands = readme_commands(SECTION)
+    commands = doc_commands(SECTION)
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
     describe_model(tmp_path / "experiments", "4ds_b", OFFICIAL_SMALL)
     write_npz(tmp_path / named(commands, r"--npz (\S+)"), full_arrays())
@@ -44,7 +44,8 @@ def test_the_official_checkpoint_recipe_runs_as_written(tiny_corpus, tmp_path, m
     for command in commands:
         sh("bash", "-c", command, cwd=tmp_path)
 
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    composed = tmp_path / named(commands, r"fourds params .*--out (\S+)")
+    params = yaml.safe_load(composed.read_text())
     assert params["ladder"]["name"] == "4ds" and params["readout"]["regimes"] == ["frozen"]
     assert (params["curate"]["clip_frames"], params["curate"]["resolution"]) == (16, 224)
     out = tmp_path / named(commands, r"fourds readout .*--out (\S+)")

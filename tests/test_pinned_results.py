@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import copy_tracked_files, readme_commands, sh
+from tests.conftest import copy_tracked_files, doc_commands, sh
 
 TARGET = "readout@smoke_s-depth-frozen"
 READOUT = Path("runs/readout/smoke_s-depth-frozen")
@@ -61,7 +61,7 @@ def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(pinned, tmp_path):
     sh("dvc", "repro", "--pull", TARGET, cwd=clone)  # nothing in the remote but the corpus
     assert (clone / "runs/pretrain/smoke_s/checkpoint.pt").is_file()  # it really ran
 
-    for command in readme_commands("Pinned results"):
+    for command in doc_commands("Pinned results"):
         assert sh("bash", "-c", command, cwd=clone).strip() == "", command  # no number differs
 
     # what describes the run rather than its results lives in execution.yaml, which DVC does

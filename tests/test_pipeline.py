@@ -14,7 +14,7 @@ import yaml
 
 from fourds.report.lineage import READ, anchor
 from fourds.report.offline import external_loads
-from tests.conftest import copy_tracked_files, readme_commands, sh
+from tests.conftest import copy_tracked_files, doc_commands, sh
 
 # The first commands of the README's auditing walkthrough: the corpus and the smoke experiment.
 SETUP = 2
@@ -34,7 +34,7 @@ def smoke_repo(tmp_path_factory) -> Path:
     sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "init", cwd=repo)
-    for command in readme_commands("Auditing a result")[:SETUP]:
+    for command in doc_commands("Auditing a result")[:SETUP]:
         sh("bash", "-c", command, cwd=repo)
     return repo
 
@@ -61,7 +61,7 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
     metrics, the experiments and the plots, each narrow enough for a terminal."""
     answer, dag, metrics, experiments, plots = [
         sh("bash", "-c", command, cwd=smoke_repo)
-        for command in readme_commands("What comes out, and where")
+        for command in doc_commands("What comes out, and where")
     ]
     assert answer.startswith("At the largest scale (smoke_l) pretraining beats the random-init")
     for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-depth-frozen"):
@@ -133,7 +133,7 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
 def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_repo):
     params = smoke_repo / "params.yaml"
     smoke = params.read_text()
-    compose, dry_run = readme_commands("Ladders and params", 1)
+    compose, dry_run = doc_commands("Ladders and params", 1)
     try:
         sh("bash", "-c", compose, cwd=smoke_repo)
         output = sh("bash", "-c", dry_run, cwd=smoke_repo)
@@ -172,7 +172,7 @@ def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path
 @pytest.mark.slow
 def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
     output = {}
-    for command in readme_commands("Auditing a result")[SETUP:]:
+    for command in doc_commands("Auditing a result")[SETUP:]:
         output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
     assert "steps: 60" in output["-A"]  # grep: the depth readout's params in dvc.lock
     assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
@@ -202,7 +202,7 @@ def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_re
     were run (30 steps, the smoke ladder's, and 60), so DVC's run cache restores every stage of
     both experiments; run alone, the test trains the 60-step readouts."""
     before = sh("dvc", "exp", "list", "--name-only", cwd=smoke_repo).split()
-    queue, start, check, show = readme_commands("Sweeps")
+    queue, start, check, show = doc_commands("Sweeps")
     sh("bash", "-c", queue, cwd=smoke_repo)
     sh("bash", "-c", start, cwd=smoke_repo)
     deadline = time.monotonic() + 1200

@@ -44,8 +44,8 @@ from fourds.train.distributed import DistEnv
 from fourds.train.parallelize import shard_dim
 from tests.conftest import (
     REPO_ROOT,
-    readme_blocks,
-    readme_commands,
+    doc_blocks,
+    doc_commands,
     run_fourds,
     tiny_mae_config,
     tiny_model_config,
@@ -237,11 +237,11 @@ def test_the_readme_plan_runs_as_written(tmp_path, monkeypatch, capsys):
     (tmp_path / loader.parent).mkdir(parents=True)
     shutil.copy2(REPO_ROOT / loader, tmp_path / loader)
     monkeypatch.chdir(tmp_path)
-    compose_ladder, plan = readme_commands("Planning a run")
+    compose_ladder, plan = doc_commands("Planning a run")
     assert run_fourds(compose_ladder) == 0
     capsys.readouterr()
     assert run_fourds(plan) == 0
-    shown = [block.text for block in readme_blocks() if block.section == "Planning a run"]
+    shown = [block.text for block in doc_blocks() if block.section == "Planning a run"]
     assert capsys.readouterr().out == shown[1]  # the block after the commands
 
 

@@ -1,72 +1,86 @@
-"""Every bash block of README.md is either run as written by the test RUN_BY names, or marked in
-the README as not run by the tests (its first line `# not run by the tests: <why>`): then it is
-checked for bash syntax, and every params override it passes composes into valid params."""
+"""Every bash block of README.md and of the pages of docs/ is either run as written by the test
+RUN_BY names, or marked on its page as not run by the tests (its first line `# not run by the
+tests: <why>`): then it is checked for bash syntax, and every params override it passes composes
+into valid params. Quoted outputs follow a block a test runs; links between pages resolve."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import re
 import shlex
 import subprocess
 
 import pytest
+import yaml
 from dvc.utils.hydra import get_hydra_sweeps
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT, command_lines, readme_blocks
+from fourds.report.glance import STUDIES, header, rows
+from tests.conftest import REPO_ROOT, command_lines, doc_blocks, doc_pages, page_of
 
 MARKER = "# not run by the tests: "
 
-# (README heading, bash block under it, from 0) -> the test that runs that block as written
+# (page, heading, bash block under it, from 0) -> the test that runs that block as written
 RUN_BY = {
-    ("Pinned results", 0): "tests/test_pinned_results.py::"
-    "test_a_fresh_clone_regenerates_the_pinned_metrics_exactly",
-    ("What comes out, and where", 0): "tests/test_pipeline.py::"
-    "test_the_commands_that_look_at_results_run_as_written",
-    ("Ladders and params", 1): "tests/test_pipeline.py::"
-    "test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches",
-    ("Sweeps", 0): "tests/test_pipeline.py::"
-    "test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it",
-    ("Auditing a result", 0): "tests/test_pipeline.py::"
-    "test_the_auditing_walkthrough_runs_as_written",
-    ("Classification on Something-Something v2 and Kinetics", 0): "tests/evaluate/"
-    "test_classification_readout.py::test_the_readme_commands_train_and_score_on_both_benchmarks",
-    ("Official 4DS checkpoints", 0): "tests/test_official_recipe.py::"
-    "test_the_official_checkpoint_recipe_runs_as_written",
-    ("Scoring an encoder on a benchmark", 0): "tests/test_scoring_recipe.py::"
-    "test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written",
-    ("Scoring an encoder on a benchmark", 1): "tests/test_scoring_recipe.py::"
-    "test_an_official_release_is_scored_on_a_benchmark_as_written",
-    ("Planning a run", 0): "tests/test_plan.py::test_the_readme_plan_runs_as_written",
-    ("The reference study", 1): "tests/test_reference_study.py::"
-    "test_the_readme_regenerates_a_readout_from_the_shipped_weights",
-    ("The model zoo", 0): "tests/test_cli.py::"
+    ("README.md", "Quick start", 1): "tests/test_front_door.py::"
+    "test_the_readme_answer_in_a_fresh_clone_is_the_reference_study_s",
+    ("README.md", "Model zoo", 0): "tests/test_cli.py::"
     "test_the_readme_zoo_runs_as_written_and_prints_what_it_shows",
+    ("docs/reproducibility.md", "Pinned results", 0): "tests/test_pinned_results.py::"
+    "test_a_fresh_clone_regenerates_the_pinned_metrics_exactly",
+    ("docs/reproducibility.md", "The reference study", 1): "tests/test_reference_study.py::"
+    "test_the_readme_regenerates_a_readout_from_the_shipped_weights",
+    ("docs/pipeline.md", "What comes out, and where", 0): "tests/test_pipeline.py::"
+    "test_the_commands_that_look_at_results_run_as_written",
+    ("docs/pipeline.md", "Ladders and params", 1): "tests/test_pipeline.py::"
+    "test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches",
+    ("docs/pipeline.md", "Sweeps", 0): "tests/test_pipeline.py::"
+    "test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it",
+    ("docs/pipeline.md", "Auditing a result", 0): "tests/test_pipeline.py::"
+    "test_the_auditing_walkthrough_runs_as_written",
+    ("docs/benchmarks.md", "Classification on Something-Something v2 and Kinetics", 0): "tests/"
+    "evaluate/test_classification_readout.py::"
+    "test_the_doc_commands_train_and_score_on_both_benchmarks",
+    ("docs/benchmarks.md", "Scoring an encoder on a benchmark", 0): "tests/test_scoring_recipe.py::"
+    "test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written",
+    ("docs/benchmarks.md", "Scoring an encoder on a benchmark", 1): "tests/test_scoring_recipe.py::"
+    "test_an_official_release_is_scored_on_a_benchmark_as_written",
+    ("docs/official-checkpoints.md", "Official 4DS checkpoints", 0): "tests/"
+    "test_official_recipe.py::test_the_official_checkpoint_recipe_runs_as_written",
+    ("docs/planning.md", "Planning a run", 0): "tests/test_plan.py::"
+    "test_the_readme_plan_runs_as_written",
 }
+# The languages a fenced block may have: bash (commands), none (what the bash block before it
+# prints), and text shown as it is.
+LANGUAGES = {"bash", "", "text", "bibtex"}
 
 
-def block_id(block: tuple[str, int]) -> str:
-    """A test id for a README block: its heading and number."""
-    return f"{block[0]} {block[1]}"
+def block_id(block: tuple[str, str, int]) -> str:
+    """A test id for a block: its page, heading and number."""
+    return f"{block[0]}: {block[1]} {block[2]}"
 
 
-def bash_blocks() -> dict[tuple[str, int], str]:
-    """Every bash block of the README: (heading, its number under that heading) -> its text."""
+def bash_blocks() -> dict[tuple[str, str, int], str]:
+    """Every bash block of README.md and docs/*.md: (page, heading, its number under that
+    heading) -> its text."""
     blocks = {}
-    for block in readme_blocks():
+    for block in doc_blocks():
         if block.language == "bash":
-            number = sum(section == block.section for section, _ in blocks)
-            blocks[block.section, number] = block.text
+            number = sum(key[:2] == (block.page, block.section) for key in blocks)
+            blocks[block.page, block.section, number] = block.text
     return blocks
 
 
-def marked() -> dict[tuple[str, int], str]:
-    """The bash blocks the README marks as not run by the tests."""
+def marked() -> dict[tuple[str, str, int], str]:
+    """The bash blocks the pages mark as not run by the tests."""
     return {key: text for key, text in bash_blocks().items() if text.startswith(MARKER)}
 
 
-def blocks_run_by(test: str) -> set[tuple[str, int]]:
-    """The (heading, block) pairs whose commands the test `file::function` reads with
-    readme_commands, the heading a string or a module-level string constant."""
+def blocks_run_by(test: str) -> set[tuple[str, str, int]]:
+    """The (page, heading, block) triples whose commands the test `file::function` reads with
+    doc_commands: the heading a string or a module-level string constant, the page the one
+    named (`page=`) or else the one page with that heading."""
     path, function = test.split("::")
     tree = ast.parse((REPO_ROOT / path).read_text())
     constants = {
@@ -85,10 +99,11 @@ def blocks_run_by(test: str) -> set[tuple[str, int]]:
 
     found = set()
     for call in ast.walk(definition):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "readme_commands":
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "doc_commands":
             section, *block = [value(argument) for argument in call.args]
-            block += [value(keyword.value) for keyword in call.keywords]
-            found.add((section, *(block or [0])))
+            named = {keyword.arg: value(keyword.value) for keyword in call.keywords}
+            number = block[0] if block else named.get("block", 0)
+            found.add((named.get("page") or page_of(section), section, number))
     return found
 
 
@@ -114,17 +129,27 @@ def test_every_bash_block_is_run_by_a_test_or_marked():
         assert MARKER not in text.partition("\n")[2], key  # the marker is the first line
 
 
+def test_every_page_is_read_and_every_block_has_a_known_language():
+    """The pages checked are README.md and all of docs/*.md; a block in another shell dialect
+    (sh, console, shell) would escape the checks above."""
+    pages = doc_pages()
+    assert "README.md" in pages and "docs/getting-started.md" in pages
+    for block in doc_blocks():
+        assert block.language in LANGUAGES, (block.page, block.section, block.language)
+
+
 def test_every_quoted_output_follows_a_block_a_test_runs():
     """A fenced block with no language is what the bash block before it prints: that block is
     in RUN_BY, and its test compares the output with the quote (other text is tagged `text`)."""
-    run = {key[0]: [] for key in RUN_BY}
-    for section, number in RUN_BY:
-        run[section].append(bash_blocks()[section, number])
-    blocks = readme_blocks()
-    for before, block in zip(blocks, blocks[1:], strict=False):
-        if block.language == "":
-            assert before.language == "bash", block.section
-            assert before.text in run.get(block.section, []), block.section
+    run = {}
+    for page, section, number in RUN_BY:
+        run.setdefault((page, section), []).append(bash_blocks()[page, section, number])
+    for page in doc_pages():
+        blocks = doc_blocks(page)
+        for before, block in zip(blocks, blocks[1:], strict=False):
+            if block.language == "":
+                assert before.language == "bash", (page, block.section)
+                assert before.text in run.get((page, block.section), []), (page, block.section)
 
 
 @pytest.mark.parametrize("block", sorted(RUN_BY), ids=block_id)
@@ -142,6 +167,100 @@ def test_a_marked_block_says_why_is_bash_and_its_params_compose(block, tmp_path)
     for command in command_lines(text):
         for overrides in params_overrides(command):
             assert main(["params", *overrides, *out]) == 0, (command, overrides)
+
+
+def test_every_dvc_exp_show_is_narrowed_to_fit_a_terminal():
+    """`dvc exp show` lists every param and metric (hundreds of columns): each one the pages
+    show keeps to the columns that differ or names the ones it keeps or drops
+    (tests/test_pipeline.py runs one and checks it fits 160 columns)."""
+    shown = [
+        line
+        for block in doc_blocks()
+        if block.language == "bash"
+        for line in command_lines(block.text)
+        if line.startswith("dvc exp show")
+    ]
+    assert shown
+    for line in shown:
+        assert {"--only-changed", "--drop", "--keep"} & set(line.split()), line
+
+
+@pytest.mark.parametrize("page", doc_pages())
+def test_links_between_pages_resolve(page):
+    """Every relative link of a page names a file of the repository, and its #anchor a heading
+    of that page (GitHub's anchors: lower case, punctuation dropped, spaces as hyphens)."""
+    text = (REPO_ROOT / page).read_text()
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        if re.match(r"[a-z]+:", target):
+            assert target.startswith("https://") or target.startswith("http://"), target
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (REPO_ROOT / page).parent / path if path else REPO_ROOT / page
+        assert linked.exists(), f"{page}: {target}"
+        if anchor:
+            assert anchor in anchors(linked.read_text()), f"{page}: {target}"
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a markdown page."""
+    prose = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", prose, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_the_readme_links_every_page_of_docs_and_stays_short():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    for page in doc_pages()[1:]:
+        assert f"]({page})" in readme, f"the README's index does not link {page}"
+    assert not re.search(r"\b[0-9a-f]{7,40}\b", re.sub(r"```.*?```", "", readme, flags=re.S))
+    for link in (
+        "https://arxiv.org/abs/2412.15212",
+        "https://github.com/google-deepmind/representations4d",
+    ):
+        assert link in readme
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda study: study.name)
+def test_the_readme_result_tables_are_the_pinned_metrics(study):
+    """README, "Results at a glance": each study's table is the one fourds.report.glance writes
+    from the readouts' metrics.json, which are those dvc.lock pins. A re-pin fails here with
+    each cell to update."""
+    lock_file = "dvc.lock" if study.runs.name == "runs" else f"{study.runs}/dvc.lock"
+    lock = yaml.safe_load((REPO_ROOT / lock_file).read_text())
+    pinned = {
+        out["path"]: out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+    for path in sorted((REPO_ROOT / study.runs / "readout").glob("*/metrics.json")):
+        relative = "runs/" + path.relative_to(REPO_ROOT / study.runs).as_posix()
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        assert pinned.get(relative) == digest, f"{path}: not the metrics dvc.lock pins"
+    shown = readme_table(header(study))
+    expected = rows(study, REPO_ROOT)
+    stale = [
+        f"row {row[0]!r}, column {column!r}: the README says {cell}, the metrics {want}"
+        for row, wanted in zip(shown, expected, strict=True)
+        for column, cell, want in zip(header(study), row, wanted, strict=True)
+        if cell != want
+    ]
+    assert not stale, f"README, {study.name} table (python -m fourds.report.glance):\n" + (
+        "\n".join(stale)
+    )
+
+
+def readme_table(columns: list[str]) -> list[list[str]]:
+    """The rows of the README table whose header is `columns`, cell by cell."""
+    lines = (REPO_ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| " + " | ".join(columns) + " |")
+    table = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return table
 
 
 def test_overrides_are_read_as_dvc_and_fourds_read_them():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fourds.shipped import RESULTS, compare
-from tests.conftest import REPO_ROOT, copy_tracked_files, readme_commands, sh
+from tests.conftest import REPO_ROOT, copy_tracked_files, doc_commands, sh
 
 SHIPPED = Path("reports/reference")
 SECTION = "The reference study"
@@ -57,7 +57,7 @@ def test_the_readme_regenerates_a_readout_from_the_shipped_weights(tmp_path):
     repo = tmp_path / "repo"
     copy_tracked_files(repo, skip=("runs/",))
     sh("git", "init", "-q", cwd=repo)
-    commands = readme_commands(SECTION, 1)
+    commands = doc_commands(SECTION, 1)
     for command in commands[:-1]:
         sh("bash", "-c", command, cwd=repo)
     assert sh("bash", "-c", commands[-1], cwd=repo) == ""  # no number differs

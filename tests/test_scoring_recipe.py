@@ -28,7 +28,7 @@ from tests.benchmark_files import export_benchmark, write_kinetics, write_ssv2
 from tests.conftest import (
     REPO_ROOT,
     describe_model,
-    readme_commands,
+    doc_commands,
     run_fourds,
     tiny_mae_config,
 )
@@ -169,7 +169,7 @@ def check_trained(metrics: dict, source: dict[str, str]) -> None:
 def test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written(
     workspace, tiny_corpus, clip_shapes
 ):
-    commands = readme_commands(SECTION, 0)
+    commands = doc_commands(SECTION, 0)
     tasks = sources(commands)
     results = run_block(workspace, tiny_corpus, commands)
     assert sorted(metrics["task"] for metrics in results) == sorted(tasks) == sorted(TASKS)
@@ -185,7 +185,7 @@ def test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written(
 def test_an_official_release_is_scored_on_a_benchmark_as_written(
     workspace, tiny_corpus, clip_shapes
 ):
-    commands = readme_commands(SECTION, 1)
+    commands = doc_commands(SECTION, 1)
     tasks = sources(commands)
     assert sorted(tasks) == sorted(TASKS)  # the composition names every task's benchmark
     results = run_block(workspace, tiny_corpus, commands)
@@ -204,7 +204,7 @@ def test_an_official_release_is_scored_on_a_benchmark_as_written(
 
 
 def test_the_two_blocks_use_every_benchmark_format_and_both_kinds_of_encoder():
-    blocks = [readme_commands(SECTION, number) for number in (0, 1)]
+    blocks = [doc_commands(SECTION, number) for number in (0, 1)]
     formats = {source["format"] for block in blocks for source in sources(block).values()}
     assert formats == {"scannet", "realestate10k", "tapvid", "box_tracks", "ssv2", "kinetics"}
     fourds, official = blocks

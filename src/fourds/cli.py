@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fourds import __version__
 from fourds.atomic import is_out_of_space
 from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
 from fourds.config import load_params as load_schema_params
@@ -16,6 +17,7 @@ from fourds.config.schema import REGIMES
 PLAN_GPUS = ("h100", "h200", "a100")
 PLAN_INTERCONNECTS = ("infiniband", "ethernet", "nvlink")
 CONTRACT = "reports/tolerances.yaml"  # the regeneration contract (fourds.tolerances)
+DEFAULT_PARAMS = "params.yaml"  # the pinned params plain `dvc repro` runs
 
 
 def load_params(path: str) -> Params:
@@ -34,43 +36,54 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _zoo(args: argparse.Namespace) -> None:
+    from fourds.models.zoo import format_zoo, ladders_zoo, zoo_table
+
+    if args.ladders:
+        from fourds.config.compose import ladder_params
+
+        print(ladders_zoo(ladder_params(args.experiments)), end="")
+        return
+    rows = zoo_table(_model_configs(args.models), args.frames, args.size, args.mask_ratio)
+    print(format_zoo(_zoo_title(args), rows), end="")
+
+
+def _zoo_title(args: argparse.Namespace) -> str:
+    """What `fourds zoo` counts at: one input for every model."""
+    shape = f"{args.frames}x{args.size}x{args.size}"
+    return (
+        f"input {shape} for every model (`fourds zoo --ladders`: each ladder at its own); "
+        f"encoder training FLOPs per clip at mask ratio {args.mask_ratio}"
+    )
+
+
+def _model_configs(folder: str) -> dict:
+    """name -> ModelConfig of every model config (*.yaml) in `folder`."""
     from pathlib import Path
 
     import yaml
 
     from fourds.config import ModelConfig
     from fourds.config.schema import parse
-    from fourds.models.zoo import zoo_table
 
     configs = {
         path.stem: parse(
             ModelConfig, yaml.safe_load(path.read_text()), f"{path.parent.name}/{path.stem}"
         )
-        for path in sorted(Path(args.models).glob("*.yaml"))
+        for path in sorted(Path(folder).glob("*.yaml"))
     }
     if not configs:
-        raise ConfigError(f"no model configs (*.yaml) in {args.models}")
-    shape = f"{args.frames}x{args.size}x{args.size}"
-    print(f"input {shape}; encoder training FLOPs per clip at mask ratio {args.mask_ratio}")
-    columns = ("model", "width", "depth", "mlp", "heads", "tokens", "params", "TFLOPs/clip")
-    widths = (10, 7, 7, 7, 7, 8, 16, 13)
-    header = [columns[0].ljust(widths[0])]
-    header += [name.rjust(width) for name, width in zip(columns[1:], widths[1:], strict=True)]
-    print("".join(header))
-    for row in zoo_table(configs, args.frames, args.size, args.mask_ratio):
-        print(
-            f"{row.name:<10}{row.width:>7}{row.depth:>7}{row.mlp_dim:>7}{row.heads:>7}"
-            f"{row.tokens:>8}{row.params:>16,}{row.train_flops / 1e12:>13.3f}"
-        )
+        raise ConfigError(f"no model configs (*.yaml) in {folder}")
+    return configs
 
 
 def _params(args: argparse.Namespace) -> None:
     from fourds.config.compose import write_params
     from fourds.evaluate.tasks import check_readout_params
 
-    params = write_params(args.out, args.overrides, args.experiments)
+    out = args.out or DEFAULT_PARAMS  # without --out, an existing params.yaml is kept
+    params = write_params(out, args.overrides, args.experiments, replace=args.out is not None)
     check_readout_params(params)
-    print(f"{args.out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
+    print(f"{out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 
 def progress(message: str) -> None:
@@ -152,9 +165,25 @@ def _compare(args: argparse.Namespace) -> int:
 def _answer(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from fourds.report.terminal import answer_text, read_front_page
+    from fourds.report.terminal import REFERENCE, answer_text, missing_results, read_front_page
 
-    print(answer_text(read_front_page(load_params(args.params), Path(args.runs))), end="")
+    params, runs = load_params(args.params), Path(args.runs)
+    missing = missing_results(params, runs)
+    if missing:
+        default = args.params == DEFAULT_PARAMS and args.runs == "runs"
+        run_first = (
+            f"{missing[0]}: not found ({len(missing)} results missing): run the study first "
+            f"(`dvc repro --pull` for the default one), or read the shipped reference study's "
+            f"answer: fourds answer --params {REFERENCE}/params.yaml --runs {REFERENCE}"
+        )
+        reference = REFERENCE / "params.yaml"
+        if not default or not reference.is_file():
+            raise FileNotFoundError(run_first)
+        params, runs = load_params(str(reference)), REFERENCE
+        if missing_results(params, runs):
+            raise FileNotFoundError(run_first)
+        print(f"runs/ has no results yet (run `dvc repro --pull`); the answer of {REFERENCE}:\n")
+    print(answer_text(read_front_page(params, runs)), end="")
 
 
 def _curate(args: argparse.Namespace) -> None:
@@ -179,8 +208,13 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _readout(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fourds.models.weights import WHERE_WEIGHTS
     from fourds.stages import readout
 
+    if args.regime != "random_init" and not Path(args.pretrained).exists():
+        raise FileNotFoundError(f"{args.pretrained}: not found; {WHERE_WEIGHTS}")
     readout.run(
         load_params(args.params), args.scale, args.task, args.regime, args.curated,
         args.pretrained, args.out, args.params,
@@ -238,6 +272,7 @@ def patch_shape(text: str) -> tuple[int, int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fourds {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -259,12 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--frames", type=int, default=16, help="clip frames")
     zoo.add_argument("--size", type=int, default=224, help="clip height and width")
     zoo.add_argument("--mask-ratio", type=float, default=0.9, help="masked tubelets")
+    zoo.add_argument(
+        "--ladders",
+        action="store_true",
+        help="each ladder's models at that ladder's own clip and mask ratio, composed from "
+        "--experiments (instead of every model at --frames and --size)",
+    )
+    zoo.add_argument("--experiments", default="experiments", help="the config tree (--ladders)")
     zoo.set_defaults(handler=_zoo)
 
     compose = add_command("params", "compose experiments/ into params.yaml")
     compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. ladder=smoke")
     compose.add_argument("--experiments", default="experiments", help="the config tree")
-    compose.add_argument("--out", default="params.yaml", help="the params file to write")
+    compose.add_argument(
+        "--out",
+        help=f"the params file to write (default: {DEFAULT_PARAMS}, only where it does not "
+        "exist or already holds this composition)",
+    )
     compose.set_defaults(handler=_params)
 
     plan = add_command(

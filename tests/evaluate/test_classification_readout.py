@@ -16,7 +16,7 @@ from fourds.models.vit import VideoViT
 from fourds.models.weights import save_mae
 from fourds.stages import readout as stage
 from tests.benchmark_files import SSV2_TEMPLATES, write_kinetics, write_ssv2
-from tests.conftest import REPO_ROOT, describe_model, readme_commands, run_fourds, tiny_mae_config
+from tests.conftest import REPO_ROOT, describe_model, doc_commands, run_fourds, tiny_mae_config
 
 SECTION = "Classification on Something-Something v2 and Kinetics"
 
@@ -42,7 +42,7 @@ def workspace(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_the_readme_commands_train_and_score_on_both_benchmarks(workspace, monkeypatch, capsys):
+def test_the_doc_commands_train_and_score_on_both_benchmarks(workspace, monkeypatch, capsys):
     heads = []
 
     def recording(encoder, task, *arguments):
@@ -51,7 +51,7 @@ def test_the_readme_commands_train_and_score_on_both_benchmarks(workspace, monke
 
     build_readout = readout_module.build_readout
     monkeypatch.setattr(stage, "build_readout", recording)
-    for command in readme_commands(SECTION):
+    for command in doc_commands(SECTION):
         assert run_fourds(command) == 0, command
     assert heads == [len(SSV2_TEMPLATES), 6]  # the label lists, not the labels seen
     for benchmark, test_clips in (("ssv2", 3), ("kinetics", 2)):

@@ -165,5 +165,12 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
 
 
 def test_missing_weights_name_the_fix(tmp_path):
-    with pytest.raises(WeightsError, match="run the pretrain stage first"):
+    """Where weights come from: the pretrain stage, the shipped reference, an official release."""
+    with pytest.raises(WeightsError) as raised:
         load_encoder(tmp_path / "none.pt")
+    for where in (
+        "dvc repro pretrain@",
+        "dvc pull reports/reference/checkpoints.dvc",
+        "docs/official-checkpoints.md",
+    ):
+        assert where in str(raised.value)

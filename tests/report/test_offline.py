@@ -41,10 +41,10 @@ def test_external_loads_finds_what_a_browser_would_fetch_and_only_that():
 
 
 def plots_repo(root: Path) -> Path:
-    """A git repository with this project's dvc.yaml, params.yaml, DVC config and plots page
-    template, and the files its plots read: the report's scaling tables and each scale's loss
-    curve."""
-    for name in ("dvc.yaml", "params.yaml", ".dvc/config"):
+    """A git repository with this project's dvc.yaml, params.yaml, DVC config, plot template
+    and plots page template, and the files its plots read: the report's plot tables and each
+    scale's loss curve."""
+    for name in ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/scaling.json"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
     offline.main([str(root / PLOTS_TEMPLATE)])  # as the report stage writes it
@@ -53,9 +53,13 @@ def plots_repo(root: Path) -> Path:
     for plot in yaml.safe_load((root / "dvc.yaml").read_text())["plots"]:
         ((_, spec),) = plot.items()
         ((table, metric),) = spec["y"].items()
-        rows = "".join(f"{scale},{10**k},{0.5 - k / 20}\n" for k, scale in enumerate(scales, 3))
+        rows = "".join(
+            f"{scale},{regime},{10**k},{10**k * shift},{0.5 - k / 20},0.1,0.9\n"
+            for k, scale in enumerate(scales, 3)
+            for regime, shift in (("frozen", 1), ("random_init", 1.1))
+        )
         (root / table).parent.mkdir(parents=True, exist_ok=True)
-        (root / table).write_text(f"scale,params,{metric}\n{rows}")
+        (root / table).write_text(f"scale,regime,params,x,{metric},low,high\n{rows}")
     for scale in scales:
         curve = root / "runs/pretrain" / scale / "loss.csv"
         curve.parent.mkdir(parents=True)

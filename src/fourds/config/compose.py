@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from fourds.atomic import atomic_path
-from fourds.config.schema import Params, parse
+from fourds.config.schema import ConfigError, Params, parse
 
 
 def compose_params(overrides: list[str], config_dir: str | Path = "experiments") -> dict:
@@ -20,11 +20,36 @@ def compose_params(overrides: list[str], config_dir: str | Path = "experiments")
 
 
 def write_params(
-    path: str | Path, overrides: list[str], config_dir: str | Path = "experiments"
+    path: str | Path,
+    overrides: list[str],
+    config_dir: str | Path = "experiments",
+    replace: bool = True,
 ) -> Params:
-    """Compose, validate, and write params.yaml atomically; returns the validated params."""
+    """Compose, validate, and write params.yaml atomically; returns the validated params.
+
+    With `replace` false an existing file that holds other params is left as it is (a
+    ConfigError says how to write it), so that a composition never silently takes the place
+    of the pinned params.yaml; one that already holds this composition is not rewritten."""
     data = compose_params(overrides, config_dir)
     params = parse(Params, data)
+    text = yaml.safe_dump(data, sort_keys=False)
+    path = Path(path)
+    if not replace and path.is_file():
+        if path.read_text() == text:
+            return params
+        raise ConfigError(
+            f"{path} holds other params than this composition (the pinned params DVC runs, or "
+            f"an earlier composition), so it is left as it is: write another file with "
+            f"--out <file>, or replace it with --out {path} (`git checkout {path}` restores "
+            f"the pin)"
+        )
     with atomic_path(path) as partial:
-        partial.write_text(yaml.safe_dump(data, sort_keys=False))
+        partial.write_text(text)
     return params
+
+
+def ladder_params(config_dir: str | Path = "experiments") -> list[Params]:
+    """The params of every ladder of the tree (`ladder=<name>` for each experiments/ladder/*.yaml),
+    validated."""
+    ladders = sorted(path.stem for path in (Path(config_dir) / "ladder").glob("*.yaml"))
+    return [parse(Params, compose_params([f"ladder={name}"], config_dir)) for name in ladders]

@@ -387,7 +387,7 @@ class ReadoutConfig:
     pose_readout: the camera-pose readout: "attention", the 4DS attention readout of every task
         (fourds.models.readout); "correlation", local feature correlations between tubelets
         (fourds.models.pose_readout), which reads camera motion where the attention readout
-        does not (docs/embedded-study.md).
+        does not (docs/research/embedded-study.md).
     tracking_readout: the point-tracking readout: "attention", the 4DS attention readout;
         "motion", the attention readout plus each query point moved with the image's motion,
         an affine map per frame read from the same correlations (fourds.models.

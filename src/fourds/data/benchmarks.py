@@ -58,6 +58,7 @@ from fourds.data.sample import Sample
 from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
 from fourds.data.spill import IN_MEMORY, HostBudget, StackBuilder
 from fourds.data.video import frames_from_pixels, resize_frames
+from fourds.data.where import where_to_get
 
 GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")
 ANNOTATION_SUFFIXES = {"realestate10k": (".txt",), "box_tracks": (".json", ".csv")}
@@ -135,6 +136,8 @@ def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
         return labelled_files(source)
     files = []
     for root in (Path(source.train), Path(source.test)):
+        if not root.exists():
+            raise FileNotFoundError(missing_benchmark(root, source.format))
         if source.format == "tapvid":
             files += tapvid_pickles(root)
         elif source.format == "perception_test":
@@ -161,7 +164,7 @@ def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -
         return iter_waymo(path, size)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such {format} benchmark file or folder")
+        raise FileNotFoundError(missing_benchmark(path, format))
     if format == "tapvid":
         pickles = tapvid_pickles(path)
         return (sample for pickle in pickles for sample in read_tapvid(pickle, size))
@@ -175,6 +178,11 @@ def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -
     if format == "box_tracks":
         return (_box_sample(tracks, size) for tracks in _annotations(path, format))
     raise ValueError(f"{format!r} is not a benchmark format")
+
+
+def missing_benchmark(path: Path, format: str) -> str:
+    """The error for a benchmark path that does not exist: what it is and where to get it."""
+    return f"{path}: no such {format} benchmark file or folder; {where_to_get(format)}"
 
 
 def tapvid_pickles(path: Path) -> list[Path]:

@@ -36,6 +36,7 @@ from fourds.data.readers.kinetics import KINETICS_VIDEO_SUFFIX, kinetics_classes
 from fourds.data.readers.ssv2 import SSV2_VIDEO_SUFFIX, read_ssv2_classes, read_ssv2_split
 from fourds.data.sample import LabelledVideo, Sample
 from fourds.data.video import VideoError
+from fourds.data.where import where_to_get
 
 SHOWN_MISSING = 3  # names of missing videos the report gives
 
@@ -72,7 +73,9 @@ def listed_videos(source: SourceConfig, split: str) -> tuple[list[tuple[Path, st
     split_file, folder = Path(getattr(source, split)), Path(source.videos)
     for path, what in ((split_file, f"{split} split file"), (folder, "videos folder")):
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such {source.format} {what}")
+            raise FileNotFoundError(
+                f"{path}: no such {source.format} {what}; {where_to_get(source.format)}"
+            )
     if source.format == "ssv2":
         listed, suffix = read_ssv2_split(split_file), SSV2_VIDEO_SUFFIX
     else:

@@ -119,11 +119,18 @@ class Checkpoint:
             raise ConvertError(f"{self.path}: missing key {key!r}")
 
 
+# Where the official 4DS checkpoints are published (google-deepmind/representations4d).
+RELEASES = "https://storage.googleapis.com/representations4d/checkpoints"
+
+
 def open_checkpoint(path: str | Path) -> Checkpoint:
     """Open an official `.npz` lazily (arrays are read one key at a time)."""
     path = Path(path)
     if not path.is_file():
-        raise ConvertError(f"{path}: not found; download an official 4DS .npz checkpoint")
+        raise ConvertError(
+            f"{path}: not found; download an official 4DS .npz checkpoint (the links are in "
+            f"docs/official-checkpoints.md: {RELEASES}/scaling4d_dist_b.npz and others)"
+        )
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -459,7 +466,13 @@ def save_readout(
 
 def load_readout(path: str | Path, backend: str = "sdpa") -> LoadedReadout:
     """Rebuild a converted readout, in eval mode with frozen parameters."""
-    payload = read_payload(path, READOUT_FORMAT, "readout", "run `fourds convert` first")
+    payload = read_payload(
+        path,
+        READOUT_FORMAT,
+        "readout",
+        "run `fourds convert` on a release with a readout (scaling4d_dist_b_depth.npz: "
+        "docs/official-checkpoints.md)",
+    )
     args = {**payload["args"], "grid": tuple(payload["args"]["grid"])}
     readout = AttentionReadout(**args, backend=backend)
     readout.load_state_dict(payload["state_dict"])

@@ -1,4 +1,5 @@
-"""A camera-pose readout on local feature correlations (docs/embedded-study.md, pose readout).
+"""A camera-pose readout on local feature correlations (docs/research/embedded-study.md, pose
+readout).
 
 The 4DS attention readout pools features that say what is in a clip, not how the image moved,
 and on the embedded world it does not read camera motion at all (translation directions 86-98

@@ -1,5 +1,5 @@
 """A point-tracking readout that moves each query point with the image's global motion
-(docs/embedded-study.md, section 30).
+(docs/research/embedded-study.md, section 30).
 
 On the embedded world the attention readout (fourds.models.readout) tracks no better than
 static points: it pools every frame's tokens into one vector per query and does not read the

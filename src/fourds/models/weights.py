@@ -30,6 +30,13 @@ from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
 FORMAT = "fourds-mae-v1"
+# Where encoder weights come from, for the error a missing weights file raises.
+WHERE_WEIGHTS = (
+    "make them with the pretrain stage (`dvc repro pretrain@<scale>`), fetch the shipped "
+    "reference study's (`dvc pull reports/reference/checkpoints.dvc`, then "
+    "reports/reference/checkpoints/<scale>.pt), or convert an official 4DS release "
+    "(docs/official-checkpoints.md)"
+)
 
 
 class WeightsError(RuntimeError):
@@ -164,7 +171,7 @@ def save_mae(
 
 
 def _read(path: str | Path) -> dict:
-    return read_payload(path, FORMAT, "fourds weights", "run the pretrain stage first")
+    return read_payload(path, FORMAT, "fourds weights", WHERE_WEIGHTS)
 
 
 def verify_weights(path: str | Path) -> None:

@@ -19,6 +19,22 @@ from fourds.report.front import FrontPage
 from fourds.report.scaling import BASELINE, HEADLINE, higher_is_better
 from fourds.report.summary import sentence
 
+REFERENCE = Path("reports/reference")  # the shipped reference study (`fourds ship`)
+
+
+def missing_results(params: Params, runs: Path) -> list[Path]:
+    """The files `read_front_page` reads that `runs` does not hold (a fresh clone's runs/ holds
+    the pinned metrics.json files, but not the per-clip results DVC caches)."""
+    scales, regimes = list(params.ladder.scales), list(params.readout.regimes)
+    needed = [
+        runs / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
+        for task in params.readout.tasks
+        for scale in scales
+        for regime in regimes
+    ]
+    needed += [runs / "pretrain" / scale / "metrics.json" for scale in scales]
+    return [path for path in needed if not path.is_file()]
+
 
 def read_front_page(params: Params, runs: Path) -> FrontPage:
     """The front page of the study `params` describes, from the stage folders under `runs`

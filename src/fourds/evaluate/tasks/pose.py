@@ -77,8 +77,8 @@ class PoseTask:
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """L1 on the rotation matrices plus Huber (TRANSLATION_DELTA) on the translations.
 
-        Not L1 on the translations (docs/embedded-study.md, section 34): half the clips (pan,
-        static) have no translation, so L1 puts the readout's start (zero outputs) on a kink
+        Not L1 on the translations (docs/research/embedded-study.md, section 34): half the clips
+        (pan, static) have no translation, so L1 puts the readout's start (zero outputs) on a kink
         where those clips pull any prediction back to zero at full strength; the readout sat
         there for 150-600 steps and left it at a step that a 1e-6 change of the features moved
         by hundreds of steps, ending at another training loss. Huber pulls in proportion to

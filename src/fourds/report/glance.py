@@ -1,0 +1,81 @@
+"""The README's "results at a glance": one small markdown table per study, written from the
+pinned `metrics.json` of its readout stages (git holds them; `dvc.lock` holds their md5).
+
+A row per task: its headline for each scale's pretrained readout, for the random-init control
+at the largest scale, and for the task's no-learning baseline (scored by the largest scale's
+readout stage on the same test clips), to three significant figures as the report writes them.
+`python -m fourds.report.glance` prints the tables of the default study (`runs/`) and of the
+shipped reference study (`reports/reference/`); tests/test_readme.py checks the README's
+copies cell by cell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fourds.report.numbers import significant
+
+TASKS = ("depth", "pose", "tracking", "boxes", "classification")
+# Each task's headline as the row names it: (metric key, name, which way is better).
+ROWS = {
+    "depth": ("abs_rel", "depth AbsRel", "lower"),
+    "pose": ("end_point_error", "pose end-point error", "lower"),
+    "tracking": ("average_jaccard", "tracking average Jaccard", "higher"),
+    "boxes": ("miou", "boxes mean IoU", "higher"),
+    "classification": ("top1", "classification top-1", "higher"),
+}
+PRETRAINED, CONTROL = "frozen", "random_init"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study whose results the README shows: its name there, the folder holding its stage
+    outputs (`readout/<scale>-<task>-<regime>/metrics.json`) and its scales, smallest first."""
+
+    name: str
+    runs: Path
+    scales: tuple[str, ...]
+
+
+STUDIES = (
+    Study("default", Path("runs"), ("cpu_s", "cpu_l")),
+    Study("reference", Path("reports/reference"), ("ref_s", "ref_m", "ref_l")),
+)
+
+
+def header(study: Study) -> list[str]:
+    """The table's column names."""
+    largest = study.scales[-1]
+    return ["task (headline)", *study.scales, f"control at {largest}", "no-learning baseline"]
+
+
+def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
+    """The table's rows, a cell per column of `header`, read from the study's metrics."""
+
+    def metrics(scale: str, task: str, regime: str) -> dict:
+        path = root / study.runs / "readout" / f"{scale}-{task}-{regime}" / "metrics.json"
+        return json.loads(path.read_text())
+
+    table = []
+    for task in TASKS:
+        key, name, better = ROWS[task]
+        largest = metrics(study.scales[-1], task, PRETRAINED)
+        cells = [f"{name} ({better} is better)"]
+        cells += [significant(metrics(scale, task, PRETRAINED)[key]) for scale in study.scales]
+        cells.append(significant(metrics(study.scales[-1], task, CONTROL)[key]))
+        cells.append(significant(largest["baseline"][key]))
+        table.append(cells)
+    return table
+
+
+def markdown(study: Study, root: Path = Path(".")) -> str:
+    """The study's table as markdown, as the README holds it."""
+    lines = [header(study), ["---"] * len(header(study)), *rows(study, root)]
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
+
+
+if __name__ == "__main__":
+    for study in STUDIES:
+        print(f"{study.name} ({study.runs}):\n{markdown(study)}")

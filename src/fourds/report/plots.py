@@ -1,0 +1,59 @@
+"""The data of `dvc plots show`'s scaling plots: one CSV per task, a row per readout.
+
+Each row is one (scale, regime) readout: its headline with the 90% clip-bootstrap interval
+the report prints (`low`, `high`), and where it is drawn. The plots (dvc.yaml `plots`, the
+template `.dvc/plots/scaling.json`) put encoder parameters on a log axis, draw each readout
+as a point with its interval and no line between scales (two scales a line would join show
+no trend, only their difference), and the random-init control beside the pretrained readout
+of the same scale: its `x` is its parameter count times CONTROL_SHIFT, so that the two
+intervals do not hide each other (`params` keeps the exact count for the tooltip).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from fourds.atomic import atomic_path
+from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
+
+CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
+REGIME_LABELS = {PRETRAINED: "pretrained (frozen)", CONTROL: "random-init control"}
+
+
+def plot_rows(scores: TaskScores, params: dict[str, int], regimes: list[str]) -> list[dict]:
+    """One row per (scale, regime) of a task: scale, regime, params, x, the headline (under
+    its metric's name), low, high."""
+    rows = []
+    for scale, count in params.items():
+        for regime in regimes:
+            estimate = scores.estimate(scale, regime)
+            rows.append(
+                {
+                    "scale": scale,
+                    "regime": REGIME_LABELS.get(regime, regime),
+                    "params": count,
+                    "x": round(count * CONTROL_SHIFT) if regime == CONTROL else count,
+                    scores.metric: estimate.value,
+                    "low": estimate.low,
+                    "high": estimate.high,
+                }
+            )
+    return rows
+
+
+def write_plot_tables(
+    scores: dict[str, TaskScores], params: dict[str, int], regimes: list[str], out_dir: Path
+) -> list[Path]:
+    """`plot_<task>.csv` in `out_dir` for every task of `scores`, atomically; the paths."""
+    paths = []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for task, task_scores in scores.items():
+        rows = plot_rows(task_scores, params, regimes)
+        path = Path(out_dir) / f"plot_{task}.csv"
+        with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        paths.append(path)
+    return paths

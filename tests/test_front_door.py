@@ -1,0 +1,150 @@
+"""What a newcomer meets first, each fixed with a test: `fourds answer` in a fresh clone, the
+README's answer excerpt, `fourds params` without --out, the errors for missing weights and
+benchmarks, the license and the citation."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from fourds.cli import main
+from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds
+
+REFERENCE = "reports/reference"
+
+
+@pytest.fixture
+def fresh_clone(tmp_path, monkeypatch):
+    """A folder laid out as a fresh clone is for `fourds answer`: the pinned params.yaml, the
+    shipped reference study and no per-clip results under runs/."""
+    shutil.copy2(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(
+        REPO_ROOT / REFERENCE, tmp_path / REFERENCE, ignore=shutil.ignore_patterns("checkpoints")
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def excerpt_matches(quote: str, output: str) -> bool:
+    """Whether the quote's lines are lines of the output, in order, a `...` line standing for
+    any number of lines left out."""
+    lines, at = output.splitlines(), 0
+    for line in quote.splitlines():
+        if line == "...":
+            continue
+        while at < len(lines) and lines[at] != line:
+            at += 1
+        if at == len(lines):
+            return False
+        at += 1
+    return True
+
+
+def test_the_readme_answer_in_a_fresh_clone_is_the_reference_study_s(fresh_clone, capsys):
+    """README, "Quick start", second block: before the main job has run, `fourds answer` says so
+    in its first line and answers from the shipped reference study; the README's excerpt is
+    what it prints."""
+    (command,) = doc_commands("Quick start", 1, page="README.md")
+    assert run_fourds(command) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert "dvc repro --pull" in first and REFERENCE in first and len(first) <= 100
+    assert "At the largest scale (ref_l)" in out
+    blocks = doc_blocks("README.md")
+    (quote,) = [b.text for b in blocks if b.section == "Quick start" and b.language == ""]
+    assert excerpt_matches(quote, out), quote
+    assert not excerpt_matches("no such line\n", out)
+
+
+def test_answer_without_results_says_in_one_line_what_to_run(fresh_clone, capsys):
+    assert main(["answer", "--runs", "elsewhere"]) == 2
+    error = one_error_line(capsys.readouterr().err, "answer")
+    assert "dvc repro --pull" in error
+    assert f"fourds answer --params {REFERENCE}/params.yaml --runs {REFERENCE}" in error
+
+
+def test_params_without_out_keeps_the_pinned_params(tmp_path, monkeypatch, capsys):
+    shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
+    shutil.copy2(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    pinned = (tmp_path / "params.yaml").read_text()
+    assert main(["params", "ladder=smoke"]) == 2
+    error = one_error_line(capsys.readouterr().err, "params")
+    assert "--out" in error and "git checkout params.yaml" in error
+    assert (tmp_path / "params.yaml").read_text() == pinned  # left as it is
+    assert main(["params"]) == 0  # the composition it already holds: nothing to do
+    assert (tmp_path / "params.yaml").read_text() == pinned
+    assert main(["params", "ladder=smoke", "--out", "params.yaml"]) == 0  # on purpose
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["ladder"]["name"] == "smoke"
+    (tmp_path / "params.yaml").unlink()
+    assert main(["params", "ladder=smoke"]) == 0  # no file yet: written
+    assert (tmp_path / "params.yaml").is_file()
+
+
+def test_a_missing_checkpoint_names_where_to_get_one(tmp_path, capsys):
+    missing = tmp_path / "runs/pretrain/cpu_l/checkpoint.pt"
+    code = main([
+        "readout", "--params", str(REPO_ROOT / "params.yaml"), "--scale", "cpu_l",
+        "--task", "depth", "--pretrained", str(missing), "--out", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 2
+    error = one_error_line(capsys.readouterr().err, "readout")
+    assert error.startswith(f"fourds readout: error: {missing}: not found;")  # named once
+    for where in (
+        "dvc repro pretrain@",
+        "dvc pull reports/reference/checkpoints.dvc",
+        "docs/official-checkpoints.md",
+    ):
+        assert where in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("format", ["scannet", "tapvid", "realestate10k"])
+def test_a_missing_benchmark_names_where_to_get_it(format, tmp_path):
+    from fourds.config import SourceConfig
+    from fourds.data.benchmarks import source_files
+
+    source = SourceConfig(format, str(tmp_path / "train"), str(tmp_path / "t"), frame_stride=1)
+    with pytest.raises(FileNotFoundError) as raised:
+        source_files(source, tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'train'}: no such {format} benchmark")
+    assert "docs/benchmarks.md" in message and "http" in message
+
+
+def test_a_missing_official_checkpoint_names_the_release_links(tmp_path):
+    from fourds.models.convert import ConvertError, open_checkpoint
+
+    with pytest.raises(ConvertError, match="docs/official-checkpoints.md: https://storage"):
+        open_checkpoint(tmp_path / "scaling4d_dist_b.npz")
+
+
+def test_a_missing_converted_readout_names_the_release_that_has_one(tmp_path):
+    from fourds.models.convert import load_readout
+    from fourds.models.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="scaling4d_dist_b_depth.npz: docs/official-checkpoints"):
+        load_readout(tmp_path / "4ds_b-readout.pt")
+
+
+def test_the_license_is_apache_2_and_pyproject_says_so_in_spdx():
+    license_text = (REPO_ROOT / "LICENSE").read_text()
+    assert license_text.lstrip().startswith("Apache License")
+    assert "Version 2.0, January 2004" in license_text
+    assert "Copyright 2026 The fourds authors" in license_text
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert 'license = "Apache-2.0"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+
+
+def test_the_citation_names_the_paper_and_this_package():
+    citation = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "Apache-2.0"
+    assert citation["title"].startswith("fourds") and citation["type"] == "software"
+    paper = citation["preferred-citation"]
+    assert paper["title"] == "Scaling 4D Representations" and paper["year"] == 2024
+    assert paper["authors"][0] == {"family-names": "Carreira", "given-names": "João"}
+    assert "arXiv:2412.15212" in [identifier["value"] for identifier in paper["identifiers"]]
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert f'version = "{citation["version"]}"' in pyproject
