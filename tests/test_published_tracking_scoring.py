@@ -19,33 +19,14 @@ import pytest
 from fourds.models.weights import load_encoder
 from tests import test_scoring_recipe as recipe
 from tests.benchmark_files import write_perception_test, write_waymo
-from tests.conftest import command_lines, run_fourds
+from tests.conftest import doc_commands, run_fourds
 from tests.test_scoring_recipe import readouts, words
 
 workspace, clip_shapes = recipe.workspace, recipe.clip_shapes  # its fixtures, used here
 
-SOURCES = """\
-readouts.tracking.source.format=perception_test \\
-  readouts.tracking.source.train=perception_test/all_train.json \\
-  readouts.tracking.source.test=perception_test/all_valid.json \\
-  readouts.tracking.source.videos=perception_test/videos \\
-  readouts.boxes.source.format=waymo_open readouts.boxes.source.train=waymo_open/training \\
-  readouts.boxes.source.test=waymo_open/validation"""
-FOURDS_BLOCK = f"""\
-fourds params {SOURCES} --out published.yaml
-fourds readout --params published.yaml --scale cpu_l --task tracking \\
-  --pretrained runs/pretrain/cpu_l/checkpoint.pt --out runs/published/cpu_l/tracking
-fourds readout --params published.yaml --scale cpu_l --task boxes \\
-  --pretrained runs/pretrain/cpu_l/checkpoint.pt --out runs/published/cpu_l/boxes
-"""
-OFFICIAL_BLOCK = f"""\
-fourds convert --npz scaling4d_dist_b.npz --out runs/official/4ds_b.pt
-fourds params score=official {SOURCES} --out official.yaml
-fourds readout --params official.yaml --scale 4ds_b --task tracking \\
-  --pretrained runs/official/4ds_b.pt --out runs/published/4ds_b/tracking
-fourds readout --params official.yaml --scale 4ds_b --task boxes \\
-  --pretrained runs/official/4ds_b.pt --out runs/published/4ds_b/boxes
-"""
+# docs/benchmarks.md, "Scoring an encoder on Perception Test and Waymo Open": a fourds
+# checkpoint's block, then an official release's
+SECTION = "Scoring an encoder on Perception Test and Waymo Open"
 # the tiny corpus' readout-train and readout-test videos (12 frames) give 3 clips each
 FORMATS = {"tracking": "perception_test", "boxes": "waymo_open"}
 HEADLINES = {"tracking": "average_jaccard", "boxes": "miou"}
@@ -62,7 +43,7 @@ def write_published(root: Path, corpus: Path) -> None:
     write_waymo(corpus, root / "waymo_open")
 
 
-def run_block(root: Path, corpus: Path, block: str, overrides: str = "") -> list[dict]:
+def run_block(root: Path, corpus: Path, block: list[str], overrides: str = "") -> list[dict]:
     """Write both benchmarks, run the block's commands as written (its `fourds params` line
     with `overrides` added); the metrics.json of each `fourds readout` line, with the line's
     options under "options"."""
@@ -70,7 +51,7 @@ def run_block(root: Path, corpus: Path, block: str, overrides: str = "") -> list
     commands = [
         command.replace(" --out ", f" {overrides} --out ")
         if overrides and command.startswith("fourds params") else command
-        for command in command_lines(block)
+        for command in block
     ]  # fmt: skip
     for command in commands:
         assert run_fourds(command) == 0, command
@@ -101,7 +82,7 @@ def test_a_fourds_checkpoint_is_scored_on_both_published_benchmarks(
     tiny_corpus,
     clip_shapes,
 ):
-    results = run_block(workspace, tiny_corpus, FOURDS_BLOCK)
+    results = run_block(workspace, tiny_corpus, doc_commands(SECTION, 0))
     assert [metrics["task"] for metrics in results] == ["tracking", "boxes"]
     for metrics in results:
         check_scored(metrics)
@@ -114,8 +95,9 @@ def test_an_official_release_is_scored_on_both_published_benchmarks(
     tiny_corpus,
     clip_shapes,
 ):
-    results = run_block(workspace, tiny_corpus, OFFICIAL_BLOCK, SHORT_SCHEDULE)
-    converted = words(command_lines(OFFICIAL_BLOCK)[0])[-1]
+    block = doc_commands(SECTION, 1)
+    results = run_block(workspace, tiny_corpus, block, SHORT_SCHEDULE)
+    converted = words(block[0])[-1]
     assert load_encoder(converted).convention == "official"
     for metrics in results:
         assert metrics["options"]["--pretrained"] == converted
@@ -129,7 +111,7 @@ def test_a_missing_file_stops_the_readout_with_one_line_naming_the_terms(
     capsys,
 ):
     write_published(workspace, tiny_corpus)
-    params, *_ = command_lines(FOURDS_BLOCK)
+    params, *_ = doc_commands(SECTION, 0)
     assert run_fourds(params) == 0
     capsys.readouterr()
     (workspace / "perception_test" / "all_valid.json").unlink()

@@ -46,6 +46,12 @@ RUN_BY = {
     "test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written",
     ("docs/benchmarks.md", "Scoring an encoder on a benchmark", 1): "tests/test_scoring_recipe.py::"
     "test_an_official_release_is_scored_on_a_benchmark_as_written",
+    ("docs/benchmarks.md", "Scoring an encoder on Perception Test and Waymo Open", 0): "tests/"
+    "test_published_tracking_scoring.py::"
+    "test_a_fourds_checkpoint_is_scored_on_both_published_benchmarks",
+    ("docs/benchmarks.md", "Scoring an encoder on Perception Test and Waymo Open", 1): "tests/"
+    "test_published_tracking_scoring.py::"
+    "test_an_official_release_is_scored_on_both_published_benchmarks",
     ("docs/official-checkpoints.md", "Official 4DS checkpoints", 0): "tests/"
     "test_official_recipe.py::test_the_official_checkpoint_recipe_runs_as_written",
     ("docs/planning.md", "Planning a run", 0): "tests/test_plan.py::"
