@@ -60,7 +60,8 @@ def test_an_unknown_task_is_refused(raw):
             "boxes",
             {"format": "kitti", "train": "a", "test": "b"},
             "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'scannet', "
-            "'realestate10k', 'tapvid', 'box_tracks', 'ssv2', 'kinetics']",
+            "'realestate10k', 'tapvid', 'perception_test', 'box_tracks', 'waymo_open', 'ssv2', "
+            "'kinetics']",
         ),
     ],
 )
