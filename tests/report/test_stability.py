@@ -3,7 +3,6 @@ quarter of its pinned interval's half-width (fourds.report.stability, `fourds co
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
@@ -13,10 +12,10 @@ import pytest
 from fourds.cli import main
 from fourds.config import load_params
 from fourds.report.front import FrontPage
-from fourds.report.scaling import HEADLINE
 from fourds.report.stability import moved_verdicts, verdict_shifts
 from tests.conftest import REPO_ROOT
 from tests.report.test_front import BASE, NOISE, SCALES, task_scores
+from tests.report.test_terminal import write_runs
 
 
 def boxes_study(large_scale_gain: float) -> FrontPage:
@@ -46,38 +45,13 @@ def test_pages_of_different_studies_are_not_compared():
         verdict_shifts(boxes_study(0.1), FrontPage.of({}, SCALES, "frozen", {}))
 
 
-def write_study(root, params, depth_shift: float = 0.0) -> None:
-    """A runs folder of the default ladder with noisy per-clip results (every pretrained
-    readout 0.02 better than its control and baseline); the depth readout of the largest
-    scale `depth_shift` worse on every clip."""
-    rng = np.random.default_rng(0)
-    baseline = rng.uniform(0.3, 0.5, size=32)
-    for scale in params.ladder.scales:
-        (root / "pretrain" / scale).mkdir(parents=True)
-        (root / "pretrain" / scale / "metrics.json").write_text(json.dumps({"loss": 0.02}))
-        for task in params.readout.tasks:
-            metric, label = HEADLINE[task]
-            sign = 1 if "higher" in label else -1
-            for regime in params.readout.regimes:
-                noise = rng.normal(0, 0.05, size=32)
-                values = baseline + noise + (sign * 0.02 if regime == "frozen" else 0)
-                if (scale, task, regime) == (params.ladder.scales[-1], "depth", "frozen"):
-                    values = values + depth_shift
-                stage = root / "readout" / f"{scale}-{task}-{regime}"
-                stage.mkdir(parents=True)
-                lines = [f"clip,{metric},baseline_{metric},weight"]
-                pairs = enumerate(zip(values.tolist(), baseline.tolist(), strict=True))
-                lines += [f"{i},{v!r},{b!r},1" for i, (v, b) in pairs]
-                (stage / "clips.csv").write_text("\n".join(lines) + "\n")
-
-
 def test_compare_with_a_git_revision_checks_the_pins_numbers_and_verdicts(
     tmp_path, monkeypatch, capsys
 ):
     params = load_params(REPO_ROOT / "params.yaml")
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
-    write_study(tmp_path / "runs", params)
+    write_runs(tmp_path / "runs", params, gain=0.02, noise=0.05)
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -87,7 +61,8 @@ def test_compare_with_a_git_revision_checks_the_pins_numbers_and_verdicts(
     assert capsys.readouterr().out == ""
 
     shutil.rmtree(tmp_path / "runs")
-    write_study(tmp_path / "runs", params, depth_shift=0.008)  # within 0.01 of every number
+    shifted = {("cpu_l", "depth", "frozen"): 0.008}  # within 0.01 of every number
+    write_runs(tmp_path / "runs", params, gain=0.02, noise=0.05, shifted=shifted)
     assert main(["compare", "HEAD", "--tolerance", "0.01"]) == 1
     out = capsys.readouterr().out
     assert "report (verdicts)" in out and "depth at cpu_l vs baseline" in out

@@ -39,9 +39,11 @@ def test_the_answer_has_the_sentence_and_a_row_per_scale_with_every_comparison()
     assert max(len(line) for line in text.splitlines()) < 160  # reads in a terminal
 
 
-def write_runs(root, params, gain: float):
-    """A runs folder of the default ladder whose pretrained readouts beat a noisy baseline by
-    `gain` on every clip, and the control level with it."""
+def write_runs(root, params, gain: float, noise: float = 0.0, shifted: dict | None = None):
+    """A runs folder of the default ladder whose pretrained readouts beat a baseline by `gain`
+    on every clip and the control is level with it, each stage's clips off by a draw of
+    standard deviation `noise`; `shifted` maps (scale, task, regime) to an amount added to that
+    stage's every clip."""
     rng = np.random.default_rng(0)
     baseline = rng.uniform(0.3, 0.5, size=24)
     for scale in params.ladder.scales:
@@ -52,12 +54,13 @@ def write_runs(root, params, gain: float):
             sign = 1 if "higher" in label else -1
             for regime in params.readout.regimes:
                 values = baseline + (sign * gain if regime == "frozen" else 0)
+                values = values + rng.normal(0, noise, size=len(baseline)) if noise else values
+                values = values + (shifted or {}).get((scale, task, regime), 0.0)
                 stage = root / "readout" / f"{scale}-{task}-{regime}"
                 stage.mkdir(parents=True)
                 lines = [f"clip,{metric},baseline_{metric},weight"]
-                lines += [
-                    f"{i},{v},{b},1" for i, (v, b) in enumerate(zip(values, baseline, strict=True))
-                ]
+                pairs = enumerate(zip(values.tolist(), baseline.tolist(), strict=True))
+                lines += [f"{i},{v!r},{b!r},1" for i, (v, b) in pairs]
                 (stage / "clips.csv").write_text("\n".join(lines) + "\n")
 
 

@@ -11,10 +11,9 @@ intervals do not hide each other (`params` keeps the exact count for the tooltip
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from fourds.atomic import atomic_path
+from fourds.atomic import write_csv
 from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
 
 CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
@@ -51,9 +50,6 @@ def write_plot_tables(
     for task, task_scores in scores.items():
         rows = plot_rows(task_scores, params, regimes)
         path = Path(out_dir) / f"plot_{task}.csv"
-        with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path, rows)
         paths.append(path)
     return paths

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fourds.atomic import atomic_path  # noqa: E402
+from fourds.atomic import atomic_path, write_csv  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.compare import CONTROL, REGIME_NAMES  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
@@ -86,10 +86,7 @@ def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
         table = [row for row in rows if (row["task"], row["regime"]) == (task, regime)]
         name = f"scaling_{task}.csv" if regime == "frozen" else f"scaling_{task}_{regime}.csv"
         path = Path(out_dir) / name
-        with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
+        write_csv(path, table)
         paths.append(path)
     return paths
 
