@@ -17,7 +17,6 @@ complete checkpoint).
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import glob
 import hashlib
@@ -206,15 +205,6 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Write `data` as indented JSON, atomically. Used for every metrics file."""
     with atomic_path(path) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write `rows` (dicts with the same keys, the first's order the columns') as a CSV file
-    with a header, atomically. Used for the report's tables."""
-    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256") -> str:

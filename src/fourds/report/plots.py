@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fourds.atomic import write_csv
 from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
+from fourds.report.tables import write_csv
 
 CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
 REGIME_LABELS = {PRETRAINED: "pretrained (frozen)", CONTROL: "random-init control"}

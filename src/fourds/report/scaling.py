@@ -12,12 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fourds.atomic import atomic_path, write_csv  # noqa: E402
+from fourds.atomic import atomic_path  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.compare import CONTROL, REGIME_NAMES  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
+from fourds.report.tables import write_csv  # noqa: E402
 
 HEADLINE = {
     "depth": ("abs_rel", "depth AbsRel (lower is better)"),

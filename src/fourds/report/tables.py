@@ -1,8 +1,13 @@
 """The report's tables as Markdown: numbers to three significant figures, parameter counts and
-FLOPs in human units, a task's stages side by side, and raw tables folded away."""
+FLOPs in human units, a task's stages side by side, and raw tables folded away; and the CSV
+files of its tables and plot data."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
+from fourds.atomic import atomic_path
 from fourds.report.lineage import link, readout_stage
 from fourds.report.numbers import human_count, power_of_ten, significant
 
@@ -77,3 +82,12 @@ def stage_table(rows: list[dict]) -> list[dict]:
 def _quantity(key: str) -> str:
     """A stage table's row label: 'abs_rel', and 'abs_rel, baseline' for its baseline."""
     return f"{key.removeprefix('baseline_')}, baseline" if key.startswith("baseline_") else key
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> None:
+    """Write `rows` (dicts with the same keys, the first's order the columns') as a CSV file
+    with a header, atomically: the report's tables and plot data."""
+    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
