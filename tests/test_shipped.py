@@ -213,3 +213,14 @@ def test_a_malformed_contract_is_one_line(tmp_path, capsys):
     command = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
     assert main([*command, "--contract", str(tmp_path / "bad.yaml")]) == 2
     assert "readout.pose's tolerances must be non-negative" in capsys.readouterr().err
+
+
+def test_each_number_of_a_list_is_held_to_the_tolerance_on_its_own(tmp_path):
+    for root, seeds in (("shipped", [0.5, 0.25]), ("runs", [0.5000001, 0.3])):
+        stage = tmp_path / root / "readout/cpu_l-depth-frozen"
+        stage.mkdir(parents=True)
+        (stage / "metrics.json").write_text(json.dumps({"seed_headlines": seeds}))
+    differences = compare(tmp_path / "shipped", tmp_path / "runs", Contract.uniform(1e-3))
+    assert [(d.key, d.shipped, d.regenerated) for d in differences] == [
+        ("seed_headlines.1", "0.25", "0.3")
+    ]

@@ -126,9 +126,12 @@ class Difference:
 
 
 def _flat(metrics: dict, prefix: str = "") -> dict[str, object]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    """{"a": {"b": 1}, "c": [2, 3]} -> {"a.b": 1, "c.0": 2, "c.1": 3}: every number its own
+    key, so that each is held to the tolerance (a readout's per-seed lists too)."""
     flat = {}
     for key, value in metrics.items():
+        if isinstance(value, list):
+            value = dict(enumerate(value))
         if isinstance(value, dict):
             flat |= _flat(value, f"{prefix}{key}.")
         else:
