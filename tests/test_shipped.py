@@ -224,3 +224,14 @@ def test_each_number_of_a_list_is_held_to_the_tolerance_on_its_own(tmp_path):
     assert [(d.key, d.shipped, d.regenerated) for d in differences] == [
         ("seed_headlines.1", "0.25", "0.3")
     ]
+
+
+def test_per_clip_values_may_have_their_own_tolerance(tmp_path):
+    (tmp_path / "tolerances.yaml").write_text(
+        "readout:\n  pose: {relative: 0.01}\n"
+        "readout_clips:\n  pose: {relative: 0.01, absolute: 0.05}\n"
+    )
+    contract = load_contract(tmp_path / "tolerances.yaml")
+    assert contract.for_file("readout/cpu_l-pose-frozen/clips.csv") == Tolerance(0.01, 0.05)
+    assert contract.for_file("readout/cpu_l-pose-frozen/metrics.json") == Tolerance(0.01, 0.0)
+    assert contract.for_file("readout/cpu_l-depth-frozen/clips.csv") == Tolerance()  # not named

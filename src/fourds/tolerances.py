@@ -8,7 +8,9 @@ tolerance; a regenerated number `b` matches the pinned `a` when
 
 (both NaN also match; text must be equal). `fourds compare` applies it to every number of
 every metrics.json and clips.csv of a shipped study; `dvc metrics diff` stays the raw view.
-A family the file does not name is held to exact equality.
+A readout's per-clip values (clips.csv) may have their own tolerance per task under
+`readout_clips` (one clip's number moves more than a mean over the test clips); else the
+task's. A family the file does not name is held to exact equality.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ class Contract:
 
     def for_file(self, relative: str | Path) -> Tolerance:
         """The tolerance of a results file, by its path inside a shipped folder (e.g.
-        readout/cpu_l-pose-frozen/metrics.json: family "readout/pose")."""
+        readout/cpu_l-pose-frozen/metrics.json: family "readout/pose"; its clips.csv:
+        "readout_clips/pose" where named, else "readout/pose")."""
         parts = Path(relative).parts
         family = parts[0]
         if family == "readout" and len(parts) > 1 and parts[1].count("-") >= 2:
             family = f"readout/{parts[1].split('-')[-2]}"
+            per_clip = family.replace("readout/", "readout_clips/")
+            if parts[-1] == "clips.csv" and per_clip in self.families:
+                family = per_clip
         return self.families.get(family, self.default)
 
 
@@ -79,8 +85,8 @@ def load_contract(path: str | Path) -> Contract:
         raise ConfigError(f"{path}: cannot read the tolerances ({error})") from None
     families = {}
     for name, entry in (raw or {}).items():
-        if name == "readout" and isinstance(entry, dict):
-            families |= {f"readout/{task}": _tolerance(path, f"readout.{task}", value)
+        if name in ("readout", "readout_clips") and isinstance(entry, dict):
+            families |= {f"{name}/{task}": _tolerance(path, f"{name}.{task}", value)
                          for task, value in entry.items()}  # fmt: skip
         else:
             families[name] = _tolerance(path, name, entry)
