@@ -9,8 +9,9 @@ tolerance; a regenerated number `b` matches the pinned `a` when
 (both NaN also match; text must be equal). `fourds compare` applies it to every number of
 every metrics.json and clips.csv of a shipped study; `dvc metrics diff` stays the raw view.
 A readout's per-clip values (clips.csv) may have their own tolerance per task under
-`readout_clips` (one clip's number moves more than a mean over the test clips); else the
-task's. A family the file does not name is held to exact equality.
+`readout_clips` (one clip's number moves more than a mean over the test clips; `relative:
+.inf` holds them only through the task's headlines and the verdicts, fourds.report.stability);
+else the task's. A family the file does not name is held to exact equality.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Tolerance:
             return pinned == regenerated
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
-        return abs(a - b) <= self.relative * max(abs(a), abs(b)) + self.absolute
+        return a == b or abs(a - b) <= self.relative * max(abs(a), abs(b)) + self.absolute
 
 
 @dataclasses.dataclass(frozen=True)
