@@ -48,6 +48,7 @@ from fourds.train.loader import (
     Slot,
     collate,
     joined_loader_threads,
+    on_compute_stream,
     pretrain_loader,
 )
 
@@ -76,11 +77,11 @@ def drain(example: ClipExample, workers: int, batches: int, batch: int, cpu: lis
 
 def feed(example: ClipExample, batches: int, batch: int, device: torch.device) -> None:
     """What the pretraining loop does with a fresh loader's batches: pinned batches from two
-    worker threads, copied to `device` asynchronously, the views applied there."""
-    loader = pretrain_loader(example, batches, range(batch), 2, prefetch=2, pin_memory=True)
+    worker threads, copied to `device` ahead on the loader's stream, the views applied there."""
+    loader = pretrain_loader(example, batches, range(batch), 2, prefetch=2, device=device)
     for examples in loader:
-        views = examples.pop("view")
-        crop_resize_flip(examples["video"].to(device, non_blocking=True), views)
+        examples = on_compute_stream(examples)
+        crop_resize_flip(examples["video"], examples["view"])
 
 
 def time_device_augment(

@@ -63,7 +63,7 @@ def measure_scale(run: ScaleRun) -> dict:
     model = setups.build_mae(shape, params.mae, "sdpa", device, seed=pretrain.seed)
     for module in model.modules():
         if isinstance(module, Block):
-            module.checkpoint_activations = pretrain.activation_checkpointing
+            module.checkpoint_activations = pretrain.checkpoints(run.scale)
     optimizer = setups.adamw(model, pretrain.lr, pretrain.weight_decay)
     video = setups.random_video(shape, run.batch, device)
     step = setups.mae_step(model, video, optimizer, seed=pretrain.seed)
@@ -108,7 +108,7 @@ def summarize(run: ScaleRun, measured: dict) -> dict:
         "visible_tokens_per_clip": visible,
         "mae": dataclasses.asdict(params.mae),
         "batch": run.batch,
-        "activation_checkpointing": params.pretrain.activation_checkpointing,
+        "activation_checkpointing": params.pretrain.checkpoints(run.scale),
         "precision": measured["precision"],
         "warmup_steps": run.warmup,
         "timed_steps": run.steps,

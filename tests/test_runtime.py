@@ -1,22 +1,62 @@
+import dataclasses
+
 import pytest
 import torch
 
 from fourds.config import ConfigError, RuntimeConfig
+from fourds.models.attention import probe
 from fourds.runtime import setup_runtime
+from tests.conftest import REPO_ROOT
 
 
-def test_cpu_runtime():
-    assert setup_runtime(RuntimeConfig("cpu", "sdpa", 0)) == torch.device("cpu")
+@pytest.fixture(scope="module")
+def params():
+    from fourds.config import load_params
+
+    return load_params(REPO_ROOT / "params.yaml")
+
+
+def with_runtime(params, *fields):
+    return dataclasses.replace(params, runtime=RuntimeConfig(*fields))
+
+
+def test_cpu_runtime(params):
+    chosen, device = setup_runtime(with_runtime(params, "cpu", "sdpa", 0))
+    assert device == torch.device("cpu") and chosen.runtime.attention == "sdpa"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
 @pytest.mark.parametrize("device", ["cpu", "auto"])
-def test_xformers_on_a_cpu_device_is_refused(device):
+def test_xformers_on_a_cpu_device_is_refused(params, device):
     with pytest.raises(ConfigError, match="xformers' has no CPU kernels"):
-        setup_runtime(RuntimeConfig(device, "xformers", 0))
+        setup_runtime(with_runtime(params, device, "xformers", 0))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_a_gpu_is_refused():
+def test_cuda_without_a_gpu_is_refused(params):
     with pytest.raises(ConfigError, match="no CUDA device is visible"):
-        setup_runtime(RuntimeConfig("cuda", "sdpa", 0))
+        setup_runtime(with_runtime(params, "cuda", "sdpa", 0))
+
+
+def test_the_probe_passes_a_backend_that_runs_and_names_why_one_does_not():
+    cpu = torch.device("cpu")
+    assert probe("sdpa", cpu, torch.float32) is None
+    assert probe("math", cpu, torch.float32) is None
+    assert probe("xformers", cpu, torch.float32) == (
+        "RuntimeError: attention backend 'xformers' needs CUDA tensors; use 'sdpa' on CPU"
+    )
+
+
+def test_a_gpu_whose_xformers_fails_its_probe_runs_sdpa_and_says_so(params, monkeypatch, capsys):
+    import fourds.runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(fourds.runtime, "probe", lambda backend, device: "NotImplementedError: x")
+    chosen, device = setup_runtime(with_runtime(params, "cuda", "xformers", 0))
+    assert device == torch.device("cuda") and chosen.runtime.attention == "sdpa"
+    assert capsys.readouterr().out == (
+        "runtime.attention='xformers' does not run here (NotImplementedError: x); using 'sdpa'\n"
+    )
+    monkeypatch.setattr(fourds.runtime, "probe", lambda backend, device: None)
+    chosen, _ = setup_runtime(with_runtime(params, "cuda", "xformers", 0))
+    assert chosen.runtime.attention == "xformers"

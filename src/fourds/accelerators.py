@@ -29,6 +29,13 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
     return None
 
 
+def job_peak_flops(device: torch.device, precision: str, processes: int) -> float | None:
+    """The dense peak FLOP/s of a job of `processes` processes, one `device` each, or None:
+    the job's clips/s times FLOPs per clip over it is each device's MFU."""
+    peak = peak_flops(device, precision)
+    return None if peak is None else peak * processes
+
+
 def model_flops_utilisation(
     flops_per_clip: float, clips_per_second: float, peak: float | None
 ) -> float | None:

@@ -59,6 +59,7 @@ def write_run_record(
     known_digests: dict[str, str] | None = None,
     execution: dict[str, Any] | None = None,
     unverified: list[str | Path] | None = None,
+    attention: str | None = None,
 ) -> None:
     """Write the two records of a finished stage into `out_dir`.
 
@@ -77,8 +78,9 @@ def write_run_record(
     `known_digests` (str(path) -> sha256) are the inputs the stage has hashed already; only the
     others are read again. `unverified` names the weights files among the inputs that record
     no content digest to check them by (fourds.models.weights: a file from elsewhere), listed
-    as `unverified_inputs`. Also writes `operative.gin`, gin's record of what the stage
-    constructed (fourds.config.operative).
+    as `unverified_inputs`. `attention` is the attention backend that ran (a stage that runs a
+    model; fourds.runtime.setup_runtime may replace the params' choice). Also writes
+    `operative.gin`, gin's record of what the stage constructed (fourds.config.operative).
     """
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "operative.gin") as partial:
@@ -93,6 +95,7 @@ def write_run_record(
         **({"unverified_inputs": [recorded_path(p) for p in unverified]} if unverified else {}),
         "packages": _versions(),
         "device": device,
+        **({"attention": attention} if attention else {}),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     with atomic_path(out_dir / "run.yaml") as partial:

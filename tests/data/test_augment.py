@@ -116,12 +116,13 @@ def test_a_batch_applies_each_clips_own_view(batched):
 
 
 def test_taps_resample_the_box_on_pixel_centres_and_reverse_for_a_flip():
-    first, second, weight = linear_taps(offset=3, length=2, size=4, reverse=False)
-    assert first.tolist() == [3, 3, 3, 4] and second.tolist() == [4, 4, 4, 4]
-    assert weight.tolist() == [0.0, 0.25, 0.75, 0.25]  # the last blends pixel 4 with itself
-    flipped = linear_taps(offset=3, length=2, size=4, reverse=True)
-    expected = [[4, 3, 3, 3], [4, 4, 4, 4], [0.25, 0.75, 0.25, 0.0]]
-    assert [tap.tolist() for tap in flipped] == expected
+    # Two clips at once: the same box, the second flipped.
+    offset, length, flip = torch.tensor([3, 3]), torch.tensor([2, 2]), torch.tensor([0, 1])
+    first, second, weight = linear_taps(offset, length, size=4, reverse=flip)
+    assert first.tolist() == [[3, 3, 3, 4], [4, 3, 3, 3]]
+    assert second.tolist() == [[4, 4, 4, 4], [4, 4, 4, 4]]
+    # the last blends pixel 4 with itself
+    assert weight.tolist() == [[0.0, 0.25, 0.75, 0.25], [0.25, 0.75, 0.25, 0.0]]
 
 
 def test_a_crop_is_bilinear_like_torchs_interpolation():

@@ -77,7 +77,7 @@ def test_a_damaged_resume_checkpoint_is_refused_naming_the_file(
     tiny_params, tiny_shards, tmp_path, monkeypatch, capsys
 ):
     out = tmp_path / "run"
-    monkeypatch.setattr(pretrain, "train_step", stopping_after(EVERY + 1))
+    monkeypatch.setattr(pretrain, "step_on_batch", stopping_after(EVERY + 1))
     with pytest.raises(KeyboardInterrupt):
         main(pretrain_args(tiny_params, tiny_shards, out))
     monkeypatch.undo()
@@ -99,8 +99,8 @@ def test_a_damaged_resume_checkpoint_is_refused_naming_the_file(
 
 
 def stopping_after(steps: int, error: type[BaseException] = KeyboardInterrupt):
-    """A train_step that raises `error` (by default as Ctrl-C would) at its call `steps` + 1."""
-    real, calls = pretrain.train_step, []
+    """A step_on_batch that raises `error` (by default as Ctrl-C would) at its call `steps` + 1."""
+    real, calls = pretrain.step_on_batch, []
 
     def step(*args, **kwargs):
         calls.append(1)
@@ -131,7 +131,7 @@ def test_shards_of_another_resolution_are_refused_before_any_step(
 ):
     params = write_tiny_params(tmp_path / "params.yaml", steps=STEPS)
     params.write_text(params.read_text().replace("resolution: 16", "resolution: 32"))
-    monkeypatch.setattr(pretrain, "train_step", None)  # any step would raise TypeError
+    monkeypatch.setattr(pretrain, "step_on_batch", None)  # any step would raise TypeError
     assert main(pretrain_args(params, tiny_shards, tmp_path / "run")) == 2
     error = capsys.readouterr().err
     assert "16x16 frames" in error and "curate.resolution=32" in error
@@ -141,7 +141,7 @@ def test_shards_of_another_resolution_are_refused_before_any_step(
 def test_an_error_inside_a_step_leaves_no_loader_thread_running(
     tiny_params, tiny_shards, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(pretrain, "train_step", stopping_after(2, RuntimeError))
+    monkeypatch.setattr(pretrain, "step_on_batch", stopping_after(2, RuntimeError))
     before = set(threading.enumerate())
     with pytest.raises(RuntimeError, match="inside a training step"):
         main(pretrain_args(tiny_params, tiny_shards, tmp_path / "run"))

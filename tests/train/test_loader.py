@@ -20,7 +20,7 @@ from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter, write_index
 from fourds.models.factory import build_mae
-from fourds.train.loader import ClipExample, Slot, collate, pretrain_loader
+from fourds.train.loader import ClipExample, Slot, collate, on_compute_stream, pretrain_loader
 from fourds.train.pretrain import run_fingerprint
 from tests.conftest import REPO_ROOT
 from tests.train.conftest import pretrain_command, write_tiny_params
@@ -89,12 +89,15 @@ def test_the_loader_yields_the_examples_of_its_slots_in_order():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_batches_for_a_gpu_are_pinned_and_hold_the_same_values():
+def test_batches_for_a_gpu_arrive_on_it_with_the_same_values():
     make = example()
-    loader = pretrain_loader(make, steps=2, rows=range(4), workers=1, prefetch=1, pin_memory=True)
+    device = torch.device("cuda")
+    loader = pretrain_loader(make, steps=2, rows=range(4), workers=1, prefetch=1, device=device)
     for step, batch in enumerate(loader):
-        assert all(value.is_pinned() for value in batch.values())
-        assert same(batch, collate([make(Slot(step, row)) for row in range(4)]))
+        batch = on_compute_stream(batch)
+        assert all(value.is_cuda for value in batch.values())
+        host = {key: value.cpu() for key, value in batch.items()}
+        assert same(host, collate([make(Slot(step, row)) for row in range(4)]))
 
 
 def test_pretraining_refuses_segments_shorter_than_its_window(tiny_shards, tmp_path, capsys):

@@ -13,8 +13,8 @@ Sampling and pixel work are split where they are cheapest:
   align_corners=False convention), rounded back to uint8, and flipped where drawn.
 
 The resize is the same sequence of float32 operations whatever the device: blend weights
-computed in float64 on the host and rounded to float32, then a + (b - a) * w along rows, then
-along columns, each a separate elementwise kernel (never fused, never compiled), and
+computed in float64 on the views' device and rounded to float32, then a + (b - a) * w along
+rows, then along columns, each a separate elementwise kernel (never fused, never compiled), and
 round-half-even to uint8. IEEE float32 addition and multiplication are exactly rounded, so the
 clips are bit for bit those of the CPU loader that did this in numpy before (a test keeps that
 implementation as its oracle), on a CPU or a GPU.
@@ -97,44 +97,56 @@ class ClipSampler:
 
 
 def linear_taps(
-    offset: int, length: int, size: int, reverse: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear resampling of pixels [offset, offset + length) of an axis to `size` pixels.
+    offset: torch.Tensor, length: torch.Tensor, size: int, reverse: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear resampling of pixels [offset, offset + length) of an axis to `size` pixels, for
+    B clips at once, computed on the inputs' device (no copy from the host on a GPU).
 
-    Returns, for each output position: the two source pixels it blends (int64 [size], absolute
-    positions on the axis) and the weight of the second (float32 [size]); pixel centres are
-    aligned as in PyTorch's bilinear interpolation with align_corners=False. `reverse` lists
-    the outputs right to left (a flip). With length == size every weight is 0: a copy.
+    Args:
+        offset, length: int64 [B], the first pixel and the number of pixels of each clip's crop.
+        reverse: [B] bool or 0/1, list the outputs right to left (a flip).
+
+    Returns:
+        for each output position: the two source pixels it blends (int64 [B, size], absolute
+        positions on the axis) and the weight of the second (float32 [B, size]); pixel centres
+        are aligned as in PyTorch's bilinear interpolation with align_corners=False. Positions
+        are computed in float64 and the weight rounded once to float32, the same operations
+        on any device. With length == size every weight is 0: a copy.
     """
-    position = np.maximum((np.arange(size) + 0.5) * (length / size) - 0.5, 0.0)
-    first = np.minimum(np.floor(position).astype(np.int64), length - 1)
-    second = np.minimum(first + 1, length - 1)
-    weight = (position - first).astype(np.float32)
-    taps = (first + offset, second + offset, weight)
-    return tuple(tap[::-1].copy() for tap in taps) if reverse else taps
+    length = length.view(-1, 1)
+    centres = torch.arange(size, dtype=torch.float64, device=length.device) + 0.5
+    position = (centres * (length.double() / size) - 0.5).clamp_(min=0.0)  # [B, size]
+    first = torch.minimum(position.floor().long(), length - 1)
+    second = torch.minimum(first + 1, length - 1)
+    weight = (position - first).float()
+    taps = (first + offset.view(-1, 1), second + offset.view(-1, 1), weight)
+    flip = reverse.view(-1, 1).bool()
+    return tuple(torch.where(flip, tap.flip(1), tap) for tap in taps)
 
 
-def _blend_clip(clip: torch.Tensor, taps: tuple[np.ndarray, ...], dim: int) -> torch.Tensor:
-    """clip [T, H, W, 3] (uint8 or float32) resampled along `dim` (1: rows, 2: columns) to
-    the taps' S positions (`linear_taps`, relative to the clip): float32, a + (b - a) * w."""
-    first, second, weight = (torch.from_numpy(tap).to(clip.device) for tap in taps)
+def _blend_clip(
+    clip: torch.Tensor, first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """clip [T, H, W, 3] (uint8 or float32) resampled along `dim` (1: rows, 2: columns) to the
+    S positions of first, second (int64 [S]) and weight (float32 [S]): float32 a + (b - a) * w
+    (index_select: on the CPU cheaper than `_blend`'s gather)."""
     a = clip.index_select(dim, first).float()
     b = clip.index_select(dim, second).float()
     return a + (b - a) * weight.view(-1, *[1] * (clip.dim() - dim - 1))
 
 
-def _blend_batch(
+def _blend(
     frames: torch.Tensor, first: torch.Tensor, second: torch.Tensor, weight: torch.Tensor, dim: int
 ) -> torch.Tensor:
-    """frames float32 [B, T, H, W, 3] resampled along `dim` (2: rows, 3: columns) to the S
-    positions of first, second (int64 [B, S], absolute) and weight (float32 [B, S]):
-    a + (b - a) * w."""
+    """frames [B, T, H, W, 3] (uint8 or float32) resampled along `dim` (2: rows, 3: columns) to
+    the S positions of first, second (int64 [B, S], absolute) and weight (float32 [B, S]):
+    float32 a + (b - a) * w."""
     shape = [len(frames), 1, 1, 1, 1]
     shape[dim] = first.shape[1]
     index_shape = list(frames.shape)
     index_shape[dim] = first.shape[1]
-    a = frames.gather(dim, first.view(shape).expand(index_shape))
-    b = frames.gather(dim, second.view(shape).expand(index_shape))
+    a = frames.gather(dim, first.view(shape).expand(index_shape)).float()
+    b = frames.gather(dim, second.view(shape).expand(index_shape)).float()
     return a + (b - a) * weight.view(shape)
 
 
@@ -147,11 +159,13 @@ def crop_resize_flip(
     Two schedules of the same float32 operations, bit for bit equal: a loop over the clips
     that crops before resampling (on the CPU it does the least work: 2.2 against 3.2 ms a clip
     at 8x64x64, 60 against 96 ms at 16x224x224, one thread), or one gather per axis for the
-    whole batch (on a GPU: a fixed number of kernel launches whatever the batch size).
+    whole batch (on a GPU: a fixed number of kernel launches whatever the batch size, and no
+    host synchronisation when the views are on the device).
 
     Args:
         windows: uint8 [B, T, S, S, 3] on the training device.
-        views: int64 [B, 5] on the CPU, VIEW_FIELDS per clip (from `ClipSampler`).
+        views: int64 [B, 5], VIEW_FIELDS per clip (from `ClipSampler`), on the host or on the
+            windows' device.
         batched: the schedule; None: batched on CUDA, per clip elsewhere.
 
     Returns:
@@ -160,25 +174,19 @@ def crop_resize_flip(
     size = windows.shape[2]
     if batched is None:
         batched = windows.is_cuda
+    views = views.to(windows.device)
+    top, left, height, width, flip = views.unbind(1)  # each [B]
+    zero = torch.zeros_like(flip)  # no offset (a cropped clip), no flip (rows)
     if not batched:
         clips = torch.empty_like(windows)
-        for clip, window, (top, left, height, width, flip) in zip(
-            clips, windows, views.tolist(), strict=True
-        ):
-            crop = window[:, top : top + height, left : left + width]
-            rows = _blend_clip(crop, linear_taps(0, height, size, reverse=False), dim=1)
-            frames = _blend_clip(rows, linear_taps(0, width, size, reverse=bool(flip)), dim=2)
-            clip.copy_(frames.round_().clamp_(0, 255))
+        row_taps = linear_taps(zero, height, size, zero)  # relative to each crop: [B, S] each
+        column_taps = linear_taps(zero, width, size, flip)
+        for index, (top_, left_, height_, width_) in enumerate(views[:, :4].tolist()):
+            crop = windows[index, :, top_ : top_ + height_, left_ : left_ + width_]
+            rows = _blend_clip(crop, *(tap[index] for tap in row_taps), dim=1)
+            frames = _blend_clip(rows, *(tap[index] for tap in column_taps), dim=2)
+            clips[index] = frames.round_().clamp_(0, 255)
         return clips
-    taps = [[], []]  # per clip: (first, second, weight) of the rows, then of the columns
-    for top, left, height, width, flip in views.tolist():
-        taps[0].append(linear_taps(top, height, size, reverse=False))
-        taps[1].append(linear_taps(left, width, size, reverse=bool(flip)))
-    frames = windows.float()
-    for dim, axis in ((2, taps[0]), (3, taps[1])):
-        first, second, weight = (
-            torch.from_numpy(np.stack(parts)).to(windows.device)
-            for parts in zip(*axis, strict=True)
-        )
-        frames = _blend_batch(frames, first, second, weight, dim)
+    frames = _blend(windows, *linear_taps(top, height, size, zero), dim=2)
+    frames = _blend(frames, *linear_taps(left, width, size, flip), dim=3)
     return frames.round_().clamp_(0, 255).to(torch.uint8)

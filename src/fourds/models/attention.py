@@ -44,6 +44,33 @@ def attention(
     raise ValueError(f"unknown attention backend {backend!r}: use 'sdpa', 'xformers' or 'math'")
 
 
+def probe(backend: str, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str | None:
+    """Run `backend` forward and backward on a small random problem on `device` and compare it
+    with "math" in float32.
+
+    Returns:
+        None when it runs and agrees (relative error under 2e-2, bf16's range), else why not,
+        in one line (an installed xformers may have no kernels for the installed torch or GPU).
+    """
+    generator = torch.Generator(device).manual_seed(0)
+    shape = (2, 4, 64, 64)  # [B, heads, N, head_dim]
+    q, k, v = (
+        torch.randn(shape, generator=generator, device=device).to(dtype).requires_grad_()
+        for _ in range(3)
+    )
+    try:
+        out = attention(q, k, v, backend)
+        out.float().square().sum().backward()
+    except Exception as error:  # any failure of a third-party kernel means "does not run"
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return f"{type(error).__name__}: {first_line}"[:300]
+    reference = attention(*(x.detach().float() for x in (q, k, v)), "math")
+    error = (out.float() - reference).norm() / reference.norm()
+    if not error < 2e-2:
+        return f"its output differs from the reference by {float(error):.2g} (relative)"
+    return None
+
+
 class Attention(nn.Module):
     """Multi-head self- or cross-attention with projections.
 

@@ -58,7 +58,7 @@ def run(
     params.model(scale)  # an unknown scale fails here, before any data is loaded
     check_output_directory(out_dir, (shard_dir, pretrain_root))
     cfg = params.fidelity
-    device = setup_runtime(params.runtime)
+    params, device = setup_runtime(params)
     checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
     mae = load_mae(checkpoint, params.runtime.attention)
     mae = configured(frozen, {"precision": cfg.precision}, mae, device=device)
@@ -116,5 +116,6 @@ def run(
         out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
         unverified=[path for path in dict.fromkeys(fourds_weights) if not is_verified(path)],
+        attention=params.runtime.attention,
     )  # fmt: skip
     return metrics

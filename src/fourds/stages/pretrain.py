@@ -49,7 +49,7 @@ def run(
         argv += ["--curated", str(Path(shard_dir).resolve()), "--out", str(Path(out_dir).resolve())]
         return launch(argv, params.launcher, Path(out_dir).resolve() / "slurm")
 
-    device = setup_runtime(params.runtime)
+    params, device = setup_runtime(params)
     if params.pretrain.precision == "bf16" and device.type != "cuda":
         raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)
@@ -104,6 +104,7 @@ def write_outputs(
     write_json(out_dir / "metrics.json", metrics)
     shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
-        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, execution
-    )
+        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, execution,
+        attention=params.runtime.attention,
+    )  # fmt: skip
     return metrics

@@ -186,7 +186,7 @@ def _run(
     """`run` once its arguments are checked: the encoder at `checkpoint`, the inputs `read`,
     and the host memory `budget` for benchmark clips and cached features."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
-    device = setup_runtime(params.runtime)
+    params, device = setup_runtime(params)
     source = task_cfg.source
     if regime == "random_init":
         encoder = initial_encoder(params, scale)
@@ -307,5 +307,6 @@ def _run(
         str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
         unverified=[] if regime == "random_init" or is_verified(checkpoint) else [checkpoint],
+        attention=params.runtime.attention,
     )
     return metrics

@@ -10,8 +10,10 @@ global batch: which pretraining segment, the window, crop and flip of the clip t
   a resumed run continues with the very batch it would have seen.
 
 Pipeline: BatchSlots (this rank's slots, in order) -> ParallelMapper (clip sampling and mask
-sampling in worker threads) -> Batcher -> Mapper (collate; into pinned memory for a CUDA
-device) -> Prefetcher -> Loader.
+sampling in worker threads) -> Batcher -> Mapper (collate; for a CUDA device into pinned memory,
+then copied to the GPU on a side stream) -> Prefetcher -> Loader. The Prefetcher's thread runs
+the collate and the copy, so a batch's copy overlaps the steps before it; the training loop
+waits for it with `on_compute_stream` (no host synchronisation).
 
 The loader only copies each clip's window out of its segment and draws the clip's view (crop
 box and flip); the training step applies the views on the model's device
@@ -132,6 +134,42 @@ def collate(
     return batch
 
 
+class CopyToDevice:
+    """Copy a pinned host batch to a CUDA device on this copier's own stream (the calling
+    thread's side stream, created on first use), without waiting for the copy: the batch gets
+    a "ready" CUDA event, recorded after the copies, for `on_compute_stream`."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.stream: torch.cuda.Stream | None = None
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        if self.stream is None:
+            self.stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(self.stream):
+            moved: dict[str, Any] = {
+                key: value.to(self.device, non_blocking=True) for key, value in batch.items()
+            }
+            moved["ready"] = torch.cuda.Event()
+            moved["ready"].record(self.stream)
+        return moved
+
+
+def on_compute_stream(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The batch, usable on the current stream: for a batch from `CopyToDevice`, the current
+    stream waits for its copy (on the device; the host goes on) and the tensors are marked as
+    used there, so the allocator keeps their memory until that stream is done with them. A
+    host batch is returned as it is."""
+    ready = batch.pop("ready", None)
+    if ready is None:
+        return batch
+    stream = torch.cuda.current_stream()
+    stream.wait_event(ready)
+    for value in batch.values():
+        value.record_stream(stream)
+    return batch
+
+
 @gin.configurable("pretrain_loader")
 def pretrain_loader(
     example: ClipExample,
@@ -139,8 +177,8 @@ def pretrain_loader(
     rows: range,
     workers: int,
     prefetch: int,
-    pin_memory: bool = False,
-) -> Loader[dict[str, torch.Tensor]]:
+    device: torch.device | None = None,
+) -> Loader[dict[str, Any]]:
     """One batch per step holding this rank's `rows` of the global batch.
 
     Args:
@@ -149,12 +187,17 @@ def pretrain_loader(
         rows: this rank's rows of the global batch, e.g. range(0, 8) of 16 on rank 0 of 2.
         workers: worker threads for `example` (0: in the main thread).
         prefetch: batches prepared ahead of the training loop.
-        pin_memory: assemble batches in page-locked memory (for a CUDA device; see `collate`).
+        device: a CUDA device: batches are assembled in page-locked memory and copied to it
+            ahead of the step (`CopyToDevice`; pass each to `on_compute_stream`). Otherwise
+            batches stay on the host.
     """
+    on_gpu = device is not None and torch.device(device).type == "cuda"
     node: BaseNode = BatchSlots(steps, rows)
     node = ParallelMapper(node, example, num_workers=workers, method="thread", in_order=True)
     node = Batcher(node, batch_size=len(rows), drop_last=True)
-    node = Mapper(node, functools.partial(collate, pin_memory=pin_memory))
+    node = Mapper(node, functools.partial(collate, pin_memory=on_gpu))
+    if on_gpu:
+        node = Mapper(node, CopyToDevice(torch.device(device)))
     node = Prefetcher(node, prefetch_factor=prefetch)
     return Loader(node, restart_on_stop_iteration=False)
 

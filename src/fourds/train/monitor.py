@@ -30,7 +30,8 @@ class Monitor:
         clips_per_step: the global batch size.
         tokens_per_clip: input tokens (tubelets) per clip.
         flops_per_clip: training FLOPs per clip (for MFU).
-        peak_flops: the device's peak FLOP/s, or None when unknown (no MFU).
+        peak_flops: the peak FLOP/s of the job's devices together (one device's times the
+            processes: the logged MFU is per device), or None when unknown (no MFU).
         enabled: True on rank 0.
     """
 

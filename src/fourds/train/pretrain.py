@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from fourds.accelerators import peak_flops
+from fourds.accelerators import job_peak_flops
 from fourds.atomic import claim_output_directory
 from fourds.config import ConfigError, Params, PretrainConfig
 from fourds.config.operative import configured
-from fourds.data.augment import ClipSampler, crop_resize_flip
+from fourds.data.augment import ClipSampler
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardError
 from fourds.models.factory import build_mae
@@ -49,7 +49,7 @@ from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import train_step
+from fourds.train.step import step_on_batch
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = (
@@ -167,7 +167,9 @@ class PretrainResult:
     curve: one {"step", "loss", "lr"} per logging window (the loss averaged over the window).
     start: the step the run resumed from (0 for a fresh run).
     seconds: wall time of the steps this process ran.
-    peak_flops: the accelerator's dense peak FLOP/s, None where unknown (MFU is not reported).
+    peak_flops: the dense peak FLOP/s of all the job's accelerators together (one device's
+        times the processes, one per device), None where unknown (MFU is not reported). The
+        job's clips/s over it is the MFU of each device.
     shard_digests: path or URL -> sha256 of the pretrain shards read (curate's, from the index).
     processes: the number of processes that trained together.
     """
@@ -230,9 +232,8 @@ def pretrain(
     example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
     passes = micro_batches(rows, cfg.micro_batch)
-    pinned = device.type == "cuda"  # pinned host batches, copied to the GPU asynchronously
     settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
-    loader = configured(pretrain_loader, settings, example, rows=rows, pin_memory=pinned)
+    loader = configured(pretrain_loader, settings, example, rows=rows, device=device)
 
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
     last_good = latest_checkpoint(resume_root)
@@ -253,7 +254,7 @@ def pretrain(
     flops_per_clip = training_flops_per_clip(
         params.model(scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
-    peak = peak_flops(device, cfg.precision)
+    peak = job_peak_flops(device, cfg.precision, env.world_size)  # the clips/s are the job's
     tokens_per_clip = model.encoder.num_tokens
     monitor = Monitor(
         out_dir,
@@ -269,22 +270,8 @@ def pretrain(
     window = []
     started = time.perf_counter()
     for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
-        # Asynchronous copies only from pinned memory; on the CPU `to` returns the tensors.
-        # The views stay on the host: they are read there to build the resize taps.
-        views = batch.pop("view")
-        batch = {key: value.to(device, non_blocking=pinned) for key, value in batch.items()}
-        # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
-        video = crop_resize_flip(batch["video"], views)
-        loss = train_step(
-            model,
-            optimizer,
-            video,
-            batch["keep_index"],
-            batch["mask"],
-            passes,
-            cfg.grad_clip,
-            autocast,
-        )
+        # On a GPU the batch was copied ahead on the loader's stream (no host synchronisation).
+        loss = step_on_batch(model, optimizer, batch, passes, cfg.grad_clip, autocast)
         schedule.step()
         window.append(loss)
         monitor.step_done()

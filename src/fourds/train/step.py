@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 from torch import nn
+
+from fourds.data.augment import crop_resize_flip
+from fourds.train.loader import on_compute_stream
 
 
 def train_step(
@@ -40,3 +44,27 @@ def train_step(
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss
+
+
+def step_on_batch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, Any],
+    passes: list[slice],
+    grad_clip: float,
+    autocast: contextlib.AbstractContextManager,
+) -> torch.Tensor:
+    """`train_step` on one loader batch (fourds.train.loader): wait for its copy to the device
+    (on the device, not the host), apply each clip's view (crop, resize, flip) there, train.
+
+    Args:
+        batch: {"video": uint8 [B, T, S, S, 3], "view": int64 [B, 5], "keep_index": [B, n_keep],
+            "mask": bool [B, N]}, on the model's device (with the copy's "ready" event) or, on
+            the CPU, on the host.
+    """
+    batch = on_compute_stream(batch)
+    # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
+    video = crop_resize_flip(batch["video"], batch["view"])
+    return train_step(
+        model, optimizer, video, batch["keep_index"], batch["mask"], passes, grad_clip, autocast
+    )
