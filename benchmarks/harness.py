@@ -76,7 +76,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -91,7 +91,7 @@ def describe_device(device: torch.device) -> dict[str, Any]:
     """CPU model, core counts, torch threads, load average and, on a GPU, its name."""
     info: dict[str, Any] = {
         "device": str(device),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "torch_num_threads": torch.get_num_threads(),
@@ -262,16 +262,18 @@ def run_in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
         return pool.submit(function, *args).result()
 
 
-def _git_state() -> dict[str, Any]:
+def git_state() -> dict[str, Any]:
     """The commit, and whether a tracked file differs from it (untracked files, such as the
     pipeline outputs some benchmarks read from runs/, do not make a run dirty).
 
     A copy of the tree on another machine (a GPU machine's) names the commit it was copied
-    from in the BENCHMARK_GIT_COMMIT variable; its own git state, if any, is not that commit's,
-    and whether the copy was clean is then unknown.
+    from in the BENCHMARK_GIT_COMMIT variable, and BENCHMARK_GIT_DIRTY ("0" or "1") says
+    whether the tree that was copied differed from it (`git status` where it was copied from);
+    without BENCHMARK_GIT_DIRTY that is unknown. Its own git state, if any, is not that commit's.
     """
     if "BENCHMARK_GIT_COMMIT" in os.environ:
-        return {"commit": os.environ["BENCHMARK_GIT_COMMIT"], "dirty": None}
+        dirty = {"0": False, "1": True}.get(os.environ.get("BENCHMARK_GIT_DIRTY", ""))
+        return {"commit": os.environ["BENCHMARK_GIT_COMMIT"], "dirty": dirty}
 
     def git(*command: str) -> str:
         result = subprocess.run(
@@ -315,7 +317,7 @@ def write_result(
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "git": _git_state(),
+        "git": git_state(),
         "device": describe_device(device),
         "config": config,
         "results": results,

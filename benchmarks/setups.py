@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params, load_params
-from fourds.config.compose import write_params
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 
@@ -67,7 +66,10 @@ TINY = Shape(
 
 
 def compose_ladder(*overrides: str) -> Params:
-    """The params `fourds params <overrides> --out FILE` writes, read back with load_params."""
+    """The params `fourds params <overrides> --out FILE` writes, read back with load_params
+    (Hydra is imported here, not with this module)."""
+    from fourds.config.compose import write_params
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "params.yaml"
         write_params(path, list(overrides), EXPERIMENTS)

@@ -126,19 +126,71 @@ def test_results_from_a_copy_of_the_tree_name_the_commit_they_were_told(monkeypa
     import harness
 
     monkeypatch.setenv("BENCHMARK_GIT_COMMIT", "9365dce")
-    assert harness._git_state() == {"commit": "9365dce", "dirty": None}
+    assert harness.git_state() == {"commit": "9365dce", "dirty": None}
+    monkeypatch.setenv("BENCHMARK_GIT_DIRTY", "0")
+    assert harness.git_state() == {"commit": "9365dce", "dirty": False}
     monkeypatch.delenv("BENCHMARK_GIT_COMMIT")
 
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(harness.subprocess, "run", no_git)
-    assert harness._git_state() == {"commit": "unknown", "dirty": None}
+    assert harness.git_state() == {"commit": "unknown", "dirty": None}
 
 
 def test_the_gpu_checks_script_parses_and_runs_benchmarks_that_exist():
     script = REPO_ROOT / "benchmarks" / "gpu_checks.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    loop = next(line for line in script.read_text().splitlines() if line.startswith("for bench"))
+    lines = script.read_text().splitlines()
+    loop = next(line.strip() for line in lines if line.strip().startswith("for bench"))
     names = loop.split(" in ", 1)[1].removesuffix("; do").split()
     assert names and all((REPO_ROOT / "benchmarks" / f"{name}.py").is_file() for name in names)
+
+
+@pytest.mark.slow
+def test_the_gpu_step_benchmark_writes_its_summary_case_by_case(tmp_path):
+    script = REPO_ROOT / "benchmarks" / "gpu_step.py"
+    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    keys = {"device", "torch", "commit", "dirty", "gemm_tflops", "copy_tb_s", "cases"}
+    assert keys <= set(summary) and summary["gemm_tflops"] > 0 and summary["copy_tb_s"] > 0
+    case_keys = {"scale", "batch", "what", "compile", "attention", "ms", "tflops", "peak_mib"}
+    assert [(case["scale"], case["what"]) for case in summary["cases"]] == [
+        ("4ds_b", "model"), ("4ds_b", "step"), ("4ds_l", "model")
+    ]  # fmt: skip
+    assert all(case_keys <= set(case) and case["ms"] > 0 for case in summary["cases"])
+    lines = (tmp_path / "cases.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == summary["cases"]
+    assert any(reason.startswith("xformers: ") for reason in summary["skipped"])
+    assert summary["profile"]["steps"] == 3
+    assert summary["loader"]["loader_cores_needed"] > 0
+
+
+def test_the_profile_summary_counts_busy_time_waits_and_copies(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import types
+
+    import gpu_step
+
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+
+    def event(name, device, start, end):
+        span = types.SimpleNamespace(start=start, end=end)
+        return types.SimpleNamespace(name=name, device_type=device, time_range=span)
+
+    events = [
+        event("gemm", cuda, 0, 40),
+        event("elementwise", cuda, 30, 50),  # overlaps the gemm: counted once
+        event("Memcpy HtoD (Pinned -> Device)", cuda, 60, 80),
+        event("cudaStreamSynchronize", cpu, 50, 60),
+        event("aten::_local_scalar_dense", cpu, 10, 11),
+        event("aten::mm", cpu, 0, 1),
+    ]
+    counts = gpu_step.profile_counts(events, wall_us=100.0, steps=2)
+    assert counts == {
+        "gpu_busy_fraction": 0.7,
+        "host_syncs_per_step": 1.0,
+        "copies_per_step": {"HtoD": 0.5},
+    }

@@ -6,7 +6,8 @@ Logged at every logging point (DVCLive step = training step), under `<out_dir>/l
     the accelerator's peak is known, see fourds.accelerators)
 The folder is no DVC output (.dvcignore hides it): the perf/ curves change from run to run, and
 after a resumption the train/ ones start at the resumed step. The stage's DVC plot is loss.csv,
-the whole curve.
+the whole curve. DVCLive is imported by rank 0's monitor only, so that the training code imports
+without it (a GPU machine that runs the benchmarks has no DVC).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dvclive import Live
 from tqdm import tqdm
 
 from fourds.accelerators import model_flops_utilisation
@@ -53,6 +53,8 @@ class Monitor:
         self.bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not enabled)
         self.live = None
         if enabled:
+            from dvclive import Live
+
             self.live = Live(
                 dir=str(out_dir / "live"),
                 resume=start > 0,
