@@ -43,6 +43,7 @@ Run: python benchmarks/gpu_step.py [--quick] [--out DIR] [--budget-s 400]
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -59,12 +60,15 @@ import harness
 import numpy as np
 import setups
 import torch
+import torch.nn.functional as F
 
 from fourds.config import Params
 from fourds.data.augment import ClipSampler
 from fourds.models.attention import probe
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
+from fourds.models.mae import patchify
+from fourds.models.vit import VideoViT
 from fourds.train.loader import CopyToDevice, collate
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
@@ -82,11 +86,46 @@ class Case:
     what: str  # "model" or "step"
     compile: bool = False
     attention: str = "sdpa"
+    variant: str = ""  # a prototype of PROTOTYPES, measured before the model adopts it
 
     @property
     def name(self) -> str:
         compiled = "compiled" if self.compile else "eager"
-        return f"{self.scale} b{self.batch} {self.what} {self.attention} {compiled}"
+        variant = f" {self.variant}" if self.variant else ""
+        return f"{self.scale} b{self.batch} {self.what} {self.attention} {compiled}{variant}"
+
+
+def visible_embedding(encoder: VideoViT, video: torch.Tensor, keep_index=None) -> torch.Tensor:
+    """Prototype of VideoViT.tokens that embeds only the kept tubelets: patchify, gather, then
+    the tubelet embedding as a matrix product with the Conv3d's weight (the same function as
+    the convolution, other rounding), positions gathered alike. [B, T, H, W, 3] -> [B, n, D]."""
+    weight = encoder.patch_embed.weight  # [D, 3, t, p, q]
+    patches = patchify(video, encoder.cfg.tubelet)  # [B, N, t * p * q * 3]
+    positions = encoder.pos_embed.expand(len(video), -1, -1)  # [B, N, D]
+    if keep_index is not None:
+        index = keep_index[..., None]  # [B, n, 1]
+        patches = patches.gather(1, index.expand(-1, -1, patches.shape[-1]))
+        positions = positions.gather(1, index.expand(-1, -1, positions.shape[-1]))
+    matrix = weight.permute(0, 2, 3, 4, 1).reshape(len(weight), -1)  # [D, t * p * q * 3]
+    return F.linear(patches.to(weight.dtype), matrix, encoder.patch_embed.bias) + positions
+
+
+PROTOTYPES = {"visible_embedding": (VideoViT, "tokens", visible_embedding)}
+
+
+@contextlib.contextmanager
+def prototype(variant: str):
+    """Run with the named prototype in place of the method it replaces (none for "")."""
+    if not variant:
+        yield
+        return
+    owner, name, replacement = PROTOTYPES[variant]
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
@@ -101,6 +140,8 @@ def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
         *(Case("4ds_b", batch, "model") for batch in per_gpu),
         Case("4ds_l", 128, "step"),
         *(Case("4ds_b", 128, "model", attention=other) for other in attention if other != "sdpa"),
+        Case("4ds_b", 128, "model", variant="visible_embedding"),
+        Case("4ds_l", 128, "model", variant="visible_embedding"),
         Case("4ds_b", 128, "model", compile=True),
         Case("4ds_b", 128, "step", compile=True),
         Case("4ds_l", 128, "model", compile=True),
@@ -236,7 +277,8 @@ def measure_case(params: Params, case: Case, device: torch.device, quick: bool) 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     warmup = 2 if quick else (6 if case.compile else 3)
-    ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3)
+    with prototype(case.variant):
+        ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3)
     flops = training_flops_per_clip(
         params.model(case.scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
@@ -272,7 +314,25 @@ def profile_case(params: Params, case: Case, device: torch.device, steps: int) -
             step()
         harness.synchronize(device)
         wall_us = (time.perf_counter() - began) * 1e6
-    return {"case": case.name, "steps": steps, **profile_counts(profiler.events(), wall_us, steps)}
+    counts = profile_counts(profiler.events(), wall_us, steps)
+    return {"case": case.name, "steps": steps, **counts, "top": top_kernels(profiler, steps)}
+
+
+def top_kernels(profiler: torch.profiler.profile, steps: int, count: int = 15) -> list[dict]:
+    """The `count` operators with the most self time on the device (the CPU when there is no
+    GPU): name, milliseconds per step, calls per step."""
+    entries = profiler.key_averages()
+    on_device = any(getattr(entry, "self_device_time_total", 0) for entry in entries)
+    rows = [
+        (entry.self_device_time_total if on_device else entry.self_cpu_time_total, entry.key,
+         entry.count)
+        for entry in entries
+    ]  # fmt: skip
+    rows.sort(reverse=True)
+    return [
+        {"name": name[:90], "ms_per_step": round(us / 1000 / steps, 3), "calls": count / steps}
+        for us, name, count in rows[:count]
+    ]
 
 
 SYNCHRONISING = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
@@ -394,6 +454,18 @@ def main() -> None:
             default=400.0,
             help="start no case after this many seconds (what started still finishes)",
         )
+        parser.add_argument(
+            "--only",
+            nargs="*",
+            default=None,
+            help="measure only the cases whose name starts with one of these (e.g. '4ds_b b128')",
+        )
+        parser.add_argument(
+            "--profile",
+            nargs="*",
+            default=["4ds_b b128 step"],
+            help="profile these cases (scale, batch, what), e.g. '4ds_l b128 model'",
+        )
 
     args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
     out_dir = args.out / "gpu" if args.out.name in ("results", "quick") else args.out
@@ -418,7 +490,10 @@ def main() -> None:
         summary.add("skipped", f"xformers: {xformers_failure}")
     cases = ladder_cases(params, attention)
     if args.quick:
-        cases = [case for case in cases if not case.compile][:3]
+        cases = [case for case in cases if not case.compile and not case.variant][:3]
+        cases.append(Case("4ds_b", 4, "model", variant="visible_embedding"))
+    if args.only is not None:
+        cases = [case for case in cases if case.name.startswith(tuple(args.only))]
     for case in cases:
         if time.perf_counter() - started > args.budget_s:
             summary.add("skipped", f"{case.name}: past --budget-s")
@@ -436,13 +511,18 @@ def main() -> None:
             )
         free(device)
 
-    profiled = Case("4ds_b", 4 if args.quick else 128, "step")
-    try:
-        summary.add("profile", profile_case(params, profiled, device, 3))
-    except Exception as error:  # the cases measured stay written
-        summary.add("skipped", f"profile: {type(error).__name__}: {error}"[:400])
-    print(f"profile: {summary.record['profile']}", flush=True)
-    free(device)
+    profiles = []
+    for name in args.profile:
+        scale, batch, what = name.split()
+        profiled = Case(scale, 4 if args.quick else int(batch.removeprefix("b")), what)
+        try:
+            profiles.append(profile_case(params, profiled, device, 3))
+        except Exception as error:  # the cases measured stay written
+            summary.add("skipped", f"profile {name}: {type(error).__name__}: {error}"[:400])
+        else:
+            summary.add("profile", profiles)
+            print(f"profile: {json.dumps(profiles[-1])}", flush=True)
+        free(device)
     loader = loader_rates(params, args.quick)
     step = next(
         (c for c in summary.record["cases"] if c["scale"] == "4ds_b" and c["what"] == "step"),

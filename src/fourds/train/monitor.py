@@ -7,17 +7,27 @@ Logged at every logging point (DVCLive step = training step), under `<out_dir>/l
 The folder is no DVC output (.dvcignore hides it): the perf/ curves change from run to run, and
 after a resumption the train/ ones start at the resumed step. The stage's DVC plot is loss.csv,
 the whole curve. DVCLive is imported by rank 0's monitor only, so that the training code imports
-without it (a GPU machine that runs the benchmarks has no DVC).
+without it; where it is not installed (a bare GPU machine that runs the benchmarks and the GPU
+tests) the monitor says so in one line and shows the progress bar alone.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from fourds.accelerators import model_flops_utilisation
+
+
+def live_metrics_available() -> bool:
+    """Whether DVCLive is installed; if not, one line says the run logs no live metrics."""
+    if importlib.util.find_spec("dvclive") is not None:
+        return True
+    print("DVCLive is not installed: no live metrics under live/ (loss.csv is still written)")
+    return False
 
 
 class Monitor:
@@ -52,7 +62,7 @@ class Monitor:
         self.flops_per_clip, self.peak_flops = flops_per_clip, peak_flops
         self.bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not enabled)
         self.live = None
-        if enabled:
+        if enabled and live_metrics_available():
             from dvclive import Live
 
             self.live = Live(

@@ -1,0 +1,38 @@
+"""The pretraining monitor: live metrics with DVCLive, the progress bar alone without it."""
+
+import importlib.util
+
+import pytest
+
+from fourds.train import monitor as monitor_module
+from fourds.train.monitor import Monitor
+
+
+def test_without_dvclive_the_monitor_says_so_once_and_logs_the_bar_alone(
+    tmp_path, monkeypatch, capsys
+):
+    real_find_spec = importlib.util.find_spec
+
+    def no_dvclive(name, *args):
+        return None if name == "dvclive" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(monitor_module.importlib.util, "find_spec", no_dvclive)
+    monitor = Monitor(tmp_path, "pretrain tiny", 2, 0, 4, 8, 1e9, 1e12, enabled=True)
+    assert capsys.readouterr().out == (
+        "DVCLive is not installed: no live metrics under live/ (loss.csv is still written)\n"
+    )
+    monitor.step_done()
+    perf = monitor.log(1, loss=0.5, lr=1e-4)
+    monitor.close()
+    assert perf["clips_per_second"] > 0 and perf["mfu"] == pytest.approx(
+        perf["clips_per_second"] * 1e9 / 1e12
+    )
+    assert not (tmp_path / "live").exists()
+
+
+def test_with_dvclive_rank_0_writes_live_metrics(tmp_path):
+    monitor = Monitor(tmp_path, "pretrain tiny", 2, 0, 4, 8, 1e9, None, enabled=True)
+    monitor.step_done()
+    monitor.log(1, loss=0.5, lr=1e-4)
+    monitor.close()
+    assert (tmp_path / "live" / "metrics.json").is_file()
