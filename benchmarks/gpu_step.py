@@ -43,7 +43,6 @@ Run: python benchmarks/gpu_step.py [--quick] [--out DIR] [--budget-s 400]
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
@@ -60,15 +59,12 @@ import harness
 import numpy as np
 import setups
 import torch
-import torch.nn.functional as F
 
 from fourds.config import Params
 from fourds.data.augment import ClipSampler
 from fourds.models.attention import probe
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
-from fourds.models.mae import patchify
-from fourds.models.vit import VideoViT
 from fourds.train.loader import CopyToDevice, collate
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
@@ -86,46 +82,11 @@ class Case:
     what: str  # "model" or "step"
     compile: bool = False
     attention: str = "sdpa"
-    variant: str = ""  # a prototype of PROTOTYPES, measured before the model adopts it
 
     @property
     def name(self) -> str:
         compiled = "compiled" if self.compile else "eager"
-        variant = f" {self.variant}" if self.variant else ""
-        return f"{self.scale} b{self.batch} {self.what} {self.attention} {compiled}{variant}"
-
-
-def visible_embedding(encoder: VideoViT, video: torch.Tensor, keep_index=None) -> torch.Tensor:
-    """Prototype of VideoViT.tokens that embeds only the kept tubelets: patchify, gather, then
-    the tubelet embedding as a matrix product with the Conv3d's weight (the same function as
-    the convolution, other rounding), positions gathered alike. [B, T, H, W, 3] -> [B, n, D]."""
-    weight = encoder.patch_embed.weight  # [D, 3, t, p, q]
-    patches = patchify(video, encoder.cfg.tubelet)  # [B, N, t * p * q * 3]
-    positions = encoder.pos_embed.expand(len(video), -1, -1)  # [B, N, D]
-    if keep_index is not None:
-        index = keep_index[..., None]  # [B, n, 1]
-        patches = patches.gather(1, index.expand(-1, -1, patches.shape[-1]))
-        positions = positions.gather(1, index.expand(-1, -1, positions.shape[-1]))
-    matrix = weight.permute(0, 2, 3, 4, 1).reshape(len(weight), -1)  # [D, t * p * q * 3]
-    return F.linear(patches.to(weight.dtype), matrix, encoder.patch_embed.bias) + positions
-
-
-PROTOTYPES = {"visible_embedding": (VideoViT, "tokens", visible_embedding)}
-
-
-@contextlib.contextmanager
-def prototype(variant: str):
-    """Run with the named prototype in place of the method it replaces (none for "")."""
-    if not variant:
-        yield
-        return
-    owner, name, replacement = PROTOTYPES[variant]
-    original = getattr(owner, name)
-    setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
+        return f"{self.scale} b{self.batch} {self.what} {self.attention} {compiled}"
 
 
 def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
@@ -140,8 +101,6 @@ def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
         *(Case("4ds_b", batch, "model") for batch in per_gpu),
         Case("4ds_l", 128, "step"),
         *(Case("4ds_b", 128, "model", attention=other) for other in attention if other != "sdpa"),
-        Case("4ds_b", 128, "model", variant="visible_embedding"),
-        Case("4ds_l", 128, "model", variant="visible_embedding"),
         Case("4ds_b", 128, "model", compile=True),
         Case("4ds_b", 128, "step", compile=True),
         Case("4ds_l", 128, "model", compile=True),
@@ -277,8 +236,7 @@ def measure_case(params: Params, case: Case, device: torch.device, quick: bool) 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     warmup = 2 if quick else (6 if case.compile else 3)
-    with prototype(case.variant):
-        ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3)
+    ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3)
     flops = training_flops_per_clip(
         params.model(case.scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
@@ -490,8 +448,7 @@ def main() -> None:
         summary.add("skipped", f"xformers: {xformers_failure}")
     cases = ladder_cases(params, attention)
     if args.quick:
-        cases = [case for case in cases if not case.compile and not case.variant][:3]
-        cases.append(Case("4ds_b", 4, "model", variant="visible_embedding"))
+        cases = [case for case in cases if not case.compile][:3]
     if args.only is not None:
         cases = [case for case in cases if case.name.startswith(tuple(args.only))]
     for case in cases:

@@ -114,7 +114,7 @@ def test_measured_block_activations_agree_with_counts_by_hand():
 
 def test_measured_activations_outside_the_blocks():
     saved = saved_activations(tiny_setup(), checkpointing=False)
-    assert saved.embedding == 4 * 8 * 4  # all 4 embedded tokens, kept by the token gather
+    assert saved.embedding == 0  # tubelets are cut out before the embedding: indices only
     assert saved.after == (2 * 8 * 4, 0)  # the 2 encoder outputs, kept by the decoder input
     # last block output [4, 4] + LayerNorm output and statistics; the loss keeps the
     # difference (one clip), the mask as weights (4) and its sum (1)
@@ -124,7 +124,7 @@ def test_measured_activations_outside_the_blocks():
     checkpointed = saved_activations(tiny_setup(), checkpointing=True)
     assert checkpointed.blocks == (2 * 8 * 4, 4 * 4 * 4)  # block inputs only
     clip = clip_memory(tiny_setup())
-    assert clip.clip == 384 * 4  # the tubelet embedding keeps the scaled fp32 clip
+    assert clip.clip == 2 * 96 * 4  # the embedding keeps the 2 visible tubelets, scaled (fp32)
     assert clip.batch == 384 + 2 * 8 + 4  # uint8 clip, int64 visible indices, bool mask
 
 

@@ -252,7 +252,7 @@ def test_conversion_reads_the_architecture_from_the_shapes(converted):
 def test_tubelet_and_position_embedding_match_the_flax_conv(converted):
     arrays, result = converted
     video = np.random.default_rng(1).random((2, FRAMES, SIZE, SIZE, 3))
-    ours = load_encoder(result.encoder).embed(torch.tensor(video, dtype=torch.float32))
+    ours = load_encoder(result.encoder).tokens(torch.tensor(video, dtype=torch.float32))
     expected = official_tokens(video, relative(arrays, FULL))
     np.testing.assert_allclose(as_numpy(ours), expected, **EXACT)
 

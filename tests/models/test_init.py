@@ -94,7 +94,7 @@ def test_zero_residual_init_starts_every_block_as_the_identity():
         else:
             assert torch.equal(tensor, plain.state_dict()[name]), name
     video = torch.rand(2, 4, 16, 16, 3)
-    assert torch.equal(zero.encoder(video), zero.encoder.embed(video))
+    assert torch.equal(zero.encoder(video), zero.encoder.tokens(video))
 
 
 def test_a_parameter_without_a_rule_is_named():

@@ -32,7 +32,7 @@ def test_patchify_round_trip_and_token_order():
 def test_patch_embedding_uses_the_same_token_order_as_patchify():
     encoder = VideoViT(TINY, frames=4, size=8)
     video = torch.rand(1, 4, 8, 8, 3)
-    tokens = encoder.embed(video) - encoder.pos_embed
+    tokens = encoder.tokens(video) - encoder.pos_embed
     weight = encoder.patch_embed.weight.permute(0, 2, 3, 4, 1).reshape(TINY.width, -1)
     manual = patchify(video, TINY.tubelet) @ weight.T + encoder.patch_embed.bias
     torch.testing.assert_close(tokens, manual, atol=1e-5, rtol=1e-5)

@@ -21,16 +21,7 @@ from torch import nn
 
 from fourds.config import MAEConfig, ModelConfig
 from fourds.models.init import Init
-from fourds.models.vit import Block, VideoViT, scale_residual_outputs
-
-
-def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
-    """video [B, T, H, W, C] -> patches [B, N, t*p*q*C] in the encoder's (t, h, w) token order."""
-    batch, frames, height, width, channels = video.shape
-    t, p, q = tubelet
-    x = video.reshape(batch, frames // t, t, height // p, p, width // q, q, channels)
-    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(batch, -1, t * p * q * channels)
+from fourds.models.vit import Block, VideoViT, as_pixels, patchify, scale_residual_outputs
 
 
 def unpatchify(
@@ -237,8 +228,9 @@ class MaskedAutoencoder(nn.Module):
         (autocast, FSDP's bf16 policy, fp32); the encoder reads the clip in its compute dtype.
 
         Args:
-            video: [B, T, H, W, 3], uint8 in [0, 255] (as the loader delivers it; scaled here,
-                so FSDP's mixed-precision policy does not cast it) or float in [0, 1].
+            video: [B, T, H, W, 3], uint8 in [0, 255] (as the loader delivers it; scaled where
+                it is cut into tubelets, so FSDP's mixed-precision policy does not cast it) or
+                float in [0, 1].
             keep_index: [B, n_keep] visible token indices, mask: [B, N] bool (True = masked),
                 from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
@@ -250,13 +242,14 @@ class MaskedAutoencoder(nn.Module):
                 patch (tubelets for mae_st, coarse patches for queries), in `patchify` order.
         """
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
-        pixels = video.float().div(255.0) if video.dtype == torch.uint8 else video.float()
+        # The encoder embeds only the visible tubelets, scaled once cut out; the target is cut
+        # from the uint8 clip and scaled after (the same values as scaling the whole clip).
         if self.uses_queries:
-            prediction = self._decode_with_queries(pixels, keep_index)
+            prediction = self._decode_with_queries(video, keep_index)
         else:
-            prediction = self.decoder(self.encoder(pixels, keep_index), keep_index)
+            prediction = self.decoder(self.encoder(video, keep_index), keep_index)
         prediction = prediction.float()
-        target = patchify(pixels, self.target_patch)
+        target = as_pixels(patchify(video, self.target_patch))  # [B, P, 3 * prod(target_patch)]
         if self.norm_pix_loss:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()

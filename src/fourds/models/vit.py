@@ -1,9 +1,10 @@
 """The 4DS video ViT encoder.
 
-Input [B, T, H, W, 3] in [0, 1]; a 3D-convolution tubelet embedding (kernel = stride =
-tubelet); a learned positional embedding over the (T', h, w) token grid, added once; pre-LayerNorm
-transformer blocks with GELU MLPs; no CLS token and no final LayerNorm. Tokens are ordered
-(t, h, w), time slowest.
+Input [B, T, H, W, 3], uint8 in [0, 255] or float in [0, 1]; a tubelet embedding (a 3D
+convolution with kernel = stride = tubelet, applied to the tubelets it embeds, so that an MAE
+embeds only the visible ones); a learned positional embedding over the (T', h, w) token grid,
+added once; pre-LayerNorm transformer blocks with GELU MLPs; no CLS token and no final
+LayerNorm. Tokens are ordered (t, h, w), time slowest.
 """
 
 from __future__ import annotations
@@ -12,12 +13,45 @@ from typing import NamedTuple
 
 import gin
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fourds.config import ModelConfig
 from fourds.models.attention import Attention
 from fourds.models.init import Init
+
+
+def patchify(video: torch.Tensor, tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """video [B, T, H, W, C] -> patches [B, N, t*p*q*C] in the encoder's (t, h, w) token order."""
+    batch, frames, height, width, channels = video.shape
+    t, p, q = tubelet
+    x = video.reshape(batch, frames // t, t, height // p, p, width // q, q, channels)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)  # [B, T', h, w, t, p, q, C]
+    return x.reshape(batch, -1, t * p * q * channels)
+
+
+def as_pixels(values: torch.Tensor) -> torch.Tensor:
+    """uint8 values in [0, 255] -> float32 in [0, 1] (x / 255); float values as float32."""
+    return values.float().div(255.0) if values.dtype == torch.uint8 else values.float()
+
+
+class TubeletEmbedding(nn.Conv3d):
+    """A Conv3d with kernel = stride = tubelet (weight [width, 3, t, p, q], bias [width]: the
+    parameters, their initialisation and checkpoints are a Conv3d's), applied to tubelets
+    already cut out by `patchify`, as one matrix product: [B, n, t*p*q*3] -> [B, n, width].
+
+    The convolution's function with other rounding. Embedding only the n tubelets an MAE keeps
+    skips the full clip's convolution, which cuDNN runs slowly (on an H100, 4DS-B at batch
+    128: 26 of the step's 81 ms; docs/research/gpu-step.md).
+    """
+
+    def __init__(self, width: int, tubelet: tuple[int, int, int]):
+        super().__init__(3, width, kernel_size=tubelet, stride=tubelet)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        matrix = self.weight.permute(0, 2, 3, 4, 1).flatten(1)  # [width, t*p*q*3], patchify's order
+        return F.linear(patches.to(self.weight.dtype), matrix, self.bias)
 
 
 class FlaxLayerNorm(nn.LayerNorm):
@@ -162,7 +196,7 @@ class VideoViT(nn.Module):
         self.frames, self.size = frames, size  # the clip shape [frames, size, size, 3] it reads
         self.grid = token_grid(cfg.tubelet, frames, size)
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
-        self.patch_embed = nn.Conv3d(3, cfg.width, kernel_size=cfg.tubelet, stride=cfg.tubelet)
+        self.patch_embed = TubeletEmbedding(cfg.width, cfg.tubelet)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.width))
         self.blocks = nn.ModuleList(
             Block(
@@ -178,22 +212,18 @@ class VideoViT(nn.Module):
             for _ in range(cfg.depth)
         )
 
-    def embed(self, video: torch.Tensor) -> torch.Tensor:
-        """video [B, T, H, W, 3] in [0, 1] -> tokens [B, N, width] with positions added.
-
-        The clip is cast to the embedding's dtype (bf16 under FSDP's bf16 policy, which does
-        not cast the fp32 clip the MAE scales from uint8); autocast casts it itself.
-        """
-        video = video.to(self.patch_embed.weight.dtype)
-        tokens = self.patch_embed(video.permute(0, 4, 1, 2, 3))  # [B, width, T', h, w]
-        return tokens.flatten(2).transpose(1, 2) + self.pos_embed
-
     def tokens(self, video: torch.Tensor, keep_index: torch.Tensor | None = None) -> torch.Tensor:
-        """Embedded tokens [B, n or N, width] of `video` [B, T, H, W, 3], only `keep_index`'s."""
-        x = self.embed(video)
-        if keep_index is None:
-            return x
-        return torch.gather(x, 1, keep_index[..., None].expand(-1, -1, x.shape[-1]))
+        """Embedded tokens [B, n or N, width] with positions added, of `video` [B, T, H, W, 3]
+        (uint8 or float in [0, 1]): only `keep_index`'s [B, n] tubelets are cut out, scaled to
+        [0, 1] and embedded. The tubelets are cast to the embedding's dtype (bf16 under FSDP's
+        bf16 policy, which does not cast inputs); autocast casts them itself."""
+        patches = patchify(video, self.cfg.tubelet)  # [B, N, t*p*q*3]
+        positions = self.pos_embed.expand(len(video), -1, -1)  # [B, N, width]
+        if keep_index is not None:
+            index = keep_index[..., None]  # [B, n, 1]
+            patches = patches.gather(1, index.expand(-1, -1, patches.shape[-1]))
+            positions = positions.gather(1, index.expand(-1, -1, positions.shape[-1]))
+        return self.patch_embed(as_pixels(patches)) + positions
 
     def forward(
         self,
@@ -204,7 +234,7 @@ class VideoViT(nn.Module):
         """Encode a clip, optionally only some tokens and only the first blocks.
 
         Args:
-            video: [B, T, H, W, 3] in [0, 1].
+            video: [B, T, H, W, 3], uint8 in [0, 255] or float in [0, 1].
             keep_index: [B, n] indices of the tokens to keep (MAE's visible set), or None.
             num_blocks: run only the first `num_blocks` blocks (None: all), for readouts.
 

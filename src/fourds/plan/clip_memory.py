@@ -6,7 +6,7 @@ in the compute dtype as FSDP's bf16 policy gathers them. Two recorders watch it:
 
 - autograd's saved-tensor hooks see every tensor an op keeps for the backward pass; each is
   counted once (by storage, whole: a view keeps its base alive) and filed by where the forward
-  pass was: in the tubelet embedding's convolution (the clip it reads), before the first
+  pass was: in the tubelet embedding (the kept tubelets it reads), before the first
   transformer block (the embedding), inside block i, between block i and i + 1, or after the
   last block (pixel head and loss);
 - a dispatch mode follows every storage an op allocates until it is freed, so the live bytes
@@ -70,9 +70,10 @@ class ClipMemory:
     """Bytes one clip holds in the MAE's own forward and backward pass.
 
     tokens: token and pixel counts. blocks: every transformer block in forward order.
-    embedding: kept before the first block (the token gather keeps the embedded clip),
-    until the end of the backward pass. clip: the clip as the tubelet embedding keeps it for
-    its weight gradient (the fp32 scaled clip, or its bf16 cast). head: kept after the last
+    embedding: kept before the first block (the tubelets are cut out before they are
+    embedded, so the gathers keep only indices), until the end of the backward pass. clip: the
+    kept tubelets as the tubelet embedding keeps them for its weight gradient (scaled to fp32,
+    or their bf16 cast). head: kept after the last
     block (pixel head and loss), released first. prediction: the predicted pixels (fp32).
     batch: the uint8 clip, visible-token indices and mask as the model reads them.
     """

@@ -30,10 +30,10 @@ Assumptions:
   returns), the target, the difference (saved by the squared error), its square and the loss
   gradients each hold one clip of fp32 values: the MAE computes targets and loss in fp32 in
   every launch mode.
-- Batch. The uint8 clips on the device, the fp32 clip the MAE scales them to, and in bf16 the
-  cast the tubelet embedding reads. The tubelet convolution keeps the clip it reads for its
-  weight gradient until the backward pass reaches it: the bf16 cast (in the batch), or in fp32
-  the scaled clip itself, through the whole backward pass.
+- Batch. The uint8 clips on the device, and in bf16 the cast of the kept tubelets the tubelet
+  embedding reads. The tubelet embedding keeps the tubelets it reads for its weight gradient
+  until the backward pass reaches it: the bf16 cast (in the batch), or in fp32 the scaled
+  tubelets themselves, through the whole backward pass.
 - Phases. The pretrain step clears gradients before the forward pass. The peak is the largest
   of: the root's all-gather as the forward pass starts (with N > 1: the all-gather buffer and
   the unsharded parameters copied out of it exist at once), the end of the forward pass (with
@@ -218,13 +218,13 @@ def clip_memory(setup: StepSetup) -> ClipMemory:
 class SavedActivations:
     """Bytes per clip the forward pass leaves for the backward pass, by when they are released.
 
-    embedding: kept before the first block (the token gather keeps the embedded clip) until
-        the end of the backward pass. after: per block in forward order, kept between it and
-        the next block (the MAE-ST decoder's input projection keeps the encoder output) until
-        the next block's backward ends. head: kept after the last block (pixel head and loss),
-        released first. blocks: per block in forward order, what it saves (with activation
-        checkpointing: its input alone). prediction: the predicted pixels, which the training
-        loop holds until the next step's forward pass returns.
+    embedding: kept before the first block (the gathers before the tubelet embedding keep only
+        indices) until the end of the backward pass. after: per block in forward order, kept
+        between it and the next block (the MAE-ST decoder's input projection keeps the encoder
+        output) until the next block's backward ends. head: kept after the last block (pixel
+        head and loss), released first. blocks: per block in forward order, what it saves (with
+        activation checkpointing: its input alone). prediction: the predicted pixels, which the
+        training loop holds until the next step's forward pass returns.
     """
 
     embedding: int
@@ -253,8 +253,8 @@ def saved_activations(setup: StepSetup, checkpointing: bool) -> SavedActivations
 
 def batch_bytes(setup: StepSetup) -> int:
     """Bytes per clip of the batch on the device: the uint8 clip, the visible-token indices
-    and the mask; in bf16 also the clip cast for the tubelet embedding, which keeps it for its
-    backward pass (in fp32 it keeps the scaled clip, see `memory_per_device`)."""
+    and the mask; in bf16 also the kept tubelets cast for the tubelet embedding, which keeps
+    them for its backward pass (in fp32 it keeps them scaled, see `memory_per_device`)."""
     clip = clip_memory(setup)
     return clip.batch + (clip.clip if setup.precision == "bf16" else 0)
 
@@ -276,17 +276,17 @@ def memory_per_device(
     weights, gradients, optimizer = FP32 * local, FP32 * local, 2 * FP32 * local
     state = weights + gradients + optimizer
     batch = clips * batch_bytes(setup)
-    # clip-sized fp32 tensors: the scaled clip, and target, difference and the loss's
-    # gradients, each the size of the prediction (targets and loss are fp32 in every launch)
-    input_pixels, loss_pixels = FP32 * clip_memory(setup).tokens.pixels, saved.prediction
+    # fp32 tensors the size of the prediction: target, difference and the loss's gradients
+    # (targets and loss are fp32 in every launch)
+    loss_pixels = saved.prediction
     if devices > 1:  # the unsharded root, and the last block's all-gather buffer
         root, blocks = layout.gathered(devices)
         forward_copies = c * (root + blocks[-1])
     else:  # autocast's bf16 copies of the weights, saved for the backward pass
         root, forward_copies = 0, 2 * layout.total if setup.precision == "bf16" else 0
-    # in fp32 the tubelet convolution keeps the scaled clip until its own backward, the last
-    # (in bf16 it keeps the cast, which `batch` counts)
-    kept_clip = clips * input_pixels if setup.precision == "fp32" else 0
+    # in fp32 the tubelet embedding keeps the scaled visible tubelets until its own backward,
+    # the last (in bf16 it keeps their cast, which `batch` counts)
+    kept_clip = clips * clip_memory(setup).clip if setup.precision == "fp32" else 0
     backward_copies = _backward_copies(setup, layout, devices)
     backward = _block_backward(setup, layout, saved, devices, clips, checkpointing, backward_copies)
     phases = {
@@ -300,7 +300,8 @@ def memory_per_device(
         + optimizer
         + forward_copies
         + batch
-        + clips * (saved.total + saved.prediction + input_pixels + loss_pixels),
+        + kept_clip
+        + clips * (saved.total + saved.prediction + loss_pixels),
         # the mean's gradient, then pow's backward (x^1, 2x and grad * 2x): four clip tensors
         "loss_backward": weights
         + optimizer
