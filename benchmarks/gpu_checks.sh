@@ -24,8 +24,8 @@ nvidia-smi -L 2>&1 | tee "$out/gpu.log"
 timeout "${STEP_LIMIT_S:-400}" "$python" benchmarks/gpu_step.py --out "$out" \
     --budget-s "${STEP_BUDGET_S:-280}" 2>&1 | tee "$out/gpu_step.log"
 
-timeout "${PYTEST_LIMIT_S:-150}" "$python" -m pytest -m gpu tests/gpu -o addopts="-ra" \
-    -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.log"
+timeout "${PYTEST_LIMIT_S:-150}" "$python" -m pytest -m gpu tests/gpu tests/train/test_loader.py \
+    -o addopts="-ra" -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.log"
 
 if [ "${ALL:-0}" = 1 ]; then
     for benchmark in memory_model pretrain_step attention_memory masking_speedup; do

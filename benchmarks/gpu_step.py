@@ -421,7 +421,7 @@ def main() -> None:
         parser.add_argument(
             "--profile",
             nargs="*",
-            default=["4ds_b b128 step"],
+            default=["4ds_b b128 step", "4ds_l b128 model"],
             help="profile these cases (scale, batch, what), e.g. '4ds_l b128 model'",
         )
 
