@@ -231,11 +231,12 @@ def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
 @pytest.mark.slow
 def test_the_readme_plan_runs_as_written(tmp_path, monkeypatch, capsys):
     """README, "Planning a run": its commands, in a folder holding the config tree and the
-    loader benchmark's result, compose the 4ds ladder and print the plan the README shows."""
+    loader and GPU benchmarks' results, compose the 4ds ladder and print the plan the README shows."""
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
-    loader = Path("benchmarks/results/loader_throughput.json")
-    (tmp_path / loader.parent).mkdir(parents=True)
-    shutil.copy2(REPO_ROOT / loader, tmp_path / loader)
+    for result in ("loader_throughput.json", "gpu/summary.json"):  # the measurements it reads
+        path = Path("benchmarks/results") / result
+        (tmp_path / path.parent).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / path, tmp_path / path)
     monkeypatch.chdir(tmp_path)
     compose_ladder, plan = doc_commands("Planning a run")
     assert run_fourds(compose_ladder) == 0
@@ -265,6 +266,7 @@ def test_the_plan_gives_each_gpus_clip_rate_and_the_loader_cores_it_needs(tmp_pa
     plans = plan_ladder(params, make_cluster("h100", 8, "infiniband"), 0.45, None)
     rate = loader_result(tmp_path / "rate.json", [16, 224, 224, 3], 25.0)
     command = ["plan", "--params", str(path), "--gpus", "8", "--no-evaluation"]
+    command += ["--gpu-results", str(tmp_path / "none.json")]  # every compute time assumed
     assert main([*command, "--loader-results", rate]) == 0
     data = capsys.readouterr().out.split("\ndata at ")[1]
     assert "at 25 clips/s per core (measured: " in data and "commit abcdef0, Test CPU" in data

@@ -96,14 +96,20 @@ def _plan(args: argparse.Namespace) -> None:
     from fourds.plan.evaluation import evaluation_memory
     from fourds.plan.feed import read_loader_rate
     from fourds.plan.ladder import plan_ladder
+    from fourds.plan.measured import read_measured_steps
     from fourds.plan.table import format_evaluation, format_plan
 
     params = load_params(args.params)
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
     checkpointing = args.activation_checkpointing  # None: per scale, as the params pin it
-    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom, progress)
+    measured = read_measured_steps(args.gpu_results)
+    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom, progress, measured)
     loader = read_loader_rate(args.loader_results)
-    print(format_plan(plans, params, cluster, args.mfu, checkpointing, args.headroom, loader))
+    print(
+        format_plan(
+            plans, params, cluster, args.mfu, checkpointing, args.headroom, loader, measured
+        )
+    )
     if args.evaluation:
         stages = []
         for scale in params.ladder.scales:
@@ -325,7 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PLAN_INTERCONNECTS,
         help="how the GPUs are connected",
     )
-    plan.add_argument("--mfu", type=float, default=0.45, help="model FLOPs utilisation")
+    plan.add_argument(
+        "--mfu",
+        type=float,
+        default=0.45,
+        help="model FLOPs utilisation assumed where no GPU measurement applies",
+    )
     plan.add_argument(
         "--activation-checkpointing",
         action=argparse.BooleanOptionalAction,
@@ -339,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--loader-results",
         default="benchmarks/results/loader_throughput.json",
         help="the loader benchmark's result file, for loader cores per GPU (if present)",
+    )
+    plan.add_argument(
+        "--gpu-results",
+        default="benchmarks/results/gpu/summary.json",
+        help="benchmarks/gpu_step.py's summary: measured step times (if present)",
     )
     plan.add_argument(
         "--evaluation",

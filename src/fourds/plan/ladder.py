@@ -4,7 +4,9 @@ Every scale trains the pinned schedule of params.yaml (`pretrain.steps` steps of
 `pretrain.batch_size` clips) with FSDP2 over the GPUs, the global batch split evenly (the
 pretrain stage needs the batch divisible by the GPU count). Memory comes from
 `fourds.plan.memory`, FLOPs per clip from counting the model's own forward and backward pass
-(`fourds.models.flops.training_flops_per_clip`), times from `fourds.plan.cluster`.
+(`fourds.models.flops.training_flops_per_clip`), compute times from GPU measurements where they
+exist (`fourds.plan.measured`) and an assumed MFU elsewhere, communication from
+`fourds.plan.cluster`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from fourds.config import ConfigError, Params
 from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import Cluster, compute_seconds, fsdp_traffic_bytes, gpu_hours
+from fourds.plan.measured import MeasuredSteps, StepTime
 from fourds.plan.memory import DeviceMemory, StepSetup, memory_per_device, parameter_layout
 
 
@@ -28,7 +31,8 @@ class ScalePlan:
     activations_off / activations_on: what the forward pass saves per GPU without and with it.
     fits: the peak is within the usable memory. min_gpus: the smallest GPU count dividing the
     batch at which the peak fits (None: not even one clip per GPU fits). compute_s, comm_s:
-    one step's compute and FSDP communication; step_s: the longer of the two (seconds);
+    one step's compute and FSDP communication; compute_source: whether compute_s was measured
+    or assumed (`fourds.plan.measured`); step_s: the longer of the two (seconds);
     gpu_hours, wall_hours: of the whole schedule on the cluster; clips_per_gpu_s: the clips/s
     each GPU consumes (the global batch / step time / GPUs), what its loader must deliver.
     """
@@ -45,6 +49,7 @@ class ScalePlan:
     fits: bool
     min_gpus: int | None
     compute_s: float
+    compute_source: str
     comm_s: float
     step_s: float
     gpu_hours: float
@@ -75,9 +80,11 @@ def plan_scale(
     mfu: float,
     checkpointing: bool | None,
     headroom: float,
+    measured: MeasuredSteps | None = None,
 ) -> ScalePlan:
     """Plan one scale (see `ScalePlan`); `headroom` is the fraction of GPU memory kept free
-    for what the memory model does not count (CUDA context, NCCL buffers, fragmentation)."""
+    for what the memory model does not count (CUDA context, NCCL buffers, fragmentation).
+    `measured`: step times measured on a GPU, used where they apply (else `mfu`, assumed)."""
     if checkpointing is None:
         checkpointing = params.pretrain.checkpoints(scale)
     batch, devices = params.pretrain.batch_size, cluster.count
@@ -92,7 +99,12 @@ def plan_scale(
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
     memory = memory_per_device(setup, devices, clips, checkpointing)
     flops = float(training_flops_per_clip(setup.model, setup.mae, setup.frames, setup.size))
-    compute_s = compute_seconds(flops, clips, cluster.gpu.peak_flops(setup.precision), mfu)
+    peak = cluster.gpu.peak_flops(setup.precision)
+    if measured is not None and measured.applies_to(cluster.gpu.name):
+        compute = measured.step_time(scale, clips, flops, peak, mfu)
+    else:
+        compute = StepTime(compute_seconds(flops, clips, peak, mfu), f"assumed (MFU {mfu:g})")
+    compute_s = compute.seconds
     traffic = fsdp_traffic_bytes(layout.total, devices, setup.compute_bytes)
     comm_s = traffic / cluster.bandwidth(devices)
     step_s = max(compute_s, comm_s)
@@ -110,6 +122,7 @@ def plan_scale(
         fits=memory.peak <= usable,
         min_gpus=smallest_fitting_count(setup, batch, usable, checkpointing),
         compute_s=compute_s,
+        compute_source=compute.source,
         comm_s=comm_s,
         step_s=step_s,
         gpu_hours=gpu_hours(step_s, steps, devices),
@@ -125,6 +138,7 @@ def plan_ladder(
     checkpointing: bool | None,
     headroom: float = 0.1,
     progress: Callable[[str], None] = lambda message: None,
+    measured: MeasuredSteps | None = None,
 ) -> list[ScalePlan]:
     """`plan_scale` for every ladder scale; `progress` hears of each scale as it starts."""
     if not 0.0 < mfu <= 1.0:
@@ -134,5 +148,5 @@ def plan_ladder(
     plans = []
     for scale in params.ladder.scales:
         progress(f"planning {scale}")
-        plans.append(plan_scale(params, scale, cluster, mfu, checkpointing, headroom))
+        plans.append(plan_scale(params, scale, cluster, mfu, checkpointing, headroom, measured))
     return plans

@@ -7,6 +7,7 @@ from fourds.plan.cluster import Cluster
 from fourds.plan.evaluation import EvaluationMemory
 from fourds.plan.feed import LoaderRate
 from fourds.plan.ladder import ScalePlan
+from fourds.plan.measured import MeasuredSteps
 
 GIB = 2**30
 
@@ -46,11 +47,13 @@ def format_plan(
     checkpointing: bool | None,
     headroom: float,
     loader: LoaderRate | None = None,
+    measured: MeasuredSteps | None = None,
 ) -> str:
     """Header lines, a memory table, a time table and a data table, one row per scale.
 
     loader: the measured loader rate (fourds.plan.feed); None, or a rate measured at another
-    clip size, leaves the loader cores unmeasured.
+    clip size, leaves the loader cores unmeasured. measured: the GPU step times the plans
+    used where they apply (fourds.plan.measured), named in the time table's header.
     """
     pretrain, curate = params.pretrain, params.curate
     clip = f"{curate.clip_frames}x{curate.resolution}x{curate.resolution}"
@@ -59,7 +62,7 @@ def format_plan(
         f"ladder {params.ladder.name} on {cluster.describe()}",
         f"schedule: {pretrain.steps:,} steps x {pretrain.batch_size:,} clips of {clip}, "
         f"{pretrain.precision}, activation checkpointing {_checkpointing(plans, checkpointing)}, "
-        f"MFU {mfu:g}",
+        f"MFU {mfu:g} assumed where no measurement applies",
         "",
         f"memory per GPU at {cluster.count} GPUs ({plans[0].clips_per_gpu} clips each), GiB; "
         f"usable {usable / GIB:.1f} GiB ({headroom:.0%} headroom); act = activations saved "
@@ -91,14 +94,16 @@ def format_plan(
         lines.append(row(cells, widths))
     lines += [
         "",
-        f"time at {cluster.count} GPUs: compute at MFU {mfu:g}, FSDP communication, step (the "
-        f"longer), for {pretrain.steps:,} steps",
+        f"time at {cluster.count} GPUs: compute, FSDP communication, step (the longer), for "
+        f"{pretrain.steps:,} steps",
+        _measured_source(measured, cluster),
     ]
     time_columns = [
         "scale", "TFLOP/clip", "compute ms", "comm ms", "step ms", "wall hours", "GPU-hours",
+        "  compute",
     ]  # fmt: skip
-    widths = [8, 12, 12, 10, 10, 12, 12]
-    lines.append(row(time_columns, widths))
+    widths = [8, 12, 12, 10, 10, 12, 12, 2]
+    lines.append(row(time_columns, widths).rstrip())
     for plan in plans:
         cells = [
             plan.scale,
@@ -108,9 +113,25 @@ def format_plan(
             f"{plan.step_s * 1e3:,.1f}",
             f"{plan.wall_hours:,.1f}",
             f"{plan.gpu_hours:,.0f}",
+            "  " + plan.compute_source,
         ]
-        lines.append(row(cells, widths))
+        lines.append(row(cells, widths).rstrip())
     return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
+
+
+def _measured_source(measured: MeasuredSteps | None, cluster: Cluster) -> str:
+    """The header line saying where compute times come from."""
+    if measured is None:
+        return (
+            "compute: no GPU measurement (benchmarks/gpu_step.py on a GPU writes one); "
+            "every compute time is assumed"
+        )
+    if not measured.applies_to(cluster.gpu.name):
+        return (
+            f"compute: the GPU measurement ({measured.origin}) is of another GPU; every "
+            "compute time is assumed"
+        )
+    return f"compute: measured ({measured.origin}) where a scale ran at these clips per GPU"
 
 
 def _data_table(
