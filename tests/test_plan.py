@@ -231,7 +231,8 @@ def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
 @pytest.mark.slow
 def test_the_readme_plan_runs_as_written(tmp_path, monkeypatch, capsys):
     """README, "Planning a run": its commands, in a folder holding the config tree and the
-    loader and GPU benchmarks' results, compose the 4ds ladder and print the plan the README shows."""
+    loader and GPU benchmarks' results, compose the 4ds ladder and print the plan the README
+    shows."""
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
     for result in ("loader_throughput.json", "gpu/summary.json"):  # the measurements it reads
         path = Path("benchmarks/results") / result
