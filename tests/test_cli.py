@@ -1,5 +1,6 @@
 """User errors stop the command with one line naming the key or file, before any work."""
 
+import argparse
 import json
 import re
 import sys
@@ -89,19 +90,24 @@ def test_bf16_on_cpu_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_every_subcommand_help_says_what_it_does_and_shows_the_defaults():
-    parser = build_parser()
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """name -> parser of each subcommand of `parser`."""
     (commands,) = [
         action for action in parser._actions if action.choices and action.dest == "command"
     ]
-    for name, command in commands.choices.items():
+    return commands.choices
+
+
+def test_every_subcommand_help_says_what_it_does_and_shows_the_defaults():
+    commands = subcommands(build_parser())
+    for name, command in commands.items():
         text = command.format_help()
         assert command.description and command.description in " ".join(text.split()), name
         for action in command._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, (name, action.dest)  # every option explained
         assert "(default:" in text, name
-    plan_help = " ".join(commands.choices["plan"].format_help().split())
+    plan_help = " ".join(commands["plan"].format_help().split())
     assert "(default: h100)" in plan_help and "(default: 256)" in plan_help
 
 
@@ -114,24 +120,37 @@ def test_the_plan_choices_are_the_clusters_names():
         build_parser().parse_args(["plan", "--gpu", "v100"])
 
 
-def test_the_errors_reported_in_one_line_are_fourds_own_and_load_with_their_modules():
-    import importlib
+def test_build_parser_has_every_subcommand_of_the_table_and_each_help_exits_0(capsys):
+    from fourds.cli import COMMANDS
 
-    from fourds.cli import EXPECTED_BUILTIN_ERRORS, EXPECTED_ERRORS, expected_errors
+    parser = build_parser()
+    assert list(subcommands(parser)) == [command.name for command in COMMANDS]
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args([command.name, "--help"])
+        assert exited.value.code == 0, command.name
+        assert f"usage: fourds {command.name}" in capsys.readouterr().out
 
-    for module, name in EXPECTED_ERRORS:
-        assert issubclass(getattr(importlib.import_module(module), name), Exception)
-    found = expected_errors()  # every module imported above
-    assert len(found) == len(EXPECTED_BUILTIN_ERRORS) + len(EXPECTED_ERRORS)
-    assert RuntimeError not in found
+
+def test_the_errors_reported_in_one_line_are_the_light_ones_and_fourds_own():
+    from fourds.cli import LIGHT_EXPECTED_ERRORS, expected_errors
+
+    found = expected_errors()
+    light, own = found[: len(LIGHT_EXPECTED_ERRORS)], found[len(LIGHT_EXPECTED_ERRORS) :]
+    assert light == LIGHT_EXPECTED_ERRORS and own
+    for error in own:
+        assert issubclass(error, Exception) and error.__module__.startswith("fourds."), error
+    assert len(set(found)) == len(found) and RuntimeError not in found and ValueError not in found
 
 
 def test_a_command_loads_only_the_modules_it_uses(tmp_path):
     """`fourds params` does not load the checkpoint machinery (torch.distributed.checkpoint,
-    about two seconds of every command's start before)."""
+    about two seconds of every command's start before), also where it stops on an error."""
+    out = str(tmp_path / "params.yaml")
     script = (
         "import sys; from fourds.cli import main; "
-        f"main(['params', '--out', {str(tmp_path / 'params.yaml')!r}]); "
+        f"assert main(['params', 'pretrain.precision=bogus', '--out', {out!r}]) == 2; "
+        f"main(['params', '--out', {out!r}]); "
         "print('torch.distributed.checkpoint' in sys.modules)"
     )
     loaded = sh(sys.executable, "-c", script, cwd=REPO_ROOT).split()[-1]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from fourds import __version__
-from fourds.atomic import is_out_of_space
+from fourds.atomic import OutputError, is_out_of_space
 from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
 from fourds.config import load_params as load_schema_params
 from fourds.config.schema import REGIMES
@@ -276,216 +279,314 @@ def patch_shape(text: str) -> tuple[int, int, int]:
     return tuple(int(part) for part in parts)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"fourds {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a subcommand: the flags (or the positional's name) and the keyword
+    arguments argparse's add_argument takes."""
 
-    def add_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        """A subcommand whose --help says what it does and shows every option's default."""
-        return commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+    flags: tuple[str, ...]
+    options: dict[str, Any]
 
-    synth = add_command("synth", "render the embedded synthetic 4D corpus")
-    synth.add_argument("--out", default="data", help="the corpus folder to write")
-    synth.add_argument("--seed", type=int, default=0, help="the world's random seed")
-    synth.set_defaults(handler=_synth)
+    def with_help(self, help_text: str) -> Argument:
+        """The same argument, explained for another subcommand."""
+        return Argument(self.flags, {**self.options, "help": help_text})
 
-    zoo = add_command("zoo", "parameter counts and FLOPs of every model config")
-    zoo.add_argument("--models", default="experiments/model", help="folder of model configs")
-    zoo.add_argument("--frames", type=int, default=16, help="clip frames")
-    zoo.add_argument("--size", type=int, default=224, help="clip height and width")
-    zoo.add_argument("--mask-ratio", type=float, default=0.9, help="masked tubelets")
-    zoo.add_argument(
-        "--ladders",
-        action="store_true",
-        help="each ladder's models at that ladder's own clip and mask ratio, composed from "
-        "--experiments (instead of every model at --frames and --size)",
-    )
-    zoo.add_argument("--experiments", default="experiments", help="the config tree (--ladders)")
-    zoo.set_defaults(handler=_zoo)
 
-    compose = add_command("params", "compose experiments/ into params.yaml")
-    compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. ladder=smoke")
-    compose.add_argument("--experiments", default="experiments", help="the config tree")
-    compose.add_argument(
-        "--out",
-        help=f"the params file to write (default: {DEFAULT_PARAMS}, only where it does not "
-        "exist or already holds this composition)",
-    )
-    compose.set_defaults(handler=_params)
+def arg(*flags: str, **options: Any) -> Argument:
+    """An argument written as the add_argument call it stands for."""
+    return Argument(flags, options)
 
-    plan = add_command(
-        "plan", "memory, GPU count and time of every ladder scale; its readout and fidelity memory"
-    )
-    plan.add_argument("--params", default="params.yaml", help="the ladder's params")
-    plan.add_argument("--gpu", default="h100", choices=PLAN_GPUS, help="the GPU type")
-    plan.add_argument("--gpus", type=int, default=256, help="GPUs in the cluster")
-    plan.add_argument(
-        "--interconnect",
-        default="infiniband",
-        choices=PLAN_INTERCONNECTS,
-        help="how the GPUs are connected",
-    )
-    plan.add_argument(
-        "--mfu",
-        type=float,
-        default=0.45,
-        help="model FLOPs utilisation assumed where no GPU measurement applies",
-    )
-    plan.add_argument(
-        "--activation-checkpointing",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="on or off for every scale (None: pretrain.activation_checkpointing)",
-    )
-    plan.add_argument(
-        "--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"
-    )
-    plan.add_argument(
-        "--loader-results",
-        default="benchmarks/results/loader_throughput.json",
-        help="the loader benchmark's result file, for loader cores per GPU (if present)",
-    )
-    plan.add_argument(
-        "--gpu-results",
-        default="benchmarks/results/gpu/summary.json",
-        help="benchmarks/gpu_step.py's summary: measured step times (if present)",
-    )
-    plan.add_argument(
-        "--evaluation",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the readout and fidelity stages' peak memory on one GPU, measured on fake tensors",
-    )
-    plan.add_argument(
-        "--simulate",
-        action="store_true",
-        help="also run every scale's real step on a simulated cluster (fake process group "
-        "and fake tensors) and print its peak memory beside the plan's",
-    )
-    plan.set_defaults(handler=_plan)
 
-    shipper = add_command(
-        "ship", "copy a run's results, lock, report and checkpoints into a folder git keeps"
-    )
-    shipper.add_argument("--params", default="params.yaml", help="the run's params")
-    shipper.add_argument("--lock", default="dvc.lock", help="the run's DVC lock")
-    shipper.add_argument("--runs", default="runs", help="the stages' outputs")
-    shipper.add_argument("--report", default="reports/out", help="the report stage's output")
-    shipper.add_argument("--out", required=True, help="the folder to write, e.g. reports/reference")
-    shipper.set_defaults(handler=_ship)
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, what it does (its help in `fourds --help` and its --help's
+    description), the function that runs it, and its arguments in --help's order."""
 
-    comparer = add_command(
+    name: str
+    help: str
+    handler: Callable[[argparse.Namespace], int | None]
+    arguments: tuple[Argument, ...]
+
+
+# The arguments several subcommands take, some explained per subcommand with .with_help
+PARAMS = arg("--params", default=DEFAULT_PARAMS, help="the params file")
+SCALE = arg("--scale", required=True, help="a scale of ladder.scales")
+CURATED = arg("--curated", default="runs/curate/shards", help="curated shards")
+OUTPUT_FOLDER = arg("--out", required=True, help="the output folder")
+RUNS = arg("--runs", default="runs", help="the stages' outputs")
+EXPERIMENTS = arg("--experiments", default="experiments", help="the config tree")
+
+# The subcommands besides the stages'
+TOOLS = (
+    Command(
+        "synth",
+        "render the embedded synthetic 4D corpus",
+        _synth,
+        (
+            arg("--out", default="data", help="the corpus folder to write"),
+            arg("--seed", type=int, default=0, help="the world's random seed"),
+        ),
+    ),
+    Command(
+        "zoo",
+        "parameter counts and FLOPs of every model config",
+        _zoo,
+        (
+            arg("--models", default="experiments/model", help="folder of model configs"),
+            arg("--frames", type=int, default=16, help="clip frames"),
+            arg("--size", type=int, default=224, help="clip height and width"),
+            arg("--mask-ratio", type=float, default=0.9, help="masked tubelets"),
+            arg(
+                "--ladders",
+                action="store_true",
+                help="each ladder's models at that ladder's own clip and mask ratio, composed from "
+                "--experiments (instead of every model at --frames and --size)",
+            ),
+            EXPERIMENTS.with_help("the config tree (--ladders)"),
+        ),
+    ),
+    Command(
+        "params",
+        "compose experiments/ into params.yaml",
+        _params,
+        (
+            arg("overrides", nargs="*", help="Hydra overrides, e.g. ladder=smoke"),
+            EXPERIMENTS,
+            arg(
+                "--out",
+                help=f"the params file to write (default: {DEFAULT_PARAMS}, only where it does not "
+                "exist or already holds this composition)",
+            ),
+        ),
+    ),
+    Command(
+        "plan",
+        "memory, GPU count and time of every ladder scale; its readout and fidelity memory",
+        _plan,
+        (
+            PARAMS.with_help("the ladder's params"),
+            arg("--gpu", default="h100", choices=PLAN_GPUS, help="the GPU type"),
+            arg("--gpus", type=int, default=256, help="GPUs in the cluster"),
+            arg(
+                "--interconnect",
+                default="infiniband",
+                choices=PLAN_INTERCONNECTS,
+                help="how the GPUs are connected",
+            ),
+            arg(
+                "--mfu",
+                type=float,
+                default=0.45,
+                help="model FLOPs utilisation assumed where no GPU measurement applies",
+            ),
+            arg(
+                "--activation-checkpointing",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="on or off for every scale (None: pretrain.activation_checkpointing)",
+            ),
+            arg("--headroom", type=float, default=0.1, help="fraction of GPU memory kept free"),
+            arg(
+                "--loader-results",
+                default="benchmarks/results/loader_throughput.json",
+                help="the loader benchmark's result file, for loader cores per GPU (if present)",
+            ),
+            arg(
+                "--gpu-results",
+                default="benchmarks/results/gpu/summary.json",
+                help="benchmarks/gpu_step.py's summary: measured step times (if present)",
+            ),
+            arg(
+                "--evaluation",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="the readout and fidelity stages' peak memory on one GPU, measured on fake "
+                "tensors",
+            ),
+            arg(
+                "--simulate",
+                action="store_true",
+                help="also run every scale's real step on a simulated cluster (fake process "
+                "group and fake tensors) and print its peak memory beside the plan's",
+            ),
+        ),
+    ),
+    Command(
+        "ship",
+        "copy a run's results, lock, report and checkpoints into a folder git keeps",
+        _ship,
+        (
+            PARAMS.with_help("the run's params"),
+            arg("--lock", default="dvc.lock", help="the run's DVC lock"),
+            RUNS,
+            arg("--report", default="reports/out", help="the report stage's output"),
+            arg("--out", required=True, help="the folder to write, e.g. reports/reference"),
+        ),
+    ),
+    Command(
         "compare",
         "every number of a regeneration that differs from shipped results beyond the "
         "contract, and every verdict comparison that moved more than a quarter of its "
         "interval's half-width (none: prints nothing, exit 0; else a table, exit 1)",
-    )
-    comparer.add_argument(
-        "shipped",
-        help="a folder `fourds ship` wrote (e.g. reports/reference), or a git revision whose "
-        "committed pin of the default study is compared (e.g. HEAD)",
-    )
-    comparer.add_argument("--runs", default="runs", help="the regeneration's stage outputs")
-    comparer.add_argument(
-        "--contract",
-        default="",
-        help=f"the tolerances per stage and task (default: {CONTRACT}, where it exists; "
-        "else exact)",
-    )
-    comparer.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="instead of the contract: one absolute difference still equal for every number",
-    )
-    comparer.add_argument(
-        "--only-regenerated",
-        action="store_true",
-        help="compare only the stages whose folder under --runs holds results (a partial "
-        "regeneration), not every stage shipped",
-    )
-    comparer.set_defaults(handler=_compare)
-
-    answer = add_command(
+        _compare,
+        (
+            arg(
+                "shipped",
+                help="a folder `fourds ship` wrote (e.g. reports/reference), or a git revision "
+                "whose committed pin of the default study is compared (e.g. HEAD)",
+            ),
+            RUNS.with_help("the regeneration's stage outputs"),
+            arg(
+                "--contract",
+                default="",
+                help=f"the tolerances per stage and task (default: {CONTRACT}, where it "
+                "exists; else exact)",
+            ),
+            arg(
+                "--tolerance",
+                type=float,
+                default=None,
+                help="instead of the contract: one absolute difference still equal for every "
+                "number",
+            ),
+            arg(
+                "--only-regenerated",
+                action="store_true",
+                help="compare only the stages whose folder under --runs holds results (a "
+                "partial regeneration), not every stage shipped",
+            ),
+        ),
+    ),
+    Command(
         "answer",
         "the report's answer in the terminal: what the study shows, and per task each scale's "
         "readout against its baseline, the control and the smallest scale",
-    )
-    answer.add_argument("--params", default="params.yaml", help="the study's params")
-    answer.add_argument(
-        "--runs", default="runs", help="its stage outputs, or a shipped study's folder"
-    )
-    answer.set_defaults(handler=_answer)
+        _answer,
+        (
+            PARAMS.with_help("the study's params"),
+            RUNS.with_help("its stage outputs, or a shipped study's folder"),
+        ),
+    ),
+    Command(
+        "convert",
+        "official 4DS .npz checkpoint -> weights",
+        _convert,
+        (
+            arg("--npz", required=True, help="an official representations4d .npz"),
+            arg("--out", required=True, help="the encoder weights file to write"),
+            arg(
+                "--output-patch",
+                type=patch_shape,
+                default=None,
+                help="the depth head's pixels per query, TxHxW, where its arrays leave it open "
+                "(None: read from the arrays)",
+            ),
+            arg(
+                "--attention",
+                default="sdpa",
+                choices=ATTENTION_BACKENDS,
+                help="the backend that reloads the written files to check them",
+            ),
+        ),
+    ),
+)
 
-    convert = add_command("convert", "official 4DS .npz checkpoint -> weights")
-    convert.add_argument("--npz", required=True, help="an official representations4d .npz")
-    convert.add_argument("--out", required=True, help="the encoder weights file to write")
-    convert.add_argument(
-        "--output-patch",
-        type=patch_shape,
-        default=None,
-        help="the depth head's pixels per query, TxHxW, where its arrays leave it open "
-        "(None: read from the arrays)",
-    )
-    convert.add_argument(
-        "--attention",
-        default="sdpa",
-        choices=ATTENTION_BACKENDS,
-        help="the backend that reloads the written files to check them",
-    )
-    convert.set_defaults(handler=_convert)
+# One subcommand per stage (fourds.stages), each reading the params file first
+STAGES = (
+    Command(
+        "curate",
+        "decode videos, cut clips, write shards and a manifest",
+        _curate,
+        (
+            PARAMS,
+            arg(
+                "--data",
+                default=None,
+                help="folder of videos, <folder>/<split>/... (None: curate.data)",
+            ),
+            arg("--out", default="runs/curate", help="the output folder"),
+        ),
+    ),
+    Command(
+        "pretrain",
+        "MAE-pretrain one scale of the ladder",
+        _pretrain,
+        (PARAMS, SCALE, CURATED, OUTPUT_FOLDER),
+    ),
+    Command(
+        "export",
+        "write single-file weights from a resumable checkpoint",
+        _export,
+        (
+            PARAMS,
+            SCALE.with_help("the checkpoint's scale"),
+            arg("--checkpoint", required=True, help="a resume/*/step-N dir"),
+            arg("--out", required=True, help="the weights file to write"),
+        ),
+    ),
+    Command(
+        "readout",
+        "train and score a frozen-encoder readout",
+        _readout,
+        (
+            PARAMS,
+            SCALE,
+            arg("--task", required=True, help="a task of readout.tasks"),
+            arg("--regime", default="frozen", choices=REGIMES, help="one of readout.regimes"),
+            CURATED,
+            arg(
+                "--pretrained",
+                required=True,
+                help="the pretrain stage's folder (its checkpoint.pt), or a weights file",
+            ),
+            OUTPUT_FOLDER,
+        ),
+    ),
+    Command(
+        "fidelity",
+        "PSNR, FID and KID of one scale's MAE reconstructions",
+        _fidelity,
+        (
+            PARAMS,
+            SCALE,
+            CURATED,
+            arg("--pretrain-root", default="runs/pretrain", help="pretrain stages' parent"),
+            OUTPUT_FOLDER,
+        ),
+    ),
+    Command(
+        "report",
+        "execute the report notebook into HTML",
+        _report,
+        (
+            PARAMS,
+            arg("--notebook", default="reports/scaling.ipynb", help="the report"),
+            RUNS,
+            arg("--data-dvc", default="data.dvc", help="the corpus's DVC file"),
+            arg("--out", default="reports/out", help="the output folder"),
+        ),
+    ),
+)
 
-    stages = {
-        "curate": ("decode videos, cut clips, write shards and a manifest", _curate),
-        "pretrain": ("MAE-pretrain one scale of the ladder", _pretrain),
-        "export": ("write single-file weights from a resumable checkpoint", _export),
-        "readout": ("train and score a frozen-encoder readout", _readout),
-        "fidelity": ("PSNR, FID and KID of one scale's MAE reconstructions", _fidelity),
-        "report": ("execute the report notebook into HTML", _report),
-    }
-    sub = {}
-    for name, (help_text, handler) in stages.items():
-        sub[name] = add_command(name, help_text)
-        sub[name].add_argument("--params", default="params.yaml", help="the params file")
-        sub[name].set_defaults(handler=handler)
-    sub["curate"].add_argument(
-        "--data", default=None, help="folder of videos, <folder>/<split>/... (None: curate.data)"
-    )
-    sub["curate"].add_argument("--out", default="runs/curate", help="the output folder")
-    sub["pretrain"].add_argument("--scale", required=True, help="a scale of ladder.scales")
-    sub["pretrain"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
-    sub["pretrain"].add_argument("--out", required=True, help="the output folder")
-    sub["export"].add_argument("--scale", required=True, help="the checkpoint's scale")
-    sub["export"].add_argument("--checkpoint", required=True, help="a resume/*/step-N dir")
-    sub["export"].add_argument("--out", required=True, help="the weights file to write")
-    sub["readout"].add_argument("--scale", required=True, help="a scale of ladder.scales")
-    sub["readout"].add_argument("--task", required=True, help="a task of readout.tasks")
-    sub["readout"].add_argument(
-        "--regime", default="frozen", choices=REGIMES, help="one of readout.regimes"
-    )
-    sub["readout"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
-    sub["readout"].add_argument(
-        "--pretrained",
-        required=True,
-        help="the pretrain stage's folder (its checkpoint.pt), or a weights file",
-    )
-    sub["readout"].add_argument("--out", required=True, help="the output folder")
-    sub["fidelity"].add_argument("--scale", required=True, help="a scale of ladder.scales")
-    sub["fidelity"].add_argument("--curated", default="runs/curate/shards", help="curated shards")
-    sub["fidelity"].add_argument(
-        "--pretrain-root", default="runs/pretrain", help="pretrain stages' parent"
-    )
-    sub["fidelity"].add_argument("--out", required=True, help="the output folder")
-    sub["report"].add_argument("--notebook", default="reports/scaling.ipynb", help="the report")
-    sub["report"].add_argument("--runs", default="runs", help="the stages' outputs")
-    sub["report"].add_argument("--data-dvc", default="data.dvc", help="the corpus's DVC file")
-    sub["report"].add_argument("--out", default="reports/out", help="the output folder")
+COMMANDS = TOOLS + STAGES  # in `fourds --help`'s order
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`fourds` with a subcommand per entry of COMMANDS, whose --help says what it does and
+    shows every option's default."""
+    parser = argparse.ArgumentParser(prog="fourds", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fourds {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        subparser = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        for argument in command.arguments:
+            subparser.add_argument(*argument.flags, **argument.options)
+        subparser.set_defaults(handler=command.handler)
     return parser
 
 
@@ -500,31 +601,46 @@ def one_line(error: Exception) -> str:
     return message
 
 
-# The errors `fourds` reports in one line instead of a traceback: (module, name) of fourds' own,
-# found among the modules the command loaded (an error whose module never loaded was not raised),
-# so that a light command such as `fourds params` does not import torch for them.
-EXPECTED_ERRORS = (
-    ("fourds.atomic", "OutputError"),
-    ("fourds.data.curate", "WorkerError"),
-    ("fourds.data.pin", "PinError"),
-    ("fourds.data.readers", "ReaderError"),
-    ("fourds.data.shards", "ShardError"),
-    ("fourds.data.video", "VideoError"),
-    ("fourds.models.convert", "ConvertError"),
-    ("fourds.models.weights", "WeightsError"),
-    ("fourds.train.checkpoint", "CheckpointError"),
+# The errors `fourds` reports in one line instead of a traceback that every command's start
+# loads (checked first, importing nothing); expected_errors adds fourds' others.
+LIGHT_EXPECTED_ERRORS = (
+    ConfigError,
+    OutputError,
+    FileNotFoundError,
+    FloatingPointError,
+    PermissionError,
 )
-EXPECTED_BUILTIN_ERRORS = (ConfigError, FileNotFoundError, FloatingPointError, PermissionError)
 
 
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """The error types main reports in one line, of the fourds modules loaded so far."""
-    loaded = tuple(
-        getattr(sys.modules[module], name)
-        for module, name in EXPECTED_ERRORS
-        if module in sys.modules
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Every error type main reports in one line. fourds' own are imported here, not at the top:
+    most of their modules load torch or PyAV, seconds of every command's start."""
+    from fourds.data.curate import WorkerError
+    from fourds.data.pin import PinError
+    from fourds.data.readers import ReaderError
+    from fourds.data.shards import ShardError
+    from fourds.data.video import VideoError
+    from fourds.models.convert import ConvertError
+    from fourds.models.weights import WeightsError
+    from fourds.train.checkpoint import CheckpointError
+
+    return (
+        *LIGHT_EXPECTED_ERRORS,
+        WorkerError,
+        PinError,
+        ReaderError,
+        ShardError,
+        VideoError,
+        ConvertError,
+        WeightsError,
+        CheckpointError,
     )
-    return EXPECTED_BUILTIN_ERRORS + loaded
+
+
+def is_expected(error: Exception) -> bool:
+    """Whether main reports `error` in one line. The light types first, so that a light command's
+    error (a ConfigError of `fourds params`) is reported without importing torch."""
+    return isinstance(error, LIGHT_EXPECTED_ERRORS) or isinstance(error, expected_errors())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except Exception as error:
-        if isinstance(error, expected_errors()):
+        if is_expected(error):
             message = one_line(error)
         elif is_out_of_space(error):  # a write outside fourds.atomic's (a library's own files)
             first = str(error).strip().splitlines()[0]
