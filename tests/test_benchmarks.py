@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,13 +28,19 @@ SCRIPTS = [
 ]
 
 
+def run_quick(name: str, out: Path) -> subprocess.CompletedProcess:
+    """benchmarks/<name>.py --quick --out `out`, from the repository root; it must exit 0."""
+    script = REPO_ROOT / "benchmarks" / f"{name}.py"
+    command = [sys.executable, str(script), "--quick", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_benchmark_runs_and_writes_its_result_file(name, tmp_path):
-    script = REPO_ROOT / "benchmarks" / f"{name}.py"
-    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_quick(name, tmp_path)
     record = json.loads((tmp_path / f"{name}.json").read_text())
     assert record["benchmark"] == name and record["results"]
     assert "device" in record and record["torch"]
@@ -41,10 +48,7 @@ def test_benchmark_runs_and_writes_its_result_file(name, tmp_path):
 
 @pytest.mark.slow
 def test_loader_throughput_writes_the_rate_fourds_plan_reads(tmp_path):
-    script = REPO_ROOT / "benchmarks" / "loader_throughput.py"
-    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_quick("loader_throughput", tmp_path)
     record = json.loads((tmp_path / "loader_throughput.json").read_text())
     assert set(record["results"]["variants"]) == {"workers_1", "workers_2"}
     rate = read_loader_rate(tmp_path / "loader_throughput.json")
@@ -149,10 +153,7 @@ def test_the_gpu_checks_script_parses_and_runs_benchmarks_that_exist():
 
 @pytest.mark.slow
 def test_the_gpu_step_benchmark_writes_its_summary_case_by_case(tmp_path):
-    script = REPO_ROOT / "benchmarks" / "gpu_step.py"
-    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_quick("gpu_step", tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     keys = {"device", "torch", "commit", "dirty", "gemm_tflops", "copy_tb_s", "cases"}
     assert keys <= set(summary) and summary["gemm_tflops"] > 0 and summary["copy_tb_s"] > 0

@@ -10,10 +10,9 @@ themselves run on the GPU. Each GPU consumes its clips per step in one step time
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from fourds.config import ConfigError
+from fourds.plan.results import read_result
 
 LOADER_RESULTS = Path("benchmarks/results/loader_throughput.json")
 
@@ -38,15 +37,12 @@ def read_loader_rate(path: str | Path = LOADER_RESULTS) -> LoaderRate | None:
     Raises:
         ConfigError: the file is not a loader_throughput result (the message names it).
     """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
+
+    def parse(record: dict) -> LoaderRate:
         rate = float(record["results"]["clips_per_s_per_core"])
         clip = tuple(int(value) for value in record["config"]["clip"])
         commit = record["git"]["commit"][:7]
         cpu = record["device"]["cpu_model"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path} is not a loader_throughput result ({error!r})") from None
-    return LoaderRate(rate, clip, f"{path}, commit {commit}, {cpu}")
+        return LoaderRate(rate, clip, f"{path}, commit {commit}, {cpu}")
+
+    return read_result(path, "loader_throughput result", parse)

@@ -19,10 +19,10 @@ recorded device name).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from fourds.config import ConfigError
+from fourds.plan.results import read_result
 
 GPU_RESULTS = Path("benchmarks/results/gpu/summary.json")
 
@@ -76,21 +76,19 @@ def read_measured_steps(path: str | Path = GPU_RESULTS) -> MeasuredSteps | None:
     """The step times in a gpu_step.py summary; None when there is no such file.
 
     Raises:
-        ConfigError: the file is not a gpu_step summary (the message names it).
+        ConfigError: the file is not a gpu_step summary, or a --quick run's (the message names
+            it).
     """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-        if record.get("quick"):
-            raise ConfigError(f"{path} is a --quick run (tiny shapes), not a measurement")
+    if read_result(path, "gpu_step.py summary", lambda record: record.get("quick")):
+        raise ConfigError(f"{path} is a --quick run (tiny shapes), not a measurement")
+
+    def parse(record: dict) -> MeasuredSteps:
         times: dict[tuple[str, int, str], float] = {}
         for case in record["cases"]:
             key = (str(case["scale"]), int(case["batch"]), str(case["what"]))
             seconds = float(case["ms"]) / 1000.0
             times[key] = min(seconds, times.get(key, seconds))
         device, commit = str(record["device"]), str(record["commit"])[:7]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path} is not a gpu_step.py summary ({error!r})") from None
-    return MeasuredSteps(device, times, f"{path}, commit {commit}, {device}")
+        return MeasuredSteps(device, times, f"{path}, commit {commit}, {device}")
+
+    return read_result(path, "gpu_step.py summary", parse)
