@@ -368,3 +368,26 @@ def test_plan_simulates_the_composed_4ds_ladder_on_a_cpu_machine(tmp_path, capsy
     (row,) = [line.split() for line in simulation.splitlines() if line.startswith("4ds_s")]
     assert abs(float(row[3]) - 1) < 0.15  # plan / simulated
     assert "... planning 4ds_s" in captured.err and "... simulating 4ds_s" in captured.err
+
+
+def test_under_slurm_the_plan_names_the_scales_its_time_limit_would_stop(tmp_path, capsys):
+    path = tmp_path / "4ds.yaml"
+    experiments = str(REPO_ROOT / "experiments")
+    assert main(["params", "ladder=4ds", "launcher=slurm", "--experiments", experiments,
+                 "--out", str(path)]) == 0  # fmt: skip
+    plans = plan_ladder(load_params(path), make_cluster("h100", 256, "infiniband"), 0.45, None)
+    over = [plan for plan in plans if plan.wall_hours > 72.0]  # time_minutes 4320
+    assert over, "the 4ds ladder's longest scale should outlast the composed 72 h"
+    capsys.readouterr()
+    command = ["plan", "--params", str(path), "--no-evaluation"]
+    assert main([*command, "--gpu-results", str(tmp_path / "none.json")]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("slurm")]
+    assert "launcher.time_minutes=4320 (72.0 h) is shorter" in line
+    assert all(f"{plan.scale} (" in line for plan in over)
+    needed = int(max(plan.wall_hours for plan in over) * 60) + 1
+    assert f"at least {needed} " in line
+    longer = [f"launcher.time_minutes={needed}"]
+    assert main(["params", "ladder=4ds", "launcher=slurm", *longer, "--experiments",
+                 experiments, "--out", str(path)]) == 0  # fmt: skip
+    assert main([*command, "--gpu-results", str(tmp_path / "none.json")]) == 0
+    assert "slurm: every scale's planned wall time" in capsys.readouterr().out

@@ -116,7 +116,33 @@ def format_plan(
             "  " + plan.compute_source,
         ]
         lines.append(row(cells, widths).rstrip())
+    lines += _slurm_limit(plans, params, cluster)
     return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
+
+
+def _slurm_limit(plans: list[ScalePlan], params: Params, cluster: Cluster) -> list[str]:
+    """Under `launcher.kind: slurm`, a line naming the scales whose planned wall time exceeds
+    the job's time limit (Slurm would stop them before the schedule ends); nothing otherwise."""
+    launcher = params.launcher
+    if launcher.kind != "slurm":
+        return []
+    limit_hours = launcher.time_minutes / 60.0
+    over = [plan for plan in plans if plan.wall_hours > limit_hours]
+    if not over:
+        return [
+            f"slurm: every scale's planned wall time at {cluster.count} GPUs is within "
+            f"launcher.time_minutes={launcher.time_minutes} ({limit_hours:.1f} h)"
+        ]
+    longest = max(plan.wall_hours for plan in over)
+    needed = int(longest * 60.0) + 1
+    scales = ", ".join(f"{plan.scale} ({plan.wall_hours:,.1f} h)" for plan in over)
+    return [
+        f"slurm: launcher.time_minutes={launcher.time_minutes} ({limit_hours:.1f} h) is shorter "
+        f"than the planned wall time at {cluster.count} GPUs of {scales}: Slurm would stop "
+        f"the job before its last step; set launcher.time_minutes to at least {needed} (plus "
+        "a margin), or resume the stage from its last checkpoint in a new job (`dvc repro` "
+        "again)"
+    ]
 
 
 def _measured_source(measured: MeasuredSteps | None, cluster: Cluster) -> str:
