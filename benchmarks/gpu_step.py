@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -62,10 +63,11 @@ import torch
 
 from fourds.config import Params
 from fourds.data.augment import ClipSampler
+from fourds.data.segments import SegmentStore
 from fourds.models.attention import probe
 from fourds.models.factory import build_mae
 from fourds.models.flops import training_flops_per_clip
-from fourds.train.loader import CopyToDevice, collate
+from fourds.train.loader import ClipExample, CopyToDevice, collate
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import step_on_batch, train_step
@@ -215,24 +217,30 @@ def case_step(
 
         return full_step
     video = batch["video"].to(device)
-    masks = [
-        tuple(part.to(device) for part in model.sample_masks(case.batch, torch.Generator()))
-        for _ in range(2)
-    ]
-    turn = iter(range(1 << 62))
+    masks = itertools.cycle(
+        [
+            tuple(part.to(device) for part in model.sample_masks(case.batch, torch.Generator()))
+            for _ in range(2)
+        ]
+    )
 
     def model_step() -> torch.Tensor:
-        keep_index, mask = masks[next(turn) % 2]
+        keep_index, mask = next(masks)
         return train_step(model, optimizer, video, keep_index, mask, passes, clip, autocast)
 
     return model_step
 
 
+def prepared_step(params: Params, case: Case, device: torch.device) -> Callable[[], torch.Tensor]:
+    """The case's model and optimizer built (`build`), and its step (`case_step`)."""
+    model, optimizer = build(params, case, device)
+    return case_step(params, case, model, optimizer, device)
+
+
 def measure_case(params: Params, case: Case, device: torch.device, quick: bool) -> dict:
     """Build the case's model, time its step, and report the step time, achieved TFLOP/s (the
     project's FLOP count) and the peak of allocated GPU memory."""
-    model, optimizer = build(params, case, device)
-    step = case_step(params, case, model, optimizer, device)
+    step = prepared_step(params, case, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     warmup = 2 if quick else (6 if case.compile else 3)
@@ -258,8 +266,7 @@ def profile_case(params: Params, case: Case, device: torch.device, steps: int) -
     """Profile `steps` steps after warm-up: the busy fraction of the GPU (the union of kernel
     and copy intervals over the profiled wall time), and per step the host synchronisations
     (CUDA runtime calls that wait, and tensor reads on the host) and the copies by kind."""
-    model, optimizer = build(params, case, device)
-    step = case_step(params, case, model, optimizer, device)
+    step = prepared_step(params, case, device)
     for _ in range(3):
         step()
     harness.synchronize(device)
@@ -337,8 +344,7 @@ def loader_rates(params: Params, quick: bool) -> dict:
     work_dir = Path(tempfile.mkdtemp(prefix="fourds-gpu-loader-"))
     try:
         loader_throughput.write_shards(work_dir, segments, segment_frames, size, 4)
-        store = loader_throughput.SegmentStore.open(work_dir)
-        example = loader_throughput.ClipExample(store, sampler, cfg.seed, model.sample_masks)
+        example = ClipExample(SegmentStore.open(work_dir), sampler, cfg.seed, model.sample_masks)
         rates = {}
         for workers in dict.fromkeys((1, cfg.loader_workers)):
             cpu: list[float] = []
@@ -381,16 +387,25 @@ class Summary:
             "skipped": [],
         }
 
-    def add(self, key: str, value: Any) -> None:
-        """Set `key` (or append a case) and write summary.json again."""
-        if key == "cases":
-            self.record["cases"].append(value)
-            with open(self.lines, "a") as handle:
-                handle.write(json.dumps(value) + "\n")
-        elif key == "skipped":
-            self.record["skipped"].append(value)
-        else:
-            self.record[key] = value
+    def set(self, key: str, value: Any) -> None:
+        """Set a top-level entry (a ceiling, the profiles, the loader) and write it out."""
+        self.record[key] = value
+        self._write()
+
+    def add_case(self, result: dict) -> None:
+        """Append a measured case to cases.jsonl and the summary."""
+        self.record["cases"].append(result)
+        with open(self.lines, "a") as handle:
+            handle.write(json.dumps(result) + "\n")
+        self._write()
+
+    def skip(self, reason: str) -> None:
+        """Record something not measured, and why."""
+        self.record["skipped"].append(reason)
+        self._write()
+
+    def _write(self) -> None:
+        """summary.json, atomically (temporary name, then os.replace)."""
         partial = self.out_dir / f".summary.json.partial-{os.getpid()}"
         partial.write_text(json.dumps(self.record, indent=2) + "\n")
         os.replace(partial, self.out_dir / "summary.json")
@@ -436,8 +451,8 @@ def main() -> None:
     summary = Summary(out_dir, device, args.quick)
     print(f"{summary.record['device']}, torch {torch.__version__}", flush=True)
 
-    summary.add("gemm_tflops", round(gemm_tflops(device, 512 if args.quick else 8192, 10), 1))
-    summary.add("copy_tb_s", round(copy_tb_s(device, 8 * MIB if args.quick else 2**31, 10), 3))
+    summary.set("gemm_tflops", round(gemm_tflops(device, 512 if args.quick else 8192, 10), 1))
+    summary.set("copy_tb_s", round(copy_tb_s(device, 8 * MIB if args.quick else 2**31, 10), 3))
     print(f"ceilings: {summary.record['gemm_tflops']} TFLOP/s, {summary.record['copy_tb_s']} TB/s")
 
     attention = ["sdpa"]
@@ -445,7 +460,7 @@ def main() -> None:
     if xformers_failure is None:
         attention.append("xformers")
     else:
-        summary.add("skipped", f"xformers: {xformers_failure}")
+        summary.skip(f"xformers: {xformers_failure}")
     cases = ladder_cases(params, attention)
     if args.quick:
         cases = [case for case in cases if not case.compile][:3]
@@ -453,14 +468,14 @@ def main() -> None:
         cases = [case for case in cases if case.name.startswith(tuple(args.only))]
     for case in cases:
         if time.perf_counter() - started > args.budget_s:
-            summary.add("skipped", f"{case.name}: past --budget-s")
+            summary.skip(f"{case.name}: past --budget-s")
             continue
         try:
             result = measure_case(params, case, device, args.quick)
         except Exception as error:  # one failed case (e.g. out of memory) keeps the others
-            summary.add("skipped", f"{case.name}: {type(error).__name__}: {error}"[:400])
+            summary.skip(f"{case.name}: {type(error).__name__}: {error}"[:400])
         else:
-            summary.add("cases", result)
+            summary.add_case(result)
             print(
                 f"{case.name}: {result['ms']} ms, {result['tflops']} TFLOP/s, "
                 f"{result['peak_mib']} MiB",
@@ -475,9 +490,9 @@ def main() -> None:
         try:
             profiles.append(profile_case(params, profiled, device, 3))
         except Exception as error:  # the cases measured stay written
-            summary.add("skipped", f"profile {name}: {type(error).__name__}: {error}"[:400])
+            summary.skip(f"profile {name}: {type(error).__name__}: {error}"[:400])
         else:
-            summary.add("profile", profiles)
+            summary.set("profile", profiles)
             print(f"profile: {json.dumps(profiles[-1])}", flush=True)
         free(device)
     loader = loader_rates(params, args.quick)
@@ -489,7 +504,7 @@ def main() -> None:
         loader["step_consumes_clips_per_s"] = step["clips_per_s"]
         per_core = loader["workers_1"]["clips_per_cpu_second"]
         loader["loader_cores_needed"] = round(step["clips_per_s"] / per_core, 1)
-    summary.add("loader", loader)
+    summary.set("loader", loader)
     print(f"loader: {loader}")
     print(f"wrote {out_dir / 'summary.json'} in {time.perf_counter() - started:.0f} s")
 

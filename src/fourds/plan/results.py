@@ -19,12 +19,14 @@ def read_result(
 
     Raises:
         ConfigError: the record is not a `kind` (a key, type or value `parse` expects is not
-            there), naming the file.
+            there), naming the file; or `parse` refused it with a ConfigError of its own.
     """
     path = Path(path)
     if not path.exists():
         return None
     try:
         return parse(json.loads(path.read_text()))
+    except ConfigError:  # `parse`'s own one-line refusal
+        raise
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path} is not a {kind} ({error!r})") from None
