@@ -70,7 +70,7 @@ from fourds.models.flops import training_flops_per_clip
 from fourds.train.loader import ClipExample, CopyToDevice, collate
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import step_on_batch, train_step
+from fourds.train.step import StepRecipe, step_on_batch, train_step
 
 MIB = 2**20
 
@@ -207,13 +207,13 @@ def case_step(
     in turns), "step" copies the pinned host batch and runs the loop's `step_on_batch`."""
     cuda = device.type == "cuda"
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=cuda)
-    passes, clip = [slice(0, case.batch)], params.pretrain.grad_clip
+    recipe = StepRecipe.whole_batch(case.batch, params.pretrain.grad_clip, autocast)
     batch = host_batch(params, model, case.batch, pin=cuda)
     if case.what == "step":
         copy = CopyToDevice(device) if cuda else dict
 
         def full_step() -> torch.Tensor:
-            return step_on_batch(model, optimizer, copy(batch), passes, clip, autocast)
+            return step_on_batch(model, optimizer, copy(batch), recipe)
 
         return full_step
     video = batch["video"].to(device)
@@ -226,7 +226,7 @@ def case_step(
 
     def model_step() -> torch.Tensor:
         keep_index, mask = next(masks)
-        return train_step(model, optimizer, video, keep_index, mask, passes, clip, autocast)
+        return train_step(model, optimizer, video, keep_index, mask, recipe)
 
     return model_step
 

@@ -68,7 +68,7 @@ from fourds.plan.memory import StepSetup, memory_per_device
 from fourds.train.distributed import DistEnv
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import train_step
+from fourds.train.step import StepRecipe, train_step
 
 NAME = "memory_model"
 TARGET = 0.15  # the largest relative error the model may have
@@ -144,7 +144,7 @@ def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, 
             with record_function(BACKWARD_REGION):
                 train_step(
                     model, optimizer, video.to(device), keep_index.to(device), mask.to(device),
-                    [slice(0, clips)], params.pretrain.grad_clip, autocast,
+                    StepRecipe.whole_batch(clips, params.pretrain.grad_clip, autocast),
                 )  # fmt: skip
 
     return model, step

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 from fourds.train import monitor as monitor_module
-from fourds.train.monitor import Monitor
+from fourds.train.monitor import Monitor, RunShape
 
 
 def test_without_dvclive_the_monitor_says_so_once_and_logs_the_bar_alone(
@@ -17,7 +17,7 @@ def test_without_dvclive_the_monitor_says_so_once_and_logs_the_bar_alone(
         return None if name == "dvclive" else real_find_spec(name, *args)
 
     monkeypatch.setattr(monitor_module.importlib.util, "find_spec", no_dvclive)
-    monitor = Monitor(tmp_path, "pretrain tiny", 2, 0, 4, 8, 1e9, 1e12, enabled=True)
+    monitor = Monitor(tmp_path, RunShape("pretrain tiny", 2, 4, 8, 1e9, 1e12), 0, enabled=True)
     assert capsys.readouterr().out == (
         "DVCLive is not installed: no live metrics under live/ (loss.csv is still written)\n"
     )
@@ -31,7 +31,7 @@ def test_without_dvclive_the_monitor_says_so_once_and_logs_the_bar_alone(
 
 
 def test_with_dvclive_rank_0_writes_live_metrics(tmp_path):
-    monitor = Monitor(tmp_path, "pretrain tiny", 2, 0, 4, 8, 1e9, None, enabled=True)
+    monitor = Monitor(tmp_path, RunShape("pretrain tiny", 2, 4, 8, 1e9, None), 0, enabled=True)
     monitor.step_done()
     monitor.log(1, loss=0.5, lr=1e-4)
     monitor.close()

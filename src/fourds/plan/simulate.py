@@ -41,7 +41,7 @@ from fourds.config import ConfigError, Params
 from fourds.models.factory import build_mae
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import train_step
+from fourds.train.step import StepRecipe, train_step
 
 DEVICE = "cpu"
 CPU_ATTENTION = "sdpa"  # what the simulation runs in place of a CUDA-only attention backend
@@ -90,18 +90,15 @@ def simulate_step(
             f"pretrain.batch_size={cfg.batch_size} is not divisible by {world_size} ranks"
         )
     clips = cfg.batch_size // world_size
-    size = cfg.micro_batch or clips
-    if clips % size:
-        raise ConfigError(f"pretrain.micro_batch={size} does not divide {clips} clips per rank")
     plan = ParallelPlan.from_params(params, scale, sharded=world_size > 1)
     if checkpointing is not None:
         plan = dataclasses.replace(plan, checkpointing=checkpointing)
     plan = dataclasses.replace(plan, compile=False)  # compiling changes no tensor it keeps
-    passes = [slice(start, start + size) for start in range(0, clips, size)]
     shape = (clips, curate.clip_frames, curate.resolution, curate.resolution, 3)
     autocast = torch.autocast(DEVICE, torch.bfloat16, enabled=plan.precision == "bf16")
     if plan.sharded:
         autocast = contextlib.nullcontext()  # FSDP's policy computes in bf16
+    recipe = StepRecipe.in_micro_batches(clips, cfg.micro_batch, cfg.grad_clip, autocast)
     with fake_process_group(world_size) as mesh, FakeTensorMode():
         model = parallelize(
             lambda: build_mae(params, scale), plan, DEVICE, None, mesh if plan.sharded else None
@@ -116,9 +113,7 @@ def simulate_step(
             with tracker:  # entering resets the peak: the second step's is the one kept
                 video = torch.empty(shape, dtype=torch.uint8, device=DEVICE)
                 keep_index, mask = model.sample_masks(clips)
-                train_step(
-                    model, optimizer, video, keep_index, mask, passes, cfg.grad_clip, autocast
-                )
+                train_step(model, optimizer, video, keep_index, mask, recipe)
         return tracked_peak(tracker)
 
 

@@ -13,6 +13,7 @@ tests) the monitor says so in one line and shows the progress bar alone.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 from pathlib import Path
@@ -30,37 +31,42 @@ def live_metrics_available() -> bool:
     return False
 
 
+@dataclasses.dataclass(frozen=True)
+class RunShape:
+    """What a monitored run trains, for its progress bar and throughput.
+
+    desc: progress bar label.
+    steps: total steps.
+    clips_per_step: the global batch size.
+    tokens_per_clip: input tokens (tubelets) per clip.
+    flops_per_clip: training FLOPs per clip (for MFU).
+    peak_flops: the peak FLOP/s of the job's devices together (one device's times the
+        processes: the logged MFU is per device), or None when unknown (no MFU).
+    """
+
+    desc: str
+    steps: int
+    clips_per_step: int
+    tokens_per_clip: int
+    flops_per_clip: float
+    peak_flops: float | None
+
+
 class Monitor:
     """Progress and metrics of one pretraining run; a silent no-op on ranks other than 0.
 
     Args:
         out_dir: the run's output directory (DVCLive writes into out_dir/live).
-        desc: progress bar label.
-        steps, start: total steps and the step the run (re)starts from.
-        clips_per_step: the global batch size.
-        tokens_per_clip: input tokens (tubelets) per clip.
-        flops_per_clip: training FLOPs per clip (for MFU).
-        peak_flops: the peak FLOP/s of the job's devices together (one device's times the
-            processes: the logged MFU is per device), or None when unknown (no MFU).
+        run: what the run trains.
+        start: the step the run (re)starts from.
         enabled: True on rank 0.
     """
 
-    def __init__(
-        self,
-        out_dir: Path,
-        desc: str,
-        steps: int,
-        start: int,
-        clips_per_step: int,
-        tokens_per_clip: int,
-        flops_per_clip: float,
-        peak_flops: float | None,
-        enabled: bool,
-    ):
-        self.enabled = enabled
-        self.clips_per_step, self.tokens_per_clip = clips_per_step, tokens_per_clip
-        self.flops_per_clip, self.peak_flops = flops_per_clip, peak_flops
-        self.bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not enabled)
+    def __init__(self, out_dir: Path, run: RunShape, start: int, enabled: bool):
+        self.enabled, self.run = enabled, run
+        self.bar = tqdm(
+            total=run.steps, initial=start, desc=run.desc, unit="step", disable=not enabled
+        )
         self.live = None
         if enabled and live_metrics_available():
             from dvclive import Live
@@ -82,12 +88,13 @@ class Monitor:
         previous_step, previous_time = self._mark
         now = time.perf_counter()
         self._mark = (step, now)
-        clips_per_second = (step - previous_step) * self.clips_per_step / (now - previous_time)
+        run = self.run
+        clips_per_second = (step - previous_step) * run.clips_per_step / (now - previous_time)
         perf = {
             "clips_per_second": clips_per_second,
-            "tokens_per_second": clips_per_second * self.tokens_per_clip,
+            "tokens_per_second": clips_per_second * run.tokens_per_clip,
         }
-        mfu = model_flops_utilisation(self.flops_per_clip, clips_per_second, self.peak_flops)
+        mfu = model_flops_utilisation(run.flops_per_clip, clips_per_second, run.peak_flops)
         if mfu is not None:
             perf["mfu"] = mfu
         if self.live is not None:

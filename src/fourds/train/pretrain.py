@@ -24,6 +24,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,10 +47,10 @@ from fourds.train.checkpoint import (
 )
 from fourds.train.distributed import DistEnv, full_state_dict, mean_over_ranks
 from fourds.train.loader import ClipExample, pretrain_loader
-from fourds.train.monitor import Monitor
+from fourds.train.monitor import Monitor, RunShape
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import step_on_batch
+from fourds.train.step import StepRecipe, step_on_batch
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = (
@@ -147,18 +148,6 @@ def check_segments(
         )
 
 
-def micro_batches(rows: range, micro_batch: int) -> list[slice]:
-    """This rank's rows split into forward/backward passes of `micro_batch` clips (0: one pass),
-    as slices of the rank's batch."""
-    size = micro_batch or len(rows)
-    if len(rows) % size:
-        raise ConfigError(
-            f"pretrain.micro_batch={micro_batch} does not divide the {len(rows)} clips each "
-            "process trains per step"
-        )
-    return [slice(start, start + size) for start in range(0, len(rows), size)]
-
-
 @dataclasses.dataclass(frozen=True)
 class PretrainResult:
     """What a pretraining run produced.
@@ -186,6 +175,145 @@ class PretrainResult:
     processes: int
 
 
+@dataclasses.dataclass
+class Training:
+    """A run's training state, built by `build_training`: what `train` steps and checkpoints.
+
+    curve: one {"step", "loss", "lr"} per logging window so far; start: the step the run
+    (re)started from; last_good: its last checkpoint, None before the first.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    loader: Any
+    recipe: StepRecipe
+    peak_lr: float
+    resume_root: Path
+    curve: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    start: int = 0
+    last_good: Path | None = None
+
+
+def open_segments(params: Params, shard_dir: str | Path) -> tuple[SegmentStore, ClipSampler]:
+    """The pretrain segments (mapped from `shard_dir`, or fetched from pretrain.shards_url
+    segment by segment as clips are sampled) and the clip sampler, checked to fit each other.
+
+    Raises:
+        ShardError: they do not (`check_segments`).
+    """
+    cfg = params.pretrain
+    shards = cfg.shards_url or str(shard_dir)
+    segments = SegmentStore.open(shards, "pretrain")
+    sample_clip = ClipSampler(
+        params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
+    )
+    check_segments(segments.shape, sample_clip, params.curate.resolution, shards)
+    return segments, sample_clip
+
+
+def build_training(
+    params: Params,
+    scale: str,
+    segments: SegmentStore,
+    sample_clip: ClipSampler,
+    resume_root: Path,
+    device: torch.device,
+    env: DistEnv,
+) -> Training:
+    """The model (sharded by the parallel plan), optimizer, LR schedule, loader and step recipe
+    of a fresh run."""
+    cfg = params.pretrain
+    plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
+    model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
+    enable_tf32(device, cfg.precision)
+    peak_lr, hidden_lr = peak_learning_rates(cfg, params.model(scale).width)
+    rates = {"weight_decay": cfg.weight_decay, "lr": peak_lr, "hidden_lr": hidden_lr}
+    optimizer = configured(adamw, rates, model, device=device)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
+    )
+    example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
+    rows = local_rows(cfg.batch_size, env)
+    # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
+    autocast = torch.autocast(
+        device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
+    )
+    recipe = StepRecipe.in_micro_batches(len(rows), cfg.micro_batch, cfg.grad_clip, autocast)
+    settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
+    loader = configured(pretrain_loader, settings, example, rows=rows, device=device)
+    return Training(model, optimizer, schedule, loader, recipe, peak_lr, resume_root)
+
+
+def resume(training: Training, env: DistEnv, label: str) -> None:
+    """Restore the run's last checkpoint under its resume root, if there is one: weights,
+    optimizer, schedule, curve, loader and RNG states."""
+    last_good = latest_checkpoint(training.resume_root)
+    if last_good is None:
+        return
+    trainer, rank_state = load_checkpoint(last_good, training.model, training.optimizer, env)
+    training.schedule.load_state_dict(trainer["schedule"])
+    training.curve, training.start = trainer["curve"], trainer["step"]
+    training.loader.load_state_dict(rank_state["loader"])
+    set_rng_state(rank_state["rng"])
+    training.last_good = last_good
+    if env.is_main:
+        print(f"{label}: resuming from {last_good} (step {training.start})", flush=True)
+
+
+def window_mean(
+    training: Training, window: list[torch.Tensor], step: int, env: DistEnv, label: str
+) -> float:
+    """The mean loss of the logging window [per-step losses] that ends after `step` steps, over
+    every rank (one all-reduce: non-finite on any rank makes the mean non-finite).
+
+    Raises:
+        FloatingPointError: it is not finite (the last good checkpoint is kept).
+    """
+    loss = mean_over_ranks(torch.stack(window).mean(), env)
+    if math.isfinite(loss):
+        return loss
+    last_good = training.last_good
+    kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint yet"
+    raise FloatingPointError(
+        f"{label}: the loss became {loss} between steps {step - len(window) + 1} and {step}; "
+        f"{kept}. Lower pretrain.lr (peak now {training.peak_lr}) or raise "
+        "pretrain.warmup_steps"
+    )
+
+
+def maybe_checkpoint(training: Training, step: int, cfg: PretrainConfig, env: DistEnv) -> None:
+    """Save a resumable checkpoint after `step` steps every pretrain.checkpoint_every steps
+    (not after the last: the stage writes the final weights)."""
+    if not cfg.checkpoint_every or step % cfg.checkpoint_every or step >= cfg.steps:
+        return
+    trainer = {"schedule": training.schedule.state_dict(), "curve": training.curve}
+    rank_state = {"loader": training.loader.state_dict(), "rng": rng_state()}
+    training.last_good = save_checkpoint(
+        training.resume_root, step, training.model, training.optimizer, trainer, rank_state,
+        env, cfg.keep_checkpoints,
+    )  # fmt: skip
+
+
+def train(training: Training, cfg: PretrainConfig, monitor: Monitor, env: DistEnv) -> None:
+    """Train from `training.start` to cfg.steps, logging each window and checkpointing."""
+    window = []
+    for step, batch in enumerate(training.loader, start=training.start + 1):  # steps done
+        # On a GPU the batch was copied ahead on the loader's stream (no host synchronisation).
+        loss = step_on_batch(training.model, training.optimizer, batch, training.recipe)
+        training.schedule.step()
+        window.append(loss)
+        monitor.step_done()
+        if step % cfg.log_every and step != cfg.steps:
+            continue
+        window_loss = window_mean(training, window, step, env, monitor.run.desc)
+        window = []
+        lr = learning_rate(step - 1, cfg, training.peak_lr)
+        training.curve.append({"step": step, "loss": window_loss, "lr": lr})
+        monitor.log(step, window_loss, lr)
+        maybe_checkpoint(training, step, cfg, env)
+
+
 def pretrain(
     params: Params,
     scale: str,
@@ -208,108 +336,34 @@ def pretrain(
         FloatingPointError: the loss became non-finite (the last good checkpoint is kept).
         ShardError: the shards do not fit the params (`check_segments`).
     """
-    cfg = params.pretrain
-    out_dir = Path(out_dir)
-    # Mapped (local) or fetched (URL) segment by segment as clips are sampled; the digests are
-    # curate's, from the shard index: no rank hashes the shards.
-    shards = cfg.shards_url or str(shard_dir)
-    segments = SegmentStore.open(shards, "pretrain")
-    digests = segments.digests
-    sample_clip = ClipSampler(
-        params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
-    )
-    check_segments(segments.shape, sample_clip, params.curate.resolution, shards)
+    cfg, out_dir, label = params.pretrain, Path(out_dir), f"pretrain {scale}"
+    segments, sample_clip = open_segments(params, shard_dir)
     claim_output_directory(out_dir, (shard_dir,))
-    plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
-    model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
-    enable_tf32(device, cfg.precision)
-    peak_lr, hidden_lr = peak_learning_rates(cfg, params.model(scale).width)
-    rates = {"weight_decay": cfg.weight_decay, "lr": peak_lr, "hidden_lr": hidden_lr}
-    optimizer = configured(adamw, rates, model, device=device)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
-    )
-    example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
-    rows = local_rows(cfg.batch_size, env)
-    passes = micro_batches(rows, cfg.micro_batch)
-    settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
-    loader = configured(pretrain_loader, settings, example, rows=rows, device=device)
-
+    # the digests are curate's, from the shard index: no rank hashes the shards
+    digests = segments.digests
     resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
-    last_good = latest_checkpoint(resume_root)
-    curve, start = [], 0
-    if last_good is not None:
-        trainer, rank_state = load_checkpoint(last_good, model, optimizer, env)
-        schedule.load_state_dict(trainer["schedule"])
-        curve, start = trainer["curve"], trainer["step"]
-        loader.load_state_dict(rank_state["loader"])
-        set_rng_state(rank_state["rng"])
-        if env.is_main:
-            print(f"pretrain {scale}: resuming from {last_good} (step {start})", flush=True)
-
-    # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
-    autocast = torch.autocast(
-        device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
-    )
+    training = build_training(params, scale, segments, sample_clip, resume_root, device, env)
+    resume(training, env, label)
     flops_per_clip = training_flops_per_clip(
         params.model(scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
+    tokens_per_clip = training.model.encoder.num_tokens
     peak = job_peak_flops(device, cfg.precision, env.world_size)  # the clips/s are the job's
-    tokens_per_clip = model.encoder.num_tokens
-    monitor = Monitor(
-        out_dir,
-        f"pretrain {scale}",
-        cfg.steps,
-        start,
-        cfg.batch_size,
-        tokens_per_clip,
-        flops_per_clip,
-        peak,
-        env.is_main,
-    )
-    window = []
+    run = RunShape(label, cfg.steps, cfg.batch_size, tokens_per_clip, flops_per_clip, peak)
+    monitor = Monitor(out_dir, run, training.start, env.is_main)
     started = time.perf_counter()
-    for step, batch in enumerate(loader, start=start + 1):  # `step` steps done after this one
-        # On a GPU the batch was copied ahead on the loader's stream (no host synchronisation).
-        loss = step_on_batch(model, optimizer, batch, passes, cfg.grad_clip, autocast)
-        schedule.step()
-        window.append(loss)
-        monitor.step_done()
-        if step % cfg.log_every and step != cfg.steps:
-            continue
-        # One all-reduce per logging window: non-finite on any rank makes the mean non-finite.
-        window_loss = mean_over_ranks(torch.stack(window).mean(), env)
-        if not math.isfinite(window_loss):
-            monitor.close()
-            kept = (
-                f"the last good checkpoint {last_good} is kept"
-                if last_good
-                else "no checkpoint yet"
-            )
-            raise FloatingPointError(
-                f"pretrain {scale}: the loss became {window_loss} between steps "
-                f"{step - len(window) + 1} and {step}; {kept}. Lower pretrain.lr (peak now "
-                f"{peak_lr}) or raise pretrain.warmup_steps"
-            )
-        window = []
-        lr = learning_rate(step - 1, cfg, peak_lr)
-        curve.append({"step": step, "loss": window_loss, "lr": lr})
-        monitor.log(step, window_loss, lr)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            trainer = {"schedule": schedule.state_dict(), "curve": curve}
-            rank_state = {"loader": loader.state_dict(), "rng": rng_state()}
-            last_good = save_checkpoint(
-                resume_root, step, model, optimizer, trainer, rank_state, env, cfg.keep_checkpoints
-            )
-    monitor.close()
+    try:
+        train(training, cfg, monitor, env)
+    finally:
+        monitor.close()
     seconds = time.perf_counter() - started
-    state_dict = full_state_dict(model, env)
+    state_dict = full_state_dict(training.model, env)
     return PretrainResult(
         state_dict=state_dict if env.is_main else None,
-        curve=curve,
-        start=start,
+        curve=training.curve,
+        start=training.start,
         seconds=seconds,
-        encoder_params=count_parameters(model.encoder),
+        encoder_params=count_parameters(training.model.encoder),
         tokens_per_clip=tokens_per_clip,
         flops_per_clip=flops_per_clip,
         peak_flops=peak,

@@ -3,13 +3,53 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
+from fourds.config import ConfigError
 from fourds.data.augment import crop_resize_flip
 from fourds.train.loader import on_compute_stream
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecipe:
+    """How each step of a run trains.
+
+    passes: slices of this process's batch, one forward/backward each (gradients accumulated
+        with weight 1 / len(passes); FSDP averages them over the processes).
+    grad_clip: the gradient norm clipped to (0: off).
+    autocast: the context each forward runs in (bf16 autocast, or a disabled one).
+    """
+
+    passes: tuple[slice, ...]
+    grad_clip: float
+    autocast: contextlib.AbstractContextManager
+
+    @classmethod
+    def whole_batch(cls, clips: int, grad_clip: float, autocast) -> StepRecipe:
+        """One pass over a batch of `clips`."""
+        return cls((slice(0, clips),), grad_clip, autocast)
+
+    @classmethod
+    def in_micro_batches(
+        cls, clips: int, micro_batch: int, grad_clip: float, autocast
+    ) -> StepRecipe:
+        """Passes of `micro_batch` clips (0: one pass) over a process's batch of `clips`.
+
+        Raises:
+            ConfigError: `micro_batch` does not divide `clips`.
+        """
+        size = micro_batch or clips
+        if clips % size:
+            raise ConfigError(
+                f"pretrain.micro_batch={micro_batch} does not divide the {clips} clips each "
+                "process trains per step"
+            )
+        passes = tuple(slice(start, start + size) for start in range(0, clips, size))
+        return cls(passes, grad_clip, autocast)
 
 
 def train_step(
@@ -18,13 +58,9 @@ def train_step(
     video: torch.Tensor,
     keep_index: torch.Tensor,
     mask: torch.Tensor,
-    passes: list[slice],
-    grad_clip: float,
-    autocast: contextlib.AbstractContextManager,
+    recipe: StepRecipe,
 ) -> torch.Tensor:
-    """Forward and backward over `passes` (slices of this process's batch, gradients
-    accumulated with weight 1 / len(passes); FSDP averages them over the processes), gradient
-    clipping to norm `grad_clip` (0: off), and the optimizer step.
+    """Forward and backward over the recipe's passes, gradient clipping, the optimizer step.
 
     Args:
         video: [B, T, H, W, 3] uint8 clips of this process; keep_index [B, n_keep]; mask [B, N].
@@ -32,16 +68,16 @@ def train_step(
     Returns:
         the loss of this process's batch (the mean over the passes), detached.
     """
-    weight = 1.0 / len(passes)
+    weight = 1.0 / len(recipe.passes)
     optimizer.zero_grad(set_to_none=True)
     loss = torch.zeros((), device=video.device)
-    for part in passes:
-        with autocast:
+    for part in recipe.passes:
+        with recipe.autocast:
             pass_loss, _ = model(video[part], keep_index[part], mask[part])
         (pass_loss * weight).backward()
         loss += pass_loss.detach() * weight
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if recipe.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
     optimizer.step()
     return loss
 
@@ -50,9 +86,7 @@ def step_on_batch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: dict[str, Any],
-    passes: list[slice],
-    grad_clip: float,
-    autocast: contextlib.AbstractContextManager,
+    recipe: StepRecipe,
 ) -> torch.Tensor:
     """`train_step` on one loader batch (fourds.train.loader): wait for its copy to the device
     (on the device, not the host), apply each clip's view (crop, resize, flip) there, train.
@@ -65,6 +99,4 @@ def step_on_batch(
     batch = on_compute_stream(batch)
     # uint8 video: the MAE scales it and computes targets and loss in fp32 in every mode.
     video = crop_resize_flip(batch["video"], batch["view"])
-    return train_step(
-        model, optimizer, video, batch["keep_index"], batch["mask"], passes, grad_clip, autocast
-    )
+    return train_step(model, optimizer, video, batch["keep_index"], batch["mask"], recipe)
