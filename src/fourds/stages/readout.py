@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import time
 from pathlib import Path
 
@@ -47,11 +48,11 @@ from fourds.evaluate.readout import (
     test_features,
     train_readout,
 )
-from fourds.evaluate.tasks import TASKS, ClipGeometry, TaskContext, depth_protocol, make_task
+from fourds.evaluate.tasks import TASKS, ClipGeometry, Task, TaskContext, depth_protocol, make_task
 from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
-from fourds.models.vit import count_parameters
+from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import is_verified, load_encoder
 from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
@@ -187,117 +188,50 @@ def _run(
     and the host memory `budget` for benchmark clips and cached features."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
     params, device = setup_runtime(params)
-    source = task_cfg.source
-    if regime == "random_init":
-        encoder = initial_encoder(params, scale)
-    else:
-        encoder = load_encoder(checkpoint, params.runtime.attention)
-        check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)
-    if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
-        encoder = encoder.to(device).requires_grad_(True).train()
-    else:  # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
-        encoder = configured(frozen, {"precision": cfg.precision}, encoder, device=device)
+    encoder = regime_encoder(params, scale, regime, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
-    num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth, encoder.convention)
-    geometry = clip_geometry(encoder)
-    out_dir = Path(out_dir)
-
     started = time.perf_counter()
-    keys = ("video", *TASKS[task_name].keys)
-
-    def split(name: str) -> dict[str, np.ndarray]:
-        return load_readout_split(
-            source, name, shard_dir, keys, geometry.frames, geometry.size, budget
-        )
-
-    trained, train, test = {}, split("train"), split("test")
-    for name, clips in (("train", train), ("test", test)):
-        check_clip_shape(clips["video"], geometry, f"readouts.{task_name}.source", name)
-    extra = None
-    if task_cfg.pretrain_clips and source.format == "synthetic" and not task_cfg.pretrained:
-        extra = pretrain_clips(
-            shard_dir, keys, task_cfg.pretrain_clips, geometry.frames, params.curate.frame_stride
-        )
-    if extra is not None:
-        check_clip_shape(extra["video"], geometry, shard_dir, "pretrain")
-        train = {key: np.concatenate([train[key], extra[key]]) for key in keys}
-    extra_clips = 0 if extra is None else len(extra["video"])
+    clips = ReadoutClips.load(params, task_name, encoder, shard_dir, budget)
     if task_cfg.pretrained:
         readout, task = converted_readout(
-            task_cfg.pretrained, geometry, depth_protocol(cfg), params.runtime.attention
+            task_cfg.pretrained, clips.geometry, depth_protocol(cfg), params.runtime.attention
         )
-        targets = task.targets(test)
-        features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size, budget)
+        targets = task.targets(clips.test)
+        features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
         evaluations = [score(readout.to(device), task, features, targets, task_cfg.batch_size)]
+        trained = {}
     else:
-        context = TaskContext.from_config(cfg, (train, test), readout_classes(source))
-        task = make_task(task_name, geometry, context)
-        train_targets = task.targets(train)
-        start = train_targets if cfg.start_at_baseline else None
-        cache = cfg.cache_features and regime != "finetuned"
-        train_features = Features(
-            encoder, train["video"], num_blocks, device, cache, task_cfg.batch_size, budget
+        label = f"{scale}-{task_name}-{regime}"
+        task, evaluations, trained = train_seeds(
+            params, task_name, regime, encoder, clips, device, budget, label
         )
-        initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
-        targets, features = task.targets(test), None
-        if initial is None:  # the encoder stays as it is: every seed reads the same features
-            features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size,
-                                     budget)  # fmt: skip
-        evaluations, final_losses = [], []
-        for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
-            if initial is not None:  # every seed fine-tunes the same encoder
-                encoder.load_state_dict(initial)
-            torch.manual_seed(seed)
-            readout = build_readout(
-                encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout,
-                cfg.tracking_readout,
-            ).to(device)  # fmt: skip
-            losses = train_readout(
-                readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
-                device, f"{scale}-{task_name}-{regime} seed {seed}", seed,
-            )  # fmt: skip
-            final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
-            if initial is not None:  # this seed's fine-tuned encoder
-                features = test_features(encoder, test, num_blocks, device, task_cfg.batch_size,
-                                         budget)  # fmt: skip
-            evaluations.append(score(readout, task, features, targets, task_cfg.batch_size))
-        trained = {
-            "train_clips": len(train["video"]),
-            "pretrain_clips": extra_clips,
-            **seed_summary(final_losses, evaluations, task.headline),
-        }
-
-    baseline = task.evaluate(task.baseline(task.targets(train)), targets, task_cfg.batch_size)
-    predictions = evaluations[0].predictions
-    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+        targets = task.targets(clips.test)
+    baseline = task.evaluate(task.baseline(task.targets(clips.train)), targets, task_cfg.batch_size)
     claim_output_directory(out_dir, read)
-    task.draw(
-        test["video"][shown.numpy()],
-        select(targets, shown),
-        {key: value[: len(shown)] for key, value in predictions.items()},
-        out_dir / "examples",
-    )
+    out_dir = Path(out_dir)
+    draw_examples(task, clips.test, targets, evaluations[0], out_dir)
     metrics = {
         "scale": scale,
         "task": task_name,
         "regime": regime,
-        "source": source.format,
+        "source": task_cfg.source.format,
         "readout": task_cfg.pretrained or "trained",
         "headline": task.headline,
         "params": count_parameters(encoder),
-        "readout_block": num_blocks,
-        "test_clips": len(test["video"]),
+        "readout_block": clips.num_blocks,
+        "test_clips": len(clips.test["video"]),
         **trained,
         **mean_metrics([evaluation.metrics for evaluation in evaluations]),
         "baseline": baseline.metrics,
     }
     write_json(out_dir / "metrics.json", metrics)
-    clips = [evaluation.clips for evaluation in evaluations]
-    write_clip_values(out_dir / "clips.csv", clips, baseline.clips, task.headline)
-    inputs = [*([] if regime == "random_init" else [checkpoint]), *source_files(source, shard_dir)]
+    per_seed = [evaluation.clips for evaluation in evaluations]
+    write_clip_values(out_dir / "clips.csv", per_seed, baseline.clips, task.headline)
+    inputs = [*([] if regime == "random_init" else [checkpoint])]
+    inputs += source_files(task_cfg.source, shard_dir)
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
-    elif extra_clips:
+    elif clips.extra:
         inputs += shard_paths(shard_dir, "pretrain")
     write_run_record(
         out_dir,
@@ -310,3 +244,146 @@ def _run(
         attention=params.runtime.attention,
     )
     return metrics
+
+
+def regime_encoder(
+    params: Params, scale: str, regime: str, checkpoint: Path, device: torch.device
+) -> VideoViT:
+    """The encoder of `scale` as `regime` reads it: at random init (the control) or loaded
+    from `checkpoint` (checked to be `scale`'s); fp32 and trainable to be fine-tuned, else
+    frozen in readout.precision."""
+    if regime == "random_init":
+        encoder = initial_encoder(params, scale)
+    else:
+        encoder = load_encoder(checkpoint, params.runtime.attention)
+        check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)
+    if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
+        return encoder.to(device).requires_grad_(True).train()
+    # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
+    return configured(frozen, {"precision": params.readout.precision}, encoder, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadoutClips:
+    """A task's readout clips at the encoder's input: train and test {key: [N, ...]} ("video"
+    [N, T, H, W, 3] uint8 and the task's keys), the train split extended by `extra` clips cut
+    from the pretraining segments (readouts.<task>.pretrain_clips), and the block the
+    readout reads (`num_blocks` of the encoder)."""
+
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    extra: int
+    geometry: ClipGeometry
+    num_blocks: int
+
+    @classmethod
+    def load(
+        cls,
+        params: Params,
+        task_name: str,
+        encoder: VideoViT,
+        shard_dir: str | Path,
+        budget: HostBudget,
+    ) -> ReadoutClips:
+        """Read the splits of readouts.<task>.source, checked to have the encoder's shape.
+
+        Raises:
+            ConfigError: a split's clips are not the encoder's shape (`check_clip_shape`).
+        """
+        task_cfg = params.readouts[task_name]
+        source, geometry = task_cfg.source, clip_geometry(encoder)
+        num_blocks = readout_block_count(
+            encoder.cfg.depth, params.readout.readout_depth, encoder.convention
+        )
+        keys = ("video", *TASKS[task_name].keys)
+        splits = {
+            name: load_readout_split(
+                source, name, shard_dir, keys, geometry.frames, geometry.size, budget
+            )
+            for name in ("train", "test")
+        }
+        for name, clips in splits.items():
+            check_clip_shape(clips["video"], geometry, f"readouts.{task_name}.source", name)
+        train, extra = splits["train"], 0
+        if task_cfg.pretrain_clips and source.format == "synthetic" and not task_cfg.pretrained:
+            more = pretrain_clips(
+                shard_dir, keys, task_cfg.pretrain_clips, geometry.frames,
+                params.curate.frame_stride,
+            )  # fmt: skip
+            check_clip_shape(more["video"], geometry, shard_dir, "pretrain")
+            train = {key: np.concatenate([train[key], more[key]]) for key in keys}
+            extra = len(more["video"])
+        return cls(train, splits["test"], extra, geometry, num_blocks)
+
+    def test_features(
+        self, encoder: VideoViT, device: torch.device, batch_size: int, budget: HostBudget
+    ) -> Features:
+        """The test clips' features as the encoder is now."""
+        return test_features(encoder, self.test, self.num_blocks, device, batch_size, budget)
+
+
+def train_seeds(
+    params: Params,
+    task_name: str,
+    regime: str,
+    encoder: VideoViT,
+    clips: ReadoutClips,
+    device: torch.device,
+    budget: HostBudget,
+    label: str,
+) -> tuple[Task, list[Evaluation], dict[str, object]]:
+    """Train readouts.<task>.seeds readouts (readout.seed onwards) on the train clips and score
+    each on the test clips: the task, each seed's evaluation and metrics.json's training
+    fields. A frozen encoder's features are computed once for every seed; a fine-tuned one
+    starts each seed from the same weights and is scored as that seed left it."""
+    cfg, task_cfg = params.readout, params.readouts[task_name]
+    context = TaskContext.from_config(
+        cfg, (clips.train, clips.test), readout_classes(task_cfg.source)
+    )
+    task = make_task(task_name, clips.geometry, context)
+    train_targets = task.targets(clips.train)
+    start = train_targets if cfg.start_at_baseline else None
+    cache = cfg.cache_features and regime != "finetuned"
+    train_features = Features(
+        encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
+        budget,
+    )  # fmt: skip
+    initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
+    targets, features = task.targets(clips.test), None
+    if initial is None:  # the encoder stays as it is: every seed reads the same features
+        features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+    evaluations, final_losses = [], []
+    for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
+        if initial is not None:  # every seed fine-tunes the same encoder
+            encoder.load_state_dict(initial)
+        torch.manual_seed(seed)
+        readout = build_readout(
+            encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout,
+            cfg.tracking_readout,
+        ).to(device)  # fmt: skip
+        losses = train_readout(
+            readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
+            device, f"{label} seed {seed}", seed,
+        )  # fmt: skip
+        final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
+        if initial is not None:  # this seed's fine-tuned encoder
+            features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+        evaluations.append(score(readout, task, features, targets, task_cfg.batch_size))
+    trained = {
+        "train_clips": len(clips.train["video"]),
+        "pretrain_clips": clips.extra,
+        **seed_summary(final_losses, evaluations, task.headline),
+    }
+    return task, evaluations, trained
+
+
+def draw_examples(
+    task: Task, test: dict[str, np.ndarray], targets: dict, evaluation: Evaluation, out_dir: Path
+) -> None:
+    """examples/<task>.png: the first EXAMPLE_CLIPS test clips, targets against the
+    predictions of `evaluation` (the first seed's)."""
+    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+    predictions = {key: value[: len(shown)] for key, value in evaluation.predictions.items()}
+    task.draw(
+        test["video"][shown.numpy()], select(targets, shown), predictions, out_dir / "examples"
+    )
