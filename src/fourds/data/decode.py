@@ -192,62 +192,68 @@ def decode_video(
     path = Path(path)
     if crop not in CROPS:
         raise ValueError(f"crop={crop!r} is not one of {list(CROPS)}")
-    if not path.is_file():
-        raise VideoError(f"{path}: not found")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
-    with _ffmpeg_errors(path):
-        try:
-            container = av.open(str(path))
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-            raise VideoError(f"{path}: not a readable video container ({error})") from None
-        with container:
-            stream = _video_stream(path, container, max_frame_pixels)
-            rate = float(stream.average_rate or stream.guessed_rate or 0.0)
-            aspect = sample_aspect(stream)
-            declared = video_duration(container, stream)
-            frame_time = 1.0 / rate if rate else 0.0
-            content = hashlib.blake2b(digest_size=32)
-            decoded = 0
-            max_frames = max_decoded_bytes // (size * size * 3)
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                sampler = _Resampler(
-                    size, crop, aspect, fps, pool, wanted, max_queued_bytes, max_frames
-                )
-                try:
-                    for frame in container.decode(stream):
-                        _check_pixels(path, frame.width, frame.height, max_frame_pixels)
-                        if frame.is_corrupt:
-                            raise VideoError(f"{path}: frame {decoded} is flagged corrupt")
-                        if decoded == 0:
-                            source_size = displayed_size(frame, aspect)
-                        for plane in frame_planes(frame):
-                            content.update(plane)
-                        time = frame.time if frame.time is not None else decoded / (rate or 1.0)
-                        sampler.add(frame, time, decoded)
-                        decoded += 1
+    with _ffmpeg_errors(path), _open_container(path) as container:
+        stream = _video_stream(path, container, max_frame_pixels)
+        rate = float(stream.average_rate or stream.guessed_rate or 0.0)
+        aspect = sample_aspect(stream)
+        declared = video_duration(container, stream)
+        frame_time = 1.0 / rate if rate else 0.0
+        content = hashlib.blake2b(digest_size=32)
+        decoded = 0
+        max_frames = max_decoded_bytes // (size * size * 3)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sampler = _Resampler(
+                size, crop, aspect, fps, pool, wanted, max_queued_bytes, max_frames
+            )
+            try:
+                for frame in container.decode(stream):
+                    _check_pixels(path, frame.width, frame.height, max_frame_pixels)
+                    if frame.is_corrupt:
+                        raise VideoError(f"{path}: frame {decoded} is flagged corrupt")
                     if decoded == 0:
-                        raise VideoError(f"{path}: decodes to zero frames")
-                    frames, source_index = sampler.finish(frame_time)
-                except (av.FFmpegError, ValueError) as error:
-                    message = f"{path}: undecodable after {decoded} frames ({error})"
-                    raise VideoError(message) from None
-                except _FrameLimit:
-                    at = f"{size}x{size}" + (f" and {fps:g} fps" if fps else "")
-                    raise VideoError(
-                        f"{path}: more than {max_frames} frames at {at} by source frame {decoded}: "
-                        f"over curate.max_decoded_mib={max_decoded_bytes >> 20} MiB decoded "
-                        "(raise it to curate such sources)"
-                    ) from None
+                        source_size = displayed_size(frame, aspect)
+                    for plane in frame_planes(frame):
+                        content.update(plane)
+                    time = frame.time if frame.time is not None else decoded / (rate or 1.0)
+                    sampler.add(frame, time, decoded)
+                    decoded += 1
+                if decoded == 0:
+                    raise VideoError(f"{path}: decodes to zero frames")
+                frames, source_index = sampler.finish(frame_time)
+            except (av.FFmpegError, ValueError) as error:
+                message = f"{path}: undecodable after {decoded} frames ({error})"
+                raise VideoError(message) from None
+            except _FrameLimit:
+                at = f"{size}x{size}" + (f" and {fps:g} fps" if fps else "")
+                raise VideoError(
+                    f"{path}: more than {max_frames} frames at {at} by source frame {decoded}: "
+                    f"over curate.max_decoded_mib={max_decoded_bytes >> 20} MiB decoded "
+                    "(raise it to curate such sources)"
+                ) from None
     covered = sampler.last_time - sampler.first_time + frame_time
     if declared > 0 and covered < COMPLETE_FRACTION * declared:
         raise VideoError(
             f"{path}: truncated: {decoded} frames cover {covered:.2f} s of the "
             f"{declared:.2f} s its video stream declares"
         )
-    return DecodedVideo(
-        frames, source_index, fps or rate, decoded, source_size, content.hexdigest()
-    )
+    digest = content.hexdigest()
+    return DecodedVideo(frames, source_index, fps or rate, decoded, source_size, digest)
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    """`path` opened by PyAV (run inside `_ffmpeg_errors`).
+
+    Raises:
+        VideoError: the file is missing, empty, or not a container PyAV can read.
+    """
+    if not path.is_file():
+        raise VideoError(f"{path}: not found")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise VideoError(f"{path}: not a readable video container ({error})") from None
 
 
 def _video_stream(path: Path, container, max_frame_pixels: int) -> av.video.stream.VideoStream:
