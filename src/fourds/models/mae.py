@@ -15,6 +15,8 @@ Two ways to predict the pixels (`mae.decoder`):
 
 from __future__ import annotations
 
+import math
+
 import gin
 import torch
 from torch import nn
@@ -31,8 +33,8 @@ def unpatchify(
     batch = patches.shape[0]
     t, p, q = tubelet
     gt, gh, gw = grid
-    x = patches.reshape(batch, gt, gh, gw, t, p, q, -1)
-    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7)
+    x = patches.reshape(batch, gt, gh, gw, t, p, q, -1)  # [B, T', h, w, t, p, q, C]
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7)  # [B, T', t, h, p, w, q, C]
     return x.reshape(batch, gt * t, gh * p, gw * q, -1)
 
 
@@ -79,13 +81,17 @@ def tube_masking(
 
 @gin.configurable("MAEDecoder")
 class MAEDecoder(nn.Module):
-    """Light transformer decoder from visible encoder tokens to pixels of every tubelet; its
-    blocks' MLPs are `mlp_ratio` times its width."""
+    """MAE-ST decoding: the encoder runs on the visible tokens; a light transformer decoder
+    (its blocks' MLPs `mlp_ratio` times its width) gets them scattered back into a full grid of
+    learned mask tokens and predicts the pixels of every tubelet. The loss counts the masked
+    tubelets only."""
 
     parameter_inits = {
         "pos_embed": Init("trunc_normal", 0.02),
         "mask_token": Init("normal", 0.02),
     }
+    loss_on_every_patch = False
+    query_tokens = 0  # tokens it adds to the encoder's blocks
 
     def __init__(
         self,
@@ -108,13 +114,25 @@ class MAEDecoder(nn.Module):
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, patch_dim)
 
-    def forward(self, visible: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
+    @property
+    def reader(self) -> nn.Linear:
+        """The layer that reads the encoder's width (a hidden matrix for muP)."""
+        return self.embed
+
+    def forward(
+        self, encoder: VideoViT, video: torch.Tensor, keep_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Encode the visible tubelets, decode every tubelet: video [B, T, H, W, 3] and
+        keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
+        return self.decode(encoder(video, keep_index), keep_index)
+
+    def decode(self, visible: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
         """visible [B, n_keep, enc_width], keep_index [B, n_keep] -> pixels [B, N, patch_dim]."""
-        x = self.embed(visible)
+        x = self.embed(visible)  # [B, n_keep, width]
         batch, _, width = x.shape
         # under autocast the projection is bf16 while the mask token stays fp32
         full = self.mask_token.to(x.dtype).expand(batch, self.pos_embed.shape[1], width).clone()
-        full.scatter_(1, keep_index[..., None].expand(-1, -1, width), x)
+        full.scatter_(1, keep_index[..., None].expand(-1, -1, width), x)  # [B, N, width]
         x = full + self.pos_embed
         for block in self.blocks:
             x = block(x)
@@ -122,50 +140,73 @@ class MAEDecoder(nn.Module):
 
 
 class QueryDecoder(nn.Module):
-    """The 4DS decoding scheme's own parameters: coarse query tokens and a linear pixel head.
-
-    The query tokens run through the encoder's last blocks (see `MaskedAutoencoder`); this
-    module holds one learned embedding per coarse patch and maps the processed tokens to pixels.
-    """
+    """The 4DS decoding scheme: no decoder blocks. One learned query token per coarse patch
+    joins the visible tokens before the encoder's last `query_blocks` blocks, which process both
+    sets; a linear head maps each processed query to its coarse patch of pixels. A coarse patch
+    mixes visible and masked tubelets, so the loss counts every one."""
 
     parameter_inits = {"queries": Init("trunc_normal", 0.02)}
+    loss_on_every_patch = True
 
-    def __init__(self, width: int, num_queries: int, patch_dim: int):
+    def __init__(self, width: int, num_queries: int, patch_dim: int, query_blocks: int):
         super().__init__()
+        self.query_blocks = query_blocks
         self.queries = nn.Parameter(torch.zeros(1, num_queries, width))
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, patch_dim)
 
-    def forward(self, queries: torch.Tensor) -> torch.Tensor:
-        """Processed query tokens [B, Q, width] -> coarse patch pixels [B, Q, patch_dim]."""
-        return self.head(self.norm(queries))
+    @property
+    def query_tokens(self) -> int:
+        """Tokens it adds to the encoder's last blocks."""
+        return self.queries.shape[1]
+
+    @property
+    def reader(self) -> nn.Linear:
+        """The layer that reads the encoder's width (a hidden matrix for muP)."""
+        return self.head
+
+    def forward(
+        self, encoder: VideoViT, video: torch.Tensor, keep_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Visible tokens through every encoder block, the queries through the last
+        `query_blocks`: video [B, T, H, W, 3] and keep_index [B, n_keep] -> coarse patch pixels
+        [B, Q, patch_dim]."""
+        first_shared = len(encoder.blocks) - self.query_blocks
+        x = encoder.tokens(video, keep_index)  # [B, n_keep, width]
+        for block in encoder.blocks[:first_shared]:
+            x = block(x)
+        queries = self.queries.expand(x.shape[0], -1, -1)  # [B, Q, width]
+        x = torch.cat([x, queries], dim=1)  # [B, n_keep + Q, width]
+        for block in encoder.blocks[first_shared:]:
+            x = block(x)
+        return self.head(self.norm(x[:, -self.query_tokens :]))  # the queries' [B, Q, width]
 
 
 @gin.configurable("MaskedAutoencoder")
 class MaskedAutoencoder(nn.Module):
     """Video MAE: a `VideoViT` encoder on the visible tokens plus an `MAEDecoder` or the 4DS
-    `QueryDecoder` (chosen by `cfg.decoder`)."""
+    `QueryDecoder` (chosen by `cfg.decoder`), each called as decoder(encoder, video, keep_index)
+    and predicting the pixels of every target patch."""
 
     def __init__(self, encoder: VideoViT, cfg: MAEConfig, backend: str = "sdpa"):
         super().__init__()
         self.encoder = encoder
         self.mask_ratio, self.mask_type = cfg.mask_ratio, cfg.mask_type
         self.norm_pix_loss = cfg.norm_pix_loss
-        self.uses_queries = cfg.decoder == "queries"
-        t, p, q = encoder.cfg.tubelet
-        if self.uses_queries:
-            self.query_blocks = cfg.query_blocks
+        tubelet = encoder.cfg.tubelet
+        if cfg.decoder == "queries":
             self.target_patch = tuple(
-                size * stride
-                for size, stride in zip(encoder.cfg.tubelet, cfg.query_stride, strict=True)
+                size * stride for size, stride in zip(tubelet, cfg.query_stride, strict=True)
             )
             grid = [g // s for g, s in zip(encoder.grid, cfg.query_stride, strict=True)]
-            patch_dim = 3 * self.target_patch[0] * self.target_patch[1] * self.target_patch[2]
-            self.decoder = QueryDecoder(encoder.cfg.width, grid[0] * grid[1] * grid[2], patch_dim)
+            self.decoder = QueryDecoder(
+                encoder.cfg.width, grid[0] * grid[1] * grid[2], 3 * math.prod(self.target_patch),
+                cfg.query_blocks,
+            )  # fmt: skip
         else:
-            self.target_patch = (t, p, q)
+            self.target_patch = tuple(tubelet)
             self.decoder = MAEDecoder(
-                encoder.cfg.width, encoder.num_tokens, t * p * q * 3, cfg, backend
+                encoder.cfg.width, encoder.num_tokens, 3 * math.prod(tubelet), cfg, backend
             )
         for stack in (encoder, self.decoder):
             if hasattr(stack, "blocks"):
@@ -188,12 +229,11 @@ class MaskedAutoencoder(nn.Module):
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         """The weights whose input grows with the encoder's width (muP's hidden matrices):
-        every linear layer's in the encoder blocks, and the decoder's input projection (mae_st)
-        or pixel head (queries). Not the tubelet embedding (its input is pixels) nor the
-        decoder's own blocks (their width is the decoder's)."""
-        reader = self.decoder.head if self.uses_queries else self.decoder.embed
+        every linear layer's in the encoder blocks, and the decoder's `reader` (mae_st's input
+        projection, the queries' pixel head). Not the tubelet embedding (its input is pixels)
+        nor the decoder's own blocks (their width is the decoder's)."""
         blocks = [m.weight for m in self.encoder.blocks.modules() if isinstance(m, nn.Linear)]
-        return blocks + [reader.weight]
+        return blocks + [self.decoder.reader.weight]
 
     def sample_masks(
         self, batch: int, generator: torch.Generator | None = None
@@ -203,29 +243,10 @@ class MaskedAutoencoder(nn.Module):
             return tube_masking(batch, self.encoder.grid, self.mask_ratio, generator)
         return random_masking(batch, self.encoder.num_tokens, self.mask_ratio, generator)
 
-    def _decode_with_queries(self, video: torch.Tensor, keep_index: torch.Tensor) -> torch.Tensor:
-        """4DS scheme: visible tokens through all blocks, query tokens through the last k.
-
-        Returns coarse patch pixels [B, Q, 3 * prod(target_patch)].
-        """
-        blocks = self.encoder.blocks
-        first_shared = len(blocks) - self.query_blocks
-        x = self.encoder.tokens(video, keep_index)
-        for block in blocks[:first_shared]:
-            x = block(x)
-        queries = self.decoder.queries.expand(x.shape[0], -1, -1)
-        x = torch.cat([x, queries], dim=1)
-        for block in blocks[first_shared:]:
-            x = block(x)
-        return self.decoder(x[:, -queries.shape[1] :])
-
     def forward(
         self, video: torch.Tensor, keep_index: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the visible tokens, predict pixels, and score them.
-
-        Targets, their normalisation and the loss are computed in fp32 in every launch mode
-        (autocast, FSDP's bf16 policy, fp32); the encoder reads the clip in its compute dtype.
 
         Args:
             video: [B, T, H, W, 3], uint8 in [0, 255] (as the loader delivers it; scaled where
@@ -235,26 +256,30 @@ class MaskedAutoencoder(nn.Module):
                 from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
         Returns:
-            loss: scalar mean squared error against raw pixels or, with `norm_pix_loss`,
-                pixels normalised to zero mean and unit variance per target patch; over the
-                masked tubelets (mae_st) or every coarse patch (queries).
+            loss: see `loss`.
             prediction: [B, P, 3 * prod(target_patch)] fp32 predicted pixels of every target
                 patch (tubelets for mae_st, coarse patches for queries), in `patchify` order.
         """
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
-        # The encoder embeds only the visible tubelets, scaled once cut out; the target is cut
-        # from the uint8 clip and scaled after (the same values as scaling the whole clip).
-        if self.uses_queries:
-            prediction = self._decode_with_queries(video, keep_index)
-        else:
-            prediction = self.decoder(self.encoder(video, keep_index), keep_index)
-        prediction = prediction.float()
-        target = as_pixels(patchify(video, self.target_patch))  # [B, P, 3 * prod(target_patch)]
+        # The encoder embeds only the visible tubelets, scaled once cut out.
+        prediction = self.decoder(self.encoder, video, keep_index).float()
+        return self.loss(video, prediction, mask), prediction
+
+    def loss(
+        self, video: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The mean squared error of `prediction` [B, P, patch_dim] fp32 against the clip's
+        target patches: raw pixels or, with `norm_pix_loss`, pixels normalised to zero mean and
+        unit variance per target patch; over the masked tubelets (mae_st, `mask` [B, N]) or
+        every coarse patch (queries). Targets, their normalisation and the loss are fp32 in
+        every launch mode (autocast, FSDP's bf16 policy, fp32)."""
+        # cut from the uint8 clip and scaled after (the same values as scaling the whole clip)
+        target = as_pixels(patchify(video, self.target_patch))  # [B, P, patch_dim]
         if self.norm_pix_loss:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
-        per_patch = ((prediction - target) ** 2).mean(dim=-1)
-        if self.uses_queries or self.mask_ratio == 0:
-            return per_patch.mean(), prediction
+        per_patch = ((prediction - target) ** 2).mean(dim=-1)  # [B, P]
+        if self.decoder.loss_on_every_patch or self.mask_ratio == 0:
+            return per_patch.mean()
         weights = mask.float()
-        return (per_patch * weights).sum() / weights.sum(), prediction
+        return (per_patch * weights).sum() / weights.sum()

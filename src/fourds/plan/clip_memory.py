@@ -235,7 +235,7 @@ def measure_clip_memory(
         tokens = Tokens(
             full=model.encoder.num_tokens,
             visible=keep_index.shape[1],
-            queries=model.decoder.queries.shape[1] if model.uses_queries else 0,
+            queries=model.decoder.query_tokens,
             pixels=video.numel(),
         )
         saved = recorder.saved
