@@ -38,7 +38,8 @@ import torch
 
 from fourds.config import Params
 from fourds.models.flops import training_flops_per_clip
-from fourds.models.vit import Block, VideoViT, count_parameters
+from fourds.models.vit import VideoViT, count_parameters
+from fourds.train.parallelize import apply_activation_checkpointing
 
 NAME = "pretrain_step"
 
@@ -61,9 +62,8 @@ def measure_scale(run: ScaleRun) -> dict:
     params, pretrain = run.params, run.params.pretrain
     shape = setups.ladder_shape(params, run.scale)
     model = setups.build_mae(shape, params.mae, "sdpa", device, seed=pretrain.seed)
-    for module in model.modules():
-        if isinstance(module, Block):
-            module.checkpoint_activations = pretrain.checkpoints(run.scale)
+    if pretrain.checkpoints(run.scale):
+        apply_activation_checkpointing(model)
     optimizer = setups.adamw(model, pretrain.lr, pretrain.weight_decay)
     video = setups.random_video(shape, run.batch, device)
     step = setups.mae_step(model, video, optimizer, seed=pretrain.seed)

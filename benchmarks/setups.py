@@ -100,7 +100,7 @@ def build_mae(
     """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`
     (fourds.models.init, as pretraining starts it)."""
     model = MaskedAutoencoder.build(shape.model, mae, shape.frames, shape.size, backend)
-    return initialise(model, seed).to(device).train()
+    return initialise(model, seed, mae.residual_init).to(device).train()
 
 
 def random_video(shape: Shape, batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:

@@ -136,7 +136,8 @@ def test_a_stage_draws_the_initial_weights_of_the_explicit_constructor(params):
             params.curate.resolution,
             params.runtime.attention,
         )
-    explicit = initialise(explicit.to_empty(device="cpu"), params.pretrain.seed)
+    explicit = explicit.to_empty(device="cpu")
+    explicit = initialise(explicit, params.pretrain.seed, params.mae.residual_init)
     expected = explicit.state_dict()
     assert in_stage.state_dict().keys() == expected.keys()
     for name, value in in_stage.state_dict().items():

@@ -1,8 +1,11 @@
 """The ViT-22B block options: QK-LayerNorm, parallel attention + MLP, bias-free projections."""
 
+import copy
+
 import torch
 
 from fourds.models.vit import Block
+from fourds.train.parallelize import apply_activation_checkpointing
 
 
 def test_parallel_block_adds_both_branches_of_one_norm():
@@ -43,8 +46,9 @@ def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
     expected = [x.grad.clone()] + [p.grad.clone() for p in block.parameters()]
     block.zero_grad()
     x.grad = None
-    block.checkpoint_activations = True
+    apply_activation_checkpointing(block)
     block(x).square().sum().backward()
     got = [x.grad] + [p.grad for p in block.parameters()]
     for a, b in zip(expected, got, strict=True):
         torch.testing.assert_close(a, b)
+    assert copy.deepcopy(block).forward.__self__ is not block  # a copy checkpoints itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -60,10 +61,8 @@ def test_every_parameter_has_a_rule_and_the_seed_fixes_the_weights():
 def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
     """GPT-2's rule: attention and MLP outputs at 1/sqrt(2 * depth) of their xavier bound,
     depth counted per stack (encoder 2 blocks, decoder 1), every other rule unchanged."""
-    build = lambda residual_init: MaskedAutoencoder.build(  # noqa: E731
-        TINY, tiny_mae_config(residual_init=residual_init), frames=4, size=16
-    )
-    plain, scaled = parameter_inits(build("xavier")), parameter_inits(build("depth_scaled"))
+    model = MaskedAutoencoder.build(TINY, tiny_mae_config(), frames=4, size=16)
+    plain, scaled = parameter_inits(model, "xavier"), parameter_inits(model, "depth_scaled")
     factors = {name: scaled[name].scale / plain[name].scale for name in plain if plain[name].scale}
     residual = {name: factor for name, factor in factors.items() if factor != 1.0}
     depths = {"encoder": TINY.depth, "decoder": 1}
@@ -78,10 +77,9 @@ def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
 def test_zero_residual_init_starts_every_block_as_the_identity():
     """mae.residual_init=zero: both residual outputs of every block, encoder and decoder, are
     zero, so the encoder returns its embedded tokens; every other parameter as under xavier."""
-    build = lambda residual_init: MaskedAutoencoder.build(  # noqa: E731
-        TINY, tiny_mae_config(residual_init=residual_init), frames=4, size=16
-    )
-    plain, zero = initialise(build("xavier"), seed=0), initialise(build("zero"), seed=0)
+    model = MaskedAutoencoder.build(TINY, tiny_mae_config(), frames=4, size=16)
+    plain = copy.deepcopy(initialise(model, seed=0, residual_init="xavier"))
+    zero = initialise(model, seed=0, residual_init="zero")
     residual = {
         f"{stack}.blocks.{i}.{output}.weight"
         for stack, depth in {"encoder": TINY.depth, "decoder": 1}.items()

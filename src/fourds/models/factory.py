@@ -41,7 +41,7 @@ def initial_mae(
     fourds.models.init, the weights every launch of the pretrain stage starts from)."""
     with torch.device("meta"):
         model = build_mae(params, scale)
-    return initialise(model.to_empty(device=device), params.pretrain.seed)
+    return initialise(model.to_empty(device=device), params.pretrain.seed, params.mae.residual_init)
 
 
 def initial_encoder(params: Params, scale: str) -> VideoViT:

@@ -18,9 +18,10 @@ The rules (MAE / MAE-ST):
     free parameters                  declared by their module in `parameter_inits` (positional
                                      embeddings and query tokens: truncated normal, std 0.02
                                      within +-2; mask tokens: normal, std 0.02)
-    residual-output projections      the Linear bound times the block's `residual_scale`
-                                     (1; GPT-2's 1/sqrt(2 depth) under
-                                     mae.residual_init=depth_scaled; 0 under zero)
+    residual-output projections      the Linear bound times the scale of `residual_init`
+                                     (mae.residual_init): 1 for xavier; GPT-2's
+                                     1/sqrt(2 depth) for depth_scaled, depth the block's
+                                     stack's; 0 for zero (every block starts as the identity)
 """
 
 from __future__ import annotations
@@ -69,8 +70,31 @@ def _module_inits(module: nn.Module) -> dict[str, Init]:
     return inits
 
 
-def parameter_inits(model: nn.Module) -> dict[str, Init]:
-    """The rule of every parameter of `model`, by its name in `model.named_parameters()`.
+def residual_scale(residual_init: str, depth: int) -> float:
+    """How the residual-output projections of a stack of `depth` blocks start, relative to
+    their xavier bound: "xavier" 1; "depth_scaled" (GPT-2) 1/sqrt(2 * depth), so the residual
+    stream's initial growth over the stack does not grow with its depth; "zero" 0."""
+    return {"xavier": 1.0, "depth_scaled": (2 * depth) ** -0.5, "zero": 0.0}[residual_init]
+
+
+def _residual_scales(model: nn.Module, residual_init: str) -> dict[str, float]:
+    """The scale of every residual-output projection's weight, by name: each stack (a
+    ModuleList of blocks that declare `residual_outputs`) scaled by its own depth."""
+    scales = {}
+    for prefix, stack in model.named_modules():
+        if not isinstance(stack, nn.ModuleList):
+            continue
+        scale = residual_scale(residual_init, len(stack))
+        for index, block in enumerate(stack):
+            for output in getattr(block, "residual_outputs", ()):
+                name = f"{prefix}.{index}.{output}.weight" if prefix else f"{index}.{output}.weight"
+                scales[name] = scale
+    return scales
+
+
+def parameter_inits(model: nn.Module, residual_init: str = "xavier") -> dict[str, Init]:
+    """The rule of every parameter of `model`, by its name in `model.named_parameters()`, its
+    residual-output projections started as `residual_init` says (`residual_scale`).
 
     Raises:
         ValueError: a parameter has no rule (a new free parameter must be declared in its
@@ -87,11 +111,9 @@ def parameter_inits(model: nn.Module) -> dict[str, Init]:
             attention |= {f"{dot}q.weight": Init("uniform", bound)}
             attention |= {f"{dot}kv.weight": Init("uniform", bound)}
     inits |= attention  # over the rules of q and kv as plain Linear layers
-    for prefix, module in model.named_modules():  # children's rules exist now: scale them
-        for output in getattr(module, "residual_outputs", ()):
-            name = f"{prefix}.{output}.weight" if prefix else f"{output}.weight"
-            scale = inits[name].scale * module.residual_scale
-            inits[name] = dataclasses.replace(inits[name], scale=scale) if scale else Init("zeros")
+    for name, factor in _residual_scales(model, residual_init).items():
+        scale = inits[name].scale * factor
+        inits[name] = dataclasses.replace(inits[name], scale=scale) if scale else Init("zeros")
     missing = [name for name, _ in model.named_parameters() if name not in inits]
     if missing:
         raise ValueError(f"no initialisation rule for {missing}: declare it in parameter_inits")
@@ -147,10 +169,11 @@ def _local_runs(param: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]
 
 
 @torch.no_grad()
-def initialise(model: nn.Module, seed: int) -> nn.Module:
+def initialise(model: nn.Module, seed: int, residual_init: str = "xavier") -> nn.Module:
     """Draw every parameter of `model` (plain or FSDP2-sharded, on any device) by the rules
-    above from `seed`; each process fills only what it holds. Returns `model`."""
-    for name, rule in parameter_inits(model).items():
+    above from `seed`, its residual outputs started as `residual_init` says; each process
+    fills only what it holds. Returns `model`."""
+    for name, rule in parameter_inits(model, residual_init).items():
         param = model.get_parameter(name)
         local, runs = _local_runs(param)
         if local.numel():

@@ -23,7 +23,7 @@ from torch import nn
 
 from fourds.config import MAEConfig, ModelConfig
 from fourds.models.init import Init
-from fourds.models.vit import Block, VideoViT, as_pixels, patchify, scale_residual_outputs
+from fourds.models.vit import Block, VideoViT, as_pixels, patchify
 
 
 def unpatchify(
@@ -208,9 +208,6 @@ class MaskedAutoencoder(nn.Module):
             self.decoder = MAEDecoder(
                 encoder.cfg.width, encoder.num_tokens, 3 * math.prod(tubelet), cfg, backend
             )
-        for stack in (encoder, self.decoder):
-            if hasattr(stack, "blocks"):
-                scale_residual_outputs(stack.blocks, cfg.residual_init)
 
     @classmethod
     def build(

@@ -15,7 +15,6 @@ import gin
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from fourds.config import ModelConfig
 from fourds.models.attention import Attention
@@ -105,9 +104,8 @@ class Block(nn.Module):
     x + attn(ln1(x)) + mlp(ln1(x)), one LayerNorm shared by both branches. `convention` (a key
     of CONVENTIONS) picks the GELU and the LayerNorm.
 
-    The two branches end in the residual-output projections named in `residual_outputs`; their
-    initial bound is multiplied by `residual_scale` (1 unless the stack sets it, see
-    `scale_residual_outputs`; fourds.models.init reads both).
+    The two branches end in the residual-output projections named in `residual_outputs`
+    (fourds.models.init scales their initial bound by mae.residual_init).
     """
 
     residual_outputs = ("attn.proj", "mlp.2")
@@ -126,39 +124,18 @@ class Block(nn.Module):
         super().__init__()
         gelu, layer_norm = CONVENTIONS[convention]
         self.parallel = parallel
-        self.checkpoint_activations = False
-        self.residual_scale = 1.0
         self.norm1 = layer_norm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, backend, qk_norm=qk_norm, bias=bias)
         self.norm2 = nn.Identity() if parallel else layer_norm(dim, eps=1e-6)
         self.mlp = MLP(dim, mlp_dim, bias=bias, gelu=gelu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, N, dim] -> [B, N, dim].
-
-        With `checkpoint_activations` set, the block keeps only its input for the backward
-        pass and recomputes the rest (activation checkpointing; same result, less memory).
-        """
-        if self.checkpoint_activations and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, N, dim] -> [B, N, dim]."""
         if self.parallel:
             y = self.norm1(x)
             return x + self.attn(y) + self.mlp(y)
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
-
-
-def scale_residual_outputs(blocks: nn.ModuleList, rule: str) -> None:
-    """Set how a stack's residual-output projections start (mae.residual_init): "xavier" at
-    their xavier bound; "depth_scaled" (GPT-2) at 1/sqrt(2 * depth) of it, so the residual
-    stream's initial growth over the stack does not grow with its depth; "zero" at zero, so
-    every block starts as the identity."""
-    scale = {"xavier": 1.0, "depth_scaled": (2 * len(blocks)) ** -0.5, "zero": 0.0}[rule]
-    for block in blocks:
-        block.residual_scale = scale
 
 
 def token_grid(tubelet: tuple[int, int, int], frames: int, size: int) -> tuple[int, int, int]:

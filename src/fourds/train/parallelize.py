@@ -5,20 +5,24 @@ The order is torchtitan's:
 
 1. build on the meta device (no memory, also for 22B parameters);
 2. activation checkpointing on every transformer block, where the params ask for it for this
-   scale (`pretrain.activation_checkpointing`: true, false, or the list of scales);
+   scale (`pretrain.activation_checkpointing`: true, false, or the list of scales): the block
+   keeps only its input for the backward pass and recomputes the rest (same result, less
+   memory), its forward wrapped in place so that parameter names do not change;
 3. `torch.compile` of every transformer block, when `pretrain.compile` asks (in place, so
    parameter names, and with them checkpoints and the initial weights, do not change);
 4. with more than one process, `fully_shard` on every transformer block and then on the root,
    with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32), each
    parameter sharded along the dim `shard_dim` chooses;
 5. allocate on the device and draw the initial weights on what each process holds
-   (fourds.models.init): a 1-process run and every N-process run start from the same weights,
-   bitwise, and no process ever holds the full model.
+   (fourds.models.init, residual outputs as mae.residual_init says): a 1-process run and every
+   N-process run start from the same weights, bitwise, and no process ever holds the full
+   model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable
 
 import torch
@@ -27,6 +31,7 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import Shard
+from torch.utils.checkpoint import checkpoint
 
 from fourds.config import Params
 from fourds.models.init import initialise
@@ -36,17 +41,21 @@ from fourds.models.vit import Block
 @dataclasses.dataclass(frozen=True)
 class ParallelPlan:
     """How one scale's model runs: activation checkpointing, per-block compile, precision
-    ("fp32" or "bf16"), and whether it is sharded over the processes of the job."""
+    ("fp32" or "bf16"), whether it is sharded over the processes of the job; and how its
+    residual outputs start (mae.residual_init, see fourds.models.init.residual_scale)."""
 
     checkpointing: bool
     compile: bool
     precision: str
     sharded: bool
+    residual_init: str = "xavier"
 
     @classmethod
     def from_params(cls, params: Params, scale: str, sharded: bool) -> ParallelPlan:
         cfg = params.pretrain
-        return cls(cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded)
+        return cls(
+            cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded, params.mae.residual_init
+        )
 
 
 def mixed_precision(precision: str) -> MixedPrecisionPolicy:
@@ -65,10 +74,20 @@ def transformer_blocks(model: nn.Module) -> list[Block]:
     return [module for module in model.modules() if isinstance(module, Block)]
 
 
+def checkpointed_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The block's class forward under `torch.utils.checkpoint` whenever gradients are on."""
+    forward = type(block).forward
+    if torch.is_grad_enabled():
+        return checkpoint(forward, block, x, use_reentrant=False)
+    return forward(block, x)
+
+
 def apply_activation_checkpointing(model: nn.Module) -> None:
-    """Each block keeps only its input for backward and recomputes the rest."""
+    """Each block keeps only its input for backward and recomputes the rest: its forward is
+    replaced in place by `checkpointed_forward` bound to it (its parameters and their names
+    stay; a deep copy binds to the copy)."""
     for block in transformer_blocks(model):
-        block.checkpoint_activations = True
+        block.forward = types.MethodType(checkpointed_forward, block)
 
 
 def apply_compile(model: nn.Module) -> None:
@@ -136,5 +155,5 @@ def parallelize(
         apply_fsdp(model, mixed_precision(plan.precision), mesh)
     model.to_empty(device=device)
     if seed is not None:
-        initialise(model, seed)
+        initialise(model, seed, plan.residual_init)
     return model.train()
