@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fourds.config import ModelConfig
+from fourds.models.conventions import FlaxLayerNorm
 from fourds.models.readout import AttentionReadout
-from fourds.models.vit import FlaxLayerNorm, VideoViT
+from fourds.models.vit import VideoViT
 
 
 def flax_layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ count are read from the arrays (`head_layout`); fourds' `DepthTask` predicts log
 encoder tubelet. The readout file therefore records `depth_output: "linear"`, `output_patch`
 and `channels`: undo it with `unpatchify` on that patch and grid, without exp.
 
-Both files record `convention: "official"` (fourds.models.vit.CONVENTIONS): loading them
+Both files record `convention: "official"` (fourds.models.conventions): loading them
 rebuilds the official model's numerics, not fourds' own: tanh GELU and the one-pass LayerNorm
 variance (Flax's defaults) in the encoder and the readout, the readout's block as the official
 code picks it (`readout_block_count`), and the readout's temporal resize before its LayerNorm

@@ -16,7 +16,7 @@ prediction (log-depth 0, the identity pose, a point or box that stays where it w
 `start_from` adds fixed outputs to every prediction (a task's no-learning baseline, e.g. each
 pixel's mean training log-depth), so that a readout starts from that baseline instead.
 
-Two numerical conventions (fourds.models.vit.CONVENTIONS): fourds' readouts normalise the
+Two numerical conventions (fourds.models.conventions): fourds' readouts normalise the
 features, then upsample them with torch's bicubic kernel (Keys a = -0.75, clamped edges) and
 use exact GELU and torch's LayerNorm; a readout converted from the official 4DS checkpoint
 ("official") resizes first with JAX's cubic kernel (`jax.image.resize(method="cubic")`: Keys
@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fourds.models.attention import Attention
-from fourds.models.vit import CONVENTIONS, MLP
+from fourds.models.conventions import CONVENTIONS
+from fourds.models.vit import MLP
 
 FOURIER_BANDS = 8
 

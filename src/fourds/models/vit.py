@@ -9,8 +9,6 @@ LayerNorm. Tokens are ordered (t, h, w), time slowest.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import gin
 import torch
 import torch.nn.functional as F
@@ -18,6 +16,7 @@ from torch import nn
 
 from fourds.config import ModelConfig
 from fourds.models.attention import Attention
+from fourds.models.conventions import CONVENTIONS
 from fourds.models.init import Init
 
 
@@ -51,39 +50,6 @@ class TubeletEmbedding(nn.Conv3d):
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         matrix = self.weight.permute(0, 2, 3, 4, 1).flatten(1)  # [width, t*p*q*3], patchify's order
         return F.linear(patches.to(self.weight.dtype), matrix, self.bias)
-
-
-class FlaxLayerNorm(nn.LayerNorm):
-    """nn.LayerNorm with the statistics of Flax's `nn.LayerNorm` (its default
-    `use_fast_variance`): mean and variance in at least float32, the variance in one pass as
-    max(0, E[x^2] - E[x]^2), then (x - mean) * (rsqrt(var + eps) * weight) + bias, in the dtype
-    of the input promoted with the weights'. torch's LayerNorm takes the variance in two passes,
-    E[(x - E[x])^2], which differs where a token's mean is large against its spread."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [..., dim] -> [..., dim]."""
-        out_dtype = torch.promote_types(x.dtype, self.weight.dtype)
-        x = x.to(torch.promote_types(x.dtype, torch.float32))
-        mean = x.mean(-1, keepdim=True)
-        variance = (x.square().mean(-1, keepdim=True) - mean.square()).clamp_min(0.0)
-        scale = torch.rsqrt(variance + self.eps) * self.weight
-        return ((x - mean) * scale + self.bias).to(out_dtype)
-
-
-class Convention(NamedTuple):
-    """A model's numerics: its GELU (nn.GELU's `approximate`) and its LayerNorm."""
-
-    gelu: str
-    layer_norm: type[nn.LayerNorm]
-
-
-# fourds' own models use the exact erf GELU and torch's LayerNorm; weights converted from the
-# official 4DS checkpoints keep the official model's numerics, Flax's defaults: the tanh GELU
-# and the one-pass LayerNorm variance (fourds.models.convert).
-CONVENTIONS = {
-    "fourds": Convention("none", nn.LayerNorm),
-    "official": Convention("tanh", FlaxLayerNorm),
-}
 
 
 class MLP(nn.Sequential):
@@ -153,7 +119,7 @@ class VideoViT(nn.Module):
     initialisation (the factory and the parallelize path call it), or load trained weights.
 
     convention: "fourds" (exact GELU, torch's LayerNorm) or "official" (tanh GELU and Flax's
-    one-pass LayerNorm variance, for converted official weights; see CONVENTIONS).
+    one-pass LayerNorm variance, for converted official weights; see fourds.models.conventions).
     """
 
     parameter_inits = {"pos_embed": Init("trunc_normal", 0.02)}
