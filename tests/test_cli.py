@@ -132,15 +132,25 @@ def test_build_parser_has_every_subcommand_of_the_table_and_each_help_exits_0(ca
         assert f"usage: fourds {command.name}" in capsys.readouterr().out
 
 
-def test_the_errors_reported_in_one_line_are_the_light_ones_and_fourds_own():
-    from fourds.cli import LIGHT_EXPECTED_ERRORS, expected_errors
+def test_every_error_fourds_defines_is_in_errors_and_reported_in_one_line():
+    """fourds.errors holds every exception class under src/fourds, and `fourds` catches each."""
+    import ast
 
-    found = expected_errors()
-    light, own = found[: len(LIGHT_EXPECTED_ERRORS)], found[len(LIGHT_EXPECTED_ERRORS) :]
-    assert light == LIGHT_EXPECTED_ERRORS and own
-    for error in own:
-        assert issubclass(error, Exception) and error.__module__.startswith("fourds."), error
-    assert len(set(found)) == len(found) and RuntimeError not in found and ValueError not in found
+    from fourds import errors
+    from fourds.cli import EXPECTED
+
+    defined = set()
+    for path in (REPO_ROOT / "src/fourds").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            bases = [getattr(base, "id", "") for base in getattr(node, "bases", [])]
+            public = isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+            if public and any(b.endswith(("Error", "Exception")) for b in bases):
+                assert path.name == "errors.py", f"{node.name} is defined in {path}"
+                defined.add(node.name)
+    assert defined >= {error.__name__ for error in errors.EXPECTED_ERRORS}
+    assert all(issubclass(getattr(errors, name), errors.EXPECTED_ERRORS) for name in defined)
+    assert set(errors.EXPECTED_ERRORS) <= set(EXPECTED)
+    assert RuntimeError not in EXPECTED and ValueError not in EXPECTED
 
 
 def test_a_command_loads_only_the_modules_it_uses(tmp_path):

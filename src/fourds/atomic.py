@@ -28,17 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fourds.errors import DiskFullError, OutputError
+
 OWNER_MARKER = ".fourds-output"
 DVC_GITIGNORE = ".gitignore"  # DVC writes one beside the outputs it tracks
-
-
-class OutputError(Exception):
-    """An output path fourds refuses to write: it would replace, delete or ingest files that
-    fourds did not write, or it cannot be written."""
-
-
-class DiskFullError(OutputError):
-    """A write that found no space left on its disk (or no quota left)."""
 
 
 # What a full disk raises: OSError with one of these numbers, or, from torch's archive writer

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fourds import __version__
-from fourds.atomic import OutputError, is_out_of_space
-from fourds.config import ATTENTION_BACKENDS, ConfigError, Params
+from fourds.atomic import is_out_of_space
+from fourds.config import ATTENTION_BACKENDS, Params
 from fourds.config import load_params as load_schema_params
 from fourds.config.schema import REGIMES
+from fourds.errors import EXPECTED_ERRORS, ConfigError
 
 # `fourds plan`'s names (fourds.plan.cluster.GPUS and INTERCONNECTS, which import torch, too slow
 # for --help; tests/test_cli.py checks they agree)
@@ -601,46 +602,9 @@ def one_line(error: Exception) -> str:
     return message
 
 
-# The errors `fourds` reports in one line instead of a traceback that every command's start
-# loads (checked first, importing nothing); expected_errors adds fourds' others.
-LIGHT_EXPECTED_ERRORS = (
-    ConfigError,
-    OutputError,
-    FileNotFoundError,
-    FloatingPointError,
-    PermissionError,
-)
-
-
-def expected_errors() -> tuple[type[Exception], ...]:
-    """Every error type main reports in one line. fourds' own are imported here, not at the top:
-    most of their modules load torch or PyAV, seconds of every command's start."""
-    from fourds.data.curate import WorkerError
-    from fourds.data.pin import PinError
-    from fourds.data.readers import ReaderError
-    from fourds.data.shards import ShardError
-    from fourds.data.video import VideoError
-    from fourds.models.convert import ConvertError
-    from fourds.models.weights import WeightsError
-    from fourds.train.checkpoint import CheckpointError
-
-    return (
-        *LIGHT_EXPECTED_ERRORS,
-        WorkerError,
-        PinError,
-        ReaderError,
-        ShardError,
-        VideoError,
-        ConvertError,
-        WeightsError,
-        CheckpointError,
-    )
-
-
-def is_expected(error: Exception) -> bool:
-    """Whether main reports `error` in one line. The light types first, so that a light command's
-    error (a ConfigError of `fourds params`) is reported without importing torch."""
-    return isinstance(error, LIGHT_EXPECTED_ERRORS) or isinstance(error, expected_errors())
+# What `fourds` reports in one line instead of a traceback: fourds' own errors
+# (fourds.errors) and the OS errors a command's inputs and outputs can raise.
+EXPECTED = (*EXPECTED_ERRORS, FileNotFoundError, FloatingPointError, PermissionError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -648,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except Exception as error:
-        if is_expected(error):
+        if isinstance(error, EXPECTED):
             message = one_line(error)
         elif is_out_of_space(error):  # a write outside fourds.atomic's (a library's own files)
             first = str(error).strip().splitlines()[0]

@@ -18,6 +18,8 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from fourds.errors import ConfigError
+
 ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
 REGIMES = ("frozen", "finetuned", "random_init")
 DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
@@ -43,10 +45,6 @@ FEATURE_EXTRACTORS = ("fourds", "inception")
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
 MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, decoded
-
-
-class ConfigError(ValueError):
-    """An invalid param: the message names the key path and the rule it breaks."""
 
 
 def _require(condition: bool, message: str) -> None:

@@ -69,6 +69,7 @@ from fourds.data.shards import (
 )
 from fourds.data.sidecar import load_sidecar, sidecar_path
 from fourds.data.video import VideoError
+from fourds.errors import WorkerError
 
 # Sources each worker process may have queued or decoded ahead of the one being written: enough
 # to keep it busy, few enough to bound memory (a decoded source's rows wait in the parent).
@@ -230,10 +231,6 @@ def check_data_dir(data_dir: Path, listings: dict[str, SplitListing]) -> None:
 
 class _Rejected(Exception):
     """A source curation cannot use: the reason goes to the manifest's `rejected` list."""
-
-
-class WorkerError(RuntimeError):
-    """A decoding worker process died (killed, out of memory): the message names the source."""
 
 
 Row = tuple[dict[str, np.ndarray], dict]  # (clip or segment arrays, manifest fields)

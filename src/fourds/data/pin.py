@@ -22,10 +22,7 @@ import os
 from pathlib import Path
 
 from fourds.atomic import file_digest
-
-
-class PinError(ValueError):
-    """A pinned folder whose content is not the pinned one: one line, naming both digests."""
+from fourds.errors import PinError
 
 
 def folder_listing(folder: str | Path) -> dict[str, str]:

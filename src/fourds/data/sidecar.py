@@ -21,7 +21,7 @@ import numpy as np
 
 from fourds.config.schema import MAX_DECODED_MIB
 from fourds.data.shards import GROUND_TRUTH_KEYS
-from fourds.data.video import VideoError
+from fourds.errors import SidecarError
 
 # Each array's shape: T is the video's frame count, H and W the depth maps' size, N tracks and
 # M boxes are free.
@@ -38,10 +38,6 @@ SHAPES: dict[str, tuple[str | int, ...]] = {
     "label": (),
 }
 FINITE = ("intrinsics", "extrinsics")  # cameras must be finite; depth may hold inf (sky)
-
-
-class SidecarError(VideoError):
-    """A ground-truth sidecar that cannot be used: the message names the file and why."""
 
 
 def sidecar_path(video_path: Path) -> Path:

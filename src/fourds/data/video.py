@@ -10,10 +10,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from fourds.atomic import atomic_path
-
-
-class VideoError(RuntimeError):
-    """A video file that cannot be read: the message names the file and the cause."""
+from fourds.errors import VideoError
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:

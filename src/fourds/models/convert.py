@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from fourds.config import ModelConfig
+from fourds.errors import ConvertError
 from fourds.models.readout import AttentionReadout
 from fourds.models.weights import check_weights_output, read_payload, save_mae, write_payload
 
@@ -73,10 +74,6 @@ CONVENTION = "official"  # the numerics converted weights are loaded with
 ORIGIN = "official 4DS checkpoint (google-deepmind/representations4d)"
 
 StateDict = dict[str, torch.Tensor]
-
-
-class ConvertError(ValueError):
-    """An official checkpoint that is missing, not an npz, or not laid out as expected."""
 
 
 class Checkpoint:

@@ -26,6 +26,7 @@ import torch
 
 from fourds.atomic import atomic_path, check_output_file
 from fourds.config import MAEConfig, ModelConfig
+from fourds.errors import WeightsError
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
@@ -37,10 +38,6 @@ WHERE_WEIGHTS = (
     "reports/reference/checkpoints/<scale>.pt), or convert an official 4DS release "
     "(docs/official-checkpoints.md)"
 )
-
-
-class WeightsError(RuntimeError):
-    """A weights file that is missing, malformed or unsafe."""
 
 
 def content_digest(value: Any) -> str:

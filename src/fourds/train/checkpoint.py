@@ -38,14 +38,11 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from fourds.atomic import file_digest, reporting_full_disk
+from fourds.errors import CheckpointError
 from fourds.train.distributed import DistEnv
 
 FORMAT = "fourds-train-state-v1"
 _COMPLETE = re.compile(r"step-(\d{8})")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be resumed from here."""
 
 
 def checkpoint_name(step: int) -> str:

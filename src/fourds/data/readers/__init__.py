@@ -12,16 +12,13 @@ they are decoded, and each image decoded at most MAX_IMAGE_PIXELS pixels.
 from __future__ import annotations
 
 from fourds.config.schema import MAX_FRAME_PIXELS
+from fourds.errors import ReaderError
 
 # Decoded bytes allowed: at least MIN_DECODED_BYTES, and EXPANSION per byte read (pixel arrays
 # decode to about as many bytes as they take, JPEG frames and depth PNGs to several times more).
 MIN_DECODED_BYTES = 1 << 30
 EXPANSION = 64
 MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS  # per image, as curation's limit per frame (8K fits)
-
-
-class ReaderError(ValueError):
-    """A benchmark file that cannot be read as its format: the message names the file and why."""
 
 
 def max_decoded_bytes(read_bytes: int) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fourds.data.readers import ReaderError
+from fourds.errors import UnsafePickleError
 
 # (module, name) pairs numpy uses in its pickles, under numpy 1 and numpy 2 module names, and
 # the one builtin that old pickle protocols need for bytes.
@@ -46,11 +47,6 @@ _NUMPY_REBUILDERS = {
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),  # how protocol-2 pickles store bytes: a pure text-to-bytes codec
 }
-
-
-class UnsafePickleError(ReaderError):
-    """A pickle that names something other than numpy's array rebuilders, or that exceeds its
-    PickleLimits."""
 
 
 @dataclasses.dataclass(frozen=True)

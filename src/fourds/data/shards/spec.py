@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from fourds.atomic import file_digest
+from fourds.errors import ShardError
 
 SPLITS = ("pretrain", "readout-train", "readout-test")
 FORMATS = {"npz": ".npz", "webdataset": ".tar"}  # format name -> shard file suffix
@@ -44,12 +45,6 @@ class Segments:
     shape: tuple[int, ...]
     dtype: np.dtype
     spans: tuple[tuple[int, int], ...]
-
-
-class ShardError(ValueError):
-    """Shards that cannot be written or used as asked: clips of one split that cannot share a
-    shard (some with ground truth, some without), pretrain segments shorter than a window, or
-    shard files that are damaged, truncated, or not the ones their index describes."""
 
 
 def shard_name(split: str, number: int, fmt: str) -> str:
