@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fourds.config import Params
+from fourds.config import ConfigError, Params
 from fourds.config.compose import compose_params as compose_experiments
 from fourds.config.schema import parse
 from tests.conftest import REPO_ROOT
@@ -73,3 +73,13 @@ def test_score_official_composes_the_4ds_ladder_to_score_a_converted_encoder():
     tapvid.append("readouts.tracking.source.test=b.pkl")
     on_gpu = parse(Params, compose_params(["score=official", *tapvid, "runtime=cuda"]))
     assert on_gpu.runtime.device == "cuda" and on_gpu.ladder.name == "4ds"
+
+
+def test_a_scale_is_pinned_to_a_layout_as_the_planning_page_says():
+    params = parse(Params, compose_params(["ladder=4ds", "++pretrain.data_parallel={4ds_j:hsdp}"]))
+    assert params.pretrain.layout("4ds_j") == "hsdp" and params.pretrain.layout("4ds_s") == "fsdp"
+
+
+def test_an_override_hydra_cannot_apply_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"cannot compose nonexistent\.key=1: Could not override"):
+        compose_params(["nonexistent.key=1"])

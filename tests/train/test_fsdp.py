@@ -57,11 +57,12 @@ def assert_weights_close(
 
 
 def assert_two_processes_match_one(
-    shards: Path, tmp_path: Path, device: str, tolerance: Tolerance
+    shards: Path, tmp_path: Path, device: str, tolerance: Tolerance, layout: str = "fsdp"
 ) -> None:
     """Pretrain the tiny model on `device` ("cpu": gloo, "cuda": NCCL, one GPU a process) in
-    one process and in two (torchrun); both end with the same losses and weights within
-    `tolerance`, and so does the 2-process run resumed from its step-10 checkpoint."""
+    one process and in two (torchrun), the two in data-parallel `layout`; both end with the
+    same losses and weights within `tolerance`, and so does the 2-process run resumed from its
+    step-10 checkpoint."""
     # Both runs take passes of 2 clips: two passes in one process, one in each of two. Every
     # gradient is then the same sum of the same per-pass gradients (the 1/2 weights are exact),
     # and with clipping inactive (a bound no gradient norm reaches) the AdamW updates are too.
@@ -73,6 +74,7 @@ def assert_two_processes_match_one(
         checkpoint_every=10,
         micro_batch=2,
         grad_clip=1e6,
+        data_parallel={"tiny": layout},
     )
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     run_pretrain(CLI, params, shards, single)
@@ -95,5 +97,8 @@ def assert_two_processes_match_one(
 
 
 @pytest.mark.slow
-def test_two_processes_end_bitwise_equal_to_one(tiny_shards, tmp_path):
-    assert_two_processes_match_one(tiny_shards, tmp_path, "cpu", BITWISE)
+@pytest.mark.parametrize("layout", ["fsdp", "ddp"])
+def test_two_processes_end_bitwise_equal_to_one(tiny_shards, tmp_path, layout):
+    """FSDP shards every parameter over both processes; DDP (FSDP2 over shard groups of one
+    process, a 2-D mesh) replicates them and all-reduces the gradients."""
+    assert_two_processes_match_one(tiny_shards, tmp_path, "cpu", BITWISE, layout)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from fourds.atomic import atomic_path
@@ -13,9 +14,18 @@ from fourds.config.schema import ConfigError, Params, parse
 
 
 def compose_params(overrides: list[str], config_dir: str | Path = "experiments") -> dict:
-    """The plain mapping that `config.yaml` plus `overrides` (e.g. "ladder=4ds") composes to."""
+    """The plain mapping that `config.yaml` plus `overrides` (e.g. "ladder=4ds") composes to.
+
+    Raises:
+        ConfigError: an override Hydra cannot apply (an unknown key or group, bad syntax),
+            with Hydra's own one-line reason.
+    """
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
-        config = compose(config_name="config", overrides=overrides)
+        try:
+            config = compose(config_name="config", overrides=overrides)
+        except HydraException as error:
+            reason = " ".join(str(error).split())
+            raise ConfigError(f"cannot compose {' '.join(overrides)}: {reason}") from None
     return OmegaConf.to_container(config, resolve=True)
 
 

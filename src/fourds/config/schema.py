@@ -35,6 +35,7 @@ DECODERS = ("mae_st", "queries")
 RESIDUAL_INITS = ("xavier", "depth_scaled", "zero")
 LR_SCALINGS = ("all", "hidden")
 PRECISIONS = ("fp32", "bf16")
+LAYOUTS = ("fsdp", "hsdp", "ddp")  # data-parallel layouts of a multi-process run
 LAUNCHERS = ("local", "torchrun", "slurm")
 CROPS = ("center", "stretch")
 SHARD_FORMATS = ("npz", "webdataset")  # fourds.data.shards.FORMATS
@@ -292,6 +293,14 @@ class PretrainConfig:
                 tubelet embedding, positional embeddings, norms, biases and the decoder's own
                 blocks keep lr.
 
+    data_parallel: the layout of a multi-process run, per scale (scales not named: fsdp):
+        fsdp  every parameter sharded over all the processes (FSDP2);
+        hsdp  sharded within a node (torchrun's LOCAL_WORLD_SIZE processes), replicated across
+              nodes: all-gathers stay on NVLink, gradients cross nodes once, in shards;
+        ddp   replicated on every process, gradients all-reduced (a small model whose FSDP
+              traffic would outlast its compute; `fourds plan` says which to pick).
+    A single-process run is the same under every layout.
+
     shards_url: where the pretrain shards are read from: "" for the stage's --curated folder,
     or a folder path or fsspec URL holding the same files (s3://bucket/shards, dvc://...,
     see fourds.data.segments); it does not change the batches.
@@ -315,6 +324,7 @@ class PretrainConfig:
     loader_workers: Annotated[int, at_least(0, "0: main thread")]
     prefetch: PositiveInt
     activation_checkpointing: bool | tuple[str, ...]
+    data_parallel: dict[str, Literal[LAYOUTS]]
     precision: Literal[PRECISIONS]
     micro_batch: Annotated[int, at_least(0, "0: the whole per-process batch")]
     compile: bool
@@ -326,6 +336,10 @@ class PretrainConfig:
         if isinstance(self.activation_checkpointing, bool):
             return self.activation_checkpointing
         return scale in self.activation_checkpointing
+
+    def layout(self, scale: str) -> str:
+        """The data-parallel layout of `scale` (`data_parallel`; fsdp where not named)."""
+        return self.data_parallel.get(scale, "fsdp")
 
     def check(self, path: str) -> None:
         _ordered(self, path, "crop_scale")
@@ -617,6 +631,12 @@ class Params:
                 f"pretrain.activation_checkpointing names {sorted(unknown)}, which are not "
                 f"defined under models (known: {sorted(self.models)})",
             )
+        unknown = set(self.pretrain.data_parallel) - set(self.models)
+        _require(
+            not unknown,
+            f"pretrain.data_parallel names {sorted(unknown)}, which are not defined under "
+            f"models (known: {sorted(self.models)})",
+        )
         for scale in self.ladder.scales:
             _require(
                 scale in self.models,

@@ -150,18 +150,25 @@ def draw(rule: Init, seed: int, name: str, start: int, count: int) -> torch.Tens
 def _local_runs(param: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """This process's part of `param` and where it lies in the flattened parameter: the local
     tensor and its (first element, element count) runs, in order. The whole tensor is one run;
-    a shard FSDP2 gave this rank along dim d (possibly empty) is prod(shape[:d]) runs."""
+    a shard FSDP2 gave this rank along dim d (possibly empty) is prod(shape[:d]) runs. A
+    parameter replicated over a mesh dim (HSDP, or DDP as a shard group of one) is sharded
+    along its other mesh dim only."""
     # A process that never imported torch.distributed.tensor holds no DTensor; importing it
     # here would cost every stage that does not shard (readouts, fidelity) about a second.
     dtensor = sys.modules.get("torch.distributed.tensor")
     if dtensor is None or not isinstance(param, dtensor.DTensor):
         return param.data, [(0, param.numel())]
-    placement = param.placements[0]
-    if len(param.placements) != 1 or not isinstance(placement, dtensor.Shard):
+    sharded = [
+        (mesh_dim, placement)
+        for mesh_dim, placement in enumerate(param.placements)
+        if not isinstance(placement, dtensor.Replicate)
+    ]
+    if len(sharded) != 1 or not isinstance(sharded[0][1], dtensor.Shard):
         raise ValueError(f"cannot initialise a DTensor placed as {param.placements}")
+    (mesh_dim, placement), mesh = sharded[0], param.device_mesh
     local, dim, shape = param.to_local(), placement.dim, param.shape
-    per_rank = math.ceil(shape[dim] / param.device_mesh.size())
-    first = min(shape[dim], per_rank * param.device_mesh.get_local_rank())
+    per_rank = math.ceil(shape[dim] / mesh.size(mesh_dim))
+    first = min(shape[dim], per_rank * mesh.get_local_rank(mesh_dim))
     count = local.shape[dim] * math.prod(shape[dim + 1 :])  # elements of one run
     stride = math.prod(shape[dim:])  # elements between runs
     start = first * math.prod(shape[dim + 1 :])

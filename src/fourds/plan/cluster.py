@@ -7,10 +7,12 @@ bandwidths are per GPU and per direction. Time estimates are deliberately simple
 - compute: model FLOPs of the step / (GPUs x peak x MFU), with the MFU stated by the user
   (recomputation by activation checkpointing is not model FLOPs, so it lowers the MFU a run
   reaches rather than adding FLOPs here);
-- communication: FSDP moves, per GPU and step, (N - 1) / N of the weights twice (all-gather in
-  the forward pass and again in the backward pass, compute dtype) and of the gradients once
-  (reduce-scatter, fp32), at the slowest link the ring crosses: NVLink inside a node, the
-  inter-node fabric beyond one node;
+- communication, by data-parallel layout (`layout_seconds`): FSDP moves, per GPU and step,
+  (N - 1) / N of the weights twice (all-gather in the forward pass and again in the backward
+  pass, compute dtype) and of the gradients once (reduce-scatter, fp32), at the slowest link
+  the ring crosses: NVLink inside a node, the inter-node fabric beyond one node; HSDP does that
+  within a node on NVLink, then all-reduces each GPU's fp32 gradient shard across the nodes
+  (2 (R - 1) / R of it, R nodes); DDP all-reduces every fp32 gradient over all N GPUs;
 - a step takes the longer of the two, since FSDP overlaps its collectives with compute.
 """
 
@@ -115,6 +117,30 @@ def fsdp_traffic_bytes(parameters: int, devices: int, compute_bytes: int) -> flo
     """Bytes each device sends per step under FSDP: (N - 1) / N of the weights twice in the
     compute dtype (all-gathers, forward and backward) and of the gradients once in fp32."""
     return (devices - 1) / devices * parameters * (2 * compute_bytes + FP32)
+
+
+def all_reduce_bytes(size: float, devices: int) -> float:
+    """Bytes each device sends in a ring all-reduce of `size` bytes over `devices`."""
+    return 2 * (devices - 1) / devices * size
+
+
+def shard_count(layout: str, cluster: Cluster) -> int:
+    """Over how many GPUs a layout shards each parameter: all (fsdp), a node's (hsdp), none
+    (ddp)."""
+    return {"fsdp": cluster.count, "hsdp": min(cluster.gpus_per_node, cluster.count)}.get(layout, 1)
+
+
+def layout_seconds(layout: str, parameters: int, cluster: Cluster, compute_bytes: int) -> float:
+    """Seconds of one step's data-parallel communication per GPU under `layout` (the module's
+    model), for `parameters` trained parameters in a `compute_bytes` compute dtype."""
+    devices = cluster.count
+    if layout == "ddp":
+        return all_reduce_bytes(parameters * FP32, devices) / cluster.bandwidth(devices)
+    shards = shard_count(layout, cluster)
+    within = fsdp_traffic_bytes(parameters, shards, compute_bytes) / cluster.bandwidth(shards)
+    nodes = devices // shards
+    across = all_reduce_bytes(parameters * FP32 / shards, nodes) / cluster.bandwidth(devices)
+    return within + across
 
 
 def gpu_hours(step_seconds: float, steps: int, devices: int) -> float:

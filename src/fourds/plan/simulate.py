@@ -34,16 +34,16 @@ import torch.distributed as dist
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
 from torch.distributed._tools.mem_tracker import MemTracker
-from torch.distributed.device_mesh import init_device_mesh
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from fourds.config import ConfigError, Params
 from fourds.models.factory import build_mae
 from fourds.train.optim import adamw
-from fourds.train.parallelize import ParallelPlan, parallelize
+from fourds.train.parallelize import ParallelPlan, data_parallel_mesh, parallelize
 from fourds.train.step import StepRecipe, train_step
 
 DEVICE = "cpu"
+NODE_SIZE = 8  # ranks to a simulated node (hsdp shards within one), as the plan's clusters
 CPU_ATTENTION = "sdpa"  # what the simulation runs in place of a CUDA-only attention backend
 
 
@@ -59,19 +59,24 @@ class SimulatedMemory:
 
 
 @contextlib.contextmanager
-def fake_process_group(world_size: int):
-    """Rank 0 of a fake process group of `world_size` for the duration."""
+def fake_process_group(world_size: int, layout: str = "fsdp", node_size: int = NODE_SIZE):
+    """Rank 0 of a fake process group of `world_size` for the duration, and the device mesh of
+    `layout` over it (`node_size` ranks to a node)."""
     if dist.is_initialized():
         raise ConfigError("the simulation needs a process without a process group")
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
     try:
-        yield init_device_mesh(DEVICE, (world_size,))
+        yield data_parallel_mesh(layout, DEVICE, world_size, node_size)
     finally:
         dist.destroy_process_group()
 
 
 def simulate_step(
-    params: Params, scale: str, world_size: int, checkpointing: bool | None = None
+    params: Params,
+    scale: str,
+    world_size: int,
+    checkpointing: bool | None = None,
+    layout: str | None = None,
 ) -> SimulatedMemory:
     """Rank 0's peak memory in a pretraining step of `scale` on `world_size` ranks, with the
     params' batch split over the ranks and `pretrain.micro_batch` passes.
@@ -82,6 +87,7 @@ def simulate_step(
 
     Args:
         checkpointing: activation checkpointing; None: as the params pin it for `scale`.
+        layout: the data-parallel layout (nodes of NODE_SIZE ranks); None: the params'.
     """
     params = on_cpu_attention(params)
     cfg, curate = params.pretrain, params.curate
@@ -94,12 +100,14 @@ def simulate_step(
     if checkpointing is not None:
         plan = dataclasses.replace(plan, checkpointing=checkpointing)
     plan = dataclasses.replace(plan, compile=False)  # compiling changes no tensor it keeps
+    if layout is not None:
+        plan = dataclasses.replace(plan, layout=layout)
     shape = (clips, curate.clip_frames, curate.resolution, curate.resolution, 3)
     autocast = torch.autocast(DEVICE, torch.bfloat16, enabled=plan.precision == "bf16")
     if plan.sharded:
         autocast = contextlib.nullcontext()  # FSDP's policy computes in bf16
     recipe = StepRecipe.in_micro_batches(clips, cfg.micro_batch, cfg.grad_clip, autocast)
-    with fake_process_group(world_size) as mesh, FakeTensorMode():
+    with fake_process_group(world_size, plan.layout) as mesh, FakeTensorMode():
         model = parallelize(
             lambda: build_mae(params, scale), plan, DEVICE, None, mesh if plan.sharded else None
         )
@@ -161,7 +169,9 @@ def format_simulation(
     lines.append(f"{'scale':8}{'plan':>10}{'simulated':>12}{'plan/sim':>10}")
     for plan in plans:
         progress(f"simulating {plan.scale} on {world_size} ranks")
-        simulated = simulate_step(params, plan.scale, world_size, plan.checkpointing).total
+        simulated = simulate_step(
+            params, plan.scale, world_size, plan.checkpointing, plan.layout
+        ).total
         lines.append(
             f"{plan.scale:8}{plan.memory.peak / 2**30:10.2f}{simulated / 2**30:12.2f}"
             f"{plan.memory.peak / simulated:10.2f}"

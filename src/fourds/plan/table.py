@@ -94,19 +94,21 @@ def format_plan(
         lines.append(row(cells, widths))
     lines += [
         "",
-        f"time at {cluster.count} GPUs: compute, FSDP communication, step (the longer), for "
-        f"{pretrain.steps:,} steps",
+        f"time at {cluster.count} GPUs: compute, data-parallel communication of the layout "
+        "(pinned by pretrain.data_parallel, or chosen: the fastest that fits), step (the "
+        f"longer), for {pretrain.steps:,} steps",
         _measured_source(measured, cluster),
     ]
     time_columns = [
-        "scale", "TFLOP/clip", "compute ms", "comm ms", "step ms", "wall hours", "GPU-hours",
-        "  compute",
+        "scale", "layout", "TFLOP/clip", "compute ms", "comm ms", "step ms", "wall hours",
+        "GPU-hours", "  compute",
     ]  # fmt: skip
-    widths = [8, 12, 12, 10, 10, 12, 12, 2]
+    widths = [8, 15, 12, 12, 10, 10, 12, 12, 2]
     lines.append(row(time_columns, widths).rstrip())
     for plan in plans:
         cells = [
             plan.scale,
+            f"{plan.layout} ({plan.layout_source})",
             f"{plan.flops_per_clip / 1e12:.3f}",
             f"{plan.compute_s * 1e3:,.1f}",
             f"{plan.comm_s * 1e3:,.1f}",

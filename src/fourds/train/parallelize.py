@@ -12,7 +12,9 @@ The order is torchtitan's:
    parameter names, and with them checkpoints and the initial weights, do not change);
 4. with more than one process, `fully_shard` on every transformer block and then on the root,
    with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32), each
-   parameter sharded along the dim `shard_dim` chooses;
+   parameter sharded along the dim `shard_dim` chooses, over the mesh of the scale's
+   data-parallel layout (`data_parallel_mesh`: fsdp shards over every process, hsdp within a
+   node and replicates across nodes, ddp replicates everywhere);
 5. allocate on the device and draw the initial weights on what each process holds
    (fourds.models.init, residual outputs as mae.residual_init says): a 1-process run and every
    N-process run start from the same weights, bitwise, and no process ever holds the full
@@ -22,6 +24,7 @@ The order is torchtitan's:
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 from collections.abc import Callable
 
@@ -33,7 +36,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import Shard
 from torch.utils.checkpoint import checkpoint
 
-from fourds.config import Params
+from fourds.config import ConfigError, Params
 from fourds.models.init import initialise
 from fourds.models.vit import Block
 
@@ -49,13 +52,15 @@ class ParallelPlan:
     precision: str
     sharded: bool
     residual_init: str = "xavier"
+    layout: str = "fsdp"
 
     @classmethod
     def from_params(cls, params: Params, scale: str, sharded: bool) -> ParallelPlan:
         cfg = params.pretrain
         return cls(
-            cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded, params.mae.residual_init
-        )
+            cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded, params.mae.residual_init,
+            cfg.layout(scale),
+        )  # fmt: skip
 
 
 def mixed_precision(precision: str) -> MixedPrecisionPolicy:
@@ -110,10 +115,38 @@ def shard_dim(shape: torch.Size, ranks: int) -> int:
     return next((dim for dim in range(1, len(shape)) if shape[dim] % ranks == 0), 0)
 
 
+def data_parallel_mesh(
+    layout: str, device_type: str, world_size: int, node_size: int
+) -> DeviceMesh:
+    """The device mesh of a layout over `world_size` processes, `node_size` to a node: fsdp a
+    1-D mesh of them all; hsdp (replicate, shard) = (nodes, node_size); ddp (world_size, 1),
+    FSDP2 over shard groups of one process, which replicates every parameter and all-reduces
+    the gradients.
+
+    Raises:
+        ConfigError: hsdp over processes that do not fill whole nodes.
+    """
+    if layout == "fsdp":
+        return init_device_mesh(device_type, (world_size,))
+    shard = node_size if layout == "hsdp" else 1
+    if world_size % shard:
+        raise ConfigError(
+            f"pretrain.data_parallel hsdp shards over each node's {node_size} processes, which "
+            f"do not divide the job's {world_size}"
+        )
+    names = ("replicate", "shard")
+    return init_device_mesh(device_type, (world_size // shard, shard), mesh_dim_names=names)
+
+
+def processes_per_node() -> int:
+    """torchrun's LOCAL_WORLD_SIZE (the whole job where it is not set)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+
+
 def apply_fsdp(model: nn.Module, policy: MixedPrecisionPolicy, mesh: DeviceMesh) -> None:
     """fully_shard each transformer block, then the root (FSDP2), every parameter along
-    `shard_dim`."""
-    ranks = mesh.size()
+    `shard_dim` of its shard group (the mesh's last dim)."""
+    ranks = mesh.size(mesh.ndim - 1)
 
     def placement(param: nn.Parameter) -> Shard:
         return Shard(shard_dim(param.shape, ranks))
@@ -136,9 +169,10 @@ def parallelize(
         build: makes the model with placeholder weights (called under the meta device).
         seed: the initial weights' seed; None leaves the memory uninitialised (for the memory
             simulation on fake tensors, whose values do not exist).
-        mesh: the device mesh to shard over when `plan.sharded` (None: all processes of the
-            job, on `device`'s type; FSDP's own default would be the accelerator's, CUDA on a
-            GPU machine even for a CPU run over gloo).
+        mesh: the device mesh to shard over when `plan.sharded` (None: the layout's mesh of
+            all the job's processes, on `device`'s type, `data_parallel_mesh`; FSDP's own
+            default would be the accelerator's, CUDA on a GPU machine even for a CPU run over
+            gloo).
 
     Returns:
         the model on `device`, in train mode.
@@ -151,7 +185,9 @@ def parallelize(
         apply_compile(model)
     if plan.sharded:
         if mesh is None:
-            mesh = init_device_mesh(torch.device(device).type, (dist.get_world_size(),))
+            mesh = data_parallel_mesh(
+                plan.layout, torch.device(device).type, dist.get_world_size(), processes_per_node()
+            )
         apply_fsdp(model, mixed_precision(plan.precision), mesh)
     model.to_empty(device=device)
     if seed is not None:
