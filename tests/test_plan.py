@@ -384,8 +384,8 @@ def test_plan_simulates_the_composed_4ds_ladder_on_a_cpu_machine(tmp_path, capsy
 def test_under_slurm_the_plan_names_the_scales_its_time_limit_would_stop(tmp_path, capsys):
     path = tmp_path / "4ds.yaml"
     experiments = str(REPO_ROOT / "experiments")
-    ten_hours = "launcher.time_minutes=600"
-    assert main(["params", "ladder=4ds", "launcher=slurm", ten_hours, "--experiments",
+    ten_hours = ["launcher.time_minutes=300", "launcher.requeues=1"]  # two runs of 5 h
+    assert main(["params", "ladder=4ds", "launcher=slurm", *ten_hours, "--experiments",
                  experiments, "--out", str(path)]) == 0  # fmt: skip
     plans = plan_ladder(load_params(path), make_cluster("h100", 256, "infiniband"), 0.45, None)
     over = [plan for plan in plans if plan.wall_hours > 10.0]
@@ -394,11 +394,11 @@ def test_under_slurm_the_plan_names_the_scales_its_time_limit_would_stop(tmp_pat
     command = ["plan", "--params", str(path), "--no-evaluation"]
     assert main([*command, "--gpu-results", str(tmp_path / "none.json")]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("slurm")]
-    assert "launcher.time_minutes=600 (10.0 h) is shorter" in line
+    assert "launcher.time_minutes=300 (5.0 h) x 2 runs (launcher.requeues=1) is shorter" in line
     assert all(f"{plan.scale} (" in line for plan in over)
-    needed = int(max(plan.wall_hours for plan in over) * 60) + 1
+    needed = int(max(plan.wall_hours for plan in over) * 60 / 2) + 1
     assert f"at least {needed} " in line
-    longer = [f"launcher.time_minutes={needed}"]
+    longer = [f"launcher.time_minutes={needed}", "launcher.requeues=1"]
     assert main(["params", "ladder=4ds", "launcher=slurm", *longer, "--experiments",
                  experiments, "--out", str(path)]) == 0  # fmt: skip
     assert main([*command, "--gpu-results", str(tmp_path / "none.json")]) == 0

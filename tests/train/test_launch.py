@@ -81,8 +81,16 @@ def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatc
     for tool in (sbatch, srun):
         tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    pytest.importorskip("submitit")
+    submitit = pytest.importorskip("submitit")
 
+    executors = []
+    real_executor = submitit.SlurmExecutor
+
+    def recorded(*args, **kwargs):
+        executors.append(real_executor(*args, **kwargs))
+        return executors[-1]
+
+    monkeypatch.setattr(submitit, "SlurmExecutor", recorded)
     cfg = launcher("slurm", partition="h100", account="vision", mem_gb=400)
     argv = ["pretrain", "--params", "/abs/params.yaml", "--scale", "4ds_b", "--out", "/abs/out"]
     job = submit_slurm(argv, cfg, tmp_path / "logs")
@@ -103,6 +111,10 @@ def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatc
         assert line in script, line
     assert f"{sys.executable} -u -m submitit.core._submit" in script
     assert job.submission().function == SlurmTask(tuple(argv))
+    # Slurm warns before the limit; the task then requeues itself as the same command
+    assert "#SBATCH --signal=USR2@" in script
+    assert job.submission().function.checkpoint().function == SlurmTask(tuple(argv))
+    assert executors[-1].max_num_timeout == cfg.requeues == 3
 
 
 def test_the_4ds_ladder_pins_a_torchrun_launch_of_8_processes_per_node():

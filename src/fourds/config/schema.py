@@ -153,7 +153,9 @@ class LauncherConfig:
 
     nnodes x nproc_per_node processes in all. The Slurm fields (partition, account,
     gpus_per_node, cpus_per_task, mem_gb, time_minutes; 0 or "" for the cluster default) are
-    read only by `kind: slurm`, rdzv_endpoint only by multi-node torchrun.
+    read only by `kind: slurm`, rdzv_endpoint only by multi-node torchrun. requeues: how many
+    times a Slurm job that reaches time_minutes requeues itself (the run resumes from its last
+    checkpoint), so a stage may take up to (requeues + 1) x time_minutes.
     """
 
     kind: Literal[LAUNCHERS]
@@ -166,6 +168,7 @@ class LauncherConfig:
     cpus_per_task: Annotated[int, at_least(0, "0: cluster default")]
     mem_gb: Annotated[int, at_least(0, "0: cluster default")]
     time_minutes: Annotated[int, at_least(0, "0: cluster default")]
+    requeues: Annotated[int, at_least(0, "0: a job that reaches its limit ends")]
 
     def check(self, path: str) -> None:
         _require(

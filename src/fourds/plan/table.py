@@ -123,27 +123,31 @@ def format_plan(
 
 
 def _slurm_limit(plans: list[ScalePlan], params: Params, cluster: Cluster) -> list[str]:
-    """Under `launcher.kind: slurm`, a line naming the scales whose planned wall time exceeds
-    the job's time limit (Slurm would stop them before the schedule ends); nothing otherwise."""
+    """Under `launcher.kind: slurm`, a line saying whether each scale's planned wall time fits
+    the job's time limit times its runs (the first and `launcher.requeues` requeues, each
+    resuming from the last checkpoint), naming those that do not; nothing otherwise."""
     launcher = params.launcher
     if launcher.kind != "slurm":
         return []
+    runs = launcher.requeues + 1
     limit_hours = launcher.time_minutes / 60.0
-    over = [plan for plan in plans if plan.wall_hours > limit_hours]
+    setting = (
+        f"launcher.time_minutes={launcher.time_minutes} ({limit_hours:.1f} h) x {runs} runs "
+        f"(launcher.requeues={launcher.requeues})"
+    )
+    over = [plan for plan in plans if plan.wall_hours > limit_hours * runs]
     if not over:
         return [
-            f"slurm: every scale's planned wall time at {cluster.count} GPUs is within "
-            f"launcher.time_minutes={launcher.time_minutes} ({limit_hours:.1f} h)"
+            f"slurm: every scale's planned wall time at {cluster.count} GPUs is within {setting}"
         ]
     longest = max(plan.wall_hours for plan in over)
-    needed = int(longest * 60.0) + 1
+    needed = int(longest * 60.0 / runs) + 1
     scales = ", ".join(f"{plan.scale} ({plan.wall_hours:,.1f} h)" for plan in over)
     return [
-        f"slurm: launcher.time_minutes={launcher.time_minutes} ({limit_hours:.1f} h) is shorter "
-        f"than the planned wall time at {cluster.count} GPUs of {scales}: Slurm would stop "
-        f"the job before its last step; set launcher.time_minutes to at least {needed} (plus "
-        "a margin), or resume the stage from its last checkpoint in a new job (`dvc repro` "
-        "again)"
+        f"slurm: {setting} is shorter than the planned wall time at {cluster.count} GPUs of "
+        f"{scales}: Slurm would stop the job before its last step; set launcher.time_minutes "
+        f"to at least {needed} (plus a margin), raise launcher.requeues, or resume the stage "
+        "from its last checkpoint in a new job (`dvc repro` again)"
     ]
 
 

@@ -9,7 +9,9 @@ process carries FOURDS_LAUNCHED=1 in its environment and runs the work itself:
               nproc_per_node processes and wait for it
     slurm     submit this command with submitit as one job of nnodes x nproc_per_node tasks
               (one per GPU), each task joining the process group from Slurm's environment,
-              and wait for it, so that the DVC stage ends when the job does
+              and wait for it, so that the DVC stage ends when the job does; a job that
+              reaches launcher.time_minutes requeues itself (up to launcher.requeues times)
+              and its command resumes from the run's last checkpoint
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from fourds.config import ConfigError, LauncherConfig
 
@@ -62,6 +65,13 @@ class SlurmTask:
         if code:
             raise RuntimeError(f"fourds {' '.join(self.argv)} exited with status {code}")
 
+    def checkpoint(self) -> Any:
+        """What submitit runs when Slurm signals the time limit: requeue the same command,
+        which resumes from the run's last checkpoint (fourds.train.pretrain)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
 
 def submit_slurm(argv: list[str], cfg: LauncherConfig, log_dir: Path):
     """Submit `fourds <argv>` as a Slurm job; returns the submitit job without waiting."""
@@ -71,7 +81,7 @@ def submit_slurm(argv: list[str], cfg: LauncherConfig, log_dir: Path):
         raise ConfigError(
             "launcher.kind='slurm' needs submitit: pip install 'fourds[slurm]'"
         ) from None
-    executor = submitit.SlurmExecutor(folder=log_dir)
+    executor = submitit.SlurmExecutor(folder=log_dir, max_num_timeout=cfg.requeues)
     options = {
         "job_name": f"fourds-{argv[0]}",
         "nodes": cfg.nnodes,
