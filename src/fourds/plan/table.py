@@ -92,11 +92,21 @@ def format_plan(
             "-" if plan.min_gpus is None else str(plan.min_gpus),
         ]
         lines.append(row(cells, widths))
-    lines += [
+    lines += _time_table(plans, cluster, pretrain.steps, measured)
+    lines += _slurm_limit(plans, params, cluster)
+    return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
+
+
+def _time_table(
+    plans: list[ScalePlan], cluster: Cluster, steps: int, measured: MeasuredSteps | None
+) -> list[str]:
+    """Per scale: its layout, FLOPs per clip, compute, communication and step times, and the
+    schedule's wall time and GPU-hours."""
+    lines = [
         "",
         f"time at {cluster.count} GPUs: compute, data-parallel communication of the layout "
         "(pinned by pretrain.data_parallel, or chosen: the fastest that fits), step (the "
-        f"longer), for {pretrain.steps:,} steps",
+        f"longer), for {steps:,} steps",
         _measured_source(measured, cluster),
     ]
     time_columns = [
@@ -118,8 +128,7 @@ def format_plan(
             "  " + plan.compute_source,
         ]
         lines.append(row(cells, widths).rstrip())
-    lines += _slurm_limit(plans, params, cluster)
-    return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
+    return lines
 
 
 def _slurm_limit(plans: list[ScalePlan], params: Params, cluster: Cluster) -> list[str]:
