@@ -1,12 +1,13 @@
 import copy
-import dataclasses
 from typing import Annotated, Literal
 
 import pytest
 import yaml
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from fourds.config import ConfigError, Params, load_params
-from fourds.config.schema import POSITIVE, at_least, parse
+from fourds.config.schema import SECTION, PositiveInt, Section, parse
 from tests.conftest import REPO_ROOT
 
 
@@ -145,12 +146,12 @@ def test_a_tubelet_entry_is_named_by_its_axis(raw):
     check_fails(raw, "models.cpu_s.tubelet=[2, 8] must have 3 entries")
 
 
-def test_field_annotations_carry_the_rules_of_any_dataclass():
-    @dataclasses.dataclass(frozen=True)
-    class Toy:
+def test_field_annotations_carry_the_rules_of_any_section():
+    @dataclass(frozen=True, config=SECTION)
+    class Toy(Section):
         mode: Literal["fast", "slow"]
-        count: Annotated[int, POSITIVE]
-        workers: Annotated[int, at_least(0, "0: none")]
+        count: PositiveInt
+        workers: Annotated[int, Field(ge=0, description="0: none")]
 
     assert parse(Toy, {"mode": "fast", "count": 1, "workers": 0}, "toy") == Toy("fast", 1, 0)
     for changes, message in [

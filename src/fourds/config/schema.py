@@ -1,51 +1,100 @@
 """Typed schema of `params.yaml`.
 
-Every section is a frozen dataclass. `parse(cls, data, path)` turns a plain mapping into the
-dataclass, checking that keys are known and that each value fits its field's annotation: a
-`Literal[NAMES]` field takes one of the names in the tuple NAMES (the tuples below, which other
-modules import too), an `Annotated[int, rule]` field a number that keeps the `Rule`, such as
-`POSITIVE`. A class's `check(path)` then checks the rules that relate several fields. Every error
-is a `ConfigError` whose message starts with the key path and the offending value, for example
+Every section is a frozen pydantic dataclass (a `Section`): the rest of fourds reads it as a
+plain dataclass (attributes, `dataclasses.replace`, `asdict`, `fields`), and building one,
+from params.yaml or in code, validates it. A field's annotation says what its key takes: a
+`Literal` alias such as `Precision` one of its names; a bounded number type such as
+`PositiveInt` (`Annotated[int, Field(gt=0)]`) a number in its range, the field's description
+saying what a bound means (`Field(ge=0, description="0: off")`); a pattern or a union, the
+description says what it must be. Numbers, booleans and strings are strict ("8" is no integer,
+1 no boolean); an integer given for a float becomes that float. A section's `check(path)` then
+checks the rules that relate several of its fields.
+
+`parse(cls, data, path)` builds a section from the plain mapping read from YAML, which must give
+every key (those with a default too) and no other. Every error is a `ConfigError` whose message
+starts with the key path and the offending value, for example
 `models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-import types
 import typing
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fourds.errors import ConfigError
 
-ATTENTION_BACKENDS = ("sdpa", "xformers", "math")
-REGIMES = ("frozen", "finetuned", "random_init")
-DEPTH_ALIGNMENTS = ("none", "median", "least_squares")
-DEPTH_AVERAGINGS = ("per_image", "pooled")
-POSE_PAIRS = ("first", "all")
-DEPTH_LOSSES = ("log_l1", "abs_rel")
-TRACKING_QUERIES = ("random", "first")
-POSE_READOUTS = ("attention", "correlation")
-TRACKING_READOUTS = ("attention", "motion")
-DEVICES = ("cpu", "cuda", "auto")
-MASK_TYPES = ("random", "tube")
-DECODERS = ("mae_st", "queries")
-RESIDUAL_INITS = ("xavier", "depth_scaled", "zero")
-LR_SCALINGS = ("all", "hidden")
-PRECISIONS = ("fp32", "bf16")
-LAYOUTS = ("fsdp", "hsdp", "ddp")  # data-parallel layouts of a multi-process run
-LAUNCHERS = ("local", "torchrun", "slurm")
-CROPS = ("center", "stretch")
-SHARD_FORMATS = ("npz", "webdataset")  # fourds.data.shards.FORMATS
+AttentionBackend = Literal["sdpa", "xformers", "math"]
+Regime = Literal["frozen", "finetuned", "random_init"]
+DepthAlignment = Literal["none", "median", "least_squares"]
+DepthAveraging = Literal["per_image", "pooled"]
+PosePairs = Literal["first", "all"]
+DepthLoss = Literal["log_l1", "abs_rel"]
+TrackingQueries = Literal["random", "first"]
+PoseReadout = Literal["attention", "correlation"]
+TrackingReadout = Literal["attention", "motion"]
+Device = Literal["cpu", "cuda", "auto"]
+MaskType = Literal["random", "tube"]
+Decoder = Literal["mae_st", "queries"]
+ResidualInit = Literal["xavier", "depth_scaled", "zero"]
+LrScaling = Literal["all", "hidden"]
+Precision = Literal["fp32", "bf16"]
+Layout = Literal["fsdp", "hsdp", "ddp"]  # data-parallel layouts of a multi-process run
+Launcher = Literal["local", "torchrun", "slurm"]
+Crop = Literal["center", "stretch"]
+ShardFormat = Literal["npz", "webdataset"]  # fourds.data.shards.FORMATS
+FeatureExtractor = Literal["fourds", "inception"]
+# The names of those that other modules check or offer as choices
+ATTENTION_BACKENDS = typing.get_args(AttentionBackend)
+REGIMES = typing.get_args(Regime)
+DEPTH_ALIGNMENTS = typing.get_args(DepthAlignment)
+DEPTH_AVERAGINGS = typing.get_args(DepthAveraging)
+POSE_PAIRS = typing.get_args(PosePairs)
+LAYOUTS = typing.get_args(Layout)
+CROPS = typing.get_args(Crop)
+SHARD_FORMATS = typing.get_args(ShardFormat)
 VIDEO_LIST_FORMATS = ("ssv2", "kinetics")  # fourds.data.labelled: split files name the videos
 VIDEO_FOLDER_FORMATS = (*VIDEO_LIST_FORMATS, "perception_test")  # read source.videos
-FEATURE_EXTRACTORS = ("fourds", "inception")
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
 MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, decoded
+
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+PositiveFloat = Annotated[StrictFloat, Field(gt=0)]
+Fraction = Annotated[StrictFloat, Field(ge=0, lt=1)]
+PositiveFraction = Annotated[StrictFloat, Field(gt=0, le=1)]
+Extent = tuple[PositiveInt, PositiveInt, PositiveInt]  # (time, height, width): [t], [h], [w]
+# (low, high) ranges; a class's check() says low <= high (see _ordered)
+FractionRange = tuple[PositiveFraction, PositiveFraction]
+PositiveRange = tuple[PositiveFloat, PositiveFloat]
+FolderMd5 = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[0-9a-f]{32}\.dir$",
+        description="DVC's md5 of a folder: 32 hex digits and .dir (the md5 of its .dvc file)",
+    ),
+]
+Key = Annotated[str, BeforeValidator(str)]  # a mapping's key (YAML reads `1:` as a number)
+
+# A section's key path in the messages of its check() while pydantic validates it: pydantic
+# knows where the section is, its validators do not; parse puts the path in.
+HERE = "<section>"
+SECTION = ConfigDict(extra="forbid")  # every section's pydantic config: unknown keys are refused
 
 
 def _require(condition: bool, message: str) -> None:
@@ -65,46 +114,37 @@ def _divisible(config: Any, path: str, name: str, by: str) -> None:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """A range a numeric field must lie in, declared on the field: `Annotated[int, POSITIVE]`.
+@dataclass(frozen=True, config=SECTION)
+class Section:
+    """A section of params.yaml (the root, `Params`, too): the fields of a subclass, and its
+    `check`, run by pydantic once its fields are valid."""
 
-    On a (t, h, w) tuple it applies to each entry, named by its axis (`tubelet[t]`).
-    """
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _every_key(cls, data: Any) -> Any:
+        """A mapping (parse's) gives every key, those with a default too. Unknown keys are left
+        to extra="forbid", which parse reports before missing ones."""
+        if isinstance(data, dict):
+            names = [field.name for field in dataclasses.fields(cls)]
+            missing = [name for name in names if name not in data]
+            if missing and set(data) <= set(names):
+                raise PydanticCustomError(
+                    "missing_keys", "missing key(s) {missing}", {"missing": missing}
+                )
+        return data
 
-    holds: Callable[[Any], bool]
-    text: str
+    @pydantic.model_validator(mode="after")
+    def _related(self) -> Section:
+        self.check(HERE)
+        return self
 
-    def check(self, value: Any, path: str) -> None:
-        if isinstance(value, tuple):
-            for axis, item in zip("thw", value, strict=True):
-                self.check(item, f"{path}[{axis}]")
-        else:
-            _require(self.holds(value), f"{path}={value!r} {self.text}")
-
-
-def at_least(low: int, hint: str = "") -> Rule:
-    """`value >= low`; `hint` says what the bound itself means, e.g. "0: off"."""
-    return Rule(lambda value: value >= low, f"must be >= {low}" + (f" ({hint})" if hint else ""))
-
-
-POSITIVE = Rule(lambda value: value > 0, "must be positive")
-FRACTION = Rule(lambda value: 0 <= value < 1, "must be in [0, 1)")
-POSITIVE_FRACTION = Rule(lambda value: 0 < value <= 1, "must be in (0, 1]")
-FOLDER_MD5 = Rule(
-    lambda value: re.fullmatch(r"[0-9a-f]{32}\.dir", value) is not None,
-    "must be DVC's md5 of a folder: 32 hex digits and .dir (the md5 of its .dvc file)",
-)
-PositiveInt = Annotated[int, POSITIVE]
-PositiveFloat = Annotated[float, POSITIVE]
-Extent = Annotated[tuple[int, int, int], POSITIVE]  # (time, height, width)
-# (low, high) ranges; a class's check() says low <= high (see _ordered)
-FractionRange = tuple[Annotated[float, POSITIVE_FRACTION], Annotated[float, POSITIVE_FRACTION]]
-PositiveRange = tuple[PositiveFloat, PositiveFloat]
+    def check(self, path: str) -> None:
+        """Check the rules that relate several fields, naming keys after `path` (the section's
+        key path): none unless a section says otherwise."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
+@dataclass(frozen=True, config=SECTION)
+class ModelConfig(Section):
     """One encoder architecture of the ladder (a plain 4DS video ViT).
 
     qk_norm, parallel_blocks and bias=False are the ViT-22B recipe for the largest scales.
@@ -115,20 +155,20 @@ class ModelConfig:
     heads: PositiveInt
     mlp_dim: PositiveInt
     tubelet: Extent
-    qk_norm: bool
-    parallel_blocks: bool
-    bias: bool
+    qk_norm: StrictBool
+    parallel_blocks: StrictBool
+    bias: StrictBool
 
     def check(self, path: str) -> None:
         _divisible(self, path, "width", "heads")
 
 
-@dataclasses.dataclass(frozen=True)
-class LadderConfig:
+@dataclass(frozen=True, config=SECTION)
+class LadderConfig(Section):
     """The scaling ladder: the model names to pretrain and evaluate, smallest first."""
 
-    name: str
-    scales: tuple[str, ...]
+    name: StrictStr
+    scales: tuple[StrictStr, ...]
 
     def check(self, path: str) -> None:
         _require(len(self.scales) > 0, f"{path}.scales is empty: list at least one model")
@@ -138,17 +178,17 @@ class LadderConfig:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class RuntimeConfig:
+@dataclass(frozen=True, config=SECTION)
+class RuntimeConfig(Section):
     """Where and how the stages compute."""
 
-    device: Literal[DEVICES]
-    attention: Literal[ATTENTION_BACKENDS]
-    threads: Annotated[int, at_least(0, "0: default")]
+    device: Device
+    attention: AttentionBackend
+    threads: Annotated[StrictInt, Field(ge=0, description="0: default")]
 
 
-@dataclasses.dataclass(frozen=True)
-class LauncherConfig:
+@dataclass(frozen=True, config=SECTION)
+class LauncherConfig(Section):
     """How the pretrain stage is started: in place, under torchrun, or as a Slurm job.
 
     nnodes x nproc_per_node processes in all. The Slurm fields (partition, account,
@@ -158,17 +198,17 @@ class LauncherConfig:
     checkpoint), so a stage may take up to (requeues + 1) x time_minutes.
     """
 
-    kind: Literal[LAUNCHERS]
+    kind: Launcher
     nnodes: PositiveInt
     nproc_per_node: PositiveInt
-    rdzv_endpoint: str
-    partition: str
-    account: str
-    gpus_per_node: Annotated[int, at_least(0, "0: cluster default")]
-    cpus_per_task: Annotated[int, at_least(0, "0: cluster default")]
-    mem_gb: Annotated[int, at_least(0, "0: cluster default")]
-    time_minutes: Annotated[int, at_least(0, "0: cluster default")]
-    requeues: Annotated[int, at_least(0, "0: a job that reaches its limit ends")]
+    rdzv_endpoint: StrictStr
+    partition: StrictStr
+    account: StrictStr
+    gpus_per_node: Annotated[StrictInt, Field(ge=0, description="0: cluster default")]
+    cpus_per_task: Annotated[StrictInt, Field(ge=0, description="0: cluster default")]
+    mem_gb: Annotated[StrictInt, Field(ge=0, description="0: cluster default")]
+    time_minutes: Annotated[StrictInt, Field(ge=0, description="0: cluster default")]
+    requeues: Annotated[StrictInt, Field(ge=0, description="0: a job that reaches its limit ends")]
 
     def check(self, path: str) -> None:
         _require(
@@ -181,8 +221,8 @@ class LauncherConfig:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class CurateConfig:
+@dataclass(frozen=True, config=SECTION)
+class CurateConfig(Section):
     """How raw videos are cut into readout clips and pretraining segments.
 
     The readout splits hold fixed clips of clip_frames frames, every frame_stride-th one; the
@@ -223,15 +263,15 @@ class CurateConfig:
     pretrain_frames: PositiveInt
     resolution: PositiveInt
     clips_per_shard: PositiveInt
-    fps: Annotated[float, at_least(0, "0: keep the source rate")]
-    crop: Literal[CROPS]
+    fps: Annotated[StrictFloat, Field(ge=0, description="0: keep the source rate")]
+    crop: Crop
     max_frame_pixels: PositiveInt = MAX_FRAME_PIXELS
     max_queued_mib: PositiveInt = MAX_QUEUED_MIB
     max_decoded_mib: PositiveInt = MAX_DECODED_MIB
-    workers: Annotated[int, at_least(0, "0: decode in the main process")] = 0
-    pretrain_format: Literal[SHARD_FORMATS] = "npz"
-    data: str = "data"
-    pinned_data: dict[str, Annotated[str, FOLDER_MD5]] = dataclasses.field(default_factory=dict)
+    workers: Annotated[StrictInt, Field(ge=0, description="0: decode in the main process")] = 0
+    pretrain_format: ShardFormat = "npz"
+    data: StrictStr = "data"
+    pinned_data: dict[Key, FolderMd5] = dataclasses.field(default_factory=dict)
 
     @property
     def span(self) -> int:
@@ -239,8 +279,8 @@ class CurateConfig:
         return (self.clip_frames - 1) * self.frame_stride + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class MAEConfig:
+@dataclass(frozen=True, config=SECTION)
+class MAEConfig(Section):
     """Masked auto-encoding: masking, the decoder and the pixel loss.
 
     `decoder` picks how masked content is predicted:
@@ -260,23 +300,23 @@ class MAEConfig:
                       width (the encoder starts as its tubelet embedding).
     """
 
-    mask_ratio: Annotated[float, FRACTION]
-    mask_type: Literal[MASK_TYPES]
-    norm_pix_loss: bool
-    decoder: Literal[DECODERS]
+    mask_ratio: Fraction
+    mask_type: MaskType
+    norm_pix_loss: StrictBool
+    decoder: Decoder
     decoder_width: PositiveInt
     decoder_depth: PositiveInt
     decoder_heads: PositiveInt
     query_blocks: PositiveInt
     query_stride: Extent
-    residual_init: Literal[RESIDUAL_INITS]
+    residual_init: ResidualInit
 
     def check(self, path: str) -> None:
         _divisible(self, path, "decoder_width", "decoder_heads")
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainConfig:
+@dataclass(frozen=True, config=SECTION)
+class PretrainConfig(Section):
     """The MAE pretraining run: how its examples are sampled, and its optimisation.
 
     Every example is sampled as MAE-ST samples it, from a random pretraining segment: a window of
@@ -315,23 +355,27 @@ class PretrainConfig:
     steps: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
-    lr_reference_width: Annotated[int, at_least(0, "0: the same lr at every width")]
-    lr_scaling: Literal[LR_SCALINGS]
-    weight_decay: Annotated[float, at_least(0)]
-    warmup_steps: int
-    grad_clip: Annotated[float, at_least(0, "0: off")]
-    seed: int
+    lr_reference_width: Annotated[
+        StrictInt, Field(ge=0, description="0: the same lr at every width")
+    ]
+    lr_scaling: LrScaling
+    weight_decay: Annotated[StrictFloat, Field(ge=0)]
+    warmup_steps: StrictInt
+    grad_clip: Annotated[StrictFloat, Field(ge=0, description="0: off")]
+    seed: StrictInt
     log_every: PositiveInt
-    checkpoint_every: int
+    checkpoint_every: StrictInt
     keep_checkpoints: PositiveInt
-    loader_workers: Annotated[int, at_least(0, "0: main thread")]
+    loader_workers: Annotated[StrictInt, Field(ge=0, description="0: main thread")]
     prefetch: PositiveInt
-    activation_checkpointing: bool | tuple[str, ...]
-    data_parallel: dict[str, Literal[LAYOUTS]]
-    precision: Literal[PRECISIONS]
-    micro_batch: Annotated[int, at_least(0, "0: the whole per-process batch")]
-    compile: bool
-    shards_url: str = ""
+    activation_checkpointing: Annotated[
+        StrictBool | tuple[StrictStr, ...], Field(description="bool or a list")
+    ]
+    data_parallel: dict[Key, Layout]
+    precision: Precision
+    micro_batch: Annotated[StrictInt, Field(ge=0, description="0: the whole per-process batch")]
+    compile: StrictBool
+    shards_url: StrictStr = ""
 
     def checkpoints(self, scale: str) -> bool:
         """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:
@@ -363,8 +407,8 @@ class PretrainConfig:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class ReadoutConfig:
+@dataclass(frozen=True, config=SECTION)
+class ReadoutConfig(Section):
     """Settings shared by every readout stage.
 
     tasks: the readout tasks to run, rows of the task table (fourds.evaluate.tasks.TASKS, which
@@ -414,24 +458,24 @@ class ReadoutConfig:
         on disk.
     """
 
-    tasks: tuple[str, ...]
-    readout_depth: Annotated[float, POSITIVE_FRACTION]
-    regimes: tuple[Literal[REGIMES], ...]
+    tasks: tuple[StrictStr, ...]
+    readout_depth: PositiveFraction
+    regimes: tuple[Regime, ...]
     finetune_lr_scale: PositiveFloat
-    cache_features: bool
-    precision: Literal[PRECISIONS]
-    depth_alignment: Literal[DEPTH_ALIGNMENTS]
-    depth_averaging: Literal[DEPTH_AVERAGINGS]
+    cache_features: StrictBool
+    precision: Precision
+    depth_alignment: DepthAlignment
+    depth_averaging: DepthAveraging
     depth_range: PositiveRange
-    pose_pairs: Literal[POSE_PAIRS]
-    seed: int
-    start_at_baseline: bool = True
-    depth_loss: Literal[DEPTH_LOSSES] = "abs_rel"
-    tracking_queries: Literal[TRACKING_QUERIES] = "first"
-    tracking_static: Annotated[float, FRACTION] = 0.1
-    pose_readout: Literal[POSE_READOUTS] = "attention"
-    tracking_readout: Literal[TRACKING_READOUTS] = "attention"
-    max_host_mib: Annotated[int, at_least(0, "0: always on disk")] = 4096
+    pose_pairs: PosePairs
+    seed: StrictInt
+    start_at_baseline: StrictBool = True
+    depth_loss: DepthLoss = "abs_rel"
+    tracking_queries: TrackingQueries = "first"
+    tracking_static: Fraction = 0.1
+    pose_readout: PoseReadout = "attention"
+    tracking_readout: TrackingReadout = "attention"
+    max_host_mib: Annotated[StrictInt, Field(ge=0, description="0: always on disk")] = 4096
 
     def check(self, path: str) -> None:
         _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
@@ -443,8 +487,8 @@ class ReadoutConfig:
         _require(low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max")
 
 
-@dataclasses.dataclass(frozen=True)
-class SourceConfig:
+@dataclass(frozen=True, config=SECTION)
+class SourceConfig(Section):
     """Where a readout's train and test clips come from.
 
     format: "synthetic" reads the curated corpus's readout-train and readout-test shards (train
@@ -468,11 +512,11 @@ class SourceConfig:
         formats.
     """
 
-    format: str
-    train: str
-    test: str
+    format: StrictStr
+    train: StrictStr
+    test: StrictStr
     frame_stride: PositiveInt
-    videos: str = ""
+    videos: StrictStr = ""
 
     def check(self, path: str) -> None:
         given = bool(self.train), bool(self.test)
@@ -500,8 +544,8 @@ class SourceConfig:
             )
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskReadoutConfig:
+@dataclass(frozen=True, config=SECTION)
+class TaskReadoutConfig(Section):
     """The readout of one task: its size and training schedule (AdamW, cosine decay), its data,
     and optionally a trained readout to score instead of training one.
 
@@ -523,18 +567,18 @@ class TaskReadoutConfig:
     steps: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
-    weight_decay: Annotated[float, at_least(0)]
+    weight_decay: Annotated[StrictFloat, Field(ge=0)]
     source: SourceConfig
-    pretrained: str
-    pretrain_clips: Annotated[int, at_least(0)] = 0
+    pretrained: StrictStr
+    pretrain_clips: Annotated[StrictInt, Field(ge=0)] = 0
     seeds: PositiveInt = 1
 
     def check(self, path: str) -> None:
         _divisible(self, path, "width", "heads")
 
 
-@dataclasses.dataclass(frozen=True)
-class FidelityConfig:
+@dataclass(frozen=True, config=SECTION)
+class FidelityConfig(Section):
     """Reconstruction fidelity: FID, KID and PSNR between held-out frames and their MAE
     reconstructions (visible patches from the input, masked ones predicted), per scale.
 
@@ -558,17 +602,17 @@ class FidelityConfig:
     seed: the masks (mae.mask_ratio and mask_type of the checkpoint) and KID's subsets.
     """
 
-    feature_extractor: Literal[FEATURE_EXTRACTORS]
-    encoder_weights: str
-    extractor_scale: str
-    inception_weights: str
-    precision: Literal[PRECISIONS]
-    clips: Annotated[int, at_least(0, "0: all")]
-    frames_per_clip: Annotated[int, at_least(0, "0: all")]
-    kid_subset_size: Annotated[int, at_least(2)]
+    feature_extractor: FeatureExtractor
+    encoder_weights: StrictStr
+    extractor_scale: StrictStr
+    inception_weights: StrictStr
+    precision: Precision
+    clips: Annotated[StrictInt, Field(ge=0, description="0: all")]
+    frames_per_clip: Annotated[StrictInt, Field(ge=0, description="0: all")]
+    kid_subset_size: Annotated[StrictInt, Field(ge=2)]
     kid_subsets: PositiveInt
     batch_size: PositiveInt
-    seed: int
+    seed: StrictInt
 
     def check(self, path: str) -> None:
         if self.feature_extractor == "inception":
@@ -599,19 +643,19 @@ class FidelityConfig:
             )
 
 
-@dataclasses.dataclass(frozen=True)
-class Params:
+@dataclass(frozen=True, config=SECTION)
+class Params(Section):
     """The whole of `params.yaml`."""
 
     ladder: LadderConfig
-    models: dict[str, ModelConfig]
+    models: dict[Key, ModelConfig]
     runtime: RuntimeConfig
     launcher: LauncherConfig
     curate: CurateConfig
     mae: MAEConfig
     pretrain: PretrainConfig
     readout: ReadoutConfig
-    readouts: dict[str, TaskReadoutConfig]
+    readouts: dict[Key, TaskReadoutConfig]
     fidelity: FidelityConfig
 
     def check(self, path: str) -> None:
@@ -702,78 +746,123 @@ class Params:
         return self.models[scale]
 
 
-def _convert(kind: Any, value: Any, path: str) -> Any:
-    """Check `value` against the annotation `kind` and convert lists to tuples."""
-    origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
-        return parse(kind, value, path)
-    if origin is Annotated:
-        kind, *rules = typing.get_args(kind)
-        value = _convert(kind, value, path)
-        for rule in rules:
-            rule.check(value, path)
-        return value
-    if origin is Literal:
-        names = typing.get_args(kind)
-        _require(value in names, f"{path}={value!r} is not one of {list(names)}")
-        return value
-    if origin is dict:
-        _, item_kind = typing.get_args(kind)
-        _require(isinstance(value, dict), f"{path}={value!r} must be a mapping")
-        return {str(k): _convert(item_kind, v, f"{path}.{k}") for k, v in value.items()}
-    if origin is tuple:
-        args = typing.get_args(kind)
-        _require(isinstance(value, (list, tuple)), f"{path}={value!r} must be a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
-        _require(len(value) == len(args), f"{path}={list(value)} must have {len(args)} entries")
-        return tuple(
-            _convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        _require(ok, f"{path}={value!r} must be a number")
-        return float(value)
-    if kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        _require(ok, f"{path}={value!r} must be an integer")
-        return value
-    if origin in (types.UnionType, typing.Union):
-        for option in typing.get_args(kind):
-            try:
-                return _convert(option, value, path)
-            except ConfigError:
-                continue
-        names = " or ".join(_kind_name(option) for option in typing.get_args(kind))
-        raise ConfigError(f"{path}={value!r} must be {names}")
-    _require(isinstance(value, kind), f"{path}={value!r} must be of type {kind.__name__}")
-    return value
-
-
-def _kind_name(kind: Any) -> str:
-    """`bool`, or `a list` for tuple annotations (for error messages)."""
-    return "a list" if typing.get_origin(kind) is tuple else kind.__name__
-
-
 def parse(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass `cls` from a mapping, checking keys, types and the class's own rules.
+    """Build section `cls` from a mapping, checking keys, types and the section's own rules.
 
     Args:
-        cls: a dataclass of this module.
+        cls: a `Section`.
         data: the mapping read from YAML.
         path: key path of `data` inside params.yaml ("" for the root).
+
+    Raises:
+        ConfigError: the first error pydantic found, in one line (`_message`).
     """
-    where = path or "params.yaml"
-    _require(isinstance(data, dict), f"{where} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls, include_extras=True)
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(fields))
-    _require(not unknown, f"{where} has unknown key(s) {unknown} (known: {fields})")
-    missing = [name for name in fields if name not in data]
-    _require(not missing, f"{where} is missing key(s) {missing}")
-    prefix = f"{path}." if path else ""
-    values = {name: _convert(hints[name], data[name], prefix + name) for name in fields}
-    instance = cls(**values)
-    if hasattr(instance, "check"):  # the rules that relate several fields
-        instance.check(path)
-    return instance
+    try:
+        return pydantic.TypeAdapter(cls).validate_python(data)
+    except pydantic.ValidationError as error:
+        raise ConfigError(_message(cls, error.errors(), path)) from None
+
+
+_TYPES = {  # pydantic's error type -> what the value must be
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be of type bool",
+    "string_type": "must be of type str",
+    "dict_type": "must be a mapping",
+    "tuple_type": "must be a list",
+}
+
+
+def _message(cls: type, errors: list[ErrorDetails], path: str) -> str:
+    """The message of the first of pydantic's `errors` in `cls` (at `path`): key path, value,
+    what is allowed."""
+    error = _first(errors)
+    kind, loc, value = error["type"], error["loc"], error["input"]
+    if kind == "unexpected_keyword_argument":
+        where, info = _locate(cls, loc[:-1], path)
+        unknown = sorted(
+            e["loc"][-1] for e in errors if e["type"] == kind and e["loc"][:-1] == loc[:-1]
+        )
+        known = [field.name for field in dataclasses.fields(info.annotation)]
+        return f"{where or 'params.yaml'} has unknown key(s) {unknown} (known: {known})"
+    if kind in ("missing", "too_long"):  # a list (a tuple field) of the wrong length
+        where, info = _locate(cls, loc[:-1] if kind == "missing" else loc, path)
+        return f"{where}={list(value)} must have {len(typing.get_args(info.annotation))} entries"
+    where, info = _locate(cls, loc, path)
+    if kind == "missing_keys":
+        return f"{where or 'params.yaml'} is missing key(s) {error['ctx']['missing']}"
+    if kind == "dataclass_type":
+        return f"{where or 'params.yaml'} must be a mapping, got {value!r}"
+    if kind == "value_error":  # a section's check()
+        return str(error["ctx"]["error"]).replace(HERE, where)
+    if typing.get_origin(info.annotation) is typing.Union or kind == "string_pattern_mismatch":
+        rule = f"must be {info.description}"
+    elif kind == "literal_error":
+        rule = f"is not one of {list(typing.get_args(info.annotation))}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        rule = _range(info)
+        if info.annotation is float:
+            value = float(value)
+    else:
+        rule = _TYPES.get(kind, error["msg"])
+    return f"{where}={value!r} {rule}"
+
+
+def _first(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The error to report: pydantic lists errors in key order, but a section's unknown (then
+    missing) keys, and a list's length, come before any error inside it."""
+
+    def shape(error: ErrorDetails) -> tuple | None:
+        """Where the section or list is whose keys or length `error` is about (None: not such
+        an error)."""
+        loc = error["loc"]
+        return {"unexpected_keyword_argument": loc[:-1], "missing": loc[:-1], "too_long": loc}.get(
+            error["type"]
+        )
+
+    first = errors[0]["loc"]
+    shaped = [e for e in errors if (at := shape(e)) is not None and first[: len(at)] == at]
+    return min(
+        shaped,
+        key=lambda e: (len(shape(e)), e["type"] != "unexpected_keyword_argument"),
+        default=errors[0],
+    )
+
+
+def _locate(cls: type, loc: tuple[int | str, ...], path: str) -> tuple[str, FieldInfo]:
+    """The key path of the value at pydantic's `loc` in section `cls` (itself at `path`), and
+    the annotation that value answers to. A union ends the walk: the rest of `loc` names its
+    branches."""
+    info = FieldInfo.from_annotation(cls)
+    for key in loc:
+        kind = info.annotation
+        args = typing.get_args(kind)
+        if dataclasses.is_dataclass(kind):
+            info = kind.__pydantic_fields__[key]
+            path = f"{path}.{key}" if path else str(key)
+        elif typing.get_origin(kind) is dict:
+            info = FieldInfo.from_annotation(args[1])
+            path = f"{path}.{key}"
+        elif typing.get_origin(kind) is tuple:
+            info = FieldInfo.from_annotation(args[0] if args[-1] is Ellipsis else args[key])
+            path += f"[{'thw'[key] if kind == Extent else key}]"
+        else:
+            break
+    return path, info
+
+
+def _range(info: FieldInfo) -> str:
+    """What a bounded number must be: "positive", ">= 0 (0: off)", "in [0, 1)"."""
+    bound = {
+        name: getattr(rule, name)
+        for rule in info.metadata
+        for name in ("gt", "ge", "lt", "le")
+        if hasattr(rule, name)
+    }
+    if bound == {"gt": 0}:
+        return "must be positive"
+    if bound.keys() == {"ge"}:
+        return f"must be >= {bound['ge']}" + (f" ({info.description})" if info.description else "")
+    low = f"[{bound['ge']}" if "ge" in bound else f"({bound['gt']}"
+    high = f"{bound['le']}]" if "le" in bound else f"{bound['lt']})"
+    return f"must be in {low}, {high}"
