@@ -763,6 +763,7 @@ def parse(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(_message(cls, error.errors(), path)) from None
 
 
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")  # error types
 _TYPES = {  # pydantic's error type -> what the value must be
     "int_type": "must be an integer",
     "float_type": "must be a number",
@@ -788,7 +789,7 @@ def _message(cls: type, errors: list[ErrorDetails], path: str) -> str:
     if kind in ("missing", "too_long"):  # a list (a tuple field) of the wrong length
         where, info = _locate(cls, loc[:-1] if kind == "missing" else loc, path)
         return f"{where}={list(value)} must have {len(typing.get_args(info.annotation))} entries"
-    where, info = _locate(cls, loc, path)
+    where, info = _locate(cls, loc, path, axes=kind in _BOUNDS)
     if kind == "missing_keys":
         return f"{where or 'params.yaml'} is missing key(s) {error['ctx']['missing']}"
     if kind == "dataclass_type":
@@ -799,7 +800,7 @@ def _message(cls: type, errors: list[ErrorDetails], path: str) -> str:
         rule = f"must be {info.description}"
     elif kind == "literal_error":
         rule = f"is not one of {list(typing.get_args(info.annotation))}"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+    elif kind in _BOUNDS:
         rule = _range(info)
         if info.annotation is float:
             value = float(value)
@@ -829,10 +830,13 @@ def _first(errors: list[ErrorDetails]) -> ErrorDetails:
     )
 
 
-def _locate(cls: type, loc: tuple[int | str, ...], path: str) -> tuple[str, FieldInfo]:
+def _locate(
+    cls: type, loc: tuple[int | str, ...], path: str, axes: bool = False
+) -> tuple[str, FieldInfo]:
     """The key path of the value at pydantic's `loc` in section `cls` (itself at `path`), and
     the annotation that value answers to. A union ends the walk: the rest of `loc` names its
-    branches."""
+    branches. With `axes` an `Extent`'s entries are named by axis (`tubelet[h]`), as the
+    messages of ranges name them."""
     info = FieldInfo.from_annotation(cls)
     for key in loc:
         kind = info.annotation
@@ -845,7 +849,7 @@ def _locate(cls: type, loc: tuple[int | str, ...], path: str) -> tuple[str, Fiel
             path = f"{path}.{key}"
         elif typing.get_origin(kind) is tuple:
             info = FieldInfo.from_annotation(args[0] if args[-1] is Ellipsis else args[key])
-            path += f"[{'thw'[key] if kind == Extent else key}]"
+            path += f"[{'thw'[key] if axes and kind == Extent else key}]"
         else:
             break
     return path, info
