@@ -58,7 +58,7 @@ Launcher = Literal["local", "torchrun", "slurm"]
 Crop = Literal["center", "stretch"]
 ShardFormat = Literal["npz", "webdataset"]  # fourds.data.shards.FORMATS
 FeatureExtractor = Literal["fourds", "inception"]
-# The names of those that other modules check or offer as choices
+# The names of the choices that other modules check or offer (as a command's choices)
 ATTENTION_BACKENDS = typing.get_args(AttentionBackend)
 REGIMES = typing.get_args(Regime)
 DEPTH_ALIGNMENTS = typing.get_args(DepthAlignment)
@@ -116,8 +116,8 @@ def _divisible(config: Any, path: str, name: str, by: str) -> None:
 
 @dataclass(frozen=True, config=SECTION)
 class Section:
-    """A section of params.yaml (the root, `Params`, too): the fields of a subclass, and its
-    `check`, run by pydantic once its fields are valid."""
+    """Base of every section of params.yaml (of `Params`, the root, too): pydantic validates a
+    subclass's fields, then calls its `check`."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
