@@ -186,7 +186,7 @@ BLOCKER = """
 import importlib.abc, sys
 class Blocked(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"dvc", "dvclive", "av", "hydra", "omegaconf", "pydantic"}:
+        if name.split(".")[0] in {"dvc", "dvclive", "av", "hydra", "omegaconf"}:
             raise ImportError(f"{name} is not installed here")
 sys.meta_path.insert(0, Blocked())
 sys.path.insert(0, "benchmarks")
