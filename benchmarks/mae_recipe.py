@@ -112,7 +112,7 @@ def benchmark_params(quick: bool, steps: int | None, size: int) -> tuple[Params,
     tiny = setups.TINY
     params = dataclasses.replace(
         params,
-        models={tiny.name: tiny.model},
+        models={**params.models, tiny.name: tiny.model},
         curate=dataclasses.replace(params.curate, clip_frames=tiny.frames, resolution=size),
         mae=setups.tiny_mae(params.mae),
         pretrain=dataclasses.replace(
