@@ -87,14 +87,15 @@ def main() -> None:
             params, curated = quick_setup(scratch)
         else:
             params, curated = args.params.resolve(), args.curated.resolve()
-        scales = list(load_params(params).ladder.scales)
+        loaded = load_params(params)
+        scales = list(loaded.ladder.scales)
         seeds = [int(seed) for seed in args.seeds.split(",")]
+        seeded = {seed: seeded_params(params, seed, scratch) for seed in seeds}  # before any run
         runs = [(seed, scale) for seed in seeds for scale in reversed(scales)]  # largest first
 
         def run(seed_scale: tuple[int, str]) -> float:
             seed, scale = seed_scale
-            out = scratch / f"seed{seed}" / scale
-            return pretrain(seeded_params(params, seed, scratch), scale, curated, out)
+            return pretrain(seeded[seed], scale, curated, scratch / f"seed{seed}" / scale)
 
         with ThreadPoolExecutor(args.jobs) as pool:
             finals = dict(zip(runs, pool.map(run, runs), strict=True))
@@ -111,7 +112,7 @@ def main() -> None:
         results = {f"seed_{seed}": loss_order(by_seed[seed], scales) for seed in sorted(by_seed)}
         config = {"params": "quick" if args.quick else str(args.params), "scales": scales,
                   "new_seeds": seeds, "shipped": shipped, "jobs": args.jobs,
-                  "steps": load_params(params).pretrain.steps}  # fmt: skip
+                  "steps": loaded.pretrain.steps}  # fmt: skip
     harness.write_result(NAME, args.out, torch.device("cpu"), config, results, started)
 
 

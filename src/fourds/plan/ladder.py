@@ -96,13 +96,13 @@ def layout_options(
     usable: float,
 ) -> list[LayoutOption]:  # fmt: skip
     """Every layout the cluster can run (hsdp only over whole nodes of more than one)."""
-    options = []
+    options, trained = [], parameter_layout(setup).total
     for layout in LAYOUTS:
         shards = shard_count(layout, cluster)
         if layout == "hsdp" and (cluster.count % shards or shards == cluster.count):
             continue
         memory = memory_per_device(setup, shards, clips, checkpointing)
-        comm_s = layout_seconds(layout, parameter_layout(setup).total, cluster, setup.compute_bytes)
+        comm_s = layout_seconds(layout, trained, cluster, setup.compute_bytes)
         fits = memory.peak <= usable
         options.append(LayoutOption(layout, memory, fits, comm_s, max(compute_s, comm_s)))
     return options
