@@ -56,6 +56,8 @@ RUN_BY = {
     "test_official_recipe.py::test_the_official_checkpoint_recipe_runs_as_written",
     ("docs/planning.md", "Planning a run", 0): "tests/test_plan.py::"
     "test_the_readme_plan_runs_as_written",
+    ("docs/pretraining.md", "Submitting the stage yourself with sbatch", 1): "tests/train/"
+    "test_sbatch.py::test_the_doc_sbatch_commands_run_the_stage_command",
 }
 # The languages a fenced block may have: bash (commands), none (what the bash block before it
 # prints), and text shown as it is.
