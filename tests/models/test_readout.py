@@ -93,10 +93,13 @@ def test_keys_and_values_projected_before_upsampling_equal_those_of_the_upsample
     )  # fmt: skip
     torch.nn.init.normal_(readout.temporal_embed)
     torch.nn.init.normal_(readout.cross_attn.kv.bias)
-    normed = readout.feature_norm(torch.rand(2, 18, 12))
+    torch.nn.init.normal_(readout.feature_norm.weight)
+    torch.nn.init.normal_(readout.feature_norm.bias)
+    features = torch.rand(2, 18, 12)
+    normed = readout.feature_norm(features)
     context = (readout.upsample_in_time(normed) + readout.temporal_embed).flatten(1, 2)
     torch.testing.assert_close(
-        readout._upsampled_keys_values(normed), readout.cross_attn.kv(context)
+        readout._upsampled_keys_values(features), readout.cross_attn.kv(context)
     )
 
 
@@ -174,3 +177,44 @@ def test_missing_weights_name_the_fix(tmp_path):
         "docs/official-checkpoints.md",
     ):
         assert where in str(raised.value)
+
+
+def _randomised(readout: AttentionReadout) -> AttentionReadout:
+    """`readout` with every parameter drawn at random (its init zeros some)."""
+    for parameter in readout.parameters():
+        torch.nn.init.normal_(parameter, std=0.5)
+    return readout
+
+
+def test_one_learned_query_attends_in_feature_space_as_over_projected_keys_and_values():
+    torch.manual_seed(0)
+    readout = _randomised(AttentionReadout(
+        feature_dim=12, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=1, query_dim=0,
+        out_dim=3,
+    ))  # fmt: skip
+    assert readout.attends_in_feature_space()
+    features = torch.rand(4, 18, 12)
+    keys_values = readout._upsampled_keys_values(features)
+    expected = readout.cross_attn(readout.queries, keys_values=keys_values)
+    got = readout.attend_in_feature_space(features)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    parameters = list(readout.parameters())
+    grads = torch.autograd.grad(got.sin().sum(), parameters, allow_unused=True)
+    expected_grads = torch.autograd.grad(expected.sin().sum(), parameters, allow_unused=True)
+    for name, grad, expected_grad in zip(
+        [name for name, _ in readout.named_parameters()], grads, expected_grads, strict=True
+    ):
+        if expected_grad is not None:
+            torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_many_learned_queries_and_given_queries_attend_over_keys_and_values():
+    many = AttentionReadout(
+        feature_dim=12, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=8, query_dim=0,
+        out_dim=3,
+    )  # fmt: skip
+    given = AttentionReadout(
+        feature_dim=12, grid=(2, 3, 3), frames=4, width=16, heads=2, num_queries=0, query_dim=5,
+        out_dim=3,
+    )  # fmt: skip
+    assert not many.attends_in_feature_space() and not given.attends_in_feature_space()

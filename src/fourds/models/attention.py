@@ -111,16 +111,20 @@ class Attention(nn.Module):
 
         keys_values: [B, M, 2 * dim], `self.kv(context)` computed by the caller (a readout
         projects before upsampling its context: fourds.models.readout), instead of `context`.
+        x may then be [1, N, dim], the same for every item (a readout's learned queries): it is
+        projected once and read by all B.
         """
-        batch, length, dim = x.shape
+        length, dim = x.shape[1:]
         if keys_values is None:
             keys_values = self.kv(x if context is None else context)
-        q = self.q(x).view(batch, length, self.heads, -1)
+        batch = keys_values.shape[0]
+        q = self.q(x).view(-1, length, self.heads, dim // self.heads)
         k, v = keys_values.view(batch, -1, 2, self.heads, dim // self.heads).unbind(2)
         # Normalised per head before heads move to dim 1, so q and k keep the [B, N, heads,
         # head_dim] memory order and so does the output (merging heads is a view on every
         # backend). Under autocast the QK LayerNorms return fp32 while v is bf16: attention
         # gets one dtype.
-        q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
+        q = self.q_norm(q).to(v.dtype).expand(batch, -1, -1, -1)
+        k = self.k_norm(k).to(v.dtype)
         out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), self.backend)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))

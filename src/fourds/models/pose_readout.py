@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fourds.models.folded_norm import project_normalized
 from fourds.models.readout import torch_bicubic_resize_matrix
 
 
@@ -162,7 +163,7 @@ class CorrelationPoseReadout(nn.Module):
         `queries` is ignored (pose queries are the frames); it keeps AttentionReadout's call."""
         batch = features.shape[0]
         tubelets, h, w = self.grid
-        tokens = self.proj(self.feature_norm(self.centre(features)))
+        tokens = project_normalized(self.centre(features), self.feature_norm, self.proj)
         tokens = F.normalize(tokens, dim=-1).reshape(batch, tubelets, h, w, -1)
         previous = [max(t - 1, 0) for t in range(tubelets)]
         sources = torch.stack([tokens[:, [0] * tubelets], tokens[:, previous]], 1)

@@ -35,6 +35,7 @@ from torch import nn
 
 from fourds.models.attention import Attention
 from fourds.models.conventions import CONVENTIONS
+from fourds.models.folded_norm import project_normalized
 from fourds.models.vit import MLP
 
 FOURIER_BANDS = 8
@@ -175,15 +176,58 @@ class AttentionReadout(nn.Module):
         x = torch.matmul(self.time_resize.to(x.dtype), x)  # [T, T'] @ [B, T', h*w*D]
         return x.reshape(batch, self.frames, height * width, dim)
 
-    def _upsampled_keys_values(self, normed: torch.Tensor) -> torch.Tensor:
+    def _upsampled_keys_values(self, features: torch.Tensor) -> torch.Tensor:
         """The cross-attention's keys and values of the upsampled context, [B, T*h*w, 2*width],
-        from the normalised features [B, T'*h*w, D], projected before upsampling: the resize
-        is linear with rows summing to one, so kv(resize(f) + e) = resize(kv(f)) + W_kv e,
-        on T' frames instead of T (exact up to rounding)."""
+        from the features [B, T'*h*w, D], normalised and projected before upsampling: the
+        resize is linear with rows summing to one, so kv(resize(f) + e) = resize(kv(f)) +
+        W_kv e, on T' frames instead of T (exact up to rounding; the norm folded into the
+        projection for frozen features, fourds.models.folded_norm)."""
         projection = self.cross_attn.kv
-        keys_values = self.upsample_in_time(projection(normed))  # [B, T, h*w, 2*width]
+        projected = project_normalized(features, self.feature_norm, projection)
+        keys_values = self.upsample_in_time(projected)  # [B, T, h*w, 2*width]
         keys_values = keys_values + F.linear(self.temporal_embed, projection.weight)
         return keys_values.flatten(1, 2)
+
+    def attends_in_feature_space(self) -> bool:
+        """Whether `attend_in_feature_space` is the cheaper way to attend: learned queries,
+        fourds' convention, and queries x heads below the width (per context token it costs
+        2 x queries x heads products of the feature width, the key/value projection 2 x width;
+        classification's one query)."""
+        learned = not hasattr(self, "query_embed") and self.convention == "fourds"
+        return learned and self.queries.shape[1] * self.cross_attn.heads < self.queries.shape[2]
+
+    def attend_in_feature_space(self, features: torch.Tensor) -> torch.Tensor:
+        """The cross-attention of the learned queries over the upsampled context, [B, Q, width]
+        from features [B, T'*h*w, D], without projecting the context to keys and values. Per
+        head, with the context c = resize(f) + e (f the normalised features, e the temporal
+        embedding) and the head's key and value maps (W_k, b_k), (W_v, b_v):
+
+            scores = q . (W_k c + b_k) = (W_k^T q) . c + const     (softmax drops the const)
+            output = sum_n a_n (W_v c_n + b_v) = W_v (sum_n a_n c_n) + b_v
+
+        and as the resize is linear, (W_k^T q) . resize(f) = resize(f . W_k^T q) and
+        sum_n a_n resize(f)_n = sum_m (resize^T a)_m f_m: every product is on the T' frames
+        of the features. The same function as `cross_attn` on `_upsampled_keys_values`, up to
+        rounding."""
+        attn, batch = self.cross_attn, features.shape[0]
+        steps, height, width = self.grid
+        queries, dim = self.queries.shape[1:]
+        head_dim = dim // attn.heads
+        key_map, value_map = attn.kv.weight.view(2, attn.heads, head_dim, -1).unbind(0)
+        value_bias = attn.kv.bias.view(2, attn.heads, head_dim)[1]  # [H, d]
+        q = attn.q(self.queries[0]).view(queries, attn.heads, head_dim) / math.sqrt(head_dim)
+        directions = torch.einsum("qhj,hjd->qhd", q, key_map)  # [Q, H, D]
+        normed = self.feature_norm(features).view(batch, steps, height * width, -1)
+        scores = torch.einsum("bspd,qhd->bqhsp", normed, directions)  # [B, Q, H, T', hw]
+        scores = torch.matmul(self.time_resize, scores)  # [B, Q, H, T, hw]
+        time_scores = torch.einsum("td,qhd->qht", self.temporal_embed[0, :, 0], directions)
+        scores = scores + time_scores[..., None]
+        weights = scores.flatten(-2).softmax(-1).view_as(scores)  # [B, Q, H, T, hw]
+        # sum_n a_n c_n: the features under resize^T a, plus e under each frame's weight
+        pooled = torch.einsum("bqhsp,bspd->bqhd", self.time_resize.T @ weights, normed)
+        pooled = pooled + weights.sum(-1) @ self.temporal_embed[0, :, 0]  # [B, Q, H, D]
+        heads_out = torch.einsum("bqhd,hjd->bqhj", pooled, value_map) + value_bias
+        return attn.proj(heads_out.reshape(batch, queries, dim))
 
     def sample(self, x: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Trilinear samples of x [B, T, h*w, D] at locations [B, Q, 3] (t, y, x) -> [B, Q, D]."""
@@ -204,16 +248,19 @@ class AttentionReadout(nn.Module):
         Returns:
             [B, Q, out_dim] (Q = num_queries for learned queries).
         """
+        if self.attends_in_feature_space():
+            x = self.queries + self.attend_in_feature_space(features)
+            x = x + self.mlp(self.norm(x))
+            return self.head(x) + self.start
         if self.convention == "official":  # resize, then normalise
             x = self.feature_norm(self.upsample_in_time(features)) + self.temporal_embed
             keys_values = self.cross_attn.kv(x.flatten(1, 2))
         else:
-            normed = self.feature_norm(features)
-            keys_values = self._upsampled_keys_values(normed)
-            # only given queries read the upsampled features themselves (`sample`)
-            x = None if queries is None else self.upsample_in_time(normed) + self.temporal_embed
-        if queries is None:
-            tokens = self.queries.expand(features.shape[0], -1, -1)
+            keys_values = self._upsampled_keys_values(features)
+            if queries is not None:  # only given queries read the features themselves (`sample`)
+                x = self.upsample_in_time(self.feature_norm(features)) + self.temporal_embed
+        if queries is None:  # [1, Q, width]: projected once for the whole batch
+            tokens = self.queries
         else:
             located = self.query_features(self.sample(x, queries[..., :3].to(x.dtype)))
             tokens = self.queries + self.query_embed(queries.to(x.dtype)) + located
