@@ -1,41 +1,27 @@
-import dataclasses
-
 import pytest
 import torch
 
 from fourds.config import ConfigError, RuntimeConfig
 from fourds.models.attention import probe
 from fourds.runtime import setup_runtime
-from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture(scope="module")
-def params():
-    from fourds.config import load_params
-
-    return load_params(REPO_ROOT / "params.yaml")
-
-
-def with_runtime(params, *fields):
-    return dataclasses.replace(params, runtime=RuntimeConfig(*fields))
-
-
-def test_cpu_runtime(params):
-    chosen, device = setup_runtime(with_runtime(params, "cpu", "sdpa", 0))
-    assert device == torch.device("cpu") and chosen.runtime.attention == "sdpa"
+def test_cpu_runtime():
+    chosen, device = setup_runtime(RuntimeConfig("cpu", "sdpa", 0))
+    assert device == torch.device("cpu") and chosen.attention == "sdpa"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
 @pytest.mark.parametrize("device", ["cpu", "auto"])
-def test_xformers_on_a_cpu_device_is_refused(params, device):
+def test_xformers_on_a_cpu_device_is_refused(device):
     with pytest.raises(ConfigError, match="xformers' has no CPU kernels"):
-        setup_runtime(with_runtime(params, device, "xformers", 0))
+        setup_runtime(RuntimeConfig(device, "xformers", 0))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_a_gpu_is_refused(params):
+def test_cuda_without_a_gpu_is_refused():
     with pytest.raises(ConfigError, match="no CUDA device is visible"):
-        setup_runtime(with_runtime(params, "cuda", "sdpa", 0))
+        setup_runtime(RuntimeConfig("cuda", "sdpa", 0))
 
 
 def test_the_probe_passes_a_backend_that_runs_and_names_why_one_does_not():
@@ -47,16 +33,16 @@ def test_the_probe_passes_a_backend_that_runs_and_names_why_one_does_not():
     )
 
 
-def test_a_gpu_whose_xformers_fails_its_probe_runs_sdpa_and_says_so(params, monkeypatch, capsys):
+def test_a_gpu_whose_xformers_fails_its_probe_runs_sdpa_and_says_so(monkeypatch, capsys):
     import fourds.runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(fourds.runtime, "probe", lambda backend, device: "NotImplementedError: x")
-    chosen, device = setup_runtime(with_runtime(params, "cuda", "xformers", 0))
-    assert device == torch.device("cuda") and chosen.runtime.attention == "sdpa"
+    chosen, device = setup_runtime(RuntimeConfig("cuda", "xformers", 0))
+    assert device == torch.device("cuda") and chosen.attention == "sdpa"
     assert capsys.readouterr().out == (
         "runtime.attention='xformers' does not run here (NotImplementedError: x); using 'sdpa'\n"
     )
     monkeypatch.setattr(fourds.runtime, "probe", lambda backend, device: None)
-    chosen, _ = setup_runtime(with_runtime(params, "cuda", "xformers", 0))
-    assert chosen.runtime.attention == "xformers"
+    chosen, _ = setup_runtime(RuntimeConfig("cuda", "xformers", 0))
+    assert chosen.attention == "xformers"

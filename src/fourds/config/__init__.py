@@ -12,9 +12,11 @@ from fourds.config.schema import (
     ModelConfig,
     Params,
     PretrainConfig,
+    PretrainSpec,
     ReadoutConfig,
     RuntimeConfig,
     SourceConfig,
+    StudyLayout,
     TaskReadoutConfig,
 )
 
@@ -29,8 +31,10 @@ __all__ = [
     "ModelConfig",
     "Params",
     "PretrainConfig",
+    "PretrainSpec",
     "ReadoutConfig",
     "SourceConfig",
+    "StudyLayout",
     "TaskReadoutConfig",
     "RuntimeConfig",
     "load_params",

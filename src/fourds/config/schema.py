@@ -745,6 +745,48 @@ class Params(Section):
             )
         return self.models[scale]
 
+    def pretraining(self, scale: str) -> PretrainSpec:
+        """What pretraining ladder scale `scale` reads of the params (an unknown scale raises
+        ConfigError, as `model` does)."""
+        return PretrainSpec(
+            scale, self.model(scale), self.mae, self.curate, self.pretrain, self.runtime.attention
+        )
+
+    def study_layout(self) -> StudyLayout:
+        """The stages of the study: the ladder's scales, the readout tasks and regimes."""
+        return StudyLayout(self.ladder.scales, self.readout.tasks, self.readout.regimes)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSpec:
+    """What pretraining one ladder scale reads of the params (`Params.pretraining`), which is
+    also what the model factory, the parallel plan and `fourds plan` read of a scale.
+
+    scale: its name in ladder.scales; model: its architecture (models.<scale>); mae: the MAE;
+    curate: the curation of its clips, [curate.clip_frames, curate.resolution,
+        curate.resolution, 3] (the run fingerprint hashes every field that shapes training);
+    pretrain: the pretraining run; attention: the attention backend (runtime.attention, or
+        the one fourds.runtime.setup_runtime replaced it with where it does not run).
+    """
+
+    scale: str
+    model: ModelConfig
+    mae: MAEConfig
+    curate: CurateConfig
+    pretrain: PretrainConfig
+    attention: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyLayout:
+    """The stages of a study, whose folders hold its results (`Params.study_layout`): a
+    pretrain and a fidelity stage per scale of ladder.scales, and a readout stage per scale,
+    task of readout.tasks and regime of readout.regimes."""
+
+    scales: tuple[str, ...]
+    tasks: tuple[str, ...]
+    regimes: tuple[str, ...]
+
 
 def parse(cls: type, data: Any, path: str = "") -> Any:
     """Build section `cls` from a mapping, checking keys, types and the section's own rules.

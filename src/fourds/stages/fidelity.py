@@ -58,9 +58,9 @@ def run(
     params.model(scale)  # an unknown scale fails here, before any data is loaded
     check_output_directory(out_dir, (shard_dir, pretrain_root))
     cfg = params.fidelity
-    params, device = setup_runtime(params)
+    runtime, device = setup_runtime(params.runtime)
     checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
-    mae = load_mae(checkpoint, params.runtime.attention)
+    mae = load_mae(checkpoint, runtime.attention)
     mae = configured(frozen, {"precision": cfg.precision}, mae, device=device)
     weights = extractor_weights(params, pretrain_root)
     out_dir = Path(out_dir)
@@ -116,6 +116,6 @@ def run(
         out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
         unverified=[path for path in dict.fromkeys(fourds_weights) if not is_verified(path)],
-        attention=params.runtime.attention,
+        attention=runtime.attention,
     )  # fmt: skip
     return metrics

@@ -15,6 +15,7 @@ with this same command (fourds.train.launch).
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def run(
         argv += ["--curated", str(Path(shard_dir).resolve()), "--out", str(Path(out_dir).resolve())]
         return launch(argv, params.launcher, Path(out_dir).resolve() / "slurm")
 
-    params, device = setup_runtime(params)
+    runtime, device = setup_runtime(params.runtime)
+    params = dataclasses.replace(params, runtime=runtime)  # the attention that runs here
     if params.pretrain.precision == "bf16" and device.type != "cuda":
         raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)

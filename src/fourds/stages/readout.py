@@ -187,7 +187,8 @@ def _run(
     """`run` once its arguments are checked: the encoder at `checkpoint`, the inputs `read`,
     and the host memory `budget` for benchmark clips and cached features."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
-    params, device = setup_runtime(params)
+    runtime, device = setup_runtime(params.runtime)
+    params = dataclasses.replace(params, runtime=runtime)  # the attention that runs here
     encoder = regime_encoder(params, scale, regime, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     started = time.perf_counter()
