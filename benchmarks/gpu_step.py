@@ -172,11 +172,11 @@ def copy_tb_s(device: torch.device, nbytes: int, repeats: int) -> float:
 def build(params: Params, case: Case, device: torch.device) -> tuple[torch.nn.Module, Any]:
     """The scale's MAE and AdamW as the pretrain stage builds them (fourds.train.parallelize,
     fourds.train.optim.adamw), unsharded, with the case's compile and attention."""
-    runtime = dataclasses.replace(params.runtime, attention=case.attention)
-    pretrain = dataclasses.replace(params.pretrain, compile=case.compile)
-    params = dataclasses.replace(params, runtime=runtime, pretrain=pretrain)
-    plan = ParallelPlan.from_params(params, case.scale, sharded=False)
-    model = parallelize(lambda: build_mae(params, case.scale), plan, device, params.pretrain.seed)
+    spec = params.pretraining(case.scale)
+    pretrain = dataclasses.replace(spec.pretrain, compile=case.compile)
+    spec = dataclasses.replace(spec, attention=case.attention, pretrain=pretrain)
+    plan = ParallelPlan.from_spec(spec, sharded=False)
+    model = parallelize(lambda: build_mae(spec), plan, device, params.pretrain.seed)
     optimizer = adamw(model, params.pretrain.weight_decay, params.pretrain.lr, device)
     return model, optimizer
 
@@ -340,7 +340,7 @@ def loader_rates(params: Params, quick: bool) -> dict:
     segment_frames, segments, batch, batches = (8, 4, 4, 2) if quick else (64, 16, 16, 8)
     sampler = ClipSampler(frames, stride, cfg.crop_scale, cfg.crop_aspect)
     with torch.device("meta"):
-        model = build_mae(params, "4ds_b")
+        model = build_mae(params.pretraining("4ds_b"))
     work_dir = Path(tempfile.mkdtemp(prefix="fourds-gpu-loader-"))
     try:
         loader_throughput.write_shards(work_dir, segments, segment_frames, size, 4)

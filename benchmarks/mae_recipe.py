@@ -154,7 +154,7 @@ def make_batches(params: Params, scale: str, segments: SegmentStore) -> Batches:
             "curate again with the committed params (`dvc repro curate`)"
         )
     with torch.device("meta"):  # only for its mask sampler (masks are drawn on the CPU)
-        masker = build_mae(params, scale)
+        masker = build_mae(params.pretraining(scale))
     return Batches(ClipExample(segments, sampler, cfg.seed, masker.sample_masks), cfg.batch_size)
 
 
@@ -181,7 +181,7 @@ def mean_colour_loss(
 def build_fourds(params: Params, scale: str) -> tuple[torch.nn.Module, list[dict]]:
     """fourds' MAE of `scale` as the pretrain stage builds it, and its AdamW groups."""
     torch.manual_seed(params.pretrain.seed)
-    model = build_mae(params, scale).train()
+    model = build_mae(params.pretraining(scale)).train()
     return model, adamw_param_groups(model, params.pretrain.weight_decay)
 
 

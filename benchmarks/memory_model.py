@@ -120,7 +120,7 @@ def build_model(case: Case, device: torch.device, env: DistEnv) -> MaskedAutoenc
     with FSDP2 when env is."""
     params = case.params()
     plan = ParallelPlan(case.checkpointing, False, case.precision, env.sharded)
-    return parallelize(lambda: build_mae(params, case.scale), plan, device, 0)
+    return parallelize(lambda: build_mae(params.pretraining(case.scale)), plan, device, 0)
 
 
 def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, Callable]:

@@ -143,9 +143,10 @@ def quick_study(root: Path) -> tuple[Path, Path, str]:
     loaded = load_params(params)
     curate(root / "corpus", root / "runs/curate", loaded.curate)
     scale = loaded.ladder.scales[-1]
-    model = initial_mae(loaded, scale)
-    save_weights(root / "runs/pretrain" / scale / "checkpoint.pt", model.state_dict(), loaded,
-                 scale)  # fmt: skip
+    spec = loaded.pretraining(scale)
+    save_weights(
+        root / "runs/pretrain" / scale / "checkpoint.pt", initial_mae(spec).state_dict(), spec
+    )
     return root, params, scale
 
 

@@ -213,8 +213,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> None:
     from fourds.train.export import export_checkpoint
 
-    params = load_params(args.params)
-    print(export_checkpoint(params, args.scale, args.checkpoint, args.out))
+    spec = load_params(args.params).pretraining(args.scale)
+    print(export_checkpoint(spec, args.checkpoint, args.out))
 
 
 def _readout(args: argparse.Namespace) -> None:

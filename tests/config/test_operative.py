@@ -44,7 +44,7 @@ from fourds.train.optim import adamw
 def run(out):
     params = load_params({str(PARAMS)!r})
     with torch.device("meta"):
-        model = build_mae(params, "cpu_s")
+        model = build_mae(params.pretraining("cpu_s"))
     settings = {{"weight_decay": params.pretrain.weight_decay, "lr": params.pretrain.lr}}
     configured(adamw, settings, model, device=torch.device("cpu"))
     write_run_record(out, "pretrain@cpu_s", {str(PARAMS)!r}, [], "cpu")
@@ -72,7 +72,7 @@ def test_a_stage_records_the_params_values_and_the_code_defaults_it_built_with(p
     @stage
     def run():
         with torch.device("meta"):
-            model = build_mae(params, "cpu_s")
+            model = build_mae(params.pretraining("cpu_s"))
         configured(adamw, {"weight_decay": 0.05, "lr": 1e-3}, model, device=torch.device("cpu"))
         write_run_record(tmp_path, "pretrain@cpu_s", PARAMS, [], "cpu")
 
@@ -127,7 +127,7 @@ def test_outside_a_stage_the_values_are_passed_and_gin_is_left_alone(params):
 
 def test_a_stage_draws_the_initial_weights_of_the_explicit_constructor(params):
     """Through gin or not, the MAE is built with the same arguments in the same order."""
-    in_stage = stage(lambda: initial_mae(params, "cpu_s"))()
+    in_stage = stage(lambda: initial_mae(params.pretraining("cpu_s")))()
     with torch.device("meta"):
         explicit = MaskedAutoencoder.build(
             params.model("cpu_s"),

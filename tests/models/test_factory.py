@@ -19,16 +19,16 @@ def with_residual_init(rule: str):
 
 def test_the_control_of_a_zero_initialised_encoder_is_the_xavier_one():
     zero, xavier = with_residual_init("zero"), with_residual_init("xavier")
-    pretraining_starts = initial_mae(zero, "cpu_s").encoder
+    pretraining_starts = initial_mae(zero.pretraining("cpu_s")).encoder
     assert not pretraining_starts.blocks[0].mlp[2].weight.any()  # pretraining: the identity
-    control = initial_encoder(zero, "cpu_s")
-    expected = initial_encoder(xavier, "cpu_s").state_dict()
+    control = initial_encoder(zero.pretraining("cpu_s"))
+    expected = initial_encoder(xavier.pretraining("cpu_s")).state_dict()
     for name, tensor in control.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
 
 
 def test_other_controls_are_the_encoder_as_pretraining_starts_it():
     scaled = with_residual_init("depth_scaled")
-    control = initial_encoder(scaled, "cpu_s").state_dict()
-    for name, tensor in initial_mae(scaled, "cpu_s").encoder.state_dict().items():
+    control = initial_encoder(scaled.pretraining("cpu_s")).state_dict()
+    for name, tensor in initial_mae(scaled.pretraining("cpu_s")).encoder.state_dict().items():
         assert torch.equal(tensor, control[name]), name

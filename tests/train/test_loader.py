@@ -124,7 +124,9 @@ def embedded_examples(segments) -> ClipExample:
     sampler = ClipSampler(
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
-    return ClipExample(segments, sampler, cfg.seed, build_mae(params, "cpu_s").sample_masks)
+    return ClipExample(
+        segments, sampler, cfg.seed, build_mae(params.pretraining("cpu_s")).sample_masks
+    )
 
 
 def examples_digest(make: ClipExample, steps: int, rows: int) -> str:
@@ -217,4 +219,6 @@ def test_where_the_shards_are_read_from_does_not_change_the_run_fingerprint():
     params = load_params(REPO_ROOT / "params.yaml")
     remote = dataclasses.replace(params.pretrain, shards_url="s3://bucket/shards")
     moved = dataclasses.replace(params, pretrain=remote)
-    assert run_fingerprint(moved, "cpu_s", ["sha"]) == run_fingerprint(params, "cpu_s", ["sha"])
+    assert run_fingerprint(moved.pretraining("cpu_s"), ["sha"]) == run_fingerprint(
+        params.pretraining("cpu_s"), ["sha"]
+    )

@@ -155,7 +155,7 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
     assert main([*export, "--checkpoint", str(step_4), "--out", str(exported)]) == 0
 
     params = load_params(params_path)
-    model = build_mae(params, "tiny")
+    model = build_mae(params.pretraining("tiny"))
     load_checkpoint(step_4, model, torch.optim.AdamW(model.parameters()), DistEnv())
     encoder = load_encoder(exported)
     for name, tensor in encoder.state_dict().items():
@@ -180,10 +180,16 @@ def test_a_run_resumes_only_with_the_same_clip_sampling(section, changes):
     params = load_params(REPO_ROOT / "params.yaml")
     changed = dataclasses.replace(getattr(params, section), **changes)
     other = dataclasses.replace(params, **{section: changed})
-    assert run_fingerprint(other, "cpu_s", []) != run_fingerprint(params, "cpu_s", [])
+    assert run_fingerprint(other.pretraining("cpu_s"), []) != run_fingerprint(
+        params.pretraining("cpu_s"), []
+    )
     workers = dataclasses.replace(params.pretrain, loader_workers=3)  # execution only
     same = dataclasses.replace(params, pretrain=workers)
-    assert run_fingerprint(same, "cpu_s", []) == run_fingerprint(params, "cpu_s", [])
+    assert run_fingerprint(same.pretraining("cpu_s"), []) == run_fingerprint(
+        params.pretraining("cpu_s"), []
+    )
     curate_workers = dataclasses.replace(params.curate, workers=5)  # execution only
     same = dataclasses.replace(params, curate=curate_workers)
-    assert run_fingerprint(same, "cpu_s", []) == run_fingerprint(params, "cpu_s", [])
+    assert run_fingerprint(same.pretraining("cpu_s"), []) == run_fingerprint(
+        params.pretraining("cpu_s"), []
+    )

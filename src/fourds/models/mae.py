@@ -221,7 +221,7 @@ class MaskedAutoencoder(nn.Module):
         """The MAE of an encoder config for clips [frames, size, size, 3], with placeholder
         weights on the current default device (nothing is allocated under
         `torch.device("meta")`), for callers that hold the configs (a weights file, a count);
-        fourds.models.factory.build_mae builds the same from params."""
+        fourds.models.factory.build_mae builds the same from a scale's pretraining spec."""
         return cls(VideoViT(model_cfg, frames, size, backend), mae_cfg, backend)
 
     def hidden_matrices(self) -> list[nn.Parameter]:

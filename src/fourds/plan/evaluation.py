@@ -136,7 +136,7 @@ def fidelity_memory(params: Params, scale: str) -> FidelityMemory:
     params, cfg, clips = _with_cpu_attention(params), params.fidelity, params.fidelity.batch_size
     frames, size = params.curate.clip_frames, params.curate.resolution
     with FakeTensorMode(allow_non_fake_inputs=True):
-        mae = _fake(lambda: build_mae(params, scale), cfg.precision)
+        mae = _fake(lambda: build_mae(params.pretraining(scale)), cfg.precision)
 
         def reconstruct_batch() -> None:
             video = torch.empty((clips, frames, size, size, 3), dtype=torch.uint8)

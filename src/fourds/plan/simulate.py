@@ -96,7 +96,7 @@ def simulate_step(
             f"pretrain.batch_size={cfg.batch_size} is not divisible by {world_size} ranks"
         )
     clips = cfg.batch_size // world_size
-    plan = ParallelPlan.from_params(params, scale, sharded=world_size > 1)
+    plan = ParallelPlan.from_spec(params.pretraining(scale), sharded=world_size > 1)
     if checkpointing is not None:
         plan = dataclasses.replace(plan, checkpointing=checkpointing)
     plan = dataclasses.replace(plan, compile=False)  # compiling changes no tensor it keeps
@@ -109,7 +109,11 @@ def simulate_step(
     recipe = StepRecipe.in_micro_batches(clips, cfg.micro_batch, cfg.grad_clip, autocast)
     with fake_process_group(world_size, plan.layout) as mesh, FakeTensorMode():
         model = parallelize(
-            lambda: build_mae(params, scale), plan, DEVICE, None, mesh if plan.sharded else None
+            lambda: build_mae(params.pretraining(scale)),
+            plan,
+            DEVICE,
+            None,
+            mesh if plan.sharded else None,
         )
         optimizer = adamw(model, cfg.weight_decay, cfg.lr, torch.device(DEVICE))
         if plan.sharded:

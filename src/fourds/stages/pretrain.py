@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from fourds.accelerators import model_flops_utilisation
 from fourds.atomic import atomic_path, check_output_directory, write_json
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, Params, PretrainSpec
 from fourds.config.operative import stage
 from fourds.models.factory import save_weights
 from fourds.records import write_run_record
@@ -43,7 +43,7 @@ def run(
     params_path: str | Path,
 ) -> int:
     """Pretrain scale `scale` here or under the launcher; returns the exit status."""
-    params.model(scale)  # an unknown scale fails here, before any data is loaded
+    spec = params.pretraining(scale)  # an unknown scale fails here, before any data is loaded
     check_output_directory(out_dir, (shard_dir,))
     if not launched_here(params.launcher):
         argv = ["pretrain", "--params", str(Path(params_path).resolve()), "--scale", scale]
@@ -51,15 +51,15 @@ def run(
         return launch(argv, params.launcher, Path(out_dir).resolve() / "slurm")
 
     runtime, device = setup_runtime(params.runtime)
-    params = dataclasses.replace(params, runtime=runtime)  # the attention that runs here
-    if params.pretrain.precision == "bf16" and device.type != "cuda":
+    spec = dataclasses.replace(spec, attention=runtime.attention)  # the backend that runs here
+    if spec.pretrain.precision == "bf16" and device.type != "cuda":
         raise ConfigError("pretrain.precision='bf16' needs CUDA: use 'fp32' on CPU")
     env = init_distributed(device)
     try:
         with joined_loader_threads():
-            result = pretrain(params, scale, shard_dir, out_dir, device, env)
+            result = pretrain(spec, shard_dir, out_dir, device, env)
         if env.is_main:
-            write_outputs(result, params, scale, Path(out_dir), params_path, str(device))
+            write_outputs(result, spec, Path(out_dir), params_path, str(device))
         if env.sharded:
             dist.barrier()  # every rank is done with its collectives before any one leaves
     finally:
@@ -69,16 +69,15 @@ def run(
 
 def write_outputs(
     result: PretrainResult,
-    params: Params,
-    scale: str,
+    spec: PretrainSpec,
     out_dir: Path,
     params_path: str | Path,
     device: str,
 ) -> dict:
     """Write checkpoint.pt, loss.csv, metrics.json (results only), the run record and the
     execution record (seconds, throughput, resumption, processes); returns the metrics."""
-    cfg = params.pretrain
-    save_weights(out_dir / "checkpoint.pt", result.state_dict, params, scale)
+    cfg, scale = spec.pretrain, spec.scale
+    save_weights(out_dir / "checkpoint.pt", result.state_dict, spec)
     with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
         writer.writeheader()
@@ -107,6 +106,6 @@ def write_outputs(
     shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
         out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, execution,
-        attention=params.runtime.attention,
+        attention=spec.attention,
     )  # fmt: skip
     return metrics

@@ -254,7 +254,7 @@ def regime_encoder(
     from `checkpoint` (checked to be `scale`'s); fp32 and trainable to be fine-tuned, else
     frozen in readout.precision."""
     if regime == "random_init":
-        encoder = initial_encoder(params, scale)
+        encoder = initial_encoder(params.pretraining(scale))
     else:
         encoder = load_encoder(checkpoint, params.runtime.attention)
         check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)

@@ -36,7 +36,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import Shard
 from torch.utils.checkpoint import checkpoint
 
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, PretrainSpec
 from fourds.models.init import initialise
 from fourds.models.vit import Block
 
@@ -55,10 +55,11 @@ class ParallelPlan:
     layout: str = "fsdp"
 
     @classmethod
-    def from_params(cls, params: Params, scale: str, sharded: bool) -> ParallelPlan:
-        cfg = params.pretrain
+    def from_spec(cls, spec: PretrainSpec, sharded: bool) -> ParallelPlan:
+        """The plan the pretrain params give `spec`'s scale."""
+        cfg, scale = spec.pretrain, spec.scale
         return cls(
-            cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded, params.mae.residual_init,
+            cfg.checkpoints(scale), cfg.compile, cfg.precision, sharded, spec.mae.residual_init,
             cfg.layout(scale),
         )  # fmt: skip
 

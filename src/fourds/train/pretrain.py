@@ -30,7 +30,7 @@ import torch
 
 from fourds.accelerators import job_peak_flops
 from fourds.atomic import claim_output_directory
-from fourds.config import ConfigError, Params, PretrainConfig
+from fourds.config import ConfigError, PretrainConfig, PretrainSpec
 from fourds.config.operative import configured
 from fourds.data.augment import ClipSampler
 from fourds.data.segments import SegmentStore
@@ -101,23 +101,23 @@ def local_rows(batch_size: int, env: DistEnv) -> range:
     return range(env.rank * per_rank, (env.rank + 1) * per_rank)
 
 
-def run_fingerprint(params: Params, scale: str, shard_digests: list[str]) -> str:
+def run_fingerprint(spec: PretrainSpec, shard_digests: list[str]) -> str:
     """Hash of everything that shapes the training trajectory (16 hex digits)."""
     trajectory = {
         name: value
-        for name, value in dataclasses.asdict(params.pretrain).items()
+        for name, value in dataclasses.asdict(spec.pretrain).items()
         if name not in EXECUTION_ONLY
     }
     content = {
-        "model": dataclasses.asdict(params.model(scale)),
-        "mae": dataclasses.asdict(params.mae),
+        "model": dataclasses.asdict(spec.model),
+        "mae": dataclasses.asdict(spec.mae),
         "curate": {
             name: value
-            for name, value in dataclasses.asdict(params.curate).items()
+            for name, value in dataclasses.asdict(spec.curate).items()
             if name not in CURATE_EXECUTION_ONLY
         },
         "pretrain": trajectory,
-        "attention": params.runtime.attention,
+        "attention": spec.attention,
         "shards": shard_digests,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -195,26 +195,23 @@ class Training:
     last_good: Path | None = None
 
 
-def open_segments(params: Params, shard_dir: str | Path) -> tuple[SegmentStore, ClipSampler]:
+def open_segments(spec: PretrainSpec, shard_dir: str | Path) -> tuple[SegmentStore, ClipSampler]:
     """The pretrain segments (mapped from `shard_dir`, or fetched from pretrain.shards_url
     segment by segment as clips are sampled) and the clip sampler, checked to fit each other.
 
     Raises:
         ShardError: they do not (`check_segments`).
     """
-    cfg = params.pretrain
+    cfg, curate = spec.pretrain, spec.curate
     shards = cfg.shards_url or str(shard_dir)
     segments = SegmentStore.open(shards, "pretrain")
-    sample_clip = ClipSampler(
-        params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
-    )
-    check_segments(segments.shape, sample_clip, params.curate.resolution, shards)
+    sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
+    check_segments(segments.shape, sample_clip, curate.resolution, shards)
     return segments, sample_clip
 
 
 def build_training(
-    params: Params,
-    scale: str,
+    spec: PretrainSpec,
     segments: SegmentStore,
     sample_clip: ClipSampler,
     resume_root: Path,
@@ -223,11 +220,11 @@ def build_training(
 ) -> Training:
     """The model (sharded by the parallel plan), optimizer, LR schedule, loader and step recipe
     of a fresh run."""
-    cfg = params.pretrain
-    plan = ParallelPlan.from_params(params, scale, sharded=env.sharded)
-    model = parallelize(lambda: build_mae(params, scale), plan, device, cfg.seed)
+    cfg = spec.pretrain
+    plan = ParallelPlan.from_spec(spec, sharded=env.sharded)
+    model = parallelize(lambda: build_mae(spec), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
-    peak_lr, hidden_lr = peak_learning_rates(cfg, params.model(scale).width)
+    peak_lr, hidden_lr = peak_learning_rates(cfg, spec.model.width)
     rates = {"weight_decay": cfg.weight_decay, "lr": peak_lr, "hidden_lr": hidden_lr}
     optimizer = configured(adamw, rates, model, device=device)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -315,14 +312,13 @@ def train(training: Training, cfg: PretrainConfig, monitor: Monitor, env: DistEn
 
 
 def pretrain(
-    params: Params,
-    scale: str,
+    spec: PretrainSpec,
     shard_dir: str | Path,
     out_dir: str | Path,
     device: torch.device,
     env: DistEnv,
 ) -> PretrainResult:
-    """Pretrain scale `scale` on the pretrain shards in `shard_dir` (or at
+    """Pretrain `spec`'s scale on the pretrain shards in `shard_dir` (or at
     pretrain.shards_url), resuming from `out_dir`.
 
     Under torchrun the global batch is split over the processes and the model is sharded
@@ -336,16 +332,16 @@ def pretrain(
         FloatingPointError: the loss became non-finite (the last good checkpoint is kept).
         ShardError: the shards do not fit the params (`check_segments`).
     """
-    cfg, out_dir, label = params.pretrain, Path(out_dir), f"pretrain {scale}"
-    segments, sample_clip = open_segments(params, shard_dir)
+    cfg, out_dir, label = spec.pretrain, Path(out_dir), f"pretrain {spec.scale}"
+    segments, sample_clip = open_segments(spec, shard_dir)
     claim_output_directory(out_dir, (shard_dir,))
     # the digests are curate's, from the shard index: no rank hashes the shards
     digests = segments.digests
-    resume_root = out_dir / "resume" / run_fingerprint(params, scale, list(digests.values()))
-    training = build_training(params, scale, segments, sample_clip, resume_root, device, env)
+    resume_root = out_dir / "resume" / run_fingerprint(spec, list(digests.values()))
+    training = build_training(spec, segments, sample_clip, resume_root, device, env)
     resume(training, env, label)
     flops_per_clip = training_flops_per_clip(
-        params.model(scale), params.mae, params.curate.clip_frames, params.curate.resolution
+        spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution
     )
     tokens_per_clip = training.model.encoder.num_tokens
     peak = job_peak_flops(device, cfg.precision, env.world_size)  # the clips/s are the job's
