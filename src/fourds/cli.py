@@ -29,7 +29,7 @@ def load_params(path: str) -> Params:
     from fourds.evaluate.tasks import check_readout_params
 
     params = load_schema_params(path)
-    check_readout_params(params)
+    check_readout_params(params.readout, params.readouts)
     return params
 
 
@@ -86,7 +86,7 @@ def _params(args: argparse.Namespace) -> None:
 
     out = args.out or DEFAULT_PARAMS  # without --out, an existing params.yaml is kept
     params = write_params(out, args.overrides, args.experiments, replace=args.out is not None)
-    check_readout_params(params)
+    check_readout_params(params.readout, params.readouts)
     print(f"{out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 

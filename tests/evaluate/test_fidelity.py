@@ -322,7 +322,7 @@ def test_inception_weights_from_a_file_build_torch_fidelitys_extractor(tmp_path)
     weights = random_inception_weights(tmp_path / "inception.pth")
     path = stage_params(tmp_path, feature_extractor="inception", inception_weights=str(weights))
     params = parse(Params, yaml.safe_load(path.read_text()))
-    assert extractor_weights(params, tmp_path / "pretrain") == weights
+    assert extractor_weights(params.fidelity, tmp_path / "pretrain") == weights
     extractor = torch_fidelity.utils.create_feature_extractor(
         EXTRACTORS["inception"], ["2048"], cuda=False, feature_extractor_weights_path=str(weights)
     )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fourds.config import Params
+from fourds.config import FidelityConfig
 from fourds.evaluate.reconstruction import Reconstruction, reconstruct
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
@@ -29,25 +29,25 @@ def evenly_spaced(frames: int, count: int) -> list[int]:
     return np.linspace(0, frames - 1, count or frames).round().astype(int).tolist()
 
 
-def extractor_weights(params: Params, pretrain_root: str | Path) -> Path:
-    """The weights file of the feature extractor `fidelity.feature_extractor` names.
+def extractor_weights(fidelity: FidelityConfig, pretrain_root: str | Path) -> Path:
+    """The weights file of the feature extractor `fidelity.feature_extractor` names (the
+    pretrained encoder of `fidelity.extractor_scale` is read under `pretrain_root`).
 
     Raises:
         WeightsError: the file is missing, or an Inception file is not plain tensors (it is
             checked with `weights_only=True` before torch-fidelity, which loads it unchecked).
     """
-    cfg = params.fidelity
-    if cfg.feature_extractor == "fourds":
-        if not cfg.encoder_weights:
-            return Path(pretrain_root) / cfg.extractor_scale / "checkpoint.pt"
-        path = Path(cfg.encoder_weights)
+    if fidelity.feature_extractor == "fourds":
+        if not fidelity.encoder_weights:
+            return Path(pretrain_root) / fidelity.extractor_scale / "checkpoint.pt"
+        path = Path(fidelity.encoder_weights)
         if not path.is_file():
-            raise WeightsError(f"fidelity.encoder_weights={cfg.encoder_weights}: not found")
+            raise WeightsError(f"fidelity.encoder_weights={fidelity.encoder_weights}: not found")
         return path
-    path = Path(cfg.inception_weights)
+    path = Path(fidelity.inception_weights)
     if not path.is_file():
         raise WeightsError(
-            f"fidelity.inception_weights={cfg.inception_weights}: not found; fourds never "
+            f"fidelity.inception_weights={fidelity.inception_weights}: not found; fourds never "
             f"downloads weights: fetch torch-fidelity's InceptionV3 file ({INCEPTION_FILE}, "
             "from the torch-fidelity v0.2.0 GitHub release) and point this param at it, or "
             "use fidelity.feature_extractor=fourds"

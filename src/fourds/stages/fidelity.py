@@ -62,7 +62,7 @@ def run(
     checkpoint = Path(pretrain_root) / scale / "checkpoint.pt"
     mae = load_mae(checkpoint, runtime.attention)
     mae = configured(frozen, {"precision": cfg.precision}, mae, device=device)
-    weights = extractor_weights(params, pretrain_root)
+    weights = extractor_weights(cfg, pretrain_root)
     out_dir = Path(out_dir)
 
     started = time.perf_counter()

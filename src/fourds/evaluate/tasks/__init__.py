@@ -11,11 +11,11 @@ benchmark's label list (fourds.data.labelled), or else from the labels of the re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from fourds.config import ConfigError, Params, ReadoutConfig
+from fourds.config import ConfigError, ReadoutConfig, TaskReadoutConfig
 from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks.base import ClipGeometry, Task
 from fourds.evaluate.tasks.boxes import BoxTrackingTask
@@ -128,17 +128,18 @@ def make_task(name: str, geometry: ClipGeometry, context: TaskContext) -> Task:
     return TASKS[name].build(geometry, context)
 
 
-def check_readout_params(params: Params) -> None:
-    """The task rules of params.yaml (the schema checks the rest): known tasks, a source format
-    that carries each task's ground truth, and a converted readout only where one can be loaded.
+def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]) -> None:
+    """The task rules of params.yaml's `readout` and `readouts` (the schema checks the rest):
+    known tasks, a source format that carries each task's ground truth, and a converted readout
+    only where one can be loaded.
 
     Raises:
         ConfigError: naming the key and the rule.
     """
-    for task in params.readout.tasks:
+    for task in readout.tasks:
         if task not in TASKS:
             raise ConfigError(f"readout.tasks has {task!r}, which is not one of {list(TASKS)}")
-    for task, settings in params.readouts.items():
+    for task, settings in readouts.items():
         source = settings.source.format
         if source not in SOURCE_FORMATS:
             raise ConfigError(
