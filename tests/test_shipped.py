@@ -26,7 +26,7 @@ def fake_run(root: Path) -> Path:
     """A runs folder with every stage's files of the default ladder, a lock and a report."""
     params = load_params(PARAMS)
     runs = root / "runs"
-    for stage, names in stage_files(params):
+    for stage, names in stage_files(params.study_layout()):
         (runs / stage).mkdir(parents=True)
         for name in names:
             (runs / stage / name).write_text("x\n")

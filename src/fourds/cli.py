@@ -135,7 +135,7 @@ def _ship(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     paths = [Path(p) for p in (args.params, args.lock, args.runs, args.report, args.out)]
-    missing = ship(params, *paths)
+    missing = ship(params.study_layout(), *paths)
     if missing:
         print(f"not shipped (no results): {', '.join(missing)}", file=sys.stderr)
     print(f"{args.out}: the results of ladder {params.ladder.name}")
@@ -177,8 +177,8 @@ def _answer(args: argparse.Namespace) -> None:
 
     from fourds.report.terminal import REFERENCE, answer_text, missing_results, read_front_page
 
-    params, runs = load_params(args.params), Path(args.runs)
-    missing = missing_results(params, runs)
+    study, runs = load_params(args.params).study_layout(), Path(args.runs)
+    missing = missing_results(study, runs)
     if missing:
         default = args.params == DEFAULT_PARAMS and args.runs == "runs"
         run_first = (
@@ -189,11 +189,11 @@ def _answer(args: argparse.Namespace) -> None:
         reference = REFERENCE / "params.yaml"
         if not default or not reference.is_file():
             raise FileNotFoundError(run_first)
-        params, runs = load_params(str(reference)), REFERENCE
-        if missing_results(params, runs):
+        study, runs = load_params(str(reference)).study_layout(), REFERENCE
+        if missing_results(study, runs):
             raise FileNotFoundError(run_first)
         print(f"runs/ has no results yet (run `dvc repro --pull`); the answer of {REFERENCE}:\n")
-    print(answer_text(read_front_page(params, runs)), end="")
+    print(answer_text(read_front_page(study, runs)), end="")
 
 
 def _curate(args: argparse.Namespace) -> None:

@@ -36,36 +36,37 @@ import json
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import yaml
 
 from fourds.atomic import atomic_directory
-from fourds.config import Params
+from fourds.config import StudyLayout
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.tolerances import EXACT, Contract
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
 
-def stage_files(params: Params) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(stage folder under runs/, the files shipped from it) for every stage of the ladder."""
+def stage_files(study: StudyLayout) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(stage folder under runs/, the files shipped from it) for every stage of `study`."""
     yield "curate", ("metrics.json",)
-    for scale in params.ladder.scales:
+    for scale in study.scales:
         yield f"pretrain/{scale}", ("metrics.json", "loss.csv", "run.yaml")
-        for task in params.readout.tasks:
-            for regime in params.readout.regimes:
+        for task in study.tasks:
+            for regime in study.regimes:
                 yield f"readout/{scale}-{task}-{regime}", ("metrics.json", "clips.csv", "run.yaml")
         yield f"fidelity/{scale}", ("metrics.json", "run.yaml")
 
 
-def ladder_lock(lock: Path, params: Params) -> str:
-    """The DVC lock `lock` with only the entries of the stages of params' ladder, as YAML."""
-    scales = set(params.ladder.scales)
+def ladder_lock(lock: Path, scales: Collection[str]) -> str:
+    """The DVC lock `lock` with only the entries of the stages of the ladder's `scales`, as
+    YAML."""
+    ladder = set(scales)
 
     def of_ladder(stage: str) -> bool:  # "curate", "pretrain@ref_s", "readout@ref_s-depth-frozen"
-        return "@" not in stage or stage.split("@", 1)[1].split("-")[0] in scales
+        return "@" not in stage or stage.split("@", 1)[1].split("-")[0] in ladder
 
     entries = yaml.safe_load(lock.read_text())
     entries["stages"] = {
@@ -75,10 +76,10 @@ def ladder_lock(lock: Path, params: Params) -> str:
 
 
 def ship(
-    params: Params, params_path: Path, lock: Path, runs: Path, report: Path, out: Path
+    study: StudyLayout, params_path: Path, lock: Path, runs: Path, report: Path, out: Path
 ) -> list[str]:
-    """Copy the results of the run in `runs` (and its `lock`, `params_path`, `report` folder)
-    into `out`, replacing it whole. Returns the stage folders that had no results.
+    """Copy the results of `study`'s run in `runs` (and its `lock`, `params_path`, `report`
+    folder) into `out`, replacing it whole. Returns the stage folders that had no results.
 
     Raises:
         WeightsError: a checkpoint is damaged (its content digest differs); nothing is shipped.
@@ -88,8 +89,8 @@ def ship(
     missing = []
     with atomic_directory(out) as staging:
         shutil.copy2(params_path, staging / "params.yaml")
-        (staging / "dvc.lock").write_text(ladder_lock(lock, params))
-        for stage, names in stage_files(params):
+        (staging / "dvc.lock").write_text(ladder_lock(lock, study.scales))
+        for stage, names in stage_files(study):
             if not (runs / stage / "metrics.json").is_file():
                 missing.append(stage)
                 continue
@@ -99,7 +100,7 @@ def ship(
             if "run.yaml" in names and belongs_to(runs / stage):  # when, which commit, how long
                 shutil.copy2(runs / stage / EXECUTION_RECORD, staging / stage / EXECUTION_RECORD)
         (staging / "checkpoints").mkdir()
-        for scale in params.ladder.scales:
+        for scale in study.scales:
             weights = runs / "pretrain" / scale / "checkpoint.pt"
             if weights.is_file():
                 verify_weights(weights)

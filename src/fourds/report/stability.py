@@ -78,9 +78,9 @@ def verdict_differences(shipped: Path, runs: Path) -> list[Difference]:
     ALLOWED_SHIFT half-widths, as `fourds compare` lists differences; none where `runs` lacks
     a readout's per-clip results (`compare` names the missing or differing files) or the pin
     has none."""
-    params = load_params(shipped / "params.yaml")
+    study = load_params(shipped / "params.yaml").study_layout()
     try:
-        pinned, regenerated = read_front_page(params, shipped), read_front_page(params, runs)
+        pinned, regenerated = read_front_page(study, shipped), read_front_page(study, runs)
     except (FileNotFoundError, ValueError):  # no per-clip headlines, or not one test set
         return []
     return [

@@ -13,7 +13,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from fourds.config import Params
+from fourds.config import StudyLayout
 from fourds.report.compare import PRETRAINED, TaskScores, direction
 from fourds.report.front import FrontPage
 from fourds.report.scaling import BASELINE, HEADLINE, higher_is_better
@@ -22,29 +22,28 @@ from fourds.report.summary import sentence
 REFERENCE = Path("reports/reference")  # the shipped reference study (`fourds ship`)
 
 
-def missing_results(params: Params, runs: Path) -> list[Path]:
+def missing_results(study: StudyLayout, runs: Path) -> list[Path]:
     """The files `read_front_page` reads that `runs` does not hold (a fresh clone's runs/ holds
     the pinned metrics.json files, but not the per-clip results DVC caches)."""
-    scales, regimes = list(params.ladder.scales), list(params.readout.regimes)
     needed = [
         runs / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
-        for task in params.readout.tasks
-        for scale in scales
-        for regime in regimes
+        for task in study.tasks
+        for scale in study.scales
+        for regime in study.regimes
     ]
-    needed += [runs / "pretrain" / scale / "metrics.json" for scale in scales]
+    needed += [runs / "pretrain" / scale / "metrics.json" for scale in study.scales]
     return [path for path in needed if not path.is_file()]
 
 
-def read_front_page(params: Params, runs: Path) -> FrontPage:
-    """The front page of the study `params` describes, from the stage folders under `runs`
+def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
+    """The front page of `study`, from its stage folders under `runs`
     (readout/<scale>-<task>-<regime>/clips.csv, pretrain/<scale>/metrics.json)."""
-    scales, regimes = list(params.ladder.scales), list(params.readout.regimes)
+    scales, regimes = list(study.scales), list(study.regimes)
     scores = {
         task: TaskScores.read(
             runs / "readout", scales, task, regimes, HEADLINE[task][0], higher_is_better(task)
         )
-        for task in params.readout.tasks
+        for task in study.tasks
     }
     losses = {
         scale: json.loads((runs / "pretrain" / scale / "metrics.json").read_text())["loss"]
