@@ -105,7 +105,7 @@ class Case:
         return compose(*self.overrides, f"pretrain.precision={self.precision}")
 
     def setup(self, on_gpu: bool) -> StepSetup:
-        setup = StepSetup.from_params(self.params(), self.scale, on_gpu)
+        setup = StepSetup.from_spec(self.params().pretraining(self.scale), on_gpu)
         return dataclasses.replace(setup, activation_checkpointing=self.checkpointing)
 
 

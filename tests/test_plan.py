@@ -191,7 +191,7 @@ def test_ladder_plan_is_consistent(tmp_path):
     compose("smoke", tmp_path / "params.yaml")
     params = load_params(tmp_path / "params.yaml")
     cluster = make_cluster("a100", 4, "infiniband")
-    plans = plan_ladder(params, cluster, mfu=0.5, checkpointing=False)
+    plans = plan_ladder(params.ladder_pretraining(), cluster, mfu=0.5, checkpointing=False)
     assert [plan.scale for plan in plans] == list(params.ladder.scales)
     for plan in plans:
         assert plan.clips_per_gpu == params.pretrain.batch_size // 4
@@ -204,7 +204,7 @@ def test_ladder_plan_is_consistent(tmp_path):
         assert plan.clips_per_gpu_s == pytest.approx(batch / plan.step_s / 4)
         assert plan.fits and plan.min_gpus == 1
     with pytest.raises(ConfigError, match="not divisible by 3 GPUs"):
-        plan_ladder(params, make_cluster("a100", 3, "infiniband"), 0.5, False)
+        plan_ladder(params.ladder_pretraining(), make_cluster("a100", 3, "infiniband"), 0.5, False)
 
 
 def test_cli_plans_the_4ds_ladder(tmp_path, capsys):
@@ -264,7 +264,9 @@ def test_the_plan_gives_each_gpus_clip_rate_and_the_loader_cores_it_needs(tmp_pa
     path = tmp_path / "params.yaml"
     compose("4ds", path)
     params = load_params(path)
-    plans = plan_ladder(params, make_cluster("h100", 8, "infiniband"), 0.45, None)
+    plans = plan_ladder(
+        params.ladder_pretraining(), make_cluster("h100", 8, "infiniband"), 0.45, None
+    )
     rate = loader_result(tmp_path / "rate.json", [16, 224, 224, 3], 25.0)
     command = ["plan", "--params", str(path), "--gpus", "8", "--no-evaluation"]
     command += ["--gpu-results", str(tmp_path / "none.json")]  # every compute time assumed
@@ -332,8 +334,9 @@ def _planned_and_simulated(
         pretrain = dataclasses.replace(params.pretrain, data_parallel={scale: layout})
         params = dataclasses.replace(params, pretrain=pretrain)
     cluster = make_cluster("h100", world_size, "infiniband")
-    plan = plan_scale(params, scale, cluster, 0.45, None, 0.1)
-    simulated = simulate_step(params, scale, world_size, layout=plan.layout).total
+    spec = params.pretraining(scale)
+    plan = plan_scale(spec, cluster, 0.45, None, 0.1)
+    simulated = simulate_step(spec, world_size, layout=plan.layout).total
     return plan.layout, plan.memory.peak, simulated
 
 
@@ -387,7 +390,8 @@ def test_under_slurm_the_plan_names_the_scales_its_time_limit_would_stop(tmp_pat
     ten_hours = ["launcher.time_minutes=300", "launcher.requeues=1"]  # two runs of 5 h
     assert main(["params", "ladder=4ds", "launcher=slurm", *ten_hours, "--experiments",
                  experiments, "--out", str(path)]) == 0  # fmt: skip
-    plans = plan_ladder(load_params(path), make_cluster("h100", 256, "infiniband"), 0.45, None)
+    ladder = load_params(path).ladder_pretraining()
+    plans = plan_ladder(ladder, make_cluster("h100", 256, "infiniband"), 0.45, None)
     over = [plan for plan in plans if plan.wall_hours > 10.0]
     assert over, "the 4ds ladder's longest scale should outlast 10 h"
     capsys.readouterr()

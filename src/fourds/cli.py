@@ -104,28 +104,31 @@ def _plan(args: argparse.Namespace) -> None:
     from fourds.plan.table import format_evaluation, format_plan
 
     params = load_params(args.params)
+    ladder = params.ladder_pretraining()
     cluster = make_cluster(args.gpu, args.gpus, args.interconnect)
     checkpointing = args.activation_checkpointing  # None: per scale, as the params pin it
     measured = read_measured_steps(args.gpu_results)
-    plans = plan_ladder(params, cluster, args.mfu, checkpointing, args.headroom, progress, measured)
+    plans = plan_ladder(ladder, cluster, args.mfu, checkpointing, args.headroom, progress, measured)
     loader = read_loader_rate(args.loader_results)
     print(
         format_plan(
-            plans, params, cluster, args.mfu, checkpointing, args.headroom, loader, measured
+            plans, ladder, cluster, args.mfu, checkpointing, args.headroom, loader, measured
         )
     )
     if args.evaluation:
+        readout, readouts, fidelity = params.readout, params.readouts, params.fidelity
+        extractor = params.model(fidelity.extractor_scale)
         stages = []
-        for scale in params.ladder.scales:
-            progress(f"measuring the readout and fidelity stages of {scale}")
-            stages.append(evaluation_memory(params, scale))
+        for spec in ladder.scales:
+            progress(f"measuring the readout and fidelity stages of {spec.scale}")
+            stages.append(evaluation_memory(spec, readout, readouts, fidelity, extractor))
         print()
-        print(format_evaluation(stages, params, cluster, args.headroom))
+        print(format_evaluation(stages, readout, fidelity, cluster, args.headroom))
     if args.simulate:
         from fourds.plan.simulate import format_simulation
 
         print()
-        print(format_simulation(plans, params, cluster.count, progress))
+        print(format_simulation(plans, ladder, cluster.count, progress))
 
 
 def _ship(args: argparse.Namespace) -> None:

@@ -15,7 +15,12 @@ from fourds.config.compose import compose_params
 from fourds.config.schema import parse
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.plan.cluster import GPUS
-from fourds.plan.evaluation import fidelity_memory, readout_memory
+from fourds.plan.evaluation import (
+    FidelityMemory,
+    ReadoutMemory,
+    fidelity_memory,
+    readout_memory,
+)
 from tests.conftest import REPO_ROOT
 
 H100 = GPUS["h100"].memory_bytes
@@ -47,16 +52,27 @@ def with_precision(params: Params, precision: str) -> Params:
     return dataclasses.replace(params, readout=readout, fidelity=fidelity)
 
 
+def readouts_of(params: Params, scale: str) -> list[ReadoutMemory]:
+    """readout_memory of `scale` as `fourds plan` measures it."""
+    return readout_memory(params.pretraining(scale), params.readout, params.readouts)
+
+
+def fidelity_of(params: Params, scale: str) -> FidelityMemory:
+    """fidelity_memory of `scale` as `fourds plan` measures it."""
+    extractor = params.model(params.fidelity.extractor_scale)
+    return fidelity_memory(params.pretraining(scale), params.fidelity, extractor)
+
+
 def test_readout_at_4ds_j_fits_an_80gb_gpu_in_bf16_and_not_in_fp32(four_ds):
-    (half,) = readout_memory(with_precision(four_ds, "bf16"), "4ds_j")
-    (full,) = readout_memory(with_precision(four_ds, "fp32"), "4ds_j")
+    (half,) = readouts_of(with_precision(four_ds, "bf16"), "4ds_j")
+    (full,) = readouts_of(with_precision(four_ds, "fp32"), "4ds_j")
     assert half.weights == 2 * encoder_parameters(four_ds, "4ds_j")  # 21.76B
     assert full.weights == 2 * half.weights
     assert half.peak < USABLE < H100 < full.weights < full.peak
 
 
 def test_fidelity_at_4ds_j_fits_in_bf16_with_4ds_s_extracting(four_ds):
-    memory = fidelity_memory(four_ds, "4ds_j")  # the ladder pins bf16 and 4ds_s
+    memory = fidelity_of(four_ds, "4ds_j")  # the ladder pins bf16 and 4ds_s
     assert memory.extractor == 2 * encoder_parameters(four_ds, "4ds_s")
     assert memory.mae < memory.reconstruct == memory.peak < USABLE
     assert memory.extractor < memory.extract < memory.reconstruct
@@ -65,12 +81,12 @@ def test_fidelity_at_4ds_j_fits_in_bf16_with_4ds_s_extracting(four_ds):
 def test_every_task_and_phase_runs_in_bf16_beside_the_weights():
     params = with_precision(ladder("smoke"), "bf16")
     encoder = encoder_parameters(params, "smoke_s")
-    memories = readout_memory(params, "smoke_s")
+    memories = readouts_of(params, "smoke_s")
     assert [memory.task for memory in memories] == list(params.readout.tasks)
     for memory in memories:
         assert memory.weights == 2 * encoder
         assert memory.features > memory.weights and memory.head_step > memory.weights
-    fidelity = fidelity_memory(params, "smoke_s")
+    fidelity = fidelity_of(params, "smoke_s")
     assert fidelity.reconstruct > fidelity.mae > 2 * encoder
     assert fidelity.extractor == 2 * encoder_parameters(params, "smoke_l")
 
@@ -78,7 +94,7 @@ def test_every_task_and_phase_runs_in_bf16_beside_the_weights():
 def test_an_extractor_read_from_a_file_is_not_measured():
     params = ladder("smoke")
     fidelity = dataclasses.replace(params.fidelity, encoder_weights="official-4ds-b.pt")
-    memory = fidelity_memory(dataclasses.replace(params, fidelity=fidelity), "smoke_s")
+    memory = fidelity_of(dataclasses.replace(params, fidelity=fidelity), "smoke_s")
     assert memory.extractor is None and memory.extract is None
     assert memory.peak == memory.reconstruct
 

@@ -752,6 +752,11 @@ class Params(Section):
             scale, self.model(scale), self.mae, self.curate, self.pretrain, self.runtime.attention
         )
 
+    def ladder_pretraining(self) -> LadderSpec:
+        """What pretraining the whole ladder reads of the params."""
+        scales = tuple(self.pretraining(scale) for scale in self.ladder.scales)
+        return LadderSpec(self.ladder.name, scales, self.launcher)
+
     def study_layout(self) -> StudyLayout:
         """The stages of the study: the ladder's scales, the readout tasks and regimes."""
         return StudyLayout(self.ladder.scales, self.readout.tasks, self.readout.regimes)
@@ -775,6 +780,18 @@ class PretrainSpec:
     curate: CurateConfig
     pretrain: PretrainConfig
     attention: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LadderSpec:
+    """What pretraining the whole ladder reads of the params (`Params.ladder_pretraining`), as
+    `fourds plan` plans it: the ladder's name, each scale's PretrainSpec (in ladder.scales
+    order; they share the pretrain and curate sections and the attention backend) and the
+    launcher that starts each scale's pretrain stage."""
+
+    name: str
+    scales: tuple[PretrainSpec, ...]
+    launcher: LauncherConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,14 +35,20 @@ workspaces and allocator fragmentation (the plan's headroom).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import numpy as np
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 
-from fourds.config import Params
+from fourds.config import (
+    FidelityConfig,
+    ModelConfig,
+    PretrainSpec,
+    ReadoutConfig,
+    TaskReadoutConfig,
+)
 from fourds.evaluate.fidelity import frame_features
 from fourds.evaluate.precision import DTYPES
 from fourds.evaluate.readout import (
@@ -104,39 +110,52 @@ class EvaluationMemory:
     fidelity: FidelityMemory
 
 
-def evaluation_memory(params: Params, scale: str) -> EvaluationMemory:
+def evaluation_memory(
+    spec: PretrainSpec,
+    readout: ReadoutConfig,
+    readouts: Mapping[str, TaskReadoutConfig],
+    fidelity: FidelityConfig,
+    extractor: ModelConfig,
+) -> EvaluationMemory:
     """The readout (every task of readout.tasks; the one with the highest peak is kept) and
-    fidelity stages of `scale`, measured as the module docstring says."""
-    readouts = readout_memory(params, scale)
-    busiest = max(readouts, key=lambda memory: memory.peak)
-    return EvaluationMemory(scale, busiest, fidelity_memory(params, scale))
+    fidelity stages of `spec`'s scale, measured as the module docstring says; `extractor`: the
+    architecture of fidelity.extractor_scale."""
+    readout_memories = readout_memory(spec, readout, readouts)
+    busiest = max(readout_memories, key=lambda memory: memory.peak)
+    return EvaluationMemory(spec.scale, busiest, fidelity_memory(spec, fidelity, extractor))
 
 
-def readout_memory(params: Params, scale: str) -> list[ReadoutMemory]:
-    """readout@<scale>-<task> for every task of readout.tasks, in their order."""
-    params, cfg = _with_cpu_attention(params), params.readout
+def readout_memory(
+    spec: PretrainSpec, readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]
+) -> list[ReadoutMemory]:
+    """readout@<scale>-<task> of `spec`'s scale for every task of readout.tasks, in their
+    order (`readouts`: each task's settings)."""
+    spec = _with_cpu_attention(spec)
     with FakeTensorMode(allow_non_fake_inputs=True):
-        encoder = _fake(lambda: _encoder(params, scale), cfg.precision)
-        num_blocks = readout_block_count(encoder.cfg.depth, cfg.readout_depth)
-        sizes = {params.readouts[task].batch_size for task in cfg.tasks}
+        encoder = _fake(lambda: _encoder(spec, spec.model), readout.precision)
+        num_blocks = readout_block_count(encoder.cfg.depth, readout.readout_depth)
+        sizes = {readouts[task].batch_size for task in readout.tasks}
         features = {size: _feature_pass_peak(encoder, size, num_blocks) for size in sizes}
         return [
             ReadoutMemory(
                 task,
                 _weight_bytes(encoder),
-                features[params.readouts[task].batch_size],
-                _readout_step_peak(params, encoder, task),
+                features[readouts[task].batch_size],
+                _readout_step_peak(readout, readouts[task], spec.attention, encoder, task),
             )
-            for task in cfg.tasks
+            for task in readout.tasks
         ]
 
 
-def fidelity_memory(params: Params, scale: str) -> FidelityMemory:
-    """fidelity@<scale>: the MAE's reconstructions, then the fourds extractor's features."""
-    params, cfg, clips = _with_cpu_attention(params), params.fidelity, params.fidelity.batch_size
-    frames, size = params.curate.clip_frames, params.curate.resolution
+def fidelity_memory(
+    spec: PretrainSpec, fidelity: FidelityConfig, extractor: ModelConfig
+) -> FidelityMemory:
+    """fidelity@<scale> of `spec`'s scale: the MAE's reconstructions, then the features of the
+    fourds extractor, an encoder of architecture `extractor` (fidelity.extractor_scale's)."""
+    spec, cfg, clips = _with_cpu_attention(spec), fidelity, fidelity.batch_size
+    frames, size = spec.curate.clip_frames, spec.curate.resolution
     with FakeTensorMode(allow_non_fake_inputs=True):
-        mae = _fake(lambda: build_mae(params.pretraining(scale)), cfg.precision)
+        mae = _fake(lambda: build_mae(spec), cfg.precision)
 
         def reconstruct_batch() -> None:
             video = torch.empty((clips, frames, size, size, 3), dtype=torch.uint8)
@@ -145,15 +164,15 @@ def fidelity_memory(params: Params, scale: str) -> FidelityMemory:
         reconstructing = _peak(reconstruct_batch, mae)
         if cfg.feature_extractor != "fourds" or cfg.encoder_weights:
             return FidelityMemory(_weight_bytes(mae), reconstructing, None, None)
-        extractor = _fake(lambda: _encoder(params, cfg.extractor_scale), cfg.precision)
+        encoder = _fake(lambda: _encoder(spec, extractor), cfg.precision)
 
         def extract_batch() -> None:
             with torch.no_grad():
-                frame_features(extractor, torch.empty((clips, 3, size, size), dtype=torch.uint8))
+                frame_features(encoder, torch.empty((clips, 3, size, size), dtype=torch.uint8))
 
-        extracting = _peak(extract_batch, extractor)
+        extracting = _peak(extract_batch, encoder)
         return FidelityMemory(
-            _weight_bytes(mae), reconstructing, _weight_bytes(extractor), extracting
+            _weight_bytes(mae), reconstructing, _weight_bytes(encoder), extracting
         )
 
 
@@ -169,19 +188,24 @@ def _feature_pass_peak(encoder: VideoViT, clips: int, num_blocks: int) -> int:
     return _peak(feature_pass, encoder)
 
 
-def _readout_step_peak(params: Params, encoder: VideoViT, task_name: str) -> int:
-    """Peak bytes of a training step of the `task_name` readout (the second: it has the AdamW
+def _readout_step_peak(
+    shared: ReadoutConfig,
+    cfg: TaskReadoutConfig,
+    attention: str,
+    encoder: VideoViT,
+    task_name: str,
+) -> int:
+    """Peak bytes of a training step of the `task_name` readout (`cfg`: readouts.<task>;
+    `shared`: readout; its attention backend `attention`; the second step: it has the AdamW
     state of the first) beside the encoder."""
-    cfg = params.readouts[task_name]
-    context = TaskContext.from_config(params.readout, ({"label": np.arange(CLASSES)},))
+    context = TaskContext.from_config(shared, ({"label": np.arange(CLASSES)},))
     task = make_task(task_name, clip_geometry(encoder), context)
-    shared = params.readout
     readout = _fake(
         lambda: build_readout(
             encoder,
             task,
             cfg,
-            params.runtime.attention,
+            attention,
             None,
             shared.pose_readout,
             shared.tracking_readout,
@@ -189,7 +213,7 @@ def _readout_step_peak(params: Params, encoder: VideoViT, task_name: str) -> int
         "fp32",
     )
     optimizer = readout_optimizer(
-        readout, encoder, "frozen", cfg.lr, cfg.weight_decay, params.readout.finetune_lr_scale
+        readout, encoder, "frozen", cfg.lr, cfg.weight_decay, shared.finetune_lr_scale
     )
     shape = (cfg.batch_size, encoder.num_tokens, encoder.cfg.width)
 
@@ -222,12 +246,11 @@ def _peak(
     return tracked_peak(tracker).total
 
 
-def _encoder(params: Params, scale: str) -> VideoViT:
-    """The encoder of `scale` for the params' clips (placeholder weights)."""
-    curate = params.curate
-    return VideoViT(
-        params.model(scale), curate.clip_frames, curate.resolution, params.runtime.attention
-    )
+def _encoder(spec: PretrainSpec, model: ModelConfig) -> VideoViT:
+    """An encoder of architecture `model` for `spec`'s clips, with its attention backend
+    (placeholder weights)."""
+    curate = spec.curate
+    return VideoViT(model, curate.clip_frames, curate.resolution, spec.attention)
 
 
 def _fake(build: Callable[[], Module], precision: str) -> Module:
@@ -243,9 +266,8 @@ def _weight_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def _with_cpu_attention(params: Params) -> Params:
-    """The params with xformers attention (CUDA only) replaced by sdpa."""
-    if params.runtime.attention != "xformers":
-        return params
-    runtime = dataclasses.replace(params.runtime, attention="sdpa")
-    return dataclasses.replace(params, runtime=runtime)
+def _with_cpu_attention(spec: PretrainSpec) -> PretrainSpec:
+    """`spec` with xformers attention (CUDA only) replaced by sdpa."""
+    if spec.attention != "xformers":
+        return spec
+    return dataclasses.replace(spec, attention="sdpa")

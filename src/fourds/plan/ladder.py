@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, LadderSpec, PretrainSpec
 from fourds.config.schema import LAYOUTS
 from fourds.models.flops import training_flops_per_clip
 from fourds.plan.cluster import Cluster, compute_seconds, gpu_hours, layout_seconds, shard_count
@@ -118,26 +118,26 @@ def choose_layout(options: list[LayoutOption]) -> LayoutOption:
 
 
 def plan_scale(
-    params: Params,
-    scale: str,
+    spec: PretrainSpec,
     cluster: Cluster,
     mfu: float,
     checkpointing: bool | None,
     headroom: float,
     measured: MeasuredSteps | None = None,
 ) -> ScalePlan:
-    """Plan one scale (see `ScalePlan`); `headroom` is the fraction of GPU memory kept free
+    """Plan `spec`'s scale (see `ScalePlan`); `headroom` is the fraction of GPU memory kept free
     for what the memory model does not count (CUDA context, NCCL buffers, fragmentation).
     `measured`: step times measured on a GPU, used where they apply (else `mfu`, assumed)."""
+    scale, pretrain = spec.scale, spec.pretrain
     if checkpointing is None:
-        checkpointing = params.pretrain.checkpoints(scale)
-    batch, devices = params.pretrain.batch_size, cluster.count
+        checkpointing = pretrain.checkpoints(scale)
+    batch, devices = pretrain.batch_size, cluster.count
     if batch % devices:
         raise ConfigError(
             f"pretrain.batch_size={batch} is not divisible by {devices} GPUs: each GPU trains "
             "an equal share of the batch"
         )
-    setup = StepSetup.from_params(params, scale, on_gpu=True)
+    setup = StepSetup.from_spec(spec, on_gpu=True)
     parameters = parameter_layout(setup)
     clips = batch // devices
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
@@ -149,14 +149,14 @@ def plan_scale(
         compute = StepTime(compute_seconds(flops, clips, peak, mfu), f"assumed (MFU {mfu:g})")
     compute_s = compute.seconds
     options = layout_options(setup, cluster, clips, checkpointing, compute_s, usable)
-    if scale in params.pretrain.data_parallel:
+    if scale in pretrain.data_parallel:
         # hsdp on one node is fsdp (`layout_options` leaves it out)
         by_name = {option.layout: option for option in options}
-        option = by_name.get(params.pretrain.layout(scale), by_name["fsdp"])
+        option = by_name.get(pretrain.layout(scale), by_name["fsdp"])
         source = "pinned"
     else:
         option, source = choose_layout(options), "chosen"
-    step_s, steps = option.step_s, params.pretrain.steps
+    step_s, steps = option.step_s, pretrain.steps
     return ScalePlan(
         scale=scale,
         layout=option.layout,
@@ -182,7 +182,7 @@ def plan_scale(
 
 
 def plan_ladder(
-    params: Params,
+    ladder: LadderSpec,
     cluster: Cluster,
     mfu: float,
     checkpointing: bool | None,
@@ -190,13 +190,13 @@ def plan_ladder(
     progress: Callable[[str], None] = lambda message: None,
     measured: MeasuredSteps | None = None,
 ) -> list[ScalePlan]:
-    """`plan_scale` for every ladder scale; `progress` hears of each scale as it starts."""
+    """`plan_scale` for every scale of `ladder`; `progress` hears of each scale as it starts."""
     if not 0.0 < mfu <= 1.0:
         raise ConfigError(f"MFU {mfu} must be in (0, 1]")
     if not 0.0 <= headroom < 1.0:
         raise ConfigError(f"memory headroom {headroom} must be in [0, 1)")
     plans = []
-    for scale in params.ladder.scales:
-        progress(f"planning {scale}")
-        plans.append(plan_scale(params, scale, cluster, mfu, checkpointing, headroom, measured))
+    for spec in ladder.scales:
+        progress(f"planning {spec.scale}")
+        plans.append(plan_scale(spec, cluster, mfu, checkpointing, headroom, measured))
     return plans

@@ -59,7 +59,7 @@ import math
 
 import torch
 
-from fourds.config import MAEConfig, ModelConfig, Params
+from fourds.config import MAEConfig, ModelConfig, PretrainSpec
 from fourds.evaluate.precision import DTYPES
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block, count_parameters
@@ -91,16 +91,16 @@ class StepSetup:
     on_gpu: bool
 
     @classmethod
-    def from_params(cls, params: Params, scale: str, on_gpu: bool) -> StepSetup:
-        """The step the pretrain stage runs for ladder scale `scale`."""
+    def from_spec(cls, spec: PretrainSpec, on_gpu: bool) -> StepSetup:
+        """The step the pretrain stage runs for `spec`'s scale."""
         return cls(
-            model=params.model(scale),
-            mae=params.mae,
-            frames=params.curate.clip_frames,
-            size=params.curate.resolution,
-            precision=params.pretrain.precision,
-            activation_checkpointing=params.pretrain.checkpoints(scale),
-            attention=params.runtime.attention,
+            model=spec.model,
+            mae=spec.mae,
+            frames=spec.curate.clip_frames,
+            size=spec.curate.resolution,
+            precision=spec.pretrain.precision,
+            activation_checkpointing=spec.pretrain.checkpoints(spec.scale),
+            attention=spec.attention,
             on_gpu=on_gpu,
         )
 

@@ -36,7 +36,7 @@ from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
 from torch.distributed._tools.mem_tracker import MemTracker
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
-from fourds.config import ConfigError, Params
+from fourds.config import ConfigError, LadderSpec, PretrainSpec
 from fourds.models.factory import build_mae
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, data_parallel_mesh, parallelize
@@ -72,31 +72,30 @@ def fake_process_group(world_size: int, layout: str = "fsdp", node_size: int = N
 
 
 def simulate_step(
-    params: Params,
-    scale: str,
+    spec: PretrainSpec,
     world_size: int,
     checkpointing: bool | None = None,
     layout: str | None = None,
 ) -> SimulatedMemory:
-    """Rank 0's peak memory in a pretraining step of `scale` on `world_size` ranks, with the
-    params' batch split over the ranks and `pretrain.micro_batch` passes.
+    """Rank 0's peak memory in a pretraining step of `spec`'s scale on `world_size` ranks, with
+    its pretrain.batch_size split over the ranks and `pretrain.micro_batch` passes.
 
     The step runs on CPU tensors, so a CUDA-only attention backend (`runtime.attention:
     xformers`, as the 4ds ladder pins it) is replaced by CPU_ATTENTION, which saves the same
     tensors for backward (output and log-sum-exp); `format_simulation` says so.
 
     Args:
-        checkpointing: activation checkpointing; None: as the params pin it for `scale`.
+        checkpointing: activation checkpointing; None: as the params pin it for the scale.
         layout: the data-parallel layout (nodes of NODE_SIZE ranks); None: the params'.
     """
-    params = on_cpu_attention(params)
-    cfg, curate = params.pretrain, params.curate
+    spec = on_cpu_attention(spec)
+    cfg, curate = spec.pretrain, spec.curate
     if cfg.batch_size % world_size:
         raise ConfigError(
             f"pretrain.batch_size={cfg.batch_size} is not divisible by {world_size} ranks"
         )
     clips = cfg.batch_size // world_size
-    plan = ParallelPlan.from_spec(params.pretraining(scale), sharded=world_size > 1)
+    plan = ParallelPlan.from_spec(spec, sharded=world_size > 1)
     if checkpointing is not None:
         plan = dataclasses.replace(plan, checkpointing=checkpointing)
     plan = dataclasses.replace(plan, compile=False)  # compiling changes no tensor it keeps
@@ -109,7 +108,7 @@ def simulate_step(
     recipe = StepRecipe.in_micro_batches(clips, cfg.micro_batch, cfg.grad_clip, autocast)
     with fake_process_group(world_size, plan.layout) as mesh, FakeTensorMode():
         model = parallelize(
-            lambda: build_mae(params.pretraining(scale)),
+            lambda: build_mae(spec),
             plan,
             DEVICE,
             None,
@@ -129,12 +128,9 @@ def simulate_step(
         return tracked_peak(tracker)
 
 
-def on_cpu_attention(params: Params) -> Params:
-    """`params` with CPU_ATTENTION in place of any other attention backend."""
-    if params.runtime.attention == CPU_ATTENTION:
-        return params
-    runtime = dataclasses.replace(params.runtime, attention=CPU_ATTENTION)
-    return dataclasses.replace(params, runtime=runtime)
+def on_cpu_attention(spec: PretrainSpec) -> PretrainSpec:
+    """`spec` with CPU_ATTENTION in place of any other attention backend."""
+    return dataclasses.replace(spec, attention=CPU_ATTENTION)
 
 
 def plain_tracker(*tracked: torch.nn.Module | torch.optim.Optimizer) -> MemTracker:
@@ -154,27 +150,29 @@ def tracked_peak(tracker: MemTracker) -> SimulatedMemory:
 
 def format_simulation(
     plans: list,
-    params: Params,
+    ladder: LadderSpec,
     world_size: int,
     progress: Callable[[str], None] = lambda message: None,
 ) -> str:
-    """The plan's peak memory per GPU beside the simulated step's, one row per scale;
-    `progress` hears of each scale as its simulation starts."""
+    """The plan's peak memory per GPU beside the simulated step's, one row per scale of
+    `ladder`; `progress` hears of each scale as its simulation starts."""
+    specs = {spec.scale: spec for spec in ladder.scales}
+    attention = ladder.scales[0].attention  # every scale's
     lines = [
         f"peak memory per GPU at {world_size} GPUs, GiB: the plan's model and the real step on "
         "a simulated cluster (fourds.plan.simulate)",
     ]
-    if params.runtime.attention != CPU_ATTENTION:
+    if attention != CPU_ATTENTION:
         lines.append(
             f"(attention: the simulated step runs {CPU_ATTENTION} on the CPU in place of "
-            f"runtime.attention={params.runtime.attention}, which needs CUDA; both save the "
+            f"runtime.attention={attention}, which needs CUDA; both save the "
             "output and log-sum-exp for backward)"
         )
     lines.append(f"{'scale':8}{'plan':>10}{'simulated':>12}{'plan/sim':>10}")
     for plan in plans:
         progress(f"simulating {plan.scale} on {world_size} ranks")
         simulated = simulate_step(
-            params, plan.scale, world_size, plan.checkpointing, plan.layout
+            specs[plan.scale], world_size, plan.checkpointing, plan.layout
         ).total
         lines.append(
             f"{plan.scale:8}{plan.memory.peak / 2**30:10.2f}{simulated / 2**30:12.2f}"

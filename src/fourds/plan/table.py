@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fourds.config import Params
+from fourds.config import FidelityConfig, LadderSpec, LauncherConfig, ReadoutConfig
 from fourds.plan.cluster import Cluster
 from fourds.plan.evaluation import EvaluationMemory
 from fourds.plan.feed import LoaderRate
@@ -41,7 +41,7 @@ def _checkpointing(plans: list[ScalePlan], choice: bool | None) -> str:
 
 def format_plan(
     plans: list[ScalePlan],
-    params: Params,
+    ladder: LadderSpec,
     cluster: Cluster,
     mfu: float,
     checkpointing: bool | None,
@@ -49,17 +49,18 @@ def format_plan(
     loader: LoaderRate | None = None,
     measured: MeasuredSteps | None = None,
 ) -> str:
-    """Header lines, a memory table, a time table and a data table, one row per scale.
+    """Header lines, a memory table, a time table and a data table, one row per scale of
+    `ladder`.
 
     loader: the measured loader rate (fourds.plan.feed); None, or a rate measured at another
     clip size, leaves the loader cores unmeasured. measured: the GPU step times the plans
     used where they apply (fourds.plan.measured), named in the time table's header.
     """
-    pretrain, curate = params.pretrain, params.curate
+    pretrain, curate = ladder.scales[0].pretrain, ladder.scales[0].curate  # every scale's
     clip = f"{curate.clip_frames}x{curate.resolution}x{curate.resolution}"
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
     lines = [
-        f"ladder {params.ladder.name} on {cluster.describe()}",
+        f"ladder {ladder.name} on {cluster.describe()}",
         f"schedule: {pretrain.steps:,} steps x {pretrain.batch_size:,} clips of {clip}, "
         f"{pretrain.precision}, activation checkpointing {_checkpointing(plans, checkpointing)}, "
         f"MFU {mfu:g} assumed where no measurement applies",
@@ -93,7 +94,7 @@ def format_plan(
         ]
         lines.append(row(cells, widths))
     lines += _time_table(plans, cluster, pretrain.steps, measured)
-    lines += _slurm_limit(plans, params, cluster)
+    lines += _slurm_limit(plans, ladder.launcher, cluster)
     return "\n".join(lines + [""] + _data_table(plans, cluster, clip, loader))
 
 
@@ -131,11 +132,10 @@ def _time_table(
     return lines
 
 
-def _slurm_limit(plans: list[ScalePlan], params: Params, cluster: Cluster) -> list[str]:
+def _slurm_limit(plans: list[ScalePlan], launcher: LauncherConfig, cluster: Cluster) -> list[str]:
     """Under `launcher.kind: slurm`, a line saying whether each scale's planned wall time fits
     the job's time limit times its runs (the first and `launcher.requeues` requeues, each
     resuming from the last checkpoint), naming those that do not; nothing otherwise."""
-    launcher = params.launcher
     if launcher.kind != "slurm":
         return []
     runs = launcher.requeues + 1
@@ -209,11 +209,14 @@ def _data_table(
 
 
 def format_evaluation(
-    stages: list[EvaluationMemory], params: Params, cluster: Cluster, headroom: float
+    stages: list[EvaluationMemory],
+    readout: ReadoutConfig,
+    fidelity: FidelityConfig,
+    cluster: Cluster,
+    headroom: float,
 ) -> str:
     """The readout and fidelity stages' peak memory on one GPU, one row per scale each."""
     usable = cluster.gpu.memory_bytes * (1.0 - headroom)
-    readout, fidelity = params.readout, params.fidelity
 
     def fits(peak: int) -> str:
         return "yes" if peak <= usable else "no"
