@@ -45,7 +45,8 @@ def _zoo(args: argparse.Namespace) -> None:
     if args.ladders:
         from fourds.config.compose import ladder_params
 
-        print(ladders_zoo(ladder_params(args.experiments)), end="")
+        ladders = [params.ladder_pretraining() for params in ladder_params(args.experiments)]
+        print(ladders_zoo(ladders), end="")
         return
     rows = zoo_table(_model_configs(args.models), args.frames, args.size, args.mask_ratio)
     print(format_zoo(_zoo_title(args), rows), end="")

@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from fourds.config import ModelConfig, Params
+from fourds.config import LadderSpec, ModelConfig
 from fourds.models.flops import encoder_training_flops
 from fourds.models.vit import VideoViT, count_parameters
 
@@ -80,18 +80,19 @@ def format_zoo(title: str, rows: list[ZooEntry]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ladders_zoo(ladders: list[Params]) -> str:
+def ladders_zoo(ladders: list[LadderSpec]) -> str:
     """A table per ladder (smallest largest model first): its models counted at the ladder's
     own clip (curate.clip_frames x curate.resolution^2) and mask ratio, as its stages count
     them."""
     tables = []
-    for params in ladders:
-        frames, size = params.curate.clip_frames, params.curate.resolution
-        ratio = params.mae.mask_ratio
-        models = {scale: params.models[scale] for scale in params.ladder.scales}
+    for ladder in ladders:
+        shared = ladder.scales[0]  # the clip and the MAE are every scale's
+        frames, size = shared.curate.clip_frames, shared.curate.resolution
+        ratio = shared.mae.mask_ratio
+        models = {spec.scale: spec.model for spec in ladder.scales}
         rows = zoo_table(models, frames, size, ratio)
         title = (
-            f"ladder {params.ladder.name}: input {frames}x{size}x{size}, its own; encoder "
+            f"ladder {ladder.name}: input {frames}x{size}x{size}, its own; encoder "
             f"training FLOPs per clip at its mask ratio {ratio}"
         )
         tables.append((rows[-1].params, format_zoo(title, rows)))
