@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from fourds.cli import main
 from fourds.config import load_params
 from fourds.models.mae import MaskedAutoencoder
-from fourds.train import checkpoint
+from fourds.records import EXECUTION_RECORD
+from fourds.train import checkpoint, pretrain
 from fourds.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fourds.train.distributed import DistEnv
 from fourds.train.pretrain import run_fingerprint
@@ -65,6 +67,26 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shar
     for name, tensor in uninterrupted.items():
         assert torch.equal(resumed[name], tensor), name
     assert (interrupted / "loss.csv").read_text() == (reference / "loss.csv").read_text()
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(tiny_shards, tmp_path, monkeypatch, capsys):
+    """The resume fingerprint covers the code: a rerun of the same code resumes from the last
+    checkpoint, one of other code (another `code_digest`) starts afresh beside it."""
+    params = write_tiny_params(tmp_path / "params.yaml", steps=8, checkpoint_every=4)
+    out = tmp_path / "run"
+    argv = pretrain_command([], params, tiny_shards, out)
+    assert main(argv) == 0  # keeps its step-4 checkpoint under resume/<fingerprint>/
+    assert main(argv) == 0
+    assert "(step 4)" in capsys.readouterr().out and resumed_from(out) == 4
+
+    monkeypatch.setattr(pretrain, "code_digest", lambda: "the digest of other code")
+    assert main(argv) == 0
+    assert "resuming" not in capsys.readouterr().out and resumed_from(out) == 0
+    assert len(list(out.glob("resume/*/step-00000004"))) == 2  # each fingerprint its own
+
+
+def resumed_from(out: Path) -> int:
+    return yaml.safe_load((out / EXECUTION_RECORD).read_text())["resumed_from_step"]
 
 
 def tiny_model() -> tuple[MaskedAutoencoder, torch.optim.Optimizer]:

@@ -8,8 +8,9 @@
                     resumable checkpoints (see fourds.train.checkpoint), every
                     `pretrain.checkpoint_every` steps. The fingerprint hashes everything that
                     shapes the training trajectory (model, MAE and curate params, the
-                    pretrain params but EXECUTION_ONLY ones, clip sampling included, and the
-                    shard contents), so a rerun resumes only its own run's state.
+                    pretrain params but EXECUTION_ONLY ones, clip sampling included, the
+                    shard contents, and the code: `code_digest`), so a rerun resumes only its
+                    own run's state; a run of other params or other code starts afresh.
 
 A run that finds a checkpoint of its own fingerprint resumes from it and ends with exactly the
 weights of an uninterrupted run (bitwise on CPU): the model, optimizer, LR schedule, loader
@@ -19,6 +20,7 @@ and RNG states are restored, and every batch is a function of (seed, step) only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -62,6 +64,8 @@ EXECUTION_ONLY = (
     "shards_url",
 )
 CURATE_EXECUTION_ONLY = ("workers", "data")  # the shards' digests stand for the data
+# The fourds packages whose code shapes the training trajectory (`code_digest`).
+TRAJECTORY_PACKAGES = ("models", "train", "data", "config")
 
 
 def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
@@ -101,6 +105,20 @@ def local_rows(batch_size: int, env: DistEnv) -> range:
     return range(env.rank * per_rank, (env.rank + 1) * per_rank)
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the fourds source pretraining runs: every .py file of TRAJECTORY_PACKAGES in
+    the folder fourds is imported from, by path relative to it, in sorted order (computed once
+    per process)."""
+    root = Path(__file__).resolve().parents[1]  # the fourds package
+    paths = sorted(path for name in TRAJECTORY_PACKAGES for path in (root / name).rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in paths:
+        name, content = path.relative_to(root).as_posix(), hashlib.sha256(path.read_bytes())
+        digest.update(f"{name} {content.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def run_fingerprint(spec: PretrainSpec, shard_digests: list[str]) -> str:
     """Hash of everything that shapes the training trajectory (16 hex digits)."""
     trajectory = {
@@ -119,6 +137,7 @@ def run_fingerprint(spec: PretrainSpec, shard_digests: list[str]) -> str:
         "pretrain": trajectory,
         "attention": spec.attention,
         "shards": shard_digests,
+        "code": code_digest(),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
