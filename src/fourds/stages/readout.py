@@ -28,7 +28,7 @@ from fourds.atomic import (
     scratch_directory,
     write_json,
 )
-from fourds.config import ConfigError, ModelConfig, Params
+from fourds.config import ConfigError, ModelConfig, Params, ReadoutConfig, SourceConfig
 from fourds.config.operative import configured, stage
 from fourds.data.benchmarks import (
     load_readout_split,
@@ -197,17 +197,20 @@ def _run(
         readout, task = converted_readout(
             task_cfg.pretrained, clips.geometry, depth_protocol(cfg), params.runtime.attention
         )
-        targets = task.targets(clips.test)
+    else:
+        readout, task = None, readout_task(cfg, task_name, clips, task_cfg.source)
+    train_targets, targets = task.targets(clips.train), task.targets(clips.test)
+    if readout is not None:  # a converted readout, scored as it is
         features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
         evaluations = [score(readout.to(device), task, features, targets, task_cfg.batch_size)]
         trained = {}
     else:
         label = f"{scale}-{task_name}-{regime}"
-        task, evaluations, trained = train_seeds(
-            params, task_name, regime, encoder, clips, device, budget, label
-        )
-        targets = task.targets(clips.test)
-    baseline = task.evaluate(task.baseline(task.targets(clips.train)), targets, task_cfg.batch_size)
+        evaluations, trained = train_seeds(
+            params, task_name, regime, encoder, clips, task, (train_targets, targets), device,
+            budget, label,
+        )  # fmt: skip
+    baseline = task.evaluate(task.baseline(train_targets), targets, task_cfg.batch_size)
     claim_output_directory(out_dir, read)
     out_dir = Path(out_dir)
     draw_examples(task, clips.test, targets, evaluations[0], out_dir)
@@ -323,26 +326,33 @@ class ReadoutClips:
         return test_features(encoder, self.test, self.num_blocks, device, batch_size, budget)
 
 
+def readout_task(
+    cfg: ReadoutConfig, task_name: str, clips: ReadoutClips, source: SourceConfig
+) -> Task:
+    """The task `task_name` a readout is trained on, for the clips and classes of `source`."""
+    context = TaskContext.from_config(cfg, (clips.train, clips.test), readout_classes(source))
+    return make_task(task_name, clips.geometry, context)
+
+
 def train_seeds(
     params: Params,
     task_name: str,
     regime: str,
     encoder: VideoViT,
     clips: ReadoutClips,
+    task: Task,
+    targets: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
     device: torch.device,
     budget: HostBudget,
     label: str,
-) -> tuple[Task, list[Evaluation], dict[str, object]]:
-    """Train readouts.<task>.seeds readouts (readout.seed onwards) on the train clips and score
-    each on the test clips: the task, each seed's evaluation and metrics.json's training
-    fields. A frozen encoder's features are computed once for every seed; a fine-tuned one
-    starts each seed from the same weights and is scored as that seed left it."""
+) -> tuple[list[Evaluation], dict[str, object]]:
+    """Train readouts.<task>.seeds readouts of `task` (readout.seed onwards) on the train clips
+    and score each on the test clips, with `targets` (train, test) the task's targets of each:
+    each seed's evaluation and metrics.json's training fields. A frozen encoder's features are
+    computed once for every seed; a fine-tuned one starts each seed from the same weights and
+    is scored as that seed left it."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
-    context = TaskContext.from_config(
-        cfg, (clips.train, clips.test), readout_classes(task_cfg.source)
-    )
-    task = make_task(task_name, clips.geometry, context)
-    train_targets = task.targets(clips.train)
+    train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
     cache = cfg.cache_features and regime != "finetuned"
     train_features = Features(
@@ -350,7 +360,7 @@ def train_seeds(
         budget,
     )  # fmt: skip
     initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
-    targets, features = task.targets(clips.test), None
+    features = None
     if initial is None:  # the encoder stays as it is: every seed reads the same features
         features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
     evaluations, final_losses = [], []
@@ -369,13 +379,13 @@ def train_seeds(
         final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
         if initial is not None:  # this seed's fine-tuned encoder
             features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-        evaluations.append(score(readout, task, features, targets, task_cfg.batch_size))
+        evaluations.append(score(readout, task, features, test_targets, task_cfg.batch_size))
     trained = {
         "train_clips": len(clips.train["video"]),
         "pretrain_clips": clips.extra,
         **seed_summary(final_losses, evaluations, task.headline),
     }
-    return task, evaluations, trained
+    return evaluations, trained
 
 
 def draw_examples(
