@@ -152,19 +152,19 @@ def fidelity_memory(
 ) -> FidelityMemory:
     """fidelity@<scale> of `spec`'s scale: the MAE's reconstructions, then the features of the
     fourds extractor, an encoder of architecture `extractor` (fidelity.extractor_scale's)."""
-    spec, cfg, clips = _with_cpu_attention(spec), fidelity, fidelity.batch_size
+    spec, clips = _with_cpu_attention(spec), fidelity.batch_size
     frames, size = spec.curate.clip_frames, spec.curate.resolution
     with FakeTensorMode(allow_non_fake_inputs=True):
-        mae = _fake(lambda: build_mae(spec), cfg.precision)
+        mae = _fake(lambda: build_mae(spec), fidelity.precision)
 
         def reconstruct_batch() -> None:
             video = torch.empty((clips, frames, size, size, 3), dtype=torch.uint8)
             reconstruct(mae, video, *mae.sample_masks(clips))
 
         reconstructing = _peak(reconstruct_batch, mae)
-        if cfg.feature_extractor != "fourds" or cfg.encoder_weights:
+        if fidelity.feature_extractor != "fourds" or fidelity.encoder_weights:
             return FidelityMemory(_weight_bytes(mae), reconstructing, None, None)
-        encoder = _fake(lambda: _encoder(spec, extractor), cfg.precision)
+        encoder = _fake(lambda: _encoder(spec, extractor), fidelity.precision)
 
         def extract_batch() -> None:
             with torch.no_grad():
