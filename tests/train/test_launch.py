@@ -10,6 +10,8 @@ import sys
 import pytest
 import yaml
 
+from fourds.atomic import claim_output_directory
+from fourds.cli import main
 from fourds.config import ConfigError, LauncherConfig, Params
 from fourds.config.compose import compose_params
 from fourds.config.schema import parse
@@ -68,8 +70,9 @@ def test_processes_started_by_a_launcher_do_the_work_themselves(monkeypatch):
     assert launched_here(launcher("slurm"))
 
 
-def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatch):
-    """Stand-ins for `sbatch` and `srun`: the submission script is recorded, not queued."""
+def slurm_stand_ins(tmp_path, monkeypatch) -> None:
+    """Stand-ins for `sbatch` and `srun` on PATH: the submission script is copied to
+    tmp_path/submitted.sh, not queued."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     sbatch = bin_dir / "sbatch"
@@ -81,6 +84,10 @@ def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatc
     for tool in (sbatch, srun):
         tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_slurm_launcher_submits_the_job_the_params_describe(tmp_path, monkeypatch):
+    slurm_stand_ins(tmp_path, monkeypatch)
     submitit = pytest.importorskip("submitit")
 
     executors = []
@@ -128,3 +135,29 @@ def test_the_4ds_ladder_pins_a_torchrun_launch_of_8_processes_per_node():
     checkpointed = [scale for scale in params.ladder.scales if params.pretrain.checkpoints(scale)]
     assert checkpointed == ["4ds_e", "4ds_j"]
     assert params.pretrain.precision == "bf16"
+
+
+def test_a_slurm_submission_leaves_its_output_folder_for_the_job_to_claim(
+    tiny_shards, tmp_path, monkeypatch
+):
+    """submitit writes into <out>/slurm before the job starts: the folder is fourds' own by
+    then, so the job's processes may write their outputs there. The submission is a stand-in
+    that writes what submitit writes first."""
+    from fourds.stages import pretrain as pretrain_stage
+
+    def submit(argv, launcher_config, slurm_dir):
+        slurm_dir.mkdir(parents=True)
+        (slurm_dir / "submission.sh").write_text("#!/bin/bash\n")
+        return 0
+
+    monkeypatch.setattr(pretrain_stage, "launch", submit)
+    monkeypatch.delenv(LAUNCHED, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    params = write_tiny_params(tmp_path / "params.yaml")
+    raw = yaml.safe_load(params.read_text())
+    raw["launcher"] = dataclasses.asdict(launcher("slurm", partition="cpu"))
+    params.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    argv = ["pretrain", "--params", str(params), "--scale", "tiny", "--curated", str(tiny_shards)]
+    assert main([*argv, "--out", str(out)]) == 0
+    claim_output_directory(out, (tiny_shards,))  # what the job's pretraining does first

@@ -22,7 +22,7 @@ import numpy as np
 import torch.distributed as dist
 
 from fourds.accelerators import model_flops_utilisation
-from fourds.atomic import atomic_path, check_output_directory, write_json
+from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params, PretrainSpec
 from fourds.config.operative import stage
 from fourds.models.factory import save_weights
@@ -46,6 +46,9 @@ def run(
     spec = params.pretraining(scale)  # an unknown scale fails here, before any data is loaded
     check_output_directory(out_dir, (shard_dir,))
     if not launched_here(params.launcher):
+        # marked fourds' own before the launcher writes there (<out>/slurm), so the launched
+        # processes may claim it
+        claim_output_directory(out_dir, (shard_dir,))
         argv = ["pretrain", "--params", str(Path(params_path).resolve()), "--scale", scale]
         argv += ["--curated", str(Path(shard_dir).resolve()), "--out", str(Path(out_dir).resolve())]
         return launch(argv, params.launcher, Path(out_dir).resolve() / "slurm")
