@@ -11,11 +11,13 @@ wanted):
    - "step": the pretraining loop's step (`step_on_batch`): a pinned host batch (video, views,
      masks) copied on the loader's stream (`CopyToDevice`), crop, resize and flip on the GPU,
      then `train_step`;
-   at 4ds_b batch 128 (model and step), 4ds_l 128 and 64, 4ds_b at the per-GPU batches of the
-   ladder's global batch on 32 and 256 GPUs, sdpa and (where `probe` passes) xformers, then
-   per-block torch.compile;
-3. a profile of three 4ds_b batch-128 steps: the GPU's busy fraction (the union of kernel and
-   copy intervals over the wall time), host synchronisations and copies per step;
+   first compiled as the ladder runs (each block, the pixel loss and, in "step", the crop:
+   `pretrain.compile`) at 4ds_l and 4ds_b batch 128, then eager: 4ds_b batch 128 (model and
+   step), 4ds_l 128 and 64, 4ds_b at the per-GPU batches of the ladder's global batch on 32
+   and 256 GPUs, sdpa and (where `probe` passes) xformers;
+3. profiles of three compiled steps (4ds_b batch-128 step, 4ds_l batch-128 model): the GPU's
+   busy fraction (the union of kernel and copy intervals over the wall time), host
+   synchronisations and copies per step, the operators with the most device time;
 4. the loader: clips/s from memory-mapped pretrain shards with 1 and with the ladder's
    loader_workers threads (benchmarks/loader_throughput.py's shards and drain), against the
    clips/s the measured 4ds_b batch-128 step consumes.
@@ -70,7 +72,7 @@ from fourds.models.flops import training_flops_per_clip
 from fourds.train.loader import ClipExample, CopyToDevice, collate
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import StepRecipe, step_on_batch, train_step
+from fourds.train.step import StepRecipe, step_on_batch, train_step, view_crop
 
 MIB = 2**20
 
@@ -92,10 +94,14 @@ class Case:
 
 
 def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
-    """The cases of a full run, most wanted first. The per-GPU batches on 32 and 256 GPUs are
+    """The cases of a full run, most wanted first: the ladder's compiled step, then eager
+    (each region's compile measured against it). The per-GPU batches on 32 and 256 GPUs are
     the ladder's global batch divided among them."""
     per_gpu = [params.pretrain.batch_size // gpus for gpus in (32, 256)]
-    cases = [
+    compiled = [Case(scale, 128, what, compile=True) for scale in ("4ds_l", "4ds_b")
+                for what in ("model", "step")]  # fmt: skip
+    return [
+        *compiled,  # as the ladder runs (pretrain.compile: true)
         Case("4ds_b", 128, "model"),
         Case("4ds_b", 128, "step"),
         Case("4ds_l", 128, "model"),
@@ -103,11 +109,7 @@ def ladder_cases(params: Params, attention: list[str]) -> list[Case]:
         *(Case("4ds_b", batch, "model") for batch in per_gpu),
         Case("4ds_l", 128, "step"),
         *(Case("4ds_b", 128, "model", attention=other) for other in attention if other != "sdpa"),
-        Case("4ds_b", 128, "model", compile=True),
-        Case("4ds_b", 128, "step", compile=True),
-        Case("4ds_l", 128, "model", compile=True),
     ]
-    return cases
 
 
 def quick_params(params: Params) -> Params:
@@ -207,7 +209,8 @@ def case_step(
     in turns), "step" copies the pinned host batch and runs the loop's `step_on_batch`."""
     cuda = device.type == "cuda"
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=cuda)
-    recipe = StepRecipe.whole_batch(case.batch, params.pretrain.grad_clip, autocast)
+    crop = view_crop(device, case.compile)
+    recipe = StepRecipe.whole_batch(case.batch, params.pretrain.grad_clip, autocast, crop)
     batch = host_batch(params, model, case.batch, pin=cuda)
     if case.what == "step":
         copy = CopyToDevice(device) if cuda else dict
@@ -436,8 +439,8 @@ def main() -> None:
         parser.add_argument(
             "--profile",
             nargs="*",
-            default=["4ds_b b128 step", "4ds_l b128 model"],
-            help="profile these cases (scale, batch, what), e.g. '4ds_l b128 model'",
+            default=["4ds_b b128 step compiled", "4ds_l b128 model compiled"],
+            help="profile these cases (scale, batch, what[, compiled]), e.g. '4ds_l b128 model'",
         )
 
     args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
@@ -485,8 +488,13 @@ def main() -> None:
 
     profiles = []
     for name in args.profile:
-        scale, batch, what = name.split()
-        profiled = Case(scale, 4 if args.quick else int(batch.removeprefix("b")), what)
+        scale, batch, what, *compiled = name.split()
+        profiled = Case(
+            scale,
+            4 if args.quick else int(batch.removeprefix("b")),
+            what,
+            compile=compiled == ["compiled"] and not args.quick,
+        )
         try:
             profiles.append(profile_case(params, profiled, device, 3))
         except Exception as error:  # the cases measured stay written

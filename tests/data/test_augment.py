@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from fourds.data.augment import ClipSampler, crop_box, crop_resize_flip, linear_taps
+from fourds.data.augment import (
+    ClipSampler,
+    crop_box,
+    crop_resize_flip,
+    fused_crop,
+    linear_taps,
+)
 
 SEGMENT = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
 ASPECT = (0.75, 1.333)
@@ -113,6 +119,16 @@ def test_a_batch_applies_each_clips_own_view(batched):
     windows, views = torch.stack([w for w, _ in drawn]), torch.stack([v for _, v in drawn])
     for seed, clip in enumerate(crop_resize_flip(windows, views, batched)):
         assert torch.equal(clip, sampled_clip(sample, SEGMENT, seed))
+
+
+@pytest.mark.slow  # an Inductor compile, about 5 s
+def test_the_fused_crop_gives_the_eager_clips_bit_for_bit():
+    # The compiled schedule that a compiling CUDA run uses (fourds.train.step.view_crop), here
+    # through Inductor's C++; tests/gpu/test_augment.py checks its Triton kernels on CUDA.
+    sample = ClipSampler(3, 1, (0.08, 1.0), (0.5, 2.0))
+    drawn = [sample(SEGMENT, np.random.default_rng(seed)) for seed in range(8)]
+    windows, views = torch.stack([w for w, _ in drawn]), torch.stack([v for _, v in drawn])
+    assert torch.equal(fused_crop(windows, views), crop_resize_flip(windows, views))
 
 
 def test_taps_resample_the_box_on_pixel_centres_and_reverse_for_a_flip():

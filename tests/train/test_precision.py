@@ -28,12 +28,13 @@ def qk_norm_mae(norm_pix_loss: bool) -> MaskedAutoencoder:
 
 
 def fp32_loss(model: MaskedAutoencoder, video, prediction, mask) -> torch.Tensor:
-    """The loss recomputed from the returned prediction, in fp32 from the uint8 clip."""
+    """The loss recomputed from the returned prediction (in the compute dtype), in fp32 from
+    the uint8 clip."""
     target = patchify(video.float() / 255.0, model.target_patch)
     if model.norm_pix_loss:
         mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
         target = (target - mean) / (var + 1e-6).sqrt()
-    per_patch = ((prediction - target) ** 2).mean(dim=-1)
+    per_patch = ((prediction.float() - target) ** 2).mean(dim=-1)
     return (per_patch * mask.float()).sum() / mask.float().sum()
 
 
@@ -49,7 +50,8 @@ def test_autocast_keeps_targets_and_loss_in_fp32(norm_pix_loss, attention_dtypes
     video, keep_index, mask = uint8_batch(model)
     with torch.autocast("cpu", torch.bfloat16):
         loss, prediction = model(video, keep_index, mask)
-    assert loss.dtype == prediction.dtype == torch.float32
+    # the prediction in bf16, as computed; targets and loss in fp32
+    assert (loss.dtype, prediction.dtype) == (torch.float32, torch.bfloat16)
     assert torch.equal(loss, fp32_loss(model, video, prediction, mask))
     # QK-LayerNorm returns fp32 under autocast; q and k are cast back to v's bf16.
     assert attention_dtypes and all(dtypes == (torch.bfloat16,) * 3 for dtypes in attention_dtypes)
@@ -64,7 +66,7 @@ def test_fsdp_bf16_policy_keeps_targets_and_loss_in_fp32(norm_pix_loss, attentio
         model = parallelize(lambda: qk_norm_mae(norm_pix_loss), plan, "cpu", seed=0)
         video, keep_index, mask = uint8_batch(model)
         loss, prediction = model(video, keep_index, mask)
-        assert loss.dtype == prediction.dtype == torch.float32
+        assert (loss.dtype, prediction.dtype) == (torch.float32, torch.bfloat16)
         assert torch.equal(loss, fp32_loss(model, video, prediction, mask))
         assert all(dtypes == (torch.bfloat16,) * 3 for dtypes in attention_dtypes)
         loss.backward()  # gradients reduced in fp32 onto the fp32 shards

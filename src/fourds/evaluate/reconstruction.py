@@ -77,7 +77,8 @@ def reconstruct(
             by `MaskedAutoencoder.sample_masks`.
     """
     clips = video.float() / 255.0
-    _, prediction = mae(clips, keep_index, mask)  # [B, P, 3 * prod(target_patch)]
+    _, prediction = mae(clips, keep_index, mask)
+    prediction = prediction.float()  # [B, P, 3 * prod(target_patch)]
     patch = mae.target_patch
     if mae.norm_pix_loss:
         target = patchify(clips, patch)

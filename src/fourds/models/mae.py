@@ -182,6 +182,39 @@ class QueryDecoder(nn.Module):
         return self.head(self.norm(x[:, -self.query_tokens :]))  # the queries' [B, Q, width]
 
 
+class PixelLoss(nn.Module):
+    """The mean squared error of predicted pixels against a clip's target patches: raw pixels
+    or, with `norm_pix`, pixels normalised to zero mean and unit variance per target patch;
+    over the masked tubelets (`every_patch` False: mae_st) or every target patch (queries).
+
+    A module of its own (no parameters) so that `pretrain.compile` compiles it as one region
+    (fourds.train.parallelize): eager, its fp32 passes over every target patch (4DS at 128
+    clips: [128, 392, 6144] values, 1.2 GB a pass) cost an H100 several milliseconds a step.
+    """
+
+    def __init__(self, target_patch: tuple[int, int, int], norm_pix: bool, every_patch: bool):
+        super().__init__()
+        self.target_patch, self.norm_pix, self.every_patch = target_patch, norm_pix, every_patch
+
+    def forward(
+        self, video: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """video [B, T, H, W, 3] uint8 (or float in [0, 1]), prediction [B, P, patch_dim] in
+        any float dtype, mask [B, N] bool (True = masked) -> the scalar loss. Targets, their
+        normalisation and the loss are fp32 in every launch mode (autocast, FSDP's bf16 policy,
+        fp32)."""
+        # cut from the uint8 clip and scaled after (the same values as scaling the whole clip)
+        target = as_pixels(patchify(video, self.target_patch))  # [B, P, patch_dim]
+        if self.norm_pix:
+            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        per_patch = ((prediction.float() - target) ** 2).mean(dim=-1)  # [B, P]
+        if self.every_patch:
+            return per_patch.mean()
+        weights = mask.float()
+        return (per_patch * weights).sum() / weights.sum()
+
+
 @gin.configurable("MaskedAutoencoder")
 class MaskedAutoencoder(nn.Module):
     """Video MAE: a `VideoViT` encoder on the visible tokens plus an `MAEDecoder` or the 4DS
@@ -208,6 +241,8 @@ class MaskedAutoencoder(nn.Module):
             self.decoder = MAEDecoder(
                 encoder.cfg.width, encoder.num_tokens, 3 * math.prod(tubelet), cfg, backend
             )
+        every_patch = self.decoder.loss_on_every_patch or cfg.mask_ratio == 0
+        self.pixel_loss = PixelLoss(self.target_patch, cfg.norm_pix_loss, every_patch)
 
     @classmethod
     def build(
@@ -253,30 +288,13 @@ class MaskedAutoencoder(nn.Module):
                 from `sample_masks` (drawn outside so that data-parallel ranks can share them).
 
         Returns:
-            loss: see `loss`.
-            prediction: [B, P, 3 * prod(target_patch)] fp32 predicted pixels of every target
-                patch (tubelets for mae_st, coarse patches for queries), in `patchify` order.
+            loss: the scalar fp32 loss (`PixelLoss`).
+            prediction: [B, P, 3 * prod(target_patch)] predicted pixels of every target patch
+                (tubelets for mae_st, coarse patches for queries), in `patchify` order, in the
+                compute dtype (bf16 under autocast or FSDP's bf16 policy; no fp32 copy is made
+                for the caller).
         """
         keep_index, mask = keep_index.to(video.device), mask.to(video.device)
         # The encoder embeds only the visible tubelets, scaled once cut out.
-        prediction = self.decoder(self.encoder, video, keep_index).float()
-        return self.loss(video, prediction, mask), prediction
-
-    def loss(
-        self, video: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """The mean squared error of `prediction` [B, P, patch_dim] fp32 against the clip's
-        target patches: raw pixels or, with `norm_pix_loss`, pixels normalised to zero mean and
-        unit variance per target patch; over the masked tubelets (mae_st, `mask` [B, N]) or
-        every coarse patch (queries). Targets, their normalisation and the loss are fp32 in
-        every launch mode (autocast, FSDP's bf16 policy, fp32)."""
-        # cut from the uint8 clip and scaled after (the same values as scaling the whole clip)
-        target = as_pixels(patchify(video, self.target_patch))  # [B, P, patch_dim]
-        if self.norm_pix_loss:
-            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6).sqrt()
-        per_patch = ((prediction - target) ** 2).mean(dim=-1)  # [B, P]
-        if self.decoder.loss_on_every_patch or self.mask_ratio == 0:
-            return per_patch.mean()
-        weights = mask.float()
-        return (per_patch * weights).sum() / weights.sum()
+        prediction = self.decoder(self.encoder, video, keep_index)
+        return self.pixel_loss(video, prediction, mask), prediction

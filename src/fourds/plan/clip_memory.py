@@ -74,7 +74,9 @@ class ClipMemory:
     embedded, so the gathers keep only indices), until the end of the backward pass. clip: the
     kept tubelets as the tubelet embedding keeps them for its weight gradient (scaled to fp32,
     or their bf16 cast). head: kept after the last
-    block (pixel head and loss), released first. prediction: the predicted pixels (fp32).
+    block (pixel head and loss), released first. prediction: the predicted pixels, in the
+    compute dtype as the model returns them. loss_pixels: one fp32 tensor of the prediction's
+    size (targets and loss are fp32 in every launch mode).
     batch: the uint8 clip, visible-token indices and mask as the model reads them.
     """
 
@@ -84,6 +86,7 @@ class ClipMemory:
     clip: int
     head: int
     prediction: int
+    loss_pixels: int
     batch: int
 
 
@@ -257,5 +260,6 @@ def measure_clip_memory(
             clip=saved.get(("clip",), 0),
             head=saved.get(("after", len(blocks) - 1), 0),
             prediction=prediction.untyped_storage().nbytes(),
+            loss_pixels=4 * prediction.numel(),
             batch=sum(t.untyped_storage().nbytes() for t in (video, keep_index, mask)),
         )

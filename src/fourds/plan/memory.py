@@ -26,10 +26,10 @@ Assumptions:
   each block's backward pass is followed to its widest moment. They scale with the clips per
   device. With activation checkpointing a block keeps only its input, and its backward pass
   first recomputes the rest, one block at a time.
-- Pixels. The prediction (kept by the training loop until the next step's forward pass
-  returns), the target, the difference (saved by the squared error), its square and the loss
-  gradients each hold one clip of fp32 values: the MAE computes targets and loss in fp32 in
-  every launch mode.
+- Pixels. The prediction, in the compute dtype, is kept by the training loop until the next
+  step's forward pass returns; its fp32 cast, the target, the difference (saved by the
+  squared error), its square and the loss gradients each hold one clip of fp32 values: the
+  MAE computes targets and loss in fp32 in every launch mode.
 - Batch. The uint8 clips on the device, and in bf16 the cast of the kept tubelets the tubelet
   embedding reads. The tubelet embedding keeps the tubelets it reads for its weight gradient
   until the backward pass reaches it: the bf16 cast (in the batch), or in fp32 the scaled
@@ -276,9 +276,9 @@ def memory_per_device(
     weights, gradients, optimizer = FP32 * local, FP32 * local, 2 * FP32 * local
     state = weights + gradients + optimizer
     batch = clips * batch_bytes(setup)
-    # fp32 tensors the size of the prediction: target, difference and the loss's gradients
-    # (targets and loss are fp32 in every launch)
-    loss_pixels = saved.prediction
+    # fp32 tensors the size of the prediction: its fp32 cast, target, difference and the loss's
+    # gradients (targets and loss are fp32 in every launch)
+    loss_pixels = clip_memory(setup).loss_pixels
     if devices > 1:  # the unsharded root, and the last block's all-gather buffer
         root, blocks = layout.gathered(devices)
         forward_copies = c * (root + blocks[-1])

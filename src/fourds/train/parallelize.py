@@ -8,8 +8,9 @@ The order is torchtitan's:
    scale (`pretrain.activation_checkpointing`: true, false, or the list of scales): the block
    keeps only its input for the backward pass and recomputes the rest (same result, less
    memory), its forward wrapped in place so that parameter names do not change;
-3. `torch.compile` of every transformer block, when `pretrain.compile` asks (in place, so
-   parameter names, and with them checkpoints and the initial weights, do not change);
+3. `torch.compile` of every transformer block and of the pixel loss, when `pretrain.compile`
+   asks (in place, so parameter names, and with them checkpoints and the initial weights, do
+   not change);
 4. with more than one process, `fully_shard` on every transformer block and then on the root,
    with the mixed-precision policy (bf16 compute, fp32 gradient reduction; or plain fp32), each
    parameter sharded along the dim `shard_dim` chooses, over the mesh of the scale's
@@ -38,6 +39,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fourds.config import ConfigError, PretrainSpec
 from fourds.models.init import initialise
+from fourds.models.mae import PixelLoss
 from fourds.models.vit import Block
 
 
@@ -97,9 +99,11 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
 
 
 def apply_compile(model: nn.Module) -> None:
-    """torch.compile each block in place (one compiled graph, reused by same-shaped blocks)."""
-    for block in transformer_blocks(model):
-        block.compile()
+    """torch.compile, in place, each block (one compiled graph, reused by same-shaped blocks)
+    and the pixel loss (its fp32 passes over every target patch fused into a few kernels)."""
+    losses = [module for module in model.modules() if isinstance(module, PixelLoss)]
+    for region in transformer_blocks(model) + losses:
+        region.compile()
 
 
 def shard_dim(shape: torch.Size, ranks: int) -> int:

@@ -52,7 +52,7 @@ from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor, RunShape
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
-from fourds.train.step import StepRecipe, step_on_batch
+from fourds.train.step import StepRecipe, step_on_batch, view_crop
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = (
@@ -255,7 +255,8 @@ def build_training(
     autocast = torch.autocast(
         device.type, torch.bfloat16, enabled=cfg.precision == "bf16" and not env.sharded
     )
-    recipe = StepRecipe.in_micro_batches(len(rows), cfg.micro_batch, cfg.grad_clip, autocast)
+    crop = view_crop(device, plan.compile)
+    recipe = StepRecipe.in_micro_batches(len(rows), cfg.micro_batch, cfg.grad_clip, autocast, crop)
     settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
     loader = configured(pretrain_loader, settings, example, rows=rows, device=device)
     return Training(model, optimizer, schedule, loader, recipe, peak_lr, resume_root)
