@@ -38,7 +38,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fourds.errors import ConfigError
 
-AttentionBackend = Literal["sdpa", "xformers", "math"]
+AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
 Regime = Literal["frozen", "finetuned", "random_init"]
 DepthAlignment = Literal["none", "median", "least_squares"]
 DepthAveraging = Literal["per_image", "pooled"]

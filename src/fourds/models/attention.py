@@ -1,7 +1,11 @@
 """The one attention entry point, with interchangeable backends.
 
 Backends:
-    sdpa      torch.nn.functional.scaled_dot_product_attention (default; fused on CPU and GPU)
+    sdpa      torch.nn.functional.scaled_dot_product_attention (default; fused on CPU and GPU;
+              torch picks the kernel)
+    sdpa_cudnn, sdpa_flash, sdpa_efficient
+              the same with one of its kernels pinned (cuDNN's, FlashAttention-2, the
+              memory-efficient one); flash also runs on the CPU, the others on CUDA only
     xformers  xformers.ops.memory_efficient_attention (CUDA only; imported on first use)
     math      explicit softmax(q k^T / sqrt(d)) v, the readable reference
 """
@@ -13,6 +17,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+SDPA_KERNELS = {
+    "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
+    "sdpa_flash": SDPBackend.FLASH_ATTENTION,
+    "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
 
 
 def attention(
@@ -23,13 +34,16 @@ def attention(
     Args:
         q: [B, heads, Nq, head_dim]
         k, v: [B, heads, Nk, head_dim]
-        backend: "sdpa", "xformers" or "math".
+        backend: "sdpa", a pinned SDPA kernel (SDPA_KERNELS), "xformers" or "math".
 
     Returns:
         [B, heads, Nq, head_dim]
     """
     if backend == "sdpa":
         return F.scaled_dot_product_attention(q, k, v)
+    if backend in SDPA_KERNELS:
+        with sdpa_kernel(SDPA_KERNELS[backend]):
+            return F.scaled_dot_product_attention(q, k, v)
     if backend == "math":
         weights = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
         return weights.softmax(dim=-1) @ v
@@ -41,7 +55,8 @@ def attention(
         # xformers takes [B, N, heads, head_dim].
         out = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2)
-    raise ValueError(f"unknown attention backend {backend!r}: use 'sdpa', 'xformers' or 'math'")
+    known = ["sdpa", *SDPA_KERNELS, "xformers", "math"]
+    raise ValueError(f"unknown attention backend {backend!r}: use one of {known}")
 
 
 def probe(backend: str, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str | None:
