@@ -1,7 +1,8 @@
 #!/bin/bash
 # The checks that need a CUDA GPU, in one go, in at most about 8 minutes: benchmarks/gpu_step.py
 # (the ceilings, the 4ds ladder's step per scale and batch, compile, attention backends, a
-# profile, the loader; results/gpu/summary.json), then `pytest -m gpu`. With ALL=1 it then runs
+# profile, the loader; results/gpu/summary.json), benchmarks/sdpa_kernels.py (SDPA's kernels
+# at the ladder's attention shapes), then `pytest -m gpu`. With ALL=1 it then runs
 # the older CUDA benchmarks too (memory model, step per scale, attention memory, masking
 # speed-up; about 8 minutes more). Results go to OUT_DIR (default benchmarks/results/gpu), logs
 # beside them.
@@ -23,6 +24,9 @@ nvidia-smi -L 2>&1 | tee "$out/gpu.log"
 
 timeout "${STEP_LIMIT_S:-400}" "$python" benchmarks/gpu_step.py --out "$out" \
     --budget-s "${STEP_BUDGET_S:-280}" 2>&1 | tee "$out/gpu_step.log"
+
+timeout "${SDPA_LIMIT_S:-90}" "$python" benchmarks/sdpa_kernels.py --out "$out" 2>&1 \
+    | tee "$out/sdpa_kernels.log"
 
 timeout "${PYTEST_LIMIT_S:-150}" "$python" -m pytest -m gpu tests/gpu tests/train/test_loader.py \
     -o addopts="-ra" -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.log"

@@ -171,6 +171,27 @@ def test_the_gpu_step_benchmark_writes_its_summary_case_by_case(tmp_path):
     assert summary["loader"]["loader_cores_needed"] > 0
 
 
+def test_the_sdpa_kernel_benchmark_times_what_runs_and_says_why_the_rest_does_not(tmp_path):
+    run_quick("sdpa_kernels", tmp_path)
+    record = json.loads((tmp_path / "sdpa_kernels.json").read_text())
+    assert {"device", "torch", "commit", "dirty", "scales"} <= set(record)
+    for entry in record["scales"].values():
+        timings = entry["ms_per_step"]
+        assert timings["sdpa"] > 0 and timings["sdpa_flash"] > 0  # both run on the CPU
+        assert "No viable backend" in timings["sdpa_cudnn"]  # CUDA only: the probe's reason
+
+
+def test_the_sdpa_kernel_benchmark_reads_the_ladders_attention_calls(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import sdpa_kernels
+    import setups
+
+    # 4DS-L: 78 visible tokens (5% of 8 x 14 x 14) through 22 blocks, plus 392 query tokens
+    # (8 x 7 x 7 coarse patches) through the last 2; 16 heads of 64
+    calls = sdpa_kernels.attention_calls(setups.compose_ladder("ladder=4ds"), "4ds_l", 128)
+    assert calls == {(128, 16, 78, 64): 22, (128, 16, 470, 64): 2}
+
+
 def test_the_profile_summary_counts_busy_time_waits_and_copies(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     import types

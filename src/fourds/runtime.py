@@ -10,6 +10,8 @@ from fourds.config import ConfigError, RuntimeConfig
 from fourds.models.attention import probe
 
 FALLBACK_ATTENTION = "sdpa"  # torch's own kernels: present wherever torch runs
+ALWAYS_RUNS = ("sdpa", "math")
+CUDA_ONLY_ATTENTION = ("xformers", "sdpa_cudnn", "sdpa_efficient")
 
 
 def setup_runtime(runtime: RuntimeConfig) -> tuple[RuntimeConfig, torch.device]:
@@ -18,12 +20,13 @@ def setup_runtime(runtime: RuntimeConfig) -> tuple[RuntimeConfig, torch.device]:
 
     Returns:
         `runtime` with `attention` the backend that will run, and the device. On a
-        GPU, an `xformers` whose kernels fail a small forward and backward (`probe`; e.g. a
-        wheel built for another torch) is replaced by sdpa, with a one-line notice; stages
-        record the backend in their run.yaml.
+        GPU, an `xformers` or a pinned SDPA kernel that fails a small forward and backward
+        (`probe`; e.g. an xformers wheel built for another torch) is replaced by sdpa, with a
+        one-line notice; stages record the backend in their run.yaml.
 
     Raises:
-        ConfigError: CUDA asked for and not visible, or xformers asked for on the CPU.
+        ConfigError: CUDA asked for and not visible, or a CUDA-only backend (xformers, the
+            cuDNN and memory-efficient SDPA kernels) asked for on the CPU.
     """
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
@@ -35,13 +38,14 @@ def setup_runtime(runtime: RuntimeConfig) -> tuple[RuntimeConfig, torch.device]:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(runtime.device)
-    if runtime.attention == "xformers" and device.type == "cpu":
-        raise ConfigError("runtime.attention='xformers' has no CPU kernels: use 'sdpa' on CPU")
-    if runtime.attention == "xformers":
-        failure = probe("xformers", device)
+    attention = runtime.attention
+    if attention in CUDA_ONLY_ATTENTION and device.type == "cpu":
+        raise ConfigError(f"runtime.attention={attention!r} has no CPU kernels: use 'sdpa' on CPU")
+    if attention not in ALWAYS_RUNS and device.type == "cuda":
+        failure = probe(attention, device)
         if failure is not None:
             print(
-                f"runtime.attention='xformers' does not run here ({failure}); using "
+                f"runtime.attention={attention!r} does not run here ({failure}); using "
                 f"'{FALLBACK_ATTENTION}'",
                 flush=True,
             )

@@ -67,7 +67,8 @@ def test_missing_key_is_refused(raw):
             "runtime",
             "attention",
             "flash",
-            "runtime.attention='flash' is not one of ['sdpa', 'xformers', 'math']",
+            "runtime.attention='flash' is not one of ['sdpa', 'sdpa_cudnn', 'sdpa_flash', "
+            "'sdpa_efficient', 'xformers', 'math']",
         ),
         ("readout", "readout_depth", 0.0, "readout.readout_depth=0.0 must be in (0, 1]"),
         ("pretrain", "crop_scale", [0.5, 1.5], "pretrain.crop_scale[1]=1.5 must be in (0, 1]"),
