@@ -26,7 +26,8 @@ Each case appends one JSON line to `cases.jsonl` as it finishes, and `summary.js
 rewritten (atomically) after every part, so a run stopped by its time limit keeps what finished:
 
     {"device", "torch", "commit", "dirty", "gemm_tflops", "copy_tb_s",
-     "cases": [{"scale", "batch", "what", "compile", "attention", "ms", "tflops", "peak_mib"}],
+     "cases": [{"scale", "batch", "what", "compile", "attention", "ms", "tflops", "peak_mib",
+                "host_ms"}],
      "profile", "loader", "skipped"}
 
 `tflops` is the project's FLOP count (fourds.models.flops.training_flops_per_clip) times the
@@ -126,10 +127,21 @@ def quick_params(params: Params) -> Params:
 
 
 def time_steps(
-    step: Callable[[], Any], device: torch.device, warmup: int, steps: int, rounds: int
+    step: Callable[[], Any],
+    device: torch.device,
+    warmup: int,
+    steps: int,
+    rounds: int,
+    host_ms: list[float] | None = None,
 ) -> float:
     """Median over `rounds` of the mean milliseconds per step of `steps` consecutive steps
-    (CUDA events around the run on a GPU, the host clock elsewhere), after `warmup` steps."""
+    (CUDA events around the run on a GPU, the host clock elsewhere), after `warmup` steps.
+
+    host_ms: on a GPU, receives per round the host's milliseconds issuing the round's first
+    step onto an idle GPU (the host clock around the call, no wait for the GPU): an upper
+    bound of the host's own time per step (a step that queues more kernels than the driver
+    holds waits inside for the GPU). Well under the step's time, the host does not bound it.
+    """
     for _ in range(warmup):
         step()
     harness.synchronize(device)
@@ -138,11 +150,16 @@ def time_steps(
         if device.type == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            for _ in range(steps):
+            began = time.perf_counter()
+            step()
+            issued = time.perf_counter() - began
+            for _ in range(steps - 1):
                 step()
             end.record()
             end.synchronize()
             means.append(start.elapsed_time(end) / steps)
+            if host_ms is not None:
+                host_ms.append(issued * 1000)
         else:
             began = time.perf_counter()
             for _ in range(steps):
@@ -242,12 +259,14 @@ def prepared_step(params: Params, case: Case, device: torch.device) -> Callable[
 
 def measure_case(params: Params, case: Case, device: torch.device, quick: bool) -> dict:
     """Build the case's model, time its step, and report the step time, achieved TFLOP/s (the
-    project's FLOP count) and the peak of allocated GPU memory."""
+    project's FLOP count), the peak of allocated GPU memory and the host's time issuing a step
+    (`time_steps`)."""
     step = prepared_step(params, case, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     warmup = 2 if quick else (6 if case.compile else 3)
-    ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3)
+    host_ms: list[float] = []
+    ms = time_steps(step, device, warmup, steps=2 if quick else 5, rounds=3, host_ms=host_ms)
     flops = training_flops_per_clip(
         params.model(case.scale), params.mae, params.curate.clip_frames, params.curate.resolution
     )
@@ -257,6 +276,7 @@ def measure_case(params: Params, case: Case, device: torch.device, quick: bool) 
         "ms": round(ms, 3),
         "tflops": round(flops * case.batch / (ms / 1000) / 1e12, 2),
         "peak_mib": None if peak is None else round(peak),
+        "host_ms": round(statistics.median(host_ms), 3) if host_ms else None,
         "clips_per_s": round(case.batch / (ms / 1000), 1),
         "flops_per_clip": flops,
     }
