@@ -105,6 +105,7 @@ def main() -> None:
     clips = 4 if args.quick else CLIPS
     kernels = ["sdpa", *SDPA_KERNELS]
     failures = {kernel: probe(kernel, device, dtype) for kernel in kernels}
+    rounds = 3 if args.quick else 5
     if not args.quick:  # an Inductor compile per shape
         kernels.append("math_compiled")
         failures["math_compiled"] = None
@@ -126,7 +127,6 @@ def main() -> None:
             if failures[kernel] is not None:
                 per_step[kernel] = failures[kernel]
                 continue
-            rounds = 3 if args.quick else 5
             total = sum(
                 count * kernel_ms(kernel, shape, device, dtype, rounds)
                 for shape, count in calls.items()
