@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from fourds.config import ATTENTION_BACKENDS
-
 SDPA_KERNELS = {
     "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
     "sdpa_flash": SDPBackend.FLASH_ATTENTION,
@@ -57,7 +55,8 @@ def attention(
         # xformers takes [B, N, heads, head_dim].
         out = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2)
-    raise ValueError(f"unknown attention backend {backend!r}: use one of {ATTENTION_BACKENDS}")
+    known = ["sdpa", *SDPA_KERNELS, "xformers", "math"]
+    raise ValueError(f"unknown attention backend {backend!r}: use one of {known}")
 
 
 def probe(backend: str, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str | None:
