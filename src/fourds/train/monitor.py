@@ -6,7 +6,9 @@ Logged at every logging point (DVCLive step = training step), under `<out_dir>/l
     the accelerator's peak is known, see fourds.accelerators)
 The folder is no DVC output (.dvcignore hides it): the perf/ curves change from run to run, and
 after a resumption the train/ ones start at the resumed step. The stage's DVC plot is loss.csv,
-the whole curve. DVCLive is imported by rank 0's monitor only, so that the training code imports
+the whole curve. A run killed while DVCLive rewrote its summary (live/metrics.json) leaves that
+file cut short; the resumed run says so in one line and DVCLive starts the summary again (the
+tsv curves under live/plots are kept). DVCLive is imported by rank 0's monitor only, so that the training code imports
 without it; where it is not installed (a bare GPU machine that runs the benchmarks and the GPU
 tests) the monitor says so in one line and shows the progress bar alone.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import time
 from pathlib import Path
 
@@ -29,6 +32,22 @@ def live_metrics_available() -> bool:
         return True
     print("DVCLive is not installed: no live metrics under live/ (loss.csv is still written)")
     return False
+
+
+def drop_a_cut_short_summary(summary: Path) -> None:
+    """Remove DVCLive's summary of an earlier try of this run if a kill left it unreadable.
+
+    DVCLive rewrites the summary in place at every logging point and reads it back to resume; a
+    kill during that rewrite leaves a partial file it cannot parse. The summary only repeats the
+    latest logged values, which the resumed run logs again, so nothing is lost with it.
+    """
+    try:
+        json.loads(summary.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        print(f"{summary} was cut short by the interruption: DVCLive starts its summary again")
+        summary.unlink()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +90,8 @@ class Monitor:
         if enabled and live_metrics_available():
             from dvclive import Live
 
+            if start > 0:
+                drop_a_cut_short_summary(out_dir / "live" / "metrics.json")
             self.live = Live(
                 dir=str(out_dir / "live"),
                 resume=start > 0,
