@@ -40,9 +40,7 @@ def test_with_dvclive_rank_0_writes_live_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("left_behind", [b"", b'{"step": 40, "train": {"lo', b"\xff\xfe"])
-def test_a_summary_cut_short_by_a_kill_does_not_stop_the_resumed_run(
-    tmp_path, capsys, left_behind
-):
+def test_a_summary_cut_short_by_a_kill_does_not_stop_the_resumed_run(tmp_path, capsys, left_behind):
     first = Monitor(tmp_path, RunShape("pretrain tiny", 4, 4, 8, 1e9, None), 0, enabled=True)
     first.log(2, loss=0.5, lr=1e-4)
     first.close()

@@ -8,9 +8,10 @@ The folder is no DVC output (.dvcignore hides it): the perf/ curves change from 
 after a resumption the train/ ones start at the resumed step. The stage's DVC plot is loss.csv,
 the whole curve. A run killed while DVCLive rewrote its summary (live/metrics.json) leaves that
 file cut short; the resumed run says so in one line and DVCLive starts the summary again (the
-tsv curves under live/plots are kept). DVCLive is imported by rank 0's monitor only, so that the training code imports
-without it; where it is not installed (a bare GPU machine that runs the benchmarks and the GPU
-tests) the monitor says so in one line and shows the progress bar alone.
+tsv curves under live/plots are kept). DVCLive is imported by rank 0's monitor only, so that
+the training code imports without it; where it is not installed (a bare GPU machine that runs
+the benchmarks and the GPU tests) the monitor says so in one line and shows the progress bar
+alone.
 """
 
 from __future__ import annotations
