@@ -1,0 +1,25 @@
+"""The batched world on CUDA: a clip key gives the CPU's scene, and the frames of the CPU's
+renderer, within the stated tolerance (fourds.world.batch_render)."""
+
+import torch
+
+from fourds.world.batch import sample_scenes
+from fourds.world.batch_render import render_batch
+from fourds.world.draws import clip_keys
+from tests.gpu import CUDA_ONLY
+
+pytestmark = CUDA_ONLY
+
+
+def test_a_key_gives_the_same_scene_and_frames_on_cpu_and_gpu():
+    keys = clip_keys(0, 5, torch.arange(16))
+    on_cpu, on_gpu = sample_scenes(keys), sample_scenes(keys.cuda())
+    assert torch.equal(on_cpu.shape, on_gpu.shape.cpu())
+    assert torch.equal(on_cpu.lattice, on_gpu.lattice.cpu())  # integer draws: bit for bit
+    torch.testing.assert_close(on_gpu.start.cpu(), on_cpu.start, rtol=1e-5, atol=1e-5)
+    times = (torch.arange(8) / 6.0).expand(16, -1)
+    cpu_clips = render_batch(on_cpu, times, 32)
+    gpu_clips = render_batch(on_gpu, times.cuda(), 32)
+    levels = (gpu_clips.video.cpu().int() - cpu_clips.video.int()).abs()
+    assert (levels > 1).float().mean() < 1e-3
+    assert (gpu_clips.instances.cpu() != cpu_clips.instances).float().mean() < 1e-3
