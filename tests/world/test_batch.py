@@ -45,7 +45,9 @@ def test_draws_are_a_function_of_the_clip_key_alone():
 
 @pytest.fixture(scope="module")
 def numpy_scenes():
-    return [sample_scene(np.random.default_rng(seed), CAMERA_MOTIONS[seed % 4]) for seed in range(4)]
+    return [
+        sample_scene(np.random.default_rng(seed), CAMERA_MOTIONS[seed % 4]) for seed in range(4)
+    ]
 
 
 def test_the_batched_renderer_draws_the_numpy_renderers_frames_and_truth(numpy_scenes):
@@ -84,7 +86,9 @@ def test_sampled_scenes_follow_the_corpus_world():
     assert counts.min() > 40  # each motion about a quarter of 256
     # a clip's scene depends on its key alone, not on the batch it is drawn in
     part = sample_scenes(keys[10:14])
-    assert torch.equal(part.start, scenes.start[10:14]) and torch.equal(part.lattice, scenes.lattice[10:14])
+    assert torch.equal(part.start, scenes.start[10:14]) and torch.equal(
+        part.lattice, scenes.lattice[10:14]
+    )
     given = sample_scenes(keys[:8], motion=torch.full((8,), 2))
     assert given.labels() == ["pan"] * 8 and (given.pan != 0).all() and (given.dolly == 0).all()
 

@@ -56,6 +56,7 @@ Precision = Literal["fp32", "bf16"]
 Layout = Literal["fsdp", "hsdp", "ddp"]  # data-parallel layouts of a multi-process run
 Launcher = Literal["local", "torchrun", "slurm"]
 Crop = Literal["center", "stretch"]
+PretrainSource = Literal["shards", "world"]  # curated pretrain segments, or the rendered world
 ShardFormat = Literal["npz", "webdataset"]  # fourds.data.shards.FORMATS
 FeatureExtractor = Literal["fourds", "inception"]
 # The names of the choices that other modules check or offer (as a command's choices)
@@ -347,6 +348,11 @@ class PretrainConfig(Section):
     shards_url: where the pretrain shards are read from: "" for the stage's --curated folder,
     or a folder path or fsspec URL holding the same files (s3://bucket/shards, dvc://...,
     see fourds.data.segments); it does not change the batches.
+
+    source: where the clips come from: "shards", the curated pretrain segments; "world", fresh
+    clips of the procedural world rendered on the model's device each step, none seen twice
+    (fourds.train.world_clips; windows of a curate.pretrain_frames-frame video, no crops:
+    crop_scale must be [1, 1]).
     """
 
     frame_stride: PositiveInt
@@ -376,6 +382,7 @@ class PretrainConfig(Section):
     micro_batch: Annotated[StrictInt, Field(ge=0, description="0: the whole per-process batch")]
     compile: StrictBool
     shards_url: StrictStr = ""
+    source: PretrainSource = "shards"
 
     def checkpoints(self, scale: str) -> bool:
         """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:
@@ -399,6 +406,11 @@ class PretrainConfig(Section):
         _require(
             0 <= self.warmup_steps < self.steps,
             f"{path}.warmup_steps={self.warmup_steps} must be in [0, {path}.steps={self.steps})",
+        )
+        _require(
+            self.source != "world" or tuple(self.crop_scale) == (1.0, 1.0),
+            f"{path}.source='world' renders fresh clips and takes no crops: set "
+            f"{path}.crop_scale=[1.0, 1.0] (now {list(self.crop_scale)})",
         )
         _require(
             self.micro_batch == 0 or self.batch_size % self.micro_batch == 0,

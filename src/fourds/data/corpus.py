@@ -30,7 +30,7 @@ from fourds.atomic import atomic_path, claim_output_directory
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
 from fourds.world import Rendering, render_clip, sample_scene
-from fourds.world.scene import CAMERA_MOTIONS
+from fourds.world.scene import CAMERA_MOTIONS, FRAME_RATE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ class WorldSpec:
     seed: int = 0
     frames: int = 32
     size: int = 64
-    fps: int = 12
+    fps: int = FRAME_RATE
     videos: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"pretrain": 384, "readout-train": 64, "readout-test": 48}
     )

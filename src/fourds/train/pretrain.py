@@ -1,4 +1,5 @@
-"""MAE pretraining of one ladder scale on the curated pretrain segments: the training loop.
+"""MAE pretraining of one ladder scale on the curated pretrain segments, or on clips rendered
+from the world (pretrain.source): the training loop.
 
 `pretrain(...)` trains and returns the final weights and the loss curve; the pretrain stage
 (fourds.stages.pretrain) writes them out. While training it writes, under `out_dir`:
@@ -53,6 +54,7 @@ from fourds.train.monitor import Monitor, RunShape
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import StepRecipe, step_on_batch, view_crop
+from fourds.train.world_clips import WorldClips, WorldClipSpec
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = (
@@ -65,7 +67,7 @@ EXECUTION_ONLY = (
 )
 CURATE_EXECUTION_ONLY = ("workers", "data")  # the shards' digests stand for the data
 # The fourds packages whose code shapes the training trajectory (`code_digest`).
-TRAJECTORY_PACKAGES = ("models", "train", "data", "config")
+TRAJECTORY_PACKAGES = ("models", "train", "data", "config", "world")
 
 
 def peak_learning_rate(cfg: PretrainConfig, width: int) -> float:
@@ -214,31 +216,55 @@ class Training:
     last_good: Path | None = None
 
 
-def open_segments(spec: PretrainSpec, shard_dir: str | Path) -> tuple[SegmentStore, ClipSampler]:
+def open_segments(spec: PretrainSpec, shard_dir: str | Path) -> SegmentStore | None:
     """The pretrain segments (mapped from `shard_dir`, or fetched from pretrain.shards_url
-    segment by segment as clips are sampled) and the clip sampler, checked to fit each other.
+    segment by segment as clips are sampled), checked to fit the clip sampler; None when the
+    clips are rendered from the world (pretrain.source 'world').
 
     Raises:
-        ShardError: they do not (`check_segments`).
+        ShardError: they do not fit (`check_segments`).
     """
     cfg, curate = spec.pretrain, spec.curate
+    if cfg.source == "world":
+        return None
     shards = cfg.shards_url or str(shard_dir)
     segments = SegmentStore.open(shards, "pretrain")
     sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
     check_segments(segments.shape, sample_clip, curate.resolution, shards)
-    return segments, sample_clip
+    return segments
+
+
+def clip_loader(
+    spec: PretrainSpec,
+    segments: SegmentStore | None,
+    sample_masks,
+    rows: range,
+    device: torch.device,
+):
+    """This process's batches: clips sampled from the pretrain `segments` by the shard loader
+    (fourds.train.loader), or, for pretrain.source 'world' (`segments` None), rendered on
+    `device` (fourds.train.world_clips)."""
+    cfg, curate = spec.pretrain, spec.curate
+    if segments is None:
+        world = WorldClipSpec(
+            curate.clip_frames, cfg.frame_stride, curate.pretrain_frames, curate.resolution
+        )
+        return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device)
+    sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
+    example = ClipExample(segments, sample_clip, cfg.seed, sample_masks)
+    settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
+    return configured(pretrain_loader, settings, example, rows=rows, device=device)
 
 
 def build_training(
     spec: PretrainSpec,
-    segments: SegmentStore,
-    sample_clip: ClipSampler,
+    segments: SegmentStore | None,
     resume_root: Path,
     device: torch.device,
     env: DistEnv,
 ) -> Training:
     """The model (sharded by the parallel plan), optimizer, LR schedule, loader and step recipe
-    of a fresh run."""
+    of a fresh run (`segments` None: clips rendered from the world)."""
     cfg = spec.pretrain
     plan = ParallelPlan.from_spec(spec, sharded=env.sharded)
     model = parallelize(lambda: build_mae(spec), plan, device, cfg.seed)
@@ -249,7 +275,6 @@ def build_training(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate(step, cfg, peak_lr) / peak_lr
     )
-    example = ClipExample(segments, sample_clip, cfg.seed, model.sample_masks)
     rows = local_rows(cfg.batch_size, env)
     # Unsharded bf16 runs use autocast; sharded ones get bf16 from the FSDP policy.
     autocast = torch.autocast(
@@ -257,8 +282,7 @@ def build_training(
     )
     crop = view_crop(device, plan.compile)
     recipe = StepRecipe.in_micro_batches(len(rows), cfg.micro_batch, cfg.grad_clip, autocast, crop)
-    settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
-    loader = configured(pretrain_loader, settings, example, rows=rows, device=device)
+    loader = clip_loader(spec, segments, model.sample_masks, rows, device)
     return Training(model, optimizer, schedule, loader, recipe, peak_lr, resume_root)
 
 
@@ -339,7 +363,8 @@ def pretrain(
     env: DistEnv,
 ) -> PretrainResult:
     """Pretrain `spec`'s scale on the pretrain shards in `shard_dir` (or at
-    pretrain.shards_url), resuming from `out_dir`.
+    pretrain.shards_url; or on rendered clips, pretrain.source 'world'), resuming from
+    `out_dir`.
 
     Under torchrun the global batch is split over the processes and the model is sharded
     with FSDP2 (see fourds.train.distributed); a plain run is one unsharded process. Every
@@ -353,12 +378,13 @@ def pretrain(
         ShardError: the shards do not fit the params (`check_segments`).
     """
     cfg, out_dir, label = spec.pretrain, Path(out_dir), f"pretrain {spec.scale}"
-    segments, sample_clip = open_segments(spec, shard_dir)
+    segments = open_segments(spec, shard_dir)
     claim_output_directory(out_dir, (shard_dir,))
-    # the digests are curate's, from the shard index: no rank hashes the shards
-    digests = segments.digests
+    # the digests are curate's, from the shard index: no rank hashes the shards (none are read
+    # when the world renders the clips: the params and the code fix them)
+    digests = {} if segments is None else segments.digests
     resume_root = out_dir / "resume" / run_fingerprint(spec, list(digests.values()))
-    training = build_training(spec, segments, sample_clip, resume_root, device, env)
+    training = build_training(spec, segments, resume_root, device, env)
     resume(training, env, label)
     flops_per_clip = training_flops_per_clip(
         spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution

@@ -251,9 +251,13 @@ def _camera(draws: Draws, motion: torch.Tensor | None) -> dict[str, torch.Tensor
         motion = draws.integers(len(CAMERA_MOTIONS))
     sign = draws.sign()
     target = torch.stack(
-        [draws.uniform(low=-0.5, high=0.5), torch.full_like(sign, 0.5), draws.uniform(low=-0.5, high=0.5)],
+        [
+            draws.uniform(low=-0.5, high=0.5),
+            torch.full_like(sign, 0.5),
+            draws.uniform(low=-0.5, high=0.5),
+        ],
         dim=-1,
-    )  # fmt: skip
+    )
     radius, height = draws.uniform(low=5.0, high=7.0), draws.uniform(low=1.5, high=4.0)
     angle0 = draws.uniform(high=2.0 * math.pi)
     moving = {name: motion == CAMERA_MOTIONS.index(name) for name in ("orbit", "dolly", "pan")}
@@ -328,9 +332,7 @@ def _candidates(
     gap = reach + behind_reach + draws.uniform(k, low=0.05, high=0.6)
     across = torch.stack([-sight[..., 2], torch.zeros_like(speed), sight[..., 0]], dim=-1)
     occluder_velocity = (draws.sign(k) * speed)[..., None] * across
-    occluder_start = (
-        eye + (distance - gap)[..., None] * sight - occluder_velocity * time[..., None]
-    )
+    occluder_start = eye + (distance - gap)[..., None] * sight - occluder_velocity * time[..., None]
 
     # a crosser: anywhere in front of the camera, heading across its view
     angle0 = camera.angle0[:, None].expand_as(speed)
@@ -366,9 +368,18 @@ def _candidates(
 
 
 BODY_FIELDS = (
-    "shape", "half_size", "start", "velocity", "bounce", "axis", "spin", "shine",
-    "body_colors", "body_frequency", "body_offset",
-)  # fmt: skip
+    "shape",
+    "half_size",
+    "start",
+    "velocity",
+    "bounce",
+    "axis",
+    "spin",
+    "shine",
+    "body_colors",
+    "body_frequency",
+    "body_offset",
+)
 
 
 def _placed_scene(camera: SceneBatch, placed: dict[str, torch.Tensor]) -> SceneBatch:
@@ -412,15 +423,15 @@ def _surface_points(draws: Draws, shape: torch.Tensor, size: torch.Tensor) -> to
     side_area, cap_area = 4 * math.pi * radius * half_height, 2 * math.pi * radius**2
     on_side = draws.uniform(n) < side_area / (side_area + cap_area)
     ring = torch.where(on_side, radius, radius * torch.sqrt(draws.uniform(n)))
-    y = torch.where(on_side, (2.0 * draws.uniform(n) - 1.0) * half_height, half_height * draws.sign(n))
+    y = torch.where(
+        on_side, (2.0 * draws.uniform(n) - 1.0) * half_height, half_height * draws.sign(n)
+    )
     cylinder = torch.stack([ring * torch.cos(angle), y, ring * torch.sin(angle)], dim=-1)
     kind = shape[..., None]
     return torch.where(kind == 0, sphere, torch.where(kind == 1, box, cylinder))
 
 
-def sample_scenes(
-    keys: torch.Tensor, motion: torch.Tensor | None = None
-) -> SceneBatch:
+def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> SceneBatch:
     """Draw one scene per key (int64 [B], fourds.world.draws.clip_keys) on the keys' device.
 
     Args:
@@ -440,19 +451,30 @@ def sample_scenes(
     elevation = torch.deg2rad(draws.uniform(low=25.0, high=65.0))
     azimuth = draws.uniform(high=2.0 * math.pi)
     light = torch.stack(
-        [torch.cos(elevation) * torch.cos(azimuth), torch.sin(elevation),
-         torch.cos(elevation) * torch.sin(azimuth)], dim=-1,
-    )  # fmt: skip
+        [
+            torch.cos(elevation) * torch.cos(azimuth),
+            torch.sin(elevation),
+            torch.cos(elevation) * torch.sin(azimuth),
+        ],
+        dim=-1,
+    )
     ground = _texture(draws, 0.3, 0.7)
     scene = SceneBatch(
         **{name: None for name in BODY_FIELDS},  # placed below
-        ground_colors=ground["colors"], ground_frequency=ground["frequency"],
-        ground_offset=ground["offset"], sky_colors=sky["colors"],
-        sky_frequency=sky["frequency"], sky_offset=sky["offset"],
-        light_direction=_unit(light), light_intensity=draws.uniform(low=0.6, high=0.95),
-        ambient=draws.uniform(low=0.2, high=0.4), lattice=draws.uniform(LATTICE_SIZE**3),
-        track_points=None, track_body=None, **cam,
-    )  # fmt: skip
+        ground_colors=ground["colors"],
+        ground_frequency=ground["frequency"],
+        ground_offset=ground["offset"],
+        sky_colors=sky["colors"],
+        sky_frequency=sky["frequency"],
+        sky_offset=sky["offset"],
+        light_direction=_unit(light),
+        light_intensity=draws.uniform(low=0.6, high=0.95),
+        ambient=draws.uniform(low=0.2, high=0.4),
+        lattice=draws.uniform(LATTICE_SIZE**3),
+        track_points=None,
+        track_body=None,
+        **cam,
+    )
     wanted = MIN_BODIES + draws.integers(MAX_BODIES - MIN_BODIES + 1)
     placed = _empty_bodies(batch, device)
     count = torch.zeros(batch, dtype=torch.int64, device=device)
@@ -476,9 +498,13 @@ def sample_scenes(
     bodies = {name: placed[name] for name in BODY_FIELDS}
     # tracks: GROUND_TRACKS on the ground, the rest over the bodies in turn
     ground_points = torch.stack(
-        [draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0), torch.zeros(batch, GROUND_TRACKS, device=device),
-         draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0)], dim=-1,
-    )  # fmt: skip
+        [
+            draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0),
+            torch.zeros(batch, GROUND_TRACKS, device=device),
+            draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0),
+        ],
+        dim=-1,
+    )
     on_bodies = TRACKS_PER_CLIP - GROUND_TRACKS
     owner = torch.arange(on_bodies, device=device)[None] % count.clamp(min=1)[:, None]
     owner_shape = torch.gather(bodies["shape"], 1, owner)
@@ -486,9 +512,11 @@ def sample_scenes(
     surface = _surface_points(draws, owner_shape, owner_size)
     track_body = torch.cat([torch.zeros_like(ground_points[..., 0]).long(), owner + 1], dim=1)
     return dataclasses.replace(
-        scene, **bodies, track_points=torch.cat([ground_points, surface], dim=1),
+        scene,
+        **bodies,
+        track_points=torch.cat([ground_points, surface], dim=1),
         track_body=track_body,
-    )  # fmt: skip
+    )
 
 
 def _empty_bodies(batch: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -501,7 +529,15 @@ def _empty_bodies(batch: int, device: torch.device) -> dict[str, torch.Tensor]:
     axis[..., 1] = 1.0
     return {
         "shape": torch.full((batch, MAX_BODIES), -1, dtype=torch.int64, device=device),
-        "half_size": zeros(3), "reach": zeros(), "start": zeros(3), "velocity": zeros(3),
-        "bounce": zeros(), "axis": axis, "spin": zeros(), "shine": zeros(),
-        "body_colors": zeros(2, 3), "body_frequency": zeros(), "body_offset": zeros(3),
-    }  # fmt: skip
+        "half_size": zeros(3),
+        "reach": zeros(),
+        "start": zeros(3),
+        "velocity": zeros(3),
+        "bounce": zeros(),
+        "axis": axis,
+        "spin": zeros(),
+        "shine": zeros(),
+        "body_colors": zeros(2, 3),
+        "body_frequency": zeros(),
+        "body_offset": zeros(3),
+    }

@@ -134,7 +134,9 @@ def _hits(shape, size, origin, directions, normals: bool = True):
         dim=-1,
     )
     kind = kind.unsqueeze(-1)
-    normal = torch.where(kind == 0, sphere_normal, torch.where(kind == 1, box_normal, cylinder_normal))
+    normal = torch.where(
+        kind == 0, sphere_normal, torch.where(kind == 1, box_normal, cylinder_normal)
+    )
     return t, normal
 
 
@@ -242,9 +244,12 @@ def _shade(scenes: SceneBatch, poses: _Poses, albedo, points, normals, rays, sur
     ambient = scenes.ambient[:, None, None]
     color = albedo * (ambient + sun * facing).unsqueeze(-1)
     shine = _surface_table(
-        scenes, surface, torch.zeros_like(scenes.ambient), torch.zeros_like(scenes.ambient),
+        scenes,
+        surface,
+        torch.zeros_like(scenes.ambient),
+        torch.zeros_like(scenes.ambient),
         scenes.shine,
-    )  # fmt: skip
+    )
     halfway = _unit(_unit(-rays) + light)
     highlight = torch.clamp(_dot(normals, halfway), 0.0, 1.0)
     for _ in range(HIGHLIGHT_SQUARINGS):
@@ -312,12 +317,18 @@ class BatchRendering:
             return array if dtype is None else array.astype(dtype)
 
         return Rendering(
-            video=host(self.video), depth=host(self.depth), instances=host(self.instances),
-            intrinsics=host(self.intrinsics, np.float64), extrinsics=host(self.extrinsics, np.float64),
-            tracks=host(self.tracks), visible=host(self.visible),
-            track_instance=host(self.track_instance), boxes=host(self.boxes),
-            box_visible=host(self.box_visible), label=self.labels[index],
-        )  # fmt: skip
+            video=host(self.video),
+            depth=host(self.depth),
+            instances=host(self.instances),
+            intrinsics=host(self.intrinsics, np.float64),
+            extrinsics=host(self.extrinsics, np.float64),
+            tracks=host(self.tracks),
+            visible=host(self.visible),
+            track_instance=host(self.track_instance),
+            boxes=host(self.boxes),
+            box_visible=host(self.box_visible),
+            label=self.labels[index],
+        )
 
 
 def _ground_truth(scenes: SceneBatch, poses: _Poses, depth, surface, size: int) -> dict:
@@ -420,8 +431,10 @@ def render_batch(
     per_clip = frames * (size * supersample) ** 2
     step = max(1, RAYS_PER_PASS // per_clip)
     passes = [
-        _render_pass(scenes[start : start + step], times[start : start + step], size, supersample, truth)
+        _render_pass(
+            scenes[start : start + step], times[start : start + step], size, supersample, truth
+        )
         for start in range(0, len(scenes), step)
-    ]  # fmt: skip
+    ]
     joined = {key: torch.cat([part[key] for part in passes]) for key in passes[0]}
     return BatchRendering(**joined, labels=tuple(scenes.labels()))

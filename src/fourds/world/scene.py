@@ -32,6 +32,7 @@ CAMERA_MOTIONS = ("orbit", "dolly", "pan", "static")
 MIN_BODIES, MAX_BODIES = 3, 6
 PLACEMENT_ATTEMPTS = 30  # draws per body before the scene makes do with fewer bodies
 CLIP_SECONDS = 3.0  # bodies keep clear of each other and of the camera this long
+FRAME_RATE = 12  # frames per second of the corpus's videos and of rendered pretraining clips
 OCCLUDER_SHARE = 0.7  # chance that a body (after the first) is aimed to occlude another
 CAMERA_CLEARANCE = 1.0  # metres between the camera and any body's bounding sphere
 TRACKS_PER_CLIP = 64  # surface points tracked per clip ...

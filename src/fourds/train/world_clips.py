@@ -1,0 +1,110 @@
+"""Pretraining on fresh clips of the procedural world, rendered on the model's device.
+
+With `pretrain.source: world` no clip is read from shards: each step's clips are drawn and
+rendered where the model trains (fourds.world.batch, fourds.world.batch_render), so every clip
+of a run is new and a GPU is fed at its own rate. As with the shard loader
+(fourds.train.loader), every random choice is a pure function of (seed, step, row):
+
+- the scene of row r of step s is that of clip key `clip_keys(seed, s, r)`, the same on any
+  device and in any number of processes (each renders only its rows);
+- the clip's window starts at a frame drawn from the same key, in a video of
+  `curate.pretrain_frames` frames at the corpus's frame rate, and takes every
+  `pretrain.frame_stride`-th frame, `curate.clip_frames` in all;
+- the masks come from `sample_masks` with a generator seeded by (seed, step, first row).
+
+The state is just the next step, so a resumed run renders the very batches it would have seen.
+Crops and flips are off (`pretrain.crop_scale` must be [1, 1]: a fresh clip needs no
+augmentation), so each clip's view is the whole frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from fourds.world.batch import sample_scenes
+from fourds.world.batch_render import render_batch
+from fourds.world.draws import Draws, clip_keys
+from fourds.world.scene import FRAME_RATE
+
+MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldClipSpec:
+    """The clips a run renders: `frames` frames of size x size, every `stride`-th frame of a
+    `video_frames`-frame video at FRAME_RATE, from a window start drawn uniformly."""
+
+    frames: int
+    stride: int
+    video_frames: int
+    size: int
+
+    @property
+    def span(self) -> int:
+        return (self.frames - 1) * self.stride + 1
+
+
+def clip_times(spec: WorldClipSpec, keys: torch.Tensor) -> torch.Tensor:
+    """Frame times [B, frames] in seconds of the clips with keys [B]: a window start drawn
+    from a stream of the key's draws kept apart from the scene's."""
+    draws = Draws(keys ^ 0x5EED)
+    start = draws.integers(spec.video_frames - spec.span + 1)  # [B]
+    offsets = torch.arange(spec.frames, device=keys.device) * spec.stride
+    return (start[:, None] + offsets).to(torch.float32) / FRAME_RATE
+
+
+class WorldClips:
+    """One batch per step of this process's `rows`, rendered on `device`; iterate from the
+    step the state says (`load_state_dict`). Batches hold "video" uint8 [B, T, S, S, 3],
+    "view" int64 [B, 5] (the whole frame, no flip), "keep_index" [B, n_keep], "mask" [B, N],
+    all on `device`: what `fourds.train.step.step_on_batch` takes."""
+
+    def __init__(
+        self,
+        spec: WorldClipSpec,
+        seed: int,
+        steps: int,
+        rows: range,
+        sample_masks: MaskSampler,
+        device: torch.device,
+    ):
+        self.spec, self.seed, self.steps, self.rows = spec, seed, steps, rows
+        self.sample_masks, self.device = sample_masks, torch.device(device)
+        self.step = 0
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch of `step` (a pure function of seed, step and rows)."""
+        rows = torch.arange(self.rows.start, self.rows.stop, device=self.device)
+        keys = clip_keys(self.seed, step, rows)
+        rendered = render_batch(
+            sample_scenes(keys), clip_times(self.spec, keys), self.spec.size, truth=False
+        )
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.seed, step, self.rows.start]).generate_state(1)[0])
+        )
+        keep_index, mask = self.sample_masks(len(rows), generator)
+        size = self.spec.size
+        view = torch.tensor([0, 0, size, size, 0], device=self.device).expand(len(rows), 5)
+        return {
+            "video": rendered.video,
+            "view": view,
+            "keep_index": keep_index.to(self.device),
+            "mask": mask.to(self.device),
+        }
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while self.step < self.steps:
+            batch = self.batch(self.step)
+            self.step += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
