@@ -36,7 +36,7 @@ def load_params(path: str) -> Params:
 def _synth(args: argparse.Namespace) -> None:
     from fourds.data.corpus import WorldSpec, write_corpus
 
-    write_corpus(args.out, WorldSpec(seed=args.seed))
+    write_corpus(args.out, WorldSpec(seed=args.seed, renderer=args.renderer), args.device)
 
 
 def _zoo(args: argparse.Namespace) -> None:
@@ -330,6 +330,14 @@ TOOLS = (
         (
             arg("--out", default="data", help="the corpus folder to write"),
             arg("--seed", type=int, default=0, help="the world's random seed"),
+            arg(
+                "--renderer",
+                choices=("numpy", "batched"),
+                default="numpy",
+                help="numpy: the pinned corpus's renderer, the same bytes anywhere; batched: the "
+                "batched world in torch on --device (a GPU renders the corpus in seconds)",
+            ),
+            arg("--device", default="cpu", help="where the batched renderer runs (cpu, cuda)"),
         ),
     ),
     Command(

@@ -11,7 +11,7 @@ import torch
 from fourds.world import render_clip, sample_scene
 from fourds.world.batch import SceneBatch, sample_scenes
 from fourds.world.batch_render import render_batch
-from fourds.world.draws import MASK32, Draws, clip_keys, hash32
+from fourds.world.draws import CORPUS, MASK32, Draws, clip_keys, hash32
 from fourds.world.scene import CAMERA_MOTIONS, MAX_BODIES
 
 FRAMES, SIZE, FPS = 6, 32, 12.0
@@ -41,6 +41,15 @@ def test_draws_are_a_function_of_the_clip_key_alone():
     assert 0.0 <= values.min() and values.max() < 1.0
     assert abs(values.mean().item() - 0.5) < 0.01  # 16,000 draws: the mean's sd is 0.0023
     assert not torch.equal(Draws(clip_keys(8, 3, torch.arange(6))).uniform(5), first.uniform(5))
+
+
+def test_pretraining_clips_and_corpus_videos_have_keys_of_their_own():
+    index = torch.arange(4096)
+    pretraining = {tuple(key) for step in range(3) for key in clip_keys(0, step, index).tolist()}
+    corpus = {
+        tuple(key) for split in range(3) for key in clip_keys(0, split, index, CORPUS).tolist()
+    }
+    assert len(pretraining) == len(corpus) == 3 * 4096 and not pretraining & corpus
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +112,17 @@ def test_sampled_scenes_render_with_consistent_truth():
     for body in range(MAX_BODIES):  # a body's box holds exactly its visible pixels' extent
         seen = (clips.instances == body + 1).flatten(2).any(-1)
         assert torch.equal(seen, clips.box_visible[:, body])
-    assert clips.visible.any(-1).float().mean() > 0.5  # most tracked points seen some time
     video_only = render_batch(scenes, times, SIZE, truth=False)
     assert torch.equal(video_only.video, clips.video) and video_only.depth is None
+
+
+def test_sampled_scenes_show_their_tracks_as_the_corpus_world_does():
+    """The share of tracked points seen at some time, over 16 scenes of each world (about 0.5)."""
+    times = (torch.arange(FRAMES) / FPS).expand(16, -1)
+    clips = render_batch(sample_scenes(clip_keys(1, 0, torch.arange(16))), times, SIZE)
+    numpy_clips = [
+        render_clip(sample_scene(np.random.default_rng(seed)), FRAMES, SIZE, SIZE, FPS)
+        for seed in range(16)
+    ]
+    seen = clips.visible.any(-1).float().mean().item()
+    assert abs(seen - np.mean([clip.visible.any(-1).mean() for clip in numpy_clips])) < 0.1

@@ -88,3 +88,22 @@ def test_depth_back_projects_onto_the_scene_geometry():
     assert on_ground.any() and on_dome.any()
     assert (on_ground | on_dome).all()
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
+
+
+def test_the_batched_renderer_writes_the_same_layout(tmp_path):
+    spec = dataclasses.replace(TINY_WORLD, renderer="batched")
+    videos = write_corpus(tmp_path, spec)
+    assert len(videos) == sum(spec.videos.values())
+    for path in videos:
+        video, truth = read_video(path), load_truth(path.with_suffix(".npz"))
+        assert video.shape == (spec.frames, spec.size, spec.size, 3)
+        assert truth["boxes"].shape == (MAX_BODIES, spec.frames, 4)
+    for path in videos:  # balanced: video i of a split moves as motion i % 4
+        label = str(load_truth(path.with_suffix(".npz"))["label"])
+        assert label == CAMERA_MOTIONS[int(path.stem) % len(CAMERA_MOTIONS)]
+    again = tmp_path / "again"
+    write_corpus(again, spec)
+    assert (
+        read_video(again / videos[0].relative_to(tmp_path)).tobytes()
+        == read_video(videos[0]).tobytes()
+    )

@@ -13,7 +13,10 @@ Layout written by `write_corpus(root, spec)`:
                                     the clip's class, its camera motion ("orbit", "dolly",
                                     "pan" or "static"), a '<U..' array (no pickle)
 
-Splits are disjoint by seed: video i of split s is rendered from SeedSequence([seed, s, i]).
+Splits are disjoint by seed: video i of split s is rendered from SeedSequence([seed, s, i])
+by fourds.world.scene and .render (renderer "numpy": the same bytes on any machine), or, with
+renderer "batched", from clip key clip_keys(seed, s, i, CORPUS) by the batched world on a device
+(fourds.world.batch, .batch_render: the same frames on any device within a colour level).
 Classes are balanced: video i's camera motion is CAMERA_MOTIONS[i % 4].
 """
 
@@ -21,16 +24,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from fourds.atomic import atomic_path, claim_output_directory
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
 from fourds.world import Rendering, render_clip, sample_scene
+from fourds.world.batch import sample_scenes
+from fourds.world.batch_render import render_batch
+from fourds.world.draws import CORPUS, clip_keys
 from fourds.world.scene import CAMERA_MOTIONS, FRAME_RATE
+
+RENDERERS = ("numpy", "batched")
+BATCHED_VIDEOS = 32  # videos the batched renderer draws together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +52,9 @@ class WorldSpec:
         seed: corpus seed (see video_seed).
         frames: frames per video; size: frame height and width in pixels; fps: frame rate.
         videos: number of videos per split (a split left out gets none).
+        renderer: "numpy" (one scene at a time, bit for bit on any machine) or "batched"
+            (the batched world, drawn and rendered in torch on the device write_corpus is
+            given; see the module docstring).
     """
 
     seed: int = 0
@@ -50,6 +64,11 @@ class WorldSpec:
     videos: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"pretrain": 384, "readout-train": 64, "readout-test": 48}
     )
+    renderer: str = "numpy"
+
+    def __post_init__(self):
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; expected one of {RENDERERS}")
 
 
 def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequence:
@@ -75,24 +94,52 @@ def write_ground_truth(path: Path, rendering: Rendering) -> None:
         )
 
 
-def write_corpus(root: str | Path, spec: WorldSpec = WorldSpec()) -> list[Path]:
-    """Render every video of `spec` under `root`; returns the video paths written.
+def numpy_renderings(spec: WorldSpec, split: str) -> Iterator[Rendering]:
+    """The videos of `split`, one scene at a time (renderer "numpy")."""
+    for index in range(spec.videos.get(split, 0)):
+        rng = np.random.default_rng(video_seed(spec, split, index))
+        scene = sample_scene(rng, CAMERA_MOTIONS[index % len(CAMERA_MOTIONS)])
+        yield render_clip(scene, spec.frames, spec.size, spec.size, spec.fps)
+
+
+def batched_renderings(spec: WorldSpec, split: str, device: torch.device) -> Iterator[Rendering]:
+    """The videos of `split`, BATCHED_VIDEOS at a time on `device` (renderer "batched")."""
+    count = spec.videos.get(split, 0)
+    for start in range(0, count, BATCHED_VIDEOS):
+        index = torch.arange(start, min(count, start + BATCHED_VIDEOS), device=device)
+        keys = clip_keys(spec.seed, SPLITS.index(split), index, CORPUS)
+        scenes = sample_scenes(keys, motion=index % len(CAMERA_MOTIONS))
+        times = (torch.arange(spec.frames, device=device) / spec.fps).expand(len(index), -1)
+        batch = render_batch(scenes, times, spec.size)
+        yield from (batch.clip(row) for row in range(len(index)))
+
+
+def write_corpus(
+    root: str | Path, spec: WorldSpec = WorldSpec(), device: str | torch.device = "cpu"
+) -> list[Path]:
+    """Render every video of `spec` under `root` (the batched renderer on `device`); returns
+    the video paths written.
 
     Raises OutputError when `root` holds files fourds did not write (or cannot be written).
     """
     root = claim_output_directory(root)
     written = []
-    jobs = [(split, index) for split in SPLITS for index in range(spec.videos.get(split, 0))]
-    for split, index in tqdm(jobs, desc="synth", unit="video"):
-        rng = np.random.default_rng(video_seed(spec, split, index))
-        scene = sample_scene(rng, CAMERA_MOTIONS[index % len(CAMERA_MOTIONS)])
-        rendering = render_clip(scene, spec.frames, spec.size, spec.size, spec.fps)
-        folder = root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"{index:05d}"
-        write_video(folder / f"{name}.mp4", rendering.video, spec.fps)
-        write_ground_truth(folder / f"{name}.npz", rendering)
-        written.append(folder / f"{name}.mp4")
+    total = sum(spec.videos.get(split, 0) for split in SPLITS)
+    progress = tqdm(total=total, desc="synth", unit="video")
+    for split in SPLITS:
+        if spec.renderer == "batched":
+            renderings = batched_renderings(spec, split, torch.device(device))
+        else:
+            renderings = numpy_renderings(spec, split)
+        for index, rendering in enumerate(renderings):
+            progress.update()
+            folder = root / split
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{index:05d}"
+            write_video(folder / f"{name}.mp4", rendering.video, spec.fps)
+            write_ground_truth(folder / f"{name}.npz", rendering)
+            written.append(folder / f"{name}.mp4")
+    progress.close()
     with atomic_path(root / "world.json") as partial:
         partial.write_text(json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     return written

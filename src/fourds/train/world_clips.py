@@ -50,7 +50,7 @@ class WorldClipSpec:
 
 
 def clip_times(spec: WorldClipSpec, keys: torch.Tensor) -> torch.Tensor:
-    """Frame times [B, frames] in seconds of the clips with keys [B]: a window start drawn
+    """Frame times [B, frames] in seconds of the clips with keys [B, 2]: a window start drawn
     from a stream of the key's draws kept apart from the scene's."""
     draws = Draws(keys ^ 0x5EED)
     start = draws.integers(spec.video_frames - spec.span + 1)  # [B]

@@ -432,7 +432,7 @@ def _surface_points(draws: Draws, shape: torch.Tensor, size: torch.Tensor) -> to
 
 
 def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> SceneBatch:
-    """Draw one scene per key (int64 [B], fourds.world.draws.clip_keys) on the keys' device.
+    """Draw one scene per key (int64 [B, 2], fourds.world.draws.clip_keys) on the keys' device.
 
     Args:
         motion: int64 [B] camera motions (indices into CAMERA_MOTIONS, the labels); drawn

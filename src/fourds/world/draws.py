@@ -5,7 +5,9 @@ renders them. Its randomness cannot come from torch's generators, whose streams 
 a CPU and a GPU; it comes from `Draws`: uniform i of clip `key` is a 32-bit integer hash of
 (key, i), computed with int64 tensor operations that never overflow (products of a 32-bit value
 by a 16-bit constant), so every bit is the same on any device. A clip's draws are a pure function
-of its key, and the key of a pretraining clip is a function of (seed, step, row) only.
+of its key. Keys are 64 bits (two 32-bit halves), in separate domains for pretraining clips
+(seed, step, row) and corpus videos (seed, split, index), so no pretraining clip is ever a
+corpus video (a readout's test clip) by chance.
 """
 
 from __future__ import annotations
@@ -33,37 +35,51 @@ def hash32(values: torch.Tensor) -> torch.Tensor:
     return values ^ (values >> 16)
 
 
-def clip_keys(seed: int, step: int, rows: torch.Tensor) -> torch.Tensor:
-    """Keys int64 [B] of the clips in `rows` (int64 [B]) of batch `step` of a run seeded `seed`."""
-    base = hash32(torch.tensor(seed, dtype=torch.int64, device=rows.device))
-    return hash32(hash32(base ^ step) ^ rows)
+PRETRAINING, CORPUS = 0x2545F491, 0x4F6CDD1D  # the two key domains
+
+
+def clip_keys(
+    seed: int, group: int, index: torch.Tensor, domain: int = PRETRAINING
+) -> torch.Tensor:
+    """Keys int64 [B, 2] (two 32-bit halves) of the clips `index` (int64 [B]) of `group`:
+    rows of batch `group` of a run seeded `seed` (domain PRETRAINING), or videos of split
+    number `group` of a corpus (domain CORPUS). Within a group every index has its own key
+    (hash32 is one to one); across groups and domains two keys meet with chance 2**-64."""
+    halves = []
+    for salt in (domain, domain ^ 0x68E31DA4):
+        base = hash32(torch.tensor(seed ^ salt, dtype=torch.int64, device=index.device))
+        halves.append(hash32(hash32(base ^ group) ^ index))
+    return torch.stack(halves, dim=-1)
 
 
 class Draws:
     """The uniform draws of a batch of clips, consumed in order.
 
     Args:
-        keys: int64 [B], one key per clip (`clip_keys`, or any 32-bit values).
+        keys: int64 [B, 2], one key per clip (`clip_keys`: two 32-bit halves).
     """
 
     def __init__(self, keys: torch.Tensor):
-        self.keys = hash32(keys.to(torch.int64))
+        self.low, self.high = hash32(keys[:, 0]), hash32(keys[:, 1])
         self.used = 0
+
+    def __len__(self) -> int:
+        return len(self.low)
 
     def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
         """float32 [B, *shape] uniform on [low, high): the next prod(shape) draws of each clip."""
         count = 1
         for size in shape:
             count *= size
-        counters = torch.arange(self.used, self.used + count, device=self.keys.device)
+        counters = torch.arange(self.used, self.used + count, device=self.low.device)
         self.used += count
-        bits = hash32(hash32(self.keys[:, None] ^ counters) + self.keys[:, None])
+        bits = hash32(hash32(self.low[:, None] ^ counters) ^ self.high[:, None])
         unit = (bits >> 8).to(torch.float32) * UNIT
-        return (low + (high - low) * unit).reshape(len(self.keys), *shape)
+        return (low + (high - low) * unit).reshape(len(self), *shape)
 
     def integers(self, high: torch.Tensor | int, *shape: int) -> torch.Tensor:
         """int64 [B, *shape] uniform in [0, high) (`high` an int or int64 [B])."""
-        high = torch.as_tensor(high, device=self.keys.device)
+        high = torch.as_tensor(high, device=self.low.device)
         high = high.reshape(-1, *([1] * len(shape))) if high.dim() else high
         unit = self.uniform(*shape)
         return torch.minimum((unit * high).to(torch.int64), high - 1)
