@@ -4,6 +4,7 @@ arguments, loads and validates params, and dispatches."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,23 @@ def load_params(path: str) -> Params:
 def _synth(args: argparse.Namespace) -> None:
     from fourds.data.corpus import WorldSpec, write_corpus
 
-    write_corpus(args.out, WorldSpec(seed=args.seed, renderer=args.renderer), args.device)
+    spec = WorldSpec(seed=args.seed, renderer=args.renderer)
+    if args.videos:
+        spec = dataclasses.replace(spec, videos=dict(args.videos))
+    spec = dataclasses.replace(spec, frames=args.frames or spec.frames, size=args.size or spec.size)
+    write_corpus(args.out, spec, args.device)
+
+
+def _split_count(text: str) -> tuple[str, int]:
+    """'pretrain=16' -> ("pretrain", 16), for `fourds synth --videos`."""
+    from fourds.data.shards import SPLITS
+
+    split, _, count = text.partition("=")
+    if split not in SPLITS or not count.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected <split>=<count>, split one of {SPLITS}"
+        )
+    return split, int(count)
 
 
 def _zoo(args: argparse.Namespace) -> None:
@@ -338,6 +355,15 @@ TOOLS = (
                 "batched world in torch on --device (a GPU renders the corpus in seconds)",
             ),
             arg("--device", default="cpu", help="where the batched renderer runs (cpu, cuda)"),
+            arg(
+                "--videos",
+                nargs="+",
+                type=_split_count,
+                help="videos per split, e.g. pretrain=16 readout-train=8 readout-test=8 (splits "
+                "not named get none; default: the embedded corpus's 384, 64, 48)",
+            ),
+            arg("--frames", type=int, default=0, help="frames per video (0: the corpus's 32)"),
+            arg("--size", type=int, default=0, help="frame size in pixels (0: the corpus's 64)"),
         ),
     ),
     Command(

@@ -23,3 +23,12 @@ def test_a_key_gives_the_same_scene_and_frames_on_cpu_and_gpu():
     levels = (gpu_clips.video.cpu().int() - cpu_clips.video.int()).abs()
     assert (levels > 1).float().mean() < 1e-3
     assert (gpu_clips.instances.cpu() != cpu_clips.instances).float().mean() < 1e-3
+
+
+def test_the_compiled_pass_draws_the_eager_frames():
+    scenes = sample_scenes(clip_keys(0, 6, torch.arange(8)).cuda())
+    times = (torch.arange(8, device="cuda") / 6.0).expand(8, -1)
+    eager = render_batch(scenes, times, 64, truth=False)
+    compiled = render_batch(scenes, times, 64, truth=False, compiled=True)
+    levels = (compiled.video.int() - eager.video.int()).abs()
+    assert levels.max() <= 1 and (levels > 0).float().mean() < 1e-3

@@ -249,7 +249,8 @@ def clip_loader(
         world = WorldClipSpec(
             curate.clip_frames, cfg.frame_stride, curate.pretrain_frames, curate.resolution
         )
-        return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device)
+        compiled = cfg.compile and torch.device(device).type == "cuda"
+        return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device, compiled)
     sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
     example = ClipExample(segments, sample_clip, cfg.seed, sample_masks)
     settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}

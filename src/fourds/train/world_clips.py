@@ -62,7 +62,8 @@ class WorldClips:
     """One batch per step of this process's `rows`, rendered on `device`; iterate from the
     step the state says (`load_state_dict`). Batches hold "video" uint8 [B, T, S, S, 3],
     "view" int64 [B, 5] (the whole frame, no flip), "keep_index" [B, n_keep], "mask" [B, N],
-    all on `device`: what `fourds.train.step.step_on_batch` takes."""
+    all on `device`: what `fourds.train.step.step_on_batch` takes. `compiled`: render with the
+    compiled pass (fourds.world.batch_render; the stage compiles it on a GPU)."""
 
     def __init__(
         self,
@@ -72,18 +73,19 @@ class WorldClips:
         rows: range,
         sample_masks: MaskSampler,
         device: torch.device,
+        compiled: bool = False,
     ):
         self.spec, self.seed, self.steps, self.rows = spec, seed, steps, rows
         self.sample_masks, self.device = sample_masks, torch.device(device)
+        self.compiled = compiled
         self.step = 0
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """The batch of `step` (a pure function of seed, step and rows)."""
         rows = torch.arange(self.rows.start, self.rows.stop, device=self.device)
         keys = clip_keys(self.seed, step, rows)
-        rendered = render_batch(
-            sample_scenes(keys), clip_times(self.spec, keys), self.spec.size, truth=False
-        )
+        scenes, times = sample_scenes(keys), clip_times(self.spec, keys)
+        rendered = render_batch(scenes, times, self.spec.size, truth=False, compiled=self.compiled)
         generator = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.seed, step, self.rows.start]).generate_state(1)[0])
         )
