@@ -1,0 +1,113 @@
+#!/bin/bash
+# The GPU study in one command: the gpu ladder (experiments/ladder/gpu.yaml) through `dvc repro`
+# on one GPU, from a copy of this tree, the world rendered there. In order:
+#   0. on a bare machine (WHEELS=<folder of the wheels benchmarks/gpu_study_wheels.txt lists>),
+#      install them and fourds, offline;
+#   1. a smoke study (ladder gpu_smoke, a 12-video corpus, the stages of one scale that touch
+#      the device) in its own repository: a CUDA-only failure ends the script here, in about a
+#      minute;
+#   2. benchmarks/world_rate.py at the largest scale: render, step and render+step clips/s;
+#   3. the study: a new git repository holding this tree (no DVC remote, no runs/), params
+#      composed for the ladder, the corpus rendered on the device (`fourds synth --renderer
+#      batched`, tracked by `dvc add world`), `dvc repro`, then `fourds ship` of the results;
+#   4. OUT gets at most 8 files: summary.json (device, commit, wall time of every part and
+#      stage, clips/s, checkpoint digests), the shipped results as gpu-reference.tar.gz
+#      (weights left out: their md5s are in its dvc.lock), world_rate.json and the logs.
+#
+#   bash benchmarks/gpu_study.sh [OUT]        (OUT: default benchmarks/results/gpu-study)
+#
+# Environment: REHEARSE=1 (all of it on the CPU at smoke size, OUT benchmarks/results/quick/
+# gpu-study: tests/test_gpu_study.py), PYTHON (python3), DEVICE (cuda), LADDER (gpu), OVERRIDES
+# (extra Hydra overrides of both studies), SYNTH_ARGS (`fourds synth` options of the study; by
+# default the corpus's 384/64/48 videos of 32 frames at 64 px), STAGES (the study's `dvc repro`
+# targets, all by default; "curate pretrain readout fidelity" leaves the report, whose wheels
+# do not travel, to a CPU), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), STUDY_LIMIT_S (420),
+# BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
+set -euo pipefail
+if [ "${REHEARSE:-0}" = 1 ]; then  # the CPU rehearsal: every step, at smoke size
+    : "${LADDER:=gpu_smoke}" "${DEVICE:=cpu}" "${PYTHON:=python}"
+    : "${OVERRIDES:=runtime.device=cpu pretrain.precision=fp32 pretrain.compile=false}"
+    : "${SYNTH_ARGS:=--videos pretrain=4 readout-train=4 readout-test=4 --size 32}"
+    : "${WORLD_RATE_ARGS:=--ladder gpu_smoke --scale gpu_s --steps 1}"
+    set -- "${1:-benchmarks/results/quick/gpu-study}"
+fi
+python=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+ladder=${LADDER:-gpu}
+repo=$(pwd)
+out=$(realpath -m "${1:-benchmarks/results/gpu-study}")
+scratch=$(mktemp -d)
+smoke_targets="readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init fidelity@gpu_b"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+started=$(date +%s)
+
+if [ -n "${WHEELS:-}" ]; then  # 0. a bare machine, no network
+    "$python" -m pip install --quiet --no-index --find-links "$WHEELS" --no-deps \
+        -r benchmarks/gpu_study_wheels.txt
+    "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
+fi
+
+# A study: its own git repository with this tree, params for ladder NAME, a corpus rendered
+# with `fourds synth` ARGS, `dvc repro` of TARGETS (all when empty) within LIMIT seconds, the
+# results shipped to reports/<NAME>-reference (a full run).
+study() {
+    local name=$1 limit=$2 targets=$3
+    shift 3
+    local work="$scratch/$name"
+    if [ "$targets" = "$smoke_targets" ]; then work="$scratch/smoke-$name"; fi
+    mkdir -p "$work"
+    tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
+        --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
+        --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
+    cd "$work"
+    rm -f params.yaml dvc.lock
+    git init -q && git add -A
+    git -c user.name=fourds -c user.email=fourds@invalid commit -qm "the $name study"
+    # shellcheck disable=SC2086
+    fourds params "ladder=$name" ${OVERRIDES:-} --out params.yaml
+    SECONDS=0
+    fourds synth --renderer batched --device "$device" --out world "$@"
+    echo "synth_seconds=$SECONDS" >> "$work.times"
+    dvc add -q world
+    SECONDS=0
+    # shellcheck disable=SC2086
+    timeout "$limit" dvc repro $targets
+    echo "repro_seconds=$SECONDS" >> "$work.times"
+    if [ "$targets" != "$smoke_targets" ]; then fourds ship --out "reports/$name-reference"; fi
+}
+
+# Run a study, logged to $1, in a subshell that stops at its first failing command (not in an
+# `if`, where bash would ignore `set -e`); sets `status`.
+run_study() {
+    local log=$1
+    shift
+    set +e
+    (set -eE; trap 'echo "gpu_study: failed: $BASH_COMMAND" >&2' ERR; study "$@") > "$log" 2>&1
+    status=$?
+    set -e
+}
+
+# 1. every device path once: the world rendered and compiled, both pretrain stages, a readout
+# of each regime, fidelity
+small=(--videos pretrain=4 readout-train=4 readout-test=4 --size 32)
+run_study "$out/smoke.log" gpu_smoke "${SMOKE_LIMIT_S:-120}" "$smoke_targets" "${small[@]}"
+if [ "$status" != 0 ]; then
+    echo "the smoke study failed: $out/smoke.log"; tail -20 "$out/smoke.log"; exit 1
+fi
+echo "smoke study passed in $(( $(date +%s) - started )) s"
+
+# 2. the world's rate beside the step's
+# shellcheck disable=SC2086
+timeout 120 "$python" benchmarks/world_rate.py ${WORLD_RATE_ARGS:---ladder $ladder} --out "$out" \
+    > "$out/world_rate.log" 2>&1 || echo "world_rate failed: $out/world_rate.log"
+
+# 3. the study
+# shellcheck disable=SC2086
+run_study "$out/study.log" "$ladder" "${STUDY_LIMIT_S:-420}" "${STAGES:-}" ${SYNTH_ARGS:-}
+if [ "$status" != 0 ]; then
+    echo "the study failed: $out/study.log"; tail -20 "$out/study.log"
+fi
+"$python" benchmarks/study_summary.py "$scratch/$ladder" "$scratch/$ladder.times" "$out" \
+    --started "$started"
+rm -rf "$scratch"
