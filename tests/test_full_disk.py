@@ -131,3 +131,40 @@ def test_a_full_disk_outside_fourds_own_writes_is_one_line_too(tmp_path, monkeyp
     assert main(["synth", "--out", str(tmp_path / "corpus")]) == 2
     error = one_error_line(capsys.readouterr().err, "synth")
     assert "no space left on a disk it writes" in error and "world.json" in error
+
+
+def test_a_checkpoint_save_that_fills_the_disk_is_one_line_and_resumes(
+    tiny_shards, tmp_path, monkeypatch, capsys
+):
+    """torch.distributed.checkpoint wraps the archive writer's short write ("unexpected pos")
+    in a CheckpointException, a BaseException: still fourds' one line, the run resumable."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    from fourds.train import checkpoint
+
+    def full_disk(state, checkpoint_id, no_dist):
+        (Path(checkpoint_id) / "__0_0.distcp").write_bytes(b"x" * 598)
+        short_write = RuntimeError(
+            "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
+        )
+        raise CheckpointException("save failed", {0: (short_write, None)})
+
+    params = write_tiny_params(tmp_path / "params.yaml", steps=4, checkpoint_every=2)
+    command = [
+        "pretrain",
+        "--params",
+        str(params),
+        "--scale",
+        "tiny",
+        "--curated",
+        str(tiny_shards),
+    ]
+    out = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoint.dcp, "save", full_disk)
+        assert main([*command, "--out", str(out)]) == 2
+    error = one_error_line(capsys.readouterr().err, "pretrain")
+    assert "no space left on the disk of" in error and "checkpoint of step 2" in error
+    assert "MiB free" in error and not list(out.glob("resume/*/.*partial*"))
+    assert main([*command, "--out", str(out)]) == 0  # space is back: the run completes
+    assert (out / "checkpoint.pt").is_file()

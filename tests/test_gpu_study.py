@@ -38,10 +38,14 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu():
     assert summary["ladder"] == "gpu_smoke" and summary["repro_seconds"] > 0
     stages = summary["stages"]
     assert "curate" in stages and {"pretrain/gpu_s", "pretrain/gpu_b"} <= stages.keys()
-    assert sum(name.startswith("readout/") for name in stages) == 2 * 5 * 2  # scales x tasks x regimes
+    assert (
+        sum(name.startswith("readout/") for name in stages) == 2 * 5 * 2
+    )  # scales x tasks x regimes
     assert all(stages[f"pretrain/{scale}"]["clips_per_second"] > 0 for scale in ("gpu_s", "gpu_b"))
     assert summary["pretraining"]["gpu_s"]["max_times_a_clip_was_seen"] == 1
-    assert set(summary["checkpoint_md5"]) == {f"runs/pretrain/{s}/checkpoint.pt" for s in ("gpu_s", "gpu_b")}
+    assert set(summary["checkpoint_md5"]) == {
+        f"runs/pretrain/{s}/checkpoint.pt" for s in ("gpu_s", "gpu_b")
+    }
     rate = json.loads((out / "world_rate.json").read_text())["results"]
     assert rate["render_clips_per_s"] > 0 and rate["step_clips_per_s"] > 0
 
@@ -70,7 +74,10 @@ def test_the_gpu_ladder_is_the_study_the_issue_asks_for():
         per_clip = training_flops_per_clip(spec.model, spec.mae, 8, spec.curate.resolution)
         flops.append(per_clip * spec.pretrain.steps * spec.pretrain.batch_size)
     assert len(scales) >= 3 and counts[-1] >= 10 * counts[0]
-    assert all(ours >= 100 * theirs["pretrain_flops"] for ours, theirs in zip(flops, reference))
+    assert all(
+        ours >= 100 * theirs["pretrain_flops"]
+        for ours, theirs in zip(flops, reference, strict=True)
+    )
     assert params.pretrain.source == "world" and params.curate.clip_frames == 8
     assert len(params.readout.tasks) == 5 and "random_init" in params.readout.regimes
     assert all(params.readouts[task].seeds >= 3 for task in params.readout.tasks)

@@ -35,9 +35,15 @@ DVC_GITIGNORE = ".gitignore"  # DVC writes one beside the outputs it tracks
 
 
 # What a full disk raises: OSError with one of these numbers, or, from torch's archive writer
-# (torch.save, torch.distributed.checkpoint), an error whose message holds one of these.
+# (torch.save, torch.distributed.checkpoint), an error whose message holds one of these ("unexpected
+# pos": the writer's position check after a short write).
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-NO_SPACE_MESSAGES = ("No space left on device", "Disk quota exceeded", "file write failed")
+NO_SPACE_MESSAGES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "file write failed",
+    "unexpected pos",
+)
 
 
 def is_out_of_space(error: BaseException) -> bool:
@@ -52,6 +58,12 @@ def is_out_of_space(error: BaseException) -> bool:
         if isinstance(current, OSError) and current.errno in NO_SPACE_ERRNOS:
             return True
         if any(message in str(current) for message in NO_SPACE_MESSAGES):
+            return True
+        # torch.distributed.checkpoint's CheckpointException: each rank's (error, traceback)
+        failures = getattr(current, "failures", None)
+        if isinstance(failures, dict) and any(
+            is_out_of_space(failure[0]) for failure in failures.values()
+        ):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -71,8 +83,12 @@ def reporting_full_disk(path: str | Path, what: str) -> Iterator[None]:
     naming `path`, `what` was being written and the free space; other errors pass unchanged."""
     try:
         yield
-    except Exception as error:  # an inner block's DiskFullError too: the outer output is named
-        if not is_out_of_space(error):
+    # an inner block's DiskFullError too (the outer output is named), and torch's
+    # CheckpointException, a BaseException; an interrupt or exit passes
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt | SystemExit | GeneratorExit) or not is_out_of_space(
+            error
+        ):
             raise
         raise DiskFullError(
             f"no space left on the disk of {path} while writing {what} ({free_space(path)} "

@@ -223,7 +223,7 @@ def test_malformed_waymo_files_name_the_file_and_the_licence(waymo, tmp_path):
     column = "[CameraImageComponent].image"
     garbage = pa.array([b"not a JPEG"] * len(images), pa.binary())
     pq.write_table(images.set_column(images.schema.get_field_index(column), column, garbage), image)
-    assert waymo_error(split, tmp_path).startswith(
+    assert error().startswith(
         f"{image}: frame 0 is not a decodable JPEG of at most 36000000 pixels"
     )
     (split / "camera_image").rename(split / "images")

@@ -167,7 +167,10 @@ def _frames(where: Path, jpegs: list[bytes], size: int) -> tuple[np.ndarray, tup
 
     def decoded():
         for index, data in enumerate(jpegs):
-            frame = decode_jpeg(str(where), index, data)
+            try:
+                frame = decode_jpeg(str(where), index, data)
+            except ReaderError as error:
+                raise malformed(str(error)) from None
             sizes.add((frame.width, frame.height))
             if len(sizes) > 1:
                 raise malformed(f"{where}: the camera's frames differ in size {sorted(sizes)}")
