@@ -5,26 +5,30 @@ benchmarks, the license and the citation."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
 from fourds.cli import main
-from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds
+from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds, sh
 
 REFERENCE = "reports/reference"
 
 
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A `git clone` of this repository's commit, as a newcomer makes one."""
+    path = tmp_path_factory.mktemp("clone") / "fourds"
+    sh("git", "clone", "-q", str(REPO_ROOT), str(path), cwd=path.parent)
+    return path
+
+
 @pytest.fixture
-def fresh_clone(tmp_path, monkeypatch):
-    """A folder laid out as a fresh clone is for `fourds answer`: the pinned params.yaml, the
-    shipped reference study and no per-clip results under runs/."""
-    shutil.copy2(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(
-        REPO_ROOT / REFERENCE, tmp_path / REFERENCE, ignore=shutil.ignore_patterns("checkpoints")
-    )
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def fresh_clone(clone, monkeypatch):
+    """The clone, as the working directory."""
+    monkeypatch.chdir(clone)
+    return clone
 
 
 def excerpt_matches(quote: str, output: str) -> bool:
@@ -42,20 +46,26 @@ def excerpt_matches(quote: str, output: str) -> bool:
     return True
 
 
-def test_the_readme_answer_in_a_fresh_clone_is_the_reference_study_s(fresh_clone, capsys):
-    """README, "Quick start", second block: before the main job has run, `fourds answer` says so
-    in its first line and answers from the shipped reference study; the README's excerpt is
-    what it prints."""
+def test_the_readme_answer_in_a_fresh_clone_is_the_pinned_study_s(fresh_clone, capsys):
+    """README, "Quick start", second block, in a `git clone`: before the main job has run,
+    `fourds answer` answers from the pinned results git keeps and says so in its first line;
+    the README's excerpt is what it prints. Without those results it answers from the shipped
+    reference study, and says that instead."""
     (command,) = doc_commands("Quick start", 1, page="README.md")
     assert run_fourds(command) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
-    assert "dvc repro --pull" in first and REFERENCE in first and len(first) <= 100
-    assert "At the largest scale (ref_l)" in out
+    assert "pinned results git keeps" in first and "dvc repro --pull" in first
+    assert len(first) <= 100 and "At the largest scale (cpu_l)" in out
     blocks = doc_blocks("README.md")
     (quote,) = [b.text for b in blocks if b.section == "Quick start" and b.language == ""]
     assert excerpt_matches(quote, out), quote
     assert not excerpt_matches("no such line\n", out)
+    shutil.rmtree(fresh_clone / "runs/readout")  # no results: the shipped reference answers
+    assert run_fourds(command) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "no results yet" in first and REFERENCE in first
+    sh("git", "checkout", "runs", cwd=fresh_clone)
 
 
 def test_answer_without_results_says_in_one_line_what_to_run(fresh_clone, capsys):

@@ -24,7 +24,7 @@ MARKER = "# not run by the tests: "
 # (page, heading, bash block under it, from 0) -> the test that runs that block as written
 RUN_BY = {
     ("README.md", "Quick start", 1): "tests/test_front_door.py::"
-    "test_the_readme_answer_in_a_fresh_clone_is_the_reference_study_s",
+    "test_the_readme_answer_in_a_fresh_clone_is_the_pinned_study_s",
     ("README.md", "Model zoo", 0): "tests/test_cli.py::"
     "test_the_readme_zoo_runs_as_written_and_prints_what_it_shows",
     ("docs/reproducibility.md", "Pinned results", 0): "tests/test_pinned_results.py::"

@@ -196,7 +196,13 @@ def _compare(args: argparse.Namespace) -> int:
 def _answer(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from fourds.report.terminal import REFERENCE, answer_text, missing_results, read_front_page
+    from fourds.report.terminal import (
+        REFERENCE,
+        answer_text,
+        as_committed,
+        missing_results,
+        read_front_page,
+    )
 
     study, runs = load_params(args.params).study_layout(), Path(args.runs)
     missing = missing_results(study, runs)
@@ -214,6 +220,8 @@ def _answer(args: argparse.Namespace) -> None:
         if missing_results(study, runs):
             raise FileNotFoundError(run_first)
         print(f"runs/ has no results yet (run `dvc repro --pull`); the answer of {REFERENCE}:\n")
+    elif args.params == DEFAULT_PARAMS and as_committed(study, runs):
+        print("runs/ holds the pinned results git keeps (`dvc repro --pull` regenerates them):\n")
     print(answer_text(read_front_page(study, runs)), end="")
 
 

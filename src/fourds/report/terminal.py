@@ -35,6 +35,13 @@ def missing_results(study: StudyLayout, runs: Path) -> list[Path]:
     return [path for path in needed if not path.is_file()]
 
 
+def as_committed(study: StudyLayout, runs: Path) -> bool:
+    """Whether `runs` holds only the results git keeps (a clone's: metrics.json and clips.csv,
+    no stage's run record, which DVC caches), not a run made here."""
+    stages = [runs / "pretrain" / scale for scale in study.scales]
+    return not any((stage / "run.yaml").is_file() for stage in stages)
+
+
 def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
     """The front page of `study`, from its stage folders under `runs`
     (readout/<scale>-<task>-<regime>/clips.csv, pretrain/<scale>/metrics.json)."""
