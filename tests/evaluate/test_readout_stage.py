@@ -117,8 +117,11 @@ def test_every_task_ships_its_no_learning_baseline_on_the_same_clips(setup, tmp_
 def test_cached_features_give_the_same_readout(setup, tmp_path):
     cached = run_readout(setup, tmp_path / "a", "pose", cache_features=True)
     fresh = run_readout(setup, tmp_path / "b", "pose", cache_features=False)
-    for key in ("rotation_error", "end_point_error", "final_train_loss"):
+    for key in ("rotation_error", "end_point_error"):
         assert cached[key] == pytest.approx(fresh[key], rel=1e-4), key
+    # the last batch's loss: features encoded in other batch sizes differ in their last bits,
+    # which six training steps can grow to 3e-3 (seen on one run in four, at 16633bd too)
+    assert cached["final_train_loss"] == pytest.approx(fresh["final_train_loss"], rel=1e-2)
 
 
 def test_fine_tuning_trains_the_encoder_too(setup, tmp_path):
