@@ -18,7 +18,7 @@ from fourds.atomic import DiskFullError, atomic_directory, atomic_path, is_out_o
 from fourds.cli import main
 from fourds.data import corpus
 from tests.conftest import one_error_line
-from tests.train.conftest import write_tiny_params
+from tests.train.conftest import pretrain_command, write_tiny_params
 
 
 @pytest.fixture
@@ -150,21 +150,13 @@ def test_a_checkpoint_save_that_fills_the_disk_is_one_line_and_resumes(
         raise CheckpointException("save failed", {0: (short_write, None)})
 
     params = write_tiny_params(tmp_path / "params.yaml", steps=4, checkpoint_every=2)
-    command = [
-        "pretrain",
-        "--params",
-        str(params),
-        "--scale",
-        "tiny",
-        "--curated",
-        str(tiny_shards),
-    ]
     out = tmp_path / "run"
+    command = pretrain_command([], params, tiny_shards, out)
     with monkeypatch.context() as patched:
         patched.setattr(checkpoint.dcp, "save", full_disk)
-        assert main([*command, "--out", str(out)]) == 2
+        assert main(command) == 2
     error = one_error_line(capsys.readouterr().err, "pretrain")
     assert "no space left on the disk of" in error and "checkpoint of step 2" in error
     assert "MiB free" in error and not list(out.glob("resume/*/.*partial*"))
-    assert main([*command, "--out", str(out)]) == 0  # space is back: the run completes
+    assert main(command) == 0  # space is back: the run completes
     assert (out / "checkpoint.pt").is_file()
