@@ -11,8 +11,9 @@
 #      composed for the ladder, the corpus rendered on the device (`fourds synth --renderer
 #      batched`, tracked by `dvc add world`), `dvc repro`, then `fourds ship` of the results;
 #   4. OUT gets at most 8 files: summary.json (device, commit, wall time of every part and
-#      stage, clips/s, checkpoint digests), the shipped results as gpu-reference.tar.gz
-#      (weights left out: their md5s are in its dvc.lock), world_rate.json and the logs.
+#      stage, clips/s, checkpoint digests), the study as gpu-study.tar.gz (params, lock,
+#      world.dvc, runs/ and the shipped results; weights left out, their md5s in the lock),
+#      world_rate.json and the logs (benchmarks/study_summary.py).
 #
 #   bash benchmarks/gpu_study.sh [OUT]        (OUT: default benchmarks/results/gpu-study)
 #

@@ -9,7 +9,10 @@ execution.yaml, the shipped folder reports/<ladder>-reference) and writes into O
                                   each scale's pretraining FLOPs and clips (every one rendered
                                   from its own key: none seen twice), the checkpoints' md5
                                   (from dvc.lock: weights stay behind)
-    <ladder>-reference.tar.gz     the shipped folder without checkpoints/
+    <ladder>-study.tar.gz         the study's params.yaml, dvc.lock, world.dvc, runs/,
+                                  reports/out and the shipped reports/<ladder>-reference, weights
+                                  and caches left out (RETURNED, LEFT_BEHIND): enough to build
+                                  the report where the report stage did not run
 
 Run: python benchmarks/study_summary.py WORK TIMES OUT [--started EPOCH]
 """
@@ -25,6 +28,22 @@ from pathlib import Path
 import harness
 import torch
 import yaml
+
+RETURNED = (
+    "params.yaml",
+    "dvc.lock",
+    "world.dvc",
+    "runs",
+    "reports/out",
+    "reports/{ladder}-reference",
+)
+# weights (their md5s are in dvc.lock), curated shards, resumable checkpoints, DVCLive's files
+LEFT_BEHIND = ("checkpoint.pt", "/checkpoints", "/shards", "/resume", "/live", "/slurm")
+
+
+def returned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """`info` unless it is left behind."""
+    return None if any(part in info.name for part in LEFT_BEHIND) else info
 
 
 def stage_records(work: Path) -> dict[str, dict]:
@@ -88,13 +107,10 @@ def main() -> None:
     if rate.is_file():
         summary["world_rate"] = json.loads(rate.read_text())["results"]
     harness.write_result("summary", args.out, device, {"ladder": ladder}, summary, args.started)
-    shipped = args.work / "reports" / f"{ladder}-reference"
-    with tarfile.open(args.out / f"{ladder}-reference.tar.gz", "w:gz") as archive:
-        archive.add(
-            shipped,
-            arcname=shipped.name,
-            filter=lambda info: None if "/checkpoints" in info.name else info,
-        )
+    with tarfile.open(args.out / f"{ladder}-study.tar.gz", "w:gz") as archive:
+        for name in (name.format(ladder=ladder) for name in RETURNED):
+            if (args.work / name).exists():
+                archive.add(args.work / name, arcname=name, filter=returned)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ SUMMARY = json.loads((REPO_ROOT / "benchmarks/results/gpu/summary.json").read_te
 
 
 def case(scale: str, what: str, compiled: bool, batch: int = 128) -> dict:
+    wanted = (scale, what, compiled, batch)
+    rows = SUMMARY["cases"]
     (found,) = [
-        row
-        for row in SUMMARY["cases"]
-        if (row["scale"], row["what"], row["compile"], row["batch"]) == (scale, what, compiled, batch)
+        row for row in rows if (row["scale"], row["what"], row["compile"], row["batch"]) == wanted
     ]
     return found
 
@@ -41,7 +41,8 @@ QUOTES = {
     "docs/performance.md": [
         f"(commit {SUMMARY['commit'][:7]})",
         f"a measured {SUMMARY['gemm_tflops']:.0f} TFLOP/s bf16 ceiling",
-        f"4DS-L at 128 clips a GPU trains at {share(L_MODEL)}% of it ({L_MODEL['ms']:.1f} ms a step)",
+        f"4DS-L at 128 clips a GPU trains at {share(L_MODEL)}% of it",
+        f"({L_MODEL['ms']:.1f} ms a step)",
         f"4DS-B at {share(B_MODEL)}% ({B_MODEL['ms']:.1f} ms",
         f"Eager, the same steps take {L_EAGER['ms']:.0f} and {B_EAGER['ms']:.0f} ms",
     ],
