@@ -60,6 +60,8 @@ RUN_BY = {
     "test_sbatch.py::test_the_doc_sbatch_commands_run_the_stage_command",
     ("docs/gpu-study.md", "The GPU study", 1): "tests/test_gpu_study.py::"
     "test_the_gpu_study_script_runs_end_to_end_on_the_cpu",
+    ("docs/gpu-study.md", "On a bare machine", 0): "tests/test_gpu_study.py::"
+    "test_the_gpu_study_script_runs_end_to_end_on_the_cpu",
 }
 # The languages a fenced block may have: bash (commands), none (what the bash block before it
 # prints), and text shown as it is.
