@@ -2,7 +2,7 @@
 # The GPU study in one command: the gpu ladder (experiments/ladder/gpu.yaml) through `dvc repro`
 # on one GPU, from a copy of this tree, the world rendered there. In order:
 #   0. on a bare machine (WHEELS=<folder of the wheels benchmarks/gpu_study_wheels.txt lists>),
-#      install them and fourds, offline;
+#      install them, offline (fourds itself runs from the tree: no install);
 #   1. a smoke study (ladder gpu_smoke, a 12-video corpus, the stages of one scale that touch
 #      the device) in its own repository: a CUDA-only failure ends the script here, in about a
 #      minute;
@@ -46,8 +46,13 @@ started=$(date +%s)
 if [ -n "${WHEELS:-}" ]; then  # 0. a bare machine, no network
     "$python" -m pip install --quiet --no-index --find-links "$WHEELS" --no-deps \
         -r benchmarks/gpu_study_wheels.txt
-    "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
 fi
+# The stages run this tree's fourds, installed or not: `fourds` is `python -m fourds.cli` with
+# the tree's src/ first on the path.
+mkdir -p "$scratch/bin"
+printf '#!/bin/sh\nexec %s -m fourds.cli "$@"\n' "$(command -v "$python")" > "$scratch/bin/fourds"
+chmod +x "$scratch/bin/fourds"
+export PATH="$scratch/bin:$PATH" PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
 
 # A study: its own git repository with this tree, params for ladder NAME, a corpus rendered
 # with `fourds synth` ARGS, `dvc repro` of TARGETS (all when empty) within LIMIT seconds, the
