@@ -16,6 +16,7 @@ from fourds.data.readers.safe_pickle import UnsafePickleError
 from fourds.data.readers.scannet import read_depth_png, read_scene
 from fourds.data.readers.tapvid import read_tapvid
 from tests.benchmark_files import camera_line, jpeg, write_png16
+from tests.conftest import doc_blocks
 
 
 def tapvid_record(frames: int = 3, points: int = 4, seed: int = 0) -> dict:
@@ -265,3 +266,18 @@ def test_tapvid_visible_points_must_be_finite(tmp_path):
     path.write_bytes(pickle.dumps({"bear": record}))
     with pytest.raises(ValueError, match=r"davis.pkl:bear: a visible point's position is NaN"):
         read_tapvid(path)
+
+
+def test_the_box_track_formats_on_the_benchmarks_page_read_the_same(tmp_path):
+    json_text, csv_text = [
+        block.text
+        for block in doc_blocks("docs/benchmarks.md")
+        if block.section == "Box tracks" and block.language == "text"
+    ]
+    (tmp_path / "clip.json").write_text(json_text)
+    (tmp_path / "clip.csv").write_text(csv_text)
+    from_json = read_box_tracks(tmp_path / "clip.json", frames=3)
+    from_csv = read_box_tracks(tmp_path / "clip.csv", frames=3)
+    assert from_json[0] == from_csv[0] == ["car-1"]
+    np.testing.assert_array_equal(from_json[1], from_csv[1])
+    assert from_json[2].tolist() == [[True, False, True]]
