@@ -56,26 +56,30 @@ export PATH="$scratch/bin:$PATH" PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH
 
 # A study: its own git repository with this tree, params for ladder NAME, a corpus rendered
 # with `fourds synth` ARGS, `dvc repro` of TARGETS (all when empty) within LIMIT seconds, the
-# results shipped to reports/<NAME>-reference (a full run).
+# results shipped to reports/<NAME>-reference (a full run). A study of the smoke study's ladder
+# (the CPU rehearsal's) goes on in the smoke study's repository: DVC runs only what is left.
 study() {
     local name=$1 limit=$2 targets=$3
     shift 3
     local work="$scratch/$name"
-    if [ "$targets" = "$smoke_targets" ]; then work="$scratch/smoke-$name"; fi
-    mkdir -p "$work"
-    tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
-        --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
-        --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
-    cd "$work"
-    rm -f params.yaml dvc.lock
-    git init -q && git add -A
-    git -c user.name=fourds -c user.email=fourds@invalid commit -qm "the $name study"
-    # shellcheck disable=SC2086
-    fourds params "ladder=$name" ${OVERRIDES:-} --out params.yaml
-    SECONDS=0
-    fourds synth --renderer batched --device "$device" --out world "$@"
-    echo "synth_seconds=$SECONDS" >> "$work.times"
-    dvc add -q world
+    if [ -d "$work" ]; then
+        cd "$work"
+    else
+        mkdir -p "$work"
+        tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
+            --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
+            --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
+        cd "$work"
+        rm -f params.yaml dvc.lock
+        git init -q && git add -A
+        git -c user.name=fourds -c user.email=fourds@invalid commit -qm "the $name study"
+        # shellcheck disable=SC2086
+        fourds params "ladder=$name" ${OVERRIDES:-} --out params.yaml
+        SECONDS=0
+        fourds synth --renderer batched --device "$device" --out world "$@"
+        echo "synth_seconds=$SECONDS" >> "$work.times"
+        dvc add -q world
+    fi
     SECONDS=0
     # shellcheck disable=SC2086
     timeout "$limit" dvc repro $targets
