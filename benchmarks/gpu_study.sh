@@ -7,6 +7,9 @@
 #      the device) in its own repository: a CUDA-only failure ends the script here, in about a
 #      minute;
 #   2. benchmarks/world_rate.py at the largest scale: render, step and render+step clips/s;
+#      from them benchmarks/study_steps.py fits the pretraining steps into the time left
+#      (DEADLINE_S after the start, less RESERVE_S for the study's other stages): at most the
+#      ladder's, fewer when the device is slower than that (params.yaml pins what ran);
 #   3. the study: a new git repository holding this tree (no DVC remote, no runs/), params
 #      composed for the ladder, the corpus rendered on the device (`fourds synth --renderer
 #      batched`, tracked by `dvc add world`), `dvc repro`, then `fourds ship` of the results;
@@ -17,19 +20,27 @@
 #
 #   bash benchmarks/gpu_study.sh [OUT]        (OUT: default benchmarks/results/gpu-study)
 #
+# PARTS="smoke rate" and then PARTS=study split it over two commands on the same machine (each
+# at most 10 minutes where a lease limits one command); the second reads world_rate.json from
+# OUT.
+#
 # Environment: REHEARSE=1 (all of it on the CPU at smoke size, OUT benchmarks/results/quick/
 # gpu-study: tests/test_gpu_study.py), PYTHON (python3), DEVICE (cuda), LADDER (gpu), OVERRIDES
 # (extra Hydra overrides of both studies), SYNTH_ARGS (`fourds synth` options of the study; by
-# default the corpus's 384/64/48 videos of 32 frames at 64 px), STAGES (the study's `dvc repro`
-# targets, all by default; "curate pretrain readout fidelity" leaves the report, whose wheels
-# do not travel, to a CPU), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), STUDY_LIMIT_S (420),
-# BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
+# default the corpus's 384/64/48 videos of 32 frames at 64 px), STAGES (the study's `dvc repro
+# --glob` targets, all by default; groups split by commas run one after another, so that a
+# study cut short by its deadline has the first groups whole: "curate pretrain,readout@gpu_s-*
+# readout@gpu_l-*,readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
+# WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), DEADLINE_S (570: the whole script's seconds),
+# RESERVE_S (330: the study's seconds beside the pretraining steps), PARTS, BENCHMARK_GIT_COMMIT
+# and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
 set -euo pipefail
 if [ "${REHEARSE:-0}" = 1 ]; then  # the CPU rehearsal: every step, at smoke size
     : "${LADDER:=gpu_smoke}" "${DEVICE:=cpu}" "${PYTHON:=python}"
     : "${OVERRIDES:=runtime.device=cpu pretrain.precision=fp32 pretrain.compile=false}"
     : "${SYNTH_ARGS:=--videos pretrain=4 readout-train=4 readout-test=4 --size 32}"
     : "${WORLD_RATE_ARGS:=--ladder gpu_smoke --scale gpu_s --steps 1}"
+    : "${DEADLINE_S:=1100}"
     set -- "${1:-benchmarks/results/quick/gpu-study}"
 fi
 python=${PYTHON:-python3}
@@ -38,6 +49,7 @@ ladder=${LADDER:-gpu}
 repo=$(pwd)
 out=$(realpath -m "${1:-benchmarks/results/gpu-study}")
 scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 smoke_targets="readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init fidelity@gpu_b"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -55,11 +67,12 @@ chmod +x "$scratch/bin/fourds"
 export PATH="$scratch/bin:$PATH" PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
 
 # A study: its own git repository with this tree, params for ladder NAME, a corpus rendered
-# with `fourds synth` ARGS, `dvc repro` of TARGETS (all when empty) within LIMIT seconds, the
-# results shipped to reports/<NAME>-reference (a full run). A study of the smoke study's ladder
-# (the CPU rehearsal's) goes on in the smoke study's repository: DVC runs only what is left.
+# with `fourds synth` ARGS, `dvc repro --glob` of TARGETS (all when empty; comma-separated
+# groups one after another) until the epoch second DEADLINE, the results shipped to
+# reports/<NAME>-reference (a full run). A study of the smoke study's ladder (the CPU
+# rehearsal's) goes on in the smoke study's repository: DVC runs only what is left.
 study() {
-    local name=$1 limit=$2 targets=$3
+    local name=$1 deadline=$2 targets=$3 group left
     shift 3
     local work="$scratch/$name"
     if [ -d "$work" ]; then
@@ -68,7 +81,8 @@ study() {
         mkdir -p "$work"
         tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
             --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
-            --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
+            --exclude=__pycache__ --exclude=./.dvc/cache --exclude=./.dvc/tmp \
+            --exclude="./${WHEELS:-wheels}" -cf - . | tar -C "$work" -xf -
         cd "$work"
         rm -f params.yaml dvc.lock
         git init -q && git add -A
@@ -81,8 +95,15 @@ study() {
         dvc add -q world
     fi
     SECONDS=0
-    # shellcheck disable=SC2086
-    timeout "$limit" dvc repro $targets
+    set -f  # the targets' globs are DVC's
+    IFS=, read -ra groups <<< "${targets:-*}"
+    for group in "${groups[@]}"; do
+        left=$(( deadline - $(date +%s) ))
+        if [ "$left" -le 0 ]; then echo "gpu_study: no time left for $group" >&2; return 1; fi
+        # shellcheck disable=SC2086
+        timeout "$left" dvc repro --glob $group
+    done
+    set +f
     echo "repro_seconds=$SECONDS" >> "$work.times"
     if [ "$targets" != "$smoke_targets" ]; then fourds ship --out "reports/$name-reference"; fi
 }
@@ -98,26 +119,43 @@ run_study() {
     set -e
 }
 
+part() { [[ " ${PARTS:-smoke rate study} " == *" $1 "* ]]; }
+
 # 1. every device path once: the world rendered and compiled, both pretrain stages, a readout
 # of each regime, fidelity
-small=(--videos pretrain=4 readout-train=4 readout-test=4 --size 32)
-run_study "$out/smoke.log" gpu_smoke "${SMOKE_LIMIT_S:-120}" "$smoke_targets" "${small[@]}"
-if [ "$status" != 0 ]; then
-    echo "the smoke study failed: $out/smoke.log"; tail -20 "$out/smoke.log"; exit 1
+if part smoke; then
+    small=(--videos pretrain=4 readout-train=4 readout-test=4 --size 32)
+    run_study "$out/smoke.log" gpu_smoke "$(( started + ${SMOKE_LIMIT_S:-120} ))" \
+        "$smoke_targets" "${small[@]}"
+    if [ "$status" != 0 ]; then
+        echo "the smoke study failed: $out/smoke.log"; tail -20 "$out/smoke.log"; exit 1
+    fi
+    echo "smoke study passed in $(( $(date +%s) - started )) s"
 fi
-echo "smoke study passed in $(( $(date +%s) - started )) s"
 
 # 2. the world's rate beside the step's
-# shellcheck disable=SC2086
-timeout 120 "$python" benchmarks/world_rate.py ${WORLD_RATE_ARGS:---ladder $ladder} --out "$out" \
-    > "$out/world_rate.log" 2>&1 || echo "world_rate failed: $out/world_rate.log"
+if part rate; then
+    # shellcheck disable=SC2086
+    timeout 120 "$python" benchmarks/world_rate.py ${WORLD_RATE_ARGS:---ladder $ladder --steps 6} \
+        --out "$out" > "$out/world_rate.log" 2>&1 || echo "world_rate failed: $out/world_rate.log"
+    echo "world rate measured at $(( $(date +%s) - started )) s"
+fi
+part study || exit 0
 
-# 3. the study
+# 3. the pretraining steps that fit the time left (world_rate.json in OUT), then the study
+deadline=$(( started + ${DEADLINE_S:-570} - 20 ))  # 20 s for the summary
+if [ -f "$out/world_rate.json" ]; then
+    pretraining=$(( deadline - $(date +%s) - ${RESERVE_S:-330} ))
+    # shellcheck disable=SC2086
+    fitted=$("$python" benchmarks/study_steps.py \
+        --ladder "$ladder" --rate "$out/world_rate.json" --seconds "$pretraining" ${OVERRIDES:-})
+    echo "pretraining fitted to $pretraining s: $fitted"
+    OVERRIDES="${OVERRIDES:-} $fitted"
+fi
 # shellcheck disable=SC2086
-run_study "$out/study.log" "$ladder" "${STUDY_LIMIT_S:-420}" "${STAGES:-}" ${SYNTH_ARGS:-}
+run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-}" ${SYNTH_ARGS:-}
 if [ "$status" != 0 ]; then
     echo "the study failed: $out/study.log"; tail -20 "$out/study.log"
 fi
 "$python" benchmarks/study_summary.py "$scratch/$ladder" "$scratch/$ladder.times" "$out" \
     --started "$started"
-rm -rf "$scratch"

@@ -5,7 +5,8 @@ execution.yaml, the shipped folder reports/<ladder>-reference) and writes into O
 
     summary.json                  the device, the commit the study ran from, wall time of the
                                   corpus rendering, of `dvc repro` and of every stage, the
-                                  pretrain stage's clips/s beside world_rate.json's (when there),
+                                  pretrain stage's clips/s (overall and once compiled) beside
+                                  world_rate.json's (when there),
                                   each scale's pretraining FLOPs and clips (every one rendered
                                   from its own key: none seen twice), the checkpoints' md5
                                   (from dvc.lock: weights stay behind)
@@ -20,7 +21,10 @@ Run: python benchmarks/study_summary.py WORK TIMES OUT [--started EPOCH]
 from __future__ import annotations
 
 import argparse
+import datetime
+import itertools
 import json
+import statistics
 import tarfile
 import time
 from pathlib import Path
@@ -55,9 +59,33 @@ def stage_records(work: Path) -> dict[str, dict]:
     }
 
 
+def add_stage_walls(records: dict[str, dict]) -> None:
+    """Give each stage record `wall_seconds`: the time from the stage that finished before it
+    to its own end (the whole process: start-up, compilation, writing; a second's resolution);
+    the first stage to finish gets none."""
+    finished = sorted(
+        (datetime.datetime.strptime(record["finished_at"], "%Y-%m-%dT%H:%M:%S%z"), name)
+        for name, record in records.items()
+    )
+    for (before, _), (after, name) in itertools.pairwise(finished):
+        records[name]["wall_seconds"] = (after - before).total_seconds()
+
+
+def steady_clips_per_second(work: Path, scale: str) -> float | None:
+    """The pretrain stage's clips/s once compiled: the median over DVCLive's logging windows
+    but the first (which holds the compilation); None without them."""
+    path = work / "runs/pretrain" / scale / "live/plots/metrics/perf/clips_per_second.tsv"
+    if not path.is_file():
+        return None
+    rows = path.read_text().split("\n")[1:]
+    windows = [float(row.split("\t")[1]) for row in rows if row.strip()]
+    return round(statistics.median(windows[1:]), 1) if len(windows) > 1 else None
+
+
 def checkpoint_md5(work: Path) -> dict[str, str]:
     """runs/pretrain/<scale>/checkpoint.pt -> its md5 as dvc.lock records it."""
-    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    lock_path = work / "dvc.lock"
+    lock = yaml.safe_load(lock_path.read_text()) if lock_path.is_file() else {"stages": {}}
     digests = {}
     for stage in lock["stages"].values():
         for output in stage.get("outs", []):
@@ -67,16 +95,21 @@ def checkpoint_md5(work: Path) -> dict[str, str]:
 
 
 def pretraining(work: Path, params: dict) -> dict[str, dict]:
-    """Per scale: parameters, final loss, FLOPs and the clips it trained on."""
+    """Per scale that finished: parameters, final loss, FLOPs, the clips it trained on and its
+    steady clips/s."""
     cfg = params["pretrain"]
     scales = {}
     for scale in params["ladder"]["scales"]:
-        metrics = json.loads((work / "runs/pretrain" / scale / "metrics.json").read_text())
+        path = work / "runs/pretrain" / scale / "metrics.json"
+        if not path.is_file():  # a study cut short
+            continue
+        metrics = json.loads(path.read_text())
         scales[scale] = {
             "params": metrics["params"],
             "loss": metrics["loss"],
             "pretrain_flops": metrics["pretrain_flops"],
             "clips": cfg["steps"] * cfg["batch_size"],
+            "steady_clips_per_second": steady_clips_per_second(work, scale),
             # world clips are rendered from keys (seed, step, row), each step's rows distinct
             "max_times_a_clip_was_seen": 1 if cfg["source"] == "world" else None,
         }
@@ -92,14 +125,17 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load((args.work / "params.yaml").read_text())
     ladder = params["ladder"]["name"]
-    times = dict(line.split("=") for line in args.times.read_text().split())
+    recorded = args.times.read_text() if args.times.is_file() else ""
+    times = dict(line.split("=") for line in recorded.split())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    stages = stage_records(args.work)
+    add_stage_walls(stages)
     summary = {
         "ladder": ladder,
         "wall_seconds": round(time.time() - args.started, 1),
         "synth_seconds": int(times.get("synth_seconds", 0)),
         "repro_seconds": int(times.get("repro_seconds", 0)),
-        "stages": stage_records(args.work),
+        "stages": stages,
         "pretraining": pretraining(args.work, params),
         "checkpoint_md5": checkpoint_md5(args.work),
     }

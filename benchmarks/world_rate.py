@@ -7,7 +7,9 @@ warm-up steps, `--steps` steps of each:
 
 - render: the world source's batches alone (scenes drawn and rendered on the device);
 - step: the training step alone, on one batch rendered beforehand (the model-only rate);
-- full: render then step, as the pretrain stage runs them.
+- full: render then step, as the pretrain stage runs them;
+
+and the two warm-up steps' seconds, compilation included.
 
 The issue's bar: full at least 80% of step at the ladder's largest scale (the world keeps up).
 
@@ -66,8 +68,11 @@ def main() -> None:
     def train(batch) -> None:
         step_on_batch(training.model, training.optimizer, batch, training.recipe)
 
+    warming = time.perf_counter()
     for step in range(2):  # warm-up: compilation, allocator, autotuning
         train(world.batch(step))
+    harness.synchronize(device)
+    warmup_seconds = time.perf_counter() - warming
     fixed = world.batch(2)
     rates = {
         "render_clips_per_s": clips_per_second(lambda s: world.batch(3 + s), steps, clips, device),
@@ -78,6 +83,7 @@ def main() -> None:
     }
     rates = {name: round(rate, 1) for name, rate in rates.items()}
     rates["full_over_step"] = round(rates["full_clips_per_s"] / rates["step_clips_per_s"], 3)
+    rates["warmup_seconds"] = round(warmup_seconds, 1)  # two steps, compilation included
     config = {
         "ladder": ladder,
         "scale": scale,

@@ -4,6 +4,7 @@ the world's rate and the whole pipeline of a ladder that pretrains on the render
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
@@ -87,3 +88,22 @@ def test_the_gpu_ladder_is_the_study_the_issue_asks_for():
     assert params.pretrain.source == "world" and params.curate.clip_frames == 8
     assert len(params.readout.tasks) == 5 and "random_init" in params.readout.regimes
     assert all(params.readouts[task].seeds >= 3 for task in params.readout.tasks)
+
+
+def test_the_fitted_pretraining_steps_fit_the_seconds_and_never_exceed_the_ladder(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    study_steps = importlib.import_module("study_steps")
+    params = parse(Params, compose_params(["ladder=gpu"], REPO_ROOT / "experiments"))
+    rate = {"render_clips_per_s": 20_000.0, "step_clips_per_s": 6_000.0}
+    per_step = sum(study_steps.seconds_per_step(params, rate).values())
+
+    def fitted(seconds: float) -> dict[str, int]:
+        overrides = study_steps.fitted_overrides(params, rate, seconds)
+        return {item.split("=")[0]: int(item.split("=")[1]) for item in overrides}
+
+    middle = fitted(300.0)
+    assert middle["pretrain.steps"] % 16 == 0
+    assert middle["pretrain.steps"] * per_step <= 300.0 < (middle["pretrain.steps"] + 16) * per_step
+    assert middle["pretrain.warmup_steps"] == round(middle["pretrain.steps"] / 10)
+    assert fitted(1e6)["pretrain.steps"] == params.pretrain.steps  # a fast device: the ladder's
+    assert fitted(-5.0)["pretrain.steps"] == 16  # no time left: the fewest
