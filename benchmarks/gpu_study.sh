@@ -56,7 +56,7 @@ export PYTHONUNBUFFERED=1
 started=$(date +%s)
 
 if [ -n "${WHEELS:-}" ]; then  # 0. a bare machine, no network
-    "$python" -m pip install --quiet --no-index --find-links "$WHEELS" --no-deps \
+    "$python" -m pip install --quiet --no-index --find-links "$WHEELS" --no-deps --no-compile \
         -r benchmarks/gpu_study_wheels.txt
 fi
 # The stages run this tree's fourds, installed or not: `fourds` is `python -m fourds.cli` with
@@ -137,7 +137,8 @@ fi
 if part rate; then
     # shellcheck disable=SC2086
     timeout 120 "$python" benchmarks/world_rate.py ${WORLD_RATE_ARGS:---ladder $ladder --steps 6} \
-        --out "$out" > "$out/world_rate.log" 2>&1 || echo "world_rate failed: $out/world_rate.log"
+        --out "$out" ${OVERRIDES:-} > "$out/world_rate.log" 2>&1 \
+        || echo "world_rate failed: $out/world_rate.log"
     echo "world rate measured at $(( $(date +%s) - started )) s"
 fi
 part study || exit 0

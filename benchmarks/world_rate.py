@@ -14,6 +14,7 @@ and the two warm-up steps' seconds, compilation included.
 The issue's bar: full at least 80% of step at the ladder's largest scale (the world keeps up).
 
 Run: python benchmarks/world_rate.py [--ladder gpu] [--scale gpu_l] [--steps 10] [--quick]
+[OVERRIDE ...] (e.g. pretrain.compile=false)
 (--quick: the gpu_smoke ladder's smallest scale, 2 steps, on whatever device there is).
 """
 
@@ -38,6 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ladder", default="gpu", help="a ladder whose pretrain.source is world")
     parser.add_argument("--scale", default="", help="the scale to time (default: the largest)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each kind")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the ladder's params")
 
 
 def clips_per_second(work, steps: int, clips: int, device: torch.device) -> float:
@@ -54,7 +56,9 @@ def main() -> None:
     args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
     ladder, steps = ("gpu_smoke", 2) if args.quick else (args.ladder, args.steps)
     device = harness.default_device()
-    overrides = [f"ladder={ladder}", f"runtime.device={device.type}"]
+    overrides = [f"ladder={ladder}", *args.overrides]
+    if not any(item.startswith("runtime.device=") for item in args.overrides):
+        overrides.append(f"runtime.device={device.type}")
     params = parse(Params, compose_params(overrides, harness.REPO / "experiments"))
     scale = args.scale or params.ladder.scales[0 if args.quick else -1]
     spec = params.pretraining(scale)
@@ -92,6 +96,7 @@ def main() -> None:
         "timed_steps": steps,
         "precision": spec.pretrain.precision,
         "compile": spec.pretrain.compile,
+        "overrides": args.overrides,
     }
     print(f"world_rate {ladder}/{scale} on {device}: {rates}")
     harness.write_result("world_rate", args.out, device, config, rates, started)
