@@ -6,7 +6,7 @@ world's render rate is the same at every scale, and the step's time per clip sca
 scale's training FLOPs per clip F_x against the largest's F_l, the smaller scales taken at half
 the largest's utilisation (u_x = 2; u_l = 1). The steps are the most, a multiple of 16 and at
 most the ladder's, whose sum over the scales fits `--seconds`; warm-up and checkpoints keep the
-ladder's fractions of the steps. Prints the Hydra overrides, e.g.
+ladder's fractions of the steps (checkpoints at a multiple of pretrain.log_every). Prints the Hydra overrides, e.g.
 `pretrain.steps=480 pretrain.warmup_steps=48 pretrain.checkpoint_every=120`.
 
 Run: python benchmarks/study_steps.py --ladder gpu --rate world_rate.json --seconds 150
@@ -52,7 +52,10 @@ def fitted_overrides(params: Params, rate: dict[str, float], seconds: float) -> 
     fits = int(seconds / per_step) // STEP_MULTIPLE * STEP_MULTIPLE
     steps = min(cfg.steps, max(STEP_MULTIPLE, fits))
     warmup = max(1, round(steps * cfg.warmup_steps / cfg.steps))
-    every = max(1, round(steps * cfg.checkpoint_every / cfg.steps)) if cfg.checkpoint_every else 0
+    every = 0
+    if cfg.checkpoint_every:  # a multiple of log_every, as params require
+        every = max(1, round(steps * cfg.checkpoint_every / cfg.steps / cfg.log_every))
+        every *= cfg.log_every
     return [
         f"pretrain.steps={steps}",
         f"pretrain.warmup_steps={warmup}",

@@ -106,4 +106,8 @@ def test_the_fitted_pretraining_steps_fit_the_seconds_and_never_exceed_the_ladde
     assert middle["pretrain.steps"] * per_step <= 300.0 < (middle["pretrain.steps"] + 16) * per_step
     assert middle["pretrain.warmup_steps"] == round(middle["pretrain.steps"] / 10)
     assert fitted(1e6)["pretrain.steps"] == params.pretrain.steps  # a fast device: the ladder's
-    assert fitted(-5.0)["pretrain.steps"] == 16  # no time left: the fewest
+    fewest = fitted(-5.0)  # no time left
+    assert fewest["pretrain.steps"] == 16
+    for case in (middle, fewest):  # params accept them
+        overrides = [f"{key}={value}" for key, value in case.items()]
+        parse(Params, compose_params(["ladder=gpu", *overrides], REPO_ROOT / "experiments"))
