@@ -6,8 +6,8 @@ world's render rate is the same at every scale, and the step's time per clip sca
 scale's training FLOPs per clip F_x against the largest's F_l, the smaller scales taken at half
 the largest's utilisation (u_x = 2; u_l = 1). The steps are the most, a multiple of 16 and at
 most the ladder's, whose sum over the scales fits `--seconds`; warm-up and checkpoints keep the
-ladder's fractions of the steps (checkpoints at a multiple of pretrain.log_every). Prints the Hydra overrides, e.g.
-`pretrain.steps=480 pretrain.warmup_steps=48 pretrain.checkpoint_every=120`.
+ladder's fractions of the steps (checkpoints at a multiple of pretrain.log_every). Prints the
+Hydra overrides, e.g. `pretrain.steps=480 pretrain.warmup_steps=48 pretrain.checkpoint_every=120`.
 
 Run: python benchmarks/study_steps.py --ladder gpu --rate world_rate.json --seconds 150
 """
