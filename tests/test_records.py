@@ -12,7 +12,13 @@ from pathlib import Path
 import yaml
 
 from fourds import records
-from fourds.records import EXECUTION_RECORD, belongs_to, recorded_path, write_run_record
+from fourds.records import (
+    EXECUTION_RECORD,
+    PartTimer,
+    belongs_to,
+    recorded_path,
+    write_run_record,
+)
 from tests.conftest import REPO_ROOT, sh
 
 
@@ -98,3 +104,13 @@ def test_dvc_ignores_what_a_run_leaves_that_is_no_result(tmp_path):
     check = ["dvc", "check-ignore", *ignored, *hashed]
     result = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
     assert result.stdout.split() == ignored
+
+
+def test_a_part_timer_sums_each_part_over_its_runs(monkeypatch):
+    clock = iter([0.0, 1.0, 5.0, 5.5, 10.0, 12.25])  # three parts' starts and ends
+    monkeypatch.setattr(records.time, "perf_counter", lambda: next(clock))
+    timer = PartTimer()
+    for name in ("train", "score", "train"):
+        with timer.part(name):
+            pass
+    assert timer.seconds() == {"train_seconds": 3.25, "score_seconds": 0.5}

@@ -3,10 +3,13 @@ and how the run went (`execution.yaml`, not hashed)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,27 @@ def write_run_record(
     }
     with atomic_path(out_dir / EXECUTION_RECORD) as partial:
         partial.write_text(yaml.safe_dump(run, sort_keys=False))
+
+
+class PartTimer:
+    """Wall seconds per named part of a stage (its execution record's `<part>_seconds`), summed
+    over every time the part runs. The parts timed end on the host (a loss read, scores copied
+    back), so a GPU's queued work is inside them."""
+
+    def __init__(self) -> None:
+        self._seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[name] += time.perf_counter() - started
+
+    def seconds(self) -> dict[str, float]:
+        """{"<part>_seconds": seconds} for every part timed."""
+        return {f"{name}_seconds": round(value, 2) for name, value in self._seconds.items()}
 
 
 def recorded_path(path: str | Path) -> str:

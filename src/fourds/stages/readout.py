@@ -54,7 +54,7 @@ from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import is_verified, load_encoder
-from fourds.records import write_run_record
+from fourds.records import PartTimer, write_run_record
 from fourds.runtime import setup_runtime
 
 EXAMPLE_CLIPS = 3
@@ -201,12 +201,15 @@ def _run(
         readout, task = None, readout_task(cfg, task_name, clips, task_cfg.source)
     train_targets, targets = task.targets(clips.train), task.targets(clips.test)
     if readout is not None:  # a converted readout, scored as it is
-        features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-        evaluations = [score(readout.to(device), task, features, targets, task_cfg.batch_size)]
-        trained = {}
+        timer = PartTimer()
+        with timer.part("encode"):
+            features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+        with timer.part("score"):
+            evaluation = score(readout.to(device), task, features, targets, task_cfg.batch_size)
+        evaluations, trained = [evaluation], {}
     else:
         label = f"{scale}-{task_name}-{regime}"
-        evaluations, trained = train_seeds(
+        evaluations, trained, timer = train_seeds(
             params, task_name, regime, encoder, clips, task, (train_targets, targets), device,
             budget, label,
         )  # fmt: skip
@@ -243,7 +246,7 @@ def _run(
         params_path,
         inputs,
         str(device),
-        execution={"seconds": round(time.perf_counter() - started, 2)},
+        execution={"seconds": round(time.perf_counter() - started, 2), **timer.seconds()},
         unverified=[] if regime == "random_init" or is_verified(checkpoint) else [checkpoint],
         attention=params.runtime.attention,
     )
@@ -345,24 +348,28 @@ def train_seeds(
     device: torch.device,
     budget: HostBudget,
     label: str,
-) -> tuple[list[Evaluation], dict[str, object]]:
+) -> tuple[list[Evaluation], dict[str, object], PartTimer]:
     """Train readouts.<task>.seeds readouts of `task` (readout.seed onwards) on the train clips
     and score each on the test clips, with `targets` (train, test) the task's targets of each:
-    each seed's evaluation and metrics.json's training fields. A frozen encoder's features are
-    computed once for every seed; a fine-tuned one starts each seed from the same weights and
-    is scored as that seed left it."""
+    each seed's evaluation, metrics.json's training fields and the seconds spent encoding,
+    training and scoring. A frozen encoder's features are computed once for every seed; a
+    fine-tuned one starts each seed from the same weights and is scored as that seed left
+    it."""
     cfg, task_cfg = params.readout, params.readouts[task_name]
     train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
     cache = cfg.cache_features and regime != "finetuned"
-    train_features = Features(
-        encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
-        budget,
-    )  # fmt: skip
+    timer = PartTimer()
+    with timer.part("encode"):
+        train_features = Features(
+            encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
+            budget,
+        )  # fmt: skip
     initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
     features = None
     if initial is None:  # the encoder stays as it is: every seed reads the same features
-        features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+        with timer.part("encode"):
+            features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
     evaluations, final_losses = [], []
     for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
         if initial is not None:  # every seed fine-tunes the same encoder
@@ -372,20 +379,24 @@ def train_seeds(
             encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout,
             cfg.tracking_readout,
         ).to(device)  # fmt: skip
-        losses = train_readout(
-            readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
-            device, f"{label} seed {seed}", seed,
-        )  # fmt: skip
+        with timer.part("train"):  # with the features of uncached clips
+            losses = train_readout(
+                readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
+                device, f"{label} seed {seed}", seed,
+            )  # fmt: skip
         final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
         if initial is not None:  # this seed's fine-tuned encoder
-            features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-        evaluations.append(score(readout, task, features, test_targets, task_cfg.batch_size))
+            with timer.part("encode"):
+                features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+        with timer.part("score"):
+            evaluation = score(readout, task, features, test_targets, task_cfg.batch_size)
+        evaluations.append(evaluation)
     trained = {
         "train_clips": len(clips.train["video"]),
         "pretrain_clips": clips.extra,
         **seed_summary(final_losses, evaluations, task.headline),
     }
-    return evaluations, trained
+    return evaluations, trained, timer
 
 
 def draw_examples(

@@ -216,6 +216,12 @@ class Training:
     last_good: Path | None = None
 
 
+def clip_sampler(spec: PretrainSpec) -> ClipSampler:
+    """The sampler of pretraining clips (window, stride, crop) from curated segments."""
+    cfg = spec.pretrain
+    return ClipSampler(spec.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
+
+
 def open_segments(spec: PretrainSpec, shard_dir: str | Path) -> SegmentStore | None:
     """The pretrain segments (mapped from `shard_dir`, or fetched from pretrain.shards_url
     segment by segment as clips are sampled), checked to fit the clip sampler; None when the
@@ -229,8 +235,7 @@ def open_segments(spec: PretrainSpec, shard_dir: str | Path) -> SegmentStore | N
         return None
     shards = cfg.shards_url or str(shard_dir)
     segments = SegmentStore.open(shards, "pretrain")
-    sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
-    check_segments(segments.shape, sample_clip, curate.resolution, shards)
+    check_segments(segments.shape, clip_sampler(spec), curate.resolution, shards)
     return segments
 
 
@@ -251,8 +256,7 @@ def clip_loader(
         )
         compiled = cfg.compile and torch.device(device).type == "cuda"
         return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device, compiled)
-    sample_clip = ClipSampler(curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect)
-    example = ClipExample(segments, sample_clip, cfg.seed, sample_masks)
+    example = ClipExample(segments, clip_sampler(spec), cfg.seed, sample_masks)
     settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}
     return configured(pretrain_loader, settings, example, rows=rows, device=device)
 

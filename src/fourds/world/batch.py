@@ -167,13 +167,14 @@ class SceneBatch:
 _FIELDS = dataclasses.fields(SceneBatch)
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Dot products over the last axis, broadcast."""
+def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Dot products over the last axis [..., 3], broadcast."""
     return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
 
 
-def _unit(vectors: torch.Tensor) -> torch.Tensor:
-    return vectors / torch.sqrt(_dot(vectors, vectors)).unsqueeze(-1)
+def unit(vectors: torch.Tensor) -> torch.Tensor:
+    """`vectors` [..., 3] scaled to length one."""
+    return vectors / torch.sqrt(dot(vectors, vectors)).unsqueeze(-1)
 
 
 def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -227,12 +228,12 @@ def camera_poses(batch: SceneBatch, times: torch.Tensor) -> tuple[torch.Tensor, 
         ],
         dim=-1,
     )
-    forward = _unit(batch.target[:, None, :] - eye)
+    forward = unit(batch.target[:, None, :] - eye)
     eye = eye - forward * (per_scene(batch.dolly) * times)[..., None]
     up = torch.tensor([0.0, 1.0, 0.0], device=times.device).expand(*forward.shape)
     pan = axis_rotations(up, per_scene(batch.pan) * times)
-    forward = torch.stack([_dot(pan[..., k, :], forward) for k in range(3)], dim=-1)
-    right = _unit(_cross(forward, up))
+    forward = torch.stack([dot(pan[..., k, :], forward) for k in range(3)], dim=-1)
+    right = unit(_cross(forward, up))
     down = _cross(forward, right)
     return torch.stack([right, down, forward], dim=-2), eye
 
@@ -327,7 +328,7 @@ def _candidates(
     behind_reach = torch.gather(placed["reach"], 1, behind)
     sight = behind_center - eye
     sight = torch.stack([sight[..., 0], torch.zeros_like(speed), sight[..., 2]], dim=-1)
-    distance = torch.sqrt(_dot(sight, sight))
+    distance = torch.sqrt(dot(sight, sight))
     sight = sight / distance[..., None]
     gap = reach + behind_reach + draws.uniform(k, low=0.05, high=0.6)
     across = torch.stack([-sight[..., 2], torch.zeros_like(speed), sight[..., 0]], dim=-1)
@@ -358,7 +359,7 @@ def _candidates(
         "start": start,
         "velocity": torch.where(occluder, occluder_velocity, crosser_velocity),
         "bounce": draws.uniform(k, high=0.5),
-        "axis": _unit(draws.normal(k, 3)),
+        "axis": unit(draws.normal(k, 3)),
         "spin": draws.uniform(k, low=-2.5, high=2.5),
         "shine": draws.uniform(k, high=0.5) * glossy,
         "body_colors": texture["colors"],
@@ -413,7 +414,7 @@ def _surface_points(draws: Draws, shape: torch.Tensor, size: torch.Tensor) -> to
     """Random points [B, N, 3] on bodies of `shape` [B, N] and half sizes [B, N, 3], in body
     coordinates (`scene._surface_point`)."""
     n = shape.shape[1]
-    sphere = _unit(draws.normal(n, 3)) * size[..., :1]
+    sphere = unit(draws.normal(n, 3)) * size[..., :1]
     box = (2.0 * draws.uniform(n, 3) - 1.0) * size
     face = draws.integers(3, n)
     on_face = torch.nn.functional.one_hot(face, 3).bool()
@@ -467,7 +468,7 @@ def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> Sce
         sky_colors=sky["colors"],
         sky_frequency=sky["frequency"],
         sky_offset=sky["offset"],
-        light_direction=_unit(light),
+        light_direction=unit(light),
         light_intensity=draws.uniform(low=0.6, high=0.95),
         ambient=draws.uniform(low=0.2, high=0.4),
         lattice=draws.uniform(LATTICE_SIZE**3),

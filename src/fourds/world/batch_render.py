@@ -20,7 +20,7 @@ import functools
 import numpy as np
 import torch
 
-from fourds.world.batch import SceneBatch, body_poses, camera_poses, focal_lengths
+from fourds.world.batch import SceneBatch, body_poses, camera_poses, dot, focal_lengths, unit
 from fourds.world.noise import LATTICE_SIZE, OCTAVES
 from fourds.world.render import HIGHLIGHT_SQUARINGS, Rendering
 from fourds.world.scene import DOME_RADIUS, MAX_BODIES
@@ -30,22 +30,14 @@ RAYS_PER_PASS = 2**21  # rays traced together: bounds the per-ray temporaries (~
 COMPILED_RAYS_PER_PASS = 2**24  # compiled, a pass keeps few temporaries: larger passes
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
-
-
-def _unit(vectors: torch.Tensor) -> torch.Tensor:
-    return vectors / torch.sqrt(_dot(vectors, vectors)).unsqueeze(-1)
-
-
 def _transposed(rotation: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """rotation^T @ vectors: [..., 3, 3] and [..., 3] (broadcast) -> [..., 3]."""
-    return torch.stack([_dot(vectors, rotation[..., :, k]) for k in range(3)], dim=-1)
+    return torch.stack([dot(vectors, rotation[..., :, k]) for k in range(3)], dim=-1)
 
 
 def _rotated(rotation: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """rotation @ vectors: [..., 3, 3] and [..., 3] (broadcast) -> [..., 3]."""
-    return torch.stack([_dot(vectors, rotation[..., k, :]) for k in range(3)], dim=-1)
+    return torch.stack([dot(vectors, rotation[..., k, :]) for k in range(3)], dim=-1)
 
 
 def _value_noise(lattice: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -91,9 +83,9 @@ def _hits(shape, size, origin, directions, normals: bool = True):
     inf = torch.tensor(float("inf"), device=directions.device)
     origin, directions = torch.broadcast_tensors(origin, directions)
     # sphere
-    a = _dot(directions, directions)
-    b = 2.0 * _dot(directions, origin)
-    disc = b * b - 4.0 * a * (_dot(origin, origin) - size[..., 0] ** 2)
+    a = dot(directions, directions)
+    b = 2.0 * dot(directions, origin)
+    disc = b * b - 4.0 * a * (dot(origin, origin) - size[..., 0] ** 2)
     sphere = torch.where(disc > 0, (-b - torch.sqrt(disc.clamp(min=0.0))) / (2.0 * a), inf)
     sphere = torch.where(sphere > 0, sphere, inf)
     # box: the slabs
@@ -160,9 +152,9 @@ def _cast(scenes: SceneBatch, poses: _Poses, directions: torch.Tensor, shade: bo
     [C, T, P] int64 (SKY, GROUND or 1 + body slot).
     """
     origin = poses.eye[:, :, None, :]  # [C, T, 1, 3]
-    a = _dot(directions, directions)
-    b = 2.0 * _dot(directions, origin)
-    c = _dot(origin, origin) - DOME_RADIUS**2
+    a = dot(directions, directions)
+    b = 2.0 * dot(directions, origin)
+    c = dot(origin, origin) - DOME_RADIUS**2
     depth = (-b + torch.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
     dome = (origin + depth.unsqueeze(-1) * directions) / DOME_RADIUS
     surface = torch.full_like(depth, SKY, dtype=torch.int64)
@@ -231,7 +223,7 @@ def _shade(scenes: SceneBatch, poses: _Poses, albedo, points, normals, rays, sur
     """Lit colours [C, T, P, 3] of the solid surfaces (the sky keeps its colour)."""
     light = scenes.light_direction[:, None, None, :]  # [C, 1, 1, 3]
     solid = surface != SKY
-    facing = torch.clamp(_dot(normals, light), 0.0, 1.0)
+    facing = torch.clamp(dot(normals, light), 0.0, 1.0)
     shadowed = torch.zeros_like(solid)
     for slot in range(MAX_BODIES):
         rotation = poses.rotations[:, slot, :, None]
@@ -252,8 +244,8 @@ def _shade(scenes: SceneBatch, poses: _Poses, albedo, points, normals, rays, sur
         torch.zeros_like(scenes.ambient),
         scenes.shine,
     )
-    halfway = _unit(_unit(-rays) + light)
-    highlight = torch.clamp(_dot(normals, halfway), 0.0, 1.0)
+    halfway = unit(unit(-rays) + light)
+    highlight = torch.clamp(dot(normals, halfway), 0.0, 1.0)
     for _ in range(HIGHLIGHT_SQUARINGS):
         highlight = highlight * highlight
     color = color + (shine * sun * highlight).unsqueeze(-1)
