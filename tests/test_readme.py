@@ -150,6 +150,18 @@ def test_every_page_is_read_and_every_block_has_a_known_language():
         assert block.language in LANGUAGES, (block.page, block.section, block.language)
 
 
+def test_the_pages_stay_short():
+    """The docs pages (the study logs aside) together at most 940 lines, half what they were
+    (1,884), and no table cell over 300 characters: a page a newcomer reads through."""
+    pages = [page for page in doc_pages() if page.startswith("docs/")]
+    lines = {page: len((REPO_ROOT / page).read_text().splitlines()) for page in pages}
+    assert sum(lines.values()) <= 940, lines
+    for page in ["README.md", *pages]:
+        for row in (REPO_ROOT / page).read_text().splitlines():
+            if row.startswith("|"):
+                assert max(len(cell.strip()) for cell in row.split("|")) <= 300, (page, row)
+
+
 def test_every_quoted_output_follows_a_block_a_test_runs():
     """A fenced block with no language is what the bash block before it prints: that block is
     in RUN_BY, and its test compares the output with the quote (other text is tagged `text`)."""
