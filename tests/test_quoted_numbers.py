@@ -69,3 +69,18 @@ def test_the_pages_quote_the_gpu_step_as_measured(name):
     text = page(name)
     for quote in QUOTES[name]:
         assert quote in text, f"{name} should say: {quote}"
+
+
+def test_the_official_page_quotes_the_paper_as_fourds_records_it():
+    """docs/official-checkpoints.md's "what to match" row is fourds.report.paper's 4B column
+    (the 4DS-e release), "~" where the plot was read roughly."""
+    from fourds.report.paper import PAPER
+
+    order = ("depth", "pose", "tracking", "boxes", "classification")
+    cells = [
+        f"{'~' if '4B' in PAPER[task].approximate else ''}{PAPER[task].values['4B']:.3f}".rstrip(
+            "0"
+        )
+        for task in order
+    ]
+    assert f"| {' | '.join(cells)} |" in page("docs/official-checkpoints.md")
