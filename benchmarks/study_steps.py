@@ -18,11 +18,12 @@ import argparse
 import json
 from pathlib import Path
 
+from harness import REPO
+
 from fourds.config.compose import compose_params
 from fourds.config.schema import Params, parse
 from fourds.models.flops import training_flops_per_clip
 
-REPO = Path(__file__).resolve().parents[1]
 SMALLER_SCALE_SLOWDOWN = 2.0  # u_x of every scale but the largest
 STEP_MULTIPLE = 16
 

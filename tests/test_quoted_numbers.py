@@ -78,9 +78,7 @@ def test_the_official_page_quotes_the_paper_as_fourds_records_it():
 
     order = ("depth", "pose", "tracking", "boxes", "classification")
     cells = [
-        f"{'~' if '4B' in PAPER[task].approximate else ''}{PAPER[task].values['4B']:.3f}".rstrip(
-            "0"
-        )
+        f"{'~' if '4B' in PAPER[task].approximate else ''}{PAPER[task].values['4B']:g}"
         for task in order
     ]
     assert f"| {' | '.join(cells)} |" in page("docs/official-checkpoints.md")
