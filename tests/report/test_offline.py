@@ -76,10 +76,13 @@ def test_the_dvc_plots_page_loads_nothing_from_a_network(tmp_path):
     page = (repo / "dvc_plots/index.html").read_text()
     assert external_loads(page) == []
     assert "cdn.jsdelivr.net" not in page and "<script src" not in page
-    # every plot is on the page, drawn by the bundled vega-embed
+    # every plot is on the page, drawn by the bundled vega-embed: the top-level plots, each
+    # scale's loss curve and each readout's per-clip values
     plots = len(yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
-    scales = yaml.safe_load((repo / "params.yaml").read_text())["ladder"]["scales"]
-    assert len(re.findall(r"vegaEmbed\('#", page)) == plots + len(scales)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    scales, readout = params["ladder"]["scales"], params["readout"]
+    readouts = len(scales) * len(readout["tasks"]) * len(readout["regimes"])
+    assert len(re.findall(r"vegaEmbed\('#", page)) == plots + len(scales) + readouts
     assert "window.vegaEmbed=" in page
 
 
