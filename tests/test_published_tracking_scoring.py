@@ -10,7 +10,6 @@ layout, both on 4-frame 16x16 clips."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from fourds.models.weights import load_encoder
 from tests import test_scoring_recipe as recipe
 from tests.benchmark_files import write_perception_test, write_waymo
 from tests.conftest import doc_commands, run_fourds
-from tests.test_scoring_recipe import readouts, words
+from tests.test_scoring_recipe import words
 
 workspace, clip_shapes = recipe.workspace, recipe.clip_shapes  # its fixtures, used here
 
@@ -31,10 +30,6 @@ SECTION = "Scoring an encoder on Perception Test and Waymo Open"
 FORMATS = {"tracking": "perception_test", "boxes": "waymo_open"}
 HEADLINES = {"tracking": "average_jaccard", "boxes": "miou"}
 CLIPS = 3
-# The 4ds ladder's 1024-wide readouts, on a schedule cut from 400 and 200 steps to 20: the
-# official block's schedule is not what is checked here (tests/test_scoring_recipe.py trains
-# every task's readout on it), and the full one takes ten minutes on two cores.
-SHORT_SCHEDULE = "readouts.tracking.steps=20 readouts.boxes.steps=20"
 
 
 def write_published(root: Path, corpus: Path) -> None:
@@ -43,23 +38,11 @@ def write_published(root: Path, corpus: Path) -> None:
     write_waymo(corpus, root / "waymo_open")
 
 
-def run_block(root: Path, corpus: Path, block: list[str], overrides: str = "") -> list[dict]:
-    """Write both benchmarks, run the block's commands as written (its `fourds params` line
-    with `overrides` added); the metrics.json of each `fourds readout` line, with the line's
-    options under "options"."""
+def run_block(root: Path, corpus: Path, block: list[str]) -> list[dict]:
+    """Write both benchmarks and run the block as tests/test_scoring_recipe.py runs its own
+    (`recipe.run_commands`: as written, the readouts on the short schedule)."""
     write_published(root, corpus)
-    commands = [
-        command.replace(" --out ", f" {overrides} --out ")
-        if overrides and command.startswith("fourds params") else command
-        for command in block
-    ]  # fmt: skip
-    for command in commands:
-        assert run_fourds(command) == 0, command
-    results = []
-    for options in readouts(commands):
-        metrics = json.loads((root / options["--out"] / "metrics.json").read_text())
-        results.append(metrics | {"options": options})
-    return results
+    return recipe.run_commands(root, block, recipe.short_schedule(FORMATS))
 
 
 def check_scored(metrics: dict) -> None:
@@ -96,7 +79,7 @@ def test_an_official_release_is_scored_on_both_published_benchmarks(
     clip_shapes,
 ):
     block = doc_commands(SECTION, 1)
-    results = run_block(workspace, tiny_corpus, block, SHORT_SCHEDULE)
+    results = run_block(workspace, tiny_corpus, block)
     converted = words(block[0])[-1]
     assert load_encoder(converted).convention == "official"
     for metrics in results:

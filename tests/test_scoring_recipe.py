@@ -5,7 +5,9 @@ test where the blocks name them. Between them the blocks use every benchmark for
 
 The encoders are small (4-frame 16x16 clips: the fourds checkpoint's own shape, and the one the
 converter reads from the arrays), so the commands stay those for `cpu_l` and 4DS-B; the
-readouts keep the composed ladders' sizes and schedules."""
+readouts keep the composed ladders' sizes (the 4ds ladder's 1024 wide) and seeds, on a schedule
+cut to SHORT_STEPS steps (`short_schedule`): what is checked is the recipe, which a step runs as
+a thousand do (the schedules themselves: tests/evaluate)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,12 @@ TEST_CLIPS = dict.fromkeys((*FOLDER_FORMATS, "tapvid"), 3) | {
     "kinetics": len(KINETICS_SPLITS["val"]),
 }
 TRAIN_CLIPS = dict.fromkeys((*FOLDER_FORMATS, "tapvid"), 3) | {"ssv2": 6, "kinetics": 6}
+SHORT_STEPS = 20  # each readout's steps, cut from the ladders' 200 to 1000
+
+
+def short_schedule(tasks) -> str:
+    """The params overrides that cut the readouts of `tasks` to SHORT_STEPS steps."""
+    return " ".join(f"readouts.{task}.steps={SHORT_STEPS}" for task in tasks)
 
 
 def words(command: str) -> list[str]:
@@ -134,11 +142,15 @@ def clip_shapes(monkeypatch):
     return shapes
 
 
-def run_block(workspace: Path, corpus: Path, commands: list[str]) -> list[dict]:
-    """Write the block's benchmarks, run its commands as written, and return the metrics.json
-    of each `fourds readout` line (with the line's options under "options")."""
-    for source in sources(commands).values():
-        write_benchmark(workspace, corpus, source)
+def run_commands(workspace: Path, block: list[str], overrides: str) -> list[dict]:
+    """Run a block's commands as written, its `fourds params` line with `overrides` added, and
+    return the metrics.json of each `fourds readout` line (with the line's options under
+    "options")."""
+    commands = [
+        command.replace(" --out ", f" {overrides} --out ")
+        if command.startswith("fourds params") else command
+        for command in block
+    ]  # fmt: skip
     for command in commands:
         assert run_fourds(command) == 0, command
     results = []
@@ -146,6 +158,14 @@ def run_block(workspace: Path, corpus: Path, commands: list[str]) -> list[dict]:
         metrics = json.loads((workspace / options["--out"] / "metrics.json").read_text())
         results.append(metrics | {"options": options})
     return results
+
+
+def run_block(workspace: Path, corpus: Path, commands: list[str]) -> list[dict]:
+    """Write the block's benchmarks and run it (`run_commands`) on the short schedule."""
+    tasks = sources(commands)
+    for source in tasks.values():
+        write_benchmark(workspace, corpus, source)
+    return run_commands(workspace, commands, short_schedule(tasks))
 
 
 def check_trained(metrics: dict, source: dict[str, str]) -> None:
