@@ -40,7 +40,7 @@ import yaml
 from fourds.cli import main as fourds
 from fourds.config import load_params
 from fourds.evaluate import readout as readout_module
-from fourds.report.scaling import higher_is_better
+from fourds.tasks import TASKS
 
 NAME = "readout_spread"
 SEEDS = (0, 1, 2, 3, 4)
@@ -118,7 +118,7 @@ def against_gain(task: str, pretrained: dict, control: dict) -> dict:
     """The mean gain of pretraining over the control across the seeds (positive: pretraining is
     better), and each regime's seed-to-seed standard deviation over its size (issue 43 asks at
     most 1/4 where the report states a gain)."""
-    sign = 1.0 if higher_is_better(task) else -1.0
+    sign = 1.0 if TASKS[task].higher_is_better else -1.0
     gain = sign * (pretrained["headline_mean"] - control["headline_mean"])
     ratio = {regime: spread["headline_std"] / abs(gain) if gain else float("inf")
              for regime, spread in (("frozen", pretrained), ("random_init", control))}  # fmt: skip

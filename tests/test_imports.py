@@ -26,6 +26,7 @@ LAYERS = (
         "fourds.records",
         "fourds.runtime",
         "fourds.shipped",
+        "fourds.tasks",
         "fourds.tolerances",
     ),
     ("fourds.data", "fourds.train", "fourds.evaluate", "fourds.report", "fourds.plan"),

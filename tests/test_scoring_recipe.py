@@ -21,11 +21,11 @@ import pytest
 import yaml
 
 from fourds.config import ModelConfig
-from fourds.evaluate.tasks import TASKS
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from fourds.stages import readout as stage
+from fourds.tasks import TASKS
 from tests.benchmark_files import export_benchmark, write_kinetics, write_ssv2
 from tests.conftest import (
     REPO_ROOT,

@@ -27,7 +27,7 @@ DEFAULT_PARAMS = "params.yaml"  # the pinned params plain `dvc repro` runs
 
 def load_params(path: str) -> Params:
     """params.yaml checked against the schema and the readout task table."""
-    from fourds.evaluate.tasks import check_readout_params
+    from fourds.tasks import check_readout_params
 
     params = load_schema_params(path)
     check_readout_params(params.readout, params.readouts)
@@ -100,7 +100,7 @@ def _model_configs(folder: str) -> dict:
 
 def _params(args: argparse.Namespace) -> None:
     from fourds.config.compose import write_params
-    from fourds.evaluate.tasks import check_readout_params
+    from fourds.tasks import check_readout_params
 
     out = args.out or DEFAULT_PARAMS  # without --out, an existing params.yaml is kept
     params = write_params(out, args.overrides, args.experiments, replace=args.out is not None)

@@ -8,7 +8,7 @@ import yaml
 
 from fourds.config import ConfigError, Params
 from fourds.config.schema import parse
-from fourds.evaluate.tasks import SOURCE_FORMATS, TASKS, check_readout_params
+from fourds.tasks import TASKS, check_readout_params, source_formats
 from tests.conftest import REPO_ROOT
 
 
@@ -83,4 +83,4 @@ def test_only_the_depth_readout_loads_a_converted_readout(raw):
 
 
 def test_the_formats_are_the_union_of_the_tasks_formats():
-    assert set(SOURCE_FORMATS) == {f for spec in TASKS.values() for f in spec.formats}
+    assert set(source_formats()) == {f for spec in TASKS.values() for f in spec.formats}

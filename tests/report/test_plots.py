@@ -10,7 +10,7 @@ import yaml
 
 from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
 from fourds.report.plots import CONTROL_SHIFT, plot_rows
-from fourds.report.scaling import HEADLINE, higher_is_better
+from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "reports/reference"
@@ -39,17 +39,18 @@ def test_every_scaling_plot_has_a_log_parameter_axis_intervals_and_no_line():
         task = name.removeprefix("scaling_")
         tasks.add(task)
         assert (spec["template"], spec["x"]) == ("scaling", "x"), name
-        assert spec["y"] == {f"reports/out/tables/plot_{task}.csv": HEADLINE[task][0]}, name
-    assert tasks == set(HEADLINE)
+        assert spec["y"] == {f"reports/out/tables/plot_{task}.csv": TASKS[task].headline}, name
+        assert spec["y_label"] == TASKS[task].title, name  # as the report and README name it
+    assert tasks == set(TASKS)
 
 
 @pytest.mark.parametrize("task", ["depth", "boxes"])
 def test_plot_rows_are_the_report_s_estimates_with_the_control_beside(task):
     params = yaml.safe_load((REFERENCE / "params.yaml").read_text())
     scales, regimes = params["ladder"]["scales"], params["readout"]["regimes"]
-    metric = HEADLINE[task][0]
+    metric = TASKS[task].headline
     scores = TaskScores.read(
-        REFERENCE / "readout", scales, task, regimes, metric, higher_is_better(task)
+        REFERENCE / "readout", scales, task, regimes, metric, TASKS[task].higher_is_better
     )
     counts = {
         scale: json.loads((REFERENCE / "pretrain" / scale / "metrics.json").read_text())["params"]

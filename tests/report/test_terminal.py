@@ -8,8 +8,8 @@ import numpy as np
 
 from fourds.cli import main
 from fourds.config import load_params
-from fourds.report.scaling import HEADLINE
 from fourds.report.terminal import answer_text
+from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT
 from tests.report.test_front import study
 
@@ -50,7 +50,7 @@ def write_runs(root, params, gain: float, noise: float = 0.0, shifted: dict | No
         (root / "pretrain" / scale).mkdir(parents=True)
         (root / "pretrain" / scale / "metrics.json").write_text(json.dumps({"loss": 0.02}))
         for task in params.readout.tasks:
-            metric, label = HEADLINE[task]
+            metric, label = TASKS[task].headline, TASKS[task].title
             sign = 1 if "higher" in label else -1
             for regime in params.readout.regimes:
                 values = baseline + (sign * gain if regime == "frozen" else 0)
@@ -72,7 +72,7 @@ def test_fourds_answer_reads_a_runs_folder(tmp_path, capsys):
     assert out.startswith("At the largest scale (cpu_l) pretraining beats the random-init")
     assert "the MAE loss does not fall with scale" in " ".join(out.split())
     for task in params.readout.tasks:
-        assert HEADLINE[task][1] in out
+        assert TASKS[task].title in out
     tables = out.split("\n\n", 1)[1]
     per_scale = 2 * len(params.readout.tasks)  # over the baseline and over the control
     assert "⚠" not in tables

@@ -15,7 +15,7 @@ import dataclasses
 from fourds.report.bootstrap import Estimate
 from fourds.report.compare import BETTER, CONTROL, LEVEL, WORSE, TaskScores, direction
 from fourds.report.lineage import link, readout_stage
-from fourds.report.scaling import BASELINE, HEADLINE
+from fourds.tasks import TASKS
 
 FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
 
@@ -117,8 +117,8 @@ def grid_rows(page: FrontPage) -> list[dict[str, str]]:
         cells = page.grid[task]
         baselines = " / ".join(dict.fromkeys(str(cell.baseline) for cell in cells.values()))
         row = {
-            "task": f"**{task}**<br>{HEADLINE[task][1]}",
-            "no-learning baseline": f"{baselines}<br>{BASELINE[task]}",
+            "task": f"**{task}**<br>{TASKS[task].title}",
+            "no-learning baseline": f"{baselines}<br>{TASKS[task].baseline}",
         }
         for scale, cell in cells.items():
             row[scale] = _cell_text(cell, task, scale, page)

@@ -16,16 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.report.numbers import significant
+from fourds.tasks import TASKS
 
-TASKS = ("depth", "pose", "tracking", "boxes", "classification")
-# Each task's headline as the row names it: (metric key, name, which way is better).
-ROWS = {
-    "depth": ("abs_rel", "depth AbsRel", "lower"),
-    "pose": ("end_point_error", "pose end-point error", "lower"),
-    "tracking": ("average_jaccard", "tracking average Jaccard", "higher"),
-    "boxes": ("miou", "boxes mean IoU", "higher"),
-    "classification": ("top1", "classification top-1", "higher"),
-}
 PRETRAINED, CONTROL = "frozen", "random_init"
 
 
@@ -59,10 +51,10 @@ def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
         return json.loads(path.read_text())
 
     table = []
-    for task in TASKS:
-        key, name, better = ROWS[task]
+    for task, entry in TASKS.items():
+        key = entry.headline
         largest = metrics(study.scales[-1], task, PRETRAINED)
-        cells = [f"{name} ({better} is better)"]
+        cells = [entry.title]
         cells += [significant(metrics(scale, task, PRETRAINED)[key]) for scale in study.scales]
         cells.append(significant(metrics(study.scales[-1], task, CONTROL)[key]))
         cells.append(significant(largest["baseline"][key]))

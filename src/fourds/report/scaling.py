@@ -19,22 +19,7 @@ from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
 from fourds.report.tables import write_csv  # noqa: E402
-
-HEADLINE = {
-    "depth": ("abs_rel", "depth AbsRel (lower is better)"),
-    "pose": ("end_point_error", "camera end-point error (lower is better)"),
-    "tracking": ("average_jaccard", "tracking average Jaccard (higher is better)"),
-    "boxes": ("miou", "box tracking mean IoU (higher is better)"),
-    "classification": ("top1", "top-1 accuracy (higher is better)"),
-}
-# Each task's no-learning predictor (fourds.evaluate.tasks: Task.baseline), in a few words.
-BASELINE = {
-    "depth": "layout-only mean depth",
-    "pose": "zero camera motion",
-    "tracking": "static points",
-    "boxes": "first-frame box",
-    "classification": "most frequent class",
-}
+from fourds.tasks import TASKS  # noqa: E402
 
 
 def collect(
@@ -92,11 +77,6 @@ def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def higher_is_better(task: str) -> bool:
-    """Whether a larger headline of `task` is better."""
-    return "higher" in HEADLINE[task][1]
-
-
 def plot_scaling(
     rows: list[dict],
     task: str,
@@ -115,8 +95,8 @@ def plot_scaling(
         (fourds.report.compare.TaskScores.draws); with them the band also carries the test
         clips' uncertainty, and each point gets its interval as an error bar.
     """
-    metric, label = HEADLINE[task]
-    better_up = higher_is_better(task)
+    metric, label = TASKS[task].headline, TASKS[task].title
+    better_up = TASKS[task].higher_is_better
     panels = 2 if paper is not None else 1
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5), squeeze=False)
     axis = axes[0, 0]

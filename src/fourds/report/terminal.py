@@ -16,8 +16,8 @@ from pathlib import Path
 from fourds.config import StudyLayout
 from fourds.report.compare import PRETRAINED, TaskScores, direction
 from fourds.report.front import FrontPage
-from fourds.report.scaling import BASELINE, HEADLINE, higher_is_better
 from fourds.report.summary import sentence
+from fourds.tasks import TASKS
 
 REFERENCE = Path("reports/reference")  # the shipped reference study (`fourds ship`)
 
@@ -48,7 +48,12 @@ def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
     scales, regimes = list(study.scales), list(study.regimes)
     scores = {
         task: TaskScores.read(
-            runs / "readout", scales, task, regimes, HEADLINE[task][0], higher_is_better(task)
+            runs / "readout",
+            scales,
+            task,
+            regimes,
+            TASKS[task].headline,
+            TASKS[task].higher_is_better,
         )
         for task in study.tasks
     }
@@ -67,7 +72,7 @@ def answer_text(page: FrontPage) -> str:
     for task in page.tasks:
         cells = page.grid[task]
         baselines = " / ".join(dict.fromkeys(str(cell.baseline) for cell in cells.values()))
-        title = f"{HEADLINE[task][1]}; no-learning baseline ({BASELINE[task]}): {baselines}"
+        title = f"{TASKS[task].title}; no-learning baseline ({TASKS[task].baseline}): {baselines}"
         rows = [["scale", page.regime, "vs baseline"]]
         if page.control:
             rows[0].append("vs random init")

@@ -48,7 +48,7 @@ from fourds.evaluate.readout import (
     test_features,
     train_readout,
 )
-from fourds.evaluate.tasks import TASKS, ClipGeometry, Task, TaskContext, depth_protocol, make_task
+from fourds.evaluate.tasks import ClipGeometry, Task, TaskContext, depth_protocol, make_task
 from fourds.evaluate.tasks.base import Evaluation, select
 from fourds.models.factory import initial_encoder
 from fourds.models.readout import readout_block_count
@@ -56,6 +56,7 @@ from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import is_verified, load_encoder
 from fourds.records import PartTimer, write_run_record
 from fourds.runtime import setup_runtime
+from fourds.tasks import TASKS
 
 EXAMPLE_CLIPS = 3
 

@@ -9,6 +9,7 @@ import torch
 
 from fourds.evaluate.metrics import box_tracking_metrics, object_scores
 from fourds.evaluate.pictures import boxes_figure
+from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import (
     ClipGeometry,
     Evaluation,
@@ -17,6 +18,7 @@ from fourds.evaluate.tasks.base import (
     fixed_outputs,
     raster_location,
 )
+from fourds.tasks import TASKS
 
 
 class BoxTrackingTask:
@@ -31,8 +33,8 @@ class BoxTrackingTask:
     """
 
     name = "boxes"
-    keys = ("boxes", "box_visible")
-    headline = "miou"
+    keys = TASKS[name].keys
+    headline = TASKS[name].headline
     num_queries = 0
     query_dim = 7
 
@@ -108,3 +110,8 @@ class BoxTrackingTask:
         path = out_dir / "boxes.png"
         truth = (targets["boxes"].numpy(), targets["box_visible"].numpy())
         return [boxes_figure(videos, truth, predictions["boxes"], path)]
+
+
+def build(geometry: ClipGeometry, context: TaskContext) -> BoxTrackingTask:
+    """The box-tracking task for clips of `geometry`."""
+    return BoxTrackingTask(geometry)

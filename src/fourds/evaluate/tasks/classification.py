@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import label_ranks
 from fourds.evaluate.pictures import labels_figure
-from fourds.evaluate.tasks.base import Evaluation, Infer, batches, fixed_outputs
+from fourds.evaluate.tasks import TaskContext
+from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, fixed_outputs
+from fourds.tasks import TASKS
 
 
 class ClassificationTask:
@@ -24,8 +26,8 @@ class ClassificationTask:
     """
 
     name = "classification"
-    keys = ("label",)
-    headline = "top1"
+    keys = TASKS[name].keys
+    headline = TASKS[name].headline
     num_queries = 1
     query_dim = 0
 
@@ -83,3 +85,12 @@ class ClassificationTask:
         path = out_dir / "classification.png"
         names = np.array(self.class_names)
         return [labels_figure(videos, names[targets["label"].numpy()], names[predicted], path)]
+
+
+def build(geometry: ClipGeometry, context: TaskContext) -> ClassificationTask:
+    """The classification task over `context`'s classes, or the labels of its splits."""
+    if context.classes:
+        return ClassificationTask(context.classes)
+    return ClassificationTask.from_labels(
+        np.concatenate([split["label"] for split in context.splits])
+    )

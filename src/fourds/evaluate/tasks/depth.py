@@ -15,6 +15,7 @@ from fourds.evaluate.metrics import (
     depth_valid,
 )
 from fourds.evaluate.pictures import depth_figure
+from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import (
     ClipGeometry,
     Evaluation,
@@ -24,6 +25,7 @@ from fourds.evaluate.tasks.base import (
     per_clip_values,
 )
 from fourds.models.mae import patchify, unpatchify
+from fourds.tasks import TASKS
 
 DEPTH_OUTPUTS = ("log", "linear")
 DEPTH_LOSSES = ("log_l1", "abs_rel")
@@ -44,8 +46,8 @@ class DepthTask:
     """
 
     name = "depth"
-    keys = ("depth",)
-    headline = "abs_rel"
+    keys = TASKS[name].keys
+    headline = TASKS[name].headline
     query_dim = 0
 
     def __init__(
@@ -165,3 +167,8 @@ class DepthTask:
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "depth.png"
         return [depth_figure(videos, targets["depth"].numpy(), predictions["depth"], path)]
+
+
+def build(geometry: ClipGeometry, context: TaskContext) -> DepthTask:
+    """The depth task for clips of `geometry`, scored and trained as `context` says."""
+    return DepthTask(geometry, context.depth, loss=context.depth_loss)

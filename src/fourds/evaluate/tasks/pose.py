@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import pose_metrics
 from fourds.evaluate.pictures import pose_figure
+from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import (
     ClipGeometry,
     Evaluation,
@@ -18,6 +19,7 @@ from fourds.evaluate.tasks.base import (
     fixed_outputs,
     per_clip_values,
 )
+from fourds.tasks import TASKS
 
 
 def rotation_from_6d(values: torch.Tensor) -> torch.Tensor:
@@ -50,8 +52,8 @@ class PoseTask:
     """
 
     name = "pose"
-    keys = ("extrinsics",)
-    headline = "end_point_error"
+    keys = TASKS[name].keys
+    headline = TASKS[name].headline
     query_dim = 0
     out_dim = 9
 
@@ -111,3 +113,8 @@ class PoseTask:
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "pose.png"
         return [pose_figure(targets["relative"].numpy(), predictions["relative"], path)]
+
+
+def build(geometry: ClipGeometry, context: TaskContext) -> PoseTask:
+    """The pose task for clips of `geometry`, over `context`'s frame pairs."""
+    return PoseTask(geometry, context.pose_pairs)

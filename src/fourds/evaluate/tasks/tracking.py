@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from fourds.evaluate.metrics import tapvid_metrics
 from fourds.evaluate.pictures import tracks_figure
+from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import (
     ClipGeometry,
     Evaluation,
@@ -23,6 +24,7 @@ from fourds.evaluate.tasks.base import (
     per_clip_values,
     raster_location,
 )
+from fourds.tasks import TASKS
 
 TAPVID_SIZE = 256
 QUERY_STRIDE = 5  # frames between strided queries, as in TAP-Vid
@@ -41,8 +43,8 @@ class TrackingTask:
     """
 
     name = "tracking"
-    keys = ("tracks", "visible")
-    headline = "average_jaccard"
+    keys = TASKS[name].keys
+    headline = TASKS[name].headline
     num_queries = 0
     query_dim = 3
 
@@ -181,3 +183,8 @@ class TrackingTask:
         path = out_dir / "tracking.png"
         truth = (targets["tracks"].numpy(), targets["visible"].numpy())
         return [tracks_figure(videos, truth, (predictions["tracks"], predictions["visible"]), path)]
+
+
+def build(geometry: ClipGeometry, context: TaskContext) -> TrackingTask:
+    """The point-tracking task for clips of `geometry`, with `context`'s queries."""
+    return TrackingTask(geometry, context.tracking_queries, context.tracking_static)

@@ -1,0 +1,130 @@
+"""The readout tasks, one entry each: what every part of fourds says about a task.
+
+`TASKS[name]` holds a task's facts: the headline metric its metrics.json, the report, the
+terminal answer and the README lead with, how tables and plots name it and which way is better,
+its no-learning baseline in a few words, the ground-truth arrays it reads from a split, the
+readout source formats that carry them (`readouts.<task>.source.format`, fourds.data.benchmarks),
+and the module that implements it (its `build(geometry, context)` makes the task,
+fourds.evaluate.tasks.make_task). The readout stage, the report, `fourds answer` and the
+README's tables read this table; adding a task is an entry here and its module.
+
+No torch here: params validation and the report import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from fourds.config import ConfigError, ReadoutConfig, TaskReadoutConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEntry:
+    """One task of the table (module docstring)."""
+
+    headline: str  # the metric the report plots and the README shows
+    label: str  # the headline as tables and plots name it
+    higher_is_better: bool
+    baseline: str  # the no-learning predictor (Task.baseline), in a few words
+    keys: tuple[str, ...]  # ground-truth arrays the task reads from a split
+    formats: tuple[str, ...]  # readout source formats that carry that ground truth
+    module: str  # implements the task: `build(geometry, context) -> Task`
+    loads_converted: bool = False  # an official readout converted by `fourds convert` exists
+
+    @property
+    def better(self) -> str:
+        """ "higher" or "lower": which way the headline is better."""
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def title(self) -> str:
+        """The headline's label and direction, e.g. "depth AbsRel (lower is better)"."""
+        return f"{self.label} ({self.better} is better)"
+
+
+TASKS: dict[str, TaskEntry] = {
+    "depth": TaskEntry(
+        "abs_rel",
+        "depth AbsRel",
+        False,
+        "layout-only mean depth",
+        ("depth",),
+        ("synthetic", "scannet"),
+        "fourds.evaluate.tasks.depth",
+        loads_converted=True,
+    ),
+    "pose": TaskEntry(
+        "end_point_error",
+        "pose end-point error",
+        False,
+        "zero camera motion",
+        ("extrinsics",),
+        ("synthetic", "scannet", "realestate10k"),
+        "fourds.evaluate.tasks.pose",
+    ),
+    "tracking": TaskEntry(
+        "average_jaccard",
+        "tracking average Jaccard",
+        True,
+        "static points",
+        ("tracks", "visible"),
+        ("synthetic", "tapvid", "perception_test"),
+        "fourds.evaluate.tasks.tracking",
+    ),
+    "boxes": TaskEntry(
+        "miou",
+        "boxes mean IoU",
+        True,
+        "first-frame box",
+        ("boxes", "box_visible"),
+        ("synthetic", "box_tracks", "waymo_open"),
+        "fourds.evaluate.tasks.boxes",
+    ),
+    "classification": TaskEntry(
+        "top1",
+        "classification top-1",
+        True,
+        "most frequent class",
+        ("label",),
+        ("synthetic", "ssv2", "kinetics"),
+        "fourds.evaluate.tasks.classification",
+    ),
+}
+
+
+def source_formats() -> tuple[str, ...]:
+    """Every readout source format some task reads, in table order."""
+    return tuple(dict.fromkeys(f for entry in TASKS.values() for f in entry.formats))
+
+
+def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]) -> None:
+    """The task rules of params.yaml's `readout` and `readouts` (the schema checks the rest):
+    known tasks, a source format that carries each task's ground truth, and a converted readout
+    only where one can be loaded.
+
+    Raises:
+        ConfigError: naming the key and the rule.
+    """
+    for task in readout.tasks:
+        if task not in TASKS:
+            raise ConfigError(f"readout.tasks has {task!r}, which is not one of {list(TASKS)}")
+    formats = source_formats()
+    for task, settings in readouts.items():
+        source = settings.source.format
+        if source not in formats:
+            raise ConfigError(
+                f"readouts.{task}.source.format={source!r} is not one of {list(formats)}"
+            )
+        if task in TASKS and source not in TASKS[task].formats:
+            served = [name for name, entry in TASKS.items() if source in entry.formats]
+            raise ConfigError(
+                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
+                f"(it serves {served})"
+            )
+        if settings.pretrained and not (task in TASKS and TASKS[task].loads_converted):
+            loadable = [name for name, entry in TASKS.items() if entry.loads_converted]
+            raise ConfigError(
+                f"readouts.{task}.pretrained={settings.pretrained!r}: only the {loadable} "
+                "readouts can be loaded from `fourds convert` output"
+            )

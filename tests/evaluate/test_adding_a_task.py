@@ -1,0 +1,106 @@
+"""Adding a task is one entry in the task table (fourds.tasks.TASKS) and the module that
+implements it: a toy task (tests/evaluate/toy_task.py) added so is checked in params, run by the
+readout stage, answered by `fourds answer` (the report's grid) and tabled in the README's
+results at a glance."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fourds.cli import main
+from fourds.config import ConfigError, Params
+from fourds.config.schema import parse
+from fourds.report.glance import Study, rows
+from fourds.tasks import TASKS, TaskEntry, check_readout_params
+from tests.conftest import REPO_ROOT
+from tests.evaluate.test_readout_stage import setup  # noqa: F401 (the tiny encoder and shards)
+from tests.train.conftest import write_tiny_params
+
+TOY = TaskEntry(
+    headline="abs_error",
+    label="toy brightness error",
+    higher_is_better=False,
+    baseline="mean training brightness",
+    keys=(),
+    formats=("synthetic",),
+    module="tests.evaluate.toy_task",
+)
+
+
+@pytest.fixture
+def toy(monkeypatch) -> TaskEntry:
+    """The toy task's entry, in the table for one test."""
+    monkeypatch.setitem(TASKS, "brightness", TOY)
+    return TOY
+
+
+def with_toy(raw: dict) -> dict:
+    """Params with the toy task added to readout.tasks, read out as depth is."""
+    raw = copy.deepcopy(raw)
+    raw["readout"]["tasks"] = [*raw["readout"]["tasks"], "brightness"]
+    raw["readouts"]["brightness"] = copy.deepcopy(raw["readouts"]["depth"])
+    return raw
+
+
+def run_toy_readout(setup, folder: Path, regime: str = "frozen") -> Path:  # noqa: F811
+    """The readout stage on the toy task, through the CLI, on the tiny encoder: its folder."""
+    shards, pretrained = setup
+    folder.mkdir(parents=True, exist_ok=True)
+    params = write_tiny_params(folder / "params.yaml")
+    raw = with_toy(yaml.safe_load(params.read_text()))
+    for each in raw["readouts"].values():
+        each.update(steps=6, batch_size=2, width=16, heads=2)
+    params.write_text(yaml.safe_dump(raw))
+    out = folder / f"brightness-{regime}"
+    command = ["readout", "--params", str(params), "--scale", "tiny", "--task", "brightness"]
+    command += ["--regime", regime, "--curated", str(shards), "--pretrained", str(pretrained)]
+    assert main([*command, "--out", str(out)]) == 0
+    return out
+
+
+def test_params_name_the_toy_task_only_once_it_has_an_entry(monkeypatch):
+    params = parse(Params, with_toy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text())))
+    with pytest.raises(ConfigError, match="readout.tasks has 'brightness'"):
+        check_readout_params(params.readout, params.readouts)
+    monkeypatch.setitem(TASKS, "brightness", TOY)
+    check_readout_params(params.readout, params.readouts)
+
+
+def test_the_readout_stage_trains_and_scores_the_toy_task(toy, setup, tmp_path):  # noqa: F811
+    out = run_toy_readout(setup, tmp_path)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["task"], metrics["headline"]) == ("brightness", toy.headline)
+    assert 0 <= metrics["abs_error"] < 1 and "abs_error" in metrics["baseline"]
+    header = (out / "clips.csv").read_text().splitlines()[0].split(",")
+    assert {"abs_error", "baseline_abs_error", "weight"} <= set(header)
+
+
+def test_the_answer_and_the_readme_table_show_the_toy_task(toy, setup, tmp_path, capsys):  # noqa: F811
+    """The default study's pinned results, with the toy task's stage output standing in for its
+    readouts at both scales and regimes."""
+    stage = run_toy_readout(setup, tmp_path / "stage")
+    runs = tmp_path / "runs"
+    for path in (REPO_ROOT / "runs").rglob("*"):
+        if path.name in ("metrics.json", "clips.csv"):
+            (runs / path.parent.relative_to(REPO_ROOT / "runs")).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, runs / path.relative_to(REPO_ROOT / "runs"))
+    raw = with_toy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
+    scales = raw["ladder"]["scales"]
+    for scale in scales:
+        for regime in raw["readout"]["regimes"]:
+            shutil.copytree(stage, runs / "readout" / f"{scale}-brightness-{regime}")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(["answer", "--params", str(params), "--runs", str(runs)]) == 0
+    answer = capsys.readouterr().out
+    assert f"{toy.title}; no-learning baseline ({toy.baseline})" in answer
+    table = rows(Study("toy", Path("runs"), tuple(scales)), tmp_path)
+    assert [row[0] for row in table] == [task.title for task in TASKS.values()]
+    assert table[-1][0] == toy.title and len(table[-1]) == len(scales) + 3
