@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from fourds.atomic import atomic_directory
-from fourds.config import StudyLayout
+from fourds.config import StudyLayout, readout_name
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.tolerances import EXACT, Contract
 
@@ -56,7 +56,10 @@ def stage_files(study: StudyLayout) -> Iterator[tuple[str, tuple[str, ...]]]:
         yield f"pretrain/{scale}", ("metrics.json", "loss.csv", "run.yaml")
         for task in study.tasks:
             for regime in study.regimes:
-                yield f"readout/{scale}-{task}-{regime}", ("metrics.json", "clips.csv", "run.yaml")
+                yield (
+                    f"readout/{readout_name(scale, task, regime)}",
+                    ("metrics.json", "clips.csv", "run.yaml"),
+                )
         yield f"fidelity/{scale}", ("metrics.json", "run.yaml")
 
 

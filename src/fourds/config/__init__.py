@@ -19,6 +19,7 @@ from fourds.config.schema import (
     SourceConfig,
     StudyLayout,
     TaskReadoutConfig,
+    readout_name,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ReadoutConfig",
     "SourceConfig",
     "StudyLayout",
+    "readout_name",
     "TaskReadoutConfig",
     "RuntimeConfig",
     "load_params",

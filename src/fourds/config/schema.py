@@ -817,6 +817,12 @@ class StudyLayout:
     regimes: tuple[str, ...]
 
 
+def readout_name(scale: str, task: str, regime: str) -> str:
+    """A readout stage's name within its study, `<scale>-<task>-<regime>`: dvc.yaml's matrix
+    stage is `readout@<name>`, its folder `runs/readout/<name>`."""
+    return f"{scale}-{task}-{regime}"
+
+
 def parse(cls: type, data: Any, path: str = "") -> Any:
     """Build section `cls` from a mapping, checking keys, types and the section's own rules.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fourds.config import readout_name
 from fourds.report.bootstrap import (
     SAMPLES,
     ClipScores,
@@ -61,7 +62,7 @@ class TaskScores:
             ValueError: the stages scored different numbers of test clips (not one test set).
         """
         paths = {
-            (scale, regime): Path(readout_root) / f"{scale}-{task}-{regime}" / "clips.csv"
+            (scale, regime): Path(readout_root) / readout_name(scale, task, regime) / "clips.csv"
             for scale in scales
             for regime in regimes
         }

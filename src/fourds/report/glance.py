@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fourds.config import readout_name
 from fourds.report.numbers import significant
 from fourds.tasks import TASKS
 
@@ -47,7 +48,7 @@ def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
     """The table's rows, a cell per column of `header`, read from the study's metrics."""
 
     def metrics(scale: str, task: str, regime: str) -> dict:
-        path = root / study.runs / "readout" / f"{scale}-{task}-{regime}" / "metrics.json"
+        path = root / study.runs / "readout" / readout_name(scale, task, regime) / "metrics.json"
         return json.loads(path.read_text())
 
     table = []

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from fourds.atomic import file_digest
+from fourds.config import readout_name
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
@@ -45,7 +46,7 @@ def stage_dirs(
     stages = [runs / "curate"]
     stages += [runs / kind / scale for kind in ("pretrain", "fidelity") for scale in scales]
     stages += [
-        runs / "readout" / f"{scale}-{task}-{regime}"
+        runs / "readout" / readout_name(scale, task, regime)
         for scale in scales
         for task in tasks
         for regime in regimes
@@ -64,7 +65,7 @@ def stage_name(stage_dir: str | Path) -> str:
 
 def readout_stage(scale: str, task: str, regime: str) -> str:
     """The name of the readout stage of (scale, task, regime) in dvc.yaml's matrix."""
-    return f"readout@{scale}-{task}-{regime}"
+    return f"readout@{readout_name(scale, task, regime)}"
 
 
 def anchor(stage: str) -> str:

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fourds.atomic import atomic_path  # noqa: E402
+from fourds.config import readout_name  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.compare import CONTROL, REGIME_NAMES  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
@@ -42,7 +43,7 @@ def collect(
         pretrain = json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
         for task in tasks:
             for regime in regimes:
-                path = Path(readout_root) / f"{scale}-{task}-{regime}" / "metrics.json"
+                path = Path(readout_root) / readout_name(scale, task, regime) / "metrics.json"
                 readout = json.loads(path.read_text())
                 pretrained = regime != CONTROL
                 row = {

@@ -13,7 +13,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from fourds.config import StudyLayout
+from fourds.config import StudyLayout, readout_name
 from fourds.report.compare import PRETRAINED, TaskScores, direction
 from fourds.report.front import FrontPage
 from fourds.report.summary import sentence
@@ -26,7 +26,7 @@ def missing_results(study: StudyLayout, runs: Path) -> list[Path]:
     """The files `read_front_page` reads that `runs` does not hold (a fresh clone's runs/ holds
     the pinned metrics.json files, but not the per-clip results DVC caches)."""
     needed = [
-        runs / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
+        runs / "readout" / readout_name(scale, task, regime) / "clips.csv"
         for task in study.tasks
         for scale in study.scales
         for regime in study.regimes

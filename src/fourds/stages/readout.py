@@ -28,7 +28,14 @@ from fourds.atomic import (
     scratch_directory,
     write_json,
 )
-from fourds.config import ConfigError, ModelConfig, Params, ReadoutConfig, SourceConfig
+from fourds.config import (
+    ConfigError,
+    ModelConfig,
+    Params,
+    ReadoutConfig,
+    SourceConfig,
+    readout_name,
+)
 from fourds.config.operative import configured, stage
 from fourds.data.benchmarks import (
     load_readout_split,
@@ -209,7 +216,7 @@ def _run(
             evaluation = score(readout.to(device), task, features, targets, task_cfg.batch_size)
         evaluations, trained = [evaluation], {}
     else:
-        label = f"{scale}-{task_name}-{regime}"
+        label = readout_name(scale, task_name, regime)
         evaluations, trained, timer = train_seeds(
             params, task_name, regime, encoder, clips, task, (train_targets, targets), device,
             budget, label,
@@ -243,7 +250,7 @@ def _run(
         inputs += shard_paths(shard_dir, "pretrain")
     write_run_record(
         out_dir,
-        f"readout@{scale}-{task_name}-{regime}",
+        f"readout@{readout_name(scale, task_name, regime)}",
         params_path,
         inputs,
         str(device),
