@@ -40,6 +40,11 @@ def test_external_loads_finds_what_a_browser_would_fetch_and_only_that():
     ]
 
 
+def report_plots(root: Path) -> list[dict]:
+    """The report stage's plots in the dvc.yaml under `root`: [{path: properties}]."""
+    return yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["report"]["plots"]
+
+
 def plots_repo(root: Path) -> Path:
     """A git repository with this project's dvc.yaml, params.yaml, DVC config, plot template
     and plots page template, and the files its plots read: the report's plot tables and each
@@ -50,9 +55,9 @@ def plots_repo(root: Path) -> Path:
     offline.main([str(root / PLOTS_TEMPLATE)])  # as the report stage writes it
     params = yaml.safe_load((root / "params.yaml").read_text())
     scales = params["ladder"]["scales"]
-    for plot in yaml.safe_load((root / "dvc.yaml").read_text())["plots"]:
-        ((_, spec),) = plot.items()
-        ((table, metric),) = spec["y"].items()
+    for plot in report_plots(root):
+        ((table, spec),) = plot.items()
+        metric = spec["y"]
         rows = "".join(
             f"{scale},{regime},{10**k},{10**k * shift},{0.5 - k / 20},0.1,0.9\n"
             for k, scale in enumerate(scales, 3)
@@ -76,9 +81,9 @@ def test_the_dvc_plots_page_loads_nothing_from_a_network(tmp_path):
     page = (repo / "dvc_plots/index.html").read_text()
     assert external_loads(page) == []
     assert "cdn.jsdelivr.net" not in page and "<script src" not in page
-    # every plot is on the page, drawn by the bundled vega-embed: the top-level plots, each
-    # scale's loss curve and each readout's per-clip values
-    plots = len(yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
+    # every plot is on the page, drawn by the bundled vega-embed: the report's scaling plots,
+    # each scale's loss curve and each readout's per-clip values
+    plots = len(report_plots(repo))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     scales, readout = params["ladder"]["scales"], params["readout"]
     readouts = len(scales) * len(readout["tasks"]) * len(readout["regimes"])

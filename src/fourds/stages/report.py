@@ -2,9 +2,10 @@
 
 The notebook reads the stages' outputs under `runs_root` (curate/, pretrain/<scale>/,
 readout/<scale>-<task>-<regime>/, fidelity/<scale>/) and the corpus hash in `data_dvc`, and
-itself writes the tables (tables/scaling_<task>.csv) that DVC's top-level plots read; the stage
-writes the page template `dvc plots show` uses (dvc_plots.html: fourds.report.offline). The
-stage's run record and operative.gin go to out_dir.
+itself writes the tables (tables/scaling_<task>.csv) and the data of the stage's DVC plots
+(plot_tables/plot_<task>.csv, kept in git); the stage writes the page template `dvc plots show`
+uses (dvc_plots.html: fourds.report.offline). The stage's run record and operative.gin go to
+out_dir.
 """
 
 from __future__ import annotations
