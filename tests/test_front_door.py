@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fourds.cli import main
+from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds, sh
 
 REFERENCE = "reports/reference"
@@ -66,6 +67,21 @@ def test_the_readme_answer_in_a_fresh_clone_is_the_pinned_study_s(fresh_clone, c
     first = capsys.readouterr().out.splitlines()[0]
     assert "no results yet" in first and REFERENCE in first
     sh("git", "checkout", "runs", cwd=fresh_clone)
+
+
+def test_the_plots_draw_from_git_in_a_fresh_clone(clone):
+    """docs/pipeline.md's plot lines ("What comes out, and where"), in a `git clone` before any
+    run: the offline page template, then `dvc plots show`, which draws every task's scaling
+    plot from the pinned plot tables (the loss curves wait for the main job)."""
+    block = doc_commands("What comes out, and where", page="docs/pipeline.md")
+    plot_lines = [line for line in block if "report.offline" in line or "plots show" in line]
+    assert len(plot_lines) == 2, block
+    for line in plot_lines:
+        sh("bash", "-c", line, cwd=clone)
+    page = (clone / "reports/out/plots/index.html").read_text()
+    scales = yaml.safe_load((clone / "params.yaml").read_text())["ladder"]["scales"]
+    assert page.count("pretrained (frozen)") == len(TASKS) * len(scales)  # a point per readout
+    assert sh("git", "status", "--porcelain", cwd=clone) == ""  # nothing left for git to see
 
 
 def test_answer_without_results_says_in_one_line_what_to_run(fresh_clone, capsys):

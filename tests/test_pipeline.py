@@ -58,7 +58,7 @@ def test_dag_wires_every_stage(smoke_repo):
 def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
     """README, "What comes out, and where": the answer, the lineage graph, the pretraining
     metrics, the experiments and the plots, each narrow enough for a terminal."""
-    answer, dag, metrics, experiments, plots = [
+    answer, dag, metrics, experiments, _template, plots = [
         sh("bash", "-c", command, cwd=smoke_repo)
         for command in doc_commands("What comes out, and where")
     ]

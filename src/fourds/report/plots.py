@@ -1,12 +1,12 @@
 """The data of `dvc plots show`'s scaling plots: one CSV per task, a row per readout.
 
-Each row is one (scale, regime) readout: its headline with the 90% clip-bootstrap interval
-the report prints (`low`, `high`), and where it is drawn. The plots (dvc.yaml `plots`, the
-template `.dvc/plots/scaling.json`) put encoder parameters on a log axis, draw each readout
-as a point with its interval and no line between scales (two scales a line would join show
-no trend, only their difference), and the random-init control beside the pretrained readout
-of the same scale: its `x` is its parameter count times CONTROL_SHIFT, so that the two
-intervals do not hide each other (`params` keeps the exact count for the tooltip).
+Each row is one (scale, regime) readout: its headline with the 90% clip-bootstrap interval the
+report prints (`low`, `high`), and where it is drawn. The plots (the report stage's in dvc.yaml,
+the template `.dvc/plots/scaling.json`) put encoder parameters on a log axis, draw each readout
+as a point with its interval and no line between scales (two scales a line would join show no
+trend, only their difference), and the random-init control beside the pretrained readout of the
+same scale: its `x` is its parameter count times CONTROL_SHIFT, so that the two intervals do not
+hide each other (`params` keeps the exact count for the tooltip).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
 from fourds.report.tables import write_csv
+from fourds.tasks import TASKS
 
 CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
 REGIME_LABELS = {PRETRAINED: "pretrained (frozen)", CONTROL: "random-init control"}
@@ -44,12 +45,14 @@ def plot_rows(scores: TaskScores, params: dict[str, int], regimes: list[str]) ->
 def write_plot_tables(
     scores: dict[str, TaskScores], params: dict[str, int], regimes: list[str], out_dir: Path
 ) -> list[Path]:
-    """`plot_<task>.csv` in `out_dir` for every task of `scores`, atomically; the paths."""
+    """`plot_<task>.csv` in `out_dir` for every task of the task table, atomically: a row per
+    readout of the tasks in `scores`, the header alone for a task the study did not read out
+    (the report stage declares every task's plot); the paths."""
     paths = []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for task, task_scores in scores.items():
-        rows = plot_rows(task_scores, params, regimes)
+    for task, entry in TASKS.items():
+        rows = plot_rows(scores[task], params, regimes) if task in scores else []
         path = Path(out_dir) / f"plot_{task}.csv"
-        write_csv(path, rows)
+        write_csv(path, rows, ["scale", "regime", "params", "x", entry.headline, "low", "high"])
         paths.append(path)
     return paths

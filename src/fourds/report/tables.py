@@ -84,10 +84,10 @@ def _quantity(key: str) -> str:
     return f"{key.removeprefix('baseline_')}, baseline" if key.startswith("baseline_") else key
 
 
-def write_csv(path: str | Path, rows: list[dict]) -> None:
-    """Write `rows` (dicts with the same keys, the first's order the columns') as a CSV file
-    with a header, atomically: the report's tables and plot data."""
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Write `rows` (dicts with the same keys, the first's order the columns', or `columns`)
+    as a CSV file with a header, atomically: the report's tables and plot data."""
     with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=columns or list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
