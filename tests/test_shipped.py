@@ -45,9 +45,14 @@ def fake_run(root: Path) -> Path:
     for scale in params.ladder.scales:  # weights files with a digest, which ship checks
         write_payload(runs / "pretrain" / scale / "checkpoint.pt", WEIGHTS)
     report = root / "reports/out"
-    for folder in ("tables", "figures"):
+    for folder in ("tables", "figures", "plot_tables"):
         (report / folder).mkdir(parents=True)
-    for name in ("scaling.html", "scaling.ipynb", "tables/scaling_depth.csv"):
+    for name in (
+        "scaling.html",
+        "scaling.ipynb",
+        "tables/scaling_depth.csv",
+        "plot_tables/plot_depth.csv",
+    ):
         (report / name).write_text("report\n")
     stages = ["curate", "pretrain@cpu_s", "readout@cpu_l-depth-frozen", "report"]
     stages += ["pretrain@smoke_s", "readout@smoke_s-depth-frozen"]  # another ladder's
@@ -82,6 +87,7 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
     checkpoint = (runs / "pretrain/cpu_l/checkpoint.pt").read_bytes()
     assert (shipped / "checkpoints/cpu_l.pt").read_bytes() == checkpoint
     assert (shipped / "report/tables/scaling_depth.csv").is_file()
+    assert (shipped / "report/plot_tables/plot_depth.csv").is_file()  # the plots' data
     assert compare(shipped, runs) == []
 
 

@@ -12,7 +12,7 @@ regeneration compared with them number by number.
     <out>/readout/<scale>-<task>-<regime>/ metrics.json, clips.csv (per test clip), run.yaml
     <out>/fidelity/<scale>/                metrics.json, run.yaml
     <out>/report/                          the executed report (scaling.html, scaling.ipynb),
-                                           its tables and figures
+                                           its tables, figures and plot tables
     <out>/checkpoints/<scale>.pt           the pretrained weights, for DVC to track
                                            (`dvc add <out>/checkpoints`, then `dvc push`)
 
@@ -112,7 +112,7 @@ def ship(
             (staging / "report").mkdir()
             for name in ("scaling.html", "scaling.ipynb"):
                 shutil.copy2(report / name, staging / "report" / name)
-            for folder in ("tables", "figures"):
+            for folder in ("tables", "figures", "plot_tables"):
                 shutil.copytree(report / folder, staging / "report" / folder)
         else:
             missing.append("report")
