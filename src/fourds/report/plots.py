@@ -21,24 +21,22 @@ CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small 
 REGIME_LABELS = {PRETRAINED: "pretrained (frozen)", CONTROL: "random-init control"}
 
 
+def plot_columns(metric: str) -> list[str]:
+    """A task's plot table columns: scale, regime, params, x, the headline (under its metric's
+    name), low, high."""
+    return ["scale", "regime", "params", "x", metric, "low", "high"]
+
+
 def plot_rows(scores: TaskScores, params: dict[str, int], regimes: list[str]) -> list[dict]:
-    """One row per (scale, regime) of a task: scale, regime, params, x, the headline (under
-    its metric's name), low, high."""
+    """One row per (scale, regime) of a task, with the columns of `plot_columns`."""
     rows = []
     for scale, count in params.items():
         for regime in regimes:
             estimate = scores.estimate(scale, regime)
-            rows.append(
-                {
-                    "scale": scale,
-                    "regime": REGIME_LABELS.get(regime, regime),
-                    "params": count,
-                    "x": round(count * CONTROL_SHIFT) if regime == CONTROL else count,
-                    scores.metric: estimate.value,
-                    "low": estimate.low,
-                    "high": estimate.high,
-                }
-            )
+            x = round(count * CONTROL_SHIFT) if regime == CONTROL else count
+            values = (scale, REGIME_LABELS.get(regime, regime), count, x, estimate.value)
+            values += (estimate.low, estimate.high)
+            rows.append(dict(zip(plot_columns(scores.metric), values, strict=True)))
     return rows
 
 
@@ -53,6 +51,6 @@ def write_plot_tables(
     for task, entry in TASKS.items():
         rows = plot_rows(scores[task], params, regimes) if task in scores else []
         path = Path(out_dir) / f"plot_{task}.csv"
-        write_csv(path, rows, ["scale", "regime", "params", "x", entry.headline, "low", "high"])
+        write_csv(path, rows, plot_columns(entry.headline))
         paths.append(path)
     return paths
