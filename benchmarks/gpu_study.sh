@@ -28,19 +28,21 @@
 # gpu-study: tests/test_gpu_study.py), PYTHON (python3), DEVICE (cuda), LADDER (gpu), OVERRIDES
 # (extra Hydra overrides of both studies), SYNTH_ARGS (`fourds synth` options of the study; by
 # default the corpus's 384/64/48 videos of 32 frames at 64 px), STAGES (the study's `dvc repro
-# --glob` targets, all by default; groups split by commas run one after another, so that a
-# study cut short by its deadline has the first groups whole: "curate pretrain,readout@gpu_s-*
-# readout@gpu_l-*,readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
-# WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), DEADLINE_S (570: the whole script's seconds),
-# RESERVE_S (330: the study's seconds beside the pretraining steps), PARTS, BENCHMARK_GIT_COMMIT
-# and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
+# --glob` targets, "curate pretrain,readout fidelity,*" by default: groups split by commas run
+# one after another, so that a study cut short by its deadline has the first groups whole;
+# "curate pretrain,readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
+# JOBS (8: the second group's stages run JOBS at a time by benchmarks/parallel_repro.py in copies
+# of the study's repository, then its own `dvc repro` takes them from DVC's run cache; 1: one
+# at a time), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), DEADLINE_S (575: the whole script's
+# seconds), RESERVE_S (320: the study's seconds beside the pretraining steps), PARTS,
+# BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
 set -euo pipefail
 if [ "${REHEARSE:-0}" = 1 ]; then  # the CPU rehearsal: every step, at smoke size
     : "${LADDER:=gpu_smoke}" "${DEVICE:=cpu}" "${PYTHON:=python}"
     : "${OVERRIDES:=runtime.device=cpu pretrain.precision=fp32 pretrain.compile=false}"
     : "${SYNTH_ARGS:=--videos pretrain=4 readout-train=4 readout-test=4 --size 32}"
     : "${WORLD_RATE_ARGS:=--ladder gpu_smoke --scale gpu_s --steps 1}"
-    : "${DEADLINE_S:=1100}"
+    : "${DEADLINE_S:=1100}" "${JOBS:=2}"
     set -- "${1:-benchmarks/results/quick/gpu-study}"
 fi
 python=${PYTHON:-python3}
@@ -50,7 +52,9 @@ repo=$(pwd)
 out=$(realpath -m "${1:-benchmarks/results/gpu-study}")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-smoke_targets="readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init fidelity@gpu_b"
+jobs=${JOBS:-8}
+smoke_targets="curate pretrain,readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init \
+fidelity@gpu_b"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 started=$(date +%s)
@@ -97,11 +101,19 @@ study() {
     SECONDS=0
     set -f  # the targets' globs are DVC's
     IFS=, read -ra groups <<< "${targets:-*}"
-    for group in "${groups[@]}"; do
+    for index in "${!groups[@]}"; do
+        group=${groups[$index]}
         left=$(( deadline - $(date +%s) ))
         if [ "$left" -le 0 ]; then echo "gpu_study: no time left for $group" >&2; return 1; fi
+        going=()
+        if [ "$index" = 1 ] && [ "$jobs" -gt 1 ]; then  # fanned out, then from the run cache
+            # shellcheck disable=SC2086
+            "$python" "$repo/benchmarks/parallel_repro.py" --jobs "$jobs" --deadline "$deadline" \
+                --logs "$work.parallel" --keep 'runs/*/*/execution.yaml' $group || true
+            going=(--keep-going)  # a stage that failed there fails again; the rest are restored
+        fi
         # shellcheck disable=SC2086
-        timeout "$left" dvc repro --glob $group
+        timeout "$left" dvc repro "${going[@]}" --glob $group
     done
     set +f
     echo "repro_seconds=$SECONDS" >> "$work.times"
@@ -144,9 +156,9 @@ fi
 part study || exit 0
 
 # 3. the pretraining steps that fit the time left (world_rate.json in OUT), then the study
-deadline=$(( started + ${DEADLINE_S:-570} - 20 ))  # 20 s for the summary
+deadline=$(( started + ${DEADLINE_S:-575} - 20 ))  # 20 s for the summary
 if [ -f "$out/world_rate.json" ]; then
-    pretraining=$(( deadline - $(date +%s) - ${RESERVE_S:-330} ))
+    pretraining=$(( deadline - $(date +%s) - ${RESERVE_S:-320} ))
     # shellcheck disable=SC2086
     fitted=$("$python" benchmarks/study_steps.py \
         --ladder "$ladder" --rate "$out/world_rate.json" --seconds "$pretraining" ${OVERRIDES:-})
@@ -154,9 +166,10 @@ if [ -f "$out/world_rate.json" ]; then
     OVERRIDES="${OVERRIDES:-} $fitted"
 fi
 # shellcheck disable=SC2086
-run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-}" ${SYNTH_ARGS:-}
+run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-curate pretrain,readout fidelity,*}" \
+    ${SYNTH_ARGS:-}
 if [ "$status" != 0 ]; then
     echo "the study failed: $out/study.log"; tail -20 "$out/study.log"
 fi
 "$python" benchmarks/study_summary.py "$scratch/$ladder" "$scratch/$ladder.times" "$out" \
-    --started "$started"
+    --started "$started" --parallel "$scratch/$ladder.parallel/parallel_repro.json"

@@ -6,7 +6,8 @@ execution.yaml, the shipped folder reports/<ladder>-reference) and writes into O
     summary.json                  the device, the commit the study ran from, wall time of the
                                   corpus rendering, of `dvc repro` and of every stage, the
                                   pretrain stage's clips/s (overall and once compiled) beside
-                                  world_rate.json's (when there),
+                                  world_rate.json's (when there), the
+                                  fanned-out stages' (parallel_repro.json) jobs and seconds,
                                   each scale's pretraining FLOPs and clips (every one rendered
                                   from its own key: none seen twice), the checkpoints' md5
                                   (from dvc.lock: weights stay behind)
@@ -15,7 +16,7 @@ execution.yaml, the shipped folder reports/<ladder>-reference) and writes into O
                                   and caches left out (RETURNED, LEFT_BEHIND): enough to build
                                   the report where the report stage did not run
 
-Run: python benchmarks/study_summary.py WORK TIMES OUT [--started EPOCH]
+Run: python benchmarks/study_summary.py WORK TIMES OUT [--started EPOCH] [--parallel JSON]
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ def add_stage_walls(records: dict[str, dict]) -> None:
         records[name]["wall_seconds"] = (after - before).total_seconds()
 
 
+def add_parallel_walls(records: dict[str, dict], parallel: dict) -> None:
+    """The stages benchmarks/parallel_repro.py ran (its `parallel`: parallel_repro.json) take
+    their wall seconds from it: their `dvc repro` in a worker, start to end."""
+    for record in records.values():
+        if record.get("stage") in parallel["stages"]:
+            record["wall_seconds"] = parallel["stages"][record["stage"]]["seconds"]
+
+
 def steady_clips_per_second(work: Path, scale: str) -> float | None:
     """The pretrain stage's clips/s once compiled: the median over DVCLive's logging windows
     but the first (which holds the compilation); None without them."""
@@ -122,6 +131,7 @@ def main() -> None:
     parser.add_argument("times", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--started", type=float, default=time.time())
+    parser.add_argument("--parallel", type=Path, help="parallel_repro.json of fanned-out stages")
     args = parser.parse_args()
     params = yaml.safe_load((args.work / "params.yaml").read_text())
     ladder = params["ladder"]["name"]
@@ -130,6 +140,10 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     stages = stage_records(args.work)
     add_stage_walls(stages)
+    parallel = None
+    if args.parallel and args.parallel.is_file():
+        parallel = json.loads(args.parallel.read_text())
+        add_parallel_walls(stages, parallel)
     summary = {
         "ladder": ladder,
         "wall_seconds": round(time.time() - args.started, 1),
@@ -139,6 +153,8 @@ def main() -> None:
         "pretraining": pretraining(args.work, params),
         "checkpoint_md5": checkpoint_md5(args.work),
     }
+    if parallel:
+        summary["parallel"] = {k: parallel[k] for k in ("jobs", "setup_seconds", "wall_seconds")}
     rate = args.out / "world_rate.json"
     if rate.is_file():
         summary["world_rate"] = json.loads(rate.read_text())["results"]

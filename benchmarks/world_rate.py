@@ -96,6 +96,7 @@ def main() -> None:
         "timed_steps": steps,
         "precision": spec.pretrain.precision,
         "compile": spec.pretrain.compile,
+        "world_supersample": spec.pretrain.world_supersample,
         "overrides": args.overrides,
     }
     print(f"world_rate {ladder}/{scale} on {device}: {rates}")

@@ -46,6 +46,13 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert set(summary["checkpoint_md5"]) == {
         f"runs/pretrain/{s}/checkpoint.pt" for s in ("gpu_s", "gpu_b")
     }
+    # the readouts and fidelity ran two at a time in copies of the study's repository
+    # (benchmarks/parallel_repro.py); its own `dvc repro` took them from DVC's run cache
+    assert summary["parallel"]["jobs"] == 2
+    log = (out / "study.log").read_text()
+    assert "Running stage 'readout@" not in log and "Running stage 'fidelity@" not in log
+    assert "'readout@gpu_b-depth-frozen' is cached - skipping run" in log
+    assert all("encode_seconds" in stages[name] for name in readouts)  # its records kept
     rate = json.loads((out / "world_rate.json").read_text())["results"]
     assert rate["render_clips_per_s"] > 0 and rate["step_clips_per_s"] > 0
 

@@ -353,6 +353,10 @@ class PretrainConfig(Section):
     clips of the procedural world rendered on the model's device each step, none seen twice
     (fourds.train.world_clips; windows of a curate.pretrain_frames-frame video, no crops:
     crop_scale must be [1, 1]).
+
+    world_supersample: with source 'world', each pixel's colour averages world_supersample x
+    world_supersample rays (2: as the readout corpus; 1: a ray per pixel, a quarter of the
+    rendering, edges aliased).
     """
 
     frame_stride: PositiveInt
@@ -383,6 +387,7 @@ class PretrainConfig(Section):
     compile: StrictBool
     shards_url: StrictStr = ""
     source: PretrainSource = "shards"
+    world_supersample: PositiveInt = 2
 
     def checkpoints(self, scale: str) -> bool:
         """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:

@@ -252,7 +252,11 @@ def clip_loader(
     cfg, curate = spec.pretrain, spec.curate
     if segments is None:
         world = WorldClipSpec(
-            curate.clip_frames, cfg.frame_stride, curate.pretrain_frames, curate.resolution
+            curate.clip_frames,
+            cfg.frame_stride,
+            curate.pretrain_frames,
+            curate.resolution,
+            cfg.world_supersample,
         )
         compiled = cfg.compile and torch.device(device).type == "cuda"
         return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device, compiled)

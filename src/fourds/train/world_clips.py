@@ -37,12 +37,14 @@ MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]
 @dataclasses.dataclass(frozen=True)
 class WorldClipSpec:
     """The clips a run renders: `frames` frames of size x size, every `stride`-th frame of a
-    `video_frames`-frame video at FRAME_RATE, from a window start drawn uniformly."""
+    `video_frames`-frame video at FRAME_RATE, from a window start drawn uniformly; each pixel's
+    colour averages supersample x supersample rays."""
 
     frames: int
     stride: int
     video_frames: int
     size: int
+    supersample: int = 2
 
     @property
     def span(self) -> int:
@@ -85,7 +87,14 @@ class WorldClips:
         rows = torch.arange(self.rows.start, self.rows.stop, device=self.device)
         keys = clip_keys(self.seed, step, rows)
         scenes, times = sample_scenes(keys), clip_times(self.spec, keys)
-        rendered = render_batch(scenes, times, self.spec.size, truth=False, compiled=self.compiled)
+        rendered = render_batch(
+            scenes,
+            times,
+            self.spec.size,
+            supersample=self.spec.supersample,
+            truth=False,
+            compiled=self.compiled,
+        )
         generator = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.seed, step, self.rows.start]).generate_state(1)[0])
         )

@@ -1,0 +1,199 @@
+"""`dvc repro` of independent stages several at a time, for a repository's own `dvc repro` to
+take from DVC's run cache.
+
+DVC runs one repository's stages one after another (`dvc repro` holds the repository's lock).
+On one GPU machine the readouts of a ladder are thirty small processes, each bound by its
+Python loop, not by the GPU; run one at a time they take most of a GPU study's minutes. Here
+each of `--jobs` workers is a copy of the repository whose DVC cache is the repository's own
+(files of a MiB or more hard-linked, the rest copied: DVC replaces outputs, it never writes
+into them); each worker takes the next stage from one queue, in the order given, and runs
+`dvc repro --single-item STAGE` in its copy. Every stage run so is saved in the shared run
+cache, so the repository's own `dvc repro` then says "Stage ... is cached - skipping run",
+checks the outputs out and writes dvc.lock with the very hashes the stage ran on.
+
+The stages' upstream stages must be up to date in the repository (its dvc.lock); patterns are
+matched (fnmatch) against `dvc stage list --name-only` as `dvc repro --glob` reads them (a
+foreach or matrix stage's name matches all of its items), each stage once, first match first.
+Files the stages write that DVC does not track (a run's own records, such as fourds'
+execution.yaml) are copied back where `--keep` globs match them and the repository has none.
+Writes, under --logs: each stage's output (`<stage>.log`) and `parallel_repro.json` (each
+stage's worker, wall seconds and exit status). Exits 1 naming the stages that failed.
+
+Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 'readout@*' 'fidelity@*'
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+LINKED_SIZE = 2**20  # files at least this large are hard-linked into the workers
+WRITTEN_IN_PLACE = {"dvc.lock", "params.yaml", ".gitignore"}  # always copied
+
+
+def matching_stages(repo: Path, patterns: list[str]) -> list[str]:
+    """The repository's stages that match `patterns`, in the patterns' order, each once."""
+    listed = subprocess.run(
+        ["dvc", "stage", "list", "--name-only"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    chosen: dict[str, None] = {}
+    for pattern in patterns:
+        chosen.update(
+            (name, None)
+            for name in listed
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f"{pattern}@*")
+        )
+    return list(chosen)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    path = Path(source)
+    if path.name not in WRITTEN_IN_PLACE and path.stat().st_size >= LINKED_SIZE:
+        os.link(source, destination)
+    else:
+        shutil.copy2(source, destination)
+
+
+def make_worker(repo: Path, destination: Path, cache: Path) -> Path:
+    """A copy of `repo` at `destination` (no DVC temporary files, no cache) using `cache`."""
+    shutil.copytree(
+        repo,
+        destination,
+        symlinks=True,
+        ignore=lambda folder, names: (
+            {"tmp", "cache"} & set(names) if Path(folder).name == ".dvc" else set()
+        ),
+        copy_function=_link_or_copy,
+    )
+    subprocess.run(
+        ["dvc", "cache", "dir", "--local", str(cache)],
+        cwd=destination,
+        check=True,
+        capture_output=True,
+    )
+    return destination
+
+
+def cache_dir(repo: Path) -> Path:
+    """The repository's DVC cache folder."""
+    shown = subprocess.run(
+        ["dvc", "cache", "dir"], cwd=repo, check=True, capture_output=True, text=True
+    )
+    return (repo / shown.stdout.strip()).resolve()
+
+
+def keep_records(workers: list[Path], repo: Path, patterns: list[str]) -> list[str]:
+    """Copy the workers' files matching `patterns` into `repo` where it has none; their paths."""
+    kept = []
+    for worker in workers:
+        for pattern in patterns:
+            for source in sorted(worker.glob(pattern)):
+                target = repo / source.relative_to(worker)
+                if target.exists():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+                shutil.copy2(source, partial)
+                os.replace(partial, target)
+                kept.append(target.relative_to(repo).as_posix())
+    return kept
+
+
+def run_stages(
+    stages: list[str], workers: list[Path], logs: Path, deadline: float, threads: int
+) -> dict[str, dict]:
+    """Run `stages` over `workers`, a stage at a time each; stage -> its record."""
+    pending: queue.Queue[str] = queue.Queue()
+    for stage in stages:
+        pending.put(stage)
+    records: dict[str, dict] = {}
+    lock = threading.Lock()
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+    def drain(worker: Path) -> None:
+        while True:
+            try:
+                stage = pending.get_nowait()
+            except queue.Empty:
+                return
+            left = deadline - time.time()
+            started = time.perf_counter()
+            status = "no time left"
+            if left > 0:
+                with open(logs / f"{stage}.log", "w") as log:
+                    try:
+                        finished = subprocess.run(
+                            ["dvc", "repro", "--single-item", stage],
+                            cwd=worker,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env=environment,
+                            timeout=left,
+                        )
+                        status = finished.returncode
+                    except subprocess.TimeoutExpired:
+                        status = "timed out"
+            seconds = round(time.perf_counter() - started, 1)
+            with lock:
+                records[stage] = {"worker": worker.name, "seconds": seconds, "status": status}
+            print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
+
+    threads_ = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
+    for thread in threads_:
+        thread.start()
+    for thread in threads_:
+        thread.join()
+    return {stage: records[stage] for stage in stages}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("patterns", nargs="+", help="stage names or fnmatch patterns")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    parser.add_argument("--logs", type=Path, default=Path("parallel_repro"))
+    parser.add_argument("--deadline", type=float, default=float("inf"), help="epoch seconds")
+    parser.add_argument("--keep", action="append", default=[], help="a glob of run records")
+    args = parser.parse_args()
+    repo = Path.cwd().resolve()
+    stages = matching_stages(repo, args.patterns)
+    jobs = max(1, min(args.jobs, len(stages)))
+    args.logs.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"{repo.name}.workers.", dir=repo.parent) as scratch:
+        cache = cache_dir(repo)
+        workers = [make_worker(repo, Path(scratch) / f"worker{j}", cache) for j in range(jobs)]
+        setup = round(time.perf_counter() - started, 1)
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        records = run_stages(stages, workers, args.logs, args.deadline, threads)
+        keep_records(workers, repo, args.keep)
+    summary = {
+        "jobs": jobs,
+        "setup_seconds": setup,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "stages": records,
+    }
+    (args.logs / "parallel_repro.json").write_text(json.dumps(summary, indent=1) + "\n")
+    failed = [stage for stage, record in records.items() if record["status"] != 0]
+    if failed:
+        print(f"parallel_repro: failed: {' '.join(failed)} (logs in {args.logs})", file=sys.stderr)
+        return 1
+    print(f"parallel_repro: {len(stages)} stages on {jobs} workers in {summary['wall_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
