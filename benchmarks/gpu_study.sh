@@ -16,7 +16,8 @@
 #   4. OUT gets at most 8 files: summary.json (device, commit, wall time of every part and
 #      stage, clips/s, checkpoint digests), the study as gpu-study.tar.gz (params, lock,
 #      world.dvc, runs/ and the shipped results; weights left out, their md5s in the lock),
-#      world_rate.json and the logs (benchmarks/study_summary.py).
+#      world_rate.json and the logs (benchmarks/study_summary.py; the fanned-out stages' in
+#      parallel-logs.tar.gz).
 #
 #   bash benchmarks/gpu_study.sh [OUT]        (OUT: default benchmarks/results/gpu-study)
 #
@@ -170,6 +171,9 @@ run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-curate pretrain,read
     ${SYNTH_ARGS:-}
 if [ "$status" != 0 ]; then
     echo "the study failed: $out/study.log"; tail -20 "$out/study.log"
+fi
+if [ -d "$scratch/$ladder.parallel" ]; then  # each fanned-out stage's output
+    tar -czf "$out/parallel-logs.tar.gz" -C "$scratch" "$ladder.parallel"
 fi
 "$python" benchmarks/study_summary.py "$scratch/$ladder" "$scratch/$ladder.times" "$out" \
     --started "$started" --parallel "$scratch/$ladder.parallel/parallel_repro.json"
