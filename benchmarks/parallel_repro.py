@@ -148,9 +148,9 @@ def run_stages(
                     except subprocess.TimeoutExpired:
                         status = "timed out"
             seconds = round(time.perf_counter() - started, 1)
-            with lock:
+            with lock:  # one line at a time
                 records[stage] = {"worker": worker.name, "seconds": seconds, "status": status}
-            print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
+                print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
 
     threads_ = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
     for thread in threads_:
