@@ -29,12 +29,13 @@
 # gpu-study: tests/test_gpu_study.py), PYTHON (python3), DEVICE (cuda), LADDER (gpu), OVERRIDES
 # (extra Hydra overrides of both studies), SYNTH_ARGS (`fourds synth` options of the study; by
 # default the corpus's 384/64/48 videos of 32 frames at 64 px), STAGES (the study's `dvc repro
-# --glob` targets, "curate pretrain,readout fidelity,*" by default: groups split by commas run
+# --glob` targets, "curate,pretrain readout fidelity,*" by default: groups split by commas run
 # one after another, so that a study cut short by its deadline has the first groups whole;
-# "curate pretrain,readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
-# JOBS (8: the second group's stages run JOBS at a time by benchmarks/parallel_repro.py in copies
-# of the study's repository, then its own `dvc repro` takes them from DVC's run cache; 1: one
-# at a time), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120), DEADLINE_S (575: the whole script's
+# "curate,pretrain readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
+# JOBS (8: the second group's stages run JOBS at a time, each as soon as the stages it needs
+# have run, by benchmarks/parallel_repro.py in copies of the study's repository; then its own
+# `dvc repro` takes them from DVC's run cache; 1: one at a time), WORLD_RATE_ARGS,
+# SMOKE_LIMIT_S (120), DEADLINE_S (575: the whole script's
 # seconds), RESERVE_S (320: the study's seconds beside the pretraining steps), PARTS,
 # BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
 set -euo pipefail
@@ -54,7 +55,7 @@ out=$(realpath -m "${1:-benchmarks/results/gpu-study}")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 jobs=${JOBS:-8}
-smoke_targets="curate pretrain,readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init \
+smoke_targets="curate,pretrain readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init \
 fidelity@gpu_b"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -110,7 +111,8 @@ study() {
         if [ "$index" = 1 ] && [ "$jobs" -gt 1 ]; then  # fanned out, then from the run cache
             # shellcheck disable=SC2086
             "$python" "$repo/benchmarks/parallel_repro.py" --jobs "$jobs" --deadline "$deadline" \
-                --logs "$work.parallel" --keep 'runs/*/*/execution.yaml' $group || true
+                --logs "$work.parallel" --keep 'runs/*/*/execution.yaml' \
+                --keep 'runs/pretrain/*/live/plots/metrics/perf/*.tsv' $group || true
             going=(--keep-going)  # a stage that failed there fails again; the rest are restored
         fi
         # shellcheck disable=SC2086
@@ -167,7 +169,7 @@ if [ -f "$out/world_rate.json" ]; then
     OVERRIDES="${OVERRIDES:-} $fitted"
 fi
 # shellcheck disable=SC2086
-run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-curate pretrain,readout fidelity,*}" \
+run_study "$out/study.log" "$ladder" "$deadline" "${STAGES:-curate,pretrain readout fidelity,*}" \
     ${SYNTH_ARGS:-}
 if [ "$status" != 0 ]; then
     echo "the study failed: $out/study.log"; tail -20 "$out/study.log"

@@ -1,25 +1,28 @@
-"""`dvc repro` of independent stages several at a time, for a repository's own `dvc repro` to
+"""`dvc repro` of a pipeline's stages several at a time, for a repository's own `dvc repro` to
 take from DVC's run cache.
 
 DVC runs one repository's stages one after another (`dvc repro` holds the repository's lock).
-On one GPU machine the readouts of a ladder are thirty small processes, each bound by its
-Python loop, not by the GPU; run one at a time they take most of a GPU study's minutes. Here
-each of `--jobs` workers is a copy of the repository whose DVC cache is the repository's own
-(files of a MiB or more hard-linked, the rest copied: DVC replaces outputs, it never writes
-into them); each worker takes the next stage from one queue, in the order given, and runs
-`dvc repro --single-item STAGE` in its copy. Every stage run so is saved in the shared run
-cache, so the repository's own `dvc repro` then says "Stage ... is cached - skipping run",
-checks the outputs out and writes dvc.lock with the very hashes the stage ran on.
+On one GPU machine a ladder's stages are bound by their Python loops and kernel launches, not
+by the GPU: the eager world render, thirty readouts. Here each of `--jobs` workers is a copy of
+the repository whose DVC cache is the repository's own (files of a MiB or more hard-linked, the
+rest copied: DVC replaces outputs, it never writes into them; the workers check outputs out as
+hard links); each worker takes the next stage that is ready, in the order given, and runs
+`dvc repro` of it in its copy. A stage is ready when every chosen stage it depends on has run:
+DVC then takes those from the run cache into the worker ("is cached - skipping run") before it
+runs the stage (`--single-item` where it depends on none). Every stage run so is saved in the
+shared run cache, so the repository's own `dvc repro` then says "Stage ... is cached - skipping
+run", checks the outputs out and writes dvc.lock with the very hashes the stage ran on.
 
-The stages' upstream stages must be up to date in the repository (its dvc.lock); patterns are
-matched (fnmatch) against `dvc stage list --name-only` as `dvc repro --glob` reads them (a
-foreach or matrix stage's name matches all of its items), each stage once, first match first.
-Files the stages write that DVC does not track (a run's own records, such as fourds'
-execution.yaml) are copied back where `--keep` globs match them and the repository has none.
-Writes, under --logs: each stage's output (`<stage>.log`) and `parallel_repro.json` (each
-stage's worker, wall seconds and exit status). Exits 1 naming the stages that failed.
+The chosen stages' other upstream stages must be up to date in the repository (its dvc.lock);
+patterns are matched (fnmatch) against the pipeline's stage names as `dvc repro --glob` reads
+them (a foreach or matrix stage's name matches all of its items), each stage once, first match
+first. A stage whose upstream failed does not run. Files the stages write that DVC does not
+track (a run's own records, such as fourds' execution.yaml) are copied back where `--keep`
+globs match them and the repository has none. Writes, under --logs: each stage's output
+(`<stage>.log`) and `parallel_repro.json` (each stage's worker, wall seconds and exit status).
+Exits 1 naming the stages that failed or did not run.
 
-Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 'readout@*' 'fidelity@*'
+Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 pretrain readout fidelity
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import argparse
 import fnmatch
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -37,27 +39,32 @@ import threading
 import time
 from pathlib import Path
 
+import networkx
+from dvc.repo import Repo
+
 LINKED_SIZE = 2**20  # files at least this large are hard-linked into the workers
 WRITTEN_IN_PLACE = {"dvc.lock", "params.yaml", ".gitignore"}  # always copied
 
 
-def matching_stages(repo: Path, patterns: list[str]) -> list[str]:
-    """The repository's stages that match `patterns`, in the patterns' order, each once."""
-    listed = subprocess.run(
-        ["dvc", "stage", "list", "--name-only"],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    chosen: dict[str, None] = {}
-    for pattern in patterns:
-        chosen.update(
-            (name, None)
-            for name in listed
-            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f"{pattern}@*")
-        )
-    return list(chosen)
+def chosen_stages(repo: Path, patterns: list[str]) -> dict[str, set[str]]:
+    """The pipeline's stages that match `patterns` (in the patterns' order, each once) -> the
+    chosen stages each depends on, directly or not."""
+    with Repo(str(repo)) as dvc_repo:
+        graph = dvc_repo.index.graph  # an edge from each stage to each stage it depends on
+        names = {stage: stage.addressing for stage in graph}
+        order: dict[str, None] = {}
+        for pattern in patterns:
+            order.update(
+                (name, None)
+                for name in names.values()
+                if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f"{pattern}@*")
+            )
+        upstream = {
+            names[stage]: {names[before] for before in networkx.descendants(graph, stage)}
+            for stage in graph
+            if names[stage] in order
+        }
+    return {name: upstream[name] & order.keys() for name in order}
 
 
 def _link_or_copy(source: str, destination: str) -> None:
@@ -79,12 +86,12 @@ def make_worker(repo: Path, destination: Path, cache: Path) -> Path:
         ),
         copy_function=_link_or_copy,
     )
-    subprocess.run(
-        ["dvc", "cache", "dir", "--local", str(cache)],
-        cwd=destination,
-        check=True,
-        capture_output=True,
+    settings = (
+        ["cache", "dir", "--local", str(cache)],
+        ["config", "--local", "cache.type", "hardlink"],
     )
+    for setting in settings:
+        subprocess.run(["dvc", *setting], cwd=destination, check=True, capture_output=True)
     return destination
 
 
@@ -103,7 +110,7 @@ def keep_records(workers: list[Path], repo: Path, patterns: list[str]) -> list[s
         for pattern in patterns:
             for source in sorted(worker.glob(pattern)):
                 target = repo / source.relative_to(worker)
-                if target.exists():
+                if target.exists() or not source.is_file():
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
@@ -113,31 +120,57 @@ def keep_records(workers: list[Path], repo: Path, patterns: list[str]) -> list[s
     return kept
 
 
+class Schedule:
+    """The chosen stages, handed out as they become ready (every upstream one run), in order."""
+
+    def __init__(self, upstream: dict[str, set[str]]):
+        self.upstream, self.waiting = upstream, list(upstream)
+        self.outcome: dict[str, bool] = {}  # stage -> whether it ran
+        self.changed = threading.Condition()
+
+    def take(self) -> str | None:
+        """The next ready stage (waiting while stages it needs run); None when none is left."""
+        with self.changed:
+            while self.waiting:
+                for stage in self.waiting:
+                    needed = [self.outcome.get(before) for before in self.upstream[stage]]
+                    if False in needed or None not in needed:
+                        self.waiting.remove(stage)
+                        if False not in needed:
+                            return stage
+                        self.outcome[stage] = False  # its upstream failed: it does not run
+                        self.changed.notify_all()
+                        break
+                else:
+                    self.changed.wait()
+            return None
+
+    def finish(self, stage: str, ran: bool) -> None:
+        with self.changed:
+            self.outcome[stage] = ran
+            self.changed.notify_all()
+
+
 def run_stages(
-    stages: list[str], workers: list[Path], logs: Path, deadline: float, threads: int
+    upstream: dict[str, set[str]], workers: list[Path], logs: Path, deadline: float, threads: int
 ) -> dict[str, dict]:
-    """Run `stages` over `workers`, a stage at a time each; stage -> its record."""
-    pending: queue.Queue[str] = queue.Queue()
-    for stage in stages:
-        pending.put(stage)
+    """Run the stages over `workers`, a stage at a time each; stage -> its record."""
+    schedule = Schedule(upstream)
     records: dict[str, dict] = {}
     lock = threading.Lock()
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
 
     def drain(worker: Path) -> None:
-        while True:
-            try:
-                stage = pending.get_nowait()
-            except queue.Empty:
-                return
+        while (stage := schedule.take()) is not None:
             left = deadline - time.time()
             started = time.perf_counter()
-            status = "no time left"
+            status: int | str = "no time left"
+            command = ["dvc", "repro", stage] if upstream[stage] else ["dvc", "repro", "-s", stage]
             if left > 0:
                 with open(logs / f"{stage}.log", "w") as log:
                     try:
                         finished = subprocess.run(
-                            ["dvc", "repro", "--single-item", stage],
+                            command,
                             cwd=worker,
                             stdout=log,
                             stderr=subprocess.STDOUT,
@@ -148,6 +181,7 @@ def run_stages(
                     except subprocess.TimeoutExpired:
                         status = "timed out"
             seconds = round(time.perf_counter() - started, 1)
+            schedule.finish(stage, status == 0)
             with lock:  # one line at a time
                 records[stage] = {"worker": worker.name, "seconds": seconds, "status": status}
                 print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
@@ -157,7 +191,8 @@ def run_stages(
         thread.start()
     for thread in threads_:
         thread.join()
-    return {stage: records[stage] for stage in stages}
+    not_run = {"worker": None, "seconds": 0.0, "status": "upstream failed"}
+    return {stage: records.get(stage, not_run) for stage in upstream}
 
 
 def main() -> int:
@@ -169,8 +204,8 @@ def main() -> int:
     parser.add_argument("--keep", action="append", default=[], help="a glob of run records")
     args = parser.parse_args()
     repo = Path.cwd().resolve()
-    stages = matching_stages(repo, args.patterns)
-    jobs = max(1, min(args.jobs, len(stages)))
+    upstream = chosen_stages(repo, args.patterns)
+    jobs = max(1, min(args.jobs, len(upstream)))
     args.logs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"{repo.name}.workers.", dir=repo.parent) as scratch:
@@ -178,7 +213,7 @@ def main() -> int:
         workers = [make_worker(repo, Path(scratch) / f"worker{j}", cache) for j in range(jobs)]
         setup = round(time.perf_counter() - started, 1)
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        records = run_stages(stages, workers, args.logs, args.deadline, threads)
+        records = run_stages(upstream, workers, args.logs, args.deadline, threads)
         keep_records(workers, repo, args.keep)
     summary = {
         "jobs": jobs,
@@ -191,7 +226,7 @@ def main() -> int:
     if failed:
         print(f"parallel_repro: failed: {' '.join(failed)} (logs in {args.logs})", file=sys.stderr)
         return 1
-    print(f"parallel_repro: {len(stages)} stages on {jobs} workers in {summary['wall_seconds']} s")
+    print(f"parallel_repro: {len(records)} stages on {jobs} workers in {summary['wall_seconds']} s")
     return 0
 
 
