@@ -2,11 +2,11 @@
 
 `TASKS[name]` holds a task's facts: the headline metric its metrics.json, the report, the
 terminal answer and the README lead with, how tables and plots name it and which way is better,
-its no-learning baseline in a few words, the ground-truth arrays it reads from a split, the
-readout source formats that carry them (`readouts.<task>.source.format`, fourds.data.benchmarks),
-and the module that implements it (its `build(geometry, context)` makes the task,
+its no-learning baseline in a few words, the ground-truth arrays it reads from a split, and the
+module that implements it (its `build(geometry, context)` makes the task,
 fourds.evaluate.tasks.make_task). The readout stage, the report, `fourds answer` and the
-README's tables read this table; adding a task is an entry here and its module.
+README's tables read this table; adding a task is an entry here and its module. The source
+formats that carry a task's ground truth are the format table's (fourds.config.formats).
 
 No torch here: params validation and the report import it.
 """
@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from fourds.config import ConfigError, ReadoutConfig, TaskReadoutConfig
+from fourds.config.formats import FORMATS, formats_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,6 @@ class TaskEntry:
     higher_is_better: bool
     baseline: str  # the no-learning predictor (Task.baseline), in a few words
     keys: tuple[str, ...]  # ground-truth arrays the task reads from a split
-    formats: tuple[str, ...]  # readout source formats that carry that ground truth
     module: str  # implements the task: `build(geometry, context) -> Task`
     loads_converted: bool = False  # an official readout converted by `fourds convert` exists
 
@@ -50,7 +50,6 @@ TASKS: dict[str, TaskEntry] = {
         False,
         "layout-only mean depth",
         ("depth",),
-        ("synthetic", "scannet"),
         "fourds.evaluate.tasks.depth",
         loads_converted=True,
     ),
@@ -60,7 +59,6 @@ TASKS: dict[str, TaskEntry] = {
         False,
         "zero camera motion",
         ("extrinsics",),
-        ("synthetic", "scannet", "realestate10k"),
         "fourds.evaluate.tasks.pose",
     ),
     "tracking": TaskEntry(
@@ -69,7 +67,6 @@ TASKS: dict[str, TaskEntry] = {
         True,
         "static points",
         ("tracks", "visible"),
-        ("synthetic", "tapvid", "perception_test"),
         "fourds.evaluate.tasks.tracking",
     ),
     "boxes": TaskEntry(
@@ -78,7 +75,6 @@ TASKS: dict[str, TaskEntry] = {
         True,
         "first-frame box",
         ("boxes", "box_visible"),
-        ("synthetic", "box_tracks", "waymo_open"),
         "fourds.evaluate.tasks.boxes",
     ),
     "classification": TaskEntry(
@@ -87,15 +83,9 @@ TASKS: dict[str, TaskEntry] = {
         True,
         "most frequent class",
         ("label",),
-        ("synthetic", "ssv2", "kinetics"),
         "fourds.evaluate.tasks.classification",
     ),
 }
-
-
-def source_formats() -> tuple[str, ...]:
-    """Every readout source format some task reads, in table order."""
-    return tuple(dict.fromkeys(f for entry in TASKS.values() for f in entry.formats))
 
 
 def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]) -> None:
@@ -109,18 +99,13 @@ def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskRead
     for task in readout.tasks:
         if task not in TASKS:
             raise ConfigError(f"readout.tasks has {task!r}, which is not one of {list(TASKS)}")
-    formats = source_formats()
     for task, settings in readouts.items():
-        source = settings.source.format
-        if source not in formats:
-            raise ConfigError(
-                f"readouts.{task}.source.format={source!r} is not one of {list(formats)}"
-            )
-        if task in TASKS and source not in TASKS[task].formats:
-            served = [name for name, entry in TASKS.items() if source in entry.formats]
+        source = settings.source.format  # one of source_formats(): SourceConfig checks it
+        if task in TASKS and source not in formats_of(task):
+            served = FORMATS[source].tasks if source in FORMATS else list(TASKS)
             raise ConfigError(
                 f"readouts.{task}.source.format={source!r} has no {task} ground truth "
-                f"(it serves {served})"
+                f"(it serves {list(served)})"
             )
         if settings.pretrained and not (task in TASKS and TASKS[task].loads_converted):
             loadable = [name for name, entry in TASKS.items() if entry.loads_converted]

@@ -199,8 +199,8 @@ def test_every_readout_task_needs_its_settings(raw):
         (
             "depth",
             {"format": "scannet", "train": "a", "test": "b", "videos": "scans"},
-            "readouts.depth.source.videos is read by the ['ssv2', 'kinetics', "
-            "'perception_test'] formats only: leave it empty for format='scannet'",
+            "readouts.depth.source.videos is read by the ['perception_test', 'ssv2', "
+            "'kinetics'] formats only: leave it empty for format='scannet'",
         ),
     ],
 )

@@ -10,9 +10,7 @@ import pytest
 from fourds.config import SourceConfig
 from fourds.data.benchmarks import load_readout_split, readout_classes, source_files
 from fourds.data.labelled import clip_index
-from fourds.data.readers import ReaderError
-from fourds.data.readers.kinetics import read_kinetics_csv
-from fourds.data.readers.ssv2 import read_ssv2_classes, read_ssv2_split
+from fourds.data.readers import ReaderError, kinetics, ssv2
 from tests.benchmark_files import (
     KINETICS_LABELS,
     SSV2_TEMPLATES,
@@ -47,10 +45,10 @@ def assert_class_colours(clips: dict[str, np.ndarray], classes: tuple[str, ...])
 
 def test_ssv2_classes_follow_the_label_list_and_templates_lose_their_brackets(tmp_path):
     write_ssv2(tmp_path, {"train": [0, 3], "validation": [5]})
-    classes = read_ssv2_classes(tmp_path / "labels" / "labels.json")
+    classes = ssv2.classes(tmp_path / "labels" / "labels.json")
     assert classes == tuple(t.replace("[", "").replace("]", "") for t in SSV2_TEMPLATES)
     assert classes[0] == "Putting something on something"  # index 0, written last
-    videos = read_ssv2_split(tmp_path / "labels" / "train.json")
+    videos = ssv2.split(tmp_path / "labels" / "train.json")
     assert [(video.file, video.label) for video in videos] == [
         ("1000.webm", "Putting something on something"),
         ("1001.webm", "Tearing something into two pieces"),
@@ -155,6 +153,6 @@ def test_malformed_kinetics_files_are_named(tmp_path, row, message):
 def test_kinetics_rows_name_their_videos_as_the_downloaders_do(tmp_path):
     csv = tmp_path / "val.csv"
     csv.write_text('label,youtube_id,time_start,time_end,split\n"a, b",--33Lscn6sk,4,14,val\n')
-    (video,) = read_kinetics_csv(csv)
+    (video,) = kinetics.split(csv)
     assert video.file == "--33Lscn6sk_000004_000014.mp4" and video.label == "a, b"
     assert video.entry == f"{csv}: line 2"

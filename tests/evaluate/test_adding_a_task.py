@@ -28,7 +28,6 @@ TOY = TaskEntry(
     higher_is_better=False,
     baseline="mean training brightness",
     keys=(),
-    formats=("synthetic",),
     module="tests.evaluate.toy_task",
 )
 

@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from fourds.config import ConfigError, Params
+from fourds.config.formats import FORMATS
 from fourds.config.schema import parse
-from fourds.tasks import TASKS, check_readout_params, source_formats
+from fourds.tasks import TASKS, check_readout_params
 from tests.conftest import REPO_ROOT
 
 
@@ -30,7 +31,7 @@ def test_the_committed_params_pass_and_every_task_reads_keys_of_the_shards():
     params = parse(Params, yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
     check_readout_params(params.readout, params.readouts)
     for spec in TASKS.values():
-        assert spec.formats[0] == "synthetic" and set(spec.keys) <= set(GROUND_TRUTH_KEYS)
+        assert set(spec.keys) <= set(GROUND_TRUTH_KEYS)
 
 
 def test_an_unknown_task_is_refused(raw):
@@ -58,18 +59,22 @@ def test_an_unknown_task_is_refused(raw):
             "readouts.pose.source.format='kinetics' has no pose ground truth "
             "(it serves ['classification'])",
         ),
-        (
-            "boxes",
-            {"format": "kitti", "train": "a", "test": "b"},
-            "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'scannet', "
-            "'realestate10k', 'tapvid', 'perception_test', 'box_tracks', 'waymo_open', 'ssv2', "
-            "'kinetics']",
-        ),
     ],
 )
 def test_a_readout_source_must_carry_its_tasks_ground_truth(raw, task, source, message):
     raw["readouts"][task]["source"].update(source)
     check_fails(raw, message)
+
+
+def test_an_unknown_format_is_refused_where_params_load(raw):
+    raw["readouts"]["boxes"]["source"].update({"format": "kitti", "train": "a", "test": "b"})
+    with pytest.raises(ConfigError) as error:
+        parse(Params, raw)
+    assert str(error.value) == (
+        "readouts.boxes.source.format='kitti' is not one of ['synthetic', 'scannet', "
+        "'realestate10k', 'tapvid', 'perception_test', 'box_tracks', 'waymo_open', 'ssv2', "
+        "'kinetics']"
+    )
 
 
 def test_only_the_depth_readout_loads_a_converted_readout(raw):
@@ -82,5 +87,5 @@ def test_only_the_depth_readout_loads_a_converted_readout(raw):
     )
 
 
-def test_the_formats_are_the_union_of_the_tasks_formats():
-    assert set(source_formats()) == {f for spec in TASKS.values() for f in spec.formats}
+def test_every_format_serves_tasks_of_the_table():
+    assert all(entry.tasks and set(entry.tasks) <= set(TASKS) for entry in FORMATS.values())

@@ -36,6 +36,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
 from fourds.errors import ConfigError
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
@@ -68,8 +69,6 @@ POSE_PAIRS = typing.get_args(PosePairs)
 LAYOUTS = typing.get_args(Layout)
 CROPS = typing.get_args(Crop)
 SHARD_FORMATS = typing.get_args(ShardFormat)
-VIDEO_LIST_FORMATS = ("ssv2", "kinetics")  # fourds.data.labelled: split files name the videos
-VIDEO_FOLDER_FORMATS = (*VIDEO_LIST_FORMATS, "perception_test")  # read source.videos
 # Decoding limits (CurateConfig): 8K video (7680x4320 = 33.2M pixels) fits.
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
@@ -509,8 +508,9 @@ class SourceConfig(Section):
     """Where a readout's train and test clips come from.
 
     format: "synthetic" reads the curated corpus's readout-train and readout-test shards (train
-        and test stay empty); the others read a public benchmark format, cut into clips of the
-        encoder's input size (see fourds.data.benchmarks for each layout):
+        and test stay empty); the others (fourds.config.formats.FORMATS) read a public
+        benchmark format, cut into clips of the encoder's input size (see
+        fourds.data.benchmarks for each layout):
         tapvid         train and test are TAP-Vid pickles, or folders of them (Kinetics);
         scannet        folders of exported ScanNet scenes;
         realestate10k  folders of camera files, each beside its video (same stem);
@@ -524,7 +524,7 @@ class SourceConfig(Section):
                        labels.json beside the train one;
         kinetics       Kinetics annotation CSVs (label,youtube_id,time_start,time_end,split).
     frame_stride: clips take every frame_stride-th frame of a benchmark video.
-    videos: the folder of the videos that the split files of a VIDEO_FOLDER_FORMATS format
+    videos: the folder of the videos that the split files of a format with `reads_videos`
         name, at any depth (flat, or in per-class or per-split folders); empty for the other
         formats.
     """
@@ -536,8 +536,12 @@ class SourceConfig(Section):
     videos: StrictStr = ""
 
     def check(self, path: str) -> None:
+        _require(
+            self.format in source_formats(),
+            f"{path}.format={self.format!r} is not one of {list(source_formats())}",
+        )
         given = bool(self.train), bool(self.test)
-        if self.format == "synthetic":
+        if self.format == SYNTHETIC:
             _require(
                 given == (False, False),
                 f"{path}.format='synthetic' reads the curated shards: leave {path}.train and "
@@ -548,7 +552,8 @@ class SourceConfig(Section):
                 given == (True, True),
                 f"{path}.format={self.format!r} needs both {path}.train and {path}.test paths",
             )
-        if self.format in VIDEO_FOLDER_FORMATS:
+        reading = [name for name, entry in FORMATS.items() if entry.reads_videos]
+        if self.format in reading:
             _require(
                 bool(self.videos),
                 f"{path}.format={self.format!r} needs {path}.videos, the folder of its videos",
@@ -556,8 +561,8 @@ class SourceConfig(Section):
         else:
             _require(
                 not self.videos,
-                f"{path}.videos is read by the {list(VIDEO_FOLDER_FORMATS)} formats only: leave "
-                f"it empty for format={self.format!r}",
+                f"{path}.videos is read by the {reading} formats only: leave it empty for "
+                f"format={self.format!r}",
             )
 
 

@@ -1,5 +1,6 @@
 """Readout data from a task's `source` param (fourds.config.SourceConfig): the curated synthetic
-shards, or public benchmark files read through fourds.data.readers and cut into clips.
+shards, or public benchmark files read by their format's reader (fourds.config.formats names it,
+fourds.data.readers holds them) and cut into clips.
 
 Benchmark layouts, the same for `train` and `test`:
 
@@ -43,25 +44,16 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import SourceConfig
-from fourds.config.schema import VIDEO_LIST_FORMATS
+from fourds.config.formats import FORMATS, SYNTHETIC, where_to_get
 from fourds.data.curate import clip_starts, resize_ground_truth
-from fourds.data.decode import decode_video
 from fourds.data.labelled import benchmark_classes, labelled_files, labelled_samples
-from fourds.data.readers import ReaderError, check_room, max_decoded_bytes
-from fourds.data.readers.boxes import read_box_tracks
-from fourds.data.readers.perception_test import find_videos, iter_perception_test, read_point_tracks
-from fourds.data.readers.realestate10k import read_camera_file
-from fourds.data.readers.scannet import read_scene
-from fourds.data.readers.tapvid import read_tapvid
-from fourds.data.readers.waymo import iter_waymo, waymo_segments
+from fourds.data.readers import ReaderError, format_reader
 from fourds.data.sample import Sample
 from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
 from fourds.data.spill import IN_MEMORY, HostBudget, StackBuilder
 from fourds.data.video import frames_from_pixels, resize_frames
-from fourds.data.where import where_to_get
 
 GROUND_TRUTH = ("depth", "intrinsics", "extrinsics", "tracks", "visible", "boxes", "box_visible")
-ANNOTATION_SUFFIXES = {"realestate10k": (".txt",), "box_tracks": (".json", ".csv")}
 
 
 def load_readout_split(
@@ -80,9 +72,9 @@ def load_readout_split(
     Raises:
         ReaderError: a benchmark file lacks the ground truth asked for, or yields no clip.
     """
-    if source.format == "synthetic":
+    if source.format == SYNTHETIC:
         return load_split(shard_dir, f"readout-{split}", keys)
-    if source.format in VIDEO_LIST_FORMATS:  # samples that are clips already
+    if FORMATS[source.format].lists_videos:  # samples that are clips already
         samples = labelled_samples(source, split, frames, size)
         return clips_from_samples(samples, keys, frames, size, 1, budget)
     samples = iter_benchmark(source.format, getattr(source, split), size, source.videos)
@@ -92,7 +84,8 @@ def load_readout_split(
 def readout_classes(source: SourceConfig) -> tuple[str, ...]:
     """A classification benchmark's class list, in the order of the readout's outputs; empty
     where the classes are the labels found in the clips (the synthetic corpus)."""
-    return benchmark_classes(source) if source.format in VIDEO_LIST_FORMATS else ()
+    entry = FORMATS.get(source.format)
+    return benchmark_classes(source) if entry and entry.lists_videos else ()
 
 
 def pretrain_clips(
@@ -130,22 +123,15 @@ def pretrain_clips(
 
 def source_files(source: SourceConfig, shard_dir: str | Path) -> list[Path]:
     """Every file a readout's data is read from (for its run record)."""
-    if source.format == "synthetic":
+    if source.format == SYNTHETIC:
         return sorted(Path(shard_dir).glob("readout-*.npz"))
-    if source.format in VIDEO_LIST_FORMATS:
+    if FORMATS[source.format].lists_videos:
         return labelled_files(source)
     files = []
     for root in (Path(source.train), Path(source.test)):
         if not root.exists():
             raise FileNotFoundError(missing_benchmark(root, source.format))
-        if source.format == "tapvid":
-            files += tapvid_pickles(root)
-        elif source.format == "perception_test":
-            files += [root, *find_videos(source.videos, read_point_tracks(root))]
-        elif source.format == "waymo_open":
-            files += [path for pair in waymo_segments(root) for path in pair]
-        else:
-            files += [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files += format_reader(source.format).files(root, source.videos)
     return files
 
 
@@ -157,107 +143,20 @@ def read_benchmark(format: str, path: str | Path, size: int, videos: str = "") -
 def iter_benchmark(format: str, path: str | Path, size: int, videos: str = "") -> Iterator[Sample]:
     """The Samples of benchmark `path` in `format` (with its videos under `videos` where the
     format names them), read file by file as the iterator reaches them (a TAP-Vid pickle's
-    videos together). A missing path raises at once."""
-    if format == "perception_test":  # these two say where the data comes from, and its terms
-        return iter_perception_test(path, videos, size)
-    if format == "waymo_open":
-        return iter_waymo(path, size)
+    videos together). A missing path raises at once, saying where to get the data (the
+    format's reader says it where the format's entry leaves `where` to it)."""
+    entry = FORMATS.get(format)
+    if entry is None or entry.lists_videos:
+        raise ValueError(f"{format!r} is not a benchmark format of video-length samples")
     path = Path(path)
-    if not path.exists():
+    if entry.where and not path.exists():
         raise FileNotFoundError(missing_benchmark(path, format))
-    if format == "tapvid":
-        pickles = tapvid_pickles(path)
-        return (sample for pickle in pickles for sample in read_tapvid(pickle, size))
-    if format == "scannet":
-        scenes = sorted(scene for scene in path.iterdir() if (scene / "depth").is_dir())
-        if not scenes:
-            raise FileNotFoundError(f"{path}: no exported scene (a sub-folder with depth/)")
-        return (read_scene(scene) for scene in scenes)
-    if format == "realestate10k":
-        return (_camera_sample(camera, size) for camera in _annotations(path, format))
-    if format == "box_tracks":
-        return (_box_sample(tracks, size) for tracks in _annotations(path, format))
-    raise ValueError(f"{format!r} is not a benchmark format")
+    return format_reader(format).samples(path, size, videos)
 
 
 def missing_benchmark(path: Path, format: str) -> str:
     """The error for a benchmark path that does not exist: what it is and where to get it."""
     return f"{path}: no such {format} benchmark file or folder; {where_to_get(format)}"
-
-
-def tapvid_pickles(path: Path) -> list[Path]:
-    """The TAP-Vid pickles a `tapvid` source names: the file, or the *.pkl files directly in the
-    folder in name order (as TAP-Vid-Kinetics ships, beside its README and CSV)."""
-    if path.is_file():
-        return [path]
-    found = sorted(child for child in path.iterdir() if child.suffix == ".pkl" and child.is_file())
-    if not found:
-        raise FileNotFoundError(f"{path}: no TAP-Vid pickle (*.pkl) in the folder")
-    return found
-
-
-def _annotations(folder: Path, format: str) -> list[Path]:
-    suffixes = ANNOTATION_SUFFIXES[format]
-    found = sorted(path for path in folder.iterdir() if path.suffix in suffixes)
-    if not found:
-        raise FileNotFoundError(f"{folder}: no {'/'.join(suffixes)} {format} files")
-    return found
-
-
-def paired_video(annotation: Path) -> Path:
-    """The video beside an annotation file: the one other file with the same stem."""
-    videos = [
-        path
-        for path in annotation.parent.glob(f"{annotation.stem}.*")
-        if path.stem == annotation.stem and path.suffix not in (".txt", ".json", ".csv")
-    ]
-    if len(videos) != 1:
-        found = ", ".join(sorted(path.name for path in videos)) or "none"
-        raise FileNotFoundError(
-            f"{annotation}: expected one video named {annotation.stem}.<ext> beside it ({found})"
-        )
-    return videos[0]
-
-
-def _camera_sample(camera_path: Path, size: int) -> Sample:
-    """A RealEstate10K clip: the video frames its camera lines name, with their cameras (a frame
-    as often as cameras name it, within max_decoded_bytes of the two files)."""
-    video_path = paired_video(camera_path)
-    video = decode_video(video_path, size, crop="stretch")
-    track = read_camera_file(camera_path, size, size)
-    index = np.round(track.timestamps * video.fps).astype(np.int64)
-    if index.max() >= len(video.frames):
-        raise ReaderError(
-            f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
-            f"{video_path.name} ({len(video.frames)} frames at {video.fps:g} fps)"
-        )
-    read = camera_path.stat().st_size + video_path.stat().st_size
-    what = f"{len(index)} cameras' frames at {size}x{size}"
-    check_room(str(camera_path), what, len(index) * video.frames[0].nbytes, max_decoded_bytes(read))
-    return Sample(
-        name=camera_path.name,
-        video=video.frames[index],
-        intrinsics=track.intrinsics,
-        extrinsics=track.extrinsics,
-    )
-
-
-def _box_sample(tracks_path: Path, size: int) -> Sample:
-    """A box-tracked clip: its video and boxes, both at size x size."""
-    video = decode_video(paired_video(tracks_path), size, crop="stretch")
-    _, boxes, visible = read_box_tracks(tracks_path, frames=len(video.frames))
-    if boxes.shape[1] > len(video.frames):
-        raise ReaderError(
-            f"{tracks_path}: annotates {boxes.shape[1]} frames, the video has {len(video.frames)}"
-        )
-    width, height = video.source_size
-    scale = np.array([size / width, size / height] * 2, np.float32)
-    return Sample(
-        name=tracks_path.name,
-        video=video.frames[: boxes.shape[1]],
-        boxes=boxes * scale,
-        box_visible=visible,
-    )
 
 
 def resize_sample(sample: Sample, size: int) -> Sample:

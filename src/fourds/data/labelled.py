@@ -1,5 +1,6 @@
 """Classification benchmarks whose split files list videos by file name, each with its class
-(formats `ssv2` and `kinetics`, fourds.config.schema.VIDEO_LIST_FORMATS), as readout clips.
+(the formats with `lists_videos` in fourds.config.formats: `ssv2`, `kinetics`), as readout
+clips.
 
     source.train, source.test   the split files: SSv2's train.json and validation.json (with
                                 labels.json beside train.json), or Kinetics' CSVs
@@ -30,13 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import SourceConfig
+from fourds.config.formats import where_to_get
 from fourds.data.decode import decode_video
-from fourds.data.readers import ReaderError
-from fourds.data.readers.kinetics import KINETICS_VIDEO_SUFFIX, kinetics_classes, read_kinetics_csv
-from fourds.data.readers.ssv2 import SSV2_VIDEO_SUFFIX, read_ssv2_classes, read_ssv2_split
+from fourds.data.readers import ReaderError, format_reader
 from fourds.data.sample import LabelledVideo, Sample
 from fourds.data.video import VideoError
-from fourds.data.where import where_to_get
 
 SHOWN_MISSING = 3  # names of missing videos the report gives
 
@@ -44,8 +43,7 @@ SHOWN_MISSING = 3  # names of missing videos the report gives
 def class_file(source: SourceConfig) -> Path:
     """The file the benchmark's label list is read from: SSv2's labels.json beside the train
     split, or the Kinetics training CSV."""
-    train = Path(source.train)
-    return train.parent / "labels.json" if source.format == "ssv2" else train
+    return format_reader(source.format).class_file(Path(source.train))
 
 
 def benchmark_classes(source: SourceConfig) -> tuple[str, ...]:
@@ -58,7 +56,7 @@ def benchmark_classes(source: SourceConfig) -> tuple[str, ...]:
     path = class_file(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {source.format} label list (beside the train split)")
-    return read_ssv2_classes(path) if source.format == "ssv2" else kinetics_classes(path)
+    return format_reader(source.format).classes(path)
 
 
 def listed_videos(source: SourceConfig, split: str) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -76,10 +74,8 @@ def listed_videos(source: SourceConfig, split: str) -> tuple[list[tuple[Path, st
             raise FileNotFoundError(
                 f"{path}: no such {source.format} {what}; {where_to_get(source.format)}"
             )
-    if source.format == "ssv2":
-        listed, suffix = read_ssv2_split(split_file), SSV2_VIDEO_SUFFIX
-    else:
-        listed, suffix = read_kinetics_csv(split_file), KINETICS_VIDEO_SUFFIX
+    reader = format_reader(source.format)
+    listed, suffix = reader.split(split_file), reader.VIDEO_SUFFIX
     _check_classes(listed, benchmark_classes(source), class_file(source))
     found: dict[str, Path] = {}
     for path in folder.rglob(f"*{suffix}"):

@@ -1,4 +1,6 @@
-"""Readers of public benchmark formats, each producing `fourds.data.sample.Sample`s.
+"""Readers of public benchmark formats, each producing `fourds.data.sample.Sample`s: one module
+per format, named by its fourds.config.formats entry, with the functions that entry's kind
+calls (`samples` and `files`, or the labelled formats' `split`, `classes` and `class_file`).
 
 A file that is not what its format says raises `ReaderError` naming the file and the problem.
 
@@ -11,6 +13,11 @@ they are decoded, and each image decoded at most MAX_IMAGE_PIXELS pixels.
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from fourds.config.formats import FORMATS
 from fourds.config.schema import MAX_FRAME_PIXELS
 from fourds.errors import ReaderError
 
@@ -19,6 +26,11 @@ from fourds.errors import ReaderError
 MIN_DECODED_BYTES = 1 << 30
 EXPANSION = 64
 MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS  # per image, as curation's limit per frame (8K fits)
+
+
+def format_reader(format: str) -> ModuleType:
+    """The module that reads benchmark `format` (its fourds.config.formats entry's `reader`)."""
+    return importlib.import_module(FORMATS[format].reader)
 
 
 def max_decoded_bytes(read_bytes: int) -> int:
@@ -34,3 +46,39 @@ def check_room(where: str, what: str, need: int, room: int) -> None:
             "left of what its files may decode to (fourds.data.readers.max_decoded_bytes: a "
             "small file cannot expand without bound)"
         )
+
+
+def all_files(path: Path) -> list[Path]:
+    """The file `path`, or every file under the folder `path` (what a run record hashes)."""
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def annotation_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
+    """The files of `folder` with one of `suffixes`, in name order.
+
+    Raises:
+        FileNotFoundError: there is none.
+    """
+    found = sorted(path for path in folder.iterdir() if path.suffix in suffixes)
+    if not found:
+        raise FileNotFoundError(f"{folder}: no {'/'.join(suffixes)} {what} files")
+    return found
+
+
+def paired_video(annotation: Path) -> Path:
+    """The video beside an annotation file: the one other file with the same stem.
+
+    Raises:
+        FileNotFoundError: there is none, or more than one.
+    """
+    videos = [
+        path
+        for path in annotation.parent.glob(f"{annotation.stem}.*")
+        if path.stem == annotation.stem and path.suffix not in (".txt", ".json", ".csv")
+    ]
+    if len(videos) != 1:
+        found = ", ".join(sorted(path.name for path in videos)) or "none"
+        raise FileNotFoundError(
+            f"{annotation}: expected one video named {annotation.stem}.<ext> beside it ({found})"
+        )
+    return videos[0]

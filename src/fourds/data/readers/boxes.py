@@ -12,17 +12,53 @@ CSV (header required; a frame without a row for an object means it is not visibl
 
 Both give boxes float32 [M, T, 4] (x0, y0, x1, y1) and visible bool [M, T], objects in order of
 first appearance in the file; boxes are NaN where not visible.
+
+A split is a folder of box-track files <clip>.json or <clip>.csv, each beside its video
+<clip>.<ext>; boxes are in pixels of the video as displayed, frame i its i-th decoded frame.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from fourds.data.readers import ReaderError
+from fourds.data.decode import decode_video
+from fourds.data.readers import ReaderError, all_files, annotation_files, paired_video
+from fourds.data.sample import Sample
+
+
+def samples(path: Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """Every box-tracked clip of a split folder at size x size, read as the iterator reaches
+    it."""
+    tracks = annotation_files(path, (".json", ".csv"), "box_tracks")
+    return (clip_sample(track, size) for track in tracks)
+
+
+def files(path: Path, videos: str = "") -> list[Path]:
+    """Every file of the split folder."""
+    return all_files(path)
+
+
+def clip_sample(tracks_path: Path, size: int) -> Sample:
+    """A box-tracked clip: its video and boxes, both at size x size."""
+    video = decode_video(paired_video(tracks_path), size, crop="stretch")
+    _, boxes, visible = read_box_tracks(tracks_path, frames=len(video.frames))
+    if boxes.shape[1] > len(video.frames):
+        raise ReaderError(
+            f"{tracks_path}: annotates {boxes.shape[1]} frames, the video has {len(video.frames)}"
+        )
+    width, height = video.source_size
+    scale = np.array([size / width, size / height] * 2, np.float32)
+    return Sample(
+        name=tracks_path.name,
+        video=video.frames[: boxes.shape[1]],
+        boxes=boxes * scale,
+        box_visible=visible,
+    )
 
 
 def read_box_tracks(

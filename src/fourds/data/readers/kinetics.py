@@ -18,10 +18,15 @@ from fourds.data.readers import ReaderError
 from fourds.data.sample import LabelledVideo
 
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
-KINETICS_VIDEO_SUFFIX = ".mp4"
+VIDEO_SUFFIX = ".mp4"
 
 
-def read_kinetics_csv(path: str | Path) -> list[LabelledVideo]:
+def class_file(train: Path) -> Path:
+    """The label list: the training CSV's labels (`classes`)."""
+    return train
+
+
+def split(path: str | Path) -> list[LabelledVideo]:
     """The videos of an annotation CSV, each with its label, in file order.
 
     Raises:
@@ -45,16 +50,16 @@ def read_kinetics_csv(path: str | Path) -> list[LabelledVideo]:
                 if not label or not video:
                     raise ReaderError(f"{where} has no label or no youtube_id")
                 start, end = _seconds(row["time_start"], where), _seconds(row["time_end"], where)
-                name = f"{video}_{start:06d}_{end:06d}{KINETICS_VIDEO_SUFFIX}"
+                name = f"{video}_{start:06d}_{end:06d}{VIDEO_SUFFIX}"
                 videos.append(LabelledVideo(name, label, where))
     except (UnicodeDecodeError, csv.Error) as error:
         raise ReaderError(f"{path}: not a CSV file ({error})") from None
     return videos
 
 
-def kinetics_classes(path: str | Path) -> tuple[str, ...]:
+def classes(path: str | Path) -> tuple[str, ...]:
     """The sorted distinct labels of an annotation CSV."""
-    return tuple(sorted({video.label for video in read_kinetics_csv(path)}))
+    return tuple(sorted({video.label for video in split(path)}))
 
 
 def _seconds(value: str | None, where: str) -> int:

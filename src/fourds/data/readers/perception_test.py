@@ -165,14 +165,18 @@ def find_videos(folder: str | Path, entries: list[PointTrackedVideo]) -> list[Pa
     return [found[f"{entry.video_id}{VIDEO_SUFFIX}"] for entry in entries]
 
 
-def iter_perception_test(
-    annotations: str | Path, videos: str | Path, size: int
-) -> Iterator[Sample]:
-    """The point-tracked videos of an annotation file as Samples at size x size, decoded one at
-    a time as the iterator reaches them; the file is read, and every video found, at once."""
+def samples(annotations: Path, size: int, videos: str) -> Iterator[Sample]:
+    """The point-tracked videos of an annotation file (under `videos`) as Samples at size x
+    size, decoded one at a time as the iterator reaches them; the file is read, and every video
+    found, at once."""
     entries = read_point_tracks(annotations)
     paths = find_videos(videos, entries)
     return (_sample(entry, path, size) for entry, path in zip(entries, paths, strict=True))
+
+
+def files(annotations: Path, videos: str) -> list[Path]:
+    """The files a split reads: the annotation file and its point-tracked videos."""
+    return [annotations, *find_videos(videos, read_point_tracks(annotations))]
 
 
 def _sample(entry: PointTrackedVideo, path: Path, size: int) -> Sample:

@@ -9,16 +9,30 @@ fx, fy, cx, cy are normalised by the image width and height; the 3x4 matrix [R |
 to camera coordinates (row-major). Rotations in the files are orthonormal only to about 1e-7,
 which is tolerated; anything further off is reported, as are non-finite numbers, a negative or
 non-increasing timestamp and a focal length that is not positive.
+
+A split is a folder of camera files <clip>.txt, each beside its video <clip>.<ext> in any
+container PyAV decodes; camera line i shows the video frame at its timestamp, frame
+round(timestamp * fps).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from fourds.data.readers import ReaderError
+from fourds.data.decode import decode_video
+from fourds.data.readers import (
+    ReaderError,
+    all_files,
+    annotation_files,
+    check_room,
+    max_decoded_bytes,
+    paired_video,
+)
+from fourds.data.sample import Sample
 
 ORTHONORMAL_TOLERANCE = 1e-5
 
@@ -32,6 +46,41 @@ class CameraTrack:
     timestamps: np.ndarray
     intrinsics: np.ndarray
     extrinsics: np.ndarray
+
+
+def samples(path: Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """Every clip of a split folder at size x size (video stretched), read as the iterator
+    reaches it."""
+    cameras = annotation_files(path, (".txt",), "realestate10k")
+    return (clip_sample(camera, size) for camera in cameras)
+
+
+def files(path: Path, videos: str = "") -> list[Path]:
+    """Every file of the split folder."""
+    return all_files(path)
+
+
+def clip_sample(camera_path: Path, size: int) -> Sample:
+    """A clip: the video frames its camera lines name, with their cameras (a frame as often as
+    cameras name it, within max_decoded_bytes of the two files)."""
+    video_path = paired_video(camera_path)
+    video = decode_video(video_path, size, crop="stretch")
+    track = read_camera_file(camera_path, size, size)
+    index = np.round(track.timestamps * video.fps).astype(np.int64)
+    if index.max() >= len(video.frames):
+        raise ReaderError(
+            f"{camera_path}: a camera at {track.timestamps.max():.3f} s is past the end of "
+            f"{video_path.name} ({len(video.frames)} frames at {video.fps:g} fps)"
+        )
+    read = camera_path.stat().st_size + video_path.stat().st_size
+    what = f"{len(index)} cameras' frames at {size}x{size}"
+    check_room(str(camera_path), what, len(index) * video.frames[0].nbytes, max_decoded_bytes(read))
+    return Sample(
+        name=camera_path.name,
+        video=video.frames[index],
+        intrinsics=track.intrinsics,
+        extrinsics=track.extrinsics,
+    )
 
 
 def read_camera_file(path: str | Path, width: int, height: int) -> CameraTrack:

@@ -14,12 +14,19 @@ map is read: a 38 KB PNG can hold 4000x4000 zeros), and each image at most MAX_I
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 
-from fourds.data.readers import MAX_IMAGE_PIXELS, ReaderError, check_room, max_decoded_bytes
+from fourds.data.readers import (
+    MAX_IMAGE_PIXELS,
+    ReaderError,
+    all_files,
+    check_room,
+    max_decoded_bytes,
+)
 from fourds.data.sample import Sample
 from fourds.data.video import VideoError
 
@@ -67,6 +74,20 @@ def read_matrix(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
             "pose: leave those frames out of the export)"
         )
     return matrix
+
+
+def samples(path: Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """Every exported scene of a split folder (a sub-folder with depth/), in name order, read
+    as the iterator reaches it (at its own size: fourds.data.benchmarks resizes)."""
+    scenes = sorted(scene for scene in path.iterdir() if (scene / "depth").is_dir())
+    if not scenes:
+        raise FileNotFoundError(f"{path}: no exported scene (a sub-folder with depth/)")
+    return (read_scene(scene) for scene in scenes)
+
+
+def files(path: Path, videos: str = "") -> list[Path]:
+    """Every file of the split folder."""
+    return all_files(path)
 
 
 def read_scene(scene_dir: str | Path) -> Sample:

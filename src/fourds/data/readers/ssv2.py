@@ -21,10 +21,15 @@ from typing import Any
 from fourds.data.readers import ReaderError
 from fourds.data.sample import LabelledVideo
 
-SSV2_VIDEO_SUFFIX = ".webm"
+VIDEO_SUFFIX = ".webm"
 
 
-def read_ssv2_classes(path: str | Path) -> tuple[str, ...]:
+def class_file(train: Path) -> Path:
+    """The label list: labels.json beside the train split file."""
+    return train.parent / "labels.json"
+
+
+def classes(path: str | Path) -> tuple[str, ...]:
     """The class names of a labels.json, in the order of their indices.
 
     Raises:
@@ -44,7 +49,7 @@ def read_ssv2_classes(path: str | Path) -> tuple[str, ...]:
     return tuple(sorted(index, key=index.get))
 
 
-def read_ssv2_split(path: str | Path) -> list[LabelledVideo]:
+def split(path: str | Path) -> list[LabelledVideo]:
     """The videos of a train.json or validation.json, each with its class, in file order.
 
     Raises:
@@ -67,7 +72,7 @@ def read_ssv2_split(path: str | Path) -> list[LabelledVideo]:
                 "not scored)"
             )
         label = template.replace("[", "").replace("]", "")
-        videos.append(LabelledVideo(f"{video}{SSV2_VIDEO_SUFFIX}", label, f"{where} (id {video})"))
+        videos.append(LabelledVideo(f"{video}{VIDEO_SUFFIX}", label, f"{where} (id {video})"))
     return videos
 
 

@@ -22,6 +22,7 @@ resized one at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,28 @@ from fourds.data.sample import Sample
 from fourds.data.video import frames_from_pixels, resize_frames
 
 TAPVID_SIZE = 256
+
+
+def samples(path: Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """The records of a TAP-Vid pickle, or of a folder's pickles in name order (a pickle's
+    records read together, as the iterator reaches it)."""
+    return (sample for pickle in pickles(path) for sample in read_tapvid(pickle, size))
+
+
+def files(path: Path, videos: str = "") -> list[Path]:
+    """The pickles a split reads."""
+    return pickles(path)
+
+
+def pickles(path: Path) -> list[Path]:
+    """The TAP-Vid pickles a split names: the file, or the *.pkl files directly in the folder in
+    name order (as TAP-Vid-Kinetics ships, beside its README and CSV)."""
+    if path.is_file():
+        return [path]
+    found = sorted(child for child in path.iterdir() if child.suffix == ".pkl" and child.is_file())
+    if not found:
+        raise FileNotFoundError(f"{path}: no TAP-Vid pickle (*.pkl) in the folder")
+    return found
 
 
 def read_tapvid(path: str | Path, size: int = TAPVID_SIZE) -> list[Sample]:

@@ -117,10 +117,15 @@ def waymo_segments(split: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def iter_waymo(split: str | Path, size: int) -> Iterator[Sample]:
+def samples(split: Path, size: int, videos: str = "") -> Iterator[Sample]:
     """Every segment of a split folder as a Sample at size x size, read one segment at a time
     as the iterator reaches it; the folder is listed at once."""
     return (read_segment(image, box, size) for image, box in waymo_segments(split))
+
+
+def files(split: Path, videos: str = "") -> list[Path]:
+    """The files a split reads: every segment's camera_image and camera_box files."""
+    return [path for pair in waymo_segments(split) for path in pair]
 
 
 def read_segment(image_file: Path, box_file: Path, size: int, camera: int = CAMERA) -> Sample:

@@ -1,0 +1,34 @@
+"""A toy benchmark format's reader, for tests/data/test_adding_a_format.py: a split is one .npz
+file of videos with depth ("video" uint8 [V, T, H, W, 3], "depth" float32 [V, T, H, W]),
+read with numpy's loader (no pickles)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fourds.data.sample import Sample
+
+
+def write_split(path: Path, videos: int, frames: int, size: int, seed: int) -> Path:
+    """A split of `videos` random videos and depth maps, in the toy format."""
+    generator = np.random.default_rng(seed)
+    video = generator.integers(0, 256, (videos, frames, size, size, 3), dtype=np.uint8)
+    depth = generator.uniform(1.0, 5.0, (videos, frames, size, size)).astype(np.float32)
+    np.savez(path, video=video, depth=depth)
+    return path
+
+
+def samples(path: Path, size: int, videos: str = "") -> Iterator[Sample]:
+    """Each video of the split file with its depth (at its own size: the caller resizes)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        video, depth = arrays["video"], arrays["depth"]
+    for index in range(len(video)):
+        yield Sample(name=f"{path.name}:{index}", video=video[index], depth=depth[index])
+
+
+def files(path: Path, videos: str = "") -> list[Path]:
+    """The split file."""
+    return [path]
