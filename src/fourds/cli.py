@@ -249,10 +249,11 @@ def _export(args: argparse.Namespace) -> None:
 def _readout(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from fourds.config.regimes import REGIMES as REGIME_TABLE
     from fourds.models.weights import WHERE_WEIGHTS
     from fourds.stages import readout
 
-    if args.regime != "random_init" and not Path(args.pretrained).exists():
+    if REGIME_TABLE[args.regime].pretrained and not Path(args.pretrained).exists():
         raise FileNotFoundError(f"{args.pretrained}: not found; {WHERE_WEIGHTS}")
     readout.run(
         load_params(args.params), args.scale, args.task, args.regime, args.curated,

@@ -8,7 +8,8 @@ import json
 import pytest
 import yaml
 
-from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
+from fourds.config.regimes import CONTROL, PRETRAINED
+from fourds.report.compare import TaskScores
 from fourds.report.plots import CONTROL_SHIFT, plot_rows
 from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT

@@ -37,10 +37,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
+from fourds.config.regimes import REGIMES as REGIME_TABLE
 from fourds.errors import ConfigError
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
-Regime = Literal["frozen", "finetuned", "random_init"]
+Regime = Literal[tuple(REGIME_TABLE)]  # fourds.config.regimes
 DepthAlignment = Literal["none", "median", "least_squares"]
 DepthAveraging = Literal["per_image", "pooled"]
 PosePairs = Literal["first", "all"]

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from fourds.config import ReadoutConfig, TaskReadoutConfig
 from fourds.config.operative import configured
+from fourds.config.regimes import REGIMES
 from fourds.data.spill import IN_MEMORY, HostBudget, mapped
 from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, Task
@@ -151,9 +152,9 @@ def readout_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.AdamW:
     """AdamW over the readout at `lr` (readouts.<task>.lr), and over the encoder when `regime`
-    is "finetuned" (at `finetune_lr_scale` times `lr`)."""
+    trains it (fourds.config.regimes; at `finetune_lr_scale` times `lr`)."""
     groups = [{"params": readout.parameters(), "lr": lr}]
-    if regime == "finetuned":
+    if REGIMES[regime].trains_encoder:
         groups.append({"params": encoder.parameters(), "lr": lr * finetune_lr_scale})
     return torch.optim.AdamW(groups, betas=betas, weight_decay=weight_decay)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import readout_name
+from fourds.config.regimes import CONTROL, PRETRAINED, REGIMES
 from fourds.report.bootstrap import (
     SAMPLES,
     ClipScores,
@@ -26,9 +27,6 @@ from fourds.report.bootstrap import (
     read_clip_scores,
 )
 from fourds.report.lineage import link, readout_stage
-
-PRETRAINED, CONTROL = "frozen", "random_init"
-REGIME_NAMES = {"frozen": "frozen", "finetuned": "fine-tuned", CONTROL: "the random-init control"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +193,6 @@ def baseline_rows(scores: TaskScores, scales: list[str], regimes: list[str]) -> 
 def regimes_title(regimes: list[str]) -> str:
     """What a table of the regimes' headlines side by side shows, as a section title: "Frozen
     against the random-init control", "Frozen against fine-tuned"."""
-    names = [REGIME_NAMES.get(regime, regime) for regime in regimes]
+    names = [REGIMES[regime].name for regime in regimes]
     title = f"{names[0]} against {', '.join(names[1:])}"
     return title[0].upper() + title[1:]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from fourds.config.regimes import CONTROL
 from fourds.report.bootstrap import Estimate
-from fourds.report.compare import BETTER, CONTROL, LEVEL, WORSE, TaskScores, direction
+from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores, direction
 from fourds.report.lineage import link, readout_stage
 from fourds.tasks import TASKS
 

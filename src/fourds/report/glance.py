@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.config import readout_name
+from fourds.config.regimes import CONTROL, PRETRAINED
 from fourds.report.numbers import significant
 from fourds.tasks import TASKS
-
-PRETRAINED, CONTROL = "frozen", "random_init"
 
 
 @dataclass(frozen=True)

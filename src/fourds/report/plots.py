@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fourds.report.compare import CONTROL, PRETRAINED, TaskScores
+from fourds.config.regimes import CONTROL, REGIMES
+from fourds.report.compare import TaskScores
 from fourds.report.tables import write_csv
 from fourds.tasks import TASKS
 
 CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
-REGIME_LABELS = {PRETRAINED: "pretrained (frozen)", CONTROL: "random-init control"}
 
 
 def plot_columns(metric: str) -> list[str]:
@@ -34,7 +34,7 @@ def plot_rows(scores: TaskScores, params: dict[str, int], regimes: list[str]) ->
         for regime in regimes:
             estimate = scores.estimate(scale, regime)
             x = round(count * CONTROL_SHIFT) if regime == CONTROL else count
-            values = (scale, REGIME_LABELS.get(regime, regime), count, x, estimate.value)
+            values = (scale, REGIMES[regime].plot_label, count, x, estimate.value)
             values += (estimate.low, estimate.high)
             rows.append(dict(zip(plot_columns(scores.metric), values, strict=True)))
     return rows

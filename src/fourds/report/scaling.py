@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 
 from fourds.atomic import atomic_path  # noqa: E402
 from fourds.config import readout_name  # noqa: E402
+from fourds.config.regimes import CONTROL, PRETRAINED, REGIMES  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
-from fourds.report.compare import CONTROL, REGIME_NAMES  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
@@ -71,7 +71,7 @@ def write_tables(rows: list[dict], out_dir: str | Path) -> list[Path]:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for task, regime in dict.fromkeys((row["task"], row["regime"]) for row in rows):
         table = [row for row in rows if (row["task"], row["regime"]) == (task, regime)]
-        name = f"scaling_{task}.csv" if regime == "frozen" else f"scaling_{task}_{regime}.csv"
+        name = f"scaling_{task}.csv" if regime == PRETRAINED else f"scaling_{task}_{regime}.csv"
         path = Path(out_dir) / name
         write_csv(path, table)
         paths.append(path)
@@ -193,7 +193,7 @@ def caption(fits: dict, regimes: list[str], scales: int, paper: PaperSeries | No
             f" Right: the paper's numbers ({paper.benchmark}; {paper.cite()}), their band from "
             "resampling the scales only."
         )
-    left_out = [REGIME_NAMES.get(regime, regime) for regime in regimes if regime not in fits]
+    left_out = [REGIMES[regime].name for regime in regimes if regime not in fits]
     if left_out:
         text += f" Not drawn: {', '.join(left_out)}, which spent no pretraining FLOPs."
     return text

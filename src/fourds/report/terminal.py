@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 from fourds.config import StudyLayout, readout_name
-from fourds.report.compare import PRETRAINED, TaskScores, direction
+from fourds.config.regimes import PRETRAINED
+from fourds.report.compare import TaskScores, direction
 from fourds.report.front import FrontPage
 from fourds.report.summary import sentence
 from fourds.tasks import TASKS

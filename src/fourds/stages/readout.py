@@ -37,6 +37,7 @@ from fourds.config import (
     readout_name,
 )
 from fourds.config.operative import configured, stage
+from fourds.config.regimes import REGIMES
 from fourds.data.benchmarks import (
     load_readout_split,
     pretrain_clips,
@@ -242,7 +243,8 @@ def _run(
     write_json(out_dir / "metrics.json", metrics)
     per_seed = [evaluation.clips for evaluation in evaluations]
     write_clip_values(out_dir / "clips.csv", per_seed, baseline.clips, task.headline)
-    inputs = [*([] if regime == "random_init" else [checkpoint])]
+    pretrained = REGIMES[regime].pretrained
+    inputs = [checkpoint] if pretrained else []
     inputs += source_files(task_cfg.source, shard_dir)
     if task_cfg.pretrained:
         inputs.append(Path(task_cfg.pretrained))
@@ -255,7 +257,7 @@ def _run(
         inputs,
         str(device),
         execution={"seconds": round(time.perf_counter() - started, 2), **timer.seconds()},
-        unverified=[] if regime == "random_init" or is_verified(checkpoint) else [checkpoint],
+        unverified=[checkpoint] if pretrained and not is_verified(checkpoint) else [],
         attention=params.runtime.attention,
     )
     return metrics
@@ -267,12 +269,12 @@ def regime_encoder(
     """The encoder of `scale` as `regime` reads it: at random init (the control) or loaded
     from `checkpoint` (checked to be `scale`'s); fp32 and trainable to be fine-tuned, else
     frozen in readout.precision."""
-    if regime == "random_init":
+    if not REGIMES[regime].pretrained:
         encoder = initial_encoder(params.pretraining(scale))
     else:
         encoder = load_encoder(checkpoint, params.runtime.attention)
         check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)
-    if regime == "finetuned":  # its weights train: fp32, whatever readout.precision says
+    if REGIMES[regime].trains_encoder:  # fp32, whatever readout.precision says
         return encoder.to(device).requires_grad_(True).train()
     # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
     return configured(frozen, {"precision": params.readout.precision}, encoder, device=device)
@@ -366,14 +368,14 @@ def train_seeds(
     cfg, task_cfg = params.readout, params.readouts[task_name]
     train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
-    cache = cfg.cache_features and regime != "finetuned"
+    cache = cfg.cache_features and not REGIMES[regime].trains_encoder
     timer = PartTimer()
     with timer.part("encode"):
         train_features = Features(
             encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
             budget,
         )  # fmt: skip
-    initial = copy.deepcopy(encoder.state_dict()) if regime == "finetuned" else None
+    initial = copy.deepcopy(encoder.state_dict()) if REGIMES[regime].trains_encoder else None
     features = None
     if initial is None:  # the encoder stays as it is: every seed reads the same features
         with timer.part("encode"):
