@@ -33,8 +33,9 @@
 # one after another, so that a study cut short by its deadline has the first groups whole;
 # "curate,pretrain readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
 # JOBS (8: the second group's stages run JOBS at a time, each as soon as the stages it needs
-# have run, by benchmarks/parallel_repro.py in copies of the study's repository; then its own
-# `dvc repro` takes them from DVC's run cache; 1: one at a time), WORLD_RATE_ARGS,
+# have run, by benchmarks/parallel_repro.py in copies of the study's repository, until 45 s
+# before the deadline; then its own `dvc repro` takes those that ran from DVC's run cache; 1:
+# one at a time), WORLD_RATE_ARGS,
 # SMOKE_LIMIT_S (120), DEADLINE_S (575: the whole script's
 # seconds), RESERVE_S (320: the study's seconds beside the pretraining steps), PARTS,
 # BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
@@ -107,16 +108,25 @@ study() {
         group=${groups[$index]}
         left=$(( deadline - $(date +%s) ))
         if [ "$left" -le 0 ]; then echo "gpu_study: no time left for $group" >&2; return 1; fi
-        going=()
         if [ "$index" = 1 ] && [ "$jobs" -gt 1 ]; then  # fanned out, then from the run cache
+            # stages run until the deadline less 45 s, left to restore what ran (`ran`, in order)
+            fanned=0
             # shellcheck disable=SC2086
-            "$python" "$repo/benchmarks/parallel_repro.py" --jobs "$jobs" --deadline "$deadline" \
-                --logs "$work.parallel" --keep 'runs/*/*/execution.yaml' \
-                --keep 'runs/pretrain/*/live/plots/metrics/perf/*.tsv' $group || true
-            going=(--keep-going)  # a stage that failed there fails again; the rest are restored
+            "$python" "$repo/benchmarks/parallel_repro.py" --jobs "$jobs" \
+                --deadline "$(( deadline - 45 ))" --logs "$work.parallel" \
+                --keep 'runs/*/*/execution.yaml' \
+                --keep 'runs/pretrain/*/live/plots/metrics/perf/*.tsv' $group || fanned=$?
+            mapfile -t ran < "$work.parallel/ran"
+            left=$(( deadline - $(date +%s) ))
+            if [ "${#ran[@]}" -gt 0 ]; then timeout "$left" dvc repro "${ran[@]}"; fi
+            if [ "$fanned" != 0 ]; then
+                echo "gpu_study: not every stage of $group ran" >&2
+                return 1
+            fi
+        else
+            # shellcheck disable=SC2086
+            timeout "$left" dvc repro --glob $group
         fi
-        # shellcheck disable=SC2086
-        timeout "$left" dvc repro "${going[@]}" --glob $group
     done
     set +f
     echo "repro_seconds=$SECONDS" >> "$work.times"

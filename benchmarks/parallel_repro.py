@@ -19,8 +19,9 @@ them (a foreach or matrix stage's name matches all of its items), each stage onc
 first. A stage whose upstream failed does not run. Files the stages write that DVC does not
 track (a run's own records, such as fourds' execution.yaml) are copied back where `--keep`
 globs match them and the repository has none. Writes, under --logs: each stage's output
-(`<stage>.log`) and `parallel_repro.json` (each stage's worker, wall seconds and exit status).
-Exits 1 naming the stages that failed or did not run.
+(`<stage>.log`), `parallel_repro.json` (each stage's worker, wall seconds and exit status) and
+`ran` (the stages that ran, a line each, in the order given: what to restore). Exits 1 naming
+the stages that failed or did not run.
 
 Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 pretrain readout fidelity
 """
@@ -222,6 +223,8 @@ def main() -> int:
         "stages": records,
     }
     (args.logs / "parallel_repro.json").write_text(json.dumps(summary, indent=1) + "\n")
+    ran = [stage for stage, record in records.items() if record["status"] == 0]
+    (args.logs / "ran").write_text("".join(f"{stage}\n" for stage in ran))
     failed = [stage for stage, record in records.items() if record["status"] != 0]
     if failed:
         print(f"parallel_repro: failed: {' '.join(failed)} (logs in {args.logs})", file=sys.stderr)
