@@ -1,0 +1,87 @@
+"""benchmarks/parallel_repro.py on a small DVC pipeline: stages run in copies of the
+repository as their inputs are ready, a failed stage's downstream does not run, a past deadline
+runs nothing, and the repository's own `dvc repro` takes the stages that ran from DVC's run
+cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks/parallel_repro.py"
+PIPELINE = """\
+stages:
+  first:
+    cmd: sh -c 'cat seed.txt > first.txt'
+    deps:
+      - seed.txt
+    outs:
+      - first.txt
+  copy:
+    foreach: [1, 2]
+    do:
+      cmd: sh -c 'cat first.txt > copy${item}.txt'
+      deps:
+        - first.txt
+      outs:
+        - copy${item}.txt
+  broken:
+    cmd: sh -c 'exit 3'
+    deps:
+      - first.txt
+    outs:
+      - broken.txt
+  after_broken:
+    cmd: sh -c 'cat broken.txt > after.txt'
+    deps:
+      - broken.txt
+    outs:
+      - after.txt
+"""
+
+
+def run(command: list[str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def pipeline(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "dvc.yaml").write_text(PIPELINE)
+    (repo / "seed.txt").write_text("seed\n")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        run(command, repo).check_returncode()
+    run(["git", "add", "-A"], repo).check_returncode()
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "p"], repo)
+    return repo
+
+
+def test_stages_run_when_ready_and_the_repository_restores_them(tmp_path):
+    repo = pipeline(tmp_path)
+    logs = tmp_path / "logs"
+    result = run([sys.executable, str(SCRIPT), "--jobs", "2", "--logs", str(logs), "*"], repo)
+    assert result.returncode == 1 and "failed: broken after_broken" in result.stderr
+    records = json.loads((logs / "parallel_repro.json").read_text())["stages"]
+    assert records["broken"]["status"] not in (0, "upstream failed")  # dvc repro failed
+    assert records["after_broken"]["status"] == "upstream failed"
+    ran = (logs / "ran").read_text().split()
+    assert ran == ["first", "copy@1", "copy@2"]
+    assert not (repo / "first.txt").exists()  # the workers ran them, not the repository
+    restored = run(["dvc", "repro", *ran], repo)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert restored.stdout.count("is cached - skipping run") == 3
+    assert (repo / "copy2.txt").read_text() == "seed\n"
+
+
+def test_a_past_deadline_runs_nothing(tmp_path):
+    repo = pipeline(tmp_path)
+    logs = tmp_path / "logs"
+    result = run(
+        [sys.executable, str(SCRIPT), "--deadline", "1", "--logs", str(logs), "copy"], repo
+    )
+    assert result.returncode == 1 and (logs / "ran").read_text() == ""
+    records = json.loads((logs / "parallel_repro.json").read_text())["stages"]
+    assert {record["status"] for record in records.values()} == {"no time left"}
