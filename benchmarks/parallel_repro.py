@@ -77,7 +77,9 @@ def _link_or_copy(source: str, destination: str) -> None:
 
 
 def make_worker(repo: Path, destination: Path, cache: Path) -> Path:
-    """A copy of `repo` at `destination` (no DVC temporary files, no cache) using `cache`."""
+    """A copy of `repo` at `destination` (no DVC temporary files, no cache) using `cache`,
+    checking outputs out as hard links (its .dvc/config.local, as `dvc config --local` writes
+    it)."""
     shutil.copytree(
         repo,
         destination,
@@ -87,12 +89,8 @@ def make_worker(repo: Path, destination: Path, cache: Path) -> Path:
         ),
         copy_function=_link_or_copy,
     )
-    settings = (
-        ["cache", "dir", "--local", str(cache)],
-        ["config", "--local", "cache.type", "hardlink"],
-    )
-    for setting in settings:
-        subprocess.run(["dvc", *setting], cwd=destination, check=True, capture_output=True)
+    local = destination / ".dvc" / "config.local"
+    local.write_text(f"[cache]\n    dir = {cache}\n    type = hardlink\n")
     return destination
 
 
