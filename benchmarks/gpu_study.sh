@@ -23,7 +23,9 @@
 #
 # PARTS="smoke rate" and then PARTS=study split it over two commands on the same machine (each
 # at most 10 minutes where a lease limits one command); the second reads world_rate.json from
-# OUT.
+# OUT. WORK=<folder> keeps the studies there instead of in a temporary folder: a second command
+# with the same WORK and PARTS=study goes on with a study the first cut short at its deadline
+# (its params kept, no steps fitted again; DVC runs what is left).
 #
 # Environment: REHEARSE=1 (all of it on the CPU at smoke size, OUT benchmarks/results/quick/
 # gpu-study: tests/test_gpu_study.py), PYTHON (python3), DEVICE (cuda), LADDER (gpu), OVERRIDES
@@ -53,8 +55,11 @@ device=${DEVICE:-cuda}
 ladder=${LADDER:-gpu}
 repo=$(pwd)
 out=$(realpath -m "${1:-benchmarks/results/gpu-study}")
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+if [ -n "${WORK:-}" ]; then
+    scratch=$(realpath -m "$WORK") && mkdir -p "$scratch"
+else
+    scratch=$(mktemp -d) && trap 'rm -rf "$scratch"' EXIT
+fi
 jobs=${JOBS:-8}
 smoke_targets="curate,pretrain readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init \
 fidelity@gpu_b"
@@ -170,7 +175,7 @@ part study || exit 0
 
 # 3. the pretraining steps that fit the time left (world_rate.json in OUT), then the study
 deadline=$(( started + ${DEADLINE_S:-575} - 20 ))  # 20 s for the summary
-if [ -f "$out/world_rate.json" ]; then
+if [ -f "$out/world_rate.json" ] && [ ! -d "$scratch/$ladder" ]; then
     pretraining=$(( deadline - $(date +%s) - ${RESERVE_S:-320} ))
     # shellcheck disable=SC2086
     fitted=$("$python" benchmarks/study_steps.py \

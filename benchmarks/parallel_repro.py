@@ -33,6 +33,7 @@ import fnmatch
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -119,6 +120,20 @@ def keep_records(workers: list[Path], repo: Path, patterns: list[str]) -> list[s
     return kept
 
 
+def run_until(command: list[str], cwd: Path, log, env: dict, seconds: float) -> int | str:
+    """Run `command` in a session of its own for at most `seconds`: its exit status, or "timed
+    out" when the deadline stopped it, its whole process group (the stage DVC started) killed."""
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return "timed out"
+
+
 class Schedule:
     """The chosen stages, handed out as they become ready (every upstream one run), in order."""
 
@@ -167,18 +182,7 @@ def run_stages(
             command = ["dvc", "repro", stage] if upstream[stage] else ["dvc", "repro", "-s", stage]
             if left > 0:
                 with open(logs / f"{stage}.log", "w") as log:
-                    try:
-                        finished = subprocess.run(
-                            command,
-                            cwd=worker,
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                            env=environment,
-                            timeout=left,
-                        )
-                        status = finished.returncode
-                    except subprocess.TimeoutExpired:
-                        status = "timed out"
+                    status = run_until(command, worker, log, environment, left)
             seconds = round(time.perf_counter() - started, 1)
             schedule.finish(stage, status == 0)
             with lock:  # one line at a time

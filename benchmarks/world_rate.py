@@ -5,7 +5,8 @@ Builds the scale's real training set-up (fourds.train.pretrain.build_training: t
 parallel plan compiles it, AdamW, the step recipe, the WorldClips source) and times, after two
 warm-up steps, `--steps` steps of each:
 
-- render: the world source's batches alone (scenes drawn and rendered on the device);
+- render: the world source's batches alone, as the stage iterates them (RENDER_CLIPS clips
+  drawn and rendered at a time; `--steps` rounded up to whole renders);
 - step: the training step alone, on one batch rendered beforehand (the model-only rate);
 - full: render then step, as the pretrain stage runs them;
 
@@ -21,6 +22,7 @@ Run: python benchmarks/world_rate.py [--ladder gpu] [--scale gpu_l] [--steps 10]
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from fourds.config.schema import Params, parse
 from fourds.train.distributed import DistEnv
 from fourds.train.pretrain import build_training
 from fourds.train.step import step_on_batch
+from fourds.train.world_clips import RENDER_CLIPS
 
 
 def add_arguments(parser) -> None:
@@ -42,13 +45,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the ladder's params")
 
 
-def clips_per_second(work, steps: int, clips: int, device: torch.device) -> float:
+def clips_per_second(work, clips: int, device: torch.device) -> float:
+    """`clips` over the seconds `work()` takes, the device synchronized before and after."""
     harness.synchronize(device)
     started = time.perf_counter()
-    for step in range(steps):
-        work(step)
+    work()
     harness.synchronize(device)
-    return steps * clips / (time.perf_counter() - started)
+    return clips / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -72,18 +75,36 @@ def main() -> None:
     def train(batch) -> None:
         step_on_batch(training.model, training.optimizer, batch, training.recipe)
 
+    def batches(first: int, count: int) -> list:
+        """Steps first, ..., first + count - 1 of the world source, as the stage iterates it."""
+        world.load_state_dict({"step": first})
+        return list(itertools.islice(world, count))
+
+    ahead = max(1, RENDER_CLIPS.get(device.type, 0) // clips)
+    steps = -(-steps // ahead) * ahead  # whole renders
+    world.steps = ahead + 2 * steps  # the timed steps' keys, past the ladder's steps if need be
     warming = time.perf_counter()
-    for step in range(2):  # warm-up: compilation, allocator, autotuning
-        train(world.batch(step))
+    for batch in batches(0, 2):  # warm-up: compilation, allocator, autotuning
+        train(batch)
     harness.synchronize(device)
     warmup_seconds = time.perf_counter() - warming
     fixed = world.batch(2)
+
+    def render() -> None:
+        assert len(batches(ahead, steps)) == steps
+
+    def step() -> None:
+        for _ in range(steps):
+            train(fixed)
+
+    def full() -> None:
+        for batch in batches(ahead + steps, steps):
+            train(batch)
+
     rates = {
-        "render_clips_per_s": clips_per_second(lambda s: world.batch(3 + s), steps, clips, device),
-        "step_clips_per_s": clips_per_second(lambda s: train(fixed), steps, clips, device),
-        "full_clips_per_s": clips_per_second(
-            lambda s: train(world.batch(3 + steps + s)), steps, clips, device
-        ),
+        "render_clips_per_s": clips_per_second(render, steps * clips, device),
+        "step_clips_per_s": clips_per_second(step, steps * clips, device),
+        "full_clips_per_s": clips_per_second(full, steps * clips, device),
     }
     rates = {name: round(rate, 1) for name, rate in rates.items()}
     rates["full_over_step"] = round(rates["full_clips_per_s"] / rates["step_clips_per_s"], 3)
@@ -94,6 +115,7 @@ def main() -> None:
         "batch_size": clips,
         "clip": [spec.curate.clip_frames, spec.curate.resolution, spec.curate.resolution],
         "timed_steps": steps,
+        "render_clips": ahead * clips,
         "precision": spec.pretrain.precision,
         "compile": spec.pretrain.compile,
         "world_supersample": spec.pretrain.world_supersample,

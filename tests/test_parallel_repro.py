@@ -1,13 +1,15 @@
 """benchmarks/parallel_repro.py on a small DVC pipeline: stages run in copies of the
 repository as their inputs are ready, a failed stage's downstream does not run, a past deadline
-runs nothing, and the repository's own `dvc repro` takes the stages that ran from DVC's run
-cache."""
+runs nothing and stops a stage that outlives it, and the repository's own `dvc repro` takes the
+stages that ran from DVC's run cache."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
@@ -43,14 +45,23 @@ stages:
 """
 
 
+SLOW = """\
+stages:
+  slow:
+    cmd: sh -c 'sleep 60 & echo $! > {pid}; wait'
+    outs:
+      - never.txt
+"""
+
+
 def run(command: list[str], cwd) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def pipeline(tmp_path):
+def pipeline(tmp_path, stages: str = PIPELINE):
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "dvc.yaml").write_text(PIPELINE)
+    (repo / "dvc.yaml").write_text(stages)
     (repo / "seed.txt").write_text("seed\n")
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         run(command, repo).check_returncode()
@@ -85,3 +96,19 @@ def test_a_past_deadline_runs_nothing(tmp_path):
     assert result.returncode == 1 and (logs / "ran").read_text() == ""
     records = json.loads((logs / "parallel_repro.json").read_text())["stages"]
     assert {record["status"] for record in records.values()} == {"no time left"}
+
+
+def test_a_stage_past_the_deadline_is_stopped_with_what_it_started(tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    repo = pipeline(tmp_path, SLOW.format(pid=pid_file))
+    logs = tmp_path / "logs"
+    deadline = str(time.time() + 10)
+    result = run(
+        [sys.executable, str(SCRIPT), "--deadline", deadline, "--logs", str(logs), "slow"], repo
+    )
+    assert result.returncode == 1
+    assert json.loads((logs / "parallel_repro.json").read_text())["stages"]["slow"]["status"] == (
+        "timed out"
+    )
+    sleeper = Path(f"/proc/{int(pid_file.read_text())}/status")  # the stage's own child
+    assert not sleeper.exists() or "\tZ" in sleeper.read_text()  # gone, or a zombie

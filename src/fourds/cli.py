@@ -14,7 +14,7 @@ from fourds import __version__
 from fourds.atomic import is_out_of_space
 from fourds.config import ATTENTION_BACKENDS, Params
 from fourds.config import load_params as load_schema_params
-from fourds.config.schema import REGIMES
+from fourds.config.regimes import REGIMES
 from fourds.errors import EXPECTED_ERRORS, ConfigError
 
 # `fourds plan`'s names (fourds.plan.cluster.GPUS and INTERCONNECTS, which import torch, too slow
@@ -249,11 +249,10 @@ def _export(args: argparse.Namespace) -> None:
 def _readout(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from fourds.config.regimes import REGIMES as REGIME_TABLE
     from fourds.models.weights import WHERE_WEIGHTS
     from fourds.stages import readout
 
-    if REGIME_TABLE[args.regime].pretrained and not Path(args.pretrained).exists():
+    if REGIMES[args.regime].pretrained and not Path(args.pretrained).exists():
         raise FileNotFoundError(f"{args.pretrained}: not found; {WHERE_WEIGHTS}")
     readout.run(
         load_params(args.params), args.scale, args.task, args.regime, args.curated,
@@ -580,7 +579,9 @@ STAGES = (
             PARAMS,
             SCALE,
             arg("--task", required=True, help="a task of readout.tasks"),
-            arg("--regime", default="frozen", choices=REGIMES, help="one of readout.regimes"),
+            arg(
+                "--regime", default="frozen", choices=tuple(REGIMES), help="one of readout.regimes"
+            ),
             CURATED,
             arg(
                 "--pretrained",

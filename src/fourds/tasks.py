@@ -102,10 +102,9 @@ def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskRead
     for task, settings in readouts.items():
         source = settings.source.format  # one of source_formats(): SourceConfig checks it
         if task in TASKS and source not in formats_of(task):
-            served = FORMATS[source].tasks if source in FORMATS else list(TASKS)
             raise ConfigError(
                 f"readouts.{task}.source.format={source!r} has no {task} ground truth "
-                f"(it serves {list(served)})"
+                f"(it serves {list(FORMATS[source].tasks)})"
             )
         if settings.pretrained and not (task in TASKS and TASKS[task].loads_converted):
             loadable = [name for name, entry in TASKS.items() if entry.loads_converted]

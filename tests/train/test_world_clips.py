@@ -8,11 +8,11 @@ import torch
 
 from fourds.cli import main
 from fourds.config import ConfigError, load_params
-from fourds.train.world_clips import WorldClips, WorldClipSpec, clip_times
+from fourds.train.world_clips import RENDER_CLIPS, WorldClips, WorldClipSpec, clip_times
 from fourds.world.draws import clip_keys
 from tests.train.conftest import pretrain_command, write_tiny_params
 
-SPEC = WorldClipSpec(frames=4, stride=2, video_frames=12, size=16)
+SPEC = WorldClipSpec(frames=4, stride=2, video_frames=12, size=16, supersample=2)
 
 
 def masks(batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,6 +37,18 @@ def test_world_batches_are_a_function_of_seed_step_and_rows():
     assert torch.equal(again["video"], second["video"]) and torch.equal(
         again["mask"], second["mask"]
     )
+
+
+def test_steps_rendered_together_are_the_steps_rendered_alone(monkeypatch):
+    """Iteration renders RENDER_CLIPS clips at a time (as on a GPU; here two steps of four, then
+    the last step alone): the batches `batch` gives step by step."""
+    monkeypatch.setitem(RENDER_CLIPS, "cpu", 8)
+    world = WorldClips(SPEC, seed=5, steps=3, rows=range(0, 4), sample_masks=masks, device="cpu")
+    together = list(world)
+    assert len(together) == 3 and world.state_dict() == {"step": 3}
+    for step, batch in enumerate(together):
+        alone = world.batch(step)
+        assert all(torch.equal(batch[name], alone[name]) for name in alone)
 
 
 def test_clip_windows_fit_the_video():

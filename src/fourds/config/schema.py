@@ -37,11 +37,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
-from fourds.config.regimes import REGIMES as REGIME_TABLE
+from fourds.config.regimes import REGIMES
 from fourds.errors import ConfigError
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
-Regime = Literal[tuple(REGIME_TABLE)]  # fourds.config.regimes
+Regime = Literal[tuple(REGIMES)]  # fourds.config.regimes
 DepthAlignment = Literal["none", "median", "least_squares"]
 DepthAveraging = Literal["per_image", "pooled"]
 PosePairs = Literal["first", "all"]
@@ -63,7 +63,6 @@ ShardFormat = Literal["npz", "webdataset"]  # fourds.data.shards.FORMATS
 FeatureExtractor = Literal["fourds", "inception"]
 # The names of the choices that other modules check or offer (as a command's choices)
 ATTENTION_BACKENDS = typing.get_args(AttentionBackend)
-REGIMES = typing.get_args(Regime)
 DEPTH_ALIGNMENTS = typing.get_args(DepthAlignment)
 DEPTH_AVERAGINGS = typing.get_args(DepthAveraging)
 POSE_PAIRS = typing.get_args(PosePairs)

@@ -14,7 +14,9 @@ of a run is new and a GPU is fed at its own rate. As with the shard loader
 
 The state is just the next step, so a resumed run renders the very batches it would have seen.
 Crops and flips are off (`pretrain.crop_scale` must be [1, 1]: a fresh clip needs no
-augmentation), so each clip's view is the whole frame.
+augmentation), so each clip's view is the whole frame. On a GPU the clips of several steps
+(RENDER_CLIPS) are drawn and rendered together: the same clips as step by step, with a drawing's
+and a pass's kernel launches shared (an eager render of 128 clips is bound by its launches there).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from fourds.world.batch_render import render_batch
 from fourds.world.draws import Draws, clip_keys
 from fourds.world.scene import FRAME_RATE
 
+# Clips drawn and rendered at once, by device: whole steps' batches, at least one (a CPU renders
+# at its arithmetic's rate, a step at a time).
+RENDER_CLIPS = {"cpu": 0, "cuda": 1024}
+
 MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -44,7 +50,7 @@ class WorldClipSpec:
     stride: int
     video_frames: int
     size: int
-    supersample: int = 2
+    supersample: int
 
     @property
     def span(self) -> int:
@@ -82,10 +88,11 @@ class WorldClips:
         self.compiled = compiled
         self.step = 0
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch of `step` (a pure function of seed, step and rows)."""
+    def batches(self, first: int, count: int) -> list[dict[str, torch.Tensor]]:
+        """The batches of steps first, ..., first + count - 1, drawn and rendered together: each
+        a pure function of (seed, step, rows), as `batch` gives it alone."""
         rows = torch.arange(self.rows.start, self.rows.stop, device=self.device)
-        keys = clip_keys(self.seed, step, rows)
+        keys = torch.cat([clip_keys(self.seed, step, rows) for step in range(first, first + count)])
         scenes, times = sample_scenes(keys), clip_times(self.spec, keys)
         rendered = render_batch(
             scenes,
@@ -95,24 +102,33 @@ class WorldClips:
             truth=False,
             compiled=self.compiled,
         )
-        generator = torch.Generator().manual_seed(
-            int(np.random.SeedSequence([self.seed, step, self.rows.start]).generate_state(1)[0])
+        videos = rendered.video.split(len(rows))
+        return [self._batch(first + index, video) for index, video in enumerate(videos)]
+
+    def _batch(self, step: int, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step `step`'s batch of the rendered `video` [B, T, S, S, 3]: its masks and views."""
+        seed = np.random.SeedSequence([self.seed, step, self.rows.start]).generate_state(1)
+        keep_index, mask = self.sample_masks(
+            len(video), torch.Generator().manual_seed(int(seed[0]))
         )
-        keep_index, mask = self.sample_masks(len(rows), generator)
         size = self.spec.size
-        view = torch.tensor([0, 0, size, size, 0], device=self.device).expand(len(rows), 5)
         return {
-            "video": rendered.video,
-            "view": view,
+            "video": video,
+            "view": torch.tensor([0, 0, size, size, 0], device=self.device).expand(len(video), 5),
             "keep_index": keep_index.to(self.device),
             "mask": mask.to(self.device),
         }
 
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch of `step` (a pure function of seed, step and rows)."""
+        return self.batches(step, 1)[0]
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        ahead = max(1, RENDER_CLIPS.get(self.device.type, 0) // len(self.rows))
         while self.step < self.steps:
-            batch = self.batch(self.step)
-            self.step += 1
-            yield batch
+            for batch in self.batches(self.step, min(ahead, self.steps - self.step)):
+                self.step += 1
+                yield batch
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step}

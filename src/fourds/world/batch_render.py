@@ -26,7 +26,10 @@ from fourds.world.render import HIGHLIGHT_SQUARINGS, Rendering
 from fourds.world.scene import DOME_RADIUS, MAX_BODIES
 
 SKY, GROUND = -1, 0  # surface ids besides 1 + body slot (fourds.world.render's)
-RAYS_PER_PASS = 2**21  # rays traced together: bounds the per-ray temporaries (~100 B each)
+# Rays traced together, by device: a pass's temporaries are ~500 B a ray (1.1 GB at 2**21 on a
+# CPU). On a GPU a pass's ~7,800 kernel launches, not its rays, bound a small pass (the H100's
+# eager render, docs/research/gpu-study.md section 7): four times the rays there.
+RAYS_PER_PASS = {"cpu": 2**21, "cuda": 2**23}
 COMPILED_RAYS_PER_PASS = 2**24  # compiled, a pass keeps few temporaries: larger passes
 
 
@@ -427,12 +430,13 @@ def render_batch(
 
     Colours average supersample x supersample rays per pixel; the ground truth (when `truth`)
     comes from the ray through each pixel centre. Clips are traced a pass at a time, at most
-    RAYS_PER_PASS rays per pass (COMPILED_RAYS_PER_PASS `compiled`: the pass compiled by
-    torch.compile, the same frames to float32 rounding).
+    RAYS_PER_PASS[device type] rays per pass (COMPILED_RAYS_PER_PASS `compiled`: the pass
+    compiled by torch.compile, the same frames to float32 rounding).
     """
     frames = times.shape[1]
     per_clip = frames * (size * supersample) ** 2
-    step = max(1, (COMPILED_RAYS_PER_PASS if compiled else RAYS_PER_PASS) // per_clip)
+    eager = RAYS_PER_PASS.get(times.device.type, RAYS_PER_PASS["cpu"])
+    step = max(1, (COMPILED_RAYS_PER_PASS if compiled else eager) // per_clip)
     render_pass = _compiled_pass() if compiled else _render_pass
     passes = [
         render_pass(
