@@ -1,13 +1,12 @@
 """Measured numbers the pages quote are their result files' numbers: a new measurement that
 changes one fails here until the page says it (the GPU step: benchmarks/results/gpu/summary.json;
-the GPU study's runs: benchmarks/results/gpu-study/ and gpu-study-2/; the results tables are
-checked by tests/test_readme.py)."""
+the GPU study: benchmarks/results/gpu-study-3/ and the results it shipped, reports/gpu-reference;
+the results tables are checked by tests/test_readme.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-import tarfile
 
 import pytest
 import yaml
@@ -36,15 +35,19 @@ def page(name: str) -> str:
     return re.sub(r"\s+", " ", (REPO_ROOT / name).read_text())
 
 
-SECOND = REPO_ROOT / "benchmarks/results/gpu-study-2"  # the second design's run
-RATE = json.loads((SECOND / "world_rate.json").read_text())["results"]
-with tarfile.open(SECOND / "study-partial.tar.gz") as archive:
-    STUDY_PARAMS = yaml.safe_load(archive.extractfile("params.yaml"))
-    STUDY_READOUTS = sum(
-        name.startswith("runs/readout/") and name.endswith("/execution.yaml")
-        for name in archive.getnames()
-    )
+THIRD = REPO_ROOT / "benchmarks/results/gpu-study-3"  # the run shipped in reports/gpu-reference
+RATE = json.loads((THIRD / "call-1/world_rate.json").read_text())["results"]
+STUDY_SECONDS = sum(
+    json.loads((THIRD / f"call-{n}/summary.json").read_text())["results"]["wall_seconds"]
+    for n in (1, 2)
+)
+SHIPPED = REPO_ROOT / "reports/gpu-reference"
+STUDY_PARAMS = yaml.safe_load((SHIPPED / "params.yaml").read_text())
 STUDY_CLIPS = STUDY_PARAMS["pretrain"]["steps"] * STUDY_PARAMS["pretrain"]["batch_size"]
+STUDY_LOSSES = " / ".join(
+    f"{json.loads((SHIPPED / f'pretrain/{scale}/metrics.json').read_text())['loss']:.4g}"
+    for scale in STUDY_PARAMS["ladder"]["scales"]
+)
 L_MODEL, B_MODEL = case("4ds_l", "model", True), case("4ds_b", "model", True)
 L_STEP, B_STEP = case("4ds_l", "step", True), case("4ds_b", "step", True)
 L_EAGER, B_EAGER = case("4ds_l", "model", False), case("4ds_b", "model", False)
@@ -59,9 +62,11 @@ QUOTES = {
         f"Eager, the same steps take {L_EAGER['ms']:.0f} and {B_EAGER['ms']:.0f} ms",
     ],
     "docs/gpu-study.md": [
-        f"{STUDY_READOUTS} of 30 ran",
-        f"the eager render ({RATE['render_clips_per_s']:.0f} clips/s at gpu_l)",
-        f"scale {STUDY_CLIPS:,} fresh clips",
+        f"{STUDY_SECONDS:.0f} s of the script over two commands",
+        f"{RATE['render_clips_per_s']:,.0f} clips/s at gpu_l",
+        f"(its step {RATE['step_clips_per_s']:,.0f})",
+        f"each scale {STUDY_CLIPS:,} fresh clips",
+        f"the MAE loss is the same at every scale ({STUDY_LOSSES})",
     ],
     "docs/pretraining.md": [
         f"4DS-B's whole step at 128 clips takes {B_STEP['ms']:.1f} ms with each block compiled",
@@ -90,3 +95,19 @@ def test_the_official_page_quotes_the_paper_as_fourds_records_it():
         for task in order
     ]
     assert f"| {' | '.join(cells)} |" in page("docs/official-checkpoints.md")
+
+
+def test_the_gpu_study_page_quotes_the_shipped_studys_answer(capsys):
+    """The verdicts docs/gpu-study.md gives are what `fourds answer` says of reports/gpu-reference
+    (the command the page shows)."""
+    from fourds.cli import main
+
+    command = (
+        "fourds answer --params reports/gpu-reference/params.yaml --runs reports/gpu-reference"
+    )
+    assert f"`{command}`" in page("docs/gpu-study.md")
+    main(command.split()[1:])
+    answer = " ".join(capsys.readouterr().out.split())
+    assert "pretraining beats the random-init control on 1 of 5 tasks (depth)" in answer
+    assert "gpu_l beats gpu_s on 0 of 5 tasks" in answer
+    assert "the MAE loss does not fall with scale" in answer

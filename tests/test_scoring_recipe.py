@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from fourds.config import ModelConfig
+from fourds.evaluate import readout_clips
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
-from fourds.stages import readout as stage
 from fourds.tasks import TASKS
 from tests.benchmark_files import export_benchmark, write_kinetics, write_ssv2
 from tests.conftest import (
@@ -137,8 +137,8 @@ def clip_shapes(monkeypatch):
         shapes.append((frames, size))
         return load(source, split, shard_dir, keys, frames, size, *budget)
 
-    load = stage.load_readout_split
-    monkeypatch.setattr(stage, "load_readout_split", recording)
+    load = readout_clips.load_readout_split
+    monkeypatch.setattr(readout_clips, "load_readout_split", recording)
     return shapes
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from fourds.config import ModelConfig
 from fourds.evaluate import readout as readout_module
+from fourds.evaluate import readout_seeds
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 from fourds.models.weights import save_mae
-from fourds.stages import readout as stage
 from tests.benchmark_files import SSV2_TEMPLATES, write_kinetics, write_ssv2
 from tests.conftest import REPO_ROOT, describe_model, doc_commands, run_fourds, tiny_mae_config
 
@@ -50,7 +50,7 @@ def test_the_doc_commands_train_and_score_on_both_benchmarks(workspace, monkeypa
         return build_readout(encoder, task, *arguments)
 
     build_readout = readout_module.build_readout
-    monkeypatch.setattr(stage, "build_readout", recording)
+    monkeypatch.setattr(readout_seeds, "build_readout", recording)
     for command in doc_commands(SECTION):
         assert run_fourds(command) == 0, command
     seeds = 3  # the default's readout seeds (experiments/ladder/embedded.yaml)

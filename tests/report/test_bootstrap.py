@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
+from fourds.evaluate.readout_files import write_clip_values
 from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
 from fourds.report.compare import TaskScores, baseline_rows, control_rows, scale_rows
 from fourds.report.fits import fit_scaling
 from fourds.report.lineage import link
-from fourds.stages.readout import write_clip_values
 
 
 def test_the_headline_is_the_weighted_mean_and_every_draw_resamples_all_clips():

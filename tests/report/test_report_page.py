@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from fourds.config import load_params
+from fourds.evaluate.readout_files import write_clip_values
 from fourds.records import write_run_record
 from fourds.report.lineage import READ, stage_dirs, stage_name
 from fourds.report.offline import external_loads
 from fourds.report.paper import PAPER
 from fourds.report.summary import listing
 from fourds.stages import report
-from fourds.stages.readout import write_clip_values
 from tests.conftest import REPO_ROOT, sh
 
 CLIPS = 96
