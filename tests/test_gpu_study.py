@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -69,6 +70,18 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu(tmp_path):
     for command in doc_commands("On a bare machine", page="docs/gpu-study.md"):
         subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, capture_output=True)
     assert "gpu_b" in (tmp_path / "gpu-study/reports/out/scaling.html").read_text()
+
+
+def test_work_keeps_the_study_folder_for_a_second_command(tmp_path):
+    """WORK=<folder> (a study over two commands): the script works there, and what it made
+    stays after it ends, for a second command to go on from."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    environment = {**os.environ, "REHEARSE": "1", "PARTS": "rate", "WORK": str(work)}
+    subprocess.run(
+        ["bash", "benchmarks/gpu_study.sh", str(out)], cwd=REPO_ROOT, env=environment,
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert (work / "bin" / "fourds").is_file() and (out / "world_rate.json").is_file()
 
 
 def test_the_gpu_ladder_is_the_study_the_issue_asks_for():
