@@ -68,7 +68,7 @@ from fourds.config import Params
 from fourds.data.augment import ClipSampler
 from fourds.data.segments import SegmentStore
 from fourds.models.attention import probe
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.models.flops import training_flops_per_clip
 from fourds.train.loader import ClipExample, CopyToDevice, collate
 from fourds.train.optim import adamw
@@ -195,7 +195,7 @@ def build(params: Params, case: Case, device: torch.device) -> tuple[torch.nn.Mo
     pretrain = dataclasses.replace(spec.pretrain, compile=case.compile)
     spec = dataclasses.replace(spec, attention=case.attention, pretrain=pretrain)
     plan = ParallelPlan.from_spec(spec, sharded=False)
-    model = parallelize(lambda: build_mae(spec), plan, device, params.pretrain.seed)
+    model = parallelize(lambda: scale_mae(spec), plan, device, params.pretrain.seed)
     optimizer = adamw(model, params.pretrain.weight_decay, params.pretrain.lr, device)
     return model, optimizer
 
@@ -363,7 +363,7 @@ def loader_rates(params: Params, quick: bool) -> dict:
     segment_frames, segments, batch, batches = (8, 4, 4, 2) if quick else (64, 16, 16, 8)
     sampler = ClipSampler(frames, stride, cfg.crop_scale, cfg.crop_aspect)
     with torch.device("meta"):
-        model = build_mae(params.pretraining("4ds_b"))
+        model = scale_mae(params.pretraining("4ds_b"))
     work_dir = Path(tempfile.mkdtemp(prefix="fourds-gpu-loader-"))
     try:
         loader_throughput.write_shards(work_dir, segments, segment_frames, size, 4)

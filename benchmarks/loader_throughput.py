@@ -42,7 +42,7 @@ import torch
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter
-from fourds.models.mae import MaskedAutoencoder
+from fourds.models.factory import build_mae
 from fourds.train.loader import (
     ClipExample,
     Slot,
@@ -108,7 +108,7 @@ def main() -> None:
         segment_frames, segments, per_shard, batch, batches, repeats = 8, 4, 2, 4, 2, 1
     sampler = ClipSampler(frames, stride, cfg.crop_scale, cfg.crop_aspect)
     with torch.device("meta"):  # masks need the token grid, not weights
-        model = MaskedAutoencoder.build(params.model(SCALE), params.mae, frames, size)
+        model = build_mae(params.model(SCALE), params.mae, frames, size)
     work_dir = Path(tempfile.mkdtemp(prefix="fourds-loader-"))
     try:
         write_shards(work_dir, segments, segment_frames, size, per_shard)

@@ -6,7 +6,7 @@ curated pretrain split, taking turns step by step, once per seed (pretrain.seed:
 weights and every batch; seeds 0, 1 and 2 by default, each in its own process on one torch
 thread):
 
-- `fourds`: fourds.models.factory.build_mae with fourds' initialisation and
+- `fourds`: fourds.models.factory.scale_mae with fourds' initialisation and
   fourds.train.optim.adamw_param_groups;
 - `mae_st_recipe`: mae_st_recipe.MAESTRecipe (separable space/time positional embeddings, class
   token, final encoder LayerNorm, the recipe's initialisation) with recipe_param_groups.
@@ -51,7 +51,7 @@ from fourds.config import Params
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import shard_digests, shard_paths
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.models.mae import patchify
 from fourds.train.loader import ClipExample, Slot, collate
 from fourds.train.optim import adamw_param_groups
@@ -154,7 +154,7 @@ def make_batches(params: Params, scale: str, segments: SegmentStore) -> Batches:
             "curate again with the committed params (`dvc repro curate`)"
         )
     with torch.device("meta"):  # only for its mask sampler (masks are drawn on the CPU)
-        masker = build_mae(params.pretraining(scale))
+        masker = scale_mae(params.pretraining(scale))
     return Batches(ClipExample(segments, sampler, cfg.seed, masker.sample_masks), cfg.batch_size)
 
 
@@ -181,7 +181,7 @@ def mean_colour_loss(
 def build_fourds(params: Params, scale: str) -> tuple[torch.nn.Module, list[dict]]:
     """fourds' MAE of `scale` as the pretrain stage builds it, and its AdamW groups."""
     torch.manual_seed(params.pretrain.seed)
-    model = build_mae(params.pretraining(scale)).train()
+    model = scale_mae(params.pretraining(scale)).train()
     return model, adamw_param_groups(model, params.pretrain.weight_decay)
 
 

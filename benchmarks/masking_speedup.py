@@ -48,7 +48,7 @@ def measure_decoder(
     steps, models = {}, {}
     for ratio in RATIOS:
         config = dataclasses.replace(mae, mask_ratio=ratio)
-        models[ratio] = setups.build_mae(shape, config, "sdpa", device)
+        models[ratio] = setups.initial_mae(shape, config, "sdpa", device)
         steps[f"mask_{ratio}"] = setups.mae_step(models[ratio], video, setups.adamw(models[ratio]))
     timings = harness.time_interleaved(steps, device, warmup, repeats)
     masked, full = (f"mask_{ratio}" for ratio in RATIOS)

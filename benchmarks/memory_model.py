@@ -62,7 +62,7 @@ from torch.distributed.tensor import DTensor
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from fourds.config import Params
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.plan.memory import StepSetup, memory_per_device
 from fourds.train.distributed import DistEnv
@@ -120,7 +120,7 @@ def build_model(case: Case, device: torch.device, env: DistEnv) -> MaskedAutoenc
     with FSDP2 when env is."""
     params = case.params()
     plan = ParallelPlan(case.checkpointing, False, case.precision, env.sharded)
-    return parallelize(lambda: build_mae(params.pretraining(case.scale)), plan, device, 0)
+    return parallelize(lambda: scale_mae(params.pretraining(case.scale)), plan, device, 0)
 
 
 def prepare(case: Case, device: torch.device, env: DistEnv) -> tuple[nn.Module, Callable]:

@@ -61,7 +61,7 @@ def measure_scale(run: ScaleRun) -> dict:
     device = harness.default_device()
     params, pretrain = run.params, run.params.pretrain
     shape = setups.ladder_shape(params, run.scale)
-    model = setups.build_mae(shape, params.mae, "sdpa", device, seed=pretrain.seed)
+    model = setups.initial_mae(shape, params.mae, "sdpa", device, seed=pretrain.seed)
     if pretrain.checkpoints(run.scale):
         apply_activation_checkpointing(model)
     optimizer = setups.adamw(model, pretrain.lr, pretrain.weight_decay)

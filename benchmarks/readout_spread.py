@@ -129,7 +129,8 @@ def quick_study(root: Path) -> tuple[Path, Path, str]:
     """A tiny study: the smoke ladder's params on a tiny corpus, a tiny untrained encoder."""
     from fourds.data.corpus import WorldSpec, write_corpus
     from fourds.data.curate import curate
-    from fourds.models.factory import initial_mae, save_weights
+    from fourds.models.factory import initial_mae
+    from fourds.models.weights import save_weights
 
     params = root / "params.yaml"
     assert fourds(["params", "ladder=smoke", "--out", str(params)]) == 0

@@ -33,7 +33,7 @@ from gpu_step import quick_params, time_steps
 
 from fourds.config import Params
 from fourds.models.attention import SDPA_KERNELS, Attention, attention, probe
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 
 CLIPS = 128  # per GPU: the batch gpu_step.py measures the ladder's step at
 
@@ -43,7 +43,7 @@ def attention_calls(params: Params, scale: str, clips: int) -> dict[tuple[int, .
     `scale`'s MAE over `clips` clips, read from the model run on the meta device."""
     spec = dataclasses.replace(params.pretraining(scale), attention="sdpa")  # runs on meta
     with torch.device("meta"):
-        model = build_mae(spec)
+        model = scale_mae(spec)
     calls: collections.Counter = collections.Counter()
 
     def record(module: Attention, args: tuple, kwargs: dict) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params, load_params
+from fourds.models.factory import build_mae
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 
@@ -94,12 +95,12 @@ def four_ds_b(quick: bool) -> tuple[Shape, MAEConfig]:
     return ladder_shape(params, "4ds_b"), params.mae
 
 
-def build_mae(
+def initial_mae(
     shape: Shape, mae: MAEConfig, backend: str, device: torch.device, seed: int = 0
 ) -> MaskedAutoencoder:
-    """fourds' MAE (VideoViT encoder + the decoder `mae.decoder` picks), initialised from `seed`
-    (fourds.models.init, as pretraining starts it)."""
-    model = MaskedAutoencoder.build(shape.model, mae, shape.frames, shape.size, backend)
+    """fourds' MAE of `shape` (fourds.models.factory.build_mae), initialised from `seed`
+    (fourds.models.init, as pretraining starts it) on `device`."""
+    model = build_mae(shape.model, mae, shape.frames, shape.size, backend)
     return initialise(model, seed, mae.residual_init).to(device).train()
 
 

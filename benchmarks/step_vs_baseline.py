@@ -99,13 +99,15 @@ def main() -> None:
     video = setups.random_video(shape, batch, device)
 
     models = {
-        "ours_4ds": setups.build_mae(shape, ours, "sdpa", device),
-        "ours_mae_st_sdpa": setups.build_mae(shape, mae_st, "sdpa", device),
-        "ours_mae_st_math": setups.build_mae(shape, mae_st, "math", device),
+        "ours_4ds": setups.initial_mae(shape, ours, "sdpa", device),
+        "ours_mae_st_sdpa": setups.initial_mae(shape, mae_st, "sdpa", device),
+        "ours_mae_st_math": setups.initial_mae(shape, mae_st, "math", device),
         "ours_4ds_activation_checkpointing": wrapped(
-            setups.build_mae(shape, ours, "sdpa", device), apply_activation_checkpointing
+            setups.initial_mae(shape, ours, "sdpa", device), apply_activation_checkpointing
         ),
-        "ours_4ds_compiled": wrapped(setups.build_mae(shape, ours, "sdpa", device), apply_compile),
+        "ours_4ds_compiled": wrapped(
+            setups.initial_mae(shape, ours, "sdpa", device), apply_compile
+        ),
         "baseline": build_baseline(shape, mae_st, device),
     }
     steps = {

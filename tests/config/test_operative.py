@@ -21,9 +21,8 @@ from fourds.config.operative import (
     operative_config,
     stage,
 )
-from fourds.models.factory import build_mae, initial_mae
+from fourds.models.factory import build_mae, initial_mae, scale_mae
 from fourds.models.init import initialise
-from fourds.models.mae import MaskedAutoencoder
 from fourds.records import write_run_record
 from fourds.train.optim import adamw
 from tests.conftest import REPO_ROOT
@@ -36,7 +35,7 @@ import sys
 import torch
 from fourds.config import load_params
 from fourds.config.operative import configured, stage
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.records import write_run_record
 from fourds.train.optim import adamw
 
@@ -44,7 +43,7 @@ from fourds.train.optim import adamw
 def run(out):
     params = load_params({str(PARAMS)!r})
     with torch.device("meta"):
-        model = build_mae(params.pretraining("cpu_s"))
+        model = scale_mae(params.pretraining("cpu_s"))
     settings = {{"weight_decay": params.pretrain.weight_decay, "lr": params.pretrain.lr}}
     configured(adamw, settings, model, device=torch.device("cpu"))
     write_run_record(out, "pretrain@cpu_s", {str(PARAMS)!r}, [], "cpu")
@@ -72,7 +71,7 @@ def test_a_stage_records_the_params_values_and_the_code_defaults_it_built_with(p
     @stage
     def run():
         with torch.device("meta"):
-            model = build_mae(params.pretraining("cpu_s"))
+            model = scale_mae(params.pretraining("cpu_s"))
         configured(adamw, {"weight_decay": 0.05, "lr": 1e-3}, model, device=torch.device("cpu"))
         write_run_record(tmp_path, "pretrain@cpu_s", PARAMS, [], "cpu")
 
@@ -129,7 +128,7 @@ def test_a_stage_draws_the_initial_weights_of_the_explicit_constructor(params):
     """Through gin or not, the MAE is built with the same arguments in the same order."""
     in_stage = stage(lambda: initial_mae(params.pretraining("cpu_s")))()
     with torch.device("meta"):
-        explicit = MaskedAutoencoder.build(
+        explicit = build_mae(
             params.model("cpu_s"),
             params.mae,
             params.curate.clip_frames,

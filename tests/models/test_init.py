@@ -61,7 +61,7 @@ def test_every_parameter_has_a_rule_and_the_seed_fixes_the_weights():
 def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
     """GPT-2's rule: attention and MLP outputs at 1/sqrt(2 * depth) of their xavier bound,
     depth counted per stack (encoder 2 blocks, decoder 1), every other rule unchanged."""
-    model = MaskedAutoencoder.build(TINY, tiny_mae_config(), frames=4, size=16)
+    model = tiny_mae()
     plain, scaled = parameter_inits(model, "xavier"), parameter_inits(model, "depth_scaled")
     factors = {name: scaled[name].scale / plain[name].scale for name in plain if plain[name].scale}
     residual = {name: factor for name, factor in factors.items() if factor != 1.0}
@@ -77,7 +77,7 @@ def test_depth_scaled_residual_init_scales_only_each_stacks_residual_outputs():
 def test_zero_residual_init_starts_every_block_as_the_identity():
     """mae.residual_init=zero: both residual outputs of every block, encoder and decoder, are
     zero, so the encoder returns its embedded tokens; every other parameter as under xavier."""
-    model = MaskedAutoencoder.build(TINY, tiny_mae_config(), frames=4, size=16)
+    model = tiny_mae()
     plain = copy.deepcopy(initialise(model, seed=0, residual_init="xavier"))
     zero = initialise(model, seed=0, residual_init="zero")
     residual = {

@@ -19,7 +19,7 @@ from fourds.config.schema import SHARD_FORMATS
 from fourds.data.augment import ClipSampler, crop_resize_flip
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardWriter, write_index
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.train.loader import ClipExample, Slot, collate, on_compute_stream, pretrain_loader
 from fourds.train.pretrain import run_fingerprint
 from tests.conftest import REPO_ROOT
@@ -125,7 +125,7 @@ def embedded_examples(segments) -> ClipExample:
         params.curate.clip_frames, cfg.frame_stride, cfg.crop_scale, cfg.crop_aspect
     )
     return ClipExample(
-        segments, sampler, cfg.seed, build_mae(params.pretraining("cpu_s")).sample_masks
+        segments, sampler, cfg.seed, scale_mae(params.pretraining("cpu_s")).sample_masks
     )
 
 

@@ -161,7 +161,7 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
     tiny_shards, tmp_path, capsys
 ):
     from fourds.config import load_params
-    from fourds.models.factory import build_mae
+    from fourds.models.factory import scale_mae
     from fourds.models.weights import load_encoder
 
     params_path = write_tiny_params(tmp_path / "params.yaml", steps=8, checkpoint_every=4)
@@ -177,7 +177,7 @@ def test_export_writes_a_checkpoint_as_the_weights_file_readouts_load(
     assert main([*export, "--checkpoint", str(step_4), "--out", str(exported)]) == 0
 
     params = load_params(params_path)
-    model = build_mae(params.pretraining("tiny"))
+    model = scale_mae(params.pretraining("tiny"))
     load_checkpoint(step_4, model, torch.optim.AdamW(model.parameters()), DistEnv())
     encoder = load_encoder(exported)
     for name, tensor in encoder.state_dict().items():

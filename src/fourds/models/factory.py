@@ -1,36 +1,38 @@
-"""The one place a ladder scale's model is built from its pretraining spec, and saved with it."""
+"""The one way fourds builds an MAE: `build_mae` from an encoder config, an MAE config and the
+clip it reads; `scale_mae` for a ladder scale's pretraining spec, and the scale's initial
+weights (`initial_mae`, `initial_encoder`)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 
-from fourds.config import PretrainSpec
+from fourds.config import MAEConfig, ModelConfig, PretrainSpec
 from fourds.config.operative import configured
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
-from fourds.models.weights import save_mae
 
 
-def build_mae(spec: PretrainSpec) -> MaskedAutoencoder:
-    """The MAE of one ladder scale, for the clip shape its curate params produce, with
-    placeholder weights on the current default device (nothing is allocated under
-    `torch.device("meta")`): `initial_mae` draws the initial weights, or load trained ones.
-    Built as `MaskedAutoencoder.build` builds it, its params values given through gin in a
-    stage run (fourds.config.operative)."""
+def build_mae(
+    model: ModelConfig, mae: MAEConfig, frames: int, size: int, backend: str = "sdpa"
+) -> MaskedAutoencoder:
+    """The MAE of encoder `model` for clips [frames, size, size, 3], with placeholder weights on
+    the current default device (nothing is allocated under `torch.device("meta")`):
+    `fourds.models.init.initialise` draws initial weights, or load trained ones. Inside a stage
+    run its values go through gin (fourds.config.operative), so operative.gin records them."""
     encoder = configured(
-        VideoViT,
-        {
-            "cfg": spec.model,
-            "frames": spec.curate.clip_frames,
-            "size": spec.curate.resolution,
-            "backend": spec.attention,
-        },
+        VideoViT, {"cfg": model, "frames": frames, "size": size, "backend": backend}
     )
-    return configured(MaskedAutoencoder, {"cfg": spec.mae, "backend": spec.attention}, encoder)
+    return configured(MaskedAutoencoder, {"cfg": mae, "backend": backend}, encoder)
+
+
+def scale_mae(spec: PretrainSpec) -> MaskedAutoencoder:
+    """`build_mae` for one ladder scale, at the clip shape its curate params produce."""
+    return build_mae(
+        spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution, spec.attention
+    )
 
 
 def initial_mae(spec: PretrainSpec, device: str | torch.device = "cpu") -> MaskedAutoencoder:
@@ -38,7 +40,7 @@ def initial_mae(spec: PretrainSpec, device: str | torch.device = "cpu") -> Maske
     pretrain.seed by fourds.models.init, the weights every launch of the pretrain stage starts
     from)."""
     with torch.device("meta"):
-        model = build_mae(spec)
+        model = scale_mae(spec)
     return initialise(model.to_empty(device=device), spec.pretrain.seed, spec.mae.residual_init)
 
 
@@ -50,10 +52,3 @@ def initial_encoder(spec: PretrainSpec) -> VideoViT:
     if spec.mae.residual_init == "zero":
         spec = dataclasses.replace(spec, mae=dataclasses.replace(spec.mae, residual_init="xavier"))
     return initial_mae(spec).encoder
-
-
-def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], spec: PretrainSpec) -> None:
-    """The single-file weights of one ladder scale (see fourds.models.weights)."""
-    save_mae(
-        path, state_dict, spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution
-    )

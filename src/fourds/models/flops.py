@@ -24,7 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fourds.config import MAEConfig, ModelConfig
-from fourds.models.mae import MaskedAutoencoder, random_masking
+from fourds.models.factory import build_mae
+from fourds.models.mae import random_masking
 from fourds.models.vit import VideoViT
 
 
@@ -47,7 +48,7 @@ def _extended(count: Callable[[int], int], depth: int, fixed: int) -> int:
 def _count_mae_step(model_cfg: ModelConfig, mae_cfg: MAEConfig, frames: int, size: int) -> int:
     """Forward + backward FLOPs of one MAE training step on one clip, at the config's depth."""
     with torch.device("meta"):
-        model = MaskedAutoencoder.build(model_cfg, mae_cfg, frames, size)
+        model = build_mae(model_cfg, mae_cfg, frames, size)
     keep_index, mask = model.sample_masks(1, torch.Generator().manual_seed(0))
     video = torch.zeros(1, frames, size, size, 3, device="meta")
     return _counted(lambda: model(video, keep_index.to("meta"), mask.to("meta"))[0])

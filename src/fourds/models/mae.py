@@ -21,7 +21,7 @@ import gin
 import torch
 from torch import nn
 
-from fourds.config import MAEConfig, ModelConfig
+from fourds.config import MAEConfig
 from fourds.models.init import Init
 from fourds.models.vit import Block, VideoViT, as_pixels, patchify
 
@@ -243,21 +243,6 @@ class MaskedAutoencoder(nn.Module):
             )
         every_patch = self.decoder.loss_on_every_patch or cfg.mask_ratio == 0
         self.pixel_loss = PixelLoss(self.target_patch, cfg.norm_pix_loss, every_patch)
-
-    @classmethod
-    def build(
-        cls,
-        model_cfg: ModelConfig,
-        mae_cfg: MAEConfig,
-        frames: int,
-        size: int,
-        backend: str = "sdpa",
-    ) -> MaskedAutoencoder:
-        """The MAE of an encoder config for clips [frames, size, size, 3], with placeholder
-        weights on the current default device (nothing is allocated under
-        `torch.device("meta")`), for callers that hold the configs (a weights file, a count);
-        fourds.models.factory.build_mae builds the same from a scale's pretraining spec."""
-        return cls(VideoViT(model_cfg, frames, size, backend), mae_cfg, backend)
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         """The weights whose input grows with the encoder's width (muP's hidden matrices):

@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from fourds.atomic import atomic_path, check_output_file
-from fourds.config import MAEConfig, ModelConfig
+from fourds.config import MAEConfig, ModelConfig, PretrainSpec
 from fourds.errors import WeightsError
+from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
@@ -167,6 +168,13 @@ def save_mae(
     write_payload(path, payload)
 
 
+def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], spec: PretrainSpec) -> None:
+    """The single-file weights of one ladder scale (`save_mae` with its spec's configs)."""
+    save_mae(
+        path, state_dict, spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution
+    )
+
+
 def _read(path: str | Path) -> dict:
     return read_payload(path, FORMAT, "fourds weights", WHERE_WEIGHTS)
 
@@ -218,7 +226,7 @@ def load_mae(path: str | Path, backend: str = "sdpa") -> MaskedAutoencoder:
     fields["query_stride"] = tuple(fields["query_stride"])
     fields.setdefault("residual_init", "xavier")  # files written before the field existed
     with torch.device("meta"):
-        mae = MaskedAutoencoder.build(
+        mae = build_mae(
             _model_config(payload), MAEConfig(**fields), payload["frames"], payload["size"], backend
         )
     mae.load_state_dict(payload["state_dict"], assign=True)

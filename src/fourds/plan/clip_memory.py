@@ -33,6 +33,7 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fourds.evaluate.precision import DTYPES
+from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import Block
 
@@ -216,11 +217,11 @@ def measure_clip_memory(
     model_cfg, mae_cfg, frames: int, size: int, precision: str, attention: str
 ) -> ClipMemory:
     """Run one clip of the MAE forward and backward on fake tensors and measure it (see the
-    module docstring). Arguments as `MaskedAutoencoder.build`, with the compute `precision`
+    module docstring). Arguments as `fourds.models.factory.build_mae`, with the compute `precision`
     ("fp32" or "bf16")."""
     backend = "math" if attention == "math" else "sdpa"
     with torch.device("meta"):
-        model = MaskedAutoencoder.build(model_cfg, mae_cfg, frames, size, backend)
+        model = build_mae(model_cfg, mae_cfg, frames, size, backend)
     model.to(DTYPES[precision])
     with FakeTensorMode(allow_non_fake_inputs=True):
         model.to_empty(device="cpu")

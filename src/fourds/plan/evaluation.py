@@ -60,7 +60,7 @@ from fourds.evaluate.readout import (
 )
 from fourds.evaluate.reconstruction import reconstruct
 from fourds.evaluate.tasks import TaskContext, make_task
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.plan.simulate import DEVICE, plain_tracker, tracked_peak
@@ -155,7 +155,7 @@ def fidelity_memory(
     spec, clips = _with_cpu_attention(spec), fidelity.batch_size
     frames, size = spec.curate.clip_frames, spec.curate.resolution
     with FakeTensorMode(allow_non_fake_inputs=True):
-        mae = _fake(lambda: build_mae(spec), fidelity.precision)
+        mae = _fake(lambda: scale_mae(spec), fidelity.precision)
 
         def reconstruct_batch() -> None:
             video = torch.empty((clips, frames, size, size, 3), dtype=torch.uint8)

@@ -61,7 +61,7 @@ import torch
 
 from fourds.config import MAEConfig, ModelConfig, PretrainSpec
 from fourds.evaluate.precision import DTYPES
-from fourds.models.mae import MaskedAutoencoder
+from fourds.models.factory import build_mae
 from fourds.models.vit import Block, count_parameters
 from fourds.plan.clip_memory import ClipMemory, measure_clip_memory
 from fourds.train.parallelize import shard_dim
@@ -194,9 +194,7 @@ class DeviceMemory:
 def parameter_layout(setup: StepSetup) -> ParameterLayout:
     """Parameter shapes of the MAE, built on the meta device (no memory, also for 22B)."""
     with torch.device("meta"):
-        model = MaskedAutoencoder.build(
-            setup.model, setup.mae, setup.frames, setup.size, setup.attention
-        )
+        model = build_mae(setup.model, setup.mae, setup.frames, setup.size, setup.attention)
     blocks = [module for module in model.modules() if isinstance(module, Block)]
     in_blocks = {id(p) for block in blocks for p in block.parameters()}
     return ParameterLayout(

@@ -37,7 +37,7 @@ from torch.distributed._tools.mem_tracker import MemTracker
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from fourds.config import ConfigError, LadderSpec, PretrainSpec
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, data_parallel_mesh, parallelize
 from fourds.train.step import StepRecipe, train_step
@@ -108,7 +108,7 @@ def simulate_step(
     recipe = StepRecipe.in_micro_batches(clips, cfg.micro_batch, cfg.grad_clip, autocast)
     with fake_process_group(world_size, plan.layout) as mesh, FakeTensorMode():
         model = parallelize(
-            lambda: build_mae(spec),
+            lambda: scale_mae(spec),
             plan,
             DEVICE,
             None,

@@ -25,7 +25,7 @@ from fourds.accelerators import model_flops_utilisation
 from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params, PretrainSpec
 from fourds.config.operative import stage
-from fourds.models.factory import save_weights
+from fourds.models.weights import save_weights
 from fourds.records import write_run_record
 from fourds.runtime import setup_runtime
 from fourds.train.distributed import close_distributed, init_distributed

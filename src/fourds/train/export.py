@@ -2,7 +2,7 @@
 
 The MAE of the scale is rebuilt on the CPU from its pretraining spec (params.yaml's) and only
 its model state is read from the checkpoint (DCP reshards whatever number of processes wrote
-it), then written with `fourds.models.factory.save_weights`, the format of the pretrain stage's
+it), then written with `fourds.models.weights.save_weights`, the format of the pretrain stage's
 checkpoint.pt.
 """
 
@@ -14,8 +14,8 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
 from fourds.config import PretrainSpec
-from fourds.models.factory import build_mae, save_weights
-from fourds.models.weights import check_weights_output
+from fourds.models.factory import scale_mae
+from fourds.models.weights import check_weights_output, save_weights
 from fourds.train.checkpoint import CheckpointError, verify_checkpoint
 
 
@@ -36,7 +36,7 @@ def export_checkpoint(spec: PretrainSpec, checkpoint_dir: str | Path, out: str |
             f"trainer.json, under <pretrain out>/resume/<fingerprint>/)"
         )
     verify_checkpoint(checkpoint_dir)
-    model = build_mae(spec)
+    model = scale_mae(spec)
     state = {"model": get_model_state_dict(model)}
     try:
         dcp.load(state, checkpoint_id=checkpoint_dir, no_dist=True)

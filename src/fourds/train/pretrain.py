@@ -38,7 +38,7 @@ from fourds.config.operative import configured
 from fourds.data.augment import ClipSampler
 from fourds.data.segments import SegmentStore
 from fourds.data.shards import ShardError
-from fourds.models.factory import build_mae
+from fourds.models.factory import scale_mae
 from fourds.models.flops import training_flops_per_clip
 from fourds.models.vit import count_parameters
 from fourds.train.checkpoint import (
@@ -276,7 +276,7 @@ def build_training(
     of a fresh run (`segments` None: clips rendered from the world)."""
     cfg = spec.pretrain
     plan = ParallelPlan.from_spec(spec, sharded=env.sharded)
-    model = parallelize(lambda: build_mae(spec), plan, device, cfg.seed)
+    model = parallelize(lambda: scale_mae(spec), plan, device, cfg.seed)
     enable_tf32(device, cfg.precision)
     peak_lr, hidden_lr = peak_learning_rates(cfg, spec.model.width)
     rates = {"weight_decay": cfg.weight_decay, "lr": peak_lr, "hidden_lr": hidden_lr}
