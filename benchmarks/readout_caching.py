@@ -21,6 +21,7 @@ import numpy as np
 import setups
 import torch
 
+from fourds.config import ReadoutSpec
 from fourds.evaluate.readout import Features, train_readout
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.models.readout import AttentionReadout, readout_block_count
@@ -39,6 +40,7 @@ def training(
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
     task = make_task("depth", geometry, TaskContext.from_config(params.readout, ()))
     task_cfg = params.readouts["depth"]
+    spec = ReadoutSpec(shape.name, "depth", "frozen", params.readout, task_cfg, "sdpa")
     blocks = readout_block_count(shape.model.depth, params.readout.readout_depth)
     targets = task.targets({"depth": depth})
 
@@ -48,8 +50,7 @@ def training(
             shape.model.width, encoder.grid, shape.frames, task_cfg.width, task_cfg.heads,
             task.num_queries, task.query_dim, task.out_dim,
         ).to(device)  # fmt: skip
-        train_readout(readout, encoder, task, features, targets, task_cfg, params.readout,
-                      "frozen", device, "benchmark", params.readout.seed)  # fmt: skip
+        train_readout(readout, encoder, task, features, targets, spec, device, params.readout.seed)
 
     return run
 

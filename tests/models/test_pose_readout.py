@@ -118,13 +118,18 @@ def test_build_readout_picks_the_pose_readout_the_params_name():
     from fourds.models.readout import AttentionReadout
 
     encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
-    cfg = SimpleNamespace(width=16, heads=2)
+
+    def spec(pose_readout: str) -> SimpleNamespace:  # the ReadoutSpec fields it reads
+        shared = SimpleNamespace(pose_readout=pose_readout, tracking_readout="attention")
+        return SimpleNamespace(
+            own=SimpleNamespace(width=16, heads=2), shared=shared, attention="math"
+        )
+
     pose = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first")
-    built = build_readout(encoder, pose, cfg, "math", pose_readout="correlation")
-    assert isinstance(built, CorrelationPoseReadout)
-    assert isinstance(build_readout(encoder, pose, cfg, "math"), AttentionReadout)
+    assert isinstance(build_readout(encoder, pose, spec("correlation")), CorrelationPoseReadout)
+    assert isinstance(build_readout(encoder, pose, spec("attention")), AttentionReadout)
     depth = DepthTask(
         ClipGeometry((2, 4, 4), GRID, FRAMES, 16), DepthProtocol("none", "per_image", (0.001, 80.0))
     )
-    other = build_readout(encoder, depth, cfg, "math", pose_readout="correlation")
+    other = build_readout(encoder, depth, spec("correlation"))
     assert isinstance(other, AttentionReadout)  # the other tasks keep the attention readout

@@ -93,8 +93,13 @@ def test_build_readout_picks_the_tracking_readout_the_params_name():
     from fourds.evaluate.readout import build_readout
 
     encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
-    cfg = SimpleNamespace(width=16, heads=2)
+
+    def spec(tracking_readout: str) -> SimpleNamespace:  # the ReadoutSpec fields it reads
+        shared = SimpleNamespace(pose_readout="attention", tracking_readout=tracking_readout)
+        return SimpleNamespace(
+            own=SimpleNamespace(width=16, heads=2), shared=shared, attention="math"
+        )
+
     tracking = TrackingTask(GEOMETRY)
-    built = build_readout(encoder, tracking, cfg, "math", tracking_readout="motion")
-    assert isinstance(built, MotionTrackingReadout)
-    assert isinstance(build_readout(encoder, tracking, cfg, "math"), AttentionReadout)
+    assert isinstance(build_readout(encoder, tracking, spec("motion")), MotionTrackingReadout)
+    assert isinstance(build_readout(encoder, tracking, spec("attention")), AttentionReadout)

@@ -774,6 +774,24 @@ class Params(Section):
             scale, self.model(scale), self.mae, self.curate, self.pretrain, self.runtime.attention
         )
 
+    def readout_spec(self, scale: str, task: str, regime: str) -> ReadoutSpec:
+        """What the readout stage of (`scale`, `task`, `regime`) reads of the params.
+
+        Raises:
+            ConfigError: the scale is not defined, or the task or the regime is not one the
+                study runs (readout.tasks, readout.regimes).
+        """
+        self.model(scale)
+        if task not in self.readout.tasks:
+            raise ConfigError(f"task {task!r} is not in readout.tasks={list(self.readout.tasks)}")
+        if regime not in self.readout.regimes:
+            raise ConfigError(
+                f"regime {regime!r} is not in readout.regimes={list(self.readout.regimes)}"
+            )
+        return ReadoutSpec(
+            scale, task, regime, self.readout, self.readouts[task], self.runtime.attention
+        )
+
     def ladder_pretraining(self) -> LadderSpec:
         """What pretraining the whole ladder reads of the params."""
         scales = tuple(self.pretraining(scale) for scale in self.ladder.scales)
@@ -802,6 +820,26 @@ class PretrainSpec:
     curate: CurateConfig
     pretrain: PretrainConfig
     attention: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadoutSpec:
+    """What one readout stage reads of the params (`Params.readout_spec`): its scale, task and
+    regime (fourds.config.regimes), the settings every readout shares (`shared`: readout), the
+    task's own (`own`: readouts.<task>) and the attention backend (runtime.attention, or the
+    one fourds.runtime.setup_runtime replaced it with)."""
+
+    scale: str
+    task: str
+    regime: str
+    shared: ReadoutConfig
+    own: TaskReadoutConfig
+    attention: str
+
+    @property
+    def name(self) -> str:
+        """The stage's name in its study (`readout_name`)."""
+        return readout_name(self.scale, self.task, self.regime)
 
 
 @dataclasses.dataclass(frozen=True)

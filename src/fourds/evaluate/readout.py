@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fourds.config import ReadoutConfig, TaskReadoutConfig
+from fourds.config import ReadoutSpec
 from fourds.config.operative import configured
 from fourds.config.regimes import REGIMES
 from fourds.data.spill import IN_MEMORY, HostBudget, mapped
@@ -182,26 +182,26 @@ def train_readout(
     task: Task,
     features: Features,
     targets: dict[str, torch.Tensor],
-    cfg: TaskReadoutConfig,
-    shared: ReadoutConfig,
-    regime: str,
+    spec: ReadoutSpec,
     device: torch.device,
-    label: str,
     seed: int,
 ) -> list[float]:
-    """AdamW with cosine decay; batches drawn with replacement from a generator seeded with
-    `seed`. Returns the loss per step."""
+    """`spec`'s schedule (readouts.<task>: AdamW with cosine decay over its steps; the encoder
+    too where the regime trains it) on the train clips' `features` and `targets`, batches drawn
+    with replacement from a generator seeded with `seed`. Returns the loss per step."""
+    cfg = spec.own
     settings = {
         "lr": cfg.lr,
         "weight_decay": cfg.weight_decay,
-        "finetune_lr_scale": shared.finetune_lr_scale,
+        "finetune_lr_scale": spec.shared.finetune_lr_scale,
     }
-    optimizer = configured(readout_optimizer, settings, readout, encoder, regime)
+    optimizer = configured(readout_optimizer, settings, readout, encoder, spec.regime)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
     generator = torch.Generator().manual_seed(seed)
     count = len(next(iter(targets.values())))
     losses = []
-    for _ in (bar := tqdm(range(cfg.steps), desc=f"readout {label}", unit="step")):
+    label = f"readout {spec.name} seed {seed}"
+    for _ in (bar := tqdm(range(cfg.steps), desc=label, unit="step")):
         index = torch.randint(count, (cfg.batch_size,), generator=generator)
         batch = task.with_queries(select(targets, index), generator)
         batch = {key: value.to(device) for key, value in batch.items()}
@@ -249,26 +249,23 @@ def converted_readout(
 def build_readout(
     encoder: VideoViT,
     task: Task,
-    cfg: TaskReadoutConfig,
-    backend: str,
+    spec: ReadoutSpec,
     start: dict[str, torch.Tensor] | None = None,
-    pose_readout: str = "attention",
-    tracking_readout: str = "attention",
 ) -> AttentionReadout | CorrelationPoseReadout | MotionTrackingReadout:
-    """A new readout of `cfg`'s size for `task` on the features of `encoder`; with `start` (a
-    split's targets) and learned queries, it starts from the task's baseline on them
-    (`Task.baseline`, AttentionReadout.start_from). The pose task gets the readout
-    `pose_readout` names (ReadoutConfig.pose_readout): "attention" or "correlation"
-    (CorrelationPoseReadout, `cfg.width` wide); the tracking task the one `tracking_readout`
-    names (ReadoutConfig.tracking_readout): "attention" or "motion" (MotionTrackingReadout:
-    the attention readout plus the image's motion, read by a `cfg.width` wide
-    CorrelationPoseReadout)."""
-    if task.name == "pose" and pose_readout == "correlation":
+    """A new readout of `spec`'s size (readouts.<task>.width, .heads) for `task` on the
+    features of `encoder`; with `start` (a split's targets) and learned queries, it starts from
+    the task's baseline on them (`Task.baseline`, AttentionReadout.start_from). The pose task
+    gets the readout readout.pose_readout names: "attention" or "correlation"
+    (CorrelationPoseReadout, as wide); the tracking task the one readout.tracking_readout
+    names: "attention" or "motion" (MotionTrackingReadout: the attention readout plus the
+    image's motion, read by an as wide CorrelationPoseReadout)."""
+    cfg = spec.own
+    if task.name == "pose" and spec.shared.pose_readout == "correlation":
         readout = correlation_readout(encoder, cfg.width, task.out_dim)
     else:
         readout = configured(
             AttentionReadout,
-            {"width": cfg.width, "heads": cfg.heads, "backend": backend},
+            {"width": cfg.width, "heads": cfg.heads, "backend": spec.attention},
             feature_dim=encoder.cfg.width,
             grid=encoder.grid,
             frames=encoder.frames,
@@ -276,7 +273,7 @@ def build_readout(
             query_dim=task.query_dim,
             out_dim=task.out_dim,
         )
-    if task.name == "tracking" and tracking_readout == "motion":
+    if task.name == "tracking" and spec.shared.tracking_readout == "motion":
         motion = correlation_readout(encoder, cfg.width, AFFINE_OUTPUTS)
         return MotionTrackingReadout(readout, motion, encoder.frames)
     if start is not None and task.query_dim == 0:

@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import torch
 
-from fourds.config import Params
+from fourds.config import ReadoutSpec
 from fourds.config.regimes import REGIMES
 from fourds.data.spill import HostBudget
 from fourds.evaluate.readout import Features, build_readout, score, train_readout
@@ -21,16 +21,13 @@ from fourds.records import PartTimer
 
 
 def train_seeds(
-    params: Params,
-    task_name: str,
-    regime: str,
+    spec: ReadoutSpec,
     encoder: VideoViT,
     clips: ReadoutClips,
     task: Task,
     targets: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
     device: torch.device,
     budget: HostBudget,
-    label: str,
 ) -> tuple[list[Evaluation], dict[str, object], PartTimer]:
     """Train readouts.<task>.seeds readouts of `task` (readout.seed onwards) on the train clips
     and score each on the test clips, with `targets` (train, test) the task's targets of each:
@@ -38,17 +35,17 @@ def train_seeds(
     training and scoring. A frozen encoder's features are computed once for every seed; a
     fine-tuned one starts each seed from the same weights and is scored as that seed left
     it."""
-    cfg, task_cfg = params.readout, params.readouts[task_name]
+    cfg, task_cfg, regime = spec.shared, spec.own, REGIMES[spec.regime]
     train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
-    cache = cfg.cache_features and not REGIMES[regime].trains_encoder
+    cache = cfg.cache_features and not regime.trains_encoder
     timer = PartTimer()
     with timer.part("encode"):
         train_features = Features(
             encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
             budget,
         )  # fmt: skip
-    initial = copy.deepcopy(encoder.state_dict()) if REGIMES[regime].trains_encoder else None
+    initial = copy.deepcopy(encoder.state_dict()) if regime.trains_encoder else None
     features = None
     if initial is None:  # the encoder stays as it is: every seed reads the same features
         with timer.part("encode"):
@@ -58,15 +55,11 @@ def train_seeds(
         if initial is not None:  # every seed fine-tunes the same encoder
             encoder.load_state_dict(initial)
         torch.manual_seed(seed)
-        readout = build_readout(
-            encoder, task, task_cfg, params.runtime.attention, start, cfg.pose_readout,
-            cfg.tracking_readout,
-        ).to(device)  # fmt: skip
+        readout = build_readout(encoder, task, spec, start).to(device)
         with timer.part("train"):  # with the features of uncached clips
             losses = train_readout(
-                readout, encoder, task, train_features, train_targets, task_cfg, cfg, regime,
-                device, f"{label} seed {seed}", seed,
-            )  # fmt: skip
+                readout, encoder, task, train_features, train_targets, spec, device, seed
+            )
         final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
         if initial is not None:  # this seed's fine-tuned encoder
             with timer.part("encode"):

@@ -47,8 +47,10 @@ from fourds.config import (
     ModelConfig,
     PretrainSpec,
     ReadoutConfig,
+    ReadoutSpec,
     TaskReadoutConfig,
 )
+from fourds.config.regimes import PRETRAINED
 from fourds.evaluate.fidelity import frame_features
 from fourds.evaluate.precision import DTYPES
 from fourds.evaluate.readout import (
@@ -136,14 +138,18 @@ def readout_memory(
         num_blocks = readout_block_count(encoder.cfg.depth, readout.readout_depth)
         sizes = {readouts[task].batch_size for task in readout.tasks}
         features = {size: _feature_pass_peak(encoder, size, num_blocks) for size in sizes}
+        specs = [
+            ReadoutSpec(spec.scale, task, PRETRAINED, readout, readouts[task], spec.attention)
+            for task in readout.tasks
+        ]
         return [
             ReadoutMemory(
-                task,
+                each.task,
                 _weight_bytes(encoder),
-                features[readouts[task].batch_size],
-                _readout_step_peak(readout, readouts[task], spec.attention, encoder, task),
+                features[each.own.batch_size],
+                _readout_step_peak(each, encoder),
             )
-            for task in readout.tasks
+            for each in specs
         ]
 
 
@@ -188,32 +194,15 @@ def _feature_pass_peak(encoder: VideoViT, clips: int, num_blocks: int) -> int:
     return _peak(feature_pass, encoder)
 
 
-def _readout_step_peak(
-    shared: ReadoutConfig,
-    cfg: TaskReadoutConfig,
-    attention: str,
-    encoder: VideoViT,
-    task_name: str,
-) -> int:
-    """Peak bytes of a training step of the `task_name` readout (`cfg`: readouts.<task>;
-    `shared`: readout; its attention backend `attention`; the second step: it has the AdamW
+def _readout_step_peak(spec: ReadoutSpec, encoder: VideoViT) -> int:
+    """Peak bytes of a training step of the readout `spec` (the second step: it has the AdamW
     state of the first) beside the encoder."""
+    cfg, shared = spec.own, spec.shared
     context = TaskContext.from_config(shared, ({"label": np.arange(CLASSES)},))
-    task = make_task(task_name, clip_geometry(encoder), context)
-    readout = _fake(
-        lambda: build_readout(
-            encoder,
-            task,
-            cfg,
-            attention,
-            None,
-            shared.pose_readout,
-            shared.tracking_readout,
-        ),
-        "fp32",
-    )
+    task = make_task(spec.task, clip_geometry(encoder), context)
+    readout = _fake(lambda: build_readout(encoder, task, spec), "fp32")
     optimizer = readout_optimizer(
-        readout, encoder, "frozen", cfg.lr, cfg.weight_decay, shared.finetune_lr_scale
+        readout, encoder, spec.regime, cfg.lr, cfg.weight_decay, shared.finetune_lr_scale
     )
     shape = (cfg.batch_size, encoder.num_tokens, encoder.cfg.width)
 

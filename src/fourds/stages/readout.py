@@ -24,7 +24,7 @@ from fourds.atomic import (
     scratch_directory,
     write_json,
 )
-from fourds.config import ConfigError, Params, readout_name
+from fourds.config import Params, ReadoutSpec
 from fourds.config.operative import stage
 from fourds.config.regimes import REGIMES
 from fourds.data.benchmarks import source_files
@@ -56,15 +56,8 @@ def run(
     """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
     the converted readout `readouts.<task>.pretrained` without training). Arrays past
     readout.max_host_mib live in a scratch folder beside `out_dir` while it runs."""
-    if task_name not in params.readout.tasks:
-        raise ConfigError(
-            f"task {task_name!r} is not in readout.tasks={list(params.readout.tasks)}"
-        )
-    if regime not in params.readout.regimes:
-        raise ConfigError(
-            f"regime {regime!r} is not in readout.regimes={list(params.readout.regimes)}"
-        )
-    task_cfg = params.readouts[task_name]
+    spec = params.readout_spec(scale, task_name, regime)
+    task_cfg = spec.own
     checkpoint = Path(pretrain_dir)
     if not checkpoint.is_file():  # the pretrain stage's folder
         checkpoint = checkpoint / "checkpoint.pt"
@@ -74,15 +67,12 @@ def run(
     check_output_directory(out_dir, read)
     with scratch_directory(out_dir) as scratch:
         budget = HostBudget(scratch, params.readout.max_host_mib << 20)
-        return _run(params, scale, task_name, regime, shard_dir, checkpoint, read, out_dir,
-                    params_path, budget)  # fmt: skip
+        return _run(params, spec, shard_dir, checkpoint, read, out_dir, params_path, budget)
 
 
 def _run(
     params: Params,
-    scale: str,
-    task_name: str,
-    regime: str,
+    spec: ReadoutSpec,
     shard_dir: str | Path,
     checkpoint: Path,
     read: tuple[str | Path, ...],
@@ -90,18 +80,21 @@ def _run(
     params_path: str | Path,
     budget: HostBudget,
 ) -> dict:
-    """`run` once its arguments are checked: the encoder at `checkpoint`, the inputs `read`,
-    and the host memory `budget` for benchmark clips and cached features."""
-    cfg, task_cfg = params.readout, params.readouts[task_name]
+    """`run` once its arguments are checked, for the readout `spec`: the encoder at
+    `checkpoint`, the inputs `read`, and the host memory `budget` for benchmark clips and
+    cached features."""
     runtime, device = setup_runtime(params.runtime)
     params = dataclasses.replace(params, runtime=runtime)  # the attention that runs here
+    spec = dataclasses.replace(spec, attention=runtime.attention)
+    scale, task_name, regime = spec.scale, spec.task, spec.regime
+    cfg, task_cfg = spec.shared, spec.own
     encoder = regime_encoder(params, scale, regime, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     started = time.perf_counter()
     clips = ReadoutClips.load(params, task_name, encoder, shard_dir, budget)
     if task_cfg.pretrained:
         readout, task = converted_readout(
-            task_cfg.pretrained, clips.geometry, depth_protocol(cfg), params.runtime.attention
+            task_cfg.pretrained, clips.geometry, depth_protocol(cfg), spec.attention
         )
     else:
         readout, task = None, readout_task(cfg, task_name, clips, task_cfg.source)
@@ -114,11 +107,9 @@ def _run(
             evaluation = score(readout.to(device), task, features, targets, task_cfg.batch_size)
         evaluations, trained = [evaluation], {}
     else:
-        label = readout_name(scale, task_name, regime)
         evaluations, trained, timer = train_seeds(
-            params, task_name, regime, encoder, clips, task, (train_targets, targets), device,
-            budget, label,
-        )  # fmt: skip
+            spec, encoder, clips, task, (train_targets, targets), device, budget
+        )
     baseline = task.evaluate(task.baseline(train_targets), targets, task_cfg.batch_size)
     claim_output_directory(out_dir, read)
     out_dir = Path(out_dir)
@@ -149,7 +140,7 @@ def _run(
         inputs += shard_paths(shard_dir, "pretrain")
     write_run_record(
         out_dir,
-        f"readout@{readout_name(scale, task_name, regime)}",
+        f"readout@{spec.name}",
         params_path,
         inputs,
         str(device),
