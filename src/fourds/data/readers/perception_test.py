@@ -88,6 +88,8 @@ class PointTrackedVideo:
     frame_ids: per track, int64 [K] annotated frames, each in [0, T).
     points: per track, float32 [K, 2] (x, y) in [0, 1] of the frame's width and height.
     where: "<file>: <video_id>", for messages.
+    camera_moving: metadata.is_camera_moving where it is a boolean, else None (the baseline
+        notebook reports its average Jaccard over each kind of video).
     """
 
     video_id: str
@@ -95,6 +97,7 @@ class PointTrackedVideo:
     frame_ids: tuple[np.ndarray, ...]
     points: tuple[np.ndarray, ...]
     where: str
+    camera_moving: bool | None = None
 
     def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """(tracks float32 [N, T, 2] (x, y) pixels of a size x size frame, 0 where not
@@ -219,7 +222,9 @@ def _entry(where: str, metadata: Any, tracks: Any) -> PointTrackedVideo:
         ids, xy = _track(f"{where}: point track {number}", track, frames)
         frame_ids.append(ids)
         points.append(xy)
-    return PointTrackedVideo(video_id, frames, tuple(frame_ids), tuple(points), where)
+    moving = metadata.get("is_camera_moving")
+    moving = moving if isinstance(moving, bool) else None
+    return PointTrackedVideo(video_id, frames, tuple(frame_ids), tuple(points), where, moving)
 
 
 def _track(where: str, track: Any, frames: int) -> tuple[np.ndarray, np.ndarray]:
