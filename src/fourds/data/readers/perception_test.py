@@ -37,10 +37,15 @@ What fourds reads, and where each rule comes from:
   `evaluate` builds its ground truth before the TAP-Vid metrics).
 - frames: the video must decode to `metadata.num_frames` frames, as both notebooks assert;
   `frame_ids` index them.
-- scoring (fourds.evaluate.tasks.tracking): the benchmark's evaluation queries each point at its
-  first annotated frame ("first" query mode) and scores the TAP-Vid metrics with the normalised
-  points scaled to 256 x 256; fourds does the same within each clip it cuts (the `tracking`
-  task's headline, average Jaccard, is the metric the 4DS paper plots for Perception Test).
+- scoring: the headline is fourds' own, per clip (fourds.evaluate.tasks.tracking: each clip's
+  points queried at their first visible frame in it, predicted occlusion counted, the frames
+  after the query scored, TAP-Vid metrics at 256 x 256 averaged over clips; average Jaccard is
+  the metric the 4DS paper plots for Perception Test). It is not the challenge's: its baseline
+  notebook queries each track once per video, at its first annotated frame, takes every
+  prediction as visible, scores every frame but the query's (those before it as false
+  positives) and averages videos; the readout stage gives those numbers too, under
+  "perception_test_official" (fourds.evaluate.perception_test says how and how tracks are
+  chained from clip to clip).
 
 Memory and hostile input: the annotation file may hold at most MAX_ANNOTATION_BYTES (checked
 before it is read; JSON parsing runs no code), and its entries are decoded one at a time, only
