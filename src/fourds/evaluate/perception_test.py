@@ -28,7 +28,8 @@ fourds' readout predicts within a clip, so a whole-video track is chained from t
   clip it is queried at the clip's first frame, at the position predicted at the previous
   clip's last frame;
 - the frames before its query keep the query point (a false positive wherever it is); the frames
-  past the video's last clip keep the last predicted position;
+  past the video's last clip keep the last predicted position (a video shorter than a clip
+  keeps its query points throughout);
 - with frame_stride above 1, a track is queried at the first of its `frame_ids` that the strided
   video holds, and left out where it holds none.
 
