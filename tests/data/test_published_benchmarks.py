@@ -71,6 +71,18 @@ def test_perception_test_gives_the_annotated_points_of_each_clip(shards, percept
         )
 
 
+def test_perception_test_entries_say_whether_the_camera_moves(perception_test, tmp_path):
+    """metadata.is_camera_moving where it is a boolean (the baseline notebook's split), else
+    None."""
+    entries = json.loads((perception_test / "all_valid.json").read_text())
+    path, seen = tmp_path / "all_valid.json", []
+    for flag in (True, False, "yes", None):
+        entries["video_0001"]["metadata"]["is_camera_moving"] = flag
+        path.write_text(json.dumps(entries))
+        seen += [entry.camera_moving for entry in perception_test_reader.read_point_tracks(path)]
+    assert seen == [True, False, None, None]
+
+
 def test_waymo_front_camera_gives_each_objects_boxes(shards, waymo):
     keys = ("video", *BOXES)
     truth = load_split(shards, "readout-test", keys)

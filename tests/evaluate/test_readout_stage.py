@@ -17,9 +17,11 @@ from fourds.cli import main
 from fourds.config import CurateConfig, ModelConfig
 from fourds.data import spill
 from fourds.data.curate import curate
+from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.shards import load_split
 from fourds.data.spill import HostBudget
 from fourds.evaluate.metrics import depth_image_metrics
+from fourds.evaluate.perception_test import OFFICIAL, video_metrics
 from fourds.evaluate.precision import frozen
 from fourds.evaluate.readout import Features, MappedFeatures
 from fourds.models.convert import load_readout
@@ -28,7 +30,7 @@ from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from fourds.report.bootstrap import read_clip_scores
-from tests.benchmark_files import export_benchmark, write_ssv2
+from tests.benchmark_files import export_benchmark, write_perception_test, write_ssv2
 from tests.conftest import tiny_mae_config
 from tests.models.test_convert import (
     BACKBONE_ONLY,
@@ -252,6 +254,32 @@ def test_a_benchmark_format_feeds_the_readout_through_params(
     assert np.isfinite(metrics[metrics["headline"]])
     record = yaml.safe_load((metrics["out"] / "run.yaml").read_text())
     assert any(Path(path).is_relative_to(test) for path in record["inputs"])
+
+
+def test_a_perception_test_readout_also_carries_the_challenges_numbers(
+    setup, tiny_corpus, tmp_path
+):
+    """Beside the per-clip headline, metrics.json holds the baseline notebook's numbers of the
+    whole test videos (fourds.evaluate.perception_test), the readout's (averaged over seeds)
+    and, under "baseline", those of static points: the notebook's own baseline, worked out here
+    from the annotation file."""
+    root = write_perception_test(tiny_corpus, tmp_path / "perception_test")
+    source = {"format": "perception_test", "train": str(root / "all_train.json"),
+              "test": str(root / "all_valid.json"), "frame_stride": 1,
+              "videos": str(root / "videos")}  # fmt: skip
+    metrics = run_readout(setup, tmp_path, "tracking", settings={"source": source, "seeds": 2})
+    official = metrics[OFFICIAL]
+    assert metrics["headline"] == "average_jaccard" and official["videos"] == 1
+    assert 0 <= official["average_jaccard"] <= 1
+    assert official["average_jaccard_static_camera"] == official["average_jaccard"]
+    (video,) = read_point_tracks(root / "all_valid.json")
+    tracks, visible = video.arrays(1)
+    first = np.array([ids[0] for ids in video.frame_ids])
+    static = np.repeat(tracks[np.arange(len(tracks)), first][:, None], video.num_frames, 1)
+    expected = video_metrics(tracks, visible, static, first)
+    assert metrics["baseline"][OFFICIAL] == pytest.approx(
+        expected | {"videos": 1, "average_jaccard_static_camera": expected["average_jaccard"]}
+    )
 
 
 def test_a_converted_official_depth_readout_is_scored_without_training(setup, tmp_path):

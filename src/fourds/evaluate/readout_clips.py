@@ -12,7 +12,9 @@ import torch
 
 from fourds.config import ConfigError, Params, ReadoutConfig, SourceConfig
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
+from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.spill import HostBudget
+from fourds.evaluate.perception_test import OfficialTracking
 from fourds.evaluate.readout import Features, clip_geometry, test_features
 from fourds.evaluate.tasks import ClipGeometry, Task, TaskContext, make_task
 from fourds.models.readout import readout_block_count
@@ -97,6 +99,10 @@ class ReadoutClips:
 def readout_task(
     cfg: ReadoutConfig, task_name: str, clips: ReadoutClips, source: SourceConfig
 ) -> Task:
-    """The task `task_name` a readout is trained on, for the clips and classes of `source`."""
+    """The task `task_name` a readout is trained on, for the clips and classes of `source`; on
+    Perception Test, scored also as the challenge scores it (fourds.evaluate.perception_test)."""
     context = TaskContext.from_config(cfg, (clips.train, clips.test), readout_classes(source))
-    return make_task(task_name, clips.geometry, context)
+    task = make_task(task_name, clips.geometry, context)
+    if source.format == "perception_test":
+        return OfficialTracking(task, read_point_tracks(source.test), source.frame_stride)
+    return task

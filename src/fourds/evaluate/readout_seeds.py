@@ -88,8 +88,14 @@ def seed_summary(
     return summary
 
 
-def mean_metrics(seeds: list[dict[str, float]]) -> dict[str, float]:
-    """Each metric's mean over the seeds' evaluations (the one seed's metrics as they are)."""
+def mean_metrics(seeds: list[dict]) -> dict:
+    """Each metric's mean over the seeds' evaluations (the one seed's metrics as they are), a
+    group of metrics (a dict, as fourds.evaluate.perception_test.OFFICIAL) metric by metric."""
     if len(seeds) == 1:
         return seeds[0]
-    return {key: float(np.mean([metrics[key] for metrics in seeds])) for key in seeds[0]}
+    return {
+        key: mean_metrics([metrics[key] for metrics in seeds])
+        if isinstance(seeds[0][key], dict)
+        else float(np.mean([metrics[key] for metrics in seeds]))
+        for key in seeds[0]
+    }

@@ -2,12 +2,14 @@
 regime, and scored on the readout-test clips.
 
 Outputs in `out_dir`: metrics.json (the task's metrics, its headline, the encoder's parameter
-count, and under "baseline" the same metrics of the task's no-learning predictor on the same
-test clips, `Task.baseline`), clips.csv (per test clip: the headline and the other per-clip
-metrics, the weight of the clip in the headline, and the baseline's headline as
-`baseline_<headline>`; see fourds.evaluate.tasks.base.Evaluation), examples/<task>.png,
-run.yaml, execution.yaml and operative.gin (fourds.records). See fourds.evaluate.readout for
-the regimes, the data sources and the precision a frozen encoder runs in.
+count, on Perception Test the challenge's own numbers under "perception_test_official"
+(fourds.evaluate.perception_test), and under "baseline" the same metrics of the task's
+no-learning predictor on the same test clips, `Task.baseline`), clips.csv (per test clip: the
+headline and the other per-clip metrics, the weight of the clip in the headline, and the
+baseline's headline as `baseline_<headline>`; see fourds.evaluate.tasks.base.Evaluation),
+examples/<task>.png, run.yaml, execution.yaml and operative.gin (fourds.records). See
+fourds.evaluate.readout for the regimes, the data sources and the precision a frozen encoder
+runs in.
 """
 
 from __future__ import annotations

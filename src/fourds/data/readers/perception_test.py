@@ -37,10 +37,15 @@ What fourds reads, and where each rule comes from:
   `evaluate` builds its ground truth before the TAP-Vid metrics).
 - frames: the video must decode to `metadata.num_frames` frames, as both notebooks assert;
   `frame_ids` index them.
-- scoring (fourds.evaluate.tasks.tracking): the benchmark's evaluation queries each point at its
-  first annotated frame ("first" query mode) and scores the TAP-Vid metrics with the normalised
-  points scaled to 256 x 256; fourds does the same within each clip it cuts (the `tracking`
-  task's headline, average Jaccard, is the metric the 4DS paper plots for Perception Test).
+- scoring: the headline is fourds' own, per clip (fourds.evaluate.tasks.tracking: each clip's
+  points queried at their first visible frame in it, predicted occlusion counted, the frames
+  after the query scored, TAP-Vid metrics at 256 x 256 averaged over clips; average Jaccard is
+  the metric the 4DS paper plots for Perception Test). It is not the challenge's: its baseline
+  notebook queries each track once per video, at its first annotated frame, takes every
+  prediction as visible, scores every frame but the query's (those before it as false
+  positives) and averages videos; the readout stage gives those numbers too, under
+  "perception_test_official" (fourds.evaluate.perception_test says how and how tracks are
+  chained from clip to clip).
 
 Memory and hostile input: the annotation file may hold at most MAX_ANNOTATION_BYTES (checked
 before it is read; JSON parsing runs no code), and its entries are decoded one at a time, only
@@ -88,6 +93,8 @@ class PointTrackedVideo:
     frame_ids: per track, int64 [K] annotated frames, each in [0, T).
     points: per track, float32 [K, 2] (x, y) in [0, 1] of the frame's width and height.
     where: "<file>: <video_id>", for messages.
+    camera_moving: metadata.is_camera_moving where it is a boolean, else None (the baseline
+        notebook reports its average Jaccard over each kind of video).
     """
 
     video_id: str
@@ -95,6 +102,7 @@ class PointTrackedVideo:
     frame_ids: tuple[np.ndarray, ...]
     points: tuple[np.ndarray, ...]
     where: str
+    camera_moving: bool | None = None
 
     def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """(tracks float32 [N, T, 2] (x, y) pixels of a size x size frame, 0 where not
@@ -219,7 +227,9 @@ def _entry(where: str, metadata: Any, tracks: Any) -> PointTrackedVideo:
         ids, xy = _track(f"{where}: point track {number}", track, frames)
         frame_ids.append(ids)
         points.append(xy)
-    return PointTrackedVideo(video_id, frames, tuple(frame_ids), tuple(points), where)
+    moving = metadata.get("is_camera_moving")
+    moving = moving if isinstance(moving, bool) else None
+    return PointTrackedVideo(video_id, frames, tuple(frame_ids), tuple(points), where, moving)
 
 
 def _track(where: str, track: Any, frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,8 @@ Infer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 class Evaluation(NamedTuple):
     """A readout scored on the N test clips.
 
-    metrics: the task's benchmark metrics over the test set.
+    metrics: the task's benchmark metrics over the test set (a group of them under one key, as
+        a dict: fourds.evaluate.perception_test.OFFICIAL).
     predictions: per test clip, arrays [N, ...] (for the example pictures).
     clips: per-clip values, arrays [N] float: the headline metric (named as in `metrics`) and
         other per-clip metrics, NaN for a clip that is not scored; and "weight", how many units
