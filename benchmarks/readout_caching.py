@@ -22,7 +22,7 @@ import setups
 import torch
 
 from fourds.config import ReadoutSpec
-from fourds.evaluate.readout import Features, train_readout
+from fourds.evaluate.readout import Features, train_readout, training_optimizer
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.models.readout import AttentionReadout, readout_block_count
 from fourds.models.vit import VideoViT
@@ -50,7 +50,10 @@ def training(
             shape.model.width, encoder.grid, shape.frames, task_cfg.width, task_cfg.heads,
             task.num_queries, task.query_dim, task.out_dim,
         ).to(device)  # fmt: skip
-        train_readout(readout, encoder, task, features, targets, spec, device, params.readout.seed)
+        optimizer = training_optimizer(readout, encoder, spec)
+        train_readout(
+            readout, optimizer, task, features, targets, spec, device, params.readout.seed
+        )
 
     return run
 

@@ -20,6 +20,8 @@ from fourds.data.curate import curate
 from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.shards import load_split
 from fourds.data.spill import HostBudget
+from fourds.evaluate import readout_seeds
+from fourds.evaluate.forked import side_by_side
 from fourds.evaluate.metrics import depth_image_metrics
 from fourds.evaluate.perception_test import OFFICIAL, video_metrics
 from fourds.evaluate.precision import frozen
@@ -66,11 +68,12 @@ def run_readout(
     regime: str = "frozen",
     settings: dict | None = None,
     model: ModelConfig | None = None,
+    runtime: dict | None = None,
     **readout,
 ) -> dict:
     """Run the readout stage through the CLI in `regime`; `settings` update readouts.<task>,
-    `model` replaces the scale's architecture (that of the checkpoint read), keywords update
-    readout."""
+    `model` replaces the scale's architecture (that of the checkpoint read), `runtime` updates
+    runtime, keywords update readout."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
@@ -78,6 +81,7 @@ def run_readout(
     if model is not None:
         raw["models"]["tiny"] = {**dataclasses.asdict(model), "tubelet": list(model.tubelet)}
     raw["readout"].update(readout)
+    raw["runtime"].update(runtime or {})
     raw["readout"]["regimes"] = [regime]
     for each in raw["readouts"].values():
         each.update(steps=6, batch_size=2, width=16, heads=2)
@@ -411,3 +415,27 @@ def test_a_readout_with_several_seeds_reports_their_mean_and_each_seed(setup, tm
     assert [row["seed"] for row in rows] == ["0"] * two["test_clips"] + ["1"] * two["test_clips"]
     scores = read_clip_scores(two["out"] / "clips.csv", "miou")
     assert scores.seed_headlines().tolist() == pytest.approx([first, second])
+
+
+@pytest.mark.parametrize("task", ["pose", "tracking"])
+def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
+    setup, tmp_path, task, monkeypatch
+):
+    """At two threads a frozen encoder's three seeds train at once, each in a process of its
+    own at one thread; at one thread, in the stage, seed after seed: the same numbers (the pose
+    readout's running token mean and the tracking readout's two heads come back from the
+    processes with the weights)."""
+    forked = []
+
+    def recording(jobs, threads):
+        forked.append((len(jobs), threads))
+        return side_by_side(jobs, threads)
+
+    monkeypatch.setattr(readout_seeds, "side_by_side", recording)
+    apart = run_readout(
+        setup, tmp_path / "apart", task, settings={"seeds": 3}, runtime={"threads": 2}
+    )
+    in_turn = run_readout(setup, tmp_path / "in_turn", task, settings={"seeds": 3})
+    assert forked == [(3, 1)]
+    for key in ("seed_headlines", "final_train_losses", apart["headline"], "baseline"):
+        assert apart[key] == in_turn[key], key

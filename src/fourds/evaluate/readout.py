@@ -176,9 +176,22 @@ def readout_step(
     return value
 
 
+def training_optimizer(
+    readout: AttentionReadout, encoder: VideoViT, spec: ReadoutSpec
+) -> torch.optim.AdamW:
+    """`readout_optimizer` at readouts.<task>'s lr and weight decay (and over the encoder where
+    the regime trains it), built through gin so that a stage's operative.gin records it."""
+    settings = {
+        "lr": spec.own.lr,
+        "weight_decay": spec.own.weight_decay,
+        "finetune_lr_scale": spec.shared.finetune_lr_scale,
+    }
+    return configured(readout_optimizer, settings, readout, encoder, spec.regime)
+
+
 def train_readout(
     readout: AttentionReadout,
-    encoder: VideoViT,
+    optimizer: torch.optim.Optimizer,
     task: Task,
     features: Features,
     targets: dict[str, torch.Tensor],
@@ -186,16 +199,10 @@ def train_readout(
     device: torch.device,
     seed: int,
 ) -> list[float]:
-    """`spec`'s schedule (readouts.<task>: AdamW with cosine decay over its steps; the encoder
-    too where the regime trains it) on the train clips' `features` and `targets`, batches drawn
-    with replacement from a generator seeded with `seed`. Returns the loss per step."""
+    """`optimizer` (`training_optimizer`) with cosine decay over readouts.<task>.steps on the
+    train clips' `features` and `targets`, batches drawn with replacement from a generator
+    seeded with `seed`. Returns the loss per step."""
     cfg = spec.own
-    settings = {
-        "lr": cfg.lr,
-        "weight_decay": cfg.weight_decay,
-        "finetune_lr_scale": spec.shared.finetune_lr_scale,
-    }
-    optimizer = configured(readout_optimizer, settings, readout, encoder, spec.regime)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
     generator = torch.Generator().manual_seed(seed)
     count = len(next(iter(targets.values())))

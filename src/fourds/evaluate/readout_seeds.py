@@ -1,10 +1,22 @@
 """A readout trained once per seed (readouts.<task>.seeds, from readout.seed) and each seed
-scored on the test clips: a frozen encoder's features computed once for every seed, a
-fine-tuned one restarted from the same weights for each."""
+scored on the test clips.
+
+A frozen encoder's features are computed once for every seed. On a CPU with more than one
+thread the seeds of a frozen encoder train side by side, each in a process of its own
+(fourds.evaluate.forked) at threads // seeds threads (at least one): on two cores three
+one-thread processes train a task's seeds 13-38% sooner than one process at two threads, seed
+after seed, but for boxes (the same time; docs/research/timings.md). Each seed's readout, its
+optimizer and the global generator's state are made in the stage, seed after seed, before any
+trains, so a seed's numbers are a function of its seed either way (up to the rounding of its
+thread count). A fine-tuned encoder is restarted from the same weights for each seed, one after
+another, and each seed is scored as it left it.
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,12 +24,69 @@ import torch
 from fourds.config import ReadoutSpec
 from fourds.config.regimes import REGIMES
 from fourds.data.spill import HostBudget
-from fourds.evaluate.readout import Features, build_readout, score, train_readout
+from fourds.evaluate.forked import side_by_side
+from fourds.evaluate.readout import (
+    Features,
+    build_readout,
+    score,
+    train_readout,
+    training_optimizer,
+)
 from fourds.evaluate.readout_clips import ReadoutClips
 from fourds.evaluate.tasks import Task
 from fourds.evaluate.tasks.base import Evaluation
+from fourds.models.readout import AttentionReadout
 from fourds.models.vit import VideoViT
 from fourds.records import PartTimer
+
+Targets = dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """One seed's readout as built (`start`) and trained: its optimizer, and the global
+    generator's state right after it was built (what its training starts from)."""
+
+    seed: int
+    readout: AttentionReadout
+    optimizer: torch.optim.Optimizer
+    generator_state: torch.Tensor
+
+    @classmethod
+    def start(
+        cls, seed: int, encoder: VideoViT, task: Task, spec: ReadoutSpec, targets: Targets | None,
+        device: torch.device,
+    ) -> SeedRun:  # fmt: skip
+        """Seed `seed`'s new readout (from the baseline on `targets` where the task starts
+        there; see build_readout) and its optimizer."""
+        torch.manual_seed(seed)
+        readout = build_readout(encoder, task, spec, targets).to(device)
+        optimizer = training_optimizer(readout, encoder, spec)
+        return cls(seed, readout, optimizer, torch.get_rng_state())
+
+    def trainer(
+        self, task: Task, features: Features, targets: Targets, spec: ReadoutSpec,
+        device: torch.device,
+    ) -> Callable[[], tuple[list[float], dict[str, torch.Tensor]]]:  # fmt: skip
+        """The training of this seed (`train_readout`), as a job: its losses per step and the
+        trained readout's state."""
+
+        def train() -> tuple[list[float], dict[str, torch.Tensor]]:
+            torch.set_rng_state(self.generator_state)
+            losses = train_readout(
+                self.readout, self.optimizer, task, features, targets, spec, device, self.seed
+            )
+            return losses, self.readout.state_dict()
+
+        return train
+
+
+def seed_processes(spec: ReadoutSpec, device: torch.device) -> int:
+    """How many processes train the seeds of `spec` side by side: one per seed for a frozen
+    encoder on a CPU with more than one thread, else one (seed after seed, in this process)."""
+    on_cpu = device.type == "cpu" and torch.get_num_threads() > 1
+    frozen = not REGIMES[spec.regime].trains_encoder
+    return spec.own.seeds if on_cpu and frozen else 1
 
 
 def train_seeds(
@@ -25,54 +94,63 @@ def train_seeds(
     encoder: VideoViT,
     clips: ReadoutClips,
     task: Task,
-    targets: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+    targets: tuple[Targets, Targets],
     device: torch.device,
     budget: HostBudget,
 ) -> tuple[list[Evaluation], dict[str, object], PartTimer]:
     """Train readouts.<task>.seeds readouts of `task` (readout.seed onwards) on the train clips
-    and score each on the test clips, with `targets` (train, test) the task's targets of each:
-    each seed's evaluation, metrics.json's training fields and the seconds spent encoding,
-    training and scoring. A frozen encoder's features are computed once for every seed; a
-    fine-tuned one starts each seed from the same weights and is scored as that seed left
-    it."""
+    and score each on the test clips, with `targets` (train, test) the task's targets of each
+    (see the module docstring): each seed's evaluation, metrics.json's training fields and the
+    seconds spent encoding, training and scoring."""
     cfg, task_cfg, regime = spec.shared, spec.own, REGIMES[spec.regime]
     train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
-    cache = cfg.cache_features and not regime.trains_encoder
+    seeds = range(cfg.seed, cfg.seed + task_cfg.seeds)
     timer = PartTimer()
     with timer.part("encode"):
         train_features = Features(
-            encoder, clips.train["video"], clips.num_blocks, device, cache, task_cfg.batch_size,
-            budget,
+            encoder, clips.train["video"], clips.num_blocks, device,
+            cfg.cache_features and not regime.trains_encoder, task_cfg.batch_size, budget,
         )  # fmt: skip
-    initial = copy.deepcopy(encoder.state_dict()) if regime.trains_encoder else None
-    features = None
-    if initial is None:  # the encoder stays as it is: every seed reads the same features
+    evaluations, losses = [], []
+    if regime.trains_encoder:  # every seed fine-tunes the same encoder, one after another
+        initial = copy.deepcopy(encoder.state_dict())
+        for seed in seeds:
+            encoder.load_state_dict(initial)
+            run = SeedRun.start(seed, encoder, task, spec, start, device)
+            with timer.part("train"):  # with the features of the encoder as it trains
+                losses.append(run.trainer(task, train_features, train_targets, spec, device)()[0])
+            with timer.part("encode"):  # this seed's fine-tuned encoder
+                features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+            with timer.part("score"):
+                evaluations.append(
+                    score(run.readout, task, features, test_targets, task_cfg.batch_size)
+                )
+    else:  # every seed reads the same features
         with timer.part("encode"):
             features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-    evaluations, final_losses = [], []
-    for seed in range(cfg.seed, cfg.seed + task_cfg.seeds):
-        if initial is not None:  # every seed fine-tunes the same encoder
-            encoder.load_state_dict(initial)
-        torch.manual_seed(seed)
-        readout = build_readout(encoder, task, spec, start).to(device)
-        with timer.part("train"):  # with the features of uncached clips
-            losses = train_readout(
-                readout, encoder, task, train_features, train_targets, spec, device, seed
-            )
-        final_losses.append(float(np.mean(losses[-max(1, len(losses) // 10) :])))
-        if initial is not None:  # this seed's fine-tuned encoder
-            with timer.part("encode"):
-                features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-        with timer.part("score"):
-            evaluation = score(readout, task, features, test_targets, task_cfg.batch_size)
-        evaluations.append(evaluation)
-    trained = {
+        runs = [SeedRun.start(seed, encoder, task, spec, start, device) for seed in seeds]
+        jobs = [run.trainer(task, train_features, train_targets, spec, device) for run in runs]
+        processes = seed_processes(spec, device)
+        with timer.part("train"):
+            if processes > 1:
+                trained = side_by_side(jobs, max(1, torch.get_num_threads() // processes))
+            else:
+                trained = [job() for job in jobs]
+        for run, (seed_losses, state) in zip(runs, trained, strict=True):
+            run.readout.load_state_dict(state)  # trained in another process, or here
+            losses.append(seed_losses)
+            with timer.part("score"):
+                evaluations.append(
+                    score(run.readout, task, features, test_targets, task_cfg.batch_size)
+                )
+    final_losses = [float(np.mean(each[-max(1, len(each) // 10) :])) for each in losses]
+    trained_fields = {
         "train_clips": len(clips.train["video"]),
         "pretrain_clips": clips.extra,
         **seed_summary(final_losses, evaluations, task.headline),
     }
-    return evaluations, trained, timer
+    return evaluations, trained_fields, timer
 
 
 def seed_summary(
