@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from fourds.cli import main
-from fourds.config import CurateConfig, ModelConfig
+from fourds.config import CurateConfig, ModelConfig, load_params
 from fourds.data import spill
 from fourds.data.curate import curate
 from fourds.data.readers.perception_test import read_point_tracks
@@ -33,7 +33,7 @@ from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from fourds.report.bootstrap import read_clip_scores
 from tests.benchmark_files import export_benchmark, write_perception_test, write_ssv2
-from tests.conftest import tiny_mae_config
+from tests.conftest import REPO_ROOT, tiny_mae_config
 from tests.models.test_convert import (
     BACKBONE_ONLY,
     READOUT,
@@ -68,12 +68,11 @@ def run_readout(
     regime: str = "frozen",
     settings: dict | None = None,
     model: ModelConfig | None = None,
-    runtime: dict | None = None,
     **readout,
 ) -> dict:
     """Run the readout stage through the CLI in `regime`; `settings` update readouts.<task>,
-    `model` replaces the scale's architecture (that of the checkpoint read), `runtime` updates
-    runtime, keywords update readout."""
+    `model` replaces the scale's architecture (that of the checkpoint read), keywords update
+    readout."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
@@ -81,7 +80,6 @@ def run_readout(
     if model is not None:
         raw["models"]["tiny"] = {**dataclasses.asdict(model), "tubelet": list(model.tubelet)}
     raw["readout"].update(readout)
-    raw["runtime"].update(runtime or {})
     raw["readout"]["regimes"] = [regime]
     for each in raw["readouts"].values():
         each.update(steps=6, batch_size=2, width=16, heads=2)
@@ -421,8 +419,8 @@ def test_a_readout_with_several_seeds_reports_their_mean_and_each_seed(setup, tm
 def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
     setup, tmp_path, task, monkeypatch
 ):
-    """At two threads a frozen encoder's three seeds train at once, each in a process of its
-    own at one thread; at one thread, in the stage, seed after seed: the same numbers (the pose
+    """A frozen encoder's three seeds trained at once, each in a process of its own at one
+    thread, and in the stage seed after seed at one thread: the same numbers (the pose
     readout's running token mean and the tracking readout's two heads come back from the
     processes with the weights)."""
     forked = []
@@ -432,10 +430,23 @@ def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
         return side_by_side(jobs, threads)
 
     monkeypatch.setattr(readout_seeds, "side_by_side", recording)
-    apart = run_readout(
-        setup, tmp_path / "apart", task, settings={"seeds": 3}, runtime={"threads": 2}
-    )
+    monkeypatch.setattr(readout_seeds, "seed_processes", lambda spec, device: spec.own.seeds)
+    apart = run_readout(setup, tmp_path / "apart", task, settings={"seeds": 3})
+    monkeypatch.setattr(readout_seeds, "seed_processes", lambda spec, device: 1)
     in_turn = run_readout(setup, tmp_path / "in_turn", task, settings={"seeds": 3})
     assert forked == [(3, 1)]
     for key in ("seed_headlines", "final_train_losses", apart["headline"], "baseline"):
         assert apart[key] == in_turn[key], key
+
+
+def test_seeds_train_side_by_side_only_for_a_frozen_encoder_on_a_cpu_with_threads(monkeypatch):
+    params = load_params(REPO_ROOT / "params.yaml")  # three seeds a readout
+    frozen = params.readout_spec("cpu_s", "depth", "frozen")
+    finetuned = dataclasses.replace(frozen, regime="finetuned")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert readout_seeds.seed_processes(frozen, cpu) == 3
+    assert readout_seeds.seed_processes(finetuned, cpu) == 1  # one encoder, restarted per seed
+    assert readout_seeds.seed_processes(frozen, cuda) == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert readout_seeds.seed_processes(frozen, cpu) == 1
