@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import harness
+import setups
 import torch
 import yaml
 
@@ -125,39 +126,13 @@ def against_gain(task: str, pretrained: dict, control: dict) -> dict:
     return {"gain": gain, "std_over_gain": ratio}
 
 
-def quick_study(root: Path) -> tuple[Path, Path, str]:
-    """A tiny study: the smoke ladder's params on a tiny corpus, a tiny untrained encoder."""
-    from fourds.data.corpus import WorldSpec, write_corpus
-    from fourds.data.curate import curate
-    from fourds.models.factory import initial_mae
-    from fourds.models.weights import save_weights
-
-    params = root / "params.yaml"
-    assert fourds(["params", "ladder=smoke", "--out", str(params)]) == 0
-    raw = yaml.safe_load(params.read_text())
-    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
-    for each in raw["readouts"].values():
-        each.update(steps=4, batch_size=2, width=16, heads=2, pretrain_clips=2)
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    videos = {"pretrain": 2, "readout-train": 2, "readout-test": 1}
-    write_corpus(root / "corpus", WorldSpec(seed=7, frames=12, size=32, fps=12, videos=videos))
-    loaded = load_params(params)
-    curate(root / "corpus", root / "runs/curate", loaded.curate)
-    scale = loaded.ladder.scales[-1]
-    spec = loaded.pretraining(scale)
-    save_weights(
-        root / "runs/pretrain" / scale / "checkpoint.pt", initial_mae(spec).state_dict(), spec
-    )
-    return root, params, scale
-
-
 def main() -> None:
     started = time.perf_counter()
     args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         if args.quick:
-            study, params, scale = quick_study(scratch / "study")
+            study, params, scale = setups.quick_study(scratch / "study")
             seeds = SEEDS[:2]
         else:
             study, seeds = args.study.resolve(), SEEDS

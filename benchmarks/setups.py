@@ -156,3 +156,34 @@ def mae_step(
 def visible_tokens(tokens: int, mask_ratio: float) -> int:
     """Tokens the encoder sees per clip at `mask_ratio` (as fourds.models.mae.random_masking)."""
     return max(1, round(tokens * (1.0 - mask_ratio)))
+
+
+def quick_study(root: Path) -> tuple[Path, Path, str]:
+    """A tiny study under `root` (params.yaml, runs/curate/shards, runs/pretrain/<scale>): the
+    smoke ladder's params on a tiny corpus, a tiny untrained encoder of its largest scale; the
+    study, its params and that scale."""
+    import yaml
+
+    from fourds.cli import main as fourds_cli
+    from fourds.data.corpus import WorldSpec, write_corpus
+    from fourds.data.curate import curate
+    from fourds.models.factory import initial_mae
+    from fourds.models.weights import save_weights
+
+    params = root / "params.yaml"
+    assert fourds_cli(["params", "ladder=smoke", "--out", str(params)]) == 0
+    raw = yaml.safe_load(params.read_text())
+    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
+    for each in raw["readouts"].values():
+        each.update(steps=4, batch_size=2, width=16, heads=2, pretrain_clips=2, seeds=2)
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    videos = {"pretrain": 2, "readout-train": 2, "readout-test": 1}
+    write_corpus(root / "corpus", WorldSpec(seed=7, frames=12, size=32, fps=12, videos=videos))
+    loaded = load_params(params)
+    curate(root / "corpus", root / "runs/curate", loaded.curate)
+    scale = loaded.ladder.scales[-1]
+    spec = loaded.pretraining(scale)
+    save_weights(
+        root / "runs/pretrain" / scale / "checkpoint.pt", initial_mae(spec).state_dict(), spec
+    )
+    return root, params, scale

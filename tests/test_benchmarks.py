@@ -24,6 +24,7 @@ SCRIPTS = [
     "render_corpus",
     "readout_caching",
     "readout_spread",
+    "readout_seeds",
     "pretrain_seeds",
     "memory_model",
 ]

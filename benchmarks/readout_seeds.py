@@ -1,0 +1,132 @@
+"""Readout seeds one after another and side by side: a study's readout stages of one scale and
+regime, each run twice by the stage itself (`fourds readout`) in this process, its seeds
+trained first one after another in the stage at the stage's threads (the code before issue 57's
+change), then side by side, a forked process each (fourds.evaluate.readout_seeds, as the stage
+now trains them on a CPU).
+
+Per stage it records both runs' seconds by part (encode, train, score: the stage's execution
+record), how much sooner the seeds train side by side, and the largest relative difference
+between the two runs of a seed's headline and final training loss (one thread's rounding
+against the stage's threads). The study's stage outputs are read where `dvc repro` writes them
+(runs/curate/shards and runs/pretrain/<scale> under --study, with its params.yaml); `--quick`
+reads out a tiny untrained encoder on a tiny corpus for a few steps instead. It times: run it
+alone.
+
+Run: python benchmarks/readout_seeds.py [--quick] [--study DIR] [--scale cpu_s] [--tasks depth]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import setups
+import torch
+import yaml
+
+from fourds.cli import main as fourds
+from fourds.config import load_params
+from fourds.evaluate import readout_seeds
+
+NAME = "readout_seeds"
+WAYS = ("one_after_another", "side_by_side")
+
+
+def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way: str,
+             out: Path) -> dict:  # fmt: skip
+    """The readout stage of (scale, task, regime), its seeds trained `way`: its metrics.json
+    and its execution record's seconds by part."""
+    processes = readout_seeds.seed_processes
+    if way == "one_after_another":
+        readout_seeds.seed_processes = lambda spec, device: 1
+    command = ["readout", "--params", str(params), "--scale", scale, "--task", task,
+               "--regime", regime, "--curated", str(study / "runs/curate/shards"),
+               "--pretrained", str(study / "runs/pretrain" / scale), "--out", str(out)]  # fmt: skip
+    try:
+        if fourds(command) != 0:
+            raise RuntimeError(f"fourds {' '.join(command)} failed")
+    finally:
+        readout_seeds.seed_processes = processes
+    execution = yaml.safe_load((out / "execution.yaml").read_text())
+    parts = {key: value for key, value in execution.items() if key.endswith("seconds")}
+    return {"metrics": yaml.safe_load((out / "metrics.json").read_text()), "seconds": parts}
+
+
+def largest_relative_difference(first: list[float], second: list[float]) -> float:
+    """max |a - b| / max(|a|, |b|) over pairs of numbers (0 where both are 0)."""
+    return max(
+        (abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0)
+        for a, b in zip(first, second, strict=True)
+    )
+
+
+def compare(runs: dict[str, dict]) -> dict:
+    """Both ways' seconds by part, how much sooner the seeds train side by side, and how far
+    apart the two runs' seeds end."""
+    before, after = (runs[way]["metrics"] for way in WAYS)
+    train = {way: runs[way]["seconds"]["train_seconds"] for way in WAYS}
+    return {
+        "seconds": {way: runs[way]["seconds"] for way in WAYS},
+        "train_side_by_side_over_one_after_another": round(
+            train["side_by_side"] / train["one_after_another"], 3
+        ),
+        "seed_headline_difference": largest_relative_difference(
+            before.get("seed_headlines", [before[before["headline"]]]),
+            after.get("seed_headlines", [after[after["headline"]]]),
+        ),
+        "final_train_loss_difference": largest_relative_difference(
+            before.get("final_train_losses", [before["final_train_loss"]]),
+            after.get("final_train_losses", [after["final_train_loss"]]),
+        ),
+    }
+
+
+def main() -> None:
+    started = time.perf_counter()
+    args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        if args.quick:
+            study, params, scale = setups.quick_study(scratch / "study")
+        else:
+            study, params, scale = args.study.resolve(), args.study / "params.yaml", args.scale
+        loaded = load_params(params)
+        tasks = args.tasks.split(",") if args.tasks else list(loaded.readout.tasks)
+        results, totals = {}, dict.fromkeys(WAYS, 0.0)
+        for task in tasks:
+            runs = {
+                way: read_out(
+                    study, params, scale, task, args.regime, way, scratch / f"{task}-{way}"
+                )  # fmt: skip
+                for way in WAYS
+            }
+            results[task] = compare(runs)
+            for way in WAYS:
+                totals[way] += runs[way]["seconds"]["train_seconds"]
+            print(f"{task}: {results[task]}", flush=True)
+        results["train_seconds"] = {way: round(seconds, 2) for way, seconds in totals.items()}
+    config = {
+        "study": "quick" if args.quick else str(args.study),
+        "scale": scale,
+        "regime": args.regime,
+        "tasks": tasks,
+        "seeds": {task: loaded.readouts[task].seeds for task in tasks},
+        "threads": loaded.runtime.threads,
+        "order": "per task: one after another, then side by side",
+    }
+    harness.write_result(NAME, args.out, torch.device("cpu"), config, results, started)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--study", type=Path, default=harness.REPO,
+                        help="a folder holding params.yaml and the study's runs/ (default: "
+                             "the repository)")  # fmt: skip
+    parser.add_argument("--scale", default="cpu_s", help="the scale read out (default: cpu_s)")
+    parser.add_argument("--regime", default="frozen", help="the regime (default: frozen)")
+    parser.add_argument("--tasks", default="", help="comma-separated tasks (default: all)")
+
+
+if __name__ == "__main__":
+    main()
