@@ -3,9 +3,9 @@ scored on the test clips.
 
 A frozen encoder's features are computed once for every seed. On a CPU with more than one
 thread the seeds of a frozen encoder train side by side, each in a process of its own
-(fourds.evaluate.forked) at threads // seeds threads (at least one): on two cores three
-one-thread processes train a task's seeds 13-38% sooner than one process at two threads, seed
-after seed, but for boxes (the same time; docs/research/timings.md). Each seed's readout, its
+(fourds.evaluate.forked) at threads // seeds threads (at least one): on two cores the default
+study's readouts train about a tenth sooner than at two threads seed after seed (none sooner
+for boxes; benchmarks/readout_seeds.py, docs/research/timings.md). Each seed's readout, its
 optimizer and the global generator's state are made in the stage, seed after seed, before any
 trains, so a seed's numbers are a function of its seed either way (up to the rounding of its
 thread count). A fine-tuned encoder is restarted from the same weights for each seed, one after
