@@ -120,9 +120,7 @@ def main() -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--study", type=Path, default=harness.REPO,
-                        help="a folder holding params.yaml and the study's runs/ (default: "
-                             "the repository)")  # fmt: skip
+    setups.add_study_argument(parser)
     parser.add_argument("--scale", default="cpu_s", help="the scale read out (default: cpu_s)")
     parser.add_argument("--regime", default="frozen", help="the regime (default: frozen)")
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: all)")

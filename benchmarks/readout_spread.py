@@ -159,9 +159,7 @@ def main() -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--study", type=Path, default=harness.REPO,
-                        help="a folder holding params.yaml and the study's runs/ (default: "
-                             "the repository)")  # fmt: skip
+    setups.add_study_argument(parser)
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: all)")
 
 

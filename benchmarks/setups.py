@@ -187,3 +187,14 @@ def quick_study(root: Path) -> tuple[Path, Path, str]:
         root / "runs/pretrain" / scale / "checkpoint.pt", initial_mae(spec).state_dict(), spec
     )
     return root, params, scale
+
+
+def add_study_argument(parser) -> None:
+    """--study: the folder of a study `dvc repro` ran (its params.yaml and runs/), for the
+    benchmarks that read a study's stage outputs."""
+    parser.add_argument(
+        "--study",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="a folder holding params.yaml and the study's runs/ (default: the repository)",
+    )
