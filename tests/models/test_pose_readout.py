@@ -52,6 +52,29 @@ def test_shapes_and_the_no_motion_start():
     assert torch.equal(readout(features)[0, 0], torch.arange(9.0))
 
 
+def test_the_first_token_layer_per_place_is_the_linear_layer_on_each_tokens_description():
+    """`first_token_layer` folds the token's place into the weights: it must equal token_mlp[0]
+    on the description the readout is defined on (place, then per pair the similarities, their
+    products with the place (y, x interleaved), the displacement and its products)."""
+    torch.manual_seed(0)
+    readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=16, radius=1)
+    readout.token_mlp[0].bias.data.normal_()
+    places = readout.positions[0, 0]  # [h*w, 2]
+    similarities, displacement = torch.randn(5, 2, 16, 9), torch.randn(5, 2, 16, 2)
+
+    def described(pair: int) -> torch.Tensor:
+        by_place = (similarities[:, pair, :, :, None] * places[:, None]).flatten(-2)
+        moved = (displacement[:, pair, :, :, None] * places[:, None]).flatten(-2)
+        return torch.cat([similarities[:, pair], by_place, displacement[:, pair], moved], -1)
+
+    description = torch.cat([places.expand(5, -1, -1), described(0), described(1)], -1)
+    expected = readout.token_mlp[0](description)  # [5, h*w, width]
+    weights, constant = readout.first_token_layer()
+    inputs = torch.cat([similarities, displacement], -1).permute(2, 0, 1, 3).flatten(2)
+    folded = torch.baddbmm(constant[:, None], inputs, weights)  # [h*w, 5, width]
+    torch.testing.assert_close(folded.transpose(0, 1), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_centring_uses_the_training_mean_and_is_frozen_in_eval():
     readout = CorrelationPoseReadout(DIM, GRID, FRAMES, width=16)
     first, second = torch.randn(3, 48, DIM), torch.randn(5, 48, DIM)

@@ -19,7 +19,8 @@ pose networks do with a cost volume:
    position in [-1, 1]^2, so that averaging over tokens keeps expansion (a camera moving along
    its view), shear and parallax (a camera moving sideways) apart from a uniform shift (a
    camera turning);
-4. a 2-layer GELU MLP per token, averaged over the tokens of each tubelet, gives one vector per
+4. a 2-layer GELU MLP per token (its first layer applied as one matrix per token place:
+   `first_token_layer`), averaged over the tokens of each tubelet, gives one vector per
    tubelet, which is resized in time (cubic) to the frame count, given a learned embedding per
    frame, passed through a residual GELU MLP and a linear output of 9 numbers per frame
    (fourds.evaluate.tasks.pose: a 6D rotation offset from the identity and a translation).
@@ -141,21 +142,31 @@ class CorrelationPoseReadout(nn.Module):
         """Add `outputs` [out_dim] (or [frames, out_dim]) to every prediction."""
         self.offset = outputs.detach().clone().to(self.offset)
 
-    def describe(self, correlations: torch.Tensor) -> torch.Tensor:
-        """[B, T', h*w, K] similarities -> [B, T', h*w, 3K + 6]: the similarities, their
-        product with the token's (y, x) position, the soft-argmax displacement (dy, dx) in
-        tokens and its product with the position."""
-        positions = self.positions[..., None, :]  # [1, 1, hw, 1, 2]
-        flow = (correlations * self.temperature).softmax(-1) @ self.offsets  # [B, T', hw, 2]
-        return torch.cat(
-            [
-                correlations,
-                (correlations[..., None] * positions).flatten(-2),
-                flow,
-                (flow[..., None] * positions).flatten(-2),
-            ],
-            -1,
-        )
+    def first_token_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token MLP's first layer as one matrix per token place: ([h*w, 2(K + 2), width],
+        [h*w, width]) for K = (2 radius + 1)^2.
+
+        The layer's weights (`token_mlp[0]`) read 2 + 2(3K + 6) numbers per token: its (y, x)
+        position p, then for each pair of tubelets (from the first, from the previous) the
+        similarities c [K], their products with p [K, 2], the soft-argmax displacement d [2]
+        and its products with p [2, 2]. With u = (c, d), A the weights of u and B_y, B_x
+        those of u p_y and u p_x, the layer is (A + p_y B_y + p_x B_x) u + (the weights of p)
+        p + bias: the first matrix on each place's u, the rest a constant per place. One
+        product of [2(K + 2)] numbers per token instead of [2 + 2(3K + 6)], and the products
+        with p are never formed: the same function up to rounding, forward and backward.
+        """
+        layer, window = self.token_mlp[0], (2 * self.radius + 1) ** 2
+        width = layer.weight.shape[0]
+        per_pair = layer.weight[:, 2:].view(width, 2, 3 * window + 6)
+        c, c_by_place, d, d_by_place = per_pair.split([window, 2 * window, 2, 4], -1)
+        direct = torch.cat([c, d], -1)  # [width, 2, K + 2]
+        by_place = torch.cat(
+            [c_by_place.reshape(width, 2, window, 2), d_by_place.reshape(width, 2, 2, 2)], -2
+        )  # [width, 2, K + 2, 2]: the weights of u p_y, u p_x
+        places = self.positions[0, 0]  # [h*w, 2]
+        weights = direct + torch.einsum("wpkj,nj->nwpk", by_place, places)  # [hw, width, 2, K+2]
+        constant = places @ layer.weight[:, :2].T + layer.bias  # [h*w, width]
+        return weights.flatten(2).transpose(1, 2), constant
 
     def forward(self, features: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
         """features [B, T'*h*w, D] (one block's tokens, time major) -> [B, T, out_dim].
@@ -169,16 +180,13 @@ class CorrelationPoseReadout(nn.Module):
         sources = torch.stack([tokens[:, [0] * tubelets], tokens[:, previous]], 1)
         # tubelet t against tubelet 0 and against tubelet t - 1: [B, 2, T', hw, K]
         correlations = local_correlations(sources, tokens[:, None], self.radius)
-        from_first, from_previous = correlations.unbind(1)
-        described = torch.cat(
-            [
-                self.positions.expand(batch, tubelets, -1, -1),
-                self.describe(from_first),
-                self.describe(from_previous),
-            ],
-            -1,
-        )
-        x = self.token_mlp(described).mean(2)  # [B, T', width]
+        displacement = (correlations * self.temperature).softmax(-1) @ self.offsets
+        # each token place's (similarities, displacement) of both pairs: [h*w, B*T', 2(K + 2)]
+        inputs = torch.cat([correlations, displacement], -1).permute(3, 0, 2, 1, 4)
+        weights, constant = self.first_token_layer()
+        x = torch.baddbmm(constant[:, None], inputs.flatten(3).flatten(1, 2), weights)
+        x = self.token_mlp[1:](x).sum(0) / (h * w)  # the mean over places: [B*T', width]
+        x = x.view(batch, tubelets, -1)
         x = torch.matmul(self.time_resize, x) + self.temporal_embedding  # [B, T, width]
         x = x + self.mlp(x)
         return self.output(x) + self.offset

@@ -184,9 +184,15 @@ class AttentionReadout(nn.Module):
         projection for frozen features, fourds.models.folded_norm)."""
         projection = self.cross_attn.kv
         projected = project_normalized(features, self.feature_norm, projection)
-        keys_values = self.upsample_in_time(projected)  # [B, T, h*w, 2*width]
-        keys_values = keys_values + F.linear(self.temporal_embed, projection.weight)
-        return keys_values.flatten(1, 2)
+        batch, _, dim = projected.shape
+        steps, height, width = self.grid
+        # resize(kv(f)) + W_kv e as one product: e's gradient then sums over the batch (a
+        # contiguous reduction), not over the batch and the token places (3-6% of a step)
+        embedded = F.linear(self.temporal_embed, projection.weight)  # [1, T, 1, 2*width]
+        embedded = embedded.expand(-1, -1, height * width, -1).flatten(2)  # [1, T, h*w*2*width]
+        resize = self.time_resize.expand(batch, -1, -1)  # [B, T, T']
+        keys_values = torch.baddbmm(embedded, resize, projected.reshape(batch, steps, -1))
+        return keys_values.view(batch, -1, dim)  # [B, T*h*w, 2*width]
 
     def attends_in_feature_space(self) -> bool:
         """Whether `attend_in_feature_space` is the cheaper way to attend: learned queries,
