@@ -1,10 +1,12 @@
 """A benchmark format is one entry of fourds.config.formats.FORMATS and its reader module: a
 toy format (tests/data/toy_format.py) added there is refused by params before and accepted
-after, only for the tasks it names, and the readout stage reads, trains on and records it."""
+after, only for the tasks it names, and the readout stage reads, trains on and records it (and
+scores it as its challenge does, where the entry names a challenge module)."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
@@ -46,17 +48,31 @@ def test_params_take_the_toy_format_once_it_has_an_entry_and_only_for_its_tasks(
         check_readout_params(params.readout, params.readouts)
 
 
+def toy_source(folder) -> dict:
+    """readouts.depth.source for a toy train split of 3 videos and a test split of 2."""
+    train = toy_format.write_split(folder / "train.npz", videos=3, frames=8, size=24, seed=0)
+    test = toy_format.write_split(folder / "test.npz", videos=2, frames=4, size=24, seed=1)
+    return {"format": "toy", "train": str(train), "test": str(test), "frame_stride": 1,
+            "videos": ""}  # fmt: skip
+
+
 def test_the_readout_stage_reads_the_toy_format(toy, setup, tmp_path):  # noqa: F811
-    train = toy_format.write_split(tmp_path / "train.npz", videos=3, frames=8, size=24, seed=0)
-    test = toy_format.write_split(tmp_path / "test.npz", videos=2, frames=4, size=24, seed=1)
-    source = {"format": "toy", "train": str(train), "test": str(test), "frame_stride": 1}
-    source["videos"] = ""
+    source = toy_source(tmp_path)
     metrics = run_readout(setup, tmp_path / "stage", "depth", settings={"source": source})
     assert metrics["source"] == "toy"
     assert (metrics["train_clips"], metrics["test_clips"]) == (6, 2)  # 8 frames: two 4-frame clips
     assert isinstance(metrics["abs_rel"], float)
+    assert toy_format.CHALLENGE not in metrics  # no challenge module in the entry
     run = yaml.safe_load((metrics["out"] / "run.yaml").read_text())
-    assert str(train) in yaml.safe_dump(run) and str(test) in yaml.safe_dump(run)
+    assert source["train"] in yaml.safe_dump(run) and source["test"] in yaml.safe_dump(run)
+
+
+def test_the_entrys_challenge_module_also_scores_the_test_split(monkeypatch, setup, tmp_path):  # noqa: F811
+    monkeypatch.setitem(FORMATS, "toy", dataclasses.replace(TOY, challenge="tests.data.toy_format"))
+    settings = {"source": toy_source(tmp_path)}
+    metrics = run_readout(setup, tmp_path / "stage", "depth", settings=settings)
+    assert metrics[toy_format.CHALLENGE] == 2.0  # the two test clips
+    assert isinstance(metrics["abs_rel"], float)  # fourds' own numbers beside it
 
 
 def test_a_missing_toy_file_says_where_to_get_it(toy, tmp_path):

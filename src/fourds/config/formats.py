@@ -11,7 +11,9 @@ raises), and how it finds its videos:
     otherwise      its reader exports samples(path, size, videos) -> Iterator[Sample] (a split
                    of video-length samples, cut into clips by fourds.data.benchmarks) and
                    files(path, videos) -> [Path] (what the readout's run record hashes);
-    reads_videos   it needs `source.videos`, the folder of its videos.
+    reads_videos   it needs `source.videos`, the folder of its videos;
+    challenge      a module that also scores the test split as the benchmark's challenge does:
+                   it exports challenge_task(task, source) -> the task, scoring both ways.
 
 Params validation (SourceConfig.check, fourds.tasks.check_readout_params), the readout stage's
 data (fourds.data.benchmarks) and the missing-file errors read this table; adding a format is an
@@ -35,6 +37,7 @@ class SourceFormat:
     where: str = ""  # where to get it; "" where the reader's own errors say, with the terms
     lists_videos: bool = False
     reads_videos: bool = False
+    challenge: str = ""  # the module of the challenge's own scoring; "" where fourds' only
 
 
 FORMATS: dict[str, SourceFormat] = {
@@ -57,7 +60,10 @@ FORMATS: dict[str, SourceFormat] = {
         "tapvid_rgb_stacking.zip)",
     ),
     "perception_test": SourceFormat(
-        "fourds.data.readers.perception_test", ("tracking",), reads_videos=True
+        "fourds.data.readers.perception_test",
+        ("tracking",),
+        reads_videos=True,
+        challenge="fourds.evaluate.perception_test",
     ),
     "box_tracks": SourceFormat(
         "fourds.data.readers.boxes",

@@ -46,8 +46,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from fourds.config import SourceConfig
 from fourds.data.curate import clip_starts
-from fourds.data.readers.perception_test import PointTrackedVideo
+from fourds.data.readers.perception_test import PointTrackedVideo, read_point_tracks
 from fourds.evaluate.metrics import tapvid_metrics
 from fourds.evaluate.tasks.base import Evaluation, Infer, raster_location
 from fourds.evaluate.tasks.tracking import TAPVID_SIZE, TrackingTask
@@ -243,3 +244,9 @@ class OfficialTracking(TrackingTask):
             return positions[0].numpy()
 
         return predict
+
+
+def challenge_task(task: TrackingTask, source: SourceConfig) -> OfficialTracking:
+    """`task` on a `perception_test` source's clips, scoring also the videos of its test
+    annotation file as the challenge does (fourds.config.formats' `challenge` entry)."""
+    return OfficialTracking(task, read_point_tracks(source.test), source.frame_stride)

@@ -5,16 +5,16 @@ pretraining segments where readouts.<task>.pretrain_clips asks; and the task rea
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fourds.config import ConfigError, Params, ReadoutConfig, SourceConfig
+from fourds.config.formats import FORMATS
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
-from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.spill import HostBudget
-from fourds.evaluate.perception_test import OfficialTracking
 from fourds.evaluate.readout import Features, clip_geometry, test_features
 from fourds.evaluate.tasks import ClipGeometry, Task, TaskContext, make_task
 from fourds.models.readout import readout_block_count
@@ -99,10 +99,12 @@ class ReadoutClips:
 def readout_task(
     cfg: ReadoutConfig, task_name: str, clips: ReadoutClips, source: SourceConfig
 ) -> Task:
-    """The task `task_name` a readout is trained on, for the clips and classes of `source`; on
-    Perception Test, scored also as the challenge scores it (fourds.evaluate.perception_test)."""
+    """The task `task_name` a readout is trained on, for the clips and classes of `source`;
+    where the source's format has a challenge scoring (fourds.config.formats), scored also as
+    the challenge scores it."""
     context = TaskContext.from_config(cfg, (clips.train, clips.test), readout_classes(source))
     task = make_task(task_name, clips.geometry, context)
-    if source.format == "perception_test":
-        return OfficialTracking(task, read_point_tracks(source.test), source.frame_stride)
-    return task
+    entry = FORMATS.get(source.format)
+    if entry is None or not entry.challenge:
+        return task
+    return importlib.import_module(entry.challenge).challenge_task(task, source)

@@ -58,6 +58,7 @@ the frame count the entry declares.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ class PointTrackedVideo:
 
 def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
     """The entries of a Perception Test annotation file that have point tracks, in file order.
+    A file is parsed once per process while its size and modification time stay the same (a
+    readout stage reads it for its run record, its clips and the challenge's scoring).
 
     Raises:
         FileNotFoundError: there is no such file (naming where it is downloaded from).
@@ -129,6 +132,13 @@ def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
             f"{path}: no Perception Test annotation file (all_train.json or all_valid.json, "
             f"in train_annotations.zip or valid_annotations.zip; {PROVENANCE})"
         )
+    version = path.stat()
+    return list(_parsed(path, version.st_size, version.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: Path, size: int, modified_ns: int) -> tuple[PointTrackedVideo, ...]:
+    """read_point_tracks' entries of `path` at this size and modification time."""
     videos = []
     for key, entry in object_items(_text(path), str(path), malformed):
         where = f"{path}: {key}"
@@ -139,7 +149,7 @@ def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
             videos.append(_entry(where, entry.get("metadata"), tracks))
     if not videos:
         raise malformed(f"{path}: no entry has point tracks")
-    return videos
+    return tuple(videos)
 
 
 def find_videos(folder: str | Path, entries: list[PointTrackedVideo]) -> list[Path]:
