@@ -83,6 +83,27 @@ def test_perception_test_entries_say_whether_the_camera_moves(perception_test, t
     assert seen == [True, False, None, None]
 
 
+def test_an_annotation_file_is_parsed_again_only_when_its_bytes_change(
+    perception_test, tmp_path, monkeypatch
+):
+    parsed, entries = [], perception_test_reader._entries
+    monkeypatch.setattr(
+        perception_test_reader,
+        "_entries",
+        lambda path, data: parsed.append(path) or entries(path, data),
+    )
+    videos = json.loads((perception_test / "all_valid.json").read_text())
+    videos["video_0001"]["metadata"]["is_camera_moving"] = "no"  # not a boolean: None
+    path, text = tmp_path / "all_valid.json", json.dumps(videos)
+    path.write_text(text)
+    first = perception_test_reader.read_point_tracks(path)
+    again = perception_test_reader.read_point_tracks(path)
+    assert [entry.camera_moving for entry in first + again] == [None, None] and len(parsed) == 1
+    path.write_text(text.replace('"no"', "true"))  # the same size, at once
+    assert perception_test_reader.read_point_tracks(path)[0].camera_moving is True
+    assert len(parsed) == 2
+
+
 def test_waymo_front_camera_gives_each_objects_boxes(shards, waymo):
     keys = ("video", *BOXES)
     truth = load_split(shards, "readout-test", keys)

@@ -58,7 +58,7 @@ the frame count the entry declares.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ PROVENANCE = (
 )
 VIDEO_SUFFIX = ".mp4"
 MAX_ANNOTATION_BYTES = 2 << 30  # held as text (all_valid.json is released in an 81.5 MB zip)
+PARSED_FILES = 4  # the files whose entries a process keeps (read_point_tracks)
 
 
 def malformed(message: str) -> ReaderError:
@@ -116,10 +117,14 @@ class PointTrackedVideo:
         return tracks, visible
 
 
+# read_point_tracks' entries by (path, the file's sha256), the PARSED_FILES latest
+_PARSED: dict[tuple[Path, str], tuple[PointTrackedVideo, ...]] = {}
+
+
 def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
     """The entries of a Perception Test annotation file that have point tracks, in file order.
-    A file is parsed once per process while its size and modification time stay the same (a
-    readout stage reads it for its run record, its clips and the challenge's scoring).
+    The same bytes are parsed once per process (a readout stage reads the file for its run
+    record, its clips and the challenge's scoring): the file is read and hashed each time.
 
     Raises:
         FileNotFoundError: there is no such file (naming where it is downloaded from).
@@ -132,15 +137,23 @@ def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
             f"{path}: no Perception Test annotation file (all_train.json or all_valid.json, "
             f"in train_annotations.zip or valid_annotations.zip; {PROVENANCE})"
         )
-    version = path.stat()
-    return list(_parsed(path, version.st_size, version.st_mtime_ns))
+    data = _bytes(path)
+    key = (path, hashlib.sha256(data).hexdigest())
+    if key not in _PARSED:
+        while len(_PARSED) >= PARSED_FILES:
+            del _PARSED[next(iter(_PARSED))]  # the oldest
+        _PARSED[key] = _entries(path, data)
+    return list(_PARSED[key])
 
 
-@functools.lru_cache(maxsize=4)
-def _parsed(path: Path, size: int, modified_ns: int) -> tuple[PointTrackedVideo, ...]:
-    """read_point_tracks' entries of `path` at this size and modification time."""
+def _entries(path: Path, data: bytes) -> tuple[PointTrackedVideo, ...]:
+    """read_point_tracks' entries of the file `path` whose bytes are `data`."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as error:
+        raise malformed(f"{path}: not JSON ({error})") from None
     videos = []
-    for key, entry in object_items(_text(path), str(path), malformed):
+    for key, entry in object_items(text, str(path), malformed):
         where = f"{path}: {key}"
         if not isinstance(entry, dict):
             raise malformed(f"{where} is not an object")
@@ -275,14 +288,11 @@ def _numbers(value: Any) -> np.ndarray | None:
     return array if array.dtype.kind in "iuf" else None
 
 
-def _text(path: Path) -> str:
-    """The file's text, at most MAX_ANNOTATION_BYTES of it."""
+def _bytes(path: Path) -> bytes:
+    """The file's bytes, at most MAX_ANNOTATION_BYTES of them."""
     if path.stat().st_size > MAX_ANNOTATION_BYTES:
         raise malformed(
             f"{path}: {path.stat().st_size >> 20} MiB, over the {MAX_ANNOTATION_BYTES >> 20} MiB "
             "an annotation file may take (fourds.data.readers.perception_test)"
         )
-    try:
-        return path.read_bytes().decode()
-    except UnicodeDecodeError as error:
-        raise malformed(f"{path}: not JSON ({error})") from None
+    return path.read_bytes()
