@@ -119,13 +119,15 @@ def test_every_task_ships_its_no_learning_baseline_on_the_same_clips(setup, tmp_
 
 
 def test_cached_features_give_the_same_readout(setup, tmp_path):
-    cached = run_readout(setup, tmp_path / "a", "pose", cache_features=True)
-    fresh = run_readout(setup, tmp_path / "b", "pose", cache_features=False)
-    for key in ("rotation_error", "end_point_error"):
-        assert cached[key] == pytest.approx(fresh[key], rel=1e-4), key
-    # the last batch's loss: features encoded in other batch sizes differ in their last bits,
-    # which six training steps can grow to 3e-3 (seen on one run in four, at 16633bd too)
-    assert cached["final_train_loss"] == pytest.approx(fresh["final_train_loss"], rel=1e-2)
+    """Features cached once and features encoded for every batch (in other batch sizes, so
+    apart in their last bits) train the same readout. Read out on depth: on this tiny study
+    the pose readout's centring grows those bits, from one process to the next, to up to 2e-3
+    of its end-point error in six steps (a comparison that failed about one run in twelve); the
+    depth readout's numbers stayed within 1e-7 in ten runs."""
+    cached = run_readout(setup, tmp_path / "a", "depth", cache_features=True)
+    fresh = run_readout(setup, tmp_path / "b", "depth", cache_features=False)
+    for key in ("abs_rel", "rmse", "final_train_loss"):
+        assert cached[key] == pytest.approx(fresh[key], rel=1e-6), key
 
 
 def test_fine_tuning_trains_the_encoder_too(setup, tmp_path):
