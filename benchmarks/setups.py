@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import harness
 import torch
 
 from fourds.config import MAEConfig, ModelConfig, Params, load_params
@@ -195,6 +196,6 @@ def add_study_argument(parser) -> None:
     parser.add_argument(
         "--study",
         type=Path,
-        default=Path(__file__).resolve().parent.parent,
+        default=harness.REPO,
         help="a folder holding params.yaml and the study's runs/ (default: the repository)",
     )

@@ -167,13 +167,23 @@ class AttentionReadout(nn.Module):
         what the features add to them."""
         self.start = outputs.detach().to(self.start).reshape(1, -1, self.start.shape[-1])
 
-    def upsample_in_time(self, features: torch.Tensor) -> torch.Tensor:
+    def upsample_in_time(
+        self, features: torch.Tensor, per_frame: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """features [B, T'*h*w, D] -> [B, T, h*w, D], cubic in time (half-pixel centres):
-        torch's bicubic, or JAX's cubic for the official convention, as one [T, T'] matrix."""
+        torch's bicubic, or JAX's cubic for the official convention, as one [T, T'] matrix;
+        plus `per_frame` [1, T, 1, D] inside the same product, where given (its gradient then
+        sums over the batch alone, a contiguous reduction, not over the batch and the places:
+        3-6% of a readout step)."""
         batch, _, dim = features.shape
         steps, height, width = self.grid
         x = features.reshape(batch, steps, height * width * dim)
-        x = torch.matmul(self.time_resize.to(x.dtype), x)  # [T, T'] @ [B, T', h*w*D]
+        resize = self.time_resize.to(x.dtype)
+        if per_frame is None:
+            x = torch.matmul(resize, x)  # [T, T'] @ [B, T', h*w*D]
+        else:
+            added = per_frame.expand(-1, -1, height * width, -1).flatten(2)  # [1, T, h*w*D]
+            x = torch.baddbmm(added, resize.expand(batch, -1, -1), x)
         return x.reshape(batch, self.frames, height * width, dim)
 
     def _upsampled_keys_values(self, features: torch.Tensor) -> torch.Tensor:
@@ -184,15 +194,8 @@ class AttentionReadout(nn.Module):
         projection for frozen features, fourds.models.folded_norm)."""
         projection = self.cross_attn.kv
         projected = project_normalized(features, self.feature_norm, projection)
-        batch, _, dim = projected.shape
-        steps, height, width = self.grid
-        # resize(kv(f)) + W_kv e as one product: e's gradient then sums over the batch (a
-        # contiguous reduction), not over the batch and the token places (3-6% of a step)
         embedded = F.linear(self.temporal_embed, projection.weight)  # [1, T, 1, 2*width]
-        embedded = embedded.expand(-1, -1, height * width, -1).flatten(2)  # [1, T, h*w*2*width]
-        resize = self.time_resize.expand(batch, -1, -1)  # [B, T, T']
-        keys_values = torch.baddbmm(embedded, resize, projected.reshape(batch, steps, -1))
-        return keys_values.view(batch, -1, dim)  # [B, T*h*w, 2*width]
+        return self.upsample_in_time(projected, embedded).flatten(1, 2)
 
     def attends_in_feature_space(self) -> bool:
         """Whether `attend_in_feature_space` is the cheaper way to attend: learned queries,
