@@ -61,7 +61,7 @@ else
     scratch=$(mktemp -d) && trap 'rm -rf "$scratch"' EXIT
 fi
 jobs=${JOBS:-8}
-smoke_targets="curate,pretrain readout@gpu_s-tracking-frozen readout@gpu_s-depth-random_init \
+smoke_targets="curate,pretrain readout@gpu_s-tracking-frozen readout@gpu_s-depth-initial \
 fidelity@gpu_b"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1

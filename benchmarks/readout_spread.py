@@ -46,7 +46,7 @@ from fourds.tasks import TASKS
 NAME = "readout_spread"
 SEEDS = (0, 1, 2, 3, 4)
 PERTURBATION = 1e-6
-REGIMES = ("frozen", "random_init")
+REGIMES = ("frozen", "initial")
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def against_gain(task: str, pretrained: dict, control: dict) -> dict:
     sign = 1.0 if TASKS[task].higher_is_better else -1.0
     gain = sign * (pretrained["headline_mean"] - control["headline_mean"])
     ratio = {regime: spread["headline_std"] / abs(gain) if gain else float("inf")
-             for regime, spread in (("frozen", pretrained), ("random_init", control))}  # fmt: skip
+             for regime, spread in (("frozen", pretrained), ("initial", control))}  # fmt: skip
     return {"gain": gain, "std_over_gain": ratio}
 
 
@@ -153,7 +153,7 @@ def main() -> None:
                 results[f"{task}-{regime}"] = spread(study, params, scale, task, regime, seeds,
                                                      folder)  # fmt: skip
             results[f"{task}-gain"] = against_gain(
-                task, results[f"{task}-frozen"], results[f"{task}-random_init"]
+                task, results[f"{task}-frozen"], results[f"{task}-initial"]
             )
     harness.write_result(NAME, args.out, torch.device("cpu"), config, results, started)
 

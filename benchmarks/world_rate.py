@@ -69,7 +69,7 @@ def main() -> None:
         pretrain = dataclasses.replace(spec.pretrain, precision="fp32", compile=False)
         spec = dataclasses.replace(spec, pretrain=pretrain, attention="sdpa")
     with tempfile.TemporaryDirectory() as scratch:
-        training = build_training(spec, None, Path(scratch), device, DistEnv())
+        training = build_training(spec, None, scratch, Path(scratch), device, DistEnv())
     world, clips = training.loader, spec.pretrain.batch_size
 
     def train(batch) -> None:

@@ -106,7 +106,7 @@ def test_the_gpu_ladder_is_the_study_the_issue_asks_for():
         for ours, theirs in zip(flops, reference, strict=True)
     )
     assert params.pretrain.source == "world" and params.curate.clip_frames == 8
-    assert len(params.readout.tasks) == 5 and "random_init" in params.readout.regimes
+    assert len(params.readout.tasks) == 5 and "initial" in params.readout.regimes
     assert all(params.readouts[task].seeds >= 3 for task in params.readout.tasks)
 
 

@@ -62,7 +62,7 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
         sh("bash", "-c", command, cwd=smoke_repo)
         for command in doc_commands("What comes out, and where")
     ]
-    assert answer.startswith("At the largest scale (smoke_l) pretraining beats the random-init")
+    assert answer.startswith("At the largest scale (smoke_l) pretraining beats the control at")
     for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-depth-frozen"):
         assert stage in dag, dag
     assert dag.startswith("```mermaid") and '["pretrain@smoke_s"]' in dag
@@ -83,10 +83,10 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
 def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     html = (smoke_repo / "reports" / "out" / "scaling.html").read_text()
     assert html.count("data:image/png;base64") >= 11  # 2 scaling plots per task, loss curves
-    # a fit per task and regime (pretrained and the random-init control) on params, and of the
+    # a fit per task and regime (pretrained and the control) on params, and of the
     # pretrained readouts only on FLOPs (the control spent none)
     assert html.count("exponent 90% interval") == 15
-    assert "Pretraining beats the random-init control outside the noise" in html
+    assert "Pretraining beats the control at pretraining's start outside the noise" in html
     assert "The largest scale beats the smallest outside the noise" in html
     assert "the paper's numbers" in html.lower() and "Lineage of every number" in html
     assert external_loads(html) == []
@@ -124,7 +124,7 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
             assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
             stage_dir = smoke_repo / "runs" / "readout" / f"{scale}-{task}-frozen"
             assert (stage_dir / "examples").is_dir() and (stage_dir / "operative.gin").is_file()
-            for regime in ("frozen", "random_init"):  # per-clip values for the report's intervals
+            for regime in ("frozen", "initial"):  # per-clip values for the report's intervals
                 clips = smoke_repo / "runs" / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
                 assert clips.read_text().startswith(f"clip,weight,{headline}"), clips
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0

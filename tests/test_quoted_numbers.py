@@ -108,6 +108,6 @@ def test_the_gpu_study_page_quotes_the_shipped_studys_answer(capsys):
     assert f"`{command}`" in page("docs/gpu-study.md")
     main(command.split()[1:])
     answer = " ".join(capsys.readouterr().out.split())
-    assert "pretraining beats the random-init control on 1 of 5 tasks (depth)" in answer
+    assert "pretraining beats the random-network control on 1 of 5 tasks (depth)" in answer
     assert "gpu_l beats gpu_s on 0 of 5 tasks" in answer
-    assert "the MAE loss does not fall with scale" in answer
+    assert "the final training MAE loss does not fall with scale" in answer

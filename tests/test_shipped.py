@@ -77,7 +77,7 @@ def test_ship_copies_results_lock_report_and_checkpoints(tmp_path):
         "curate", "pretrain@cpu_s", "readout@cpu_l-depth-frozen", "report"
     ]  # fmt: skip
     assert (shipped / "params.yaml").read_bytes() == PARAMS.read_bytes()
-    readout = shipped / "readout/cpu_l-pose-random_init"
+    readout = shipped / "readout/cpu_l-pose-initial"
     assert {p.name for p in readout.iterdir()} == {"metrics.json", "clips.csv", "run.yaml"}
     # the execution record that belongs to its run record is shipped; another run's is not
     timed = shipped / "readout/cpu_l-depth-frozen/execution.yaml"

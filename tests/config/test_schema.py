@@ -91,7 +91,8 @@ def test_missing_key_is_refused(raw):
             "readout",
             "regimes",
             ["frozen", "linear"],
-            "readout.regimes[1]='linear' is not one of ['frozen', 'finetuned', 'random_init']",
+            "readout.regimes[1]='linear' is not one of "
+            "['frozen', 'finetuned', 'initial', 'random_init']",
         ),
         ("readout", "regimes", [], "readout.regimes is empty: name at least one regime"),
         (

@@ -77,7 +77,7 @@ def test_a_readout_on_a_damaged_shard_stops_with_one_line(shards, tmp_path, caps
     flip_byte(shard_paths(shards, "readout-train")[0], 1000)
     params = write_tiny_params(tmp_path / "params.yaml")
     command = ["readout", "--params", str(params), "--scale", "tiny", "--task", "depth"]
-    command += ["--regime", "random_init", "--curated", str(shards)]
+    command += ["--regime", "initial", "--curated", str(shards)]
     command += ["--pretrained", str(tmp_path / "none"), "--out", str(tmp_path / "out")]
     assert main(command) == 2
     error = capsys.readouterr().err

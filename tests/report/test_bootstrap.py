@@ -70,11 +70,11 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
     )
     scores = TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen", "random_init"], "miou", True)
     assert scores.estimate("s", "frozen").value == pytest.approx(np.mean(base) + 0.05)
-    control = control_rows(scores, ["s", "l"])
+    control = control_rows(scores, ["s", "l"], "random_init")
     assert control[0]["verdict"] == "better, outside the noise"
     # beside the headlines, each linked to the lineage of the stage that scored it
     assert control[0]["baseline"] == link("0.100 [0.100, 0.100]", "readout@s-boxes-frozen")
-    assert control[1]["random init"].startswith('<a href="#lineage-readout-l-boxes-random_init">')
+    assert control[1]["control"].startswith('<a href="#lineage-readout-l-boxes-random_init">')
     assert control[1]["verdict"] == "within the noise"
     (comparison,) = scale_rows(scores, ["s", "l"])
     assert comparison["comparison"] == (

@@ -32,7 +32,7 @@ def task_scores(
     task: str, higher_is_better: bool, frozen: dict, control: dict | None
 ) -> TaskScores:
     """Per-clip scores of `task` (baseline BASE on every stage's clips) from per-scale clip
-    values of the pretrained readouts and, when given, of the random-init control."""
+    values of the pretrained readouts and, when given, of the random-network control."""
     regimes = {"frozen": frozen, **({"random_init": control} if control else {})}
     scores = {
         (scale, regime): ClipScores(values, np.ones(CLIPS))
@@ -104,7 +104,7 @@ def test_the_grid_has_a_row_per_task_with_the_baseline_beside_the_scales():
     assert "first-frame box" in boxes["no-learning baseline"]
     text = {scale: re.sub("<a [^>]+>|</a>", "", cell) for scale, cell in boxes.items()}
     assert "vs s:" not in text["s"] and "vs s: better +0.0500 [+0.0500, +0.0500]" in text["l"]
-    assert "vs baseline: better" in text["l"] and "vs random init: better" in text["l"]
+    assert "vs baseline: better" in text["l"] and "vs control: better" in text["l"]
     assert "⚠ below its baseline" in pose["l"] and "⚠" not in pose["s"]
     assert pose["m"].split("<br>")[1].startswith("vs baseline: level ")
     # the headline links to its readout stage's lineage, each comparison to the other stage's
@@ -112,21 +112,22 @@ def test_the_grid_has_a_row_per_task_with_the_baseline_beside_the_scales():
     assert headline.startswith(
         link(f"**{study().grid['boxes']['l'].headline}**", "readout@l-boxes-frozen")
     )
-    assert link("vs random init", "readout@l-boxes-random_init") in boxes["l"]
+    assert link("vs control", "readout@l-boxes-random_init") in boxes["l"]
     assert link("vs s", "readout@s-boxes-frozen") in boxes["l"]
 
 
 def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
     assert sentence(study()) == (
-        "At the largest scale (l) pretraining beats the random-init control on 1 of 2 tasks "
+        "At the largest scale (l) pretraining beats the random-network control on 1 of 2 tasks "
         "(boxes) and loses on 1 (pose); l beats s on 1 of 2 tasks (boxes) and loses on 1 "
-        "(pose); the MAE loss falls with scale (0.300 at s, 0.100 at l); 2 of 6 pretrained "
+        "(pose); the held-out MAE loss falls with scale (0.300 at s, 0.100 at l; one pretraining "
+        "seed a scale); 2 of 6 pretrained "
         "readouts are not above their no-learning baseline (flagged ⚠); so the study shows a "
         "gain from both pretraining and scale on boxes, and does not show one on pose."
     )
     without = sentence(study(control=False, losses=(0.1, 0.2, 0.15)))
     assert without.startswith("L beats s on 1 of 2 tasks (boxes)")
-    assert "the MAE loss does not fall with scale (0.100 at s, 0.150 at l)" in without
+    assert "the held-out MAE loss does not fall with scale (0.100 at s, 0.150 at l;" in without
     assert without.endswith(
         "so the study shows a gain from scale on boxes, and does not show one on pose."
     )
@@ -139,7 +140,7 @@ def test_a_study_without_any_gain_says_so():
         "so the study does not show a gain from pretraining or scale on any task."
     )
     assert control_line(page).startswith(
-        "**Pretraining beats the random-init control outside the noise at the largest scale (l) "
+        "**Pretraining beats the random-network control outside the noise at the largest scale (l) "
         "on: no task**"
     )
 
@@ -149,7 +150,7 @@ def test_the_summary_lines_judge_the_largest_scale_like_the_grid():
     where pretraining wins at every scale (pose beats the control at s only: in neither)."""
     page = study()
     assert control_line(page) == (
-        "**Pretraining beats the random-init control outside the noise at the largest scale (l) "
+        "**Pretraining beats the random-network control outside the noise at the largest scale (l) "
         "on: boxes** (1 of 2 tasks; at every scale on: boxes)."
     )
     assert scale_line(page) == (

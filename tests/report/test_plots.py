@@ -1,5 +1,5 @@
 """`dvc plots show`'s scaling plots draw no noise as a trend: parameters on a log axis, each
-readout a point with its interval, the random-init control beside it, no line between scales."""
+readout a point with its interval, a control beside it, no line between scales."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from fourds.config.regimes import CONTROL, PRETRAINED
+from fourds.config.regimes import PRETRAINED
 from fourds.report.compare import TaskScores
 from fourds.report.plots import CONTROL_SHIFT, plot_rows
 from fourds.tasks import TASKS
@@ -70,8 +70,8 @@ def test_plot_rows_are_the_report_s_estimates_with_the_control_beside(task):
             (REFERENCE / "readout" / f"{scale}-{task}-{regime}" / "metrics.json").read_text()
         )
         assert row[metric] == pytest.approx(shipped[metric], rel=1e-9)  # the stage's headline
-        if regime == CONTROL:
+        if regime == "random_init":
             assert row["x"] == round(counts[scale] * CONTROL_SHIFT)  # beside its scale
-            assert row["regime"] == "random-init control"
+            assert row["regime"] == "control (random network)"
         else:
             assert regime == PRETRAINED and row["x"] == counts[scale]

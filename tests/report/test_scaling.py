@@ -67,7 +67,7 @@ def test_the_control_has_no_pretraining_and_is_not_drawn_against_pretraining_flo
     _, on_flops = plot_scaling(rows, "depth", "pretrain_flops")
     assert set(on_params) == {"frozen", "random_init"} and set(on_flops) == {"frozen"}
     regimes = ["frozen", "random_init"]
-    assert "Not drawn: the random-init control" in caption(on_flops, regimes, 3)
+    assert "Not drawn: the random-network control" in caption(on_flops, regimes, 3)
     with_paper = caption(on_params, regimes, 3, PAPER["depth"])
     assert "Not drawn" not in with_paper and "bootstrap band" in with_paper
     assert "Right: the paper's numbers (ScanNet; Carreira et al. (2024)" in with_paper

@@ -19,7 +19,7 @@ PARAMS = REPO_ROOT / "params.yaml"
 def test_the_answer_has_the_sentence_and_a_row_per_scale_with_every_comparison():
     text = answer_text(study())
     sentence, boxes, pose = text.strip().split("\n\n")
-    assert sentence.startswith("At the largest scale (l) pretraining beats the random-init")
+    assert sentence.startswith("At the largest scale (l) pretraining beats the random-network")
     assert "\n" in sentence  # wrapped
     header, *rows = boxes.splitlines()[1:]
     assert header.split() == [
@@ -28,8 +28,7 @@ def test_the_answer_has_the_sentence_and_a_row_per_scale_with_every_comparison()
         "vs",
         "baseline",
         "vs",
-        "random",
-        "init",
+        "control",
         "vs",
         "s",
     ]
@@ -69,8 +68,8 @@ def test_fourds_answer_reads_a_runs_folder(tmp_path, capsys):
     write_runs(tmp_path / "runs", params, gain=0.05)
     assert main(["answer", "--params", str(PARAMS), "--runs", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("At the largest scale (cpu_l) pretraining beats the random-init")
-    assert "the MAE loss does not fall with scale" in " ".join(out.split())
+    assert out.startswith("At the largest scale (cpu_l) pretraining beats the control at")
+    assert "MAE loss does not fall with scale" in " ".join(out.split())
     for task in params.readout.tasks:
         assert TASKS[task].title in out
     tables = out.split("\n\n", 1)[1]

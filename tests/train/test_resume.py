@@ -40,7 +40,12 @@ def checkpoint_steps(out: Path) -> list[int]:
 @pytest.mark.slow
 def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shards, tmp_path):
     params = write_tiny_params(
-        tmp_path / "params.yaml", steps=STEPS, log_every=5, checkpoint_every=10, keep_checkpoints=2
+        tmp_path / "params.yaml",
+        steps=STEPS,
+        log_every=5,
+        checkpoint_every=10,
+        keep_checkpoints=2,
+        heldout_every=10,
     )
     reference = tmp_path / "uninterrupted"
     run_pretrain(CLI, params, tiny_shards, reference)
@@ -66,7 +71,8 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shar
     assert resumed.keys() == uninterrupted.keys()
     for name, tensor in uninterrupted.items():
         assert torch.equal(resumed[name], tensor), name
-    assert (interrupted / "loss.csv").read_text() == (reference / "loss.csv").read_text()
+    for curve in ("loss.csv", "heldout.csv"):
+        assert (interrupted / curve).read_text() == (reference / curve).read_text(), curve
 
 
 def test_a_checkpoint_of_other_code_is_not_resumed(tiny_shards, tmp_path, monkeypatch, capsys):
@@ -141,8 +147,8 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
     def diverging(self, video, *args):
         loss, prediction = forward(self, video, *args)
-        if video.device.type == "meta":  # the FLOP count, not a training step
-            return loss, prediction
+        if video.device.type == "meta" or not torch.is_grad_enabled():
+            return loss, prediction  # the FLOP count or the held-out curve, not a training step
         calls.append(1)
         return (loss * float("nan") if len(calls) >= 11 else loss), prediction
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from fourds.config.world_levels import MAX_BODIES
 from fourds.world import render_clip, sample_scene
 from fourds.world.batch import SceneBatch, sample_scenes
 from fourds.world.batch_render import render_batch
 from fourds.world.draws import CORPUS, MASK32, Draws, clip_keys, hash32
-from fourds.world.scene import CAMERA_MOTIONS, MAX_BODIES
+from fourds.world.scene import CAMERA_MOTIONS
 
 FRAMES, SIZE, FPS = 6, 32, 12.0
 

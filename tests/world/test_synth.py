@@ -4,10 +4,11 @@ import dataclasses
 
 import numpy as np
 
+from fourds.config.world_levels import MAX_BODIES
 from fourds.data.corpus import SPLITS, write_corpus
 from fourds.data.video import read_video, write_video
 from fourds.world import render_clip, sample_scene
-from fourds.world.scene import CAMERA_MOTIONS, DOME_RADIUS, MAX_BODIES
+from fourds.world.scene import CAMERA_MOTIONS, DOME_RADIUS
 from tests.conftest import TINY_WORLD
 
 

@@ -7,14 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fourds.config.world_levels import MAX_BODIES, STANDARD, WORLD_LEVELS
 from fourds.world import render_clip, sample_scene
 from fourds.world.noise import Lattice
 from fourds.world.render import _in_shadow, _intersect, render_frame
 from fourds.world.scene import (
     CAMERA_MOTIONS,
     CLIP_SECONDS,
-    MAX_BODIES,
-    MIN_BODIES,
     SHAPES,
     Body,
     CameraPath,
@@ -146,7 +145,8 @@ def test_scenes_have_clear_bodies_and_take_the_motion_asked_for():
         motion = CAMERA_MOTIONS[seed % len(CAMERA_MOTIONS)]
         item = sample_scene(np.random.default_rng(seed), motion)
         assert item.label == motion
-        assert MIN_BODIES <= len(item.bodies) <= MAX_BODIES
+        fewest, most = WORLD_LEVELS[STANDARD].bodies
+        assert fewest <= len(item.bodies) <= most
         for i, first in enumerate(item.bodies):
             for second in item.bodies[i + 1 :]:
                 gap = _closest_approach(

@@ -38,6 +38,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
 from fourds.config.regimes import REGIMES
+from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import ConfigError
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
@@ -356,6 +357,15 @@ class PretrainConfig(Section):
     world_supersample: with source 'world', each pixel's colour averages world_supersample x
     world_supersample rays (2: as the readout corpus; 1: a ray per pixel, a quarter of the
     rendering, edges aliased).
+
+    world_complexity: with source 'world', the level of the world its clips and held-out clips
+    are drawn from (fourds.config.world_levels: simple, standard, rich; standard is the embedded
+    corpus's world).
+
+    heldout_clips, heldout_every: the held-out curve (fourds.train.heldout): the MAE loss on
+    heldout_clips fixed clips with fixed masks, the same for every scale and seed of a study,
+    before the first step, every heldout_every steps and after the last (heldout_clips 0: no
+    curve).
     """
 
     frame_stride: PositiveInt
@@ -387,6 +397,9 @@ class PretrainConfig(Section):
     shards_url: StrictStr = ""
     source: PretrainSource = "shards"
     world_supersample: PositiveInt = 2
+    world_complexity: StrictStr = "standard"
+    heldout_clips: Annotated[StrictInt, Field(ge=0, description="0: no held-out curve")] = 64
+    heldout_every: PositiveInt = 64
 
     def checkpoints(self, scale: str) -> bool:
         """Whether activation checkpointing is on for `scale` (`activation_checkpointing`:
@@ -417,6 +430,11 @@ class PretrainConfig(Section):
             f"{path}.crop_scale=[1.0, 1.0] (now {list(self.crop_scale)})",
         )
         _require(
+            self.world_complexity in WORLD_LEVELS,
+            f"{path}.world_complexity={self.world_complexity!r} is not a level of the world: "
+            f"expected one of {list(WORLD_LEVELS)}",
+        )
+        _require(
             self.micro_batch == 0 or self.batch_size % self.micro_batch == 0,
             f"{path}.micro_batch={self.micro_batch} does not divide {path}.batch_size="
             f"{self.batch_size}",
@@ -431,13 +449,14 @@ class ReadoutConfig(Section):
         names).
     regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
         the readout on the encoder's features; "finetuned" also trains the encoder, at
-        `finetune_lr_scale` times the readout's learning rate; "random_init" is the control:
-        the scale's encoder as pretraining starts it (same architecture, same initialisation
-        seed, no pretraining), with the readout trained exactly as for "frozen".
-    cache_features: frozen and random_init stages run the encoder once per clip and train the
+        `finetune_lr_scale` times the readout's learning rate; "initial" is the control: the
+        scale's encoder exactly as pretraining starts it (same architecture, recipe and seed,
+        step 0), with the readout trained exactly as for "frozen"; "random_init" a second
+        control, a random network of the same architecture (fourds.config.regimes).
+    cache_features: frozen and control stages run the encoder once per clip and train the
         readout on the stored features (the same result, much faster); false runs it every step.
         Fine-tuned stages always run it every step (their features change as the encoder trains).
-    precision: the dtype a frozen encoder (frozen and random_init) holds its weights and
+    precision: the dtype a frozen encoder (frozen and the controls) holds its weights and
         computes in: "fp32", or "bf16" (half the memory: 4DS-j's 22B encoder in 41 GiB, one
         80 GB GPU). Its features reach the readout as fp32, and the readout trains in fp32.
         Fine-tuned stages keep an fp32 encoder (its weights train) whatever this says.

@@ -2,7 +2,7 @@
 
 Regimes (one stage each, from readout.regimes): "frozen" trains only the readout; "finetuned"
 trains the encoder too (at readout.finetune_lr_scale times the readout's learning rate);
-"random_init" trains only the readout, on the encoder as pretraining starts it (the control).
+"initial" and "random_init" train only the readout, on a control's encoder (fourds.config.regimes).
 With a frozen encoder and readout.cache_features the encoder runs once per clip and the readout
 trains on the stored features, kept in host memory up to readout.max_host_mib and memory-mapped
 from the stage's scratch folder beyond it (fourds.data.spill); without it the encoder runs on

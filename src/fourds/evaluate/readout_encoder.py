@@ -1,6 +1,6 @@
-"""The encoder a readout reads, as its regime (fourds.config.regimes) says: at random init (the
-control) or loaded from a pretraining checkpoint checked to be the scale's; fine-tuned in fp32,
-else frozen in readout.precision."""
+"""The encoder a readout reads, as its regime (fourds.config.regimes) says: a control's (as
+pretraining starts it, or a random network) or loaded from a pretraining checkpoint checked to
+be the scale's; fine-tuned in fp32, else frozen in readout.precision."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from fourds.config import ConfigError, ModelConfig, Params
 from fourds.config.operative import configured
 from fourds.config.regimes import REGIMES
 from fourds.evaluate.precision import frozen
-from fourds.models.factory import initial_encoder
+from fourds.models.factory import initial_encoder, random_encoder
 from fourds.models.vit import VideoViT
 from fourds.models.weights import load_encoder
 
 ARCHITECTURE = ("width", "depth", "heads", "mlp_dim", "tubelet")  # what shapes the weights
+CONTROL_ENCODERS = {"initial": initial_encoder, "random": random_encoder}  # by RegimeEntry.weights
 
 
 def check_encoder_scale(
@@ -42,11 +43,12 @@ def check_encoder_scale(
 def regime_encoder(
     params: Params, scale: str, regime: str, checkpoint: Path, device: torch.device
 ) -> VideoViT:
-    """The encoder of `scale` as `regime` reads it: at random init (the control) or loaded
+    """The encoder of `scale` as `regime` reads it: a control's (`CONTROL_ENCODERS`) or loaded
     from `checkpoint` (checked to be `scale`'s); fp32 and trainable to be fine-tuned, else
     frozen in readout.precision."""
-    if not REGIMES[regime].pretrained:
-        encoder = initial_encoder(params.pretraining(scale))
+    entry = REGIMES[regime]
+    if not entry.pretrained:
+        encoder = CONTROL_ENCODERS[entry.weights](params.pretraining(scale))
     else:
         encoder = load_encoder(checkpoint, params.runtime.attention)
         check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)

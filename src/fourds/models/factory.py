@@ -1,6 +1,6 @@
 """The one way fourds builds an MAE: `build_mae` from an encoder config, an MAE config and the
-clip it reads; `scale_mae` for a ladder scale's pretraining spec, and the scale's initial
-weights (`initial_mae`, `initial_encoder`)."""
+clip it reads; `scale_mae` for a ladder scale's pretraining spec; the scale's initial weights
+(`initial_mae`) and the two controls' encoders (`initial_encoder`, `random_encoder`)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,16 @@ def initial_mae(spec: PretrainSpec, device: str | torch.device = "cpu") -> Maske
 
 
 def initial_encoder(spec: PretrainSpec) -> VideoViT:
-    """The random-init control of the readouts: the encoder of `spec`'s scale as pretraining
-    starts it, drawn from pretrain.seed, except that residual outputs pretraining starts at zero
+    """The control at pretraining's start (regime "initial"): the encoder of `spec`'s scale
+    exactly as pretraining starts it (step 0, drawn from pretrain.seed)."""
+    return initial_mae(spec).encoder
+
+
+def random_encoder(spec: PretrainSpec) -> VideoViT:
+    """The random-network control (regime "random_init"): the encoder of `spec`'s scale as
+    pretraining starts it, except that residual outputs pretraining starts at zero
     (mae.residual_init=zero) are drawn at their xavier bound: a zero-initialised block is the
-    identity, and the control is a random network, the same one as under xavier."""
+    identity, and this control is a random network, the same one as under xavier."""
     if spec.mae.residual_init == "zero":
         spec = dataclasses.replace(spec, mae=dataclasses.replace(spec.mae, residual_init="xavier"))
     return initial_mae(spec).encoder

@@ -7,7 +7,7 @@ GPU. So a frozen encoder is cast to bf16 rather than sharded. The stages' own mo
 device work run under FakeTensorMode (shapes and dtypes, no storage), with torch's MemTracker
 counting what is allocated, as `fourds.plan.simulate` does for a pretraining step:
 
-- readout@<scale>-<task>, frozen and random_init: the encoder in `readout.precision`; (1) the
+- readout@<scale>-<task>, frozen and the controls: the encoder in `readout.precision`; (1) the
   feature pass of one batch of `readouts.<task>.batch_size` clips through the blocks the
   readout reads (`fourds.evaluate.readout.encode_clips`; the features then go to host memory),
   and (2) two training steps of the task's readout on a batch of fp32 features

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config import readout_name
-from fourds.config.regimes import CONTROL, PRETRAINED, REGIMES
+from fourds.config.regimes import PRETRAINED, REGIMES
 from fourds.report.bootstrap import (
     SAMPLES,
     ClipScores,
@@ -126,19 +126,19 @@ def verdict(gain: Estimate) -> str:
     }[direction(gain)]
 
 
-def control_rows(scores: TaskScores, scales: list[str]) -> list[dict]:
-    """Per scale: the pretrained and random-init headlines, their no-learning baseline's on the
-    same clips, and the gain of pretraining."""
+def control_rows(scores: TaskScores, scales: list[str], control: str) -> list[dict]:
+    """Per scale: the pretrained and the `control` regime's headlines, their no-learning
+    baseline's on the same clips, and the gain of pretraining."""
     rows = []
     for scale in scales:
-        gain = scores.gain((scale, PRETRAINED), (scale, CONTROL))
+        gain = scores.gain((scale, PRETRAINED), (scale, control))
         rows.append(
             {
                 "scale": scale,
                 "pretrained": scores.linked(
                     str(scores.estimate(scale, PRETRAINED)), scale, PRETRAINED
                 ),
-                "random init": scores.linked(str(scores.estimate(scale, CONTROL)), scale, CONTROL),
+                "control": scores.linked(str(scores.estimate(scale, control)), scale, control),
                 "baseline": scores.linked(
                     str(scores.baseline(scale, PRETRAINED)), scale, PRETRAINED
                 ),
@@ -192,7 +192,7 @@ def baseline_rows(scores: TaskScores, scales: list[str], regimes: list[str]) -> 
 
 def regimes_title(regimes: list[str]) -> str:
     """What a table of the regimes' headlines side by side shows, as a section title: "Frozen
-    against the random-init control", "Frozen against fine-tuned"."""
+    against the control at pretraining's start", "Frozen against fine-tuned"."""
     names = [REGIMES[regime].name for regime in regimes]
     title = f"{names[0]} against {', '.join(names[1:])}"
     return title[0].upper() + title[1:]

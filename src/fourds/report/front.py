@@ -1,5 +1,6 @@
 """The report's front page: per task and scale, the pretrained readout against its task's
-no-learning baseline, against the random-init control and against the smallest scale, each
+no-learning baseline, against the control (fourds.config.regimes.verdict_control) and against
+the smallest scale, each
 gain with its 90% paired clip-bootstrap interval (fourds.report.compare), and one sentence of
 what the verdicts add up to.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fourds.config.regimes import CONTROL
+from fourds.config.regimes import verdict_control
 from fourds.report.bootstrap import Estimate
 from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores, direction
 from fourds.report.lineage import link, readout_stage
@@ -24,7 +25,7 @@ FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One task at one scale: the pretrained readout's headline, its baseline's on the same
-    clips, and its gains over the baseline, the random-init control and the smallest scale
+    clips, and its gains over the baseline, the control and the smallest scale
     (None where there is no control, or at the smallest scale)."""
 
     headline: Estimate
@@ -41,15 +42,19 @@ class Cell:
 
 @dataclasses.dataclass(frozen=True)
 class FrontPage:
-    """The verdicts of one study: grid[task][scale] for the pretrained `regime`, whether the
-    random-init control ran, and the final pretraining loss of every scale."""
+    """The verdicts of one study: grid[task][scale] for the pretrained `regime`, the control
+    the verdicts compare it with (a regime of fourds.config.regimes; None when the study ran
+    none), and each scale's pretraining loss: on the held-out clips at the end of the run
+    (`loss_name` "held-out"), or, for a study whose runs did not measure it, the final
+    training loss ("final training")."""
 
     tasks: list[str]
     scales: list[str]
     regime: str
-    control: bool
+    control: str | None
     grid: dict[str, dict[str, Cell]]
     losses: dict[str, float]
+    loss_name: str = "held-out"
 
     @classmethod
     def of(
@@ -58,17 +63,23 @@ class FrontPage:
         scales: list[str],
         regime: str,
         losses: dict[str, float],
+        loss_name: str = "held-out",
     ) -> FrontPage:
-        """The cells of every task in `scores` at every scale; the control's comparison when
-        every task ran it."""
-        control = regime != CONTROL and all(
-            (scales[0], CONTROL) in task_scores.scores for task_scores in scores.values()
-        )
+        """The cells of every task in `scores` at every scale; the comparison with the control
+        (`verdict_control` of the regimes every task ran at the smallest scale) where there is
+        one."""
+        ran = [
+            {ran_regime for ran_scale, ran_regime in task_scores.scores if ran_scale == scales[0]}
+            for task_scores in scores.values()
+        ]
+        control = verdict_control(set.intersection(*ran)) if ran else None
+        if control == regime:
+            control = None
         grid = {
             task: {scale: _cell(task_scores, scale, scales[0], regime, control) for scale in scales}
             for task, task_scores in scores.items()
         }
-        return cls(list(scores), list(scales), regime, control, grid, dict(losses))
+        return cls(list(scores), list(scales), regime, control, grid, dict(losses), loss_name)
 
     def by_direction(self, comparison: str, scale: str) -> dict[str, list[str]]:
         """BETTER, WORSE, LEVEL -> the tasks whose `comparison` at `scale` goes that way
@@ -89,18 +100,19 @@ class FrontPage:
 
     @property
     def loss_falls(self) -> bool:
-        """Whether each scale's final pretraining loss is below the next smaller scale's."""
+        """Whether each scale's pretraining loss (`loss_name`) is below the next smaller
+        scale's."""
         losses = [self.losses[scale] for scale in self.scales]
         return all(larger < smaller for smaller, larger in zip(losses, losses[1:], strict=False))
 
 
-def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: bool) -> Cell:
+def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: str | None) -> Cell:
     """The pretrained readout of `scale` and its comparisons."""
     return Cell(
         headline=scores.estimate(scale, regime),
         baseline=scores.baseline(scale, regime),
         over_baseline=scores.over_baseline(scale, regime),
-        over_control=scores.gain((scale, regime), (scale, CONTROL)) if control else None,
+        over_control=scores.gain((scale, regime), (scale, control)) if control else None,
         over_smallest=(
             scores.gain((scale, regime), (smallest, regime)) if scale != smallest else None
         ),
@@ -135,7 +147,7 @@ def _cell_text(cell: Cell, task: str, scale: str, page: FrontPage) -> str:
     lines = [link(f"**{cell.headline}**", readout_stage(scale, task, page.regime)) + flag]
     comparisons = [
         ("vs baseline", cell.over_baseline, None),
-        ("vs random init", cell.over_control, (scale, CONTROL)),
+        ("vs control", cell.over_control, (scale, page.control)),
         (f"vs {page.scales[0]}", cell.over_smallest, (page.scales[0], page.regime)),
     ]
     for name, gain, other in comparisons:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.config import readout_name
-from fourds.config.regimes import CONTROL, PRETRAINED
+from fourds.config.regimes import PRETRAINED, verdict_control
 from fourds.report.numbers import significant
 from fourds.tasks import TASKS
 
@@ -24,16 +24,27 @@ from fourds.tasks import TASKS
 @dataclass(frozen=True)
 class Study:
     """A study whose results the README shows: its name there, the folder holding its stage
-    outputs (`readout/<scale>-<task>-<regime>/metrics.json`) and its scales, smallest first."""
+    outputs (`readout/<scale>-<task>-<regime>/metrics.json`), its scales, smallest first, and
+    the regimes it ran (the control column is `verdict_control`'s)."""
 
     name: str
     runs: Path
     scales: tuple[str, ...]
+    regimes: tuple[str, ...]
+
+    @property
+    def control(self) -> str:
+        return verdict_control(self.regimes)
 
 
 STUDIES = (
-    Study("default", Path("runs"), ("cpu_s", "cpu_l")),
-    Study("reference", Path("reports/reference"), ("ref_s", "ref_m", "ref_l")),
+    Study("default", Path("runs"), ("cpu_s", "cpu_l"), ("frozen", "initial")),
+    Study(
+        "reference",
+        Path("reports/reference"),
+        ("ref_s", "ref_m", "ref_l"),
+        ("frozen", "random_init"),
+    ),
 )
 
 
@@ -56,7 +67,7 @@ def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
         largest = metrics(study.scales[-1], task, PRETRAINED)
         cells = [entry.title]
         cells += [significant(metrics(scale, task, PRETRAINED)[key]) for scale in study.scales]
-        cells.append(significant(metrics(study.scales[-1], task, CONTROL)[key]))
+        cells.append(significant(metrics(study.scales[-1], task, study.control)[key]))
         cells.append(significant(largest["baseline"][key]))
         table.append(cells)
     return table

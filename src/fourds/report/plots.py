@@ -4,7 +4,7 @@ Each row is one (scale, regime) readout: its headline with the 90% clip-bootstra
 report prints (`low`, `high`), and where it is drawn. The plots (the report stage's in dvc.yaml,
 the template `.dvc/plots/scaling.json`) put encoder parameters on a log axis, draw each readout
 as a point with its interval and no line between scales (two scales a line would join show no
-trend, only their difference), and the random-init control beside the pretrained readout of the
+trend, only their difference), and a control (never pretrained) beside the pretrained readout of the
 same scale: its `x` is its parameter count times CONTROL_SHIFT, so that the two intervals do not
 hide each other (`params` keeps the exact count for the tooltip).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fourds.config.regimes import CONTROL, REGIMES
+from fourds.config.regimes import REGIMES
 from fourds.report.compare import TaskScores
 from fourds.report.tables import write_csv
 from fourds.tasks import TASKS
@@ -33,7 +33,7 @@ def plot_rows(scores: TaskScores, params: dict[str, int], regimes: list[str]) ->
     for scale, count in params.items():
         for regime in regimes:
             estimate = scores.estimate(scale, regime)
-            x = round(count * CONTROL_SHIFT) if regime == CONTROL else count
+            x = count if REGIMES[regime].pretrained else round(count * CONTROL_SHIFT)
             values = (scale, REGIMES[regime].plot_label, count, x, estimate.value)
             values += (estimate.low, estimate.high)
             rows.append(dict(zip(plot_columns(scores.metric), values, strict=True)))

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from fourds.atomic import atomic_path  # noqa: E402
 from fourds.config import readout_name  # noqa: E402
-from fourds.config.regimes import CONTROL, PRETRAINED, REGIMES  # noqa: E402
+from fourds.config.regimes import PRETRAINED, REGIMES  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
@@ -32,8 +32,8 @@ def collect(
 ) -> list[dict]:
     """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
     readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json), its no-learning
-    baseline's as `baseline_<metric>`. The random-init control was never pretrained: its rows
-    have 0 pretraining FLOPs and no pretraining loss (None).
+    baseline's as `baseline_<metric>`. A control was never pretrained: its rows have 0
+    pretraining FLOPs and no pretraining loss (None).
 
     Only the scales, tasks and regimes named are read, so stale folders of other runs are
     ignored.
@@ -45,7 +45,7 @@ def collect(
             for regime in regimes:
                 path = Path(readout_root) / readout_name(scale, task, regime) / "metrics.json"
                 readout = json.loads(path.read_text())
-                pretrained = regime != CONTROL
+                pretrained = REGIMES[regime].pretrained
                 row = {
                     "scale": scale,
                     "task": task,
@@ -217,4 +217,53 @@ def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | P
     if path is not None:
         with atomic_path(path, "a figure") as partial:
             figure.savefig(partial, dpi=120)  # the temporary keeps the suffix: the format
+    return figure
+
+
+def pretraining_losses(
+    scales: list[str], pretrain_root: str | Path
+) -> tuple[dict[str, float], str]:
+    """Each scale's pretraining loss as the verdicts compare it, and its name: the held-out
+    loss at the end of the run ("held-out", pretrain/<scale>/metrics.json's `heldout_loss`),
+    or, where a run did not measure one (a study made before held-out curves), the final
+    training loss of every scale ("final training")."""
+    metrics = {
+        scale: json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
+        for scale in scales
+    }
+    if all("heldout_loss" in scale_metrics for scale_metrics in metrics.values()):
+        return {scale: m["heldout_loss"] for scale, m in metrics.items()}, "held-out"
+    return {scale: m["loss"] for scale, m in metrics.items()}, "final training"
+
+
+def plot_heldout_curves(
+    scales: list[str], pretrain_root: str | Path, path: str | Path | None = None
+):
+    """Held-out loss against training FLOPs (log axes), one line per scale, from each scale's
+    heldout.csv (the first point, before any training, at zero FLOPs, is left out of the log
+    axis); returns the figure, or None when no scale wrote a held-out curve."""
+    curves = {}
+    for scale in scales:
+        csv_path = Path(pretrain_root) / scale / "heldout.csv"
+        if csv_path.is_file():
+            with open(csv_path, newline="") as handle:
+                curves[scale] = [row for row in csv.DictReader(handle) if int(row["step"]) > 0]
+    if not curves:
+        return None
+    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    for scale, curve in curves.items():
+        flops = [float(row["train_flops"]) for row in curve]
+        axis.plot(flops, [float(row["heldout_loss"]) for row in curve], marker=".", label=scale)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("training FLOPs")
+    axis.set_ylabel("held-out masked pixel MSE")
+    axis.set_title("Held-out MAE loss against training compute")
+    axis.legend()
+    axis.grid(True, alpha=0.3)
+    plain_log_axis(axis.yaxis)
+    figure.tight_layout()
+    if path is not None:
+        with atomic_path(path, "a figure") as partial:
+            figure.savefig(partial, dpi=120)
     return figure

@@ -1,5 +1,5 @@
 """Whether a regeneration keeps a study's verdicts: every comparison of the front page
-(fourds.report.front: each pretrained readout against its baseline, the random-init control
+(fourds.report.front: each pretrained readout against its baseline, the control
 and the smallest scale) moved by at most a fraction of its pinned interval's half-width.
 
 Numbers within the regeneration contract (fourds.tolerances) can still add up to a different
@@ -19,7 +19,7 @@ from fourds.report.terminal import read_front_page
 from fourds.shipped import Difference
 
 ALLOWED_SHIFT = 0.25  # of the pinned interval's half-width
-COMPARISONS = {"over_baseline": "vs baseline", "over_control": "vs random init"}
+COMPARISONS = {"over_baseline": "vs baseline", "over_control": "vs control"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +28,7 @@ class VerdictShift:
 
     task: str
     scale: str
-    comparison: str  # "vs baseline", "vs random init", "vs <smallest scale>"
+    comparison: str  # "vs baseline", "vs control", "vs <smallest scale>"
     pinned: Estimate
     regenerated: Estimate
 

@@ -8,6 +8,7 @@ clip-bootstrap interval excludes zero.
 
 from __future__ import annotations
 
+from fourds.config.regimes import REGIMES
 from fourds.report.compare import BETTER, WORSE, TaskScores
 from fourds.report.front import FrontPage
 from fourds.report.numbers import significant
@@ -31,7 +32,7 @@ def sentence(page: FrontPage) -> str:
     if page.control:
         groups = page.by_direction("over_control", largest)
         clauses.append(
-            f"at the largest scale ({largest}) pretraining beats the random-init control on "
+            f"at the largest scale ({largest}) pretraining beats {REGIMES[page.control].name} on "
             f"{_tally(page, groups)}"
         )
         gains["pretraining"] = groups[BETTER]
@@ -40,8 +41,9 @@ def sentence(page: FrontPage) -> str:
         clauses.append(f"{largest} beats {smallest} on {_tally(page, groups)}")
         falls = "falls" if page.loss_falls else "does not fall"
         clauses.append(
-            f"the MAE loss {falls} with scale ({significant(page.losses[smallest])} at "
-            f"{smallest}, {significant(page.losses[largest])} at {largest})"
+            f"the {page.loss_name} MAE loss {falls} with scale "
+            f"({significant(page.losses[smallest])} at {smallest}, "
+            f"{significant(page.losses[largest])} at {largest}; one pretraining seed a scale)"
         )
         gains["scale"] = groups[BETTER]
     readouts = len(page.tasks) * len(page.scales)
@@ -95,7 +97,7 @@ def control_line(page: FrontPage) -> str:
         if all(task in page.by_direction("over_control", scale)[BETTER] for scale in page.scales)
     ]
     return (
-        f"**Pretraining beats the random-init control outside the noise at the largest scale "
+        f"**Pretraining beats {REGIMES[page.control].name} outside the noise at the largest scale "
         f"({largest}) on: {listing(at_largest) or 'no task'}** ({len(at_largest)} of {total} "
         f"tasks; at every scale on: {listing(everywhere) or 'no task'})."
     )

@@ -4,12 +4,11 @@ The same FrontPage (fourds.report.front) and sentence (fourds.report.summary) th
 with, read from a runs folder or a shipped study (`reports/reference`, whose stage folders are
 laid out as runs/ is), and printed as one small table per task: each scale's pretrained
 readout with its 90% clip-bootstrap interval, then its gains over the task's no-learning
-baseline, the random-init control and the smallest scale, each with its verdict.
+baseline, the control and the smallest scale, each with its verdict.
 """
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from fourds.config import StudyLayout, readout_name
 from fourds.config.regimes import PRETRAINED
 from fourds.report.compare import TaskScores, direction
 from fourds.report.front import FrontPage
+from fourds.report.scaling import pretraining_losses
 from fourds.report.summary import sentence
 from fourds.tasks import TASKS
 
@@ -58,12 +58,9 @@ def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
         )
         for task in study.tasks
     }
-    losses = {
-        scale: json.loads((runs / "pretrain" / scale / "metrics.json").read_text())["loss"]
-        for scale in scales
-    }
+    losses, loss_name = pretraining_losses(scales, runs / "pretrain")
     regime = PRETRAINED if PRETRAINED in regimes else regimes[0]
-    return FrontPage.of(scores, scales, regime, losses)
+    return FrontPage.of(scores, scales, regime, losses, loss_name)
 
 
 def answer_text(page: FrontPage) -> str:
@@ -76,7 +73,7 @@ def answer_text(page: FrontPage) -> str:
         title = f"{TASKS[task].title}; no-learning baseline ({TASKS[task].baseline}): {baselines}"
         rows = [["scale", page.regime, "vs baseline"]]
         if page.control:
-            rows[0].append("vs random init")
+            rows[0].append("vs control")
         rows[0].append(f"vs {page.scales[0]}")
         for scale, cell in cells.items():
             flag = " ⚠" if cell.flag else ""

@@ -2,8 +2,12 @@
 
 Outputs in `out_dir`:
     checkpoint.pt   single-file weights of the MAE (see fourds.models.weights)
-    loss.csv        step, loss (mean over the logging window), lr: the loss curve
-    metrics.json    final loss, encoder parameter count, steps, FLOPs
+    loss.csv        step, loss (mean over the logging window), lr: the training loss curve
+    heldout.csv     step, train_flops (training FLOPs spent so far), heldout_loss: the loss on
+                    the fixed held-out clips and masks (fourds.train.heldout), the curve that
+                    runs of other scales, seeds and learning rates are compared on
+    metrics.json    final training loss (the last tenth of the windows), held-out loss at the
+                    start and the end, encoder parameter count, steps, FLOPs
     run.yaml        the run record, and operative.gin (fourds.records)
     execution.yaml  the run's seconds, throughput, the step it resumed from, its processes
     live/, resume/  written while training (see fourds.train.pretrain)
@@ -70,6 +74,14 @@ def run(
     return 0
 
 
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """`rows` as a CSV file with a header of `columns`, written atomically."""
+    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_outputs(
     result: PretrainResult,
     spec: PretrainSpec,
@@ -77,14 +89,17 @@ def write_outputs(
     params_path: str | Path,
     device: str,
 ) -> dict:
-    """Write checkpoint.pt, loss.csv, metrics.json (results only), the run record and the
-    execution record (seconds, throughput, resumption, processes); returns the metrics."""
+    """Write checkpoint.pt, loss.csv, heldout.csv, metrics.json (results only), the run record
+    and the execution record (seconds, throughput, resumption, processes); returns the metrics."""
     cfg, scale = spec.pretrain, spec.scale
     save_weights(out_dir / "checkpoint.pt", result.state_dict, spec)
-    with atomic_path(out_dir / "loss.csv") as partial, open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr"])
-        writer.writeheader()
-        writer.writerows(result.curve)
+    write_csv(out_dir / "loss.csv", ["step", "loss", "lr"], result.curve)
+    flops_per_step = result.flops_per_clip * cfg.batch_size
+    heldout = [
+        {"step": point["step"], "train_flops": point["step"] * flops_per_step, **point}
+        for point in result.heldout_curve
+    ]
+    write_csv(out_dir / "heldout.csv", ["step", "train_flops", "heldout_loss"], heldout)
     tail = result.curve[-max(1, len(result.curve) // 10) :]
     clips_per_second = (cfg.steps - result.start) * cfg.batch_size / result.seconds
     metrics = {
@@ -93,8 +108,12 @@ def write_outputs(
         "loss": float(np.mean([point["loss"] for point in tail])),
         "steps": cfg.steps,
         "train_flops_per_clip": result.flops_per_clip,
-        "pretrain_flops": result.flops_per_clip * cfg.steps * cfg.batch_size,
+        "pretrain_flops": flops_per_step * cfg.steps,
     }
+    if heldout:
+        metrics["heldout_loss"] = heldout[-1]["heldout_loss"]
+        metrics["heldout_loss_at_start"] = heldout[0]["heldout_loss"]
+        metrics["heldout_clips"] = result.heldout_clips
     execution = {
         "resumed_from_step": result.start,
         "processes": result.processes,

@@ -2,6 +2,7 @@
 
 Logged at every logging point (DVCLive step = training step), under `<out_dir>/live/`:
     train/loss, train/lr
+    heldout/loss (at the held-out curve's steps, fourds.train.heldout)
     perf/clips_per_second, perf/tokens_per_second (input tubelet tokens), perf/mfu (only when
     the accelerator's peak is known, see fourds.accelerators)
 The folder is no DVC output (.dvcignore hides it): the perf/ curves change from run to run, and
@@ -128,6 +129,14 @@ class Monitor:
             self.live.next_step()
         self.bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips_per_second:.1f}")
         return perf
+
+    def log_heldout(self, step: int, loss: float) -> None:
+        """Record the held-out loss after `step` steps."""
+        if self.live is not None:
+            self.live.step = step
+            self.live.log_metric("heldout/loss", loss)
+        if self.enabled:
+            self.bar.write(f"{self.run.desc}: held-out loss {loss:.6f} after {step} steps")
 
     def close(self) -> None:
         self.bar.close()

@@ -1,8 +1,10 @@
 """MAE pretraining of one ladder scale on the curated pretrain segments, or on clips rendered
 from the world (pretrain.source): the training loop.
 
-`pretrain(...)` trains and returns the final weights and the loss curve; the pretrain stage
-(fourds.stages.pretrain) writes them out. While training it writes, under `out_dir`:
+`pretrain(...)` trains and returns the final weights, the training loss curve (10-step window
+means at the default pretrain.log_every) and the held-out curve (the loss on fixed held-out clips
+and masks at fixed steps, fourds.train.heldout); the pretrain stage (fourds.stages.pretrain)
+writes them out. While training it writes, under `out_dir`:
 
     live/           DVCLive metrics and plots (see fourds.train.monitor; no DVC output)
     resume/<fingerprint>/step-N/
@@ -49,6 +51,7 @@ from fourds.train.checkpoint import (
     set_rng_state,
 )
 from fourds.train.distributed import DistEnv, full_state_dict, mean_over_ranks
+from fourds.train.heldout import HeldoutClips, heldout_clips, heldout_loss
 from fourds.train.loader import ClipExample, pretrain_loader
 from fourds.train.monitor import Monitor, RunShape
 from fourds.train.optim import adamw, enable_tf32
@@ -175,6 +178,9 @@ class PretrainResult:
 
     state_dict: the full (unsharded) MAE weights on rank 0; None on the other ranks.
     curve: one {"step", "loss", "lr"} per logging window (the loss averaged over the window).
+    heldout_curve: one {"step", "heldout_loss"} per held-out evaluation (step 0 first, the last
+        step last; empty when pretrain.heldout_clips is 0).
+    heldout_clips: the number of held-out clips the curve averages over.
     start: the step the run resumed from (0 for a fresh run).
     seconds: wall time of the steps this process ran.
     peak_flops: the dense peak FLOP/s of all the job's accelerators together (one device's
@@ -186,6 +192,8 @@ class PretrainResult:
 
     state_dict: dict[str, torch.Tensor] | None
     curve: list[dict[str, float]]
+    heldout_curve: list[dict[str, float]]
+    heldout_clips: int
     start: int
     seconds: float
     encoder_params: int
@@ -200,8 +208,10 @@ class PretrainResult:
 class Training:
     """A run's training state, built by `build_training`: what `train` steps and checkpoints.
 
-    curve: one {"step", "loss", "lr"} per logging window so far; start: the step the run
-    (re)started from; last_good: its last checkpoint, None before the first.
+    curve: one {"step", "loss", "lr"} per logging window so far; heldout: the held-out clips
+    (None: no curve) and heldout_curve their loss so far, one {"step", "heldout_loss"} per
+    evaluation; start: the step the run (re)started from; last_good: its last checkpoint, None
+    before the first.
     """
 
     model: torch.nn.Module
@@ -211,7 +221,9 @@ class Training:
     recipe: StepRecipe
     peak_lr: float
     resume_root: Path
+    heldout: HeldoutClips | None = None
     curve: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    heldout_curve: list[dict[str, float]] = dataclasses.field(default_factory=list)
     start: int = 0
     last_good: Path | None = None
 
@@ -268,12 +280,13 @@ def clip_loader(
 def build_training(
     spec: PretrainSpec,
     segments: SegmentStore | None,
+    shard_dir: str | Path,
     resume_root: Path,
     device: torch.device,
     env: DistEnv,
 ) -> Training:
-    """The model (sharded by the parallel plan), optimizer, LR schedule, loader and step recipe
-    of a fresh run (`segments` None: clips rendered from the world)."""
+    """The model (sharded by the parallel plan), optimizer, LR schedule, loader, step recipe
+    and held-out clips of a fresh run (`segments` None: clips rendered from the world)."""
     cfg = spec.pretrain
     plan = ParallelPlan.from_spec(spec, sharded=env.sharded)
     model = parallelize(lambda: scale_mae(spec), plan, device, cfg.seed)
@@ -292,7 +305,8 @@ def build_training(
     crop = view_crop(device, plan.compile)
     recipe = StepRecipe.in_micro_batches(len(rows), cfg.micro_batch, cfg.grad_clip, autocast, crop)
     loader = clip_loader(spec, segments, model.sample_masks, rows, device)
-    return Training(model, optimizer, schedule, loader, recipe, peak_lr, resume_root)
+    heldout = heldout_clips(spec, shard_dir, model.sample_masks, device)
+    return Training(model, optimizer, schedule, loader, recipe, peak_lr, resume_root, heldout)
 
 
 def resume(training: Training, env: DistEnv, label: str) -> None:
@@ -304,6 +318,7 @@ def resume(training: Training, env: DistEnv, label: str) -> None:
     trainer, rank_state = load_checkpoint(last_good, training.model, training.optimizer, env)
     training.schedule.load_state_dict(trainer["schedule"])
     training.curve, training.start = trainer["curve"], trainer["step"]
+    training.heldout_curve = trainer["heldout_curve"]
     training.loader.load_state_dict(rank_state["loader"])
     set_rng_state(rank_state["rng"])
     training.last_good = last_good
@@ -337,7 +352,11 @@ def maybe_checkpoint(training: Training, step: int, cfg: PretrainConfig, env: Di
     (not after the last: the stage writes the final weights)."""
     if not cfg.checkpoint_every or step % cfg.checkpoint_every or step >= cfg.steps:
         return
-    trainer = {"schedule": training.schedule.state_dict(), "curve": training.curve}
+    trainer = {
+        "schedule": training.schedule.state_dict(),
+        "curve": training.curve,
+        "heldout_curve": training.heldout_curve,
+    }
     rank_state = {"loader": training.loader.state_dict(), "rng": rng_state()}
     training.last_good = save_checkpoint(
         training.resume_root, step, training.model, training.optimizer, trainer, rank_state,
@@ -345,8 +364,27 @@ def maybe_checkpoint(training: Training, step: int, cfg: PretrainConfig, env: Di
     )  # fmt: skip
 
 
+def evaluate_heldout(
+    training: Training, step: int, cfg: PretrainConfig, monitor: Monitor, env: DistEnv
+) -> None:
+    """Append the held-out loss after `step` steps to the held-out curve where it is due:
+    before the first step, every cfg.heldout_every steps and after the last."""
+    due = step == 0 or step % cfg.heldout_every == 0 or step == cfg.steps
+    if training.heldout is None or not due:
+        return
+    passes = training.recipe.passes[0]
+    loss = heldout_loss(
+        training.model, training.heldout, passes.stop - passes.start, training.recipe.autocast, env
+    )
+    training.heldout_curve.append({"step": step, "heldout_loss": loss})
+    monitor.log_heldout(step, loss)
+
+
 def train(training: Training, cfg: PretrainConfig, monitor: Monitor, env: DistEnv) -> None:
-    """Train from `training.start` to cfg.steps, logging each window and checkpointing."""
+    """Train from `training.start` to cfg.steps, logging each window, measuring the held-out
+    loss and checkpointing."""
+    if training.start == 0:
+        evaluate_heldout(training, 0, cfg, monitor, env)
     window = []
     for step, batch in enumerate(training.loader, start=training.start + 1):  # steps done
         # On a GPU the batch was copied ahead on the loader's stream (no host synchronisation).
@@ -354,6 +392,7 @@ def train(training: Training, cfg: PretrainConfig, monitor: Monitor, env: DistEn
         training.schedule.step()
         window.append(loss)
         monitor.step_done()
+        evaluate_heldout(training, step, cfg, monitor, env)
         if step % cfg.log_every and step != cfg.steps:
             continue
         window_loss = window_mean(training, window, step, env, monitor.run.desc)
@@ -393,7 +432,7 @@ def pretrain(
     # when the world renders the clips: the params and the code fix them)
     digests = {} if segments is None else segments.digests
     resume_root = out_dir / "resume" / run_fingerprint(spec, list(digests.values()))
-    training = build_training(spec, segments, resume_root, device, env)
+    training = build_training(spec, segments, shard_dir, resume_root, device, env)
     resume(training, env, label)
     flops_per_clip = training_flops_per_clip(
         spec.model, spec.mae, spec.curate.clip_frames, spec.curate.resolution
@@ -412,6 +451,8 @@ def pretrain(
     return PretrainResult(
         state_dict=state_dict if env.is_main else None,
         curve=training.curve,
+        heldout_curve=training.heldout_curve,
+        heldout_clips=0 if training.heldout is None else len(training.heldout),
         start=training.start,
         seconds=seconds,
         encoder_params=count_parameters(training.model.encoder),

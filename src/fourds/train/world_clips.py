@@ -5,8 +5,9 @@ rendered where the model trains (fourds.world.batch, fourds.world.batch_render),
 of a run is new and a GPU is fed at its own rate. As with the shard loader
 (fourds.train.loader), every random choice is a pure function of (seed, step, row):
 
-- the scene of row r of step s is that of clip key `clip_keys(seed, s, r)`, the same on any
-  device and in any number of processes (each renders only its rows);
+- the scene of row r of step s is that of clip key `clip_keys(seed, s, r)`, drawn from the
+  world's level `pretrain.world_complexity` (fourds.config.world_levels), the same on any device
+  and in any number of processes (each renders only its rows);
 - the clip's window starts at a frame drawn from the same key, in a video of
   `curate.pretrain_frames` frames at the corpus's frame rate, and takes every
   `pretrain.frame_stride`-th frame, `curate.clip_frames` in all;
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fourds.config.world_levels import STANDARD, world_level
 from fourds.world.batch import sample_scenes
 from fourds.world.batch_render import render_batch
 from fourds.world.draws import Draws, clip_keys
@@ -44,13 +46,15 @@ MaskSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]
 class WorldClipSpec:
     """The clips a run renders: `frames` frames of size x size, every `stride`-th frame of a
     `video_frames`-frame video at FRAME_RATE, from a window start drawn uniformly; each pixel's
-    colour averages supersample x supersample rays."""
+    colour averages supersample x supersample rays; scenes drawn from the world's level named
+    `complexity` (fourds.config.world_levels)."""
 
     frames: int
     stride: int
     video_frames: int
     size: int
     supersample: int
+    complexity: str = STANDARD
 
     @property
     def span(self) -> int:
@@ -64,6 +68,21 @@ def clip_times(spec: WorldClipSpec, keys: torch.Tensor) -> torch.Tensor:
     start = draws.integers(spec.video_frames - spec.span + 1)  # [B]
     offsets = torch.arange(spec.frames, device=keys.device) * spec.stride
     return (start[:, None] + offsets).to(torch.float32) / FRAME_RATE
+
+
+def render_clips(spec: WorldClipSpec, keys: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+    """The clips uint8 [B, frames, size, size, 3] of the keys [B, 2], rendered on the keys'
+    device (`compiled`: with the compiled pass of fourds.world.batch_render)."""
+    scenes = sample_scenes(keys, level=world_level(spec.complexity))
+    rendered = render_batch(
+        scenes,
+        clip_times(spec, keys),
+        spec.size,
+        supersample=spec.supersample,
+        truth=False,
+        compiled=compiled,
+    )
+    return rendered.video
 
 
 class WorldClips:
@@ -93,16 +112,7 @@ class WorldClips:
         a pure function of (seed, step, rows), as `batch` gives it alone."""
         rows = torch.arange(self.rows.start, self.rows.stop, device=self.device)
         keys = torch.cat([clip_keys(self.seed, step, rows) for step in range(first, first + count)])
-        scenes, times = sample_scenes(keys), clip_times(self.spec, keys)
-        rendered = render_batch(
-            scenes,
-            times,
-            self.spec.size,
-            supersample=self.spec.supersample,
-            truth=False,
-            compiled=self.compiled,
-        )
-        videos = rendered.video.split(len(rows))
+        videos = render_clips(self.spec, keys, self.compiled).split(len(rows))
         return [self._batch(first + index, video) for index, video in enumerate(videos)]
 
     def _batch(self, step: int, video: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -8,7 +8,8 @@ either
   corpus's world, one numpy scene at a time), packed; or
 - `sample_scenes(keys, device)`: the same world drawn for B clips at once on the device, from
   the clips' keys (fourds.world.draws): the camera, bodies, light, textures, noise lattice and
-  tracked points from the same distributions as `sample_scene`, placement by a fixed number
+  tracked points from the same distributions as `sample_scene` (one table of them per complexity
+  level: fourds.config.world_levels), placement by a fixed number
   of candidates per body slot (the first that stays clear wins) instead of a loop until one
   fits. A key gives the same scene on a CPU and a GPU up to the last bit of a log, cosine or
   sine (see `tests/world/test_batch.py`).
@@ -26,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from fourds.config.world_levels import MAX_BODIES, STANDARD, WORLD_LEVELS, WorldLevel
 from fourds.world.draws import Draws
 from fourds.world.noise import LATTICE_SIZE
 from fourds.world.scene import (
@@ -33,9 +35,6 @@ from fourds.world.scene import (
     CAMERA_MOTIONS,
     CLIP_SECONDS,
     GROUND_TRACKS,
-    MAX_BODIES,
-    MIN_BODIES,
-    OCCLUDER_SHARE,
     SHAPES,
     TRACKS_PER_CLIP,
     Scene,
@@ -246,20 +245,28 @@ def focal_lengths(batch: SceneBatch, width: int) -> torch.Tensor:
 # -- sampling on the device ----------------------------------------------------------------------
 
 
-def _camera(draws: Draws, motion: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _between(draws: Draws, bounds: tuple[float, float], *shape: int) -> torch.Tensor:
+    """Uniform draws [B, *shape] in [low, high) = `bounds`."""
+    low, high = bounds
+    return draws.uniform(*shape, low=low, high=high)
+
+
+def _camera(
+    draws: Draws, motion: torch.Tensor | None, level: WorldLevel
+) -> dict[str, torch.Tensor]:
     """The camera's fields ([B] each, target [B, 3]) as `scene._sample_camera` draws them."""
     if motion is None:
         motion = draws.integers(len(CAMERA_MOTIONS))
     sign = draws.sign()
     target = torch.stack(
         [
-            draws.uniform(low=-0.5, high=0.5),
+            _between(draws, level.camera_target),
             torch.full_like(sign, 0.5),
-            draws.uniform(low=-0.5, high=0.5),
+            _between(draws, level.camera_target),
         ],
         dim=-1,
     )
-    radius, height = draws.uniform(low=5.0, high=7.0), draws.uniform(low=1.5, high=4.0)
+    radius, height = _between(draws, level.camera_radius), _between(draws, level.camera_height)
     angle0 = draws.uniform(high=2.0 * math.pi)
     moving = {name: motion == CAMERA_MOTIONS.index(name) for name in ("orbit", "dolly", "pan")}
     return {
@@ -268,30 +275,35 @@ def _camera(draws: Draws, motion: torch.Tensor | None) -> dict[str, torch.Tensor
         "radius": radius,
         "height": height,
         "angle0": angle0,
-        "angular_speed": sign * draws.uniform(low=0.75, high=1.5) * moving["orbit"],
-        "dolly": sign * draws.uniform(low=1.5, high=2.7) * moving["dolly"],
-        "pan": sign * draws.uniform(low=0.45, high=0.9) * moving["pan"],
-        "fov_degrees": draws.uniform(low=50.0, high=70.0),
+        "angular_speed": sign * _between(draws, level.orbit_speed) * moving["orbit"],
+        "dolly": sign * _between(draws, level.dolly_speed) * moving["dolly"],
+        "pan": sign * _between(draws, level.pan_speed) * moving["pan"],
+        "fov_degrees": _between(draws, level.field_of_view),
     }
 
 
-def _texture(draws: Draws, low: float, high: float, *shape: int) -> dict[str, torch.Tensor]:
-    """colors [B, *shape, 2, 3] (a palette pair), frequency [B, *shape], offset [B, *shape, 3]."""
-    first = draws.uniform(*shape, 3, low=0.12, high=0.92)
-    second = torch.clamp(first + 0.3 * draws.normal(*shape, 3), 0.05, 0.95)
+def _texture(
+    draws: Draws, frequency: tuple[float, float], level: WorldLevel, *shape: int
+) -> dict[str, torch.Tensor]:
+    """colors [B, *shape, 2, 3] (a palette pair), frequency [B, *shape] in `frequency`'s range,
+    offset [B, *shape, 3]."""
+    first = _between(draws, level.palette, *shape, 3)
+    second = first + level.palette_spread * draws.normal(*shape, 3)
+    second = torch.clamp(second, *level.palette_clip)
     return {
         "colors": torch.stack([first, second], dim=-2),
-        "frequency": draws.uniform(*shape, low=low, high=high),
+        "frequency": _between(draws, frequency, *shape),
         "offset": draws.uniform(*shape, 3, high=float(LATTICE_SIZE)),
     }
 
 
-def _half_sizes(draws: Draws, shape: torch.Tensor) -> torch.Tensor:
+def _half_sizes(draws: Draws, shape: torch.Tensor, level: WorldLevel) -> torch.Tensor:
     """Half sizes [B, K, 3] of candidate bodies of `shape` [B, K] (`scene._sample_shape`)."""
-    sphere = draws.uniform(*shape.shape[1:], low=0.4, high=0.9)[..., None].expand(*shape.shape, 3)
-    box = draws.uniform(*shape.shape[1:], 3, low=0.3, high=0.7)
-    radius = draws.uniform(*shape.shape[1:], low=0.3, high=0.6)
-    half_height = draws.uniform(*shape.shape[1:], low=0.35, high=0.8)
+    k = shape.shape[1:]
+    sphere = _between(draws, level.sphere_radius, *k)[..., None].expand(*shape.shape, 3)
+    box = _between(draws, level.box_half_size, *k, 3)
+    radius = _between(draws, level.cylinder_radius, *k)
+    half_height = _between(draws, level.cylinder_half_height, *k)
     cylinder = torch.stack([radius, half_height, radius], dim=-1)
     kind = shape[..., None]
     return torch.where(kind == 0, sphere, torch.where(kind == 1, box, cylinder))
@@ -307,20 +319,26 @@ def _closest_approach(offset: torch.Tensor, velocity: torch.Tensor) -> torch.Ten
 
 
 def _candidates(
-    draws: Draws, camera: SceneBatch, placed: dict[str, torch.Tensor], count: torch.Tensor
+    draws: Draws,
+    camera: SceneBatch,
+    placed: dict[str, torch.Tensor],
+    count: torch.Tensor,
+    level: WorldLevel,
 ) -> dict[str, torch.Tensor]:
     """CANDIDATES candidate bodies per scene ([B, K] fields) for the next slot, as
-    `scene._sample_body` draws them: occluders of a placed body (a share OCCLUDER_SHARE once
-    `count` [B] > 0 bodies are placed) or bodies that head across the camera's initial view."""
+    `scene._sample_body` draws them: occluders of a placed body (a share level.occluder_share
+    once `count` [B] > 0 bodies are placed) or bodies that head across the camera's initial
+    view."""
     k = CANDIDATES
     shape = draws.integers(len(SHAPES), k)
-    half_size = _half_sizes(draws, shape)
+    half_size = _half_sizes(draws, shape, level)
     reach = torch.sqrt((half_size**2).sum(-1))
-    speed = draws.uniform(k, low=0.4, high=1.4)
+    speed = _between(draws, level.body_speed, k)
 
     # an occluder: across the line of sight to a placed body, just in front of it, mid-clip
     behind = draws.integers(count.clamp(min=1), k)  # [B, K]: which placed body
-    time = draws.uniform(k, low=0.2 * CLIP_SECONDS, high=0.8 * CLIP_SECONDS)
+    early, late = level.occlusion_time
+    time = draws.uniform(k, low=early * CLIP_SECONDS, high=late * CLIP_SECONDS)
     _, eye = camera_poses(camera, time)  # [B, K, 3]
     centers, _ = body_poses(_placed_scene(camera, placed), time)  # [B, M, K, 3]
     index = behind[:, None, :, None].expand(-1, 1, -1, 3)
@@ -330,7 +348,7 @@ def _candidates(
     sight = torch.stack([sight[..., 0], torch.zeros_like(speed), sight[..., 2]], dim=-1)
     distance = torch.sqrt(dot(sight, sight))
     sight = sight / distance[..., None]
-    gap = reach + behind_reach + draws.uniform(k, low=0.05, high=0.6)
+    gap = reach + behind_reach + _between(draws, level.occlusion_gap, k)
     across = torch.stack([-sight[..., 2], torch.zeros_like(speed), sight[..., 0]], dim=-1)
     occluder_velocity = (draws.sign(k) * speed)[..., None] * across
     occluder_start = eye + (distance - gap)[..., None] * sight - occluder_velocity * time[..., None]
@@ -339,29 +357,32 @@ def _candidates(
     angle0 = camera.angle0[:, None].expand_as(speed)
     forward = torch.stack([-torch.cos(angle0), torch.zeros_like(speed), -torch.sin(angle0)], -1)
     right = torch.stack([-forward[..., 2], torch.zeros_like(speed), forward[..., 0]], dim=-1)
-    sideways, along = draws.uniform(k, low=-3.0, high=3.0), draws.uniform(k, low=-2.5, high=3.5)
+    sideways = _between(draws, level.crossing_across, k)
+    along = _between(draws, level.crossing_along, k)
     crosser_start = camera.target[:, None, :] + sideways[..., None] * right
     crosser_start = crosser_start + along[..., None] * forward
     towards_middle = torch.where(sideways > 0, -1.0, 1.0)
-    direction = torch.where(draws.uniform(k) < 0.8, towards_middle, -towards_middle)
+    inwards = draws.uniform(k) < level.crossing_inwards
+    direction = torch.where(inwards, towards_middle, -towards_middle)
     crosser_velocity = (direction * speed)[..., None] * right
-    crosser_velocity = crosser_velocity + draws.uniform(k, low=-0.3, high=0.3)[..., None] * forward
+    drift = _between(draws, level.crossing_drift, k)
+    crosser_velocity = crosser_velocity + drift[..., None] * forward
 
-    occluder = ((count > 0)[:, None] & (draws.uniform(k) < OCCLUDER_SHARE))[..., None]
+    occluder = ((count > 0)[:, None] & (draws.uniform(k) < level.occluder_share))[..., None]
     start = torch.where(occluder, occluder_start, crosser_start)
     start = torch.cat([start[..., :1], reach[..., None], start[..., 2:]], dim=-1)
-    texture = _texture(draws, 1.2, 2.5, k)
-    glossy = draws.uniform(k) < 0.6
+    texture = _texture(draws, level.body_texture, level, k)
+    glossy = draws.uniform(k) < level.glossy_share
     return {
         "shape": shape,
         "half_size": half_size,
         "reach": reach,
         "start": start,
         "velocity": torch.where(occluder, occluder_velocity, crosser_velocity),
-        "bounce": draws.uniform(k, high=0.5),
+        "bounce": _between(draws, level.body_bounce, k),
         "axis": unit(draws.normal(k, 3)),
-        "spin": draws.uniform(k, low=-2.5, high=2.5),
-        "shine": draws.uniform(k, high=0.5) * glossy,
+        "spin": _between(draws, level.body_spin, k),
+        "shine": _between(draws, level.shine, k) * glossy,
         "body_colors": texture["colors"],
         "body_frequency": texture["frequency"],
         "body_offset": texture["offset"],
@@ -432,24 +453,29 @@ def _surface_points(draws: Draws, shape: torch.Tensor, size: torch.Tensor) -> to
     return torch.where(kind == 0, sphere, torch.where(kind == 1, box, cylinder))
 
 
-def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> SceneBatch:
+def sample_scenes(
+    keys: torch.Tensor,
+    motion: torch.Tensor | None = None,
+    level: WorldLevel = WORLD_LEVELS[STANDARD],
+) -> SceneBatch:
     """Draw one scene per key (int64 [B, 2], fourds.world.draws.clip_keys) on the keys' device.
 
     Args:
         motion: int64 [B] camera motions (indices into CAMERA_MOTIONS, the labels); drawn
             uniformly when None.
+        level: the ranges every draw is made from (fourds.config.world_levels).
     """
     draws = Draws(keys)
     batch, device = len(keys), keys.device
-    cam = _camera(draws, None if motion is None else motion.to(device))
+    cam = _camera(draws, None if motion is None else motion.to(device), level)
     sky = {  # colours: horizon and zenith
         "colors": torch.stack(
-            [draws.uniform(3, low=0.35, high=0.95), draws.uniform(3, low=0.15, high=0.85)], -2
+            [_between(draws, level.sky_horizon, 3), _between(draws, level.sky_zenith, 3)], -2
         ),
-        "frequency": draws.uniform(low=1.0, high=2.5),
+        "frequency": _between(draws, level.sky_texture),
         "offset": draws.uniform(3, high=float(LATTICE_SIZE)),
     }
-    elevation = torch.deg2rad(draws.uniform(low=25.0, high=65.0))
+    elevation = torch.deg2rad(_between(draws, level.sun_elevation))
     azimuth = draws.uniform(high=2.0 * math.pi)
     light = torch.stack(
         [
@@ -459,7 +485,7 @@ def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> Sce
         ],
         dim=-1,
     )
-    ground = _texture(draws, 0.3, 0.7)
+    ground = _texture(draws, level.ground_texture, level)
     scene = SceneBatch(
         **{name: None for name in BODY_FIELDS},  # placed below
         ground_colors=ground["colors"],
@@ -469,19 +495,20 @@ def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> Sce
         sky_frequency=sky["frequency"],
         sky_offset=sky["offset"],
         light_direction=unit(light),
-        light_intensity=draws.uniform(low=0.6, high=0.95),
-        ambient=draws.uniform(low=0.2, high=0.4),
+        light_intensity=_between(draws, level.sun_intensity),
+        ambient=_between(draws, level.ambient),
         lattice=draws.uniform(LATTICE_SIZE**3),
         track_points=None,
         track_body=None,
         **cam,
     )
-    wanted = MIN_BODIES + draws.integers(MAX_BODIES - MIN_BODIES + 1)
+    fewest, most = level.bodies
+    wanted = fewest + draws.integers(most - fewest + 1)
     placed = _empty_bodies(batch, device)
     count = torch.zeros(batch, dtype=torch.int64, device=device)
     rows = torch.arange(batch, device=device)
     for slot in range(MAX_BODIES):
-        candidates = _candidates(draws, scene, placed, count)
+        candidates = _candidates(draws, scene, placed, count, level)
         clear = _clear(scene, placed, candidates)
         first = torch.argmax(clear.to(torch.int8), dim=1)  # the first clear candidate
         place = clear[rows, first] & (slot < wanted)
@@ -498,11 +525,12 @@ def sample_scenes(keys: torch.Tensor, motion: torch.Tensor | None = None) -> Sce
         count = count + place
     bodies = {name: placed[name] for name in BODY_FIELDS}
     # tracks: GROUND_TRACKS on the ground, the rest over the bodies in turn
+    spread = (-level.ground_tracks, level.ground_tracks)
     ground_points = torch.stack(
         [
-            draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0),
+            _between(draws, spread, GROUND_TRACKS),
             torch.zeros(batch, GROUND_TRACKS, device=device),
-            draws.uniform(GROUND_TRACKS, low=-4.0, high=4.0),
+            _between(draws, spread, GROUND_TRACKS),
         ],
         dim=-1,
     )

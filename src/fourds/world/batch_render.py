@@ -20,10 +20,11 @@ import functools
 import numpy as np
 import torch
 
+from fourds.config.world_levels import MAX_BODIES
 from fourds.world.batch import SceneBatch, body_poses, camera_poses, dot, focal_lengths, unit
 from fourds.world.noise import LATTICE_SIZE, OCTAVES
 from fourds.world.render import HIGHLIGHT_SQUARINGS, Rendering
-from fourds.world.scene import DOME_RADIUS, MAX_BODIES
+from fourds.world.scene import DOME_RADIUS
 
 SKY, GROUND = -1, 0  # surface ids besides 1 + body slot (fourds.world.render's)
 # Rays traced together, by device: a pass's temporaries are ~500 B a ray (1.1 GB at 2**21 on a

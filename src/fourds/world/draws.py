@@ -6,8 +6,9 @@ a CPU and a GPU; it comes from `Draws`: uniform i of clip `key` is a 32-bit inte
 (key, i), computed with int64 tensor operations that never overflow (products of a 32-bit value
 by a 16-bit constant), so every bit is the same on any device. A clip's draws are a pure function
 of its key. Keys are 64 bits (two 32-bit halves), in separate domains for pretraining clips
-(seed, step, row) and corpus videos (seed, split, index), so no pretraining clip is ever a
-corpus video (a readout's test clip) by chance.
+(seed, step, row), corpus videos (seed, split, index) and the held-out clips pretraining is
+measured on (fourds.train.heldout), so no pretraining clip is ever a corpus video (a readout's
+test clip) or a held-out clip by chance.
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ def hash32(values: torch.Tensor) -> torch.Tensor:
     return values ^ (values >> 16)
 
 
-PRETRAINING, CORPUS = 0x2545F491, 0x4F6CDD1D  # the two key domains
+PRETRAINING, CORPUS, HELDOUT = 0x2545F491, 0x4F6CDD1D, 0x1B873593  # the key domains
 
 
 def clip_keys(
     seed: int, group: int, index: torch.Tensor, domain: int = PRETRAINING
 ) -> torch.Tensor:
     """Keys int64 [B, 2] (two 32-bit halves) of the clips `index` (int64 [B]) of `group`:
-    rows of batch `group` of a run seeded `seed` (domain PRETRAINING), or videos of split
-    number `group` of a corpus (domain CORPUS). Within a group every index has its own key
-    (hash32 is one to one); across groups and domains two keys meet with chance 2**-64."""
+    rows of batch `group` of a run seeded `seed` (domain PRETRAINING), videos of split
+    number `group` of a corpus (domain CORPUS), or held-out clips (domain HELDOUT). Within a
+    group every index has its own key (hash32 is one to one); across groups and domains two keys
+    meet with chance 2**-64."""
     halves = []
     for salt in (domain, domain ^ 0x68E31DA4):
         base = hash32(torch.tensor(seed ^ salt, dtype=torch.int64, device=index.device))

@@ -22,8 +22,9 @@ import dataclasses
 
 import numpy as np
 
+from fourds.config.world_levels import MAX_BODIES
 from fourds.world.noise import fractal_noise
-from fourds.world.scene import DOME_RADIUS, MAX_BODIES, Body, Scene
+from fourds.world.scene import DOME_RADIUS, Body, Scene
 
 HIGHLIGHT_SQUARINGS = 5  # the highlight is (n . h) ** (2 ** 5)
 SKY, GROUND = -1, 0  # surface ids besides 1 + body index

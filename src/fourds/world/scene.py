@@ -1,7 +1,8 @@
 """Procedural 4D scenes: what is in the world and how it moves.
 
 A scene is a ground plane (y = 0, y points up), a sky dome that closes the world (so every
-pixel has a finite depth), 3-6 rigid bodies (spheres, boxes and cylinders), each with its own
+pixel has a finite depth), rigid bodies (spheres, boxes and cylinders; 3-6 at the standard
+complexity), each with its own
 translation, bounce and rotation about its own axis, a sun (direction, intensity, ambient
 light) and a camera whose motion type (orbit, dolly, pan or static) is the clip's label. Bodies
 start in front of the camera and move across its initial view, at different depths, so they
@@ -12,7 +13,8 @@ texture (fractal value noise, fourds.world.noise) whose two colours all surfaces
 same palette, so colour says little about what or how far a surface is; shading with cast
 shadows (fourds.world.render) carries the shape and layout. The scene also fixes the surface
 points whose 2D tracks are ground truth. Everything is a pure function of a
-`numpy.random.Generator`, so a seed fixes the whole clip.
+`numpy.random.Generator`, so a seed fixes the whole clip, and every range it draws from is a
+`WorldLevel`'s (fourds.config.world_levels: one table for this sampler and the batched one).
 
 Camera convention (OpenCV): x right, y down, z forward; extrinsics map world to camera.
 """
@@ -24,16 +26,15 @@ import math
 
 import numpy as np
 
+from fourds.config.world_levels import STANDARD, WORLD_LEVELS, WorldLevel
 from fourds.world.noise import LATTICE_SIZE, Lattice
 
 DOME_RADIUS = 30.0
 SHAPES = ("sphere", "box", "cylinder")
 CAMERA_MOTIONS = ("orbit", "dolly", "pan", "static")
-MIN_BODIES, MAX_BODIES = 3, 6
 PLACEMENT_ATTEMPTS = 30  # draws per body before the scene makes do with fewer bodies
 CLIP_SECONDS = 3.0  # bodies keep clear of each other and of the camera this long
 FRAME_RATE = 12  # frames per second of the corpus's videos and of rendered pretraining clips
-OCCLUDER_SHARE = 0.7  # chance that a body (after the first) is aimed to occlude another
 CAMERA_CLEARANCE = 1.0  # metres between the camera and any body's bounding sphere
 TRACKS_PER_CLIP = 64  # surface points tracked per clip ...
 GROUND_TRACKS = 16  # ... of which on the ground; the rest spread over the bodies
@@ -180,25 +181,28 @@ class Scene:
         return self.camera.motion
 
 
-def _color_pair(rng: np.random.Generator) -> np.ndarray:
+def _color_pair(rng: np.random.Generator, level: WorldLevel) -> np.ndarray:
     """Two related colours [2, 3] in [0, 1] from the palette every surface draws from."""
-    first = rng.uniform(0.12, 0.92, size=3)
-    second = np.clip(first + rng.normal(0.0, 0.3, size=3), 0.05, 0.95)
+    first = rng.uniform(*level.palette, size=3)
+    second = np.clip(first + rng.normal(0.0, level.palette_spread, size=3), *level.palette_clip)
     return np.stack([first, second])
 
 
-def _texture(rng: np.random.Generator, low: float, high: float) -> Texture:
-    """A texture with frequency in [low, high) cells per metre."""
+def _texture(
+    rng: np.random.Generator, frequency: tuple[float, float], level: WorldLevel
+) -> Texture:
+    """A texture with frequency in [low, high) = `frequency` cells per metre."""
     return Texture(
-        colors=_color_pair(rng),
-        frequency=float(rng.uniform(low, high)),
+        colors=_color_pair(rng, level),
+        frequency=float(rng.uniform(*frequency)),
         offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
     )
 
 
-def _sample_light(rng: np.random.Generator) -> Light:
-    """A sun 25-65 degrees above the horizon in any direction; low suns cast long shadows."""
-    elevation = math.radians(rng.uniform(25.0, 65.0))
+def _sample_light(rng: np.random.Generator, level: WorldLevel) -> Light:
+    """A sun above the horizon in any direction (level.sun_elevation degrees); low suns cast
+    long shadows."""
+    elevation = math.radians(rng.uniform(*level.sun_elevation))
     azimuth = rng.uniform(0.0, 2.0 * math.pi)
     direction = np.array(
         [
@@ -209,18 +213,19 @@ def _sample_light(rng: np.random.Generator) -> Light:
     )
     return Light(
         direction=_unit(direction),
-        intensity=float(rng.uniform(0.6, 0.95)),
-        ambient=float(rng.uniform(0.2, 0.4)),
+        intensity=float(rng.uniform(*level.sun_intensity)),
+        ambient=float(rng.uniform(*level.ambient)),
     )
 
 
-def _sample_shape(rng: np.random.Generator, shape: str) -> np.ndarray:
+def _sample_shape(rng: np.random.Generator, shape: str, level: WorldLevel) -> np.ndarray:
     """Half sizes [3] of a body of `shape` (metres)."""
     if shape == "sphere":
-        return np.full(3, rng.uniform(0.4, 0.9))
+        return np.full(3, rng.uniform(*level.sphere_radius))
     if shape == "box":
-        return rng.uniform(0.3, 0.7, size=3)
-    radius, half_height = rng.uniform(0.3, 0.6), rng.uniform(0.35, 0.8)
+        return rng.uniform(*level.box_half_size, size=3)
+    radius = rng.uniform(*level.cylinder_radius)
+    half_height = rng.uniform(*level.cylinder_half_height)
     return np.array([radius, half_height, radius])
 
 
@@ -249,50 +254,52 @@ def _fits(body: Body, placed: list[Body], camera: CameraPath) -> bool:
     return True
 
 
-def _sample_body(rng: np.random.Generator, camera: CameraPath, placed: list[Body]) -> Body:
+def _sample_body(
+    rng: np.random.Generator, camera: CameraPath, placed: list[Body], level: WorldLevel
+) -> Body:
     """A body that moves across the camera's view.
 
-    Once some bodies are placed, a share OCCLUDER_SHARE of new ones are occluders: aimed at a
+    Once some bodies are placed, a share level.occluder_share of new ones are occluders: aimed at a
     placed body, an occluder crosses the line of sight to it, just in front of it, at a random
     time mid-clip. The others start anywhere in front of the camera and head across its
     initial view (mostly towards the middle), so that bodies at different depths pass in front
     of one another too.
     """
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    half_size = _sample_shape(rng, shape)
+    half_size = _sample_shape(rng, shape, level)
     reach = math.sqrt(_dot3(half_size, half_size))
-    speed = rng.uniform(0.4, 1.4)
-    if placed and rng.random() < OCCLUDER_SHARE:
+    speed = rng.uniform(*level.body_speed)
+    if placed and rng.random() < level.occluder_share:
         behind = placed[int(rng.integers(len(placed)))]
-        time = rng.uniform(0.2, 0.8) * CLIP_SECONDS
+        time = rng.uniform(*level.occlusion_time) * CLIP_SECONDS
         eye = camera.eye(time)
         sight = behind.center(time) - eye
         sight[1] = 0.0
         distance = math.sqrt(_dot3(sight, sight))
         sight = sight / distance
-        gap = reach + behind.reach + rng.uniform(0.05, 0.6)
+        gap = reach + behind.reach + rng.uniform(*level.occlusion_gap)
         across = np.array([-sight[2], 0.0, sight[0]])
         velocity = float(rng.choice([-1.0, 1.0])) * speed * across
         start = eye + (distance - gap) * sight - velocity * time
     else:
         forward = np.array([-math.cos(camera.angle0), 0.0, -math.sin(camera.angle0)])
         right = np.array([-forward[2], 0.0, forward[0]])
-        across, along = rng.uniform(-3.0, 3.0), rng.uniform(-2.5, 3.5)
+        across, along = rng.uniform(*level.crossing_across), rng.uniform(*level.crossing_along)
         start = camera.target + across * right + along * forward
         towards_middle = -1.0 if across > 0 else 1.0
-        direction = towards_middle if rng.random() < 0.8 else -towards_middle
-        velocity = direction * speed * right + rng.uniform(-0.3, 0.3) * forward
+        direction = towards_middle if rng.random() < level.crossing_inwards else -towards_middle
+        velocity = direction * speed * right + rng.uniform(*level.crossing_drift) * forward
     start[1] = reach  # the body never dips into the ground
     return Body(
         shape=shape,
         half_size=half_size,
         start=start,
         velocity=velocity,
-        bounce=float(rng.uniform(0.0, 0.5)),
+        bounce=float(rng.uniform(*level.body_bounce)),
         axis=_unit(rng.normal(size=3)),
-        spin=float(rng.uniform(-2.5, 2.5)),
-        texture=_texture(rng, 1.2, 2.5),
-        shine=float(rng.uniform(0.0, 0.5)) if rng.random() < 0.6 else 0.0,
+        spin=float(rng.uniform(*level.body_spin)),
+        texture=_texture(rng, level.body_texture, level),
+        shine=float(rng.uniform(*level.shine)) if rng.random() < level.glossy_share else 0.0,
     )
 
 
@@ -315,63 +322,79 @@ def _surface_point(rng: np.random.Generator, body: Body) -> np.ndarray:
     return np.array([radius * math.cos(angle), height, radius * math.sin(angle)])
 
 
-def _sample_camera(rng: np.random.Generator, motion: str | None) -> CameraPath:
+def _sample_camera(rng: np.random.Generator, motion: str | None, level: WorldLevel) -> CameraPath:
     if motion is None:
         motion = CAMERA_MOTIONS[int(rng.integers(len(CAMERA_MOTIONS)))]
     sign = float(rng.choice([-1.0, 1.0]))
     return CameraPath(
         motion=motion,
-        target=np.array([rng.uniform(-0.5, 0.5), 0.5, rng.uniform(-0.5, 0.5)]),
-        radius=float(rng.uniform(5.0, 7.0)),
-        height=float(rng.uniform(1.5, 4.0)),
+        target=np.array(
+            [rng.uniform(*level.camera_target), 0.5, rng.uniform(*level.camera_target)]
+        ),
+        radius=float(rng.uniform(*level.camera_radius)),
+        height=float(rng.uniform(*level.camera_height)),
         angle0=float(rng.uniform(0.0, 2.0 * math.pi)),
-        angular_speed=sign * float(rng.uniform(0.75, 1.5)) if motion == "orbit" else 0.0,
-        dolly=sign * float(rng.uniform(1.5, 2.7)) if motion == "dolly" else 0.0,
-        pan=sign * float(rng.uniform(0.45, 0.9)) if motion == "pan" else 0.0,
-        fov_degrees=float(rng.uniform(50.0, 70.0)),
+        angular_speed=sign * float(rng.uniform(*level.orbit_speed)) if motion == "orbit" else 0.0,
+        dolly=sign * float(rng.uniform(*level.dolly_speed)) if motion == "dolly" else 0.0,
+        pan=sign * float(rng.uniform(*level.pan_speed)) if motion == "pan" else 0.0,
+        fov_degrees=float(rng.uniform(*level.field_of_view)),
     )
 
 
-def sample_scene(rng: np.random.Generator, motion: str | None = None) -> Scene:
-    """Draw a random scene: MIN_BODIES..MAX_BODIES bodies, light, textures, camera and tracks.
+def sample_scene(
+    rng: np.random.Generator,
+    motion: str | None = None,
+    level: WorldLevel = WORLD_LEVELS[STANDARD],
+) -> Scene:
+    """Draw a random scene of complexity `level` (fourds.config.world_levels): its bodies, light,
+    textures, camera and tracks.
 
     Bodies are drawn until they fit (clear of each other and of the camera); a body that does
-    not fit in its attempts is dropped, which left fewer than MIN_BODIES in none of 2000 seeds.
+    not fit in its attempts is dropped, which left fewer than the standard level's fewest
+    bodies in none of 2000 seeds.
 
     Args:
         rng: the only source of randomness.
         motion: the camera motion (the clip's label), one of CAMERA_MOTIONS; drawn uniformly
             when None. `fourds.data.corpus` cycles through them so that classes are balanced.
+        level: the ranges every draw is made from.
     """
     if motion is not None and motion not in CAMERA_MOTIONS:
         raise ValueError(f"unknown camera motion {motion!r}; expected one of {CAMERA_MOTIONS}")
-    camera = _sample_camera(rng, motion)
-    wanted = int(rng.integers(MIN_BODIES, MAX_BODIES + 1))
+    camera = _sample_camera(rng, motion, level)
+    fewest, most = level.bodies
+    wanted = int(rng.integers(fewest, most + 1))
     bodies: list[Body] = []
     for _ in range(wanted):
-        # The first MIN_BODIES bodies get more tries: crowded views rarely need them.
-        attempts = PLACEMENT_ATTEMPTS * (10 if len(bodies) < MIN_BODIES else 1)
+        # The first `fewest` bodies get more tries: crowded views rarely need them.
+        attempts = PLACEMENT_ATTEMPTS * (10 if len(bodies) < fewest else 1)
         for _attempt in range(attempts):
-            candidate = _sample_body(rng, camera, bodies)
+            candidate = _sample_body(rng, camera, bodies, level)
             if _fits(candidate, bodies, camera):
                 bodies.append(candidate)
                 break
     count = len(bodies)
+    spread = level.ground_tracks
     ground = np.stack(
-        [np.array([rng.uniform(-4, 4), 0.0, rng.uniform(-4, 4)]) for _ in range(GROUND_TRACKS)]
+        [
+            np.array([rng.uniform(-spread, spread), 0.0, rng.uniform(-spread, spread)])
+            for _ in range(GROUND_TRACKS)
+        ]
     )
     owners = [index % count for index in range(TRACKS_PER_CLIP - GROUND_TRACKS)]
     on_bodies = np.stack([_surface_point(rng, bodies[owner]) for owner in owners])
     return Scene(
         bodies=tuple(bodies),
         camera=camera,
-        ground=_texture(rng, 0.3, 0.7),
+        ground=_texture(rng, level.ground_texture, level),
         sky=Texture(
-            colors=np.stack([rng.uniform(0.35, 0.95, 3), rng.uniform(0.15, 0.85, 3)]),
-            frequency=float(rng.uniform(1.0, 2.5)),
+            colors=np.stack(
+                [rng.uniform(*level.sky_horizon, 3), rng.uniform(*level.sky_zenith, 3)]
+            ),
+            frequency=float(rng.uniform(*level.sky_texture)),
             offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
         ),
-        light=_sample_light(rng),
+        light=_sample_light(rng, level),
         lattice=Lattice.sample(rng),
         track_points=np.concatenate([ground, on_bodies]),
         track_body=np.array([0] * GROUND_TRACKS + [owner + 1 for owner in owners]),
