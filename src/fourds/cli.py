@@ -15,6 +15,7 @@ from fourds.atomic import is_out_of_space
 from fourds.config import ATTENTION_BACKENDS, Params
 from fourds.config import load_params as load_schema_params
 from fourds.config.regimes import REGIMES
+from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import EXPECTED_ERRORS, ConfigError
 
 # `fourds plan`'s names (fourds.plan.cluster.GPUS and INTERCONNECTS, which import torch, too slow
@@ -37,7 +38,7 @@ def load_params(path: str) -> Params:
 def _synth(args: argparse.Namespace) -> None:
     from fourds.data.corpus import WorldSpec, write_corpus
 
-    spec = WorldSpec(seed=args.seed, renderer=args.renderer)
+    spec = WorldSpec(seed=args.seed, renderer=args.renderer, complexity=args.complexity)
     if args.videos:
         spec = dataclasses.replace(spec, videos=dict(args.videos))
     spec = dataclasses.replace(spec, frames=args.frames or spec.frames, size=args.size or spec.size)
@@ -372,6 +373,13 @@ TOOLS = (
             ),
             arg("--frames", type=int, default=0, help="frames per video (0: the corpus's 32)"),
             arg("--size", type=int, default=0, help="frame size in pixels (0: the corpus's 64)"),
+            arg(
+                "--complexity",
+                choices=list(WORLD_LEVELS),
+                default="standard",
+                help="the world's level: simple (1-2 slow bodies), standard (the embedded "
+                "corpus's world), rich (5-6 faster bodies, finer textures)",
+            ),
         ),
     ),
     Command(

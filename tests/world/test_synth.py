@@ -1,6 +1,7 @@
 """`fourds synth` is deterministic: the pinned seed reproduces frames and ground truth."""
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -108,3 +109,12 @@ def test_the_batched_renderer_writes_the_same_layout(tmp_path):
         read_video(again / videos[0].relative_to(tmp_path)).tobytes()
         == read_video(videos[0]).tobytes()
     )
+
+
+def test_a_corpus_of_another_complexity_draws_its_scenes_from_that_level(tmp_path):
+    spec = dataclasses.replace(TINY_WORLD, videos={"pretrain": 6}, complexity="simple")
+    write_corpus(tmp_path, spec)
+    assert json.loads((tmp_path / "world.json").read_text())["complexity"] == "simple"
+    for truth_path in sorted((tmp_path / "pretrain").glob("*.npz")):
+        with np.load(truth_path) as truth:
+            assert truth["track_instance"].max() <= 2  # 1-2 bodies: tracks' owners 1 and 2

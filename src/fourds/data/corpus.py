@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from fourds.atomic import atomic_path, claim_output_directory
+from fourds.config.world_levels import STANDARD, world_level
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
 from fourds.world import Rendering, render_clip, sample_scene
@@ -55,6 +56,8 @@ class WorldSpec:
         renderer: "numpy" (one scene at a time, bit for bit on any machine) or "batched"
             (the batched world, drawn and rendered in torch on the device write_corpus is
             given; see the module docstring).
+        complexity: the world's level its scenes are drawn from (fourds.config.world_levels;
+            "standard": the embedded corpus's).
     """
 
     seed: int = 0
@@ -65,10 +68,12 @@ class WorldSpec:
         default_factory=lambda: {"pretrain": 384, "readout-train": 64, "readout-test": 48}
     )
     renderer: str = "numpy"
+    complexity: str = STANDARD
 
     def __post_init__(self):
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; expected one of {RENDERERS}")
+        world_level(self.complexity)  # an unknown level is a ValueError naming the levels
 
 
 def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequence:
@@ -98,7 +103,8 @@ def numpy_renderings(spec: WorldSpec, split: str) -> Iterator[Rendering]:
     """The videos of `split`, one scene at a time (renderer "numpy")."""
     for index in range(spec.videos.get(split, 0)):
         rng = np.random.default_rng(video_seed(spec, split, index))
-        scene = sample_scene(rng, CAMERA_MOTIONS[index % len(CAMERA_MOTIONS)])
+        motion = CAMERA_MOTIONS[index % len(CAMERA_MOTIONS)]
+        scene = sample_scene(rng, motion, world_level(spec.complexity))
         yield render_clip(scene, spec.frames, spec.size, spec.size, spec.fps)
 
 
@@ -108,7 +114,8 @@ def batched_renderings(spec: WorldSpec, split: str, device: torch.device) -> Ite
     for start in range(0, count, BATCHED_VIDEOS):
         index = torch.arange(start, min(count, start + BATCHED_VIDEOS), device=device)
         keys = clip_keys(spec.seed, SPLITS.index(split), index, CORPUS)
-        scenes = sample_scenes(keys, motion=index % len(CAMERA_MOTIONS))
+        motion = index % len(CAMERA_MOTIONS)
+        scenes = sample_scenes(keys, motion, world_level(spec.complexity))
         times = (torch.arange(spec.frames, device=device) / spec.fps).expand(len(index), -1)
         batch = render_batch(scenes, times, spec.size)
         yield from (batch.clip(row) for row in range(len(index)))
