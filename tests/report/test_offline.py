@@ -82,12 +82,12 @@ def test_the_dvc_plots_page_loads_nothing_from_a_network(tmp_path):
     assert external_loads(page) == []
     assert "cdn.jsdelivr.net" not in page and "<script src" not in page
     # every plot is on the page, drawn by the bundled vega-embed: the report's scaling plots,
-    # each scale's loss curve and each readout's per-clip values
+    # each scale's training and held-out loss curves and each readout's per-clip values
     plots = len(report_plots(repo))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     scales, readout = params["ladder"]["scales"], params["readout"]
     readouts = len(scales) * len(readout["tasks"]) * len(readout["regimes"])
-    assert len(re.findall(r"vegaEmbed\('#", page)) == plots + len(scales) + readouts
+    assert len(re.findall(r"vegaEmbed\('#", page)) == plots + 2 * len(scales) + readouts
     assert "window.vegaEmbed=" in page
 
 

@@ -1,0 +1,205 @@
+"""A pretraining sweep as DVC experiments: every scale's held-out loss over a grid of params.
+
+Each point of the grid (every combination of the --grid values, on top of the --set overrides)
+is one `dvc exp run` of the ladder's pretrain stages in --repo, a clone of this repository that
+has regenerated the main job (so that curate comes from DVC's cache), named
+`<name>-<k1>-<v1>-...` so that `dvc exp show` lists it there. After each point, every scale's
+metrics and held-out curve (fourds.train.heldout) are read from the clone's workspace and the
+whole sweep so far is written to `<out>/<name>.json`, with a figure `<out>/<name>.png`: each
+scale's final held-out loss against the first grid key (log axis), a point per value of the
+others (seeds), a line through their mean. A point already in the file is not run again, so an
+interrupted sweep goes on where it stopped; a point whose run fails (a loss that diverged) is
+recorded with the error's last line and counts as no result.
+
+`--quick` sweeps the smoke ladder for a few steps in a tiny repository made on the spot.
+
+Run: python benchmarks/pretrain_sweep.py --repo CLONE --name lr_sweep
+         --grid pretrain.lr=0.0003,0.001,0.003,0.01 --grid pretrain.seed=0,1 [--set ladder=...]
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import matplotlib
+import torch
+
+from fourds.config import load_params
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+QUICK_SET = (
+    "ladder=smoke",
+    "pretrain.steps=4",
+    "pretrain.warmup_steps=1",
+    "pretrain.log_every=1",
+    "pretrain.checkpoint_every=0",
+    "pretrain.heldout_every=2",
+    "pretrain.heldout_clips=4",
+)
+
+
+def grid_points(grid: list[str]) -> list[tuple[tuple[str, str], ...]]:
+    """'key=a,b' entries -> every combination, as ((key, value), ...) in the entries' order."""
+    axes = []
+    for entry in grid:
+        key, _, values = entry.partition("=")
+        axes.append([(key, value) for value in values.split(",")])
+    return list(itertools.product(*axes))
+
+
+def point_name(name: str, point: tuple[tuple[str, str], ...]) -> str:
+    """The experiment's name: `<name>-<key's last part>-<value>-...` (DVC's name rules)."""
+    parts = [name] + [f"{key.split('.')[-1]}-{value}" for key, value in point]
+    return "-".join(parts).replace(".", "p").replace("_", "-")
+
+
+def dvc(repo: Path, *command: str) -> subprocess.CompletedProcess:
+    """`dvc <command>` in `repo`, with the repository's own src/ first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    return subprocess.run(["dvc", *command], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def read_scale(run_dir: Path) -> dict:
+    """A pretrain stage's metrics and held-out curve [[step, train_flops, heldout_loss], ...]."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "heldout.csv", newline="") as handle:
+        curve = [
+            [int(row["step"]), float(row["train_flops"]), float(row["heldout_loss"])]
+            for row in csv.DictReader(handle)
+        ]
+    return {**metrics, "heldout_curve": curve}
+
+
+def run_point(repo: Path, name: str, overrides: list[str], scales: list[str]) -> dict:
+    """One experiment: its status and, when it ran, every scale's results."""
+    command = ["exp", "run", "-n", name, *[arg for item in overrides for arg in ("-S", item)]]
+    started = time.perf_counter()
+    done = dvc(repo, *command, *[f"pretrain@{scale}" for scale in scales])
+    seconds = round(time.perf_counter() - started, 1)
+    if done.returncode:
+        last = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        return {"status": "failed", "error": last[-1] if last else "", "seconds": seconds}
+    runs = repo / "runs" / "pretrain"
+    return {
+        "status": "ok",
+        "seconds": seconds,
+        "scales": {scale: read_scale(runs / scale) for scale in scales},
+    }
+
+
+def summary(points: dict, scales: list[str], axis: str) -> dict:
+    """Per scale and value of `axis`: the final held-out losses of its points (one per value of
+    the other keys), their mean and spread (max - min); and per scale the value of lowest mean
+    among the values every point of which ran."""
+    table: dict[str, dict[str, dict]] = {scale: {} for scale in scales}
+    for point in points.values():
+        value = point["overrides"][axis]
+        for scale in scales:
+            entry = table[scale].setdefault(value, {"heldout_losses": [], "failed": 0})
+            if point["status"] == "ok":
+                entry["heldout_losses"].append(point["scales"][scale]["heldout_loss"])
+            else:
+                entry["failed"] += 1
+    best = {}
+    for scale, values in table.items():
+        for entry in values.values():
+            losses = entry["heldout_losses"]
+            entry["mean"] = statistics.fmean(losses) if losses else None
+            entry["spread"] = max(losses) - min(losses) if len(losses) > 1 else None
+        complete = {v: e["mean"] for v, e in values.items() if e["mean"] and not e["failed"]}
+        best[scale] = min(complete, key=complete.get) if complete else None
+    return {"by_scale": table, "best": best}
+
+
+def plot(table: dict, axis: str, path: Path) -> None:
+    """Final held-out loss against `axis` (log), a line per scale through its means."""
+    figure, ax = plt.subplots(figsize=(5.5, 3.8))
+    for scale, values in table["by_scale"].items():
+        ran = sorted((float(v), e) for v, e in values.items() if e["heldout_losses"])
+        for value, entry in ran:
+            ax.scatter([value] * len(entry["heldout_losses"]), entry["heldout_losses"], s=12)
+        ax.plot([v for v, _ in ran], [e["mean"] for _, e in ran], marker="o", label=scale)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(axis)
+    ax.set_ylabel("final held-out MAE loss")
+    ax.set_title("Held-out loss per scale")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    figure.tight_layout()
+    partial = path.with_name(f".{path.stem}.partial.png")
+    figure.savefig(partial, dpi=120)
+    os.replace(partial, path)
+
+
+def quick_repo(root: Path) -> Path:
+    """A tiny repository: this one's tracked files, its DVC remote and the embedded corpus."""
+    repo = root / "repo"
+    subprocess.run(["git", "clone", "-q", str(harness.REPO), str(repo)], check=True)
+    shutil.rmtree(repo / "dvc-store")
+    (repo / "dvc-store").symlink_to(harness.REPO / "dvc-store")
+    pulled = dvc(repo, "pull", "-q", "data.dvc")
+    if pulled.returncode:
+        raise RuntimeError(f"dvc pull data.dvc failed: {pulled.stderr[-1000:]}")
+    return repo
+
+
+def main() -> None:
+    started = time.perf_counter()
+    args = harness.parse_args(__doc__.splitlines()[0], add_arguments)
+    with tempfile.TemporaryDirectory() as scratch:
+        repo = quick_repo(Path(scratch)) if args.quick else args.repo.resolve()
+        overrides = [*(QUICK_SET if args.quick else ()), *args.set]
+        grid = args.grid or ["pretrain.lr=0.001,0.003"]
+        composed = Path(scratch) / "params.yaml"
+        subprocess.run(
+            [sys.executable, "-m", "fourds.cli", "params", *overrides, "--out", str(composed),
+             "--experiments", str(repo / "experiments")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        scales = list(load_params(composed).ladder.scales)
+        path = args.out / f"{args.name}.json"
+        points = json.loads(path.read_text())["results"]["points"] if path.is_file() else {}
+        config = {"repo": str(args.repo), "set": overrides, "grid": grid, "scales": scales}
+        axis = grid[0].partition("=")[0]
+        for point in grid_points(grid):
+            name = point_name(args.name, point)
+            if name in points:
+                continue
+            items = [f"{key}={value}" for key, value in point]
+            print(f"{name}: dvc exp run -S {' -S '.join(overrides + items)}", flush=True)
+            points[name] = {
+                "overrides": dict(point),
+                **run_point(repo, name, overrides + items, scales),
+            }
+            results = {"points": points, **summary(points, scales, axis)}
+            harness.write_result(args.name, args.out, torch.device("cpu"), config, results, started)
+            plot(results, axis, args.out / f"{args.name}.png")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--repo", type=Path, default=None, help="a clone that ran the main job")
+    parser.add_argument("--name", default="pretrain_sweep", help="the sweep's name")
+    parser.add_argument(
+        "--grid", action="append", default=[], help="key=v1,v2,... (repeatable; the first: x)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], help="a fixed override, e.g. ladder=reference"
+    )
+
+
+if __name__ == "__main__":
+    main()
