@@ -1,10 +1,11 @@
 """A pretraining sweep as DVC experiments: every scale's held-out loss over a grid of params.
 
 Each point of the grid (every combination of the --grid values, on top of the --set overrides)
-is one `dvc exp run` of the ladder's pretrain stages in --repo, a clone of this repository that
-has regenerated the main job (so that curate comes from DVC's cache), named
-`<name>-<k1>-<v1>-...` so that `dvc exp show` lists it there. After each point, every scale's
-metrics and held-out curve (fourds.train.heldout) are read from the clone's workspace and the
+is one `dvc exp run --temp` of the ladder's pretrain stages in --repo, a clone of this
+repository that has regenerated the main job (so that curate comes from DVC's cache), named
+`<name>-<k1>-<v1>-...` so that `dvc exp show` lists it there; it runs outside the clone's
+workspace, which it leaves as it is. After each point, every scale's metrics and held-out curve
+(fourds.train.heldout) are read from the experiment's commit and the
 whole sweep so far is written to `<out>/<name>.json`, with a figure `<out>/<name>.png`: each
 scale's final held-out loss against the first grid key (log axis), a point per value of the
 others (seeds), a line through their mean. A point already in the file is not run again, so an
@@ -72,38 +73,61 @@ def dvc(repo: Path, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run(["dvc", *command], cwd=repo, env=env, capture_output=True, text=True)
 
 
-def read_scale(run_dir: Path) -> dict:
-    """A pretrain stage's metrics and held-out curve [[step, train_flops, heldout_loss], ...]."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    with open(run_dir / "heldout.csv", newline="") as handle:
-        curve = [
-            [int(row["step"]), float(row["train_flops"]), float(row["heldout_loss"])]
-            for row in csv.DictReader(handle)
-        ]
+def experiment_file(repo: Path, name: str, path: str) -> str:
+    """The text of `path` in experiment `name`'s commit (DVC keeps it under refs/exps/)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    (ref,) = [ref for ref in refs if ref.endswith(f"/{name}")]
+    return subprocess.run(
+        ["git", "show", f"{ref}:{path}"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def read_scale(repo: Path, name: str, scale: str) -> dict:
+    """A pretrain stage's metrics and held-out curve [[step, train_flops, heldout_loss], ...]
+    in experiment `name`."""
+    run_dir = f"runs/pretrain/{scale}"
+    metrics = json.loads(experiment_file(repo, name, f"{run_dir}/metrics.json"))
+    rows = csv.DictReader(experiment_file(repo, name, f"{run_dir}/heldout.csv").splitlines())
+    curve = [[int(r["step"]), float(r["train_flops"]), float(r["heldout_loss"])] for r in rows]
     return {**metrics, "heldout_curve": curve}
 
 
 def run_point(repo: Path, name: str, overrides: list[str], scales: list[str]) -> dict:
     """One experiment: its status and, when it ran, every scale's results."""
-    command = ["exp", "run", "-n", name, *[arg for item in overrides for arg in ("-S", item)]]
+    sets = [arg for item in overrides for arg in ("-S", item)]
+    command = ["exp", "run", "--temp", "-n", name, *sets]
     started = time.perf_counter()
     done = dvc(repo, *command, *[f"pretrain@{scale}" for scale in scales])
     seconds = round(time.perf_counter() - started, 1)
     if done.returncode:
-        last = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        return {"status": "failed", "error": last[-1] if last else "", "seconds": seconds}
-    runs = repo / "runs" / "pretrain"
+        lines = (done.stdout + done.stderr).splitlines()
+        errors = [line for line in lines if "error" in line.lower()] or lines or [""]
+        return {"status": "failed", "error": errors[0].strip(), "seconds": seconds}
     return {
         "status": "ok",
         "seconds": seconds,
-        "scales": {scale: read_scale(runs / scale) for scale in scales},
+        "scales": {scale: read_scale(repo, name, scale) for scale in scales},
     }
+
+
+def numeric(values: list[str]) -> bool:
+    """Whether every value reads as a number (a log axis), not a name (one place each)."""
+    try:
+        [float(value) for value in values]
+    except ValueError:
+        return False
+    return True
 
 
 def summary(points: dict, scales: list[str], axis: str) -> dict:
     """Per scale and value of `axis`: the final held-out losses of its points (one per value of
-    the other keys), their mean and spread (max - min); and per scale the value of lowest mean
-    among the values every point of which ran."""
+    the other keys, the seeds), their mean and spread (max - min), and per scale the numeric
+    value of lowest mean among those every point of which ran. Per value of `axis`, whether the
+    loss falls with scale on every seed, and the mean loss of the largest scale below the
+    smallest's (`margin`, relative) against the seeds' largest spread at one scale."""
     table: dict[str, dict[str, dict]] = {scale: {} for scale in scales}
     for point in points.values():
         value = point["overrides"][axis]
@@ -113,26 +137,57 @@ def summary(points: dict, scales: list[str], axis: str) -> dict:
                 entry["heldout_losses"].append(point["scales"][scale]["heldout_loss"])
             else:
                 entry["failed"] += 1
-    best = {}
+    best = dict.fromkeys(scales)
     for scale, values in table.items():
         for entry in values.values():
             losses = entry["heldout_losses"]
             entry["mean"] = statistics.fmean(losses) if losses else None
             entry["spread"] = max(losses) - min(losses) if len(losses) > 1 else None
         complete = {v: e["mean"] for v, e in values.items() if e["mean"] and not e["failed"]}
-        best[scale] = min(complete, key=complete.get) if complete else None
-    return {"by_scale": table, "best": best}
+        best[scale] = (
+            min(complete, key=complete.get) if complete and numeric(list(complete)) else None
+        )
+    return {"by_scale": table, "best": best, "with_scale": with_scale(points, scales, axis)}
+
+
+def with_scale(points: dict, scales: list[str], axis: str) -> dict:
+    """Per value of `axis` (module docstring of `summary`)."""
+    found = {}
+    for value in dict.fromkeys(point["overrides"][axis] for point in points.values()):
+        ran = [p for p in points.values() if p["overrides"][axis] == value and p["status"] == "ok"]
+        if not ran:
+            continue
+        per_point = [[p["scales"][scale]["heldout_loss"] for scale in scales] for p in ran]
+        falls = [all(b < a for a, b in zip(row, row[1:], strict=False)) for row in per_point]
+        means = [statistics.fmean(column) for column in zip(*per_point, strict=True)]
+        spreads = [max(column) - min(column) for column in zip(*per_point, strict=True)]
+        found[value] = {
+            "falls_on_every_point": all(falls),
+            "points": len(ran),
+            "margin": (means[0] - means[-1]) / means[0],
+            "largest_minus_smallest": means[0] - means[-1],
+            "largest_spread": max(spreads),
+        }
+    return found
 
 
 def plot(table: dict, axis: str, path: Path) -> None:
-    """Final held-out loss against `axis` (log), a line per scale through its means."""
+    """Final held-out loss against `axis` (log when numeric), a line per scale through its
+    means, a dot per point."""
     figure, ax = plt.subplots(figsize=(5.5, 3.8))
     for scale, values in table["by_scale"].items():
-        ran = sorted((float(v), e) for v, e in values.items() if e["heldout_losses"])
+        ran = [(v, e) for v, e in values.items() if e["heldout_losses"]]
+        place = {v: float(v) for v, _ in ran} if numeric([v for v, _ in ran]) else None
+        if place is None:
+            place = {v: index for index, (v, _) in enumerate(ran)}
+            ax.set_xticks(list(place.values()), list(place))
+        ran.sort(key=lambda item: place[item[0]])
         for value, entry in ran:
-            ax.scatter([value] * len(entry["heldout_losses"]), entry["heldout_losses"], s=12)
-        ax.plot([v for v, _ in ran], [e["mean"] for _, e in ran], marker="o", label=scale)
-    ax.set_xscale("log")
+            losses = entry["heldout_losses"]
+            ax.scatter([place[value]] * len(losses), losses, s=12)
+        ax.plot([place[v] for v, _ in ran], [e["mean"] for _, e in ran], marker="o", label=scale)
+        if all(isinstance(x, float) for x in place.values()):
+            ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(axis)
     ax.set_ylabel("final held-out MAE loss")
@@ -185,9 +240,15 @@ def main() -> None:
                 "overrides": dict(point),
                 **run_point(repo, name, overrides + items, scales),
             }
-            results = {"points": points, **summary(points, scales, axis)}
-            harness.write_result(args.name, args.out, torch.device("cpu"), config, results, started)
-            plot(results, axis, args.out / f"{args.name}.png")
+            write(args, points, config, scales, axis, started)
+        write(args, points, config, scales, axis, started)
+
+
+def write(args, points: dict, config: dict, scales: list[str], axis: str, started: float) -> None:
+    """The sweep so far, its summary and its figure, under args.out."""
+    results = {"points": points, **summary(points, scales, axis)}
+    harness.write_result(args.name, args.out, torch.device("cpu"), config, results, started)
+    plot(results, axis, args.out / f"{args.name}.png")
 
 
 def add_arguments(parser) -> None:

@@ -26,6 +26,7 @@ SCRIPTS = [
     "readout_spread",
     "readout_seeds",
     "pretrain_seeds",
+    "pretrain_sweep",
     "memory_model",
 ]
 
