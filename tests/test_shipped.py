@@ -241,3 +241,14 @@ def test_per_clip_values_may_have_their_own_tolerance(tmp_path):
     assert contract.for_file("readout/cpu_l-pose-frozen/clips.csv") == Tolerance(0.01, 0.05)
     assert contract.for_file("readout/cpu_l-pose-frozen/metrics.json") == Tolerance(0.01, 0.0)
     assert contract.for_file("readout/cpu_l-depth-frozen/clips.csv") == Tolerance()  # not named
+
+
+def test_compare_says_when_nothing_was_regenerated_here(tmp_path, capsys):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    for record in runs.glob("**/execution.yaml"):
+        record.unlink()  # as a fresh clone's runs/: the pinned files only
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "shipped"), "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "holds no result regenerated here" in out

@@ -167,8 +167,9 @@ def _compare(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
+    from fourds.records import EXECUTION_RECORD
     from fourds.report.stability import verdict_differences
-    from fourds.shipped import compare, format_differences, pinned_at
+    from fourds.shipped import compare, format_differences, pinned_at, ran_here
     from fourds.tolerances import EXACT, Contract, load_contract
 
     if args.tolerance is not None:
@@ -191,6 +192,11 @@ def _compare(args: argparse.Namespace) -> int:
             differences += verdict_differences(shipped, runs)
     if differences:
         print(format_differences(differences))
+    elif not ran_here(Path(args.runs)):
+        print(
+            f"{args.runs} holds no result regenerated here (no stage's {EXECUTION_RECORD}): "
+            "this compared the pinned results with themselves; run `dvc repro --pull` first"
+        )
     return 1 if differences else 0
 
 

@@ -182,6 +182,12 @@ def compare(
     return differences
 
 
+def ran_here(runs: Path) -> bool:
+    """Whether any stage ran into `runs` on this machine: its execution record is there
+    (written by a stage as it runs; neither git, `dvc pull` nor DVC's run cache brings it)."""
+    return any(runs.glob(f"*/{EXECUTION_RECORD}")) or any(runs.glob(f"*/*/{EXECUTION_RECORD}"))
+
+
 def format_differences(differences: list[Difference]) -> str:
     """A table of the differences, one per line, with a header; "" when there are none."""
     if not differences:
