@@ -8,7 +8,13 @@ import torch
 
 from fourds.cli import main
 from fourds.config import ConfigError, load_params
-from fourds.train.world_clips import RENDER_CLIPS, WorldClips, WorldClipSpec, clip_times
+from fourds.train.world_clips import (
+    RENDER_CLIPS,
+    WorldClips,
+    WorldClipSpec,
+    clip_times,
+    world_clip_spec,
+)
 from fourds.world.draws import clip_keys
 from tests.train.conftest import pretrain_command, write_tiny_params
 
@@ -79,3 +85,21 @@ def test_a_world_run_resumes_to_the_same_weights(tmp_path, capsys):
     again = torch.load(tmp_path / "run/checkpoint.pt", weights_only=True)["state_dict"]
     assert first.keys() == again.keys()
     assert all(torch.equal(again[name], tensor) for name, tensor in first.items())
+
+
+def test_a_world_run_trains_on_clips_of_its_complexity(tmp_path):
+    from fourds.train.pretrain import clip_loader
+
+    videos = {}
+    for level in ("simple", "rich"):
+        path = write_tiny_params(
+            tmp_path / f"{level}.yaml",
+            source="world",
+            crop_scale=[1.0, 1.0],
+            world_complexity=level,
+        )
+        spec = load_params(path).pretraining("tiny")
+        assert world_clip_spec(spec).complexity == level
+        loader = clip_loader(spec, None, masks, range(0, 2), torch.device("cpu"))
+        videos[level] = loader.batch(0)["video"]
+    assert not torch.equal(videos["simple"], videos["rich"])

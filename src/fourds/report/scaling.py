@@ -206,10 +206,15 @@ def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | P
         with open(Path(pretrain_root) / scale / "loss.csv", newline="") as handle:
             curve = list(csv.DictReader(handle))
         axis.plot([int(p["step"]) for p in curve], [float(p["loss"]) for p in curve], label=scale)
-    axis.set_yscale("log")
     axis.set_xlabel("step")
-    axis.set_ylabel("masked pixel MSE")
-    axis.set_title("MAE pretraining loss")
+    return _loss_figure(figure, axis, "masked pixel MSE", "MAE pretraining loss", path)
+
+
+def _loss_figure(figure, axis, ylabel: str, title: str, path: str | Path | None):
+    """A loss figure's log loss axis, labels, legend and grid; saved to `path` when given."""
+    axis.set_yscale("log")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend()
     axis.grid(True, alpha=0.3)
     plain_log_axis(axis.yaxis)
@@ -255,15 +260,6 @@ def plot_heldout_curves(
         flops = [float(row["train_flops"]) for row in curve]
         axis.plot(flops, [float(row["heldout_loss"]) for row in curve], marker=".", label=scale)
     axis.set_xscale("log")
-    axis.set_yscale("log")
     axis.set_xlabel("training FLOPs")
-    axis.set_ylabel("held-out masked pixel MSE")
-    axis.set_title("Held-out MAE loss against training compute")
-    axis.legend()
-    axis.grid(True, alpha=0.3)
-    plain_log_axis(axis.yaxis)
-    figure.tight_layout()
-    if path is not None:
-        with atomic_path(path, "a figure") as partial:
-            figure.savefig(partial, dpi=120)
-    return figure
+    title = "Held-out MAE loss against training compute"
+    return _loss_figure(figure, axis, "held-out masked pixel MSE", title, path)

@@ -31,7 +31,7 @@ import torch.distributed as dist
 from fourds.config import PretrainSpec
 from fourds.data.shards import load_split
 from fourds.train.distributed import DistEnv
-from fourds.train.world_clips import WorldClipSpec, render_clips
+from fourds.train.world_clips import render_clips, world_clip_spec
 from fourds.world.draws import HELDOUT, clip_keys
 
 HELDOUT_MASK_SEED = 0x6D61736B
@@ -71,17 +71,10 @@ def heldout_video(spec: PretrainSpec, shard_dir: str | Path) -> torch.Tensor:
         FileNotFoundError: source 'shards' and the curated folder has no readout-train split.
         ShardError: one of its shards does not match its index.
     """
-    cfg, curate = spec.pretrain, spec.curate
+    cfg = spec.pretrain
     if cfg.source == "world":
-        world = WorldClipSpec(
-            curate.clip_frames,
-            cfg.frame_stride,
-            curate.pretrain_frames,
-            curate.resolution,
-            cfg.world_supersample,
-            cfg.world_complexity,
-        )
-        return render_clips(world, clip_keys(0, 0, torch.arange(cfg.heldout_clips), HELDOUT))
+        keys = clip_keys(0, 0, torch.arange(cfg.heldout_clips), HELDOUT)
+        return render_clips(world_clip_spec(spec), keys)
     video = load_split(shard_dir, HELDOUT_SPLIT, ("video",))["video"][: cfg.heldout_clips]
     return torch.from_numpy(np.ascontiguousarray(video))
 

@@ -57,7 +57,7 @@ from fourds.train.monitor import Monitor, RunShape
 from fourds.train.optim import adamw, enable_tf32
 from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import StepRecipe, step_on_batch, view_crop
-from fourds.train.world_clips import WorldClips, WorldClipSpec
+from fourds.train.world_clips import WorldClips, world_clip_spec
 
 # Pretrain and curate params that change how a run is executed but not the weights it produces.
 EXECUTION_ONLY = (
@@ -261,16 +261,10 @@ def clip_loader(
     """This process's batches: clips sampled from the pretrain `segments` by the shard loader
     (fourds.train.loader), or, for pretrain.source 'world' (`segments` None), rendered on
     `device` (fourds.train.world_clips)."""
-    cfg, curate = spec.pretrain, spec.curate
+    cfg = spec.pretrain
     if segments is None:
-        world = WorldClipSpec(
-            curate.clip_frames,
-            cfg.frame_stride,
-            curate.pretrain_frames,
-            curate.resolution,
-            cfg.world_supersample,
-        )
         compiled = cfg.compile and torch.device(device).type == "cuda"
+        world = world_clip_spec(spec)
         return WorldClips(world, cfg.seed, cfg.steps, rows, sample_masks, device, compiled)
     example = ClipExample(segments, clip_sampler(spec), cfg.seed, sample_masks)
     settings = {"steps": cfg.steps, "workers": cfg.loader_workers, "prefetch": cfg.prefetch}

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fourds.config import PretrainSpec
 from fourds.config.world_levels import STANDARD, world_level
 from fourds.world.batch import sample_scenes
 from fourds.world.batch_render import render_batch
@@ -59,6 +60,20 @@ class WorldClipSpec:
     @property
     def span(self) -> int:
         return (self.frames - 1) * self.stride + 1
+
+
+def world_clip_spec(spec: PretrainSpec) -> WorldClipSpec:
+    """The clips a run of `spec` renders (pretrain.source 'world'): its curate params' frames,
+    size and video length, its pretrain params' stride, supersampling and world level."""
+    cfg, curate = spec.pretrain, spec.curate
+    return WorldClipSpec(
+        curate.clip_frames,
+        cfg.frame_stride,
+        curate.pretrain_frames,
+        curate.resolution,
+        cfg.world_supersample,
+        cfg.world_complexity,
+    )
 
 
 def clip_times(spec: WorldClipSpec, keys: torch.Tensor) -> torch.Tensor:
