@@ -218,7 +218,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         repo = quick_repo(Path(scratch)) if args.quick else args.repo.resolve()
         overrides = [*(QUICK_SET if args.quick else ()), *args.set]
-        grid = args.grid or ["pretrain.lr=0.001,0.003"]
+        grid = args.grid or ["pretrain.lr=0.001"]
         composed = Path(scratch) / "params.yaml"
         subprocess.run(
             [sys.executable, "-m", "fourds.cli", "params", *overrides, "--out", str(composed),

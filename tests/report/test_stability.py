@@ -57,6 +57,9 @@ def test_compare_with_a_git_revision_checks_the_pins_numbers_and_verdicts(
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "pin"], check=True)
     monkeypatch.chdir(tmp_path)
+    assert main(["compare", "HEAD"]) == 0  # the commit's own results: said in one line
+    assert "holds no result regenerated here" in capsys.readouterr().out
+    (tmp_path / "runs/pretrain/cpu_s/execution.yaml").write_text("seconds: 1\n")  # ran here
     assert main(["compare", "HEAD"]) == 0
     assert capsys.readouterr().out == ""
 

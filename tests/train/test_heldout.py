@@ -45,9 +45,7 @@ def test_the_curve_is_measured_at_its_steps_and_leaves_the_weights_as_without_it
         metrics["pretrain_flops"],
     ]
     assert metrics["heldout_loss"] == pytest.approx(float(rows[-1]["heldout_loss"]))
-    assert metrics["heldout_loss_at_start"] == pytest.approx(float(rows[0]["heldout_loss"]))
-    assert metrics["heldout_loss"] < metrics["heldout_loss_at_start"]  # it learned
-    assert 0 < metrics["heldout_clips"] <= 64
+    assert float(rows[-1]["heldout_loss"]) < float(rows[0]["heldout_loss"])  # it learned
     assert heldout_rows(tmp_path / "unmeasured") == []
     unmeasured_metrics = json.loads((tmp_path / "unmeasured" / "metrics.json").read_text())
     assert "heldout_loss" not in unmeasured_metrics

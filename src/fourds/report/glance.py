@@ -30,7 +30,7 @@ class Study:
     name: str
     runs: Path
     scales: tuple[str, ...]
-    regimes: tuple[str, ...]
+    regimes: tuple[str, ...] = ("frozen", "initial")
 
     @property
     def control(self) -> str:

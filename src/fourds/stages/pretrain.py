@@ -6,8 +6,8 @@ Outputs in `out_dir`:
     heldout.csv     step, train_flops (training FLOPs spent so far), heldout_loss: the loss on
                     the fixed held-out clips and masks (fourds.train.heldout), the curve that
                     runs of other scales, seeds and learning rates are compared on
-    metrics.json    final training loss (the last tenth of the windows), held-out loss at the
-                    start and the end, encoder parameter count, steps, FLOPs
+    metrics.json    final training loss (the last tenth of the windows), final held-out loss,
+                    encoder parameter count, steps, FLOPs
     run.yaml        the run record, and operative.gin (fourds.records)
     execution.yaml  the run's seconds, throughput, the step it resumed from, its processes
     live/, resume/  written while training (see fourds.train.pretrain)
@@ -110,12 +110,11 @@ def write_outputs(
         "train_flops_per_clip": result.flops_per_clip,
         "pretrain_flops": flops_per_step * cfg.steps,
     }
-    if heldout:
+    if heldout:  # the whole curve: heldout.csv; its clips: the execution record
         metrics["heldout_loss"] = heldout[-1]["heldout_loss"]
-        metrics["heldout_loss_at_start"] = heldout[0]["heldout_loss"]
-        metrics["heldout_clips"] = result.heldout_clips
     execution = {
         "resumed_from_step": result.start,
+        "heldout_clips": result.heldout_clips,
         "processes": result.processes,
         "train_seconds": round(result.seconds, 2),
         "clips_per_second": round(clips_per_second, 2),
