@@ -37,17 +37,17 @@
 # JOBS (8: the second group's stages run JOBS at a time, each as soon as the stages it needs
 # have run, by benchmarks/parallel_repro.py in copies of the study's repository, until 45 s
 # before the deadline; then its own `dvc repro` takes those that ran from DVC's run cache; 1:
-# one at a time), WORLD_RATE_ARGS,
-# SMOKE_LIMIT_S (120), DEADLINE_S (575: the whole script's
-# seconds), RESERVE_S (320: the study's seconds beside the pretraining steps), PARTS,
-# BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the commit a copied tree came from).
+# one at a time), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120; 400 in the rehearsal, whose CPU may be
+# shared), DEADLINE_S (575: the whole script's seconds), RESERVE_S (320: the study's seconds
+# beside the pretraining steps), PARTS, BENCHMARK_GIT_COMMIT and BENCHMARK_GIT_DIRTY (the
+# commit a copied tree came from).
 set -euo pipefail
 if [ "${REHEARSE:-0}" = 1 ]; then  # the CPU rehearsal: every step, at smoke size
     : "${LADDER:=gpu_smoke}" "${DEVICE:=cpu}" "${PYTHON:=python}"
     : "${OVERRIDES:=runtime.device=cpu pretrain.precision=fp32 pretrain.compile=false}"
     : "${SYNTH_ARGS:=--videos pretrain=4 readout-train=4 readout-test=4 --size 32}"
     : "${WORLD_RATE_ARGS:=--ladder gpu_smoke --scale gpu_s --steps 1}"
-    : "${DEADLINE_S:=1100}" "${JOBS:=2}"
+    : "${DEADLINE_S:=1100}" "${SMOKE_LIMIT_S:=400}" "${JOBS:=2}"
     set -- "${1:-benchmarks/results/quick/gpu-study}"
 fi
 python=${PYTHON:-python3}
