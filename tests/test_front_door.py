@@ -4,6 +4,7 @@ benchmarks, the license and the citation."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -70,17 +71,28 @@ def test_the_readme_answer_in_a_fresh_clone_is_the_pinned_study_s(fresh_clone, c
 
 
 def test_the_plots_draw_from_git_in_a_fresh_clone(clone):
-    """docs/pipeline.md's plot lines ("What comes out, and where"), in a `git clone` before any
-    run: the offline page template, then `dvc plots show`, which draws every task's scaling
-    plot from the pinned plot tables (the loss curves wait for the main job)."""
-    block = doc_commands("What comes out, and where", page="docs/pipeline.md")
-    plot_lines = [line for line in block if "report.offline" in line or "plots show" in line]
-    assert len(plot_lines) == 2, block
-    for line in plot_lines:
+    """The README's plot commands (the same lines as docs/pipeline.md's), in a `git clone`
+    before any run: the page's template, then `dvc plots show`, which draws every task's
+    scaling plot from the pinned plot tables, first, and each scale's loss curves from git;
+    nothing lands in a stage's outputs or where git would see it."""
+    readme = doc_commands("Quick start", 2, page="README.md")
+    pipeline = doc_commands("What comes out, and where", page="docs/pipeline.md")
+    assert [line for line in pipeline if "report.offline" in line or "plots show" in line] == [
+        line for line in pipeline if line in readme
+    ]
+    for line in readme:
         sh("bash", "-c", line, cwd=clone)
-    page = (clone / "reports/out/plots/index.html").read_text()
+    page = (clone / "dvc_plots/index.html").read_text()
     scales = yaml.safe_load((clone / "params.yaml").read_text())["ladder"]["scales"]
     assert page.count("pretrained (frozen)") == len(TASKS) * len(scales)  # a point per readout
+    drawn = re.findall(r"vegaEmbed\('#([^']+)'", page)
+    scaling = [i for i, plot in enumerate(drawn) if "plot_tables" in plot]
+    assert scaling == list(range(len(TASKS))), drawn  # the scaling plots first
+    for scale in scales:  # the loss curves have their points: both files are in git
+        for curve in ("loss.csv", "heldout.csv"):
+            rows = (clone / "runs/pretrain" / scale / curve).read_text().splitlines()
+            assert len(rows) > 2 and rows[1].split(",")[0] in page
+    assert not (clone / "reports/out/dvc_plots.html").exists()
     assert sh("git", "status", "--porcelain", cwd=clone) == ""  # nothing left for git to see
 
 

@@ -71,11 +71,11 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
     assert "[smoke]" in experiments, experiments
     for output in (answer, dag, metrics, experiments):  # each reads in a terminal
         assert max(len(line) for line in output.splitlines()) <= 160, output
-    page = smoke_repo / "reports/out/plots/index.html"
-    assert "reports/out/plots/index.html" in plots and page.is_file()
+    page = smoke_repo / "dvc_plots/index.html"
+    assert "dvc_plots/index.html" in plots and page.is_file()
     # the page opens offline: .dvc/config's template bundles vega instead of DVC's CDN scripts
     assert external_loads(page.read_text()) == []
-    assert "reports/out/plots" not in sh("git", "status", "--porcelain", cwd=smoke_repo)  # ignored
+    assert "dvc_plots" not in sh("git", "status", "--porcelain", cwd=smoke_repo)  # ignored
     page.unlink()  # the walkthrough's `dvc plots diff` writes its own
 
 
@@ -179,7 +179,7 @@ def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
     assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
     changed = output["metrics"]
     assert "smoke_l-depth-frozen" in changed and "boxes" not in changed, changed
-    assert (smoke_repo / "reports/out/plots/index.html").is_file()
+    assert (smoke_repo / "dvc_plots/index.html").is_file()
     assert "smoke-depth-60" in output["exp"]
 
 

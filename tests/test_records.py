@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
+import fourds
 from fourds import records
 from fourds.records import (
     EXECUTION_RECORD,
@@ -45,6 +47,23 @@ def test_a_second_run_with_the_same_inputs_writes_the_same_run_record(tmp_path, 
     assert {"finished_at", "git_commit"} <= set(first_run) and first_run["seconds"] == 1.5
     assert second_run["seconds"] == 2.5 and second_run["finished_at"] != first_run["finished_at"]
     assert not {"finished_at", "git_commit", "seconds"} & set(yaml.safe_load(first_record))
+
+
+def test_the_execution_record_names_the_machine_and_the_fourds_that_ran(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"NVIDIA H200 #{i}")
+    monkeypatch.setattr(records, "_nvidia_driver", lambda: "580.65.06")
+    record, run = write_records(tmp_path, 1.0)
+    machine = run["machine"]
+    assert machine["cpu"] and machine["cpu_cores"] >= 1 and machine["torch"] == torch.__version__
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["gpus"] == ["NVIDIA H200 #0", "NVIDIA H200 #1"]
+    assert machine["nvidia_driver"] == "580.65.06" and "torch_cuda" in machine
+    # the source tree fourds was imported from, whether or not it is installed
+    head = sh("git", "rev-parse", "HEAD", cwd=REPO_ROOT).strip()
+    assert machine["fourds"] == {"version": fourds.__version__, "source_commit": head}
+    assert "machine" not in yaml.safe_load(record)  # DVC's hash stays the same on any machine
 
 
 def test_inputs_under_the_working_directory_are_recorded_relative_to_it(tmp_path, monkeypatch):

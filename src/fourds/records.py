@@ -33,14 +33,60 @@ RECORDED_PACKAGES = (
 )
 
 
-def _git_commit() -> str:
+def _git_commit(folder: str | Path = ".") -> str:
+    """The commit checked out where `folder` lies ("unknown" outside a git repository)."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder, capture_output=True, text=True, check=True, timeout=10,
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip()
+
+
+def machine_record() -> dict[str, Any]:
+    """Where a stage ran: the CPU (model, cores, the kernel path torch picked on it), the torch
+    build, every visible GPU with the NVIDIA driver and CUDA versions, and the fourds that ran
+    (its version, and the commit of the source tree it was imported from: installed or not)."""
+    import torch
+
+    import fourds
+
+    source = Path(fourds.__file__).resolve().parent
+    machine: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": str(torch.__version__),
+        "torch_cuda": torch.version.cuda or "none",
+        "fourds": {"version": fourds.__version__, "source_commit": _git_commit(source)},
+    }
+    if torch.cuda.is_available():
+        machine["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        machine["nvidia_driver"] = _nvidia_driver()
+    return machine
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; the platform's word elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_driver() -> str:
+    """The NVIDIA driver's version, as nvidia-smi reports it ("unknown" without it)."""
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.splitlines()[0].strip() if result.stdout.strip() else "unknown"
 
 
 def _versions() -> dict[str, str]:
@@ -72,9 +118,9 @@ def write_run_record(
     write it byte for byte, so `dvc.lock` holds the same hash for it.
 
     `execution.yaml` (EXECUTION_RECORD), how this run went: when it finished, the git commit it
-    ran at, `execution` (seconds, throughput, the step it resumed from, the processes) and the
-    sha256 of the run.yaml it goes with (`belongs_to`: DVC may later restore other outputs
-    beside it). It is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a
+    ran at, the machine it ran on (`machine_record`), `execution` (seconds, throughput, the step
+    it resumed from, the processes) and the sha256 of the run.yaml it goes with (`belongs_to`:
+    DVC may later restore other outputs beside it). It is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a
     stage depending on the folder sees values that differ from run to run; metrics.json holds
     results only.
 
@@ -107,6 +153,7 @@ def write_run_record(
         "stage": stage,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_commit": _git_commit(),
+        "machine": machine_record(),
         **(execution or {}),
         "run_record_sha256": file_digest(out_dir / "run.yaml"),
     }

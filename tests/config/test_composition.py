@@ -81,5 +81,15 @@ def test_a_scale_is_pinned_to_a_layout_as_the_planning_page_says():
 
 
 def test_an_override_hydra_cannot_apply_is_a_config_error_naming_it():
-    with pytest.raises(ConfigError, match=r"cannot compose nonexistent\.key=1: Could not override"):
+    with pytest.raises(ConfigError, match=r"cannot compose ladder=nonexistent: .*nonexistent"):
+        compose_params(["ladder=nonexistent"])
+
+
+def test_a_mistyped_key_gets_the_nearest_params_not_hydras_hint_to_append_it():
+    with pytest.raises(ConfigError) as raised:
+        compose_params(["pretrain.steps=8", "pretrain.lrr=1"])
+    message = str(raised.value)
+    assert "pretrain.lrr is no param" in message and "the nearest: pretrain.lr" in message
+    assert "+pretrain.lrr" not in message and "\n" not in message
+    with pytest.raises(ConfigError, match=r"nonexistent\.key is no param \(params\.yaml"):
         compose_params(["nonexistent.key=1"])

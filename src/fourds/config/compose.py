@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
@@ -24,9 +25,34 @@ def compose_params(overrides: list[str], config_dir: str | Path = "experiments")
         try:
             config = compose(config_name="config", overrides=overrides)
         except HydraException as error:
-            reason = " ".join(str(error).split())
+            reason = _unknown_key(overrides, config_dir) or " ".join(str(error).split())
             raise ConfigError(f"cannot compose {' '.join(overrides)}: {reason}") from None
     return OmegaConf.to_container(config, resolve=True)
+
+
+def _unknown_key(overrides: list[str], config_dir: str | Path) -> str | None:
+    """For the first override whose key is neither a param of the default composition nor a
+    config group: that it is no param, and the nearest that are (None when every key is known).
+    Hydra's own hint for it (append with `+`) would add a param no stage reads."""
+    known = set(_dotted_keys(OmegaConf.to_container(compose(config_name="config"))))
+    known |= {path.name for path in Path(config_dir).iterdir() if path.is_dir()}
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+~").partition("@")[0]
+        if key not in known:
+            nearest = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+            hint = f"; the nearest: {', '.join(nearest)}" if nearest else ""
+            return f"{key} is no param (params.yaml lists them){hint}"
+    return None
+
+
+def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
+    """Every key of a nested mapping as a dotted path, the inner nodes' included."""
+    keys = []
+    for name, value in tree.items():
+        keys.append(f"{prefix}{name}")
+        if isinstance(value, dict):
+            keys.extend(_dotted_keys(value, f"{prefix}{name}."))
+    return keys
 
 
 def write_params(

@@ -5,11 +5,12 @@ nothing from outside their file.
   on demand; `OFFLINE_TEMPLATE` is that template without them (the report has no widgets, math
   or diagrams; its figures are embedded PNGs).
 - `dvc plots show` / `dvc plots diff`: DVC's page loads Vega, Vega-Lite and Vega-Embed from a
-  CDN. `.dvc/config` points DVC at `reports/out/dvc_plots.html` (`plots.html_template`), a page
+  CDN. `.dvc/config` points DVC at `reports/dvc_plots.html` (`plots.html_template`), a page
   with the three bundled inline (by vl-convert-python, from the packages' npm releases) and
-  without DVC's `{scripts}` placeholder, so DVC adds no script of its own. The report stage
-  writes it (the bundle is other projects' code: it is generated, never committed); `python -m
-  fourds.report.offline` writes it before the report has run.
+  without DVC's `{scripts}` placeholder, so DVC adds no script of its own. `python -m
+  fourds.report.offline` writes it, once per clone (the bundle is other projects' code: it is
+  generated, never committed), outside every stage's outputs, so that writing it never changes
+  what a stage made.
 
 `external_loads` finds what a page would fetch from elsewhere; the tests and the report stage
 check that it finds nothing.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from fourds.atomic import atomic_path
 
-PLOTS_TEMPLATE = Path("reports") / "out" / "dvc_plots.html"  # from the repository root
+PLOTS_TEMPLATE = Path("reports") / "dvc_plots.html"  # from the repository root
 VEGA_LITE = "5.21"  # DVC's vega-lite templates are v5 specs
 
 # The attributes by which an element loads something (a link's href only for <link>: an <a>
@@ -160,7 +161,7 @@ def write_plots_template(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write the `dvc plots show` page template (default: reports/out/dvc_plots.html)."""
+    """Write the `dvc plots show` page template (default: reports/dvc_plots.html)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("out", nargs="?", type=Path, default=PLOTS_TEMPLATE)
     args = parser.parse_args(argv)

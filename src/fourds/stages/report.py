@@ -3,8 +3,7 @@
 The notebook reads the stages' outputs under `runs_root` (curate/, pretrain/<scale>/,
 readout/<scale>-<task>-<regime>/, fidelity/<scale>/) and the corpus hash in `data_dvc`, and
 itself writes the tables (tables/scaling_<task>.csv) and the data of the stage's DVC plots
-(plot_tables/plot_<task>.csv, kept in git); the stage writes the page template `dvc plots show`
-uses (dvc_plots.html: fourds.report.offline). The stage's run record and operative.gin go to
+(plot_tables/plot_<task>.csv, kept in git). The stage's run record and operative.gin go to
 out_dir.
 """
 
@@ -19,7 +18,6 @@ from fourds.config.operative import stage
 from fourds.records import write_run_record
 from fourds.report.lineage import stage_dirs
 from fourds.report.notebook import execute_notebook
-from fourds.report.offline import PLOTS_TEMPLATE, write_plots_template
 
 
 @stage
@@ -46,7 +44,6 @@ def run(
         "out_dir": ".",
     }
     html_path = execute_notebook(notebook, parameters, out_dir)
-    write_plots_template(out_dir / PLOTS_TEMPLATE.name)  # `dvc plots show`'s page, offline
     stages = stage_dirs(
         runs_root, params.ladder.scales, params.readout.tasks, params.readout.regimes
     )
