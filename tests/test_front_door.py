@@ -96,6 +96,21 @@ def test_the_plots_draw_from_git_in_a_fresh_clone(clone):
     assert sh("git", "status", "--porcelain", cwd=clone) == ""  # nothing left for git to see
 
 
+def test_the_paper_ladder_composes_and_lists_its_pretrain_stages_in_a_fresh_clone(clone):
+    """docs/pipeline.md, "Ladders and params": the 4ds ladder composed into params.yaml, then its
+    pretrain stages listed, in a `git clone` before any run (a dry run would need the corpus)."""
+    params = clone / "params.yaml"
+    pinned = params.read_text()
+    compose, listing = doc_commands("Ladders and params", 1, page="docs/pipeline.md")
+    try:
+        sh("bash", "-c", compose, cwd=clone)
+        stages = sh("bash", "-c", listing, cwd=clone).split()
+    finally:
+        params.write_text(pinned)
+    scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
+    assert stages == [f"pretrain@{scale}" for scale in scales]
+
+
 def test_answer_without_results_says_in_one_line_what_to_run(fresh_clone, capsys):
     assert main(["answer", "--runs", "elsewhere"]) == 2
     error = one_error_line(capsys.readouterr().err, "answer")

@@ -131,23 +131,6 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
 
 
 @pytest.mark.slow
-def test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches(smoke_repo):
-    params = smoke_repo / "params.yaml"
-    smoke = params.read_text()
-    compose, dry_run = doc_commands("Ladders and params", 1)
-    try:
-        sh("bash", "-c", compose, cwd=smoke_repo)
-        output = sh("bash", "-c", dry_run, cwd=smoke_repo)
-    finally:
-        params.write_text(smoke)
-    commands = [line for line in output.splitlines() if line.startswith("> fourds")]
-    scales = ["4ds_s", "4ds_b", "4ds_l", "4ds_h", "4ds_g", "4ds_e", "4ds_j"]
-    assert commands[0] == "> fourds curate --data data --out runs/curate"
-    launched = [line.split()[4] for line in commands[1:]]  # "> fourds pretrain --scale X"
-    assert sorted(launched) == sorted(scales)  # DVC's order among independent stages varies
-
-
-@pytest.mark.slow
 def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path):
     """The first video of every split, rendered again from the pinned WorldSpec, decodes to the
     frames of the corpus pulled from the DVC remote, with the same ground truth."""

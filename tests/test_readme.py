@@ -35,8 +35,8 @@ RUN_BY = {
     "test_the_readme_regenerates_a_readout_from_the_shipped_weights",
     ("docs/pipeline.md", "What comes out, and where", 0): "tests/test_pipeline.py::"
     "test_the_commands_that_look_at_results_run_as_written",
-    ("docs/pipeline.md", "Ladders and params", 1): "tests/test_pipeline.py::"
-    "test_paper_ladder_composes_and_dry_run_lists_the_pretraining_launches",
+    ("docs/pipeline.md", "Ladders and params", 1): "tests/test_front_door.py::"
+    "test_the_paper_ladder_composes_and_lists_its_pretrain_stages_in_a_fresh_clone",
     ("docs/pipeline.md", "Sweeps", 0): "tests/test_pipeline.py::"
     "test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it",
     ("docs/pipeline.md", "Auditing a result", 0): "tests/test_pipeline.py::"
