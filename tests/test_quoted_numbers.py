@@ -62,10 +62,9 @@ QUOTES = {
         f"Eager, the same steps take {L_EAGER['ms']:.0f} and {B_EAGER['ms']:.0f} ms",
     ],
     "docs/gpu-study.md": [
-        f"{STUDY_SECONDS:.0f} s of the script over two commands",
-        f"{RATE['render_clips_per_s']:,.0f} clips/s at gpu_l",
-        f"(its step {RATE['step_clips_per_s']:,.0f})",
-        f"each scale {STUDY_CLIPS:,} fresh clips",
+        f"by the two commands above: {STUDY_SECONDS:.0f} s",
+        f"rendering {RATE['render_clips_per_s']:,.0f} clips/s at gpu_l",
+        f"{STUDY_CLIPS:,} fresh clips a scale",
         f"the MAE loss is the same at every scale ({STUDY_LOSSES})",
     ],
     "docs/pretraining.md": [

@@ -1,5 +1,5 @@
-"""The `fourds` command: one subcommand per stage (fourds.stages) plus tools. It parses
-arguments, loads and validates params, and dispatches."""
+"""The `fourds` command: one subcommand per pipeline stage, plus tools. It parses arguments,
+loads and validates params, and dispatches."""
 
 from __future__ import annotations
 
@@ -174,8 +174,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.tolerance is not None:
         contract = Contract.uniform(args.tolerance)
-    elif args.contract or Path(CONTRACT).is_file():
-        contract = load_contract(args.contract or CONTRACT)
+    elif args.contract != CONTRACT or Path(CONTRACT).is_file():
+        contract = load_contract(args.contract)
     else:
         contract = EXACT
     with tempfile.TemporaryDirectory() as scratch:
@@ -486,8 +486,8 @@ TOOLS = (
     ),
     Command(
         "compare",
-        "every number of a regeneration that differs from shipped results beyond the "
-        "contract, and every verdict comparison that moved more than a quarter of its "
+        "every number of a regeneration that differs from shipped results beyond its "
+        "tolerances, and every verdict comparison that moved more than a quarter of its "
         "interval's half-width (none: prints nothing, exit 0; else a table, exit 1)",
         _compare,
         (
@@ -499,16 +499,16 @@ TOOLS = (
             RUNS.with_help("the regeneration's stage outputs"),
             arg(
                 "--contract",
-                default="",
-                help=f"the tolerances per stage and task (default: {CONTRACT}, where it "
-                "exists; else exact)",
+                default=CONTRACT,
+                help="the tolerances per stage and task (exact where the default file does not "
+                "exist)",
             ),
             arg(
                 "--tolerance",
                 type=float,
                 default=None,
-                help="instead of the contract: one absolute difference still equal for every "
-                "number",
+                help="instead of the tolerances file: one absolute difference still equal for "
+                "every number",
             ),
             arg(
                 "--only-regenerated",

@@ -125,6 +125,11 @@ def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
         "readouts are not above their no-learning baseline (flagged ⚠); so the study shows a "
         "gain from both pretraining and scale on boxes, and does not show one on pose."
     )
+    unflagged = study()
+    object.__setattr__(unflagged, "flagged", lambda: [])  # every readout above its baseline
+    assert "; all 6 pretrained readouts are above their no-learning baseline; " in sentence(
+        unflagged
+    )
     without = sentence(study(control=False, losses=(0.1, 0.2, 0.15)))
     assert without.startswith("L beats s on 1 of 2 tasks (boxes)")
     assert "the held-out MAE loss does not fall with scale (0.100 at s, 0.150 at l;" in without

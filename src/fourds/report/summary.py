@@ -46,10 +46,12 @@ def sentence(page: FrontPage) -> str:
             f"{significant(page.losses[largest])} at {largest}; one pretraining seed a scale)"
         )
         gains["scale"] = groups[BETTER]
-    readouts = len(page.tasks) * len(page.scales)
+    readouts, flagged = len(page.tasks) * len(page.scales), len(page.flagged())
     clauses.append(
-        f"{len(page.flagged())} of {readouts} pretrained readouts are not above their "
-        f"no-learning baseline (flagged ⚠)"
+        f"{flagged} of {readouts} pretrained readouts are not above their no-learning baseline "
+        "(flagged ⚠)"
+        if flagged
+        else f"all {readouts} pretrained readouts are above their no-learning baseline"
     )
     if gains:
         clauses.append(_shown(page.tasks, gains))
