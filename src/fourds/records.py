@@ -120,9 +120,9 @@ def write_run_record(
     `execution.yaml` (EXECUTION_RECORD), how this run went: when it finished, the git commit it
     ran at, the machine it ran on (`machine_record`), `execution` (seconds, throughput, the step
     it resumed from, the processes) and the sha256 of the run.yaml it goes with (`belongs_to`:
-    DVC may later restore other outputs beside it). It is no DVC output and .dvcignore hides it, so that neither `dvc.lock` nor a
-    stage depending on the folder sees values that differ from run to run; metrics.json holds
-    results only.
+    DVC may later restore other outputs beside it). It is no DVC output and .dvcignore hides it,
+    so that neither `dvc.lock` nor a stage depending on the folder sees values that differ from
+    run to run; metrics.json holds results only.
 
     `known_digests` (str(path) -> sha256) are the inputs the stage has hashed already; only the
     others are read again. `unverified` names the weights files among the inputs that record
