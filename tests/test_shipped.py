@@ -218,7 +218,7 @@ def test_a_malformed_contract_is_one_line(tmp_path, capsys):
     main(ship_args(tmp_path))
     command = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
     assert main([*command, "--contract", str(tmp_path / "bad.yaml")]) == 2
-    assert "readout.pose's tolerances must be non-negative" in capsys.readouterr().err
+    assert "readout.pose.relative must be a non-negative number" in capsys.readouterr().err
 
 
 def test_each_number_of_a_list_is_held_to_the_tolerance_on_its_own(tmp_path):
@@ -252,3 +252,75 @@ def test_compare_says_when_nothing_was_regenerated_here(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "shipped"), "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "holds no result regenerated here" in out
+
+
+def test_a_non_finite_number_matches_only_itself():
+    loose = Tolerance(relative=0.5, absolute=1.0)
+    inf = float("inf")
+    assert loose.allows(inf, "inf") and loose.allows("-inf", -inf)
+    assert not loose.allows(0.5, inf) and not loose.allows(inf, 0.5)
+    assert not loose.allows(-inf, inf) and not loose.allows("nan", "inf")
+    assert not Tolerance(relative=inf).allows(1.0, "-inf")  # `.inf` holds finite numbers only
+
+
+def test_integers_compare_exactly_whatever_the_tolerance():
+    loose = Tolerance(relative=0.1)
+    assert loose.allows(96, 96) and loose.allows("12", "12")
+    assert not loose.allows(96, 95) and not loose.allows("100", "99")  # counts, clip indices
+    assert loose.allows(96.0, 95.5)  # a float that happens to be whole keeps its tolerance
+
+
+def test_compare_flags_non_finite_results_and_integer_counts_a_tolerance_would_pass(tmp_path):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    shipped = tmp_path / "shipped"
+    (runs / "readout/cpu_l-pose-frozen/metrics.json").write_text(
+        json.dumps(
+            {"loss": float("inf"), "baseline": {"loss": 0.5}, "stage": "readout/cpu_l-pose-frozen"}
+        )
+    )
+    (runs / "readout/cpu_l-boxes-frozen/clips.csv").write_text("clip,loss\n0,inf\n1,0.2\n")
+    for root, count in ((shipped, 96), (runs, 95)):
+        (root / "curate/metrics.json").write_text(json.dumps({"test_clips": count}))
+    found = {(d.path, d.key) for d in compare(shipped, runs, Contract.uniform(10.0))}
+    assert found == {
+        ("readout/cpu_l-pose-frozen/metrics.json", "loss"),
+        ("readout/cpu_l-boxes-frozen/clips.csv", "loss, row 0"),
+        ("curate/metrics.json", "test_clips"),
+    }
+
+
+def test_compare_reports_a_run_of_the_study_the_shipped_folder_lacks(tmp_path):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    shipped = tmp_path / "shipped"
+    shutil.rmtree(shipped / "readout/cpu_s-boxes-initial")
+    found = {(d.path, d.shipped, d.regenerated) for d in compare(shipped, runs)}
+    assert found == {
+        ("readout/cpu_s-boxes-initial/clips.csv", "missing", "present"),
+        ("readout/cpu_s-boxes-initial/metrics.json", "missing", "present"),
+    }
+
+
+def test_damaged_results_and_tolerance_files_are_one_line_naming_them(tmp_path, capsys):
+    runs = fake_run(tmp_path)
+    main(ship_args(tmp_path))
+    command = ["compare", str(tmp_path / "shipped"), "--runs", str(runs)]
+    damaged = runs / "readout/cpu_l-depth-frozen/metrics.json"
+    damaged.write_text(damaged.read_text()[:10])  # cut short
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{damaged}: damaged results file" in err
+    damaged.unlink()
+    (runs / "readout/cpu_l-depth-frozen/clips.csv").write_text("clip,loss\n0,0.1\n1\n")
+    assert main(command) == 2 and "clips.csv: damaged results file" in capsys.readouterr().err
+    for text, says in (
+        ("- 1\n- 2\n", "must be a mapping of families"),
+        ("readout: [1, 2]\n", "readout must map each task"),
+        ("pretrain: {relative: true}\n", "pretrain.relative must be a non-negative number"),
+    ):
+        (tmp_path / "bad.yaml").write_text(text)
+        assert main([*command, "--contract", str(tmp_path / "bad.yaml")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err

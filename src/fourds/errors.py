@@ -63,6 +63,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed from here."""
 
 
+class ResultsError(ValueError):
+    """A results file (metrics.json, clips.csv) that cannot be read: the message names it."""
+
+
 EXPECTED_ERRORS = (
     ConfigError,
     OutputError,
@@ -74,4 +78,5 @@ EXPECTED_ERRORS = (
     ConvertError,
     WeightsError,
     CheckpointError,
+    ResultsError,
 )

@@ -21,10 +21,12 @@ commit, how long it took) where it belongs to that run.yaml (fourds.records.belo
 Stages that have not run are left out and named. Shipping again replaces the folder whole
 (DVC's .gitignore aside): run `dvc add` again after it. `compare` reads every metrics.json and
 clips.csv in a shipped folder and the same file under a runs folder, and lists each number
-that differs by more than a tolerance (and each file the regeneration lacks; or, for a partial
-regeneration, only the stages it ran). `pinned_at` lays out the default study's pin as
-committed at a git revision (params.yaml, dvc.lock and every results file git keeps under
-runs/) as `ship` would, so that a regeneration of the default compares with its own pin.
+that differs by more than a tolerance, each file the regeneration lacks and each stage of the
+study (by its params.yaml) that the shipped folder lacks where the regeneration has it (or, for a
+partial regeneration, only the stages it ran); a damaged file is one line naming it.
+`pinned_at` lays out the default study's pin as committed at a git revision (params.yaml,
+dvc.lock and every results file git keeps under runs/) as `ship` would, so that a regeneration
+of the default compares with its own pin.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import yaml
 
 from fourds.atomic import atomic_directory
 from fourds.config import StudyLayout, readout_name
+from fourds.errors import ResultsError
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.tolerances import EXACT, Contract
 
@@ -144,15 +147,29 @@ def _flat(metrics: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _values(path: Path) -> dict[str, object]:
-    """A results file as {key: value}: metrics.json flattened, clips.csv by "column, row"."""
-    if path.suffix == ".json":
-        return _flat(json.loads(path.read_text()))
-    with path.open(newline="") as rows:
-        return {
-            f"{column}, row {index}": value
-            for index, row in enumerate(csv.DictReader(rows))
-            for column, value in row.items()
-        }
+    """A results file as {key: value}: metrics.json flattened, clips.csv by "column, row".
+
+    Raises:
+        ResultsError: the file cannot be read as its kind (cut short, not JSON, not CSV).
+    """
+    try:
+        if path.suffix == ".json":
+            metrics = json.loads(path.read_text())
+            if not isinstance(metrics, dict):
+                raise ValueError("not a mapping of metrics")
+            return _flat(metrics)
+        with path.open(newline="") as rows:
+            table = list(csv.reader(rows))
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
+        raise ResultsError(f"{path}: damaged results file ({error})") from None
+    header, body = (table[0], table[1:]) if table else ([], [])
+    if any(len(row) != len(header) for row in body):
+        raise ResultsError(f"{path}: damaged results file (a row without every column)")
+    return {
+        f"{column}, row {index}": value
+        for index, row in enumerate(body)
+        for column, value in zip(header, row, strict=True)
+    }
 
 
 def compare(
@@ -163,12 +180,16 @@ def compare(
     key or file it lacks; with `only_regenerated`, only the stages whose folder in `runs` holds
     a metrics.json (a partial regeneration)."""
     differences = []
-    for expected in sorted(p for name in RESULTS for p in shipped.rglob(name)):
-        relative = expected.relative_to(shipped)
+    shipped_files = {p.relative_to(shipped) for name in RESULTS for p in shipped.rglob(name)}
+    for relative in sorted(shipped_files | _study_files(shipped)):
         if relative.parts[0] == "report":
             continue  # the report is derived from the stages' files compared here
-        regenerated = runs / relative
+        expected, regenerated = shipped / relative, runs / relative
         if only_regenerated and not (regenerated.parent / "metrics.json").is_file():
+            continue
+        if not expected.is_file():  # a run of the study that the shipped folder lacks
+            if regenerated.is_file():
+                differences.append(Difference(str(relative), "(file)", "missing", "present"))
             continue
         if not regenerated.is_file():
             differences.append(Difference(str(relative), "(file)", "present", "missing"))
@@ -180,6 +201,24 @@ def compare(
             if not tolerance.allows(a, b):
                 differences.append(Difference(str(relative), key, str(a), str(b)))
     return differences
+
+
+def _study_files(shipped: Path) -> set[Path]:
+    """The results files every stage of the study in `shipped` writes, by its params.yaml
+    read as plain YAML (a shipped study's params may predate today's schema); none without."""
+    try:
+        raw = yaml.safe_load((shipped / "params.yaml").read_text())
+        study = StudyLayout(
+            tuple(raw["ladder"]["scales"]),
+            tuple(raw["readout"]["tasks"]),
+            tuple(raw["readout"]["regimes"]),
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return set()
+    return {
+        Path(stage) / name for stage, names in stage_files(study) for name in names
+        if name in RESULTS
+    }  # fmt: skip
 
 
 def ran_here(runs: Path) -> bool:

@@ -6,7 +6,8 @@ tolerance; a regenerated number `b` matches the pinned `a` when
 
     |a - b| <= relative * max(|a|, |b|) + absolute
 
-(both NaN also match; text must be equal). `fourds compare` applies it to every number of
+(both NaN also match; an infinity matches only the same infinity; integers, such as counts,
+must be equal, and so must text). `fourds compare` applies it to every number of
 every metrics.json and clips.csv of a shipped study; `dvc metrics diff` stays the raw view.
 A readout's per-clip values (clips.csv) may have their own tolerance per task under
 `readout_clips` (one clip's number moves more than a mean over the test clips; `relative:
@@ -33,14 +34,26 @@ class Tolerance:
     absolute: float = 0.0
 
     def allows(self, pinned: object, regenerated: object) -> bool:
-        """Whether `regenerated` matches `pinned` (numbers within the tolerance, else equal)."""
+        """Whether `regenerated` matches `pinned`: finite numbers within the tolerance;
+        integers, non-finite numbers and text equal (both NaN match)."""
+        if _is_integer(pinned) and _is_integer(regenerated):
+            return int(pinned) == int(regenerated)  # type: ignore[call-overload]
         try:
             a, b = float(pinned), float(regenerated)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return pinned == regenerated
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
+        if math.isinf(a) or math.isinf(b):
+            return a == b
         return a == b or abs(a - b) <= self.relative * max(abs(a), abs(b)) + self.absolute
+
+
+def _is_integer(value: object) -> bool:
+    """An integer as a results file holds one: a JSON integer, or a CSV cell of digits."""
+    if isinstance(value, str):
+        return value.strip().lstrip("+-").isdigit()
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +96,15 @@ def load_contract(path: str | Path) -> Contract:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read the tolerances ({error})") from None
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"{path}: cannot read the tolerances ({reason})") from None
+    if not isinstance(raw, dict | None):
+        raise ConfigError(f"{path}: the tolerances must be a mapping of families, not {raw!r}")
     families = {}
     for name, entry in (raw or {}).items():
-        if name in ("readout", "readout_clips") and isinstance(entry, dict):
+        if name in ("readout", "readout_clips"):
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{path}: {name} must map each task to its tolerances")
             families |= {f"{name}/{task}": _tolerance(path, f"{name}.{task}", value)
                          for task, value in entry.items()}  # fmt: skip
         else:
@@ -98,6 +116,9 @@ def _tolerance(path: str | Path, name: str, entry: object) -> Tolerance:
     if not isinstance(entry, dict) or set(entry) - {"relative", "absolute"}:
         raise ConfigError(f"{path}: {name} must be {{relative: x, absolute: y}}, not {entry!r}")
     values = {key: entry.get(key, 0.0) for key in ("relative", "absolute")}
-    if not all(isinstance(v, int | float) and v >= 0 for v in values.values()):
-        raise ConfigError(f"{path}: {name}'s tolerances must be non-negative numbers")
+    for key, value in values.items():  # a bool is an int to Python, not a tolerance
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(
+                f"{path}: {name}.{key} must be a non-negative number (.inf: any), not {value!r}"
+            )
     return Tolerance(float(values["relative"]), float(values["absolute"]))
