@@ -11,6 +11,7 @@ from fourds.evaluate.readout_files import write_clip_values
 from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
 from fourds.report.compare import TaskScores, baseline_rows, control_rows, scale_rows
 from fourds.report.fits import fit_scaling
+from fourds.report.front import FrontPage
 from fourds.report.lineage import link
 
 
@@ -84,6 +85,21 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
     assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0, 0] == (
         pytest.approx(base[0] + 0.05)
     )
+
+
+def test_a_non_finite_clip_value_is_left_out_and_counted_never_averaged_as_a_number(tmp_path):
+    """A clip whose AbsRel came out NaN or infinite (a failed computation, weighted) is not
+    a perfect or an infinite clip: it leaves the headline and the intervals, and is counted."""
+    values = np.array([0.2, np.nan, 0.4, np.inf])
+    write_readouts(tmp_path, {("s", "frozen"): values, ("l", "frozen"): np.full(4, 0.3)})
+    scores = read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou")
+    assert scores.failed == 2 and scores.headline() == pytest.approx(0.3)
+    task = TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen"], "miou", True)
+    estimate = task.estimate("s", "frozen")
+    assert np.isfinite([estimate.value, estimate.low, estimate.high]).all()
+    assert 0.2 <= estimate.low <= estimate.high <= 0.4
+    page = FrontPage.of({"boxes": task}, ["s", "l"], "frozen", {"s": 0.3, "l": 0.2})
+    assert page.failed == {"readout@s-boxes-frozen": 2}  # the answer says it (test_front.py)
 
 
 def test_readouts_of_different_test_sets_are_not_compared(tmp_path):

@@ -130,6 +130,12 @@ def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
     assert "; all 6 pretrained readouts are above their no-learning baseline; " in sentence(
         unflagged
     )
+    failed = study()
+    object.__setattr__(failed, "failed", {"readout@l-boxes-frozen": 2})
+    assert (
+        "; 2 per-clip values were not finite and are left out of their headlines and intervals: "
+        "readout@l-boxes-frozen (2); "
+    ) in sentence(failed)
     without = sentence(study(control=False, losses=(0.1, 0.2, 0.15)))
     assert without.startswith("L beats s on 1 of 2 tasks (boxes)")
     assert "the held-out MAE loss does not fall with scale (0.100 at s, 0.150 at l;" in without

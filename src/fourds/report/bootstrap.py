@@ -38,10 +38,13 @@ LEVEL = 0.9
 @dataclasses.dataclass(frozen=True)
 class ClipScores:
     """One readout stage's per-clip headline values [S, N] (S seeds, N clips; NaN: unscored)
-    and weights [S, N]; [N] arrays are one seed's."""
+    and weights [S, N]; [N] arrays are one seed's. `failed`: how many (seed, clip) values were
+    not finite though the clip counted (a failed computation, not an unscored clip); they are
+    left out (weight 0), never counted as a number, and said (fourds.report.summary)."""
 
     values: np.ndarray
     weights: np.ndarray
+    failed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", np.atleast_2d(self.values))
@@ -94,10 +97,11 @@ def read_clip_scores(path: str | Path, headline: str) -> ClipScores:
     by_seed = [[row for row in rows if row.get("seed", "0") == seed] for seed in seeds]
     if len({len(seed_rows) for seed_rows in by_seed}) != 1:
         raise ValueError(f"{path}: the seeds scored different numbers of clips")
-    return ClipScores(
-        values=np.array([[float(row[headline]) for row in seed_rows] for seed_rows in by_seed]),
-        weights=np.array([[float(row["weight"]) for row in seed_rows] for seed_rows in by_seed]),
-    )
+    values = np.array([[float(row[headline]) for row in seed_rows] for seed_rows in by_seed])
+    weights = np.array([[float(row["weight"]) for row in seed_rows] for seed_rows in by_seed])
+    failed = ~np.isfinite(values) & (weights > 0)
+    values[failed], weights[failed] = np.nan, 0.0
+    return ClipScores(values, weights, int(failed.sum()))
 
 
 def draw_counts(clips: int, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:

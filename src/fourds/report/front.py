@@ -55,6 +55,7 @@ class FrontPage:
     grid: dict[str, dict[str, Cell]]
     losses: dict[str, float]
     loss_name: str = "held-out"
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)  # readout stage -> clips
 
     @classmethod
     def of(
@@ -79,7 +80,15 @@ class FrontPage:
             task: {scale: _cell(task_scores, scale, scales[0], regime, control) for scale in scales}
             for task, task_scores in scores.items()
         }
-        return cls(list(scores), list(scales), regime, control, grid, dict(losses), loss_name)
+        failed = {
+            readout_stage(scale, task, ran_regime): clip_scores.failed
+            for task, task_scores in scores.items()
+            for (scale, ran_regime), clip_scores in task_scores.scores.items()
+            if clip_scores.failed
+        }
+        return cls(
+            list(scores), list(scales), regime, control, grid, dict(losses), loss_name, failed
+        )
 
     def by_direction(self, comparison: str, scale: str) -> dict[str, list[str]]:
         """BETTER, WORSE, LEVEL -> the tasks whose `comparison` at `scale` goes that way

@@ -25,7 +25,7 @@ def sentence(page: FrontPage) -> str:
     """What the study shows and does not, from the numbers: at the largest scale, pretraining
     against the control and the largest scale against the smallest (on how many tasks each is
     better, and where worse), whether the MAE loss falls with scale, how many readouts are
-    flagged, and then task by task which gain the study shows (pretraining's, scale's, both)
+    flagged, which per-clip values were not finite (left out), and then task by task which gain the study shows (pretraining's, scale's, both)
     and where it shows none."""
     largest, smallest = page.scales[-1], page.scales[0]
     clauses, gains = [], {}
@@ -53,6 +53,12 @@ def sentence(page: FrontPage) -> str:
         if flagged
         else f"all {readouts} pretrained readouts are above their no-learning baseline"
     )
+    if page.failed:
+        stages = ", ".join(f"{stage} ({count})" for stage, count in page.failed.items())
+        clauses.append(
+            f"{sum(page.failed.values())} per-clip values were not finite and are left out of "
+            f"their headlines and intervals: {stages}"
+        )
     if gains:
         clauses.append(_shown(page.tasks, gains))
     text = "; ".join(clauses)
