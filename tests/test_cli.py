@@ -3,13 +3,14 @@
 import argparse
 import json
 import re
+import shutil
 import sys
 
 import pytest
 import yaml
 
 from fourds.cli import build_parser, main
-from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, run_fourds, sh
+from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds, sh
 
 
 def pretrain(params, *extra: str) -> int:
@@ -185,3 +186,44 @@ def test_a_checkpoint_error_is_one_line(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert error.startswith("fourds export: error: ") and error.count("\n") == 1, error
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--frames", "-4"], "the world's frames must be in [1, 1024], not -4"),
+        (["--size", "-32"], "the world's size must be in [8, 512], not -32"),
+        (["--size", "100000"], "the world's size must be in [8, 512], not 100000"),
+        (["--seed", str(2**64)], f"the world's seed must be in [0, {2**63 - 1}], not {2**64}"),
+        (["--seed", "-1"], "the world's seed must be in [0,"),
+    ],
+)
+@pytest.mark.parametrize("renderer", ["numpy", "batched"])
+def test_synth_checks_the_world_before_any_work(options, says, renderer, tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["synth", "--renderer", renderer, "--out", str(out), *options]) == 2
+    assert says in one_error_line(capsys.readouterr().err, "synth")
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["pretrain.seed=-1"], "pretrain.seed"),
+        ([f"pretrain.seed={2**64}"], "pretrain.seed"),
+        (
+            ["pretrain.source=world", "pretrain.crop_scale=[1.0,1.0]", "curate.clip_frames=2048"],
+            "pretrain.source='world' would render 536,870,912 rays a step",
+        ),
+        (
+            ["pretrain.source=world", "pretrain.crop_scale=[1.0,1.0]", "curate.resolution=4096"],
+            "at most 268,435,456; lower one of them",
+        ),
+    ],
+)
+def test_params_refuse_seeds_and_world_sizes_out_of_range(overrides, says, tmp_path, capsys):
+    shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
+    command = ["params", *overrides, "--experiments", str(tmp_path / "experiments")]
+    assert main([*command, "--out", str(tmp_path / "params.yaml")]) == 2
+    assert says in one_error_line(capsys.readouterr().err, "params")
+    assert not (tmp_path / "params.yaml").exists()

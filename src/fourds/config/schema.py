@@ -74,8 +74,12 @@ SHARD_FORMATS = typing.get_args(ShardFormat)
 MAX_FRAME_PIXELS = 36_000_000
 MAX_QUEUED_MIB = 1024
 MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, decoded
+# pretrain.source 'world': rays rendered for one step's batch, at most twice the GPU ladder's
+# 1024 clips of 8x128x128 rays (8x64x64 pixels at world_supersample 2)
+MAX_WORLD_RAYS = 2**28
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # torch's and numpy's generators take it
 PositiveFloat = Annotated[StrictFloat, Field(gt=0)]
 Fraction = Annotated[StrictFloat, Field(ge=0, lt=1)]
 PositiveFraction = Annotated[StrictFloat, Field(gt=0, le=1)]
@@ -381,7 +385,7 @@ class PretrainConfig(Section):
     weight_decay: Annotated[StrictFloat, Field(ge=0)]
     warmup_steps: StrictInt
     grad_clip: Annotated[StrictFloat, Field(ge=0, description="0: off")]
-    seed: StrictInt
+    seed: Seed
     log_every: PositiveInt
     checkpoint_every: StrictInt
     keep_checkpoints: PositiveInt
@@ -503,7 +507,7 @@ class ReadoutConfig(Section):
     depth_averaging: DepthAveraging
     depth_range: PositiveRange
     pose_pairs: PosePairs
-    seed: StrictInt
+    seed: Seed
     start_at_baseline: StrictBool = True
     depth_loss: DepthLoss = "abs_rel"
     tracking_queries: TrackingQueries = "first"
@@ -653,7 +657,7 @@ class FidelityConfig(Section):
     kid_subset_size: Annotated[StrictInt, Field(ge=2)]
     kid_subsets: PositiveInt
     batch_size: PositiveInt
-    seed: StrictInt
+    seed: Seed
 
     def check(self, path: str) -> None:
         if self.feature_extractor == "inception":
@@ -700,6 +704,15 @@ class Params(Section):
     fidelity: FidelityConfig
 
     def check(self, path: str) -> None:
+        if self.pretrain.source == "world":
+            side = self.curate.resolution * self.pretrain.world_supersample
+            rays = self.pretrain.batch_size * self.curate.clip_frames * side**2
+            _require(
+                rays <= MAX_WORLD_RAYS,
+                f"pretrain.source='world' would render {rays:,} rays a step (pretrain.batch_size "
+                f"x curate.clip_frames x (curate.resolution x pretrain.world_supersample)^2): "
+                f"at most {MAX_WORLD_RAYS:,}; lower one of them",
+            )
         for task in self.readout.tasks:
             _require(
                 task in self.readouts,

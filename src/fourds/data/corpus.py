@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from fourds.atomic import atomic_path, claim_output_directory
+from fourds.config import ConfigError
 from fourds.config.world_levels import STANDARD, world_level
 from fourds.data.shards import SPLITS
 from fourds.data.video import write_video
@@ -42,6 +43,9 @@ from fourds.world.draws import CORPUS, clip_keys
 from fourds.world.scene import CAMERA_MOTIONS, FRAME_RATE
 
 RENDERERS = ("numpy", "batched")
+# The world's ranges (WorldSpec): seeds torch's and numpy's generators take, and sizes whose
+# videos render in minutes, not hours (a 1024-frame video at 512 px is a gigabyte of pixels).
+MAX_SEED, MAX_FRAMES, MAX_SIZE, MAX_VIDEOS = 2**63 - 1, 1024, 512, 1_000_000
 BATCHED_VIDEOS = 32  # videos the batched renderer draws together
 
 
@@ -74,6 +78,15 @@ class WorldSpec:
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; expected one of {RENDERERS}")
         world_level(self.complexity)  # an unknown level is a ValueError naming the levels
+        for name, value, low, high in (
+            ("seed", self.seed, 0, MAX_SEED),
+            ("frames", self.frames, 1, MAX_FRAMES),
+            ("size", self.size, 8, MAX_SIZE),
+            ("fps", self.fps, 1, 240),
+            *((f"videos[{split}]", count, 0, MAX_VIDEOS) for split, count in self.videos.items()),
+        ):
+            if not low <= value <= high:
+                raise ConfigError(f"the world's {name} must be in [{low}, {high}], not {value}")
 
 
 def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequence:
