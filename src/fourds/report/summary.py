@@ -25,8 +25,8 @@ def sentence(page: FrontPage) -> str:
     """What the study shows and does not, from the numbers: at the largest scale, pretraining
     against the control and the largest scale against the smallest (on how many tasks each is
     better, and where worse), whether the MAE loss falls with scale, how many readouts are
-    flagged, which per-clip values were not finite (left out), and then task by task which gain the study shows (pretraining's, scale's, both)
-    and where it shows none."""
+    flagged, which per-clip values were not finite (left out), and then task by task which
+    gain the study shows (pretraining's, scale's, both) and where it shows none."""
     largest, smallest = page.scales[-1], page.scales[0]
     clauses, gains = [], {}
     if page.control:
