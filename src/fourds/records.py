@@ -18,6 +18,7 @@ import yaml
 
 from fourds.atomic import atomic_path, file_digest
 from fourds.config.operative import operative_config
+from fourds.errors import ReaderError
 
 EXECUTION_RECORD = "execution.yaml"
 RECORDED_PACKAGES = (
@@ -159,6 +160,24 @@ def write_run_record(
     }
     with atomic_path(out_dir / EXECUTION_RECORD) as partial:
         partial.write_text(yaml.safe_dump(run, sort_keys=False))
+
+
+def input_digests(paths: list[str | Path]) -> dict[str, str]:
+    """str(path) -> sha256 of each input file, taken before a stage reads it: the digests its
+    run record names, and `check_inputs_unchanged` compares with the files after the reading."""
+    return {str(path): file_digest(path) for path in paths}
+
+
+def check_inputs_unchanged(digests: dict[str, str]) -> None:
+    """Raise ReaderError naming the first input whose bytes are no longer those `digests`
+    hashed before the stage read it (a file replaced while the stage ran: what it computed
+    may mix both, so nothing is recorded)."""
+    for path, digest in digests.items():
+        if file_digest(path) != digest:
+            raise ReaderError(
+                f"{path} changed while the stage read it (sha256 {digest[:12]} before): nothing "
+                "was recorded; run the stage again"
+            )
 
 
 class PartTimer:

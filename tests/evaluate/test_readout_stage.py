@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
 from fourds.report.bootstrap import read_clip_scores
 from tests.benchmark_files import export_benchmark, write_perception_test, write_ssv2
-from tests.conftest import REPO_ROOT, tiny_mae_config
+from tests.conftest import REPO_ROOT, one_error_line, tiny_mae_config
 from tests.models.test_convert import (
     BACKBONE_ONLY,
     READOUT,
@@ -452,3 +453,29 @@ def test_seeds_train_side_by_side_only_for_a_frozen_encoder_on_a_cpu_with_thread
     assert readout_seeds.seed_processes(frozen, cuda) == 1
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert readout_seeds.seed_processes(frozen, cpu) == 1
+
+
+def test_an_input_replaced_while_the_stage_reads_it_is_refused_and_nothing_recorded(
+    setup, tmp_path, monkeypatch, capsys
+):
+    """The readout's test clips rewritten while its seeds train: what it computed may mix the
+    old and the new file, so the stage stops in one line naming it and writes no result."""
+    shards, pretrained = setup
+    copied = tmp_path / "shards"
+    shutil.copytree(shards, copied)
+    from fourds.stages import readout as stage
+
+    def train_then_replace(*args, **kwargs):
+        trained = real_train_seeds(*args, **kwargs)
+        test_shard = sorted(copied.glob("readout-test*.npz"))[0]
+        test_shard.write_bytes(test_shard.read_bytes() + b"\0")  # another file, same name
+        return trained
+
+    real_train_seeds = stage.train_seeds
+    monkeypatch.setattr(stage, "train_seeds", train_then_replace)
+    capsys.readouterr()
+    with pytest.raises(AssertionError):  # run_readout checks the stage succeeded
+        run_readout((copied, pretrained), tmp_path / "run", "boxes")
+    error = one_error_line(capsys.readouterr().err, "readout")
+    assert "readout-test" in error and "changed while the stage read it" in error
+    assert not (tmp_path / "run" / "boxes-frozen" / "metrics.json").exists()

@@ -40,7 +40,7 @@ from fourds.evaluate.readout_seeds import mean_metrics, train_seeds
 from fourds.evaluate.tasks import depth_protocol
 from fourds.models.vit import count_parameters
 from fourds.models.weights import is_verified
-from fourds.records import PartTimer, write_run_record
+from fourds.records import PartTimer, check_inputs_unchanged, input_digests, write_run_record
 from fourds.runtime import setup_runtime
 
 
@@ -90,6 +90,12 @@ def _run(
     spec = dataclasses.replace(spec, attention=runtime.attention)
     scale, task_name, regime = spec.scale, spec.task, spec.regime
     cfg, task_cfg = spec.shared, spec.own
+    pretrained = REGIMES[regime].pretrained
+    read_once = [checkpoint] if pretrained else []  # hashed before reading, checked after
+    read_once += source_files(task_cfg.source, shard_dir)
+    if task_cfg.pretrained:
+        read_once.append(Path(task_cfg.pretrained))
+    digests = input_digests(read_once)
     encoder = regime_encoder(params, scale, regime, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     started = time.perf_counter()
@@ -113,6 +119,7 @@ def _run(
             spec, encoder, clips, task, (train_targets, targets), device, budget
         )
     baseline = task.evaluate(task.baseline(train_targets), targets, task_cfg.batch_size)
+    check_inputs_unchanged(digests)
     claim_output_directory(out_dir, read)
     out_dir = Path(out_dir)
     draw_examples(task, clips.test, targets, evaluations[0], out_dir)
@@ -133,19 +140,15 @@ def _run(
     write_json(out_dir / "metrics.json", metrics)
     per_seed = [evaluation.clips for evaluation in evaluations]
     write_clip_values(out_dir / "clips.csv", per_seed, baseline.clips, task.headline)
-    pretrained = REGIMES[regime].pretrained
-    inputs = [checkpoint] if pretrained else []
-    inputs += source_files(task_cfg.source, shard_dir)
-    if task_cfg.pretrained:
-        inputs.append(Path(task_cfg.pretrained))
-    elif clips.extra:
-        inputs += shard_paths(shard_dir, "pretrain")
+    extra = clips.extra and not task_cfg.pretrained  # pretraining segments with ground truth
+    inputs = read_once + (shard_paths(shard_dir, "pretrain") if extra else [])
     write_run_record(
         out_dir,
         f"readout@{spec.name}",
         params_path,
         inputs,
         str(device),
+        known_digests=digests,
         execution={"seconds": round(time.perf_counter() - started, 2), **timer.seconds()},
         unverified=[checkpoint] if pretrained and not is_verified(checkpoint) else [],
         attention=params.runtime.attention,
