@@ -63,6 +63,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed from here."""
 
 
+class JobError(RuntimeError):
+    """A job run in a forked process failed or died: the message names the job and the
+    child's own error."""
+
+
 class ResultsError(ValueError):
     """A results file (metrics.json, clips.csv) that cannot be read: the message names it."""
 
@@ -79,4 +84,5 @@ EXPECTED_ERRORS = (
     WeightsError,
     CheckpointError,
     ResultsError,
+    JobError,
 )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
+from fourds.errors import JobError
 from fourds.evaluate.forked import side_by_side
 
 
@@ -24,14 +29,72 @@ def test_each_job_runs_in_its_own_process_at_the_threads_given_and_returns_in_or
     assert [float(value) for *_, value in results] == [0.0, 2.0, 4.0]
 
 
-def test_a_jobs_exception_is_raised_in_the_parent():
-    def failing():
-        raise ValueError("seed 1: no clips")
+def failing():
+    raise ValueError("no clips\nat all")
 
-    with pytest.raises(ValueError, match="seed 1: no clips"):
-        side_by_side([lambda: 1, failing], threads=1)
+
+def test_a_jobs_error_is_one_line_naming_the_job_the_childs_error_and_where():
+    with pytest.raises(JobError) as raised:
+        side_by_side([lambda: 1, failing], threads=1, names=["seed 0", "seed 1"])
+    message = str(raised.value)
+    assert message.startswith("seed 1 failed: ValueError: no clips at all (at ")
+    assert f"{__file__}:" in message and message.endswith(" in failing)") and "\n" not in message
+
+
+class Unpicklable(Exception):
+    def __init__(self, handle):
+        super().__init__("a lock inside")
+        self.handle = handle
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle this")
+
+
+def test_an_error_or_result_that_cannot_be_pickled_still_comes_back_as_one_error():
+    def raises_unpicklable():
+        raise Unpicklable(object())
+
+    with pytest.raises(JobError, match="job 0 failed: Unpicklable: a lock inside"):
+        side_by_side([raises_unpicklable], threads=1)
+    with pytest.raises(JobError, match="job 0 failed: its result cannot be sent back"):
+        side_by_side([lambda: Unpicklable(1)], threads=1)
 
 
 def test_a_process_that_dies_without_a_result_is_one_error():
-    with pytest.raises(RuntimeError, match="exit code 3"):
-        side_by_side([lambda: os._exit(3)], threads=1)
+    with pytest.raises(JobError, match="seed 2 ended without a result \\(exit code 3\\)"):
+        side_by_side([lambda: os._exit(3)], threads=1, names=["seed 2"])
+    with pytest.raises(JobError, match="killed by SIGKILL"):
+        side_by_side([lambda: os.kill(os.getpid(), signal.SIGKILL)], threads=1)
+
+
+PARENT = """
+import os, sys, time
+from fourds.evaluate.forked import side_by_side
+
+def forever():
+    print(os.getpid(), flush=True)
+    time.sleep(600)
+
+side_by_side([forever, forever], threads=1)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux parent-death signal")
+def test_killing_the_parent_kills_its_jobs():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    children = [int(parent.stdout.readline()) for _ in range(2)]
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

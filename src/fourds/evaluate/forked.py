@@ -4,60 +4,116 @@ products and elementwise work scale poorly across threads; docs/research/timings
 
 A forked process starts with this one's memory as it is (a readout's cached features are read,
 not copied), so a job is any callable, not a picklable one; what it returns comes back pickled,
-tensors as their bytes (torch's shared-memory handles would not outlive the process).
+tensors as their bytes (torch's shared-memory handles would not outlive the process). A job
+that fails comes back as its error's type, message and innermost frame (an exception object
+need not pickle); on Linux each process dies with the one that forked it (a parent-death
+signal), so a killed stage leaves none behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import pickle
+import signal
+import sys
+import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TypeVar
 
 import torch
 
+from fourds.errors import JobError
+
 Result = TypeVar("Result")
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 
 
-def side_by_side(jobs: Sequence[Callable[[], Result]], threads: int) -> list[Result]:
+def side_by_side(
+    jobs: Sequence[Callable[[], Result]], threads: int, names: Sequence[str] = ()
+) -> list[Result]:
     """Run every job at once, each in a forked process at `threads` torch threads; their
-    results in the jobs' order.
+    results in the jobs' order. `names` name the jobs in errors ("job <i>" by default).
 
     Raises:
-        the exception a job raised (the first in the jobs' order; the other processes are
-        stopped), or RuntimeError for a process that ended without a result (killed, or out of
-        memory).
+        JobError: a job raised (the first in the jobs' order: its name, the error's type and
+            message and where it was raised) or its process ended without a result (killed,
+            or out of memory); the other processes are stopped.
     """
+    names = list(names) or [f"job {index}" for index in range(len(jobs))]
     context = multiprocessing.get_context("fork")
     started = []
-    for job in jobs:
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_run, args=(job, send, threads), daemon=True)
-        process.start()
-        send.close()  # the child holds the sending end
-        started.append((process, receive))
-    results = []
-    for process, receive in started:
-        try:
-            succeeded, value = pickle.loads(receive.recv_bytes())
-        except EOFError:  # it ended without sending
-            succeeded, value = False, None
-        process.join()
-        if not succeeded:
-            for other, _ in started:
-                other.terminate()
-            raise value or RuntimeError(f"a forked job ended with exit code {process.exitcode}")
-        results.append(value)
-    return results
+    try:
+        for job in jobs:
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_run, args=(job, send, threads, os.getpid()), daemon=True
+            )
+            process.start()
+            send.close()  # the child holds the sending end
+            started.append((process, receive))
+        results = []
+        for name, (process, receive) in zip(names, started, strict=True):
+            try:
+                succeeded, value = pickle.loads(receive.recv_bytes())
+            except EOFError:  # it ended without sending
+                process.join()
+                ending = _ending(process.exitcode)
+                raise JobError(f"{name} ended without a result ({ending})") from None
+            process.join()
+            if not succeeded:
+                raise JobError(f"{name} failed: {value}")
+            results.append(value)
+        return results
+    finally:  # a failure, or this process interrupted: none of the jobs outlives the call
+        for process, _ in started:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
-def _run(job: Callable[[], Result], send: Connection, threads: int) -> None:
-    """The forked process: the job at `threads` threads, its result or exception sent back."""
+def _run(job: Callable[[], Result], send: Connection, threads: int, parent: int) -> None:
+    """The forked process: the job at `threads` threads, its result or its error (as text)
+    sent back; it dies with `parent`."""
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     try:
         outcome = (True, job())
-    except Exception as error:  # raised again in the parent
-        outcome = (False, error)
-    send.send_bytes(pickle.dumps(outcome))  # plain pickle: tensors as bytes, not shared memory
+    except Exception as error:  # said in the parent, in one line
+        outcome = (False, _describe(error))
+    try:
+        payload = pickle.dumps(outcome)  # plain pickle: tensors as bytes, not shared memory
+    except Exception as error:  # a result that does not pickle
+        payload = pickle.dumps((False, f"its result cannot be sent back ({_describe(error)})"))
+    send.send_bytes(payload)
     send.close()
+
+
+def _describe(error: BaseException) -> str:
+    """'<type>: <message> (at <file>:<line> in <function>)', the innermost frame's place."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = (
+        f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    )
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}{where}"
+
+
+def _ending(exitcode: int | None) -> str:
+    """How a process ended, from its exit code."""
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing), and
+    exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)

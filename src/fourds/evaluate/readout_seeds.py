@@ -134,7 +134,8 @@ def train_seeds(
         processes = seed_processes(spec, device)
         with timer.part("train"):
             if processes > 1:
-                trained = side_by_side(jobs, max(1, torch.get_num_threads() // processes))
+                threads = max(1, torch.get_num_threads() // processes)
+                trained = side_by_side(jobs, threads, [f"readout seed {s}" for s in seeds])
             else:
                 trained = [job() for job in jobs]
         for run, (seed_losses, state) in zip(runs, trained, strict=True):
