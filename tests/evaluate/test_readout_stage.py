@@ -428,9 +428,10 @@ def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
     processes with the weights)."""
     forked = []
 
-    def recording(jobs, threads):
+    def recording(jobs, threads, names):
         forked.append((len(jobs), threads))
-        return side_by_side(jobs, threads)
+        assert names == [f"readout seed {seed}" for seed in range(len(jobs))]
+        return side_by_side(jobs, threads, names)
 
     monkeypatch.setattr(readout_seeds, "side_by_side", recording)
     monkeypatch.setattr(readout_seeds, "seed_processes", lambda spec, device: spec.own.seeds)
