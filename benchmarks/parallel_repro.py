@@ -23,12 +23,18 @@ globs match them and the repository has none. Writes, under --logs: each stage's
 `ran` (the stages that ran, a line each, in the order given: what to restore). Exits 1 naming
 the stages that failed or did not run.
 
+However the coordinator ends, the workers' processes end with it and their copies are removed:
+on Ctrl-C (or SIGTERM) it stops them and exits 130 with one line; killed outright, a watchdog
+process it started (WATCHDOG) sees it gone, kills every worker's process group and removes the
+copies.
+
 Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 pretrain readout fidelity
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -45,6 +51,21 @@ import networkx
 from dvc.repo import Repo
 
 LINKED_SIZE = 2**20  # files at least this large are hard-linked into the workers
+# Started by the coordinator (argv: its pid, the file of its workers' process groups, the
+# workers' folder); when the coordinator is gone without stopping it first, it kills the
+# groups and removes the folder.
+WATCHDOG = """
+import os, shutil, signal, sys, time
+coordinator, groups, workers = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while os.getppid() == coordinator:
+    time.sleep(0.2)
+for group in open(groups).read().split():
+    try:
+        os.killpg(int(group), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+shutil.rmtree(workers, ignore_errors=True)
+"""
 WRITTEN_IN_PLACE = {"dvc.lock", "params.yaml", ".gitignore"}  # always copied
 
 
@@ -120,18 +141,59 @@ def keep_records(workers: list[Path], repo: Path, patterns: list[str]) -> list[s
     return kept
 
 
-def run_until(command: list[str], cwd: Path, log, env: dict, seconds: float) -> int | str:
-    """Run `command` in a session of its own for at most `seconds`: its exit status, or "timed
-    out" when the deadline stopped it, its whole process group (the stage DVC started) killed."""
-    process = subprocess.Popen(
-        command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
+class Groups:
+    """The process groups of the workers' commands: listed in a file for the watchdog, killed
+    together when the coordinator stops early."""
+
+    def __init__(self, listing: Path):
+        self.listing, self.running, self.stopped = listing, set(), False
+        self.lock = threading.Lock()
+        listing.touch()
+
+    def start(self, command: list[str], cwd: Path, log, env: dict) -> subprocess.Popen | None:
+        """`command` in a session (and process group) of its own; None once stopped."""
+        with self.lock:
+            if self.stopped:
+                return None
+            process = subprocess.Popen(
+                command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+            self.running.add(process.pid)
+            with self.listing.open("a") as listing:
+                listing.write(f"{process.pid}\n")
+            return process
+
+    def end(self, process: subprocess.Popen) -> None:
+        with self.lock:
+            self.running.discard(process.pid)
+
+    def stop(self) -> None:
+        """Start no more commands; kill the groups of those running."""
+        with self.lock:
+            self.stopped = True
+            for group in self.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+
+
+def run_until(
+    command: list[str], cwd: Path, log, env: dict, seconds: float, groups: Groups
+) -> int | str:
+    """Run `command` in a session of its own for at most `seconds`: its exit status, "timed
+    out" when the deadline stopped it (its whole process group, the stage DVC started, killed)
+    or "stopped" when the coordinator was."""
+    process = groups.start(command, cwd, log, env)
+    if process is None:
+        return "stopped"
     try:
         return process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         return "timed out"
+    finally:
+        groups.end(process)
 
 
 class Schedule:
@@ -166,7 +228,12 @@ class Schedule:
 
 
 def run_stages(
-    upstream: dict[str, set[str]], workers: list[Path], logs: Path, deadline: float, threads: int
+    upstream: dict[str, set[str]],
+    workers: list[Path],
+    logs: Path,
+    deadline: float,
+    threads: int,
+    groups: Groups,
 ) -> dict[str, dict]:
     """Run the stages over `workers`, a stage at a time each; stage -> its record."""
     schedule = Schedule(upstream)
@@ -182,14 +249,14 @@ def run_stages(
             command = ["dvc", "repro", stage] if upstream[stage] else ["dvc", "repro", "-s", stage]
             if left > 0:
                 with open(logs / f"{stage}.log", "w") as log:
-                    status = run_until(command, worker, log, environment, left)
+                    status = run_until(command, worker, log, environment, left, groups)
             seconds = round(time.perf_counter() - started, 1)
             schedule.finish(stage, status == 0)
             with lock:  # one line at a time
                 records[stage] = {"worker": worker.name, "seconds": seconds, "status": status}
                 print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
 
-    threads_ = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
+    threads_ = [threading.Thread(target=drain, args=(worker,), daemon=True) for worker in workers]
     for thread in threads_:
         thread.start()
     for thread in threads_:
@@ -211,13 +278,28 @@ def main() -> int:
     jobs = max(1, min(args.jobs, len(upstream)))
     args.logs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"{repo.name}.workers.", dir=repo.parent) as scratch:
+    scratch = Path(tempfile.mkdtemp(prefix=f"{repo.name}.workers.", dir=repo.parent))
+    groups = Groups(scratch / "groups")
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(groups.listing), str(scratch)]
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    try:
         cache = cache_dir(repo)
-        workers = [make_worker(repo, Path(scratch) / f"worker{j}", cache) for j in range(jobs)]
+        workers = [make_worker(repo, scratch / f"worker{j}", cache) for j in range(jobs)]
         setup = round(time.perf_counter() - started, 1)
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        records = run_stages(upstream, workers, args.logs, args.deadline, threads)
+        records = run_stages(upstream, workers, args.logs, args.deadline, threads, groups)
         keep_records(workers, repo, args.keep)
+    except KeyboardInterrupt:
+        groups.stop()
+        print("parallel_repro: interrupted: its stages stopped, nothing restored", file=sys.stderr)
+        return 130
+    finally:
+        groups.stop()
+        watchdog.kill()
+        watchdog.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
     summary = {
         "jobs": jobs,
         "setup_seconds": setup,

@@ -6,10 +6,13 @@ stages that ran from DVC's run cache."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -112,3 +115,31 @@ def test_a_stage_past_the_deadline_is_stopped_with_what_it_started(tmp_path):
     )
     sleeper = Path(f"/proc/{int(pid_file.read_text())}/status")  # the stage's own child
     assert not sleeper.exists() or "\tZ" in sleeper.read_text()  # gone, or a zombie
+
+
+@pytest.mark.parametrize("ending", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_the_workers_end_with_the_coordinator_however_it_ends(tmp_path, ending):
+    """Killed outright, interrupted or terminated while a stage runs: the stage's processes die
+    too, the workers' copies are removed, and an interruption is one line, no traceback."""
+    pid_file = tmp_path / "sleeper.pid"
+    repo = pipeline(tmp_path, SLOW.format(pid=pid_file))
+    coordinator = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--logs", str(tmp_path / "logs"), "slow"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not pid_file.is_file() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and coordinator.poll() is None
+        time.sleep(0.2)
+    coordinator.send_signal(ending)
+    _, err = coordinator.communicate(timeout=60)
+    sleeper = Path(f"/proc/{int(pid_file.read_text())}/status")
+    while sleeper.exists() and "\tZ" not in sleeper.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the watchdog's turn after a SIGKILL
+    assert not sleeper.exists() or "\tZ" in sleeper.read_text()
+    while list(tmp_path.glob("repo.workers.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(tmp_path.glob("repo.workers.*"))  # the copies are removed
+    if ending != signal.SIGKILL:
+        assert coordinator.returncode == 130 and "Traceback" not in err
+        assert err.strip().splitlines()[-1].startswith("parallel_repro: interrupted")
