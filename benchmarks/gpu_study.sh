@@ -21,6 +21,10 @@
 #
 #   bash benchmarks/gpu_study.sh [OUT]        (OUT: default benchmarks/results/gpu-study)
 #
+# PARTS=sweep (alone, or with smoke) runs the ladder's learning-rate sweep instead of the study:
+# SWEEP_SCALES (gpu_s,gpu_l), SWEEP_STEPS (200; warm-up SWEEP_WARMUP, 20; held-out every
+# SWEEP_HELDOUT_EVERY, 50), SWEEP_LRS (1e-4,3e-4,1e-3,3e-3), with OVERRIDES; see the part below.
+#
 # PARTS="smoke rate" and then PARTS=study split it over two commands on the same machine (each
 # at most 10 minutes where a lease limits one command); the second reads world_rate.json from
 # OUT. WORK=<folder> keeps the studies there instead of in a temporary folder: a second command
@@ -48,6 +52,8 @@ if [ "${REHEARSE:-0}" = 1 ]; then  # the CPU rehearsal: every step, at smoke siz
     : "${SYNTH_ARGS:=--videos pretrain=4 readout-train=4 readout-test=4 --size 32}"
     : "${WORLD_RATE_ARGS:=--ladder gpu_smoke --scale gpu_s --steps 1}"
     : "${DEADLINE_S:=1100}" "${SMOKE_LIMIT_S:=400}" "${JOBS:=2}"
+    : "${SWEEP_SCALES:=gpu_s,gpu_b}" "${SWEEP_STEPS:=4}" "${SWEEP_WARMUP:=1}"
+    : "${SWEEP_HELDOUT_EVERY:=2}" "${SWEEP_LRS:=1e-3,3e-3}"
     set -- "${1:-benchmarks/results/quick/gpu-study}"
 fi
 python=${PYTHON:-python3}
@@ -78,8 +84,36 @@ printf '#!/bin/sh\nexec %s -m fourds.cli "$@"\n' "$(command -v "$python")" > "$s
 chmod +x "$scratch/bin/fourds"
 export PATH="$scratch/bin:$PATH" PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
 
-# A study: its own git repository with this tree, params for ladder NAME, a corpus rendered
-# with `fourds synth` ARGS, `dvc repro --glob` of TARGETS (all when empty; comma-separated
+# A new study in folder NAME of the scratch folder, its working directory from then on: its
+# own git repository with this tree, params for ladder NAME (LADDER_OF_STUDY where set), a
+# corpus rendered with `fourds synth` ARGS and tracked by `dvc add world`. One that exists is
+# gone on with.
+new_study() {
+    local name=$1
+    shift
+    local work="$scratch/$name"
+    if [ -d "$work" ]; then
+        cd "$work"
+        return
+    fi
+    mkdir -p "$work"
+    tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
+        --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
+        --exclude=__pycache__ --exclude=./.dvc/cache --exclude=./.dvc/tmp \
+        --exclude="./${WHEELS:-wheels}" -cf - . | tar -C "$work" -xf -
+    cd "$work"
+    rm -f params.yaml dvc.lock
+    git init -q && git add -A
+    git -c user.name=fourds -c user.email=fourds@invalid commit -qm "the $name study"
+    # shellcheck disable=SC2086
+    fourds params "ladder=${LADDER_OF_STUDY:-$name}" ${OVERRIDES:-} --out params.yaml
+    SECONDS=0
+    fourds synth --renderer batched --device "$device" --out world "$@"
+    echo "synth_seconds=$SECONDS" >> "$work.times"
+    dvc add -q world
+}
+
+# A study (new_study NAME ARGS), `dvc repro --glob` of TARGETS (all when empty; comma-separated
 # groups one after another) until the epoch second DEADLINE, the results shipped to
 # reports/<NAME>-reference (a full run). A study of the smoke study's ladder (the CPU
 # rehearsal's) goes on in the smoke study's repository: DVC runs only what is left.
@@ -87,25 +121,7 @@ study() {
     local name=$1 deadline=$2 targets=$3 group left
     shift 3
     local work="$scratch/$name"
-    if [ -d "$work" ]; then
-        cd "$work"
-    else
-        mkdir -p "$work"
-        tar -C "$repo" --exclude=./.git --exclude=./dvc-store --exclude=./runs \
-            --exclude=./reports/out --exclude=./benchmarks/results --exclude='*.egg-info' \
-            --exclude=__pycache__ --exclude=./.dvc/cache --exclude=./.dvc/tmp \
-            --exclude="./${WHEELS:-wheels}" -cf - . | tar -C "$work" -xf -
-        cd "$work"
-        rm -f params.yaml dvc.lock
-        git init -q && git add -A
-        git -c user.name=fourds -c user.email=fourds@invalid commit -qm "the $name study"
-        # shellcheck disable=SC2086
-        fourds params "ladder=$name" ${OVERRIDES:-} --out params.yaml
-        SECONDS=0
-        fourds synth --renderer batched --device "$device" --out world "$@"
-        echo "synth_seconds=$SECONDS" >> "$work.times"
-        dvc add -q world
-    fi
+    new_study "$name" "$@"
     SECONDS=0
     set -f  # the targets' globs are DVC's
     IFS=, read -ra groups <<< "${targets:-*}"
@@ -170,6 +186,26 @@ if part rate; then
         --out "$out" ${OVERRIDES:-} > "$out/world_rate.log" 2>&1 \
         || echo "world_rate failed: $out/world_rate.log"
     echo "world rate measured at $(( $(date +%s) - started )) s"
+fi
+# The learning-rate sweep (PARTS=sweep; not in the default parts): SWEEP_SCALES of the ladder
+# pretrained SWEEP_STEPS steps at every lr of SWEEP_LRS, seed 0, each point a DVC experiment in
+# a study repository of its own (benchmarks/pretrain_sweep.py): OUT gets gpu_lr_sweep.json
+# (every scale's held-out curve per point) and gpu_lr_sweep.png.
+if part sweep; then
+    sets=(--set "ladder=$ladder" --set "ladder.scales=[${SWEEP_SCALES:-gpu_s,gpu_l}]")
+    sets+=(--set "pretrain.steps=${SWEEP_STEPS:-200}" --set "pretrain.warmup_steps=${SWEEP_WARMUP:-20}")
+    sets+=(--set "pretrain.checkpoint_every=0" --set "pretrain.heldout_every=${SWEEP_HELDOUT_EVERY:-50}")
+    for override in ${OVERRIDES:-}; do sets+=(--set "$override"); done
+    (
+        set -e
+        # shellcheck disable=SC2086
+        LADDER_OF_STUDY=$ladder new_study "$ladder-sweep" ${SYNTH_ARGS:-}
+        git add -A && git -c user.name=fourds -c user.email=fourds@invalid commit -qm "its corpus"
+        "$python" "$repo/benchmarks/pretrain_sweep.py" --repo "$scratch/$ladder-sweep" \
+            --name gpu_lr_sweep "${sets[@]}" --grid "pretrain.lr=${SWEEP_LRS:-1e-4,3e-4,1e-3,3e-3}" \
+            --grid pretrain.seed=0 --out "$out"
+    ) > "$out/sweep.log" 2>&1 || echo "the sweep failed: $out/sweep.log"
+    echo "sweep done at $(( $(date +%s) - started )) s"
 fi
 part study || exit 0
 
