@@ -8,9 +8,10 @@ workspace, which it leaves as it is. After each point, every scale's metrics and
 (fourds.train.heldout) are read from the experiment's commit and the
 whole sweep so far is written to `<out>/<name>.json`, with a figure `<out>/<name>.png`: each
 scale's final held-out loss against the first grid key (log axis), a point per value of the
-others (seeds), a line through their mean. A point already in the file is not run again, so an
-interrupted sweep goes on where it stopped; a point whose run fails (a loss that diverged) is
-recorded with the error's last line and counts as no result.
+others (seeds), a line through their mean; and `<out>/<name>_curves.png`, every held-out curve
+against training FLOPs, a panel per value of the first key. A point already in the file is not
+run again, so an interrupted sweep goes on where it stopped; a point whose run fails (a loss that
+diverged) is recorded with the error's last line and counts as no result.
 
 `--quick` sweeps the smoke ladder for a few steps in a tiny repository made on the spot, on a
 corpus of 12 small videos.
@@ -255,11 +256,44 @@ def main() -> None:
         write(args, points, config, scales, axis, started)
 
 
+def plot_curves(points: dict, scales: list[str], axis: str, path: Path) -> None:
+    """The held-out curves: a panel per value of `axis`, each scale's loss against training
+    FLOPs (log-log), a line per point (the other keys' values: seeds)."""
+    values = list(dict.fromkeys(p["overrides"][axis] for p in points.values()))
+    figure, axes = plt.subplots(
+        1, len(values), figsize=(3.6 * len(values), 3.4), sharey=True, squeeze=False
+    )
+    colours = dict(zip(scales, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for ax, value in zip(axes[0], values, strict=True):
+        for point in points.values():
+            if point["overrides"][axis] != value or point["status"] != "ok":
+                continue
+            for scale in scales:
+                curve = [
+                    (flops, loss) for _, flops, loss in point["scales"][scale]["heldout_curve"]
+                ]
+                ax.plot(*zip(*curve[1:], strict=True), color=colours[scale], lw=1, alpha=0.8)
+        for scale in scales:
+            ax.plot([], [], color=colours[scale], label=scale)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{axis}={value}", fontsize=9)
+        ax.set_xlabel("training FLOPs")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("held-out MAE loss")
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    partial = path.with_name(f".{path.stem}.partial.png")
+    figure.savefig(partial, dpi=110)
+    os.replace(partial, path)
+
+
 def write(args, points: dict, config: dict, scales: list[str], axis: str, started: float) -> None:
-    """The sweep so far, its summary and its figure, under args.out."""
+    """The sweep so far, its summary and its figures (final losses; curves), under args.out."""
     results = {"points": points, **summary(points, scales, axis)}
     harness.write_result(args.name, args.out, torch.device("cpu"), config, results, started)
     plot(results, axis, args.out / f"{args.name}.png")
+    plot_curves(points, scales, axis, args.out / f"{args.name}_curves.png")
 
 
 def add_arguments(parser) -> None:
