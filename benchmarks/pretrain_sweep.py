@@ -260,6 +260,8 @@ def plot_curves(points: dict, scales: list[str], axis: str, path: Path) -> None:
     """The held-out curves: a panel per value of `axis`, each scale's loss against training
     FLOPs (log-log), a line per point (the other keys' values: seeds)."""
     values = list(dict.fromkeys(p["overrides"][axis] for p in points.values()))
+    if numeric(values):
+        values.sort(key=float)
     figure, axes = plt.subplots(
         1, len(values), figsize=(3.6 * len(values), 3.4), sharey=True, squeeze=False
     )
