@@ -197,7 +197,7 @@ def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_re
             # DVC's worker can exit with experiments still queued (treeverse/dvc#10562);
             # starting the queue again goes on with them, as the README says.
             sh("bash", "-c", start, cwd=smoke_repo)
-        time.sleep(2)
+        time.sleep(10)  # each `dvc queue status` costs the worker a second or two of CPU
         status = sh("bash", "-c", check, cwd=smoke_repo)
     assert "Failed" not in status, status
     shown = sh("bash", "-c", show, cwd=smoke_repo)
