@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from fourds.report.lineage import READ, anchor
+from fourds.report.numbers import significant
 from fourds.report.offline import external_loads
 from tests.conftest import copy_tracked_files, doc_commands, sh
 
@@ -68,7 +70,7 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
     assert dag.startswith("```mermaid") and '["pretrain@smoke_s"]' in dag
     for scale in ("smoke_s", "smoke_l"):
         assert f"runs/pretrain/{scale}/metrics.json" in metrics, metrics
-    assert "[smoke]" in experiments, experiments
+    assert re.search(r"^smoke +ladder\.name=smoke", experiments, re.MULTILINE), experiments
     for output in (answer, dag, metrics, experiments):  # each reads in a terminal
         assert max(len(line) for line in output.splitlines()) <= 160, output
     page = smoke_repo / "dvc_plots/index.html"
@@ -163,7 +165,14 @@ def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
     changed = output["metrics"]
     assert "smoke_l-depth-frozen" in changed and "boxes" not in changed, changed
     assert (smoke_repo / "dvc_plots/index.html").is_file()
-    assert "smoke-depth-60" in output["exp"]
+    # the experiments, a row each: the swept param and the depth readout's headline
+    table = output["experiments"]
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert "readouts.depth.steps=60" in rows["smoke-depth-60"], table
+    assert "readouts.depth.steps=30" in rows["smoke"], table
+    abs_rel = depth_readouts(smoke_repo)["smoke-depth-60"][1]
+    assert significant(abs_rel) in rows["smoke-depth-60"].split(), table
+    assert max(len(line) for line in table.splitlines()) <= 160, table
 
 
 def depth_readouts(repo: Path) -> dict[str, tuple[int, float]]:
@@ -205,7 +214,7 @@ def test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it(smoke_re
     swept = {steps: abs_rel for name, (steps, abs_rel) in after.items() if name not in before}
     assert sorted(swept) == [30, 60] and swept[30] != swept[60], swept
     assert swept[30] == after["smoke"][1]  # the same run as the smoke experiment's
-    assert all(f"[{name}]" in shown for name in after), shown
+    assert all(re.search(rf"^{re.escape(name)} ", shown, re.MULTILINE) for name in after), shown
 
 
 @pytest.mark.slow

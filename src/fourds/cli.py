@@ -200,6 +200,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
+def _experiments(args: argparse.Namespace) -> None:
+    from fourds.report.experiments import dvc_experiments, experiments_table, read_experiments
+
+    print(experiments_table(read_experiments(dvc_experiments(args.repository))), end="")
+
+
 def _answer(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -527,6 +533,13 @@ TOOLS = (
             PARAMS.with_help("the study's params"),
             RUNS.with_help("its stage outputs, or a shipped study's folder"),
         ),
+    ),
+    Command(
+        "experiments",
+        "this repository's DVC experiments, a row each: the params that tell them apart, each "
+        "task's headline at the largest scale and its held-out loss",
+        _experiments,
+        (arg("--repository", default=".", help="the DVC repository whose experiments to list"),),
     ),
     Command(
         "convert",
