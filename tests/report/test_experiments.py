@@ -32,7 +32,10 @@ SHOW = [
         "data": revision("embedded", ["cpu_s", "cpu_l"], 200, 0.340),
         "experiments": [
             {"name": name, "revs": [{"rev": rev, "data": revision("smoke", ["s", "l"], steps, v)}]}
-            for name, rev, steps, v in (("smoke", "1234567", 30, 0.35), ("smoke-depth-60", "7654321", 60, 0.349))
+            for name, rev, steps, v in (
+                ("smoke", "1234567", 30, 0.35),
+                ("smoke-depth-60", "7654321", 60, 0.349),
+            )
         ],
     },
 ]  # fmt: skip
