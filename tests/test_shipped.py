@@ -324,3 +324,24 @@ def test_damaged_results_and_tolerance_files_are_one_line_naming_them(tmp_path, 
         assert main([*command, "--contract", str(tmp_path / "bad.yaml")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
+
+
+def test_answer_on_a_damaged_results_file_is_one_line_naming_it(tmp_path, capsys):
+    """`fourds answer` over a clips.csv cut mid-row or a metrics.json cut short: one line."""
+    study = tmp_path / "study"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "runs", study / "runs")
+    shutil.copy2(PARAMS, study / "params.yaml")
+    clips = study / "runs/readout/cpu_l-depth-frozen/clips.csv"
+    clips.write_text(clips.read_text()[:300])  # cut mid-row
+    command = ["answer", "--params", str(study / "params.yaml"), "--runs", str(study / "runs")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{clips}: damaged results file" in err
+    shutil.copy2(
+        Path(__file__).resolve().parents[1] / "runs/readout/cpu_l-depth-frozen/clips.csv", clips
+    )
+    metrics = study / "runs/pretrain/cpu_l/metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{metrics}: damaged results file" in err

@@ -31,10 +31,8 @@ of the default compares with its own pin.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
-import json
 import shutil
 import subprocess
 import tarfile
@@ -45,8 +43,8 @@ import yaml
 
 from fourds.atomic import atomic_directory
 from fourds.config import StudyLayout, readout_name
-from fourds.errors import ResultsError
 from fourds.records import EXECUTION_RECORD, belongs_to
+from fourds.report.results_files import read_clip_rows, read_metrics
 from fourds.tolerances import EXACT, Contract
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
@@ -152,23 +150,12 @@ def _values(path: Path) -> dict[str, object]:
     Raises:
         ResultsError: the file cannot be read as its kind (cut short, not JSON, not CSV).
     """
-    try:
-        if path.suffix == ".json":
-            metrics = json.loads(path.read_text())
-            if not isinstance(metrics, dict):
-                raise ValueError("not a mapping of metrics")
-            return _flat(metrics)
-        with path.open(newline="") as rows:
-            table = list(csv.reader(rows))
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
-        raise ResultsError(f"{path}: damaged results file ({error})") from None
-    header, body = (table[0], table[1:]) if table else ([], [])
-    if any(len(row) != len(header) for row in body):
-        raise ResultsError(f"{path}: damaged results file (a row without every column)")
+    if path.suffix == ".json":
+        return _flat(read_metrics(path))
     return {
         f"{column}, row {index}": value
-        for index, row in enumerate(body)
-        for column, value in zip(header, row, strict=True)
+        for index, row in enumerate(read_clip_rows(path))
+        for column, value in row.items()
     }
 
 

@@ -22,14 +22,15 @@ the readouts' training (not of pretraining itself: one seed per scale).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from fourds.errors import ResultsError
 from fourds.report.numbers import significant
+from fourds.report.results_files import read_clip_rows
 
 SAMPLES = 2000
 LEVEL = 0.9
@@ -89,16 +90,18 @@ class ClipScores:
 def read_clip_scores(path: str | Path, headline: str) -> ClipScores:
     """The `headline` column and the weights of a readout stage's clips.csv, by seed (rows of
     one seed when the file has no "seed" column)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or headline not in rows[0]:
-        raise ValueError(f"{path}: no per-clip {headline!r} values")
+    rows = read_clip_rows(path)
+    if not rows or headline not in rows[0] or "weight" not in rows[0]:
+        raise ResultsError(f"{path}: no per-clip {headline!r} values")
     seeds = sorted({row.get("seed", "0") for row in rows}, key=int)
     by_seed = [[row for row in rows if row.get("seed", "0") == seed] for seed in seeds]
     if len({len(seed_rows) for seed_rows in by_seed}) != 1:
         raise ValueError(f"{path}: the seeds scored different numbers of clips")
-    values = np.array([[float(row[headline]) for row in seed_rows] for seed_rows in by_seed])
-    weights = np.array([[float(row["weight"]) for row in seed_rows] for seed_rows in by_seed])
+    try:
+        values = np.array([[float(row[headline]) for row in seed_rows] for seed_rows in by_seed])
+        weights = np.array([[float(row["weight"]) for row in seed_rows] for seed_rows in by_seed])
+    except ValueError as error:  # a cell that is no number (a file cut mid-number)
+        raise ResultsError(f"{path}: damaged results file ({error})") from None
     failed = ~np.isfinite(values) & (weights > 0)
     values[failed], weights[failed] = np.nan, 0.0
     return ClipScores(values, weights, int(failed.sum()))

@@ -19,6 +19,7 @@ from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
+from fourds.report.results_files import read_metrics  # noqa: E402
 from fourds.report.tables import write_csv  # noqa: E402
 from fourds.tasks import TASKS  # noqa: E402
 
@@ -233,8 +234,7 @@ def pretraining_losses(
     or, where a run did not measure one (a study made before held-out curves), the final
     training loss of every scale ("final training")."""
     metrics = {
-        scale: json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
-        for scale in scales
+        scale: read_metrics(Path(pretrain_root) / scale / "metrics.json") for scale in scales
     }
     if all("heldout_loss" in scale_metrics for scale_metrics in metrics.values()):
         return {scale: m["heldout_loss"] for scale, m in metrics.items()}, "held-out"
