@@ -170,7 +170,7 @@ def test_every_dvc_stage_runs_its_module_and_depends_on_all_the_code_it_imports(
     import yaml
 
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    assert tuple(stages) == DVC_STAGES
+    assert set(stages) == set(DVC_STAGES)  # the report written first (`dvc plots show`'s order)
     stage = stages[name].get("do") or stages[name]
     assert stage["cmd"].split()[:2] == ["fourds", name]
     deps = [Path(dep) for dep in stage["deps"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from fourds.cli import main
-from fourds.stages.preflight import REPORT_OUT, REPORT_OUTPUTS, foreign_report_files
+from fourds.preflight import REPORT_OUT, REPORT_OUTPUTS, foreign_report_files
 from tests.conftest import REPO_ROOT, one_error_line
 
 

@@ -686,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command in {command.name for command in STAGES}:
-            from fourds.stages.preflight import check_before_stage
+            from fourds.preflight import check_before_stage
 
             check_before_stage()  # under `dvc repro`: what a later stage would refuse, now
         return args.handler(args) or 0

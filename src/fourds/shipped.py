@@ -44,7 +44,7 @@ import yaml
 from fourds.atomic import atomic_directory
 from fourds.config import StudyLayout, readout_name
 from fourds.records import EXECUTION_RECORD, belongs_to
-from fourds.report.results_files import read_clip_rows, read_metrics
+from fourds.results_files import read_clip_rows, read_metrics
 from fourds.tolerances import EXACT, Contract
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads

@@ -30,7 +30,7 @@ import numpy as np
 
 from fourds.errors import ResultsError
 from fourds.report.numbers import significant
-from fourds.report.results_files import read_clip_rows
+from fourds.results_files import read_clip_rows
 
 SAMPLES = 2000
 LEVEL = 0.9

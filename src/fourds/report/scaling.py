@@ -19,8 +19,8 @@ from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
-from fourds.report.results_files import read_metrics  # noqa: E402
 from fourds.report.tables import write_csv  # noqa: E402
+from fourds.results_files import read_metrics  # noqa: E402
 from fourds.tasks import TASKS  # noqa: E402
 
 
