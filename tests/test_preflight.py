@@ -1,5 +1,5 @@
 """Before a stage runs under `dvc repro`, a file in reports/out that would make the report stage
-refuse its folder at the end is said in one line (fourds.stages.preflight)."""
+refuse its folder at the end is said in one line (fourds.preflight)."""
 
 from __future__ import annotations
 
