@@ -91,15 +91,21 @@ def _run(
     scale, task_name, regime = spec.scale, spec.task, spec.regime
     cfg, task_cfg = spec.shared, spec.own
     pretrained = REGIMES[regime].pretrained
-    read_once = [checkpoint] if pretrained else []  # hashed before reading, checked after
-    read_once += source_files(task_cfg.source, shard_dir)
-    if task_cfg.pretrained:
-        read_once.append(Path(task_cfg.pretrained))
-    digests = input_digests(read_once)
+
+    def read_once() -> list[Path]:  # hashed before they are read, checked before recording
+        files = [checkpoint] if pretrained else []
+        files += source_files(task_cfg.source, shard_dir)
+        return files + ([Path(task_cfg.pretrained)] if task_cfg.pretrained else [])
+
+    try:
+        digests = input_digests(read_once())
+    except FileNotFoundError:  # the format's reader says below what is missing, and where from
+        digests = None
     encoder = regime_encoder(params, scale, regime, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     started = time.perf_counter()
     clips = ReadoutClips.load(params, task_name, encoder, shard_dir, budget)
+    digests = digests or input_digests(read_once())
     if task_cfg.pretrained:
         readout, task = converted_readout(
             task_cfg.pretrained, clips.geometry, depth_protocol(cfg), spec.attention
@@ -141,7 +147,9 @@ def _run(
     per_seed = [evaluation.clips for evaluation in evaluations]
     write_clip_values(out_dir / "clips.csv", per_seed, baseline.clips, task.headline)
     extra = clips.extra and not task_cfg.pretrained  # pretraining segments with ground truth
-    inputs = read_once + (shard_paths(shard_dir, "pretrain") if extra else [])
+    inputs = [Path(path) for path in digests] + (
+        shard_paths(shard_dir, "pretrain") if extra else []
+    )
     write_run_record(
         out_dir,
         f"readout@{spec.name}",
