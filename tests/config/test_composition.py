@@ -93,3 +93,6 @@ def test_a_mistyped_key_gets_the_nearest_params_not_hydras_hint_to_append_it():
     assert "+pretrain.lrr" not in message and "\n" not in message
     with pytest.raises(ConfigError, match=r"nonexistent\.key is no param \(params\.yaml"):
         compose_params(["nonexistent.key=1"])
+    with pytest.raises(ConfigError) as raised:  # a key of the chosen ladder's own models is known
+        compose_params(["ladder=4ds", "models.4ds_j.width=8", "pretrain.lrr=1"])
+    assert "pretrain.lrr is no param" in str(raised.value)

@@ -34,7 +34,12 @@ def _unknown_key(overrides: list[str], config_dir: str | Path) -> str | None:
     """For the first override whose key is neither a param of the default composition nor a
     config group: that it is no param, and the nearest that are (None when every key is known).
     Hydra's own hint for it (append with `+`) would add a param no stage reads."""
-    known = set(_dotted_keys(OmegaConf.to_container(compose(config_name="config"))))
+    groups = [override for override in overrides if "." not in override.partition("=")[0]]
+    try:  # the params of the groups chosen (a ladder's own models), else the default's
+        base = compose(config_name="config", overrides=groups)
+    except HydraException:
+        base = compose(config_name="config")
+    known = set(_dotted_keys(OmegaConf.to_container(base)))
     known |= {path.name for path in Path(config_dir).iterdir() if path.is_dir()}
     for override in overrides:
         key = override.partition("=")[0].lstrip("+~").partition("@")[0]
