@@ -190,7 +190,7 @@ def plot(table: dict, axis: str, path: Path) -> None:
             losses = entry["heldout_losses"]
             ax.scatter([place[value]] * len(losses), losses, s=12)
         ax.plot([place[v] for v, _ in ran], [e["mean"] for _, e in ran], marker="o", label=scale)
-        if all(isinstance(x, float) for x in place.values()):
+        if all(isinstance(x, float) and x > 0 for x in place.values()):
             ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(axis)
