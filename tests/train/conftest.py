@@ -48,6 +48,17 @@ def write_tiny_params(path: Path, device: str = "cpu", **pretrain) -> Path:
     return path
 
 
+def world_pretraining(folder: Path, level: str):
+    """The tiny model's pretraining spec on fresh world clips at complexity `level` (its
+    params written to `folder`/<level>.yaml)."""
+    from fourds.config import load_params
+
+    path = write_tiny_params(
+        folder / f"{level}.yaml", source="world", crop_scale=[1.0, 1.0], world_complexity=level
+    )
+    return load_params(path).pretraining("tiny")
+
+
 def pretrain_command(launcher: list[str], params: Path, shards: Path, out: Path) -> list[str]:
     """The `fourds pretrain` command line for the tiny model."""
     return [

@@ -13,7 +13,7 @@ import torch
 from fourds.config import load_params
 from fourds.models.factory import scale_mae
 from fourds.train.heldout import heldout_clips
-from tests.train.conftest import CLI, run_pretrain, write_tiny_params
+from tests.train.conftest import CLI, run_pretrain, world_pretraining, write_tiny_params
 from tests.train.test_resume import weights
 
 
@@ -75,13 +75,7 @@ def test_every_scale_and_seed_is_measured_on_the_same_clips_and_masks(
 def test_world_clips_are_drawn_at_the_runs_complexity(tiny_shards, tmp_path):
     videos = {}
     for level in ("simple", "rich"):
-        path = write_tiny_params(
-            tmp_path / f"{level}.yaml",
-            source="world",
-            crop_scale=[1.0, 1.0],
-            world_complexity=level,
-        )
-        spec = load_params(path).pretraining("tiny")
+        spec = world_pretraining(tmp_path, level)
         videos[level] = heldout_clips(spec, tiny_shards, scale_mae(spec).sample_masks, "cpu").video
     assert not torch.equal(videos["simple"], videos["rich"])
 

@@ -16,7 +16,7 @@ from fourds.train.world_clips import (
     world_clip_spec,
 )
 from fourds.world.draws import clip_keys
-from tests.train.conftest import pretrain_command, write_tiny_params
+from tests.train.conftest import pretrain_command, world_pretraining, write_tiny_params
 
 SPEC = WorldClipSpec(frames=4, stride=2, video_frames=12, size=16, supersample=2)
 
@@ -92,13 +92,7 @@ def test_a_world_run_trains_on_clips_of_its_complexity(tmp_path):
 
     videos = {}
     for level in ("simple", "rich"):
-        path = write_tiny_params(
-            tmp_path / f"{level}.yaml",
-            source="world",
-            crop_scale=[1.0, 1.0],
-            world_complexity=level,
-        )
-        spec = load_params(path).pretraining("tiny")
+        spec = world_pretraining(tmp_path, level)
         assert world_clip_spec(spec).complexity == level
         loader = clip_loader(spec, None, masks, range(0, 2), torch.device("cpu"))
         videos[level] = loader.batch(0)["video"]
