@@ -91,7 +91,7 @@ def cache_features(
     [count, L, D] in host memory, or MappedFeatures where they would take more than `budget`."""
     batches, spilled = [], None
     for start in range(0, count, batch_size):
-        batch = encode(torch.arange(start, min(start + batch_size, count))).cpu()
+        batch = encode(torch.arange(start, min(start + batch_size, count), device="cpu")).cpu()
         if start == 0 and budget.spills(count * batch[0].nbytes):
             spilled = MappedFeatures(budget, count, batch.dtype, batch.shape[1:])
         if spilled is None:
@@ -209,7 +209,7 @@ def train_readout(
     losses = []
     label = f"readout {spec.name} seed {seed}"
     for _ in (bar := tqdm(range(cfg.steps), desc=label, unit="step")):
-        index = torch.randint(count, (cfg.batch_size,), generator=generator)
+        index = torch.randint(count, (cfg.batch_size,), generator=generator, device="cpu")
         batch = task.with_queries(select(targets, index), generator)
         batch = {key: value.to(device) for key, value in batch.items()}
         loss = readout_step(readout, optimizer, features(index), batch, task.loss)

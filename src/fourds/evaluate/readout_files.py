@@ -39,7 +39,7 @@ def draw_examples(
 ) -> None:
     """examples/<task>.png: the first EXAMPLE_CLIPS test clips, targets against the
     predictions of `evaluation` (the first seed's)."""
-    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])))
+    shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])), device="cpu")
     predictions = {key: value[: len(shown)] for key, value in evaluation.predictions.items()}
     task.draw(
         test["video"][shown.numpy()], select(targets, shown), predictions, out_dir / "examples"

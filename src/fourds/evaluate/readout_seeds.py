@@ -58,9 +58,12 @@ class SeedRun:
         device: torch.device,
     ) -> SeedRun:  # fmt: skip
         """Seed `seed`'s new readout (from the baseline on `targets` where the task starts
-        there; see build_readout) and its optimizer."""
+        there; see build_readout) and its optimizer. The readout is drawn on the host from
+        the CPU generator, so a seed's readout starts the same on any device."""
         torch.manual_seed(seed)
-        readout = build_readout(encoder, task, spec, targets).to(device)
+        with torch.device("cpu"):
+            readout = build_readout(encoder, task, spec, targets)
+        readout = readout.to(device)
         optimizer = training_optimizer(readout, encoder, spec)
         return cls(seed, readout, optimizer, torch.get_rng_state())
 

@@ -129,9 +129,9 @@ def _stream_key(seed: int, name: str) -> int:
 def draw(rule: Init, seed: int, name: str, start: int, count: int) -> torch.Tensor:
     """Elements [start, start + count) of the flattened parameter `name`, float64 [count]."""
     if rule.kind == "zeros":
-        return torch.zeros(count, dtype=torch.float64)
+        return torch.zeros(count, dtype=torch.float64, device="cpu")
     if rule.kind == "ones":
-        return torch.ones(count, dtype=torch.float64)
+        return torch.ones(count, dtype=torch.float64, device="cpu")
     bits = np.random.Philox(key=_stream_key(seed, name))
     bits.advance(start // PHILOX_BLOCK)
     generator = np.random.Generator(bits)

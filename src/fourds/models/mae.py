@@ -41,16 +41,17 @@ def unpatchify(
 def random_masking(
     batch: int, num_tokens: int, mask_ratio: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Choose a uniformly random visible subset of tokens per clip.
+    """Choose a uniformly random visible subset of tokens per clip, on the host (the masks of
+    a batch are drawn there from a CPU `generator` and moved with the batch).
 
     Returns:
         keep_index: [B, n_keep] int64, sorted token indices that stay visible.
         mask: [B, N] bool, True where the token is masked (to be reconstructed).
     """
     num_keep = max(1, round(num_tokens * (1.0 - mask_ratio)))
-    noise = torch.rand(batch, num_tokens, generator=generator)
+    noise = torch.rand(batch, num_tokens, generator=generator, device="cpu")
     keep_index = noise.argsort(dim=1)[:, :num_keep].sort(dim=1).values
-    mask = torch.ones(batch, num_tokens, dtype=torch.bool)
+    mask = torch.ones(batch, num_tokens, dtype=torch.bool, device="cpu")
     mask.scatter_(1, keep_index, False)
     return keep_index, mask
 
@@ -72,9 +73,9 @@ def tube_masking(
     steps, height, width = grid
     spatial = height * width
     keep_spatial, _ = random_masking(batch, spatial, mask_ratio, generator)
-    offsets = torch.arange(steps).repeat_interleave(keep_spatial.shape[1]) * spatial
+    offsets = torch.arange(steps, device="cpu").repeat_interleave(keep_spatial.shape[1]) * spatial
     keep_index = keep_spatial.repeat(1, steps) + offsets
-    mask = torch.ones(batch, steps * spatial, dtype=torch.bool)
+    mask = torch.ones(batch, steps * spatial, dtype=torch.bool, device="cpu")
     mask.scatter_(1, keep_index, False)
     return keep_index, mask
 

@@ -40,11 +40,14 @@ from fourds.models.folded_norm import project_normalized
 from fourds.models.readout import torch_bicubic_resize_matrix
 
 
-def window_indices(h: int, w: int, radius: int) -> torch.Tensor:
-    """[h*w, (2 radius + 1)^2] flat indices of the tokens around each token of an h x w grid
-    (dy major, then dx, each in -radius..radius); a neighbour outside the grid is index h*w."""
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    steps = torch.arange(-radius, radius + 1)
+def window_indices(h: int, w: int, radius: int, device: torch.device) -> torch.Tensor:
+    """[h*w, (2 radius + 1)^2] flat indices on `device` of the tokens around each token of an
+    h x w grid (dy major, then dx, each in -radius..radius); a neighbour outside the grid is
+    index h*w."""
+    rows, cols = torch.meshgrid(
+        torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+    )
+    steps = torch.arange(-radius, radius + 1, device=device)
     dy, dx = torch.meshgrid(steps, steps, indexing="ij")
     y = rows.reshape(-1, 1) + dy.reshape(1, -1)
     x = cols.reshape(-1, 1) + dx.reshape(1, -1)
@@ -72,7 +75,7 @@ def local_correlations(source: torch.Tensor, target: torch.Tensor, radius: int) 
     h, w = source.shape[-3:-1]
     similarities = source.flatten(-3, -2) @ target.flatten(-3, -2).transpose(-1, -2)
     similarities = F.pad(similarities, (0, 1))  # [..., hw, hw + 1]: a zero for outside the grid
-    index = window_indices(h, w, radius).to(similarities.device)
+    index = window_indices(h, w, radius, similarities.device)
     return similarities.gather(-1, index.expand(*similarities.shape[:-1], index.shape[-1]))
 
 

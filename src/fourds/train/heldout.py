@@ -63,9 +63,10 @@ class HeldoutClips:
         return HeldoutClips(self.video[rows], self.keep_index[rows], self.mask[rows])
 
 
-def heldout_video(spec: PretrainSpec, shard_dir: str | Path) -> torch.Tensor:
-    """The held-out clips uint8 [N, T, S, S, 3] on the CPU (module docstring), N at most
-    pretrain.heldout_clips (fewer when the readout-train split holds fewer).
+def heldout_video(spec: PretrainSpec, shard_dir: str | Path, device: torch.device) -> torch.Tensor:
+    """The held-out clips uint8 [N, T, S, S, 3] on `device` (module docstring; world clips are
+    rendered there), N at most pretrain.heldout_clips (fewer when the readout-train split holds
+    fewer).
 
     Raises:
         FileNotFoundError: source 'shards' and the curated folder has no readout-train split.
@@ -73,10 +74,10 @@ def heldout_video(spec: PretrainSpec, shard_dir: str | Path) -> torch.Tensor:
     """
     cfg = spec.pretrain
     if cfg.source == "world":
-        keys = clip_keys(0, 0, torch.arange(cfg.heldout_clips), HELDOUT)
+        keys = clip_keys(0, 0, torch.arange(cfg.heldout_clips, device=device), HELDOUT)
         return render_clips(world_clip_spec(spec), keys)
     video = load_split(shard_dir, HELDOUT_SPLIT, ("video",))["video"][: cfg.heldout_clips]
-    return torch.from_numpy(np.ascontiguousarray(video))
+    return torch.from_numpy(np.ascontiguousarray(video)).to(device)
 
 
 def heldout_clips(
@@ -88,7 +89,7 @@ def heldout_clips(
     if not spec.pretrain.heldout_clips:
         return None
     try:
-        video = heldout_video(spec, shard_dir)
+        video = heldout_video(spec, shard_dir, torch.device(device))
     except FileNotFoundError:
         if not spec.pretrain.shards_url:
             raise
@@ -99,7 +100,7 @@ def heldout_clips(
         )
         return None
     keep_index, mask = sample_masks(len(video), torch.Generator().manual_seed(HELDOUT_MASK_SEED))
-    return HeldoutClips(video.to(device), keep_index.to(device), mask.to(device))
+    return HeldoutClips(video, keep_index.to(device), mask.to(device))
 
 
 @torch.no_grad()
@@ -120,7 +121,8 @@ def heldout_loss(
         with autocast:
             loss, _ = model(mine.video[rows], mine.keep_index[rows], mine.mask[rows])
         count = len(mine.video[rows])
-        total += torch.stack([loss.double() * count, torch.tensor(count, dtype=torch.float64)])
+        total[0] += loss.double() * count
+        total[1] += count
     if env.sharded:
         dist.all_reduce(total)
     return (total[0] / total[1]).item()

@@ -105,9 +105,10 @@ def fixed_outputs(outputs: torch.Tensor) -> Infer:
 
 
 def batches(count: int, batch_size: int) -> list[torch.Tensor]:
-    """Consecutive clip indices [b] covering range(count)."""
+    """Consecutive clip indices [b] covering range(count), on the host."""
     return [
-        torch.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)
+        torch.arange(start, min(start + batch_size, count), device="cpu")
+        for start in range(0, count, batch_size)
     ]
 
 

@@ -104,7 +104,7 @@ class BoxTrackingTask:
 
     def baseline(self, train):
         """Every object stays in its first-frame box (zero outputs)."""
-        return fixed_outputs(torch.zeros(1, self.out_dim))
+        return fixed_outputs(torch.zeros(1, self.out_dim, device="cpu"))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "boxes.png"

@@ -54,7 +54,7 @@ class ClassificationTask:
                 f"{list(self.class_names)}"
             )
         labels = [index[str(label)] for label in split["label"]]
-        return {"label": torch.tensor(labels, dtype=torch.int64)}
+        return {"label": torch.tensor(labels, dtype=torch.int64, device="cpu")}
 
     def with_queries(self, batch, generator):
         return batch

@@ -35,7 +35,7 @@ def relative_to_first(world_to_camera: torch.Tensor) -> torch.Tensor:
     return world_to_camera @ torch.linalg.inv(world_to_camera[:, :1])
 
 
-IDENTITY_6D = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+IDENTITY_6D = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], device="cpu")
 # Scene units within which the translation loss is quadratic (Huber's delta), linear beyond it;
 # orbit clips move the camera about 2.5 units, dolly clips 0.8, pan and static clips not at all
 TRANSLATION_DELTA = 1.0
@@ -71,7 +71,7 @@ class PoseTask:
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """outputs [B, T, 9] -> [B, T, 4, 4] camera-0-to-camera-t transforms."""
-        poses = torch.eye(4).repeat(*outputs.shape[:2], 1, 1)
+        poses = torch.eye(4, device=outputs.device).repeat(*outputs.shape[:2], 1, 1)
         poses[..., :3, :3] = rotation_from_6d(outputs[..., :6] + IDENTITY_6D.to(outputs))
         poses[..., :3, 3] = outputs[..., 6:]
         return poses
@@ -108,7 +108,7 @@ class PoseTask:
 
     def baseline(self, train):
         """No camera motion: the identity pose in every frame (zero outputs)."""
-        return fixed_outputs(torch.zeros(self.num_queries, self.out_dim))
+        return fixed_outputs(torch.zeros(self.num_queries, self.out_dim, device="cpu"))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "pose.png"

@@ -139,7 +139,7 @@ class TrackingTask:
                     continue
                 points, frames = torch.from_numpy(points), torch.from_numpy(frames)
                 queries = self.queries_at(tracks[clip, points], frames)
-                outputs = infer(torch.tensor([clip]), queries[None])
+                outputs = infer(torch.tensor([clip], device="cpu"), queries[None])
                 positions, logits = self.predict(outputs, queries[None])
                 positions, occluded = positions[0].numpy(), (logits[0] < 0).numpy()
                 if mode == "first":
@@ -177,7 +177,7 @@ class TrackingTask:
     def baseline(self, train):
         """Static points: every point stays where it was queried, visible in every frame
         (zero outputs)."""
-        return fixed_outputs(torch.zeros(1, self.out_dim))
+        return fixed_outputs(torch.zeros(1, self.out_dim, device="cpu"))
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         path = out_dir / "tracking.png"
