@@ -13,6 +13,14 @@ clip's classes the same at every level:
     rich        5-6 bodies, faster and spinning, finer textures on bodies and ground, more
                 occlusion
 
+Those three levels draw every body's shape, size, palette, texture and motion afresh: nothing
+recurs from one clip to the next. The catalog levels draw them instead from a fixed catalog of
+kinds, and ground and sky from a fixed catalog of places (fourds.world.catalog), with long-tailed
+(Zipf) frequencies, as objects and places recur in real video:
+
+    catalog-1k  the standard level's ranges; 1,024 body kinds and 64 places
+    catalog-8k  the standard level's ranges; 8,192 body kinds and 512 places
+
 Every range is (low, high) for a uniform draw unless its comment says otherwise. No imports
 beyond the standard library: the params' checks read the level names.
 """
@@ -23,6 +31,22 @@ import dataclasses
 
 Range = tuple[float, float]
 MAX_BODIES = 6  # body slots of a scene batch: no level draws more bodies
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogSpec:
+    """A world's catalog (fourds.world.catalog): `kinds` body kinds and `places` places, each
+    drawn once from the level's ranges by a generator seeded with `seed`; a scene's bodies and
+    place are drawn from them with chance proportional to rank^-`zipf` (rank 1 the commonest)."""
+
+    kinds: int
+    places: int
+    zipf: float = 1.0
+    seed: int = 0x4B1D_CA7A
+
+    def __post_init__(self):
+        if self.kinds < 1 or self.places < 1 or self.zipf < 0:
+            raise ValueError(f"catalog {self}: expected kinds, places >= 1 and zipf >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +91,7 @@ class WorldLevel:
     sun_intensity: Range = (0.6, 0.95)
     ambient: Range = (0.2, 0.4)
     ground_tracks: float = 4.0  # tracked ground points lie within +-this of the origin (x, z)
+    catalog: CatalogSpec | None = None  # None: every body and place drawn afresh
 
     def __post_init__(self):
         fewest, most = self.bodies
@@ -100,6 +125,12 @@ WORLD_LEVELS: dict[str, WorldLevel] = {
         occluder_share=0.85,
         ground_texture=(0.6, 1.2),
     ),
+}
+WORLD_LEVELS |= {
+    f"catalog-{kinds // 1024}k": dataclasses.replace(
+        WORLD_LEVELS["standard"], catalog=CatalogSpec(kinds=kinds, places=places)
+    )
+    for kinds, places in ((1024, 64), (8192, 512))
 }
 STANDARD = "standard"  # the embedded corpus's level
 

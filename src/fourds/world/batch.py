@@ -9,7 +9,8 @@ either
 - `sample_scenes(keys, device)`: the same world drawn for B clips at once on the device, from
   the clips' keys (fourds.world.draws): the camera, bodies, light, textures, noise lattice and
   tracked points from the same distributions as `sample_scene` (one table of them per complexity
-  level: fourds.config.world_levels), placement by a fixed number
+  level: fourds.config.world_levels; a catalog level's kinds and places from the same catalog,
+  fourds.world.catalog), placement by a fixed number
   of candidates per body slot (the first that stays clear wins) instead of a loop until one
   fits. A key gives the same scene on a CPU and a GPU up to the last bit of a log, cosine or
   sine (see `tests/world/test_batch.py`).
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from fourds.config.world_levels import MAX_BODIES, STANDARD, WORLD_LEVELS, WorldLevel
+from fourds.world.catalog import catalog_of
 from fourds.world.draws import Draws
 from fourds.world.noise import LATTICE_SIZE
 from fourds.world.scene import (
@@ -50,7 +52,8 @@ class SceneBatch:
 
     Bodies: shape [B, M] int64 (index into SHAPES, -1 for an empty slot), half_size, start,
     velocity, axis [B, M, 3], bounce, spin, shine, body_frequency [B, M], body_colors
-    [B, M, 2, 3], body_offset [B, M, 3]. Ground and sky textures: *_colors [B, 2, 3],
+    [B, M, 2, 3], body_offset [B, M, 3], kind [B, M] int64 (the body's kind in a catalog world,
+    fourds.world.catalog; -1 for none). Ground and sky textures: *_colors [B, 2, 3],
     *_frequency [B], *_offset [B, 3]. Light: light_direction [B, 3], light_intensity,
     ambient [B]. lattice [B, LATTICE_SIZE**3]. Camera (fourds.world.scene.CameraPath): motion
     [B] int64 (index into CAMERA_MOTIONS: the label), target [B, 3], radius, height, angle0,
@@ -69,6 +72,7 @@ class SceneBatch:
     body_colors: torch.Tensor
     body_frequency: torch.Tensor
     body_offset: torch.Tensor
+    kind: torch.Tensor
     ground_colors: torch.Tensor
     ground_frequency: torch.Tensor
     ground_offset: torch.Tensor
@@ -139,6 +143,7 @@ class SceneBatch:
             body_colors=body_field(lambda body: body.texture.colors, np.zeros((2, 3))),
             body_frequency=body_field(lambda body: body.texture.frequency, 0.0),
             body_offset=body_field(lambda body: body.texture.offset, zero3),
+            kind=body_field(lambda body: body.kind, -1).long(),
             ground_colors=stack([scene.ground.colors for scene in scenes]),
             ground_frequency=stack([scene.ground.frequency for scene in scenes]),
             ground_offset=stack([scene.ground.offset for scene in scenes]),
@@ -330,10 +335,14 @@ def _candidates(
     once `count` [B] > 0 bodies are placed) or bodies that head across the camera's initial
     view."""
     k = CANDIDATES
-    shape = draws.integers(len(SHAPES), k)
-    half_size = _half_sizes(draws, shape, level)
+    kinds = _kind_table(draws, level, k)
+    if kinds is None:
+        shape = draws.integers(len(SHAPES), k)
+        half_size = _half_sizes(draws, shape, level)
+        speed = _between(draws, level.body_speed, k)
+    else:
+        shape, half_size, speed = kinds["shape"], kinds["half_size"], kinds["speed"]
     reach = torch.sqrt((half_size**2).sum(-1))
-    speed = _between(draws, level.body_speed, k)
 
     # an occluder: across the line of sight to a placed body, just in front of it, mid-clip
     behind = draws.integers(count.clamp(min=1), k)  # [B, K]: which placed body
@@ -371,14 +380,18 @@ def _candidates(
     occluder = ((count > 0)[:, None] & (draws.uniform(k) < level.occluder_share))[..., None]
     start = torch.where(occluder, occluder_start, crosser_start)
     start = torch.cat([start[..., :1], reach[..., None], start[..., 2:]], dim=-1)
-    texture = _texture(draws, level.body_texture, level, k)
-    glossy = draws.uniform(k) < level.glossy_share
-    return {
+    placement = {
         "shape": shape,
         "half_size": half_size,
         "reach": reach,
         "start": start,
         "velocity": torch.where(occluder, occluder_velocity, crosser_velocity),
+    }
+    if kinds is not None:
+        return placement | {name: kinds[name] for name in KIND_FIELDS}
+    texture = _texture(draws, level.body_texture, level, k)
+    glossy = draws.uniform(k) < level.glossy_share
+    return placement | {
         "bounce": _between(draws, level.body_bounce, k),
         "axis": unit(draws.normal(k, 3)),
         "spin": _between(draws, level.body_spin, k),
@@ -386,7 +399,50 @@ def _candidates(
         "body_colors": texture["colors"],
         "body_frequency": texture["frequency"],
         "body_offset": texture["offset"],
+        "kind": torch.full_like(shape, -1),
     }
+
+
+# what a catalog kind fixes of a body beyond its shape, size and speed
+KIND_FIELDS = (
+    "bounce",
+    "axis",
+    "spin",
+    "shine",
+    "body_colors",
+    "body_frequency",
+    "body_offset",
+    "kind",
+)
+
+
+def _zipf_draw(draws: Draws, cdf: torch.Tensor, *shape: int) -> torch.Tensor:
+    """int64 [B, *shape] ranks drawn by the running sums `cdf` [N] (one uniform each)."""
+    rank = torch.searchsorted(cdf, draws.uniform(*shape), right=True)
+    return rank.clamp(max=len(cdf) - 1)
+
+
+def _kind_table(draws: Draws, level: WorldLevel, k: int) -> dict[str, torch.Tensor] | None:
+    """In a catalog world, `k` kinds per scene drawn from the catalog by their frequencies and
+    what each fixes of a body ([B, k] fields, as `_candidates` names them); None in a
+    continuous one (draws nothing)."""
+    if level.catalog is None:
+        return None
+    table = catalog_of(level).tensors(draws.low.device)
+    kind = _zipf_draw(draws, table["kind_cdf"], k)
+    fields = {
+        "shape": "shape",
+        "half_size": "half_size",
+        "speed": "speed",
+        "bounce": "bounce",
+        "axis": "axis",
+        "spin": "spin",
+        "shine": "shine",
+        "body_colors": "colors",
+        "body_frequency": "frequency",
+        "body_offset": "offset",
+    }
+    return {name: table[source][kind] for name, source in fields.items()} | {"kind": kind}
 
 
 BODY_FIELDS = (
@@ -401,6 +457,7 @@ BODY_FIELDS = (
     "body_colors",
     "body_frequency",
     "body_offset",
+    "kind",
 )
 
 
@@ -468,13 +525,18 @@ def sample_scenes(
     draws = Draws(keys)
     batch, device = len(keys), keys.device
     cam = _camera(draws, None if motion is None else motion.to(device), level)
-    sky = {  # colours: horizon and zenith
-        "colors": torch.stack(
-            [_between(draws, level.sky_horizon, 3), _between(draws, level.sky_zenith, 3)], -2
-        ),
-        "frequency": _between(draws, level.sky_texture),
-        "offset": draws.uniform(3, high=float(LATTICE_SIZE)),
-    }
+    place = _place(draws, level)
+    sky = (
+        place["sky"]
+        if place
+        else {  # colours: horizon and zenith
+            "colors": torch.stack(
+                [_between(draws, level.sky_horizon, 3), _between(draws, level.sky_zenith, 3)], -2
+            ),
+            "frequency": _between(draws, level.sky_texture),
+            "offset": draws.uniform(3, high=float(LATTICE_SIZE)),
+        }
+    )
     elevation = torch.deg2rad(_between(draws, level.sun_elevation))
     azimuth = draws.uniform(high=2.0 * math.pi)
     light = torch.stack(
@@ -485,7 +547,7 @@ def sample_scenes(
         ],
         dim=-1,
     )
-    ground = _texture(draws, level.ground_texture, level)
+    ground = place["ground"] if place else _texture(draws, level.ground_texture, level)
     scene = SceneBatch(
         **{name: None for name in BODY_FIELDS},  # placed below
         ground_colors=ground["colors"],
@@ -497,7 +559,7 @@ def sample_scenes(
         light_direction=unit(light),
         light_intensity=_between(draws, level.sun_intensity),
         ambient=_between(draws, level.ambient),
-        lattice=draws.uniform(LATTICE_SIZE**3),
+        lattice=place["lattice"] if place else draws.uniform(LATTICE_SIZE**3),
         track_points=None,
         track_body=None,
         **cam,
@@ -548,6 +610,24 @@ def sample_scenes(
     )
 
 
+def _place(draws: Draws, level: WorldLevel) -> dict[str, dict | torch.Tensor] | None:
+    """In a catalog world, each scene's place drawn from the catalog by its frequency: its
+    "ground" and "sky" textures (colors [B, 2, 3], frequency [B], offset [B, 3]) and the
+    catalog's "lattice" [B, LATTICE_SIZE**3]; None in a continuous one (draws nothing)."""
+    if level.catalog is None:
+        return None
+    table = catalog_of(level).tensors(draws.low.device)
+    place = _zipf_draw(draws, table["place_cdf"])
+    return {
+        surface: {
+            "colors": table[f"{surface}_colors"][place],
+            "frequency": table[f"{surface}_frequency"][place],
+            "offset": table[f"{surface}_offset"][place],
+        }
+        for surface in ("ground", "sky")
+    } | {"lattice": table["lattice"].expand(len(draws), -1)}
+
+
 def _empty_bodies(batch: int, device: torch.device) -> dict[str, torch.Tensor]:
     """MAX_BODIES empty slots per scene ([B, M] fields, shape -1)."""
 
@@ -569,4 +649,5 @@ def _empty_bodies(batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         "body_colors": zeros(2, 3),
         "body_frequency": zeros(),
         "body_offset": zeros(3),
+        "kind": torch.full((batch, MAX_BODIES), -1, dtype=torch.int64, device=device),
     }

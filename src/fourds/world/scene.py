@@ -14,7 +14,9 @@ same palette, so colour says little about what or how far a surface is; shading 
 shadows (fourds.world.render) carries the shape and layout. The scene also fixes the surface
 points whose 2D tracks are ground truth. Everything is a pure function of a
 `numpy.random.Generator`, so a seed fixes the whole clip, and every range it draws from is a
-`WorldLevel`'s (fourds.config.world_levels: one table for this sampler and the batched one).
+`WorldLevel`'s (fourds.config.world_levels: one table for this sampler and the batched one). A
+catalog level's bodies are kinds of its catalog and its ground and sky a place of it
+(fourds.world.catalog), all textures sampling the catalog's lattice.
 
 Camera convention (OpenCV): x right, y down, z forward; extrinsics map world to camera.
 """
@@ -27,6 +29,7 @@ import math
 import numpy as np
 
 from fourds.config.world_levels import STANDARD, WORLD_LEVELS, WorldLevel
+from fourds.world.catalog import Catalog, catalog_of
 from fourds.world.noise import LATTICE_SIZE, Lattice
 
 DOME_RADIUS = 30.0
@@ -103,6 +106,7 @@ class Body:
     spin: float  # radians per second about `axis`
     texture: Texture
     shine: float  # strength of the specular highlight (0: matte)
+    kind: int = -1  # its kind in the world's catalog (fourds.world.catalog); -1: none
 
     @property
     def reach(self) -> float:
@@ -263,12 +267,19 @@ def _sample_body(
     placed body, an occluder crosses the line of sight to it, just in front of it, at a random
     time mid-clip. The others start anywhere in front of the camera and head across its
     initial view (mostly towards the middle), so that bodies at different depths pass in front
-    of one another too.
+    of one another too. In a catalog world the body is a kind drawn from the catalog, which
+    fixes all but where it starts and which way it heads.
     """
-    shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    half_size = _sample_shape(rng, shape, level)
+    catalog = catalog_of(level) if level.catalog else None
+    if catalog is None:
+        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        half_size = _sample_shape(rng, shape, level)
+        speed = rng.uniform(*level.body_speed)
+    else:
+        kind = catalog.draw_kind(rng)
+        shape, half_size = SHAPES[catalog.shape[kind]], catalog.half_size[kind].copy()
+        speed = float(catalog.speed[kind])
     reach = math.sqrt(_dot3(half_size, half_size))
-    speed = rng.uniform(*level.body_speed)
     if placed and rng.random() < level.occluder_share:
         behind = placed[int(rng.integers(len(placed)))]
         time = rng.uniform(*level.occlusion_time) * CLIP_SECONDS
@@ -290,6 +301,8 @@ def _sample_body(
         direction = towards_middle if rng.random() < level.crossing_inwards else -towards_middle
         velocity = direction * speed * right + rng.uniform(*level.crossing_drift) * forward
     start[1] = reach  # the body never dips into the ground
+    if catalog is not None:
+        return _kind_body(catalog, kind, start, velocity)
     return Body(
         shape=shape,
         half_size=half_size,
@@ -301,6 +314,57 @@ def _sample_body(
         texture=_texture(rng, level.body_texture, level),
         shine=float(rng.uniform(*level.shine)) if rng.random() < level.glossy_share else 0.0,
     )
+
+
+def _kind_body(catalog: Catalog, kind: int, start: np.ndarray, velocity: np.ndarray) -> Body:
+    """A body of the catalog's `kind` starting at `start` with `velocity`."""
+    return Body(
+        shape=SHAPES[catalog.shape[kind]],
+        half_size=catalog.half_size[kind].copy(),
+        start=start,
+        velocity=velocity,
+        bounce=float(catalog.bounce[kind]),
+        axis=catalog.axis[kind].copy(),
+        spin=float(catalog.spin[kind]),
+        texture=Texture(
+            colors=catalog.colors[kind].copy(),
+            frequency=float(catalog.frequency[kind]),
+            offset=catalog.offset[kind].copy(),
+        ),
+        shine=float(catalog.shine[kind]),
+        kind=kind,
+    )
+
+
+def _surroundings(
+    rng: np.random.Generator, level: WorldLevel
+) -> tuple[Texture, Texture, Light, Lattice]:
+    """The ground's and the sky's textures, the light and the noise lattice of a scene: drawn
+    afresh, or in a catalog world a place of its catalog, the catalog's lattice and a fresh
+    light."""
+    if level.catalog is None:
+        ground = _texture(rng, level.ground_texture, level)
+        sky = Texture(
+            colors=np.stack(
+                [rng.uniform(*level.sky_horizon, 3), rng.uniform(*level.sky_zenith, 3)]
+            ),
+            frequency=float(rng.uniform(*level.sky_texture)),
+            offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
+        )
+        return ground, sky, _sample_light(rng, level), Lattice.sample(rng)
+    catalog = catalog_of(level)
+    place = catalog.draw_place(rng)
+    ground = Texture(
+        catalog.ground_colors[place].copy(),
+        float(catalog.ground_frequency[place]),
+        catalog.ground_offset[place].copy(),
+    )
+    sky = Texture(
+        catalog.sky_colors[place].copy(),
+        float(catalog.sky_frequency[place]),
+        catalog.sky_offset[place].copy(),
+    )
+    return ground, sky, _sample_light(rng, level), Lattice(catalog.lattice)
 
 
 def _surface_point(rng: np.random.Generator, body: Body) -> np.ndarray:
@@ -383,19 +447,14 @@ def sample_scene(
     )
     owners = [index % count for index in range(TRACKS_PER_CLIP - GROUND_TRACKS)]
     on_bodies = np.stack([_surface_point(rng, bodies[owner]) for owner in owners])
+    ground_texture, sky, light, lattice = _surroundings(rng, level)
     return Scene(
         bodies=tuple(bodies),
         camera=camera,
-        ground=_texture(rng, level.ground_texture, level),
-        sky=Texture(
-            colors=np.stack(
-                [rng.uniform(*level.sky_horizon, 3), rng.uniform(*level.sky_zenith, 3)]
-            ),
-            frequency=float(rng.uniform(*level.sky_texture)),
-            offset=rng.uniform(0.0, LATTICE_SIZE, size=3),
-        ),
-        light=_sample_light(rng, level),
-        lattice=Lattice.sample(rng),
+        ground=ground_texture,
+        sky=sky,
+        light=light,
+        lattice=lattice,
         track_points=np.concatenate([ground, on_bodies]),
         track_body=np.array([0] * GROUND_TRACKS + [owner + 1 for owner in owners]),
     )
