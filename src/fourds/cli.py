@@ -390,7 +390,8 @@ TOOLS = (
                 choices=list(WORLD_LEVELS),
                 default="standard",
                 help="the world's level: simple (1-2 slow bodies), standard (the embedded "
-                "corpus's world), rich (5-6 faster bodies, finer textures)",
+                "corpus's world), rich (5-6 faster bodies, finer textures), catalog-1k and "
+                "catalog-8k (bodies and places of recurring kinds from a catalog)",
             ),
         ),
     ),
