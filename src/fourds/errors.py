@@ -68,6 +68,11 @@ class JobError(RuntimeError):
     child's own error."""
 
 
+class ParamsChangedError(RuntimeError):
+    """The params file was rewritten while a stage ran: the message names it; the stage
+    recorded nothing (fourds.config.guard)."""
+
+
 class ResultsError(ValueError):
     """A results file (metrics.json, clips.csv) that cannot be read: the message names it."""
 
@@ -85,4 +90,5 @@ EXPECTED_ERRORS = (
     CheckpointError,
     ResultsError,
     JobError,
+    ParamsChangedError,
 )

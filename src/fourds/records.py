@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from fourds.atomic import atomic_path, file_digest
+from fourds.config.guard import params_digest
 from fourds.config.operative import operative_config
 from fourds.errors import ReaderError
 
@@ -131,14 +132,19 @@ def write_run_record(
     as `unverified_inputs`. `attention` is the attention backend that ran (a stage that runs a
     model; fourds.runtime.setup_runtime may replace the params' choice). Also writes
     `operative.gin`, gin's record of what the stage constructed (fourds.config.operative).
+
+    Raises:
+        ParamsChangedError: inside a stage, params.yaml no longer holds the bytes it held as
+            the stage started (fourds.config.guard.params_digest); nothing is written.
     """
     out_dir = Path(out_dir)
+    params_sha256 = params_digest(params_path)  # before anything is written
     with atomic_path(out_dir / "operative.gin") as partial:
         partial.write_text(operative_config())
     known = known_digests or {}
     record = {
         "stage": stage,
-        "params_sha256": file_digest(params_path),
+        "params_sha256": params_sha256,
         "inputs": {
             recorded_path(path): known.get(str(path)) or file_digest(path) for path in inputs
         },

@@ -40,15 +40,15 @@ from fourds.records import write_run_record
 from fourds.train.optim import adamw
 
 @stage
-def run(out):
-    params = load_params({str(PARAMS)!r})
+def run(out_dir, params_path):
+    params = load_params(params_path)
     with torch.device("meta"):
         model = scale_mae(params.pretraining("cpu_s"))
     settings = {{"weight_decay": params.pretrain.weight_decay, "lr": params.pretrain.lr}}
     configured(adamw, settings, model, device=torch.device("cpu"))
-    write_run_record(out, "pretrain@cpu_s", {str(PARAMS)!r}, [], "cpu")
+    write_run_record(out_dir, "pretrain@cpu_s", params_path, [], "cpu")
 
-run(sys.argv[1])
+run(sys.argv[1], {str(PARAMS)!r})
 """
 
 
@@ -69,13 +69,13 @@ def run_stage_script(source_root, out):
 
 def test_a_stage_records_the_params_values_and_the_code_defaults_it_built_with(params, tmp_path):
     @stage
-    def run():
+    def run(out_dir, params_path):
         with torch.device("meta"):
             model = scale_mae(params.pretraining("cpu_s"))
         configured(adamw, {"weight_decay": 0.05, "lr": 1e-3}, model, device=torch.device("cpu"))
-        write_run_record(tmp_path, "pretrain@cpu_s", PARAMS, [], "cpu")
+        write_run_record(out_dir, "pretrain@cpu_s", params_path, [], "cpu")
 
-    run()
+    run(tmp_path, PARAMS)
     assert (tmp_path / "run.yaml").is_file()
     bindings = load_operative(tmp_path / "operative.gin")
     model = params.models["cpu_s"]
@@ -124,9 +124,11 @@ def test_outside_a_stage_the_values_are_passed_and_gin_is_left_alone(params):
     assert operative_config() == HEADER
 
 
-def test_a_stage_draws_the_initial_weights_of_the_explicit_constructor(params):
+def test_a_stage_draws_the_initial_weights_of_the_explicit_constructor(params, tmp_path):
     """Through gin or not, the MAE is built with the same arguments in the same order."""
-    in_stage = stage(lambda: initial_mae(params.pretraining("cpu_s")))()
+    in_stage = stage(lambda out_dir, params_path: initial_mae(params.pretraining("cpu_s")))(
+        tmp_path, PARAMS
+    )
     with torch.device("meta"):
         explicit = build_mae(
             params.model("cpu_s"),

@@ -170,6 +170,27 @@ def test_the_summary_lines_judge_the_largest_scale_like_the_grid():
     )
 
 
+def test_a_study_of_one_scale_says_it_compares_no_scales_and_fits_no_law():
+    """A user may pretrain one scale (`ladder.scales=[...]` of one): the front page shows its
+    readouts against the baseline and the control, and says there is no scaling to show."""
+    boxes = task_scores("boxes", True, {"l": BASE + 0.1}, {"l": BASE})
+    page = FrontPage.of({"boxes": boxes}, ["l"], "frozen", {"l": 0.1})
+    assert page.grid["boxes"]["l"].over_smallest is None
+    no_scaling = (
+        "with one scale (l) there is no scale comparison and no scaling fit: both need two or "
+        "more scales in ladder.scales"
+    )
+    assert sentence(page) == (
+        "At the largest scale (l) pretraining beats the random-network control on 1 of 1 tasks "
+        f"(boxes); {no_scaling}; all 1 pretrained readouts are above their no-learning "
+        "baseline; so the study shows a gain from pretraining on boxes."
+    )
+    assert scale_line(page) == f"**W{no_scaling[1:]}.**"
+    (row,) = grid_rows(page)
+    text = re.sub("<a [^>]+>|</a>", "", row["l"])
+    assert "vs l:" not in text and "vs control: better" in text
+
+
 def test_lists_are_written_as_prose():
     assert listing([]) == "" and listing(["a"]) == "a"
     assert listing(["a", "b"]) == "a and b" and listing(["a", "b", "c"], "or") == "a, b or c"

@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import yaml
 
 from fourds.config import load_params
 from fourds.evaluate.readout_files import write_clip_values
@@ -45,10 +46,15 @@ def write_clips(folder: Path, metrics: dict, rng: np.random.Generator) -> None:
     write_clip_values(folder / "clips.csv", [clips], {headline: values["baseline"]}, headline)
 
 
-def finished_run(root: Path) -> Path:
-    """runs/ of every stage the report reads, with the pinned metrics of the default ladder."""
+def finished_run(root: Path, scales: list[str] | None = None) -> Path:
+    """runs/ of every stage the report reads, with the pinned metrics of the default ladder (of
+    its `scales` alone, where given)."""
     params_path = root / "params.yaml"
     shutil.copy2(REPO_ROOT / "params.yaml", params_path)
+    if scales:
+        raw = yaml.safe_load(params_path.read_text())
+        raw["ladder"]["scales"] = scales
+        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(params_path)
     runs, rng = root / "runs", np.random.default_rng(0)
     scales, tasks = params.ladder.scales, params.readout.tasks
@@ -80,6 +86,21 @@ def rendered(tmp_path_factory):
     out = root / "reports/out"
     html = report.run(params, notebook, runs, root / "data.dvc", out, root / "params.yaml")
     return root, Path(html).read_text()
+
+
+@pytest.mark.slow
+def test_the_report_of_one_scale_says_there_is_no_scaling_to_show(tmp_path):
+    """A ladder of one scale (`ladder.scales=[cpu_l]`): the report renders, and says why it
+    compares no scales and fits no law."""
+    runs = finished_run(tmp_path, scales=["cpu_l"])
+    params = load_params(tmp_path / "params.yaml")
+    notebook = REPO_ROOT / "reports/scaling.ipynb"
+    out = tmp_path / "reports/out"
+    html = report.run(params, notebook, runs, tmp_path / "data.dvc", out, tmp_path / "params.yaml")
+    text = Path(html).read_text()
+    assert "<strong>With one scale (cpu_l) there is no scale comparison and no scaling fit" in text
+    assert "No fit: a power law needs two or more scales, and the study has one." in text
+    assert "Tables: each scale against the next" not in text and (out / "run.yaml").is_file()
 
 
 class _Links(HTMLParser):

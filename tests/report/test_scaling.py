@@ -74,6 +74,17 @@ def test_the_control_has_no_pretraining_and_is_not_drawn_against_pretraining_flo
     assert "arXiv:2412.15212, its scaling figure" in with_paper
 
 
+def test_one_scale_is_drawn_without_a_fit_and_its_caption_says_why(tmp_path):
+    write_stage_outputs(tmp_path, regimes=("frozen",))
+    rows = collect(["m"], ["depth"], ["frozen"], tmp_path / "pretrain", tmp_path / "readout")
+    for x_key in ("params", "pretrain_flops"):
+        _, fits = plot_scaling(rows, "depth", x_key, tmp_path / f"{x_key}.png", PAPER["depth"])
+        assert fits == {"frozen": None} and (tmp_path / f"{x_key}.png").stat().st_size > 0
+    text = caption(fits, ["frozen"], 1)
+    assert "No fit: a power law needs two or more scales, and the study has one." in text
+    assert "band" not in text
+
+
 def overlaps(boxes) -> bool:
     """Whether any two of the display boxes overlap."""
     return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

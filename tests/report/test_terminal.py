@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import yaml
 
 from fourds.cli import main
 from fourds.config import load_params
@@ -76,3 +77,23 @@ def test_fourds_answer_reads_a_runs_folder(tmp_path, capsys):
     per_scale = 2 * len(params.readout.tasks)  # over the baseline and over the control
     assert "⚠" not in tables
     assert tables.count("better +0.0500") == per_scale * len(params.ladder.scales)
+
+
+def test_fourds_answer_on_one_scale_says_there_is_no_scaling_to_show(tmp_path, capsys):
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["ladder"]["scales"] = ["cpu_l"]  # one scale of the embedded ladder
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(raw))
+    params = load_params(params_path)
+    write_runs(tmp_path / "runs", params, gain=0.05)
+    assert main(["answer", "--params", str(params_path), "--runs", str(tmp_path / "runs")]) == 0
+    sentence, *tables = capsys.readouterr().out.split("\n\n")
+    assert (
+        "with one scale (cpu_l) there is no scale comparison and no scaling fit: both need two "
+        "or more scales in ladder.scales"
+    ) in " ".join(sentence.split())
+    assert len(tables) == len(params.readout.tasks)
+    for table in tables:
+        header, row = table.splitlines()[1:]
+        assert header.split() == ["scale", "frozen", "vs", "baseline", "vs", "control"]
+        assert row.split()[0] == "cpu_l" and row.count("better +0.0500") == 2

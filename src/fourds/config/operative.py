@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ import gin
 from gin.config_parser import BindingStatement, ConfigParser, ParserDelegate
 
 from fourds.config import schema
+from fourds.config.guard import guarded
 
 SECTION_CLASSES = (
     schema.LadderConfig,
@@ -64,16 +66,21 @@ _in_stage = False
 
 
 def stage(run: Callable[..., Result]) -> Callable[..., Result]:
-    """Decorate a stage's `run`: gin starts it empty, `configured` records into it while it
-    runs (its run record writes `operative_config()`), and it is emptied again after."""
+    """Decorate a stage's `run`, which takes its output folder `out_dir` and its params file
+    `params_path`: gin starts it empty, `configured` records into it while it runs (its run
+    record writes `operative_config()`), and it is emptied again after; the params file is
+    held unchanged while it runs (fourds.config.guard.guarded)."""
+    signature = inspect.signature(run)
 
     @functools.wraps(run)
     def recorded(*args: Any, **kwargs: Any) -> Result:
         global _in_stage
+        arguments = signature.bind(*args, **kwargs).arguments
         gin.clear_config()
         _in_stage = True
         try:
-            return run(*args, **kwargs)
+            with guarded(arguments["params_path"], arguments["out_dir"]):
+                return run(*args, **kwargs)
         finally:
             _in_stage = False
             gin.clear_config()

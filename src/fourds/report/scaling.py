@@ -181,14 +181,18 @@ def _finish(axis, x_label: str, y_label: str, title: str, x_tick) -> None:
 
 def caption(fits: dict, regimes: list[str], scales: int, paper: PaperSeries | None = None) -> str:
     """What a scaling figure draws, for the line under it: the error bars, what the shaded
-    bands are and why they are wide, the paper's panel (`paper`: its series, cited), and any
-    regime of `regimes` left out (not in `fits`: the random-init control on the FLOPs axis)."""
-    text = (
-        f"Error bars: {LEVEL:.0%} clip-bootstrap intervals. Shaded: each fit's {LEVEL:.0%} "
-        f"bootstrap band (scales and test clips resampled); with {scales} scales it is wide, "
-        "up to the whole plot, which says that the data do not pin the trend down (the "
-        "exponent's interval is below), not that the fit failed."
-    )
+    bands are and why they are wide (with one of `scales`, that there is no fit), the paper's
+    panel (`paper`: its series, cited), and any regime of `regimes` left out (not in `fits`:
+    the random-init control on the FLOPs axis)."""
+    text = f"Error bars: {LEVEL:.0%} clip-bootstrap intervals."
+    if scales > 1:
+        text += (
+            f" Shaded: each fit's {LEVEL:.0%} bootstrap band (scales and test clips resampled); "
+            f"with {scales} scales it is wide, up to the whole plot, which says that the data do "
+            "not pin the trend down (the exponent's interval is below), not that the fit failed."
+        )
+    else:
+        text += " No fit: a power law needs two or more scales, and the study has one."
     if paper is not None:
         text += (
             f" Right: the paper's numbers ({paper.benchmark}; {paper.cite()}), their band from "

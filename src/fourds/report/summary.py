@@ -26,7 +26,8 @@ def sentence(page: FrontPage) -> str:
     against the control and the largest scale against the smallest (on how many tasks each is
     better, and where worse), whether the MAE loss falls with scale, how many readouts are
     flagged, which per-clip values were not finite (left out), and then task by task which
-    gain the study shows (pretraining's, scale's, both) and where it shows none."""
+    gain the study shows (pretraining's, scale's, both) and where it shows none. A study of one
+    scale says that it compares no scales and fits no scaling law (`no_scaling`)."""
     largest, smallest = page.scales[-1], page.scales[0]
     clauses, gains = [], {}
     if page.control:
@@ -46,6 +47,8 @@ def sentence(page: FrontPage) -> str:
             f"{significant(page.losses[largest])} at {largest}; one pretraining seed a scale)"
         )
         gains["scale"] = groups[BETTER]
+    else:
+        clauses.append(no_scaling(largest))
     readouts, flagged = len(page.tasks) * len(page.scales), len(page.flagged())
     clauses.append(
         f"{flagged} of {readouts} pretrained readouts are not above their no-learning baseline "
@@ -63,6 +66,14 @@ def sentence(page: FrontPage) -> str:
         clauses.append(_shown(page.tasks, gains))
     text = "; ".join(clauses)
     return text[0].upper() + text[1:] + "."
+
+
+def no_scaling(scale: str) -> str:
+    """What a study of the one scale `scale` cannot show, as a clause."""
+    return (
+        f"with one scale ({scale}) there is no scale comparison and no scaling fit: both need two "
+        "or more scales in ladder.scales"
+    )
 
 
 def _tally(page: FrontPage, groups: dict[str, list[str]]) -> str:
@@ -113,7 +124,10 @@ def control_line(page: FrontPage) -> str:
 
 def scale_line(page: FrontPage) -> str:
     """The scale section's summary: where the largest scale beats the smallest, and where it
-    is worse."""
+    is worse; with one scale, that there is no comparison (`no_scaling`)."""
+    if len(page.scales) < 2:
+        text = no_scaling(page.scales[0])
+        return f"**{text[0].upper()}{text[1:]}.**"
     groups = page.by_direction("over_smallest", page.scales[-1])
     better, worse = groups[BETTER], groups[WORSE]
     return (

@@ -64,8 +64,8 @@ def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
 
 
 def answer_text(page: FrontPage) -> str:
-    """The sentence (wrapped at 100 columns), then a table per task (a row per scale), as plain
-    text."""
+    """The sentence (wrapped at 100 columns), then a table per task (a row per scale; the
+    column against the smallest scale only where there are two or more), as plain text."""
     parts = [textwrap.fill(sentence(page), width=100)]
     for task in page.tasks:
         cells = page.grid[task]
@@ -74,13 +74,15 @@ def answer_text(page: FrontPage) -> str:
         rows = [["scale", page.regime, "vs baseline"]]
         if page.control:
             rows[0].append("vs control")
-        rows[0].append(f"vs {page.scales[0]}")
+        if len(page.scales) > 1:
+            rows[0].append(f"vs {page.scales[0]}")
         for scale, cell in cells.items():
             flag = " ⚠" if cell.flag else ""
             row = [scale, f"{cell.headline}{flag}", _gain(cell.over_baseline)]
             if page.control:
                 row.append(_gain(cell.over_control))
-            row.append(_gain(cell.over_smallest))
+            if len(page.scales) > 1:
+                row.append(_gain(cell.over_smallest))
             rows.append(row)
         parts.append(f"{title}\n{_table(rows)}")
     return "\n\n".join(parts) + "\n"
