@@ -305,13 +305,16 @@ def write_result(
     config: dict[str, Any],
     results: dict[str, Any],
     started: float,
+    top_level: dict[str, Any] | None = None,
 ) -> Path:
     """Write `<out_dir>/<name>.json` atomically (temporary name, then os.replace).
 
-    Besides `config` and `results` it records the command, date, torch and Python versions,
-    the git commit, the device description and the benchmark's own wall time.
+    Besides `config` and `results` (and `top_level`'s keys, for a file whose readers expect
+    them there) it records the command, date, torch and Python versions, the git commit, the
+    device description and the benchmark's own wall time.
     """
     record = {
+        **(top_level or {}),
         "benchmark": name,
         "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -220,3 +220,28 @@ def test_the_profile_summary_counts_busy_time_waits_and_copies(monkeypatch):
         "host_syncs_per_step": 1.0,
         "copies_per_step": {"HtoD": 0.5},
     }
+
+
+def test_the_scaling_law_reads_every_run_of_a_world_study_and_fits_each_world(tmp_path):
+    """On the shipped complexity study (three continuous worlds, three scales, two seeds)."""
+    script = REPO_ROOT / "benchmarks" / "scaling_law.py"
+    sweep = REPO_ROOT / "benchmarks/results/complexity_study.json"
+    command = [sys.executable, str(script), "--sweep", str(sweep), "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((tmp_path / "scaling_law.json").read_text())
+    assert record["default_world"] == "standard"
+    runs = record["runs"]
+    assert len(runs) == 3 * 3 * 2 and {run["world"] for run in runs} == {
+        "simple",
+        "standard",
+        "rich",
+    }
+    keys = {"world", "scale", "params", "seed", "lr", "steps", "heldout_loss"}
+    assert all(set(run) == keys and isinstance(run["params"], int) for run in runs)
+    standard = record["results"]["worlds"]["standard"]
+    assert [row["scale"] for row in standard["scales"]] == ["ref_s", "ref_m", "ref_l"]
+    assert standard["falls"] is False  # the continuous world's loss does not fall with scale
+    fit = standard["fit"]
+    assert fit["b"] < 0.05 and fit["c"] >= 0
+    assert (tmp_path / "scaling_law.png").stat().st_size > 0

@@ -4,9 +4,13 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
+from fourds.config import CurateConfig
 from fourds.config.world_levels import MAX_BODIES
 from fourds.data.corpus import SPLITS, write_corpus
+from fourds.data.curate import curate
+from fourds.data.shards import load_split
 from fourds.data.video import read_video, write_video
 from fourds.world import render_clip, sample_scene
 from fourds.world.scene import CAMERA_MOTIONS, DOME_RADIUS
@@ -118,3 +122,30 @@ def test_a_corpus_of_another_complexity_draws_its_scenes_from_that_level(tmp_pat
     for truth_path in sorted((tmp_path / "pretrain").glob("*.npz")):
         with np.load(truth_path) as truth:
             assert truth["track_instance"].max() <= 2  # 1-2 bodies: tracks' owners 1 and 2
+
+
+@pytest.mark.parametrize("renderer", ["numpy", "batched"])
+def test_a_catalog_corpus_carries_each_bodys_kind_to_the_curated_clips(tmp_path, renderer):
+    spec = dataclasses.replace(
+        TINY_WORLD,
+        videos={"pretrain": 2, "readout-train": 2, "readout-test": 2},
+        complexity="catalog-1k",
+        renderer=renderer,
+    )
+    write_corpus(tmp_path / "corpus", spec)
+    for truth_path in sorted((tmp_path / "corpus" / "readout-test").glob("*.npz")):
+        with np.load(truth_path) as truth:
+            kinds, boxes = truth["body_kind"], truth["boxes"]
+            assert kinds.shape == (MAX_BODIES,) and kinds.dtype == np.int16
+            present = ~np.isnan(boxes).all(axis=(1, 2))  # a body seen in some frame
+            assert (kinds[present] >= 0).all() and (kinds < 1024).all()
+    curate(tmp_path / "corpus", tmp_path / "curated", CurateConfig(4, 2, 12, 16, 8, 0.0, "center"))
+    clips = load_split(tmp_path / "curated" / "shards", "readout-test", ("body_kind",))
+    assert clips["body_kind"].shape[1:] == (MAX_BODIES,)
+    assert clips["body_kind"].max() >= 0
+
+
+def test_a_continuous_corpus_has_no_kinds(tiny_corpus):
+    for truth_path in sorted((tiny_corpus / "pretrain").glob("*.npz")):
+        with np.load(truth_path) as truth:
+            assert "body_kind" not in truth.files

@@ -11,7 +11,9 @@ Layout written by `write_corpus(root, spec)`:
                                     pixels, visible [N, T], track_instance [N], boxes
                                     [M, T, 4] pixels, box_visible [M, T], label [] str:
                                     the clip's class, its camera motion ("orbit", "dolly",
-                                    "pan" or "static"), a '<U..' array (no pickle)
+                                    "pan" or "static"), a '<U..' array (no pickle);
+                                    in a catalog world also body_kind [M] int16, each
+                                    body slot's kind (fourds.world.catalog; -1: empty)
 
 Splits are disjoint by seed: video i of split s is rendered from SeedSequence([seed, s, i])
 by fourds.world.scene and .render (renderer "numpy": the same bytes on any machine), or, with
@@ -94,8 +96,10 @@ def video_seed(spec: WorldSpec, split: str, index: int) -> np.random.SeedSequenc
     return np.random.SeedSequence([spec.seed, SPLITS.index(split), index])
 
 
-def write_ground_truth(path: Path, rendering: Rendering) -> None:
-    """Save one video's ground truth as a compressed npz (no pickled objects)."""
+def write_ground_truth(path: Path, rendering: Rendering, kinds: bool = False) -> None:
+    """Save one video's ground truth as a compressed npz (no pickled objects), with its
+    bodies' kinds where `kinds` (a catalog world)."""
+    extra = {"body_kind": rendering.body_kind} if kinds else {}
     with atomic_path(path) as partial, open(partial, "wb") as handle:
         np.savez_compressed(
             handle,
@@ -109,6 +113,7 @@ def write_ground_truth(path: Path, rendering: Rendering) -> None:
             boxes=rendering.boxes,
             box_visible=rendering.box_visible,
             label=np.str_(rendering.label),
+            **extra,
         )
 
 
@@ -146,6 +151,7 @@ def write_corpus(
     written = []
     total = sum(spec.videos.get(split, 0) for split in SPLITS)
     progress = tqdm(total=total, desc="synth", unit="video")
+    kinds = world_level(spec.complexity).catalog is not None
     for split in SPLITS:
         if spec.renderer == "batched":
             renderings = batched_renderings(spec, split, torch.device(device))
@@ -157,7 +163,7 @@ def write_corpus(
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{index:05d}"
             write_video(folder / f"{name}.mp4", rendering.video, spec.fps)
-            write_ground_truth(folder / f"{name}.npz", rendering)
+            write_ground_truth(folder / f"{name}.npz", rendering, kinds)
             written.append(folder / f"{name}.mp4")
     progress.close()
     with atomic_path(root / "world.json") as partial:

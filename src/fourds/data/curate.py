@@ -60,6 +60,7 @@ from fourds.atomic import atomic_directory, check_output_directory, file_digest,
 from fourds.config import CurateConfig
 from fourds.data.decode import DecodedVideo, decode_video
 from fourds.data.shards import (
+    OPTIONAL_PER_CLIP,
     PER_CLIP,
     PER_FRAME,
     PER_TRACK,
@@ -110,7 +111,7 @@ def clip_truth(truth: dict[str, np.ndarray], source_frames: np.ndarray) -> dict:
     """The ground truth of the clip made of `source_frames` [t] of a video."""
     clip = {key: truth[key][source_frames] for key in PER_FRAME}
     clip.update({key: truth[key][:, source_frames] for key in PER_TRACK})
-    clip.update({key: truth[key] for key in PER_CLIP})
+    clip.update({key: truth[key] for key in (*PER_CLIP, *OPTIONAL_PER_CLIP) if key in truth})
     return clip
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fourds.config.schema import MAX_DECODED_MIB
-from fourds.data.shards import GROUND_TRUTH_KEYS
+from fourds.data.shards import GROUND_TRUTH_KEYS, OPTIONAL_PER_CLIP
 from fourds.errors import SidecarError
 
 # Each array's shape: T is the video's frame count, H and W the depth maps' size, N tracks and
@@ -36,6 +36,7 @@ SHAPES: dict[str, tuple[str | int, ...]] = {
     "boxes": ("M", "T", 4),
     "box_visible": ("M", "T"),
     "label": (),
+    "body_kind": ("M",),  # optional (OPTIONAL_PER_CLIP): a catalog world's kind per body slot
 }
 FINITE = ("intrinsics", "extrinsics")  # cameras must be finite; depth may hold inf (sky)
 
@@ -59,7 +60,8 @@ def load_sidecar(
             resized to size x size.
         size: the side the caller resizes the depth and instance maps to (0: none).
 
-    Returns key -> array with the shapes of SHAPES (T = frame_count).
+    Returns key -> array with the shapes of SHAPES (T = frame_count); an optional key
+    (OPTIONAL_PER_CLIP) only where the sidecar has it.
 
     Raises:
         SidecarError: the file is unreadable or any array is missing, of object dtype, of a
@@ -72,7 +74,8 @@ def load_sidecar(
         _check_headers(path, headers, frame_count, max_frame_pixels)
         _check_bytes(path, headers, frame_count * size * size, max_bytes)
         with np.load(path, allow_pickle=False) as data:
-            truth = {key: data[key] for key in GROUND_TRUTH_KEYS}
+            present = [key for key in OPTIONAL_PER_CLIP if f"{key}.npy" in headers]
+            truth = {key: data[key] for key in (*GROUND_TRUTH_KEYS, *present)}
     except SidecarError:
         raise
     except (
@@ -111,6 +114,8 @@ def _check_headers(path, headers, frame_count: int, max_frame_pixels: int) -> No
     sizes: dict[str, int] = {"T": frame_count}
     for key, expected in SHAPES.items():
         if f"{key}.npy" not in headers:
+            if key in OPTIONAL_PER_CLIP:
+                continue
             raise SidecarError(f"{path}: missing ground-truth array {key!r}")
         shape, dtype = headers[f"{key}.npy"]
         if dtype.hasobject:
@@ -136,7 +141,7 @@ def _check_headers(path, headers, frame_count: int, max_frame_pixels: int) -> No
 def _check_bytes(path, headers, resized_pixels: int, max_bytes: int) -> None:
     """Check that the arrays `headers` declare, plus the depth and instance maps resized to
     `resized_pixels` pixels in all (resized depth: its dtype, then float16), fit in max_bytes."""
-    shapes = {key: headers[f"{key}.npy"] for key in SHAPES}
+    shapes = {key: headers[f"{key}.npy"] for key in SHAPES if f"{key}.npy" in headers}
     stored = sum(math.prod(shape) * dtype.itemsize for shape, dtype in shapes.values())
     per_pixel = shapes["depth"][1].itemsize + 2 + shapes["instances"][1].itemsize
     total = stored + resized_pixels * per_pixel

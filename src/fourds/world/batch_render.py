@@ -292,7 +292,7 @@ class BatchRendering:
     [B, T, S, S], instances uint8 [B, T, S, S], intrinsics [B, T, 3, 3], extrinsics
     [B, T, 4, 4], tracks float32 [B, N, T, 2], visible bool [B, N, T], track_instance uint8
     [B, N], boxes float32 [B, M, T, 4] (NaN where not visible), box_visible bool [B, M, T],
-    labels: the B class names.
+    body_kind int16 [B, M]; labels: the B class names.
     """
 
     video: torch.Tensor
@@ -305,6 +305,7 @@ class BatchRendering:
     track_instance: torch.Tensor | None = None
     boxes: torch.Tensor | None = None
     box_visible: torch.Tensor | None = None
+    body_kind: torch.Tensor | None = None
     labels: tuple[str, ...] = ()
 
     def clip(self, index: int) -> Rendering:
@@ -326,6 +327,7 @@ class BatchRendering:
             boxes=host(self.boxes),
             box_visible=host(self.box_visible),
             label=self.labels[index],
+            body_kind=host(self.body_kind),
         )
 
 
@@ -446,4 +448,5 @@ def render_batch(
         for start in range(0, len(scenes), step)
     ]
     joined = {key: torch.cat([part[key] for part in passes]) for key in passes[0]}
-    return BatchRendering(**joined, labels=tuple(scenes.labels()))
+    kinds = scenes.kind.to(torch.int16) if truth else None
+    return BatchRendering(**joined, body_kind=kinds, labels=tuple(scenes.labels()))

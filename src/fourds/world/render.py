@@ -53,6 +53,8 @@ class Rendering:
         box_visible: [MAX_BODIES, T] bool.
         label: the clip's class: the name of its camera motion (e.g. "orbit"; see
             fourds.world.scene.CAMERA_MOTIONS).
+        body_kind: [MAX_BODIES] int16: each body's kind in a catalog world
+            (fourds.world.catalog), -1 for none (a continuous world, or no body in the slot).
     """
 
     video: np.ndarray
@@ -66,6 +68,7 @@ class Rendering:
     boxes: np.ndarray
     box_visible: np.ndarray
     label: str
+    body_kind: np.ndarray
 
 
 def _camera_rays(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -459,4 +462,8 @@ def render_clip(
         boxes=boxes,
         box_visible=box_visible,
         label=scene.label,
+        body_kind=np.array(
+            [body.kind for body in scene.bodies] + [-1] * (MAX_BODIES - len(scene.bodies)),
+            dtype=np.int16,
+        ),
     )

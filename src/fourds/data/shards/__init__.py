@@ -53,6 +53,7 @@ from fourds.data.shards.index import (
 from fourds.data.shards.spec import (
     FORMATS,
     GROUND_TRUTH_KEYS,
+    OPTIONAL_PER_CLIP,
     PER_CLIP,
     PER_FRAME,
     PER_TRACK,
@@ -67,6 +68,7 @@ from fourds.data.shards.spec import (
 __all__ = [
     "FORMATS",
     "GROUND_TRUTH_KEYS",
+    "OPTIONAL_PER_CLIP",
     "PER_CLIP",
     "PER_FRAME",
     "PER_TRACK",

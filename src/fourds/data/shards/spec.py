@@ -26,6 +26,8 @@ PER_FRAME = ("depth", "instances", "intrinsics", "extrinsics")
 PER_TRACK = ("tracks", "visible", "boxes", "box_visible")
 PER_CLIP = ("track_instance", "label")
 GROUND_TRUTH_KEYS = PER_FRAME + PER_TRACK + PER_CLIP
+# Per clip, in some corpora only: a catalog world's body kinds (fourds.world.catalog).
+OPTIONAL_PER_CLIP = ("body_kind",)
 
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
