@@ -31,6 +31,7 @@ class TaskEntry:
     keys: tuple[str, ...]  # ground-truth arrays the task reads from a split
     module: str  # implements the task: `build(geometry, context) -> Task`
     loads_converted: bool = False  # an official readout converted by `fourds convert` exists
+    needs: str = ""  # what the data must be, where not every corpus carries the task's keys
 
     @property
     def better(self) -> str:
@@ -84,6 +85,15 @@ TASKS: dict[str, TaskEntry] = {
         "most frequent class",
         ("label",),
         "fourds.evaluate.tasks.classification",
+    ),
+    "appearance": TaskEntry(
+        "top1",
+        "appearance top-1",
+        True,
+        "most frequent kind",
+        ("instances", "body_kind"),
+        "fourds.evaluate.tasks.appearance",
+        needs="a catalog world's corpus (`fourds synth --complexity catalog-1k`)",
     ),
 }
 

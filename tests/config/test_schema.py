@@ -171,7 +171,7 @@ def test_every_readout_task_needs_its_settings(raw):
     check_fails(
         raw,
         "readout.tasks has 'boxes', which has no settings under readouts "
-        "(known: ['classification', 'depth', 'pose', 'tracking'])",
+        "(known: ['appearance', 'classification', 'depth', 'pose', 'tracking'])",
     )
 
 

@@ -26,12 +26,15 @@ def check_fails(raw: dict, message: str) -> None:
 
 
 def test_the_committed_params_pass_and_every_task_reads_keys_of_the_shards():
-    from fourds.data.shards import GROUND_TRUTH_KEYS
+    from fourds.data.shards import GROUND_TRUTH_KEYS, OPTIONAL_PER_CLIP
+    from fourds.report.glance import EMBEDDED_TASKS
 
     params = parse(Params, yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
     check_readout_params(params.readout, params.readouts)
+    assert tuple(params.readout.tasks) == EMBEDDED_TASKS
     for spec in TASKS.values():
-        assert set(spec.keys) <= set(GROUND_TRUTH_KEYS)
+        assert set(spec.keys) <= {*GROUND_TRUTH_KEYS, *OPTIONAL_PER_CLIP}
+        assert spec.needs or not set(spec.keys) & set(OPTIONAL_PER_CLIP)  # says what has them
 
 
 def test_an_unknown_task_is_refused(raw):
@@ -40,7 +43,7 @@ def test_an_unknown_task_is_refused(raw):
     check_fails(
         raw,
         "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', 'boxes', "
-        "'classification']",
+        "'classification', 'appearance']",
     )
 
 

@@ -49,7 +49,7 @@ from fourds.data.curate import clip_starts, resize_ground_truth
 from fourds.data.labelled import benchmark_classes, labelled_files, labelled_samples
 from fourds.data.readers import ReaderError, format_reader
 from fourds.data.sample import Sample
-from fourds.data.shards import PER_CLIP, PER_TRACK, load_split
+from fourds.data.shards import OPTIONAL_PER_CLIP, PER_CLIP, PER_TRACK, load_split
 from fourds.data.spill import IN_MEMORY, HostBudget, StackBuilder
 from fourds.data.video import frames_from_pixels, resize_frames
 
@@ -112,7 +112,7 @@ def pretrain_clips(
     clips = {}
     for key in keys:
         array = segments[key]
-        if key in PER_CLIP:
+        if key in PER_CLIP or key in OPTIONAL_PER_CLIP:
             cut = [array for _ in starts]
         else:
             axis = 2 if key in PER_TRACK else 1  # video and per-frame truth: [N, T, ...]

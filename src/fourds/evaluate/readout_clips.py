@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from fourds.config import ConfigError, Params, ReadoutConfig, SourceConfig
-from fourds.config.formats import FORMATS
+from fourds.config.formats import FORMATS, SYNTHETIC
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
 from fourds.data.spill import HostBudget
 from fourds.evaluate.readout import Features, clip_geometry, test_features
@@ -62,7 +62,9 @@ class ReadoutClips:
         """Read the splits of readouts.<task>.source, checked to have the encoder's shape.
 
         Raises:
-            ConfigError: a split's clips are not the encoder's shape (`check_clip_shape`).
+            ConfigError: a split's clips are not the encoder's shape (`check_clip_shape`), or
+                the curated clips lack a key the task reads (its table entry's `needs` says
+                what data carries it).
         """
         task_cfg = params.readouts[task_name]
         source, geometry = task_cfg.source, clip_geometry(encoder)
@@ -70,12 +72,22 @@ class ReadoutClips:
             encoder.cfg.depth, params.readout.readout_depth, encoder.convention
         )
         keys = ("video", *TASKS[task_name].keys)
-        splits = {
-            name: load_readout_split(
-                source, name, shard_dir, keys, geometry.frames, geometry.size, budget
-            )
-            for name in ("train", "test")
-        }
+        try:
+            splits = {
+                name: load_readout_split(
+                    source, name, shard_dir, keys, geometry.frames, geometry.size, budget
+                )
+                for name in ("train", "test")
+            }
+        except KeyError as missing:
+            if source.format != SYNTHETIC:
+                raise
+            needs = TASKS[task_name].needs
+            raise ConfigError(
+                f"the {task_name} readout reads {missing} ground truth, which the clips of "
+                f"readouts.{task_name}.source do not carry"
+                + (f": it needs {needs}" if needs else "")
+            ) from None
         for name, clips in splits.items():
             check_clip_shape(clips["video"], geometry, f"readouts.{task_name}.source", name)
         train, extra = splits["train"], 0

@@ -107,13 +107,6 @@ class FrontPage:
             if cell.flag
         ]
 
-    @property
-    def loss_falls(self) -> bool:
-        """Whether each scale's pretraining loss (`loss_name`) is below the next smaller
-        scale's."""
-        losses = [self.losses[scale] for scale in self.scales]
-        return all(larger < smaller for smaller, larger in zip(losses, losses[1:], strict=False))
-
 
 def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: str | None) -> Cell:
     """The pretrained readout of `scale` and its comparisons."""

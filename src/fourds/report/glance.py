@@ -20,17 +20,21 @@ from fourds.config.regimes import PRETRAINED, verdict_control
 from fourds.report.numbers import significant
 from fourds.tasks import TASKS
 
+# the tasks the embedded studies read out (readout.tasks of experiments/readout/embedded.yaml)
+EMBEDDED_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
+
 
 @dataclass(frozen=True)
 class Study:
     """A study whose results the README shows: its name there, the folder holding its stage
-    outputs (`readout/<scale>-<task>-<regime>/metrics.json`), its scales, smallest first, and
-    the regimes it ran (the control column is `verdict_control`'s)."""
+    outputs (`readout/<scale>-<task>-<regime>/metrics.json`), its scales, smallest first, the
+    regimes it ran (the control column is `verdict_control`'s) and the tasks it read out."""
 
     name: str
     runs: Path
     scales: tuple[str, ...]
     regimes: tuple[str, ...] = ("frozen", "initial")
+    tasks: tuple[str, ...] = EMBEDDED_TASKS
 
     @property
     def control(self) -> str:
@@ -62,7 +66,8 @@ def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
         return json.loads(path.read_text())
 
     table = []
-    for task, entry in TASKS.items():
+    for task in study.tasks:
+        entry = TASKS[task]
         key = entry.headline
         largest = metrics(study.scales[-1], task, PRETRAINED)
         cells = [entry.title]

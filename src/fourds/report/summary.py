@@ -24,11 +24,15 @@ def listing(items: list[str], conjunction: str = "and") -> str:
 def sentence(page: FrontPage) -> str:
     """What the study shows and does not, from the numbers: at the largest scale, pretraining
     against the control and the largest scale against the smallest (on how many tasks each is
-    better, and where worse), whether the MAE loss falls with scale, how many readouts are
-    flagged, which per-clip values were not finite (left out), and then task by task which
-    gain the study shows (pretraining's, scale's, both) and where it shows none. A study of one
-    scale says that it compares no scales and fits no scaling law (`no_scaling`)."""
+    better, and where worse), that one pretraining seed a scale cannot tell whether the MAE
+    loss falls with scale, how many readouts are flagged, which per-clip values were not finite
+    (left out), and then task by task which gain the study shows (pretraining's, scale's,
+    both) and where it shows none. A gain is shown on a task only where the largest scale's
+    readout wins its comparison outside the noise and is above its no-learning baseline (not
+    flagged). A study of one scale says that it compares no scales and fits no scaling law
+    (`no_scaling`)."""
     largest, smallest = page.scales[-1], page.scales[0]
+    above = [task for task in page.tasks if not page.grid[task][largest].flag]
     clauses, gains = [], {}
     if page.control:
         groups = page.by_direction("over_control", largest)
@@ -36,17 +40,16 @@ def sentence(page: FrontPage) -> str:
             f"at the largest scale ({largest}) pretraining beats {REGIMES[page.control].name} on "
             f"{_tally(page, groups)}"
         )
-        gains["pretraining"] = groups[BETTER]
+        gains["pretraining"] = [task for task in groups[BETTER] if task in above]
     if len(page.scales) > 1:
         groups = page.by_direction("over_smallest", largest)
         clauses.append(f"{largest} beats {smallest} on {_tally(page, groups)}")
-        falls = "falls" if page.loss_falls else "does not fall"
         clauses.append(
-            f"the {page.loss_name} MAE loss {falls} with scale "
-            f"({significant(page.losses[smallest])} at {smallest}, "
-            f"{significant(page.losses[largest])} at {largest}; one pretraining seed a scale)"
+            f"whether the {page.loss_name} MAE loss falls with scale cannot be told from one "
+            f"pretraining seed a scale ({significant(page.losses[smallest])} at {smallest}, "
+            f"{significant(page.losses[largest])} at {largest})"
         )
-        gains["scale"] = groups[BETTER]
+        gains["scale"] = [task for task in groups[BETTER] if task in above]
     else:
         clauses.append(no_scaling(largest))
     readouts, flagged = len(page.tasks) * len(page.scales), len(page.flagged())

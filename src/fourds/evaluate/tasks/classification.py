@@ -82,7 +82,7 @@ class ClassificationTask:
 
     def draw(self, videos, targets, predictions, out_dir: Path) -> list[Path]:
         predicted = predictions["logits"].argmax(axis=1)
-        path = out_dir / "classification.png"
+        path = out_dir / f"{self.name}.png"
         names = np.array(self.class_names)
         return [labels_figure(videos, names[targets["label"].numpy()], names[predicted], path)]
 
