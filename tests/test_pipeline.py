@@ -157,9 +157,17 @@ def test_synth_reproduces_the_embedded_corpus_in_the_remote(smoke_repo, tmp_path
 
 @pytest.mark.slow
 def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
+    """docs/pipeline.md, "Auditing a result", after its setup (the fixture): the graph of one
+    readout's inputs fits a terminal, the diffs name what moved, and `dvc plots diff` draws its
+    page with the template the block itself writes, as in a clone where nothing wrote it."""
+    (smoke_repo / "reports/dvc_plots.html").unlink(missing_ok=True)  # the first block's
     output = {}
     for command in doc_commands("Auditing a result")[SETUP:]:
         output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
+    dag = output["dag"]  # the smoke_l depth readout's inputs, a box each
+    for stage in ("data.dvc", "curate", "pretrain@smoke_l", "readout@smoke_l-depth-frozen"):
+        assert f"| {stage} |" in dag, dag
+    assert "smoke_s" not in dag and max(len(line) for line in dag.splitlines()) <= 80, dag
     assert "steps: 60" in output["-A"]  # grep: the depth readout's params in dvc.lock
     assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
     changed = output["metrics"]
@@ -227,3 +235,24 @@ def test_fidelity_metrics_and_reconstructions_for_every_scale(smoke_repo):
         for key in ("fid", "kid_mean", "kid_std", "psnr", "psnr_masked", "baseline_psnr_masked"):
             assert np.isfinite(metrics[key]), (scale, key, metrics)
         assert (out / "examples" / "reconstructions.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_first_run_s_last_lines_leave_the_pinned_state(smoke_repo):
+    """docs/getting-started.md, "A first run, in minutes": after experiments run in the workspace
+    (the fixture's and the walkthrough's), `git checkout -- .` leaves their stage folders for
+    git to see, and the page's last line removes them and their report: git sees nothing (but
+    DVC's dvc.lock, which the fixture's commit leaves out). Last in this file: it clears the
+    outputs the tests above read."""
+    restore, clean = doc_commands("A first run, in minutes")[-2:]
+    assert restore == "git checkout -- ."
+    sh("bash", "-c", restore, cwd=smoke_repo)
+    left = sh("git", "status", "--porcelain", cwd=smoke_repo)
+    assert "?? runs/pretrain/smoke_s/" in left and "?? runs/readout/smoke_l-depth-frozen/" in left
+    assert (smoke_repo / "reports/out/scaling.html").is_file()  # the smoke report, git ignores it
+    sh("bash", "-c", clean, cwd=smoke_repo)
+    assert sh("git", "status", "--porcelain", cwd=smoke_repo) == "?? dvc.lock\n"
+    assert not list(smoke_repo.glob("runs/*/smoke_*"))
+    assert not (smoke_repo / "reports/out/scaling.html").exists()
+    ignored = sh("git", "status", "--porcelain", "--ignored", "runs", "reports/out", cwd=smoke_repo)
+    assert ignored == "", ignored  # as a clone has them

@@ -66,6 +66,16 @@ def test_the_execution_record_names_the_machine_and_the_fourds_that_ran(tmp_path
     assert "machine" not in yaml.safe_load(record)  # DVC's hash stays the same on any machine
 
 
+def test_the_execution_record_of_a_machine_without_a_gpu_lists_none(tmp_path, monkeypatch):
+    """`gpus` is there on every machine, as an empty list without a GPU, so that a reader of
+    execution.yaml finds the key rather than having to know what its absence means."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _, run = write_records(tmp_path, 1.0)
+    assert run["machine"]["gpus"] == []
+    assert "gpus: []" in (tmp_path / EXECUTION_RECORD).read_text()
+    assert "nvidia_driver" not in run["machine"]
+
+
 def test_inputs_under_the_working_directory_are_recorded_relative_to_it(tmp_path, monkeypatch):
     """A launcher hands a stage absolute paths; the record names them as DVC does, from the
     repository root, so that a clone elsewhere writes the same bytes."""

@@ -27,12 +27,24 @@ DEFAULT_PARAMS = "params.yaml"  # the pinned params plain `dvc repro` runs
 
 
 def load_params(path: str) -> Params:
-    """params.yaml checked against the schema and the readout task table."""
+    """params.yaml checked against the schema and `check_params`' rules."""
+    params = load_schema_params(path)
+    check_params(params)
+    return params
+
+
+def check_params(params: Params) -> None:
+    """The rules beyond the schema's that every params the CLI loads or composes must keep:
+    the readout task table's (fourds.tasks). Whether a scale's pretraining step fits the
+    memory here is the pretrain stage's first check (`_pretrain`): the planner's memory model
+    takes seconds a scale, and the params of the other commands may be for other machines.
+
+    Raises:
+        ConfigError: naming the key and the rule.
+    """
     from fourds.tasks import check_readout_params
 
-    params = load_schema_params(path)
     check_readout_params(params.readout, params.readouts)
-    return params
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -101,11 +113,10 @@ def _model_configs(folder: str) -> dict:
 
 def _params(args: argparse.Namespace) -> None:
     from fourds.config.compose import write_params
-    from fourds.tasks import check_readout_params
 
     out = args.out or DEFAULT_PARAMS  # without --out, an existing params.yaml is kept
-    params = write_params(out, args.overrides, args.experiments, replace=args.out is not None)
-    check_readout_params(params.readout, params.readouts)
+    replace = args.out is not None
+    params = write_params(out, args.overrides, args.experiments, replace, check_params)
     print(f"{out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 
@@ -246,9 +257,11 @@ def _curate(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from fourds.plan.fits import check_pretraining_fits
     from fourds.stages import pretrain
 
     params = load_params(args.params)
+    check_pretraining_fits(params, [args.scale])  # before any work: one line, not a stall
     return pretrain.run(params, args.scale, args.curated, args.out, args.params)
 
 

@@ -49,8 +49,9 @@ def _git_commit(folder: str | Path = ".") -> str:
 
 def machine_record() -> dict[str, Any]:
     """Where a stage ran: the CPU (model, cores, the kernel path torch picked on it), the torch
-    build, every visible GPU with the NVIDIA driver and CUDA versions, and the fourds that ran
-    (its version, and the commit of the source tree it was imported from: installed or not)."""
+    build, every visible GPU (`gpus`, an empty list on a machine without one) with the NVIDIA
+    driver and CUDA versions, and the fourds that ran (its version, and the commit of the source
+    tree it was imported from: installed or not)."""
     import torch
 
     import fourds
@@ -62,6 +63,7 @@ def machine_record() -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": str(torch.__version__),
         "torch_cuda": torch.version.cuda or "none",
+        "gpus": [],  # the key is there on every machine: empty without a GPU
         "fourds": {"version": fourds.__version__, "source_commit": _git_commit(source)},
     }
     if torch.cuda.is_available():

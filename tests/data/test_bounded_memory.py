@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import resource
 import subprocess
 import sys
 import zipfile
@@ -22,14 +23,16 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from fourds.config import CurateConfig
 from fourds.data.benchmarks import read_benchmark
 from fourds.data.curate import curate
 from fourds.data.decode import decode_video
 from fourds.data.readers import ReaderError
+from fourds.data.readers.perception_test import read_point_tracks
 from fourds.data.readers.tapvid import read_tapvid
-from tests.benchmark_files import camera_line, jpeg, write_png16
+from tests.benchmark_files import camera_line, jpeg, point_tracking_entry, write_png16
 from tests.data.real_videos import blocks, write
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -270,3 +273,76 @@ def test_realestate10k_cameras_naming_one_frame_many_times_are_refused(tmp_path)
     message, peak = measured("benchmark_error", "realestate10k", str(tmp_path), "256")
     assert "8000 cameras' frames at 256x256 would take 1500 MiB decoded" in message
     assert peak < BOUND_MIB
+
+
+def write_point_tracks(path: str, points: str, annotated: str) -> int:
+    """A Perception Test annotation file as released (tests.benchmark_files' entries): 100
+    videos of 300 frames, each with `points` tracks annotated at `annotated` frames, then one
+    video without point tracks; returns its size in bytes."""
+    rng, frames = np.random.default_rng(0), 300
+    with open(path, "w") as file:
+        for number in range(100):
+            tracks = rng.random((int(points), frames, 2))
+            visible = np.zeros((int(points), frames), bool)
+            visible[:, rng.permutation(frames)[: int(annotated)]] = True
+            entry = point_tracking_entry(f"video_{number:04d}", "valid", tracks, visible)
+            file.write(("{" if number == 0 else ", ") + f'"video_{number:04d}": ')
+            file.write(json.dumps(entry))
+        metadata = {"video_id": "video_9999", "num_frames": frames, "split": "valid"}
+        file.write(f', "video_9999": {json.dumps({"metadata": metadata, "point_tracking": []})}')
+        file.write("}")
+    return Path(path).stat().st_size
+
+
+def point_tracks_read(path: str) -> str:
+    """Read a Perception Test annotation file: JSON of what it gave (the ReaderError's message,
+    or the entries read) and the peak resident memory in KiB before it was read."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        read = f"read {len(read_point_tracks(path))} entries"
+    except ReaderError as error:
+        read = str(error)
+    return json.dumps({"read": read, "before": before})
+
+
+def point_tracks_within(path: str, spare: str) -> str:
+    """Read a Perception Test annotation file with `spare` bytes of address space past those
+    the process maps; the ReaderError's message, or the entries read."""
+    status = Path("/proc/self/status").read_text()
+    mapped = int(status.split("VmSize:")[1].split()[0]) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + int(spare), resource.RLIM_INFINITY))
+    try:
+        return f"read {len(read_point_tracks(path))} entries"
+    except ReaderError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize(
+    ("points", "annotated", "read"),
+    [
+        # 20 tracks of 270 frames a video: read holding 0.7 times its size (2.5 times before)
+        (20, 270, "read 100 entries"),
+        # 2000 tracks of one frame a video, which keep more than the file: refused holding 1.7
+        # times its size (read holding 4.9 times before)
+        (2000, 1, "take more than the 36 MiB of memory a file of 24 MiB may keep"),
+    ],
+)
+def test_a_perception_test_file_is_read_within_three_times_its_size(
+    tmp_path, points, annotated, read
+):
+    path = tmp_path / "all_valid.json"
+    size = int(in_child("write_point_tracks", str(path), str(points), str(annotated)))
+    assert 20 << 20 < size < 50 << 20
+    output, peak = measured("point_tracks_read", str(path))
+    result = json.loads(output)
+    assert (peak - result["before"] / 1024) * (1 << 20) < 3 * size
+    assert read in result["read"] and "\n" not in result["read"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the address space from /proc")
+def test_a_perception_test_file_out_of_memory_is_one_line(tmp_path):
+    # with a quarter of its size to spare, the file's bytes did not fit: a MemoryError traceback
+    path = tmp_path / "all_valid.json"
+    size = int(in_child("write_point_tracks", str(path), "20", "270"))
+    message = in_child("point_tracks_within", str(path), str(size // 4))
+    assert message.startswith(f"{path}: out of memory decoding the point tracks of its 23 MiB")

@@ -113,10 +113,10 @@ def test_a_clip_is_centred_and_a_short_video_repeats_its_last_frame():
 @pytest.mark.parametrize(
     ("file", "content", "message"),
     [
-        ("labels.json", "{not json", "labels.json: not JSON (Expecting property name"),
+        ("labels.json", "{not json", "labels.json: not a JSON object (a key expected at offset 1)"),
         ("labels.json", '{"a": "0", "b": "2"}', "labels.json: the class indices are not 0 to 1"),
         ("labels.json", '{"a": "zero"}', "labels.json: a class index is not an integer"),
-        ("train.json", '{"id": "1"}', "train.json: not a list of entries"),
+        ("train.json", '{"id": "1"}', "train.json: not a JSON list"),
         ("train.json", '[{"id": "7"}]', "train.json: entry 0 has no string id and template"),
         (
             "train.json",

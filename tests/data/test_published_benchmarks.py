@@ -90,7 +90,7 @@ def test_an_annotation_file_is_parsed_again_only_when_its_bytes_change(
     monkeypatch.setattr(
         perception_test_reader,
         "_entries",
-        lambda path, data: parsed.append(path) or entries(path, data),
+        lambda path, chunks, size: parsed.append(path) or entries(path, chunks, size),
     )
     videos = json.loads((perception_test / "all_valid.json").read_text())
     videos["video_0001"]["metadata"]["is_camera_moving"] = "no"  # not a boolean: None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -65,14 +66,17 @@ def write_params(
     overrides: list[str],
     config_dir: str | Path = "experiments",
     replace: bool = True,
+    check: Callable[[Params], None] = lambda params: None,
 ) -> Params:
     """Compose, validate, and write params.yaml atomically; returns the validated params.
 
-    With `replace` false an existing file that holds other params is left as it is (a
-    ConfigError says how to write it), so that a composition never silently takes the place
-    of the pinned params.yaml; one that already holds this composition is not rewritten."""
+    `check` runs on them before anything is written (the CLI's rules beyond the schema's). With
+    `replace` false an existing file that holds other params is left as it is (a ConfigError
+    says how to write it), so that a composition never silently takes the place of the pinned
+    params.yaml; one that already holds this composition is not rewritten."""
     data = compose_params(overrides, config_dir)
     params = parse(Params, data)
+    check(params)
     text = yaml.safe_dump(data, sort_keys=False)
     path = Path(path)
     if not replace and path.is_file():

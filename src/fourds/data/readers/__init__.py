@@ -8,14 +8,18 @@ What a reader decodes is bounded by what it reads, not by what the files claim (
 reference one JPEG any number of times, a 38 KB PNG can hold 4000x4000 zeros, a camera file can
 name one frame thousands of times): the arrays of one file (a TAP-Vid pickle, a RealEstate10K
 clip, a ScanNet scene) may take at most `max_decoded_bytes` of the bytes read, checked before
-they are decoded, and each image decoded at most MAX_IMAGE_PIXELS pixels.
+they are decoded, and each image decoded at most MAX_IMAGE_PIXELS pixels. JSON files are decoded
+one top-level value at a time (fourds.data.readers.json_items), and a parse that runs out of
+memory (under an address-space limit) is a ReaderError too (`within_memory`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 from fourds.config.formats import FORMATS
 from fourds.config.schema import MAX_FRAME_PIXELS
@@ -26,6 +30,8 @@ from fourds.errors import ReaderError
 MIN_DECODED_BYTES = 1 << 30
 EXPANSION = 64
 MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS  # per image, as curation's limit per frame (8K fits)
+
+Read = TypeVar("Read")
 
 
 def format_reader(format: str) -> ModuleType:
@@ -46,6 +52,18 @@ def check_room(where: str, what: str, need: int, room: int) -> None:
             "left of what its files may decode to (fourds.data.readers.max_decoded_bytes: a "
             "small file cannot expand without bound)"
         )
+
+
+def within_memory(
+    read: Callable[[], Read], message: str, error: Callable[[str], Exception] = ReaderError
+) -> Read:
+    """What read() returns; if it runs out of memory, error(message) (a ReaderError, one line),
+    raised once what read() held is freed."""
+    try:
+        return read()
+    except MemoryError:
+        pass  # leaving the block frees the error, its frames and what they held
+    raise error(message)
 
 
 def all_files(path: Path) -> list[Path]:

@@ -20,14 +20,20 @@ A split is a folder of box-track files <clip>.json or <clip>.csv, each beside it
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from fourds.data.decode import decode_video
-from fourds.data.readers import ReaderError, all_files, annotation_files, paired_video
+from fourds.data.readers import (
+    ReaderError,
+    all_files,
+    annotation_files,
+    paired_video,
+    within_memory,
+)
+from fourds.data.readers.json_items import file_chunks, object_items
 from fourds.data.sample import Sample
 
 
@@ -76,7 +82,8 @@ def read_box_tracks(
     """
     path = Path(path)
     if path.suffix == ".json":
-        ids, tracks, declared = _from_json(path)
+        message = f"{path}: out of memory reading its box tracks"
+        ids, tracks, declared = within_memory(lambda: _from_json(path), message)
         if frames is not None and declared > frames:
             raise ReaderError(f"{path}: annotates {declared} frames, the video has {frames}")
         frames = declared
@@ -104,8 +111,9 @@ def read_box_tracks(
 
 
 def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int]:
+    """A JSON box-track file -> (object ids, per object its boxes by frame, T)."""
+    data = dict(object_items(file_chunks(path), str(path)))
     try:
-        data = json.loads(path.read_text())
         frames = data["frames"]
         if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
             raise ReaderError(f"frames={frames!r} is not a frame count")
@@ -123,7 +131,7 @@ def _from_json(path: Path) -> tuple[list[str], list[dict[int, list[float]]], int
                     if box is not None
                 }
             )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ReaderError(f"{path}: not a box-track JSON file ({error})") from None
     return ids, tracks, frames
 

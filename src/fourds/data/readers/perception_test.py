@@ -48,26 +48,29 @@ What fourds reads, and where each rule comes from:
   chained from clip to clip).
 
 Memory and hostile input: the annotation file may hold at most MAX_ANNOTATION_BYTES (checked
-before it is read; JSON parsing runs no code), and its entries are decoded one at a time, only
-those with point tracks kept (fourds.data.readers.json_items); a video's frames may take at most
-`fourds.data.readers.max_decoded_bytes` of its file size once decoded at size x size (checked by
-the decoder frame by frame); the track arrays are allocated only after the video has decoded to
-the frame count the entry declares.
+before it is read; JSON parsing runs no code); it is read in chunks and its entries decoded one at
+a time (fourds.data.readers.json_items), only those with point tracks kept, and what they keep may
+take at most `max_kept_bytes` of the file's size (checked entry by entry, so that a file whose
+entries expand is refused before it is decoded whole); a parse that runs out of memory is a
+ReaderError; a video's frames may take at most `fourds.data.readers.max_decoded_bytes` of its
+file size once decoded at size x size (checked by the decoder frame by frame); the track arrays
+are allocated only after the video has decoded to the frame count the entry declares.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fourds.data.decode import decode_video
-from fourds.data.readers import ReaderError, check_room, max_decoded_bytes
-from fourds.data.readers.json_items import object_items
+from fourds.data.readers import ReaderError, check_room, max_decoded_bytes, within_memory
+from fourds.data.readers.json_items import file_chunks, object_items
 from fourds.data.sample import Sample
 from fourds.data.video import VideoError
 
@@ -76,8 +79,20 @@ PROVENANCE = (
     "under CC BY 4.0"
 )
 VIDEO_SUFFIX = ".mp4"
-MAX_ANNOTATION_BYTES = 2 << 30  # held as text (all_valid.json is released in an 81.5 MB zip)
+MAX_ANNOTATION_BYTES = 2 << 30  # all_valid.json is released in an 81.5 MB zip
 PARSED_FILES = 4  # the files whose entries a process keeps (read_point_tracks)
+# What a file's entries may keep: at least MIN_KEPT_BYTES, and KEPT_PER_BYTE per byte of the
+# file. Tracks over many frames keep less than their text (16 bytes a point, int64 frame id and
+# float32 x, y, from about 20 to 45 characters of JSON: 0.4 of the file in
+# tests/data/test_bounded_memory.py); tracks of a frame or two keep more (two arrays each).
+MIN_KEPT_BYTES = 16 << 20
+KEPT_PER_BYTE = 1.5
+ARRAY_BYTES = 176  # a small numpy array's header, shape and allocations, measured on Linux
+
+
+def max_kept_bytes(file_bytes: int) -> int:
+    """Bytes the entries kept from an annotation file of `file_bytes` bytes may take."""
+    return max(MIN_KEPT_BYTES, int(KEPT_PER_BYTE * file_bytes))
 
 
 def malformed(message: str) -> ReaderError:
@@ -116,6 +131,12 @@ class PointTrackedVideo:
             visible[row, frames] = True
         return tracks, visible
 
+    def kept_bytes(self) -> int:
+        """About the bytes the entry holds: its arrays, their tuples, its strings and itself."""
+        parts = (self, self.video_id, self.where, self.frame_ids, self.points)
+        arrays = (*self.frame_ids, *self.points)
+        return sum(map(sys.getsizeof, parts)) + sum(ARRAY_BYTES + a.nbytes for a in arrays)
+
 
 # read_point_tracks' entries by (path, the file's sha256), the PARSED_FILES latest
 _PARSED: dict[tuple[Path, str], tuple[PointTrackedVideo, ...]] = {}
@@ -128,8 +149,9 @@ def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
 
     Raises:
         FileNotFoundError: there is no such file (naming where it is downloaded from).
-        ReaderError: the file is larger than MAX_ANNOTATION_BYTES, is not JSON, or an entry is
-            not as the module docstring says (one line naming the file and the entry).
+        ReaderError: the file is larger than MAX_ANNOTATION_BYTES, is not JSON, an entry is
+            not as the module docstring says, its entries would keep more than max_kept_bytes,
+            or they do not fit in memory (one line naming the file, and the entry).
     """
     path = Path(path)
     if not path.is_file():
@@ -137,29 +159,55 @@ def read_point_tracks(path: str | Path) -> list[PointTrackedVideo]:
             f"{path}: no Perception Test annotation file (all_train.json or all_valid.json, "
             f"in train_annotations.zip or valid_annotations.zip; {PROVENANCE})"
         )
-    data = _bytes(path)
-    key = (path, hashlib.sha256(data).hexdigest())
-    if key not in _PARSED:
-        while len(_PARSED) >= PARSED_FILES:
-            del _PARSED[next(iter(_PARSED))]  # the oldest
-        _PARSED[key] = _entries(path, data)
-    return list(_PARSED[key])
+    size = path.stat().st_size
+    if size > MAX_ANNOTATION_BYTES:
+        raise malformed(
+            f"{path}: {size >> 20} MiB, over the {MAX_ANNOTATION_BYTES >> 20} MiB an annotation "
+            "file may take (fourds.data.readers.perception_test)"
+        )
+    message = (
+        f"{path}: out of memory decoding the point tracks of its {size >> 20} MiB (which may "
+        f"keep {max_kept_bytes(size) >> 20} MiB)"
+    )
+    return list(within_memory(lambda: _cached(path, size), message, malformed))
 
 
-def _entries(path: Path, data: bytes) -> tuple[PointTrackedVideo, ...]:
-    """read_point_tracks' entries of the file `path` whose bytes are `data`."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as error:
-        raise malformed(f"{path}: not JSON ({error})") from None
-    videos = []
-    for key, entry in object_items(text, str(path), malformed):
+def _cached(path: Path, size: int) -> tuple[PointTrackedVideo, ...]:
+    """The entries of the file `path` of `size` bytes: those parsed from the same bytes before,
+    else parsed now and kept in _PARSED under the digest of the bytes parsed (the oldest file's
+    dropped past PARSED_FILES)."""
+    digest = hashlib.sha256()
+    for _ in file_chunks(path, digest):
+        pass
+    if (path, digest.hexdigest()) in _PARSED:
+        return _PARSED[path, digest.hexdigest()]
+    digest = hashlib.sha256()
+    entries = _entries(path, file_chunks(path, digest), size)
+    while len(_PARSED) >= PARSED_FILES:
+        del _PARSED[next(iter(_PARSED))]  # the oldest
+    _PARSED[path, digest.hexdigest()] = entries
+    return entries
+
+
+def _entries(path: Path, chunks: Iterable[bytes], size: int) -> tuple[PointTrackedVideo, ...]:
+    """read_point_tracks' entries of the file `path` of `size` bytes, which are `chunks`,
+    refused as soon as they keep more than max_kept_bytes(size)."""
+    videos, kept, room = [], 0, max_kept_bytes(size)
+    for key, entry in object_items(chunks, str(path), malformed):
         where = f"{path}: {key}"
         if not isinstance(entry, dict):
             raise malformed(f"{where} is not an object")
         tracks = entry.get("point_tracking")
         if tracks:
             videos.append(_entry(where, entry.get("metadata"), tracks))
+            kept += videos[-1].kept_bytes()
+            if kept > room:
+                raise malformed(
+                    f"{path}: its point tracks up to {key} take more than the {room >> 20} MiB "
+                    f"of memory a file of {size >> 20} MiB may keep (max_kept_bytes: "
+                    f"{KEPT_PER_BYTE}x its size, at least {MIN_KEPT_BYTES >> 20} MiB; "
+                    "fourds.data.readers.perception_test)"
+                )
     if not videos:
         raise malformed(f"{path}: no entry has point tracks")
     return tuple(videos)
@@ -286,13 +334,3 @@ def _numbers(value: Any) -> np.ndarray | None:
     except (ValueError, OverflowError):  # ragged lists, integers past int64
         return None
     return array if array.dtype.kind in "iuf" else None
-
-
-def _bytes(path: Path) -> bytes:
-    """The file's bytes, at most MAX_ANNOTATION_BYTES of them."""
-    if path.stat().st_size > MAX_ANNOTATION_BYTES:
-        raise malformed(
-            f"{path}: {path.stat().st_size >> 20} MiB, over the {MAX_ANNOTATION_BYTES >> 20} MiB "
-            "an annotation file may take (fourds.data.readers.perception_test)"
-        )
-    return path.read_bytes()

@@ -14,11 +14,10 @@ something"), which is how the benchmark's class names are written; its video is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from fourds.data.readers import ReaderError
+from fourds.data.readers import ReaderError, within_memory
+from fourds.data.readers.json_items import array_items, file_chunks, object_items
 from fourds.data.sample import LabelledVideo
 
 VIDEO_SUFFIX = ".webm"
@@ -34,11 +33,11 @@ def classes(path: str | Path) -> tuple[str, ...]:
 
     Raises:
         ReaderError: naming the file: not JSON, not a mapping of class names to integer
-            indices, or indices that are not 0 to C-1, each once.
+            indices (a name twice), or indices that are not 0 to C-1, each once.
     """
     path = Path(path)
-    labels = _load_json(path)
-    if not isinstance(labels, dict) or not labels:
+    labels = dict(object_items(file_chunks(path), str(path)))
+    if not labels:
         raise ReaderError(f"{path}: not a mapping of class names to indices")
     try:
         index = {str(name): int(value) for name, value in labels.items()}
@@ -53,15 +52,17 @@ def split(path: str | Path) -> list[LabelledVideo]:
     """The videos of a train.json or validation.json, each with its class, in file order.
 
     Raises:
-        ReaderError: naming the file (and the entry): not JSON, not a list of entries, or an
-            entry without a string `id` and `template`.
+        ReaderError: naming the file (and the entry): not JSON, not a list, an entry
+            without a string `id` and `template`, or more entries than fit in memory.
     """
     path = Path(path)
-    entries = _load_json(path)
-    if not isinstance(entries, list):
-        raise ReaderError(f"{path}: not a list of entries")
+    return within_memory(lambda: _videos(path), f"{path}: out of memory reading its entries")
+
+
+def _videos(path: Path) -> list[LabelledVideo]:
+    """split's videos of the file `path`, its entries decoded one at a time."""
     videos = []
-    for number, entry in enumerate(entries):
+    for number, entry in enumerate(array_items(file_chunks(path), str(path))):
         where = f"{path}: entry {number}"
         if not isinstance(entry, dict):
             raise ReaderError(f"{where} is not an object")
@@ -74,10 +75,3 @@ def split(path: str | Path) -> list[LabelledVideo]:
         label = template.replace("[", "").replace("]", "")
         videos.append(LabelledVideo(f"{video}{VIDEO_SUFFIX}", label, f"{where} (id {video})"))
     return videos
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ReaderError(f"{path}: not JSON ({error})") from None
