@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from fourds.cli import main
+from fourds.plan import fits
 from tests.train.conftest import write_tiny_params
 
 
@@ -58,9 +59,16 @@ def tiny_study_params(tmp_path, source: str):
     return path
 
 
+@pytest.fixture
+def no_memory_check(monkeypatch):
+    """The pretrain stage without its first check, the planner's memory model, whose fake
+    steps model the device on the host (fourds.plan.fits; tested in tests/plan)."""
+    monkeypatch.setattr(fits, "check_pretraining_fits", lambda params, scales: None)
+
+
 @pytest.mark.parametrize("source", ["shards", "world"])
 def test_pretraining_and_its_held_out_curve_place_every_tensor(
-    tiny_shards, tmp_path, source, meta_default_device
+    tiny_shards, tmp_path, source, no_memory_check, meta_default_device
 ):
     params = tiny_study_params(tmp_path, source)
     out = tmp_path / "pretrain"
@@ -110,14 +118,7 @@ def test_fidelity_places_every_tensor(
     monkeypatch.setattr(torch_fidelity, "calculate_metrics", on_the_cpu)
     params, checkpoint = pretrained
     out = tmp_path / "fidelity"
-    command = [
-        "fidelity",
-        "--params",
-        str(params),
-        "--scale",
-        "tiny",
-        "--curated",
-        str(tiny_shards),
-    ]
+    command = ["fidelity", "--params", str(params), "--scale", "tiny"]
+    command += ["--curated", str(tiny_shards)]
     assert main([*command, "--pretrain-root", str(checkpoint.parent), "--out", str(out)]) == 0
     assert "psnr" in json.loads((out / "metrics.json").read_text())

@@ -445,20 +445,7 @@ def _kind_table(draws: Draws, level: WorldLevel, k: int) -> dict[str, torch.Tens
     return {name: table[source][kind] for name, source in fields.items()} | {"kind": kind}
 
 
-BODY_FIELDS = (
-    "shape",
-    "half_size",
-    "start",
-    "velocity",
-    "bounce",
-    "axis",
-    "spin",
-    "shine",
-    "body_colors",
-    "body_frequency",
-    "body_offset",
-    "kind",
-)
+BODY_FIELDS = ("shape", "half_size", "start", "velocity", *KIND_FIELDS)
 
 
 def _placed_scene(camera: SceneBatch, placed: dict[str, torch.Tensor]) -> SceneBatch:
