@@ -115,3 +115,4 @@ def test_the_gpu_study_page_quotes_the_shipped_studys_answer(capsys):
         page("docs/gpu-study.md")
     )
     assert "whether the final training MAE loss falls with scale cannot be told" in answer
+    assert "pretraining helps depth; no gain from scale yet" in page("README.md")  # status row

@@ -16,7 +16,7 @@ import yaml
 from dvc.utils.hydra import get_hydra_sweeps
 
 from fourds.cli import build_parser, main
-from fourds.report.glance import STUDIES, header, rows
+from fourds.report.glance import STUDIES, header, rows, verdict
 from tests.conftest import REPO_ROOT, command_lines, doc_blocks, doc_pages, page_of
 
 MARKER = "# not run by the tests: "
@@ -275,10 +275,10 @@ def test_the_readme_links_every_page_of_docs_and_stays_short():
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=lambda study: study.name)
-def test_the_readme_result_tables_are_the_pinned_metrics(study):
-    """README, "Results at a glance": each study's table is the one fourds.report.glance writes
-    from the readouts' metrics.json, which are those dvc.lock pins. A re-pin fails here with
-    each cell to update."""
+def test_the_readme_result_tables_are_the_pinned_results_as_the_report_judges_them(study):
+    """README, "Results at a glance": each study's table and the sentence under it are the
+    ones fourds.report.glance writes from the readouts' pinned per-clip results (those dvc.lock
+    pins) with the report's judging. A re-pin fails here with each cell to update."""
     lock_file = "dvc.lock" if study.runs.name == "runs" else f"{study.runs}/dvc.lock"
     lock = yaml.safe_load((REPO_ROOT / lock_file).read_text())
     pinned = {
@@ -286,14 +286,15 @@ def test_the_readme_result_tables_are_the_pinned_metrics(study):
         for stage in lock["stages"].values()
         for out in stage.get("outs", [])
     }
-    for path in sorted((REPO_ROOT / study.runs / "readout").glob("*/metrics.json")):
-        relative = "runs/" + path.relative_to(REPO_ROOT / study.runs).as_posix()
-        digest = hashlib.md5(path.read_bytes()).hexdigest()
-        assert pinned.get(relative) == digest, f"{path}: not the metrics dvc.lock pins"
+    for path in sorted((REPO_ROOT / study.runs / "readout").glob("*/*.*")):
+        if path.name in ("metrics.json", "clips.csv"):
+            relative = "runs/" + path.relative_to(REPO_ROOT / study.runs).as_posix()
+            digest = hashlib.md5(path.read_bytes()).hexdigest()
+            assert pinned.get(relative) == digest, f"{path}: not the results dvc.lock pins"
     shown = readme_table(header(study))
     expected = rows(study, REPO_ROOT)
     stale = [
-        f"row {row[0]!r}, column {column!r}: the README says {cell}, the metrics {want}"
+        f"row {row[0]!r}, column {column!r}: the README says {cell}, the results {want}"
         for row, wanted in zip(shown, expected, strict=True)
         for column, cell, want in zip(header(study), row, wanted, strict=True)
         if cell != want
@@ -301,6 +302,9 @@ def test_the_readme_result_tables_are_the_pinned_metrics(study):
     assert not stale, f"README, {study.name} table (python -m fourds.report.glance):\n" + (
         "\n".join(stale)
     )
+    lines = (REPO_ROOT / "README.md").read_text().splitlines()
+    below = lines[lines.index("| " + " | ".join(header(study)) + " |") + len(expected) + 3]
+    assert below == verdict(study, REPO_ROOT), f"README, {study.name}: the sentence under its table"
 
 
 def readme_table(columns: list[str]) -> list[list[str]]:

@@ -16,7 +16,7 @@ import yaml
 from fourds.cli import main
 from fourds.config import ConfigError, Params
 from fourds.config.schema import parse
-from fourds.report.glance import EMBEDDED_TASKS, Study, rows
+from fourds.report.glance import EMBEDDED_TASKS, Study, header, rows
 from fourds.tasks import TASKS, TaskEntry, check_readout_params
 from tests.conftest import REPO_ROOT
 from tests.evaluate.test_readout_stage import setup  # noqa: F401 (the tiny encoder and shards)
@@ -103,4 +103,4 @@ def test_the_answer_and_the_readme_table_show_the_toy_task(toy, setup, tmp_path,
     study = Study("toy", Path("runs"), tuple(scales), tasks=(*EMBEDDED_TASKS, "brightness"))
     table = rows(study, tmp_path)
     assert [row[0] for row in table] == [TASKS[task].title for task in study.tasks]
-    assert table[-1][0] == toy.title and len(table[-1]) == len(scales) + 3
+    assert table[-1][0] == toy.title and len(table[-1]) == len(header(study))

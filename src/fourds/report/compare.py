@@ -117,6 +117,12 @@ def direction(gain: Estimate) -> str:
     return LEVEL
 
 
+def gain_text(gain: Estimate | None) -> str:
+    """'better +0.0055 [+0.0024, +0.0090]': the direction, then the gain with its interval;
+    '' where there is no comparison (None)."""
+    return "" if gain is None else f"{direction(gain)} {gain.format(signed=True)}"
+
+
 def verdict(gain: Estimate) -> str:
     """Whether a gain's interval excludes 0, in words."""
     return {

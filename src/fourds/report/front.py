@@ -15,7 +15,7 @@ import dataclasses
 
 from fourds.config.regimes import verdict_control
 from fourds.report.bootstrap import Estimate
-from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores, direction
+from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores, direction, gain_text
 from fourds.report.lineage import link, readout_stage
 from fourds.tasks import TASKS
 
@@ -25,11 +25,12 @@ FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One task at one scale: the pretrained readout's headline, its baseline's on the same
-    clips, and its gains over the baseline, the control and the smallest scale
-    (None where there is no control, or at the smallest scale)."""
+    clips, the control's headline, and the readout's gains over the baseline, the control and
+    the smallest scale (None where there is no control, or at the smallest scale)."""
 
     headline: Estimate
     baseline: Estimate
+    control: Estimate | None
     over_baseline: Estimate
     over_control: Estimate | None
     over_smallest: Estimate | None
@@ -113,6 +114,7 @@ def _cell(scores: TaskScores, scale: str, smallest: str, regime: str, control: s
     return Cell(
         headline=scores.estimate(scale, regime),
         baseline=scores.baseline(scale, regime),
+        control=scores.estimate(scale, control) if control else None,
         over_baseline=scores.over_baseline(scale, regime),
         over_control=scores.gain((scale, regime), (scale, control)) if control else None,
         over_smallest=(
@@ -155,5 +157,5 @@ def _cell_text(cell: Cell, task: str, scale: str, page: FrontPage) -> str:
     for name, gain, other in comparisons:
         if gain is not None:
             label = link(name, readout_stage(other[0], task, other[1])) if other else name
-            lines.append(f"{label}: {direction(gain)} {gain.format(signed=True)}")
+            lines.append(f"{label}: {gain_text(gain)}")
     return "<br>".join(lines)

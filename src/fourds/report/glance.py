@@ -1,23 +1,30 @@
-"""The README's "results at a glance": one small markdown table per study, written from the
-pinned `metrics.json` of its readout stages (git holds them; `dvc.lock` holds their md5).
+"""The README's "results at a glance": per study, one small markdown table and the sentence of
+what it shows, both written from the pinned per-clip results of its readout stages (git holds
+`clips.csv` and `metrics.json`; `dvc.lock` holds their md5) by the report's own judging
+(fourds.report.front, fourds.report.summary).
 
-A row per task: its headline for each scale's pretrained readout, for the random-init control
-at the largest scale, and for the task's no-learning baseline (scored by the largest scale's
-readout stage on the same test clips), to three significant figures as the report writes them.
-`python -m fourds.report.glance` prints the tables of the default study (`runs/`) and of the
-shipped reference study (`reports/reference/`); tests/test_readme.py checks the README's
-copies cell by cell.
+A row per task: each scale's pretrained headline and the control's at the largest scale, with
+their 90% clip-bootstrap intervals (⚠ where a readout is not above its no-learning baseline),
+the baseline's headline, and the largest scale's gains over the smallest and over the control
+with their paired intervals and verdicts ("better" or "worse" only where the interval excludes
+zero, else "level"), to three significant figures as the report writes them.
+`python -m fourds.report.glance` prints the tables and sentences of the default study (`runs/`)
+and of the shipped reference study (`reports/reference/`); tests/test_readme.py checks the
+README's copies.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fourds.config import readout_name
-from fourds.config.regimes import PRETRAINED, verdict_control
+from fourds.config import StudyLayout
+from fourds.config.regimes import verdict_control
+from fourds.report.compare import gain_text
+from fourds.report.front import FrontPage
 from fourds.report.numbers import significant
+from fourds.report.summary import sentence
+from fourds.report.terminal import read_front_page
 from fourds.tasks import TASKS
 
 # the tasks the embedded studies read out (readout.tasks of experiments/readout/embedded.yaml)
@@ -27,8 +34,8 @@ EMBEDDED_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
 @dataclass(frozen=True)
 class Study:
     """A study whose results the README shows: its name there, the folder holding its stage
-    outputs (`readout/<scale>-<task>-<regime>/metrics.json`), its scales, smallest first, the
-    regimes it ran (the control column is `verdict_control`'s) and the tasks it read out."""
+    outputs (`readout/<scale>-<task>-<regime>/`, `pretrain/<scale>/`), its scales, smallest
+    first, the regimes it ran (the control is `verdict_control`'s) and the tasks it read out."""
 
     name: str
     runs: Path
@@ -39,6 +46,10 @@ class Study:
     @property
     def control(self) -> str:
         return verdict_control(self.regimes)
+
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.scales, self.tasks, self.regimes)
 
 
 STUDIES = (
@@ -52,29 +63,35 @@ STUDIES = (
 )
 
 
+def front_page(study: Study, root: Path = Path(".")) -> FrontPage:
+    """The study's verdicts, as its report judges them."""
+    return read_front_page(study.layout, root / study.runs)
+
+
 def header(study: Study) -> list[str]:
-    """The table's column names."""
-    largest = study.scales[-1]
-    return ["task (headline)", *study.scales, f"control at {largest}", "no-learning baseline"]
+    """The table's column names (the comparison with the smallest scale only where there are
+    two or more)."""
+    largest, smallest = study.scales[-1], study.scales[0]
+    columns = ["task (headline)", *study.scales, f"control at {largest}", "no-learning baseline"]
+    if len(study.scales) > 1:
+        columns.append(f"{largest} vs {smallest}")
+    return [*columns, f"{largest} vs control"]
 
 
 def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
-    """The table's rows, a cell per column of `header`, read from the study's metrics."""
-
-    def metrics(scale: str, task: str, regime: str) -> dict:
-        path = root / study.runs / "readout" / readout_name(scale, task, regime) / "metrics.json"
-        return json.loads(path.read_text())
-
+    """The table's rows, a cell per column of `header`."""
+    page = front_page(study, root)
+    largest = study.scales[-1]
     table = []
     for task in study.tasks:
-        entry = TASKS[task]
-        key = entry.headline
-        largest = metrics(study.scales[-1], task, PRETRAINED)
-        cells = [entry.title]
-        cells += [significant(metrics(scale, task, PRETRAINED)[key]) for scale in study.scales]
-        cells.append(significant(metrics(study.scales[-1], task, study.control)[key]))
-        cells.append(significant(largest["baseline"][key]))
-        table.append(cells)
+        cells = page.grid[task]
+        row = [TASKS[task].title]
+        row += [f"{cells[scale].headline}{' ⚠' if cells[scale].flag else ''}" for scale in cells]
+        row += [str(cells[largest].control), significant(cells[largest].baseline.value)]
+        if len(study.scales) > 1:
+            row.append(gain_text(cells[largest].over_smallest))
+        row.append(gain_text(cells[largest].over_control))
+        table.append(row)
     return table
 
 
@@ -84,6 +101,11 @@ def markdown(study: Study, root: Path = Path(".")) -> str:
     return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
 
 
+def verdict(study: Study, root: Path = Path(".")) -> str:
+    """What the study's numbers show, in the report's words (fourds.report.summary.sentence)."""
+    return sentence(front_page(study, root))
+
+
 if __name__ == "__main__":
     for study in STUDIES:
-        print(f"{study.name} ({study.runs}):\n{markdown(study)}")
+        print(f"{study.name} ({study.runs}):\n{markdown(study)}\n{verdict(study)}\n")

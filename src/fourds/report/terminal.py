@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fourds.config import StudyLayout, readout_name
 from fourds.config.regimes import PRETRAINED
-from fourds.report.compare import TaskScores, direction
+from fourds.report.compare import TaskScores, gain_text
 from fourds.report.front import FrontPage
 from fourds.report.scaling import pretraining_losses
 from fourds.report.summary import sentence
@@ -78,19 +78,14 @@ def answer_text(page: FrontPage) -> str:
             rows[0].append(f"vs {page.scales[0]}")
         for scale, cell in cells.items():
             flag = " ⚠" if cell.flag else ""
-            row = [scale, f"{cell.headline}{flag}", _gain(cell.over_baseline)]
+            row = [scale, f"{cell.headline}{flag}", gain_text(cell.over_baseline)]
             if page.control:
-                row.append(_gain(cell.over_control))
+                row.append(gain_text(cell.over_control))
             if len(page.scales) > 1:
-                row.append(_gain(cell.over_smallest))
+                row.append(gain_text(cell.over_smallest))
             rows.append(row)
         parts.append(f"{title}\n{_table(rows)}")
     return "\n\n".join(parts) + "\n"
-
-
-def _gain(gain) -> str:
-    """'better +0.0055 [+0.0024, +0.0090]', or '' where there is no comparison."""
-    return "" if gain is None else f"{direction(gain)} {gain.format(signed=True)}"
 
 
 def _table(rows: list[list[str]]) -> str:
