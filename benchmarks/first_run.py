@@ -54,7 +54,7 @@ def stage_walls(lines: list[tuple[float, str]], end: float) -> dict[str, float]:
     """Each stage's wall seconds: from its "Running stage" line to the next one's (the last
     stage's up to `end`)."""
     starts = [(at, match[1]) for at, line in lines if (match := STAGE_LINE.match(line))]
-    ends = [at for at, _ in starts[1:]] + [end]
+    ends = [at for at, _ in starts[1:]] + [end] if starts else []
     return {stage: round(stop - at, 2) for (at, stage), stop in zip(starts, ends, strict=True)}
 
 
@@ -63,7 +63,8 @@ def stage_records(clone: Path) -> dict[str, float]:
     found = {}
     for path in sorted(clone.glob("runs/**/execution.yaml")):
         record = yaml.safe_load(path.read_text())
-        found[record["stage"]] = record["seconds"]
+        if "seconds" in record:  # the report's record times no part of its work
+            found[record["stage"]] = record["seconds"]
     return found
 
 
@@ -83,6 +84,7 @@ def main() -> None:
             timed[command] = round(seconds, 2)
             walls |= stage_walls(lines, seconds)
             print(f"{seconds:8.1f} s  {command}")
+        print("\n".join(f"{wall:8.1f} s  {stage}" for stage, wall in walls.items()))
         total = sum(timed.values())
         quiet = others_cpu_share(ticks, _busy_ticks(), total)
         records = stage_records(clone)

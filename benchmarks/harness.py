@@ -106,13 +106,14 @@ def describe_device(device: torch.device) -> dict[str, Any]:
 
 
 def _busy_ticks() -> tuple[int, int]:
-    """(CPU ticks the whole machine spent busy, CPU ticks this process spent), so far."""
+    """(CPU ticks the whole machine spent busy, CPU ticks this process and the children it
+    waited for spent), so far."""
     with open("/proc/stat") as handle:
         fields = [int(value) for value in handle.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     with open("/proc/self/stat") as handle:
         own = handle.read().rsplit(")", 1)[1].split()
-    return sum(fields[:8]) - idle, int(own[11]) + int(own[12])  # utime + stime
+    return sum(fields[:8]) - idle, sum(int(value) for value in own[11:15])  # [c]utime, [c]stime
 
 
 def others_cpu_share(before: tuple[int, int], after: tuple[int, int], seconds: float) -> float:

@@ -39,6 +39,7 @@ RUN_BY = {
     "test_the_paper_ladder_composes_and_lists_its_pretrain_stages_in_a_fresh_clone",
     ("docs/pipeline.md", "Sweeps", 0): "tests/test_pipeline.py::"
     "test_a_queued_sweep_runs_in_the_background_and_exp_show_compares_it",
+    ("docs/getting-started.md", "A first run, in minutes", 0): "tests/test_pipeline.py::smoke_repo",
     ("docs/pipeline.md", "Auditing a result", 0): "tests/test_pipeline.py::"
     "test_the_auditing_walkthrough_runs_as_written",
     ("docs/benchmarks.md", "Classification on Something-Something v2 and Kinetics", 0): "tests/"
