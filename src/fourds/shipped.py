@@ -45,7 +45,7 @@ from fourds.atomic import atomic_directory
 from fourds.config import StudyLayout, readout_name
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.results_files import read_clip_rows, read_metrics
-from fourds.tolerances import EXACT, Contract
+from fourds.tolerances import EXACT, Contract, Tolerance, seed_noise
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
@@ -183,11 +183,21 @@ def compare(
             continue
         old, new = _values(expected), _values(regenerated)
         tolerance = contract.for_file(relative)
+        margins = _seed_margins(expected, tolerance)
         for key in sorted(old.keys() | new.keys()):
             a, b = old.get(key, "missing"), new.get(key, "missing")
-            if not tolerance.allows(a, b):
+            if not tolerance.allows(a, b, margins.get(key, 0.0)):
                 differences.append(Difference(str(relative), key, str(a), str(b)))
     return differences
+
+
+def _seed_margins(metrics: Path, tolerance: Tolerance) -> dict[str, float]:
+    """metric -> its margin in its readout seeds' noise (fourds.tolerances), for a readout's
+    metrics.json whose family has a seed_margin and whose clips.csv is beside it; else {}."""
+    clips = metrics.parent / "clips.csv"
+    if metrics.name != "metrics.json" or not tolerance.seed_margin or not clips.is_file():
+        return {}
+    return {key: tolerance.seed_margin * noise for key, noise in seed_noise(clips).items()}
 
 
 def _study_files(shipped: Path) -> set[Path]:

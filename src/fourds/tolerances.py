@@ -9,6 +9,17 @@ tolerance; a regenerated number `b` matches the pinned `a` when
 (both NaN also match; an infinity matches only the same infinity; integers, such as counts,
 must be equal, and so must text). `fourds compare` applies it to every number of
 every metrics.json and clips.csv of a shipped study; `dvc metrics diff` stays the raw view.
+
+A readout family may also give its metrics a margin of its readout seeds' own noise
+(`seed_margin`, for threshold metrics, where a point or a box crossing its threshold moves a
+number as another seed would): a number of its metrics.json then also matches when
+
+    |a - b| <= seed_margin * sqrt(2 / S) * s
+
+s the standard deviation over the S seeds of that metric's weighted clip mean in the pinned
+clips.csv (`seed_noise`; sqrt(2 / S) s is the spread of the difference between the mean of S
+seeds and the mean of S fresh ones). A metric with no per-clip column, or a readout of one seed,
+has no margin.
 A readout's per-clip values (clips.csv) may have their own tolerance per task under
 `readout_clips` (one clip's number moves more than a mean over the test clips; `relative:
 .inf` holds them only through the task's headlines and the verdicts, fourds.report.stability);
@@ -19,11 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from pathlib import Path
 
 import yaml
 
 from fourds.config import ConfigError
+from fourds.results_files import read_clip_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +45,12 @@ class Tolerance:
 
     relative: float = 0.0
     absolute: float = 0.0
+    seed_margin: float = 0.0  # in the readout seeds' noise (module docstring)
 
-    def allows(self, pinned: object, regenerated: object) -> bool:
-        """Whether `regenerated` matches `pinned`: finite numbers within the tolerance;
-        integers, non-finite numbers and text equal (both NaN match)."""
+    def allows(self, pinned: object, regenerated: object, margin: float = 0.0) -> bool:
+        """Whether `regenerated` matches `pinned`: finite numbers within the tolerance, or
+        within `margin` (a number's seed margin, `seed_noise` times `seed_margin`); integers,
+        non-finite numbers and text equal (both NaN match)."""
         if _is_integer(pinned) and _is_integer(regenerated):
             return int(pinned) == int(regenerated)  # type: ignore[call-overload]
         try:
@@ -46,7 +61,38 @@ class Tolerance:
             return math.isnan(a) and math.isnan(b)
         if math.isinf(a) or math.isinf(b):
             return a == b
-        return a == b or abs(a - b) <= self.relative * max(abs(a), abs(b)) + self.absolute
+        bound = max(self.relative * max(abs(a), abs(b)) + self.absolute, margin)
+        return a == b or abs(a - b) <= bound
+
+
+def seed_noise(clips_csv: str | Path) -> dict[str, float]:
+    """column -> sqrt(2 / S) * s for every number column of a readout's clips.csv, s the
+    standard deviation over its S seeds of the column's weighted mean over the clips (the
+    finite values; rows of one seed each, "seed" column); {} for a readout of one seed."""
+    rows = read_clip_rows(clips_csv)
+    seeds = sorted({row.get("seed", "0") for row in rows})
+    if len(seeds) < 2:
+        return {}
+    noise = {}
+    for column in rows[0].keys() - {"seed", "clip", "weight"}:
+        means = []
+        for seed in seeds:
+            pairs = [(_number(row[column]), float(row["weight"])) for row in rows
+                     if row.get("seed", "0") == seed]  # fmt: skip
+            kept = [(value, weight) for value, weight in pairs if math.isfinite(value)]
+            total = sum(weight for _, weight in kept)
+            means.append(sum(v * w for v, w in kept) / total if total > 0 else math.nan)
+        if all(math.isfinite(mean) for mean in means):
+            noise[column] = math.sqrt(2 / len(seeds)) * statistics.stdev(means)
+    return noise
+
+
+def _number(text: str) -> float:
+    """A clips.csv cell as a number (NaN where it holds none)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _is_integer(value: object) -> bool:
@@ -113,12 +159,18 @@ def load_contract(path: str | Path) -> Contract:
 
 
 def _tolerance(path: str | Path, name: str, entry: object) -> Tolerance:
-    if not isinstance(entry, dict) or set(entry) - {"relative", "absolute"}:
-        raise ConfigError(f"{path}: {name} must be {{relative: x, absolute: y}}, not {entry!r}")
-    values = {key: entry.get(key, 0.0) for key in ("relative", "absolute")}
+    keys = ("relative", "absolute", "seed_margin")
+    if not isinstance(entry, dict) or set(entry) - set(keys):
+        raise ConfigError(
+            f"{path}: {name} must be {{relative: x, absolute: y}} (and a readout's optional "
+            f"seed_margin: z), not {entry!r}"
+        )
+    if "seed_margin" in entry and not name.startswith("readout."):
+        raise ConfigError(f"{path}: {name}: only a readout family has a seed_margin")
+    values = {key: entry.get(key, 0.0) for key in keys}
     for key, value in values.items():  # a bool is an int to Python, not a tolerance
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise ConfigError(
                 f"{path}: {name}.{key} must be a non-negative number (.inf: any), not {value!r}"
             )
-    return Tolerance(float(values["relative"]), float(values["absolute"]))
+    return Tolerance(*(float(values[key]) for key in keys))
