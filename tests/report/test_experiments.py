@@ -3,6 +3,8 @@ that tell them apart and every task's headline at the largest scale, in a termin
 
 from __future__ import annotations
 
+import copy
+
 from fourds.report.experiments import experiments_table, read_experiments
 from fourds.tasks import TASKS
 
@@ -53,3 +55,23 @@ def test_a_row_per_experiment_with_what_tells_them_apart_and_the_headlines():
     assert rows["smoke"].split()[3:5] == ["l", "0.350"]  # largest scale, its depth headline
     assert rows["main"].split()[-1] == "0.0152" and rows["main"].split()[5] == "-"  # no pose run
     assert max(len(line) for line in table.splitlines()) <= 160
+
+
+def test_each_row_shows_first_what_sets_it_apart_from_its_ladders_runs():
+    """getting-started's first run (two tasks) beside the walkthrough's smoke experiments: the
+    long task list differs between the smoke runs, yet the depth variant's row leads with its
+    depth steps and the first run's with its tasks."""
+    show = copy.deepcopy(SHOW)
+    tasks = ["depth", "pose", "tracking", "boxes", "classification"]
+    experiments = []
+    for name, steps, ran in (("smoke", 30, tasks), ("smoke-depth-60", 60, tasks),
+                             ("first", 30, ["depth", "tracking"])):  # fmt: skip
+        data = revision("smoke", ["s", "l"], steps, 0.35)
+        data["params"]["params.yaml"]["data"]["readout"] = {"tasks": ran}
+        experiments.append({"name": name, "revs": [{"rev": name[:7], "data": data}]})
+    show[1] = {**show[1], "experiments": experiments}
+    show[1]["data"]["params"]["params.yaml"]["data"]["readout"] = {"tasks": tasks}
+    table = experiments_table(read_experiments(show))
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    assert "ladder.name=smoke, readouts.depth.steps=60, readout.t" in rows["smoke-depth-60"]
+    assert "ladder.name=smoke, readout.tasks=['depth', 'tracking'" in rows["first"]

@@ -4,13 +4,14 @@ the params that tell them apart and each task's headline at the largest scale.
 `dvc exp show` lists every param and every metric of every stage (over a thousand columns for
 the default study); this reads its JSON (`dvc exp show --json`) and keeps, per experiment (and
 per commit they branch from): the params whose values differ between the rows (the scales'
-model shapes left out: `ladder.name` says which; what tells apart the runs of one ladder
-first), the largest scale of its ladder, the headline
-of every task's pretrained readout there and that scale's held-out MAE loss.
+model shapes left out: `ladder.name` says which; what sets the row apart from most runs of
+its ladder first, then what else tells those runs apart), the largest scale of its ladder, the
+headline of every task's pretrained readout there and that scale's held-out MAE loss.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import subprocess
@@ -63,14 +64,24 @@ def experiments_table(rows: list[Experiment]) -> str:
     ladders = [[row for row in rows if row.params.get(LADDER) == name]
                for name in {row.params.get(LADDER) for row in rows}]  # fmt: skip
     within = {key for group in ladders for key in _differing(keys, group)}
-    # the ladder first, then what tells apart the runs of one ladder, then what a ladder sets
-    changed.sort(key=lambda key: (key != LADDER, key not in within))
+    usual = {
+        (group[0].params.get(LADDER), key): collections.Counter(
+            repr(row.params.get(key)) for row in group
+        ).most_common(1)[0][0]
+        for group in ladders
+        for key in within
+    }
     header = ["experiment", "params that differ", "largest", *TASKS, "held-out loss"]
     lines = [header]
     for row in rows:
         scales = row.params.get("ladder.scales") or [""]
         largest = scales[-1]
-        settings = ", ".join(f"{key}={row.params.get(key)}" for key in changed)
+
+        own = {key for key in within if _unusual(row, key, usual)}
+        # the ladder first, then what sets this row apart from the runs of its ladder, then
+        # what else tells those runs apart, then what a ladder sets
+        order = sorted(changed, key=lambda key: (key != LADDER, key not in own, key not in within))
+        settings = ", ".join(f"{key}={row.params.get(key)}" for key in order)
         if len(settings) > CHANGED_WIDTH:
             settings = settings[: CHANGED_WIDTH - 3] + "..."
         headlines = [_headline(row, largest, task) for task in TASKS]
@@ -109,6 +120,12 @@ def _differing(keys: list[str], rows: list[Experiment]) -> list[str]:
         key for key in keys
         if not key.startswith(HIDDEN) and len({repr(row.params.get(key)) for row in rows}) > 1
     ]  # fmt: skip
+
+
+def _unusual(row: Experiment, key: str, usual: dict[tuple[object, str], str]) -> bool:
+    """Whether `row`'s value of `key` is not the one most runs of its ladder have (`usual`:
+    (ladder, key) -> that value's repr)."""
+    return usual.get((row.params.get(LADDER), key)) not in (None, repr(row.params.get(key)))
 
 
 def _headline(row: Experiment, scale: str, task: str) -> str:
