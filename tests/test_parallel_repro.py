@@ -141,5 +141,5 @@ def test_the_workers_end_with_the_coordinator_however_it_ends(tmp_path, ending):
         time.sleep(0.2)
     assert not list(tmp_path.glob("repo.workers.*"))  # the copies are removed
     if ending != signal.SIGKILL:
-        assert coordinator.returncode == 130 and "Traceback" not in err
+        assert coordinator.returncode == 130 and "Traceback" not in err, err
         assert err.strip().splitlines()[-1].startswith("parallel_repro: interrupted")

@@ -75,3 +75,4 @@ def test_each_row_shows_first_what_sets_it_apart_from_its_ladders_runs():
     rows = {line.split()[0]: line for line in table.splitlines()}
     assert "ladder.name=smoke, readouts.depth.steps=60, readout.t" in rows["smoke-depth-60"]
     assert "ladder.name=smoke, readout.tasks=['depth', 'tracking'" in rows["first"]
+    assert "ladder.name=smoke, readouts.depth.steps=30, readout.t" in rows["smoke"]  # shortest

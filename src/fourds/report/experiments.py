@@ -5,8 +5,9 @@ the params that tell them apart and each task's headline at the largest scale.
 the default study); this reads its JSON (`dvc exp show --json`) and keeps, per experiment (and
 per commit they branch from): the params whose values differ between the rows (the scales'
 model shapes left out: `ladder.name` says which; what sets the row apart from most runs of
-its ladder first, then what else tells those runs apart), the largest scale of its ladder, the
-headline of every task's pretrained readout there and that scale's held-out MAE loss.
+its ladder first, then what else tells those runs apart, shortest first), the largest scale of
+its ladder, the headline of every task's pretrained readout there and that scale's held-out
+MAE loss.
 """
 
 from __future__ import annotations
@@ -78,10 +79,15 @@ def experiments_table(rows: list[Experiment]) -> str:
         largest = scales[-1]
 
         own = {key for key in within if _unusual(row, key, usual)}
+        shown = {key: f"{key}={row.params.get(key)}" for key in changed}
         # the ladder first, then what sets this row apart from the runs of its ladder, then
-        # what else tells those runs apart, then what a ladder sets
-        order = sorted(changed, key=lambda key: (key != LADDER, key not in own, key not in within))
-        settings = ", ".join(f"{key}={row.params.get(key)}" for key in order)
+        # what else tells those runs apart, shortest first (more of it fits), then what a
+        # ladder sets
+        order = sorted(
+            changed,
+            key=lambda key: (key != LADDER, key not in own, key not in within, len(shown[key])),
+        )
+        settings = ", ".join(shown[key] for key in order)
         if len(settings) > CHANGED_WIDTH:
             settings = settings[: CHANGED_WIDTH - 3] + "..."
         headlines = [_headline(row, largest, task) for task in TASKS]
