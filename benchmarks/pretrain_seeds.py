@@ -28,6 +28,7 @@ import harness
 import torch
 import yaml
 
+from fourds import layout
 from fourds.config import load_params
 
 NAME = "pretrain_seeds"
@@ -104,7 +105,7 @@ def main() -> None:
         if args.shipped and not args.quick:
             shipped_seed = yaml.safe_load((args.shipped / "params.yaml").read_text())
             shipped_seed = shipped_seed["pretrain"]["seed"]
-            losses = {scale: yaml.safe_load((args.shipped / "pretrain" / scale /
+            losses = {scale: yaml.safe_load((args.shipped / layout.pretrain(scale).folder /
                                              "metrics.json").read_text())["loss"]
                       for scale in scales}  # fmt: skip
             by_seed[shipped_seed] = losses

@@ -38,6 +38,7 @@ import harness
 import matplotlib
 import torch
 
+from fourds import layout
 from fourds.config import load_params
 
 matplotlib.use("Agg")
@@ -104,7 +105,7 @@ def run_point(repo: Path, name: str, overrides: list[str], scales: list[str]) ->
     sets = [arg for item in overrides for arg in ("-S", item)]
     command = ["exp", "run", "--temp", "-n", name, *sets]
     started = time.perf_counter()
-    done = dvc(repo, *command, *[f"pretrain@{scale}" for scale in scales])
+    done = dvc(repo, *command, *[layout.pretrain(scale).name for scale in scales])
     seconds = round(time.perf_counter() - started, 1)
     if done.returncode:
         lines = (done.stdout + done.stderr).splitlines()

@@ -41,8 +41,9 @@ from pathlib import Path
 
 import yaml
 
+from fourds import layout
 from fourds.atomic import atomic_directory
-from fourds.config import StudyLayout, readout_name
+from fourds.config import StudyLayout
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.results_files import read_clip_rows, read_metrics
 from fourds.tolerances import EXACT, Contract, Tolerance, seed_noise
@@ -52,16 +53,12 @@ RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
 def stage_files(study: StudyLayout) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(stage folder under runs/, the files shipped from it) for every stage of `study`."""
-    yield "curate", ("metrics.json",)
+    yield layout.curate().folder.as_posix(), ("metrics.json",)
     for scale in study.scales:
-        yield f"pretrain/{scale}", ("metrics.json", "loss.csv", "run.yaml")
-        for task in study.tasks:
-            for regime in study.regimes:
-                yield (
-                    f"readout/{readout_name(scale, task, regime)}",
-                    ("metrics.json", "clips.csv", "run.yaml"),
-                )
-        yield f"fidelity/{scale}", ("metrics.json", "run.yaml")
+        yield layout.pretrain(scale).folder.as_posix(), ("metrics.json", "loss.csv", "run.yaml")
+        for stage in layout.readouts([scale], study.tasks, study.regimes):
+            yield stage.folder.as_posix(), ("metrics.json", "clips.csv", "run.yaml")
+        yield layout.fidelity(scale).folder.as_posix(), ("metrics.json", "run.yaml")
 
 
 def ladder_lock(lock: Path, scales: Collection[str]) -> str:
@@ -70,7 +67,8 @@ def ladder_lock(lock: Path, scales: Collection[str]) -> str:
     ladder = set(scales)
 
     def of_ladder(stage: str) -> bool:  # "curate", "pretrain@ref_s", "readout@ref_s-depth-frozen"
-        return "@" not in stage or stage.split("@", 1)[1].split("-")[0] in ladder
+        scale = layout.scale_of(stage)
+        return scale is None or scale in ladder
 
     entries = yaml.safe_load(lock.read_text())
     entries["stages"] = {
@@ -105,7 +103,7 @@ def ship(
                 shutil.copy2(runs / stage / EXECUTION_RECORD, staging / stage / EXECUTION_RECORD)
         (staging / "checkpoints").mkdir()
         for scale in study.scales:
-            weights = runs / "pretrain" / scale / "checkpoint.pt"
+            weights = runs / layout.pretrain(scale).folder / "checkpoint.pt"
             if weights.is_file():
                 verify_weights(weights)
                 shutil.copy2(weights, staging / "checkpoints" / f"{scale}.pt")

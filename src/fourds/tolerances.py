@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from fourds import layout
 from fourds.config import ConfigError
 from fourds.results_files import read_clip_rows
 
@@ -119,12 +120,11 @@ class Contract:
         """The tolerance of a results file, by its path inside a shipped folder (e.g.
         readout/cpu_l-pose-frozen/metrics.json: family "readout/pose"; its clips.csv:
         "readout_clips/pose" where named, else "readout/pose")."""
-        parts = Path(relative).parts
-        family = parts[0]
-        if family == "readout" and len(parts) > 1 and parts[1].count("-") >= 2:
-            family = f"readout/{parts[1].split('-')[-2]}"
-            per_clip = family.replace("readout/", "readout_clips/")
-            if parts[-1] == "clips.csv" and per_clip in self.families:
+        family, stage = Path(relative).parts[0], layout.stage_at(relative)
+        if stage is not None and stage.kind == layout.READOUT:
+            family = f"{layout.READOUT}/{stage.task}"  # the family of its kind and task
+            per_clip = f"readout_clips/{stage.task}"
+            if Path(relative).name == "clips.csv" and per_clip in self.families:
                 family = per_clip
         return self.families.get(family, self.default)
 

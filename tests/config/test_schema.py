@@ -28,6 +28,18 @@ def test_committed_params_validate():
     assert all(scale in params.models for scale in params.ladder.scales)
 
 
+def test_a_scale_name_with_a_dash_is_refused(raw):
+    """A readout stage is named <scale>-<task>-<regime> (fourds.layout): a dash in a scale's
+    name would make its readouts' names ambiguous."""
+    raw["models"]["cpu-s"] = raw["models"].pop("cpu_s")
+    raw["ladder"]["scales"] = ["cpu-s", *raw["ladder"]["scales"][1:]]
+    check_fails(
+        raw,
+        "ladder.scales has 'cpu-s': a scale's name holds no '-' (a readout stage is named "
+        "<scale>-<task>-<regime>, fourds.layout)",
+    )
+
+
 def test_width_not_divisible_by_heads_names_both_keys(raw):
     raw["models"]["cpu_s"].update(width=100, heads=3)
     check_fails(raw, "models.cpu_s.width=100 is not divisible by models.cpu_s.heads=3")

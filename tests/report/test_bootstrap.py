@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from fourds import layout
 from fourds.evaluate.readout_files import write_clip_values
 from fourds.report.bootstrap import ClipScores, draw_counts, gain_estimate, read_clip_scores
 from fourds.report.compare import TaskScores, baseline_rows, control_rows, scale_rows
@@ -45,10 +46,10 @@ def write_readouts(
     task: str = "boxes",
     baseline: np.ndarray | None = None,
 ):
-    """clips.csv of each (scale, regime) readout: its per-clip mIoU and the no-learning
-    baseline's on the same clips (`baseline`, else 0.1 on every clip)."""
+    """clips.csv of each (scale, regime) readout in the study folder `root`: its per-clip mIoU
+    and the no-learning baseline's on the same clips (`baseline`, else 0.1 on every clip)."""
     for (scale, regime), clip_values in values.items():
-        folder = root / f"{scale}-{task}-{regime}"
+        folder = root / layout.readout(scale, task, regime).folder
         folder.mkdir(parents=True)
         clips = {"miou": clip_values, "weight": np.ones(len(clip_values))}
         base = np.full(len(clip_values), 0.1) if baseline is None else baseline
@@ -82,7 +83,7 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
         f"{link('l', 'readout@l-boxes-frozen')} vs {link('s', 'readout@s-boxes-frozen')}"
     )
     assert comparison["verdict"] == "within the noise"
-    assert read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou").values[0, 0] == (
+    assert read_clip_scores(tmp_path / "readout/s-boxes-frozen/clips.csv", "miou").values[0, 0] == (
         pytest.approx(base[0] + 0.05)
     )
 
@@ -92,7 +93,7 @@ def test_a_non_finite_clip_value_is_left_out_and_counted_never_averaged_as_a_num
     a perfect or an infinite clip: it leaves the headline and the intervals, and is counted."""
     values = np.array([0.2, np.nan, 0.4, np.inf])
     write_readouts(tmp_path, {("s", "frozen"): values, ("l", "frozen"): np.full(4, 0.3)})
-    scores = read_clip_scores(tmp_path / "s-boxes-frozen" / "clips.csv", "miou")
+    scores = read_clip_scores(tmp_path / "readout/s-boxes-frozen/clips.csv", "miou")
     assert scores.failed == 2 and scores.headline() == pytest.approx(0.3)
     task = TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen"], "miou", True)
     estimate = task.estimate("s", "frozen")

@@ -48,9 +48,7 @@ def test_plot_rows_are_the_report_s_estimates_with_the_control_beside(task):
     params = yaml.safe_load((REFERENCE / "params.yaml").read_text())
     scales, regimes = params["ladder"]["scales"], params["readout"]["regimes"]
     metric = TASKS[task].headline
-    scores = TaskScores.read(
-        REFERENCE / "readout", scales, task, regimes, metric, TASKS[task].higher_is_better
-    )
+    scores = TaskScores.read(REFERENCE, scales, task, regimes, metric, TASKS[task].higher_is_better)
     counts = {
         scale: json.loads((REFERENCE / "pretrain" / scale / "metrics.json").read_text())["params"]
         for scale in scales

@@ -30,8 +30,7 @@ def write_stage_outputs(root, regimes=("frozen", "finetuned")):
 
 def test_both_regimes_get_their_rows_tables_and_fits(tmp_path):
     write_stage_outputs(tmp_path)
-    rows = collect(list(SCALES), ["depth"], ["frozen", "finetuned"], tmp_path / "pretrain",
-                   tmp_path / "readout")  # fmt: skip
+    rows = collect(list(SCALES), ["depth"], ["frozen", "finetuned"], tmp_path)  # fmt: skip
     assert [(row["scale"], row["regime"]) for row in rows[:2]] == [
         ("s", "frozen"),
         ("s", "finetuned"),
@@ -51,15 +50,14 @@ def test_both_regimes_get_their_rows_tables_and_fits(tmp_path):
 
 def test_pretraining_flops_is_an_axis_too(tmp_path):
     write_stage_outputs(tmp_path, regimes=("frozen",))
-    rows = collect(list(SCALES), ["depth"], ["frozen"], tmp_path / "pretrain", tmp_path / "readout")
+    rows = collect(list(SCALES), ["depth"], ["frozen"], tmp_path)
     _, fits = plot_scaling(rows, "depth", "pretrain_flops")
     assert abs(fits["frozen"].law.exponent + 0.1) < 1e-9  # FLOPs proportional to params here
 
 
 def test_the_control_has_no_pretraining_and_is_not_drawn_against_pretraining_flops(tmp_path):
     write_stage_outputs(tmp_path, regimes=("frozen", "random_init"))
-    rows = collect(list(SCALES), ["depth"], ["frozen", "random_init"], tmp_path / "pretrain",
-                   tmp_path / "readout")  # fmt: skip
+    rows = collect(list(SCALES), ["depth"], ["frozen", "random_init"], tmp_path)  # fmt: skip
     control = [row for row in rows if row["regime"] == "random_init"]
     assert all(row["pretrain_flops"] == 0 and row["pretrain_loss"] is None for row in control)
     assert rows[0]["pretrain_flops"] == 6_000 and rows[0]["pretrain_loss"] == 0.1
@@ -76,7 +74,7 @@ def test_the_control_has_no_pretraining_and_is_not_drawn_against_pretraining_flo
 
 def test_one_scale_is_drawn_without_a_fit_and_its_caption_says_why(tmp_path):
     write_stage_outputs(tmp_path, regimes=("frozen",))
-    rows = collect(["m"], ["depth"], ["frozen"], tmp_path / "pretrain", tmp_path / "readout")
+    rows = collect(["m"], ["depth"], ["frozen"], tmp_path)
     for x_key in ("params", "pretrain_flops"):
         _, fits = plot_scaling(rows, "depth", x_key, tmp_path / f"{x_key}.png", PAPER["depth"])
         assert fits == {"frozen": None} and (tmp_path / f"{x_key}.png").stat().st_size > 0
@@ -93,8 +91,7 @@ def overlaps(boxes) -> bool:
 @pytest.mark.parametrize("x_key", ["params", "pretrain_flops"])
 def test_figures_have_plain_tick_labels_apart_and_point_labels_inside(tmp_path, x_key):
     write_stage_outputs(tmp_path, regimes=("frozen", "random_init"))
-    rows = collect(list(SCALES), ["depth"], ["frozen", "random_init"], tmp_path / "pretrain",
-                   tmp_path / "readout")  # fmt: skip
+    rows = collect(list(SCALES), ["depth"], ["frozen", "random_init"], tmp_path)  # fmt: skip
     paper = PAPER["depth"] if x_key == "params" else None
     figure, _ = plot_scaling(rows, "depth", x_key, paper=paper)
     figure.canvas.draw()

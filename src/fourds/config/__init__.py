@@ -20,7 +20,6 @@ from fourds.config.schema import (
     SourceConfig,
     StudyLayout,
     TaskReadoutConfig,
-    readout_name,
 )
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "ReadoutSpec",
     "SourceConfig",
     "StudyLayout",
-    "readout_name",
     "TaskReadoutConfig",
     "RuntimeConfig",
     "load_params",

@@ -40,6 +40,7 @@ from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
 from fourds.config.regimes import REGIMES
 from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import ConfigError
+from fourds.layout import readout_name
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
 Regime = Literal[tuple(REGIMES)]  # fourds.config.regimes
@@ -180,6 +181,14 @@ class LadderConfig(Section):
         _require(
             len(set(self.scales)) == len(self.scales),
             f"{path}.scales={list(self.scales)} lists a model twice",
+        )
+        dashed = [scale for scale in self.scales if "-" in scale]
+        _require(
+            not dashed,
+            f"{path}.scales has {dashed[0]!r}: a scale's name holds no '-' (a readout stage is "
+            "named <scale>-<task>-<regime>, fourds.layout)"
+            if dashed
+            else "",
         )
 
 
@@ -895,12 +904,6 @@ class StudyLayout:
     scales: tuple[str, ...]
     tasks: tuple[str, ...]
     regimes: tuple[str, ...]
-
-
-def readout_name(scale: str, task: str, regime: str) -> str:
-    """A readout stage's name within its study, `<scale>-<task>-<regime>`: dvc.yaml's matrix
-    stage is `readout@<name>`, its folder `runs/readout/<name>`."""
-    return f"{scale}-{task}-{regime}"
 
 
 def parse(cls: type, data: Any, path: str = "") -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fourds.config import readout_name
+from fourds import layout
 from fourds.config.regimes import PRETRAINED, REGIMES
 from fourds.report.bootstrap import (
     SAMPLES,
@@ -44,7 +44,7 @@ class TaskScores:
     @classmethod
     def read(
         cls,
-        readout_root: str | Path,
+        runs: str | Path,
         scales: list[str],
         task: str,
         regimes: list[str],
@@ -53,14 +53,14 @@ class TaskScores:
         samples: int = SAMPLES,
         seed: int = 0,
     ) -> TaskScores:
-        """Read readout_root/<scale>-<task>-<regime>/clips.csv for every scale and regime: the
-        `metric` column and the baseline's `baseline_<metric>`.
+        """Read each readout stage's clips.csv in the study folder `runs` (fourds.layout) for
+        every scale and regime: the `metric` column and the baseline's `baseline_<metric>`.
 
         Raises:
             ValueError: the stages scored different numbers of test clips (not one test set).
         """
         paths = {
-            (scale, regime): Path(readout_root) / readout_name(scale, task, regime) / "clips.csv"
+            (scale, regime): Path(runs) / layout.readout(scale, task, regime).folder / "clips.csv"
             for scale in scales
             for regime in regimes
         }

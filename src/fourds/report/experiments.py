@@ -16,8 +16,9 @@ import collections
 import dataclasses
 import json
 import subprocess
+from pathlib import Path
 
-from fourds.config import readout_name
+from fourds import layout
 from fourds.config.regimes import PRETRAINED
 from fourds.report.numbers import significant
 from fourds.tasks import TASKS
@@ -91,7 +92,7 @@ def experiments_table(rows: list[Experiment]) -> str:
         if len(settings) > CHANGED_WIDTH:
             settings = settings[: CHANGED_WIDTH - 3] + "..."
         headlines = [_headline(row, largest, task) for task in TASKS]
-        pretrain = row.metrics.get(f"runs/pretrain/{largest}/metrics.json", {})
+        pretrain = row.metrics.get(_metrics_file(layout.pretrain(largest)), {})
         loss = pretrain.get("heldout_loss")
         lines.append([row.name, settings or "-", largest, *headlines, _number(loss)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -136,9 +137,13 @@ def _unusual(row: Experiment, key: str, usual: dict[tuple[object, str], str]) ->
 
 def _headline(row: Experiment, scale: str, task: str) -> str:
     """The headline of `task`'s pretrained readout at `scale` ("-" where it did not run)."""
-    stage = readout_name(scale, task, PRETRAINED)
-    metrics = row.metrics.get(f"runs/readout/{stage}/metrics.json", {})
+    metrics = row.metrics.get(_metrics_file(layout.readout(scale, task, PRETRAINED)), {})
     return _number(metrics.get(metrics.get("headline", ""), None))
+
+
+def _metrics_file(stage: layout.Stage) -> str:
+    """The key of `stage`'s metrics.json in `dvc exp show --json` (its path in the repository)."""
+    return (Path("runs") / stage.folder / "metrics.json").as_posix()
 
 
 def _number(value: object) -> str:

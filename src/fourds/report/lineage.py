@@ -22,18 +22,18 @@ from pathlib import Path
 
 import yaml
 
+from fourds import layout
 from fourds.atomic import file_digest
-from fourds.config import readout_name
 
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
 # The outputs of each kind of stage the report reads numbers from (the report stage depends on
 # them in dvc.yaml), in the order the lineage table lists them.
 READ = {
-    "curate": ("run.yaml",),
-    "pretrain": ("metrics.json", "loss.csv", "run.yaml"),
-    "fidelity": ("metrics.json", "run.yaml"),
-    "readout": ("metrics.json", "clips.csv", "run.yaml"),
+    layout.CURATE: ("run.yaml",),
+    layout.PRETRAIN: ("metrics.json", "loss.csv", "run.yaml"),
+    layout.FIDELITY: ("metrics.json", "run.yaml"),
+    layout.READOUT: ("metrics.json", "clips.csv", "run.yaml"),
 }
 
 
@@ -42,30 +42,24 @@ def stage_dirs(
 ) -> list[Path]:
     """The output folders of every stage the report shows: curate, then per scale pretrain and
     fidelity, then every readout (<scale>-<task>-<regime>)."""
-    runs = Path(runs_root)
-    stages = [runs / "curate"]
-    stages += [runs / kind / scale for kind in ("pretrain", "fidelity") for scale in scales]
-    stages += [
-        runs / "readout" / readout_name(scale, task, regime)
-        for scale in scales
-        for task in tasks
-        for regime in regimes
-    ]
-    return stages
+    stages = [layout.curate()]
+    stages += [make(scale) for make in (layout.pretrain, layout.fidelity) for scale in scales]
+    stages += layout.readouts(scales, tasks, regimes)
+    return [Path(runs_root) / stage.folder for stage in stages]
 
 
 def stage_name(stage_dir: str | Path) -> str:
     """The DVC stage that writes `stage_dir` (a folder of `stage_dirs`), as dvc.yaml names it:
     "curate", "pretrain@cpu_s", "readout@cpu_s-depth-frozen"."""
     stage_dir = Path(stage_dir)
-    if stage_dir.name == "curate":
-        return "curate"
-    return f"{stage_dir.parent.name}@{stage_dir.name}"
+    if stage_dir.name == layout.CURATE:
+        return layout.curate().name
+    return layout.Stage.of_item(stage_dir.parent.name, stage_dir.name).name
 
 
 def readout_stage(scale: str, task: str, regime: str) -> str:
     """The name of the readout stage of (scale, task, regime) in dvc.yaml's matrix."""
-    return f"readout@{readout_name(scale, task, regime)}"
+    return layout.readout(scale, task, regime).name
 
 
 def anchor(stage: str) -> str:
@@ -125,7 +119,7 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
     ]
     digests = [
         f"`{name}` `{dvc_md5(stage_dir / name)}`"
-        for name in READ[stage.split("@")[0]]
+        for name in READ[layout.Stage.named(stage).kind]
         if (stage_dir / name).is_file()
     ]
     packages = record.get("packages", {})

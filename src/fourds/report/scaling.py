@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fourds import layout  # noqa: E402
 from fourds.atomic import atomic_path  # noqa: E402
-from fourds.config import readout_name  # noqa: E402
 from fourds.config.regimes import PRETRAINED, REGIMES  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
@@ -28,12 +28,11 @@ def collect(
     scales: list[str],
     tasks: list[str],
     regimes: list[str],
-    pretrain_root: str | Path,
-    readout_root: str | Path,
+    runs: str | Path,
 ) -> list[dict]:
     """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
-    readout metrics (from readout_root/<scale>-<task>-<regime>/metrics.json), its no-learning
-    baseline's as `baseline_<metric>`. A control was never pretrained: its rows have 0
+    readout metrics (each stage's metrics.json in the study folder `runs`, fourds.layout), its
+    no-learning baseline's as `baseline_<metric>`. A control was never pretrained: its rows have 0
     pretraining FLOPs and no pretraining loss (None).
 
     Only the scales, tasks and regimes named are read, so stale folders of other runs are
@@ -41,10 +40,11 @@ def collect(
     """
     rows = []
     for scale in scales:
-        pretrain = json.loads((Path(pretrain_root) / scale / "metrics.json").read_text())
+        pretrain_dir = Path(runs) / layout.pretrain(scale).folder
+        pretrain = json.loads((pretrain_dir / "metrics.json").read_text())
         for task in tasks:
             for regime in regimes:
-                path = Path(readout_root) / readout_name(scale, task, regime) / "metrics.json"
+                path = Path(runs) / layout.readout(scale, task, regime).folder / "metrics.json"
                 readout = json.loads(path.read_text())
                 pretrained = REGIMES[regime].pretrained
                 row = {
@@ -204,11 +204,11 @@ def caption(fits: dict, regimes: list[str], scales: int, paper: PaperSeries | No
     return text
 
 
-def plot_loss_curves(scales: list[str], pretrain_root: str | Path, path: str | Path | None = None):
+def plot_loss_curves(scales: list[str], runs: str | Path, path: str | Path | None = None):
     """Pretraining loss against step for every scale (one line each); returns the figure."""
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for scale in scales:
-        with open(Path(pretrain_root) / scale / "loss.csv", newline="") as handle:
+        with open(Path(runs) / layout.pretrain(scale).folder / "loss.csv", newline="") as handle:
             curve = list(csv.DictReader(handle))
         axis.plot([int(p["step"]) for p in curve], [float(p["loss"]) for p in curve], label=scale)
     axis.set_xlabel("step")
@@ -230,30 +230,27 @@ def _loss_figure(figure, axis, ylabel: str, title: str, path: str | Path | None)
     return figure
 
 
-def pretraining_losses(
-    scales: list[str], pretrain_root: str | Path
-) -> tuple[dict[str, float], str]:
+def pretraining_losses(scales: list[str], runs: str | Path) -> tuple[dict[str, float], str]:
     """Each scale's pretraining loss as the verdicts compare it, and its name: the held-out
     loss at the end of the run ("held-out", pretrain/<scale>/metrics.json's `heldout_loss`),
     or, where a run did not measure one (a study made before held-out curves), the final
     training loss of every scale ("final training")."""
     metrics = {
-        scale: read_metrics(Path(pretrain_root) / scale / "metrics.json") for scale in scales
+        scale: read_metrics(Path(runs) / layout.pretrain(scale).folder / "metrics.json")
+        for scale in scales
     }
     if all("heldout_loss" in scale_metrics for scale_metrics in metrics.values()):
         return {scale: m["heldout_loss"] for scale, m in metrics.items()}, "held-out"
     return {scale: m["loss"] for scale, m in metrics.items()}, "final training"
 
 
-def plot_heldout_curves(
-    scales: list[str], pretrain_root: str | Path, path: str | Path | None = None
-):
+def plot_heldout_curves(scales: list[str], runs: str | Path, path: str | Path | None = None):
     """Held-out loss against training FLOPs (log axes), one line per scale, from each scale's
     heldout.csv (the first point, before any training, at zero FLOPs, is left out of the log
     axis); returns the figure, or None when no scale wrote a held-out curve."""
     curves = {}
     for scale in scales:
-        csv_path = Path(pretrain_root) / scale / "heldout.csv"
+        csv_path = Path(runs) / layout.pretrain(scale).folder / "heldout.csv"
         if csv_path.is_file():
             with open(csv_path, newline="") as handle:
                 curves[scale] = [row for row in csv.DictReader(handle) if int(row["step"]) > 0]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from fourds.config import StudyLayout, readout_name
+from fourds import layout
+from fourds.config import StudyLayout
 from fourds.config.regimes import PRETRAINED
 from fourds.report.compare import TaskScores, gain_text
 from fourds.report.front import FrontPage
@@ -27,19 +28,19 @@ def missing_results(study: StudyLayout, runs: Path) -> list[Path]:
     """The files `read_front_page` reads that `runs` does not hold (a fresh clone's runs/ holds
     the pinned metrics.json files, but not the per-clip results DVC caches)."""
     needed = [
-        runs / "readout" / readout_name(scale, task, regime) / "clips.csv"
+        runs / layout.readout(scale, task, regime).folder / "clips.csv"
         for task in study.tasks
         for scale in study.scales
         for regime in study.regimes
     ]
-    needed += [runs / "pretrain" / scale / "metrics.json" for scale in study.scales]
+    needed += [runs / layout.pretrain(scale).folder / "metrics.json" for scale in study.scales]
     return [path for path in needed if not path.is_file()]
 
 
 def as_committed(study: StudyLayout, runs: Path) -> bool:
     """Whether `runs` holds only the results git keeps (a clone's: metrics.json and clips.csv,
     no stage's run record, which DVC caches), not a run made here."""
-    stages = [runs / "pretrain" / scale for scale in study.scales]
+    stages = [runs / layout.pretrain(scale).folder for scale in study.scales]
     return not any((stage / "run.yaml").is_file() for stage in stages)
 
 
@@ -49,7 +50,7 @@ def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
     scales, regimes = list(study.scales), list(study.regimes)
     scores = {
         task: TaskScores.read(
-            runs / "readout",
+            runs,
             scales,
             task,
             regimes,
@@ -58,7 +59,7 @@ def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
         )
         for task in study.tasks
     }
-    losses, loss_name = pretraining_losses(scales, runs / "pretrain")
+    losses, loss_name = pretraining_losses(scales, runs)
     regime = PRETRAINED if PRETRAINED in regimes else regimes[0]
     return FrontPage.of(scores, scales, regime, losses, loss_name)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from fourds import layout
 from fourds.atomic import check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params
 from fourds.config.operative import configured, stage
@@ -113,7 +114,7 @@ def run(
     inputs = [checkpoint, weights, *shard_paths(shard_dir, SPLIT)]
     fourds_weights = (checkpoint, weights) if cfg.feature_extractor == "fourds" else (checkpoint,)
     write_run_record(
-        out_dir, f"fidelity@{scale}", params_path, list(dict.fromkeys(inputs)), str(device),
+        out_dir, layout.fidelity(scale).name, params_path, list(dict.fromkeys(inputs)), str(device),
         execution={"seconds": round(time.perf_counter() - started, 2)},
         unverified=[path for path in dict.fromkeys(fourds_weights) if not is_verified(path)],
         attention=runtime.attention,

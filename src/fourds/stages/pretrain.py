@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch.distributed as dist
 
+from fourds import layout
 from fourds.accelerators import model_flops_utilisation
 from fourds.atomic import atomic_path, check_output_directory, claim_output_directory, write_json
 from fourds.config import ConfigError, Params, PretrainSpec
@@ -126,7 +127,7 @@ def write_outputs(
     write_json(out_dir / "metrics.json", metrics)
     shards = list(result.shard_digests)  # paths or URLs, hashed by curate
     write_run_record(
-        out_dir, f"pretrain@{scale}", params_path, shards, device, result.shard_digests, execution,
-        attention=spec.attention,
+        out_dir, layout.pretrain(scale).name, params_path, shards, device, result.shard_digests,
+        execution, attention=spec.attention,
     )  # fmt: skip
     return metrics

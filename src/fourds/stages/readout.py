@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from fourds import layout
 from fourds.atomic import (
     check_output_directory,
     claim_output_directory,
@@ -152,7 +153,7 @@ def _run(
     )
     write_run_record(
         out_dir,
-        f"readout@{spec.name}",
+        layout.readout(spec.scale, spec.task, spec.regime).name,
         params_path,
         inputs,
         str(device),
