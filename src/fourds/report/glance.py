@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.config import StudyLayout
-from fourds.config.regimes import verdict_control
 from fourds.report.compare import gain_text
 from fourds.report.front import FrontPage
 from fourds.report.numbers import significant
@@ -35,17 +34,14 @@ EMBEDDED_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
 class Study:
     """A study whose results the README shows: its name there, the folder holding its stage
     outputs (`readout/<scale>-<task>-<regime>/`, `pretrain/<scale>/`), its scales, smallest
-    first, the regimes it ran (the control is `verdict_control`'s) and the tasks it read out."""
+    first, the regimes it ran (the report picks the control among them) and the tasks it read
+    out."""
 
     name: str
     runs: Path
     scales: tuple[str, ...]
     regimes: tuple[str, ...] = ("frozen", "initial")
     tasks: tuple[str, ...] = EMBEDDED_TASKS
-
-    @property
-    def control(self) -> str:
-        return verdict_control(self.regimes)
 
     @property
     def layout(self) -> StudyLayout:
