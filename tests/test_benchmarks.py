@@ -145,6 +145,30 @@ def test_results_from_a_copy_of_the_tree_name_the_commit_they_were_told(monkeypa
     assert harness.git_state() == {"commit": "unknown", "dirty": None}
 
 
+def test_a_clone_run_times_each_stage_from_dvc_s_lines_and_names_the_kernels(monkeypatch, tmp_path):
+    """clone_run.py splits a command's output at DVC's "Running stage" lines (the last stage up
+    to the command's end); main_job.py names its result by the kernels torch ran."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import clone_run
+    import main_job
+
+    lines = [
+        (0.5, "Verifying data sources in stage: 'data.dvc'"),
+        (2.0, "Running stage 'curate':"),
+        (9.0, "> fourds curate --data data --out runs/curate"),
+        (20.0, "Running stage 'pretrain@cpu_s':"),
+    ]
+    assert clone_run.stage_walls(lines, 50.0) == {"curate": 18.0, "pretrain@cpu_s": 30.0}
+    assert clone_run.stage_walls(lines[:1], 50.0) == {}
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert main_job.has_avx512(flags) and not main_job.has_avx512(Path("/dev/null"))
+    monkeypatch.setattr(main_job, "has_avx512", lambda: True)
+    assert (main_job.kernels_run("default"), main_job.kernels_run("avx2")) == ("avx512", "avx2")
+    monkeypatch.setattr(main_job, "has_avx512", lambda: False)
+    assert main_job.kernels_run("default") == "avx2"
+
+
 def test_the_gpu_checks_script_parses_and_runs_benchmarks_that_exist():
     script = REPO_ROOT / "benchmarks" / "gpu_checks.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
