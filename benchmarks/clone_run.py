@@ -100,10 +100,12 @@ def run_in_clone(
     after: tuple[str, ...] = (),
 ) -> tuple[CloneRun, dict[str, tuple[int, str]]]:
     """Run `commands` one after another in a fresh clone, timed (each printed as it ends), then
-    `after` untimed; returns the timings and each `after` command's (exit status, output)."""
-    environment = {**os.environ, **(env or {})}
+    `after` untimed; returns the timings and each `after` command's (exit status, output). The
+    clone's own src/ comes first on the path: its stages run the fourds of the commit cloned,
+    whichever is installed."""
     with tempfile.TemporaryDirectory(prefix="fourds-clone-run-") as folder:
         clone = Path(folder) / "fourds"
+        environment = {**os.environ, **(env or {}), "PYTHONPATH": str(clone / "src")}
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         ticks, timed, walls = _busy_ticks(), {}, {}
         for command in commands:

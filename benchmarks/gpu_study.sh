@@ -39,7 +39,7 @@
 # one after another, so that a study cut short by its deadline has the first groups whole;
 # "curate,pretrain readout fidelity" leaves the report, whose wheels do not travel, to a CPU),
 # JOBS (8: the second group's stages run JOBS at a time, each as soon as the stages it needs
-# have run, by benchmarks/parallel_repro.py in copies of the study's repository, until 45 s
+# have run, by `fourds repro-parallel` in copies of the study's repository, until 45 s
 # before the deadline; then its own `dvc repro` takes those that ran from DVC's run cache; 1:
 # one at a time), WORLD_RATE_ARGS, SMOKE_LIMIT_S (120; 400 in the rehearsal, whose CPU may be
 # shared), DEADLINE_S (575: the whole script's seconds), RESERVE_S (320: the study's seconds
@@ -133,7 +133,7 @@ study() {
             # stages run until the deadline less 45 s, left to restore what ran (`ran`, in order)
             fanned=0
             # shellcheck disable=SC2086
-            "$python" "$repo/benchmarks/parallel_repro.py" --jobs "$jobs" \
+            fourds repro-parallel --jobs "$jobs" \
                 --deadline "$(( deadline - 45 ))" --logs "$work.parallel" \
                 --keep 'runs/*/*/execution.yaml' \
                 --keep 'runs/pretrain/*/live/plots/metrics/perf/*.tsv' $group || fanned=$?
@@ -189,7 +189,7 @@ if part rate; then
 fi
 # The learning-rate sweep (PARTS=sweep; not in the default parts): SWEEP_SCALES of the ladder
 # pretrained SWEEP_STEPS steps at every lr of SWEEP_LRS, seed 0, each point a DVC experiment in
-# a study repository of its own (benchmarks/pretrain_sweep.py): OUT gets gpu_lr_sweep.json
+# a study repository of its own (`fourds sweep`): OUT gets gpu_lr_sweep.json
 # (every scale's held-out curve per point) and gpu_lr_sweep.png.
 if part sweep; then
     sets=(--set "ladder=$ladder" --set "ladder.scales=[${SWEEP_SCALES:-gpu_s,gpu_l}]")
@@ -201,7 +201,7 @@ if part sweep; then
         # shellcheck disable=SC2086
         LADDER_OF_STUDY=$ladder new_study "$ladder-sweep" ${SYNTH_ARGS:-}
         git add -A && git -c user.name=fourds -c user.email=fourds@invalid commit -qm "its corpus"
-        "$python" "$repo/benchmarks/pretrain_sweep.py" --repo "$scratch/$ladder-sweep" \
+        fourds sweep --repository "$scratch/$ladder-sweep" \
             --name gpu_lr_sweep "${sets[@]}" --grid "pretrain.lr=${SWEEP_LRS:-1e-4,3e-4,1e-3,3e-3}" \
             --grid pretrain.seed=0 --out "$out"
     ) > "$out/sweep.log" 2>&1 || echo "the sweep failed: $out/sweep.log"

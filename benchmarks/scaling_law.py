@@ -1,7 +1,7 @@
 """The scaling law of the held-out MAE loss: every pretraining run of the world studies, and a
 fit of L(N) = a N^-b + c per world.
 
-Reads pretraining sweeps written by benchmarks/pretrain_sweep.py (`--sweep`, repeatable: each a
+Reads pretraining sweeps written by `fourds sweep` (`--sweep`, repeatable: each a
 sweep over `curate.data`, a corpus per world, and seeds, at one recipe) and writes
 `<out>/scaling_law.json` (runs and default_world at its top level, worlds under results):
 
@@ -159,7 +159,7 @@ def main() -> None:
 
 def add_arguments(parser) -> None:
     parser.add_argument(
-        "--sweep", type=Path, action="append", required=True, help="a pretrain_sweep.py result"
+        "--sweep", type=Path, action="append", required=True, help="a `fourds sweep` result"
     )
 
 

@@ -73,7 +73,7 @@ def add_stage_walls(records: dict[str, dict]) -> None:
 
 
 def add_parallel_walls(records: dict[str, dict], parallel: dict) -> None:
-    """The stages benchmarks/parallel_repro.py ran (its `parallel`: parallel_repro.json) take
+    """The stages `fourds repro-parallel` ran (its `parallel`: parallel_repro.json) take
     their wall seconds from it: their `dvc repro` in a worker, start to end."""
     for record in records.values():
         if record.get("stage") in parallel["stages"]:

@@ -26,7 +26,6 @@ SCRIPTS = [
     "readout_spread",
     "readout_seeds",
     "pretrain_seeds",
-    "pretrain_sweep",
     "memory_model",
 ]
 

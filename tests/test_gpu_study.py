@@ -48,7 +48,7 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu(tmp_path):
         f"runs/pretrain/{s}/checkpoint.pt" for s in ("gpu_s", "gpu_b")
     }
     # the readouts and fidelity ran two at a time in copies of the study's repository
-    # (benchmarks/parallel_repro.py); its own `dvc repro` took them from DVC's run cache
+    # (`fourds repro-parallel`); its own `dvc repro` took them from DVC's run cache
     assert summary["parallel"]["jobs"] == 2
     log = (out / "study.log").read_text()
     assert "Running stage 'readout@" not in log and "Running stage 'fidelity@" not in log

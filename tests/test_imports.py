@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
 SOURCE = REPO_ROOT / "src"
 
 # Lower layers never import higher ones (DESIGN.md: cli -> stages -> train, evaluate, report,
-# data, plan -> models, world, records, runtime -> config -> the leaves).
+# data, plan, pipeline -> models, world, records, runtime -> config -> the leaves).
 LAYERS = (
     ("fourds", "fourds.atomic", "fourds.accelerators"),
     ("fourds.config",),
@@ -29,7 +29,14 @@ LAYERS = (
         "fourds.tasks",
         "fourds.tolerances",
     ),
-    ("fourds.data", "fourds.train", "fourds.evaluate", "fourds.report", "fourds.plan"),
+    (
+        "fourds.data",
+        "fourds.train",
+        "fourds.evaluate",
+        "fourds.report",
+        "fourds.plan",
+        "fourds.pipeline",
+    ),
     ("fourds.stages",),
     ("fourds.cli",),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,22 @@ def _compare(args: argparse.Namespace) -> int:
             "this compared the pinned results with themselves; run `dvc repro --pull` first"
         )
     return 1 if differences else 0
+
+
+def _repro_parallel(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fourds.pipeline.parallel import repro_parallel
+
+    return repro_parallel(args.patterns, args.jobs, Path(args.logs), args.deadline, args.keep)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fourds.pipeline.sweep import sweep
+
+    sweep(Path(args.repository).resolve(), args.name, args.grid, args.set, Path(args.out))
 
 
 def _experiments(args: argparse.Namespace) -> None:
@@ -554,6 +571,57 @@ TOOLS = (
         "task's headline at the largest scale and its held-out loss",
         _experiments,
         (arg("--repository", default=".", help="the DVC repository whose experiments to list"),),
+    ),
+    Command(
+        "repro-parallel",
+        "`dvc repro` of a pipeline's stages several at a time, each in a copy of the repository "
+        "sharing its DVC cache, for the repository's own `dvc repro` to take from DVC's run cache",
+        _repro_parallel,
+        (
+            arg("patterns", nargs="+", help="stage names or fnmatch patterns, in the order to run"),
+            arg("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="workers"),
+            arg("--logs", default="parallel_repro", help="each stage's output and the summary"),
+            arg(
+                "--deadline",
+                type=float,
+                default=float("inf"),
+                help="epoch seconds: a stage still running then is stopped",
+            ),
+            arg(
+                "--keep",
+                action="append",
+                default=[],
+                help="a glob of run records DVC does not track, copied back (repeatable)",
+            ),
+        ),
+    ),
+    Command(
+        "sweep",
+        "a pretraining sweep as DVC experiments (`dvc exp run --temp`, a grid point each): every "
+        "scale's held-out loss and curve per point, the sweep's JSON file and figures",
+        _sweep,
+        (
+            arg("--name", required=True, help="the sweep's name: its file and experiments"),
+            arg(
+                "--grid",
+                action="append",
+                default=[],
+                help="key=v1,v2,... (repeatable; the first is the figures' axis; default: "
+                "pretrain.lr=0.001)",
+            ),
+            arg(
+                "--set",
+                action="append",
+                default=[],
+                help="a fixed override of every point, e.g. ladder=reference (repeatable)",
+            ),
+            arg(
+                "--repository",
+                default=".",
+                help="the DVC repository to sweep in, one that has run the main job",
+            ),
+            arg("--out", default="reports/sweeps", help="the folder of the sweep's files"),
+        ),
     ),
     Command(
         "convert",

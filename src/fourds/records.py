@@ -35,7 +35,7 @@ RECORDED_PACKAGES = (
 )
 
 
-def _git_commit(folder: str | Path = ".") -> str:
+def git_commit(folder: str | Path = ".") -> str:
     """The commit checked out where `folder` lies ("unknown" outside a git repository)."""
     try:
         result = subprocess.run(
@@ -64,7 +64,7 @@ def machine_record() -> dict[str, Any]:
         "torch": str(torch.__version__),
         "torch_cuda": torch.version.cuda or "none",
         "gpus": [],  # the key is there on every machine: empty without a GPU
-        "fourds": {"version": fourds.__version__, "source_commit": _git_commit(source)},
+        "fourds": {"version": fourds.__version__, "source_commit": git_commit(source)},
     }
     if torch.cuda.is_available():
         machine["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -161,7 +161,7 @@ def write_run_record(
     run = {
         "stage": stage,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": machine_record(),
         **(execution or {}),
         "run_record_sha256": file_digest(out_dir / "run.yaml"),

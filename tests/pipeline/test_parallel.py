@@ -1,7 +1,7 @@
-"""benchmarks/parallel_repro.py on a small DVC pipeline: stages run in copies of the
-repository as their inputs are ready, a failed stage's downstream does not run, a past deadline
-runs nothing and stops a stage that outlives it, and the repository's own `dvc repro` takes the
-stages that ran from DVC's run cache."""
+"""`fourds repro-parallel` (fourds.pipeline.parallel) on a small DVC pipeline: stages run in
+copies of the repository as their inputs are ready, a failed stage's downstream does not run, a
+past deadline runs nothing and stops a stage that outlives it, and the repository's own `dvc
+repro` takes the stages that ran from DVC's run cache."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-
-SCRIPT = REPO_ROOT / "benchmarks/parallel_repro.py"
+COMMAND = [sys.executable, "-m", "fourds.cli", "repro-parallel"]
 PIPELINE = """\
 stages:
   first:
@@ -76,7 +74,7 @@ def pipeline(tmp_path, stages: str = PIPELINE):
 def test_stages_run_when_ready_and_the_repository_restores_them(tmp_path):
     repo = pipeline(tmp_path)
     logs = tmp_path / "logs"
-    result = run([sys.executable, str(SCRIPT), "--jobs", "2", "--logs", str(logs), "*"], repo)
+    result = run([*COMMAND, "--jobs", "2", "--logs", str(logs), "*"], repo)
     assert result.returncode == 1 and "failed: broken after_broken" in result.stderr
     records = json.loads((logs / "parallel_repro.json").read_text())["stages"]
     assert records["broken"]["status"] not in (0, "upstream failed")  # dvc repro failed
@@ -93,9 +91,7 @@ def test_stages_run_when_ready_and_the_repository_restores_them(tmp_path):
 def test_a_past_deadline_runs_nothing(tmp_path):
     repo = pipeline(tmp_path)
     logs = tmp_path / "logs"
-    result = run(
-        [sys.executable, str(SCRIPT), "--deadline", "1", "--logs", str(logs), "copy"], repo
-    )
+    result = run([*COMMAND, "--deadline", "1", "--logs", str(logs), "copy"], repo)
     assert result.returncode == 1 and (logs / "ran").read_text() == ""
     records = json.loads((logs / "parallel_repro.json").read_text())["stages"]
     assert {record["status"] for record in records.values()} == {"no time left"}
@@ -106,9 +102,7 @@ def test_a_stage_past_the_deadline_is_stopped_with_what_it_started(tmp_path):
     repo = pipeline(tmp_path, SLOW.format(pid=pid_file))
     logs = tmp_path / "logs"
     deadline = str(time.time() + 10)
-    result = run(
-        [sys.executable, str(SCRIPT), "--deadline", deadline, "--logs", str(logs), "slow"], repo
-    )
+    result = run([*COMMAND, "--deadline", deadline, "--logs", str(logs), "slow"], repo)
     assert result.returncode == 1
     assert json.loads((logs / "parallel_repro.json").read_text())["stages"]["slow"]["status"] == (
         "timed out"
@@ -124,7 +118,7 @@ def test_the_workers_end_with_the_coordinator_however_it_ends(tmp_path, ending):
     pid_file = tmp_path / "sleeper.pid"
     repo = pipeline(tmp_path, SLOW.format(pid=pid_file))
     coordinator = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--logs", str(tmp_path / "logs"), "slow"],
+        [*COMMAND, "--logs", str(tmp_path / "logs"), "slow"],
         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240  # generous: on a loaded machine each process starts slowly
@@ -142,4 +136,4 @@ def test_the_workers_end_with_the_coordinator_however_it_ends(tmp_path, ending):
     assert not list(tmp_path.glob("repo.workers.*"))  # the copies are removed
     if ending != signal.SIGKILL:
         assert coordinator.returncode == 130 and "Traceback" not in err, err
-        assert err.strip().splitlines()[-1].startswith("parallel_repro: interrupted")
+        assert err.strip().splitlines()[-1].startswith("fourds repro-parallel: interrupted")

@@ -20,7 +20,7 @@ first. A stage whose upstream failed does not run. Files the stages write that D
 track (a run's own records, such as fourds' execution.yaml) are copied back where `--keep`
 globs match them and the repository has none. Writes, under --logs: each stage's output
 (`<stage>.log`), `parallel_repro.json` (each stage's worker, wall seconds and exit status) and
-`ran` (the stages that ran, a line each, in the order given: what to restore). Exits 1 naming
+`ran` (the stages that ran, a line each, in the order given: what to restore). Returns 1 naming
 the stages that failed or did not run.
 
 However the coordinator ends, the workers' processes end with it and their copies are removed:
@@ -28,12 +28,11 @@ on Ctrl-C (or SIGTERM) it stops them and exits 130 with one line; killed outrigh
 process it started (WATCHDOG) sees it gone, kills every worker's process group and removes the
 copies.
 
-Run (in the repository): python benchmarks/parallel_repro.py --jobs 8 pretrain readout fidelity
+Run (in the repository): fourds repro-parallel --jobs 8 pretrain readout fidelity
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fnmatch
 import json
@@ -67,6 +66,7 @@ for group in open(groups).read().split():
 shutil.rmtree(workers, ignore_errors=True)
 """
 WRITTEN_IN_PLACE = {"dvc.lock", "params.yaml", ".gitignore"}  # always copied
+NAME = "fourds repro-parallel"  # the lines it prints start with it
 
 
 def chosen_stages(repo: Path, patterns: list[str]) -> dict[str, set[str]]:
@@ -254,29 +254,31 @@ def run_stages(
             schedule.finish(stage, status == 0)
             with lock:  # one line at a time
                 records[stage] = {"worker": worker.name, "seconds": seconds, "status": status}
-                print(f"parallel_repro: {stage}: {status} in {seconds} s", flush=True)
+                print(f"{NAME}: {stage}: {status} in {seconds} s", flush=True)
 
     threads_ = [threading.Thread(target=drain, args=(worker,), daemon=True) for worker in workers]
     for thread in threads_:
         thread.start()
     for thread in threads_:
-        thread.join()
+        # in short waits: the kernel may hand Ctrl-C to a worker thread, and Python runs the
+        # handler only when the main thread wakes (one long join() slept through a stage)
+        while thread.is_alive():
+            thread.join(timeout=0.2)
     not_run = {"worker": None, "seconds": 0.0, "status": "upstream failed"}
     return {stage: records.get(stage, not_run) for stage in upstream}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("patterns", nargs="+", help="stage names or fnmatch patterns")
-    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    parser.add_argument("--logs", type=Path, default=Path("parallel_repro"))
-    parser.add_argument("--deadline", type=float, default=float("inf"), help="epoch seconds")
-    parser.add_argument("--keep", action="append", default=[], help="a glob of run records")
-    args = parser.parse_args()
+def repro_parallel(
+    patterns: list[str], jobs: int, logs: Path, deadline: float, keep: list[str]
+) -> int:
+    """Run the stages matching `patterns` of the repository in the working directory on `jobs`
+    workers until the epoch second `deadline`, each stage's output and the summary under `logs`,
+    the run records matching the `keep` globs copied back (module docstring). Returns 0, 1 when
+    a stage failed or did not run, 130 when interrupted."""
     repo = Path.cwd().resolve()
-    upstream = chosen_stages(repo, args.patterns)
-    jobs = max(1, min(args.jobs, len(upstream)))
-    args.logs.mkdir(parents=True, exist_ok=True)
+    upstream = chosen_stages(repo, patterns)
+    jobs = max(1, min(jobs, len(upstream)))
+    logs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"{repo.name}.workers.", dir=repo.parent))
     groups = Groups(scratch / "groups")
@@ -289,11 +291,11 @@ def main() -> int:
         workers = [make_worker(repo, scratch / f"worker{j}", cache) for j in range(jobs)]
         setup = round(time.perf_counter() - started, 1)
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        records = run_stages(upstream, workers, args.logs, args.deadline, threads, groups)
-        keep_records(workers, repo, args.keep)
+        records = run_stages(upstream, workers, logs, deadline, threads, groups)
+        keep_records(workers, repo, keep)
     except KeyboardInterrupt:
         groups.stop()
-        print("parallel_repro: interrupted: its stages stopped, nothing restored", file=sys.stderr)
+        print(f"{NAME}: interrupted: its stages stopped, nothing restored", file=sys.stderr)
         return 130
     finally:
         groups.stop()
@@ -306,16 +308,12 @@ def main() -> int:
         "wall_seconds": round(time.perf_counter() - started, 1),
         "stages": records,
     }
-    (args.logs / "parallel_repro.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (logs / "parallel_repro.json").write_text(json.dumps(summary, indent=1) + "\n")
     ran = [stage for stage, record in records.items() if record["status"] == 0]
-    (args.logs / "ran").write_text("".join(f"{stage}\n" for stage in ran))
+    (logs / "ran").write_text("".join(f"{stage}\n" for stage in ran))
     failed = [stage for stage, record in records.items() if record["status"] != 0]
     if failed:
-        print(f"parallel_repro: failed: {' '.join(failed)} (logs in {args.logs})", file=sys.stderr)
+        print(f"{NAME}: failed: {' '.join(failed)} (logs in {logs})", file=sys.stderr)
         return 1
-    print(f"parallel_repro: {len(records)} stages on {jobs} workers in {summary['wall_seconds']} s")
+    print(f"{NAME}: {len(records)} stages on {jobs} workers in {summary['wall_seconds']} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
