@@ -19,14 +19,13 @@ SOURCE = REPO_ROOT / "src"
 # data, plan, pipeline -> models, world, records, runtime -> config -> the leaves).
 LAYERS = (
     ("fourds", "fourds.atomic", "fourds.accelerators"),
-    ("fourds.config",),
+    ("fourds.config", "fourds.tasks"),  # the task table: params validation reads it
     (
         "fourds.models",
         "fourds.world",
         "fourds.records",
         "fourds.runtime",
         "fourds.shipped",
-        "fourds.tasks",
         "fourds.tolerances",
     ),
     (

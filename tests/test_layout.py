@@ -48,7 +48,7 @@ def test_a_path_outside_every_stage_folder_is_no_stages():
 SPELLINGS = re.compile(
     r'/\s*"(?:curate|pretrain|fidelity|readout)"'  # a stage folder joined by hand
     r'|f"(?:pretrain|fidelity|readout)[@/]\{'  # a stage name or folder formatted by hand
-    r'|\{[a-z_]+\}-\{[a-z_]+\}-\{[a-z_]+\}'  # a readout's <scale>-<task>-<regime> formatted
+    r"|\{[a-z_]+\}-\{[a-z_]+\}-\{[a-z_]+\}"  # a readout's <scale>-<task>-<regime> formatted
 )
 
 

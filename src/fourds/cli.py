@@ -13,8 +13,7 @@ from typing import Any
 
 from fourds import __version__
 from fourds.atomic import is_out_of_space
-from fourds.config import ATTENTION_BACKENDS, Params
-from fourds.config import load_params as load_schema_params
+from fourds.config import ATTENTION_BACKENDS, load_params
 from fourds.config.regimes import REGIMES
 from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import EXPECTED_ERRORS, ConfigError
@@ -25,27 +24,6 @@ PLAN_GPUS = ("h100", "h200", "a100")
 PLAN_INTERCONNECTS = ("infiniband", "ethernet", "nvlink")
 CONTRACT = "reports/tolerances.yaml"  # the regeneration contract (fourds.tolerances)
 DEFAULT_PARAMS = "params.yaml"  # the pinned params plain `dvc repro` runs
-
-
-def load_params(path: str) -> Params:
-    """params.yaml checked against the schema and `check_params`' rules."""
-    params = load_schema_params(path)
-    check_params(params)
-    return params
-
-
-def check_params(params: Params) -> None:
-    """The rules beyond the schema's that every params the CLI loads or composes must keep:
-    the readout task table's (fourds.tasks). Whether a scale's pretraining step fits the
-    memory here is the pretrain stage's first check (`_pretrain`): the planner's memory model
-    takes seconds a scale, and the params of the other commands may be for other machines.
-
-    Raises:
-        ConfigError: naming the key and the rule.
-    """
-    from fourds.tasks import check_readout_params
-
-    check_readout_params(params.readout, params.readouts)
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -117,7 +95,7 @@ def _params(args: argparse.Namespace) -> None:
 
     out = args.out or DEFAULT_PARAMS  # without --out, an existing params.yaml is kept
     replace = args.out is not None
-    params = write_params(out, args.overrides, args.experiments, replace, check_params)
+    params = write_params(out, args.overrides, args.experiments, replace)
     print(f"{out}: ladder {params.ladder.name}, scales {', '.join(params.ladder.scales)}")
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from fourds.config import ConfigError, ReadoutConfig, TaskReadoutConfig
 from fourds.config.formats import FORMATS, formats_of
+from fourds.config.schema import ReadoutConfig, TaskReadoutConfig
+from fourds.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,8 @@ converted readouts only where the table says one loads."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import yaml
 
@@ -92,3 +94,18 @@ def test_only_the_depth_readout_loads_a_converted_readout(raw):
 
 def test_every_format_serves_tasks_of_the_table():
     assert all(entry.tasks and set(entry.tasks) <= set(TASKS) for entry in FORMATS.values())
+
+
+def test_every_table_entry_names_a_module_that_exports_what_its_kind_needs():
+    """The task and format tables name their modules as strings, which no import follows: each
+    imports and exports what fourds calls on it (fourds.tasks, fourds.config.formats)."""
+    for name, entry in TASKS.items():
+        assert callable(getattr(importlib.import_module(entry.module), "build", None)), name
+    for name, entry in FORMATS.items():
+        reader = importlib.import_module(entry.reader)
+        needs = ("class_file", "classes", "split") if entry.lists_videos else ("samples", "files")
+        assert all(callable(getattr(reader, each, None)) for each in needs), (name, needs)
+        assert not entry.lists_videos or isinstance(reader.VIDEO_SUFFIX, str | tuple), name
+        if entry.challenge:
+            challenge = importlib.import_module(entry.challenge)
+            assert callable(getattr(challenge, "challenge_task", None)), name

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from fourds.cli import load_params
+from fourds.config import load_params
 from fourds.config.compose import ladder_params
 from fourds.plan import machine
 from fourds.plan.fits import check_pretraining_fits
@@ -70,7 +70,7 @@ def test_the_pinned_params_the_ladders_and_the_tests_params_fit(host, tmp_path):
 # autograd run here, and the check again (its fake steps, which a fork could not run, run here).
 FORKS_AFTER = """
 import torch
-from fourds.cli import load_params
+from fourds.config import load_params
 from fourds.evaluate.forked import side_by_side
 from fourds.plan.fits import check_pretraining_fits
 

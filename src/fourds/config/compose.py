@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -12,7 +11,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from fourds.atomic import atomic_path
-from fourds.config.schema import ConfigError, Params, parse
+from fourds.config.load import checked
+from fourds.config.schema import ConfigError, Params
 
 
 def compose_params(overrides: list[str], config_dir: str | Path = "experiments") -> dict:
@@ -66,17 +66,14 @@ def write_params(
     overrides: list[str],
     config_dir: str | Path = "experiments",
     replace: bool = True,
-    check: Callable[[Params], None] = lambda params: None,
 ) -> Params:
-    """Compose, validate, and write params.yaml atomically; returns the validated params.
-
-    `check` runs on them before anything is written (the CLI's rules beyond the schema's). With
-    `replace` false an existing file that holds other params is left as it is (a ConfigError
-    says how to write it), so that a composition never silently takes the place of the pinned
-    params.yaml; one that already holds this composition is not rewritten."""
+    """Compose, validate (fourds.config.load.checked), and write params.yaml atomically; returns
+    the validated params. With `replace` false an existing file that holds other params is left
+    as it is (a ConfigError says how to write it), so that a composition never silently takes
+    the place of the pinned params.yaml; one that already holds this composition is not
+    rewritten."""
     data = compose_params(overrides, config_dir)
-    params = parse(Params, data)
-    check(params)
+    params = checked(data)
     text = yaml.safe_dump(data, sort_keys=False)
     path = Path(path)
     if not replace and path.is_file():
@@ -97,4 +94,4 @@ def ladder_params(config_dir: str | Path = "experiments") -> list[Params]:
     """The params of every ladder of the tree (`ladder=<name>` for each experiments/ladder/*.yaml),
     validated."""
     ladders = sorted(path.stem for path in (Path(config_dir) / "ladder").glob("*.yaml"))
-    return [parse(Params, compose_params([f"ladder={name}"], config_dir)) for name in ladders]
+    return [checked(compose_params([f"ladder={name}"], config_dir)) for name in ladders]

@@ -1,12 +1,27 @@
-"""Read `params.yaml` and validate it before any stage does work."""
+"""Read `params.yaml` and validate it before any stage does work: every loader of params (the
+file, a composition) runs the same checks, `checked`'s."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from fourds.config.schema import ConfigError, Params, parse
+from fourds.tasks import check_readout_params
+
+
+def checked(data: Any) -> Params:
+    """The params `data` (params.yaml's mapping) holds, validated: the schema's rules, then the
+    task table's (fourds.tasks.check_readout_params).
+
+    Raises:
+        ConfigError: the first rule broken, naming its key.
+    """
+    params = parse(Params, data)
+    check_readout_params(params.readout, params.readouts)
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -22,4 +37,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    return parse(Params, data)
+    return checked(data)
