@@ -29,7 +29,7 @@ import setups
 import torch
 
 from fourds.models.attention import attention
-from fourds.models.vit import VideoViT
+from fourds.models.factory import build_encoder
 
 NAME = "attention_memory"
 
@@ -52,7 +52,7 @@ def encoder_forward_backward(shape: setups.Shape, backend: str) -> dict:
     """Peak memory and wall time of forward + backward of `shape`'s encoder on one clip."""
     device = harness.default_device()
     torch.manual_seed(0)
-    encoder = VideoViT(shape.model, shape.frames, shape.size, backend).to(device)
+    encoder = build_encoder(shape.model, shape.frames, shape.size, backend).to(device)
     video = setups.random_video(shape, 1, device)  # [1, T, H, W, 3]
 
     def work() -> None:

@@ -37,8 +37,9 @@ import setups
 import torch
 
 from fourds.config import Params
+from fourds.models.factory import build_encoder
 from fourds.models.flops import training_flops_per_clip
-from fourds.models.vit import VideoViT, count_parameters
+from fourds.models.vit import count_parameters
 from fourds.train.parallelize import apply_activation_checkpointing
 
 NAME = "pretrain_step"
@@ -99,7 +100,7 @@ def summarize(run: ScaleRun, measured: dict) -> dict:
     visible = setups.visible_tokens(shape.tokens, params.mae.mask_ratio)
     flops = training_flops_per_clip(shape.model, params.mae, shape.frames, shape.size)
     with torch.device("meta"):
-        encoder_params = count_parameters(VideoViT(shape.model, shape.frames, shape.size))
+        encoder_params = count_parameters(build_encoder(shape.model, shape.frames, shape.size))
     return {
         "ladder": params.ladder.name,
         "encoder_params": encoder_params,

@@ -24,8 +24,8 @@ import torch
 from fourds.config import ReadoutSpec
 from fourds.evaluate.readout import Features, train_readout, training_optimizer
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
+from fourds.models.factory import build_encoder
 from fourds.models.readout import AttentionReadout, readout_block_count
-from fourds.models.vit import VideoViT
 
 NAME = "readout_caching"
 
@@ -35,7 +35,7 @@ def training(
 ):
     """A function that trains a fresh depth readout on `clips` with or without caching."""
     torch.manual_seed(0)
-    encoder = VideoViT(shape.model, shape.frames, shape.size).to(device).eval()
+    encoder = build_encoder(shape.model, shape.frames, shape.size).to(device).eval()
     encoder.requires_grad_(False)
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
     task = make_task("depth", geometry, TaskContext.from_config(params.readout, ()))

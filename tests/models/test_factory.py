@@ -1,8 +1,9 @@
-"""The controls: the encoder exactly as pretraining starts it, and a random network under every
-pretraining initialisation."""
+"""The one way to build an encoder and an MAE, and the controls: the encoder exactly as
+pretraining starts it, and a random network under every pretraining initialisation."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
@@ -11,7 +12,22 @@ import torch
 from fourds.config import load_params
 from fourds.models.factory import initial_encoder, initial_mae, random_encoder
 
-PARAMS = load_params(Path(__file__).parents[2] / "params.yaml")
+SOURCE = Path(__file__).parents[2] / "src/fourds"
+PARAMS = load_params(SOURCE.parents[1] / "params.yaml")
+
+
+def test_no_module_but_the_factory_builds_an_encoder_or_an_mae():
+    """fourds.models.factory.build_encoder and build_mae are the only places a VideoViT or a
+    MaskedAutoencoder is made (by a call, or by name through gin's `configured`)."""
+    built = ("VideoViT", "MaskedAutoencoder")
+    found = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                names = [node.func, *node.args[:1]]  # VideoViT(...), configured(VideoViT, ...)
+                if any(isinstance(name, ast.Name) and name.id in built for name in names):
+                    found.append(f"{path.relative_to(SOURCE)}:{node.lineno}")
+    assert found and all(place.startswith("models/factory.py:") for place in found), found
 
 
 def with_residual_init(rule: str):

@@ -1,6 +1,7 @@
-"""The one way fourds builds an MAE: `build_mae` from an encoder config, an MAE config and the
-clip it reads; `scale_mae` for a ladder scale's pretraining spec; the scale's initial weights
-(`initial_mae`) and the two controls' encoders (`initial_encoder`, `random_encoder`)."""
+"""The one way fourds builds an encoder and an MAE: `build_encoder` from an encoder config and
+the clip it reads, `build_mae` from that and an MAE config; `scale_mae` for a ladder scale's
+pretraining spec; the scale's initial weights (`initial_mae`) and the two controls' encoders
+(`initial_encoder`, `random_encoder`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
 
+def build_encoder(
+    model: ModelConfig, frames: int, size: int, backend: str = "sdpa", convention: str = "fourds"
+) -> VideoViT:
+    """The video ViT of `model` for clips [frames, size, size, 3] with `convention`'s numerics
+    (fourds.models.conventions), placeholder weights on the current default device (nothing is
+    allocated under `torch.device("meta")`): a weights file's encoder, the planner's and the
+    FLOP counter's. What it builds is described by its weights file or its caller, not by the
+    stage's params, so it is not recorded in operative.gin; an MAE's encoder is (`build_mae`)."""
+    return VideoViT(model, frames, size, backend, convention)
+
+
 def build_mae(
     model: ModelConfig, mae: MAEConfig, frames: int, size: int, backend: str = "sdpa"
 ) -> MaskedAutoencoder:
@@ -22,9 +34,8 @@ def build_mae(
     the current default device (nothing is allocated under `torch.device("meta")`):
     `fourds.models.init.initialise` draws initial weights, or load trained ones. Inside a stage
     run its values go through gin (fourds.config.operative), so operative.gin records them."""
-    encoder = configured(
-        VideoViT, {"cfg": model, "frames": frames, "size": size, "backend": backend}
-    )
+    values = {"cfg": model, "frames": frames, "size": size, "backend": backend}
+    encoder = configured(VideoViT, values)
     return configured(MaskedAutoencoder, {"cfg": mae, "backend": backend}, encoder)
 
 

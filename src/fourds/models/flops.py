@@ -24,9 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fourds.config import MAEConfig, ModelConfig
-from fourds.models.factory import build_mae
+from fourds.models.factory import build_encoder, build_mae
 from fourds.models.mae import random_masking
-from fourds.models.vit import VideoViT
 
 
 def _counted(step: Callable[[], torch.Tensor]) -> int:
@@ -74,7 +73,7 @@ def training_flops_per_clip(
 def _count_encoder_step(model_cfg: ModelConfig, frames: int, size: int, mask_ratio: float) -> int:
     """Forward + backward FLOPs of the encoder on one clip's visible tokens, at its depth."""
     with torch.device("meta"):
-        encoder = VideoViT(model_cfg, frames, size, "sdpa")
+        encoder = build_encoder(model_cfg, frames, size)
     keep_index, _ = random_masking(1, encoder.num_tokens, mask_ratio)
     keep_index = keep_index.to("meta")
     video = torch.zeros(1, frames, size, size, 3, device="meta")

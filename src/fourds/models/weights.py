@@ -27,7 +27,7 @@ import torch
 from fourds.atomic import atomic_path, check_output_file
 from fourds.config import MAEConfig, ModelConfig, PretrainSpec
 from fourds.errors import WeightsError
-from fourds.models.factory import build_mae
+from fourds.models.factory import build_encoder, build_mae
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT
 
@@ -198,7 +198,7 @@ def load_encoder(path: str | Path, backend: str = "sdpa") -> VideoViT:
     payload = _read(path)
     convention = payload.get("convention", "fourds")
     with torch.device("meta"):
-        encoder = VideoViT(
+        encoder = build_encoder(
             _model_config(payload), payload["frames"], payload["size"], backend, convention
         )
     prefix = "encoder."

@@ -15,6 +15,7 @@ import dataclasses
 import torch
 
 from fourds.config import LadderSpec, ModelConfig
+from fourds.models.factory import build_encoder
 from fourds.models.flops import encoder_training_flops
 from fourds.models.vit import VideoViT, count_parameters
 
@@ -38,7 +39,7 @@ class ZooEntry:
 def encoder_on_meta(cfg: ModelConfig, frames: int, size: int) -> VideoViT:
     """The encoder with parameters on the meta device (shapes only, no storage)."""
     with torch.device("meta"):
-        return VideoViT(cfg, frames, size)
+        return build_encoder(cfg, frames, size)
 
 
 def zoo_table(

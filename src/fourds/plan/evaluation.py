@@ -62,7 +62,7 @@ from fourds.evaluate.readout import (
 )
 from fourds.evaluate.reconstruction import reconstruct
 from fourds.evaluate.tasks import TaskContext, make_task
-from fourds.models.factory import scale_mae
+from fourds.models.factory import build_encoder, scale_mae
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.plan.simulate import DEVICE, plain_tracker, tracked_peak
@@ -239,7 +239,7 @@ def _encoder(spec: PretrainSpec, model: ModelConfig) -> VideoViT:
     """An encoder of architecture `model` for `spec`'s clips, with its attention backend
     (placeholder weights)."""
     curate = spec.curate
-    return VideoViT(model, curate.clip_frames, curate.resolution, spec.attention)
+    return build_encoder(model, curate.clip_frames, curate.resolution, spec.attention)
 
 
 def _fake(build: Callable[[], Module], precision: str) -> Module:
