@@ -40,8 +40,8 @@ import yaml
 
 from fourds.cli import main as fourds
 from fourds.config import load_params
+from fourds.config.tasks import TASKS
 from fourds.evaluate import readout as readout_module
-from fourds.tasks import TASKS
 
 NAME = "readout_spread"
 SEEDS = (0, 1, 2, 3, 4)

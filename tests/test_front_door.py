@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fourds.cli import main
-from fourds.tasks import TASKS
+from fourds.config.tasks import TASKS
 from tests.conftest import REPO_ROOT, doc_blocks, doc_commands, one_error_line, run_fourds, sh
 
 REFERENCE = "reports/reference"

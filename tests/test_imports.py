@@ -7,6 +7,8 @@ Every `import` and `from ... import` of a fourds module counts, also those insid
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ SOURCE = REPO_ROOT / "src"
 # data, plan, pipeline -> models, world, records, runtime -> config -> the leaves).
 LAYERS = (
     ("fourds", "fourds.atomic", "fourds.accelerators"),
-    ("fourds.config", "fourds.tasks"),  # the task table: params validation reads it
+    ("fourds.config", "fourds.config.tasks"),  # the task table: params validation reads it
     (
         "fourds.models",
         "fourds.world",
@@ -114,6 +116,14 @@ def test_the_graph_sees_the_stages_and_their_library_imports():
 
 def test_there_are_no_import_cycles():
     assert find_cycle(GRAPH) is None, " -> ".join(find_cycle(GRAPH))
+
+
+def test_each_params_module_imports_first_in_a_fresh_interpreter():
+    """The graph above sees modules, not the package __init__ a submodule's import runs first:
+    each module of fourds.config (which params validation and the task table's readers import
+    on their own) is imported first in an interpreter of its own."""
+    for name in sorted(module for module in GRAPH if module.startswith("fourds.config")):
+        subprocess.run([sys.executable, "-c", f"import {name}"], check=True)
 
 
 def test_stages_import_library_modules_only():

@@ -22,11 +22,11 @@ import yaml
 
 from fourds.config import ModelConfig
 from fourds.config.formats import SYNTHETIC, formats_of
+from fourds.config.tasks import TASKS
 from fourds.evaluate import readout_clips
 from fourds.models.mae import MaskedAutoencoder
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import load_encoder, save_mae
-from fourds.tasks import TASKS
 from tests.benchmark_files import export_benchmark, write_kinetics, write_ssv2
 from tests.conftest import (
     REPO_ROOT,

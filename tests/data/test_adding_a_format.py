@@ -14,8 +14,8 @@ import yaml
 from fourds.config import ConfigError, Params
 from fourds.config.formats import FORMATS, SourceFormat
 from fourds.config.schema import parse
+from fourds.config.tasks import check_readout_params
 from fourds.data.benchmarks import iter_benchmark
-from fourds.tasks import check_readout_params
 from tests.conftest import REPO_ROOT
 from tests.data import toy_format
 from tests.evaluate.test_readout_stage import run_readout, setup  # noqa: F401 (tiny encoder)

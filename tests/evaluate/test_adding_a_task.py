@@ -1,4 +1,4 @@
-"""Adding a task is one entry in the task table (fourds.tasks.TASKS) and the module that
+"""Adding a task is one entry in the task table (fourds.config.tasks.TASKS) and the module that
 implements it: a toy task (tests/evaluate/toy_task.py) added so is checked in params, run by the
 readout stage, answered by `fourds answer` (the report's grid) and tabled in the README's
 results at a glance."""
@@ -16,8 +16,8 @@ import yaml
 from fourds.cli import main
 from fourds.config import ConfigError, Params
 from fourds.config.schema import parse
+from fourds.config.tasks import TASKS, TaskEntry, check_readout_params
 from fourds.report.glance import EMBEDDED_TASKS, Study, header, rows
-from fourds.tasks import TASKS, TaskEntry, check_readout_params
 from tests.conftest import REPO_ROOT
 from tests.evaluate.test_readout_stage import setup  # noqa: F401 (the tiny encoder and shards)
 from tests.train.conftest import write_tiny_params

@@ -11,7 +11,7 @@ import yaml
 from fourds.config import ConfigError, Params
 from fourds.config.formats import FORMATS
 from fourds.config.schema import parse
-from fourds.tasks import TASKS, check_readout_params
+from fourds.config.tasks import TASKS, check_readout_params
 from tests.conftest import REPO_ROOT
 
 
@@ -98,7 +98,7 @@ def test_every_format_serves_tasks_of_the_table():
 
 def test_every_table_entry_names_a_module_that_exports_what_its_kind_needs():
     """The task and format tables name their modules as strings, which no import follows: each
-    imports and exports what fourds calls on it (fourds.tasks, fourds.config.formats)."""
+    imports and exports what fourds calls on it (fourds.config.tasks, fourds.config.formats)."""
     for name, entry in TASKS.items():
         assert callable(getattr(importlib.import_module(entry.module), "build", None)), name
     for name, entry in FORMATS.items():

@@ -1,6 +1,6 @@
 """A toy readout task for tests/evaluate/test_adding_a_task.py: a clip's mean brightness in
 [0, 1], read by one learned query. It exists only once that test adds its entry to the task
-table (fourds.tasks.TASKS["brightness"])."""
+table (fourds.config.tasks.TASKS["brightness"])."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, fixed_outputs
-from fourds.tasks import TASKS
 
 
 class BrightnessTask:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 
+from fourds.config.tasks import TASKS
 from fourds.report.experiments import experiments_table, read_experiments
-from fourds.tasks import TASKS
 
 
 def revision(ladder: str, scales: list[str], depth_steps: int, abs_rel: float) -> dict:

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from fourds.config.regimes import PRETRAINED
+from fourds.config.tasks import TASKS
 from fourds.report.compare import TaskScores
 from fourds.report.plots import CONTROL_SHIFT, plot_rows
-from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "reports/reference"

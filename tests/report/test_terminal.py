@@ -9,8 +9,8 @@ import yaml
 
 from fourds.cli import main
 from fourds.config import load_params
+from fourds.config.tasks import TASKS
 from fourds.report.terminal import answer_text
-from fourds.tasks import TASKS
 from tests.conftest import REPO_ROOT
 from tests.report.test_front import study
 

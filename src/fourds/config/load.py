@@ -9,12 +9,12 @@ from typing import Any
 import yaml
 
 from fourds.config.schema import ConfigError, Params, parse
-from fourds.tasks import check_readout_params
+from fourds.config.tasks import check_readout_params
 
 
 def checked(data: Any) -> Params:
     """The params `data` (params.yaml's mapping) holds, validated: the schema's rules, then the
-    task table's (fourds.tasks.check_readout_params).
+    task table's (fourds.config.tasks.check_readout_params).
 
     Raises:
         ConfigError: the first rule broken, naming its key.

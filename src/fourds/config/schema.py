@@ -458,8 +458,8 @@ class PretrainConfig(Section):
 class ReadoutConfig(Section):
     """Settings shared by every readout stage.
 
-    tasks: the readout tasks to run, rows of the task table (fourds.tasks.TASKS, which checks the
-        names).
+    tasks: the readout tasks to run, rows of the task table (fourds.config.tasks.TASKS, which
+        checks the names).
     regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
         the readout on the encoder's features; "finetuned" also trains the encoder, at
         `finetune_lr_scale` times the readout's learning rate; "initial" is the control: the

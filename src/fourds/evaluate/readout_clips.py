@@ -13,13 +13,13 @@ import torch
 
 from fourds.config import ConfigError, Params, ReadoutConfig, SourceConfig
 from fourds.config.formats import FORMATS, SYNTHETIC
+from fourds.config.tasks import TASKS
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
 from fourds.data.spill import HostBudget
 from fourds.evaluate.readout import Features, clip_geometry, test_features
 from fourds.evaluate.tasks import ClipGeometry, Task, TaskContext, make_task
 from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
-from fourds.tasks import TASKS
 
 
 def check_clip_shape(video: np.ndarray, geometry: ClipGeometry, source: str, split: str) -> None:

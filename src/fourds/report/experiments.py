@@ -20,8 +20,8 @@ from pathlib import Path
 
 from fourds import layout
 from fourds.config.regimes import PRETRAINED
+from fourds.config.tasks import TASKS
 from fourds.report.numbers import significant
-from fourds.tasks import TASKS
 
 CHANGED_WIDTH = 56  # characters of the changed params' column (longer lists end in "...")
 LADDER = "ladder.name"

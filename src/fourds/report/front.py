@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from fourds.config.regimes import verdict_control
+from fourds.config.tasks import TASKS
 from fourds.report.bootstrap import Estimate
 from fourds.report.compare import BETTER, LEVEL, WORSE, TaskScores, direction, gain_text
 from fourds.report.lineage import link, readout_stage
-from fourds.tasks import TASKS
 
 FLAGS = {LEVEL: "level with its baseline", WORSE: "below its baseline"}
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.config import StudyLayout
+from fourds.config.tasks import TASKS
 from fourds.report.compare import gain_text
 from fourds.report.front import FrontPage
 from fourds.report.numbers import significant
 from fourds.report.summary import sentence
 from fourds.report.terminal import read_front_page
-from fourds.tasks import TASKS
 
 # the tasks the embedded studies read out (readout.tasks of experiments/readout/embedded.yaml)
 EMBEDDED_TASKS = ("depth", "pose", "tracking", "boxes", "classification")

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fourds.config.regimes import REGIMES
+from fourds.config.tasks import TASKS
 from fourds.report.compare import TaskScores
 from fourds.report.tables import write_csv
-from fourds.tasks import TASKS
 
 CONTROL_SHIFT = 1.12  # the control's x, as a factor of its parameters (a small step on a log axis)
 

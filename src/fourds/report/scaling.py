@@ -15,13 +15,13 @@ import numpy as np  # noqa: E402
 from fourds import layout  # noqa: E402
 from fourds.atomic import atomic_path  # noqa: E402
 from fourds.config.regimes import PRETRAINED, REGIMES  # noqa: E402
+from fourds.config.tasks import TASKS  # noqa: E402
 from fourds.report.axes import label_points, plain_log_axis  # noqa: E402
 from fourds.report.fits import LEVEL, ScalingFit, fit_scaling  # noqa: E402
 from fourds.report.numbers import compact, human_count, power_of_ten  # noqa: E402
 from fourds.report.paper import PaperSeries  # noqa: E402
 from fourds.report.tables import write_csv  # noqa: E402
 from fourds.results_files import read_metrics  # noqa: E402
-from fourds.tasks import TASKS  # noqa: E402
 
 
 def collect(

@@ -15,11 +15,11 @@ from pathlib import Path
 from fourds import layout
 from fourds.config import StudyLayout
 from fourds.config.regimes import PRETRAINED
+from fourds.config.tasks import TASKS
 from fourds.report.compare import TaskScores, gain_text
 from fourds.report.front import FrontPage
 from fourds.report.scaling import pretraining_losses
 from fourds.report.summary import sentence
-from fourds.tasks import TASKS
 
 REFERENCE = Path("reports/reference")  # the shipped reference study (`fourds ship`)
 

@@ -1,8 +1,8 @@
 """The readout tasks: depth, camera pose, point tracking, box tracking and classification.
 
-What fourds says of each task is one entry of fourds.tasks.TASKS; its module here implements it
-(`build(geometry, context)` makes the task for an encoder's clips, from the readout params'
-`TaskContext`). The classification task takes its classes from a benchmark's label list
+What fourds says of each task is one entry of fourds.config.tasks.TASKS; its module here
+implements it (`build(geometry, context)` makes the task for an encoder's clips, from the readout
+params' `TaskContext`). The classification task takes its classes from a benchmark's label list
 (fourds.data.labelled), or else from the labels of the readout's clips.
 """
 
@@ -14,9 +14,9 @@ import importlib
 import numpy as np
 
 from fourds.config import ReadoutConfig
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks.base import ClipGeometry, Task
-from fourds.tasks import TASKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,7 @@ def depth_protocol(cfg: ReadoutConfig) -> DepthProtocol:
 
 
 def make_task(name: str, geometry: ClipGeometry, context: TaskContext) -> Task:
-    """The task `name` for clips of `geometry`: its module's `build` (fourds.tasks.TASKS)."""
+    """The task `name` for clips of `geometry`: its module's `build` (fourds.config.tasks.TASKS)."""
     return importlib.import_module(TASKS[name].module).build(geometry, context)
 
 

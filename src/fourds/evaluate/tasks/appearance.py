@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import ClipGeometry
 from fourds.evaluate.tasks.classification import ClassificationTask
-from fourds.tasks import TASKS
 
 APPEARANCE_KINDS = 16  # the commonest kinds (catalog ranks 0-15), a class each
 OTHER = "other"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import box_tracking_metrics, object_scores
 from fourds.evaluate.pictures import boxes_figure
 from fourds.evaluate.tasks import TaskContext
@@ -18,7 +19,6 @@ from fourds.evaluate.tasks.base import (
     fixed_outputs,
     raster_location,
 )
-from fourds.tasks import TASKS
 
 
 class BoxTrackingTask:

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import label_ranks
 from fourds.evaluate.pictures import labels_figure
 from fourds.evaluate.tasks import TaskContext
 from fourds.evaluate.tasks.base import ClipGeometry, Evaluation, Infer, batches, fixed_outputs
-from fourds.tasks import TASKS
 
 
 class ClassificationTask:

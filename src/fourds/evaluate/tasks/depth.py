@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import (
     DepthProtocol,
     align_depth,
@@ -25,7 +26,6 @@ from fourds.evaluate.tasks.base import (
     per_clip_values,
 )
 from fourds.models.mae import patchify, unpatchify
-from fourds.tasks import TASKS
 
 DEPTH_OUTPUTS = ("log", "linear")
 DEPTH_LOSSES = ("log_l1", "abs_rel")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import pose_metrics
 from fourds.evaluate.pictures import pose_figure
 from fourds.evaluate.tasks import TaskContext
@@ -19,7 +20,6 @@ from fourds.evaluate.tasks.base import (
     fixed_outputs,
     per_clip_values,
 )
-from fourds.tasks import TASKS
 
 
 def rotation_from_6d(values: torch.Tensor) -> torch.Tensor:

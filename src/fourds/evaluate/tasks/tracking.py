@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import tapvid_metrics
 from fourds.evaluate.pictures import tracks_figure
 from fourds.evaluate.tasks import TaskContext
@@ -24,7 +25,6 @@ from fourds.evaluate.tasks.base import (
     per_clip_values,
     raster_location,
 )
-from fourds.tasks import TASKS
 
 TAPVID_SIZE = 256
 QUERY_STRIDE = 5  # frames between strided queries, as in TAP-Vid
