@@ -21,7 +21,7 @@ import numpy as np
 import setups
 import torch
 
-from fourds.config import ReadoutSpec
+from fourds.config import PretrainSpec, ReadoutSpec
 from fourds.evaluate.readout import Features, train_readout, training_optimizer
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.models.factory import build_encoder
@@ -40,7 +40,10 @@ def training(
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
     task = make_task("depth", geometry, TaskContext.from_config(params.readout, ()))
     task_cfg = params.readouts["depth"]
-    spec = ReadoutSpec(shape.name, "depth", "frozen", params.readout, task_cfg, "sdpa")
+    pretraining = PretrainSpec(
+        shape.name, shape.model, params.mae, params.curate, params.pretrain, "sdpa"
+    )
+    spec = ReadoutSpec("depth", "frozen", params.readout, task_cfg, pretraining)
     blocks = readout_block_count(shape.model.depth, params.readout.readout_depth)
     targets = task.targets({"depth": depth})
 

@@ -275,8 +275,9 @@ def _readout(args: argparse.Namespace) -> None:
 
     if REGIMES[args.regime].pretrained and not Path(args.pretrained).exists():
         raise FileNotFoundError(f"{args.pretrained}: not found; {WHERE_WEIGHTS}")
+    params = load_params(args.params)
     readout.run(
-        load_params(args.params), args.scale, args.task, args.regime, args.curated,
+        params.readout_spec(args.scale, args.task, args.regime), params.runtime, args.curated,
         args.pretrained, args.out, args.params,
     )  # fmt: skip
 

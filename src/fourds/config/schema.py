@@ -829,9 +829,7 @@ class Params(Section):
             raise ConfigError(
                 f"regime {regime!r} is not in readout.regimes={list(self.readout.regimes)}"
             )
-        return ReadoutSpec(
-            scale, task, regime, self.readout, self.readouts[task], self.runtime.attention
-        )
+        return ReadoutSpec(task, regime, self.readout, self.readouts[task], self.pretraining(scale))
 
     def ladder_pretraining(self) -> LadderSpec:
         """What pretraining the whole ladder reads of the params."""
@@ -865,17 +863,31 @@ class PretrainSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ReadoutSpec:
-    """What one readout stage reads of the params (`Params.readout_spec`): its scale, task and
-    regime (fourds.config.regimes), the settings every readout shares (`shared`: readout), the
-    task's own (`own`: readouts.<task>) and the attention backend (runtime.attention, or the
-    one fourds.runtime.setup_runtime replaced it with)."""
+    """Everything one readout stage reads of the params (`Params.readout_spec`) but the runtime:
+    its task and regime (fourds.config.regimes), the settings every readout shares (`shared`:
+    readout), the task's own (`own`: readouts.<task>), and the pretraining of its scale
+    (`pretraining`: the encoder's architecture and clips, the controls' initial weights, and
+    the attention backend, runtime.attention or the one fourds.runtime.setup_runtime replaced
+    it with)."""
 
-    scale: str
     task: str
     regime: str
     shared: ReadoutConfig
     own: TaskReadoutConfig
-    attention: str
+    pretraining: PretrainSpec
+
+    @property
+    def scale(self) -> str:
+        return self.pretraining.scale
+
+    @property
+    def attention(self) -> str:
+        return self.pretraining.attention
+
+    def with_attention(self, attention: str) -> ReadoutSpec:
+        """This spec with the attention backend that runs (fourds.runtime.setup_runtime's)."""
+        pretraining = dataclasses.replace(self.pretraining, attention=attention)
+        return dataclasses.replace(self, pretraining=pretraining)
 
     @property
     def name(self) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.config import ConfigError, Params, ReadoutConfig, SourceConfig
+from fourds.config import ConfigError, ReadoutConfig, ReadoutSpec, SourceConfig
 from fourds.config.formats import FORMATS, SYNTHETIC
 from fourds.config.tasks import TASKS
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
@@ -52,24 +52,20 @@ class ReadoutClips:
 
     @classmethod
     def load(
-        cls,
-        params: Params,
-        task_name: str,
-        encoder: VideoViT,
-        shard_dir: str | Path,
-        budget: HostBudget,
+        cls, spec: ReadoutSpec, encoder: VideoViT, shard_dir: str | Path, budget: HostBudget
     ) -> ReadoutClips:
-        """Read the splits of readouts.<task>.source, checked to have the encoder's shape.
+        """Read the splits of the readout `spec`'s source (readouts.<task>.source), checked to
+        have the encoder's shape.
 
         Raises:
             ConfigError: a split's clips are not the encoder's shape (`check_clip_shape`), or
                 the curated clips lack a key the task reads (its table entry's `needs` says
                 what data carries it).
         """
-        task_cfg = params.readouts[task_name]
+        task_name, task_cfg = spec.task, spec.own
         source, geometry = task_cfg.source, clip_geometry(encoder)
         num_blocks = readout_block_count(
-            encoder.cfg.depth, params.readout.readout_depth, encoder.convention
+            encoder.cfg.depth, spec.shared.readout_depth, encoder.convention
         )
         keys = ("video", *TASKS[task_name].keys)
         try:
@@ -94,7 +90,7 @@ class ReadoutClips:
         if task_cfg.pretrain_clips and source.format == "synthetic" and not task_cfg.pretrained:
             more = pretrain_clips(
                 shard_dir, keys, task_cfg.pretrain_clips, geometry.frames,
-                params.curate.frame_stride,
+                spec.pretraining.curate.frame_stride,
             )  # fmt: skip
             check_clip_shape(more["video"], geometry, shard_dir, "pretrain")
             train = {key: np.concatenate([train[key], more[key]]) for key in keys}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fourds.config import ConfigError, ModelConfig, Params
+from fourds.config import ConfigError, ModelConfig, ReadoutSpec
 from fourds.config.operative import configured
 from fourds.config.regimes import REGIMES
 from fourds.evaluate.precision import frozen
@@ -40,19 +40,17 @@ def check_encoder_scale(
         )
 
 
-def regime_encoder(
-    params: Params, scale: str, regime: str, checkpoint: Path, device: torch.device
-) -> VideoViT:
-    """The encoder of `scale` as `regime` reads it: a control's (`CONTROL_ENCODERS`) or loaded
-    from `checkpoint` (checked to be `scale`'s); fp32 and trainable to be fine-tuned, else
-    frozen in readout.precision."""
-    entry = REGIMES[regime]
+def regime_encoder(spec: ReadoutSpec, checkpoint: Path, device: torch.device) -> VideoViT:
+    """The encoder of the readout `spec`'s scale as its regime reads it: a control's
+    (`CONTROL_ENCODERS`) or loaded from `checkpoint` (checked to be the scale's); fp32 and
+    trainable to be fine-tuned, else frozen in readout.precision."""
+    entry = REGIMES[spec.regime]
     if not entry.pretrained:
-        encoder = CONTROL_ENCODERS[entry.weights](params.pretraining(scale))
+        encoder = CONTROL_ENCODERS[entry.weights](spec.pretraining)
     else:
-        encoder = load_encoder(checkpoint, params.runtime.attention)
-        check_encoder_scale(encoder.cfg, params.model(scale), checkpoint, scale)
-    if REGIMES[regime].trains_encoder:  # fp32, whatever readout.precision says
+        encoder = load_encoder(checkpoint, spec.attention)
+        check_encoder_scale(encoder.cfg, spec.pretraining.model, checkpoint, spec.scale)
+    if entry.trains_encoder:  # fp32, whatever readout.precision says
         return encoder.to(device).requires_grad_(True).train()
     # one GPU holds it unsharded (bf16: 4DS-j in about 41 GiB; `fourds plan` checks)
-    return configured(frozen, {"precision": params.readout.precision}, encoder, device=device)
+    return configured(frozen, {"precision": spec.shared.precision}, encoder, device=device)

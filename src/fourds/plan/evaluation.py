@@ -139,8 +139,7 @@ def readout_memory(
         sizes = {readouts[task].batch_size for task in readout.tasks}
         features = {size: _feature_pass_peak(encoder, size, num_blocks) for size in sizes}
         specs = [
-            ReadoutSpec(spec.scale, task, PRETRAINED, readout, readouts[task], spec.attention)
-            for task in readout.tasks
+            ReadoutSpec(task, PRETRAINED, readout, readouts[task], spec) for task in readout.tasks
         ]
         return [
             ReadoutMemory(

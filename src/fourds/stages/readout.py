@@ -14,7 +14,6 @@ runs in.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from fourds.atomic import (
     scratch_directory,
     write_json,
 )
-from fourds.config import Params, ReadoutSpec
+from fourds.config import ReadoutSpec, RuntimeConfig
 from fourds.config.operative import stage
 from fourds.config.regimes import REGIMES
 from fourds.data.benchmarks import source_files
@@ -47,19 +46,17 @@ from fourds.runtime import setup_runtime
 
 @stage
 def run(
-    params: Params,
-    scale: str,
-    task_name: str,
-    regime: str,
+    spec: ReadoutSpec,
+    runtime: RuntimeConfig,
     shard_dir: str | Path,
     pretrain_dir: str | Path,
     out_dir: str | Path,
     params_path: str | Path,
 ) -> dict:
-    """Train and score the `task_name` readout on the encoder of `scale` in `regime` (or score
-    the converted readout `readouts.<task>.pretrained` without training). Arrays past
-    readout.max_host_mib live in a scratch folder beside `out_dir` while it runs."""
-    spec = params.readout_spec(scale, task_name, regime)
+    """Train and score the readout `spec` (`Params.readout_spec`: its task on its scale's
+    encoder in its regime) on `runtime`, or score the converted readout
+    `readouts.<task>.pretrained` without training. Arrays past readout.max_host_mib live in a
+    scratch folder beside `out_dir` while it runs."""
     task_cfg = spec.own
     checkpoint = Path(pretrain_dir)
     if not checkpoint.is_file():  # the pretrain stage's folder
@@ -69,13 +66,13 @@ def run(
     read = tuple(path for path in read if path)
     check_output_directory(out_dir, read)
     with scratch_directory(out_dir) as scratch:
-        budget = HostBudget(scratch, params.readout.max_host_mib << 20)
-        return _run(params, spec, shard_dir, checkpoint, read, out_dir, params_path, budget)
+        budget = HostBudget(scratch, spec.shared.max_host_mib << 20)
+        return _run(spec, runtime, shard_dir, checkpoint, read, out_dir, params_path, budget)
 
 
 def _run(
-    params: Params,
     spec: ReadoutSpec,
+    runtime: RuntimeConfig,
     shard_dir: str | Path,
     checkpoint: Path,
     read: tuple[str | Path, ...],
@@ -86,12 +83,10 @@ def _run(
     """`run` once its arguments are checked, for the readout `spec`: the encoder at
     `checkpoint`, the inputs `read`, and the host memory `budget` for benchmark clips and
     cached features."""
-    runtime, device = setup_runtime(params.runtime)
-    params = dataclasses.replace(params, runtime=runtime)  # the attention that runs here
-    spec = dataclasses.replace(spec, attention=runtime.attention)
-    scale, task_name, regime = spec.scale, spec.task, spec.regime
+    runtime, device = setup_runtime(runtime)
+    spec = spec.with_attention(runtime.attention)  # the attention that runs here
     cfg, task_cfg = spec.shared, spec.own
-    pretrained = REGIMES[regime].pretrained
+    pretrained = REGIMES[spec.regime].pretrained
 
     def read_once() -> list[Path]:  # hashed before they are read, checked before recording
         files = [checkpoint] if pretrained else []
@@ -102,17 +97,17 @@ def _run(
         digests = input_digests(read_once())
     except FileNotFoundError:  # the format's reader says below what is missing, and where from
         digests = None
-    encoder = regime_encoder(params, scale, regime, checkpoint, device)
+    encoder = regime_encoder(spec, checkpoint, device)
     torch.manual_seed(cfg.seed)  # the same readout initialisation in every regime
     started = time.perf_counter()
-    clips = ReadoutClips.load(params, task_name, encoder, shard_dir, budget)
+    clips = ReadoutClips.load(spec, encoder, shard_dir, budget)
     digests = digests or input_digests(read_once())
     if task_cfg.pretrained:
         readout, task = converted_readout(
             task_cfg.pretrained, clips.geometry, depth_protocol(cfg), spec.attention
         )
     else:
-        readout, task = None, readout_task(cfg, task_name, clips, task_cfg.source)
+        readout, task = None, readout_task(cfg, spec.task, clips, task_cfg.source)
     train_targets, targets = task.targets(clips.train), task.targets(clips.test)
     if readout is not None:  # a converted readout, scored as it is
         timer = PartTimer()
@@ -131,9 +126,9 @@ def _run(
     out_dir = Path(out_dir)
     draw_examples(task, clips.test, targets, evaluations[0], out_dir)
     metrics = {
-        "scale": scale,
-        "task": task_name,
-        "regime": regime,
+        "scale": spec.scale,
+        "task": spec.task,
+        "regime": spec.regime,
         "source": task_cfg.source.format,
         "readout": task_cfg.pretrained or "trained",
         "headline": task.headline,
@@ -160,6 +155,6 @@ def _run(
         known_digests=digests,
         execution={"seconds": round(time.perf_counter() - started, 2), **timer.seconds()},
         unverified=[checkpoint] if pretrained and not is_verified(checkpoint) else [],
-        attention=params.runtime.attention,
+        attention=runtime.attention,
     )
     return metrics
