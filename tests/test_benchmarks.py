@@ -168,6 +168,14 @@ def test_a_clone_run_times_each_stage_from_dvc_s_lines_and_names_the_kernels(mon
     assert main_job.kernels_run("default") == "avx2"
 
 
+def test_the_plan_benchmark_finds_the_longest_wait_for_a_line(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import plan_simulate
+
+    assert plan_simulate.silences([2.0, 3.0, 10.0], 12.0) == (2.0, 7.0)
+    assert plan_simulate.silences([], 5.0) == (5.0, 5.0)
+
+
 def test_the_gpu_checks_script_parses_and_runs_benchmarks_that_exist():
     script = REPO_ROOT / "benchmarks" / "gpu_checks.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
