@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-from harness import REPO, _busy_ticks, others_cpu_share
+from harness import REPO, _busy_ticks, git_state, others_cpu_share
 
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
@@ -27,6 +27,7 @@ STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 class CloneRun:
     """What `run_in_clone` measured."""
 
+    git: dict[str, object]  # harness.git_state() of the repository when it was cloned
     commands: dict[str, float]
     stage_walls: dict[str, float]
     stage_records: dict[str, float]
@@ -106,6 +107,7 @@ def run_in_clone(
     with tempfile.TemporaryDirectory(prefix="fourds-clone-run-") as folder:
         clone = Path(folder) / "fourds"
         environment = {**os.environ, **(env or {}), "PYTHONPATH": str(clone / "src")}
+        cloned = git_state()  # what the clone holds: the commit, and whether a change is left out
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         ticks, timed, walls = _busy_ticks(), {}, {}
         for command in commands:
@@ -120,4 +122,4 @@ def run_in_clone(
         for command in after:
             _, lines, status = run_timed(command, clone, environment, check=False)
             checked[command] = status, "\n".join(line for _, line in lines)
-    return CloneRun(timed, walls, records, quiet), checked
+    return CloneRun(cloned, timed, walls, records, quiet), checked

@@ -37,7 +37,7 @@ def main() -> None:
         f"records; other processes used {100 * run.others_cpu_share:.0f}% of the CPUs"
     )
     config = {"section": SECTION, "commands": commands}
-    write_result("first_run", args.out, torch.device("cpu"), config, results, started)
+    write_result("first_run", args.out, torch.device("cpu"), config, results, started, git=run.git)
 
 
 if __name__ == "__main__":

@@ -307,12 +307,14 @@ def write_result(
     results: dict[str, Any],
     started: float,
     top_level: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
 ) -> Path:
     """Write `<out_dir>/<name>.json` atomically (temporary name, then os.replace).
 
     Besides `config` and `results` (and `top_level`'s keys, for a file whose readers expect
-    them there) it records the command, date, torch and Python versions, the git commit, the
-    device description and the benchmark's own wall time.
+    them there) it records the command, date, torch and Python versions, the git commit (`git`,
+    a `git_state()` taken when what was measured was fixed, e.g. the commit a benchmark cloned;
+    else the state now), the device description and the benchmark's own wall time.
     """
     record = {
         **(top_level or {}),
@@ -321,7 +323,7 @@ def write_result(
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "git": git_state(),
+        "git": git or git_state(),
         "device": describe_device(device),
         "config": config,
         "results": results,

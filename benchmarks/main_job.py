@@ -61,7 +61,8 @@ def main() -> None:
     )
     kernels = kernels_run(args.kernels)
     config = {"section": SECTION, "commands": commands, "kernels": kernels, **env}
-    write_result(f"main_job_{kernels}", args.out, torch.device("cpu"), config, results, started)
+    name = f"main_job_{kernels}"
+    write_result(name, args.out, torch.device("cpu"), config, results, started, git=run.git)
 
 
 if __name__ == "__main__":

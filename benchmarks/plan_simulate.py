@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from clone_run import run_timed
-from harness import REPO, parse_args, write_result
+from harness import REPO, git_state, parse_args, write_result
 
 sys.path.insert(0, str(REPO))
 from tests.conftest import doc_commands  # noqa: E402
@@ -39,6 +39,7 @@ def main() -> None:
     commands = [compose, f"{plan} --simulate"]
     with tempfile.TemporaryDirectory(prefix="fourds-plan-") as folder:
         clone = Path(folder) / "fourds"
+        cloned = git_state()
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         env = {**os.environ, "PYTHONPATH": str(clone / "src")}
         run_timed(compose, clone, env)
@@ -56,7 +57,9 @@ def main() -> None:
         f"{longest:.1f} s"
     )
     config = {"section": SECTION, "commands": commands}
-    write_result("plan_simulate", args.out, torch.device("cpu"), config, results, started)
+    write_result(
+        "plan_simulate", args.out, torch.device("cpu"), config, results, started, git=cloned
+    )
 
 
 if __name__ == "__main__":
