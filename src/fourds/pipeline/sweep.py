@@ -25,13 +25,13 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from fourds import layout
 from fourds.atomic import write_json
-from fourds.config import load_params
+from fourds.config.compose import compose_params
+from fourds.config.load import checked
 from fourds.errors import ConfigError
 from fourds.pipeline.sweep_figures import numeric, plot_curves, plot_losses
 from fourds.records import git_commit, machine_record
@@ -157,15 +157,12 @@ def with_scale(points: dict, scales: list[str], axis: str) -> dict:
 
 
 def ladder_scales(repo: Path, overrides: list[str]) -> list[str]:
-    """The scales of the ladder the overrides compose in `repo` (its experiments/)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        composed = Path(scratch) / "params.yaml"
-        command = [sys.executable, "-m", "fourds.cli", "params", *overrides]
-        command += ["--out", str(composed), "--experiments", str(repo / "experiments")]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            raise ConfigError(f"--set {' '.join(overrides)}: {done.stderr.strip()}")
-        return list(load_params(composed).ladder.scales)
+    """The scales of the ladder the overrides compose in `repo` (its experiments/).
+
+    Raises:
+        ConfigError: the overrides do not compose to valid params.
+    """
+    return list(checked(compose_params(overrides, repo / "experiments")).ladder.scales)
 
 
 def earlier_points(path: Path) -> dict:
