@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+RUNS = Path("runs")  # where dvc.yaml's stages write, in the repository
 CURATE, PRETRAIN, FIDELITY, READOUT = "curate", "pretrain", "fidelity", "readout"
 KINDS = (CURATE, PRETRAIN, FIDELITY, READOUT)
 

@@ -114,11 +114,14 @@ def test_a_stage_past_the_deadline_is_stopped_with_what_it_started(tmp_path):
 @pytest.mark.parametrize("ending", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_the_workers_end_with_the_coordinator_however_it_ends(tmp_path, ending):
     """Killed outright, interrupted or terminated while a stage runs: the stage's processes die
-    too, the workers' copies are removed, and an interruption is one line, no traceback."""
+    too, the workers' copies are removed, and an interruption is one line, no traceback. It is
+    started with Ctrl-C ignored, as a script's background job is (and as a test process left so
+    by another test passes on): Ctrl-C still stops it."""
     pid_file = tmp_path / "sleeper.pid"
     repo = pipeline(tmp_path, SLOW.format(pid=pid_file))
+    ignoring_ctrl_c = ["bash", "-c", 'trap "" INT; exec "$@"', "bash"]
     coordinator = subprocess.Popen(
-        [*COMMAND, "--logs", str(tmp_path / "logs"), "slow"],
+        [*ignoring_ctrl_c, *COMMAND, "--logs", str(tmp_path / "logs"), "slow"],
         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240  # generous: on a loaded machine each process starts slowly

@@ -91,7 +91,10 @@ def test_a_sweep_runs_the_points_not_yet_in_its_file_as_experiments(tiny_reposit
     through `dvc exp run`, and the file then holds both, with its figures."""
     out = tmp_path / "sweeps"
     out.mkdir()
-    scales = {"smoke_s": {"heldout_loss": 0.9}, "smoke_l": {"heldout_loss": 0.8}}
+    scales = {
+        scale: {"heldout_loss": loss, "heldout_curve": [[0, 0.0, 1.0], [4, 1e6, loss]]}
+        for scale, loss in (("smoke_s", 0.9), ("smoke_l", 0.8))
+    }
     earlier = {"overrides": {"pretrain.lr": "0.003"}, "status": "ok", "scales": scales}
     name = point_name("quick", (("pretrain.lr", "0.003"),))
     (out / "quick.json").write_text(json.dumps({"results": {"points": {name: earlier}}}))

@@ -285,7 +285,11 @@ def repro_parallel(
     watchdog = subprocess.Popen(
         [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(groups.listing), str(scratch)]
     )
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
+    # Ctrl-C, and SIGTERM as it, stop the stages even where the coordinator was started with
+    # Ctrl-C ignored (a script's background job, a parent that ignores it): Python then leaves
+    # SIGINT ignored, and the stages would run on
+    for ending in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(ending, signal.default_int_handler)
     try:
         cache = cache_dir(repo)
         workers = [make_worker(repo, scratch / f"worker{j}", cache) for j in range(jobs)]

@@ -81,7 +81,7 @@ def experiment_file(repo: Path, name: str, path: str) -> str:
 def read_scale(repo: Path, name: str, scale: str) -> dict:
     """A pretrain stage's metrics and held-out curve [[step, train_flops, heldout_loss], ...]
     in experiment `name`."""
-    run_dir = layout.pretrain(scale).folder
+    run_dir = (layout.RUNS / layout.pretrain(scale).folder).as_posix()
     metrics = json.loads(experiment_file(repo, name, f"{run_dir}/metrics.json"))
     rows = csv.DictReader(experiment_file(repo, name, f"{run_dir}/heldout.csv").splitlines())
     curve = [[int(r["step"]), float(r["train_flops"]), float(r["heldout_loss"])] for r in rows]

@@ -16,7 +16,6 @@ import collections
 import dataclasses
 import json
 import subprocess
-from pathlib import Path
 
 from fourds import layout
 from fourds.config.regimes import PRETRAINED
@@ -143,7 +142,7 @@ def _headline(row: Experiment, scale: str, task: str) -> str:
 
 def _metrics_file(stage: layout.Stage) -> str:
     """The key of `stage`'s metrics.json in `dvc exp show --json` (its path in the repository)."""
-    return (Path("runs") / stage.folder / "metrics.json").as_posix()
+    return (layout.RUNS / stage.folder / "metrics.json").as_posix()
 
 
 def _number(value: object) -> str:
