@@ -127,3 +127,16 @@ def test_getting_started_quotes_the_first_runs_measured_time():
     assert not result["git"]["dirty"], "measure the first run at a clean commit"
     text = page("docs/getting-started.md")
     assert f"{round(seconds)} s from `dvc pull` to the answer in a fresh clone" in text
+
+
+def test_planning_quotes_how_long_the_simulated_plan_takes():
+    """docs/planning.md: `fourds plan --simulate`'s seconds on the 4ds ladder and the longest it
+    goes without a line are benchmarks/plan_simulate.py's, measured at a clean commit."""
+    result = json.loads((REPO_ROOT / "benchmarks/results/plan_simulate.json").read_text())
+    assert not result["git"]["dirty"], "time the plan at a clean commit"
+    measured = result["results"]
+    assert measured["progress"] and measured["first_line_seconds"] < 30
+    text = " ".join(page("docs/planning.md").split())
+    seconds, silence = round(measured["seconds"]), round(measured["longest_silence_seconds"])
+    quoted = f"({seconds} s for the 4ds ladder on a 2-core CPU, progress lines at most {silence} s"
+    assert quoted in text
