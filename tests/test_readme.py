@@ -16,7 +16,8 @@ import yaml
 from dvc.utils.hydra import get_hydra_sweeps
 
 from fourds.cli import build_parser, main
-from fourds.report.glance import STUDIES, header, rows, verdict
+from fourds.report.glance import STUDIES, front_page, header, rows
+from fourds.report.summary import sentence
 from tests.conftest import REPO_ROOT, command_lines, doc_blocks, doc_pages, page_of
 
 MARKER = "# not run by the tests: "
@@ -292,8 +293,8 @@ def test_the_readme_result_tables_are_the_pinned_results_as_the_report_judges_th
             relative = "runs/" + path.relative_to(REPO_ROOT / study.runs).as_posix()
             digest = hashlib.md5(path.read_bytes()).hexdigest()
             assert pinned.get(relative) == digest, f"{path}: not the results dvc.lock pins"
-    shown = readme_table(header(study))
-    expected = rows(study, REPO_ROOT)
+    shown, page = readme_table(header(study)), front_page(study, REPO_ROOT)
+    expected = rows(study, page)
     stale = [
         f"row {row[0]!r}, column {column!r}: the README says {cell}, the results {want}"
         for row, wanted in zip(shown, expected, strict=True)
@@ -305,7 +306,7 @@ def test_the_readme_result_tables_are_the_pinned_results_as_the_report_judges_th
     )
     lines = (REPO_ROOT / "README.md").read_text().splitlines()
     below = lines[lines.index("| " + " | ".join(header(study)) + " |") + len(expected) + 3]
-    assert below == verdict(study, REPO_ROOT), f"README, {study.name}: the sentence under its table"
+    assert below == sentence(page), f"README, {study.name}: the sentence under its table"
 
 
 def readme_table(columns: list[str]) -> list[list[str]]:

@@ -17,7 +17,7 @@ from fourds.cli import main
 from fourds.config import ConfigError, Params
 from fourds.config.schema import parse
 from fourds.config.tasks import TASKS, TaskEntry, check_readout_params
-from fourds.report.glance import EMBEDDED_TASKS, Study, header, rows
+from fourds.report.glance import EMBEDDED_TASKS, Study, front_page, header, rows
 from tests.conftest import REPO_ROOT
 from tests.evaluate.test_readout_stage import setup  # noqa: F401 (the tiny encoder and shards)
 from tests.train.conftest import write_tiny_params
@@ -101,6 +101,6 @@ def test_the_answer_and_the_readme_table_show_the_toy_task(toy, setup, tmp_path,
     answer = capsys.readouterr().out
     assert f"{toy.title}; no-learning baseline ({toy.baseline})" in answer
     study = Study("toy", Path("runs"), tuple(scales), tasks=(*EMBEDDED_TASKS, "brightness"))
-    table = rows(study, tmp_path)
+    table = rows(study, front_page(study, tmp_path))
     assert [row[0] for row in table] == [TASKS[task].title for task in study.tasks]
     assert table[-1][0] == toy.title and len(table[-1]) == len(header(study))

@@ -74,9 +74,8 @@ def header(study: Study) -> list[str]:
     return [*columns, f"{largest} vs control"]
 
 
-def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
-    """The table's rows, a cell per column of `header`."""
-    page = front_page(study, root)
+def rows(study: Study, page: FrontPage) -> list[list[str]]:
+    """The table's rows from the study's front page, a cell per column of `header`."""
     largest = study.scales[-1]
     table = []
     for task in study.tasks:
@@ -91,17 +90,13 @@ def rows(study: Study, root: Path = Path(".")) -> list[list[str]]:
     return table
 
 
-def markdown(study: Study, root: Path = Path(".")) -> str:
+def markdown(study: Study, page: FrontPage) -> str:
     """The study's table as markdown, as the README holds it."""
-    lines = [header(study), ["---"] * len(header(study)), *rows(study, root)]
+    lines = [header(study), ["---"] * len(header(study)), *rows(study, page)]
     return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
-
-
-def verdict(study: Study, root: Path = Path(".")) -> str:
-    """What the study's numbers show, in the report's words (fourds.report.summary.sentence)."""
-    return sentence(front_page(study, root))
 
 
 if __name__ == "__main__":
     for study in STUDIES:
-        print(f"{study.name} ({study.runs}):\n{markdown(study)}\n{verdict(study)}\n")
+        page = front_page(study)  # the table, and under it what the numbers show (the report's)
+        print(f"{study.name} ({study.runs}):\n{markdown(study, page)}\n{sentence(page)}\n")
