@@ -71,6 +71,17 @@ def pipeline(tmp_path, stages: str = PIPELINE):
     return repo
 
 
+def test_no_repository_and_a_pattern_of_no_stage_are_refused_in_one_line(tmp_path):
+    outside = run([*COMMAND, "first"], tmp_path)
+    assert outside.returncode == 2 and "is in no DVC repository" in outside.stderr
+    assert len(outside.stderr.strip().splitlines()) == 1, outside.stderr
+    repo = pipeline(tmp_path)
+    typo = run([*COMMAND, "--logs", str(tmp_path / "logs"), "frist"], repo)
+    assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1, typo.stderr
+    assert "'frist' matches no stage of the pipeline (after_broken, broken, copy" in typo.stderr
+    assert not (tmp_path / "logs").exists() and not list(tmp_path.glob("repo.workers.*"))
+
+
 def test_stages_run_when_ready_and_the_repository_restores_them(tmp_path):
     repo = pipeline(tmp_path)
     logs = tmp_path / "logs"

@@ -47,7 +47,10 @@ import time
 from pathlib import Path
 
 import networkx
+from dvc.exceptions import NotDvcRepoError
 from dvc.repo import Repo
+
+from fourds.errors import ConfigError
 
 LINKED_SIZE = 2**20  # files at least this large are hard-linked into the workers
 # Started by the coordinator (argv: its pid, the file of its workers' process groups, the
@@ -71,17 +74,29 @@ NAME = "fourds repro-parallel"  # the lines it prints start with it
 
 def chosen_stages(repo: Path, patterns: list[str]) -> dict[str, set[str]]:
     """The pipeline's stages that match `patterns` (in the patterns' order, each once) -> the
-    chosen stages each depends on, directly or not."""
-    with Repo(str(repo)) as dvc_repo:
+    chosen stages each depends on, directly or not.
+
+    Raises:
+        ConfigError: `repo` is no DVC repository, or a pattern matches no stage.
+    """
+    try:
+        dvc_repo = Repo(str(repo))
+    except NotDvcRepoError:
+        raise ConfigError(f"{repo} is in no DVC repository: run it in one") from None
+    with dvc_repo:
         graph = dvc_repo.index.graph  # an edge from each stage to each stage it depends on
         names = {stage: stage.addressing for stage in graph}
         order: dict[str, None] = {}
         for pattern in patterns:
-            order.update(
-                (name, None)
+            matched = [
+                name
                 for name in names.values()
                 if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f"{pattern}@*")
-            )
+            ]
+            if not matched:
+                known = ", ".join(sorted({name.partition("@")[0] for name in names.values()}))
+                raise ConfigError(f"{pattern!r} matches no stage of the pipeline ({known})")
+            order.update(dict.fromkeys(matched))
         upstream = {
             names[stage]: {names[before] for before in networkx.descendants(graph, stage)}
             for stage in graph
