@@ -66,24 +66,29 @@ def dvc(repo: Path, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run(["dvc", *command], cwd=repo, env=env, capture_output=True, text=True)
 
 
-def experiment_file(repo: Path, name: str, path: str) -> str:
-    """The text of `path` in experiment `name`'s commit (DVC keeps it under refs/exps/)."""
+def experiment_ref(repo: Path, name: str) -> str:
+    """The git ref of experiment `name`'s commit (DVC keeps it under refs/exps/)."""
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
         cwd=repo, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     (ref,) = [ref for ref in refs if ref.endswith(f"/{name}")]
-    return subprocess.run(
-        ["git", "show", f"{ref}:{path}"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
+    return ref
 
 
-def read_scale(repo: Path, name: str, scale: str) -> dict:
+def read_scale(repo: Path, ref: str, scale: str) -> dict:
     """A pretrain stage's metrics and held-out curve [[step, train_flops, heldout_loss], ...]
-    in experiment `name`."""
+    in the commit `ref`."""
     run_dir = (layout.RUNS / layout.pretrain(scale).folder).as_posix()
-    metrics = json.loads(experiment_file(repo, name, f"{run_dir}/metrics.json"))
-    rows = csv.DictReader(experiment_file(repo, name, f"{run_dir}/heldout.csv").splitlines())
+
+    def text(file: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"{ref}:{run_dir}/{file}"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    metrics = json.loads(text("metrics.json"))
+    rows = csv.DictReader(text("heldout.csv").splitlines())
     curve = [[int(r["step"]), float(r["train_flops"]), float(r["heldout_loss"])] for r in rows]
     return {**metrics, "heldout_curve": curve}
 
@@ -99,10 +104,11 @@ def run_point(repo: Path, name: str, overrides: list[str], scales: list[str]) ->
         lines = (done.stdout + done.stderr).splitlines()
         errors = [line for line in lines if "error" in line.lower()] or lines or [""]
         return {"status": "failed", "error": errors[0].strip(), "seconds": seconds}
+    ref = experiment_ref(repo, name)
     return {
         "status": "ok",
         "seconds": seconds,
-        "scales": {scale: read_scale(repo, name, scale) for scale in scales},
+        "scales": {scale: read_scale(repo, ref, scale) for scale in scales},
     }
 
 
