@@ -9,12 +9,14 @@ torch, fourds) and DVC's work around it. Shared by first_run.py and main_job.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -95,20 +97,28 @@ def stage_records(clone: Path) -> dict[str, float]:
     return found
 
 
-def run_in_clone(
-    commands: list[str],
-    env: dict[str, str] | None = None,
-    after: tuple[str, ...] = (),
-) -> tuple[CloneRun, dict[str, tuple[int, str]]]:
-    """Run `commands` one after another in a fresh clone, timed (each printed as it ends), then
-    `after` untimed; returns the timings and each `after` command's (exit status, output). The
-    clone's own src/ comes first on the path: its stages run the fourds of the commit cloned,
-    whichever is installed."""
+@contextlib.contextmanager
+def fresh_clone(env: dict[str, str] | None = None) -> Iterator[tuple[Path, dict[str, str], dict]]:
+    """A fresh clone of this repository in a temporary folder: (its path, the environment its
+    commands run in, harness.git_state() of what was cloned). The clone's own src/ comes first
+    on the path: its stages run the fourds of the commit cloned, whichever is installed."""
     with tempfile.TemporaryDirectory(prefix="fourds-clone-run-") as folder:
         clone = Path(folder) / "fourds"
         environment = {**os.environ, **(env or {}), "PYTHONPATH": str(clone / "src")}
         cloned = git_state()  # what the clone holds: the commit, and whether a change is left out
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        yield clone, environment, cloned
+
+
+def run_in_clone(
+    commands: list[str],
+    env: dict[str, str] | None = None,
+    after: tuple[str, ...] = (),
+) -> tuple[CloneRun, dict[str, tuple[int, str]]]:
+    """Run `commands` one after another in a `fresh_clone`, timed (each printed as it ends),
+    then `after` untimed; returns the timings and each `after` command's (exit status,
+    output)."""
+    with fresh_clone(env) as (clone, environment, cloned):
         ticks, timed, walls = _busy_ticks(), {}, {}
         for command in commands:
             seconds, lines, _ = run_timed(command, clone, environment)

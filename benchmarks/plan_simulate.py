@@ -8,16 +8,12 @@ Run alone: python benchmarks/plan_simulate.py (writes benchmarks/results/plan_si
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-from clone_run import run_timed
-from harness import REPO, git_state, parse_args, write_result
+from clone_run import fresh_clone, run_timed
+from harness import REPO, parse_args, write_result
 
 sys.path.insert(0, str(REPO))
 from tests.conftest import doc_commands  # noqa: E402
@@ -37,11 +33,7 @@ def main() -> None:
     started = time.perf_counter()
     compose, plan = doc_commands(SECTION, page="docs/planning.md")
     commands = [compose, f"{plan} --simulate"]
-    with tempfile.TemporaryDirectory(prefix="fourds-plan-") as folder:
-        clone = Path(folder) / "fourds"
-        cloned = git_state()
-        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-        env = {**os.environ, "PYTHONPATH": str(clone / "src")}
+    with fresh_clone() as (clone, env, cloned):
         run_timed(compose, clone, env)
         seconds, lines, _ = run_timed(commands[1], clone, env)
     first, longest = silences([at for at, _ in lines], seconds)
