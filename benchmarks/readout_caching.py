@@ -38,8 +38,8 @@ def training(
     encoder = build_encoder(shape.model, shape.frames, shape.size).to(device).eval()
     encoder.requires_grad_(False)
     geometry = ClipGeometry(shape.model.tubelet, encoder.grid, shape.frames, shape.size)
-    task = make_task("depth", geometry, TaskContext.from_config(params.readout, ()))
     task_cfg = params.readouts["depth"]
+    task = make_task("depth", geometry, TaskContext(task_cfg.options))
     pretraining = PretrainSpec(
         shape.name, shape.model, params.mae, params.curate, params.pretrain, "sdpa"
     )

@@ -201,7 +201,10 @@ def test_a_fourds_checkpoint_is_scored_on_a_benchmark_per_task_as_written(
         check_trained(metrics, tasks[metrics["task"]])
     assert set(clip_shapes) == {(FRAMES, SIZE)}  # the checkpoint's clips, not the ladder's 8x64x64
     params = yaml.safe_load((workspace / readouts(commands)[0]["--params"]).read_text())
-    assert params["ladder"]["name"] == "embedded" and params["readout"]["depth_range"][1] == 10
+    assert (
+        params["ladder"]["name"] == "embedded"
+        and params["readouts"]["depth"]["options"]["range"][1] == 10
+    )
 
 
 @pytest.mark.slow

@@ -63,7 +63,8 @@ def test_score_official_composes_the_4ds_ladder_to_score_a_converted_encoder():
     params = parse(Params, compose_params(["score=official"]))
     assert params.ladder.name == "4ds" and "4ds_b" in params.ladder.scales
     assert params.readout.regimes == ("frozen",) and params.readout.precision == "fp32"
-    assert params.readout.pose_readout == "attention" and params.readout.depth_range[1] == 10.0
+    assert params.readouts["pose"].options.head == "attention"
+    assert params.readouts["depth"].options.range[1] == 10.0
     assert params.runtime.device == "cpu"
     for task in params.readout.tasks:
         settings = params.readouts[task]

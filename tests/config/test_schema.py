@@ -113,38 +113,15 @@ def test_missing_key_is_refused(raw):
             ["frozen", "frozen"],
             "readout.regimes=['frozen', 'frozen'] names a regime twice",
         ),
-        (
-            "readout",
-            "depth_alignment",
-            "mean",
-            "readout.depth_alignment='mean' is not one of ['none', 'median', 'least_squares']",
-        ),
-        (
-            "readout",
-            "depth_averaging",
-            "per_pixel",
-            "readout.depth_averaging='per_pixel' is not one of ['per_image', 'pooled']",
-        ),
-        (
-            "readout",
-            "depth_range",
-            [10.0, 1.0],
-            "readout.depth_range=[10.0, 1.0] must be [min, max] with min < max",
-        ),
-        ("readout", "depth_range", [0.0, 1.0], "readout.depth_range[0]=0.0 must be positive"),
-        (
-            "readout",
-            "pose_pairs",
-            "every",
-            "readout.pose_pairs='every' is not one of ['first', 'all']",
-        ),
+        ("readout", "pose_pairs", "first", "readout.pose_pairs is now readouts.pose.options.pairs"),
         (
             "readouts",
             "pose",
             {"width": 8},
             "readouts.pose is missing key(s) "
             "['heads', 'steps', 'batch_size', 'lr', 'weight_decay', 'source', 'pretrained', "
-            "'pretrain_clips', 'seeds']",
+            "'pretrain_clips', 'seeds', "
+            "'options']",
         ),
     ],
 )
@@ -257,3 +234,75 @@ def test_valid_mapping_is_not_mutated(raw):
     before = copy.deepcopy(raw)
     parse(Params, raw)
     assert raw == before
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "message"),
+    [
+        (
+            "depth",
+            {"alignment": "mean"},
+            "readouts.depth.options.alignment='mean' is not one of "
+            "['none', 'median', 'least_squares']",
+        ),
+        (
+            "depth",
+            {"averaging": "per_pixel"},
+            "readouts.depth.options.averaging='per_pixel' is not one of ['per_image', 'pooled']",
+        ),
+        (
+            "depth",
+            {"range": [10.0, 1.0]},
+            "readouts.depth.options.range=[10.0, 1.0] must be [min, max] with min < max",
+        ),
+        (
+            "depth",
+            {"range": [0.0, 1.0]},
+            "readouts.depth.options.range[0]=0.0 must be positive",
+        ),
+        (
+            "pose",
+            {"pairs": "every"},
+            "readouts.pose.options.pairs='every' is not one of ['first', 'all']",
+        ),
+        (
+            "tracking",
+            {"head": "correlation"},
+            "readouts.tracking.options.head='correlation' is not one of ['attention', 'motion']",
+        ),
+        (
+            "tracking",
+            {"static": 1.5},
+            "readouts.tracking.options.static=1.5 must be in [0, 1)",
+        ),
+        (
+            "boxes",
+            {"head": "motion"},
+            "readouts.boxes.options has unknown key(s) ['head'] (known: [])",
+        ),
+    ],
+)
+def test_each_task_checks_its_own_options(raw, task, options, message):
+    raw["readouts"][task]["options"].update(options)
+    check_fails(raw, message)
+
+
+def test_a_task_option_under_readout_names_its_new_place(raw):
+    raw["readout"]["tracking_readout"] = "motion"
+    check_fails(raw, "readout.tracking_readout is now readouts.tracking.options.head")
+
+
+def test_each_task_reads_its_options_as_its_own_section(raw):
+    from fourds.config.schema import TaskOptions
+    from fourds.config.task_options import DepthOptions, PoseOptions, TrackingOptions
+
+    params = parse(Params, raw)
+    sections = {task: type(settings.options) for task, settings in params.readouts.items()}
+    assert sections == {
+        "depth": DepthOptions,
+        "pose": PoseOptions,
+        "tracking": TrackingOptions,
+        "boxes": TaskOptions,
+        "classification": TaskOptions,
+        "appearance": TaskOptions,
+    }

@@ -13,8 +13,8 @@ import yaml
 
 from fourds.config import ConfigError, Params
 from fourds.config.formats import FORMATS, SourceFormat
+from fourds.config.load import check_readout_params
 from fourds.config.schema import parse
-from fourds.config.tasks import check_readout_params
 from fourds.data.benchmarks import iter_benchmark
 from tests.conftest import REPO_ROOT
 from tests.data import toy_format
@@ -42,10 +42,10 @@ def test_params_take_the_toy_format_once_it_has_an_entry_and_only_for_its_tasks(
         parse(Params, with_toy_source("depth"))
     monkeypatch.setitem(FORMATS, "toy", TOY)
     params = parse(Params, with_toy_source("depth"))
-    check_readout_params(params.readout, params.readouts)
+    check_readout_params(params.readouts)
     params = parse(Params, with_toy_source("tracking"))
     with pytest.raises(ConfigError, match=r"has no tracking ground truth \(it serves \['depth'\]"):
-        check_readout_params(params.readout, params.readouts)
+        check_readout_params(params.readouts)
 
 
 def toy_source(folder) -> dict:

@@ -1,7 +1,8 @@
 """Adding a task is one entry in the task table (fourds.config.tasks.TASKS) and the module that
-implements it: a toy task (tests/evaluate/toy_task.py) added so is checked in params, run by the
-readout stage, answered by `fourds answer` (the report's grid) and tabled in the README's
-results at a glance."""
+implements it, with a section of options and a head of its own where it has them: a toy task
+(tests/evaluate/toy_task.py) added so is checked in params (its options too), run by the
+readout stage with its options and head, answered by `fourds answer` (the report's grid) and
+tabled in the README's results at a glance."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import pytest
 import yaml
 
 from fourds.cli import main
-from fourds.config import ConfigError, Params
-from fourds.config.schema import parse
-from fourds.config.tasks import TASKS, TaskEntry, check_readout_params
+from fourds.config import ConfigError
+from fourds.config.load import checked
+from fourds.config.tasks import TASKS, TaskEntry
+from fourds.evaluate import readout as readout_module
 from fourds.report.glance import EMBEDDED_TASKS, Study, front_page, header, rows
 from tests.conftest import REPO_ROOT
+from tests.evaluate import toy_task
 from tests.evaluate.test_readout_stage import setup  # noqa: F401 (the tiny encoder and shards)
 from tests.train.conftest import write_tiny_params
 
@@ -29,22 +32,39 @@ TOY = TaskEntry(
     baseline="mean training brightness",
     keys=(),
     module="tests.evaluate.toy_task",
+    options=toy_task.BrightnessOptions,
 )
+GAIN = 0.5
 
 
 @pytest.fixture
 def toy(monkeypatch) -> TaskEntry:
-    """The toy task's entry, in the table for one test."""
+    """The toy task's entry, in the table for one test, and its head in the readout's."""
     monkeypatch.setitem(TASKS, "brightness", TOY)
+    monkeypatch.setitem(readout_module.HEADS, "mean_pool", toy_task.mean_pool_head)
     return TOY
 
 
 def with_toy(raw: dict) -> dict:
-    """Params with the toy task added to readout.tasks, read out as depth is."""
+    """Params with the toy task added to readout.tasks, its size and schedule depth's, its
+    options its own."""
     raw = copy.deepcopy(raw)
     raw["readout"]["tasks"] = [*raw["readout"]["tasks"], "brightness"]
     raw["readouts"]["brightness"] = copy.deepcopy(raw["readouts"]["depth"])
+    raw["readouts"]["brightness"]["options"] = {"gain": GAIN}
     return raw
+
+
+def recording(cls: type, built: list) -> type:
+    """`cls`, whose instances are also appended to `built`."""
+
+    class Recorded(cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    Recorded.__name__ = cls.__name__
+    return Recorded
 
 
 def run_toy_readout(setup, folder: Path, regime: str = "frozen") -> Path:  # noqa: F811
@@ -64,15 +84,24 @@ def run_toy_readout(setup, folder: Path, regime: str = "frozen") -> Path:  # noq
 
 
 def test_params_name_the_toy_task_only_once_it_has_an_entry(monkeypatch):
-    params = parse(Params, with_toy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text())))
-    with pytest.raises(ConfigError, match="readout.tasks has 'brightness'"):
-        check_readout_params(params.readout, params.readouts)
+    raw = with_toy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
+    with pytest.raises(ConfigError, match="readouts has 'brightness', which is not one of"):
+        checked(raw)
     monkeypatch.setitem(TASKS, "brightness", TOY)
-    check_readout_params(params.readout, params.readouts)
+    del raw["readouts"]["brightness"]["options"]["gain"]
+    with pytest.raises(ConfigError, match=r"readouts.brightness.options is missing key\(s\)"):
+        checked(raw)
+    raw["readouts"]["brightness"]["options"]["gain"] = GAIN
+    assert checked(raw).readouts["brightness"].options == toy_task.BrightnessOptions(GAIN)
 
 
-def test_the_readout_stage_trains_and_scores_the_toy_task(toy, setup, tmp_path):  # noqa: F811
+def test_the_readout_stage_trains_and_scores_the_toy_task(toy, setup, tmp_path, monkeypatch):  # noqa: F811
+    built = []
+    monkeypatch.setattr(toy_task, "MeanPoolHead", recording(toy_task.MeanPoolHead, built))
+    monkeypatch.setattr(toy_task, "BrightnessTask", recording(toy_task.BrightnessTask, built))
     out = run_toy_readout(setup, tmp_path)
+    assert {type(each).__name__ for each in built} == {"MeanPoolHead", "BrightnessTask"}
+    assert {each.gain for each in built if hasattr(each, "gain")} == {GAIN}
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["task"], metrics["headline"]) == ("brightness", toy.headline)
     assert 0 <= metrics["abs_error"] < 1 and "abs_error" in metrics["baseline"]

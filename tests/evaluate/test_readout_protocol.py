@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fourds.config.task_options import DepthOptions
 from fourds.data.benchmarks import pretrain_clips
 from fourds.data.shards import load_split
 from fourds.evaluate.metrics import DepthProtocol
@@ -154,7 +155,9 @@ def trained_depth_abs_rel(loss: str, features: bool) -> float:
     )
     if not features:
         train_x[..., 0], test_x[..., 0] = 0.0, 0.0
-    task = make_task("depth", GEOMETRY, TaskContext(PROTOCOL, "first", (), depth_loss=loss))
+    task = make_task(
+        "depth", GEOMETRY, TaskContext(DepthOptions("none", "per_image", (0.001, 80.0), loss))
+    )
     torch.manual_seed(0)
     readout = AttentionReadout(8, GEOMETRY.grid, FRAMES, 16, 2, task.num_queries, 0, task.out_dim)
     train = {"depth": train_depth}

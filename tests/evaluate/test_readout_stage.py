@@ -313,7 +313,7 @@ def test_a_converted_official_depth_readout_is_scored_without_training(setup, tm
     video = torch.from_numpy(test["video"]).float() / 255.0
     with torch.no_grad():
         outputs = readout(encoder(video, num_blocks=0))
-    # the default protocol: predictions clamped to readout.depth_range, metrics per frame,
+    # the default protocol: predictions clamped to readouts.depth.options.range, metrics per frame,
     # averaged over frames
     images = depth_image_metrics(
         official_output_map(outputs.numpy(), (2, 8, 8), 1)[..., 0], test["depth"], (0.001, 80.0)

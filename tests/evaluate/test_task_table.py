@@ -10,8 +10,9 @@ import yaml
 
 from fourds.config import ConfigError, Params
 from fourds.config.formats import FORMATS
+from fourds.config.load import check_readout_params, checked
 from fourds.config.schema import parse
-from fourds.config.tasks import TASKS, check_readout_params
+from fourds.config.tasks import TASKS
 from tests.conftest import REPO_ROOT
 
 
@@ -21,9 +22,9 @@ def raw() -> dict:
 
 
 def check_fails(raw: dict, message: str) -> None:
-    params = parse(Params, raw)
+    """Loading `raw` (the schema's checks, then the task table's) fails with `message`."""
     with pytest.raises(ConfigError) as error:
-        check_readout_params(params.readout, params.readouts)
+        checked(raw)
     assert str(error.value) == message
 
 
@@ -32,7 +33,7 @@ def test_the_committed_params_pass_and_every_task_reads_keys_of_the_shards():
     from fourds.report.glance import EMBEDDED_TASKS
 
     params = parse(Params, yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
-    check_readout_params(params.readout, params.readouts)
+    check_readout_params(params.readouts)
     assert tuple(params.readout.tasks) == EMBEDDED_TASKS
     for spec in TASKS.values():
         assert set(spec.keys) <= {*GROUND_TRUTH_KEYS, *OPTIONAL_PER_CLIP}
@@ -42,11 +43,8 @@ def test_the_committed_params_pass_and_every_task_reads_keys_of_the_shards():
 def test_an_unknown_task_is_refused(raw):
     raw["readout"]["tasks"] = ["depth", "flow"]
     raw["readouts"]["flow"] = raw["readouts"]["depth"]
-    check_fails(
-        raw,
-        "readout.tasks has 'flow', which is not one of ['depth', 'pose', 'tracking', 'boxes', "
-        "'classification', 'appearance']",
-    )
+    known = "['depth', 'pose', 'tracking', 'boxes', 'classification', 'appearance']"
+    check_fails(raw, f"readouts has 'flow', which is not one of {known}")
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from fourds.config import CurateConfig
+from fourds.config.schema import TaskOptions
+from fourds.config.task_options import DepthOptions, PoseOptions, TrackingOptions
 from fourds.data.curate import curate
 from fourds.data.shards import load_split
-from fourds.evaluate.metrics import DepthProtocol
 from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 from fourds.evaluate.tasks.base import select
 from fourds.evaluate.tasks.pose import IDENTITY_6D
@@ -22,8 +23,15 @@ FRAMES, SIZE = 4, 16
 GEOMETRY = ClipGeometry((2, 8, 8), (2, 2, 2), FRAMES, SIZE)
 
 
-def context(alignment, splits, averaging="per_image", pairs="first") -> TaskContext:
-    return TaskContext(DepthProtocol(alignment, averaging, (0.001, 80.0)), pairs, splits)
+def context(task, splits, alignment="none", averaging="per_image", pairs="first") -> TaskContext:
+    """Task `task`'s context on `splits`: depth scored in [0.001, 80] m as `alignment` and
+    `averaging` say, trained on log-L1; pose over `pairs`; tracking queried at random frames."""
+    options = {
+        "depth": DepthOptions(alignment, averaging, (0.001, 80.0), "log_l1"),
+        "pose": PoseOptions(pairs, "attention"),
+        "tracking": TrackingOptions("random", 0.0, "attention"),
+    }
+    return TaskContext(options.get(task, TaskOptions()), splits)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,7 @@ def oracle_tracking(targets):
 
 
 def test_tracking_oracle_scores_perfectly(split):
-    task = make_task("tracking", GEOMETRY, context("none", (split,)))
+    task = make_task("tracking", GEOMETRY, context("tracking", splits=(split,)))
     targets = task.targets(split)
     metrics, predictions, _ = task.evaluate(oracle_tracking(targets), targets, batch_size=2)
     for mode in ("", "strided_"):
@@ -65,7 +73,7 @@ def test_tracking_oracle_scores_perfectly(split):
 
 
 def test_tracking_training_queries_sit_on_visible_points(split):
-    task = make_task("tracking", GEOMETRY, context("none", (split,)))
+    task = make_task("tracking", GEOMETRY, context("tracking", splits=(split,)))
     batch = task.with_queries(task.targets(split), torch.Generator().manual_seed(0))
     t, y, x = batch["queries"].unbind(-1)
     frame = (t * FRAMES).long()
@@ -76,7 +84,7 @@ def test_tracking_training_queries_sit_on_visible_points(split):
 
 
 def test_box_oracle_scores_perfectly(split):
-    task = make_task("boxes", GEOMETRY, context("none", (split,)))
+    task = make_task("boxes", GEOMETRY, context("boxes", splits=(split,)))
     targets = task.targets(split)
 
     def infer(index, queries):
@@ -89,7 +97,7 @@ def test_box_oracle_scores_perfectly(split):
 
 
 def test_pose_oracle_scores_perfectly_and_has_zero_loss(split):
-    task = make_task("pose", GEOMETRY, context("none", (split,)))
+    task = make_task("pose", GEOMETRY, context("pose", splits=(split,)))
     targets = task.targets(split)
     truth = targets["relative"]
     outputs = torch.cat(
@@ -120,7 +128,7 @@ def test_pose_translation_loss_has_no_kink_at_zero():
 
 
 def test_depth_oracle_scores_perfectly(split):
-    task = make_task("depth", GEOMETRY, context("median", (split,)))
+    task = make_task("depth", GEOMETRY, context("depth", alignment="median", splits=(split,)))
     targets = task.targets(split)
     from fourds.models.mae import patchify
 
@@ -130,7 +138,7 @@ def test_depth_oracle_scores_perfectly(split):
 
 
 def test_classification_oracle_scores_perfectly(split):
-    task = make_task("classification", GEOMETRY, context("none", (split,)))
+    task = make_task("classification", GEOMETRY, context("classification", splits=(split,)))
     targets = task.targets(split)
     logits = torch.nn.functional.one_hot(targets["label"], task.out_dim).float()[:, None]
     metrics, _, _ = task.evaluate(lambda index, queries: logits[index], targets, batch_size=2)
@@ -150,7 +158,7 @@ def test_classification_oracle_scores_perfectly(split):
     ],
 )
 def test_every_task_draws_its_examples(split, name, options, tmp_path):
-    task = make_task(name, GEOMETRY, context("none", (split,), **options))
+    task = make_task(name, GEOMETRY, context(name, splits=(split,), **options))
     targets = task.targets(split)
     generator = torch.Generator().manual_seed(0)
 
@@ -179,7 +187,7 @@ def test_every_task_draws_its_examples(split, name, options, tmp_path):
 def test_class_labels_come_from_the_clips_of_every_split():
     train = {"label": np.array(["pan", "orbit", "pan"])}
     test = {"label": np.array(["static", "pan"])}
-    task = make_task("classification", GEOMETRY, context("none", (train, test)))
+    task = make_task("classification", GEOMETRY, context("classification", splits=(train, test)))
     assert task.class_names == ("orbit", "pan", "static")
     assert task.targets(train)["label"].tolist() == [1, 0, 1]
     assert task.targets(test)["label"].tolist() == [2, 1]
@@ -196,7 +204,7 @@ def zero_readout(task):
 
 @pytest.mark.parametrize("name", ["pose", "tracking", "boxes"])
 def test_the_motion_baselines_are_the_neutral_outputs(split, name):
-    task = make_task(name, GEOMETRY, context("none", (split,)))
+    task = make_task(name, GEOMETRY, context(name, splits=(split,)))
     targets = task.targets(split)
     baseline = task.evaluate(task.baseline(targets), targets, batch_size=2)
     neutral = task.evaluate(zero_readout(task), targets, batch_size=2)
@@ -204,14 +212,16 @@ def test_the_motion_baselines_are_the_neutral_outputs(split, name):
 
 
 def test_the_pose_baseline_predicts_no_motion(split):
-    task = make_task("pose", GEOMETRY, context("none", (split,)))
+    task = make_task("pose", GEOMETRY, context("pose", splits=(split,)))
     metrics = task.evaluate(task.baseline(task.targets(split)), task.targets(split), 2).metrics
     assert metrics["translation_error"] == pytest.approx(90.0)
 
 
 def test_the_classification_baseline_is_the_most_frequent_training_label():
     labels = np.array(["pan", "static", "static", "orbit"])
-    task = make_task("classification", GEOMETRY, context("none", ({"label": labels},)))
+    task = make_task(
+        "classification", GEOMETRY, context("classification", splits=({"label": labels},))
+    )
     train = task.targets({"label": labels})
     test = task.targets({"label": np.array(["static", "pan", "static", "static"])})
     metrics = task.evaluate(task.baseline(train), test, batch_size=3).metrics
@@ -219,7 +229,7 @@ def test_the_classification_baseline_is_the_most_frequent_training_label():
 
 
 def test_the_depth_baseline_is_each_pixels_training_mean_in_log_depth():
-    task = make_task("depth", GEOMETRY, context("none", ()))
+    task = make_task("depth", GEOMETRY, context("depth", splits=()))
     depth = torch.full((2, FRAMES, SIZE, SIZE), 2.0)
     depth[1] = 8.0
     depth[1, 0, 0, 0] = 0.0  # not measured: the mean of the other clip alone

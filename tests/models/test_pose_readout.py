@@ -132,27 +132,20 @@ def test_trains_on_a_tiny_example():
     assert (predicted.sign() == test_relative[:, -1, 0, 3].sign()).float().mean() > 0.9
 
 
-def test_build_readout_picks_the_pose_readout_the_params_name():
+def test_build_readout_builds_the_head_the_pose_options_name():
     from types import SimpleNamespace
 
-    from fourds.evaluate.metrics import DepthProtocol
+    from fourds.config.task_options import PoseOptions
     from fourds.evaluate.readout import build_readout
-    from fourds.evaluate.tasks.depth import DepthTask
+    from fourds.evaluate.tasks import TaskContext, make_task
     from fourds.models.readout import AttentionReadout
 
     encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
+    spec = SimpleNamespace(own=SimpleNamespace(width=16, heads=2), attention="math")
+    geometry = ClipGeometry((2, 4, 4), GRID, FRAMES, 16)
 
-    def spec(pose_readout: str) -> SimpleNamespace:  # the ReadoutSpec fields it reads
-        shared = SimpleNamespace(pose_readout=pose_readout, tracking_readout="attention")
-        return SimpleNamespace(
-            own=SimpleNamespace(width=16, heads=2), shared=shared, attention="math"
-        )
+    def pose(head: str) -> PoseTask:
+        return make_task("pose", geometry, TaskContext(PoseOptions("first", head)))
 
-    pose = PoseTask(ClipGeometry((2, 4, 4), GRID, FRAMES, 16), "first")
-    assert isinstance(build_readout(encoder, pose, spec("correlation")), CorrelationPoseReadout)
-    assert isinstance(build_readout(encoder, pose, spec("attention")), AttentionReadout)
-    depth = DepthTask(
-        ClipGeometry((2, 4, 4), GRID, FRAMES, 16), DepthProtocol("none", "per_image", (0.001, 80.0))
-    )
-    other = build_readout(encoder, depth, spec("correlation"))
-    assert isinstance(other, AttentionReadout)  # the other tasks keep the attention readout
+    assert isinstance(build_readout(encoder, pose("correlation"), spec), CorrelationPoseReadout)
+    assert isinstance(build_readout(encoder, pose("attention"), spec), AttentionReadout)

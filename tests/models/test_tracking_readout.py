@@ -89,17 +89,17 @@ def test_it_learns_which_way_the_image_moves():
     assert (moved.sign() == direction[:, None]).float().mean() > 0.9
 
 
-def test_build_readout_picks_the_tracking_readout_the_params_name():
+def test_build_readout_builds_the_head_the_tracking_options_name():
+    from fourds.config.task_options import TrackingOptions
     from fourds.evaluate.readout import build_readout
+    from fourds.evaluate.tasks import TaskContext, make_task
 
     encoder = SimpleNamespace(cfg=SimpleNamespace(width=DIM), grid=GRID, frames=FRAMES)
 
-    def spec(tracking_readout: str) -> SimpleNamespace:  # the ReadoutSpec fields it reads
-        shared = SimpleNamespace(pose_readout="attention", tracking_readout=tracking_readout)
-        return SimpleNamespace(
-            own=SimpleNamespace(width=16, heads=2), shared=shared, attention="math"
-        )
+    spec = SimpleNamespace(own=SimpleNamespace(width=16, heads=2), attention="math")
 
-    tracking = TrackingTask(GEOMETRY)
-    assert isinstance(build_readout(encoder, tracking, spec("motion")), MotionTrackingReadout)
-    assert isinstance(build_readout(encoder, tracking, spec("attention")), AttentionReadout)
+    def tracking(head: str) -> TrackingTask:
+        return make_task("tracking", GEOMETRY, TaskContext(TrackingOptions("first", 0.1, head)))
+
+    assert isinstance(build_readout(encoder, tracking("motion"), spec), MotionTrackingReadout)
+    assert isinstance(build_readout(encoder, tracking("attention"), spec), AttentionReadout)

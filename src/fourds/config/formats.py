@@ -15,7 +15,7 @@ raises), and how it finds its videos:
     challenge      a module that also scores the test split as the benchmark's challenge does:
                    it exports challenge_task(task, source) -> the task, scoring both ways.
 
-Params validation (SourceConfig.check, fourds.config.tasks.check_readout_params), the readout
+Params validation (SourceConfig.check, fourds.config.load.check_readout_params), the readout
 stage's data (fourds.data.benchmarks) and the missing-file errors read this table; adding a
 format is an entry here and its reader module. No imports beyond the standard library: params
 import it.

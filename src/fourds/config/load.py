@@ -3,24 +3,26 @@ file, a composition) runs the same checks, `checked`'s."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fourds.config.schema import ConfigError, Params, parse
-from fourds.config.tasks import check_readout_params
+from fourds.config.formats import FORMATS, formats_of
+from fourds.config.schema import ConfigError, Params, TaskReadoutConfig, parse
+from fourds.config.tasks import TASKS
 
 
 def checked(data: Any) -> Params:
     """The params `data` (params.yaml's mapping) holds, validated: the schema's rules, then the
-    task table's (fourds.config.tasks.check_readout_params).
+    task table's (`check_readout_params`).
 
     Raises:
         ConfigError: the first rule broken, naming its key.
     """
     params = parse(Params, data)
-    check_readout_params(params.readout, params.readouts)
+    check_readout_params(params.readouts)
     return params
 
 
@@ -38,3 +40,26 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return checked(data)
+
+
+def check_readout_params(readouts: Mapping[str, TaskReadoutConfig]) -> None:
+    """The task table's rules on params.yaml's `readouts` (the schema checks the rest, and that
+    each is a task of the table): a source format that carries each task's ground truth, and a
+    converted readout only where one can be loaded.
+
+    Raises:
+        ConfigError: naming the key and the rule.
+    """
+    for task, settings in readouts.items():
+        source = settings.source.format  # one of source_formats(): SourceConfig checks it
+        if source not in formats_of(task):
+            raise ConfigError(
+                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
+                f"(it serves {list(FORMATS[source].tasks)})"
+            )
+        if settings.pretrained and not TASKS[task].loads_converted:
+            loadable = [name for name, entry in TASKS.items() if entry.loads_converted]
+            raise ConfigError(
+                f"readouts.{task}.pretrained={settings.pretrained!r}: only the {loadable} "
+                "readouts can be loaded from `fourds convert` output"
+            )

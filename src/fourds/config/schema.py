@@ -25,7 +25,6 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import (
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
@@ -34,23 +33,34 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from fourds.config.formats import FORMATS, SYNTHETIC, source_formats
 from fourds.config.regimes import REGIMES
+from fourds.config.section import (
+    HERE,
+    SECTION,
+    Extent,
+    Fraction,
+    FractionRange,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    PositiveRange,
+    Section,
+    Seed,
+    divisible,
+    ordered,
+    require,
+)
+from fourds.config.task_options import TaskOptions
+from fourds.config.tasks import options_section
 from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import ConfigError
 from fourds.layout import readout_name
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
 Regime = Literal[tuple(REGIMES)]  # fourds.config.regimes
-DepthAlignment = Literal["none", "median", "least_squares"]
-DepthAveraging = Literal["per_image", "pooled"]
-PosePairs = Literal["first", "all"]
-DepthLoss = Literal["log_l1", "abs_rel"]
-TrackingQueries = Literal["random", "first"]
-PoseReadout = Literal["attention", "correlation"]
-TrackingReadout = Literal["attention", "motion"]
 Device = Literal["cpu", "cuda", "auto"]
 MaskType = Literal["random", "tube"]
 Decoder = Literal["mae_st", "queries"]
@@ -65,9 +75,6 @@ ShardFormat = Literal["npz", "webdataset"]  # fourds.data.shards.FORMATS
 FeatureExtractor = Literal["fourds", "inception"]
 # The names of the choices that other modules check or offer (as a command's choices)
 ATTENTION_BACKENDS = typing.get_args(AttentionBackend)
-DEPTH_ALIGNMENTS = typing.get_args(DepthAlignment)
-DEPTH_AVERAGINGS = typing.get_args(DepthAveraging)
-POSE_PAIRS = typing.get_args(PosePairs)
 LAYOUTS = typing.get_args(Layout)
 CROPS = typing.get_args(Crop)
 SHARD_FORMATS = typing.get_args(ShardFormat)
@@ -79,15 +86,6 @@ MAX_DECODED_MIB = 96  # one source's frames (8192 at 64x64) and ground truth, de
 # 1024 clips of 8x128x128 rays (8x64x64 pixels at world_supersample 2)
 MAX_WORLD_RAYS = 2**28
 
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-Seed = Annotated[StrictInt, Field(ge=0, lt=2**63)]  # torch's and numpy's generators take it
-PositiveFloat = Annotated[StrictFloat, Field(gt=0)]
-Fraction = Annotated[StrictFloat, Field(ge=0, lt=1)]
-PositiveFraction = Annotated[StrictFloat, Field(gt=0, le=1)]
-Extent = tuple[PositiveInt, PositiveInt, PositiveInt]  # (time, height, width): [t], [h], [w]
-# (low, high) ranges; a class's check() says low <= high (see _ordered)
-FractionRange = tuple[PositiveFraction, PositiveFraction]
-PositiveRange = tuple[PositiveFloat, PositiveFloat]
 FolderMd5 = Annotated[
     StrictStr,
     Field(
@@ -96,57 +94,6 @@ FolderMd5 = Annotated[
     ),
 ]
 Key = Annotated[str, BeforeValidator(str)]  # a mapping's key (YAML reads `1:` as a number)
-
-# A section's key path in the messages of its check() while pydantic validates it: pydantic
-# knows where the section is, its validators do not; parse puts the path in.
-HERE = "<section>"
-SECTION = ConfigDict(extra="forbid")  # every section's pydantic config: unknown keys are refused
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _ordered(config: Any, path: str, name: str) -> None:
-    low, high = getattr(config, name)
-    _require(low <= high, f"{path}.{name}={[low, high]} must be [low, high] with low <= high")
-
-
-def _divisible(config: Any, path: str, name: str, by: str) -> None:
-    value, divisor = getattr(config, name), getattr(config, by)
-    _require(
-        value % divisor == 0, f"{path}.{name}={value} is not divisible by {path}.{by}={divisor}"
-    )
-
-
-@dataclass(frozen=True, config=SECTION)
-class Section:
-    """Base of every section of params.yaml (of `Params`, the root, too): pydantic validates a
-    subclass's fields, then calls its `check`."""
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _every_key(cls, data: Any) -> Any:
-        """A mapping (parse's) gives every key, those with a default too. Unknown keys are left
-        to extra="forbid", which parse reports before missing ones."""
-        if isinstance(data, dict):
-            names = [field.name for field in dataclasses.fields(cls)]
-            missing = [name for name in names if name not in data]
-            if missing and set(data) <= set(names):
-                raise PydanticCustomError(
-                    "missing_keys", "missing key(s) {missing}", {"missing": missing}
-                )
-        return data
-
-    @pydantic.model_validator(mode="after")
-    def _related(self) -> Section:
-        self.check(HERE)
-        return self
-
-    def check(self, path: str) -> None:
-        """Check the rules that relate several fields, naming keys after `path` (the section's
-        key path): none unless a section says otherwise."""
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -166,7 +113,7 @@ class ModelConfig(Section):
     bias: StrictBool
 
     def check(self, path: str) -> None:
-        _divisible(self, path, "width", "heads")
+        divisible(self, path, "width", "heads")
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -177,13 +124,13 @@ class LadderConfig(Section):
     scales: tuple[StrictStr, ...]
 
     def check(self, path: str) -> None:
-        _require(len(self.scales) > 0, f"{path}.scales is empty: list at least one model")
-        _require(
+        require(len(self.scales) > 0, f"{path}.scales is empty: list at least one model")
+        require(
             len(set(self.scales)) == len(self.scales),
             f"{path}.scales={list(self.scales)} lists a model twice",
         )
         dashed = [scale for scale in self.scales if "-" in scale]
-        _require(
+        require(
             not dashed,
             f"{path}.scales has {dashed[0]!r}: a scale's name holds no '-' (a readout stage is "
             "named <scale>-<task>-<regime>, fourds.layout)"
@@ -225,11 +172,11 @@ class LauncherConfig(Section):
     requeues: Annotated[StrictInt, Field(ge=0, description="0: a job that reaches its limit ends")]
 
     def check(self, path: str) -> None:
-        _require(
+        require(
             not (self.kind == "torchrun" and self.nnodes > 1 and not self.rdzv_endpoint),
             f"{path}.rdzv_endpoint is empty: a {self.nnodes}-node torchrun needs host:port",
         )
-        _require(
+        require(
             not (self.kind == "slurm" and self.time_minutes == 0),
             f"{path}.time_minutes=0: a Slurm job needs a time limit",
         )
@@ -326,7 +273,7 @@ class MAEConfig(Section):
     residual_init: ResidualInit
 
     def check(self, path: str) -> None:
-        _divisible(self, path, "decoder_width", "decoder_heads")
+        divisible(self, path, "decoder_width", "decoder_heads")
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -426,28 +373,28 @@ class PretrainConfig(Section):
         return self.data_parallel.get(scale, "fsdp")
 
     def check(self, path: str) -> None:
-        _ordered(self, path, "crop_scale")
-        _ordered(self, path, "crop_aspect")
-        _require(
+        ordered(self, path, "crop_scale")
+        ordered(self, path, "crop_aspect")
+        require(
             self.checkpoint_every >= 0 and self.checkpoint_every % self.log_every == 0,
             f"{path}.checkpoint_every={self.checkpoint_every} must be 0 (off) or a multiple of "
             f"{path}.log_every={self.log_every}",
         )
-        _require(
+        require(
             0 <= self.warmup_steps < self.steps,
             f"{path}.warmup_steps={self.warmup_steps} must be in [0, {path}.steps={self.steps})",
         )
-        _require(
+        require(
             self.source != "world" or tuple(self.crop_scale) == (1.0, 1.0),
             f"{path}.source='world' renders fresh clips and takes no crops: set "
             f"{path}.crop_scale=[1.0, 1.0] (now {list(self.crop_scale)})",
         )
-        _require(
+        require(
             self.world_complexity in WORLD_LEVELS,
             f"{path}.world_complexity={self.world_complexity!r} is not a level of the world: "
             f"expected one of {list(WORLD_LEVELS)}",
         )
-        _require(
+        require(
             self.micro_batch == 0 or self.batch_size % self.micro_batch == 0,
             f"{path}.micro_batch={self.micro_batch} does not divide {path}.batch_size="
             f"{self.batch_size}",
@@ -473,32 +420,10 @@ class ReadoutConfig(Section):
         computes in: "fp32", or "bf16" (half the memory: 4DS-j's 22B encoder in 41 GiB, one
         80 GB GPU). Its features reach the readout as fp32, and the readout trains in fp32.
         Fine-tuned stages keep an fp32 encoder (its weights train) whatever this says.
-    depth_alignment: how depth predictions are aligned to the truth before scoring.
-    depth_averaging: "per_image" averages each frame's depth metrics over frames (the published
-        protocols); "pooled" pools every valid pixel of the test set.
-    depth_range: [min, max] metres: ground truth outside (min, max) is not scored, predictions
-        are clamped to [min, max] (fourds.evaluate.metrics.DepthProtocol).
-    pose_pairs: "first" scores poses over the pairs (0, t); "all" over every pair i < j.
     start_at_baseline: a trained readout of a task with learned queries (depth, pose,
         classification) starts from its task's no-learning baseline (`Task.baseline`, taken
         from the training clips: for depth each pixel's mean log-depth) and learns the rest;
         false: from zero outputs. Tasks with given queries start at their baseline either way.
-    depth_loss: what a trained depth readout minimises over valid pixels: "log_l1", L1 on
-        log-depth; "abs_rel", the relative error |d - d*| / d* the headline scores, plus 0.1 x
-        the L1 on log-depth.
-    tracking_queries: the frame a tracking readout's training queries are taken at: "first",
-        each point's first visible frame (as the headline's query mode scores it); "random",
-        one of its visible frames at random.
-    tracking_static: a point whose predicted displacement from its query point is below this
-        fraction of the frame size is predicted to stay at the query point (0: never).
-    pose_readout: the camera-pose readout: "attention", the 4DS attention readout of every task
-        (fourds.models.readout); "correlation", local feature correlations between tubelets
-        (fourds.models.pose_readout), which reads camera motion where the attention readout
-        does not (docs/research/embedded-study.md).
-    tracking_readout: the point-tracking readout: "attention", the 4DS attention readout;
-        "motion", the attention readout plus each query point moved with the image's motion,
-        an affine map per frame read from the same correlations (fourds.models.
-        tracking_readout), with a visibility term for points that leave the frame.
     max_host_mib: the host memory (MiB) one split's decoded benchmark clips, and one split's
         cached features, may each take; past it they are written to a scratch folder beside the
         stage's output and read memory-mapped (fourds.data.spill), with the same results, so a
@@ -512,27 +437,40 @@ class ReadoutConfig(Section):
     finetune_lr_scale: PositiveFloat
     cache_features: StrictBool
     precision: Precision
-    depth_alignment: DepthAlignment
-    depth_averaging: DepthAveraging
-    depth_range: PositiveRange
-    pose_pairs: PosePairs
     seed: Seed
     start_at_baseline: StrictBool = True
-    depth_loss: DepthLoss = "abs_rel"
-    tracking_queries: TrackingQueries = "first"
-    tracking_static: Fraction = 0.1
-    pose_readout: PoseReadout = "attention"
-    tracking_readout: TrackingReadout = "attention"
     max_host_mib: Annotated[StrictInt, Field(ge=0, description="0: always on disk")] = 4096
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """A key of one task's options, which this section held before they moved to their
+        task, is refused with its new place."""
+        if isinstance(data, dict):
+            for key, place in MOVED_TO_TASKS.items():
+                require(key not in data, f"readout.{key} is now {place}")
+        return data
+
     def check(self, path: str) -> None:
-        _require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
-        _require(
+        require(bool(self.regimes), f"{path}.regimes is empty: name at least one regime")
+        require(
             len(set(self.regimes)) == len(self.regimes),
             f"{path}.regimes={list(self.regimes)} names a regime twice",
         )
-        low, high = self.depth_range
-        _require(low < high, f"{path}.depth_range={[low, high]} must be [min, max] with min < max")
+
+
+# The keys of one task's options that `readout` held before they moved to their task
+MOVED_TO_TASKS = {
+    "depth_alignment": "readouts.depth.options.alignment",
+    "depth_averaging": "readouts.depth.options.averaging",
+    "depth_range": "readouts.depth.options.range",
+    "depth_loss": "readouts.depth.options.loss",
+    "pose_pairs": "readouts.pose.options.pairs",
+    "pose_readout": "readouts.pose.options.head",
+    "tracking_queries": "readouts.tracking.options.queries",
+    "tracking_static": "readouts.tracking.options.static",
+    "tracking_readout": "readouts.tracking.options.head",
+}
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -568,30 +506,30 @@ class SourceConfig(Section):
     videos: StrictStr = ""
 
     def check(self, path: str) -> None:
-        _require(
+        require(
             self.format in source_formats(),
             f"{path}.format={self.format!r} is not one of {list(source_formats())}",
         )
         given = bool(self.train), bool(self.test)
         if self.format == SYNTHETIC:
-            _require(
+            require(
                 given == (False, False),
                 f"{path}.format='synthetic' reads the curated shards: leave {path}.train and "
                 f"{path}.test empty",
             )
         else:
-            _require(
+            require(
                 given == (True, True),
                 f"{path}.format={self.format!r} needs both {path}.train and {path}.test paths",
             )
         reading = [name for name, entry in FORMATS.items() if entry.reads_videos]
         if self.format in reading:
-            _require(
+            require(
                 bool(self.videos),
                 f"{path}.format={self.format!r} needs {path}.videos, the folder of its videos",
             )
         else:
-            _require(
+            require(
                 not self.videos,
                 f"{path}.videos is read by the {reading} formats only: leave it empty for "
                 f"format={self.format!r}",
@@ -610,6 +548,9 @@ class TaskReadoutConfig(Section):
         readout-train: fourds.data.benchmarks.pretrain_clips, the same clips in every regime;
         readout-test is never touched. 0: readout-train alone; so is a benchmark `source` or
         pretraining videos without ground truth. metrics.json says how many were added.
+    options: the task's own options, the section its entry of the task table names
+        (fourds.config.task_options): depth's scoring and loss, pose's pairs and head,
+        tracking's queries and head; `{}` for a task without any.
     seeds: how many readouts to train, from readout.seed, readout.seed + 1, ... (each its own
         initialisation and batch order, on the same features), each scored on the test clips:
         metrics.json holds their mean and each seed's headline, clips.csv a row per seed and
@@ -626,9 +567,10 @@ class TaskReadoutConfig(Section):
     pretrained: StrictStr
     pretrain_clips: Annotated[StrictInt, Field(ge=0)] = 0
     seeds: PositiveInt = 1
+    options: TaskOptions = TaskOptions()
 
     def check(self, path: str) -> None:
-        _divisible(self, path, "width", "heads")
+        divisible(self, path, "width", "heads")
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -670,26 +612,26 @@ class FidelityConfig(Section):
 
     def check(self, path: str) -> None:
         if self.feature_extractor == "inception":
-            _require(
+            require(
                 bool(self.inception_weights),
                 f"{path}.inception_weights is empty: {path}.feature_extractor='inception' needs "
                 "torch-fidelity's InceptionV3 weights file (weights-inception-2015-12-05-"
                 "6726825d.pth; nothing is downloaded)",
             )
-            _require(
+            require(
                 not self.encoder_weights,
                 f"{path}.encoder_weights={self.encoder_weights!r} is read only by "
                 f"{path}.feature_extractor='fourds': leave it empty",
             )
         else:
-            _require(
+            require(
                 not self.inception_weights,
                 f"{path}.inception_weights={self.inception_weights!r} is read only by "
                 f"{path}.feature_extractor='inception': leave it empty",
             )
         if self.clips and self.frames_per_clip:
             frames = self.clips * self.frames_per_clip
-            _require(
+            require(
                 self.kid_subset_size <= frames,
                 f"{path}.kid_subset_size={self.kid_subset_size} exceeds the {frames} frames "
                 f"compared ({path}.clips={self.clips} x {path}.frames_per_clip="
@@ -712,55 +654,70 @@ class Params(Section):
     readouts: dict[Key, TaskReadoutConfig]
     fidelity: FidelityConfig
 
+    @pydantic.field_validator("readouts", mode="before")
+    @classmethod
+    def _task_options(cls, readouts: Any) -> Any:
+        """Each task's `options` mapping parsed into the section its task declares."""
+        if not isinstance(readouts, dict):
+            return readouts
+        typed = {}
+        for task, settings in readouts.items():
+            if isinstance(settings, dict) and isinstance(settings.get("options"), dict):
+                section = options_section(str(task))
+                options = parse(section, settings["options"], f"readouts.{task}.options")
+                settings = {**settings, "options": options}
+            typed[task] = settings
+        return typed
+
     def check(self, path: str) -> None:
         if self.pretrain.source == "world":
             side = self.curate.resolution * self.pretrain.world_supersample
             rays = self.pretrain.batch_size * self.curate.clip_frames * side**2
-            _require(
+            require(
                 rays <= MAX_WORLD_RAYS,
                 f"pretrain.source='world' would render {rays:,} rays a step (pretrain.batch_size "
                 f"x curate.clip_frames x (curate.resolution x pretrain.world_supersample)^2): "
                 f"at most {MAX_WORLD_RAYS:,}; lower one of them",
             )
         for task in self.readout.tasks:
-            _require(
+            require(
                 task in self.readouts,
                 f"readout.tasks has {task!r}, which has no settings under readouts "
                 f"(known: {sorted(self.readouts)})",
             )
         for task, settings in self.readouts.items():
-            _require(
+            require(
                 not settings.pretrained or self.readout.regimes == ("frozen",),
                 f"readouts.{task}.pretrained scores a trained readout on a frozen encoder: "
                 f"readout.regimes={list(self.readout.regimes)} must be ['frozen']",
             )
         if not isinstance(self.pretrain.activation_checkpointing, bool):
             unknown = set(self.pretrain.activation_checkpointing) - set(self.models)
-            _require(
+            require(
                 not unknown,
                 f"pretrain.activation_checkpointing names {sorted(unknown)}, which are not "
                 f"defined under models (known: {sorted(self.models)})",
             )
         unknown = set(self.pretrain.data_parallel) - set(self.models)
-        _require(
+        require(
             not unknown,
             f"pretrain.data_parallel names {sorted(unknown)}, which are not defined under "
             f"models (known: {sorted(self.models)})",
         )
         for scale in self.ladder.scales:
-            _require(
+            require(
                 scale in self.models,
                 f"ladder.scales has {scale!r}, which is not defined under models "
                 f"(known: {sorted(self.models)})",
             )
             model = self.models[scale]
             t, p, q = model.tubelet
-            _require(
+            require(
                 self.curate.clip_frames % t == 0,
                 f"curate.clip_frames={self.curate.clip_frames} is not divisible by "
                 f"models.{scale}.tubelet[t]={t}",
             )
-            _require(
+            require(
                 self.curate.resolution % p == 0 and self.curate.resolution % q == 0,
                 f"curate.resolution={self.curate.resolution} is not divisible by "
                 f"models.{scale}.tubelet[h, w]=({p}, {q})",
@@ -768,19 +725,19 @@ class Params(Section):
             if self.mae.decoder == "queries":
                 self._check_queries(scale, model)
         window = (self.curate.clip_frames - 1) * self.pretrain.frame_stride + 1
-        _require(
+        require(
             window <= self.curate.pretrain_frames,
             f"curate.pretrain_frames={self.curate.pretrain_frames} is shorter than a pretraining "
             f"window of {window} frames (curate.clip_frames={self.curate.clip_frames} at "
             f"pretrain.frame_stride={self.pretrain.frame_stride})",
         )
-        _require(
+        require(
             self.fidelity.extractor_scale in self.ladder.scales,
             f"fidelity.extractor_scale={self.fidelity.extractor_scale!r} is not one of "
             f"ladder.scales={list(self.ladder.scales)}: name the scale whose encoder extracts "
             "the FID features",
         )
-        _require(
+        require(
             self.fidelity.frames_per_clip <= self.curate.clip_frames,
             f"fidelity.frames_per_clip={self.fidelity.frames_per_clip} exceeds "
             f"curate.clip_frames={self.curate.clip_frames}",
@@ -788,13 +745,13 @@ class Params(Section):
 
     def _check_queries(self, scale: str, model: ModelConfig) -> None:
         """The 4DS decoding scheme needs whole coarse patches and enough encoder blocks."""
-        _require(
+        require(
             self.mae.query_blocks <= model.depth,
             f"mae.query_blocks={self.mae.query_blocks} exceeds models.{scale}.depth={model.depth}",
         )
         coarse = [t * s for t, s in zip(model.tubelet, self.mae.query_stride, strict=True)]
         sizes = (self.curate.clip_frames, self.curate.resolution, self.curate.resolution)
-        _require(
+        require(
             all(size % patch == 0 for size, patch in zip(sizes, coarse, strict=True)),
             f"the clip {sizes[0]}x{sizes[1]}x{sizes[2]} does not divide into coarse patches "
             f"{coarse[0]}x{coarse[1]}x{coarse[2]} (models.{scale}.tubelet x mae.query_stride)",

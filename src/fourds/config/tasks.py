@@ -2,7 +2,8 @@
 
 `TASKS[name]` holds a task's facts: the headline metric its metrics.json, the report, the
 terminal answer and the README lead with, how tables and plots name it and which way is better,
-its no-learning baseline in a few words, the ground-truth arrays it reads from a split, and the
+its no-learning baseline in a few words, the ground-truth arrays it reads from a split, the
+section of its own options (`readouts.<task>.options`, fourds.config.task_options) and the
 module that implements it (its `build(geometry, context)` makes the task,
 fourds.evaluate.tasks.make_task). The readout stage, the report, `fourds answer` and the
 README's tables read this table; adding a task is an entry here and its module. The source
@@ -14,10 +15,8 @@ No torch here: params validation and the report import it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
-from fourds.config.formats import FORMATS, formats_of
-from fourds.config.schema import ReadoutConfig, TaskReadoutConfig
+from fourds.config.task_options import DepthOptions, PoseOptions, TaskOptions, TrackingOptions
 from fourds.errors import ConfigError
 
 
@@ -33,6 +32,7 @@ class TaskEntry:
     module: str  # implements the task: `build(geometry, context) -> Task`
     loads_converted: bool = False  # an official readout converted by `fourds convert` exists
     needs: str = ""  # what the data must be, where not every corpus carries the task's keys
+    options: type[TaskOptions] = TaskOptions  # the section of readouts.<task>.options
 
     @property
     def better(self) -> str:
@@ -54,6 +54,7 @@ TASKS: dict[str, TaskEntry] = {
         ("depth",),
         "fourds.evaluate.tasks.depth",
         loads_converted=True,
+        options=DepthOptions,
     ),
     "pose": TaskEntry(
         "end_point_error",
@@ -62,6 +63,7 @@ TASKS: dict[str, TaskEntry] = {
         "zero camera motion",
         ("extrinsics",),
         "fourds.evaluate.tasks.pose",
+        options=PoseOptions,
     ),
     "tracking": TaskEntry(
         "average_jaccard",
@@ -70,6 +72,7 @@ TASKS: dict[str, TaskEntry] = {
         "static points",
         ("tracks", "visible"),
         "fourds.evaluate.tasks.tracking",
+        options=TrackingOptions,
     ),
     "boxes": TaskEntry(
         "miou",
@@ -99,27 +102,13 @@ TASKS: dict[str, TaskEntry] = {
 }
 
 
-def check_readout_params(readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]) -> None:
-    """The task rules of params.yaml's `readout` and `readouts` (the schema checks the rest):
-    known tasks, a source format that carries each task's ground truth, and a converted readout
-    only where one can be loaded.
+def options_section(task: str) -> type[TaskOptions]:
+    """The section `readouts.<task>.options` is parsed into: the task's own (an empty one for a
+    task without options).
 
     Raises:
-        ConfigError: naming the key and the rule.
+        ConfigError: `task` is not in the table.
     """
-    for task in readout.tasks:
-        if task not in TASKS:
-            raise ConfigError(f"readout.tasks has {task!r}, which is not one of {list(TASKS)}")
-    for task, settings in readouts.items():
-        source = settings.source.format  # one of source_formats(): SourceConfig checks it
-        if task in TASKS and source not in formats_of(task):
-            raise ConfigError(
-                f"readouts.{task}.source.format={source!r} has no {task} ground truth "
-                f"(it serves {list(FORMATS[source].tasks)})"
-            )
-        if settings.pretrained and not (task in TASKS and TASKS[task].loads_converted):
-            loadable = [name for name, entry in TASKS.items() if entry.loads_converted]
-            raise ConfigError(
-                f"readouts.{task}.pretrained={settings.pretrained!r}: only the {loadable} "
-                "readouts can be loaded from `fourds convert` output"
-            )
+    if task not in TASKS:
+        raise ConfigError(f"readouts has {task!r}, which is not one of {list(TASKS)}")
+    return TASKS[task].options

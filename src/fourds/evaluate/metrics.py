@@ -6,14 +6,14 @@ import dataclasses
 
 import numpy as np
 
-from fourds.config.schema import DEPTH_ALIGNMENTS, DEPTH_AVERAGINGS, POSE_PAIRS
+from fourds.config.task_options import DEPTH_ALIGNMENTS, DEPTH_AVERAGINGS, POSE_PAIRS
 
 DEPTH_ERRORS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 
 @dataclasses.dataclass(frozen=True)
 class DepthProtocol:
-    """How depth is scored (the readout.depth_* params).
+    """How depth is scored (readouts.depth.options: alignment, averaging, range).
 
     alignment: one of DEPTH_ALIGNMENTS, applied per clip before scoring (`align_depth`).
     averaging: "per_image" computes every error on each frame's valid pixels and averages over

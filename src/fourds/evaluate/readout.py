@@ -260,32 +260,48 @@ def build_readout(
     start: dict[str, torch.Tensor] | None = None,
 ) -> AttentionReadout | CorrelationPoseReadout | MotionTrackingReadout:
     """A new readout of `spec`'s size (readouts.<task>.width, .heads) for `task` on the
-    features of `encoder`; with `start` (a split's targets) and learned queries, it starts from
-    the task's baseline on them (`Task.baseline`, AttentionReadout.start_from). The pose task
-    gets the readout readout.pose_readout names: "attention" or "correlation"
-    (CorrelationPoseReadout, as wide); the tracking task the one readout.tracking_readout
-    names: "attention" or "motion" (MotionTrackingReadout: the attention readout plus the
-    image's motion, read by an as wide CorrelationPoseReadout)."""
-    cfg = spec.own
-    if task.name == "pose" and spec.shared.pose_readout == "correlation":
-        readout = correlation_readout(encoder, cfg.width, task.out_dim)
-    else:
-        readout = configured(
-            AttentionReadout,
-            {"width": cfg.width, "heads": cfg.heads, "backend": spec.attention},
-            feature_dim=encoder.cfg.width,
-            grid=encoder.grid,
-            frames=encoder.frames,
-            num_queries=task.num_queries,
-            query_dim=task.query_dim,
-            out_dim=task.out_dim,
-        )
-    if task.name == "tracking" and spec.shared.tracking_readout == "motion":
-        motion = correlation_readout(encoder, cfg.width, AFFINE_OUTPUTS)
-        return MotionTrackingReadout(readout, motion, encoder.frames)
+    features of `encoder`, the head the task names (`task.head`, one of HEADS); with `start` (a
+    split's targets) and learned queries, it starts from the task's baseline on them
+    (`Task.baseline`, AttentionReadout.start_from)."""
+    readout = HEADS[task.head](encoder, task, spec)
     if start is not None and task.query_dim == 0:
         readout.start_from(task.baseline(start)(torch.arange(1), None)[0])
     return readout
+
+
+def attention_head(encoder: VideoViT, task: Task, spec: ReadoutSpec) -> AttentionReadout:
+    """The 4DS attention readout of every task (fourds.models.readout)."""
+    return configured(
+        AttentionReadout,
+        {"width": spec.own.width, "heads": spec.own.heads, "backend": spec.attention},
+        feature_dim=encoder.cfg.width,
+        grid=encoder.grid,
+        frames=encoder.frames,
+        num_queries=task.num_queries,
+        query_dim=task.query_dim,
+        out_dim=task.out_dim,
+    )
+
+
+def correlation_head(encoder: VideoViT, task: Task, spec: ReadoutSpec) -> CorrelationPoseReadout:
+    """Local feature correlations between tubelets, as wide as the readout, for the pose
+    task's outputs (fourds.models.pose_readout)."""
+    return correlation_readout(encoder, spec.own.width, task.out_dim)
+
+
+def motion_head(encoder: VideoViT, task: Task, spec: ReadoutSpec) -> MotionTrackingReadout:
+    """The attention readout plus the image's motion, read by an as wide correlation readout
+    (fourds.models.tracking_readout), for point tracking."""
+    motion = correlation_readout(encoder, spec.own.width, AFFINE_OUTPUTS)
+    return MotionTrackingReadout(attention_head(encoder, task, spec), motion, encoder.frames)
+
+
+# The heads a task may name (`Task.head`; pose and tracking pick theirs in their options)
+HEADS: dict[str, Callable[[VideoViT, Task, ReadoutSpec], torch.nn.Module]] = {
+    "attention": attention_head,
+    "correlation": correlation_head,
+    "motion": motion_head,
+}
 
 
 def correlation_readout(encoder: VideoViT, width: int, out_dim: int) -> CorrelationPoseReadout:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fourds.config import ConfigError, ReadoutConfig, ReadoutSpec, SourceConfig
+from fourds.config import ConfigError, ReadoutSpec, TaskReadoutConfig
 from fourds.config.formats import FORMATS, SYNTHETIC
 from fourds.config.tasks import TASKS
 from fourds.data.benchmarks import load_readout_split, pretrain_clips, readout_classes
@@ -104,13 +104,12 @@ class ReadoutClips:
         return test_features(encoder, self.test, self.num_blocks, device, batch_size, budget)
 
 
-def readout_task(
-    cfg: ReadoutConfig, task_name: str, clips: ReadoutClips, source: SourceConfig
-) -> Task:
-    """The task `task_name` a readout is trained on, for the clips and classes of `source`;
-    where the source's format has a challenge scoring (fourds.config.formats), scored also as
-    the challenge scores it."""
-    context = TaskContext.from_config(cfg, (clips.train, clips.test), readout_classes(source))
+def readout_task(task_name: str, own: TaskReadoutConfig, clips: ReadoutClips) -> Task:
+    """The task `task_name` a readout is trained on, with its options (`own`:
+    readouts.<task>), for the clips and classes of its source; where the source's format has a
+    challenge scoring (fourds.config.formats), scored also as the challenge scores it."""
+    source = own.source
+    context = TaskContext(own.options, (clips.train, clips.test), readout_classes(source))
     task = make_task(task_name, clips.geometry, context)
     entry = FORMATS.get(source.format)
     if entry is None or not entry.challenge:

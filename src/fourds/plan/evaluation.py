@@ -197,7 +197,7 @@ def _readout_step_peak(spec: ReadoutSpec, encoder: VideoViT) -> int:
     """Peak bytes of a training step of the readout `spec` (the second step: it has the AdamW
     state of the first) beside the encoder."""
     cfg, shared = spec.own, spec.shared
-    context = TaskContext.from_config(shared, ({"label": np.arange(CLASSES)},))
+    context = TaskContext(cfg.options, ({"label": np.arange(CLASSES)},))
     task = make_task(spec.task, clip_geometry(encoder), context)
     readout = _fake(lambda: build_readout(encoder, task, spec), "fp32")
     optimizer = readout_optimizer(

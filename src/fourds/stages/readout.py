@@ -37,7 +37,7 @@ from fourds.evaluate.readout_clips import ReadoutClips, readout_task
 from fourds.evaluate.readout_encoder import regime_encoder
 from fourds.evaluate.readout_files import draw_examples, write_clip_values
 from fourds.evaluate.readout_seeds import mean_metrics, train_seeds
-from fourds.evaluate.tasks import depth_protocol
+from fourds.evaluate.tasks.depth import depth_protocol
 from fourds.models.vit import count_parameters
 from fourds.models.weights import is_verified
 from fourds.records import PartTimer, check_inputs_unchanged, input_digests, write_run_record
@@ -104,10 +104,10 @@ def _run(
     digests = digests or input_digests(read_once())
     if task_cfg.pretrained:
         readout, task = converted_readout(
-            task_cfg.pretrained, clips.geometry, depth_protocol(cfg), spec.attention
+            task_cfg.pretrained, clips.geometry, depth_protocol(task_cfg.options), spec.attention
         )
     else:
-        readout, task = None, readout_task(cfg, spec.task, clips, task_cfg.source)
+        readout, task = None, readout_task(spec.task, task_cfg, clips)
     train_targets, targets = task.targets(clips.train), task.targets(clips.test)
     if readout is not None:  # a converted readout, scored as it is
         timer = PartTimer()

@@ -43,6 +43,7 @@ class Task(Protocol):
     name: str
     keys: tuple[str, ...]  # ground-truth arrays the task reads from a split
     headline: str  # the metric the report plots
+    head: str  # the readout that reads it out, one of fourds.evaluate.readout.HEADS
     num_queries: int  # learned queries (unused when query_dim > 0)
     query_dim: int  # numbers per given query (0: learned queries)
     out_dim: int

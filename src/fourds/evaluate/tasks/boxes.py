@@ -35,6 +35,7 @@ class BoxTrackingTask:
     name = "boxes"
     keys = TASKS[name].keys
     headline = TASKS[name].headline
+    head = "attention"
     num_queries = 0
     query_dim = 7
 

@@ -28,6 +28,7 @@ class ClassificationTask:
     name = "classification"
     keys = TASKS[name].keys
     headline = TASKS[name].headline
+    head = "attention"
     num_queries = 1
     query_dim = 0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fourds.config.task_options import DepthOptions
 from fourds.config.tasks import TASKS
 from fourds.evaluate.metrics import (
     DepthProtocol,
@@ -48,6 +49,7 @@ class DepthTask:
     name = "depth"
     keys = TASKS[name].keys
     headline = TASKS[name].headline
+    head = "attention"
     query_dim = 0
 
     def __init__(
@@ -169,6 +171,12 @@ class DepthTask:
         return [depth_figure(videos, targets["depth"].numpy(), predictions["depth"], path)]
 
 
+def depth_protocol(options: DepthOptions) -> DepthProtocol:
+    """How depth is scored under readouts.depth.options."""
+    return DepthProtocol(options.alignment, options.averaging, options.range)
+
+
 def build(geometry: ClipGeometry, context: TaskContext) -> DepthTask:
-    """The depth task for clips of `geometry`, scored and trained as `context` says."""
-    return DepthTask(geometry, context.depth, loss=context.depth_loss)
+    """The depth task for clips of `geometry`, scored and trained as its options say."""
+    options = context.options
+    return DepthTask(geometry, depth_protocol(options), loss=options.loss)

@@ -48,7 +48,8 @@ class PoseTask:
     (the 6D representation, as an offset from the identity's) and the translation, in scene
     units. Metrics are computed per clip over its frame pairs (`pairs`: "first", the pairs
     (0, t); "all", every pair i < j; fourds.evaluate.metrics.frame_pairs) and averaged over
-    clips.
+    clips. `head` names the readout (fourds.evaluate.readout.HEADS): "attention" or
+    "correlation".
     """
 
     name = "pose"
@@ -57,9 +58,9 @@ class PoseTask:
     query_dim = 0
     out_dim = 9
 
-    def __init__(self, geometry: ClipGeometry, pairs: str):
+    def __init__(self, geometry: ClipGeometry, pairs: str, head: str = "attention"):
         self.num_queries = geometry.frames
-        self.pairs = pairs
+        self.pairs, self.head = pairs, head
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """{"relative": [N, T, 4, 4] float32 camera-0-to-camera-t transforms}."""
@@ -116,5 +117,5 @@ class PoseTask:
 
 
 def build(geometry: ClipGeometry, context: TaskContext) -> PoseTask:
-    """The pose task for clips of `geometry`, over `context`'s frame pairs."""
-    return PoseTask(geometry, context.pose_pairs)
+    """The pose task for clips of `geometry`, its frame pairs and head as its options say."""
+    return PoseTask(geometry, context.options.pairs, context.options.head)

@@ -39,7 +39,8 @@ class TrackingTask:
     T x (dx / W, dy / H, visibility logit), the offsets from the query point, so an untrained
     readout starts from "the point stays where it was queried". `queries`: the frames training
     queries are taken at (`with_queries`); `static`: predicted displacements below this
-    fraction of the frame size are put back to zero (`predict`).
+    fraction of the frame size are put back to zero (`predict`); `head` names the readout
+    (fourds.evaluate.readout.HEADS): "attention" or "motion".
     """
 
     name = "tracking"
@@ -48,10 +49,17 @@ class TrackingTask:
     num_queries = 0
     query_dim = 3
 
-    def __init__(self, geometry: ClipGeometry, queries: str = "random", static: float = 0.0):
+    def __init__(
+        self,
+        geometry: ClipGeometry,
+        queries: str = "random",
+        static: float = 0.0,
+        head: str = "attention",
+    ):
         if queries not in TRAINING_QUERIES:
             raise ValueError(f"tracking queries {queries!r} are not one of {TRAINING_QUERIES}")
         self.geometry, self.queries, self.static = geometry, queries, static
+        self.head = head
         self.out_dim = 3 * geometry.frames
 
     def targets(self, split: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -186,5 +194,7 @@ class TrackingTask:
 
 
 def build(geometry: ClipGeometry, context: TaskContext) -> TrackingTask:
-    """The point-tracking task for clips of `geometry`, with `context`'s queries."""
-    return TrackingTask(geometry, context.tracking_queries, context.tracking_static)
+    """The point-tracking task for clips of `geometry`, its queries and head as its options
+    say."""
+    options = context.options
+    return TrackingTask(geometry, options.queries, options.static, options.head)
