@@ -1,16 +1,16 @@
-"""Readout seeds one after another and side by side: a study's readout stages of one scale and
-regime, each run twice by the stage itself (`fourds readout`) in this process, its seeds
-trained first one after another in the stage at the stage's threads (the code before issue 57's
-change), then side by side, a forked process each (fourds.evaluate.readout_seeds, as the stage
-now trains them on a CPU).
+"""Readout seeds one after another, side by side and batched: a study's readout stages of one
+scale and regime, each run three times by the stage itself (`fourds readout`) in this process,
+its seeds trained one after another in the stage at the stage's threads (the code before issue
+57's change), side by side, a forked process each (as the stage trains them on a CPU), and as
+one batched model (fourds.evaluate.batched_seeds, as the stage trains them on a GPU).
 
-Per stage it records both runs' seconds by part (encode, train, score: the stage's execution
-record), how much sooner the seeds train side by side, and the largest relative difference
-between the two runs of a seed's headline and final training loss (one thread's rounding
-against the stage's threads). The study's stage outputs are read where `dvc repro` writes them
-(runs/curate/shards and runs/pretrain/<scale> under --study, with its params.yaml); `--quick`
-reads out a tiny untrained encoder on a tiny corpus for a few steps instead. It times: run it
-alone.
+Per stage it records each run's seconds by part (encode, train, score: the stage's execution
+record), each way's training time over one after another's, and the largest relative
+difference from one after another of a seed's headline and final training loss (one thread's
+rounding against the stage's threads, or the batched kernels'). The study's stage outputs are
+read where `dvc repro` writes them (runs/curate/shards and runs/pretrain/<scale> under
+--study, with its params.yaml); `--quick` reads out a tiny untrained encoder on a tiny corpus
+for a few steps instead. It times: run it alone.
 
 Run: python benchmarks/readout_seeds.py [--quick] [--study DIR] [--scale cpu_s] [--tasks depth]
 """
@@ -31,16 +31,15 @@ from fourds.config import load_params
 from fourds.evaluate import readout_seeds
 
 NAME = "readout_seeds"
-WAYS = ("one_after_another", "side_by_side")
+WAYS = readout_seeds.SEED_TRAININGS  # one_after_another (the reference), side_by_side, batched
 
 
 def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way: str,
              out: Path) -> dict:  # fmt: skip
     """The readout stage of (scale, task, regime), its seeds trained `way`: its metrics.json
     and its execution record's seconds by part."""
-    processes = readout_seeds.seed_processes
-    if way == "one_after_another":
-        readout_seeds.seed_processes = lambda spec, device: 1
+    training = readout_seeds.seed_training
+    readout_seeds.seed_training = lambda spec, device: way
     command = ["readout", "--params", str(params), "--scale", scale, "--task", task,
                "--regime", regime, "--curated", str(study / "runs/curate/shards"),
                "--pretrained", str(study / "runs/pretrain" / scale), "--out", str(out)]  # fmt: skip
@@ -48,7 +47,7 @@ def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way:
         if fourds(command) != 0:
             raise RuntimeError(f"fourds {' '.join(command)} failed")
     finally:
-        readout_seeds.seed_processes = processes
+        readout_seeds.seed_training = training
     execution = yaml.safe_load((out / "execution.yaml").read_text())
     parts = {key: value for key, value in execution.items() if key.endswith("seconds")}
     return {"metrics": yaml.safe_load((out / "metrics.json").read_text()), "seconds": parts}
@@ -63,23 +62,33 @@ def largest_relative_difference(first: list[float], second: list[float]) -> floa
 
 
 def compare(runs: dict[str, dict]) -> dict:
-    """Both ways' seconds by part, how much sooner the seeds train side by side, and how far
-    apart the two runs' seeds end."""
-    before, after = (runs[way]["metrics"] for way in WAYS)
+    """Every way's seconds by part, its training time over one after another's, and how far its
+    seeds end from one after another's."""
+    reference = runs["one_after_another"]
     train = {way: runs[way]["seconds"]["train_seconds"] for way in WAYS}
+
+    def seeds(metrics: dict, key: str, alone: str) -> list[float]:
+        return metrics.get(key, [metrics[alone]])
+
     return {
         "seconds": {way: runs[way]["seconds"] for way in WAYS},
-        "train_side_by_side_over_one_after_another": round(
-            train["side_by_side"] / train["one_after_another"], 3
-        ),
-        "seed_headline_difference": largest_relative_difference(
-            before.get("seed_headlines", [before[before["headline"]]]),
-            after.get("seed_headlines", [after[after["headline"]]]),
-        ),
-        "final_train_loss_difference": largest_relative_difference(
-            before.get("final_train_losses", [before["final_train_loss"]]),
-            after.get("final_train_losses", [after["final_train_loss"]]),
-        ),
+        "train_over_one_after_another": {
+            way: round(train[way] / train["one_after_another"], 3) for way in WAYS[1:]
+        },
+        "seed_headline_difference": {
+            way: largest_relative_difference(
+                seeds(reference["metrics"], "seed_headlines", reference["metrics"]["headline"]),
+                seeds(runs[way]["metrics"], "seed_headlines", runs[way]["metrics"]["headline"]),
+            )
+            for way in WAYS[1:]
+        },
+        "final_train_loss_difference": {
+            way: largest_relative_difference(
+                seeds(reference["metrics"], "final_train_losses", "final_train_loss"),
+                seeds(runs[way]["metrics"], "final_train_losses", "final_train_loss"),
+            )
+            for way in WAYS[1:]
+        },
     }
 
 
@@ -114,7 +123,7 @@ def main() -> None:
         "tasks": tasks,
         "seeds": {task: loaded.readouts[task].seeds for task in tasks},
         "threads": loaded.runtime.threads,
-        "order": "per task: one after another, then side by side",
+        "order": "per task: one after another, side by side, batched",
     }
     harness.write_result(NAME, args.out, torch.device("cpu"), config, results, started)
 

@@ -25,6 +25,7 @@ SCRIPTS = [
     "readout_caching",
     "readout_spread",
     "readout_seeds",
+    "readout_aten_calls",
     "pretrain_seeds",
     "memory_model",
 ]
@@ -276,3 +277,20 @@ def test_the_scaling_law_reads_every_run_of_a_world_study_and_fits_each_world(tm
     fit = standard["fit"]
     assert fit["b"] < 0.05 and fit["c"] >= 0
     assert (tmp_path / "scaling_law.png").stat().st_size > 0
+
+
+def test_the_aten_call_count_leaves_out_what_launches_no_kernel():
+    """benchmarks/readout_aten_calls.py counts calls that would launch a kernel: an add and a
+    matrix product, not a view, a detach or a host scalar's read."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from readout_aten_calls import counted
+
+    a = torch.ones(2, 3, device="cpu")
+
+    def step() -> None:
+        c = (a + 1).view(3, 2).detach()
+        (a @ c).sum().item()
+        a.t()
+
+    total, calls = counted(step)
+    assert dict(calls) == {"aten.add": 1, "aten.mm": 1, "aten.sum": 1} and total == 3

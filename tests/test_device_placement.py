@@ -102,6 +102,26 @@ def test_a_readout_places_every_tensor(
     assert metrics["task"] == task
 
 
+@pytest.mark.parametrize("task", ["depth", "pose", "tracking"])
+def test_seeds_trained_batched_place_every_tensor(
+    tiny_shards, pretrained, tmp_path, task, monkeypatch, meta_default_device
+):
+    """Two seeds trained as one batched model, the GPU's way (fourds.evaluate.batched_seeds)."""
+    from fourds.evaluate import readout_seeds
+
+    monkeypatch.setattr(readout_seeds, "seed_training", lambda spec, device: "batched")
+    params, checkpoint = pretrained
+    raw = yaml.safe_load(params.read_text())
+    raw["readouts"][task]["seeds"] = 2
+    two_seeds = tmp_path / "params.yaml"
+    two_seeds.write_text(yaml.safe_dump(raw))
+    out = tmp_path / task
+    command = ["readout", "--params", str(two_seeds), "--scale", "tiny", "--task", task]
+    command += ["--regime", "frozen", "--curated", str(tiny_shards)]
+    assert main([*command, "--pretrained", str(checkpoint), "--out", str(out)]) == 0
+    assert len(json.loads((out / "metrics.json").read_text())["seed_headlines"]) == 2
+
+
 def test_fidelity_places_every_tensor(
     tiny_shards, pretrained, tmp_path, monkeypatch, meta_default_device
 ):

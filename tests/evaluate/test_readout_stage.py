@@ -434,26 +434,31 @@ def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
         return side_by_side(jobs, threads, names)
 
     monkeypatch.setattr(readout_seeds, "side_by_side", recording)
-    monkeypatch.setattr(readout_seeds, "seed_processes", lambda spec, device: spec.own.seeds)
+    monkeypatch.setattr(readout_seeds, "seed_training", lambda spec, device: "side_by_side")
     apart = run_readout(setup, tmp_path / "apart", task, settings={"seeds": 3})
-    monkeypatch.setattr(readout_seeds, "seed_processes", lambda spec, device: 1)
+    monkeypatch.setattr(readout_seeds, "seed_training", lambda spec, device: "one_after_another")
     in_turn = run_readout(setup, tmp_path / "in_turn", task, settings={"seeds": 3})
     assert forked == [(3, 1)]
     for key in ("seed_headlines", "final_train_losses", apart["headline"], "baseline"):
         assert apart[key] == in_turn[key], key
 
 
-def test_seeds_train_side_by_side_only_for_a_frozen_encoder_on_a_cpu_with_threads(monkeypatch):
+def test_a_frozen_encoders_seeds_train_batched_on_a_gpu_and_side_by_side_on_cpu_threads(
+    monkeypatch,
+):
     params = load_params(REPO_ROOT / "params.yaml")  # three seeds a readout
     frozen = params.readout_spec("cpu_s", "depth", "frozen")
     finetuned = dataclasses.replace(frozen, regime="finetuned")
+    one_seed = dataclasses.replace(frozen, own=dataclasses.replace(frozen.own, seeds=1))
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert readout_seeds.seed_processes(frozen, cpu) == 3
-    assert readout_seeds.seed_processes(finetuned, cpu) == 1  # one encoder, restarted per seed
-    assert readout_seeds.seed_processes(frozen, cuda) == 1
+    assert readout_seeds.seed_training(frozen, cpu) == "side_by_side"
+    assert readout_seeds.seed_training(frozen, cuda) == "batched"
+    for spec in (finetuned, one_seed):  # one encoder restarted per seed; nothing to batch
+        for device in (cpu, cuda):
+            assert readout_seeds.seed_training(spec, device) == "one_after_another"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert readout_seeds.seed_processes(frozen, cpu) == 1
+    assert readout_seeds.seed_training(frozen, cpu) == "one_after_another"
 
 
 def test_an_input_replaced_while_the_stage_reads_it_is_refused_and_nothing_recorded(

@@ -1,15 +1,17 @@
 """A readout trained once per seed (readouts.<task>.seeds, from readout.seed) and each seed
 scored on the test clips.
 
-A frozen encoder's features are computed once for every seed. On a CPU with more than one
-thread the seeds of a frozen encoder train side by side, each in a process of its own
-(fourds.evaluate.forked) at threads // seeds threads (at least one): on two cores the default
-study's readouts train about a tenth sooner than at two threads seed after seed (none sooner
-for boxes; benchmarks/readout_seeds.py, docs/research/timings.md). Each seed's readout, its
-optimizer and the global generator's state are made in the stage, seed after seed, before any
-trains, so a seed's numbers are a function of its seed either way (up to the rounding of its
-thread count). A fine-tuned encoder is restarted from the same weights for each seed, one after
-another, and each seed is scored as it left it.
+A frozen encoder's features are computed once for every seed, and its seeds train
+(`seed_training`): on a GPU as one batched model (fourds.evaluate.batched_seeds: a step's
+kernels launched once for all seeds); on a CPU with more than one thread side by side, each in
+a process of its own (fourds.evaluate.forked) at threads // seeds threads (at least one): on
+two cores the default study's readouts train about a tenth sooner than at two threads seed
+after seed (none sooner for boxes; benchmarks/readout_seeds.py, docs/research/timings.md).
+Each seed's readout, its optimizer and the global generator's state are made in the stage, seed
+after seed, before any trains, so a seed's numbers are a function of its seed any way (up to
+the rounding of its thread count, or of the batched kernels). A fine-tuned encoder is
+restarted from the same weights for each seed, one after another, and each seed is scored as
+it left it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from fourds.config import ReadoutSpec
 from fourds.config.regimes import REGIMES
 from fourds.data.spill import HostBudget
+from fourds.evaluate.batched_seeds import train_batched
 from fourds.evaluate.forked import side_by_side
 from fourds.evaluate.readout import (
     Features,
@@ -84,12 +87,19 @@ class SeedRun:
         return train
 
 
-def seed_processes(spec: ReadoutSpec, device: torch.device) -> int:
-    """How many processes train the seeds of `spec` side by side: one per seed for a frozen
-    encoder on a CPU with more than one thread, else one (seed after seed, in this process)."""
-    on_cpu = device.type == "cpu" and torch.get_num_threads() > 1
-    frozen = not REGIMES[spec.regime].trains_encoder
-    return spec.own.seeds if on_cpu and frozen else 1
+SEED_TRAININGS = ("one_after_another", "side_by_side", "batched")
+
+
+def seed_training(spec: ReadoutSpec, device: torch.device) -> str:
+    """How the seeds of `spec` train: "batched" (one model, fourds.evaluate.batched_seeds) for
+    several seeds of a frozen encoder on a GPU; "side_by_side" (a forked process each) for
+    them on a CPU with more than one thread; else "one_after_another" in this process (a
+    fine-tuned encoder is restarted for each seed)."""
+    if spec.own.seeds == 1 or REGIMES[spec.regime].trains_encoder:
+        return "one_after_another"
+    if device.type == "cuda":
+        return "batched"
+    return "side_by_side" if torch.get_num_threads() > 1 else "one_after_another"
 
 
 def train_seeds(
@@ -134,10 +144,20 @@ def train_seeds(
             features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
         runs = [SeedRun.start(seed, encoder, task, spec, start, device) for seed in seeds]
         jobs = [run.trainer(task, train_features, train_targets, spec, device) for run in runs]
-        processes = seed_processes(spec, device)
+        training = seed_training(spec, device)
         with timer.part("train"):
-            if processes > 1:
-                threads = max(1, torch.get_num_threads() // processes)
+            if training == "batched":
+                readouts = [run.readout for run in runs]
+                trained = train_batched(
+                    readouts, runs[0].optimizer, list(seeds), task, train_features,
+                    train_targets, spec, device,
+                )  # fmt: skip
+                trained = [
+                    (each, run.readout.state_dict())
+                    for each, run in zip(trained, runs, strict=True)
+                ]
+            elif training == "side_by_side":
+                threads = max(1, torch.get_num_threads() // len(jobs))
                 trained = side_by_side(jobs, threads, [f"readout seed {s}" for s in seeds])
             else:
                 trained = [job() for job in jobs]

@@ -22,12 +22,20 @@ from torch import nn
 
 
 class _FoldedProjection(torch.autograd.Function):
-    """(x [..., D] normalised, s [D], t [D], W [out, D], b [out]) -> [..., out]."""
+    """(x [..., D] normalised, s [D], t [D], W [out, D], b [out]) -> [..., out]. In the
+    forward/setup_context form, so that torch.func's vmap runs it (a readout's seeds batched)
+    with the rule it derives from these two functions."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, scale, shift, weight, bias):  # noqa: ANN001, ANN205 (autograd's API)
-        ctx.save_for_backward(x, scale, shift, weight)
+    def forward(x, scale, shift, weight, bias):  # noqa: ANN001, ANN205 (autograd's API)
         return F.linear(x, weight * scale, weight @ shift + bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
+        x, scale, shift, weight, _ = inputs
+        ctx.save_for_backward(x, scale, shift, weight)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205

@@ -137,7 +137,7 @@ class CorrelationPoseReadout(nn.Module):
         if self.training:
             with torch.no_grad():
                 self.clips_seen += features.shape[0]
-                weight = float(features.shape[0] / self.clips_seen)
+                weight = features.shape[0] / self.clips_seen  # a tensor: vmap runs it
                 self.token_mean += (features.mean(0) - self.token_mean) * weight
         return features - self.token_mean
 
