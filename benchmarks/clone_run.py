@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -114,10 +115,12 @@ def run_in_clone(
     commands: list[str],
     env: dict[str, str] | None = None,
     after: tuple[str, ...] = (),
+    keep: Path | None = None,
 ) -> tuple[CloneRun, dict[str, tuple[int, str]]]:
     """Run `commands` one after another in a `fresh_clone`, timed (each printed as it ends),
     then `after` untimed; returns the timings and each `after` command's (exit status,
-    output)."""
+    output). With `keep` (a folder that does not exist) the clone is copied there at the end,
+    its outputs and DVC cache with it."""
     with fresh_clone(env) as (clone, environment, cloned):
         ticks, timed, walls = _busy_ticks(), {}, {}
         for command in commands:
@@ -132,4 +135,6 @@ def run_in_clone(
         for command in after:
             _, lines, status = run_timed(command, clone, environment, check=False)
             checked[command] = status, "\n".join(line for _, line in lines)
+        if keep is not None:
+            shutil.copytree(clone, keep, symlinks=True)
     return CloneRun(cloned, timed, walls, records, quiet), checked

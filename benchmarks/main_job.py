@@ -7,7 +7,8 @@ reports/tolerances.yaml.
 AVX-512). The result file is named by the kernels that ran: main_job_avx2.json (forced, or a CPU
 without AVX-512) or main_job_avx512.json.
 
-Run alone: python benchmarks/main_job.py [--kernels avx2] (about 20 to 45 minutes on 2 cores)
+Run alone: python benchmarks/main_job.py [--kernels avx2] [--keep DIR] (about 20 to 45 minutes on
+2 cores; --keep copies the clone, its outputs and DVC cache, to the new folder DIR)
 """
 
 from __future__ import annotations
@@ -41,12 +42,17 @@ def kernels_run(forced: str) -> str:
 def main() -> None:
     def add_arguments(parser) -> None:
         parser.add_argument("--kernels", choices=("default", "avx2"), default="default")
+        parser.add_argument(
+            "--keep", type=Path, default=None, help="copy the clone here at the end (new folder)"
+        )
 
     args = parse_args(__doc__.splitlines()[0], add_arguments)
     started = time.perf_counter()
     commands = doc_commands(SECTION, page="README.md")
     env = {"ATEN_CPU_CAPABILITY": "avx2"} if args.kernels == "avx2" else {}
-    run, checked = run_in_clone(commands, env, after=(COMPARE,))
+    if args.keep is not None and args.keep.exists():
+        raise SystemExit(f"main_job.py: --keep {args.keep} exists: name a new folder")
+    run, checked = run_in_clone(commands, env, after=(COMPARE,), keep=args.keep)
     status, compared = checked[COMPARE]
     results = run.results()
     results |= {
