@@ -13,8 +13,8 @@ import contextlib
 import dataclasses
 import os
 import re
-import subprocess
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
