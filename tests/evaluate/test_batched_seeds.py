@@ -39,3 +39,17 @@ def test_seeds_trained_batched_end_as_seeds_trained_alone(setup, tmp_path, task,
             assert tolerance.allows(theirs, ours), (key, ours, theirs)
     assert together["baseline"] == alone["baseline"]
     assert len(set(together["final_train_losses"])) == 3  # three seeds, three trainings
+
+
+def test_batched_readouts_attend_with_a_kernel_vmap_runs():
+    """xformers' attention has no batching rule: a GPU study's batched readouts (runtime.attention
+    xformers) attend with SDPA; any other backend is kept."""
+    from fourds.config import load_params
+    from tests.conftest import REPO_ROOT
+
+    spec = load_params(REPO_ROOT / "params.yaml").readout_spec("cpu_s", "depth", "frozen")
+    on_gpu = spec.with_attention("xformers")
+    assert batched_seeds.batchable(on_gpu).attention == "sdpa"
+    assert batched_seeds.batchable(on_gpu).pretraining.model == spec.pretraining.model
+    for backend in ("sdpa", "sdpa_efficient", "math"):
+        assert batched_seeds.batchable(spec.with_attention(backend)).attention == backend

@@ -7,7 +7,8 @@ backward in one vmapped call over its own batch, and one AdamW steps every seed'
 at once. AdamW and its weight decay are elementwise and the seeds' losses are summed, so each
 seed's parameters take its own gradient and update: a seed's numbers are the function of its
 seed that training it alone gives, up to rounding (tests/evaluate/test_batched_seeds.py). Each
-seed draws its batches from its own generator, seeded with its seed, as alone.
+seed draws its batches from its own generator, seeded with its seed, as alone. The readouts
+attend with a backend vmap runs (`batchable`: SDPA where the stage's is xformers).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def train_batched(
             seed_losses.append(value)
     unstack(readouts, params, buffers)
     return losses
+
+
+def batchable(spec: ReadoutSpec) -> ReadoutSpec:
+    """`spec` with an attention backend that vmap runs: xformers' kernel has no batching rule,
+    so batched readouts attend with SDPA instead (the same function, another kernel)."""
+    return spec.with_attention("sdpa") if spec.attention == "xformers" else spec
 
 
 def batched_loss(

@@ -26,7 +26,7 @@ import torch
 from fourds.config import ReadoutSpec
 from fourds.config.regimes import REGIMES
 from fourds.data.spill import HostBudget
-from fourds.evaluate.batched_seeds import train_batched
+from fourds.evaluate.batched_seeds import batchable, train_batched
 from fourds.evaluate.forked import side_by_side
 from fourds.evaluate.readout import (
     Features,
@@ -142,9 +142,10 @@ def train_seeds(
     else:  # every seed reads the same features
         with timer.part("encode"):
             features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
-        runs = [SeedRun.start(seed, encoder, task, spec, start, device) for seed in seeds]
-        jobs = [run.trainer(task, train_features, train_targets, spec, device) for run in runs]
         training = seed_training(spec, device)
+        built = batchable(spec) if training == "batched" else spec
+        runs = [SeedRun.start(seed, encoder, task, built, start, device) for seed in seeds]
+        jobs = [run.trainer(task, train_features, train_targets, spec, device) for run in runs]
         with timer.part("train"):
             if training == "batched":
                 readouts = [run.readout for run in runs]
