@@ -109,6 +109,7 @@ def stacked_optimizer(
 @torch.no_grad()
 def unstack(readouts: Sequence[torch.nn.Module], params: dict, buffers: dict) -> None:
     """Copy seed s's slice of the stacked `params` and `buffers` into readouts[s]."""
+    stacked = params | buffers
     for index, readout in enumerate(readouts):
         for name, tensor in [*readout.named_parameters(), *readout.named_buffers()]:
-            tensor.copy_((params | buffers)[name][index])
+            tensor.copy_(stacked[name][index])

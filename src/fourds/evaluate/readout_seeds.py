@@ -145,26 +145,25 @@ def train_seeds(
         training = seed_training(spec, device)
         built = batchable(spec) if training == "batched" else spec
         runs = [SeedRun.start(seed, encoder, task, built, start, device) for seed in seeds]
-        jobs = [run.trainer(task, train_features, train_targets, spec, device) for run in runs]
         with timer.part("train"):
-            if training == "batched":
-                readouts = [run.readout for run in runs]
-                trained = train_batched(
-                    readouts, runs[0].optimizer, list(seeds), task, train_features,
-                    train_targets, spec, device,
+            if training == "batched":  # trained in place, as one model
+                losses = train_batched(
+                    [run.readout for run in runs], runs[0].optimizer, list(seeds), task,
+                    train_features, train_targets, spec, device,
                 )  # fmt: skip
-                trained = [
-                    (each, run.readout.state_dict())
-                    for each, run in zip(trained, runs, strict=True)
-                ]
-            elif training == "side_by_side":
-                threads = max(1, torch.get_num_threads() // len(jobs))
-                trained = side_by_side(jobs, threads, [f"readout seed {s}" for s in seeds])
             else:
-                trained = [job() for job in jobs]
-        for run, (seed_losses, state) in zip(runs, trained, strict=True):
-            run.readout.load_state_dict(state)  # trained in another process, or here
-            losses.append(seed_losses)
+                jobs = [
+                    run.trainer(task, train_features, train_targets, spec, device) for run in runs
+                ]
+                if training == "side_by_side":
+                    threads = max(1, torch.get_num_threads() // len(jobs))
+                    trained = side_by_side(jobs, threads, [f"readout seed {s}" for s in seeds])
+                else:
+                    trained = [job() for job in jobs]
+                for run, (seed_losses, state) in zip(runs, trained, strict=True):
+                    run.readout.load_state_dict(state)  # trained in another process, or here
+                    losses.append(seed_losses)
+        for run in runs:
             with timer.part("score"):
                 evaluations.append(
                     score(run.readout, task, features, test_targets, task_cfg.batch_size)
