@@ -48,11 +48,19 @@ STUDY_LOSSES = " / ".join(
     f"{json.loads((SHIPPED / f'pretrain/{scale}/metrics.json').read_text())['loss']:.4g}"
     for scale in STUDY_PARAMS["ladder"]["scales"]
 )
+MAIN_JOB = json.loads((REPO_ROOT / "benchmarks/results/main_job_avx2.json").read_text())
+MAIN_STAGES = MAIN_JOB["results"]["stage_wall_seconds"]
 L_MODEL, B_MODEL = case("4ds_l", "model", True), case("4ds_b", "model", True)
 L_STEP, B_STEP = case("4ds_l", "step", True), case("4ds_b", "step", True)
 L_EAGER, B_EAGER = case("4ds_l", "model", False), case("4ds_b", "model", False)
 QUOTES = {
-    "README.md": [f"4DS-L at {share(L_MODEL)}% of the chip's matrix rate"],
+    "README.md": [
+        f"4DS-L at {share(L_MODEL)}% of the chip's matrix rate",
+        f"about {MAIN_JOB['results']['total_seconds'] / 60:.0f} without it",
+    ],
+    "docs/getting-started.md": [
+        f"about {MAIN_JOB['results']['total_seconds'] / 60:.0f} without (tests/test_pinned"
+    ],
     "docs/performance.md": [
         f"(commit {SUMMARY['commit'][:7]})",
         f"a measured {SUMMARY['gemm_tflops']:.0f} TFLOP/s bf16 ceiling",
@@ -60,6 +68,11 @@ QUOTES = {
         f"({L_MODEL['ms']:.1f} ms a step)",
         f"4DS-B at {share(B_MODEL)}% ({B_MODEL['ms']:.1f} ms",
         f"Eager, the same steps take {L_EAGER['ms']:.0f} and {B_EAGER['ms']:.0f} ms",
+        # the main job without AVX-512 (benchmarks/main_job.py)
+        f"{MAIN_JOB['results']['total_seconds']:.0f} s alone at {MAIN_JOB['git']['commit'][:7]}",
+        f"pretraining {MAIN_STAGES['pretrain@cpu_s']:.0f} s (`cpu_s`) and "
+        f"{MAIN_STAGES['pretrain@cpu_l']:.0f} s (`cpu_l`)",
+        f"({sum(s for n, s in MAIN_STAGES.items() if n.startswith('readout@')):,.0f} s together)",
     ],
     "docs/gpu-study.md": [
         f"by the two commands above: {STUDY_SECONDS:.0f} s",

@@ -46,7 +46,7 @@ from fourds.atomic import atomic_directory
 from fourds.config import StudyLayout
 from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.results_files import read_clip_rows, read_metrics
-from fourds.tolerances import EXACT, Contract, Tolerance, seed_noise
+from fourds.tolerances import EXACT, Contract, Tolerance, seed_margins
 
 RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
 
@@ -190,12 +190,11 @@ def compare(
 
 
 def _seed_margins(metrics: Path, tolerance: Tolerance) -> dict[str, float]:
-    """metric -> its margin in its readout seeds' noise (fourds.tolerances), for a readout's
-    metrics.json whose family has a seed_margin and whose clips.csv is beside it; else {}."""
-    clips = metrics.parent / "clips.csv"
-    if metrics.name != "metrics.json" or not tolerance.seed_margin or not clips.is_file():
+    """metric -> its margin in its readout seeds' noise (fourds.tolerances.seed_margins), for
+    a readout's metrics.json whose family has a seed_margin; else {}."""
+    if metrics.name != "metrics.json" or not tolerance.seed_margin:
         return {}
-    return {key: tolerance.seed_margin * noise for key, noise in seed_noise(clips).items()}
+    return seed_margins(read_metrics(metrics), metrics.parent / "clips.csv", tolerance.seed_margin)
 
 
 def _study_files(shipped: Path) -> set[Path]:

@@ -18,8 +18,11 @@ number as another seed would): a number of its metrics.json then also matches wh
 
 s the standard deviation over the S seeds of that metric's weighted clip mean in the pinned
 clips.csv (`seed_noise`; sqrt(2 / S) s is the spread of the difference between the mean of S
-seeds and the mean of S fresh ones). A metric with no per-clip column, or a readout of one seed,
-has no margin.
+seeds and the mean of S fresh ones); a strided tracking metric takes its first-query column's.
+A number of one seed (each seed's headline and final training loss) matches within
+seed_margin * sqrt(2) * s, s the spread of its list over the seeds: across CPU kernels a
+readout's training can land where another seed would (`seed_margins`). A metric with no
+per-clip column or per-seed list, or a readout of one seed, has no margin.
 A readout's per-clip values (clips.csv) may have their own tolerance per task under
 `readout_clips` (one clip's number moves more than a mean over the test clips; `relative:
 .inf` holds them only through the task's headlines and the verdicts, fourds.report.stability);
@@ -86,6 +89,39 @@ def seed_noise(clips_csv: str | Path) -> dict[str, float]:
         if all(math.isfinite(mean) for mean in means):
             noise[column] = math.sqrt(2 / len(seeds)) * statistics.stdev(means)
     return noise
+
+
+PER_SEED_LISTS = {  # metrics.json's lists of one number per readout seed -> the key of their mean
+    "seed_headlines": None,  # the headline's own key, whose margin its clips.csv column gives
+    "final_train_losses": "final_train_loss",
+}
+STRIDED = "strided_"  # the tracking protocol's other query frames: the same readout's numbers
+
+
+def seed_margins(metrics: dict, clips_csv: str | Path, seed_margin: float) -> dict[str, float]:
+    """Flattened metrics.json key -> how far a regeneration may move it in its readout seeds'
+    noise, `seed_margin` times: a metric with a clips.csv column by `seed_noise` (its strided
+    variant too); a number of one seed (`PER_SEED_LISTS`) by sqrt(2) s, s the standard
+    deviation of its list over the seeds (a seed against a fresh one), and the list's mean by
+    sqrt(2 / S) s. {} for a readout of one seed."""
+    margins = {}
+    if Path(clips_csv).is_file():
+        margins = {key: seed_margin * noise for key, noise in seed_noise(clips_csv).items()}
+        margins |= {STRIDED + key: margin for key, margin in margins.items()}
+    for key, mean_key in PER_SEED_LISTS.items():
+        values = metrics.get(key)
+        if not isinstance(values, list) or len(values) < 2:
+            continue
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            continue
+        spread = statistics.stdev(values)
+        margins |= {
+            f"{key}.{seed}": seed_margin * math.sqrt(2) * spread for seed in range(len(values))
+        }
+        if mean_key is not None:
+            mean_margin = seed_margin * math.sqrt(2 / len(values)) * spread
+            margins[mean_key] = max(margins.get(mean_key, 0.0), mean_margin)
+    return margins
 
 
 def _number(text: str) -> float:
