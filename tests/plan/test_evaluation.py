@@ -16,6 +16,7 @@ from fourds.config.schema import parse
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.plan.cluster import GPUS
 from fourds.plan.evaluation import (
+    MEASURED_BLOCKS,
     FidelityMemory,
     ReadoutMemory,
     fidelity_memory,
@@ -76,6 +77,22 @@ def test_fidelity_at_4ds_j_fits_in_bf16_with_4ds_s_extracting(four_ds):
     assert memory.extractor == 2 * encoder_parameters(four_ds, "4ds_s")
     assert memory.mae < memory.reconstruct == memory.peak < USABLE
     assert memory.extractor < memory.extract < memory.reconstruct
+
+
+def test_the_passes_without_gradients_measured_on_two_blocks_peak_as_on_all(four_ds):
+    """4DS-S's 12 blocks: its readout's feature pass, the MAE's reconstructions and the
+    extractor's features peak on the first two blocks (the others' weights added) exactly as
+    on the whole depth."""
+    spec, extractor = four_ds.pretraining("4ds_s"), four_ds.model(four_ds.fidelity.extractor_scale)
+    assert spec.model.depth > MEASURED_BLOCKS
+    measured = [
+        (
+            readout_memory(spec, four_ds.readout, four_ds.readouts, blocks),
+            fidelity_memory(spec, four_ds.fidelity, extractor, blocks),
+        )
+        for blocks in (MEASURED_BLOCKS, None)
+    ]
+    assert measured[0] == measured[1]
 
 
 def test_every_task_and_phase_runs_in_bf16_beside_the_weights():

@@ -25,6 +25,12 @@ counting what is allocated, as `fourds.plan.simulate` does for a pretraining ste
   (`fourds.evaluate.fidelity.frame_features`). An extractor read from a file
   (`fidelity.encoder_weights`) or InceptionV3 is not measured.
 
+The passes without gradients (the feature pass, the reconstructions, the extractor's features)
+run on the encoder's first `MEASURED_BLOCKS` blocks, the others' weights added: without autograd
+each block frees the last one's activations, so the peak of a deeper pass is its weights more
+(`tests/plan/test_evaluation.py` checks this against the whole depth), and a tracker's cost grows
+with every op and with every parameter it follows (4DS-j's 48 blocks: minutes).
+
 Modules are built and cast on the meta device, then given fake storage (`Module.to` cannot
 cast fake parameters: it swaps them, which fails), and keep `requires_grad` (MemTracker hooks
 every parameter); the passes that do not train run under no_grad, as the stages' do. xformers
@@ -67,6 +73,7 @@ from fourds.models.readout import readout_block_count
 from fourds.models.vit import VideoViT
 from fourds.plan.simulate import DEVICE, plain_tracker, tracked_peak
 
+MEASURED_BLOCKS = 2  # of the encoder, in a pass without gradients (module docstring)
 GIVEN_QUERIES = 256  # points or boxes per clip (the embedded world tracks 64 points)
 CLASSES = 400  # classification outputs (Kinetics-400's classes)
 Module = TypeVar("Module", bound=torch.nn.Module)
@@ -128,57 +135,79 @@ def evaluation_memory(
 
 
 def readout_memory(
-    spec: PretrainSpec, readout: ReadoutConfig, readouts: Mapping[str, TaskReadoutConfig]
+    spec: PretrainSpec,
+    readout: ReadoutConfig,
+    readouts: Mapping[str, TaskReadoutConfig],
+    measured_blocks: int | None = MEASURED_BLOCKS,
 ) -> list[ReadoutMemory]:
     """readout@<scale>-<task> of `spec`'s scale for every task of readout.tasks, in their
-    order (`readouts`: each task's settings)."""
+    order (`readouts`: each task's settings); the feature pass on `measured_blocks` of the
+    encoder's blocks (None: all)."""
     spec = _with_cpu_attention(spec)
+    num_blocks = readout_block_count(spec.model.depth, readout.readout_depth)
+    weights = _weight_bytes(_meta(lambda: _encoder(spec, spec.model), readout.precision))
+    shallow = _shallow(spec.model, measured_blocks)
     with FakeTensorMode(allow_non_fake_inputs=True):
-        encoder = _fake(lambda: _encoder(spec, spec.model), readout.precision)
-        num_blocks = readout_block_count(encoder.cfg.depth, readout.readout_depth)
+        encoder = _fake(lambda: _encoder(spec, shallow), readout.precision)
+        deeper = weights - _weight_bytes(encoder)  # the blocks the measured encoder leaves out
+        read = min(num_blocks, shallow.depth)
         sizes = {readouts[task].batch_size for task in readout.tasks}
-        features = {size: _feature_pass_peak(encoder, size, num_blocks) for size in sizes}
+        features = {size: deeper + _feature_pass_peak(encoder, size, read) for size in sizes}
         specs = [
             ReadoutSpec(task, PRETRAINED, readout, readouts[task], spec) for task in readout.tasks
         ]
         return [
             ReadoutMemory(
                 each.task,
-                _weight_bytes(encoder),
+                weights,
                 features[each.own.batch_size],
-                _readout_step_peak(each, encoder),
+                deeper + _readout_step_peak(each, encoder),
             )
             for each in specs
         ]
 
 
 def fidelity_memory(
-    spec: PretrainSpec, fidelity: FidelityConfig, extractor: ModelConfig
+    spec: PretrainSpec,
+    fidelity: FidelityConfig,
+    extractor: ModelConfig,
+    measured_blocks: int | None = MEASURED_BLOCKS,
 ) -> FidelityMemory:
     """fidelity@<scale> of `spec`'s scale: the MAE's reconstructions, then the features of the
-    fourds extractor, an encoder of architecture `extractor` (fidelity.extractor_scale's)."""
+    fourds extractor, an encoder of architecture `extractor` (fidelity.extractor_scale's); both
+    on `measured_blocks` of their encoder's blocks (None: all)."""
     spec, clips = _with_cpu_attention(spec), fidelity.batch_size
     frames, size = spec.curate.clip_frames, spec.curate.resolution
+    shallow_spec = dataclasses.replace(spec, model=_shallow(spec.model, measured_blocks))
+    mae_weights = _weight_bytes(_meta(lambda: scale_mae(spec), fidelity.precision))
+    weights = _weight_bytes(_meta(lambda: _encoder(spec, extractor), fidelity.precision))
     with FakeTensorMode(allow_non_fake_inputs=True):
-        mae = _fake(lambda: scale_mae(spec), fidelity.precision)
+        mae = _fake(lambda: scale_mae(shallow_spec), fidelity.precision)
 
         def reconstruct_batch() -> None:
             video = torch.empty((clips, frames, size, size, 3), dtype=torch.uint8)
             reconstruct(mae, video, *mae.sample_masks(clips))
 
-        reconstructing = _peak(reconstruct_batch, mae)
+        reconstructing = mae_weights - _weight_bytes(mae) + _peak(reconstruct_batch, mae)
         if fidelity.feature_extractor != "fourds" or fidelity.encoder_weights:
-            return FidelityMemory(_weight_bytes(mae), reconstructing, None, None)
-        encoder = _fake(lambda: _encoder(spec, extractor), fidelity.precision)
+            return FidelityMemory(mae_weights, reconstructing, None, None)
+        encoder = _fake(
+            lambda: _encoder(spec, _shallow(extractor, measured_blocks)), fidelity.precision
+        )
 
         def extract_batch() -> None:
             with torch.no_grad():
                 frame_features(encoder, torch.empty((clips, 3, size, size), dtype=torch.uint8))
 
-        extracting = _peak(extract_batch, encoder)
-        return FidelityMemory(
-            _weight_bytes(mae), reconstructing, _weight_bytes(encoder), extracting
-        )
+        extracting = weights - _weight_bytes(encoder) + _peak(extract_batch, encoder)
+        return FidelityMemory(mae_weights, reconstructing, weights, extracting)
+
+
+def _shallow(model: ModelConfig, blocks: int | None) -> ModelConfig:
+    """`model` with at most `blocks` blocks (None: as it is)."""
+    if blocks is None or model.depth <= blocks:
+        return model
+    return dataclasses.replace(model, depth=blocks)
 
 
 def _feature_pass_peak(encoder: VideoViT, clips: int, num_blocks: int) -> int:
@@ -239,6 +268,12 @@ def _encoder(spec: PretrainSpec, model: ModelConfig) -> VideoViT:
     (placeholder weights)."""
     curate = spec.curate
     return build_encoder(model, curate.clip_frames, curate.resolution, spec.attention)
+
+
+def _meta(build: Callable[[], Module], precision: str) -> Module:
+    """`build()` with its weights in `precision`'s dtype on the meta device (no memory)."""
+    with torch.device("meta"):
+        return build().to(DTYPES[precision])
 
 
 def _fake(build: Callable[[], Module], precision: str) -> Module:
