@@ -87,8 +87,14 @@ def seed_noise(clips_csv: str | Path) -> dict[str, float]:
             total = sum(weight for _, weight in kept)
             means.append(sum(v * w for v, w in kept) / total if total > 0 else math.nan)
         if all(math.isfinite(mean) for mean in means):
-            noise[column] = math.sqrt(2 / len(seeds)) * statistics.stdev(means)
+            noise[column] = _mean_noise(means)
     return noise
+
+
+def _mean_noise(values: list[float]) -> float:
+    """sqrt(2 / S) s for one number per seed (S of them, standard deviation s): the spread of
+    the difference between their mean and the mean of S fresh seeds'."""
+    return math.sqrt(2 / len(values)) * statistics.stdev(values)
 
 
 PER_SEED_LISTS = {  # metrics.json's lists of one number per readout seed -> the key of their mean
@@ -114,12 +120,10 @@ def seed_margins(metrics: dict, clips_csv: str | Path, seed_margin: float) -> di
             continue
         if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
             continue
-        spread = statistics.stdev(values)
-        margins |= {
-            f"{key}.{seed}": seed_margin * math.sqrt(2) * spread for seed in range(len(values))
-        }
+        mean_margin = seed_margin * _mean_noise(values)
+        one_seed = mean_margin * math.sqrt(len(values))  # sqrt(2) s: a seed against a fresh one
+        margins |= {f"{key}.{seed}": one_seed for seed in range(len(values))}
         if mean_key is not None:
-            mean_margin = seed_margin * math.sqrt(2 / len(values)) * spread
             margins[mean_key] = max(margins.get(mean_key, 0.0), mean_margin)
     return margins
 

@@ -280,8 +280,8 @@ def _fake(build: Callable[[], Module], precision: str) -> Module:
     """`build()` with its weights in `precision`'s dtype as fake CPU tensors, in eval mode
     (under a FakeTensorMode that allows real inputs): built and cast on the meta device, which
     skips its initialisation, then given fake storage."""
-    with unset_fake_temporarily(), torch.device("meta"):
-        module = build().to(DTYPES[precision])
+    with unset_fake_temporarily():
+        module = _meta(build, precision)
     return module.to_empty(device=DEVICE).eval()
 
 
