@@ -276,10 +276,9 @@ def _readout(args: argparse.Namespace) -> None:
     if REGIMES[args.regime].pretrained and not Path(args.pretrained).exists():
         raise FileNotFoundError(f"{args.pretrained}: not found; {WHERE_WEIGHTS}")
     params = load_params(args.params)
-    readout.run(
-        params.readout_spec(args.scale, args.task, args.regime), params.runtime, args.curated,
-        args.pretrained, args.out, args.params,
-    )  # fmt: skip
+    tasks = list(dict.fromkeys(args.task or params.readout.tasks))
+    specs = [params.readout_spec(args.scale, task, args.regime) for task in tasks]
+    readout.run(specs, params.runtime, args.curated, args.pretrained, args.out, args.params)
 
 
 def _fidelity(args: argparse.Namespace) -> None:
@@ -661,12 +660,16 @@ STAGES = (
     ),
     Command(
         "readout",
-        "train and score a frozen-encoder readout",
+        "train and score one scale's readouts in one regime",
         _readout,
         (
             PARAMS,
             SCALE,
-            arg("--task", required=True, help="a task of readout.tasks"),
+            arg(
+                "--task",
+                action="append",
+                help="a task of readout.tasks (again for another; default: every one)",
+            ),
             arg(
                 "--regime", default="frozen", choices=tuple(REGIMES), help="one of readout.regimes"
             ),

@@ -9,7 +9,8 @@ regeneration compared with them number by number.
                                            of stages another ladder ran)
     <out>/curate/metrics.json
     <out>/pretrain/<scale>/                metrics.json, loss.csv (the loss curve), run.yaml
-    <out>/readout/<scale>-<task>-<regime>/ metrics.json, clips.csv (per test clip), run.yaml
+    <out>/readout/<scale>-<regime>/        metrics/<task>.json, clips/<task>.csv (per test
+                                           clip), run.yaml
     <out>/fidelity/<scale>/                metrics.json, run.yaml
     <out>/report/                          the executed report (scaling.html, scaling.ipynb),
                                            its tables, figures and plot tables
@@ -48,17 +49,43 @@ from fourds.records import EXECUTION_RECORD, belongs_to
 from fourds.results_files import read_clip_rows, read_metrics
 from fourds.tolerances import EXACT, Contract, Tolerance, seed_margins
 
-RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads
+RESULTS = ("metrics.json", "clips.csv")  # the files `compare` reads (and each readout's)
 
 
 def stage_files(study: StudyLayout) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(stage folder under runs/, the files shipped from it) for every stage of `study`."""
+    """(stage folder under runs/, the files shipped from it, relative to it, its results file
+    first) for every stage of `study`."""
     yield layout.curate().folder.as_posix(), ("metrics.json",)
     for scale in study.scales:
         yield layout.pretrain(scale).folder.as_posix(), ("metrics.json", "loss.csv", "run.yaml")
-        for stage in layout.readouts([scale], study.tasks, study.regimes):
-            yield stage.folder.as_posix(), ("metrics.json", "clips.csv", "run.yaml")
+        for regime in study.regimes:
+            folder = layout.readout(scale, regime).folder
+            task_files = [layout.ReadoutFiles.inside(Path(), task) for task in study.tasks]
+            names = [p.as_posix() for files in task_files for p in (files.metrics, files.clips)]
+            yield folder.as_posix(), (*names, "run.yaml")
         yield layout.fidelity(scale).folder.as_posix(), ("metrics.json", "run.yaml")
+
+
+def results_files(folder: Path) -> set[Path]:
+    """Every results file `compare` reads in a study's folder (shipped or runs/), relative to
+    it: each stage's metrics.json and clips.csv, and each readout's metrics and clips."""
+    found = {path for name in RESULTS for path in folder.rglob(name)}
+    found = {path.relative_to(folder) for path in found}
+    readouts = folder.glob(f"{layout.READOUT}/*/*/*")  # a readout's metrics/<task>.json, ...
+    return found | {path.relative_to(folder) for path in readouts
+                    if layout.readout_result(path.relative_to(folder))}  # fmt: skip
+
+
+def counterpart(relative: Path, runs: Path) -> Path:
+    """The file in the study folder `runs` that holds what the results file `relative` (of
+    another study's folder) holds: the same path, or for a readout's results the same task's
+    in the layout `runs` has (fourds.layout.ReadoutFiles.in_study)."""
+    readout = layout.readout_result(relative)
+    if readout is None:
+        return runs / relative
+    stage, task = readout
+    files = layout.ReadoutFiles.in_study(runs, stage.scale, task, stage.regime)
+    return files.metrics if relative.suffix == ".json" else files.clips
 
 
 def ladder_lock(lock: Path, scales: Collection[str]) -> str:
@@ -93,11 +120,11 @@ def ship(
         shutil.copy2(params_path, staging / "params.yaml")
         (staging / "dvc.lock").write_text(ladder_lock(lock, study.scales))
         for stage, names in stage_files(study):
-            if not (runs / stage / "metrics.json").is_file():
+            if not (runs / stage / names[0]).is_file():
                 missing.append(stage)
                 continue
-            (staging / stage).mkdir(parents=True)
             for name in names:
+                (staging / stage / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(runs / stage / name, staging / stage / name)
             if "run.yaml" in names and belongs_to(runs / stage):  # when, which commit, how long
                 shutil.copy2(runs / stage / EXECUTION_RECORD, staging / stage / EXECUTION_RECORD)
@@ -165,12 +192,11 @@ def compare(
     key or file it lacks; with `only_regenerated`, only the stages whose folder in `runs` holds
     a metrics.json (a partial regeneration)."""
     differences = []
-    shipped_files = {p.relative_to(shipped) for name in RESULTS for p in shipped.rglob(name)}
-    for relative in sorted(shipped_files | _study_files(shipped)):
+    for relative in sorted(results_files(shipped) | _study_files(shipped)):
         if relative.parts[0] == "report":
             continue  # the report is derived from the stages' files compared here
-        expected, regenerated = shipped / relative, runs / relative
-        if only_regenerated and not (regenerated.parent / "metrics.json").is_file():
+        expected, regenerated = shipped / relative, counterpart(relative, runs)
+        if only_regenerated and not counterpart(_metrics_of(relative), runs).is_file():
             continue
         if not expected.is_file():  # a run of the study that the shipped folder lacks
             if regenerated.is_file():
@@ -181,7 +207,7 @@ def compare(
             continue
         old, new = _values(expected), _values(regenerated)
         tolerance = contract.for_file(relative)
-        margins = _seed_margins(expected, tolerance)
+        margins = _seed_margins(shipped, relative, tolerance)
         for key in sorted(old.keys() | new.keys()):
             a, b = old.get(key, "missing"), new.get(key, "missing")
             if not tolerance.allows(a, b, margins.get(key, 0.0)):
@@ -189,12 +215,25 @@ def compare(
     return differences
 
 
-def _seed_margins(metrics: Path, tolerance: Tolerance) -> dict[str, float]:
+def _metrics_of(relative: Path) -> Path:
+    """The metrics file of the stage (or readout) whose results file is `relative`."""
+    readout = layout.readout_result(relative)
+    if readout is None:
+        return relative.parent / "metrics.json"
+    stage, task = readout
+    files = layout.ReadoutFiles.of if stage.task is None else layout.ReadoutFiles.one_task_a_stage
+    return files(stage.scale, task, stage.regime).metrics
+
+
+def _seed_margins(study: Path, relative: Path, tolerance: Tolerance) -> dict[str, float]:
     """metric -> its margin in its readout seeds' noise (fourds.tolerances.seed_margins), for
-    a readout's metrics.json whose family has a seed_margin; else {}."""
-    if metrics.name != "metrics.json" or not tolerance.seed_margin:
+    a readout's metrics in the study folder `study` whose family has a seed_margin; else {}."""
+    readout = layout.readout_result(relative)
+    if readout is None or relative.suffix != ".json" or not tolerance.seed_margin:
         return {}
-    return seed_margins(read_metrics(metrics), metrics.parent / "clips.csv", tolerance.seed_margin)
+    stage, task = readout
+    files = layout.ReadoutFiles.in_study(study, stage.scale, task, stage.regime)
+    return seed_margins(read_metrics(files.metrics), files.clips, tolerance.seed_margin)
 
 
 def _study_files(shipped: Path) -> set[Path]:
@@ -209,10 +248,9 @@ def _study_files(shipped: Path) -> set[Path]:
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return set()
-    return {
-        Path(stage) / name for stage, names in stage_files(study) for name in names
-        if name in RESULTS
-    }  # fmt: skip
+    files = [Path(stage) / name for stage, names in stage_files(study) for name in names]
+    results = [file for file in files if file.name in RESULTS or layout.readout_result(file)]
+    return {counterpart(file, shipped).relative_to(shipped) for file in results}  # its layout
 
 
 def ran_here(runs: Path) -> bool:

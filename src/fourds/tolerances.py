@@ -158,13 +158,14 @@ class Contract:
 
     def for_file(self, relative: str | Path) -> Tolerance:
         """The tolerance of a results file, by its path inside a shipped folder (e.g.
-        readout/cpu_l-pose-frozen/metrics.json: family "readout/pose"; its clips.csv:
+        readout/cpu_l-frozen/metrics/pose.json: family "readout/pose"; its clips/pose.csv:
         "readout_clips/pose" where named, else "readout/pose")."""
-        family, stage = Path(relative).parts[0], layout.stage_at(relative)
-        if stage is not None and stage.kind == layout.READOUT:
-            family = f"{layout.READOUT}/{stage.task}"  # the family of its kind and task
-            per_clip = f"readout_clips/{stage.task}"
-            if Path(relative).name == "clips.csv" and per_clip in self.families:
+        family, readout = Path(relative).parts[0], layout.readout_result(relative)
+        if readout is not None:
+            task = readout[1]
+            family = f"{layout.READOUT}/{task}"  # the family of its kind and task
+            per_clip = f"readout_clips/{task}"
+            if Path(relative).suffix == ".csv" and per_clip in self.families:
                 family = per_clip
         return self.families.get(family, self.default)
 

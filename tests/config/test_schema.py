@@ -29,14 +29,14 @@ def test_committed_params_validate():
 
 
 def test_a_scale_name_with_a_dash_is_refused(raw):
-    """A readout stage is named <scale>-<task>-<regime> (fourds.layout): a dash in a scale's
+    """A readout stage is named <scale>-<regime> (fourds.layout): a dash in a scale's
     name would make its readouts' names ambiguous."""
     raw["models"]["cpu-s"] = raw["models"].pop("cpu_s")
     raw["ladder"]["scales"] = ["cpu-s", *raw["ladder"]["scales"][1:]]
     check_fails(
         raw,
         "ladder.scales has 'cpu-s': a scale's name holds no '-' (a readout stage is named "
-        "<scale>-<task>-<regime>, fourds.layout)",
+        "<scale>-<regime>, fourds.layout)",
     )
 
 

@@ -82,4 +82,4 @@ def test_a_corpus_without_kinds_is_one_line_saying_what_has_them(tiny_corpus, tm
         run_readout(continuous, tmp_path / "readout", "appearance", tasks=["appearance"])
     line = one_error_line(capsys.readouterr().err, "readout")
     assert "'body_kind'" in line and "catalog world's corpus" in line, line
-    assert not (tmp_path / "readout" / "appearance-frozen" / "metrics.json").exists()
+    assert not (tmp_path / "readout" / "appearance-frozen" / "metrics").exists()

@@ -59,7 +59,7 @@ def test_the_doc_commands_train_and_score_on_both_benchmarks(workspace, monkeypa
     )  # the label lists, not the labels seen
     for benchmark, test_clips in (("ssv2", 3), ("kinetics", 2)):
         metrics = json.loads(
-            (workspace / "runs" / benchmark / "cpu_l" / "metrics.json").read_text()
+            (workspace / "runs" / benchmark / "cpu_l" / "metrics/classification.json").read_text()
         )
         assert metrics["source"] == benchmark and metrics["test_clips"] == test_clips
         assert metrics["headline"] == "top1" and metrics["train_clips"] == 5

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from fourds import layout
 from fourds.cli import main
 from fourds.config import CurateConfig, ModelConfig, load_params
 from fourds.data import spill
@@ -69,11 +70,15 @@ def run_readout(
     regime: str = "frozen",
     settings: dict | None = None,
     model: ModelConfig | None = None,
+    also: list[str] | None = None,
+    more_settings: dict | None = None,
     **readout,
 ) -> dict:
-    """Run the readout stage through the CLI in `regime`; `settings` update readouts.<task>,
-    `model` replaces the scale's architecture (that of the checkpoint read), keywords update
-    readout."""
+    """Run the readout stage through the CLI in `regime`, of `task` (and of the tasks `also`,
+    in the same stage); `settings` update readouts.<task> (`more_settings`, task -> settings,
+    the others'), `model` replaces the scale's architecture (that of the checkpoint read),
+    keywords update readout. Returns `task`'s metrics, the stage's folder ("out") and the
+    task's files ("files")."""
     shards, pretrained = setup
     tmp_path.mkdir(parents=True, exist_ok=True)
     params = write_tiny_params(tmp_path / "params.yaml")
@@ -85,13 +90,17 @@ def run_readout(
     for each in raw["readouts"].values():
         each.update(steps=6, batch_size=2, width=16, heads=2)
     raw["readouts"][task].update(settings or {})
+    for other, changes in (more_settings or {}).items():
+        raw["readouts"][other].update(changes)
     params.write_text(yaml.safe_dump(raw))
     out = tmp_path / f"{task}-{regime}"
-    command = ["readout", "--params", str(params), "--scale", "tiny", "--task", task]
+    command = ["readout", "--params", str(params), "--scale", "tiny"]
+    command += [word for each in (task, *(also or [])) for word in ("--task", each)]
     command += ["--regime", regime]
     command += ["--curated", str(shards), "--pretrained", str(pretrained), "--out", str(out)]
     assert main(command) == 0
-    return json.loads((out / "metrics.json").read_text()) | {"out": out}
+    files = layout.ReadoutFiles.inside(out, task)
+    return json.loads(files.metrics.read_text()) | {"out": out, "files": files}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -109,7 +118,7 @@ def test_every_task_ships_its_no_learning_baseline_on_the_same_clips(setup, tmp_
     headline, baseline = metrics["headline"], metrics["baseline"]
     assert set(baseline) == set(metrics) & set(baseline)  # the readout's own metric keys
     assert headline in baseline
-    with open(metrics["out"] / "clips.csv") as handle:
+    with open(metrics["files"].clips) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == metrics["test_clips"]
     values = np.array([float(row[f"baseline_{headline}"]) for row in rows])
@@ -217,9 +226,10 @@ def test_a_benchmark_readout_on_disk_scores_exactly_as_in_memory(
         assert not list((tmp_path / name).glob(".*scratch*"))  # removed at the end
     assert runs["memory"]["spilled"] == []
     assert {"video", "features"} <= set(runs["disk"]["spilled"])
-    out = {name: run.pop("out") for name, run in runs.items()}
-    for file in ("metrics.json", "clips.csv"):
-        assert (out["disk"] / file).read_bytes() == (out["memory"] / file).read_bytes(), file
+    files = {name: run.pop("files") for name, run in runs.items()}
+    for file in ("metrics", "clips"):
+        disk, memory = getattr(files["disk"], file), getattr(files["memory"], file)
+        assert disk.read_bytes() == memory.read_bytes(), file
 
 
 def test_a_bf16_readout_trains_close_to_the_fp32_one(setup, tmp_path):
@@ -334,6 +344,37 @@ def test_the_readout_also_trains_on_clips_cut_from_the_pretraining_segments(setu
     assert "pretrain-" in record and "pretrain-" not in (alone["out"] / "run.yaml").read_text()
 
 
+def test_tasks_read_out_together_score_as_each_alone_on_features_encoded_once(
+    setup, tmp_path, monkeypatch
+):
+    """One stage reading out boxes (2 clips cut from the pretraining segments) and depth (1 of
+    the same) writes each task's files as a stage of that task alone does, and encodes each
+    split once: depth's train features are the first of boxes'."""
+    from fourds.evaluate import shared_features
+
+    encoded = []
+    real = shared_features.test_features
+    monkeypatch.setattr(shared_features, "test_features",
+                        lambda encoder, clips, *rest: encoded.append(len(clips["video"]))
+                        or real(encoder, clips, *rest))  # fmt: skip
+    settings = {"boxes": {"pretrain_clips": 2}, "depth": {"pretrain_clips": 1}}
+    alone = {
+        task: run_readout(setup, tmp_path / task, task, settings=settings[task])
+        for task in settings
+    }
+    encoded.clear()
+    together = run_readout(setup, tmp_path / "both", "depth", settings=settings["depth"],
+                           also=["boxes"], more_settings=settings)  # fmt: skip
+    assert len(encoded) == 2  # boxes' train clips and the test clips, once each
+    for task in settings:
+        files = layout.ReadoutFiles.inside(together["out"], task)
+        assert files.metrics.read_bytes() == alone[task]["files"].metrics.read_bytes(), task
+        assert files.clips.read_bytes() == alone[task]["files"].clips.read_bytes(), task
+        assert (files.examples / f"{task}.png").is_file()
+    record = yaml.safe_load((together["out"] / "execution.yaml").read_text())
+    assert set(record["tasks"]) == {"boxes", "depth"}
+
+
 @pytest.fixture(scope="module")
 def converted(setup, tmp_path_factory):
     """(shards, folder of a converted official backbone): the released layout of a randomly
@@ -411,10 +452,10 @@ def test_a_readout_with_several_seeds_reports_their_mean_and_each_seed(setup, tm
     assert two["miou"] == pytest.approx((first + second) / 2)
     assert two["final_train_loss"] == pytest.approx(np.mean(two["final_train_losses"]))
     assert two["baseline"] == one["baseline"]
-    with open(two["out"] / "clips.csv") as handle:
+    with open(two["files"].clips) as handle:
         rows = list(csv.DictReader(handle))
     assert [row["seed"] for row in rows] == ["0"] * two["test_clips"] + ["1"] * two["test_clips"]
-    scores = read_clip_scores(two["out"] / "clips.csv", "miou")
+    scores = read_clip_scores(two["files"].clips, "miou")
     assert scores.seed_headlines().tolist() == pytest.approx([first, second])
 
 
@@ -484,4 +525,4 @@ def test_an_input_replaced_while_the_stage_reads_it_is_refused_and_nothing_recor
         run_readout((copied, pretrained), tmp_path / "run", "boxes")
     error = one_error_line(capsys.readouterr().err, "readout")
     assert "readout-test" in error and "changed while the stage read it" in error
-    assert not (tmp_path / "run" / "boxes-frozen" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "boxes-frozen" / "metrics").exists()

@@ -46,14 +46,15 @@ def write_readouts(
     task: str = "boxes",
     baseline: np.ndarray | None = None,
 ):
-    """clips.csv of each (scale, regime) readout in the study folder `root`: its per-clip mIoU
-    and the no-learning baseline's on the same clips (`baseline`, else 0.1 on every clip)."""
+    """The values per clip of each (scale, regime) readout in the study folder `root`: its
+    per-clip mIoU and the no-learning baseline's on the same clips (`baseline`, else 0.1 on
+    every clip)."""
     for (scale, regime), clip_values in values.items():
-        folder = root / layout.readout(scale, task, regime).folder
-        folder.mkdir(parents=True)
+        path = layout.ReadoutFiles.of(scale, task, regime).at(root).clips
+        path.parent.mkdir(parents=True)
         clips = {"miou": clip_values, "weight": np.ones(len(clip_values))}
         base = np.full(len(clip_values), 0.1) if baseline is None else baseline
-        write_clip_values(folder / "clips.csv", [clips], {"miou": base}, "miou")
+        write_clip_values(path, [clips], {"miou": base}, "miou")
 
 
 def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
@@ -75,15 +76,15 @@ def test_report_tables_say_which_differences_are_outside_the_noise(tmp_path):
     control = control_rows(scores, ["s", "l"], "random_init")
     assert control[0]["verdict"] == "better, outside the noise"
     # beside the headlines, each linked to the lineage of the stage that scored it
-    assert control[0]["baseline"] == link("0.100 [0.100, 0.100]", "readout@s-boxes-frozen")
-    assert control[1]["control"].startswith('<a href="#lineage-readout-l-boxes-random_init">')
+    assert control[0]["baseline"] == link("0.100 [0.100, 0.100]", "readout@s-frozen")
+    assert control[1]["control"].startswith('<a href="#lineage-readout-l-random_init">')
     assert control[1]["verdict"] == "within the noise"
     (comparison,) = scale_rows(scores, ["s", "l"])
     assert comparison["comparison"] == (
-        f"{link('l', 'readout@l-boxes-frozen')} vs {link('s', 'readout@s-boxes-frozen')}"
+        f"{link('l', 'readout@l-frozen')} vs {link('s', 'readout@s-frozen')}"
     )
     assert comparison["verdict"] == "within the noise"
-    assert read_clip_scores(tmp_path / "readout/s-boxes-frozen/clips.csv", "miou").values[0, 0] == (
+    assert read_clip_scores(tmp_path / "readout/s-frozen/clips/boxes.csv", "miou").values[0, 0] == (
         pytest.approx(base[0] + 0.05)
     )
 
@@ -93,14 +94,14 @@ def test_a_non_finite_clip_value_is_left_out_and_counted_never_averaged_as_a_num
     a perfect or an infinite clip: it leaves the headline and the intervals, and is counted."""
     values = np.array([0.2, np.nan, 0.4, np.inf])
     write_readouts(tmp_path, {("s", "frozen"): values, ("l", "frozen"): np.full(4, 0.3)})
-    scores = read_clip_scores(tmp_path / "readout/s-boxes-frozen/clips.csv", "miou")
+    scores = read_clip_scores(tmp_path / "readout/s-frozen/clips/boxes.csv", "miou")
     assert scores.failed == 2 and scores.headline() == pytest.approx(0.3)
     task = TaskScores.read(tmp_path, ["s", "l"], "boxes", ["frozen"], "miou", True)
     estimate = task.estimate("s", "frozen")
     assert np.isfinite([estimate.value, estimate.low, estimate.high]).all()
     assert 0.2 <= estimate.low <= estimate.high <= 0.4
     page = FrontPage.of({"boxes": task}, ["s", "l"], "frozen", {"s": 0.3, "l": 0.2})
-    assert page.failed == {"readout@s-boxes-frozen": 2}  # the answer says it (test_front.py)
+    assert page.failed == {"readout@s-frozen": 2}  # the answer says it (test_front.py)
 
 
 def test_readouts_of_different_test_sets_are_not_compared(tmp_path):

@@ -9,18 +9,22 @@ from fourds.config.tasks import TASKS
 from fourds.report.experiments import experiments_table, read_experiments
 
 
-def revision(ladder: str, scales: list[str], depth_steps: int, abs_rel: float) -> dict:
-    """One revision's data as `dvc exp show --json` gives it."""
+def revision(
+    ladder: str, scales: list[str], depth_steps: int, abs_rel: float, together: bool = True
+) -> dict:
+    """One revision's data as `dvc exp show --json` gives it: its readouts a stage per scale
+    and regime (runs/readout/<scale>-<regime>/metrics/<task>.json), or, not `together`, a
+    stage per task (runs/readout/<scale>-<task>-<regime>/metrics.json, as before)."""
     params = {
         "ladder": {"name": ladder, "scales": scales},
         "readouts": {"depth": {"steps": depth_steps}},
         "models": {scale: {"width": 8 * len(scale)} for scale in scales},
     }
     largest = scales[-1]
+    depth = (f"runs/readout/{largest}-frozen/metrics/depth.json" if together
+             else f"runs/readout/{largest}-depth-frozen/metrics.json")  # fmt: skip
     metrics = {
-        f"runs/readout/{largest}-depth-frozen/metrics.json": {
-            "data": {"headline": "abs_rel", "abs_rel": abs_rel}
-        },
+        depth: {"data": {"headline": "abs_rel", "abs_rel": abs_rel}},
         f"runs/pretrain/{largest}/metrics.json": {"data": {"heldout_loss": 0.0152}},
     }
     return {"params": {"params.yaml": {"data": params}}, "metrics": metrics}
@@ -31,7 +35,7 @@ SHOW = [
     {
         "rev": "abcdef0123",
         "name": "main",
-        "data": revision("embedded", ["cpu_s", "cpu_l"], 200, 0.340),
+        "data": revision("embedded", ["cpu_s", "cpu_l"], 200, 0.340, together=False),
         "experiments": [
             {"name": name, "revs": [{"rev": rev, "data": revision("smoke", ["s", "l"], steps, v)}]}
             for name, rev, steps, v in (
@@ -53,6 +57,7 @@ def test_a_row_per_experiment_with_what_tells_them_apart_and_the_headlines():
     assert "ladder.name=embedded, readouts.depth.steps=200" in rows["main"]
     assert "models." not in table and "ladder.scales" not in table  # they follow from the ladder
     assert rows["smoke"].split()[3:5] == ["l", "0.350"]  # largest scale, its depth headline
+    assert rows["main"].split()[3:5] == ["cpu_l", "0.340"]  # read out one task a stage
     assert rows["main"].split()[-1] == "0.0152" and rows["main"].split()[5] == "-"  # no pose run
     assert max(len(line) for line in table.splitlines()) <= 160
 

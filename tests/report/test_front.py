@@ -110,10 +110,10 @@ def test_the_grid_has_a_row_per_task_with_the_baseline_beside_the_scales():
     # the headline links to its readout stage's lineage, each comparison to the other stage's
     headline, *_ = boxes["l"].split("<br>")
     assert headline.startswith(
-        link(f"**{study().grid['boxes']['l'].headline}**", "readout@l-boxes-frozen")
+        link(f"**{study().grid['boxes']['l'].headline}**", "readout@l-frozen")
     )
-    assert link("vs control", "readout@l-boxes-random_init") in boxes["l"]
-    assert link("vs s", "readout@s-boxes-frozen") in boxes["l"]
+    assert link("vs control", "readout@l-random_init") in boxes["l"]
+    assert link("vs s", "readout@s-frozen") in boxes["l"]
 
 
 def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
@@ -131,10 +131,10 @@ def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
         unflagged
     )
     failed = study()
-    object.__setattr__(failed, "failed", {"readout@l-boxes-frozen": 2})
+    object.__setattr__(failed, "failed", {"readout@l-frozen": 2})
     assert (
         "; 2 per-clip values were not finite and are left out of their headlines and intervals: "
-        "readout@l-boxes-frozen (2); "
+        "readout@l-frozen (2); "
     ) in sentence(failed)
     without = sentence(study(control=False, losses=(0.1, 0.2, 0.15)))
     assert without.startswith("L beats s on 1 of 2 tasks (boxes)")

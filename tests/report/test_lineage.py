@@ -33,22 +33,24 @@ from fourds.records import write_run_record
 
 name = sys.argv[1]
 out = Path("runs/readout") / name
-out.mkdir(parents=True, exist_ok=True)
-(out / "metrics.json").write_text('{"abs_rel": 0.25}\\n')
+for folder in ("metrics", "clips"):
+    (out / folder).mkdir(parents=True, exist_ok=True)
+(out / "metrics/depth.json").write_text('{"abs_rel": 0.25}\\n')
 # csv's line ends: DVC 3 hashes a text file's bytes as they are (DVC 2 turned CRLF into LF)
-(out / "clips.csv").write_bytes(b"clip,weight,abs_rel\\r\\n0,1,0.2\\r\\n1,1,0.3\\r\\n")
-write_run_record(out, f"readout@{name}", "params.yaml", [out / "clips.csv"], "cpu")
+(out / "clips/depth.csv").write_bytes(b"clip,weight,abs_rel\\r\\n0,1,0.2\\r\\n1,1,0.3\\r\\n")
+(out / "clips/pose.csv").write_bytes(b"clip,weight,end_point_error\\n0,1,0.5\\n")
+write_run_record(out, f"readout@{name}", "params.yaml", [out / "clips/depth.csv"], "cpu")
 """
 
 
 @pytest.fixture(scope="module")
 def dvc_run(tmp_path_factory):
-    """A DVC repository whose readout matrix (one scale, task and regime) ran with `dvc repro`:
-    its folder, and dvc.lock."""
+    """A DVC repository whose readout matrix (one scale and regime) ran with `dvc repro`: its
+    folder, and dvc.lock."""
     repo = tmp_path_factory.mktemp("lineage")
     (repo / "make_readout.py").write_text(STAGE_SCRIPT)
     (repo / "params.yaml").write_text("seed: 1\n")
-    folder = "runs/readout/${item.scale}-${item.task}-${item.regime}"
+    folder = "runs/readout/${item.scale}-${item.regime}"
     command = f"{shlex.quote(sys.executable)} make_readout.py"
     (repo / "dvc.yaml").write_text(
         textwrap.dedent(f"""\
@@ -56,16 +58,17 @@ def dvc_run(tmp_path_factory):
               readout:
                 matrix:
                   scale: [s]
-                  task: [depth]
                   regime: [frozen]
-                cmd: {command} ${{item.scale}}-${{item.task}}-${{item.regime}}
+                cmd: {command} ${{item.scale}}-${{item.regime}}
                 deps:
                   - make_readout.py
                 outs:
-                  - {folder}/clips.csv
                   - {folder}/run.yaml
                 metrics:
-                  - {folder}/metrics.json:
+                  - {folder}/metrics:
+                      cache: false
+                plots:
+                  - {folder}/clips:
                       cache: false
             """)
     )
@@ -80,33 +83,33 @@ def test_each_digest_shown_is_the_one_dvc_lock_holds_for_the_stage(dvc_run):
     entry = lock["stages"][stage]  # DVC names the matrix's stage as the report links it
     locked = {out["path"].rsplit("/", 1)[1]: out["md5"] for out in entry["outs"]}
     assert sorted(locked) == sorted(READ["readout"])
-    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
+    row = lineage_row(repo / "runs/readout/s-frozen", repo / "runs", repo / "reports/out")
     shown = row["dvc.lock entry: outputs' md5"].split("<br>")
     assert shown == [f"`stages: {stage}`"] + [
         f"`{name}` `{locked[name]}`" for name in READ["readout"]
     ]
-    assert all(len(digest) == 32 for digest in locked.values())  # in full
-    clips = repo / "runs/readout/s-depth-frozen/clips.csv"
-    assert dvc_md5(clips) == locked["clips.csv"] and b"\r\n" in clips.read_bytes()
+    assert all(len(digest.removesuffix(".dir")) == 32 for digest in locked.values())  # in full
+    clips = repo / "runs/readout/s-frozen/clips/depth.csv"
+    assert b"\r\n" in clips.read_bytes() and locked["clips"].endswith(".dir")
 
 
 def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbers_link_to(
     dvc_run,
 ):
     repo, _ = dvc_run
-    row = lineage_row(repo / "runs/readout/s-depth-frozen", repo / "runs", repo / "reports/out")
+    row = lineage_row(repo / "runs/readout/s-frozen", repo / "runs", repo / "reports/out")
     assert row["stage"] == (
-        '<span id="lineage-readout-s-depth-frozen"></span>`readout@s-depth-frozen`'
+        '<span id="lineage-readout-s-frozen"></span>`readout@s-frozen`'
     )
-    assert link("0.25", "readout@s-depth-frozen") == (
-        '<a href="#lineage-readout-s-depth-frozen">0.25</a>'
+    assert link("0.25", "readout@s-frozen") == (
+        '<a href="#lineage-readout-s-frozen">0.25</a>'
     )
     # the report lives in reports/out: its links climb to the repository root; the run record
     # (written by fourds.records) comes with the stage's operative.gin
-    folder = repo / "runs/readout/s-depth-frozen"
+    folder = repo / "runs/readout/s-frozen"
     assert row["run record"].split("<br>") == [
-        f'<a href="../../runs/readout/s-depth-frozen/{name}">'
-        f"<code>runs/readout/s-depth-frozen/{name}</code></a>"
+        f'<a href="../../runs/readout/s-frozen/{name}">'
+        f"<code>runs/readout/s-frozen/{name}</code></a>"
         for name in ("run.yaml", "operative.gin")
     ]
     gin = (folder / "operative.gin").read_text()
@@ -123,13 +126,13 @@ def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbe
 
 def test_stage_names_follow_dvc_yaml(tmp_path):
     runs = tmp_path / "runs"
-    dirs = stage_dirs(runs, ["s"], ["depth"], ["frozen", "random_init"])
+    dirs = stage_dirs(runs, ["s"], ["frozen", "random_init"])
     assert [stage_name(folder) for folder in dirs] == [
         "curate",
         "pretrain@s",
         "fidelity@s",
-        "readout@s-depth-frozen",
-        "readout@s-depth-random_init",
+        "readout@s-frozen",
+        "readout@s-random_init",
     ]
     assert anchor("pretrain@s") == "lineage-pretrain-s"
 
@@ -137,9 +140,9 @@ def test_stage_names_follow_dvc_yaml(tmp_path):
 def test_a_record_of_another_stage_is_refused(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("seed: 1\n")
-    folder = tmp_path / "runs/readout/s-depth-frozen"
-    write_run_record(folder, "readout@s-pose-frozen", params, [], "cpu")
-    with pytest.raises(ValueError, match="a record of readout@s-pose-frozen"):
+    folder = tmp_path / "runs/readout/s-frozen"
+    write_run_record(folder, "readout@s-initial", params, [], "cpu")
+    with pytest.raises(ValueError, match="a record of readout@s-initial"):
         lineage_row(folder, tmp_path / "runs", tmp_path)
 
 

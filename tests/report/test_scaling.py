@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from fourds import layout
 from fourds.report.axes import log_ticks
 from fourds.report.paper import PAPER
 from fourds.report.scaling import caption, collect, plot_scaling, write_tables
@@ -14,18 +15,18 @@ SCALES = {"s": 1_000, "m": 10_000, "l": 100_000}
 
 
 def write_stage_outputs(root, regimes=("frozen", "finetuned")):
-    """pretrain/<scale>/metrics.json and readout/<scale>-depth-<regime>/metrics.json."""
+    """pretrain/<scale>/metrics.json and readout/<scale>-<regime>/metrics/depth.json."""
     for scale, params in SCALES.items():
         pretrain = root / "pretrain" / scale
         pretrain.mkdir(parents=True)
         metrics = {"params": params, "pretrain_flops": 6 * params, "loss": 0.1}
         (pretrain / "metrics.json").write_text(json.dumps(metrics))
         for regime in regimes:
-            readout = root / "readout" / f"{scale}-depth-{regime}"
-            readout.mkdir(parents=True)
+            readout = layout.ReadoutFiles.of(scale, "depth", regime).at(root).metrics
+            readout.parent.mkdir(parents=True)
             abs_rel = 0.5 * params**-0.1 * (0.8 if regime == "finetuned" else 1.0)
             metrics = {"scale": scale, "task": "depth", "regime": regime, "abs_rel": abs_rel}
-            (readout / "metrics.json").write_text(json.dumps(metrics))
+            readout.write_text(json.dumps(metrics))
 
 
 def test_both_regimes_get_their_rows_tables_and_fits(tmp_path):

@@ -50,7 +50,7 @@ def test_a_stage_table_has_a_column_per_stage_and_each_metric_beside_its_baselin
     assert list(table[0]) == [
         "quantity",
         *(
-            link(f"{scale} {regime}", f"readout@{scale}-depth-{regime}")
+            link(f"{scale} {regime}", f"readout@{scale}-{regime}")
             for scale in ("s", "l")
             for regime in ("frozen", "random_init")
         ),

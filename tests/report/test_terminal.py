@@ -7,6 +7,7 @@ import json
 import numpy as np
 import yaml
 
+from fourds import layout
 from fourds.cli import main
 from fourds.config import load_params
 from fourds.config.tasks import TASKS
@@ -56,12 +57,12 @@ def write_runs(root, params, gain: float, noise: float = 0.0, shifted: dict | No
                 values = baseline + (sign * gain if regime == "frozen" else 0)
                 values = values + rng.normal(0, noise, size=len(baseline)) if noise else values
                 values = values + (shifted or {}).get((scale, task, regime), 0.0)
-                stage = root / "readout" / f"{scale}-{task}-{regime}"
-                stage.mkdir(parents=True)
+                clips = layout.ReadoutFiles.of(scale, task, regime).at(root).clips
+                clips.parent.mkdir(parents=True, exist_ok=True)
                 lines = [f"clip,{metric},baseline_{metric},weight"]
                 pairs = enumerate(zip(values.tolist(), baseline.tolist(), strict=True))
                 lines += [f"{i},{v!r},{b!r},1" for i, (v, b) in pairs]
-                (stage / "clips.csv").write_text("\n".join(lines) + "\n")
+                clips.write_text("\n".join(lines) + "\n")
 
 
 def test_fourds_answer_reads_a_runs_folder(tmp_path, capsys):

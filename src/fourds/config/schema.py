@@ -57,7 +57,6 @@ from fourds.config.task_options import TaskOptions
 from fourds.config.tasks import options_section
 from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import ConfigError
-from fourds.layout import readout_name
 
 AttentionBackend = Literal["sdpa", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "xformers", "math"]
 Regime = Literal[tuple(REGIMES)]  # fourds.config.regimes
@@ -133,7 +132,7 @@ class LadderConfig(Section):
         require(
             not dashed,
             f"{path}.scales has {dashed[0]!r}: a scale's name holds no '-' (a readout stage is "
-            "named <scale>-<task>-<regime>, fourds.layout)"
+            "named <scale>-<regime>, fourds.layout)"
             if dashed
             else "",
         )
@@ -848,8 +847,8 @@ class ReadoutSpec:
 
     @property
     def name(self) -> str:
-        """The stage's name in its study (`readout_name`)."""
-        return readout_name(self.scale, self.task, self.regime)
+        """Its scale, task and regime, "cpu_s-depth-frozen" (its progress bars' label)."""
+        return "-".join((self.scale, self.task, self.regime))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ scores a readout converted from an official 4DS checkpoint (`fourds convert`) wi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,6 +81,12 @@ class MappedFeatures:
     def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.array[index.numpy()]).view(self.dtype)
 
+    def first(self, count: int) -> MappedFeatures:
+        """The first `count` clips' features, read from the same file."""
+        first = copy.copy(self)
+        first.count, first.shape, first.array = count, (count, *self.shape[1:]), self.array[:count]
+        return first
+
     def __len__(self) -> int:
         return self.count
 
@@ -139,6 +146,15 @@ class Features:
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
         features = self.encode(index) if self.cached is None else self.cached[index]
         return features.to(self.device, torch.float32)
+
+    def first(self, count: int) -> Features:
+        """These features of the first `count` clips only (cached: the same stored ones)."""
+        first = copy.copy(self)
+        first.videos = self.videos[:count]
+        if self.cached is not None:
+            first.cached = self.cached.first(count) if isinstance(
+                self.cached, MappedFeatures) else self.cached[:count]  # fmt: skip
+        return first
 
 
 @gin.configurable("readout_optimizer")

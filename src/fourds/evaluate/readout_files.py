@@ -35,12 +35,12 @@ def write_clip_values(
 
 
 def draw_examples(
-    task: Task, test: dict[str, np.ndarray], targets: dict, evaluation: Evaluation, out_dir: Path
+    task: Task, test: dict[str, np.ndarray], targets: dict, evaluation: Evaluation, folder: Path
 ) -> None:
-    """examples/<task>.png: the first EXAMPLE_CLIPS test clips, targets against the
+    """<folder>/<task>.png: the first EXAMPLE_CLIPS test clips, targets against the
     predictions of `evaluation` (the first seed's)."""
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])), device="cpu")
     predictions = {key: value[: len(shown)] for key, value in evaluation.predictions.items()}
     task.draw(
-        test["video"][shown.numpy()], select(targets, shown), predictions, out_dir / "examples"
+        test["video"][shown.numpy()], select(targets, shown), predictions, folder
     )

@@ -36,6 +36,7 @@ from fourds.evaluate.readout import (
     training_optimizer,
 )
 from fourds.evaluate.readout_clips import ReadoutClips
+from fourds.evaluate.shared_features import FeatureStore
 from fourds.evaluate.tasks import Task
 from fourds.evaluate.tasks.base import Evaluation
 from fourds.models.readout import AttentionReadout
@@ -110,21 +111,28 @@ def train_seeds(
     targets: tuple[Targets, Targets],
     device: torch.device,
     budget: HostBudget,
+    store: FeatureStore,
 ) -> tuple[list[Evaluation], dict[str, object], PartTimer]:
     """Train readouts.<task>.seeds readouts of `task` (readout.seed onwards) on the train clips
     and score each on the test clips, with `targets` (train, test) the task's targets of each
-    (see the module docstring): each seed's evaluation, metrics.json's training fields and the
-    seconds spent encoding, training and scoring."""
+    (see the module docstring), a frozen encoder's features from `store` (computed once for
+    the stage's tasks): each seed's evaluation, metrics.json's training fields and the seconds
+    spent encoding, training and scoring."""
     cfg, task_cfg, regime = spec.shared, spec.own, REGIMES[spec.regime]
     train_targets, test_targets = targets
     start = train_targets if cfg.start_at_baseline else None
     seeds = range(cfg.seed, cfg.seed + task_cfg.seeds)
     timer = PartTimer()
     with timer.part("encode"):
-        train_features = Features(
-            encoder, clips.train["video"], clips.num_blocks, device,
-            cfg.cache_features and not regime.trains_encoder, task_cfg.batch_size, budget,
-        )  # fmt: skip
+        if cfg.cache_features and not regime.trains_encoder:
+            train_features = store.features(
+                encoder, clips.train["video"], clips.num_blocks, task_cfg.batch_size
+            )
+        else:  # the encoder runs on every batch
+            train_features = Features(
+                encoder, clips.train["video"], clips.num_blocks, device, False,
+                task_cfg.batch_size, budget,
+            )  # fmt: skip
     evaluations, losses = [], []
     if regime.trains_encoder:  # every seed fine-tunes the same encoder, one after another
         initial = copy.deepcopy(encoder.state_dict())
@@ -141,7 +149,9 @@ def train_seeds(
                 )
     else:  # every seed reads the same features
         with timer.part("encode"):
-            features = clips.test_features(encoder, device, task_cfg.batch_size, budget)
+            features = store.features(
+                encoder, clips.test["video"], clips.num_blocks, task_cfg.batch_size
+            )
         training = seed_training(spec, device)
         built = batchable(spec) if training == "batched" else spec
         runs = [SeedRun.start(seed, encoder, task, built, start, device) for seed in seeds]

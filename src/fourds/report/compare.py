@@ -53,14 +53,14 @@ class TaskScores:
         samples: int = SAMPLES,
         seed: int = 0,
     ) -> TaskScores:
-        """Read each readout stage's clips.csv in the study folder `runs` (fourds.layout) for
+        """Read each readout's values per clip in the study folder `runs` (fourds.layout) for
         every scale and regime: the `metric` column and the baseline's `baseline_<metric>`.
 
         Raises:
             ValueError: the stages scored different numbers of test clips (not one test set).
         """
         paths = {
-            (scale, regime): Path(runs) / layout.readout(scale, task, regime).folder / "clips.csv"
+            (scale, regime): layout.ReadoutFiles.in_study(runs, scale, task, regime).clips
             for scale in scales
             for regime in regimes
         }

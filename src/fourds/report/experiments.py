@@ -135,8 +135,11 @@ def _unusual(row: Experiment, key: str, usual: dict[tuple[object, str], str]) ->
 
 
 def _headline(row: Experiment, scale: str, task: str) -> str:
-    """The headline of `task`'s pretrained readout at `scale` ("-" where it did not run)."""
-    metrics = row.metrics.get(_metrics_file(layout.readout(scale, task, PRETRAINED)), {})
+    """The headline of `task`'s pretrained readout at `scale` ("-" where it did not run), in
+    either layout (an experiment run one task a stage too)."""
+    layouts = (layout.ReadoutFiles.of, layout.ReadoutFiles.one_task_a_stage)
+    paths = [files(scale, task, PRETRAINED).at(layout.RUNS).metrics for files in layouts]
+    metrics = next((row.metrics[p.as_posix()] for p in paths if p.as_posix() in row.metrics), {})
     return _number(metrics.get(metrics.get("headline", ""), None))
 
 

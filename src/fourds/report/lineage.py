@@ -7,15 +7,18 @@ finished, at which git commit, how long it took). The report shows and links onl
 hashes the report, and the second differs from run to run and is no DVC output. DVC records, per
 stage in `dvc.lock`, the md5 of every output. The report names each stage in full, links its run
 record, and shows the md5 of each output it reads a number from, computed the way DVC 3 computes
-a file's `hash: md5` (the md5 of the file's bytes): while `dvc status` is clean these are the
-digests `dvc.lock` holds for the stage, so `grep <digest> dvc.lock` lands on its entry.
+it (`hash: md5`: a file's bytes' md5; a folder's, the md5 of its files' listing, ".dir"): while
+`dvc status` is clean these are the digests `dvc.lock` holds for the stage, so `grep <digest>
+dvc.lock` lands on its entry.
 
 Every number of the report links to its stage's row of the lineage table (`link`, `anchor`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import os
 import re
 from pathlib import Path
@@ -28,29 +31,37 @@ from fourds.atomic import file_digest
 SHOWN_PACKAGES = ("fourds", "torch", "dvc")
 LOCK = "dvc.lock"
 # The outputs of each kind of stage the report reads numbers from (the report stage depends on
-# them in dvc.yaml), in the order the lineage table lists them.
+# them in dvc.yaml), in the order the lineage table lists them; a readout's metrics and clips
+# are folders, a file per task.
 READ = {
     layout.CURATE: ("run.yaml",),
     layout.PRETRAIN: ("metrics.json", "loss.csv", "run.yaml"),
     layout.FIDELITY: ("metrics.json", "run.yaml"),
-    layout.READOUT: ("metrics.json", "clips.csv", "run.yaml"),
+    layout.READOUT: ("metrics", "clips", "run.yaml"),
 }
 
 
-def stage_dirs(
-    runs_root: str | Path, scales: list[str], tasks: list[str], regimes: list[str]
-) -> list[Path]:
+def stage_dirs(runs_root: str | Path, scales: list[str], regimes: list[str]) -> list[Path]:
     """The output folders of every stage the report shows: curate, then per scale pretrain and
-    fidelity, then every readout (<scale>-<task>-<regime>)."""
+    fidelity, then every readout (<scale>-<regime>)."""
     stages = [layout.curate()]
     stages += [make(scale) for make in (layout.pretrain, layout.fidelity) for scale in scales]
-    stages += layout.readouts(scales, tasks, regimes)
+    stages += layout.readouts(scales, regimes)
     return [Path(runs_root) / stage.folder for stage in stages]
+
+
+def read_files(stage_dir: str | Path) -> list[Path]:
+    """The files under `stage_dir` that the report reads (READ, a folder's files in it)."""
+    stage_dir = Path(stage_dir)
+    kind = stage_name(stage_dir).partition("@")[0]
+    paths = [stage_dir / name for name in READ[kind]]
+    return [file for path in paths
+            for file in (sorted(path.rglob("*")) if path.is_dir() else [path])]  # fmt: skip
 
 
 def stage_name(stage_dir: str | Path) -> str:
     """The DVC stage that writes `stage_dir` (a folder of `stage_dirs`), as dvc.yaml names it:
-    "curate", "pretrain@cpu_s", "readout@cpu_s-depth-frozen"."""
+    "curate", "pretrain@cpu_s", "readout@cpu_s-frozen"."""
     stage_dir = Path(stage_dir)
     if stage_dir.name == layout.CURATE:
         return layout.curate().name
@@ -58,8 +69,9 @@ def stage_name(stage_dir: str | Path) -> str:
 
 
 def readout_stage(scale: str, task: str, regime: str) -> str:
-    """The name of the readout stage of (scale, task, regime) in dvc.yaml's matrix."""
-    return layout.readout(scale, task, regime).name
+    """The name of the readout stage in dvc.yaml's matrix that reads out `task` at (scale,
+    regime): every task of the scale and regime is read out by one."""
+    return layout.readout(scale, regime).name
 
 
 def anchor(stage: str) -> str:
@@ -78,8 +90,17 @@ def named(stage: str) -> str:
 
 
 def dvc_md5(path: str | Path) -> str:
-    """The md5 DVC 3 records in dvc.lock for the file `path` (`hash: md5`: its bytes' md5)."""
-    return file_digest(path, "md5")
+    """The md5 DVC 3 records in dvc.lock for `path` (`hash: md5`): a file's bytes' md5; a
+    folder's, the md5 of its files' sorted listing ({"md5", "relpath"} each, as JSON), ".dir"."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path, "md5")
+    listing = [
+        {"md5": file_digest(file, "md5"), "relpath": file.relative_to(path).as_posix()}
+        for file in sorted(path.rglob("*"), key=lambda file: file.relative_to(path).as_posix())
+        if file.is_file()
+    ]
+    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
 
 
 def read_record(stage_dir: str | Path) -> dict:
@@ -120,7 +141,7 @@ def lineage_row(stage_dir: str | Path, runs_root: str | Path, out_dir: str | Pat
     digests = [
         f"`{name}` `{dvc_md5(stage_dir / name)}`"
         for name in READ[layout.Stage.named(stage).kind]
-        if (stage_dir / name).is_file()
+        if (stage_dir / name).exists()
     ]
     packages = record.get("packages", {})
     return {

@@ -31,7 +31,7 @@ def collect(
     runs: str | Path,
 ) -> list[dict]:
     """One row per (scale, task, regime): parameter count, pretraining FLOPs and loss, and the
-    readout metrics (each stage's metrics.json in the study folder `runs`, fourds.layout), its
+    readout metrics (each readout's metrics in the study folder `runs`, fourds.layout), its
     no-learning baseline's as `baseline_<metric>`. A control was never pretrained: its rows have 0
     pretraining FLOPs and no pretraining loss (None).
 
@@ -44,7 +44,7 @@ def collect(
         pretrain = json.loads((pretrain_dir / "metrics.json").read_text())
         for task in tasks:
             for regime in regimes:
-                path = Path(runs) / layout.readout(scale, task, regime).folder / "metrics.json"
+                path = layout.ReadoutFiles.in_study(runs, scale, task, regime).metrics
                 readout = json.loads(path.read_text())
                 pretrained = REGIMES[regime].pretrained
                 row = {

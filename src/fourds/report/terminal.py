@@ -28,7 +28,7 @@ def missing_results(study: StudyLayout, runs: Path) -> list[Path]:
     """The files `read_front_page` reads that `runs` does not hold (a fresh clone's runs/ holds
     the pinned metrics.json files, but not the per-clip results DVC caches)."""
     needed = [
-        runs / layout.readout(scale, task, regime).folder / "clips.csv"
+        layout.ReadoutFiles.in_study(runs, scale, task, regime).clips
         for task in study.tasks
         for scale in study.scales
         for regime in study.regimes
@@ -46,7 +46,7 @@ def as_committed(study: StudyLayout, runs: Path) -> bool:
 
 def read_front_page(study: StudyLayout, runs: Path) -> FrontPage:
     """The front page of `study`, from its stage folders under `runs`
-    (readout/<scale>-<task>-<regime>/clips.csv, pretrain/<scale>/metrics.json)."""
+    (each readout's values per clip, pretrain/<scale>/metrics.json; fourds.layout)."""
     scales, regimes = list(study.scales), list(study.regimes)
     scores = {
         task: TaskScores.read(

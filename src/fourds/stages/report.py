@@ -16,7 +16,7 @@ from fourds.atomic import claim_output_directory
 from fourds.config import Params
 from fourds.config.operative import stage
 from fourds.records import write_run_record
-from fourds.report.lineage import stage_dirs
+from fourds.report.lineage import read_files, stage_dirs
 from fourds.report.notebook import execute_notebook
 
 
@@ -44,11 +44,9 @@ def run(
         "out_dir": ".",
     }
     html_path = execute_notebook(notebook, parameters, out_dir)
-    stages = stage_dirs(
-        runs_root, params.ladder.scales, params.readout.tasks, params.readout.regimes
-    )
+    stages = stage_dirs(runs_root, params.ladder.scales, params.readout.regimes)
     inputs = [Path(notebook), Path(data_dvc)]
-    inputs += [stage / name for stage in stages for name in ("metrics.json", "run.yaml")]
+    inputs += [file for stage in stages for file in read_files(stage) if file.suffix != ".csv"]
     write_run_record(out_dir, "report", params_path, inputs, "cpu")
     return html_path
 
