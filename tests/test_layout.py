@@ -46,8 +46,9 @@ def test_a_tasks_files_are_found_in_either_layout_and_read_back(tmp_path):
         Path("readout/cpu_l-frozen/examples"),
     )
     assert (alone.metrics, alone.clips) == (
-        Path("readout/cpu_l-depth-frozen/metrics.json"), Path("readout/cpu_l-depth-frozen/clips.csv"),
-    )  # fmt: skip
+        Path("readout/cpu_l-depth-frozen/metrics.json"),
+        Path("readout/cpu_l-depth-frozen/clips.csv"),
+    )
     for files, stage in ((together, "readout@cpu_l-frozen"), (alone, "readout@cpu_l-depth-frozen")):
         for path in (files.metrics, files.clips):
             found, task = layout.readout_result(path)
@@ -56,7 +57,9 @@ def test_a_tasks_files_are_found_in_either_layout_and_read_back(tmp_path):
                  "readout/cpu_l-depth-frozen/run.yaml", "pretrain/cpu_l/metrics.json"):  # fmt: skip
         assert layout.readout_result(path) is None, path
     # a study holds one layout or the other; where it holds neither, the files to be written
-    assert layout.ReadoutFiles.in_study(tmp_path, "cpu_l", "depth", "frozen") == together.at(tmp_path)
+    assert layout.ReadoutFiles.in_study(tmp_path, "cpu_l", "depth", "frozen") == together.at(
+        tmp_path
+    )
     (tmp_path / alone.metrics).parent.mkdir(parents=True)
     (tmp_path / alone.metrics).write_text("{}")
     assert layout.ReadoutFiles.in_study(tmp_path, "cpu_l", "depth", "frozen") == alone.at(tmp_path)

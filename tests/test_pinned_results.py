@@ -20,20 +20,21 @@ import yaml
 
 from tests.conftest import copy_tracked_files, doc_commands, sh
 
-TARGET = "readout@smoke_s-depth-frozen"
-READOUT = Path("runs/readout/smoke_s-depth-frozen")
+TARGET = "readout@smoke_s-frozen"
+READOUT = Path("runs/readout/smoke_s-frozen")
+DEPTH = READOUT / "metrics/depth.json"
 
 
 def pinned_repository(root: Path) -> Path:
-    """The project's tracked files as a new git repository on the smoke ladder, with the
-    target's pipeline run and its lock and metrics committed."""
+    """The project's tracked files as a new git repository on the smoke ladder (its depth
+    readouts), with the target's pipeline run and its lock and metrics committed."""
     repo = root / "pinned"
     copy_tracked_files(repo, skip=("runs/",))
     (repo / "dvc.lock").unlink(missing_ok=True)  # the default's lock: this repository pins its own
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.name", "fourds tests", cwd=repo)
     sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
-    sh("fourds", "params", "ladder=smoke", "--out", "params.yaml", cwd=repo)
+    sh("fourds", "params", "ladder=smoke", "readout.tasks=[depth]", "--out", "params.yaml", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "the smoke ladder", cwd=repo)  # DVCLive needs a first commit
     sh("dvc", "pull", "data.dvc", cwd=repo)
@@ -52,7 +53,7 @@ def pinned(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(pinned, tmp_path):
     committed = sh("git", "ls-files", cwd=pinned).split()
-    assert "dvc.lock" in committed and str(READOUT / "metrics.json") in committed
+    assert "dvc.lock" in committed and str(DEPTH) in committed
     assert "runs/pretrain/smoke_s/checkpoint.pt" not in committed  # outputs stay in DVC's cache
 
     clone = tmp_path / "clone"
@@ -70,16 +71,18 @@ def test_a_fresh_clone_regenerates_the_pinned_metrics_exactly(pinned, tmp_path):
     execution = yaml.safe_load((clone / "runs/pretrain/smoke_s/execution.yaml").read_text())
     assert "train_seconds" not in metrics and execution["train_seconds"] > 0
     readout = yaml.safe_load((clone / READOUT / "execution.yaml").read_text())
-    parts = [readout[f"{part}_seconds"] for part in ("encode", "train", "score")]  # where it went
-    assert all(seconds >= 0 for seconds in parts) and sum(parts) <= readout["seconds"]
+    for task in readout["tasks"].values():  # where each task's time went
+        parts = [task[f"{part}_seconds"] for part in ("encode", "train", "score")]
+        assert all(seconds >= 0 for seconds in parts) and sum(parts) <= task["seconds"]
+    assert sum(task["seconds"] for task in readout["tasks"].values()) <= readout["seconds"]
 
     # the shipped results, compared as the README compares the reference study's
     assert sh("fourds", "compare", "reports/smoke", "--only-regenerated", cwd=clone) == ""
 
     # and the comparison does report a number that moved
-    changed = json.loads((clone / READOUT / "metrics.json").read_text())
+    changed = json.loads((clone / DEPTH).read_text())
     changed["abs_rel"] += 0.01
-    (clone / READOUT / "metrics.json").write_text(json.dumps(changed))
+    (clone / DEPTH).write_text(json.dumps(changed))
     assert "abs_rel" in sh("dvc", "metrics", "diff", cwd=clone)
 
 

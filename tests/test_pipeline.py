@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from fourds import layout
 from fourds.report.lineage import READ, anchor
 from fourds.report.numbers import significant
 from fourds.report.offline import external_loads
@@ -54,10 +55,10 @@ def test_dag_wires_every_stage(smoke_repo):
         ("curate", "pretrain@smoke_s"),
         ("pretrain@smoke_s", "fidelity@smoke_s"),
         ("pretrain@smoke_l", "fidelity@smoke_s"),  # the fixed feature extractor
-        ("pretrain@smoke_l", "readout@smoke_l-depth-frozen"),
-        ("pretrain@smoke_s", "readout@smoke_s-tracking-frozen"),
-        ("readout@smoke_s-depth-frozen", "report"),
-        ("readout@smoke_l-classification-frozen", "report"),
+        ("pretrain@smoke_l", "readout@smoke_l-frozen"),
+        ("pretrain@smoke_s", "readout@smoke_s-initial"),
+        ("readout@smoke_s-frozen", "report"),
+        ("readout@smoke_l-initial", "report"),
     ]:
         assert f'"{source}" -> "{target}"' in edges, edges
 
@@ -71,7 +72,7 @@ def test_the_commands_that_look_at_results_run_as_written(smoke_repo):
         for command in doc_commands("What comes out, and where")
     ]
     assert answer.startswith("At the largest scale (smoke_l) pretraining beats the control at")
-    for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-depth-frozen"):
+    for stage in ("data.dvc", "curate", "fidelity@smoke_s", "readout@smoke_l-frozen"):
         assert stage in dag, dag
     assert dag.startswith("```mermaid") and '["pretrain@smoke_s"]' in dag
     for scale in ("smoke_s", "smoke_l"):
@@ -99,7 +100,7 @@ def test_report_has_fits_tables_and_lineage_for_every_scale(smoke_repo):
     assert "the paper's numbers" in html.lower() and "Lineage of every number" in html
     assert external_loads(html) == []
     lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]
-    for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-boxes-frozen"):
+    for stage in ("curate", "pretrain@smoke_s", "readout@smoke_l-frozen"):
         assert f'<td><span id="{anchor(stage)}"></span><code>{stage}</code></td>' in html
         for out in lock[stage]["outs"]:  # the digests shown are dvc.lock's
             if out["path"].rsplit("/", 1)[1] in READ[stage.split("@")[0]]:
@@ -128,13 +129,15 @@ def test_exp_show_lists_per_scale_metrics(smoke_repo):
     }
     for scale in ("smoke_s", "smoke_l"):
         for task, headline in headlines.items():
-            readout = metrics[f"runs/readout/{scale}-{task}-frozen/metrics.json"]["data"]
+            files = layout.ReadoutFiles.of(scale, task, "frozen")
+            readout = metrics[(layout.RUNS / files.metrics).as_posix()]["data"]
             assert readout["headline"] == headline and np.isfinite(readout[headline]), readout
-            stage_dir = smoke_repo / "runs" / "readout" / f"{scale}-{task}-frozen"
-            assert (stage_dir / "examples").is_dir() and (stage_dir / "operative.gin").is_file()
+            stage_dir = smoke_repo / layout.RUNS / layout.readout(scale, "frozen").folder
+            assert (stage_dir / "examples" / f"{task}.png").is_file()
+            assert (stage_dir / "operative.gin").is_file()
             for regime in ("frozen", "initial"):  # per-clip values for the report's intervals
-                clips = smoke_repo / "runs" / "readout" / f"{scale}-{task}-{regime}" / "clips.csv"
-                assert clips.read_text().startswith(f"clip,weight,{headline}"), clips
+                files = layout.ReadoutFiles.of(scale, task, regime).at(smoke_repo / layout.RUNS)
+                assert files.clips.read_text().startswith(f"clip,weight,{headline}"), files
         assert metrics[f"runs/pretrain/{scale}/metrics.json"]["data"]["params"] > 0
 
 
@@ -171,13 +174,13 @@ def test_the_auditing_walkthrough_runs_as_written(smoke_repo):
     for command in doc_commands("Auditing a result")[SETUP:]:
         output[command.split()[1]] = sh("bash", "-c", command, cwd=smoke_repo)
     dag = output["dag"]  # the smoke_l depth readout's inputs, a box each
-    for stage in ("data.dvc", "curate", "pretrain@smoke_l", "readout@smoke_l-depth-frozen"):
+    for stage in ("data.dvc", "curate", "pretrain@smoke_l", "readout@smoke_l-frozen"):
         assert f"| {stage} |" in dag, dag
     assert "smoke_s" not in dag and max(len(line) for line in dag.splitlines()) <= 80, dag
     assert "steps: 60" in output["-A"]  # grep: the depth readout's params in dvc.lock
     assert "readouts.depth.steps" in output["params"] and "60" in output["params"]
     changed = output["metrics"]
-    assert "smoke_l-depth-frozen" in changed and "boxes" not in changed, changed
+    assert "smoke_l-frozen/metrics/depth.json" in changed and "boxes" not in changed, changed
     assert (smoke_repo / "dvc_plots/index.html").is_file()
     # the experiments, a row each: the swept param and the depth readout's headline
     table = output["experiments"]
@@ -197,7 +200,7 @@ def depth_readouts(repo: Path) -> dict[str, tuple[int, float]]:
     for experiment in (exp for row in rows for exp in (row.get("experiments") or [])):
         data = experiment["revs"][0]["data"]
         steps = data["params"]["params.yaml"]["data"]["readouts"]["depth"]["steps"]
-        metrics = data["metrics"]["runs/readout/smoke_l-depth-frozen/metrics.json"]["data"]
+        metrics = data["metrics"]["runs/readout/smoke_l-frozen/metrics/depth.json"]["data"]
         found[experiment["name"]] = steps, metrics["abs_rel"]
     return found
 
@@ -254,7 +257,7 @@ def test_the_first_run_s_last_lines_leave_the_pinned_state(smoke_repo):
     assert restore == "git checkout -- ."
     sh("bash", "-c", restore, cwd=smoke_repo)
     left = sh("git", "status", "--porcelain", cwd=smoke_repo)
-    assert "?? runs/pretrain/smoke_s/" in left and "?? runs/readout/smoke_l-depth-frozen/" in left
+    assert "?? runs/pretrain/smoke_s/" in left and "?? runs/readout/smoke_l-frozen/" in left
     assert (smoke_repo / "reports/out/scaling.html").is_file()  # the smoke report, git ignores it
     sh("bash", "-c", clean, cwd=smoke_repo)
     assert sh("git", "status", "--porcelain", cwd=smoke_repo) == "?? dvc.lock\n"

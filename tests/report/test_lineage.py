@@ -15,7 +15,6 @@ from fourds.report.lineage import (
     READ,
     anchor,
     corpus_digest,
-    dvc_md5,
     lineage_row,
     link,
     readout_stage,
@@ -98,12 +97,8 @@ def test_a_row_names_its_stage_links_its_run_record_and_carries_the_anchor_numbe
 ):
     repo, _ = dvc_run
     row = lineage_row(repo / "runs/readout/s-frozen", repo / "runs", repo / "reports/out")
-    assert row["stage"] == (
-        '<span id="lineage-readout-s-frozen"></span>`readout@s-frozen`'
-    )
-    assert link("0.25", "readout@s-frozen") == (
-        '<a href="#lineage-readout-s-frozen">0.25</a>'
-    )
+    assert row["stage"] == ('<span id="lineage-readout-s-frozen"></span>`readout@s-frozen`')
+    assert link("0.25", "readout@s-frozen") == ('<a href="#lineage-readout-s-frozen">0.25</a>')
     # the report lives in reports/out: its links climb to the repository root; the run record
     # (written by fourds.records) comes with the stage's operative.gin
     folder = repo / "runs/readout/s-frozen"

@@ -41,6 +41,4 @@ def draw_examples(
     predictions of `evaluation` (the first seed's)."""
     shown = torch.arange(min(EXAMPLE_CLIPS, len(test["video"])), device="cpu")
     predictions = {key: value[: len(shown)] for key, value in evaluation.predictions.items()}
-    task.draw(
-        test["video"][shown.numpy()], select(targets, shown), predictions, folder
-    )
+    task.draw(test["video"][shown.numpy()], select(targets, shown), predictions, folder)

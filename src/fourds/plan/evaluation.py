@@ -7,17 +7,17 @@ GPU. So a frozen encoder is cast to bf16 rather than sharded. The stages' own mo
 device work run under FakeTensorMode (shapes and dtypes, no storage), with torch's MemTracker
 counting what is allocated, as `fourds.plan.simulate` does for a pretraining step:
 
-- readout@<scale>-<task>, frozen and the controls: the encoder in `readout.precision`; (1) the
-  feature pass of one batch of `readouts.<task>.batch_size` clips through the blocks the
-  readout reads (`fourds.evaluate.readout.encode_clips`; the features then go to host memory),
-  and (2) two training steps of the task's readout on a batch of fp32 features
-  (`fourds.evaluate.readout.readout_step`; the second has the AdamW state of the first) beside
-  the encoder, which stays on the device for scoring. The task's loss is replaced by the mean
-  square of the outputs (its tensors are output-sized); tasks with given queries get
-  `GIVEN_QUERIES` per clip, classification `CLASSES` classes; a converted readout, scored
-  without training, is counted as if trained. Scoring runs the same passes without gradients,
-  so it peaks lower. `finetuned` stages, which train the fp32 encoder
-  unsharded (16 bytes per parameter before activations), are not planned.
+- readout@<scale>-<regime>, frozen and the controls, per task: the encoder in
+  `readout.precision`; (1) the feature pass of one batch of `readouts.<task>.batch_size` clips
+  through the blocks the readout reads (`fourds.evaluate.readout.encode_clips`; the features
+  then go to host memory), and (2) two training steps of the task's readout on a batch of fp32
+  features (`fourds.evaluate.readout.readout_step`; the second has the AdamW state of the
+  first) beside the encoder, which stays on the device for scoring. The task's loss is
+  replaced by the mean square of the outputs (its tensors are output-sized); tasks with given
+  queries get `GIVEN_QUERIES` per clip, classification `CLASSES` classes; a converted readout,
+  scored without training, is counted as if trained. Scoring runs the same passes without
+  gradients, so it peaks lower. `finetuned` stages, which train the fp32 encoder unsharded (16
+  bytes per parameter before activations), are not planned.
 - fidelity@<scale>: (1) the MAE in `fidelity.precision` reconstructing a batch of
   `fidelity.batch_size` clips (`fourds.evaluate.reconstruction.reconstruct`), then, the MAE
   released, (2) the fourds extractor (the encoder of `fidelity.extractor_scale`) in the same
@@ -81,8 +81,9 @@ Module = TypeVar("Module", bound=torch.nn.Module)
 
 @dataclasses.dataclass(frozen=True)
 class ReadoutMemory:
-    """Bytes on the GPU of readout@<scale>-<task>: the frozen encoder's weights, and the peak
-    of the feature pass and of the readout's training step (each with the weights)."""
+    """Bytes on the GPU of one task of readout@<scale>-<regime>: the frozen encoder's weights,
+    and the peak of the feature pass and of the readout's training step (each with the
+    weights)."""
 
     task: str
     weights: int
@@ -140,7 +141,7 @@ def readout_memory(
     readouts: Mapping[str, TaskReadoutConfig],
     measured_blocks: int | None = MEASURED_BLOCKS,
 ) -> list[ReadoutMemory]:
-    """readout@<scale>-<task> of `spec`'s scale for every task of readout.tasks, in their
+    """The readout stages of `spec`'s scale, each task of readout.tasks in its
     order (`readouts`: each task's settings); the feature pass on `measured_blocks` of the
     encoder's blocks (None: all)."""
     spec = _with_cpu_attention(spec)

@@ -224,7 +224,7 @@ def format_evaluation(
     lines = [
         f"readout and fidelity stages on one {cluster.gpu.name} each, GiB (usable "
         f"{usable / GIB:.1f}), measured on fake tensors (fourds.plan.evaluation)",
-        f"readout@<scale>-<task>, frozen encoder in {readout.precision}: its weights, the peak "
+        f"readout@<scale>-<regime>, frozen encoder in {readout.precision}: its weights, the peak "
         "of its feature pass and of the readout's training step, for the task that peaks highest",
     ]
     widths = [8, 9, 16, 10, 11, 8, 6]

@@ -115,7 +115,8 @@ def _run(
         task_started = time.perf_counter()
         results[spec.task], timer = _read_out(spec, task_encoder, shard_dir, store, budget, device)
         seconds[spec.task] = {
-            "seconds": round(time.perf_counter() - task_started, 2), **timer.seconds()
+            "seconds": round(time.perf_counter() - task_started, 2),
+            **timer.seconds(),
         }
     digests = digests or input_digests(read_once())
     check_inputs_unchanged(digests)
