@@ -67,8 +67,7 @@ else
     scratch=$(mktemp -d) && trap 'rm -rf "$scratch"' EXIT
 fi
 jobs=${JOBS:-8}
-smoke_targets="curate,pretrain readout@gpu_s-tracking-frozen readout@gpu_s-depth-initial \
-fidelity@gpu_b"
+smoke_targets="curate,pretrain readout@gpu_s-frozen readout@gpu_s-initial fidelity@gpu_b"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 started=$(date +%s)
@@ -167,8 +166,8 @@ run_study() {
 
 part() { [[ " ${PARTS:-smoke rate study} " == *" $1 "* ]]; }
 
-# 1. every device path once: the world rendered and compiled, both pretrain stages, a readout
-# of each regime, fidelity
+# 1. every device path once: the world rendered and compiled, both pretrain stages, the
+# smallest scale's readout stage of each regime (every task of readout.tasks), fidelity
 if part smoke; then
     small=(--videos pretrain=4 readout-train=4 readout-test=4 --size 32)
     run_study "$out/smoke.log" gpu_smoke "$(( started + ${SMOKE_LIMIT_S:-120} ))" \

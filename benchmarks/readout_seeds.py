@@ -1,22 +1,24 @@
-"""Readout seeds one after another, side by side and batched: a study's readout stages of one
-scale and regime, each run three times by the stage itself (`fourds readout`) in this process,
-its seeds trained one after another in the stage at the stage's threads (the code before issue
-57's change), side by side, a forked process each (as the stage trains them on a CPU), and as
-one batched model (fourds.evaluate.batched_seeds, as the stage trains them on a GPU).
+"""Readout seeds one after another, side by side and batched: each task of a study's readout
+stage of one scale and regime, read out alone three times by the stage itself (`fourds readout
+--task`) in this process, its seeds trained one after another in the stage at the stage's
+threads (the code before issue 57's change), side by side, a forked process each (as the stage
+trains them on a CPU), and as one batched model (fourds.evaluate.batched_seeds, as the stage
+trains them on a GPU).
 
-Per stage it records each run's seconds by part (encode, train, score: the stage's execution
-record), each way's training time over one after another's, and the largest relative
-difference from one after another of a seed's headline and final training loss (one thread's
-rounding against the stage's threads, or the batched kernels'). The study's stage outputs are
-read where `dvc repro` writes them (runs/curate/shards and runs/pretrain/<scale> under
---study, with its params.yaml); `--quick` reads out a tiny untrained encoder on a tiny corpus
-for a few steps instead. It times: run it alone.
+Per task it records each run's seconds by part (encode, train, score: the task's under `tasks`
+in the stage's execution record), each way's training time over one after another's, and the
+largest relative difference from one after another of a seed's headline and final training
+loss (one thread's rounding against the stage's threads, or the batched kernels'). The study's
+stage outputs are read where `dvc repro` writes them (runs/curate/shards and
+runs/pretrain/<scale> under --study, with its params.yaml); `--quick` reads out a tiny
+untrained encoder on a tiny corpus for a few steps instead. It times: run it alone.
 
 Run: python benchmarks/readout_seeds.py [--quick] [--study DIR] [--scale cpu_s] [--tasks depth]
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +28,11 @@ import setups
 import torch
 import yaml
 
+from fourds import layout
 from fourds.cli import main as fourds
 from fourds.config import load_params
 from fourds.evaluate import readout_seeds
+from fourds.records import EXECUTION_RECORD
 
 NAME = "readout_seeds"
 WAYS = readout_seeds.SEED_TRAININGS  # one_after_another (the reference), side_by_side, batched
@@ -36,21 +40,25 @@ WAYS = readout_seeds.SEED_TRAININGS  # one_after_another (the reference), side_b
 
 def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way: str,
              out: Path) -> dict:  # fmt: skip
-    """The readout stage of (scale, task, regime), its seeds trained `way`: its metrics.json
-    and its execution record's seconds by part."""
+    """The readout stage of (scale, regime) run on `task` alone, its seeds trained `way`: the
+    task's metrics (fourds.layout.ReadoutFiles) and its seconds by part from the stage's
+    execution record (`tasks`: the task's seconds, encode, train and score)."""
     training = readout_seeds.seed_training
     readout_seeds.seed_training = lambda spec, device: way
+    runs = study / layout.RUNS
     command = ["readout", "--params", str(params), "--scale", scale, "--task", task,
-               "--regime", regime, "--curated", str(study / "runs/curate/shards"),
-               "--pretrained", str(study / "runs/pretrain" / scale), "--out", str(out)]  # fmt: skip
+               "--regime", regime, "--curated", str(runs / layout.curate().folder / "shards"),
+               "--pretrained", str(runs / layout.pretrain(scale).folder),
+               "--out", str(out)]  # fmt: skip
     try:
         if fourds(command) != 0:
             raise RuntimeError(f"fourds {' '.join(command)} failed")
     finally:
         readout_seeds.seed_training = training
-    execution = yaml.safe_load((out / "execution.yaml").read_text())
+    execution = yaml.safe_load((out / EXECUTION_RECORD).read_text())["tasks"][task]
     parts = {key: value for key, value in execution.items() if key.endswith("seconds")}
-    return {"metrics": yaml.safe_load((out / "metrics.json").read_text()), "seconds": parts}
+    metrics = json.loads(layout.ReadoutFiles.inside(out, task).metrics.read_text())
+    return {"metrics": metrics, "seconds": parts}
 
 
 def largest_relative_difference(first: list[float], second: list[float]) -> float:

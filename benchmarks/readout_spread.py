@@ -27,6 +27,7 @@ Run: python benchmarks/readout_spread.py [--quick] [--study DIR] [--tasks depth,
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import tempfile
 import time
@@ -38,6 +39,7 @@ import setups
 import torch
 import yaml
 
+from fourds import layout
 from fourds.cli import main as fourds
 from fourds.config import load_params
 from fourds.config.tasks import TASKS
@@ -72,19 +74,21 @@ def perturbed_features(relative: float) -> Iterator[None]:
 
 def read_out(study: Path, params: Path, scale: str, task: str, regime: str,
              seeds: tuple[int, ...], out: Path) -> dict:  # fmt: skip
-    """One readout stage run training `seeds` (consecutive, from readout.seed = seeds[0]) on
-    shared features; its metrics.json."""
+    """One readout stage run on `task` alone, training `seeds` (consecutive, from readout.seed =
+    seeds[0]) on shared features; the task's metrics (fourds.layout.ReadoutFiles)."""
     raw = yaml.safe_load(params.read_text())
     raw["readout"]["seed"] = seeds[0]
     raw["readouts"][task]["seeds"] = len(seeds)
     seeded = out.parent / f"params-{len(seeds)}.yaml"
     seeded.write_text(yaml.safe_dump(raw, sort_keys=False))
+    runs = study / layout.RUNS
     command = ["readout", "--params", str(seeded), "--scale", scale, "--task", task,
-               "--regime", regime, "--curated", str(study / "runs/curate/shards"),
-               "--pretrained", str(study / "runs/pretrain" / scale), "--out", str(out)]  # fmt: skip
+               "--regime", regime, "--curated", str(runs / layout.curate().folder / "shards"),
+               "--pretrained", str(runs / layout.pretrain(scale).folder),
+               "--out", str(out)]  # fmt: skip
     if fourds(command) != 0:
         raise RuntimeError(f"fourds {' '.join(command)} failed")
-    return yaml.safe_load((out / "metrics.json").read_text())
+    return json.loads(layout.ReadoutFiles.inside(out, task).metrics.read_text())
 
 
 def spread(study: Path, params: Path, scale: str, task: str, regime: str, seeds: tuple[int, ...],

@@ -1,10 +1,12 @@
 """What a study run by benchmarks/gpu_study.sh returns: summary.json and the shipped results.
 
-Reads the study's repository (its params, dvc.lock, every stage's metrics.json and
-execution.yaml, the shipped folder reports/<ladder>-reference) and writes into OUT:
+Reads the study's repository (its params, dvc.lock, the pretrain stages' metrics.json, every
+stage's execution.yaml, the shipped folder reports/<ladder>-reference) and writes into OUT:
 
     summary.json                  the device, the commit the study ran from, wall time of the
-                                  corpus rendering, of `dvc repro` and of every stage, the
+                                  corpus rendering, of `dvc repro` and of every stage (a readout
+                                  stage, readout/<scale>-<regime>, with its record's seconds of
+                                  each task under `tasks`), the
                                   pretrain stage's clips/s (overall and once compiled) beside
                                   world_rate.json's (when there), the
                                   fanned-out stages' (parallel_repro.json) jobs and seconds,
@@ -34,6 +36,9 @@ import harness
 import torch
 import yaml
 
+from fourds import layout
+from fourds.records import EXECUTION_RECORD
+
 RETURNED = (
     "params.yaml",
     "dvc.lock",
@@ -52,11 +57,15 @@ def returned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 
 def stage_records(work: Path) -> dict[str, dict]:
-    """Stage name (its output folder under runs/) -> its execution.yaml."""
+    """Stage name (its output folder under runs/, fourds.layout's Stage.folder) -> its
+    execution.yaml (a readout stage's holds the stage's seconds and each task's under
+    `tasks`)."""
+    runs = work / layout.RUNS
+    records = sorted(runs.glob(f"*/*/{EXECUTION_RECORD}"))
+    records += sorted(runs.glob(f"{layout.curate().folder.as_posix()}/{EXECUTION_RECORD}"))
     return {
-        path.parent.relative_to(work / "runs").as_posix(): yaml.safe_load(path.read_text())
-        for path in sorted((work / "runs").glob("*/*/execution.yaml"))
-        + sorted((work / "runs").glob("curate/execution.yaml"))
+        path.parent.relative_to(runs).as_posix(): yaml.safe_load(path.read_text())
+        for path in records
     }
 
 
@@ -83,7 +92,8 @@ def add_parallel_walls(records: dict[str, dict], parallel: dict) -> None:
 def steady_clips_per_second(work: Path, scale: str) -> float | None:
     """The pretrain stage's clips/s once compiled: the median over DVCLive's logging windows
     but the first (which holds the compilation); None without them."""
-    path = work / "runs/pretrain" / scale / "live/plots/metrics/perf/clips_per_second.tsv"
+    live = work / layout.RUNS / layout.pretrain(scale).folder / "live"
+    path = live / "plots/metrics/perf/clips_per_second.tsv"
     if not path.is_file():
         return None
     rows = path.read_text().split("\n")[1:]
@@ -109,7 +119,7 @@ def pretraining(work: Path, params: dict) -> dict[str, dict]:
     cfg = params["pretrain"]
     scales = {}
     for scale in params["ladder"]["scales"]:
-        path = work / "runs/pretrain" / scale / "metrics.json"
+        path = work / layout.RUNS / layout.pretrain(scale).folder / "metrics.json"
         if not path.is_file():  # a study cut short
             continue
         metrics = json.loads(path.read_text())

@@ -13,6 +13,7 @@ import tarfile
 
 import pytest
 
+from fourds import layout
 from fourds.config.compose import compose_params
 from fourds.config.schema import Params, parse
 from fourds.models.factory import initial_encoder
@@ -40,8 +41,11 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert summary["ladder"] == "gpu_smoke" and summary["repro_seconds"] > 0
     stages = summary["stages"]
     assert "curate" in stages and {"pretrain/gpu_s", "pretrain/gpu_b"} <= stages.keys()
-    readouts = [name for name in stages if name.startswith("readout/")]
-    assert len(readouts) == 2 * 2 * 2  # scales x tasks x regimes
+    readouts = [name for name in stages if name.startswith(f"{layout.READOUT}/")]
+    assert set(readouts) == {  # a stage per scale and regime, every task of readout.tasks in it
+        stage.folder.as_posix()
+        for stage in layout.readouts(("gpu_s", "gpu_b"), ("frozen", "initial"))
+    }
     assert all(stages[f"pretrain/{scale}"]["clips_per_second"] > 0 for scale in ("gpu_s", "gpu_b"))
     assert summary["pretraining"]["gpu_s"]["max_times_a_clip_was_seen"] == 1
     assert set(summary["checkpoint_md5"]) == {
@@ -52,15 +56,20 @@ def test_the_gpu_study_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert summary["parallel"]["jobs"] == 2
     log = (out / "study.log").read_text()
     assert "Running stage 'readout@" not in log and "Running stage 'fidelity@" not in log
-    assert "'readout@gpu_b-depth-frozen' is cached - skipping run" in log
-    assert all("encode_seconds" in stages[name] for name in readouts)  # its records kept
+    assert f"'{layout.readout('gpu_b', 'frozen').name}' is cached - skipping run" in log
+    assert all(  # its records kept, each task's seconds by part
+        set(stages[name]["tasks"]) == {"depth", "tracking"}
+        and all("encode_seconds" in seconds for seconds in stages[name]["tasks"].values())
+        for name in readouts
+    )
     rate = json.loads((out / "world_rate.json").read_text())["results"]
     assert rate["render_clips_per_s"] > 0 and rate["step_clips_per_s"] > 0
 
     with tarfile.open(out / "gpu_smoke-study.tar.gz") as archive:
         names = archive.getnames()
     assert {"dvc.lock", "world.dvc", "reports/gpu_smoke-reference/dvc.lock"} <= set(names)
-    assert "reports/gpu_smoke-reference/readout/gpu_b-tracking-frozen/clips.csv" in names
+    clips = layout.ReadoutFiles.of("gpu_b", "tracking", "frozen").clips
+    assert f"reports/gpu_smoke-reference/{clips.as_posix()}" in names
     assert not any(name.endswith(".pt") or "/shards" in name for name in names)  # left behind
 
     # the report, built from what came back as the page says (where its wheels do not travel)

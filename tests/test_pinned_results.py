@@ -34,7 +34,8 @@ def pinned_repository(root: Path) -> Path:
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.name", "fourds tests", cwd=repo)
     sh("git", "config", "user.email", "tests@fourds.invalid", cwd=repo)
-    sh("fourds", "params", "ladder=smoke", "readout.tasks=[depth]", "--out", "params.yaml", cwd=repo)
+    depth = "readout.tasks=[depth]"
+    sh("fourds", "params", "ladder=smoke", depth, "--out", "params.yaml", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "the smoke ladder", cwd=repo)  # DVCLive needs a first commit
     sh("dvc", "pull", "data.dvc", cwd=repo)

@@ -6,7 +6,6 @@ into valid params. Quoted outputs follow a block a test runs; links between page
 from __future__ import annotations
 
 import ast
-import hashlib
 import re
 import shlex
 import subprocess
@@ -15,9 +14,12 @@ import pytest
 import yaml
 from dvc.utils.hydra import get_hydra_sweeps
 
+from fourds import layout
 from fourds.cli import build_parser, main
 from fourds.report.glance import STUDIES, front_page, header, rows
+from fourds.report.lineage import dvc_md5
 from fourds.report.summary import sentence
+from fourds.shipped import results_files
 from tests.conftest import REPO_ROOT, command_lines, doc_blocks, doc_pages, page_of
 
 MARKER = "# not run by the tests: "
@@ -288,11 +290,16 @@ def test_the_readme_result_tables_are_the_pinned_results_as_the_report_judges_th
         for stage in lock["stages"].values()
         for out in stage.get("outs", [])
     }
-    for path in sorted((REPO_ROOT / study.runs / "readout").glob("*/*.*")):
-        if path.name in ("metrics.json", "clips.csv"):
-            relative = "runs/" + path.relative_to(REPO_ROOT / study.runs).as_posix()
-            digest = hashlib.md5(path.read_bytes()).hexdigest()
-            assert pinned.get(relative) == digest, f"{path}: not the results dvc.lock pins"
+    for relative in sorted(results_files(REPO_ROOT / study.runs)):
+        stage = layout.stage_at(relative)
+        if stage is None or stage.kind != layout.READOUT:
+            continue
+        path = REPO_ROOT / study.runs / relative
+        if stage.task is None:  # a folder of a file per task: dvc.lock pins the folder's hash
+            path, relative = path.parent, relative.parent
+        assert pinned.get(f"runs/{relative.as_posix()}") == dvc_md5(path), (
+            f"{path}: not the results dvc.lock pins"
+        )
     shown, page = readme_table(header(study)), front_page(study, REPO_ROOT)
     expected = rows(study, page)
     stale = [

@@ -62,7 +62,7 @@ def test_the_readme_regenerates_a_readout_from_the_shipped_weights(tmp_path):
     for command in commands[:-1]:
         sh("bash", "-c", command, cwd=repo)
     assert sh("bash", "-c", commands[-1], cwd=repo) == ""  # no number differs
-    regenerated = repo / "regenerated/readout/ref_s-boxes-frozen/metrics.json"
+    regenerated = repo / "regenerated/readout/ref_s-frozen/metrics/boxes.json"
     assert json.loads(regenerated.read_text())["scale"] == "ref_s"  # it really ran
     # and a number that moved is reported
     curated = repo / "regenerated/curate/metrics.json"
