@@ -1,7 +1,7 @@
 """The readout regimes, one entry each: what a regime does with the scale's encoder and how
 fourds names it.
 
-`readout.regimes` lists keys of REGIMES, one readout stage each (`<scale>-<task>-<regime>`).
+`readout.regimes` lists keys of REGIMES, one readout stage each (`<scale>-<regime>`).
 The readout stage reads `weights` (what the encoder holds) and `trains_encoder` (whether the
 encoder trains beside the readout: fp32, its features never cached); the report and `fourds
 answer` read the names. The verdicts compare PRETRAINED, the pretrained encoder frozen, with a

@@ -1,6 +1,6 @@
 """The README's "results at a glance": per study, one small markdown table and the sentence of
 what it shows, both written from the pinned per-clip results of its readout stages (git holds
-`clips.csv` and `metrics.json`; `dvc.lock` holds their md5) by the report's own judging
+each readout's metrics and values per clip; `dvc.lock` holds their md5) by the report's own judging
 (fourds.report.front, fourds.report.summary).
 
 A row per task: each scale's pretrained headline and the control's at the largest scale, with
@@ -33,7 +33,7 @@ EMBEDDED_TASKS = ("depth", "pose", "tracking", "boxes", "classification")
 @dataclass(frozen=True)
 class Study:
     """A study whose results the README shows: its name there, the folder holding its stage
-    outputs (`readout/<scale>-<task>-<regime>/`, `pretrain/<scale>/`), its scales, smallest
+    outputs (`readout/<scale>-<regime>/`, `pretrain/<scale>/`; fourds.layout), its scales, smallest
     first, the regimes it ran (the report picks the control among them) and the tasks it read
     out."""
 

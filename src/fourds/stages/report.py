@@ -1,7 +1,7 @@
 """The `report` stage: execute the report notebook over every stage's outputs, export HTML.
 
 The notebook reads the stages' outputs under `runs_root` (curate/, pretrain/<scale>/,
-readout/<scale>-<task>-<regime>/, fidelity/<scale>/) and the corpus hash in `data_dvc`, and
+readout/<scale>-<regime>/, fidelity/<scale>/) and the corpus hash in `data_dvc`, and
 itself writes the tables (tables/scaling_<task>.csv) and the data of the stage's DVC plots
 (plot_tables/plot_<task>.csv, kept in git). The stage's run record and operative.gin go to
 out_dir.
