@@ -1,7 +1,7 @@
 """The regeneration contract: how far a regenerated number may move from the pinned one.
 
 `reports/tolerances.yaml` states, for each family of numbers a study writes (the curate,
-pretrain and fidelity stages, and the readout stage per task), a relative and an absolute
+pretrain and fidelity stages, and each readout task), a relative and an absolute
 tolerance; a regenerated number `b` matches the pinned `a` when
 
     |a - b| <= relative * max(|a|, |b|) + absolute

@@ -406,7 +406,7 @@ class ReadoutConfig(Section):
 
     tasks: the readout tasks to run, rows of the task table (fourds.config.tasks.TASKS, which
         checks the names).
-    regimes: the regimes each (scale, task) readout runs in, one stage each: "frozen" trains only
+    regimes: the regimes each scale's readouts run in, one stage each: "frozen" trains only
         the readout on the encoder's features; "finetuned" also trains the encoder, at
         `finetune_lr_scale` times the readout's learning rate; "initial" is the control: the
         scale's encoder exactly as pretraining starts it (same architecture, recipe and seed,
