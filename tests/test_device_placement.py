@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from fourds import layout
 from fourds.cli import main
 from fourds.plan import fits
 from tests.train.conftest import write_tiny_params
@@ -98,7 +99,7 @@ def test_a_readout_places_every_tensor(
     command = ["readout", "--params", str(params), "--scale", "tiny", "--task", task]
     command += ["--regime", "frozen", "--curated", str(tiny_shards)]
     assert main([*command, "--pretrained", str(checkpoint), "--out", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads(layout.ReadoutFiles.inside(out, task).metrics.read_text())
     assert metrics["task"] == task
 
 
@@ -119,7 +120,8 @@ def test_seeds_trained_batched_place_every_tensor(
     command = ["readout", "--params", str(two_seeds), "--scale", "tiny", "--task", task]
     command += ["--regime", "frozen", "--curated", str(tiny_shards)]
     assert main([*command, "--pretrained", str(checkpoint), "--out", str(out)]) == 0
-    assert len(json.loads((out / "metrics.json").read_text())["seed_headlines"]) == 2
+    metrics = json.loads(layout.ReadoutFiles.inside(out, task).metrics.read_text())
+    assert len(metrics["seed_headlines"]) == 2
 
 
 def test_fidelity_places_every_tensor(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import fourds
+from fourds import layout
 from tests.benchmark_files import export_benchmark
 from tests.conftest import REPO_ROOT, describe_model, doc_commands, sh
 from tests.models.test_convert import OFFICIAL_SMALL, full_arrays, write_npz
@@ -49,7 +50,8 @@ def test_the_official_checkpoint_recipe_runs_as_written(tiny_corpus, tmp_path, m
     assert params["ladder"]["name"] == "4ds" and params["readout"]["regimes"] == ["frozen"]
     assert (params["curate"]["clip_frames"], params["curate"]["resolution"]) == (16, 224)
     out = tmp_path / named(commands, r"fourds readout .*--out (\S+)")
-    metrics = json.loads((out / "metrics.json").read_text())
+    task = named(commands, r"fourds readout .*--task (\S+)")
+    metrics = json.loads(layout.ReadoutFiles.inside(out, task).metrics.read_text())
     assert metrics["readout"] == params["readouts"]["depth"]["pretrained"]
     assert (metrics["source"], metrics["regime"], metrics["test_clips"]) == ("scannet", "frozen", 3)
     assert isinstance(metrics["abs_rel"], float) and "final_train_loss" not in metrics

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fourds import layout
 from fourds.config import ModelConfig
 from fourds.config.formats import SYNTHETIC, formats_of
 from fourds.config.tasks import TASKS
@@ -147,8 +148,8 @@ def clip_shapes(monkeypatch):
 
 def run_commands(workspace: Path, block: list[str], overrides: str) -> list[dict]:
     """Run a block's commands as written, its `fourds params` line with `overrides` added, and
-    return the metrics.json of each `fourds readout` line (with the line's options under
-    "options")."""
+    return the metrics of each task each `fourds readout` line reads out (its --out's
+    metrics/<task>.json, with the line's options, and the task as --task, under "options")."""
     commands = [
         command.replace(" --out ", f" {overrides} --out ")
         if command.startswith("fourds params") else command
@@ -158,9 +159,19 @@ def run_commands(workspace: Path, block: list[str], overrides: str) -> list[dict
         assert run_fourds(command) == 0, command
     results = []
     for options in readouts(commands):
-        metrics = json.loads((workspace / options["--out"] / "metrics.json").read_text())
-        results.append(metrics | {"options": options})
+        for task in tasks_read_out(workspace, options):
+            files = layout.ReadoutFiles.inside(workspace / options["--out"], task)
+            metrics = json.loads(files.metrics.read_text())
+            results.append(metrics | {"options": options | {"--task": task}})
     return results
+
+
+def tasks_read_out(workspace: Path, options: dict[str, str]) -> list[str]:
+    """The tasks a `fourds readout` line reads out: its --task, else every task of its params'
+    readout.tasks."""
+    if "--task" in options:
+        return [options["--task"]]
+    return yaml.safe_load((workspace / options["--params"]).read_text())["readout"]["tasks"]
 
 
 def run_block(workspace: Path, corpus: Path, commands: list[str]) -> list[dict]:

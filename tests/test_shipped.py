@@ -402,15 +402,14 @@ def test_answer_on_a_damaged_results_file_is_one_line_naming_it(tmp_path, capsys
     study = tmp_path / "study"
     shutil.copytree(Path(__file__).resolve().parents[1] / "runs", study / "runs")
     shutil.copy2(PARAMS, study / "params.yaml")
-    clips = study / "runs/readout/cpu_l-depth-frozen/clips.csv"
+    pinned = layout.ReadoutFiles.of("cpu_l", "depth", "frozen")
+    clips = pinned.at(study / "runs").clips
     clips.write_text(clips.read_text()[:300])  # cut mid-row
     command = ["answer", "--params", str(study / "params.yaml"), "--runs", str(study / "runs")]
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{clips}: damaged results file" in err
-    shutil.copy2(
-        Path(__file__).resolve().parents[1] / "runs/readout/cpu_l-depth-frozen/clips.csv", clips
-    )
+    shutil.copy2(pinned.at(Path(__file__).resolve().parents[1] / "runs").clips, clips)
     metrics = study / "runs/pretrain/cpu_l/metrics.json"
     metrics.write_text(metrics.read_text()[:40])
     assert main(command) == 2
@@ -429,8 +428,9 @@ def test_threshold_metrics_may_move_within_their_readout_seeds_noise(
     past tracking's 2% relative tolerance (as a regeneration under AVX2 once moved it 2.0%:
     reports/tolerances.yaml) but within three of its seeds' deviations matches; past the
     margin, or in a family without one, it differs. Shipped and regenerated in either readout
-    layout (one task a stage, as pinned, or a scale's tasks read out together)."""
-    pinned = Path(__file__).resolve().parents[1] / "runs/readout/cpu_l-tracking-frozen"
+    layout (one task a stage, or a scale's tasks read out together, as pinned)."""
+    runs = Path(__file__).resolve().parents[1] / "runs"  # pinned: read out together
+    pinned = layout.ReadoutFiles.in_study(runs, "cpu_l", "tracking", "frozen")
     layouts = {"shipped": shipped_layout, "runs": runs_layout}
     in_layout = {
         root: getattr(layout.ReadoutFiles, name)("cpu_l", "tracking", "frozen")
@@ -440,12 +440,12 @@ def test_threshold_metrics_may_move_within_their_readout_seeds_noise(
         files = files.at(tmp_path / root)
         files.metrics.parent.mkdir(parents=True, exist_ok=True)
         files.clips.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(pinned / "metrics.json", files.metrics)
-        shutil.copy2(pinned / "clips.csv", files.clips)
+        shutil.copy2(pinned.metrics, files.metrics)
+        shutil.copy2(pinned.clips, files.clips)
     regenerated = in_layout["runs"].at(tmp_path / "runs").metrics
     metrics = json.loads(regenerated.read_text())
     pinned_value = metrics["pts_within_4"]
-    noise = seed_noise(pinned / "clips.csv")["pts_within_4"]
+    noise = seed_noise(pinned.clips)["pts_within_4"]
     within = pinned_value + 2.9 * noise
     assert within - pinned_value > 0.02 * within  # outside the relative tolerance alone
     contract = load_contract(Path(__file__).resolve().parents[1] / "reports/tolerances.yaml")

@@ -47,8 +47,9 @@ def report_plots(root: Path) -> list[dict]:
 
 def plots_repo(root: Path) -> Path:
     """A git repository with this project's dvc.yaml, params.yaml, DVC config, plot template
-    and plots page template, and the files its plots read: the report's plot tables and each
-    scale's loss curve."""
+    and plots page template, and the files its plots read: the report's plot tables, each
+    scale's loss curve and each readout's clips/<task>.csv (a file per task in the folder its
+    stage declares as a plot)."""
     for name in ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots/scaling.json"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
@@ -69,6 +70,11 @@ def plots_repo(root: Path) -> Path:
         curve = root / "runs/pretrain" / scale / "loss.csv"
         curve.parent.mkdir(parents=True)
         curve.write_text("step,loss,lr\n10,0.5,0.001\n20,0.3,0.001\n")
+        for regime in params["readout"]["regimes"]:
+            for task in params["readout"]["tasks"]:
+                clips = root / "runs/readout" / f"{scale}-{regime}" / "clips" / f"{task}.csv"
+                clips.parent.mkdir(parents=True, exist_ok=True)
+                clips.write_text("clip,weight,loss\n0,1.0,0.5\n1,1.0,0.4\n")
     sh("git", "init", "-q", cwd=root)
     return root
 
@@ -82,7 +88,10 @@ def test_the_dvc_plots_page_loads_nothing_from_a_network(tmp_path):
     assert external_loads(page) == []
     assert "cdn.jsdelivr.net" not in page and "<script src" not in page
     # every plot is on the page, drawn by the bundled vega-embed: the report's scaling plots,
-    # each scale's training and held-out loss curves and each readout's per-clip values
+    # each scale's training and held-out loss curves and each readout task's per-clip values.
+    # A readout stage declares its clips/ folder as one plot, and DVC draws a plot per file in
+    # it (id <scale>-<regime>_clips_<task>_csv): one per scale, task and regime (with the
+    # folder empty or missing it would draw one placeholder per folder instead)
     plots = len(report_plots(repo))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     scales, readout = params["ladder"]["scales"], params["readout"]

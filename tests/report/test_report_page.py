@@ -1,10 +1,10 @@
 """The rendered report: it opens offline, and every number links to its stage's lineage (the
 stage, its run.yaml, its dvc.lock digests), on a finished run of the default ladder whose
-metrics are the pinned ones (runs/*/metrics.json) and whose other files are made up."""
+metrics are the pinned ones (runs/*/metrics.json, a readout's runs/readout/*/metrics/<task>.json)
+and whose other files are made up."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from html.parser import HTMLParser
@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
+from fourds import layout
 from fourds.config import load_params
 from fourds.evaluate.readout_files import write_clip_values
 from fourds.records import write_run_record
-from fourds.report.lineage import READ, stage_dirs, stage_name
+from fourds.report.lineage import READ, dvc_md5, stage_dirs, stage_name
 from fourds.report.offline import external_loads
 from fourds.report.paper import PAPER
 from fourds.report.summary import listing
@@ -33,8 +34,8 @@ def write_picture(path: Path) -> None:
     plt.imsave(path, np.random.default_rng(0).uniform(size=(8, 8, 3)))
 
 
-def write_clips(folder: Path, metrics: dict, rng: np.random.Generator) -> None:
-    """clips.csv around the stage's pinned headline and its baseline's (0/1 for accuracies)."""
+def write_clips(path: Path, metrics: dict, rng: np.random.Generator) -> None:
+    """A task's clips CSV around its pinned headline and its baseline's (0/1 for accuracies)."""
     headline = metrics["headline"]
     values = {}
     for name, mean in (("readout", metrics[headline]), ("baseline", metrics["baseline"][headline])):
@@ -43,7 +44,8 @@ def write_clips(folder: Path, metrics: dict, rng: np.random.Generator) -> None:
         else:
             values[name] = np.abs(mean * (1 + 0.2 * rng.standard_normal(CLIPS)))
     clips = {headline: values["readout"], "weight": np.ones(CLIPS)}
-    write_clip_values(folder / "clips.csv", [clips], {headline: values["baseline"]}, headline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_clip_values(path, [clips], {headline: values["baseline"]}, headline)
 
 
 def finished_run(root: Path, scales: list[str] | None = None) -> Path:
@@ -58,19 +60,27 @@ def finished_run(root: Path, scales: list[str] | None = None) -> Path:
     params = load_params(params_path)
     runs, rng = root / "runs", np.random.default_rng(0)
     scales, tasks = params.ladder.scales, params.readout.tasks
-    for folder in stage_dirs(runs, scales, tasks, params.readout.regimes):
+    for folder in stage_dirs(runs, scales, params.readout.regimes):
         folder.mkdir(parents=True)
-        kind = stage_name(folder).split("@")[0]
-        pinned = REPO_ROOT / folder.relative_to(root) / "metrics.json"
-        shutil.copy2(pinned, folder / "metrics.json")
+        stage = layout.Stage.named(stage_name(folder))
+        kind = stage.kind
+        if kind == "readout":  # every task's files, read out together
+            for task in tasks:
+                pinned = layout.ReadoutFiles.of(stage.scale, task, stage.regime).at(
+                    REPO_ROOT / "runs"
+                )
+                files = layout.ReadoutFiles.inside(folder, task)
+                files.metrics.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(pinned.metrics, files.metrics)
+                write_clips(files.clips, json.loads(pinned.metrics.read_text()), rng)
+                write_picture(files.examples / f"{task}.png")
+        else:
+            pinned = REPO_ROOT / folder.relative_to(root) / "metrics.json"
+            shutil.copy2(pinned, folder / "metrics.json")
         if kind == "pretrain":
             (folder / "loss.csv").write_text("step,loss\n10,0.5\n20,0.2\n30,0.1\n")
         if kind == "fidelity":
             write_picture(folder / "examples/reconstructions.png")
-        if kind == "readout":
-            metrics = json.loads(pinned.read_text())
-            write_clips(folder, metrics, rng)
-            write_picture(folder / "examples" / f"{metrics['task']}.png")
         write_run_record(folder, stage_name(folder), params_path, [], "cpu")
     shutil.copy2(REPO_ROOT / "data.dvc", root / "data.dvc")
     return runs
@@ -144,9 +154,7 @@ def test_every_readout_headline_links_to_its_stage_and_its_lineage_names_it_in_f
     root, html = rendered
     params = load_params(root / "params.yaml")
     runs = root / "runs"
-    for folder in stage_dirs(
-        runs, params.ladder.scales, params.readout.tasks, params.readout.regimes
-    ):
+    for folder in stage_dirs(runs, params.ladder.scales, params.readout.regimes):
         stage = stage_name(folder)
         anchor = "lineage-" + stage.replace("@", "-")
         assert f'<span id="{anchor}"></span>' in html, stage
@@ -154,15 +162,16 @@ def test_every_readout_headline_links_to_its_stage_and_its_lineage_names_it_in_f
         assert f'<a href="../../{record}"><code>{record}</code></a>' in html
         assert f"<code>stages: {stage}</code>" in html  # its dvc.lock entry
         for name in READ[stage.split("@")[0]]:  # digests as dvc.lock records them, in full
-            digest = hashlib.md5((folder / name).read_bytes()).hexdigest()
+            digest = dvc_md5(folder / name)  # a readout's metrics and clips: folders (".dir")
             assert f"<code>{name}</code> <code>{digest}</code>" in html, (stage, name)
         if stage.startswith("readout@"):
             assert html.count(f'href="#{anchor}"') >= 2, stage  # its numbers link to it
-    # the front grid: each task's headline at each scale links to its pretrained readout
+    # the front grid: each task's headline at each scale links to its pretrained readout, the
+    # stage readout@<scale>-frozen that reads out every task of the scale
     grid = html[: html.index("How to read the rest")]
-    for task in params.readout.tasks:
-        for scale in params.ladder.scales:
-            assert f'href="#lineage-readout-{scale}-{task}-frozen"><strong>' in grid
+    for scale in params.ladder.scales:
+        linked = grid.count(f'href="#lineage-readout-{scale}-frozen"><strong>')
+        assert linked == len(params.readout.tasks), scale
     assert "data sha256" not in html and "params sha256" not in html
 
 

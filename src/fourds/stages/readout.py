@@ -17,6 +17,7 @@ encoder runs in.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from fourds.evaluate.readout_encoder import regime_encoder
 from fourds.evaluate.readout_files import draw_examples, write_clip_values
 from fourds.evaluate.readout_seeds import mean_metrics, train_seeds
 from fourds.evaluate.shared_features import FeatureStore
+from fourds.evaluate.tasks import Task
+from fourds.evaluate.tasks.base import Evaluation
 from fourds.evaluate.tasks.depth import depth_protocol
 from fourds.models.vit import VideoViT, count_parameters
 from fourds.models.weights import is_verified
@@ -113,35 +116,20 @@ def _run(
         store.use(spec.own.source)
         task_encoder = encoder or regime_encoder(spec, checkpoint, device)  # fine-tuned afresh
         task_started = time.perf_counter()
-        results[spec.task], timer = _read_out(spec, task_encoder, shard_dir, store, budget, device)
+        results[spec.task] = _read_out(spec, task_encoder, shard_dir, store, budget, device)
         seconds[spec.task] = {
             "seconds": round(time.perf_counter() - task_started, 2),
-            **timer.seconds(),
+            **results[spec.task].timer.seconds(),
         }
     digests = digests or input_digests(read_once())
     check_inputs_unchanged(digests)
     claim_output_directory(out_dir, read)
-    metrics = {}
-    for spec in specs:
-        task, clips, targets, evaluations, summary = results[spec.task]
-        files = layout.ReadoutFiles.inside(out_dir, spec.task)
-        draw_examples(task, clips.test, targets, evaluations[0], files.examples)
-        metrics[spec.task] = {
-            "scale": spec.scale,
-            "task": spec.task,
-            "regime": spec.regime,
-            "source": spec.own.source.format,
-            "readout": spec.own.pretrained or "trained",
-            "headline": task.headline,
-            **summary,
-            **mean_metrics([evaluation.metrics for evaluation in evaluations[:-1]]),
-            "baseline": evaluations[-1].metrics,
-        }
-        write_json(files.metrics, metrics[spec.task])
-        per_seed = [evaluation.clips for evaluation in evaluations[:-1]]
-        write_clip_values(files.clips, per_seed, evaluations[-1].clips, task.headline)
+    metrics = {
+        spec.task: results[spec.task].write(spec, layout.ReadoutFiles.inside(out_dir, spec.task))
+        for spec in specs
+    }
     inputs = [Path(path) for path in digests]
-    if any(results[spec.task][1].extra and not spec.own.pretrained for spec in specs):
+    if any(results[spec.task].clips.extra and not spec.own.pretrained for spec in specs):
         inputs += shard_paths(shard_dir, "pretrain")  # pretraining segments with ground truth
     write_run_record(
         out_dir,
@@ -157,6 +145,42 @@ def _run(
     return metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskReadout:
+    """One task's readout as the stage made it: its task and clips, the test targets, each
+    seed's evaluation and the baseline's, metrics.json's fields of the training and the encoder,
+    and the seconds of its parts."""
+
+    task: Task
+    clips: ReadoutClips
+    targets: dict
+    evaluations: list[Evaluation]
+    baseline: Evaluation
+    summary: dict
+    timer: PartTimer
+
+    def write(self, spec: ReadoutSpec, files: layout.ReadoutFiles) -> dict:
+        """Write the readout of `spec` into `files` (its metrics, its values per clip and its
+        example figure); returns its metrics."""
+        evaluations = self.evaluations
+        draw_examples(self.task, self.clips.test, self.targets, evaluations[0], files.examples)
+        metrics = {
+            "scale": spec.scale,
+            "task": spec.task,
+            "regime": spec.regime,
+            "source": spec.own.source.format,
+            "readout": spec.own.pretrained or "trained",
+            "headline": self.task.headline,
+            **self.summary,
+            **mean_metrics([evaluation.metrics for evaluation in evaluations]),
+            "baseline": self.baseline.metrics,
+        }
+        write_json(files.metrics, metrics)
+        per_seed = [evaluation.clips for evaluation in evaluations]
+        write_clip_values(files.clips, per_seed, self.baseline.clips, self.task.headline)
+        return metrics
+
+
 def _read_out(
     spec: ReadoutSpec,
     encoder: VideoViT,
@@ -164,10 +188,8 @@ def _read_out(
     store: FeatureStore,
     budget: HostBudget,
     device: torch.device,
-) -> tuple[tuple, PartTimer]:
-    """The readout `spec` trained (each seed) and scored, or its converted readout scored:
-    (its task, its clips, the test targets, each seed's evaluation then the baseline's, the
-    metrics of its training and encoder) and the seconds of its parts."""
+) -> TaskReadout:
+    """The readout `spec` trained (each seed) and scored, or its converted readout scored."""
     task_cfg = spec.own
     torch.manual_seed(spec.shared.seed)  # the same readout initialisation in every regime
     clips = ReadoutClips.load(spec, encoder, shard_dir, budget)
@@ -197,4 +219,4 @@ def _read_out(
         "test_clips": len(clips.test["video"]),
         **trained,
     }
-    return (task, clips, targets, [*evaluations, baseline], summary), timer
+    return TaskReadout(task, clips, targets, evaluations, baseline, summary, timer)
