@@ -101,7 +101,7 @@ def test_a_non_finite_clip_value_is_left_out_and_counted_never_averaged_as_a_num
     assert np.isfinite([estimate.value, estimate.low, estimate.high]).all()
     assert 0.2 <= estimate.low <= estimate.high <= 0.4
     page = FrontPage.of({"boxes": task}, ["s", "l"], "frozen", {"s": 0.3, "l": 0.2})
-    assert page.failed == {"readout@s-frozen": 2}  # the answer says it (test_front.py)
+    assert page.failed == {"boxes in readout@s-frozen": 2}  # the answer says it (test_front.py)
 
 
 def test_readouts_of_different_test_sets_are_not_compared(tmp_path):

@@ -131,10 +131,10 @@ def test_the_sentence_says_what_the_numbers_show_and_what_they_do_not():
         unflagged
     )
     failed = study()
-    object.__setattr__(failed, "failed", {"readout@l-frozen": 2})
+    object.__setattr__(failed, "failed", {"boxes in readout@l-frozen": 2})
     assert (
         "; 2 per-clip values were not finite and are left out of their headlines and intervals: "
-        "readout@l-frozen (2); "
+        "boxes in readout@l-frozen (2); "
     ) in sentence(failed)
     without = sentence(study(control=False, losses=(0.1, 0.2, 0.15)))
     assert without.startswith("L beats s on 1 of 2 tasks (boxes)")

@@ -78,7 +78,7 @@ def dvc_run(tmp_path_factory):
 
 def test_each_digest_shown_is_the_one_dvc_lock_holds_for_the_stage(dvc_run):
     repo, lock = dvc_run
-    stage = readout_stage("s", "depth", "frozen")
+    stage = readout_stage("s", "frozen")
     entry = lock["stages"][stage]  # DVC names the matrix's stage as the report links it
     locked = {out["path"].rsplit("/", 1)[1]: out["md5"] for out in entry["outs"]}
     assert sorted(locked) == sorted(READ["readout"])

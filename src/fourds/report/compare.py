@@ -83,7 +83,7 @@ class TaskScores:
 
     def linked(self, text: str, scale: str, regime: str) -> str:
         """`text` linked to the lineage of the readout stage of (scale, regime)."""
-        return link(text, readout_stage(scale, self.task, regime))
+        return link(text, readout_stage(scale, regime))
 
     def gain(self, better: tuple[str, str], worse: tuple[str, str]) -> Estimate:
         """Improvement of (scale, regime) `better` over `worse`, positive when it is better."""

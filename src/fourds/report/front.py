@@ -56,7 +56,7 @@ class FrontPage:
     grid: dict[str, dict[str, Cell]]
     losses: dict[str, float]
     loss_name: str = "held-out"
-    failed: dict[str, int] = dataclasses.field(default_factory=dict)  # readout stage -> clips
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)  # task in stage -> clips
 
     @classmethod
     def of(
@@ -82,7 +82,7 @@ class FrontPage:
             for task, task_scores in scores.items()
         }
         failed = {
-            readout_stage(scale, task, ran_regime): clip_scores.failed
+            f"{task} in {readout_stage(scale, ran_regime)}": clip_scores.failed
             for task, task_scores in scores.items()
             for (scale, ran_regime), clip_scores in task_scores.scores.items()
             if clip_scores.failed
@@ -148,7 +148,7 @@ def _cell_text(cell: Cell, task: str, scale: str, page: FrontPage) -> str:
     what it is compared with (linked to that stage; the baseline is scored by the readout's own
     stage), the verdict, and the gain with its interval."""
     flag = f" ⚠ {cell.flag}" if cell.flag else ""
-    lines = [link(f"**{cell.headline}**", readout_stage(scale, task, page.regime)) + flag]
+    lines = [link(f"**{cell.headline}**", readout_stage(scale, page.regime)) + flag]
     comparisons = [
         ("vs baseline", cell.over_baseline, None),
         ("vs control", cell.over_control, (scale, page.control)),
@@ -156,6 +156,6 @@ def _cell_text(cell: Cell, task: str, scale: str, page: FrontPage) -> str:
     ]
     for name, gain, other in comparisons:
         if gain is not None:
-            label = link(name, readout_stage(other[0], task, other[1])) if other else name
+            label = link(name, readout_stage(other[0], other[1])) if other else name
             lines.append(f"{label}: {gain_text(gain)}")
     return "<br>".join(lines)

@@ -68,9 +68,9 @@ def stage_name(stage_dir: str | Path) -> str:
     return layout.Stage.of_item(stage_dir.parent.name, stage_dir.name).name
 
 
-def readout_stage(scale: str, task: str, regime: str) -> str:
-    """The name of the readout stage in dvc.yaml's matrix that reads out `task` at (scale,
-    regime): every task of the scale and regime is read out by one."""
+def readout_stage(scale: str, regime: str) -> str:
+    """The name of the readout stage in dvc.yaml's matrix that reads out every task at
+    (scale, regime)."""
     return layout.readout(scale, regime).name
 
 

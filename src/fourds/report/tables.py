@@ -64,7 +64,7 @@ def stage_table(rows: list[dict]) -> list[dict]:
     stages = {
         link(
             f"{row['scale']} {row['regime']}",
-            readout_stage(row["scale"], row["task"], row["regime"]),
+            readout_stage(row["scale"], row["regime"]),
         ): row
         for row in with_units(rows)
     }
