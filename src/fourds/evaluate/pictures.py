@@ -19,12 +19,16 @@ from fourds.atomic import atomic_path  # noqa: E402
 from fourds.evaluate.reconstruction import Reconstruction  # noqa: E402
 
 TRUE, PREDICTED = "#2ca02c", "#d62728"
+DEPTH_COLOURS = "magma_r"  # near: light
+GAP = 2  # pixels between the tiles of a mosaic
+DPI = 100
 
 
-def _save(figure, path: Path) -> Path:
+def _save(figure, path: Path, tight: bool = True) -> Path:
+    """Write `figure` to `path` (trimmed to what it draws where `tight`) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as partial:
-        figure.savefig(partial, format="png", dpi=100, bbox_inches="tight")
+        figure.savefig(partial, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(figure)
     return path
 
@@ -34,25 +38,25 @@ def _key_frames(frames: int) -> list[int]:
 
 
 def depth_figure(videos, truth, prediction, path: Path) -> Path:
-    """Per clip and key frame: the frame, the true depth and the predicted depth (same scale)."""
+    """Per clip and key frame: the frame, the true depth and the predicted depth (same scale,
+    the clip's valid true depths)."""
     frames = _key_frames(videos.shape[1])
-    figure, axes = plt.subplots(len(videos), 3 * len(frames), squeeze=False,
-                                figsize=(2 * 3 * len(frames), 2 * len(videos)))  # fmt: skip
-    for row, (video, true, predicted) in enumerate(zip(videos, truth, prediction, strict=True)):
+    rows = []
+    for video, true, predicted in zip(videos, truth, prediction, strict=True):
         valid = true[true > 0]
         low, high = (valid.min(), valid.max()) if valid.size else (0.0, 1.0)
-        for column, frame in enumerate(frames):
-            panels = [(video[frame], "frame"), (true[frame], "true depth"),
-                      (predicted[frame], "predicted")]  # fmt: skip
-            for offset, (image, title) in enumerate(panels):
-                axis = axes[row, 3 * column + offset]
-                if image.ndim == 3:
-                    axis.imshow(image)
-                else:
-                    axis.imshow(image, cmap="magma_r", vmin=low, vmax=high)
-                axis.set_title(f"t={frame} {title}", fontsize=7)
-                axis.axis("off")
-    return _save(figure, path)
+        coloured = [_depth_colours(depth, low, high) for depth in (true, predicted)]
+        rows.append([tile[frame] for frame in frames for tile in (video, *coloured)])
+    titles = [f"t={frame} {name}" for frame in frames
+              for name in ("frame", "true depth", "predicted")]  # fmt: skip
+    figure, _, _ = _mosaic(rows, titles, [f"clip {row}" for row in range(len(rows))])
+    return _save(figure, path, tight=False)
+
+
+def _depth_colours(depth: np.ndarray, low: float, high: float) -> np.ndarray:
+    """depth [..., H, W] as uint8 RGB [..., H, W, 3] on DEPTH_COLOURS from `low` to `high`."""
+    scaled = np.clip((depth - low) / max(high - low, 1e-12), 0.0, 1.0)
+    return (matplotlib.colormaps[DEPTH_COLOURS](scaled)[..., :3] * 255).round().astype(np.uint8)
 
 
 def tracks_figure(videos, truth, prediction, path: Path) -> Path:
@@ -82,19 +86,19 @@ def boxes_figure(videos, truth, prediction, path: Path) -> Path:
     """Key frames of each clip: true boxes (green, where visible) and predicted (red, dashed)."""
     boxes, visible = truth
     frames = _key_frames(videos.shape[1])
-    figure, axes = plt.subplots(len(videos), len(frames), squeeze=False,
-                                figsize=(3 * len(frames), 3 * len(videos)))  # fmt: skip
-    for row, video in enumerate(videos):
-        queried = visible[row, :, 0]
-        for axis, frame in zip(axes[row], frames, strict=True):
-            axis.imshow(video[frame])
-            for obj in np.flatnonzero(queried):
+    rows = [[video[frame] for frame in frames] for video in videos]
+    figure, axis, corners = _mosaic(rows, [f"t={frame}" for frame in frames], None)
+    frame_size = np.tile(videos.shape[3:1:-1], 2)  # (W, H, W, H): a box is cut at its frame
+    for row in range(len(videos)):
+        for column, frame in enumerate(frames):
+            corner = np.tile(corners[row][column], 2)  # (x, y, x, y) of the tile's corner
+            for obj in np.flatnonzero(visible[row, :, 0]):  # the objects queried
                 if visible[row, obj, frame]:
-                    _rectangle(axis, boxes[row, obj, frame], TRUE, "-")
-                _rectangle(axis, prediction[row, obj, frame], PREDICTED, "--")
-            axis.set_title(f"t={frame}", fontsize=7)
-            axis.axis("off")
-    return _save(figure, path)
+                    box = np.clip(boxes[row, obj, frame], 0, frame_size)
+                    _rectangle(axis, box + corner, TRUE, "-")
+                box = np.clip(prediction[row, obj, frame], 0, frame_size)
+                _rectangle(axis, box + corner, PREDICTED, "--")
+    return _save(figure, path, tight=False)
 
 
 def _rectangle(axis, box, colour: str, style: str) -> None:
@@ -131,20 +135,45 @@ def labels_figure(videos, true_names, predicted_names, path: Path) -> Path:
 
 def reconstruction_figure(reconstruction: Reconstruction, frames: list[int], path: Path) -> Path:
     """Per clip three rows, masked input / reconstruction / target, over `frames`."""
-    rows = [("masked", reconstruction.masked_input), ("reconstruction", reconstruction.composite),
-            ("target", reconstruction.target)]  # fmt: skip
-    clips = len(reconstruction.target)
-    figure, axes = plt.subplots(3 * clips, len(frames), squeeze=False,
-                                figsize=(1.2 * len(frames), 1.2 * 3 * clips))  # fmt: skip
-    for clip in range(clips):
-        for offset, (label, video) in enumerate(rows):
-            for column, frame in enumerate(frames):
-                axis = axes[3 * clip + offset, column]
-                axis.imshow(np.asarray(video[clip, frame]), interpolation="nearest")
-                axis.set_xticks([])
-                axis.set_yticks([])
-                if column == 0:
-                    axis.set_ylabel(f"clip {clip}\n{label}", fontsize=6)
-                if clip == 0 and offset == 0:
-                    axis.set_title(f"t={frame}", fontsize=7)
-    return _save(figure, path)
+    kinds = [("masked", reconstruction.masked_input), ("reconstruction", reconstruction.composite),
+             ("target", reconstruction.target)]  # fmt: skip
+    rows, names = [], []
+    for clip in range(len(reconstruction.target)):
+        for label, video in kinds:
+            rows.append([np.asarray(video[clip, frame]) for frame in frames])
+            names.append(f"clip {clip}\n{label}")
+    figure, _, _ = _mosaic(rows, [f"t={frame}" for frame in frames], names, tile_inches=1.2)
+    return _save(figure, path, tight=False)
+
+
+def _mosaic(
+    rows: list[list[np.ndarray]], column_titles: list[str], row_titles: list[str] | None,
+    tile_inches: float = 1.5,
+) -> tuple[matplotlib.figure.Figure, matplotlib.axes.Axes, list[list[np.ndarray]]]:  # fmt: skip
+    """One image of uint8 RGB tiles (rows of [H, W, 3], all one size, GAP pixels apart) on a
+    single axes, each column titled and each row named (None: unnamed): a figure of many
+    pictures drawn as one, in a fraction of the time an axes per picture takes.
+
+    Returns the figure, its axes (in the image's pixels) and each tile's top-left corner
+    (x, y) in them, per row and column."""
+    height, width = rows[0][0].shape[:2]
+    grid = np.full(
+        (len(rows) * (height + GAP) - GAP, len(rows[0]) * (width + GAP) - GAP, 3), 255, np.uint8
+    )
+    corners = [[np.array([column * (width + GAP), row * (height + GAP)]) for column in
+                range(len(tiles))] for row, tiles in enumerate(rows)]  # fmt: skip
+    for tiles, row_corners in zip(rows, corners, strict=True):
+        for tile, (x, y) in zip(tiles, row_corners, strict=True):
+            grid[y : y + height, x : x + width] = tile
+    top, left = 0.2, (0.7 if row_titles else 0.05)  # inches, for the titles and names
+    size = (left + tile_inches * len(rows[0]), top + tile_inches * len(rows))
+    figure = plt.figure(figsize=size)
+    axis = figure.add_axes((left / size[0], 0, 1 - left / size[0], 1 - top / size[1]))
+    axis.imshow(grid, interpolation="nearest")
+    axis.axis("off")
+    for (x, _), title in zip(corners[0], column_titles, strict=True):
+        axis.text(x + width / 2, -GAP, title, fontsize=7, ha="center", va="bottom")
+    for row, name in enumerate(row_titles or []):
+        x, y = corners[row][0]
+        axis.text(x - GAP, y + height / 2, name, fontsize=6, ha="right", va="center")
+    return figure, axis, corners
