@@ -4,9 +4,12 @@ hashes the one and not the other."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
+import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -16,6 +19,7 @@ import fourds
 from fourds import records
 from fourds.records import (
     EXECUTION_RECORD,
+    NOT_RUN,
     PartTimer,
     belongs_to,
     recorded_path,
@@ -53,7 +57,8 @@ def test_the_execution_record_names_the_machine_and_the_fourds_that_ran(tmp_path
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"NVIDIA H200 #{i}")
-    monkeypatch.setattr(records, "_nvidia_driver", lambda: "580.65.06")
+    driver = {"driver_version": ["580.65.06"]}
+    monkeypatch.setattr(records, "_nvidia_smi", lambda field: driver[field])
     record, run = write_records(tmp_path, 1.0)
     machine = run["machine"]
     assert machine["cpu"] and machine["cpu_cores"] >= 1 and machine["torch"] == torch.__version__
@@ -74,6 +79,20 @@ def test_the_execution_record_of_a_machine_without_a_gpu_lists_none(tmp_path, mo
     assert run["machine"]["gpus"] == []
     assert "gpus: []" in (tmp_path / EXECUTION_RECORD).read_text()
     assert "nvidia_driver" not in run["machine"]
+
+
+def test_a_stage_that_ran_no_torch_records_the_machine_without_importing_it():
+    """Curation and the report run no torch: their record names the torch installed and says
+    its kernel path and CUDA build were not run, rather than import torch to name them."""
+    probe = (
+        "import json, sys; from fourds.records import machine_record; "
+        "print(json.dumps([machine_record(), 'torch' in sys.modules]))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    machine, imported = json.loads(result.stdout)
+    assert not imported
+    assert machine["torch"] == metadata.version("torch") and machine["cpu_capability"] == NOT_RUN
+    assert machine["torch_cuda"] == NOT_RUN and isinstance(machine["gpus"], list)
 
 
 def test_inputs_under_the_working_directory_are_recorded_relative_to_it(tmp_path, monkeypatch):

@@ -4,9 +4,11 @@ and how the run went (`execution.yaml`, not hashed)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from fourds.config.operative import operative_config
 from fourds.errors import ReaderError
 
 EXECUTION_RECORD = "execution.yaml"
+NOT_RUN = "not run"  # a torch field of a stage that ran no torch (machine_record)
 RECORDED_PACKAGES = (
     "fourds",
     "torch",
@@ -47,28 +50,37 @@ def git_commit(folder: str | Path = ".") -> str:
     return result.stdout.strip()
 
 
-def machine_record() -> dict[str, Any]:
+def machine_record(torch_ran: bool | None = None) -> dict[str, Any]:
     """Where a stage ran: the CPU (model, cores, the kernel path torch picked on it), the torch
     build, every visible GPU (`gpus`, an empty list on a machine without one) with the NVIDIA
     driver and CUDA versions, and the fourds that ran (its version, and the commit of the source
-    tree it was imported from: installed or not)."""
-    import torch
+    tree it was imported from: installed or not).
 
+    `torch_ran`: whether torch ran on the machine (None: whether this process imported it). A
+    stage that ran no torch (curation, the report) records the torch installed, NOT_RUN for
+    torch's kernel path and CUDA build, and the GPUs nvidia-smi lists: importing torch only to
+    name them would cost it seconds."""
     import fourds
 
     source = Path(fourds.__file__).resolve().parent
+    if torch_ran is None:
+        torch_ran = "torch" in sys.modules
+    torch = importlib.import_module("torch") if torch_ran else None
     machine: dict[str, Any] = {
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch": str(torch.__version__),
-        "torch_cuda": torch.version.cuda or "none",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else NOT_RUN,
+        "torch": str(torch.__version__) if torch else metadata.version("torch"),
+        "torch_cuda": (torch.version.cuda or "none") if torch else NOT_RUN,
         "gpus": [],  # the key is there on every machine: empty without a GPU
         "fourds": {"version": fourds.__version__, "source_commit": git_commit(source)},
     }
-    if torch.cuda.is_available():
+    if torch and torch.cuda.is_available():
         machine["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        machine["nvidia_driver"] = _nvidia_driver()
+    elif not torch:
+        machine["gpus"] = _nvidia_smi("name")
+    if machine["gpus"]:
+        machine["nvidia_driver"] = (_nvidia_smi("driver_version") or ["unknown"])[0]
     return machine
 
 
@@ -81,16 +93,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _nvidia_driver() -> str:
-    """The NVIDIA driver's version, as nvidia-smi reports it ("unknown" without it)."""
+def _nvidia_smi(field: str) -> list[str]:
+    """nvidia-smi's `field` (a --query-gpu name) of each GPU; none without nvidia-smi."""
     try:
         result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.splitlines()[0].strip() if result.stdout.strip() else "unknown"
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
 
 def _versions() -> dict[str, str]:

@@ -202,7 +202,7 @@ def sweep(repo: Path, name: str, grid: list[str], overrides: list[str], out: Pat
         "sweep": name,
         "command": shlex.join(["fourds", *sys.argv[1:]]),
         "repository_commit": git_commit(repo),
-        "machine": machine_record(),
+        "machine": machine_record(torch_ran=True),  # the experiments' stages, on this machine
         "config": config,
     }
 
