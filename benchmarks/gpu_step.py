@@ -36,7 +36,8 @@ the run, no synchronisation inside it, so a copy may overlap the step before), t
 `rounds` such runs, after warm-up steps (which include compilation).
 
 `--quick` runs the same code on whatever device there is (the CPU here) with a 2-block width-64
-encoder on 4x32x32 clips, fp32, no compile, a tiny profile and loader: a smoke test (seconds),
+encoder on 4x32x32 clips, fp32, no compile, the first three eager cases and the profiles at
+QUICK_BATCH clips, a tiny loader: a smoke test (seconds),
 written to results/quick/gpu. `--budget-s` skips the cases that would start after that many
 seconds. On a GPU machine without network access (torch there, no DVC, Hydra or PyAV needed),
 see benchmarks/README.md for the wheels to carry and the command.
@@ -76,6 +77,7 @@ from fourds.train.parallelize import ParallelPlan, parallelize
 from fourds.train.step import StepRecipe, step_on_batch, train_step, view_crop
 
 MIB = 2**20
+QUICK_BATCH = 4  # --quick: the clips of every case and profile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,6 +492,8 @@ def main() -> None:
         cases = [case for case in cases if not case.compile][:3]
     if args.only is not None:
         cases = [case for case in cases if case.name.startswith(tuple(args.only))]
+    if args.quick:  # the same cases at QUICK_BATCH clips (--only takes the full run's names)
+        cases = [dataclasses.replace(case, batch=QUICK_BATCH) for case in cases]
     for case in cases:
         if time.perf_counter() - started > args.budget_s:
             summary.skip(f"{case.name}: past --budget-s")
@@ -512,7 +516,7 @@ def main() -> None:
         scale, batch, what, *compiled = name.split()
         profiled = Case(
             scale,
-            4 if args.quick else int(batch.removeprefix("b")),
+            QUICK_BATCH if args.quick else int(batch.removeprefix("b")),
             what,
             compile=compiled == ["compiled"] and not args.quick,
         )

@@ -62,8 +62,9 @@ SCALE = "cpu_s"
 TAIL = 100  # the final loss is the mean over the last TAIL steps
 BETAS = (0.9, 0.95)
 DEFAULT_SHARDS = harness.REPO / "runs" / "curate" / "shards"
-# --quick: setups.TINY's encoder on 4-frame clips at the shards' resolution, tiny decoder.
-QUICK_STEPS, QUICK_WARMUP, QUICK_BATCH, QUICK_TAIL = 240, 20, 8, 40
+# --quick: setups.TINY's encoder on 4-frame clips at the shards' resolution, tiny decoder; after
+# 120 steps both variants' final losses are 6-11% under the mean-colour baseline's (seeds 0-5).
+QUICK_STEPS, QUICK_WARMUP, QUICK_BATCH, QUICK_TAIL = 120, 20, 8, 40
 SEEDS = (0, 1, 2)  # one seed's final losses differ by about 1% from another's
 WORKERS = 2  # seeds trained at once, one process and one torch thread each
 

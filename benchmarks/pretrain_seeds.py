@@ -62,15 +62,18 @@ def loss_order(losses: dict[str, float], scales: list[str]) -> dict:
 
 
 def quick_setup(root: Path) -> tuple[Path, Path]:
-    """The smoke ladder's params, shortened to a few steps, and a tiny curated corpus."""
+    """The smoke ladder's params, shortened to a few steps, and a tiny corpus curated with
+    them; both made in this process (`fourds params` run here, curate.workers 0: no processes
+    that each import torch again besides the pretraining runs)."""
+    from fourds.cli import main as fourds_cli
     from fourds.data.corpus import WorldSpec, write_corpus
     from fourds.data.curate import curate
 
     params = root / "params.yaml"
-    command = [sys.executable, "-m", "fourds.cli", "params", "ladder=smoke", "--out", str(params)]
-    subprocess.run(command, check=True, capture_output=True)
+    if fourds_cli(["params", "ladder=smoke", "--out", str(params)]) != 0:
+        raise RuntimeError("fourds params ladder=smoke failed")
     raw = yaml.safe_load(params.read_text())
-    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
+    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16, workers=0)
     raw["pretrain"].update(steps=2, warmup_steps=1, batch_size=2, log_every=1, checkpoint_every=0)
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
     videos = {"pretrain": 2, "readout-train": 1, "readout-test": 1}

@@ -11,6 +11,10 @@ over a few training steps of each of the default study's tasks, read out on the 
 its largest scale (cpu_l: random features of its shape; the ground truth of a small rendered
 corpus), its seeds and batch sizes. AdamW runs its `foreach` path, as it does on CUDA.
 
+`--quick` counts two steps of depth and tracking at a batch of QUICK_BATCH clips (the same
+calls per step as at the study's batch of 16, a quarter of the arithmetic), on a corpus curated
+in this process.
+
 Run: python benchmarks/readout_aten_calls.py [--quick]
 """
 
@@ -38,6 +42,7 @@ from fourds.evaluate.tasks import ClipGeometry, TaskContext, make_task
 NAME = "readout_aten_calls"
 SCALE = "cpu_l"
 TARGET = 3.0  # issue 75: ATen calls per step per seed cut at least 3x
+QUICK_BATCH = 4
 
 
 # Calls that launch no kernel on a GPU: a view or alias of a tensor's memory, and the read of a
@@ -152,10 +157,24 @@ def task_counts(task_name: str, params, split: dict, steps: int) -> dict:
     }
 
 
+def quick_params(params):
+    """`params` for --quick: every readout at a batch of QUICK_BATCH clips, and the corpus
+    curated in this process (curate.workers 0: the same shards, without worker processes that
+    each import torch again)."""
+    readouts = {
+        task: dataclasses.replace(each, batch_size=QUICK_BATCH)
+        for task, each in params.readouts.items()
+    }
+    curate = dataclasses.replace(params.curate, workers=0)
+    return dataclasses.replace(params, readouts=readouts, curate=curate)
+
+
 def main() -> None:
     args = harness.parse_args(__doc__.splitlines()[0])
     started = time.perf_counter()
     params = load_params(harness.REPO / "params.yaml")
+    if args.quick:
+        params = quick_params(params)
     steps = 2 if args.quick else 10
     tasks = ("depth", "tracking") if args.quick else params.readout.tasks
     with tempfile.TemporaryDirectory() as folder:

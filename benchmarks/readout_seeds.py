@@ -11,7 +11,8 @@ largest relative difference from one after another of a seed's headline and fina
 loss (one thread's rounding against the stage's threads, or the batched kernels'). The study's
 stage outputs are read where `dvc repro` writes them (runs/curate/shards and
 runs/pretrain/<scale> under --study, with its params.yaml); `--quick` reads out a tiny
-untrained encoder on a tiny corpus for a few steps instead. It times: run it alone.
+untrained encoder on a tiny corpus for a few steps instead, on depth and tracking unless
+--tasks names others. It times: run it alone.
 
 Run: python benchmarks/readout_seeds.py [--quick] [--study DIR] [--scale cpu_s] [--tasks depth]
 """
@@ -36,6 +37,7 @@ from fourds.records import EXECUTION_RECORD
 
 NAME = "readout_seeds"
 WAYS = readout_seeds.SEED_TRAININGS  # one_after_another (the reference), side_by_side, batched
+QUICK_TASKS = ("depth", "tracking")
 
 
 def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way: str,
@@ -110,7 +112,10 @@ def main() -> None:
         else:
             study, params, scale = args.study.resolve(), args.study / "params.yaml", args.scale
         loaded = load_params(params)
-        tasks = args.tasks.split(",") if args.tasks else list(loaded.readout.tasks)
+        if args.tasks:
+            tasks = args.tasks.split(",")
+        else:
+            tasks = list(QUICK_TASKS if args.quick else loaded.readout.tasks)
         results, totals = {}, dict.fromkeys(WAYS, 0.0)
         for task in tasks:
             runs = {
@@ -140,7 +145,11 @@ def add_arguments(parser) -> None:
     setups.add_study_argument(parser)
     parser.add_argument("--scale", default="cpu_s", help="the scale read out (default: cpu_s)")
     parser.add_argument("--regime", default="frozen", help="the regime (default: frozen)")
-    parser.add_argument("--tasks", default="", help="comma-separated tasks (default: all)")
+    parser.add_argument(
+        "--tasks",
+        default="",
+        help=f"comma-separated tasks (default: all; --quick: {','.join(QUICK_TASKS)})",
+    )
 
 
 if __name__ == "__main__":

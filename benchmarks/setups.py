@@ -161,8 +161,9 @@ def visible_tokens(tokens: int, mask_ratio: float) -> int:
 
 def quick_study(root: Path) -> tuple[Path, Path, str]:
     """A tiny study under `root` (params.yaml, runs/curate/shards, runs/pretrain/<scale>): the
-    smoke ladder's params on a tiny corpus, a tiny untrained encoder of its largest scale; the
-    study, its params and that scale."""
+    smoke ladder's params on a tiny corpus, curated in this process (curate.workers 0: the same
+    shards, without worker processes that each import torch again), a tiny untrained encoder of
+    its largest scale; the study, its params and that scale."""
     import yaml
 
     from fourds.cli import main as fourds_cli
@@ -174,7 +175,7 @@ def quick_study(root: Path) -> tuple[Path, Path, str]:
     params = root / "params.yaml"
     assert fourds_cli(["params", "ladder=smoke", "--out", str(params)]) == 0
     raw = yaml.safe_load(params.read_text())
-    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16)
+    raw["curate"].update(clip_frames=4, pretrain_frames=12, resolution=16, workers=0)
     for each in raw["readouts"].values():
         each.update(steps=4, batch_size=2, width=16, heads=2, pretrain_clips=2, seeds=2)
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
