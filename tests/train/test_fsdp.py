@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from fourds.cli import main
 from tests.train.conftest import (
     CLI,
     TORCHRUN_2,
     assert_losses_close,
     losses,
+    pretrain_command,
     run_pretrain,
     write_tiny_params,
 )
@@ -56,32 +58,47 @@ def assert_weights_close(
         assert_tensor_close(name, actual[name], expected[name], tol)
 
 
-def assert_two_processes_match_one(
-    shards: Path, tmp_path: Path, device: str, tolerance: Tolerance, layout: str = "fsdp"
-) -> None:
-    """Pretrain the tiny model on `device` ("cpu": gloo, "cuda": NCCL, one GPU a process) in
-    one process and in two (torchrun), the two in data-parallel `layout`; both end with the
-    same losses and weights within `tolerance`, and so does the 2-process run resumed from its
-    step-10 checkpoint."""
-    # Both runs take passes of 2 clips: two passes in one process, one in each of two. Every
-    # gradient is then the same sum of the same per-pass gradients (the 1/2 weights are exact),
-    # and with clipping inactive (a bound no gradient norm reaches) the AdamW updates are too.
-    # A sharded DCP checkpoint is written at step 10 (and resumed from below).
-    params = write_tiny_params(
-        tmp_path / "params.yaml",
+def tiny_params(path: Path, device: str, steps: int, layout: str) -> Path:
+    """The tiny model's params for the check: `steps` steps of passes of 2 clips, a sharded
+    DCP checkpoint halfway (resumed from below), clipping inactive.
+
+    Both runs take passes of 2 clips: two passes in one process, one in each of two. Every
+    gradient is then the same sum of the same per-pass gradients (the 1/2 weights are exact),
+    and with clipping inactive (a bound no gradient norm reaches) the AdamW updates are too."""
+    return write_tiny_params(
+        path,
         device,
-        steps=STEPS,
-        checkpoint_every=10,
+        steps=steps,
+        checkpoint_every=steps // 2,
         micro_batch=2,
         grad_clip=1e6,
         data_parallel={"tiny": layout},
     )
-    single, sharded = tmp_path / "single", tmp_path / "sharded"
+
+
+def assert_two_processes_match_one(
+    shards: Path, tmp_path: Path, device: str, tolerance: Tolerance, layout: str = "fsdp"
+) -> None:
+    """Pretrain the tiny model on `device` ("cpu": gloo, "cuda": NCCL, one GPU a process) in
+    one process and in two (torchrun), the two in data-parallel `layout`: see
+    `assert_sharded_run_matches`."""
+    params = tiny_params(tmp_path / "params.yaml", device, STEPS, layout)
+    single = tmp_path / "single"
     run_pretrain(CLI, params, shards, single)
-    run_pretrain([*TORCHRUN_2, "-m", "fourds.cli"], params, shards, sharded)
+    assert_sharded_run_matches(single, params, shards, tmp_path / "sharded", STEPS, tolerance)
+
+
+def assert_sharded_run_matches(
+    single: Path, params: Path, shards: Path, sharded: Path, steps: int, tolerance: Tolerance
+) -> None:
+    """`params` run by two processes (torchrun) into `sharded` ends with the losses and weights
+    of the 1-process run `single` within `tolerance`, and so does its rerun, resumed from its
+    checkpoint at step steps // 2."""
+    torchrun = [*TORCHRUN_2, "-m", "fourds.cli"]
+    run_pretrain(torchrun, params, shards, sharded)
 
     reference = losses(single)
-    assert len(reference) == STEPS
+    assert len(reference) == steps
     assert reference[-1] < reference[0]  # it trains
     assert_losses_close(losses(sharded), reference, tolerance.loss)
 
@@ -89,16 +106,34 @@ def assert_two_processes_match_one(
     uninterrupted = weights(sharded)
     assert_weights_close(uninterrupted, weights(single), tolerance.weights)
 
-    # Running the sharded job again resumes from its step-10 checkpoint (each rank reloads its
+    # Running the sharded job again resumes from its mid-run checkpoint (each rank reloads its
     # shards and loader state) and ends with the same weights.
-    log = run_pretrain([*TORCHRUN_2, "-m", "fourds.cli"], params, shards, sharded)
-    assert "(step 10)" in log
+    log = run_pretrain(torchrun, params, shards, sharded)
+    assert f"(step {steps // 2})" in log
     assert_weights_close(weights(sharded), uninterrupted, tolerance.weights)
+
+
+# The CPU check's schedule: 8 steps, a checkpoint after 4 (the loss falls by half over them).
+CPU_STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_shards, tmp_path_factory) -> Path:
+    """The 1-process run both layouts are checked against, run in this process: one process
+    shards nothing, so the data-parallel layout does not enter it (a run of the fsdp params)."""
+    root = tmp_path_factory.mktemp("one_process")
+    out = root / "run"
+    params = tiny_params(root / "params.yaml", "cpu", CPU_STEPS, "fsdp")
+    assert main(pretrain_command([], params, tiny_shards, out)) == 0
+    return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["fsdp", "ddp"])
-def test_two_processes_end_bitwise_equal_to_one(tiny_shards, tmp_path, layout):
+def test_two_processes_end_bitwise_equal_to_one(one_process, tiny_shards, tmp_path, layout):
     """FSDP shards every parameter over both processes; DDP (FSDP2 over shard groups of one
-    process, a 2-D mesh) replicates them and all-reduces the gradients."""
-    assert_two_processes_match_one(tiny_shards, tmp_path, "cpu", BITWISE, layout)
+    process, a 2-D mesh) replicates them and all-reduces the gradients. On the CPU (gloo), bit
+    for bit, over CPU_STEPS steps (`assert_sharded_run_matches`)."""
+    params = tiny_params(tmp_path / "params.yaml", "cpu", CPU_STEPS, layout)
+    sharded = tmp_path / "sharded"
+    assert_sharded_run_matches(one_process, params, tiny_shards, sharded, CPU_STEPS, BITWISE)

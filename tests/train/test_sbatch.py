@@ -80,7 +80,28 @@ record("torchrun", sys.argv[1:])
 if os.environ.get("STANDIN_TORCHRUN") == "exec":
     os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", *sys.argv[1:]])
 """
+# fourds: `python -m fourds.cli`; or, with STANDIN_FOURDS=hold, the same command in this
+# process, where each rank, once its first checkpoint is saved, writes <log>/held.<rank> and
+# waits there, training no further, until it is ended (a job step that the time limit's
+# signal finds still training, however fast the machine)
 FOURDS = """
+if os.environ.get("STANDIN_FOURDS") == "hold":
+    import time
+    from fourds import cli
+    from fourds.train import pretrain
+
+    def holding(checkpoint):
+        def hold(training, *args):
+            checkpoint(training, *args)
+            if training.last_good is not None:
+                held = os.path.join(os.environ["STANDIN_LOG"], "held." + os.environ["RANK"])
+                open(held, "w").close()
+                while True:
+                    time.sleep(60)
+        return hold
+
+    pretrain.maybe_checkpoint = holding(pretrain.maybe_checkpoint)
+    sys.exit(cli.main(sys.argv[1:]))
 os.execv(sys.executable, [sys.executable, "-m", "fourds.cli", *sys.argv[1:]])
 """
 
@@ -201,24 +222,34 @@ def checkpoint_steps(out: Path) -> list[int]:
 @pytest.mark.slow
 def test_a_requeued_job_resumes_the_stage_from_its_last_checkpoint(tiny_shards, tmp_path):
     """The script under the real torchrun (2 processes on the CPU): USR2 after the first
-    checkpoint, Slurm's SIGTERM to the job step, then the requeued job: it resumes."""
+    checkpoint, Slurm's SIGTERM to the job step, then the requeued job: it resumes.
+
+    The first job's processes wait after that checkpoint (STANDIN_FOURDS=hold) rather than
+    train on, so the signals find the job step running without a schedule long enough to
+    outlast them, and the requeued job trains only the steps after it."""
     env, work = stand_ins(tmp_path), repository(tmp_path)
     write_tiny_params(
-        work / "params.yaml", steps=400, log_every=5, checkpoint_every=10, keep_checkpoints=2
+        work / "params.yaml", steps=10, log_every=5, checkpoint_every=5, keep_checkpoints=2
     )
     (work / "runs" / "curate").mkdir(parents=True)
     (work / "runs" / "curate" / "shards").symlink_to(tiny_shards)
     env.update(STANDIN_TORCHRUN="exec", STANDIN_NODELIST="localhost")
     command = ["sbatch", "--gpus-per-node=2", f"--export=ALL,SCALE=tiny,PORT={free_port()}", SCRIPT]
     out = work / "runs" / "pretrain" / "tiny"
+    held = [tmp_path / "log" / f"held.{rank}" for rank in range(2)]
 
     log = open(tmp_path / "first.log", "w")
     job = subprocess.Popen(
-        command, cwd=work, env=env, stdout=log, stderr=log, start_new_session=True
+        command,
+        cwd=work,
+        env={**env, "STANDIN_FOURDS": "hold"},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 240
-        while not checkpoint_steps(out):
+        while not all(path.exists() for path in held):  # both ranks saved step 5, and wait
             assert job.poll() is None, (tmp_path / "first.log").read_text()
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -226,6 +257,7 @@ def test_a_requeued_job_resumes_the_stage_from_its_last_checkpoint(tiny_shards, 
         while not records(tmp_path, "scontrol")[-1:] == [["requeue", JOB_ID]]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert job.poll() is None  # the script waits for the job step after requeueing
         step = int((tmp_path / "log" / "srun.pid").read_text())
         os.kill(step, signal.SIGTERM)  # Slurm ends the job step; torchrun ends its workers
         job.wait(timeout=120)
@@ -235,6 +267,7 @@ def test_a_requeued_job_resumes_the_stage_from_its_last_checkpoint(tiny_shards, 
         log.close()
     assert not (out / "checkpoint.pt").exists()
     saved = max(checkpoint_steps(out))
+    assert saved == 5
 
     env["SLURM_RESTART_COUNT"] = "1"  # the requeued job: the same script, the same command
     result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)

@@ -42,8 +42,9 @@ Assumptions:
   with checkpointing, its recomputed activations), and the optimizer step (AdamW fused on a
   GPU: no temporaries; per parameter on the CPU, where the sqrt and division temporaries of the
   largest parameters, up to about three of them, are not counted).
-- Cross-checked against the real step on a simulated cluster (fourds.plan.simulate): every
-  4ds scale at 8, 64 and 256 ranks agrees within 15% (tests/test_plan.py).
+- Cross-checked against the real step on a simulated cluster (fourds.plan.simulate): each
+  kind of 4ds block (plain, checkpointed, QK-norm and parallel) at 8 and 256 ranks agrees
+  within 15% (tests/test_plan.py); `fourds plan --simulate` prints every scale's beside it.
 - Not counted: the CUDA context, communication library buffers, kernel workspaces (such as the
   tubelet convolution's backward), allocator fragmentation and caching (the figure is the
   allocator's peak of allocated bytes, what torch.cuda.max_memory_allocated reports), and the
