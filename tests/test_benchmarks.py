@@ -13,7 +13,7 @@ import torch
 from fourds.config import CurateConfig
 from fourds.data.curate import curate
 from fourds.plan.feed import read_loader_rate
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, doc_commands
 
 SCRIPTS = [
     "masking_speedup",
@@ -167,6 +167,28 @@ def test_a_clone_run_times_each_stage_from_dvc_s_lines_and_names_the_kernels(mon
     assert (main_job.kernels_run("default"), main_job.kernels_run("avx2")) == ("avx512", "avx2")
     monkeypatch.setattr(main_job, "has_avx512", lambda: False)
     assert main_job.kernels_run("default") == "avx2"
+
+
+def test_the_suite_benchmark_reads_pytest_s_counts_and_slowest_tests(monkeypatch):
+    """suite.py times the page's `pytest` and keeps what pytest says of it: the closing counts
+    and the slowest tests `--durations` lists."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import suite
+
+    assert doc_commands(suite.SECTION, page=suite.PAGE)[0] == "pytest"
+    lines = [
+        "============================ slowest 15 durations ============================",
+        "141.42s setup    tests/test_pipeline.py::test_dag_wires_every_stage",
+        "68.19s call     tests/test_pipeline.py::test_the_auditing_walkthrough_runs_as_written",
+        "=========================== short test summary info ============================",
+        "SKIPPED [1] tests/gpu/test_world.py:14: needs a CUDA device",
+        "========== 1316 passed, 15 skipped, 32 warnings in 712.14s (0:11:52) ===========",
+    ]
+    assert suite.counts(lines) == {"passed": 1316, "skipped": 15, "warnings": 32}
+    assert suite.slowest(lines) == [
+        {"seconds": 141.42, "phase": "setup", "test": lines[1].split()[-1]},
+        {"seconds": 68.19, "phase": "call", "test": lines[2].split()[-1]},
+    ]
 
 
 def test_the_plan_benchmark_finds_the_longest_wait_for_a_line(monkeypatch):
