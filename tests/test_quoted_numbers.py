@@ -52,6 +52,7 @@ MAIN_JOB = json.loads((REPO_ROOT / "benchmarks/results/main_job_avx2.json").read
 MAIN_STAGES = MAIN_JOB["results"]["stage_wall_seconds"]
 MAIN_JOB_512 = json.loads((REPO_ROOT / "benchmarks/results/main_job_avx512.json").read_text())
 MAIN_STAGES_512 = MAIN_JOB_512["results"]["stage_wall_seconds"]
+SUITE = json.loads((REPO_ROOT / "benchmarks/results/suite.json").read_text())
 
 
 def minutes(result: dict) -> str:
@@ -97,6 +98,9 @@ QUOTES = {
         ],
         f"({readout_stages(MAIN_STAGES_512)})",
         f"({readout_stages(MAIN_STAGES)})",
+        # the whole suite (benchmarks/suite.py)
+        f"about {minutes(SUITE)} minutes ({SUITE['results']['total_seconds']:.0f} s alone at "
+        f"{SUITE['git']['commit'][:7]}",
     ],
     "docs/gpu-study.md": [
         f"by the two commands above: {STUDY_SECONDS:.0f} s",
