@@ -56,7 +56,7 @@ SUITE = json.loads((REPO_ROOT / "benchmarks/results/suite.json").read_text())
 
 
 def minutes(result: dict) -> str:
-    """A main job's time as the pages round it: whole minutes."""
+    """A timed run's total (a main job, the suite) as the pages round it: whole minutes."""
     return f"{result['results']['total_seconds'] / 60:.0f}"
 
 
