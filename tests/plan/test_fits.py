@@ -9,13 +9,12 @@ import dataclasses
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from fourds.config import load_params
 from fourds.config.compose import ladder_params
-from fourds.plan import fits, machine
+from fourds.plan import machine
 from fourds.plan.fits import check_pretraining_fits
 from tests.conftest import REPO_ROOT, run_fourds
 from tests.train.conftest import write_tiny_params
@@ -67,14 +66,12 @@ def test_the_pinned_params_the_ladders_and_the_tests_params_fit(host, tmp_path):
             check_pretraining_fits(params)
 
 
-# In a fresh process (one thread): the check, in a fork; then a forked job's backward pass (a
-# readout's seeds); then autograd run here, and the check again (its fake steps, which a fork
-# could not run, run here).
+# In a fresh process: the check, then a forked job's backward pass (a readout's seeds); then
+# autograd run here, and the check again (its fake steps, which a fork could not run, run here).
 FORKS_AFTER = """
 import torch
 from fourds.config import load_params
 from fourds.evaluate.forked import side_by_side
-from fourds.plan import fits
 from fourds.plan.fits import check_pretraining_fits
 
 def job():
@@ -82,10 +79,7 @@ def job():
     (x * x).sum().backward()
     return x.grad.tolist()
 
-forks = []
-fits.side_by_side = lambda *arguments: forks.append(1) or side_by_side(*arguments)
 check_pretraining_fits(load_params("params.yaml"))
-assert forks == [1]
 print(side_by_side([job], 1))
 job()
 check_pretraining_fits(load_params("params.yaml"))
@@ -99,24 +93,6 @@ def test_the_check_leaves_autograd_to_the_processes_a_stage_forks():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[[2.0, 2.0]]", "checked"]
-
-
-def test_beside_other_threads_the_check_forks_nothing(monkeypatch):
-    """A fork copies the other threads' locks as they are, and its child can wait forever on
-    one a thread held: with a thread running beside this one the check runs in place."""
-
-    def no_fork(*arguments):
-        raise AssertionError("forked beside another thread")
-
-    monkeypatch.setattr(fits, "side_by_side", no_fork)
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        check_pretraining_fits(load_params(str(REPO_ROOT / "params.yaml")))
-    finally:
-        stop.set()
-        other.join()
 
 
 def test_a_process_has_its_gpu_or_its_share_of_the_host(host, monkeypatch):

@@ -11,15 +11,10 @@ loader's prefetched batches or fragmentation: a step it puts over the bound cann
 one under it may still not. The model's fake steps run in a forked process: their backward
 passes would start autograd here, and a process that has run autograd cannot fork one that does
 (a readout's seeds, fourds.evaluate.forked), which a command called after `fourds params` in the
-same process (a test) may do. In a process that has run autograd already they run in it, and
-in one running other threads too (a fork copies their locks as they are, and the child waits
-forever on one a thread held: a stage's process has none yet, a test runner's or a notebook's
-may).
+same process (a test) may do. In a process that has run autograd already they run in it.
 """
 
 from __future__ import annotations
-
-import threading
 
 import torch
 
@@ -38,10 +33,8 @@ def check_pretraining_fits(params: Params, scales: list[str] | None = None) -> N
     bound = process_memory(params.runtime, params.launcher)
     curate, pretrain = params.curate, params.pretrain
     scales = list(params.ladder.scales if scales is None else scales)
-    steps = None
-    if threading.active_count() == 1:
-        forked = [lambda: _step_peaks(params, scales, bound.on_gpu, forked=True)]
-        (steps,) = side_by_side(forked, torch.get_num_threads(), ["the memory model"])
+    forked = [lambda: _step_peaks(params, scales, bound.on_gpu, forked=True)]
+    (steps,) = side_by_side(forked, torch.get_num_threads(), ["the memory model"])
     steps = steps or _step_peaks(params, scales, bound.on_gpu, forked=False)
     for scale, (peak, clips) in zip(scales, steps, strict=True):
         if peak > bound.bytes:
