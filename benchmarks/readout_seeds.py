@@ -37,7 +37,6 @@ from fourds.records import EXECUTION_RECORD
 
 NAME = "readout_seeds"
 WAYS = readout_seeds.SEED_TRAININGS  # one_after_another (the reference), side_by_side, batched
-QUICK_TASKS = ("depth", "tracking")
 
 
 def read_out(study: Path, params: Path, scale: str, task: str, regime: str, way: str,
@@ -112,10 +111,7 @@ def main() -> None:
         else:
             study, params, scale = args.study.resolve(), args.study / "params.yaml", args.scale
         loaded = load_params(params)
-        if args.tasks:
-            tasks = args.tasks.split(",")
-        else:
-            tasks = list(QUICK_TASKS if args.quick else loaded.readout.tasks)
+        tasks = setups.chosen_tasks(args.tasks, args.quick, loaded.readout.tasks)
         results, totals = {}, dict.fromkeys(WAYS, 0.0)
         for task in tasks:
             runs = {
@@ -145,11 +141,7 @@ def add_arguments(parser) -> None:
     setups.add_study_argument(parser)
     parser.add_argument("--scale", default="cpu_s", help="the scale read out (default: cpu_s)")
     parser.add_argument("--regime", default="frozen", help="the regime (default: frozen)")
-    parser.add_argument(
-        "--tasks",
-        default="",
-        help=f"comma-separated tasks (default: all; --quick: {','.join(QUICK_TASKS)})",
-    )
+    setups.add_tasks_argument(parser)
 
 
 if __name__ == "__main__":

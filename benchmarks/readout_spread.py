@@ -50,7 +50,6 @@ NAME = "readout_spread"
 SEEDS = (0, 1, 2, 3, 4)
 PERTURBATION = 1e-6
 REGIMES = ("frozen", "initial")
-QUICK_TASKS = ("depth", "tracking")  # lower and higher is better: both signs of the gain
 
 
 @contextlib.contextmanager
@@ -144,10 +143,7 @@ def main() -> None:
             study, seeds = args.study.resolve(), SEEDS
             params = study / "params.yaml"
             scale = load_params(params).ladder.scales[-1]
-        if args.tasks:
-            tasks = args.tasks.split(",")
-        else:
-            tasks = list(QUICK_TASKS if args.quick else load_params(params).readout.tasks)
+        tasks = setups.chosen_tasks(args.tasks, args.quick, load_params(params).readout.tasks)
         readouts = load_params(params).readouts
         settings = {task: {"steps": readouts[task].steps, "batch_size": readouts[task].batch_size,
                            "seeds": readouts[task].seeds} for task in tasks}  # fmt: skip
@@ -169,11 +165,7 @@ def main() -> None:
 
 def add_arguments(parser) -> None:
     setups.add_study_argument(parser)
-    parser.add_argument(
-        "--tasks",
-        default="",
-        help=f"comma-separated tasks (default: all; --quick: {','.join(QUICK_TASKS)})",
-    )
+    setups.add_tasks_argument(parser)
 
 
 if __name__ == "__main__":

@@ -191,6 +191,27 @@ def quick_study(root: Path) -> tuple[Path, Path, str]:
     return root, params, scale
 
 
+# --quick's readout tasks where --tasks names none: one headline better lower (depth's AbsRel),
+# one better higher (tracking's AJ), so both signs of a gain are exercised
+QUICK_TASKS = ("depth", "tracking")
+
+
+def add_tasks_argument(parser) -> None:
+    """--tasks: the readout tasks, comma-separated (default: every one; --quick: QUICK_TASKS)."""
+    parser.add_argument(
+        "--tasks",
+        default="",
+        help=f"comma-separated tasks (default: all; --quick: {','.join(QUICK_TASKS)})",
+    )
+
+
+def chosen_tasks(tasks: str, quick: bool, study_tasks) -> list[str]:
+    """The tasks --tasks names, or else QUICK_TASKS under --quick, or else `study_tasks`."""
+    if tasks:
+        return tasks.split(",")
+    return list(QUICK_TASKS if quick else study_tasks)
+
+
 def add_study_argument(parser) -> None:
     """--study: the folder of a study `dvc repro` ran (its params.yaml and runs/), for the
     benchmarks that read a study's stage outputs."""

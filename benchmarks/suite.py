@@ -3,7 +3,7 @@
 tests it lists. A failing suite is no result: the script stops with its last lines.
 
 Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; about 11 minutes
-on 2 cores with AVX-512, 30 without)
+on 2 cores with AVX-512: docs/performance.md)
 """
 
 from __future__ import annotations
