@@ -1,18 +1,22 @@
-"""Jobs side by side in forked processes (fourds.evaluate.forked)."""
+"""Jobs side by side in forked processes, and functions in a process of their own
+(fourds.evaluate.forked)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 import torch
 
 from fourds.errors import JobError
-from fourds.evaluate.forked import side_by_side
+from fourds.evaluate import forked
+from fourds.evaluate.forked import own_process, side_by_side
 
 
 def test_each_job_runs_in_its_own_process_at_the_threads_given_and_returns_in_order():
@@ -31,6 +35,52 @@ def test_each_job_runs_in_its_own_process_at_the_threads_given_and_returns_in_or
 
 def failing():
     raise ValueError("no clips\nat all")
+
+
+MARK = []  # changed in this process only
+
+
+def where_and_what(index: int) -> tuple[int, int, int, int, list]:
+    """(index, pid, parent's pid, torch threads, MARK) of the process running it."""
+    return index, os.getpid(), os.getppid(), torch.get_num_threads(), MARK
+
+
+def test_a_fresh_job_is_forked_from_a_clean_process_not_this_one(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "MARK", ["this process"])
+    jobs = [functools.partial(where_and_what, index) for index in range(2)]
+    results = side_by_side(jobs, threads=1, fresh=True)
+    here = os.getpid()
+    assert [index for index, *_ in results] == [0, 1]
+    assert all(pid != here and parent != here for _, pid, parent, *_ in results)
+    assert all(threads == 1 and mark == [] for *_, threads, mark in results)
+    with pytest.raises(JobError, match="^job 0 failed: ValueError: no clips at all \\(at "):
+        side_by_side([failing], threads=1, fresh=True)
+
+
+@own_process
+def measured(scale: int) -> tuple[int, int]:
+    """A function of its own process: (its pid, scale squared), or an error for 0."""
+    if scale == 0:
+        raise ValueError("no scale")
+    return os.getpid(), scale * scale
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_an_own_process_function_runs_apart_forked_only_where_no_other_thread_runs(
+    monkeypatch, other_thread
+):
+    started = []
+
+    def recording(jobs, threads, names=(), fresh=False):
+        started.append(fresh)
+        return side_by_side(jobs, threads, names, fresh)
+
+    monkeypatch.setattr(forked, "side_by_side", recording)
+    monkeypatch.setattr(threading, "active_count", lambda: 2 if other_thread else 1)
+    pid, square = measured(3)
+    assert pid != os.getpid() and square == 9 and started == [other_thread]
+    with pytest.raises(JobError, match="^measured failed: ValueError: no scale \\(at "):
+        measured(0)
 
 
 def test_a_jobs_error_is_one_line_naming_the_job_the_childs_error_and_where():
@@ -69,7 +119,8 @@ def test_a_process_that_dies_without_a_result_is_one_error():
 
 PARENT = """
 import os, sys, time
-from fourds.evaluate.forked import side_by_side
+from fourds.evaluate import forked
+from fourds.evaluate.forked import own_process, side_by_side
 
 def forever():
     print(os.getpid(), flush=True)

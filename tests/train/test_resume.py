@@ -24,7 +24,7 @@ from fourds.train.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from fourds.train.distributed import DistEnv
 from fourds.train.pretrain import run_fingerprint
 from tests.conftest import REPO_ROOT
-from tests.train.conftest import CLI, pretrain_command, run_pretrain, write_tiny_params
+from tests.train.conftest import CLI, pretrain_command, write_tiny_params
 
 STEPS = 80  # 40 or more after the last checkpoint the kill may follow: the run outlasts it
 
@@ -38,12 +38,13 @@ def checkpoint_steps(out: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shards, tmp_path):
+def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(
+    tiny_shards, tmp_path, capsys
+):
     """A run SIGKILLed somewhere after its checkpoint at step 20, 30 or 40 (older ones
     pruned), rerun: it resumes and ends with the weights and curves of an uninterrupted run.
-    Each run is a process of its own, as a stage's is: a run started in this test process
-    forks its memory check from it, and a fork from a process with other threads running
-    can hang on a lock one of them held."""
+    The killed run is a process of its own; the uninterrupted and the resumed runs run in
+    this one."""
     params = write_tiny_params(
         tmp_path / "params.yaml",
         steps=STEPS,
@@ -53,7 +54,7 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shar
         heldout_every=10,
     )
     reference = tmp_path / "uninterrupted"
-    run_pretrain(CLI, params, tiny_shards, reference)
+    assert main(pretrain_command([], params, tiny_shards, reference)) == 0
 
     interrupted = tmp_path / "interrupted"
     command = pretrain_command(CLI, params, tiny_shards, interrupted)
@@ -70,8 +71,9 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shar
     assert not (interrupted / "checkpoint.pt").exists()
     killed_after = max(checkpoint_steps(interrupted))
 
-    log = run_pretrain(CLI, params, tiny_shards, interrupted)
-    assert f"(step {killed_after})" in log
+    capsys.readouterr()
+    assert main(pretrain_command([], params, tiny_shards, interrupted)) == 0
+    assert f"(step {killed_after})" in capsys.readouterr().out
     resumed, uninterrupted = weights(interrupted), weights(reference)
     assert resumed.keys() == uninterrupted.keys()
     for name, tensor in uninterrupted.items():

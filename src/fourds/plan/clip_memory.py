@@ -32,6 +32,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from fourds.evaluate.forked import own_process
 from fourds.evaluate.precision import DTYPES
 from fourds.models.factory import build_mae
 from fourds.models.mae import MaskedAutoencoder
@@ -213,6 +214,7 @@ def _peaks(events: list[tuple[str, object, int]], excluded: set[int]) -> dict[ob
 
 
 @functools.cache
+@own_process
 def measure_clip_memory(
     model_cfg, mae_cfg, frames: int, size: int, precision: str, attention: str
 ) -> ClipMemory:

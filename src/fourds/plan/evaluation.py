@@ -58,6 +58,7 @@ from fourds.config import (
 )
 from fourds.config.regimes import PRETRAINED
 from fourds.evaluate.fidelity import frame_features
+from fourds.evaluate.forked import own_process
 from fourds.evaluate.precision import DTYPES
 from fourds.evaluate.readout import (
     build_readout,
@@ -135,6 +136,7 @@ def evaluation_memory(
     return EvaluationMemory(spec.scale, busiest, fidelity_memory(spec, fidelity, extractor))
 
 
+@own_process
 def readout_memory(
     spec: PretrainSpec,
     readout: ReadoutConfig,
@@ -168,6 +170,7 @@ def readout_memory(
         ]
 
 
+@own_process
 def fidelity_memory(
     spec: PretrainSpec,
     fidelity: FidelityConfig,

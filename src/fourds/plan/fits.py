@@ -8,18 +8,14 @@ layout shards over (fsdp: all of them; hsdp: a node's; ddp: none), with the scal
 checkpointing. Its peak is the planner's memory model's (`fourds.plan.memory`), the bound
 `fourds.plan.machine`'s. The model counts the step's own tensors, not the CUDA context, the
 loader's prefetched batches or fragmentation: a step it puts over the bound cannot run there,
-one under it may still not. The model's fake steps run in a forked process: their backward
-passes would start autograd here, and a process that has run autograd cannot fork one that does
-(a readout's seeds, fourds.evaluate.forked), which a command called after `fourds params` in the
-same process (a test) may do. In a process that has run autograd already they run in it.
+one under it may still not. The model's fake steps run in a process of their own
+(`fourds.plan.clip_memory`), so that this process's later forks can run autograd (a readout's
+seeds).
 """
 
 from __future__ import annotations
 
-import torch
-
 from fourds.config import ConfigError, Params
-from fourds.evaluate.forked import side_by_side
 from fourds.plan.machine import process_memory
 from fourds.plan.memory import StepSetup, memory_per_device
 
@@ -33,10 +29,8 @@ def check_pretraining_fits(params: Params, scales: list[str] | None = None) -> N
     bound = process_memory(params.runtime, params.launcher)
     curate, pretrain = params.curate, params.pretrain
     scales = list(params.ladder.scales if scales is None else scales)
-    forked = [lambda: _step_peaks(params, scales, bound.on_gpu, forked=True)]
-    (steps,) = side_by_side(forked, torch.get_num_threads(), ["the memory model"])
-    steps = steps or _step_peaks(params, scales, bound.on_gpu, forked=False)
-    for scale, (peak, clips) in zip(scales, steps, strict=True):
+    for scale in scales:
+        peak, clips = step_peak(params, scale, bound.on_gpu)
         if peak > bound.bytes:
             size = curate.resolution
             raise ConfigError(
@@ -59,16 +53,3 @@ def step_peak(params: Params, scale: str, on_gpu: bool) -> tuple[int, int]:
     clips = pretrain.micro_batch or -(-pretrain.batch_size // processes)
     setup = StepSetup.from_spec(params.pretraining(scale), on_gpu)
     return memory_per_device(setup, shards, clips).peak, clips
-
-
-def _step_peaks(
-    params: Params, scales: list[str], on_gpu: bool, forked: bool
-) -> list[tuple[int, int]] | None:
-    """`step_peak` of every scale of `scales`; None in a forked process where autograd does
-    not run (its parent ran it)."""
-    if forked:
-        try:
-            torch.ones(1, requires_grad=True).sum().backward()
-        except RuntimeError:
-            return None
-    return [step_peak(params, scale, on_gpu) for scale in scales]

@@ -37,6 +37,7 @@ from torch.distributed._tools.mem_tracker import MemTracker
 from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from fourds.config import ConfigError, LadderSpec, PretrainSpec
+from fourds.evaluate.forked import own_process
 from fourds.models.factory import scale_mae
 from fourds.train.optim import adamw
 from fourds.train.parallelize import ParallelPlan, data_parallel_mesh, parallelize
@@ -71,6 +72,7 @@ def fake_process_group(world_size: int, layout: str = "fsdp", node_size: int = N
         dist.destroy_process_group()
 
 
+@own_process
 def simulate_step(
     spec: PretrainSpec,
     world_size: int,
