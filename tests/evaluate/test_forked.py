@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import torch
 
 from fourds.errors import JobError
-from fourds.evaluate import forked
 from fourds.evaluate.forked import own_process, side_by_side
 
 
@@ -37,26 +34,6 @@ def failing():
     raise ValueError("no clips\nat all")
 
 
-MARK = []  # changed in this process only
-
-
-def where_and_what(index: int) -> tuple[int, int, int, int, list]:
-    """(index, pid, parent's pid, torch threads, MARK) of the process running it."""
-    return index, os.getpid(), os.getppid(), torch.get_num_threads(), MARK
-
-
-def test_a_fresh_job_is_forked_from_a_clean_process_not_this_one(monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "MARK", ["this process"])
-    jobs = [functools.partial(where_and_what, index) for index in range(2)]
-    results = side_by_side(jobs, threads=1, fresh=True)
-    here = os.getpid()
-    assert [index for index, *_ in results] == [0, 1]
-    assert all(pid != here and parent != here for _, pid, parent, *_ in results)
-    assert all(threads == 1 and mark == [] for *_, threads, mark in results)
-    with pytest.raises(JobError, match="^job 0 failed: ValueError: no clips at all \\(at "):
-        side_by_side([failing], threads=1, fresh=True)
-
-
 @own_process
 def measured(scale: int) -> tuple[int, int]:
     """A function of its own process: (its pid, scale squared), or an error for 0."""
@@ -65,20 +42,9 @@ def measured(scale: int) -> tuple[int, int]:
     return os.getpid(), scale * scale
 
 
-@pytest.mark.parametrize("other_thread", [False, True])
-def test_an_own_process_function_runs_apart_forked_only_where_no_other_thread_runs(
-    monkeypatch, other_thread
-):
-    started = []
-
-    def recording(jobs, threads, names=(), fresh=False):
-        started.append(fresh)
-        return side_by_side(jobs, threads, names, fresh)
-
-    monkeypatch.setattr(forked, "side_by_side", recording)
-    monkeypatch.setattr(threading, "active_count", lambda: 2 if other_thread else 1)
+def test_an_own_process_function_runs_in_a_fork_of_this_process():
     pid, square = measured(3)
-    assert pid != os.getpid() and square == 9 and started == [other_thread]
+    assert pid != os.getpid() and square == 9
     with pytest.raises(JobError, match="^measured failed: ValueError: no scale \\(at "):
         measured(0)
 
@@ -119,7 +85,6 @@ def test_a_process_that_dies_without_a_result_is_one_error():
 
 PARENT = """
 import os, sys, time
-from fourds.evaluate import forked
 from fourds.evaluate.forked import own_process, side_by_side
 
 def forever():

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fourds.cli import main
 from tests.train.conftest import (
     CLI,
     TORCHRUN_2,
     assert_losses_close,
     losses,
-    pretrain_command,
     run_pretrain,
     write_tiny_params,
 )
@@ -119,12 +117,12 @@ CPU_STEPS = 8
 
 @pytest.fixture(scope="module")
 def one_process(tiny_shards, tmp_path_factory) -> Path:
-    """The 1-process run both layouts are checked against, run in this process: one process
-    shards nothing, so the data-parallel layout does not enter it (a run of the fsdp params)."""
+    """The 1-process run both layouts are checked against: one process shards nothing, so the
+    data-parallel layout does not enter it (a run of the fsdp params)."""
     root = tmp_path_factory.mktemp("one_process")
     out = root / "run"
     params = tiny_params(root / "params.yaml", "cpu", CPU_STEPS, "fsdp")
-    assert main(pretrain_command([], params, tiny_shards, out)) == 0
+    run_pretrain(CLI, params, tiny_shards, out)
     return out
 
 

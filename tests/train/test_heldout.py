@@ -10,11 +10,10 @@ import json
 import pytest
 import torch
 
-from fourds.cli import main
 from fourds.config import load_params
 from fourds.models.factory import scale_mae
 from fourds.train.heldout import heldout_clips
-from tests.train.conftest import pretrain_command, world_pretraining, write_tiny_params
+from tests.train.conftest import CLI, run_pretrain, world_pretraining, write_tiny_params
 from tests.train.test_resume import weights
 
 
@@ -26,11 +25,11 @@ def heldout_rows(run_dir) -> list[dict[str, str]]:
 def test_the_curve_is_measured_at_its_steps_and_leaves_the_weights_as_without_it(
     tiny_shards, tmp_path
 ):
-    """Both runs in this process: every 4 of 10 steps, and after the last (not a multiple)."""
+    """Every 4 of 10 steps, and after the last (not a multiple)."""
     measured = write_tiny_params(tmp_path / "measured.yaml", steps=10, heldout_every=4)
     unmeasured = write_tiny_params(tmp_path / "unmeasured.yaml", steps=10, heldout_clips=0)
-    assert main(pretrain_command([], measured, tiny_shards, tmp_path / "measured")) == 0
-    assert main(pretrain_command([], unmeasured, tiny_shards, tmp_path / "unmeasured")) == 0
+    run_pretrain(CLI, measured, tiny_shards, tmp_path / "measured")
+    run_pretrain(CLI, unmeasured, tiny_shards, tmp_path / "unmeasured")
 
     with_curve, without = weights(tmp_path / "measured"), weights(tmp_path / "unmeasured")
     for name, tensor in without.items():

@@ -17,7 +17,7 @@ from fourds.config.compose import compose_params
 from fourds.config.schema import parse
 from fourds.train.launch import LAUNCHED, SlurmTask, launched_here, submit_slurm, torchrun_command
 from tests.conftest import REPO_ROOT
-from tests.train.conftest import pretrain_command, write_tiny_params
+from tests.train.conftest import CLI, run_pretrain, write_tiny_params
 
 
 def launcher(name: str, **changes) -> LauncherConfig:
@@ -29,14 +29,14 @@ def launcher(name: str, **changes) -> LauncherConfig:
 def test_torchrun_launcher_runs_the_stage_command_as_two_processes(
     tiny_shards, tmp_path, monkeypatch
 ):
-    """`fourds pretrain` (here this process) starts torchrun, whose two processes train."""
+    """`fourds pretrain` starts torchrun, whose two processes train."""
     params = write_tiny_params(tmp_path / "params.yaml", steps=4)
     raw = yaml.safe_load(params.read_text())
     raw["launcher"] = dataclasses.asdict(launcher("torchrun"))
     params.write_text(yaml.safe_dump(raw))
     monkeypatch.delenv(LAUNCHED, raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert main(pretrain_command([], params, tiny_shards, tmp_path / "out")) == 0
+    run_pretrain(CLI, params, tiny_shards, tmp_path / "out")
     execution = yaml.safe_load((tmp_path / "out" / "execution.yaml").read_text())
     assert execution["processes"] == 2
 

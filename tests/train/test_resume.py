@@ -24,7 +24,7 @@ from fourds.train.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from fourds.train.distributed import DistEnv
 from fourds.train.pretrain import run_fingerprint
 from tests.conftest import REPO_ROOT
-from tests.train.conftest import CLI, pretrain_command, write_tiny_params
+from tests.train.conftest import CLI, pretrain_command, run_pretrain, write_tiny_params
 
 STEPS = 80  # 40 or more after the last checkpoint the kill may follow: the run outlasts it
 
@@ -38,13 +38,12 @@ def checkpoint_steps(out: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(
-    tiny_shards, tmp_path, capsys
-):
+def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(tiny_shards, tmp_path):
     """A run SIGKILLed somewhere after its checkpoint at step 20, 30 or 40 (older ones
     pruned), rerun: it resumes and ends with the weights and curves of an uninterrupted run.
-    The killed run is a process of its own; the uninterrupted and the resumed runs run in
-    this one."""
+    Each run is a process of its own, as a stage's is: a run started in this test process
+    forks its memory check from it, and a fork from a process with other threads running
+    can hang on a lock one of them held."""
     params = write_tiny_params(
         tmp_path / "params.yaml",
         steps=STEPS,
@@ -54,7 +53,7 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(
         heldout_every=10,
     )
     reference = tmp_path / "uninterrupted"
-    assert main(pretrain_command([], params, tiny_shards, reference)) == 0
+    run_pretrain(CLI, params, tiny_shards, reference)
 
     interrupted = tmp_path / "interrupted"
     command = pretrain_command(CLI, params, tiny_shards, interrupted)
@@ -71,9 +70,8 @@ def test_a_run_killed_at_an_arbitrary_step_resumes_to_the_same_weights(
     assert not (interrupted / "checkpoint.pt").exists()
     killed_after = max(checkpoint_steps(interrupted))
 
-    capsys.readouterr()
-    assert main(pretrain_command([], params, tiny_shards, interrupted)) == 0
-    assert f"(step {killed_after})" in capsys.readouterr().out
+    log = run_pretrain(CLI, params, tiny_shards, interrupted)
+    assert f"(step {killed_after})" in log
     resumed, uninterrupted = weights(interrupted), weights(reference)
     assert resumed.keys() == uninterrupted.keys()
     for name, tensor in uninterrupted.items():

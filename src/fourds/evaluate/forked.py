@@ -9,13 +9,9 @@ that fails comes back as its error's type, message and innermost frame (an excep
 need not pickle); on Linux each process dies with the one that forked it (a parent-death
 signal), so a killed stage leaves none behind.
 
-`fresh=True` forks each job from a clean, single-threaded server process instead
-(multiprocessing's "forkserver"; a job is then a picklable callable and sees none of this
-process's memory): a fork copies the locks of this process's other threads as they are, and a
-child that needs one a thread held waits forever. `own_process` runs a function in a process of
-its own, forked from this one where that is safe, else fresh: what it leaves behind stays
-there (a fake tensor's backward pass starts autograd's device threads, and torch refuses to run
-autograd in a fork of a process that has them: a readout's seeds, side by side).
+`own_process` runs a function in a forked process of its own, so that what it starts stays
+there: a fake tensor's backward pass starts autograd's device threads, and torch refuses to run
+autograd in a fork of a process that has them (a readout's seeds, side by side).
 """
 
 from __future__ import annotations
@@ -23,13 +19,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import importlib
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -43,18 +37,11 @@ Result = TypeVar("Result")
 PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 
 
-ORIGINALS: dict[str, Callable] = {}  # "<module>:<name>" -> the function `own_process` wraps
-
-
 def side_by_side(
-    jobs: Sequence[Callable[[], Result]],
-    threads: int,
-    names: Sequence[str] = (),
-    fresh: bool = False,
+    jobs: Sequence[Callable[[], Result]], threads: int, names: Sequence[str] = ()
 ) -> list[Result]:
     """Run every job at once, each in a forked process at `threads` torch threads; their
     results in the jobs' order. `names` name the jobs in errors ("job <i>" by default).
-    `fresh`: forked from a clean server process, not from this one (picklable jobs).
 
     Raises:
         JobError: a job raised (the first in the jobs' order: its name, the error's type and
@@ -62,15 +49,14 @@ def side_by_side(
             or out of memory); the other processes are stopped.
     """
     names = list(names) or [f"job {index}" for index in range(len(jobs))]
-    context = multiprocessing.get_context("forkserver" if fresh else "fork")
-    if fresh:  # the server imports torch once, not each job
-        context.set_forkserver_preload(["torch"])
-    parent = None if fresh else os.getpid()  # a fresh job's parent is the server
+    context = multiprocessing.get_context("fork")
     started = []
     try:
         for job in jobs:
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_run, args=(job, send, threads, parent), daemon=True)
+            process = context.Process(
+                target=_run, args=(job, send, threads, os.getpid()), daemon=True
+            )
             process.start()
             send.close()  # the child holds the sending end
             started.append((process, receive))
@@ -95,31 +81,19 @@ def side_by_side(
 
 
 def own_process(function: Callable[..., Result]) -> Callable[..., Result]:
-    """`function` (module level, picklable arguments and result) run in a process of its own at
-    this process's torch threads, each call: forked from this one where it runs no other thread
-    and the fork can run autograd, else fresh (see the module docstring). Its errors come back
-    as JobError, naming it."""
-    key = f"{function.__module__}:{function.__qualname__}"
-    ORIGINALS[key] = function
+    """`function` run, each call, in a process forked from this one at its torch threads (its
+    result pickled back); in this process where a fork cannot run autograd (this one started
+    autograd's device threads already: nothing is left to protect). Its errors come back as
+    JobError, naming it."""
 
     @functools.wraps(function)
     def in_own_process(*args: Any, **kwargs: Any) -> Result:
-        call = functools.partial(_call_original, key, args, kwargs)
-        threads, name = torch.get_num_threads(), [function.__qualname__]
-        if threading.active_count() == 1:
-            (outcome,) = side_by_side([functools.partial(_if_autograd_runs, call)], threads, name)
-            if outcome is not None:
-                return outcome[0]
-        (result,) = side_by_side([call], threads, name, fresh=True)
-        return result
+        call = functools.partial(function, *args, **kwargs)
+        job = functools.partial(_if_autograd_runs, call)
+        (outcome,) = side_by_side([job], torch.get_num_threads(), [function.__qualname__])
+        return call() if outcome is None else outcome[0]
 
     return in_own_process
-
-
-def _call_original(key: str, args: tuple, kwargs: dict) -> Any:
-    """The function `own_process` wrapped under `key`, called (its module imported here)."""
-    importlib.import_module(key.split(":")[0])
-    return ORIGINALS[key](*args, **kwargs)
 
 
 def _if_autograd_runs(call: Callable[[], Result]) -> tuple[Result] | None:
@@ -132,9 +106,9 @@ def _if_autograd_runs(call: Callable[[], Result]) -> tuple[Result] | None:
     return (call(),)
 
 
-def _run(job: Callable[[], Result], send: Connection, threads: int, parent: int | None) -> None:
+def _run(job: Callable[[], Result], send: Connection, threads: int, parent: int) -> None:
     """The forked process: the job at `threads` threads, its result or its error (as text)
-    sent back; it dies with its parent, which must be `parent` where given."""
+    sent back; it dies with `parent`."""
     _die_with_parent(parent)
     torch.set_num_threads(threads)
     try:
@@ -166,11 +140,11 @@ def _ending(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def _die_with_parent(parent: int | None) -> None:
+def _die_with_parent(parent: int) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing), and
-    exit now if the parent is not `parent` (where given): it is already gone."""
+    exit now if the parent is already gone."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if parent is not None and os.getppid() != parent:
+    if os.getppid() != parent:
         os._exit(1)
