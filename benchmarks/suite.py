@@ -2,7 +2,7 @@
 `git clone` of this repository, timed (clone_run.py), with pytest's counts and the slowest
 tests it lists. A failing suite is no result: the script stops with its last lines.
 
-Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; about 11 minutes
+Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; about 12 minutes
 on 2 cores with AVX-512: docs/performance.md)
 """
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from fourds.errors import JobError
+from fourds.errors import ConfigError, JobError
 from fourds.evaluate.forked import own_process, side_by_side
 
 
@@ -36,17 +36,22 @@ def failing():
 
 @own_process
 def measured(scale: int) -> tuple[int, int]:
-    """A function of its own process: (its pid, scale squared), or an error for 0."""
+    """A function of its own process: (its pid, scale squared); fourds' own error for 0 and
+    another for a negative scale."""
     if scale == 0:
-        raise ValueError("no scale")
+        raise ConfigError("scale: 0 is not a scale")
+    if scale < 0:
+        raise ArithmeticError("negative\nscale")
     return os.getpid(), scale * scale
 
 
-def test_an_own_process_function_runs_in_a_fork_of_this_process():
+def test_an_own_process_function_runs_in_a_fork_and_raises_fourds_errors_as_they_are():
     pid, square = measured(3)
     assert pid != os.getpid() and square == 9
-    with pytest.raises(JobError, match="^measured failed: ValueError: no scale \\(at "):
+    with pytest.raises(ConfigError, match="^scale: 0 is not a scale$"):
         measured(0)
+    with pytest.raises(JobError, match="^measured failed: ArithmeticError: negative scale \\(at "):
+        measured(-1)
 
 
 def test_a_jobs_error_is_one_line_naming_the_job_the_childs_error_and_where():
@@ -85,7 +90,7 @@ def test_a_process_that_dies_without_a_result_is_one_error():
 
 PARENT = """
 import os, sys, time
-from fourds.evaluate.forked import own_process, side_by_side
+from fourds.evaluate.forked import side_by_side
 
 def forever():
     print(os.getpid(), flush=True)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from fourds.errors import JobError
+from fourds.errors import EXPECTED_ERRORS, JobError
 
 Result = TypeVar("Result")
 PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
@@ -83,27 +83,36 @@ def side_by_side(
 def own_process(function: Callable[..., Result]) -> Callable[..., Result]:
     """`function` run, each call, in a process forked from this one at its torch threads (its
     result pickled back); in this process where a fork cannot run autograd (this one started
-    autograd's device threads already: nothing is left to protect). Its errors come back as
-    JobError, naming it."""
+    autograd's device threads already: nothing is left to protect). fourds' own errors
+    (fourds.errors.EXPECTED_ERRORS) are raised here as they were there; any other comes back
+    as JobError, naming the function."""
 
     @functools.wraps(function)
     def in_own_process(*args: Any, **kwargs: Any) -> Result:
         call = functools.partial(function, *args, **kwargs)
-        job = functools.partial(_if_autograd_runs, call)
+        job = functools.partial(_where_autograd_runs, call)
         (outcome,) = side_by_side([job], torch.get_num_threads(), [function.__qualname__])
-        return call() if outcome is None else outcome[0]
+        if outcome is None:
+            return call()
+        raised, value = outcome
+        if raised:
+            raise value
+        return value
 
     return in_own_process
 
 
-def _if_autograd_runs(call: Callable[[], Result]) -> tuple[Result] | None:
-    """(call(),), or None where this fork cannot run autograd (its parent started autograd's
-    device threads)."""
+def _where_autograd_runs(call: Callable[[], Result]) -> tuple[bool, object] | None:
+    """(False, call()) or (True, the fourds error it raised); None where this fork cannot run
+    autograd (its parent started autograd's device threads)."""
     try:
         torch.ones(1, requires_grad=True).sum().backward()
     except RuntimeError:
         return None
-    return (call(),)
+    try:
+        return False, call()
+    except EXPECTED_ERRORS as error:
+        return True, error
 
 
 def _run(job: Callable[[], Result], send: Connection, threads: int, parent: int) -> None:
