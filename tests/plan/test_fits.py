@@ -67,14 +67,15 @@ def test_the_pinned_params_the_ladders_and_the_tests_params_fit(host, tmp_path):
 
 
 # In a fresh process, as it is or after a fake tensor's backward pass here (autograd's device
-# threads started): the check; then, where this process's forks can run autograd at all, a forked
-# job's backward pass (a readout's seeds).
+# threads started): the check and a readout stage's memory plan (fake passes both); then, where
+# this process's forks can run autograd at all, a forked job's backward pass (a readout's seeds).
 FORKS_AFTER = """
 import sys
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from fourds.config import load_params
 from fourds.evaluate.forked import side_by_side
+from fourds.plan.evaluation import readout_memory
 from fourds.plan.fits import check_pretraining_fits
 
 def job():
@@ -85,7 +86,9 @@ def job():
 if sys.argv[1] == "after_fake_autograd":
     with FakeTensorMode():
         torch.ones(1, requires_grad=True).sum().backward()
-check_pretraining_fits(load_params("params.yaml"))
+params = load_params("params.yaml")
+check_pretraining_fits(params)
+readout_memory(params.pretraining(params.ladder.scales[0]), params.readout, params.readouts, 1)
 print("checked")
 if sys.argv[1] == "as_it_is":
     print(side_by_side([job], 1))
@@ -93,7 +96,7 @@ if sys.argv[1] == "as_it_is":
 
 
 @pytest.mark.parametrize("before", ["as_it_is", "after_fake_autograd"])
-def test_the_checks_fake_steps_leave_autograd_to_the_processes_a_stage_forks(before):
+def test_the_planners_fake_passes_leave_autograd_to_the_processes_a_stage_forks(before):
     result = subprocess.run(
         [sys.executable, "-c", FORKS_AFTER, before], cwd=REPO_ROOT, capture_output=True, text=True
     )

@@ -106,7 +106,7 @@ def _where_autograd_runs(call: Callable[[], Result]) -> tuple[bool, object] | No
     """(False, call()) or (True, the fourds error it raised); None where this fork cannot run
     autograd (its parent started autograd's device threads)."""
     try:
-        torch.ones(1, requires_grad=True).sum().backward()
+        torch.ones(1, device="cpu", requires_grad=True).sum().backward()
     except RuntimeError:
         return None
     try:
