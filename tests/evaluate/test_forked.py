@@ -54,6 +54,11 @@ def test_an_own_process_function_runs_in_a_fork_and_raises_fourds_errors_as_they
         measured(-1)
 
 
+def test_an_own_process_function_runs_in_place_in_a_process_that_uses_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert measured(2) == (os.getpid(), 4)
+
+
 def test_a_jobs_error_is_one_line_naming_the_job_the_childs_error_and_where():
     with pytest.raises(JobError) as raised:
         side_by_side([lambda: 1, failing], threads=1, names=["seed 0", "seed 1"])

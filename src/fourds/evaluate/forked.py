@@ -82,14 +82,17 @@ def side_by_side(
 
 def own_process(function: Callable[..., Result]) -> Callable[..., Result]:
     """`function` run, each call, in a process forked from this one at its torch threads (its
-    result pickled back); in this process where a fork cannot run autograd (this one started
-    autograd's device threads already: nothing is left to protect). fourds' own errors
-    (fourds.errors.EXPECTED_ERRORS) are raised here as they were there; any other comes back
-    as JobError, naming the function."""
+    result pickled back). In this process instead where a fork cannot run autograd (this one
+    started autograd's device threads already: nothing is left to protect), or where this one
+    uses CUDA (a fork of it cannot, and its autograd would start a thread on the GPU: a GPU
+    stage, which forks no seeds). fourds' own errors (fourds.errors.EXPECTED_ERRORS) are
+    raised here as they were there; any other comes back as JobError, naming the function."""
 
     @functools.wraps(function)
     def in_own_process(*args: Any, **kwargs: Any) -> Result:
         call = functools.partial(function, *args, **kwargs)
+        if torch.cuda.is_initialized():
+            return call()
         job = functools.partial(_where_autograd_runs, call)
         (outcome,) = side_by_side([job], torch.get_num_threads(), [function.__qualname__])
         if outcome is None:
