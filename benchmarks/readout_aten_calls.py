@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -85,10 +86,16 @@ def _launches_at_top(event) -> bool:
         if parent.name.startswith("aten::"):
             return False
         parent = parent.cpu_parent
-    short = event.name.removeprefix("aten::")
-    packet = getattr(torch.ops.aten, short)
+    return _launches_kernel(event.name.removeprefix("aten::"))
+
+
+@functools.cache
+def _launches_kernel(name: str) -> bool:
+    """Whether ATen operator `name` would launch a kernel: not a view of any overload, not in
+    NO_KERNEL, not `item` (the host read the profiler records above _local_scalar_dense)."""
+    packet = getattr(torch.ops.aten, name)
     views = any(getattr(packet, overload).is_view for overload in packet.overloads())
-    return not (views or f"aten.{short}" in NO_KERNEL | {"aten.item"})
+    return not (views or f"aten.{name}" in NO_KERNEL | {"aten.item"})
 
 
 def rendered_split(root: Path, params) -> dict:
