@@ -1,6 +1,8 @@
 """The whole test suite: docs/development.md's `pytest` (what CI runs, .ci/run) in a fresh
-`git clone` of this repository, timed (clone_run.py), with pytest's counts and the slowest
-tests it lists. A failing suite is no result: the script stops with its last lines.
+`git clone` of this repository, timed (clone_run.py), with pytest's counts, the slowest
+tests it lists and the CPU seconds of every test and test file (cpu_per_test.py: on a
+machine the workers keep busy, what each costs the cores). A failing suite is no result: the
+script stops with its last lines.
 
 Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; about 12 minutes
 on 2 cores with AVX-512: docs/performance.md)
@@ -10,8 +12,11 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import cpu_per_test
 import torch
 from clone_run import fresh_clone, run_timed
 from harness import REPO, _busy_ticks, others_cpu_share, parse_args, write_result
@@ -45,15 +50,22 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     started = time.perf_counter()
     command = doc_commands(SECTION, page=PAGE)[0]
-    with fresh_clone() as (clone, environment, cloned):
+    with fresh_clone() as (clone, environment, cloned), tempfile.TemporaryDirectory() as cpu:
+        environment |= {
+            "PYTHONPATH": f"{environment['PYTHONPATH']}:{clone / 'benchmarks'}",
+            "PYTEST_PLUGINS": cpu_per_test.__name__,
+            cpu_per_test.FOLDER: cpu,
+        }
         ticks = _busy_ticks()
         seconds, timed_lines, _ = run_timed(command, clone, environment)
         quiet = others_cpu_share(ticks, _busy_ticks(), seconds)
+        cpu_seconds = cpu_per_test.summary(cpu_per_test.read_records(Path(cpu)))
     lines = [line for _, line in timed_lines]
     results = {
         "total_seconds": round(seconds, 1),
         "counts": counts(lines),
         "slowest": slowest(lines),
+        "cpu_seconds": cpu_seconds,
         "others_cpu_share": round(quiet, 3),
         "within_target": seconds <= TARGET_SECONDS,
         "target_seconds": TARGET_SECONDS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -188,6 +189,45 @@ def test_the_suite_benchmark_reads_pytest_s_counts_and_slowest_tests(monkeypatch
     assert suite.slowest(lines) == [
         {"seconds": 141.42, "phase": "setup", "test": lines[1].split()[-1]},
         {"seconds": 68.19, "phase": "call", "test": lines[2].split()[-1]},
+    ]
+
+
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+
+
+def test_the_suite_benchmark_counts_each_test_s_cpu_and_the_children_it_waited_for(
+    tmp_path, monkeypatch
+):
+    """cpu_per_test.py, loaded as suite.py loads it: a test's own CPU seconds and those of the
+    process it ran are its record's, and the summary ranks the tests by them."""
+    (tmp_path / "test_work.py").write_text(
+        "import subprocess, sys\n"
+        f"def test_own():\n    exec({SPIN!r})\n"
+        f"def test_child():\n    subprocess.run([sys.executable, '-c', {SPIN!r}], check=True)\n"
+        "def test_idle():\n    pass\n"
+    )
+    records = tmp_path / "cpu"
+    records.mkdir()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "benchmarks"), *sys.path]),
+        "PYTEST_PLUGINS": "cpu_per_test",
+        "FOURDS_CPU_PER_TEST": str(records),
+    }
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_work.py"]
+    ran = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import cpu_per_test
+
+    found = {r["test"].split("::")[1]: r for r in cpu_per_test.read_records(records)}
+    assert found["test_own"]["own"] >= 0.3 and found["test_own"]["children"] < 0.1
+    assert found["test_child"]["children"] >= 0.3
+    assert found["test_idle"]["own"] + found["test_idle"]["children"] < 0.2
+    summary = cpu_per_test.summary(list(found.values()))
+    assert [entry["test"].split("::")[1] for entry in summary["by_test"]][-1] == "test_idle"
+    assert summary["by_file"] == [
+        {"file": "test_work.py", "seconds": summary["total_seconds"], "tests": 3}
     ]
 
 

@@ -1,0 +1,76 @@
+"""A pytest plugin that records the CPU seconds each test costs, from its setup to its teardown:
+its process's own (user and system) and those of the child processes it waited for (git, DVC,
+the stages, the benchmark scripts).
+
+Where the workers outnumber the cores, a test's wall seconds say as much about what ran beside
+it as about the test; its CPU seconds do not, and their sum is what the cores had to do.
+benchmarks/suite.py loads it (PYTEST_PLUGINS=cpu_per_test, this folder on the path); each
+process appends a line of JSON per test to a file of its own in the folder FOLDER names.
+Processes a test starts and does not wait for (DVC's queue workers) are not counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+FOLDER = "FOURDS_CPU_PER_TEST"  # the environment variable naming the records' folder
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(this process's CPU seconds, those of the children it has waited for), user + system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    folder = os.environ.get(FOLDER)
+    own, children = cpu_seconds()
+    started = time.monotonic()
+    yield
+    if folder:
+        own_after, children_after = cpu_seconds()
+        record = {
+            "test": item.nodeid,
+            "own": round(own_after - own, 3),
+            "children": round(children_after - children, 3),
+            "wall": round(time.monotonic() - started, 3),
+        }
+        with (Path(folder) / f"cpu-{os.getpid()}.jsonl").open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+
+def read_records(folder: Path) -> list[dict]:
+    """Every record the plugin wrote in `folder`."""
+    return [json.loads(line) for path in sorted(folder.glob("cpu-*.jsonl")) for line in path.open()]
+
+
+def summary(records: list[dict], top: int = 15) -> dict:
+    """The records' CPU seconds: in all, by test file and by test (the `top` costliest of each,
+    costliest first)."""
+    by_file = collections.defaultdict(lambda: {"seconds": 0.0, "tests": 0})
+    for record in records:
+        entry = by_file[record["test"].split("::")[0]]
+        entry["seconds"] += record["own"] + record["children"]
+        entry["tests"] += 1
+    files = sorted(by_file.items(), key=lambda item: -item[1]["seconds"])[:top]
+    tests = sorted(records, key=lambda record: -(record["own"] + record["children"]))[:top]
+    return {
+        "total_seconds": round(sum(r["own"] + r["children"] for r in records), 1),
+        "by_file": [
+            {"file": name, "seconds": round(entry["seconds"], 1), "tests": entry["tests"]}
+            for name, entry in files
+        ],
+        "by_test": [
+            {"test": r["test"], "seconds": round(r["own"] + r["children"], 1), "wall": r["wall"]}
+            for r in tests
+        ],
+    }
