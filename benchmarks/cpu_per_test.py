@@ -53,24 +53,28 @@ def read_records(folder: Path) -> list[dict]:
     return [json.loads(line) for path in sorted(folder.glob("cpu-*.jsonl")) for line in path.open()]
 
 
+def cost(record: dict) -> float:
+    """A record's CPU seconds: its process's own and its waited-for children's."""
+    return record["own"] + record["children"]
+
+
 def summary(records: list[dict], top: int = 15) -> dict:
     """The records' CPU seconds: in all, by test file and by test (the `top` costliest of each,
     costliest first)."""
     by_file = collections.defaultdict(lambda: {"seconds": 0.0, "tests": 0})
     for record in records:
         entry = by_file[record["test"].split("::")[0]]
-        entry["seconds"] += record["own"] + record["children"]
+        entry["seconds"] += cost(record)
         entry["tests"] += 1
     files = sorted(by_file.items(), key=lambda item: -item[1]["seconds"])[:top]
-    tests = sorted(records, key=lambda record: -(record["own"] + record["children"]))[:top]
+    tests = sorted(records, key=cost, reverse=True)[:top]
     return {
-        "total_seconds": round(sum(r["own"] + r["children"] for r in records), 1),
+        "total_seconds": round(sum(map(cost, records)), 1),
         "by_file": [
             {"file": name, "seconds": round(entry["seconds"], 1), "tests": entry["tests"]}
             for name, entry in files
         ],
         "by_test": [
-            {"test": r["test"], "seconds": round(r["own"] + r["children"], 1), "wall": r["wall"]}
-            for r in tests
+            {"test": r["test"], "seconds": round(cost(r), 1), "wall": r["wall"]} for r in tests
         ],
     }
