@@ -17,6 +17,7 @@ from fourds.config import ATTENTION_BACKENDS, load_params
 from fourds.config.regimes import REGIMES
 from fourds.config.world_levels import WORLD_LEVELS
 from fourds.errors import EXPECTED_ERRORS, ConfigError
+from fourds.startup import TORCH, TRAINING, import_frozen
 
 # `fourds plan`'s names (fourds.plan.cluster.GPUS and INTERCONNECTS, which import torch, too slow
 # for --help; tests/test_cli.py checks they agree)
@@ -351,12 +352,14 @@ def arg(*flags: str, **options: Any) -> Argument:
 @dataclass(frozen=True)
 class Command:
     """A subcommand: its name, what it does (its help in `fourds --help` and its --help's
-    description), the function that runs it, and its arguments in --help's order."""
+    description), the function that runs it, its arguments in --help's order, and the heavy
+    libraries it imports, imported first with the collector paused (fourds.startup)."""
 
     name: str
     help: str
     handler: Callable[[argparse.Namespace], int | None]
     arguments: tuple[Argument, ...]
+    libraries: tuple[str, ...] = ()
 
 
 # The arguments several subcommands take, some explained per subcommand with .with_help
@@ -402,6 +405,7 @@ TOOLS = (
                 "catalog-8k (bodies and places of recurring kinds from a catalog)",
             ),
         ),
+        TORCH,
     ),
     Command(
         "zoo",
@@ -420,6 +424,7 @@ TOOLS = (
             ),
             EXPERIMENTS.with_help("the config tree (--ladders)"),
         ),
+        TORCH,
     ),
     Command(
         "params",
@@ -486,6 +491,7 @@ TOOLS = (
                 "group and fake tensors) and print its peak memory beside the plan's",
             ),
         ),
+        TRAINING,
     ),
     Command(
         "ship",
@@ -622,6 +628,7 @@ TOOLS = (
                 help="the backend that reloads the written files to check them",
             ),
         ),
+        TORCH,
     ),
 )
 
@@ -646,6 +653,7 @@ STAGES = (
         "MAE-pretrain one scale of the ladder",
         _pretrain,
         (PARAMS, SCALE, CURATED, OUTPUT_FOLDER),
+        TRAINING,
     ),
     Command(
         "export",
@@ -657,6 +665,7 @@ STAGES = (
             arg("--checkpoint", required=True, help="a resume/*/step-N dir"),
             arg("--out", required=True, help="the weights file to write"),
         ),
+        TORCH,
     ),
     Command(
         "readout",
@@ -681,6 +690,7 @@ STAGES = (
             ),
             OUTPUT_FOLDER,
         ),
+        TRAINING,
     ),
     Command(
         "fidelity",
@@ -693,6 +703,7 @@ STAGES = (
             arg("--pretrain-root", default="runs/pretrain", help="pretrain stages' parent"),
             OUTPUT_FOLDER,
         ),
+        TRAINING,
     ),
     Command(
         "report",
@@ -726,7 +737,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
         for argument in command.arguments:
             subparser.add_argument(*argument.flags, **argument.options)
-        subparser.set_defaults(handler=command.handler)
     return parser
 
 
@@ -748,12 +758,14 @@ EXPECTED = (*EXPECTED_ERRORS, FileNotFoundError, FloatingPointError, PermissionE
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = next(command for command in COMMANDS if command.name == args.command)
+    import_frozen(command.libraries)
     try:
-        if args.command in {command.name for command in STAGES}:
+        if command in STAGES:
             from fourds.preflight import check_before_stage
 
             check_before_stage()  # under `dvc repro`: what a later stage would refuse, now
-        return args.handler(args) or 0
+        return command.handler(args) or 0
     except Exception as error:
         if isinstance(error, EXPECTED):
             message = one_line(error)
