@@ -34,7 +34,7 @@ def cpu_seconds() -> tuple[float, float]:
 def pytest_runtest_protocol(item, nextitem):
     folder = os.environ.get(FOLDER)
     own, children = cpu_seconds()
-    started = time.monotonic()
+    started = time.time()
     yield
     if folder:
         own_after, children_after = cpu_seconds()
@@ -42,15 +42,20 @@ def pytest_runtest_protocol(item, nextitem):
             "test": item.nodeid,
             "own": round(own_after - own, 3),
             "children": round(children_after - children, 3),
-            "wall": round(time.monotonic() - started, 3),
+            "start": round(started, 3),
+            "wall": round(time.time() - started, 3),
         }
         with (Path(folder) / f"cpu-{os.getpid()}.jsonl").open("a") as file:
             file.write(json.dumps(record) + "\n")
 
 
 def read_records(folder: Path) -> list[dict]:
-    """Every record the plugin wrote in `folder`."""
-    return [json.loads(line) for path in sorted(folder.glob("cpu-*.jsonl")) for line in path.open()]
+    """Every record the plugin wrote in `folder`, each with the process that ran it ("pid")."""
+    return [
+        {**json.loads(line), "pid": int(path.stem.split("-")[1])}
+        for path in sorted(folder.glob("cpu-*.jsonl"))
+        for line in path.open()
+    ]
 
 
 def cost(record: dict) -> float:
@@ -70,6 +75,7 @@ def summary(records: list[dict], top: int = 15) -> dict:
     tests = sorted(records, key=cost, reverse=True)[:top]
     return {
         "total_seconds": round(sum(map(cost, records)), 1),
+        "workers": workers(records),
         "by_file": [
             {"file": name, "seconds": round(entry["seconds"], 1), "tests": entry["tests"]}
             for name, entry in files
@@ -78,3 +84,22 @@ def summary(records: list[dict], top: int = 15) -> dict:
             {"test": r["test"], "seconds": round(cost(r), 1), "wall": r["wall"]} for r in tests
         ],
     }
+
+
+def workers(records: list[dict]) -> list[dict]:
+    """Each process that ran tests, the busiest first: its tests, the wall seconds it spent in
+    them, and when it finished its last one, in seconds from the first test's start (where the
+    busiest finishes well after the others, the cores idled at the end)."""
+    start = min(record["start"] for record in records)
+    by_pid = collections.defaultdict(list)
+    for record in records:
+        by_pid[record["pid"]].append(record)
+    rows = [
+        {
+            "tests": len(own),
+            "busy_seconds": round(sum(record["wall"] for record in own), 1),
+            "done_at_seconds": round(max(r["start"] + r["wall"] for r in own) - start, 1),
+        }
+        for own in by_pid.values()
+    ]
+    return sorted(rows, key=lambda row: -row["busy_seconds"])

@@ -199,7 +199,8 @@ def test_the_suite_benchmark_counts_each_test_s_cpu_and_the_children_it_waited_f
     tmp_path, monkeypatch
 ):
     """cpu_per_test.py, loaded as suite.py loads it: a test's own CPU seconds and those of the
-    process it ran are its record's, and the summary ranks the tests by them."""
+    process it ran are its record's, and the summary ranks the tests by them and says when each
+    worker ran out of tests."""
     (tmp_path / "test_work.py").write_text(
         "import subprocess, sys\n"
         f"def test_own():\n    exec({SPIN!r})\n"
@@ -229,6 +230,8 @@ def test_the_suite_benchmark_counts_each_test_s_cpu_and_the_children_it_waited_f
     assert summary["by_file"] == [
         {"file": "test_work.py", "seconds": summary["total_seconds"], "tests": 3}
     ]
+    (worker,) = summary["workers"]  # one process ran them, one after another
+    assert worker["tests"] == 3 and 0.6 <= worker["busy_seconds"] <= worker["done_at_seconds"]
 
 
 def test_the_plan_benchmark_finds_the_longest_wait_for_a_line(monkeypatch):
