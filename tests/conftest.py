@@ -4,6 +4,7 @@ recorder of the dtypes attention receives."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import shlex
 import shutil
@@ -217,6 +218,16 @@ def pytest_configure(config):
 
 def keep_one_thread(threads: int) -> None:
     """torch.set_num_threads in a pytest-xdist worker: the worker keeps its one thread."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session):
+    """Tests collected with the cyclic collector paused, and what their modules hold frozen
+    then (as `fourds.startup` does for a command): the collections the tests cause skip it."""
+    gc.disable()
+    yield
+    gc.freeze()
+    gc.enable()
 
 
 def pytest_collection_modifyitems(items):
