@@ -30,12 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fourds.startup import TRAINING, import_frozen
-
-# torch imported as the `fourds` command imports it, with the cyclic collector paused (every
-# benchmark script imports this module first)
-import_frozen(TRAINING)
-import torch  # noqa: E402
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
