@@ -30,7 +30,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
+from fourds.startup import collector_paused
+
+with collector_paused():  # every benchmark script imports this module first (fourds.startup)
+    import torch
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 
 import fourds.cli
 from fourds.cli import COMMANDS, STAGES, main
-from fourds.startup import TRAINING
+from fourds.startup import TRAINING, collector_paused
 
 # In a fresh interpreter: fractions (a module nothing there imports yet) through import_frozen,
 # twice, beside a collector that was on, then off
@@ -38,6 +39,18 @@ def test_the_imports_run_with_the_collector_paused_then_what_is_alive_is_frozen(
     assert seen["frozen"] > seen["frozen_before"]  # the module's objects, out of the collector's
     assert seen["frozen_again"] == seen["frozen"]
     assert seen["left_disabled"]  # a collector paused by the caller stays paused
+
+
+def test_the_collector_is_off_inside_and_as_it_was_after():
+    was = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            with collector_paused():
+                assert not gc.isenabled()
+            assert gc.isenabled() == before
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_a_stage_imports_its_libraries_before_its_handler_runs(monkeypatch, tmp_path, capsys):
