@@ -353,7 +353,7 @@ def arg(*flags: str, **options: Any) -> Argument:
 class Command:
     """A subcommand: its name, what it does (its help in `fourds --help` and its --help's
     description), the function that runs it, its arguments in --help's order, and the heavy
-    libraries it imports, imported first with the collector paused (fourds.startup)."""
+    libraries it imports, imported first and frozen (fourds.startup.import_frozen)."""
 
     name: str
     help: str
@@ -758,7 +758,7 @@ EXPECTED = (*EXPECTED_ERRORS, FileNotFoundError, FloatingPointError, PermissionE
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = next(command for command in COMMANDS if command.name == args.command)
+    command = next(each for each in COMMANDS if each.name == args.command)
     import_frozen(command.libraries)
     try:
         if command in STAGES:
