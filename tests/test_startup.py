@@ -41,6 +41,22 @@ def test_the_imports_run_with_the_collector_paused_then_what_is_alive_is_frozen(
     assert seen["left_disabled"]  # a collector paused by the caller stays paused
 
 
+# The same where torch sees a GPU (here, told so): the import runs paused, nothing is frozen
+ON_A_GPU = """
+import gc, sys, torch
+from fourds.startup import import_frozen
+torch.cuda.is_available = lambda: True
+before = gc.get_freeze_count()
+import_frozen(["fractions"])
+print("fractions" in sys.modules and gc.isenabled() and gc.get_freeze_count() == before)
+"""
+
+
+def test_where_torch_sees_a_gpu_nothing_is_frozen():
+    ran = subprocess.run([sys.executable, "-c", ON_A_GPU], capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.strip() == "True", ran.stdout + ran.stderr
+
+
 def test_the_collector_is_off_inside_and_as_it_was_after():
     was = gc.isenabled()
     try:

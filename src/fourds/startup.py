@@ -36,8 +36,10 @@ def import_frozen(modules: Iterable[str]) -> None:
     until exit (~9k objects, ~1 MiB). Where every module is imported already (a process that
     called `fourds.cli.main` before) nothing happens.
 
-    Not for a process that runs torch's profiler around training steps: with the heap frozen,
-    `benchmarks/gpu_step.py --quick` aborted at exit in 3 runs of 5 (the stages run no
+    Where torch sees a GPU nothing is frozen (the imports still run paused): a frozen heap is
+    tested on the CPU only, where it matters (a stage's start is a small share of a GPU stage),
+    and it is not harmless everywhere: with torch's profiler around training steps,
+    `benchmarks/gpu_step.py --quick` aborted at exit in 3 runs of 5 (no stage runs the
     profiler; the benchmarks import torch under `collector_paused` alone).
     """
     missing = [module for module in modules if module not in sys.modules]
@@ -46,4 +48,6 @@ def import_frozen(modules: Iterable[str]) -> None:
     with collector_paused():
         for module in missing:
             importlib.import_module(module)
-        gc.freeze()
+        torch = sys.modules.get("torch")
+        if torch is None or not torch.cuda.is_available():  # as fourds.runtime asks it later
+            gc.freeze()
