@@ -4,7 +4,6 @@ recorder of the dtypes attention receives."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import shlex
 import shutil
@@ -23,6 +22,7 @@ from fourds.config import CurateConfig, MAEConfig, ModelConfig
 from fourds.data.corpus import WorldSpec, write_corpus
 from fourds.data.curate import curate
 from fourds.models import attention as attention_module
+from fourds.startup import collector_paused, freeze_where_no_gpu
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,25 +223,17 @@ def keep_one_thread(threads: int) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collection(session):
     """Tests collected with the cyclic collector paused, and what their modules hold frozen
-    then (as `fourds.startup` does for a command): the collections the tests cause skip it."""
-    gc.disable()
-    yield
-    gc.freeze()
-    gc.enable()
+    then, as `fourds.startup.import_frozen` does for a command: the collections the tests cause
+    skip it."""
+    with collector_paused():
+        yield
+        freeze_where_no_gpu()
 
 
 def pytest_collection_modifyitems(items):
     """The end-to-end pipeline tests first, so that one worker starts on the longest file while
-    the others share every other file; then the other files with `slow` tests, then the rest
-    (each group in its order): the workers take the long files early and end on short ones,
-    together (the last three to end had 74 s between them when the long files came in
-    alphabetical order)."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-
-    def group(item: pytest.Item) -> int:
-        return 0 if item.nodeid.split("::")[0] == PIPELINE_TESTS else 1 + (item.path not in slow)
-
-    items.sort(key=group)
+    the others share every other file (the rest keeps its order)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != PIPELINE_TESTS)
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,11 @@ def import_frozen(modules: Iterable[str]) -> None:
     with collector_paused():
         for module in missing:
             importlib.import_module(module)
-        torch = sys.modules.get("torch")
-        if torch is None or not torch.cuda.is_available():  # as fourds.runtime asks it later
-            gc.freeze()
+        freeze_where_no_gpu()
+
+
+def freeze_where_no_gpu() -> None:
+    """`gc.freeze()`, unless torch is imported and sees a GPU (import_frozen's docstring)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():  # as fourds.runtime asks it later
+        gc.freeze()
