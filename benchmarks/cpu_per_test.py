@@ -96,10 +96,15 @@ def workers(records: list[dict]) -> list[dict]:
         by_pid[record["pid"]].append(record)
     rows = [
         {
-            "tests": len(own),
-            "busy_seconds": round(sum(record["wall"] for record in own), 1),
-            "done_at_seconds": round(max(r["start"] + r["wall"] for r in own) - start, 1),
+            "tests": len(ran),
+            "busy_seconds": round(sum(record["wall"] for record in ran), 1),
+            "done_at_seconds": round(max(end(record) for record in ran) - start, 1),
         }
-        for own in by_pid.values()
+        for ran in by_pid.values()
     ]
     return sorted(rows, key=lambda row: -row["busy_seconds"])
+
+
+def end(record: dict) -> float:
+    """When a record's test ended (epoch seconds)."""
+    return record["start"] + record["wall"]

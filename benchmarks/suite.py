@@ -1,8 +1,8 @@
 """The whole test suite: docs/development.md's `pytest` (what CI runs, .ci/run) in a fresh
 `git clone` of this repository, timed (clone_run.py), with pytest's counts, the slowest
-tests it lists and the CPU seconds of every test and test file (cpu_per_test.py: on a
-machine the workers keep busy, what each costs the cores). A failing suite is no result: the
-script stops with its last lines.
+tests it lists, the CPU seconds of every test and test file (cpu_per_test.py: on a machine
+the workers keep busy, what each costs the cores) and when each worker ran out of tests. A
+failing suite is no result: the script stops with its last lines.
 
 Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; about 12 minutes
 on 2 cores with AVX-512: docs/performance.md)
