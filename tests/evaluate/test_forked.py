@@ -16,18 +16,39 @@ from fourds.errors import ConfigError, JobError
 from fourds.evaluate.forked import own_process, side_by_side
 
 
-def test_each_job_runs_in_its_own_process_at_the_threads_given_and_returns_in_order():
+def test_each_job_runs_in_its_own_process_at_one_thread_and_returns_in_order():
     here = os.getpid()
     shared = torch.arange(6.0)  # the parent's memory, read in the children
 
     def job(index):
         return lambda: (index, os.getpid(), torch.get_num_threads(), shared[index] * 2)
 
-    results = side_by_side([job(index) for index in range(3)], threads=1)
+    results = side_by_side([job(index) for index in range(3)])
     assert [index for index, *_ in results] == [0, 1, 2]
     assert len({pid for _, pid, *_ in results} | {here}) == 4
     assert all(threads == 1 for *_, threads, _ in results)
     assert [float(value) for *_, value in results] == [0.0, 2.0, 4.0]
+
+
+AFTER_PARALLEL_WORK = """
+import torch
+from fourds.evaluate.forked import own_process, side_by_side
+
+torch.set_num_threads(2)
+work = lambda: float(torch.ones(2**20).exp().sum() + (torch.ones(256, 256) @ torch.ones(256)).sum())
+work()  # a parallel region on two threads, here
+print(side_by_side([work, work]), own_process(work)())
+"""
+
+
+def test_jobs_forked_after_parallel_work_here_run_their_own():
+    """A fork of a process that has run OpenMP's threads runs its kernels (at one thread)."""
+    result = subprocess.run(
+        [sys.executable, "-c", AFTER_PARALLEL_WORK], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    values = [float(value.strip("[],")) for value in result.stdout.split()]
+    assert values == pytest.approx([2**20 * torch.e + 256 * 256] * 3, rel=1e-5)
 
 
 def failing():
@@ -61,7 +82,7 @@ def test_an_own_process_function_runs_in_place_in_a_process_that_uses_cuda(monke
 
 def test_a_jobs_error_is_one_line_naming_the_job_the_childs_error_and_where():
     with pytest.raises(JobError) as raised:
-        side_by_side([lambda: 1, failing], threads=1, names=["seed 0", "seed 1"])
+        side_by_side([lambda: 1, failing], names=["seed 0", "seed 1"])
     message = str(raised.value)
     assert message.startswith("seed 1 failed: ValueError: no clips at all (at ")
     assert f"{__file__}:" in message and message.endswith(" in failing)") and "\n" not in message
@@ -81,16 +102,16 @@ def test_an_error_or_result_that_cannot_be_pickled_still_comes_back_as_one_error
         raise Unpicklable(object())
 
     with pytest.raises(JobError, match="job 0 failed: Unpicklable: a lock inside"):
-        side_by_side([raises_unpicklable], threads=1)
+        side_by_side([raises_unpicklable])
     with pytest.raises(JobError, match="job 0 failed: its result cannot be sent back"):
-        side_by_side([lambda: Unpicklable(1)], threads=1)
+        side_by_side([lambda: Unpicklable(1)])
 
 
 def test_a_process_that_dies_without_a_result_is_one_error():
     with pytest.raises(JobError, match="seed 2 ended without a result \\(exit code 3\\)"):
-        side_by_side([lambda: os._exit(3)], threads=1, names=["seed 2"])
+        side_by_side([lambda: os._exit(3)], names=["seed 2"])
     with pytest.raises(JobError, match="killed by SIGKILL"):
-        side_by_side([lambda: os.kill(os.getpid(), signal.SIGKILL)], threads=1)
+        side_by_side([lambda: os.kill(os.getpid(), signal.SIGKILL)])
 
 
 PARENT = """
@@ -101,7 +122,7 @@ def forever():
     print(os.getpid(), flush=True)
     time.sleep(600)
 
-side_by_side([forever, forever], threads=1)
+side_by_side([forever, forever])
 """
 
 

@@ -469,17 +469,17 @@ def test_seeds_trained_side_by_side_score_as_seeds_trained_one_after_another(
     processes with the weights)."""
     forked = []
 
-    def recording(jobs, threads, names):
-        forked.append((len(jobs), threads))
+    def recording(jobs, names):
+        forked.append(len(jobs))
         assert names == [f"readout seed {seed}" for seed in range(len(jobs))]
-        return side_by_side(jobs, threads, names)
+        return side_by_side(jobs, names)
 
     monkeypatch.setattr(readout_seeds, "side_by_side", recording)
     monkeypatch.setattr(readout_seeds, "seed_training", lambda spec, device: "side_by_side")
     apart = run_readout(setup, tmp_path / "apart", task, settings={"seeds": 3})
     monkeypatch.setattr(readout_seeds, "seed_training", lambda spec, device: "one_after_another")
     in_turn = run_readout(setup, tmp_path / "in_turn", task, settings={"seeds": 3})
-    assert forked == [(3, 1)]
+    assert forked == [3]
     for key in ("seed_headlines", "final_train_losses", apart["headline"], "baseline"):
         assert apart[key] == in_turn[key], key
 

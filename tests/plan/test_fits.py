@@ -91,7 +91,7 @@ check_pretraining_fits(params)
 readout_memory(params.pretraining(params.ladder.scales[0]), params.readout, params.readouts, 1)
 print("checked")
 if sys.argv[1] == "as_it_is":
-    print(side_by_side([job], 1))
+    print(side_by_side([job]))
 """
 
 

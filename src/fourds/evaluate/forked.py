@@ -1,6 +1,10 @@
-"""Jobs run side by side in processes forked from this one, each at a given number of torch
-threads: what two CPU cores do faster than one process whose kernels share them (small matrix
-products and elementwise work scale poorly across threads; docs/research/timings.md).
+"""Jobs run side by side in processes forked from this one, each at one torch thread: what two
+CPU cores do faster than one process whose kernels share them (small matrix products and
+elementwise work scale poorly across threads; docs/research/timings.md).
+
+One thread, because torch's CPU thread pool is GNU OpenMP's, which keeps no state across a
+fork: a fork of a process that has run a parallel region waits forever at its own first one
+on more than one thread (at one, torch runs the region in the calling thread).
 
 A forked process starts with this one's memory as it is (a readout's cached features are read,
 not copied), so a job is any callable, not a picklable one; what it returns comes back pickled,
@@ -10,9 +14,9 @@ need not pickle); on Linux each process dies with the one that forked it (a pare
 signal), so a killed stage leaves none behind.
 
 `own_process` runs a function in a forked process of its own, so that what it starts stays
-there: a fake tensor's backward pass starts autograd's device threads, and torch refuses to run
-autograd in a fork of a process that has them (a readout's seeds, side by side).
-"""
+there: a fake tensor's or an FSDP module's backward pass starts autograd's device threads, and
+torch refuses to run autograd in a fork of a process that has them (a readout's seeds, side
+by side)."""
 
 from __future__ import annotations
 
@@ -37,11 +41,9 @@ Result = TypeVar("Result")
 PR_SET_PDEATHSIG = 1  # Linux prctl(2): the signal a process gets when its parent dies
 
 
-def side_by_side(
-    jobs: Sequence[Callable[[], Result]], threads: int, names: Sequence[str] = ()
-) -> list[Result]:
-    """Run every job at once, each in a forked process at `threads` torch threads; their
-    results in the jobs' order. `names` name the jobs in errors ("job <i>" by default).
+def side_by_side(jobs: Sequence[Callable[[], Result]], names: Sequence[str] = ()) -> list[Result]:
+    """Run every job at once, each in a forked process at one torch thread; their results in
+    the jobs' order. `names` name the jobs in errors ("job <i>" by default).
 
     Raises:
         JobError: a job raised (the first in the jobs' order: its name, the error's type and
@@ -54,9 +56,7 @@ def side_by_side(
     try:
         for job in jobs:
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_run, args=(job, send, threads, os.getpid()), daemon=True
-            )
+            process = context.Process(target=_run, args=(job, send, os.getpid()), daemon=True)
             process.start()
             send.close()  # the child holds the sending end
             started.append((process, receive))
@@ -81,12 +81,13 @@ def side_by_side(
 
 
 def own_process(function: Callable[..., Result]) -> Callable[..., Result]:
-    """`function` run, each call, in a process forked from this one at its torch threads (its
-    result pickled back). In this process instead where a fork cannot run autograd (this one
-    started autograd's device threads already: nothing is left to protect), or where this one
-    uses CUDA (a fork of it cannot, and its autograd would start a thread on the GPU: a GPU
-    stage, which forks no seeds). fourds' own errors (fourds.errors.EXPECTED_ERRORS) are
-    raised here as they were there; any other comes back as JobError, naming the function."""
+    """`function` run, each call, in a process forked from this one at one torch thread (its
+    result pickled back): for the planner's fake-tensor passes, which run no kernels. In this
+    process instead where a fork cannot run autograd (this one started autograd's device
+    threads already: nothing is left to protect), or where this one uses CUDA (a fork of it
+    cannot, and its autograd would start a thread on the GPU: a GPU stage, which forks no
+    seeds). fourds' own errors (fourds.errors.EXPECTED_ERRORS) are raised here as they were
+    there; any other comes back as JobError, naming the function."""
 
     @functools.wraps(function)
     def in_own_process(*args: Any, **kwargs: Any) -> Result:
@@ -94,7 +95,7 @@ def own_process(function: Callable[..., Result]) -> Callable[..., Result]:
         if torch.cuda.is_initialized():
             return call()
         job = functools.partial(_where_autograd_runs, call)
-        (outcome,) = side_by_side([job], torch.get_num_threads(), [function.__qualname__])
+        (outcome,) = side_by_side([job], [function.__qualname__])
         if outcome is None:
             return call()
         raised, value = outcome
@@ -118,11 +119,11 @@ def _where_autograd_runs(call: Callable[[], Result]) -> tuple[bool, object] | No
         return True, error
 
 
-def _run(job: Callable[[], Result], send: Connection, threads: int, parent: int) -> None:
-    """The forked process: the job at `threads` threads, its result or its error (as text)
-    sent back; it dies with `parent`."""
+def _run(job: Callable[[], Result], send: Connection, parent: int) -> None:
+    """The forked process: the job at one thread, its result or its error (as text) sent back;
+    it dies with `parent`."""
     _die_with_parent(parent)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         outcome = (True, job())
     except Exception as error:  # said in the parent, in one line

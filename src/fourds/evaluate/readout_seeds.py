@@ -4,9 +4,9 @@ scored on the test clips.
 A frozen encoder's features are computed once for every seed, and its seeds train
 (`seed_training`): on a GPU as one batched model (fourds.evaluate.batched_seeds: a step's
 kernels launched once for all seeds); on a CPU with more than one thread side by side, each in
-a process of its own (fourds.evaluate.forked) at threads // seeds threads (at least one): on
-two cores the default study's readouts train about a tenth sooner than at two threads seed
-after seed (none sooner for boxes; benchmarks/readout_seeds.py, docs/research/timings.md).
+a process of its own at one thread (fourds.evaluate.forked): on two cores the default study's
+readouts train about a tenth sooner than at two threads seed after seed (none sooner for boxes;
+benchmarks/readout_seeds.py, docs/research/timings.md).
 Each seed's readout, its optimizer and the global generator's state are made in the stage, seed
 after seed, before any trains, so a seed's numbers are a function of its seed any way (up to
 the rounding of its thread count, or of the batched kernels). A fine-tuned encoder is
@@ -166,8 +166,7 @@ def train_seeds(
                     run.trainer(task, train_features, train_targets, spec, device) for run in runs
                 ]
                 if training == "side_by_side":
-                    threads = max(1, torch.get_num_threads() // len(jobs))
-                    trained = side_by_side(jobs, threads, [f"readout seed {s}" for s in seeds])
+                    trained = side_by_side(jobs, [f"readout seed {s}" for s in seeds])
                 else:
                     trained = [job() for job in jobs]
                 for run, (seed_losses, state) in zip(runs, trained, strict=True):
