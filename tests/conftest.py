@@ -214,6 +214,16 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
         torch.set_num_threads = keep_one_thread
+    start_autograd()
+
+
+def start_autograd() -> None:
+    """One backward pass before any test. Autograd decides once, at a process's first backward
+    pass, whether to start its device threads, and after a torch.compile or an FSDP-sharded
+    module it starts them even where there is no GPU; torch then refuses autograd in that
+    process's forks (a readout's seeds side by side, in a later test of the same worker).
+    Started here, it starts none."""
+    torch.ones(1, requires_grad=True).sum().backward()
 
 
 def keep_one_thread(threads: int) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from fourds.errors import ConfigError, JobError
 from fourds.evaluate.forked import own_process, side_by_side
+from tests.conftest import REPO_ROOT
 
 
 def test_each_job_runs_in_its_own_process_at_one_thread_and_returns_in_order():
@@ -49,6 +50,36 @@ def test_jobs_forked_after_parallel_work_here_run_their_own():
     assert result.returncode == 0, result.stderr
     values = [float(value.strip("[],")) for value in result.stdout.split()]
     assert values == pytest.approx([2**20 * torch.e + 256 * 256] * 3, rel=1e-5)
+
+
+COMPILED_BEFORE = """
+import sys
+import torch
+from fourds.errors import JobError
+from fourds.evaluate.forked import side_by_side
+from tests.conftest import start_autograd
+
+if sys.argv[1] == "started":
+    start_autograd()  # as every test process does before its tests
+torch.compile(lambda x: x + 1, backend="eager")(torch.ones(2))
+torch.ones(1, requires_grad=True).sum().backward()
+try:
+    print(side_by_side([lambda: torch.ones(1, requires_grad=True).sum().backward()]))
+except JobError as error:
+    print("refused" if "fork-based multiprocessing" in str(error) else error)
+"""
+
+
+@pytest.mark.parametrize(("before", "forks"), [("nothing", "refused"), ("started", "[None]")])
+def test_autograd_started_before_a_compile_runs_in_this_process_s_forks(before, forks):
+    """A torch.compile, then a backward pass: torch refuses autograd in the process's forks,
+    unless autograd ran before the compile (tests/conftest.py's start_autograd)."""
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILED_BEFORE, before],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [forks]
 
 
 def failing():

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from fourds.evaluate.forked import own_process
 from fourds.models.init import initialise
 from fourds.models.mae import MaskedAutoencoder, patchify
 from fourds.models.vit import VideoViT
@@ -60,14 +59,6 @@ def test_autocast_keeps_targets_and_loss_in_fp32(norm_pix_loss, attention_dtypes
 
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
 def test_fsdp_bf16_policy_keeps_targets_and_loss_in_fp32(norm_pix_loss, attention_dtypes):
-    fsdp_bf16_step(norm_pix_loss, attention_dtypes)
-
-
-@own_process
-def fsdp_bf16_step(norm_pix_loss: bool, attention_dtypes: list) -> None:
-    """One step of the FSDP-sharded MAE under the bf16 policy, in a process of its own: an FSDP
-    backward pass starts autograd's device threads, after which torch runs no autograd in a
-    fork of its process (a readout's seeds side by side, in a later test of this worker)."""
     store = dist.HashStore()
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
