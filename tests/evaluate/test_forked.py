@@ -42,7 +42,7 @@ print(side_by_side([work, work]), own_process(work)())
 """
 
 
-def test_jobs_forked_after_parallel_work_here_run_their_own():
+def test_a_fork_after_parallel_work_here_runs_its_kernels():
     """A fork of a process that has run OpenMP's threads runs its kernels (at one thread)."""
     result = subprocess.run(
         [sys.executable, "-c", AFTER_PARALLEL_WORK], capture_output=True, text=True, timeout=120
