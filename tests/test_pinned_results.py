@@ -19,11 +19,20 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import copy_tracked_files, doc_commands, sh
+from tests.conftest import REPO_ROOT, copy_tracked_files, doc_commands, sh
 
 TARGET = "readout@smoke_s-frozen"
 READOUT = Path("runs/readout/smoke_s-frozen")
 DEPTH = READOUT / "metrics/depth.json"
+
+
+def test_the_default_s_lock_pins_each_stage_of_its_pipeline_and_no_other():
+    """dvc.lock has an entry for each stage dvc.yaml defines on the pinned params and none for
+    a stage it no longer defines (DVC keeps those, and every stage it runs reads and writes
+    the whole lock)."""
+    stages = sh("dvc", "stage", "list", "--name-only", cwd=REPO_ROOT).split()
+    lock = yaml.safe_load((REPO_ROOT / "dvc.lock").read_text())
+    assert sorted(lock["stages"]) == sorted(stages)
 
 
 def pinned_repository(root: Path) -> Path:
