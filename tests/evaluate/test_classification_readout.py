@@ -5,6 +5,7 @@ with one line."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -24,12 +25,14 @@ SECTION = "Classification on Something-Something v2 and Kinetics"
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A folder holding the config tree (the classification readout trained 50 steps, not
-    its 1000), a tiny untrained encoder (4-frame 16x16 clips) at runs/pretrain/cpu_l, SSv2
-    under ssv2/ and Kinetics under kinetics400/ (six classes each, some videos missing); the
-    current directory."""
+    its pinned 1000), a tiny untrained encoder (4-frame 16x16 clips) at runs/pretrain/cpu_l,
+    SSv2 under ssv2/ and Kinetics under kinetics400/ (six classes each, some videos missing);
+    the current directory."""
     shutil.copytree(REPO_ROOT / "experiments", tmp_path / "experiments")
     task = tmp_path / "experiments/readout/task/classification.yaml"
-    task.write_text(task.read_text().replace("\nsteps: 1000", "\nsteps: 50"))
+    shortened, replaced = re.subn(r"(?m)^steps: \d+", "steps: 50", task.read_text())
+    assert replaced == 1
+    task.write_text(shortened)
     cfg = ModelConfig(32, 2, 2, 64, (2, 8, 8), qk_norm=True, parallel_blocks=False, bias=True)
     describe_model(tmp_path / "experiments", "cpu_l", cfg)
     mae = tiny_mae_config(mask_ratio=0.5)
