@@ -214,7 +214,8 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
         torch.set_num_threads = keep_one_thread
-    start_autograd()
+    if not torch.cuda.is_available():  # with a GPU, the first backward starts them anyway
+        start_autograd()
 
 
 def start_autograd() -> None:
@@ -222,7 +223,7 @@ def start_autograd() -> None:
     pass, whether to start its device threads, and after a torch.compile or an FSDP-sharded
     module it starts them even where there is no GPU; torch then refuses autograd in that
     process's forks (a readout's seeds side by side, in a later test of the same worker).
-    Started here, it starts none."""
+    Started here, on a machine without a GPU, it starts none."""
     torch.ones(1, requires_grad=True).sum().backward()
 
 

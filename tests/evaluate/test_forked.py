@@ -70,6 +70,7 @@ except JobError as error:
 """
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU, autograd starts its threads")
 @pytest.mark.parametrize(("before", "forks"), [("nothing", "refused"), ("started", "[None]")])
 def test_autograd_started_before_a_compile_runs_in_this_process_s_forks(before, forks):
     """A torch.compile, then a backward pass: torch refuses autograd in the process's forks,
