@@ -14,9 +14,8 @@ need not pickle); on Linux each process dies with the one that forked it (a pare
 signal), so a killed stage leaves none behind.
 
 `own_process` runs a function in a forked process of its own, so that what it starts stays
-there: a fake tensor's or an FSDP module's backward pass starts autograd's device threads, and
-torch refuses to run autograd in a fork of a process that has them (a readout's seeds, side
-by side)."""
+there: a fake tensor's backward pass starts autograd's device threads, and torch refuses to run
+autograd in a fork of a process that has them (a readout's seeds, side by side)."""
 
 from __future__ import annotations
 
