@@ -209,7 +209,12 @@ def pytest_configure(config):
     one thread: the workers share the machine. Stages run in the worker's process set their
     params' `runtime.threads` (two for the embedded ladder); the worker keeps to one, since two
     threads on a core that another worker is using wait on each other at every operation
-    (several times slower). Subprocess stages run the smoke ladder, which asks for one."""
+    (several times slower). Subprocess stages run the smoke ladder, which asks for one.
+
+    DVC's usage reports are off for every command the tests run: this repository's .dvc/config
+    turns them off, but the repositories the tests `dvc init` would send them, a daemon process
+    after each command (~0.4 CPU-s)."""
+    os.environ["DVC_NO_ANALYTICS"] = "1"
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)

@@ -15,6 +15,7 @@ from fourds.config import CurateConfig
 from fourds.data.curate import curate
 from fourds.plan.feed import read_loader_rate
 from tests.conftest import REPO_ROOT, doc_commands
+from tests.forked_python import run_python
 
 SCRIPTS = [
     "masking_speedup",
@@ -35,8 +36,7 @@ SCRIPTS = [
 def run_quick(name: str, out: Path) -> subprocess.CompletedProcess:
     """benchmarks/<name>.py --quick --out `out`, from the repository root; it must exit 0."""
     script = REPO_ROOT / "benchmarks" / f"{name}.py"
-    command = [sys.executable, str(script), "--quick", "--out", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    result = run_python([str(script), "--quick", "--out", str(out)], REPO_ROOT, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -72,13 +72,9 @@ def tiny_shards(tiny_corpus, tmp_path_factory):
 @pytest.mark.slow
 def test_mae_recipe_records_both_curves_below_the_mean_colour_baseline(tiny_shards, tmp_path):
     script = REPO_ROOT / "benchmarks" / "mae_recipe.py"
-    command = [sys.executable, str(script), "--quick", "--shards", str(tiny_shards)]
-    result = subprocess.run(
-        [*command, "--seeds", "0", "1", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
+    command = [str(script), "--quick", "--shards", str(tiny_shards)]
+    result = run_python(
+        [*command, "--seeds", "0", "1", "--out", str(tmp_path)], REPO_ROOT, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "mae_recipe.json").read_text())
@@ -100,8 +96,8 @@ def test_mae_recipe_records_both_curves_below_the_mean_colour_baseline(tiny_shar
 
 def test_mae_recipe_without_shards_tells_to_curate(tmp_path):
     script = REPO_ROOT / "benchmarks" / "mae_recipe.py"
-    command = [sys.executable, str(script), "--quick", "--shards", str(tmp_path / "none")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    command = [str(script), "--quick", "--shards", str(tmp_path / "none")]
+    result = run_python(command, REPO_ROOT, timeout=120)
     assert result.returncode != 0 and "dvc repro curate" in result.stderr
 
 
@@ -323,8 +319,9 @@ def test_the_scaling_law_reads_every_run_of_a_world_study_and_fits_each_world(tm
     """On the shipped complexity study (three continuous worlds, three scales, two seeds)."""
     script = REPO_ROOT / "benchmarks" / "scaling_law.py"
     sweep = REPO_ROOT / "benchmarks/results/complexity_study.json"
-    command = [sys.executable, str(script), "--sweep", str(sweep), "--out", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    result = run_python(
+        [str(script), "--sweep", str(sweep), "--out", str(tmp_path)], REPO_ROOT, 120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "scaling_law.json").read_text())
     assert record["default_world"] == "standard"

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.forked_python import run_python
 
 CLI = [sys.executable, "-m", "fourds.cli"]
 TORCHRUN_2 = [
@@ -72,9 +73,13 @@ def pretrain_command(launcher: list[str], params: Path, shards: Path, out: Path)
 
 
 def run_pretrain(launcher: list[str], params: Path, shards: Path, out: Path) -> str:
-    """Run pretraining to the end; returns its stdout + stderr."""
+    """Run pretraining to the end; returns its stdout + stderr. A plain `fourds pretrain` (CLI)
+    runs in a fork of this process where it can (tests/forked_python.py)."""
     command = pretrain_command(launcher, params, shards, out)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if launcher == CLI:
+        result = run_python(command[1:], Path.cwd(), timeout=300)
+    else:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
