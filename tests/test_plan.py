@@ -374,7 +374,10 @@ def test_the_real_step_on_a_simulated_cluster_agrees_with_the_plan():
         ("4ds_g", 256, 3, None),
         *[(scale, world, 3, None) for scale in ("4ds_e", "4ds_j") for world in (8, 256)],
     ]
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # two worker processes: forks of this one, torch and fourds imported (where torch sees a
+    # GPU, fresh interpreters: tests/forked_python.py says why)
+    start = "spawn" if torch.cuda.is_available() else "fork"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(start)) as pool:
         runs = dict(
             zip(cases, pool.map(_planned_and_simulated, *zip(*cases, strict=True)), strict=True)
         )
