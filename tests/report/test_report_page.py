@@ -87,15 +87,32 @@ def finished_run(root: Path, scales: list[str] | None = None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    """The report stage run on the finished run: (root, its HTML)."""
+def finished(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished run with the report's notebook, and a copy of it in another folder without
+    the stages' execution records (DVC restores outputs without them): (root, copy)."""
     root = tmp_path_factory.mktemp("finished")
-    runs = finished_run(root)
-    params = load_params(root / "params.yaml")
-    notebook = REPO_ROOT / "reports/scaling.ipynb"
-    out = root / "reports/out"
-    html = report.run(params, notebook, runs, root / "data.dvc", out, root / "params.yaml")
-    return root, Path(html).read_text()
+    finished_run(root)
+    (root / "reports").mkdir()
+    shutil.copy2(REPO_ROOT / "reports/scaling.ipynb", root / "reports/scaling.ipynb")
+    copy = tmp_path_factory.mktemp("elsewhere") / "second"
+    shutil.copytree(root, copy)
+    for record in copy.rglob("execution.yaml"):
+        record.unlink()
+    return root, copy
+
+
+@pytest.fixture(scope="module")
+def rendered(finished):
+    """The report stage run on the finished run as dvc.yaml runs it (from the repository root,
+    relative paths): (root, its HTML)."""
+    root, _ = finished
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(root)
+        params = load_params("params.yaml")
+        html = report.run(
+            params, "reports/scaling.ipynb", "runs", "data.dvc", "reports/out", "params.yaml"
+        )
+    return root, (root / html).read_text()
 
 
 @pytest.mark.slow
@@ -184,14 +201,6 @@ def test_the_papers_numbers_cite_their_source(rendered):
     assert "the figure's number in the paper was not recorded" in text.replace("&#39;", "'")
 
 
-def render_in(root: Path, monkeypatch) -> None:
-    """The report stage run in this process as dvc.yaml runs it (from the repository root,
-    relative paths) on the finished run in `root`."""
-    monkeypatch.chdir(root)
-    params = load_params("params.yaml")
-    report.run(params, "reports/scaling.ipynb", "runs", "data.dvc", "reports/out", "params.yaml")
-
-
 def written(root: Path) -> dict[str, bytes]:
     """Every file the report stage wrote under root/reports/out that DVC hashes."""
     out = root / "reports/out"
@@ -203,21 +212,12 @@ def written(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(tmp_path, monkeypatch):
+def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(finished, rendered):
     """DVC hashes the report's outputs: a regeneration with the same results must write the
     same bytes wherever the clone lives, whenever and in whichever process it runs (no
     papermill timings, process ids or absolute paths), and whether or not the stages'
     execution records are there (DVC restores outputs without them)."""
-    first = tmp_path / "first"
-    first.mkdir()
-    finished_run(first)
-    (first / "reports").mkdir()
-    shutil.copy2(REPO_ROOT / "reports/scaling.ipynb", first / "reports/scaling.ipynb")
-    second = tmp_path / "elsewhere/second"
-    shutil.copytree(first, second)
-    for record in second.rglob("execution.yaml"):
-        record.unlink()
-    render_in(first, monkeypatch)
+    first, second = finished  # rendered in this process; the copy by `fourds report`
     command = ["fourds", "report", "--params", "params.yaml", "--notebook"]
     sh(*command, "reports/scaling.ipynb", "--runs", "runs", "--out", "reports/out", cwd=second)
     once, again = written(first), written(second)
@@ -225,4 +225,4 @@ def test_the_report_repeats_byte_for_byte_in_another_folder_at_another_time(tmp_
     assert "dvc_plots.html" not in once  # the plots page's template is no stage's output
     assert sorted(again) == sorted(once)
     assert [name for name in once if again[name] != once[name]] == []
-    assert str(tmp_path).encode() not in once["scaling.ipynb"]
+    assert str(first).encode() not in once["scaling.ipynb"]
