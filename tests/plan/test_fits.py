@@ -87,8 +87,9 @@ if sys.argv[1] == "after_fake_autograd":
     with FakeTensorMode():
         torch.ones(1, requires_grad=True).sum().backward()
 params = load_params("params.yaml")
-check_pretraining_fits(params)
-readout_memory(params.pretraining(params.ladder.scales[0]), params.readout, params.readouts, 1)
+scale = params.ladder.scales[0]
+check_pretraining_fits(params, [scale])  # as `fourds pretrain --scale` checks its scale
+readout_memory(params.pretraining(scale), params.readout, params.readouts, 1)
 print("checked")
 if sys.argv[1] == "as_it_is":
     print(side_by_side([job]))
