@@ -4,7 +4,7 @@ tests it lists, the CPU seconds of every test and test file (cpu_per_test.py: on
 the workers keep busy, what each costs the cores) and when each worker ran out of tests. A
 failing suite is no result: the script stops with its last lines.
 
-Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; 10 to 12 minutes
+Run alone: python benchmarks/suite.py (writes benchmarks/results/suite.json; 9 to 11 minutes
 on 2 cores with AVX-512: docs/performance.md)
 """
 
