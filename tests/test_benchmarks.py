@@ -319,9 +319,8 @@ def test_the_scaling_law_reads_every_run_of_a_world_study_and_fits_each_world(tm
     """On the shipped complexity study (three continuous worlds, three scales, two seeds)."""
     script = REPO_ROOT / "benchmarks" / "scaling_law.py"
     sweep = REPO_ROOT / "benchmarks/results/complexity_study.json"
-    result = run_python(
-        [str(script), "--sweep", str(sweep), "--out", str(tmp_path)], REPO_ROOT, 120
-    )
+    command = [str(script), "--sweep", str(sweep), "--out", str(tmp_path)]
+    result = run_python(command, REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "scaling_law.json").read_text())
     assert record["default_world"] == "standard"
