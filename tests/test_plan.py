@@ -50,6 +50,7 @@ from tests.conftest import (
     tiny_mae_config,
     tiny_model_config,
 )
+from tests.forked_python import FORKS_RUN_AUTOGRAD
 
 # One block of width 8 on 2x8x8 clips, tubelet 2x4x4: a 1x2x2 grid of 4 tokens, 2 visible.
 TINY = tiny_model_config(width=8, depth=1, heads=2, mlp_dim=32)
@@ -374,9 +375,8 @@ def test_the_real_step_on_a_simulated_cluster_agrees_with_the_plan():
         ("4ds_g", 256, 3, None),
         *[(scale, world, 3, None) for scale in ("4ds_e", "4ds_j") for world in (8, 256)],
     ]
-    # two worker processes: forks of this one, torch and fourds imported (where torch sees a
-    # GPU, fresh interpreters: tests/forked_python.py says why)
-    start = "spawn" if torch.cuda.is_available() else "fork"
+    # two worker processes: forks of this one, torch and fourds imported, where they can be
+    start = "fork" if FORKS_RUN_AUTOGRAD else "spawn"
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(start)) as pool:
         runs = dict(
             zip(cases, pool.map(_planned_and_simulated, *zip(*cases, strict=True)), strict=True)
